@@ -1,0 +1,1 @@
+"""Chaos Toolkit activity modules shipped with gameday (actions and probes)."""

@@ -1,0 +1,142 @@
+"""Chaos Toolkit actions and probes for the embedded sandbox.
+
+Use them from any experiment with a ``python`` provider, module
+``gameday.activities.sandbox``. The sandbox is found from the ``state_dir`` argument,
+else the ``gameday_sandbox`` configuration key, else ``$GAMEDAY_SANDBOX``, else
+``.gameday/sandbox`` (where ``gameday sandbox up`` puts it). Every fault has its
+rollback here too: restart_replica, unfreeze_replica, rollback_release,
+remove_latency, set_flag.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gameday.sandbox.client import SandboxClient
+
+Configuration = dict[str, Any]
+
+__all__ = [
+    "kill_replica", "freeze_replica", "unfreeze_replica", "deploy_release",
+    "rollback_release", "inject_latency", "remove_latency", "restart_replica", "set_flag",
+    "drain_replica", "slo_met", "replicas_running",
+]
+
+
+def _client(state_dir: str | None, configuration: Configuration | None) -> SandboxClient:
+    path = (state_dir or (configuration or {}).get("gameday_sandbox")
+            or os.environ.get("GAMEDAY_SANDBOX") or ".gameday/sandbox")
+    return SandboxClient(Path(path))
+
+
+# -- actions --------------------------------------------------------------------------
+def kill_replica(service: str, replica: int = 1, state_dir: str | None = None,
+                 configuration: Configuration = None) -> dict:
+    """SIGKILL one replica's process: a crash. Nothing restarts it by itself."""
+    return _client(state_dir, configuration).operate(
+        "signal", service=service, replica=replica, signal="KILL")
+
+
+def freeze_replica(service: str, replica: int = 1, state_dir: str | None = None,
+                   configuration: Configuration = None) -> dict:
+    """SIGSTOP one replica: it accepts connections and never answers."""
+    return _client(state_dir, configuration).operate(
+        "signal", service=service, replica=replica, signal="STOP")
+
+
+def unfreeze_replica(service: str, replica: int = 1, state_dir: str | None = None,
+                     configuration: Configuration = None) -> dict:
+    """SIGCONT the frozen replica (a no-op if it was restarted meanwhile)."""
+    return _client(state_dir, configuration).operate(
+        "signal", service=service, replica=replica, signal="CONT")
+
+
+def restart_replica(service: str, replica: int | None = None, only_failed: bool = True,
+                    state_dir: str | None = None, configuration: Configuration = None) -> dict:
+    """Restart one replica, or every replica of the service; by default only those that
+    are not running, so the rollback is a no-op once responders fixed it."""
+    return _client(state_dir, configuration).operate("restart", service=service,
+                                                     replica=replica, only_failed=only_failed)
+
+
+def deploy_release(service: str, version: str, state_dir: str | None = None,
+                   configuration: Configuration = None) -> dict:
+    """Roll out a release to every replica, one at a time."""
+    return _client(state_dir, configuration).operate("deploy", service=service,
+                                                     version=version)
+
+
+def rollback_release(service: str, state_dir: str | None = None,
+                     configuration: Configuration = None) -> dict:
+    """Roll back to the release before the current one, unless that already happened."""
+    client = _client(state_dir, configuration)
+    svc = client.state()["services"][service]
+    if len(svc["history"]) >= 2 and svc["history"][-1] in svc["history"][:-1]:
+        return svc  # already rolled back (by a runbook, say)
+    return client.operate("rollback", service=service)
+
+
+def inject_latency(service: str, ms: int, replica: int | None = None,
+                   state_dir: str | None = None, configuration: Configuration = None) -> dict:
+    """Delay every request the service's router forwards (to one replica, or all)."""
+    return _client(state_dir, configuration).operate("latency", service=service, ms=ms,
+                                                     replica=replica)
+
+
+def remove_latency(service: str, state_dir: str | None = None,
+                   configuration: Configuration = None) -> dict:
+    return _client(state_dir, configuration).operate("latency", service=service, ms=0)
+
+
+def set_flag(service: str, name: str, value: bool, state_dir: str | None = None,
+             configuration: Configuration = None) -> dict:
+    return _client(state_dir, configuration).operate("flag", service=service, name=name,
+                                                     value=value)
+
+
+def drain_replica(service: str, replica: int, drained: bool = True,
+                  state_dir: str | None = None, configuration: Configuration = None) -> dict:
+    return _client(state_dir, configuration).operate("drain", service=service,
+                                                     replica=replica, drained=drained)
+
+
+# -- probes ---------------------------------------------------------------------------
+def replicas_running(service: str, state_dir: str | None = None,
+                     configuration: Configuration = None) -> int:
+    svc = _client(state_dir, configuration).state()["services"][service]
+    return sum(1 for r in svc["replicas"] if r["status"] == "running")
+
+
+def slo_met(success_ratio: float = 0.99, latency_p99_ms: float = 500, window_s: float = 2.0,
+            state_dir: str | None = None, configuration: Configuration = None) -> bool:
+    """Whether the shop meets its objective: from the game day's live SLIs when one is
+    running in this process, else from a burst of requests made here."""
+    from gameday import traffic
+
+    live = traffic.LIVE
+    if live is not None:
+        sli = live.sli(window_s)
+        return bool(sli.total) and sli.success_ratio >= success_ratio \
+            and sli.p99_ms <= latency_p99_ms
+    url = urlsplit(_client(state_dir, configuration).entrypoint)
+    latencies, ok = [], 0
+    n = max(10, int(window_s * 20))
+    for _ in range(n):
+        start = time.perf_counter()
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=3)
+        try:
+            conn.request("GET", url.path)
+            ok += conn.getresponse().status == 200
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        latencies.append((time.perf_counter() - start) * 1000)
+        time.sleep(window_s / n)
+    latencies.sort()
+    return ok / n >= success_ratio and latencies[int(0.99 * (n - 1))] <= latency_p99_ms

@@ -1,0 +1,97 @@
+"""Chaos Toolkit experiments: load, validate and run them in-process with chaoslib.
+
+``run`` runs any experiment with rollbacks under the ``always`` strategy and inside
+chaoslib's signal handling, so SIGINT or SIGTERM ends the run ``interrupted`` with
+its rollbacks played. A game day passes a ``hooks`` object: the gameday control
+(``gameday.control``) forwards chaoslib's hooks to it while the experiment runs.
+chaoslib is imported lazily: ``gameday --help`` does not pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from gameday.errors import ValidationError
+
+CONTROL = {"gameday": {"provider": {"type": "python", "module": "gameday.control"}}}
+
+
+def load_experiment(path: str | Path) -> dict[str, Any]:
+    """Parse and validate an experiment; errors name the file and what is wrong."""
+    from chaoslib.exceptions import ChaosException
+    from chaoslib.experiment import ensure_experiment_is_valid
+    from chaoslib.loader import parse_experiment_from_file
+
+    path = Path(path)
+    if not path.exists():
+        raise ValidationError("no such file", file=str(path))
+    try:
+        experiment = parse_experiment_from_file(str(path))
+    except ChaosException as exc:
+        raise ValidationError(str(exc), file=str(path)) from None
+    except Exception as exc:  # the YAML/JSON parsers' own errors
+        raise ValidationError(f"not a valid experiment file: {exc}", file=str(path)) from None
+    if not isinstance(experiment, dict):
+        raise ValidationError("an experiment must be a mapping", file=str(path))
+    _quiet(None)
+    try:
+        ensure_experiment_is_valid(experiment)
+    except ChaosException as exc:
+        raise ValidationError(str(exc).strip(), file=str(path),
+                              field=_field_of(str(exc))) from None
+    except Exception as exc:  # chaoslib raises plain errors on some malformed shapes
+        raise ValidationError(f"invalid experiment: {exc!r}", file=str(path)) from None
+    return experiment
+
+
+def _field_of(message: str) -> str | None:
+    for key in ("title", "description", "method", "steady-state-hypothesis", "rollbacks",
+                "provider", "tolerance", "controls"):
+        if key in message:
+            return key
+    return None
+
+
+def _quiet(log_path: Path | None) -> None:
+    """chaoslib logs to the 'chaostoolkit' logger: to the run directory, not the terminal."""
+    logger = logging.getLogger("chaostoolkit")
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    if log_path:
+        handler = logging.FileHandler(log_path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    else:
+        logger.addHandler(logging.NullHandler())
+
+
+def run(experiment: dict[str, Any], run_dir: Path, hooks: Any | None = None) -> dict[str, Any]:
+    """Run ``experiment``; write ``journal.json`` and ``chaostoolkit.log`` in ``run_dir``."""
+    from chaoslib.control import load_global_controls
+    from chaoslib.experiment import run_experiment
+
+    from gameday import control
+
+    _quiet(run_dir / "chaostoolkit.log")
+    settings: dict[str, Any] = {"runtime": {"rollbacks": {"strategy": "always"}}}
+    if hooks is not None:
+        settings["controls"] = json.loads(json.dumps(CONTROL))
+        load_global_controls(settings)
+        control.install(hooks)
+    # A background process started by a non-interactive shell ignores SIGINT; make
+    # Ctrl-C (and kill -INT) interrupt the run so rollbacks follow.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        journal = run_experiment(experiment, settings=settings)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        control.uninstall()
+    (run_dir / "journal.json").write_text(json.dumps(journal, indent=2, default=str))
+    return journal

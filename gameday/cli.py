@@ -1,0 +1,123 @@
+"""The ``gameday`` command line: thin Click commands over the stage modules.
+
+Domain errors (``GamedayError``) become Click errors here and nowhere else: exit 2
+for usage and validation, 1 for the rest. Heavy modules are imported inside the
+commands, so ``gameday --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gameday import __version__
+from gameday.commands import State, emit, pass_state
+from gameday.errors import GamedayError, ValidationError
+
+
+class GamedayGroup(click.Group):
+    """Turns domain errors into Click errors with the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            raise UsageFailure(str(exc)) from None
+        except GamedayError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+class UsageFailure(click.ClickException):
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return self.message
+
+
+@click.group(cls=GamedayGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gameday")
+@click.option("--db", envvar="GAMEDAY_DB", metavar="PATH",
+              help="SQLite database [default: .gameday/gameday.db; env GAMEDAY_DB].")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """Chaos game days and runbook automation for incident response.
+
+    Inject a real fault, run the incident, contain it with a runbook, score the
+    response against ground truth and write the blameless review.
+    """
+    ctx.obj = State(db=db)
+
+
+def main() -> None:
+    cli(prog_name="gameday")
+
+
+# -- run and validate --------------------------------------------------------------------
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
+@pass_state
+def run(state: State, scenario: Path, as_json: bool) -> None:
+    """Run the game day described by SCENARIO (a scenarios/*.yaml file)."""
+    from gameday.game import conclude, run_gameday, terminate_gracefully
+    from gameday.scenario import load_scenario
+    from gameday.ui import Progress
+
+    sc = load_scenario(scenario)
+    ui = Progress(quiet=as_json)
+    terminate_gracefully()
+    result = run_gameday(sc, state.store, say=ui.say, on_event=ui.event)
+    summary = ui.finish(result, conclude(result, state.store))
+    if as_json:
+        emit(summary)
+    if result.interrupted:
+        sys.exit(130)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check scenarios, and the experiments and runbooks they use (exit 2 on error)."""
+    from gameday.checks import validate_paths
+
+    for line in validate_paths(paths):
+        click.echo(line)
+
+
+# -- experiments ---------------------------------------------------------------------------
+@cli.group()
+def experiment() -> None:
+    """Run Chaos Toolkit experiments."""
+
+
+@experiment.command("run")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write journal.json [default: a new directory under .gameday/runs].")
+def experiment_run(file: Path, run_dir: Path | None) -> None:
+    """Run any Chaos Toolkit experiment in-process and write its journal."""
+    from gameday import chaos
+    from gameday.game import new_run_dir, runs_root
+
+    exp = chaos.load_experiment(file)
+    if run_dir is None:
+        run_dir = new_run_dir(runs_root(), file.stem)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    journal = chaos.run(exp, run_dir)
+    status = "deviated" if journal.get("deviated") else journal.get("status")
+    click.echo(f"{exp.get('title')}: {status}")
+    click.echo(f"journal: {run_dir / 'journal.json'}")
+    if status != "completed":
+        sys.exit(1)
+
+
+from gameday.commands.incident import incident  # noqa: E402
+from gameday.commands.learning import actions, review, score  # noqa: E402
+from gameday.commands.runbook import runbook  # noqa: E402
+from gameday.commands.sandbox import sandbox  # noqa: E402
+
+for command in (sandbox, incident, runbook, score, review, actions):
+    cli.add_command(command)

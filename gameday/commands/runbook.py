@@ -1,0 +1,115 @@
+"""``gameday runbook``: list, read and run runbooks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gameday.commands import State, emit, pass_state
+
+
+@click.group()
+def runbook() -> None:
+    """Runbooks: Ansible playbooks run through ansible-runner [dir: env GAMEDAY_RUNBOOKS]."""
+
+
+@runbook.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_(as_json: bool) -> None:
+    """List runbooks with the alerts they serve."""
+    from gameday.runbook import discover
+
+    books = discover()
+    if as_json:
+        return emit([rb.as_dict() for rb in books])
+    for rb in books:
+        tags = ", ".join(t for t, on in (("auto", rb.auto), ("destructive", rb.destructive))
+                         if on)
+        click.echo(f"{rb.name:20} {rb.summary}" + (f" [{tags}]" if tags else ""))
+        if rb.alerts:
+            click.echo(f"{'':20} alerts: {', '.join(rb.alerts)}")
+
+
+@runbook.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def show(name: str, as_json: bool) -> None:
+    """Show a runbook's parameters and the commands it runs."""
+    from gameday.runbook import find
+
+    rb = find(name)
+    if as_json:
+        return emit(rb.as_dict() | {"commands": rb.commands()})
+    click.echo(f"{rb.name}: {rb.summary}")
+    click.echo(f"  file: {rb.path}   auto: {rb.auto}   destructive: {rb.destructive}")
+    for p in rb.parameters:
+        rule = f"one of {', '.join(p.choices)}" if p.choices else (p.pattern or p.type)
+        click.echo(f"  -e {p.name}=...  {p.description} ({rule}"
+                   f"{', required' if p.required else ''})")
+    for i, (task, cmd) in enumerate(rb.commands(), 1):
+        click.echo(f"  {i}. {task}\n     $ {cmd}")
+
+
+def parse_extra(values: tuple[str, ...]) -> dict[str, str]:
+    params = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint="-e")
+        params[key] = value
+    return params
+
+
+@runbook.command("run")
+@click.argument("name")
+@click.option("-e", "--extra", "extra", multiple=True, metavar="KEY=VALUE",
+              help="A parameter (repeatable).")
+@click.option("--check", is_flag=True, help="Ansible check mode: show, change nothing.")
+@click.option("--incident", "incident_id", type=int,
+              help="Record the run on this incident's timeline (drills).")
+@click.option("--as", "actor", default=None, help="Who runs it [default: $USER].")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where ansible-runner's artifacts go.")
+@pass_state
+def run(state: State, name: str, extra: tuple[str, ...], check: bool,
+        incident_id: int | None, actor: str | None, run_dir: Path | None) -> None:
+    """Run runbook NAME with its parameters validated; output is live."""
+    import os
+    from datetime import UTC, datetime
+
+    from gameday.runbook import find, run_runbook, validate_params
+    from gameday.ui import runbook_printer
+
+    rb = find(name)
+    params = validate_params(rb, parse_extra(extra))
+    actor = actor or os.environ.get("USER") or "responder"
+    env: dict[str, str] = {}
+    record = None
+    if incident_id is not None:
+        from gameday.incident import Incident
+
+        inc = Incident(state.store, incident_id)
+        if inc.row["run_dir"]:
+            run_dir = run_dir or Path(inc.row["run_dir"])
+            if (Path(inc.row["run_dir"]) / "sandbox").exists():
+                env["GAMEDAY_SANDBOX"] = str(Path(inc.row["run_dir"]) / "sandbox")
+
+        def record(kind, data):
+            inc.record(kind, actor, data)
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    base = run_dir or Path(".gameday") / "runbook-runs"
+    printer = runbook_printer()
+
+    def on_event(kind, data):
+        printer(kind, data)
+        if record:
+            record(kind, data)
+
+    result = run_runbook(rb, params, (base / "runbooks" / f"{stamp}-{rb.name}").resolve(),
+                         check=check, env=env, on_event=on_event)
+    click.echo(f"{rb.name}: {result.status} (rc {result.rc}); artifacts {result.artifacts}")
+    if not result.ok:
+        sys.exit(1)

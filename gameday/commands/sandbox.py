@@ -1,0 +1,168 @@
+"""``gameday sandbox``: start, stop and operate the embedded sandbox.
+
+The operations are the commands runbooks call, one command a person could type.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gameday.commands import emit
+
+DEFAULT_STATE = Path(".gameday") / "sandbox"
+
+
+@click.group()
+@click.option("--state-dir", envvar="GAMEDAY_SANDBOX", type=click.Path(path_type=Path),
+              default=DEFAULT_STATE, show_default=True,
+              help="The sandbox's state directory [env GAMEDAY_SANDBOX].")
+@click.pass_context
+def sandbox(ctx: click.Context, state_dir: Path) -> None:
+    """The embedded sandbox shop: frontend -> checkout -> payments (+ fraud)."""
+    ctx.meta["gameday.sandbox_state"] = state_dir
+
+
+def _state_dir() -> Path:
+    return click.get_current_context().meta["gameday.sandbox_state"]
+
+
+def client():
+    from gameday.sandbox import SandboxClient
+
+    return SandboxClient(_state_dir())
+
+
+@sandbox.command()
+def up() -> None:
+    """Start the sandbox in the background (stop it with `gameday sandbox down`)."""
+    from gameday.sandbox import start_sandbox
+
+    c = start_sandbox(_state_dir(), detach=True)
+    click.echo(f"sandbox up: {c.entrypoint} (state in {_state_dir()})")
+
+
+@sandbox.command()
+def down() -> None:
+    """Stop the sandbox and every process it started (also after a crash)."""
+    from gameday.sandbox import stop_sandbox
+
+    killed = stop_sandbox(_state_dir())
+    click.echo("sandbox down" + (f" (killed leftover pids {killed})" if killed else ""))
+
+
+@sandbox.command()
+@click.argument("service", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--require-healthy", is_flag=True,
+              help="Exit 1 unless every replica shown is running.")
+def status(service: str | None, as_json: bool, require_healthy: bool) -> None:
+    """Show services, replicas, releases and flags."""
+    state = client().state()
+    services = state["services"]
+    if service:
+        if service not in services:
+            raise click.UsageError(f"no sandbox service {service!r} "
+                                   f"(known: {', '.join(services)})")
+        services = {service: services[service]}
+    if as_json:
+        emit(state if not service else services[service])
+    else:
+        click.echo(f"entrypoint {state['entrypoint']}")
+        for name, svc in services.items():
+            flags = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in svc["flags"].items())
+            extra = f" latency+{svc['latency_ms']}ms" if svc["latency_ms"] else ""
+            click.echo(f"{name} {svc['release']} router :{svc['router_port']}"
+                       f"{' flags ' + flags if flags else ''}{extra}")
+            for r in svc["replicas"]:
+                drained = " drained" if r["drained"] else ""
+                click.echo(f"  {name}-{r['index']} pid {r['pid']} :{r['port']} "
+                           f"{r['release']} {r['status']}{drained}")
+    if require_healthy:
+        bad = [f"{n}-{r['index']} is {r['status']}" for n, svc in services.items()
+               for r in svc["replicas"] if r["status"] != "running"]
+        if bad:
+            click.echo("not healthy: " + "; ".join(bad), err=True)
+            sys.exit(1)
+
+
+@sandbox.command()
+@click.argument("service")
+@click.option("--replica", type=int, help="Only this replica.")
+@click.option("--failed", is_flag=True, help="Only replicas that are not running.")
+def restart(service: str, replica: int | None, failed: bool) -> None:
+    """Restart a service's replicas, one at a time."""
+    svc = client().operate("restart", service=service, replica=replica, only_failed=failed)
+    click.echo(f"{service}: " + ", ".join(f"{service}-{r['index']} {r['status']} pid {r['pid']}"
+                                          for r in svc["replicas"]))
+
+
+@sandbox.command()
+@click.argument("service")
+@click.argument("version")
+def deploy(service: str, version: str) -> None:
+    """Roll out VERSION of SERVICE to every replica."""
+    svc = client().operate("deploy", service=service, version=version)
+    click.echo(f"{service} now runs {svc['release']}")
+
+
+@sandbox.command()
+@click.argument("service")
+@click.option("--to", "to", help="A specific earlier release.")
+def rollback(service: str, to: str | None) -> None:
+    """Roll SERVICE back to its previous release."""
+    svc = client().operate("rollback", service=service, to=to)
+    click.echo(f"{service} rolled back to {svc['release']}")
+
+
+@sandbox.command()
+@click.argument("service")
+def releases(service: str) -> None:
+    """Show SERVICE's release history, oldest first."""
+    svc = client().state()["services"].get(service)
+    if svc is None:
+        raise click.UsageError(f"no sandbox service {service!r}")
+    for version in svc["history"]:
+        click.echo(version + ("  (current)" if version == svc["release"] else ""))
+
+
+@sandbox.command()
+@click.argument("service")
+@click.argument("replicas", type=click.IntRange(0, 10))
+def scale(service: str, replicas: int) -> None:
+    """Run REPLICAS replicas of SERVICE."""
+    svc = client().operate("scale", service=service, replicas=replicas)
+    click.echo(f"{service} has {len(svc['replicas'])} replicas")
+
+
+@sandbox.command()
+@click.argument("service")
+@click.argument("name")
+@click.argument("value", type=click.Choice(["on", "off"]))
+def flag(service: str, name: str, value: str) -> None:
+    """Turn a feature flag of SERVICE on or off."""
+    client().operate("flag", service=service, name=name, value=value == "on")
+    click.echo(f"{service} flag {name} is {value}")
+
+
+@sandbox.command()
+@click.argument("service")
+def flags(service: str) -> None:
+    """Show SERVICE's feature flags."""
+    svc = client().state()["services"].get(service)
+    if svc is None:
+        raise click.UsageError(f"no sandbox service {service!r}")
+    for name, value in svc["flags"].items():
+        click.echo(f"{name} {'on' if value else 'off'}")
+
+
+@sandbox.command()
+@click.argument("service")
+@click.argument("replica", type=int)
+@click.option("--undo", is_flag=True, help="Put the replica back in rotation.")
+def drain(service: str, replica: int, undo: bool) -> None:
+    """Take a replica out of its router's rotation."""
+    client().operate("drain", service=service, replica=replica, drained=not undo)
+    click.echo(f"{service}-{replica} {'back in rotation' if undo else 'drained'}")

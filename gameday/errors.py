@@ -1,0 +1,42 @@
+"""The one exception tree of gameday.
+
+::
+
+    GamedayError                 exit 1 unless said otherwise
+    ├── ValidationError          exit 2: bad scenario, experiment, runbook, flag or payload;
+    │                            carries ``file`` and ``field``
+    ├── NotFound                 exit 1: an incident, run, runbook or service that is not there
+    ├── SandboxError             exit 1: the embedded sandbox could not do what was asked
+    └── RunbookError             exit 1: a runbook could not be started
+
+Stages raise these; only ``cli`` turns them into Click exceptions.
+"""
+
+from __future__ import annotations
+
+
+class GamedayError(Exception):
+    exit_code = 1
+
+
+class ValidationError(GamedayError):
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = None):
+        self.file = file
+        self.field = field
+        self.message = message
+        where = ": ".join(p for p in (file, field) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class NotFound(GamedayError):
+    pass
+
+
+class SandboxError(GamedayError):
+    pass
+
+
+class RunbookError(GamedayError):
+    pass

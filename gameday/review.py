@@ -1,0 +1,259 @@
+"""The blameless review, written from the stored events (and the SLI samples for the
+chart): ``review.md``, ``review.html`` and ``sli-chart.svg`` in the run directory.
+
+Contributing factors name systems and processes, never a person. Action items come
+from the findings, with an owner from the roster and a due date by severity, and are
+tracked in the store. Free text (notes, comms, the scenario's description) goes
+through a blame-language check whose warnings are printed in the review.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gameday.scenario import Scenario
+from gameday.scoring import Scorecard, first, timeline
+from gameday.store import Store
+
+BLAME = re.compile(
+    r"\b(human error|operator error|careless(ly|ness)?|neglig\w+|forgot|should have (known|"
+    r"noticed|caught)|fault of|(?:to )?blame[sd]?|screw(ed)? up|incompeten\w+|sloppy|"
+    r"didn'?t bother|failed to notice|mistake by)\b", re.IGNORECASE)
+DUE_DAYS = {"SEV-1": 7, "SEV-2": 14, "SEV-3": 30, "SEV-4": 60}
+MARKERS = (("fault.injected", "fault", "#d62728"), ("alert.fired", "alert", "#ff7f0e"),
+           ("incident.acknowledged", "ack", "#9467bd"),
+           ("runbook.started", "runbook start", "#17becf"),
+           ("runbook.finished", "runbook end", "#1f77b4"),
+           ("mitigated", "mitigated", "#2ca02c"), ("fault.rolled_back", "rollback", "#8c564b"))
+
+# What each kind of injected fault says about the system (contributing factors).
+SYSTEM_FACTORS = {
+    "kill_replica": ("Crashed replicas are not restarted automatically, and the router "
+                     "keeps sending them traffic: it has no health checks.",
+                     "Add health checks to the router so a dead replica leaves rotation"),
+    "freeze_replica": ("The router has no outlier detection: a replica that accepts "
+                       "connections but never answers keeps its share of traffic.",
+                       "Add passive outlier ejection and a tighter upstream timeout"),
+    "deploy_release": ("A release reached every replica with no canary stage and no "
+                       "automatic rollback on error rate.",
+                       "Gate rollouts on a canary's error rate with automatic rollback"),
+    "inject_latency": ("Checkout calls a non-critical dependency synchronously, with a "
+                       "timeout longer than its own latency objective.",
+                       "Give the fraud call a timeout budget and a fallback below the SLO"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str
+    factor: str
+    action: str
+    owner_role: str  # "team" (owning team's on-call) or "ic" (incident process)
+
+
+def blame_warnings(texts: dict[str, str]) -> list[dict[str, str]]:
+    """Sentences that put the cause on a person rather than a system or process."""
+    found = []
+    for source, text in texts.items():
+        for sentence in re.split(r"(?<=[.!?])\s+|\n+", text or ""):
+            match = BLAME.search(sentence)
+            if match:
+                found.append({"source": source, "sentence": sentence.strip(),
+                              "phrase": match.group(0)})
+    return found
+
+
+def findings(events: list[dict[str, Any]], card: Scorecard) -> list[Finding]:
+    out = []
+    for e in events:
+        if e["kind"] == "fault.injected":
+            func = (e["data"].get("provider") or {}).get("func")
+            if func in SYSTEM_FACTORS and all(f.key != func for f in out):
+                factor, action = SYSTEM_FACTORS[func]
+                out.append(Finding(func, factor, action, "team"))
+    m = card.metrics
+    if m.detection_missed:
+        out.append(Finding("detection", "The alert did not fire for this failure mode.",
+                           "Add an SLO burn alert that covers this failure mode", "team"))
+    if m.runbook and m.contained_by != f"runbook {m.runbook}":
+        out.append(Finding(
+            "runbook-link",
+            f"The alert linked runbook {m.runbook}, which does not contain this failure "
+            f"mode: it {'succeeded' if m.runbook_status == 'successful' else 'ended ' + str(m.runbook_status)} "
+            "without bringing the SLIs back.",
+            "Link the alert to a runbook that contains this failure mode, and exercise it",
+            "team"))
+    if m.runbook is None and not m.detection_missed:
+        out.append(Finding("no-runbook", "No runbook was linked from the alert.",
+                           "Write a command-level runbook and link it from the alert", "team"))
+    for d in card.deductions:
+        if d.metric in ("TTA", "TTE", "TTFC"):
+            out.append(Finding(f"target-{d.metric}", f"Response target missed: {d.reason}.",
+                               f"Review paging and the on-call process for {d.metric}", "ic"))
+    if m.escalated:
+        out.append(Finding("escalation", "Containment ran past its time box and the "
+                                         "incident had to escalate.",
+                           "Add a decision point to the runbook: escalate or roll back", "ic"))
+    return out
+
+
+def track_actions(store: Store, incident_id: int, found: list[Finding], sc: Scenario,
+                  severity: str, resolved_at: datetime) -> list[dict[str, Any]]:
+    due = (resolved_at + timedelta(days=DUE_DAYS.get(severity, 30))).date().isoformat()
+    for f in found:
+        owner = sc.team.oncall[0] if f.owner_role == "team" else sc.team.ic_rotation[0]
+        store.upsert_action(incident_id, f.key, f.action, owner, due)
+    return store.actions(incident_id=incident_id)
+
+
+def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
+              slo_p99: float) -> str:
+    """The SLIs over time with markers for the response's moments, as inline SVG."""
+    rows = []
+    path = run_dir / "sli.jsonl"
+    if path.exists():
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("total")]
+    w, h, left, right, top, bottom = 860, 320, 56, 56, 20, 40
+    if not rows:
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="60">'
+                '<text x="10" y="30">no SLI samples recorded</text></svg>')
+    t0 = rows[0]["at_ns"]
+    t_end = max(rows[-1]["at_ns"], *(e["at_monotonic_ns"] for e in events
+                                     if e["kind"] in dict((k, 0) for k, _, _ in MARKERS)))
+    span_s = max((t_end - t0) / 1e9, 1.0)
+    max_p99 = max(max(r["p99_ms"] for r in rows), slo_p99 * 2)
+
+    def x(ns: int) -> float:
+        return left + (ns - t0) / 1e9 / span_s * (w - left - right)
+
+    def y_ratio(v: float) -> float:
+        return top + (1 - v) * (h - top - bottom)
+
+    def y_ms(v: float) -> float:
+        return top + (1 - v / max_p99) * (h - top - bottom)
+
+    ratio = " ".join(f"{x(r['at_ns']):.1f},{y_ratio(r['success_ratio']):.1f}" for r in rows)
+    p99 = " ".join(f"{x(r['at_ns']):.1f},{y_ms(r['p99_ms']):.1f}" for r in rows)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        f'viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">',
+        f'<rect x="{left}" y="{top}" width="{w - left - right}" height="{h - top - bottom}" '
+        'fill="#fafafa" stroke="#ccc"/>',
+        f'<line x1="{left}" x2="{w - right}" y1="{y_ratio(slo_ratio):.1f}" '
+        f'y2="{y_ratio(slo_ratio):.1f}" stroke="#2ca02c" stroke-dasharray="4 3"/>',
+        f'<polyline points="{ratio}" fill="none" stroke="#1f77b4" stroke-width="2"/>',
+        f'<polyline points="{p99}" fill="none" stroke="#ff7f0e" stroke-width="1.5" '
+        'stroke-dasharray="2 2"/>',
+        f'<text x="{left}" y="{h - 8}">0 s</text>',
+        f'<text x="{w - right - 30}" y="{h - 8}">{span_s:.0f} s</text>',
+        f'<text x="4" y="{top + 10}" fill="#1f77b4">100%</text>',
+        f'<text x="4" y="{h - bottom}" fill="#1f77b4">0%</text>',
+        f'<text x="{w - right + 4}" y="{top + 10}" fill="#ff7f0e">{max_p99:.0f}ms</text>',
+        f'<text x="{left + 4}" y="{top + 12}" fill="#1f77b4">success ratio</text>',
+        f'<text x="{left + 90}" y="{top + 12}" fill="#ff7f0e">p99 latency</text>',
+        f'<text x="{left + 170}" y="{top + 12}" fill="#2ca02c">objective</text>',
+    ]
+    lane = 0
+    for kind, label, color in MARKERS:
+        e = first(events, kind)
+        if e is None:
+            continue
+        xe = x(e["at_monotonic_ns"])
+        lane += 1
+        parts.append(f'<line x1="{xe:.1f}" x2="{xe:.1f}" y1="{top}" y2="{h - bottom}" '
+                     f'stroke="{color}" stroke-width="1.5"/>')
+        parts.append(f'<text x="{xe + 3:.1f}" y="{top + 14 + 13 * lane}" fill="{color}">'
+                     f'{label}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _env():
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=PackageLoader("gameday", "templates"), undefined=StrictUndefined,
+                      autoescape=select_autoescape(["html"]), trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters["secs"] = lambda v: "—" if v is None else f"{v:.2f} s"
+    return env
+
+
+def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
+                 run_dir: Path) -> dict[str, Any]:
+    """Render the review from the store; returns the facts it was rendered from."""
+    incident = store.incident(incident_id)
+    events = timeline(store.events(incident_id))
+    t0 = events[0]["at_monotonic_ns"] if events else 0
+    resolved = first(events, "incident.resolved")
+    resolved_at = datetime.fromisoformat(resolved["at_utc"]) if resolved else datetime.now(UTC)
+    found = findings(events, card)
+    actions = track_actions(store, incident_id, found, sc,
+                            card.metrics.severity_final or "SEV-4", resolved_at)
+    free_text = {"scenario description": sc.description}
+    for e in events:
+        if e["kind"] == "note.added":
+            free_text[f"note by {e['actor']} (#{e['seq']})"] = e["data"].get("text", "")
+        elif e["kind"] == "comms.posted":
+            free_text[f"{e['data']['audience']} update (#{e['seq']})"] = e["data"]["text"]
+    roles: dict[str, str] = {}
+    for e in events:
+        if e["kind"] == "role.assigned":
+            roles[e["data"]["role"]] = e["data"]["person"]
+    chart = chart_svg(run_dir, events, sc.slo.success_ratio, sc.slo.latency_p99_ms)
+    (run_dir / "sli-chart.svg").write_text(chart)
+    journal_path = run_dir / "journal.json"
+    journal = json.loads(journal_path.read_text()) if journal_path.exists() else {}
+    m = card.metrics
+    facts = {
+        "incident": incident, "scenario": sc, "card": card, "m": m, "roles": roles,
+        "timeline": [{**e, "t": (e["at_monotonic_ns"] - t0) / 1e9,
+                      "what": _describe(e)} for e in events],
+        "findings": found, "actions": actions, "blame": blame_warnings(free_text),
+        "went_well": went_well(card), "was_hard": was_hard(card), "lucky": lucky(events),
+        "journal_status": journal.get("status"), "deviated": journal.get("deviated"),
+        "run_dir": run_dir, "chart": chart, "generated_at": datetime.now(UTC).isoformat(),
+        "runbook_artifacts": sorted(str(p.relative_to(run_dir)) for p in
+                                    (run_dir / "runbooks").glob("*/artifacts/*/status")),
+    }
+    env = _env()
+    (run_dir / "review.md").write_text(env.get_template("review.md.j2").render(**facts))
+    (run_dir / "review.html").write_text(env.get_template("review.html.j2").render(**facts))
+    (run_dir / "scorecard.json").write_text(json.dumps(card.as_dict(), indent=2))
+    return facts
+
+
+def _describe(e: dict[str, Any]) -> str:
+    from gameday.ui import describe
+
+    return describe(e["kind"], e["actor"], e["data"])
+
+
+def went_well(card: Scorecard) -> list[str]:
+    m, out = card.metrics, []
+    if m.TTD is not None:
+        out.append(f"The alert fired {m.TTD:.2f} s after the fault began.")
+    if m.contained_by and m.contained_by.startswith("runbook"):
+        out.append(f"The linked runbook contained the fault ({m.contained_by}).")
+    if m.TTFC is not None and "TTFC" not in {d.metric for d in card.deductions}:
+        out.append("The first status update went out within its target.")
+    return out
+
+
+def was_hard(card: Scorecard) -> list[str]:
+    return [d.reason[0].upper() + d.reason[1:] + "." for d in card.deductions]
+
+
+def lucky(events: list[dict[str, Any]]) -> list[str]:
+    out = []
+    declared = first(events, "incident.declared")
+    if declared and declared["data"].get("measured", {}).get("success_ratio", 0) >= 0.5:
+        out.append("Most requests still succeeded: the entry point never went fully down.")
+    if first(events, "fault.rolled_back") and not first(events, "recovery.missed"):
+        out.append("The experiment's rollback was there as a safety net.")
+    return out

@@ -1,0 +1,183 @@
+"""Persistence: incidents, their append-only timelines, runbook runs, action items.
+
+SQLite by default (``.gameday/gameday.db``, or ``--db`` / ``GAMEDAY_DB``), in WAL mode
+so a game day, ``gameday serve`` and a responder's CLI can share it. Events are never
+updated or deleted; the incident row is a projection kept in step with them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gameday.errors import NotFound
+
+DEFAULT_DB = Path(".gameday") / "gameday.db"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    title TEXT NOT NULL,
+    service TEXT,
+    scenario TEXT,
+    run_dir TEXT,
+    state TEXT NOT NULL,
+    severity TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    incident_id INTEGER NOT NULL REFERENCES incidents(id),
+    seq INTEGER NOT NULL,
+    at_utc TEXT NOT NULL,
+    at_monotonic_ns INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    data_json TEXT NOT NULL,
+    PRIMARY KEY (incident_id, seq)
+);
+CREATE TABLE IF NOT EXISTS action_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id INTEGER NOT NULL REFERENCES incidents(id),
+    key TEXT NOT NULL,
+    title TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    due TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    created_at TEXT NOT NULL,
+    UNIQUE (incident_id, key)
+);
+"""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Event:
+    incident_id: int
+    seq: int
+    at_utc: str
+    at_monotonic_ns: int
+    kind: str
+    actor: str
+    data: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "at_utc": self.at_utc, "at_monotonic_ns": self.at_monotonic_ns,
+                "kind": self.kind, "actor": self.actor, "data": self.data}
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path or os.environ.get("GAMEDAY_DB") or DEFAULT_DB)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._db.executescript(SCHEMA)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- incidents -------------------------------------------------------------------
+    def create_incident(self, title: str, *, service: str | None = None,
+                        scenario: str | None = None, run_dir: str | None = None) -> int:
+        now = utc_now()
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO incidents (title, service, scenario, run_dir, state, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                (title, service, scenario, run_dir, now, now))
+            return int(cur.lastrowid)
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        row = self._db.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no incident {incident_id} in {self.path}")
+        return dict(row)
+
+    def incidents(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute("SELECT * FROM incidents ORDER BY id")]
+
+    def update_incident(self, incident_id: int, **fields: Any) -> None:
+        allowed = {"state", "severity", "title", "run_dir"}
+        assert set(fields) <= allowed, fields
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE incidents SET {sets}, updated_at = ? WHERE id = ?",
+                       (*fields.values(), utc_now(), incident_id))
+
+    # -- events ----------------------------------------------------------------------
+    def append(self, incident_id: int, kind: str, actor: str, data: dict[str, Any],
+               *, at_monotonic_ns: int | None = None, at_utc: str | None = None) -> Event:
+        """Append one event. Timestamps are read here, at the moment it is recorded,
+        unless the caller measured the moment itself (for example a request's end)."""
+        mono = at_monotonic_ns if at_monotonic_ns is not None else time.monotonic_ns()
+        utc = at_utc or utc_now()
+        with self._tx() as db:
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE incident_id = ?",
+                             (incident_id,)).fetchone()[0]
+            db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (incident_id, seq, utc, mono, kind, actor,
+                        json.dumps(data, sort_keys=True, default=str)))
+        return Event(incident_id, seq, utc, mono, kind, actor, data)
+
+    def events(self, incident_id: int, *, after_seq: int = 0) -> list[Event]:
+        rows = self._db.execute(
+            "SELECT * FROM events WHERE incident_id = ? AND seq > ? ORDER BY seq",
+            (incident_id, after_seq))
+        return [Event(r["incident_id"], r["seq"], r["at_utc"], r["at_monotonic_ns"], r["kind"],
+                      r["actor"], json.loads(r["data_json"])) for r in rows]
+
+    # -- action items ----------------------------------------------------------------
+    def upsert_action(self, incident_id: int, key: str, title: str, owner: str,
+                      due: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO action_items (incident_id, key, title, owner, due, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, key) DO UPDATE SET"
+                " title = excluded.title, owner = excluded.owner",
+                (incident_id, key, title, owner, due, utc_now()))
+
+    def actions(self, *, incident_id: int | None = None,
+                status: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM action_items WHERE 1=1", []
+        if incident_id is not None:
+            sql, args = sql + " AND incident_id = ?", [*args, incident_id]
+        if status:
+            sql, args = sql + " AND status = ?", [*args, status]
+        return [dict(r) for r in self._db.execute(sql + " ORDER BY id", args)]
+
+    def close_action(self, action_id: int) -> None:
+        with self._tx() as db:
+            if db.execute("UPDATE action_items SET status = 'done' WHERE id = ?",
+                          (action_id,)).rowcount == 0:
+                raise NotFound(f"no action item {action_id}")

@@ -118,7 +118,10 @@ class Traffic:
         finally:
             conn.close()
         end = time.monotonic_ns()
-        sample = Sample(start, end, utc_now(), status, (end - start) / 1e6)
+        self.record(Sample(start, end, utc_now(), status, (end - start) / 1e6))
+
+    def record(self, sample: Sample) -> None:
+        end = sample.end_ns
         with self._lock:
             # Completions arrive nearly in order; keep the deque sorted by end time.
             self._samples.append(sample)

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _project_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs from the repository (runbooks/, scenarios/) with its own store
+    and run directories under tmp_path."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("GAMEDAY_DB", str(tmp_path / "gameday.db"))
+    monkeypatch.setenv("GAMEDAY_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("GAMEDAY_SANDBOX", raising=False)
+    # The CLI's own bin/ first, as a user's activated venv would have it.
+    bindir = str(Path(os.sys.executable).parent)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    from gameday.store import Store
+
+    return Store(tmp_path / "gameday.db")
+
+
+@pytest.fixture
+def scenario():
+    from gameday.scenario import load_scenario
+
+    return load_scenario(ROOT / "scenarios" / "checkout-replica-crash.yaml")

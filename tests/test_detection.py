@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from gameday.detection import Detector
+from gameday.scenario import Alert, Slo
+from gameday.traffic import Sample, Traffic
+
+S = 1_000_000_000
+SLO = Slo(success_ratio=0.99, latency_p99_ms=300, window_s=2.0)
+ALERT = Alert(name="Burn", for_s=0.5, labels={}, annotations={})
+
+
+def feed(traffic: Traffic, start_s: float, end_s: float, status=200, latency_ms=5.0, rate=40):
+    t = start_s
+    while t < end_s:
+        end = int(t * S)
+        traffic.record(Sample(end - int(latency_ms * 1e6), end, "", status, latency_ms))
+        t += 1 / rate
+
+
+def detector_with_reports():
+    traffic = Traffic("http://127.0.0.1:1/", 40, 1, None)
+    reports = []
+    det = Detector(traffic, SLO, ALERT, interval_s=0.25, recovery_window_s=1.0,
+                   report=lambda kind, at, utc, data: reports.append((kind, at, data)))
+    return traffic, det, reports
+
+
+def evaluate_until(det, start_s, end_s, step=0.25):
+    t = start_s
+    while t <= end_s:
+        det.evaluate(int(t * S))
+        t += step
+
+
+def test_impact_alert_and_mitigation_from_samples():
+    traffic, det, reports = detector_with_reports()
+    feed(traffic, 100, 110)                      # healthy
+    det.arm(110 * S)                             # fault at t=110
+    feed(traffic, 110.3, 113, status=502, rate=10)
+    feed(traffic, 110, 113)                      # the rest keep succeeding
+    feed(traffic, 113, 120)                      # fixed at 113
+    evaluate_until(det, 110, 120)
+    kinds = [r[0] for r in reports]
+    assert kinds == ["impact.started", "alert.fired", "mitigated"]
+    impact, fired, mitigated = (r[1] for r in reports)
+    assert impact == int(110.3 * S)              # the first bad request's end
+    # the window goes bad at 110.3 and the alert waits for the 0.5 s hold
+    assert 110.8 * S <= fired <= 111.1 * S
+    assert 113 * S <= mitigated <= 113.1 * S     # first good request after the last bad
+    data = reports[2][2]
+    fed_bad = [x for x in traffic.between(110 * S, 120 * S) if x.status == 502]
+    assert data["bad_requests"] == len(fed_bad) and data["requests"] > data["bad_requests"]
+
+
+def test_nothing_before_arming_and_the_alert_waits_for_its_hold():
+    traffic, det, reports = detector_with_reports()
+    feed(traffic, 100, 101, status=500)          # noise before the fault: ignored
+    feed(traffic, 101, 110)
+    evaluate_until(det, 100, 104)
+    assert reports == []
+    det.arm(110 * S)
+    feed(traffic, 110.0, 110.2, status=500)
+    feed(traffic, 110.2, 120)
+    evaluate_until(det, 110.2, 110.5)            # breaching for 0.3 s < the 0.5 s hold
+    assert [r[0] for r in reports] == ["impact.started"]
+    det.evaluate(int(110.75 * S))
+    assert [r[0] for r in reports] == ["impact.started", "alert.fired"]
+
+
+def test_latency_breach_fires():
+    traffic, det, reports = detector_with_reports()
+    feed(traffic, 100, 110)
+    det.arm(110 * S)
+    feed(traffic, 110, 115, latency_ms=800)
+    evaluate_until(det, 110, 115)
+    assert [r[0] for r in reports][:2] == ["impact.started", "alert.fired"]

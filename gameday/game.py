@@ -82,11 +82,11 @@ class GameHooks:
         self.current = name
 
     def activity_starting(self, context: dict[str, Any]) -> None:
-        """Ground truth starts when the fault's action starts: a rolling deploy hurts
-        before it finishes."""
-        if context.get("type") == "action" and self.current == "method":
+        """Faults and rollbacks are dated when their action starts: a rolling deploy
+        hurts, and a rolling rollback heals, before the action returns."""
+        if context.get("type") == "action":
             self.started_ns, self.started_utc = time.monotonic_ns(), utc_now()
-            if not self.injected:
+            if self.current == "method" and not self.injected:
                 self.detector.arm(self.started_ns)
 
     def activity(self, context: dict[str, Any], state: dict[str, Any]) -> None:
@@ -105,7 +105,9 @@ class GameHooks:
                 self.incident.record("chaos.action_failed", "chaos",
                                      {**data, "error": str(state.get("exception", ""))[-500:]})
         elif self.current == "rollbacks":
-            self.incident.record("fault.rolled_back", "chaos", data)
+            took = round((time.monotonic_ns() - self.started_ns) / 1e9, 3)
+            self.incident.record("fault.rolled_back", "chaos", {**data, "took_s": took},
+                                 at_ns=self.started_ns, at_utc=self.started_utc)
 
     def hypothesis(self, state: dict[str, Any]) -> None:
         self.incident.record("steady_state.checked", "chaos", {

@@ -241,6 +241,8 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
     import ansible_runner
 
     report = on_event or (lambda kind, data: None)
+    cancel = cancel or threading.Event()
+    done = threading.Event()
     data_dir.mkdir(parents=True, exist_ok=True)
     bindir = str(Path(sys.executable).parent)
     envvars = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -265,17 +267,21 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
             private_data_dir=str(data_dir), playbook=str(runbook.path.resolve()),
             inventory=inventory, extravars=params, envvars=envvars, quiet=True,
             cmdline="--check --diff" if check else None, event_handler=handler,
-            cancel_callback=lambda: bool(cancel and cancel.is_set()), ident="run")
-        while thread.is_alive():
-            thread.join(0.1)  # short joins keep the main thread responsive to signals
+            cancel_callback=cancel.is_set, finished_callback=lambda _: done.set(), ident="run")
     except Exception as exc:  # ansible-runner's own set-up errors
         report("runbook.finished", {"runbook": runbook.name, "status": "error", "rc": None,
                                     "error": str(exc)})
         raise RunbookError(f"runbook {runbook.name} could not start: {exc}") from exc
-    except BaseException:  # Ctrl-C, SIGTERM: stop the playbook, then let it propagate
-        if cancel:
-            cancel.set()
+    try:
+        # Wait on an Event, not Thread.join: an interrupted join can leave a running
+        # thread looking finished (CPython), and the playbook would outlive us.
+        while not done.wait(0.1):
+            pass
+    except BaseException:  # Ctrl-C, SIGTERM: stop the playbook before unwinding
+        cancel.set()
+        done.wait(15)
         raise
+    thread.join()
     result = RunbookResult(runbook.name, runner.status, runner.rc,
                            data_dir / "artifacts" / "run", counts)
     report("runbook.finished", {"runbook": runbook.name, "status": result.status,

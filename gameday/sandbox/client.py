@@ -19,6 +19,9 @@ from gameday.errors import NotFound, SandboxError
 
 START_TIMEOUT_S = 30.0
 
+# Supervisors started by this process, reaped by stop_sandbox.
+_started: dict[Path, subprocess.Popen] = {}
+
 
 class SandboxClient:
     def __init__(self, state_dir: Path):
@@ -79,14 +82,17 @@ def start_sandbox(state_dir: Path, *, detach: bool = False) -> SandboxClient:
         # A new session: Ctrl-C in the terminal reaches gameday, which rolls back first.
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+    _started[state_dir] = proc
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if (state_dir / "supervisor.json").exists():
             return SandboxClient(state_dir)
         if proc.poll() is not None:
+            _started.pop(state_dir, None)
             raise SandboxError(f"the sandbox failed to start; see {state_dir}/logs/supervisor.log")
         time.sleep(0.05)
     proc.kill()
+    proc.wait()
     raise SandboxError(f"the sandbox did not start within {START_TIMEOUT_S:.0f}s")
 
 
@@ -112,6 +118,13 @@ def stop_sandbox(state_dir: Path) -> list[int]:
             except ProcessLookupError:
                 pass
     (state_dir / "supervisor.json").unlink(missing_ok=True)
+    proc = _started.pop(state_dir, None)
+    if proc is not None:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     return killed
 
 

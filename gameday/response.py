@@ -12,6 +12,7 @@ the containment window runs out. Three modes:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -235,10 +236,8 @@ class Response:
 
     def drill_instructions(self) -> str:
         rb, params = None, {}
-        try:
+        with contextlib.suppress(GamedayError):
             rb, params = linked_runbook(self.sc.alert.name, self.sc.alert.annotations)
-        except GamedayError:
-            pass
         lines = [f"Drill: incident {self.inc.id} is {self.inc.severity}. Responders:",
                  f"  gameday incident ack {self.inc.id} --as NAME"]
         if rb:

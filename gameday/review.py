@@ -81,11 +81,11 @@ def findings(events: list[dict[str, Any]], card: Scorecard) -> list[Finding]:
         out.append(Finding("detection", "The alert did not fire for this failure mode.",
                            "Add an SLO burn alert that covers this failure mode", "team"))
     if m.runbook and m.contained_by != f"runbook {m.runbook}":
+        outcome = "succeeded" if m.runbook_status == "successful" else f"ended {m.runbook_status}"
         out.append(Finding(
             "runbook-link",
             f"The alert linked runbook {m.runbook}, which does not contain this failure "
-            f"mode: it {'succeeded' if m.runbook_status == 'successful' else 'ended ' + str(m.runbook_status)} "
-            "without bringing the SLIs back.",
+            f"mode: it {outcome} without bringing the SLIs back.",
             "Link the alert to a runbook that contains this failure mode, and exercise it",
             "team"))
     if m.runbook is None and not m.detection_missed:

@@ -244,7 +244,7 @@ def load_scenario(path: str | Path, *, check_experiment: bool = True) -> Scenari
 
     targets = {sev: dict(v) for sev, v in DEFAULT_TARGETS.items()}
     tg = r.sub("targets", required=False)
-    for sev, values in tg.data.items():
+    for sev in tg.data:
         if sev not in SEVERITIES:
             tg.fail(tg.name(str(sev)), f"must be one of {', '.join(SEVERITIES)}")
         sr = tg.sub(sev)

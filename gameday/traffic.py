@@ -24,7 +24,7 @@ from gameday.store import utc_now
 KEEP_S = 300.0
 
 # The traffic of the game day running in this process, for SLI probes (see activities).
-LIVE: "Traffic | None" = None
+LIVE: Traffic | None = None
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,8 @@ class Metrics:
             ]
             for bound, n in zip(BUCKETS, self._buckets, strict=True):
                 lines.append(f'gameday_request_duration_seconds_bucket{{{base},le="{bound}"}} {n}')
-            lines.append(f'gameday_request_duration_seconds_bucket{{{base},le="+Inf"}} {self._count}')
+            lines.append(
+                f'gameday_request_duration_seconds_bucket{{{base},le="+Inf"}} {self._count}')
             lines.append(f"gameday_request_duration_seconds_sum{{{base}}} {self._sum:.6f}")
             lines.append(f"gameday_request_duration_seconds_count{{{base}}} {self._count}")
         return ("\n".join(lines) + "\n").encode()

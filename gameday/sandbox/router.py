@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import itertools
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -73,7 +72,7 @@ def forward(port: int, path: str) -> tuple[int, bytes]:
         conn.request("GET", path, headers={"Connection": "close"})
         response = conn.getresponse()
         return response.status, response.read()
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return 504, b'{"error": "upstream timed out"}'
     except (OSError, http.client.HTTPException) as exc:
         return 502, f'{{"error": "upstream: {type(exc).__name__}"}}'.encode()

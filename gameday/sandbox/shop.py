@@ -53,8 +53,11 @@ class Shop:
         return self.services[name]
 
 
+SHOP_FILE = Path(__file__).with_name("shop.yaml")
+
+
 @cache
-def load_shop(path: Path = Path(__file__).with_name("shop.yaml")) -> Shop:
+def load_shop(path: Path = SHOP_FILE) -> Shop:
     raw = yaml.safe_load(path.read_text())
     services = {
         name: ServiceSpec(

@@ -276,8 +276,7 @@ class Supervisor:
         self._spawner.submit(self._popen, rep).result()
 
     def _popen(self, rep: Replica) -> None:
-        log = open(self.state_dir / "logs" / f"{rep.service}-{rep.index}.log", "ab")
-        with log:
+        with open(self.state_dir / "logs" / f"{rep.service}-{rep.index}.log", "ab") as log:
             rep.proc = subprocess.Popen(
                 [sys.executable, "-m", "gameday.sandbox.service",
                  "--state-dir", str(self.state_dir), "--service", rep.service,

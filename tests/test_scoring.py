@@ -91,3 +91,12 @@ def test_running_below_the_measured_severity_is_a_finding():
         (12.0, "mitigated", {}), (13.0, "incident.resolved", {}))
     card = score(compute_metrics(events), {"SEV-3": {"ack": 10}})
     assert [d.metric for d in card.deductions] == ["severity"]
+
+
+def test_a_failed_runbook_is_scored():
+    failed = [dict(e) for e in GOOD]
+    failed[9] = {**failed[9], "data": {"runbook": "restart-replica", "status": "failed"}}
+    card = score(compute_metrics(failed), TARGETS)
+    assert card.metrics.runbook_status == "failed"
+    assert [d.metric for d in card.deductions] == ["runbook"]
+    assert "ended failed" in card.deductions[0].reason

@@ -74,3 +74,20 @@ def assign(state: State, incident_id: int, role: str, person: str, actor: str) -
 
     Incident(state.store, incident_id).assign(role, person, actor)
     click.echo(f"{role} is {person}")
+
+
+@incident.command()
+@click.argument("incident_id", type=int)
+@click.argument("text")
+@click.option("--as", "person", required=True, help="Who writes the note (the scribe, say).")
+@pass_state
+def note(state: State, incident_id: int, text: str, person: str) -> None:
+    """Add a note to the timeline; the review checks notes for blaming language."""
+    from gameday.incident import Incident
+    from gameday.review import blame_warnings
+
+    Incident(state.store, incident_id).record("note.added", person, {"text": text})
+    for w in blame_warnings({"note": text}):
+        click.echo(f"warning: “{w['phrase']}” puts the cause on a person; describe the "
+                   "system or process instead", err=True)
+    click.echo("noted")

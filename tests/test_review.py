@@ -1,0 +1,39 @@
+"""The blame-language check and the review's rendering from stored events."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from gameday.cli import cli
+from gameday.review import blame_warnings
+
+
+@pytest.mark.parametrize("text", [
+    "The outage was caused by human error.",
+    "Ben forgot to check the dashboard.",
+    "Dana was careless with the deploy.",
+    "It was the fault of the on-call.",
+])
+def test_blaming_sentences_are_flagged(text):
+    (warning,) = blame_warnings({"note": text})
+    assert warning["sentence"] == text
+
+
+@pytest.mark.parametrize("text", [
+    "The router kept sending traffic to a dead replica.",
+    "The rollout had no canary stage, so the bad release reached every replica.",
+])
+def test_system_language_passes(text):
+    assert blame_warnings({"note": text}) == []
+
+
+def test_note_command_warns_and_records(store):
+    from gameday.incident import Incident
+
+    inc = Incident.open(store, "t")
+    result = CliRunner().invoke(cli, ["incident", "note", str(inc.id), "--as", "eli",
+                                      "Restart took long because ana forgot the flag."])
+    assert result.exit_code == 0 and "puts the cause on a person" in result.output
+    (event,) = inc.events()
+    assert event.kind == "note.added" and event.actor == "eli"

@@ -118,6 +118,7 @@ from gameday.commands.incident import incident  # noqa: E402
 from gameday.commands.learning import actions, review, score  # noqa: E402
 from gameday.commands.runbook import runbook  # noqa: E402
 from gameday.commands.sandbox import sandbox  # noqa: E402
+from gameday.commands.serve import serve  # noqa: E402
 
-for command in (sandbox, incident, runbook, score, review, actions):
+for command in (sandbox, incident, runbook, score, review, actions, serve):
     cli.add_command(command)

@@ -56,6 +56,43 @@ CREATE TABLE IF NOT EXISTS action_items (
     created_at TEXT NOT NULL,
     UNIQUE (incident_id, key)
 );
+CREATE TABLE IF NOT EXISTS alert_instances (
+    key TEXT PRIMARY KEY,
+    incident_id INTEGER REFERENCES incidents(id),
+    alertname TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    resolved_at TEXT
+);
+CREATE TABLE IF NOT EXISTS runbook_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id INTEGER REFERENCES incidents(id),
+    runbook TEXT NOT NULL,
+    params_json TEXT NOT NULL,
+    check_mode INTEGER NOT NULL,
+    started_by TEXT NOT NULL,
+    status TEXT NOT NULL,
+    rc INTEGER,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_utc TEXT NOT NULL,
+    who TEXT NOT NULL,
+    action TEXT NOT NULL,
+    data_json TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'timelines are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'timelines are append-only'); END;
 """
 
 
@@ -181,3 +218,70 @@ class Store:
             if db.execute("UPDATE action_items SET status = 'done' WHERE id = ?",
                           (action_id,)).rowcount == 0:
                 raise NotFound(f"no action item {action_id}")
+
+    # -- alert instances (at-least-once delivery) ------------------------------------
+    def claim_alert(self, key: str, *, alertname: str, group_key: str,
+                    fingerprint: str) -> bool:
+        """Record an alert instance; False if it was seen before (a redelivery)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO alert_instances (key, alertname, group_key, fingerprint,"
+                " received_at) VALUES (?, ?, ?, ?, ?)",
+                (key, alertname, group_key, fingerprint, utc_now()))
+            return cur.rowcount == 1
+
+    def bind_alert(self, key: str, incident_id: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE alert_instances SET incident_id = ? WHERE key = ?",
+                       (incident_id, key))
+
+    def alert_instance(self, key: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM alert_instances WHERE key = ?", (key,)).fetchone()
+        return dict(row) if row else None
+
+    def open_incident_for_group(self, group_key: str) -> int | None:
+        row = self._db.execute(
+            "SELECT i.id FROM incidents i JOIN alert_instances a ON a.incident_id = i.id"
+            " WHERE a.group_key = ? AND i.state IN ('pending', 'declared', 'acknowledged',"
+            " 'mitigated') ORDER BY i.id DESC LIMIT 1", (group_key,)).fetchone()
+        return int(row[0]) if row else None
+
+    # -- runbook runs and the audit log -----------------------------------------------
+    def create_run(self, incident_id: int | None, runbook: str, params: dict[str, Any],
+                   started_by: str, check: bool) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO runbook_runs (incident_id, runbook, params_json, check_mode,"
+                " started_by, status, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)",
+                (incident_id, runbook, json.dumps(params, sort_keys=True), int(check),
+                 started_by, utc_now()))
+            return int(cur.lastrowid)
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        allowed = {"status", "rc", "started_at", "finished_at"}
+        assert set(fields) <= allowed, fields
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE runbook_runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        row = self._db.execute("SELECT * FROM runbook_runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no runbook run {run_id}")
+        return {**dict(row), "params": json.loads(row["params_json"])}
+
+    def runs(self, *, incident_id: int | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM runbook_runs", ()
+        if incident_id is not None:
+            sql, args = sql + " WHERE incident_id = ?", (incident_id,)
+        return [{**dict(r), "params": json.loads(r["params_json"])}
+                for r in self._db.execute(sql + " ORDER BY id", args)]
+
+    def audit(self, who: str, action: str, data: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO audit (at_utc, who, action, data_json) VALUES (?, ?, ?, ?)",
+                       (utc_now(), who, action, json.dumps(data, sort_keys=True, default=str)))
+
+    def audit_log(self) -> list[dict[str, Any]]:
+        return [{**dict(r), "data": json.loads(r["data_json"])}
+                for r in self._db.execute("SELECT * FROM audit ORDER BY id")]

@@ -1,0 +1,48 @@
+"""``gameday serve``: the webhook receiver and one-click runbook pages."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import click
+
+from gameday.commands import State, pass_state
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback is exposed to the network.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--token", envvar="GAMEDAY_TOKEN", required=True,
+              help="Bearer token for the API and for signing in [env GAMEDAY_TOKEN].")
+@click.option("--max-concurrent", default=2, show_default=True, type=click.IntRange(1, 32),
+              help="Runbooks running at once; more are queued.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(".gameday") / "serve", show_default=True,
+              help="Where ansible-runner's artifacts for each run go.")
+@pass_state
+def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
+          data_dir: Path) -> None:
+    """Receive Alertmanager webhooks and serve one-click runbook pages."""
+    import os
+
+    import uvicorn
+
+    from gameday.web.app import create_app
+
+    if len(token) < 16:
+        raise click.BadParameter("use at least 16 characters", param_hint="--token")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        click.echo(f"warning: binding {host}: gameday serve runs playbooks; keep it "
+                   "behind TLS and a firewall", err=True)
+    env = {k: os.environ[k] for k in ("GAMEDAY_SANDBOX", "GAMEDAY_DB") if k in os.environ}
+    env.setdefault("GAMEDAY_DB", str(state.store.path.resolve()))
+    app = create_app(token=token, store=state.store, data_dir=data_dir.resolve(),
+                     max_concurrent=max_concurrent, env=env)
+    click.echo(f"gameday serve on http://{host}:{port} (webhook: POST /api/v1/alerts)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,1 @@
+"""``gameday serve``: Alertmanager webhooks, one-click runbook pages, incident views."""

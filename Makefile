@@ -6,7 +6,7 @@ PYTHON ?= python3
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SCENARIO ?= scenarios/checkout-replica-crash.yaml
 
-.PHONY: gameday test lint setup clean
+.PHONY: gameday test setup clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,7 @@ gameday: setup
 	$(VENV)/bin/gameday run $(SCENARIO)
 
 test: setup
+	./scripts/system-deps
 	$(VENV)/bin/ruff check gameday tests
 	$(VENV)/bin/python -m pytest
 

@@ -36,19 +36,57 @@ def client():
 
 
 @sandbox.command()
-def up() -> None:
+@click.option("--alerting", type=click.Choice(["none", "prometheus"]), default="none",
+              show_default=True,
+              help="Also start Prometheus and Alertmanager, alerting `gameday serve`.")
+@click.option("--gameday-url", default="http://127.0.0.1:8080", show_default=True,
+              help="Where `gameday serve` listens (webhook and runbook links).")
+@click.option("--token", envvar="GAMEDAY_TOKEN",
+              help="The token of `gameday serve` [env GAMEDAY_TOKEN].")
+def up(alerting: str, gameday_url: str, token: str | None) -> None:
     """Start the sandbox in the background (stop it with `gameday sandbox down`)."""
-    from gameday.sandbox import start_sandbox
+    import json
 
+    from gameday.sandbox import start_sandbox, stop_sandbox
+
+    if alerting == "prometheus" and not token:
+        raise click.UsageError("--alerting prometheus needs --token (or GAMEDAY_TOKEN)")
     c = start_sandbox(_state_dir(), detach=True)
     click.echo(f"sandbox up: {c.entrypoint} (state in {_state_dir()})")
+    if alerting == "prometheus":
+        from gameday.alerting import start_alerting
+
+        try:
+            stack = start_alerting(c.state_dir / "alerting", c.state(),
+                                   webhook_url=f"{gameday_url}/api/v1/alerts", token=token,
+                                   gameday_url=gameday_url)
+        except Exception:
+            stop_sandbox(_state_dir())
+            raise
+        (c.state_dir / "alerting.json").write_text(json.dumps(
+            {"pids": [p.pid for p in stack.procs], "prometheus": stack.prometheus_url}))
+        click.echo(f"prometheus {stack.prometheus_url}, alerting {gameday_url}/api/v1/alerts")
 
 
 @sandbox.command()
 def down() -> None:
     """Stop the sandbox and every process it started (also after a crash)."""
+    import json
+    import os
+    import signal
+
     from gameday.sandbox import stop_sandbox
 
+    alerting = _state_dir() / "alerting.json"
+    if alerting.exists():  # first, so a stopping shop pages nobody
+        for pid in json.loads(alerting.read_text())["pids"]:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(_state_dir().resolve() / "alerting").encode() in cmdline:
+                os.kill(pid, signal.SIGTERM)
+        alerting.unlink()
     killed = stop_sandbox(_state_dir())
     click.echo("sandbox down" + (f" (killed leftover pids {killed})" if killed else ""))
 

@@ -1,0 +1,94 @@
+"""The real chain: Prometheus scrapes the sandbox, a replica dies, Alertmanager posts
+to `gameday serve`, which opens an incident and runs the linked runbook."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gameday.alerting import missing_binaries, start_alerting
+from gameday.sandbox import start_sandbox, stop_sandbox
+from gameday.store import Store
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    bool(missing_binaries()),
+    reason=f"needs Debian's {', '.join(missing_binaries())} (make test installs them)")]
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "chain-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def test_replica_down_alert_runs_the_restart_runbook(tmp_path):
+    sandbox_dir = tmp_path / "sandbox"
+    shop = start_sandbox(sandbox_dir)
+    port = free_port()
+    db = tmp_path / "gameday.db"
+    env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(db),
+           "GAMEDAY_SANDBOX": str(sandbox_dir)}
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
+    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
+                              "--data-dir", str(tmp_path / "serve")], cwd=ROOT, env=env,
+                             stdout=log, stderr=subprocess.STDOUT)
+    stack = None
+    try:
+        until(lambda: healthy(port), 30, "gameday serve")
+        stack = start_alerting(tmp_path / "alerting", shop.state(),
+                               webhook_url=f"http://127.0.0.1:{port}/api/v1/alerts",
+                               token=TOKEN, gameday_url=f"http://127.0.0.1:{port}")
+        until(lambda: stack.targets_up() == 7, 30, "all seven replicas scraped")
+        shop.operate("signal", service="checkout", replica=2, signal="KILL")
+        store = Store(db)
+        run = until(lambda: next((r for r in store.runs() if r["finished_at"]), None), 90,
+                    "the runbook run to finish")
+        assert run["runbook"] == "restart-replica" and run["status"] == "successful"
+        assert run["params"] == {"service": "checkout"} and run["started_by"] == "alertmanager"
+        events = store.events(run["incident_id"])
+        fired = next(e for e in events if e.kind == "alert.fired")
+        assert fired.data["alertname"] == "ServiceReplicaDown"
+        assert fired.data["labels"]["replica"] == "2"
+        assert fired.data["annotations"]["runbook_url"] == \
+            f"http://127.0.0.1:{port}/runbooks/restart-replica?service=checkout"
+        replicas = shop.state()["services"]["checkout"]["replicas"]
+        assert [r["status"] for r in replicas] == ["running"] * 3
+        kinds = [e.kind for e in events]
+        assert kinds.count("runbook.started") == 1
+    finally:
+        if stack:
+            stack.stop()
+        serve.terminate()
+        serve.wait(timeout=10)
+        log.close()
+        stop_sandbox(sandbox_dir)

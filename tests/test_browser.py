@@ -1,0 +1,108 @@
+"""A real browser clicks Run on a runbook link taken from an alert."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gameday.sandbox import start_sandbox, stop_sandbox
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="needs Debian's chromium and chromium-driver (make test installs them)")]
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "browser-token-0123456789abcdef"
+
+
+def browser(tmp_path: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--no-first-run", "--disable-background-networking", "--disable-sync",
+                 "--disable-component-update", "--disable-quic",
+                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1200,1000"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+
+
+def test_run_button_in_chromium(tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    shop = start_sandbox(tmp_path / "sandbox")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(tmp_path / "g.db"),
+           "GAMEDAY_SANDBOX": str(tmp_path / "sandbox")}
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
+    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
+                              "--data-dir", str(tmp_path / "data")], cwd=ROOT, env=env,
+                             stdout=log, stderr=subprocess.STDOUT)
+    driver = None
+    base = f"http://127.0.0.1:{port}"
+    try:
+        alert = {"version": "4", "groupKey": "{}:{alertname=\"ServiceReplicaSlow\"}",
+                 "truncatedAlerts": 0, "status": "firing", "receiver": "gameday",
+                 "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+                 "externalURL": "", "alerts": [{
+                     "status": "firing", "fingerprint": "slow1",
+                     "labels": {"alertname": "ServiceReplicaSlow", "service": "payments",
+                                "replica": "2"},
+                     "annotations": {"summary": "payments replica 2 is slow"},
+                     "startsAt": "2026-11-22T10:00:00Z", "endsAt": "", "generatorURL": ""}]}
+        request = urllib.request.Request(
+            f"{base}/api/v1/alerts", data=json.dumps(alert).encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = json.loads(urllib.request.urlopen(request, timeout=10).read())
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gameday serve did not start"
+                time.sleep(0.2)
+        link = answer["alerts"][0]["link"]
+        assert link.startswith("/runbooks/drain-replica?")   # not automatic: a link
+
+        driver = browser(tmp_path)
+        wait = WebDriverWait(driver, 60)
+        driver.get(base + link)                                # sign-in first
+        driver.find_element(By.ID, "name").send_keys("ana")
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.ID, "signin").click()
+        wait.until(ec.presence_of_element_located((By.ID, "run")))
+        assert driver.find_element(By.ID, "p.service").get_attribute("value") == "payments"
+        assert "gameday sandbox drain" in driver.page_source
+        driver.find_element(By.ID, "confirm").click()          # destructive: confirm
+        driver.find_element(By.ID, "run").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "successful"))
+        output = driver.find_element(By.ID, "output").text
+        assert "Drain the replica" in output and "finished: successful" in output
+        driver.save_screenshot(str(tmp_path / "run.png"))
+        driver.get(f"{base}/incidents/{answer['incident_id']}")
+        runs = driver.find_element(By.ID, "runs").text
+        assert "drain-replica" in runs and "successful" in runs and "ana" in runs
+        replicas = shop.state()["services"]["payments"]["replicas"]
+        assert [r["drained"] for r in replicas] == [False, True]
+    finally:
+        if driver:
+            driver.quit()
+        serve.terminate()
+        serve.wait(timeout=15)
+        log.close()
+        stop_sandbox(tmp_path / "sandbox")

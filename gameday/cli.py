@@ -59,8 +59,11 @@ def main() -> None:
 @cli.command()
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
+@click.option("--alerting", type=click.Choice(["builtin", "prometheus"]),
+              help="Where the alert comes from [default: the scenario's `alerting`, builtin]: "
+                   "the SLO burn detector, or real Prometheus and Alertmanager.")
 @pass_state
-def run(state: State, scenario: Path, as_json: bool) -> None:
+def run(state: State, scenario: Path, as_json: bool, alerting: str | None) -> None:
     """Run the game day described by SCENARIO (a scenarios/*.yaml file)."""
     from gameday.game import conclude, run_gameday, terminate_gracefully
     from gameday.scenario import load_scenario
@@ -69,7 +72,7 @@ def run(state: State, scenario: Path, as_json: bool) -> None:
     sc = load_scenario(scenario)
     ui = Progress(quiet=as_json)
     terminate_gracefully()
-    result = run_gameday(sc, state.store, say=ui.say, on_event=ui.event)
+    result = run_gameday(sc, state.store, say=ui.say, on_event=ui.event, alerting=alerting)
     summary = ui.finish(result, conclude(result, state.store))
     if as_json:
         emit(summary)

@@ -53,10 +53,12 @@ class DetectorState:
 
 class Detector:
     def __init__(self, traffic: Traffic, slo: Slo, alert: Alert, *, interval_s: float,
-                 recovery_window_s: float, report: Report, sli_path: Path | None = None):
+                 recovery_window_s: float, report: Report, sli_path: Path | None = None,
+                 emit_alerts: bool = True):
         self.traffic, self.slo, self.alert = traffic, slo, alert
         self.interval_s, self.recovery_window_s = interval_s, recovery_window_s
         self.report = report
+        self.emit_alerts = emit_alerts
         self.state = DetectorState()
         self.fired = threading.Event()
         self.mitigated = threading.Event()
@@ -118,8 +120,12 @@ class Detector:
                 st.breach_since_ns = st.breach_since_ns or now_ns
                 held = (now_ns - st.breach_since_ns) / 1e9
                 if st.fired_ns is None and st.impact_ns is not None and held >= self.alert.for_s:
+                    # Recovery is tracked from here; with an external alert source (real
+                    # Alertmanager) the built-in alert is not reported.
                     st.fired_ns = now_ns
-                    reports.append(("alert.fired", now_ns, sli.at_utc, self._alert_data(sli)))
+                    if self.emit_alerts:
+                        reports.append(("alert.fired", now_ns, sli.at_utc,
+                                        self._alert_data(sli)))
             else:
                 st.breach_since_ns = None
                 if st.fired_ns is not None:

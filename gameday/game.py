@@ -133,7 +133,8 @@ def wait_steady(detector: Detector, sc: Scenario) -> None:
 
 def run_gameday(sc: Scenario, store: Store, *, say: Say,
                 on_event: Callable[[Event], None] | None = None,
-                root: Path | None = None) -> GameResult:
+                root: Path | None = None, alerting: str | None = None) -> GameResult:
+    alerting = alerting or sc.alerting
     if sc.target != "sandbox":
         raise GamedayError(f"target {sc.target!r} is not available yet; use target: sandbox")
     experiment = chaos.load_experiment(sc.experiment)  # validated before anything starts
@@ -153,6 +154,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     env = {"GAMEDAY_SANDBOX": str(sandbox_dir), "GAMEDAY_DB": str(store.path.resolve())}
     generator: traffic.Traffic | None = None
     detector: Detector | None = None
+    receiver = stack = None
     journal: dict[str, Any] = {}
     interrupted = False
     try:
@@ -167,11 +169,15 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
             generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
             recovery_window_s=sc.recovery_window_s, sli_path=run_dir / "sli.jsonl",
             report=lambda kind, at_ns, at_utc, data: incident.record(
-                kind, "detector", data, at_ns=at_ns, at_utc=at_utc))
+                kind, "detector", data, at_ns=at_ns, at_utc=at_utc),
+            emit_alerts=alerting == "builtin")
         detector.start()
+        response = Response(sc, incident, detector, run_dir, env, say)
+        if alerting == "prometheus":
+            receiver, stack = start_real_alerting(run_dir, client.state(), incident, response,
+                                                  detector)
         wait_steady(detector, sc)
         incident.record("steady_state.reached", "gameday", {"sli": detector.current().as_dict()})
-        response = Response(sc, incident, detector, run_dir, env, say)
         journal = chaos.run(experiment, run_dir, GameHooks(incident, detector, response))
         interrupted = journal.get("status") == "interrupted"
         if not interrupted:
@@ -179,6 +185,10 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     except (KeyboardInterrupt, Terminated):
         interrupted = True
     finally:
+        if stack:  # first, so a stopping shop pages nobody
+            stack.stop()
+        if receiver:
+            receiver.stop()
         if detector:
             detector.stop()
         if generator:
@@ -192,6 +202,48 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
                 incident.record("incident.cancelled", "gameday", {"reason": "interrupted"})
         incident.record("target.stopped", "gameday", {"target": "sandbox"})
     return GameResult(run_dir, incident.id, incident.state, journal.get("status"), interrupted)
+
+
+def start_real_alerting(run_dir: Path, state: dict[str, Any], incident: Incident,
+                        response: Response, detector: Detector):
+    """Prometheus scrapes the shop, Alertmanager posts to a receiver in this process:
+    the game day's alert is the one Alertmanager delivers."""
+    from gameday.alerting import start_alerting
+    from gameday.web.receiver import AlertReceiver
+
+    def firing(alert) -> None:
+        if response.fired.is_set() or detector.state.armed_ns is None:
+            incident.record("alert.received", "alertmanager",
+                            {"alertname": alert.name, "labels": alert.labels})
+            return
+        incident.record("alert.fired", "alertmanager", {
+            "alertname": alert.name, "labels": alert.labels, "annotations": alert.annotations,
+            "startsAt": alert.starts_at, "fingerprint": alert.fingerprint,
+            "sli": (detector.current() or detector.traffic.sli(1.0)).as_dict()})
+        response.external_alert(alert.name, alert.labels, alert.annotations)
+
+    def resolved(alert) -> None:
+        incident.record("alert.resolved", "alertmanager",
+                        {"alertname": alert.name, "labels": alert.labels})
+
+    receiver = AlertReceiver(firing, resolved)
+    receiver.start()
+    try:
+        stack = start_alerting(run_dir / "alerting", state, webhook_url=receiver.webhook_url,
+                               token=receiver.token, gameday_url=receiver.base_url)
+    except BaseException:
+        receiver.stop()
+        raise
+    deadline = time.monotonic() + 30
+    expected = sum(len(s["replicas"]) for s in state["services"].values())
+    while stack.targets_up() < expected:
+        if time.monotonic() > deadline:
+            stack.stop()
+            receiver.stop()
+            raise GamedayError("Prometheus did not scrape every sandbox replica within 30s")
+        time.sleep(0.2)
+    incident.record("alerting.ready", "gameday", {"prometheus": stack.prometheus_url})
+    return receiver, stack
 
 
 def finish(incident: Incident, detector: Detector, response: Response, sc: Scenario,

@@ -68,19 +68,30 @@ class Response:
         self.comms_seq = 0
         self.last_update = 0.0
         self.runbook_status: tuple[str, str] | None = None
+        # Where the alert comes from: the built-in detector, or a real Alertmanager
+        # (see ``external_alert``), in which case ``alert`` is what it sent.
+        self.fired = detector.fired
+        self.alert = (scenario.alert.name, dict(scenario.alert.labels),
+                      dict(scenario.alert.annotations))
+
+    def external_alert(self, name: str, labels: dict[str, str],
+                       annotations: dict[str, str]) -> None:
+        if not self.fired.is_set():
+            self.alert = (name, labels, annotations)
+            self.fired.set()
 
     # -- the hold ---------------------------------------------------------------------
     def run(self) -> None:
         sc = self.sc
-        if not wait(self.det.fired, sc.timeouts.detect):
+        if not wait(self.fired, sc.timeouts.detect):
             self.inc.record("detection.missed", "gameday",
-                            {"waited_s": sc.timeouts.detect, "alert": sc.alert.name})
+                            {"waited_s": sc.timeouts.detect, "alert": self.alert[0]})
             self.say(f"no alert within {sc.timeouts.detect:g}s: detection missed")
             return
         sli = self.det.current()
         assert sli is not None
         severity = measured_severity(sli, sc.slo)
-        self.inc.declare(severity, "gameday", alert=sc.alert.name, measured=sli.as_dict(),
+        self.inc.declare(severity, "gameday", alert=self.alert[0], measured=sli.as_dict(),
                          measured_severity=severity,
                          model=sc.team.model, mode=sc.response.mode)
         self.staff(severity)
@@ -100,7 +111,7 @@ class Response:
     def staff(self, severity: str) -> None:
         who = staffing(self.sc.team, severity)
         self.inc.page(who.oncall, "incident_commander" if not who.dedicated_ic else "responder",
-                      reason=f"{self.sc.alert.name} fired")
+                      reason=f"{self.alert[0]} fired")
         if who.dedicated_ic:
             self.inc.page(who.incident_commander, "incident_commander",
                           reason=f"{severity} under the {self.sc.team.model} model")
@@ -198,20 +209,21 @@ class Response:
     # -- containment --------------------------------------------------------------------
     def contain(self) -> None:
         sc = self.sc
+        name, labels, annotations = self.alert
         try:
             if sc.response.runbook:
                 runbook, params = find(sc.response.runbook), {}
             else:
-                runbook, params = linked_runbook(sc.alert.name, sc.alert.annotations)
+                runbook, params = linked_runbook(name, annotations)
         except (NotFound, ValidationError) as exc:
             self.inc.record("runbook.rejected", "gameday", {"error": str(exc)})
             return
         if runbook is None:
-            self.inc.record("runbook.missing", "gameday", {"alert": sc.alert.name})
-            self.say(f"no runbook is linked to {sc.alert.name}")
+            self.inc.record("runbook.missing", "gameday", {"alert": name})
+            self.say(f"no runbook is linked to {name}")
             return
         wanted = {p.name for p in runbook.parameters}
-        raw = {k: v for k, v in sc.alert.labels.items() if k in wanted}
+        raw = {k: v for k, v in labels.items() if k in wanted}
         raw |= params | sc.response.params
         try:
             extravars = validate_params(runbook, raw)
@@ -236,13 +248,14 @@ class Response:
 
     def drill_instructions(self) -> str:
         rb, params = None, {}
+        name, labels, annotations = self.alert
         with contextlib.suppress(GamedayError):
-            rb, params = linked_runbook(self.sc.alert.name, self.sc.alert.annotations)
+            rb, params = linked_runbook(name, annotations)
         lines = [f"Drill: incident {self.inc.id} is {self.inc.severity}. Responders:",
                  f"  gameday incident ack {self.inc.id} --as NAME"]
         if rb:
             args = " ".join(f"-e {k}={v}" for k, v in
-                            ({k: v for k, v in self.sc.alert.labels.items()
+                            ({k: v for k, v in labels.items()
                               if k in {p.name for p in rb.parameters}} | params).items())
             lines.append(f"  gameday runbook run {rb.name} {args} --incident {self.inc.id}")
         return "\n".join(lines)

@@ -20,6 +20,7 @@ from gameday.errors import ValidationError
 TARGETS = ("sandbox", "kind", "kwok")
 MODELS = ("centralized", "distributed", "hybrid")
 MODES = ("auto", "drill", "none")
+ALERTING = ("builtin", "prometheus")
 SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
 TARGET_KEYS = ("ack", "engage_ic", "first_comms", "mitigate", "resolve", "update_every")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -97,6 +98,7 @@ class Scenario:
     traffic_timeout_s: float
     slo: Slo
     alert: Alert
+    alerting: str
     response: Response
     recovery_window_s: float
     evaluation_interval_s: float
@@ -208,7 +210,7 @@ def load_scenario(path: str | Path, *, check_experiment: bool = True) -> Scenari
                               file=str(path), field=where) from None
     r = _Reader(path, raw)
     known = {"name", "title", "description", "target", "experiment", "service", "team",
-             "traffic", "slo", "alert", "response", "recovery_window", "evaluation_interval",
+             "traffic", "slo", "alert", "alerting", "response", "recovery_window", "evaluation_interval",
              "timeouts", "targets"}
     for key in raw:
         if key not in known:
@@ -262,6 +264,7 @@ def load_scenario(path: str | Path, *, check_experiment: bool = True) -> Scenari
         experiment=experiment, service=r.str("service", pattern=NAME), team=team,
         traffic_rate=tr.number("rate", 40, low=1, high=500),
         traffic_timeout_s=tr.duration("timeout", "3s"), slo=slo, alert=alert,
+        alerting=r.str("alerting", "builtin", ALERTING),
         response=response, recovery_window_s=r.duration("recovery_window", "2s"),
         evaluation_interval_s=interval,
         timeouts=timeouts, targets=targets)

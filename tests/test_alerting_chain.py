@@ -92,3 +92,27 @@ def test_replica_down_alert_runs_the_restart_runbook(tmp_path):
         serve.wait(timeout=10)
         log.close()
         stop_sandbox(sandbox_dir)
+
+
+def test_game_day_with_real_alerting(tmp_path):
+    """`gameday run --alerting prometheus`: the incident opens on Alertmanager's
+    notification, not on the built-in detector."""
+    import json
+
+    env = {**os.environ, "GAMEDAY_DB": str(tmp_path / "g.db"),
+           "GAMEDAY_RUNS": str(tmp_path / "runs")}
+    proc = subprocess.run([sys.executable, "-m", "gameday", "run",
+                           "scenarios/checkout-replica-crash.yaml", "--alerting", "prometheus",
+                           "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["status"] == "resolved"
+    assert result["metrics"]["contained_by"] == "runbook restart-replica"
+    events = Store(tmp_path / "g.db").events(result["incident_id"])
+    fired = [e for e in events if e.kind == "alert.fired"]
+    assert len(fired) == 1 and fired[0].actor == "alertmanager"
+    assert fired[0].data["alertname"] == "ServiceReplicaDown"
+    injected = next(e for e in events if e.kind == "fault.injected")
+    assert fired[0].at_monotonic_ns > injected.at_monotonic_ns
+    assert not list((tmp_path / "runs").glob("*/alerting/prometheus-data/lock"))

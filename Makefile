@@ -22,7 +22,7 @@ gameday: setup
 
 test: setup
 	./scripts/system-deps
-	$(VENV)/bin/ruff check gameday tests
+	$(VENV)/bin/ruff check gameday tests bench
 	$(VENV)/bin/python -m pytest
 
 clean:

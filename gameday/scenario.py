@@ -210,8 +210,8 @@ def load_scenario(path: str | Path, *, check_experiment: bool = True) -> Scenari
                               file=str(path), field=where) from None
     r = _Reader(path, raw)
     known = {"name", "title", "description", "target", "experiment", "service", "team",
-             "traffic", "slo", "alert", "alerting", "response", "recovery_window", "evaluation_interval",
-             "timeouts", "targets"}
+             "traffic", "slo", "alert", "alerting", "response", "recovery_window",
+             "evaluation_interval", "timeouts", "targets"}
     for key in raw:
         if key not in known:
             r.fail(str(key), f"unknown field (expected one of {', '.join(sorted(known))})")

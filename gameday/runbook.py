@@ -239,6 +239,7 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
     """Run a runbook with validated ``params``; reports ``runbook.started``,
     ``runbook.task`` (each task start and result) and ``runbook.finished``."""
     import ansible_runner
+    from ansible_runner.exceptions import AnsibleRunnerException
 
     report = on_event or (lambda kind, data: None)
     cancel = cancel or threading.Event()
@@ -268,10 +269,13 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
             inventory=inventory, extravars=params, envvars=envvars, quiet=True,
             cmdline="--check --diff" if check else None, event_handler=handler,
             cancel_callback=cancel.is_set, finished_callback=lambda _: done.set(), ident="run")
-    except Exception as exc:  # ansible-runner's own set-up errors
+    except (AnsibleRunnerException, OSError) as exc:  # ansible-runner's set-up errors
         report("runbook.finished", {"runbook": runbook.name, "status": "error", "rc": None,
                                     "error": str(exc)})
         raise RunbookError(f"runbook {runbook.name} could not start: {exc}") from exc
+    except BaseException:  # an interrupt while starting: cancel whatever did start
+        cancel.set()
+        raise
     try:
         # Wait on an Event, not Thread.join: an interrupted join can leave a running
         # thread looking finished (CPython), and the playbook would outlive us.

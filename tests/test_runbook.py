@@ -108,3 +108,21 @@ def test_check_mode_changes_nothing(tmp_path):
                                                       "creates": str(target)}}]))
     result = run_runbook(rb, {}, tmp_path / "data", check=True)
     assert result.ok and not target.exists()
+
+
+def test_an_interrupt_while_starting_is_not_swallowed(tmp_path, monkeypatch):
+    """SIGTERM during a game day raises chaoslib's InterruptExecution wherever the main
+    thread is; starting a playbook must let it through, not report a failed runbook."""
+    import ansible_runner
+    from chaoslib.exceptions import InterruptExecution
+
+    def interrupted(**kwargs):
+        raise InterruptExecution("SIGTERM signal received")
+
+    monkeypatch.setattr(ansible_runner, "run_async", interrupted)
+    rb = load_runbook(playbook(tmp_path, [{"name": "x", "ansible.builtin.command":
+                                           {"argv": ["true"]}}]))
+    events = []
+    with pytest.raises(InterruptExecution):
+        run_runbook(rb, {}, tmp_path / "data", on_event=lambda k, d: events.append(k))
+    assert events == ["runbook.started"]

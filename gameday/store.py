@@ -136,13 +136,18 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
+        # A signal (Ctrl-C, SIGTERM) can land between any two statements here; never
+        # leave a transaction open behind it.
+        if db.in_transaction:
             db.execute("ROLLBACK")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
 
     # -- incidents -------------------------------------------------------------------
     def create_incident(self, title: str, *, service: str | None = None,

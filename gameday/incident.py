@@ -148,15 +148,13 @@ class Incident:
         if target and target not in TRANSITIONS[row["state"]]:
             raise InvalidTransition(
                 f"incident {self.id} is {row['state']}; it cannot become {target}")
-        event = self.store.append(self.id, kind, actor, data, at_monotonic_ns=at_ns,
-                                  at_utc=at_utc)
         updates: dict[str, Any] = {}
         if target:
             updates["state"] = target
         if kind in ("incident.declared", "severity.changed"):
             updates["severity"] = data["severity"]
-        if updates:
-            self.store.update_incident(self.id, **updates)
+        event = self.store.append(self.id, kind, actor, data, at_monotonic_ns=at_ns,
+                                  at_utc=at_utc, incident_updates=updates)
         if self.listener:
             self.listener(event)
         return event

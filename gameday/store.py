@@ -179,9 +179,11 @@ class Store:
 
     # -- events ----------------------------------------------------------------------
     def append(self, incident_id: int, kind: str, actor: str, data: dict[str, Any],
-               *, at_monotonic_ns: int | None = None, at_utc: str | None = None) -> Event:
-        """Append one event. Timestamps are read here, at the moment it is recorded,
-        unless the caller measured the moment itself (for example a request's end)."""
+               *, at_monotonic_ns: int | None = None, at_utc: str | None = None,
+               incident_updates: dict[str, Any] | None = None) -> Event:
+        """Append one event (and update the incident's projection in the same
+        transaction). Timestamps are read here, at the moment it is recorded, unless
+        the caller measured the moment itself (for example a request's end)."""
         mono = at_monotonic_ns if at_monotonic_ns is not None else time.monotonic_ns()
         utc = at_utc or utc_now()
         with self._tx() as db:
@@ -190,6 +192,11 @@ class Store:
             db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (incident_id, seq, utc, mono, kind, actor,
                         json.dumps(data, sort_keys=True, default=str)))
+            if incident_updates:
+                assert set(incident_updates) <= {"state", "severity"}, incident_updates
+                sets = ", ".join(f"{k} = ?" for k in incident_updates)
+                db.execute(f"UPDATE incidents SET {sets}, updated_at = ? WHERE id = ?",
+                           (*incident_updates.values(), utc, incident_id))
         return Event(incident_id, seq, utc, mono, kind, actor, data)
 
     def events(self, incident_id: int, *, after_seq: int = 0) -> list[Event]:

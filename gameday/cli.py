@@ -117,11 +117,12 @@ def experiment_run(file: Path, run_dir: Path | None) -> None:
         sys.exit(1)
 
 
+from gameday.commands.cluster import cluster  # noqa: E402
 from gameday.commands.incident import incident  # noqa: E402
 from gameday.commands.learning import actions, review, score  # noqa: E402
 from gameday.commands.runbook import runbook  # noqa: E402
 from gameday.commands.sandbox import sandbox  # noqa: E402
 from gameday.commands.serve import serve  # noqa: E402
 
-for command in (sandbox, incident, runbook, score, review, actions, serve):
+for command in (sandbox, incident, runbook, score, review, actions, serve, cluster):
     cli.add_command(command)

@@ -1,0 +1,141 @@
+"""Kubernetes targets: a kind cluster for users, a kwok cluster (a real control plane
+with simulated nodes, no container engine) for control-plane game days and tests.
+
+Everything goes through the tools' own command lines (``kind``, ``kwokctl``,
+``kubectl``) with argument lists. A cluster that fails half-way is deleted again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from gameday.errors import GamedayError
+
+NAME = "gameday"
+NAMESPACE = "gameday-shop"
+MANIFESTS = Path("k8s") / "shop" / "shop.yaml"
+KIND_CONFIG = Path("kind-config.yaml")
+CONTROLPLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
+                "kwok", "kwokctl", "etcd")
+
+
+def k8s_bin() -> Path:
+    return Path(os.environ.get("GAMEDAY_K8S_BIN") or Path(".gameday") / "k8s" / "bin").resolve()
+
+
+@dataclass(frozen=True)
+class Cluster:
+    provider: str
+    kubeconfig: Path
+    context: str
+
+
+def _run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 300,
+         what: str) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise GamedayError(f"{what} failed (exit {proc.returncode}): " + " | ".join(detail))
+    return proc.stdout
+
+
+def container_engine() -> str | None:
+    for engine in ("docker", "podman"):
+        if shutil.which(engine):
+            probe = subprocess.run([engine, "info"], capture_output=True, timeout=20)
+            if probe.returncode == 0:
+                return engine
+    return None
+
+
+def check_kind() -> None:
+    missing = [b for b in ("kind", "kubectl") if shutil.which(b) is None]
+    if missing:
+        raise GamedayError(
+            f"{' and '.join(missing)} not found on PATH: the kind provider needs kind "
+            "(https://kind.sigs.k8s.io, `go install sigs.k8s.io/kind@latest`) and kubectl. "
+            "Without a container engine use --provider kwok.")
+    if container_engine() is None:
+        raise GamedayError("kind needs a running container engine (docker or podman) and "
+                           "none answers here; use --provider kwok for a container-free "
+                           "cluster")
+
+
+def check_kwok() -> Path:
+    bindir = k8s_bin()
+    missing = [b for b in CONTROLPLANE if not (bindir / b).exists()]
+    if missing:
+        raise GamedayError(f"missing {', '.join(missing)} in {bindir}: build them with "
+                           "scripts/build-controlplane (Go, about 20 minutes the first time)")
+    return bindir
+
+
+def up(provider: str, *, nodes: int = 3) -> Cluster:
+    if provider == "kind":
+        check_kind()
+        kubeconfig = Path(".gameday") / "kind.kubeconfig"
+        _run(["kind", "create", "cluster", "--name", NAME, "--config", str(KIND_CONFIG),
+              "--kubeconfig", str(kubeconfig), "--wait", "180s"], timeout=600,
+             what="kind create cluster")
+        cluster = Cluster("kind", kubeconfig.resolve(), f"kind-{NAME}")
+    else:
+        bindir = check_kwok()
+        env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+        args = ["kwokctl", "create", "cluster", "--name", NAME, "--runtime", "binary",
+                "--kube-apiserver-binary", str(bindir / "kube-apiserver"),
+                "--kube-controller-manager-binary", str(bindir / "kube-controller-manager"),
+                "--kube-scheduler-binary", str(bindir / "kube-scheduler"),
+                "--kwok-controller-binary", str(bindir / "kwok"),
+                "--etcd-binary", str(bindir / "etcd"), "--kubectl-binary",
+                str(bindir / "kubectl"), "--wait", "120s"]
+        _run([str(bindir / args[0]), *args[1:]], env=env, timeout=300,
+             what="kwokctl create cluster")
+        cluster = Cluster("kwok", Path.home() / ".kwok" / "clusters" / NAME / "kubeconfig.yaml",
+                          f"kwok-{NAME}")
+        try:
+            _run([str(bindir / "kwokctl"), "--name", NAME, "scale", "node", "--replicas",
+                  str(nodes)], env=env, what="kwokctl scale node")
+        except GamedayError:
+            down("kwok")
+            raise
+    try:
+        kubectl(cluster, "apply", "-f", str(MANIFESTS))
+        if provider == "kind":
+            kubectl(cluster, "-n", NAMESPACE, "rollout", "status", "deployment/frontend",
+                    "--timeout=180s")
+    except GamedayError:
+        down(provider)
+        raise
+    return cluster
+
+
+def down(provider: str) -> None:
+    if provider == "kind":
+        if shutil.which("kind"):
+            _run(["kind", "delete", "cluster", "--name", NAME], what="kind delete cluster")
+        return
+    bindir = k8s_bin()
+    if (bindir / "kwokctl").exists():
+        _run([str(bindir / "kwokctl"), "delete", "cluster", "--name", NAME],
+             env={"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"},
+             what="kwokctl delete cluster")
+
+
+def existing(provider: str) -> Cluster:
+    if provider == "kind":
+        return Cluster("kind", (Path(".gameday") / "kind.kubeconfig").resolve(), f"kind-{NAME}")
+    return Cluster("kwok", Path.home() / ".kwok" / "clusters" / NAME / "kubeconfig.yaml",
+                   f"kwok-{NAME}")
+
+
+def kubectl(cluster: Cluster, *args: str, timeout: float = 120) -> str:
+    binary = shutil.which("kubectl") if cluster.provider == "kind" else str(k8s_bin() / "kubectl")
+    if not binary or not Path(binary).exists():
+        raise GamedayError("kubectl not found")
+    return _run([binary, "--kubeconfig", str(cluster.kubeconfig), *args], timeout=timeout,
+                what=f"kubectl {' '.join(args[:2])}")

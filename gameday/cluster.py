@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gameday.errors import GamedayError
 
-NAME = "gameday"
+NAME = os.environ.get("GAMEDAY_CLUSTER", "gameday")
 NAMESPACE = "gameday-shop"
 MANIFESTS = Path("k8s") / "shop" / "shop.yaml"
 KIND_CONFIG = Path("kind-config.yaml")
@@ -91,8 +91,7 @@ def up(provider: str, *, nodes: int = 3) -> Cluster:
                 "--kube-controller-manager-binary", str(bindir / "kube-controller-manager"),
                 "--kube-scheduler-binary", str(bindir / "kube-scheduler"),
                 "--kwok-controller-binary", str(bindir / "kwok"),
-                "--etcd-binary", str(bindir / "etcd"), "--kubectl-binary",
-                str(bindir / "kubectl"), "--wait", "120s"]
+                "--etcd-binary", str(bindir / "etcd"), "--wait", "120s"]
         _run([str(bindir / args[0]), *args[1:]], env=env, timeout=300,
              what="kwokctl create cluster")
         cluster = Cluster("kwok", Path.home() / ".kwok" / "clusters" / NAME / "kubeconfig.yaml",

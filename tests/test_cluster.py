@@ -66,7 +66,8 @@ BUILT = all((k8s.k8s_bin() / b).exists() for b in k8s.CONTROLPLANE)
 @pytest.mark.slow
 @pytest.mark.skipif(not BUILT, reason="control-plane binaries not built "
                                       "(scripts/build-controlplane)")
-def test_kwok_cluster_is_a_real_control_plane():
+def test_kwok_cluster_is_a_real_control_plane(monkeypatch):
+    monkeypatch.setattr(k8s, "NAME", "gameday-test")  # never touch a user's cluster
     try:
         c = k8s.up("kwok", nodes=3)
         nodes = k8s.kubectl(c, "get", "nodes", "-o", "name").split()
@@ -77,5 +78,11 @@ def test_kwok_cluster_is_a_real_control_plane():
         assert "gitVersion: v1.32" in version
         deployments = k8s.kubectl(c, "-n", k8s.NAMESPACE, "get", "deployments", "-o", "name")
         assert "deployment.apps/frontend" in deployments
+        # kwok stands in for kubelets: the scheduler places the pods, and they run.
+        k8s.kubectl(c, "-n", k8s.NAMESPACE, "rollout", "status", "deployment/frontend",
+                    "--timeout=60s")
+        pods = k8s.kubectl(c, "-n", k8s.NAMESPACE, "get", "pods", "-l", "app=frontend",
+                           "-o", "jsonpath={.items[*].status.phase}").split()
+        assert pods == ["Running"] * 3
     finally:
         k8s.down("kwok")

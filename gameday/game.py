@@ -184,6 +184,11 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
             finish(incident, detector, response, sc, say)
     except (KeyboardInterrupt, Terminated):
         interrupted = True
+    except GamedayError as exc:  # the target never got going: say so on the record
+        incident.record("gameday.failed", "gameday", {"error": str(exc)})
+        if incident.state == "pending":
+            incident.record("incident.cancelled", "gameday", {"reason": "game day failed"})
+        raise
     finally:
         if stack:  # first, so a stopping shop pages nobody
             stack.stop()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.scenario import Alert, Slo
-from gameday.traffic import Sample, Sli, Traffic
+from gameday.traffic import Sample, SampleLog, Sli
 
 Report = Callable[[str, int, str, dict[str, Any]], None]  # kind, at_ns, at_utc, data
 
@@ -52,7 +52,7 @@ class DetectorState:
 
 
 class Detector:
-    def __init__(self, traffic: Traffic, slo: Slo, alert: Alert, *, interval_s: float,
+    def __init__(self, traffic: SampleLog, slo: Slo, alert: Alert, *, interval_s: float,
                  recovery_window_s: float, report: Report, sli_path: Path | None = None,
                  emit_alerts: bool = True):
         self.traffic, self.slo, self.alert = traffic, slo, alert

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from gameday import chaos, traffic
+from gameday.comms import describe_impact
 from gameday.detection import Detector
 from gameday.errors import GamedayError, NotFound, SandboxError
 from gameday.incident import Incident
 from gameday.response import Response, wait
-from gameday.sandbox import start_sandbox, stop_sandbox
 from gameday.scenario import Scenario
 from gameday.store import Event, Store, utc_now
+from gameday.targets import make_target
 
 Say = Callable[[str], None]
 DEFAULT_RUNS = Path(".gameday") / "runs"
@@ -119,24 +120,28 @@ class GameHooks:
             self.response.run()
 
 
-def wait_steady(detector: Detector, sc: Scenario) -> None:
-    needed = max(5, int(sc.traffic_rate * sc.slo.window_s * 0.5))
+def wait_steady(detector: Detector, sc: Scenario, rate: float) -> None:
+    """Until the window holds enough samples (half of what ``rate`` fills it with) and
+    the SLIs are inside the objective."""
+    needed = max(5, int(rate * sc.slo.window_s * 0.5))
     deadline = time.monotonic() + sc.timeouts.steady
     while time.monotonic() < deadline:
         sli = detector.current()
         if sli is not None and sli.total >= needed and detector.healthy():
             return
         time.sleep(sc.evaluation_interval_s)
+    sli = detector.current()
     raise SandboxError(f"the target did not reach its steady state within "
-                       f"{sc.timeouts.steady:g}s (SLI: {detector.current()})")
+                       f"{sc.timeouts.steady:g}s (last window: "
+                       f"{describe_impact(sli.as_dict() if sli else None)})")
 
 
 def run_gameday(sc: Scenario, store: Store, *, say: Say,
                 on_event: Callable[[Event], None] | None = None,
                 root: Path | None = None, alerting: str | None = None) -> GameResult:
     alerting = alerting or sc.alerting
-    if sc.target != "sandbox":
-        raise GamedayError(f"target {sc.target!r} is not available yet; use target: sandbox")
+    if alerting == "prometheus" and sc.target != "sandbox":
+        raise GamedayError("--alerting prometheus works with the sandbox target only")
     experiment = chaos.load_experiment(sc.experiment)  # validated before anything starts
     run_dir = new_run_dir(root or runs_root(), sc.name)
     shutil.copy(sc.path, run_dir / "scenario.yaml")
@@ -149,20 +154,18 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
          "started_at": datetime.now(UTC).isoformat()}, indent=2))
     say(f"run directory {run_dir}")
 
-    sandbox_dir = run_dir / "sandbox"
-    os.environ["GAMEDAY_SANDBOX"] = str(sandbox_dir)  # for the in-process chaos activities
-    env = {"GAMEDAY_SANDBOX": str(sandbox_dir), "GAMEDAY_DB": str(store.path.resolve())}
-    generator: traffic.Traffic | None = None
+    target = make_target(sc, run_dir)
+    generator: traffic.SampleLog | None = None
     detector: Detector | None = None
     receiver = stack = None
     journal: dict[str, Any] = {}
     interrupted = False
     try:
-        client = start_sandbox(sandbox_dir)
-        entry = client.entrypoint
-        incident.record("target.ready", "gameday", {"target": "sandbox", "entrypoint": entry})
-        generator = traffic.Traffic(entry, sc.traffic_rate, sc.traffic_timeout_s,
-                                    run_dir / "samples.jsonl")
+        ready = target.up()
+        env = {**target.env, "GAMEDAY_DB": str(store.path.resolve())}
+        os.environ.update(target.env)  # for the chaos activities running in this process
+        incident.record("target.ready", "gameday", {"target": target.name, **ready})
+        generator = target.sampler(run_dir / "samples.jsonl")
         generator.start()
         traffic.LIVE = generator
         detector = Detector(
@@ -173,10 +176,12 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
             emit_alerts=alerting == "builtin")
         detector.start()
         response = Response(sc, incident, detector, run_dir, env, say)
+        name, labels, annotations = response.alert
+        response.alert = (name, {**labels, **target.labels()}, annotations)
         if alerting == "prometheus":
-            receiver, stack = start_real_alerting(run_dir, client.state(), incident, response,
+            receiver, stack = start_real_alerting(run_dir, target.state(), incident, response,
                                                   detector)
-        wait_steady(detector, sc)
+        wait_steady(detector, sc, generator.rate)
         incident.record("steady_state.reached", "gameday", {"sli": detector.current().as_dict()})
         journal = chaos.run(experiment, run_dir, GameHooks(incident, detector, response))
         interrupted = journal.get("status") == "interrupted"
@@ -199,13 +204,13 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
         if generator:
             traffic.LIVE = None
             generator.stop()
-        stop_sandbox(sandbox_dir)
+        target.down()
         if interrupted:
             incident.record("gameday.interrupted", "gameday",
                             {"experiment": journal.get("status")})
             if incident.state in ("pending", "declared", "acknowledged"):
                 incident.record("incident.cancelled", "gameday", {"reason": "interrupted"})
-        incident.record("target.stopped", "gameday", {"target": "sandbox"})
+        incident.record("target.stopped", "gameday", {"target": target.name})
     return GameResult(run_dir, incident.id, incident.state, journal.get("status"), interrupted)
 
 

@@ -245,10 +245,12 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
     cancel = cancel or threading.Event()
     done = threading.Event()
     data_dir.mkdir(parents=True, exist_ok=True)
-    bindir = str(Path(sys.executable).parent)
-    envvars = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+    env = dict(env or {})
+    bindir = str(Path(sys.executable).parent)  # ansible-playbook and gameday live here
+    path = env.pop("PATH", os.environ.get("PATH", ""))
+    envvars = {"PATH": f"{bindir}{os.pathsep}{path}",
                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "False",
-               "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False", **(env or {})}
+               "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False", **env}
     inventory = {"all": {"hosts": {"localhost": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}
     counts = {"ok": 0, "failed": 0, "skipped": 0, "unreachable": 0}

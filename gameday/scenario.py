@@ -99,6 +99,7 @@ class Scenario:
     slo: Slo
     alert: Alert
     alerting: str
+    workload: dict[str, str]
     response: Response
     recovery_window_s: float
     evaluation_interval_s: float
@@ -210,7 +211,7 @@ def load_scenario(path: str | Path, *, check_experiment: bool = True) -> Scenari
                               file=str(path), field=where) from None
     r = _Reader(path, raw)
     known = {"name", "title", "description", "target", "experiment", "service", "team",
-             "traffic", "slo", "alert", "alerting", "response", "recovery_window",
+             "traffic", "slo", "alert", "alerting", "response", "recovery_window", "workload",
              "evaluation_interval", "timeouts", "targets"}
     for key in raw:
         if key not in known:
@@ -255,12 +256,18 @@ def load_scenario(path: str | Path, *, check_experiment: bool = True) -> Scenari
                 sr.fail(sr.name(key), f"unknown target (expected {', '.join(TARGET_KEYS)})")
             targets[sev][key] = sr.duration(key)
 
+    target = r.str("target", "sandbox", TARGETS)
+    workload = r.mapping("workload")
+    if target != "sandbox":
+        w = r.sub("workload")
+        w.str("namespace", pattern=NAME)
+        w.str("deployment", pattern=NAME)
     interval = r.duration("evaluation_interval", "0.25s")
     if not 0.01 <= interval <= 0.25:
         r.fail("evaluation_interval", "must be between 10ms and 250ms")
     return Scenario(
         path=path, name=r.str("name", pattern=NAME), title=r.str("title"),
-        description=r.str("description", ""), target=r.str("target", "sandbox", TARGETS),
+        description=r.str("description", ""), target=target, workload=workload,
         experiment=experiment, service=r.str("service", pattern=NAME), team=team,
         traffic_rate=tr.number("rate", 40, low=1, high=500),
         traffic_timeout_s=tr.duration("timeout", "3s"), slo=slo, alert=alert,

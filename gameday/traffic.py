@@ -61,15 +61,58 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-class Traffic:
+class SampleLog:
+    """Samples kept in completion order for sliding windows, and appended to a file."""
+
+    def __init__(self, samples_path: Path | None):
+        self._samples: deque[Sample] = deque()
+        self._lock = threading.Lock()
+        self._file = open(samples_path, "a", buffering=1) if samples_path else None  # noqa: SIM115
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+
+    def record(self, sample: Sample) -> None:
+        end = sample.end_ns
+        with self._lock:
+            # Completions arrive nearly in order; keep the deque sorted by end time.
+            self._samples.append(sample)
+            if len(self._samples) > 1 and self._samples[-2].end_ns > end:
+                ordered = sorted(self._samples, key=lambda s: s.end_ns)
+                self._samples = deque(ordered)
+            while self._samples and end - self._samples[0].end_ns > KEEP_S * 1e9:
+                self._samples.popleft()
+            if self._file and not self._file.closed:
+                self._file.write(json.dumps(asdict(sample)) + "\n")
+
+    def between(self, start_ns: int, end_ns: int) -> list[Sample]:
+        """Samples that completed in ``(start_ns, end_ns]``."""
+        with self._lock:
+            samples = list(self._samples)
+        ends = [s.end_ns for s in samples]
+        return samples[bisect_left(ends, start_ns + 1):bisect_left(ends, end_ns + 1)]
+
+    def sli(self, window_s: float, at_ns: int | None = None) -> Sli:
+        at_ns = at_ns or time.monotonic_ns()
+        window = self.between(at_ns - int(window_s * 1e9), at_ns)
+        if not window:
+            return Sli(at_ns, utc_now(), 0, None, None, None)
+        latencies = sorted(s.latency_ms for s in window)
+        ok = sum(1 for s in window if s.ok)
+        return Sli(at_ns, utc_now(), len(window), ok / len(window),
+                   percentile(latencies, 0.50), percentile(latencies, 0.99))
+
+
+class Traffic(SampleLog):
+    """Open-loop HTTP requests against the entry point, each one a sample."""
+
     def __init__(self, url: str, rate: float, timeout_s: float, samples_path: Path | None):
+        super().__init__(samples_path)
         parts = urlsplit(url)
         self.host, self.port, self.path = parts.hostname, parts.port, parts.path or "/"
         self.rate, self.timeout_s = rate, timeout_s
-        self._samples: deque[Sample] = deque()
-        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._file = open(samples_path, "a", buffering=1) if samples_path else None  # noqa: SIM115
         workers = max(8, int(rate * timeout_s) + 4)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="traffic")
         self._thread = threading.Thread(target=self._schedule, name="traffic", daemon=True)
@@ -81,15 +124,7 @@ class Traffic:
         self._stop.set()
         self._thread.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._file:
-            self._file.close()
-
-    def __enter__(self) -> Traffic:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        self.close()
 
     def _schedule(self) -> None:
         period = 1.0 / self.rate
@@ -111,42 +146,9 @@ class Traffic:
             response = conn.getresponse()
             response.read()
             status = response.status
-        except TimeoutError:
-            status = 0
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException):  # refused, reset, timed out
             status = 0
         finally:
             conn.close()
         end = time.monotonic_ns()
         self.record(Sample(start, end, utc_now(), status, (end - start) / 1e6))
-
-    def record(self, sample: Sample) -> None:
-        end = sample.end_ns
-        with self._lock:
-            # Completions arrive nearly in order; keep the deque sorted by end time.
-            self._samples.append(sample)
-            if len(self._samples) > 1 and self._samples[-2].end_ns > end:
-                ordered = sorted(self._samples, key=lambda s: s.end_ns)
-                self._samples = deque(ordered)
-            while self._samples and end - self._samples[0].end_ns > KEEP_S * 1e9:
-                self._samples.popleft()
-            if self._file and not self._file.closed:
-                self._file.write(json.dumps(asdict(sample)) + "\n")
-
-    # -- reading ---------------------------------------------------------------------
-    def between(self, start_ns: int, end_ns: int) -> list[Sample]:
-        """Samples that completed in ``(start_ns, end_ns]``."""
-        with self._lock:
-            samples = list(self._samples)
-        ends = [s.end_ns for s in samples]
-        return samples[bisect_left(ends, start_ns + 1):bisect_left(ends, end_ns + 1)]
-
-    def sli(self, window_s: float, at_ns: int | None = None) -> Sli:
-        at_ns = at_ns or time.monotonic_ns()
-        window = self.between(at_ns - int(window_s * 1e9), at_ns)
-        if not window:
-            return Sli(at_ns, utc_now(), 0, None, None, None)
-        latencies = sorted(s.latency_ms for s in window)
-        ok = sum(1 for s in window if s.ok)
-        return Sli(at_ns, utc_now(), len(window), ok / len(window),
-                   percentile(latencies, 0.50), percentile(latencies, 0.99))

@@ -1,0 +1,94 @@
+"""Where a game day runs: the embedded sandbox, or a Kubernetes cluster (kind, kwok).
+
+A target comes up, offers samples for the SLIs (requests for the sandbox and kind,
+Deployment status for kwok, whose pods serve nothing), gives runbooks and chaos
+activities the environment they need, and goes down however the game day ends.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from gameday.scenario import Scenario
+from gameday.traffic import SampleLog, Traffic
+
+
+class SandboxTarget:
+    name = "sandbox"
+
+    def __init__(self, sc: Scenario, run_dir: Path):
+        self.sc, self.dir = sc, run_dir / "sandbox"
+        self.client = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"GAMEDAY_SANDBOX": str(self.dir)}
+
+    def up(self) -> dict[str, Any]:
+        from gameday.sandbox import start_sandbox
+
+        self.client = start_sandbox(self.dir)
+        return {"entrypoint": self.client.entrypoint}
+
+    def sampler(self, samples_path: Path) -> SampleLog:
+        return Traffic(self.client.entrypoint, self.sc.traffic_rate, self.sc.traffic_timeout_s,
+                       samples_path)
+
+    def state(self) -> dict[str, Any]:
+        return self.client.state()
+
+    def labels(self) -> dict[str, str]:
+        return {}
+
+    def down(self) -> None:
+        from gameday.sandbox import stop_sandbox
+
+        stop_sandbox(self.dir)
+
+
+class KubeTarget:
+    """kwok: a real control plane with simulated nodes (SLIs from the API server)."""
+
+    def __init__(self, sc: Scenario, run_dir: Path):
+        self.sc, self.name = sc, sc.target
+        self.cluster = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        from gameday.cluster import k8s_bin
+
+        env = {"PATH": f"{k8s_bin()}{os.pathsep}{os.environ.get('PATH', '')}"}
+        if self.cluster:
+            env["KUBECONFIG"] = str(self.cluster.kubeconfig)
+        return env
+
+    def up(self) -> dict[str, Any]:
+        from gameday import cluster
+
+        self.cluster = cluster.up(self.sc.target)
+        return {"kubeconfig": str(self.cluster.kubeconfig), "context": self.cluster.context}
+
+    def sampler(self, samples_path: Path) -> SampleLog:
+        from gameday.kube import KubeSampler
+
+        workload = self.sc.workload
+        return KubeSampler(self.cluster.kubeconfig, workload["namespace"],
+                           workload["deployment"], samples_path=samples_path)
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def labels(self) -> dict[str, str]:
+        """Alerts from this target carry the cluster's context, as a real one would."""
+        return {"context": self.cluster.context} if self.cluster else {}
+
+    def down(self) -> None:
+        from gameday import cluster
+
+        cluster.down(self.sc.target)
+
+
+def make_target(sc: Scenario, run_dir: Path) -> SandboxTarget | KubeTarget:
+    return SandboxTarget(sc, run_dir) if sc.target == "sandbox" else KubeTarget(sc, run_dir)

@@ -85,6 +85,13 @@ class Detector:
         with self._lock:
             return self.state.last
 
+    def recovering(self, lookback_s: float = 0.5) -> bool:
+        """Whether the newest samples all meet the objective: the window SLI still shows
+        the damage for a while after a fix, and must not drive a severity bump then."""
+        now = time.monotonic_ns()
+        recent = self.traffic.between(now - int(lookback_s * 1e9), now)
+        return bool(recent) and not any(bad(s, self.slo) for s in recent)
+
     def healthy(self) -> bool:
         sli = self.current()
         return sli is not None and not outside(sli, self.slo)

@@ -134,7 +134,8 @@ class Response:
     def watch_severity(self) -> None:
         sli = self.det.current()
         current = self.inc.severity
-        if sli is None or current is None or self.det.mitigated.is_set():
+        if sli is None or current is None or self.det.mitigated.is_set() \
+                or self.det.recovering():
             return
         measured = measured_severity(sli, self.sc.slo)
         if worse(measured, current):
@@ -239,7 +240,8 @@ class Response:
         try:
             result = run_runbook(
                 runbook, extravars, self.run_dir / "runbooks" / f"{seq:02d}-{runbook.name}",
-                env=self.env, on_event=lambda kind, data: self.inc.record(kind, actor, data))
+                env=self.env, on_event=lambda kind, data: self.inc.record(kind, actor, data),
+                tick=self.tick)
         except GamedayError as exc:
             self.runbook_status = (runbook.name, "could not start")
             self.say(str(exc))

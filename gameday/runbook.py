@@ -235,9 +235,11 @@ def _task_event(event: dict[str, Any]) -> dict[str, Any] | None:
 def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
                 check: bool = False, env: dict[str, str] | None = None,
                 on_event: OnEvent | None = None,
-                cancel: threading.Event | None = None) -> RunbookResult:
+                cancel: threading.Event | None = None,
+                tick: Callable[[], None] | None = None) -> RunbookResult:
     """Run a runbook with validated ``params``; reports ``runbook.started``,
-    ``runbook.task`` (each task start and result) and ``runbook.finished``."""
+    ``runbook.task`` (each task start and result) and ``runbook.finished``. ``tick`` is
+    called about every 100 ms while it runs (the incident keeps being watched)."""
     import ansible_runner
     from ansible_runner.exceptions import AnsibleRunnerException
 
@@ -282,7 +284,8 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
         # Wait on an Event, not Thread.join: an interrupted join can leave a running
         # thread looking finished (CPython), and the playbook would outlive us.
         while not done.wait(0.1):
-            pass
+            if tick:
+                tick()
     except BaseException:  # Ctrl-C, SIGTERM: stop the playbook before unwinding
         cancel.set()
         done.wait(15)

@@ -91,9 +91,12 @@ def test_kwok_cluster_is_a_real_control_plane(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.skipif(not BUILT, reason="control-plane binaries not built "
                                       "(scripts/build-controlplane)")
-def test_kwok_game_day_end_to_end(tmp_path):
-    """chaosk8s scales the frontend to zero; Kubernetes SLIs detect it; the kubectl
-    runbook runs through ansible-runner; recovery is observed through the API."""
+@pytest.mark.parametrize("scenario,runbook", [
+    ("kwok-frontend-scaled-to-zero", "k8s-scale-deployment"),
+    ("kwok-nodes-cordoned", "k8s-uncordon-nodes")])
+def test_kwok_game_day_end_to_end(tmp_path, scenario, runbook):
+    """A chaosk8s fault; Kubernetes SLIs detect it; the kubectl runbook runs through
+    ansible-runner; recovery is observed through the API."""
     import json
     import os
     import sys
@@ -103,12 +106,12 @@ def test_kwok_game_day_end_to_end(tmp_path):
     env = {**os.environ, "GAMEDAY_DB": str(tmp_path / "g.db"),
            "GAMEDAY_RUNS": str(tmp_path / "runs"), "GAMEDAY_CLUSTER": "gameday-e2e"}
     proc = subprocess.run([sys.executable, "-m", "gameday", "run",
-                           "scenarios/kwok-frontend-scaled-to-zero.yaml", "--json"],
+                           f"scenarios/{scenario}.yaml", "--json"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result["status"] == "resolved"
-    assert result["metrics"]["contained_by"] == "runbook k8s-scale-deployment"
+    assert result["metrics"]["contained_by"] == f"runbook {runbook}"
     assert result["metrics"]["TTM"] is not None
     events = Store(tmp_path / "g.db").events(result["incident_id"])
     kinds = [e.kind for e in events]
@@ -117,4 +120,7 @@ def test_kwok_game_day_end_to_end(tmp_path):
         assert kind in kinds
     ok = [e.data for e in events if e.kind == "runbook.task" and e.data["status"] == "ok"]
     assert any("successfully rolled out" in d.get("stdout", "") for d in ok)
+    assert not any(e.kind == "severity.changed" and e.at_monotonic_ns >
+                   next(m.at_monotonic_ns for m in events if m.kind == "mitigated")
+                   for e in events)  # no bump once the fix has landed
     assert (Path(result["run_dir"]) / "review.md").exists()

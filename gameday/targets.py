@@ -48,8 +48,12 @@ class SandboxTarget:
         stop_sandbox(self.dir)
 
 
+KIND_ENTRYPOINT = "http://127.0.0.1:30080/"  # the frontend's NodePort, see kind-config.yaml
+
+
 class KubeTarget:
-    """kwok: a real control plane with simulated nodes (SLIs from the API server)."""
+    """A cluster. kind runs real pods: traffic through the mapped entry point gives the
+    SLIs. kwok's pods serve nothing: the Deployment's status from the API server does."""
 
     def __init__(self, sc: Scenario, run_dir: Path):
         self.sc, self.name = sc, sc.target
@@ -73,6 +77,9 @@ class KubeTarget:
     def sampler(self, samples_path: Path) -> SampleLog:
         from gameday.kube import KubeSampler
 
+        if self.sc.target == "kind":
+            return Traffic(KIND_ENTRYPOINT, self.sc.traffic_rate, self.sc.traffic_timeout_s,
+                           samples_path)
         workload = self.sc.workload
         return KubeSampler(self.cluster.kubeconfig, workload["namespace"],
                            workload["deployment"], samples_path=samples_path)

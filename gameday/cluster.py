@@ -19,6 +19,7 @@ NAME = os.environ.get("GAMEDAY_CLUSTER", "gameday")
 NAMESPACE = "gameday-shop"
 MANIFESTS = Path("k8s") / "shop" / "shop.yaml"
 KIND_CONFIG = Path("kind-config.yaml")
+KWOKCTL_CONFIG = Path("k8s") / "kwok" / "kwokctl.yaml"
 CONTROLPLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
                 "kwok", "kwokctl", "etcd")
 
@@ -87,6 +88,7 @@ def up(provider: str, *, nodes: int = 3) -> Cluster:
         bindir = check_kwok()
         env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
         args = ["kwokctl", "create", "cluster", "--name", NAME, "--runtime", "binary",
+                "--config", str(KWOKCTL_CONFIG),
                 "--kube-apiserver-binary", str(bindir / "kube-apiserver"),
                 "--kube-controller-manager-binary", str(bindir / "kube-controller-manager"),
                 "--kube-scheduler-binary", str(bindir / "kube-scheduler"),
@@ -103,7 +105,8 @@ def up(provider: str, *, nodes: int = 3) -> Cluster:
             down("kwok")
             raise
     try:
-        kubectl(cluster, "apply", "-f", str(MANIFESTS))
+        # Strict: the API server refuses unknown or misspelled fields.
+        kubectl(cluster, "apply", "--validate=strict", "-f", str(MANIFESTS))
         if provider == "kind":
             kubectl(cluster, "-n", NAMESPACE, "rollout", "status", "deployment/frontend",
                     "--timeout=180s")

@@ -157,7 +157,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     target = make_target(sc, run_dir)
     generator: traffic.SampleLog | None = None
     detector: Detector | None = None
-    receiver = stack = None
+    receiver = stack = watch = None
     journal: dict[str, Any] = {}
     interrupted = False
     try:
@@ -183,6 +183,8 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
                                                   detector)
         wait_steady(detector, sc, generator.rate)
         incident.record("steady_state.reached", "gameday", {"sli": detector.current().as_dict()})
+        watch = target.watch(run_dir, lambda kind, data: incident.record(
+            kind, "kubernetes", data))
         journal = chaos.run(experiment, run_dir, GameHooks(incident, detector, response))
         interrupted = journal.get("status") == "interrupted"
         if not interrupted:
@@ -201,6 +203,8 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
             receiver.stop()
         if detector:
             detector.stop()
+        if watch:
+            watch.stop()
         if generator:
             traffic.LIVE = None
             generator.stop()

@@ -223,9 +223,7 @@ class Response:
             self.inc.record("runbook.missing", "gameday", {"alert": name})
             self.say(f"no runbook is linked to {name}")
             return
-        wanted = {p.name for p in runbook.parameters}
-        raw = {k: v for k, v in labels.items() if k in wanted}
-        raw |= params | sc.response.params
+        raw = runbook.from_labels(labels) | params | sc.response.params
         try:
             extravars = validate_params(runbook, raw)
         except ValidationError as exc:

@@ -45,6 +45,21 @@ SYSTEM_FACTORS = {
     "inject_latency": ("Checkout calls a non-critical dependency synchronously, with a "
                        "timeout longer than its own latency objective.",
                        "Give the fraud call a timeout budget and a fallback below the SLO"),
+    "scale_deployment": ("Nothing guards the Deployment's replica count: automation could "
+                         "scale a serving Deployment to zero without a check.",
+                         "Enforce a replica floor for serving Deployments (admission "
+                         "policy or autoscaler minimum)"),
+    "cordon_node": ("Maintenance tooling could cordon every node at once: nothing limits "
+                    "how much schedulable capacity it takes away.",
+                    "Limit node maintenance to one node at a time and alert on Pending pods"),
+    "roll_out_release": ("A release reached the cluster with no check that its pods can "
+                         "be scheduled and serve, and the rolling update gave up capacity "
+                         "for it.",
+                         "Gate rollouts on a canary with automatic rollback, and check "
+                         "resource requests before they merge"),
+    "deny_all_ingress": ("A NetworkPolicy for the whole namespace applied with no check of "
+                         "the traffic it would cut.",
+                         "Test NetworkPolicy changes for connectivity before they apply"),
 }
 
 
@@ -218,6 +233,7 @@ def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
         "went_well": went_well(card), "was_hard": was_hard(card), "lucky": lucky(events),
         "journal_status": journal.get("status"), "deviated": journal.get("deviated"),
         "run_dir": run_dir, "chart": chart, "generated_at": datetime.now(UTC).isoformat(),
+        "kubernetes": kubernetes_facts(run_dir, events, t0),
         "runbook_artifacts": sorted(str(p.relative_to(run_dir)) for p in
                                     (run_dir / "runbooks").glob("*/artifacts/*/status")),
     }
@@ -226,6 +242,16 @@ def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
     (run_dir / "review.html").write_text(env.get_template("review.html.j2").render(**facts))
     (run_dir / "scorecard.json").write_text(json.dumps(card.as_dict(), indent=2))
     return facts
+
+
+def kubernetes_facts(run_dir: Path, events: list[dict[str, Any]], t0: int) -> dict[str, Any]:
+    """Replica counts where they changed, and the events Kubernetes reported."""
+    from gameday.kube import replica_changes
+
+    rows = [{**r, "t": (r["at_ns"] - t0) / 1e9} for r in replica_changes(run_dir / "k8s.jsonl")]
+    k8s_events = [{**e["data"], "t": (e["at_monotonic_ns"] - t0) / 1e9}
+                  for e in events if e["kind"] == "k8s.event"]
+    return {"replicas": rows, "events": k8s_events} if rows or k8s_events else {}
 
 
 def _describe(e: dict[str, Any]) -> str:

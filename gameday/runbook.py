@@ -31,6 +31,10 @@ MAX_LEN = 128
 OnEvent = Callable[[str, dict[str, Any]], None]
 
 
+# Names Jinja defines in every template: a parameter called so would not fail as undefined.
+JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace"})
+
+
 @dataclass(frozen=True)
 class Parameter:
     name: str
@@ -40,6 +44,7 @@ class Parameter:
     choices: tuple[str, ...] = ()
     default: str | None = None
     description: str = ""
+    label: str | None = None  # the alert label it comes from, when not its own name
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,12 @@ class Runbook:
     destructive: bool
     parameters: tuple[Parameter, ...]
     tasks: tuple[dict[str, Any], ...] = field(default=())
+
+    def from_labels(self, labels: dict[str, str]) -> dict[str, str]:
+        """The parameter values an alert's labels carry: each parameter takes the label
+        named by its ``label`` key, else the label of its own name."""
+        return {p.name: labels[p.label or p.name] for p in self.parameters
+                if (p.label or p.name) in labels}
 
     def commands(self) -> list[tuple[str, str]]:
         """Each task's name and the command it runs, for people to read."""
@@ -124,9 +135,14 @@ def load_runbook(path: Path) -> Runbook:
         if not isinstance(spec, dict):
             raise fail(where, "must be a mapping")
         unknown = set(spec) - {"type", "required", "pattern", "choices", "default",
-                               "description"}
+                               "description", "label"}
         if unknown:
             raise fail(where, f"unknown keys: {', '.join(sorted(unknown))}")
+        if pname in JINJA_GLOBALS:
+            raise fail(where, f"shadows Jinja's global {pname!r}: if it is ever missing, "
+                              "the playbook renders the global instead of failing; name it "
+                              f"otherwise and add `label: {pname}` to fill it from that "
+                              "alert label")
         ptype = spec.get("type", "string")
         if ptype not in TYPES:
             raise fail(where + ".type", f"must be one of {', '.join(TYPES)}")
@@ -143,7 +159,8 @@ def load_runbook(path: Path) -> Runbook:
                                 pattern=spec.get("pattern"),
                                 choices=tuple(str(c) for c in choices),
                                 default=None if default is None else str(default),
-                                description=str(spec.get("description", ""))))
+                                description=str(spec.get("description", "")),
+                                label=None if spec.get("label") is None else str(spec["label"])))
     tasks = tuple(t for p in plays if isinstance(p, dict) for t in (p.get("tasks") or []))
     return Runbook(name=path.stem, path=path, summary=meta["summary"], alerts=tuple(alerts),
                    auto=meta.get("auto", False), destructive=meta.get("destructive", False),

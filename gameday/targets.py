@@ -8,11 +8,14 @@ activities the environment they need, and goes down however the game day ends.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gameday.scenario import Scenario
 from gameday.traffic import SampleLog, Traffic
+
+Record = Callable[[str, dict[str, Any]], None]
 
 
 class SandboxTarget:
@@ -41,6 +44,9 @@ class SandboxTarget:
 
     def labels(self) -> dict[str, str]:
         return {}
+
+    def watch(self, run_dir: Path, record: Record) -> None:
+        return None  # the sandbox's own events are the supervisor's, in its log
 
     def down(self) -> None:
         from gameday.sandbox import stop_sandbox
@@ -90,6 +96,16 @@ class KubeTarget:
     def labels(self) -> dict[str, str]:
         """Alerts from this target carry the cluster's context, as a real one would."""
         return {"context": self.cluster.context} if self.cluster else {}
+
+    def watch(self, run_dir: Path, record: Record):
+        """Kubernetes events on the incident, replica counts in ``k8s.jsonl``."""
+        from gameday.kube import KubeWatch
+
+        workload = self.sc.workload
+        watch = KubeWatch(self.cluster.kubeconfig, workload["namespace"],
+                          workload["deployment"], record, run_dir / "k8s.jsonl")
+        watch.start()
+        return watch
 
     def down(self) -> None:
         from gameday import cluster

@@ -44,6 +44,8 @@ def describe(kind: str, actor: str, data: dict[str, Any]) -> str:
             return f"{d['audience']} update by {actor}"
         case "runbook.started":
             return f"{d['runbook']} {d.get('params')}" + (" --check" if d.get("check") else "")
+        case "k8s.event":
+            return f"{d.get('type')} {d.get('reason')} {d.get('object')}: {d.get('message')}"
         case "runbook.task":
             return f"{d['status']:8} {d.get('task')}"
         case "runbook.finished":

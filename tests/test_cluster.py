@@ -3,6 +3,7 @@ real control plane (kwok) where its binaries have been built."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -61,12 +62,30 @@ def test_kwok_without_binaries_names_the_build_script(tmp_path, monkeypatch):
 
 
 BUILT = all((k8s.k8s_bin() / b).exists() for b in k8s.CONTROLPLANE)
+needs_build = pytest.mark.skipif(not BUILT, reason="control-plane binaries not built "
+                                                   "(scripts/build-controlplane)")
+
+
+@pytest.mark.skipif(not (k8s.k8s_bin() / "kindconfig").exists(),
+                    reason="kindconfig not built (scripts/build-controlplane)")
+def test_kind_config_decodes_strictly_into_kinds_own_types(tmp_path):
+    check = str(k8s.k8s_bin() / "kindconfig")
+    ok = subprocess.run([check, str(ROOT / "kind-config.yaml")], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    typo = tmp_path / "kind-config.yaml"
+    typo.write_text((ROOT / "kind-config.yaml").read_text()
+                    .replace("extraPortMappings", "extraPortMapping"))
+    bad = subprocess.run([check, str(typo)], capture_output=True, text=True)
+    assert bad.returncode == 1 and 'unknown field "extraPortMapping"' in bad.stderr
+    exposed = tmp_path / "exposed.yaml"
+    exposed.write_text((ROOT / "kind-config.yaml").read_text().replace("127.0.0.1", "0.0.0.0"))
+    bad = subprocess.run([check, str(exposed)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "not a loopback address" in bad.stderr
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not BUILT, reason="control-plane binaries not built "
-                                      "(scripts/build-controlplane)")
-def test_kwok_cluster_is_a_real_control_plane(monkeypatch):
+@needs_build
+def test_kwok_cluster_is_a_real_control_plane(monkeypatch, tmp_path):
     monkeypatch.setattr(k8s, "NAME", "gameday-test")  # never touch a user's cluster
     try:
         c = k8s.up("kwok", nodes=3)
@@ -84,24 +103,28 @@ def test_kwok_cluster_is_a_real_control_plane(monkeypatch):
         pods = k8s.kubectl(c, "-n", k8s.NAMESPACE, "get", "pods", "-l", "app=frontend",
                            "-o", "jsonpath={.items[*].status.phase}").split()
         assert pods == ["Running"] * 3
+        # The manifests against the API server's own schemas, strictly: a misspelled
+        # field is refused, not dropped.
+        k8s.kubectl(c, "apply", "--dry-run=server", "--validate=strict", "-f",
+                    str(ROOT / k8s.MANIFESTS))
+        typo = tmp_path / "shop.yaml"
+        typo.write_text((ROOT / k8s.MANIFESTS).read_text()
+                        .replace("readinessProbe", "readinesProbe", 1))
+        with pytest.raises(k8s.GamedayError, match="readinesProbe"):
+            k8s.kubectl(c, "apply", "--dry-run=server", "--validate=strict", "-f", str(typo))
+        # Every component of the control plane listens on loopback only.
+        config = (Path.home() / ".kwok" / "clusters" / k8s.NAME / "kwok.yaml").read_text()
+        assert "0.0.0.0" not in config
     finally:
         k8s.down("kwok")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not BUILT, reason="control-plane binaries not built "
-                                      "(scripts/build-controlplane)")
-@pytest.mark.parametrize("scenario,runbook", [
-    ("kwok-frontend-scaled-to-zero", "k8s-scale-deployment"),
-    ("kwok-nodes-cordoned", "k8s-uncordon-nodes")])
-def test_kwok_game_day_end_to_end(tmp_path, scenario, runbook):
-    """A chaosk8s fault; Kubernetes SLIs detect it; the kubectl runbook runs through
-    ansible-runner; recovery is observed through the API."""
+@needs_build
+def run_scenario(tmp_path: Path, scenario: str) -> dict:
     import json
     import os
     import sys
-
-    from gameday.store import Store
 
     env = {**os.environ, "GAMEDAY_DB": str(tmp_path / "g.db"),
            "GAMEDAY_RUNS": str(tmp_path / "runs"), "GAMEDAY_CLUSTER": "gameday-e2e"}
@@ -109,7 +132,20 @@ def test_kwok_game_day_end_to_end(tmp_path, scenario, runbook):
                            f"scenarios/{scenario}.yaml", "--json"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout)
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("scenario,runbook,event", [
+    ("kwok-frontend-scaled-to-zero", "k8s-scale-deployment", "ScalingReplicaSet"),
+    ("kwok-nodes-cordoned", "k8s-uncordon-nodes", "FailedScheduling"),
+    ("kwok-frontend-release-unschedulable", "k8s-rollout-undo", "FailedScheduling")])
+def test_kwok_game_day_end_to_end(tmp_path, scenario, runbook, event):
+    """A fault through the Kubernetes API; Kubernetes SLIs detect it; the kubectl runbook
+    runs through ansible-runner; recovery is observed through the API; what Kubernetes
+    reported is on the record and in the review."""
+    from gameday.store import Store
+
+    result = run_scenario(tmp_path, scenario)
     assert result["status"] == "resolved"
     assert result["metrics"]["contained_by"] == f"runbook {runbook}"
     assert result["metrics"]["TTM"] is not None
@@ -123,4 +159,29 @@ def test_kwok_game_day_end_to_end(tmp_path, scenario, runbook):
     assert not any(e.kind == "severity.changed" and e.at_monotonic_ns >
                    next(m.at_monotonic_ns for m in events if m.kind == "mitigated")
                    for e in events)  # no bump once the fix has landed
-    assert (Path(result["run_dir"]) / "review.md").exists()
+    reasons = {e.data["reason"] for e in events if e.kind == "k8s.event"}
+    assert event in reasons, reasons
+    review = (Path(result["run_dir"]) / "review.md").read_text()
+    assert "## Kubernetes" in review and event in review
+    replicas = [json.loads(line) for line in
+                (Path(result["run_dir"]) / "k8s.jsonl").read_text().splitlines()]
+    assert min(r["available"] for r in replicas) < 3 and replicas[-1]["available"] == 3
+
+
+@pytest.mark.slow
+@needs_build
+def test_kwok_wrong_runbook_escalates_and_scores_lower(tmp_path):
+    """A rolling restart of a release that cannot be scheduled: the runbook fails, the
+    incident escalates, the experiment's rollback contains the fault."""
+    from gameday.store import Store
+
+    result = run_scenario(tmp_path, "kwok-frontend-release-wrong-runbook")
+    m = result["metrics"]
+    assert result["status"] == "resolved"
+    assert m["runbook"] == "k8s-rollout-restart" and m["runbook_status"] == "failed"
+    assert m["escalated"] and m["contained_by"] == "experiment rollback"
+    kinds = [e.kind for e in Store(tmp_path / "g.db").events(result["incident_id"])]
+    assert kinds.index("runbook.finished") < kinds.index("incident.escalated") \
+        < kinds.index("fault.rolled_back") < kinds.index("mitigated")
+    assert result["score"] < 100
+    assert any(d["metric"] == "runbook" for d in result["deductions"]), result["deductions"]

@@ -69,6 +69,21 @@ def test_runbook_metadata_errors_name_the_field(tmp_path):
     assert err.value.field == "vars.gameday_runbook.parameters.n.type"
 
 
+def test_parameters_come_from_their_alert_label():
+    rb = find("k8s-rollout-undo")
+    labels = {"namespace": "gameday-shop", "deployment": "frontend", "context": "kind-x",
+              "severity": "page"}
+    assert rb.from_labels(labels) == {"k8s_namespace": "gameday-shop",
+                                      "deployment": "frontend", "context": "kind-x"}
+
+
+def test_a_parameter_may_not_shadow_a_jinja_global(tmp_path):
+    path = playbook(tmp_path, [], {"namespace": {"type": "string"}})
+    with pytest.raises(ValidationError, match="label: namespace") as err:
+        load_runbook(path)
+    assert err.value.field.endswith("parameters.namespace")
+
+
 def test_real_playbook_through_ansible_runner(tmp_path):
     path = playbook(tmp_path, [
         {"name": "say it", "ansible.builtin.command": {"argv": ["echo", "{{ word }}"]}},

@@ -133,8 +133,9 @@ def status(service: str | None, as_json: bool, require_healthy: bool) -> None:
 def restart(service: str, replica: int | None, failed: bool) -> None:
     """Restart a service's replicas, one at a time."""
     svc = client().operate("restart", service=service, replica=replica, only_failed=failed)
-    click.echo(f"{service}: " + ", ".join(f"{service}-{r['index']} {r['status']} pid {r['pid']}"
-                                          for r in svc["replicas"]))
+    restarted = svc.get("restarted", [])
+    click.echo(f"{service}: restarted {len(restarted)} replica(s); " + ", ".join(
+        f"{service}-{r['index']} {r['status']} pid {r['pid']}" for r in svc["replicas"]))
 
 
 @sandbox.command()

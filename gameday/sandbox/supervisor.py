@@ -164,7 +164,7 @@ class Supervisor:
                 self._spawn(rep)
             self._wait_ready(rep)
             self.save()
-        return self.view()["services"][service]
+        return self.view()["services"][service] | {"restarted": [r.index for r in targets]}
 
     def deploy(self, service: str, version: str) -> dict:
         svc = self._service(service)

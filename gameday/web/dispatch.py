@@ -103,7 +103,7 @@ class Dispatcher:
         if runbook is None:
             return out | {"runbook": None}
         wanted = {p.name for p in runbook.parameters}
-        raw = {k: v for k, v in alert.labels.items() if k in wanted} | \
+        raw = runbook.from_labels(alert.labels) | \
               {k: v for k, v in query.items() if k in wanted}
         out["runbook"] = runbook.name
         out["link"] = link(runbook.name, raw, incident.id)

@@ -1,0 +1,85 @@
+"""Chaos Toolkit actions for Kubernetes that chaostoolkit-kubernetes does not have.
+
+Use them from an experiment with a ``python`` provider, module
+``gameday.activities.kubernetes``, against the cluster in ``$KUBECONFIG`` (the same
+client chaostoolkit-kubernetes builds, so secrets and contexts work the same way).
+
+``roll_out_release`` changes a Deployment's pod template the way a deploy pipeline
+does (image, arguments, resource requests) and records why in
+``kubernetes.io/change-cause``, so ``kubectl rollout history`` and ``kubectl rollout
+undo`` see an ordinary revision. Its rollback in an experiment is the same action with
+the previous values: if a runbook has already undone the rollout, it changes nothing.
+``remove_network_policy`` is a rollback that does not fail when a runbook got there
+first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["roll_out_release", "remove_network_policy"]
+
+Secrets = dict[str, dict[str, str]]
+
+
+def roll_out_release(name: str, ns: str = "default", container: str | None = None,
+                     image: str | None = None, args: list[str] | None = None,
+                     requests: dict[str, str] | None = None, change_cause: str | None = None,
+                     secrets: Secrets | None = None) -> dict[str, Any]:
+    """Start a rolling update of Deployment ``name``: a new revision whose container
+    (``container``, else the first) has the given image, arguments and requests. Does
+    not wait for the rollout: a bad release hurts while it rolls."""
+    from chaosk8s import create_k8s_api_client
+    from chaoslib.exceptions import ActivityFailed
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    if image is None and args is None and requests is None:
+        raise ActivityFailed("roll_out_release needs at least one of image, args, requests")
+    apps = client.AppsV1Api(create_k8s_api_client(secrets))
+    try:
+        dep = apps.read_namespaced_deployment(name, ns)
+    except ApiException as exc:
+        raise ActivityFailed(f"deployment {ns}/{name}: {exc.reason}") from None
+    containers = dep.spec.template.spec.containers
+    target = next((c for c in containers if c.name == container), None) if container \
+        else containers[0]
+    if target is None:
+        raise ActivityFailed(f"deployment {ns}/{name} has no container {container!r}")
+    change: dict[str, Any] = {"name": target.name}
+    if image is not None:
+        change["image"] = image
+    if args is not None:
+        change["args"] = list(args)
+    if requests is not None:
+        change["resources"] = {"requests": dict(requests)}
+    body = {
+        "metadata": {"annotations": {
+            "kubernetes.io/change-cause": change_cause or f"gameday: roll out {change}"}},
+        "spec": {"template": {"spec": {"containers": [change]}}},
+    }
+    try:
+        patched = apps.patch_namespaced_deployment(name, ns, body)
+    except ApiException as exc:
+        raise ActivityFailed(f"rolling out {ns}/{name}: {exc.reason}: {exc.body}") from None
+    return {"deployment": f"{ns}/{name}", "container": target.name,
+            "generation": patched.metadata.generation,
+            "change": {k: v for k, v in change.items() if k != "name"}}
+
+
+def remove_network_policy(name: str, ns: str = "default",
+                          secrets: Secrets | None = None) -> dict[str, Any]:
+    """Delete NetworkPolicy ``name``; one that is already gone is not an error."""
+    from chaosk8s import create_k8s_api_client
+    from chaoslib.exceptions import ActivityFailed
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api = client.NetworkingV1Api(create_k8s_api_client(secrets))
+    try:
+        api.delete_namespaced_network_policy(name, ns)
+    except ApiException as exc:
+        if exc.status == 404:
+            return {"policy": f"{ns}/{name}", "deleted": False}
+        raise ActivityFailed(f"deleting network policy {ns}/{name}: {exc.reason}") from None
+    return {"policy": f"{ns}/{name}", "deleted": True}

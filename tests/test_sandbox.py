@@ -80,6 +80,25 @@ def test_kill_restart_deploy_rollback_flag_drain(shop):
     assert hit(url) == {200: 30}  # a drained replica gets no traffic
 
 
+def test_a_replica_whose_port_was_taken_restarts_on_another(shop):
+    """Ports are chosen free, then bound by the replica: if something takes one in
+    between, the replica comes up on a new port instead of failing the game day."""
+    import socket
+
+    shop.operate("signal", service="payments", replica=1, signal="KILL")
+    time.sleep(0.3)
+    old = shop.state()["services"]["payments"]["replicas"][0]["port"]
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+        squatter.bind(("127.0.0.1", old))
+        squatter.listen()
+        svc = shop.operate("restart", service="payments", only_failed=True)
+        assert svc["restarted"] == [1]
+        replica = svc["replicas"][0]
+        assert replica["status"] == "running" and replica["port"] != old
+        assert hit(shop.entrypoint) == {200: 30}
+
+
 def test_freeze_times_out_and_thaws(shop):
     shop.operate("signal", service="payments", replica=1, signal="STOP")
     assert shop.state()["services"]["payments"]["replicas"][0]["status"] == "frozen"

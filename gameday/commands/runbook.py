@@ -47,7 +47,8 @@ def show(name: str, as_json: bool) -> None:
     for p in rb.parameters:
         rule = f"one of {', '.join(p.choices)}" if p.choices else (p.pattern or p.type)
         click.echo(f"  -e {p.name}=...  {p.description} ({rule}"
-                   f"{', required' if p.required else ''})")
+                   f"{', required' if p.required else ''}"
+                   f"{f', from alert label {p.label}' if p.label else ''})")
     for i, (task, cmd) in enumerate(rb.commands(), 1):
         click.echo(f"  {i}. {task}\n     $ {cmd}")
 

@@ -10,6 +10,9 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# A replica's exit status when the port it was given is no longer free.
+PORT_TAKEN = 98
+
 PR_SET_PDEATHSIG = 1
 
 

@@ -9,14 +9,23 @@ through their router ports listed in ``topology.json``.
 from __future__ import annotations
 
 import argparse
+import errno
 import http.client
 import json
 import os
 import random
+import sys
 import time
 from pathlib import Path
 
-from gameday.sandbox.process import Handler, Metrics, QuietServer, bind_to_parent, exit_on_sigterm
+from gameday.sandbox.process import (
+    PORT_TAKEN,
+    Handler,
+    Metrics,
+    QuietServer,
+    bind_to_parent,
+    exit_on_sigterm,
+)
 from gameday.sandbox.shop import load_shop
 
 DEPENDENCY_TIMEOUT_S = 2.0
@@ -100,7 +109,14 @@ def main(argv: list[str] | None = None) -> None:
                 return 500, release.note or "release fault"
             return 200, "ok"
 
-    server = QuietServer(("127.0.0.1", args.port), ServiceHandler)
+    try:
+        server = QuietServer(("127.0.0.1", args.port), ServiceHandler)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        # The port was free when the supervisor chose it; something took it since.
+        print(f"127.0.0.1:{args.port} is taken", file=sys.stderr, flush=True)
+        sys.exit(PORT_TAKEN)
     exit_on_sigterm(server)
     print(f"{args.service}-{args.replica} {release.version} pid {os.getpid()} "
           f"serving on 127.0.0.1:{args.port}", flush=True)

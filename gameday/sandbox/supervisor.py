@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gameday.errors import GamedayError, NotFound, SandboxError
-from gameday.sandbox.process import Handler, QuietServer, bind_to_parent
+from gameday.sandbox.process import PORT_TAKEN, Handler, QuietServer, bind_to_parent
 from gameday.sandbox.router import Router, Upstream
 from gameday.sandbox.shop import Shop, load_shop
 
@@ -286,8 +286,16 @@ class Supervisor:
 
     def _wait_ready(self, rep: Replica) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
+        retries = 5
         while time.monotonic() < deadline:
             if rep.proc and rep.proc.poll() is not None:
+                if rep.proc.returncode == PORT_TAKEN and retries:
+                    retries -= 1  # taken between choosing and binding: choose again
+                    with self.lock:
+                        rep.port = free_port()
+                        self._spawn(rep)
+                    self.save()
+                    continue
                 raise SandboxError(f"{rep.service}-{rep.index} exited while starting; "
                                    f"see {self.state_dir}/logs/{rep.service}-{rep.index}.log")
             if healthy(rep.port):

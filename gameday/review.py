@@ -52,6 +52,9 @@ SYSTEM_FACTORS = {
     "cordon_node": ("Maintenance tooling could cordon every node at once: nothing limits "
                     "how much schedulable capacity it takes away.",
                     "Limit node maintenance to one node at a time and alert on Pending pods"),
+    "drain_nodes": ("Maintenance drained every node at once: the disruption budget "
+                    "held most replicas, but the ones it released had nowhere to run.",
+                    "Drain one node at a time, waiting for its pods to be rescheduled"),
     "roll_out_release": ("A release reached the cluster with no check that its pods can "
                          "be scheduled and serve, and the rolling update gave up capacity "
                          "for it.",

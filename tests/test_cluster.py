@@ -138,6 +138,7 @@ def run_scenario(tmp_path: Path, scenario: str) -> dict:
 @pytest.mark.parametrize("scenario,runbook,event", [
     ("kwok-frontend-scaled-to-zero", "k8s-scale-deployment", "ScalingReplicaSet"),
     ("kwok-nodes-cordoned", "k8s-uncordon-nodes", "FailedScheduling"),
+    ("kwok-nodes-drained", "k8s-uncordon-nodes", "FailedScheduling"),
     ("kwok-frontend-release-unschedulable", "k8s-rollout-undo", "FailedScheduling")])
 def test_kwok_game_day_end_to_end(tmp_path, scenario, runbook, event):
     """A fault through the Kubernetes API; Kubernetes SLIs detect it; the kubectl runbook

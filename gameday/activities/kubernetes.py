@@ -10,14 +10,15 @@ does (image, arguments, resource requests) and records why in
 undo`` see an ordinary revision. Its rollback in an experiment is the same action with
 the previous values: if a runbook has already undone the rollout, it changes nothing.
 ``remove_network_policy`` is a rollback that does not fail when a runbook got there
-first.
+first. ``drain_nodes`` drains like a maintenance script: it cordons the nodes and evicts
+what the PodDisruptionBudgets allow, once, and reports what they held back.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["roll_out_release", "remove_network_policy"]
+__all__ = ["roll_out_release", "remove_network_policy", "drain_nodes"]
 
 Secrets = dict[str, dict[str, str]]
 
@@ -83,3 +84,38 @@ def remove_network_policy(name: str, ns: str = "default",
             return {"policy": f"{ns}/{name}", "deleted": False}
         raise ActivityFailed(f"deleting network policy {ns}/{name}: {exc.reason}") from None
     return {"policy": f"{ns}/{name}", "deleted": True}
+
+
+def drain_nodes(label_selector: str, ns: str, secrets: Secrets | None = None
+                ) -> dict[str, Any]:
+    """Cordon every node matching ``label_selector``, then evict the pods of namespace
+    ``ns`` on them through the Eviction API. An eviction a PodDisruptionBudget refuses
+    (429) is reported, not retried: the budget did its job, and the pods it let go have
+    nowhere to run until the nodes are uncordoned."""
+    from chaosk8s import create_k8s_api_client
+    from chaoslib.exceptions import ActivityFailed
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    core = client.CoreV1Api(create_k8s_api_client(secrets))
+    nodes = [n.metadata.name for n in core.list_node(label_selector=label_selector).items]
+    if not nodes:
+        raise ActivityFailed(f"no node matches {label_selector!r}")
+    for name in nodes:
+        core.patch_node(name, {"spec": {"unschedulable": True}})
+    evicted, held = [], []
+    for name in nodes:
+        pods = core.list_namespaced_pod(ns, field_selector=f"spec.nodeName={name}").items
+        for pod in pods:
+            body = client.V1Eviction(metadata=client.V1ObjectMeta(
+                name=pod.metadata.name, namespace=ns))
+            try:
+                core.create_namespaced_pod_eviction(pod.metadata.name, ns, body)
+            except ApiException as exc:
+                if exc.status != 429:
+                    raise ActivityFailed(f"evicting {ns}/{pod.metadata.name}: "
+                                         f"{exc.reason}") from None
+                held.append(pod.metadata.name)
+                continue
+            evicted.append(pod.metadata.name)
+    return {"cordoned": nodes, "evicted": evicted, "held_by_budget": held}

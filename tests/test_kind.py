@@ -42,4 +42,8 @@ def test_kind_scenario(tmp_path, scenario):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result["status"] == "resolved"
-    assert result["metrics"]["contained_by"].startswith("runbook ")
+    if scenario.endswith("wrong-runbook"):
+        assert result["metrics"]["escalated"]
+        assert result["metrics"]["contained_by"] == "experiment rollback"
+    else:
+        assert result["metrics"]["contained_by"].startswith("runbook ")

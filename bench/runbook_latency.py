@@ -28,15 +28,11 @@ from pathlib import Path
 
 import yaml
 
+from gameday.sandbox.supervisor import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 EDA_VENV = ROOT / "bench" / ".venv-eda"
 TOKEN = "bench-token-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def until(check, timeout: float, what: str):

@@ -79,11 +79,10 @@ def check_kwok() -> Path:
 def up(provider: str, *, nodes: int = 3) -> Cluster:
     if provider == "kind":
         check_kind()
-        kubeconfig = Path(".gameday") / "kind.kubeconfig"
+        cluster = existing("kind")
         _run(["kind", "create", "cluster", "--name", NAME, "--config", str(KIND_CONFIG),
-              "--kubeconfig", str(kubeconfig), "--wait", "180s"], timeout=600,
+              "--kubeconfig", str(cluster.kubeconfig), "--wait", "180s"], timeout=600,
              what="kind create cluster")
-        cluster = Cluster("kind", kubeconfig.resolve(), f"kind-{NAME}")
     else:
         bindir = check_kwok()
         env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -96,8 +95,7 @@ def up(provider: str, *, nodes: int = 3) -> Cluster:
                 "--etcd-binary", str(bindir / "etcd"), "--wait", "120s"]
         _run([str(bindir / args[0]), *args[1:]], env=env, timeout=300,
              what="kwokctl create cluster")
-        cluster = Cluster("kwok", Path.home() / ".kwok" / "clusters" / NAME / "kubeconfig.yaml",
-                          f"kwok-{NAME}")
+        cluster = existing("kwok")
         try:
             _run([str(bindir / "kwokctl"), "--name", NAME, "scale", "node", "--replicas",
                   str(nodes)], env=env, what="kwokctl scale node")
@@ -129,6 +127,7 @@ def down(provider: str) -> None:
 
 
 def existing(provider: str) -> Cluster:
+    """Where a cluster of this provider and name keeps its kubeconfig, and its context."""
     if provider == "kind":
         return Cluster("kind", (Path(".gameday") / "kind.kubeconfig").resolve(), f"kind-{NAME}")
     return Cluster("kwok", Path.home() / ".kwok" / "clusters" / NAME / "kubeconfig.yaml",

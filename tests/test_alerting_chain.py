@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from gameday.alerting import missing_binaries, start_alerting
 from gameday.sandbox import start_sandbox, stop_sandbox
+from gameday.sandbox.supervisor import free_port
 from gameday.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
@@ -22,12 +22,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     reason=f"needs Debian's {', '.join(missing_binaries())} (make test installs them)")]
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "chain-token-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def until(check, timeout: float, what: str):

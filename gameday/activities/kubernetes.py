@@ -93,16 +93,13 @@ def drain_nodes(label_selector: str, ns: str, secrets: Secrets | None = None
     (429) is reported, not retried: the budget did its job, and the pods it let go have
     nowhere to run until the nodes are uncordoned."""
     from chaosk8s import create_k8s_api_client
+    from chaosk8s.node.actions import cordon_node
     from chaoslib.exceptions import ActivityFailed
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     core = client.CoreV1Api(create_k8s_api_client(secrets))
-    nodes = [n.metadata.name for n in core.list_node(label_selector=label_selector).items]
-    if not nodes:
-        raise ActivityFailed(f"no node matches {label_selector!r}")
-    for name in nodes:
-        core.patch_node(name, {"spec": {"unschedulable": True}})
+    nodes = cordon_node(label_selector=label_selector, secrets=secrets)
     evicted, held = [], []
     for name in nodes:
         pods = core.list_namespaced_pod(ns, field_selector=f"spec.nodeName={name}").items

@@ -185,7 +185,7 @@ def chain_trials(tool: Tool, fx: dict, trials: int, work: Path) -> list[float]:
     shop = start_sandbox(sandbox_dir)
     stack = start_alerting(work / f"alerting-{tool.name.split()[0]}", shop.state(),
                            webhook_url=tool.url, token=TOKEN, gameday_url="http://127.0.0.1",
-                           rules_dir=fx["rules"])
+                           rules_dirs=[fx["rules"]])
     results = []
     try:
         until(lambda: stack.targets_up() == 7, 60, "targets up")

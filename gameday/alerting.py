@@ -2,7 +2,8 @@
 
 Starts Debian's ``prometheus`` and ``prometheus-alertmanager`` with explicit storage
 paths under a directory of our own: Prometheus scrapes every sandbox replica's
-``/metrics`` each second and evaluates ``alerting/*.rules.yml``; Alertmanager sends
+``/metrics`` each second and evaluates ``rule_files`` (the project's
+``alerting/*.rules.yml`` and the built-in sandbox rules); Alertmanager sends
 notifications (group_wait 0) to a ``gameday serve`` webhook with a bearer token.
 """
 
@@ -14,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,6 @@ import yaml
 
 from gameday.errors import GamedayError
 
-RULES_DIR = Path("alerting")
 BINARIES = {"prometheus": "prometheus", "alertmanager": "prometheus-alertmanager"}
 
 
@@ -87,8 +88,22 @@ def sandbox_targets(state: dict) -> list[dict]:
             for name, svc in state["services"].items() for r in svc["replicas"]]
 
 
+def rule_files(dirs: Sequence[Path] | None = None) -> list[Path]:
+    """``*.rules.yml`` from the project's alerting directory and the built-in sandbox
+    rules; a project file of the same name replaces the built-in one."""
+    if dirs is None:
+        from gameday.settings import current
+
+        dirs = current().rules_dirs
+    found: dict[str, Path] = {}
+    for directory in dirs:
+        for path in sorted(directory.glob("*.rules.yml")):
+            found.setdefault(path.name, path.resolve())
+    return [found[name] for name in sorted(found)]
+
+
 def start_alerting(directory: Path, sandbox_state: dict, *, webhook_url: str, token: str,
-                   gameday_url: str, rules_dir: Path = RULES_DIR) -> AlertingStack:
+                   gameday_url: str, rules_dirs: Sequence[Path] | None = None) -> AlertingStack:
     missing = missing_binaries()
     if missing:
         raise GamedayError(f"missing {', '.join(missing)}: install Debian's prometheus and "
@@ -97,7 +112,7 @@ def start_alerting(directory: Path, sandbox_state: dict, *, webhook_url: str, to
     prom_port, am_port = _free_port(), _free_port()
     targets = directory / "targets.json"
     targets.write_text(json.dumps(sandbox_targets(sandbox_state)))
-    rules = sorted(str(p.resolve()) for p in Path(rules_dir).glob("*.rules.yml"))
+    rules = [str(p) for p in rule_files(rules_dirs)]
     (directory / "prometheus.yml").write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
                    "scrape_timeout": "900ms", "external_labels": {"gameday_url": gameday_url}},

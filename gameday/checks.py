@@ -1,16 +1,23 @@
-"""``gameday validate``: scenarios, and the experiments and runbooks they use."""
+"""``gameday validate``: scenarios, and the experiments and runbooks they use.
+
+A scenario is checked as far as it can be without running it: its experiment, and the
+way from its alert to a runbook (``routing.route``, the path game days take), with the
+alert's labels, the target's own labels and the scenario's overrides validated against
+that runbook's parameter schema.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import yaml
-
 from gameday import chaos
 from gameday.errors import ValidationError
-from gameday.runbook import discover, load_runbook
+from gameday.routing import route
+from gameday.runbook import load_runbook
 from gameday.scenario import load_scenario
+from gameday.spec import read_yaml
+from gameday.targets import target_labels
 
 
 def validate_paths(paths: Iterable[Path]) -> Iterator[str]:
@@ -22,12 +29,7 @@ def validate_paths(paths: Iterable[Path]) -> Iterator[str]:
 
 
 def validate_file(file: Path) -> str:
-    if not file.exists():
-        raise ValidationError("no such file", file=str(file))
-    try:
-        raw = yaml.safe_load(file.read_text(errors="replace"))
-    except yaml.YAMLError:
-        raw = None  # each loader reports its own parse error with the position
+    raw = read_yaml(file)  # unreadable, binary, broken or absurd: ValidationError
     if isinstance(raw, list):
         rb = load_runbook(file)
         return f"ok  runbook    {file} ({rb.name})"
@@ -36,16 +38,12 @@ def validate_file(file: Path) -> str:
         return f"ok  experiment {file}"
     sc = load_scenario(file)
     chaos.load_experiment(sc.experiment)
-    from gameday.response import linked_runbook
-
-    runbooks = {rb.name: rb for rb in discover()}
-    if sc.response.runbook and sc.response.runbook not in runbooks:
-        raise ValidationError(f"no runbook {sc.response.runbook!r} in runbooks/",
-                              file=str(file), field="response.runbook")
-    try:
-        rb, _ = linked_runbook(sc.alert.name, sc.alert.annotations)
-    except Exception as exc:
-        raise ValidationError(str(exc), file=str(file),
-                              field="alert.annotations.runbook_url") from None
-    linked = f", runbook {rb.name}" if rb else ""
+    found = route(sc.alert.name, {**sc.alert.labels, **target_labels(sc)}, sc.alert.annotations,
+                  runbook=sc.response.runbook, overrides=sc.response.params)
+    if found.error:
+        where = ("response.runbook" if sc.response.runbook and found.runbook is None
+                 else "alert.annotations.runbook_url" if found.runbook is None
+                 else "alert.labels")
+        raise ValidationError(found.error, file=str(file), field=where)
+    linked = f", runbook {found.runbook.name}" if found.runbook else ""
     return f"ok  scenario   {file} (experiment {sc.experiment.name}{linked})"

@@ -40,15 +40,21 @@ class UsageFailure(click.ClickException):
 @click.group(cls=GamedayGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gameday")
 @click.option("--db", envvar="GAMEDAY_DB", metavar="PATH",
-              help="SQLite database [default: .gameday/gameday.db; env GAMEDAY_DB].")
+              help="The store: a SQLite file or sqlite:///PATH [default: "
+                   ".gameday/gameday.db in the project; env GAMEDAY_DB].")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None) -> None:
     """Chaos game days and runbook automation for incident response.
 
     Inject a real fault, run the incident, contain it with a runbook, score the
-    response against ground truth and write the blameless review.
+    response against ground truth and write the blameless review. Works from any
+    directory of a game-day project (a gameday.toml; `gameday init` makes one).
     """
-    ctx.obj = State(db=db)
+    from gameday import settings
+
+    resolved = settings.Settings.load(db=db)
+    settings.use(resolved)
+    ctx.obj = State(resolved)
 
 
 def main() -> None:
@@ -72,7 +78,8 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None) -> No
     sc = load_scenario(scenario)
     ui = Progress(quiet=as_json)
     terminate_gracefully()
-    result = run_gameday(sc, state.store, say=ui.say, on_event=ui.event, alerting=alerting)
+    result = run_gameday(sc, state.store, say=ui.say, on_event=ui.event, alerting=alerting,
+                         root=state.settings.runs_dir)
     summary = ui.finish(result, conclude(result, state.store))
     if as_json:
         emit(summary)
@@ -90,6 +97,23 @@ def validate(paths: tuple[Path, ...]) -> None:
         click.echo(line)
 
 
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", help="The project's name [default: the directory's name].")
+def init(directory: Path, name: str | None) -> None:
+    """Start a game-day project in DIRECTORY: gameday.toml, a first sandbox game day
+    (scenarios/, experiments/), and the runbook and alert rules it uses."""
+    from gameday.project import init_project
+
+    written = init_project(directory, name)
+    root = directory.resolve()
+    for path in written:
+        click.echo(f"  wrote {path.relative_to(root)}")
+    click.echo(f"game-day project in {root}. Next:\n"
+               f"  cd {directory}\n  gameday validate scenarios/\n"
+               f"  gameday run scenarios/first-game-day.yaml")
+
+
 # -- experiments ---------------------------------------------------------------------------
 @cli.group()
 def experiment() -> None:
@@ -100,14 +124,15 @@ def experiment() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where to write journal.json [default: a new directory under .gameday/runs].")
-def experiment_run(file: Path, run_dir: Path | None) -> None:
+@pass_state
+def experiment_run(state: State, file: Path, run_dir: Path | None) -> None:
     """Run any Chaos Toolkit experiment in-process and write its journal."""
     from gameday import chaos
-    from gameday.game import new_run_dir, runs_root
+    from gameday.game import new_run_dir
 
     exp = chaos.load_experiment(file)
     if run_dir is None:
-        run_dir = new_run_dir(runs_root(), file.stem)
+        run_dir = new_run_dir(state.settings.runs_dir, file.stem)
     run_dir.mkdir(parents=True, exist_ok=True)
     journal = chaos.run(exp, run_dir)
     status = "deviated" if journal.get("deviated") else journal.get("status")
@@ -122,7 +147,8 @@ from gameday.commands.incident import incident  # noqa: E402
 from gameday.commands.learning import actions, review, score  # noqa: E402
 from gameday.commands.runbook import runbook  # noqa: E402
 from gameday.commands.sandbox import sandbox  # noqa: E402
+from gameday.commands.schema import schema  # noqa: E402
 from gameday.commands.serve import serve  # noqa: E402
 
-for command in (sandbox, incident, runbook, score, review, actions, serve, cluster):
+for command in (sandbox, incident, runbook, score, review, actions, serve, cluster, schema):
     cli.add_command(command)

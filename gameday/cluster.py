@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gameday.errors import GamedayError
+from gameday.settings import current
 
-NAME = os.environ.get("GAMEDAY_CLUSTER", "gameday")
 NAMESPACE = "gameday-shop"
+# In the project (this repository is one): the shop's manifests, kind's and kwok's configs.
 MANIFESTS = Path("k8s") / "shop" / "shop.yaml"
 KIND_CONFIG = Path("kind-config.yaml")
 KWOKCTL_CONFIG = Path("k8s") / "kwok" / "kwokctl.yaml"
@@ -24,8 +25,18 @@ CONTROLPLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "
                 "kwok", "kwokctl", "etcd")
 
 
+def cluster_name() -> str:
+    return os.environ.get("GAMEDAY_CLUSTER") or "gameday"
+
+
 def k8s_bin() -> Path:
-    return Path(os.environ.get("GAMEDAY_K8S_BIN") or Path(".gameday") / "k8s" / "bin").resolve()
+    """The control plane built by scripts/build-controlplane."""
+    given = os.environ.get("GAMEDAY_K8S_BIN")
+    return Path(given).resolve() if given else current().k8s_bin
+
+
+def project_file(relative: Path) -> Path:
+    return current().resolve(relative)
 
 
 @dataclass(frozen=True)
@@ -80,14 +91,15 @@ def up(provider: str, *, nodes: int = 3) -> Cluster:
     if provider == "kind":
         check_kind()
         cluster = existing("kind")
-        _run(["kind", "create", "cluster", "--name", NAME, "--config", str(KIND_CONFIG),
-              "--kubeconfig", str(cluster.kubeconfig), "--wait", "180s"], timeout=600,
+        _run(["kind", "create", "cluster", "--name", cluster_name(),
+              "--config", str(project_file(KIND_CONFIG)), "--kubeconfig",
+              str(cluster.kubeconfig), "--wait", "180s"], timeout=600,
              what="kind create cluster")
     else:
         bindir = check_kwok()
         env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
-        args = ["kwokctl", "create", "cluster", "--name", NAME, "--runtime", "binary",
-                "--config", str(KWOKCTL_CONFIG),
+        args = ["kwokctl", "create", "cluster", "--name", cluster_name(), "--runtime", "binary",
+                "--config", str(project_file(KWOKCTL_CONFIG)),
                 "--kube-apiserver-binary", str(bindir / "kube-apiserver"),
                 "--kube-controller-manager-binary", str(bindir / "kube-controller-manager"),
                 "--kube-scheduler-binary", str(bindir / "kube-scheduler"),
@@ -97,14 +109,14 @@ def up(provider: str, *, nodes: int = 3) -> Cluster:
              what="kwokctl create cluster")
         cluster = existing("kwok")
         try:
-            _run([str(bindir / "kwokctl"), "--name", NAME, "scale", "node", "--replicas",
+            _run([str(bindir / "kwokctl"), "--name", cluster_name(), "scale", "node", "--replicas",
                   str(nodes)], env=env, what="kwokctl scale node")
         except GamedayError:
             down("kwok")
             raise
     try:
         # Strict: the API server refuses unknown or misspelled fields.
-        kubectl(cluster, "apply", "--validate=strict", "-f", str(MANIFESTS))
+        kubectl(cluster, "apply", "--validate=strict", "-f", str(project_file(MANIFESTS)))
         if provider == "kind":
             kubectl(cluster, "-n", NAMESPACE, "rollout", "status", "deployment/frontend",
                     "--timeout=180s")
@@ -117,11 +129,12 @@ def up(provider: str, *, nodes: int = 3) -> Cluster:
 def down(provider: str) -> None:
     if provider == "kind":
         if shutil.which("kind"):
-            _run(["kind", "delete", "cluster", "--name", NAME], what="kind delete cluster")
+            _run(["kind", "delete", "cluster", "--name", cluster_name()],
+                 what="kind delete cluster")
         return
     bindir = k8s_bin()
     if (bindir / "kwokctl").exists():
-        _run([str(bindir / "kwokctl"), "delete", "cluster", "--name", NAME],
+        _run([str(bindir / "kwokctl"), "delete", "cluster", "--name", cluster_name()],
              env={"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"},
              what="kwokctl delete cluster")
 
@@ -129,9 +142,9 @@ def down(provider: str) -> None:
 def existing(provider: str) -> Cluster:
     """Where a cluster of this provider and name keeps its kubeconfig, and its context."""
     if provider == "kind":
-        return Cluster("kind", (Path(".gameday") / "kind.kubeconfig").resolve(), f"kind-{NAME}")
-    return Cluster("kwok", Path.home() / ".kwok" / "clusters" / NAME / "kubeconfig.yaml",
-                   f"kwok-{NAME}")
+        return Cluster("kind", current().state_dir / "kind.kubeconfig", f"kind-{cluster_name()}")
+    return Cluster("kwok", Path.home() / ".kwok" / "clusters" / cluster_name() / "kubeconfig.yaml",
+                   f"kwok-{cluster_name()}")
 
 
 def kubectl(cluster: Cluster, *args: str, timeout: float = 120) -> str:

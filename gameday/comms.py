@@ -1,36 +1,25 @@
-"""Status updates for three audiences, rendered with Jinja2 from incident facts.
+"""Status updates for three audiences, rendered from incident facts.
 
 Internal (responders and stakeholders), executive (impact and who leads), customer
-(plain words, no internals). Each posted update is a ``comms.posted`` event and a
-file under ``comms/`` in the run directory.
+(plain words, no internals). Who hears about an incident of which severity is the
+policy's (``policy.audiences_for``). Each posted update is a ``comms.posted`` event
+and a file under ``comms/`` in the run directory.
 """
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-AUDIENCES = ("internal", "executive", "customer")
+from gameday.policy import AUDIENCES, audiences_for
+from gameday.render import render as render_template
 
-
-@cache
-def _env():
-    from jinja2 import Environment, PackageLoader, StrictUndefined
-
-    return Environment(loader=PackageLoader("gameday", "templates/comms"),
-                       undefined=StrictUndefined, keep_trailing_newline=True,
-                       autoescape=False)
-
-
-def audiences_for(severity: str) -> tuple[str, ...]:
-    """SEV-1/2 tell executives and customers too; SEV-3/4 stay internal."""
-    return AUDIENCES if severity in ("SEV-1", "SEV-2") else ("internal",)
+__all__ = ["AUDIENCES", "audiences_for", "describe_impact", "human_duration", "render"]
 
 
 def render(audience: str, facts: dict[str, Any]) -> str:
     if audience not in AUDIENCES:
         raise ValueError(f"unknown audience {audience!r}")
-    return _env().get_template(f"{audience}.md.j2").render(**facts).strip() + "\n"
+    return render_template(f"comms/{audience}.md.j2", **facts).strip() + "\n"
 
 
 def describe_impact(sli: dict[str, Any] | None) -> str:

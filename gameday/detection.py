@@ -21,12 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from gameday import events
+from gameday.events import Entry, Kind
 from gameday.scenario import Alert, Slo
 from gameday.traffic import Sample, SampleLog, Sli
 
-Report = Callable[[str, int, str, dict[str, Any]], None]  # kind, at_ns, at_utc, data
+Report = Callable[[Entry, int, str], object]  # what, at_ns, at_utc; returns are ignored
 
 
 def outside(sli: Sli, slo: Slo) -> bool:
@@ -113,15 +114,14 @@ class Detector:
             st.last = sli
             if st.armed_ns is None or st.mitigated_ns is not None:
                 return
-            reports: list[tuple[str, int, str, dict[str, Any]]] = []
+            reports: list[tuple[Entry, int, str]] = []
             if st.impact_ns is None:
                 first = next((s for s in self.traffic.between(st.armed_ns, now_ns)
                               if bad(s, self.slo)), None)
                 if first is not None:
                     st.impact_ns = first.end_ns
-                    reports.append(("impact.started", first.end_ns, first.at_utc,
-                                    {"status": first.status,
-                                     "latency_ms": round(first.latency_ms, 1)}))
+                    reports.append((events.impact_started(first.status, first.latency_ms),
+                                    first.end_ns, first.at_utc))
             if breaching:
                 st.healthy_since_ns = None
                 st.breach_since_ns = st.breach_since_ns or now_ns
@@ -131,29 +131,28 @@ class Detector:
                     # Alertmanager) the built-in alert is not reported.
                     st.fired_ns = now_ns
                     if self.emit_alerts:
-                        reports.append(("alert.fired", now_ns, sli.at_utc,
-                                        self._alert_data(sli)))
+                        reports.append((self._alert(sli), now_ns, sli.at_utc))
             else:
                 st.breach_since_ns = None
                 if st.fired_ns is not None:
                     st.healthy_since_ns = st.healthy_since_ns or now_ns
                     if (now_ns - st.healthy_since_ns) / 1e9 >= self.recovery_window_s:
                         reports.append(self._mitigation(now_ns))
-        for kind, at_ns, at_utc, data in reports:
-            self.report(kind, at_ns, at_utc, data)
-            if kind == "alert.fired":
+        for entry, at_ns, at_utc in reports:
+            self.report(entry, at_ns, at_utc)
+            if entry.kind == Kind.ALERT_FIRED:
                 self.fired.set()
-            elif kind == "mitigated":
+            elif entry.kind == Kind.MITIGATED:
                 self.mitigated.set()
 
-    def _alert_data(self, sli: Sli) -> dict[str, Any]:
-        return {"alertname": self.alert.name, "labels": dict(self.alert.labels),
-                "annotations": dict(self.alert.annotations), "sli": sli.as_dict(),
-                "objective": {"success_ratio": self.slo.success_ratio,
-                              "latency_p99_ms": self.slo.latency_p99_ms,
-                              "window_s": self.slo.window_s}}
+    def _alert(self, sli: Sli) -> Entry:
+        return events.alert_fired(
+            self.alert.name, self.alert.labels, self.alert.annotations, sli=sli.as_dict(),
+            objective={"success_ratio": self.slo.success_ratio,
+                       "latency_p99_ms": self.slo.latency_p99_ms,
+                       "window_s": self.slo.window_s})
 
-    def _mitigation(self, now_ns: int) -> tuple[str, int, str, dict[str, Any]]:
+    def _mitigation(self, now_ns: int) -> tuple[Entry, int, str]:
         st = self.state
         assert st.impact_ns is not None and st.armed_ns is not None
         samples = self.traffic.between(st.armed_ns, now_ns)
@@ -161,8 +160,7 @@ class Detector:
         recovered = samples[last_bad + 1] if last_bad + 1 < len(samples) else samples[-1]
         st.mitigated_ns = recovered.end_ns
         during = [s for s in samples if st.impact_ns <= s.end_ns <= recovered.end_ns]
-        data = {"confirmed_after_s": self.recovery_window_s,
-                "requests": len(during),
-                "bad_requests": sum(1 for s in during if bad(s, self.slo)),
-                "failed_requests": sum(1 for s in during if not s.ok)}
-        return ("mitigated", recovered.end_ns, recovered.at_utc, data)
+        entry = events.mitigated(self.recovery_window_s, len(during),
+                                 sum(1 for s in during if bad(s, self.slo)),
+                                 sum(1 for s in during if not s.ok))
+        return (entry, recovered.end_ns, recovered.at_utc)

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gameday import chaos, traffic
+from gameday import chaos, events, settings, traffic
 from gameday.comms import describe_impact
 from gameday.detection import Detector
 from gameday.errors import GamedayError, NotFound, SandboxError
@@ -28,10 +28,14 @@ from gameday.incident import Incident
 from gameday.response import Response, wait
 from gameday.scenario import Scenario
 from gameday.store import Event, Store, utc_now
-from gameday.targets import make_target
+from gameday.targets import Sampler, make_target
+
+if TYPE_CHECKING:
+    from gameday.alerting import AlertingStack
+    from gameday.alerts import AlertInstance
+    from gameday.receiver import AlertReceiver
 
 Say = Callable[[str], None]
-DEFAULT_RUNS = Path(".gameday") / "runs"
 
 
 class Terminated(SystemExit):
@@ -59,7 +63,7 @@ class GameResult:
 
 
 def runs_root() -> Path:
-    return Path(os.environ.get("GAMEDAY_RUNS") or DEFAULT_RUNS)
+    return settings.current().runs_dir
 
 
 def new_run_dir(root: Path, name: str) -> Path:
@@ -93,27 +97,26 @@ class GameHooks:
     def activity(self, context: dict[str, Any], state: dict[str, Any]) -> None:
         if context.get("type") != "action":
             return
-        data = {"activity": context.get("name"), "status": state.get("status"),
-                "provider": {k: context.get("provider", {}).get(k)
-                             for k in ("module", "func", "arguments")}}
+        name, status = context.get("name"), state.get("status")
+        provider = context.get("provider") or {}
+        started_ns = self.started_ns or time.monotonic_ns()
+        took = round((time.monotonic_ns() - started_ns) / 1e9, 3)
         if self.current == "method":
-            if state.get("status") == "succeeded":
-                took = round((time.monotonic_ns() - self.started_ns) / 1e9, 3)
-                self.incident.record("fault.injected", "chaos", {**data, "took_s": took},
-                                     at_ns=self.started_ns, at_utc=self.started_utc)
+            if status == "succeeded":
+                self.incident.record(events.fault_injected(name, status, provider, took),
+                                     "chaos", at_ns=started_ns, at_utc=self.started_utc)
                 self.injected = True
             else:
-                self.incident.record("chaos.action_failed", "chaos",
-                                     {**data, "error": str(state.get("exception", ""))[-500:]})
+                self.incident.record(events.chaos_action_failed(
+                    name, status, provider, str(state.get("exception", ""))), "chaos")
         elif self.current == "rollbacks":
-            took = round((time.monotonic_ns() - self.started_ns) / 1e9, 3)
-            self.incident.record("fault.rolled_back", "chaos", {**data, "took_s": took},
-                                 at_ns=self.started_ns, at_utc=self.started_utc)
+            self.incident.record(events.fault_rolled_back(name, status, provider, took),
+                                 "chaos", at_ns=started_ns, at_utc=self.started_utc)
 
     def hypothesis(self, state: dict[str, Any]) -> None:
-        self.incident.record("steady_state.checked", "chaos", {
-            "phase": "before" if self.current == "before" else "after",
-            "met": bool(state.get("steady_state_met"))})
+        self.incident.record(events.steady_state_checked(
+            "before" if self.current == "before" else "after",
+            bool(state.get("steady_state_met"))), "chaos")
 
     def hold(self) -> None:
         if self.injected:
@@ -155,24 +158,26 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     say(f"run directory {run_dir}")
 
     target = make_target(sc, run_dir)
-    generator: traffic.SampleLog | None = None
+    generator: Sampler | None = None
     detector: Detector | None = None
-    receiver = stack = watch = None
+    receiver: AlertReceiver | None = None
+    stack: AlertingStack | None = None
+    watch = None
     journal: dict[str, Any] = {}
     interrupted = False
     try:
         ready = target.up()
         env = {**target.env, "GAMEDAY_DB": str(store.path.resolve())}
         os.environ.update(target.env)  # for the chaos activities running in this process
-        incident.record("target.ready", "gameday", {"target": target.name, **ready})
+        incident.record(events.target_ready(target.name, **ready), "gameday")
         generator = target.sampler(run_dir / "samples.jsonl")
         generator.start()
         traffic.LIVE = generator
         detector = Detector(
             generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
             recovery_window_s=sc.recovery_window_s, sli_path=run_dir / "sli.jsonl",
-            report=lambda kind, at_ns, at_utc, data: incident.record(
-                kind, "detector", data, at_ns=at_ns, at_utc=at_utc),
+            report=lambda entry, at_ns, at_utc: incident.record(
+                entry, "detector", at_ns=at_ns, at_utc=at_utc),
             emit_alerts=alerting == "builtin")
         detector.start()
         response = Response(sc, incident, detector, run_dir, env, say)
@@ -182,19 +187,21 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
             receiver, stack = start_real_alerting(run_dir, target.state(), incident, response,
                                                   detector)
         wait_steady(detector, sc, generator.rate)
-        incident.record("steady_state.reached", "gameday", {"sli": detector.current().as_dict()})
-        watch = target.watch(run_dir, lambda kind, data: incident.record(
-            kind, "kubernetes", data))
-        journal = chaos.run(experiment, run_dir, GameHooks(incident, detector, response))
+        steady = detector.current()
+        incident.record(events.steady_state_reached(steady.as_dict() if steady else None),
+                        "gameday")
+        watch = target.watch(run_dir, lambda entry: incident.record(entry, "kubernetes"))
+        with settings.overridden(**target.settings):  # the activities act on our target
+            journal = chaos.run(experiment, run_dir, GameHooks(incident, detector, response))
         interrupted = journal.get("status") == "interrupted"
         if not interrupted:
             finish(incident, detector, response, sc, say)
     except (KeyboardInterrupt, Terminated):
         interrupted = True
     except GamedayError as exc:  # the target never got going: say so on the record
-        incident.record("gameday.failed", "gameday", {"error": str(exc)})
+        incident.record(events.gameday_failed(str(exc)), "gameday")
         if incident.state == "pending":
-            incident.record("incident.cancelled", "gameday", {"reason": "game day failed"})
+            incident.cancel("game day failed")
         raise
     finally:
         if stack:  # first, so a stopping shop pages nobody
@@ -210,37 +217,37 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
             generator.stop()
         target.down()
         if interrupted:
-            incident.record("gameday.interrupted", "gameday",
-                            {"experiment": journal.get("status")})
+            incident.record(events.gameday_interrupted(journal.get("status")), "gameday")
             if incident.state in ("pending", "declared", "acknowledged"):
-                incident.record("incident.cancelled", "gameday", {"reason": "interrupted"})
-        incident.record("target.stopped", "gameday", {"target": target.name})
+                incident.cancel("interrupted")
+        incident.record(events.target_stopped(target.name), "gameday")
     return GameResult(run_dir, incident.id, incident.state, journal.get("status"), interrupted)
 
 
 def start_real_alerting(run_dir: Path, state: dict[str, Any], incident: Incident,
-                        response: Response, detector: Detector):
+                        response: Response,
+                        detector: Detector) -> tuple[AlertReceiver, AlertingStack]:
     """Prometheus scrapes the shop, Alertmanager posts to a receiver in this process:
     the game day's alert is the one Alertmanager delivers."""
     from gameday.alerting import start_alerting
-    from gameday.web.receiver import AlertReceiver
+    from gameday.receiver import AlertReceiver
 
-    def firing(alert) -> None:
+    def firing(alert: AlertInstance) -> None:
         if response.fired.is_set() or detector.state.armed_ns is None:
-            incident.record("alert.received", "alertmanager",
-                            {"alertname": alert.name, "labels": alert.labels})
+            incident.record(events.alert_received(alert.name, alert.labels), "alertmanager")
             return
-        incident.record("alert.fired", "alertmanager", {
-            "alertname": alert.name, "labels": alert.labels, "annotations": alert.annotations,
-            "startsAt": alert.starts_at, "fingerprint": alert.fingerprint,
-            "sli": (detector.current() or detector.traffic.sli(1.0)).as_dict()})
+        incident.record(events.alert_fired(
+            alert.name, alert.labels, alert.annotations,
+            sli=(detector.current() or detector.traffic.sli(1.0)).as_dict(),
+            starts_at=alert.starts_at, fingerprint=alert.fingerprint), "alertmanager")
         response.external_alert(alert.name, alert.labels, alert.annotations)
 
-    def resolved(alert) -> None:
-        incident.record("alert.resolved", "alertmanager",
-                        {"alertname": alert.name, "labels": alert.labels})
+    def resolved(alert: AlertInstance) -> None:
+        incident.record(events.alert_resolved(alert.name, alert.labels,
+                                              fingerprint=alert.fingerprint,
+                                              ends_at=alert.ends_at), "alertmanager")
 
-    receiver = AlertReceiver(firing, resolved)
+    receiver = AlertReceiver(incident.store, incident.id, firing, resolved)
     receiver.start()
     try:
         stack = start_alerting(run_dir / "alerting", state, webhook_url=receiver.webhook_url,
@@ -256,7 +263,7 @@ def start_real_alerting(run_dir: Path, state: dict[str, Any], incident: Incident
             receiver.stop()
             raise GamedayError("Prometheus did not scrape every sandbox replica within 30s")
         time.sleep(0.2)
-    incident.record("alerting.ready", "gameday", {"prometheus": stack.prometheus_url})
+    incident.record(events.alerting_ready(stack.prometheus_url), "gameday")
     return receiver, stack
 
 
@@ -264,10 +271,10 @@ def finish(incident: Incident, detector: Detector, response: Response, sc: Scena
            say: Say) -> None:
     """After the rollbacks: see the SLIs recover, then resolve."""
     if incident.state == "pending":
-        incident.record("incident.cancelled", "gameday", {"reason": "never declared"})
+        incident.cancel("never declared")
         return
     if not wait(detector.mitigated, sc.timeouts.recover, tick=None):
-        incident.record("recovery.missed", "gameday", {"waited_s": sc.timeouts.recover})
+        incident.record(events.recovery_missed(sc.timeouts.recover), "gameday")
         say(f"the SLIs did not recover within {sc.timeouts.recover:g}s after the rollbacks")
         return
     ic = incident.roles().get("incident_commander", "gameday")

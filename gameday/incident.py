@@ -1,5 +1,7 @@
-"""The incident: a state machine over an append-only timeline, the severity policy,
-roles, and who gets paged under each response model.
+"""The incident: a state machine over an append-only timeline, its roles, and the
+moves people make in it (declare, page, acknowledge, assign, change severity,
+resolve). Who gets paged and what counts as serious is ``policy``'s; what each event
+carries is ``events``'.
 
 States: ``pending → declared → acknowledged → mitigated → resolved → reviewed``, plus
 ``cancelled``. Every change is an event in the store; the incident row's ``state``
@@ -9,17 +11,13 @@ and ``severity`` are projections of those events.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from gameday import events
 from gameday.errors import GamedayError
-from gameday.scenario import Slo, Team
+from gameday.events import Entry, Kind
+from gameday.policy import ROLES
 from gameday.store import Event, Store
-from gameday.traffic import Sli
-
-SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
-ROLES = ("incident_commander", "deputy", "scribe", "comms_lead", "responder")
 
 TRANSITIONS = {
     "pending": {"declared", "cancelled"},
@@ -30,79 +28,19 @@ TRANSITIONS = {
     "reviewed": set(),
     "cancelled": set(),
 }
+OPEN_STATES = ("pending", "declared", "acknowledged", "mitigated")
 STATE_OF_EVENT = {
-    "incident.declared": "declared",
-    "incident.acknowledged": "acknowledged",
-    "mitigated": "mitigated",
-    "incident.resolved": "resolved",
-    "incident.reviewed": "reviewed",
-    "incident.cancelled": "cancelled",
+    Kind.INCIDENT_DECLARED: "declared",
+    Kind.INCIDENT_ACKNOWLEDGED: "acknowledged",
+    Kind.MITIGATED: "mitigated",
+    Kind.INCIDENT_RESOLVED: "resolved",
+    Kind.INCIDENT_REVIEWED: "reviewed",
+    Kind.INCIDENT_CANCELLED: "cancelled",
 }
 
 
 class InvalidTransition(GamedayError):
     pass
-
-
-# -- severity -----------------------------------------------------------------------
-def rank(severity: str) -> int:
-    """1 for SEV-1 (worst) .. 4 for SEV-4."""
-    return SEVERITIES.index(severity) + 1
-
-
-def worse(a: str, b: str) -> bool:
-    return rank(a) < rank(b)
-
-
-def measured_severity(sli: Sli, slo: Slo) -> str:
-    """The default policy: the severity the measured impact implies.
-
-    SEV-1 outage (success < 50 %, or nothing completes); SEV-2 significant degradation
-    (success < 95 %, or p99 over twice the objective); SEV-3 outside the objective but
-    below SEV-2; SEV-4 no user impact measured.
-    """
-    if sli.total == 0 or sli.success_ratio is None or sli.success_ratio < 0.5:
-        return "SEV-1"
-    assert sli.p99_ms is not None
-    if sli.success_ratio < 0.95 or sli.p99_ms > 2 * slo.latency_p99_ms:
-        return "SEV-2"
-    if sli.success_ratio < slo.success_ratio or sli.p99_ms > slo.latency_p99_ms:
-        return "SEV-3"
-    return "SEV-4"
-
-
-# -- who is paged --------------------------------------------------------------------
-def on_duty(people: tuple[str, ...], at: datetime | None = None) -> str:
-    """Who holds a weekly rotation at ``at`` (ISO week modulo the rotation's length)."""
-    week = (at or datetime.now(UTC)).isocalendar().week
-    return people[week % len(people)]
-
-
-def needs_dedicated_ic(team: Team, severity: str) -> bool:
-    if team.model == "centralized":
-        return True
-    if team.model == "distributed":
-        return False
-    return rank(severity) <= 2  # hybrid: SEV-1/2 page the dedicated IC
-
-
-@dataclass(frozen=True)
-class Staffing:
-    """Who is paged for an incident of a given severity under the team's model."""
-
-    oncall: str
-    incident_commander: str
-    dedicated_ic: bool
-    scribe: str | None
-    comms_lead: str | None
-
-
-def staffing(team: Team, severity: str, at: datetime | None = None) -> Staffing:
-    oncall = on_duty(team.oncall, at)
-    dedicated = needs_dedicated_ic(team, severity)
-    ic = on_duty(team.ic_rotation, at) if dedicated else oncall
-    return Staffing(oncall=oncall, incident_commander=ic, dedicated_ic=dedicated,
-                    scribe=team.scribe, comms_lead=team.comms)
 
 
 # -- the incident --------------------------------------------------------------------
@@ -132,18 +70,21 @@ class Incident:
     def events(self) -> list[Event]:
         return self.store.events(self.id)
 
+    def timeline(self) -> list[dict[str, Any]]:
+        """The events in time order (ties broken by sequence)."""
+        return events.in_time_order(self.events())
+
     def roles(self) -> dict[str, str]:
         held: dict[str, str] = {}
         for e in self.events():
-            if e.kind == "role.assigned":
+            if e.kind == Kind.ROLE_ASSIGNED:
                 held[e.data["role"]] = e.data["person"]
         return held
 
-    def record(self, kind: str, actor: str, data: dict[str, Any] | None = None, *,
-               at_ns: int | None = None, at_utc: str | None = None) -> Event:
+    def record(self, entry: Entry, actor: str, *, at_ns: int | None = None,
+               at_utc: str | None = None) -> Event:
         """Append an event; state-changing kinds must be valid transitions."""
-        data = data or {}
-        target = STATE_OF_EVENT.get(kind)
+        target = STATE_OF_EVENT.get(entry.kind)
         row = self.row
         if target and target not in TRANSITIONS[row["state"]]:
             raise InvalidTransition(
@@ -151,40 +92,40 @@ class Incident:
         updates: dict[str, Any] = {}
         if target:
             updates["state"] = target
-        if kind in ("incident.declared", "severity.changed"):
-            updates["severity"] = data["severity"]
-        event = self.store.append(self.id, kind, actor, data, at_monotonic_ns=at_ns,
+        if entry.kind in (Kind.INCIDENT_DECLARED, Kind.SEVERITY_CHANGED):
+            updates["severity"] = entry.data["severity"]
+        event = self.store.append(self.id, entry.kind, actor, entry.data, at_monotonic_ns=at_ns,
                                   at_utc=at_utc, incident_updates=updates)
         if self.listener:
             self.listener(event)
         return event
 
-    def declare(self, severity: str, actor: str, **data: Any) -> Event:
-        return self.record("incident.declared", actor, {"severity": severity, **data})
+    def declare(self, severity: str, actor: str, alert: str = "", **data: Any) -> Event:
+        return self.record(events.incident_declared(severity, alert, **data), actor)
 
-    def acknowledge(self, actor: str, **data: Any) -> Event:
-        return self.record("incident.acknowledged", actor, data)
+    def acknowledge(self, actor: str, via: str = "pager") -> Event:
+        return self.record(events.incident_acknowledged(via), actor)
 
     def assign(self, role: str, person: str, actor: str, **data: Any) -> Event:
         if role not in ROLES:
             raise GamedayError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
-        return self.record("role.assigned", actor, {"role": role, "person": person, **data})
+        return self.record(events.role_assigned(role, person, **data), actor)
 
     def page(self, person: str, role: str, reason: str, actor: str = "gameday") -> Event:
-        return self.record("page.sent", actor, {"person": person, "role": role,
-                                                "reason": reason})
+        return self.record(events.page_sent(person, role, reason), actor)
 
-    def change_severity(self, severity: str, actor: str, reason: str, **data: Any) -> Event:
-        return self.record("severity.changed", actor, {"severity": severity,
-                                                       "previous": self.severity,
-                                                       "reason": reason, **data})
+    def change_severity(self, severity: str, actor: str, reason: str,
+                        measured_severity: str | None = None) -> Event:
+        return self.record(events.severity_changed(severity, self.severity, reason,
+                                                   measured_severity=measured_severity), actor)
 
     def engage(self, person: str, via: str = "pager") -> list[Event]:
         """``person`` answers their pages: the first answer acknowledges the incident,
         and each role they were paged for becomes theirs. A dedicated IC taking over
         leaves the previous IC as deputy."""
         done: list[Event] = []
-        pages = [e for e in self.events() if e.kind == "page.sent" and e.data["person"] == person]
+        pages = [e for e in self.events()
+                 if e.kind == Kind.PAGE_SENT and e.data["person"] == person]
         if not pages:
             raise GamedayError(f"{person} was not paged for incident {self.id}")
         if self.state == "declared":
@@ -201,10 +142,14 @@ class Incident:
             held = self.roles()
         return done
 
-    def resolve(self, actor: str, **data: Any) -> Event:
-        return self.record("incident.resolved", actor, data)
+    def resolve(self, actor: str, how: str = "") -> Event:
+        return self.record(events.incident_resolved(how), actor)
+
+    def cancel(self, reason: str, actor: str = "gameday") -> Event:
+        return self.record(events.incident_cancelled(reason), actor)
 
     def as_dict(self) -> dict[str, Any]:
+        """The incident, its roles and its timeline in time order: what ``gameday
+        incident show --json`` prints and ``/api/v1/incidents/ID`` returns."""
         row = self.row
-        return {**row, "roles": self.roles(),
-                "timeline": [e.as_dict() for e in self.events()]}
+        return {**row, "roles": self.roles(), "timeline": self.timeline()}

@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gameday import events
 from gameday.errors import GamedayError
+from gameday.events import Entry
 from gameday.store import utc_now
 from gameday.traffic import Sample, SampleLog
 
@@ -64,7 +66,9 @@ class KubeSampler(SampleLog):
             dep = self._apps.read_namespaced_deployment_status(self.deployment, self.namespace)
         except (ApiException, OSError):
             return None
-        return dep.status.available_replicas or 0, dep.spec.replicas or 0
+        # A Deployment the controller has not observed yet has no status: none available.
+        available = dep.status.available_replicas if dep.status is not None else None
+        return available or 0, dep.spec.replicas or 0
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -89,7 +93,7 @@ class KubeWatch:
     """
 
     def __init__(self, kubeconfig: Path, namespace: str, deployment: str,
-                 record: Callable[[str, dict[str, Any]], None], path: Path, *,
+                 record: Callable[[Entry], object], path: Path, *,
                  interval_s: float = 0.5, limit: int = 300):
         self.kubeconfig, self.namespace, self.deployment = kubeconfig, namespace, deployment
         self.record, self.path, self.interval_s, self.limit = record, path, interval_s, limit
@@ -140,18 +144,20 @@ class KubeWatch:
             self.recorded += 1
             obj = e.involved_object
             when = _event_time(e)
-            self.record("k8s.event", {
-                "type": e.type, "reason": e.reason, "object": f"{obj.kind}/{obj.name}",
-                "message": (e.message or "")[:500], "count": e.count or 1,
-                "source": (e.reporting_component or (e.source.component if e.source else None)
-                           or ""),
-                "at": when.isoformat() if when.year > 1 else None})
+            self.record(events.k8s_event(
+                e.type, e.reason, f"{obj.kind}/{obj.name}", (e.message or "")[:500],
+                count=e.count or 1,
+                source=(e.reporting_component or (e.source.component if e.source else None)
+                        or ""),
+                at=when.isoformat() if when.year > 1 else None))
         try:
             dep = self._apps.read_namespaced_deployment_status(
                 self.deployment, self.namespace, _request_timeout=5)
         except (ApiException, OSError):
             return
         st = dep.status
+        if st is None:  # not observed by the controller yet: no counts to write
+            return
         if not self._file.closed:
             self._file.write(json.dumps({
                 "at_ns": time.monotonic_ns(), "at_utc": utc_now(),

@@ -12,19 +12,19 @@ the containment window runs out. Three modes:
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
-from gameday import comms
+from gameday import comms, events, runs
 from gameday.detection import Detector
-from gameday.errors import GamedayError, NotFound, ValidationError
-from gameday.incident import Incident, measured_severity, needs_dedicated_ic, staffing, worse
-from gameday.runbook import Runbook, discover, find, run_runbook, validate_params
+from gameday.errors import GamedayError
+from gameday.events import Kind
+from gameday.incident import Incident
+from gameday.policy import measured_severity, needs_dedicated_ic, staffing, worse
+from gameday.routing import Route, route
 from gameday.scenario import Scenario
 
 POLL_S = 0.05
@@ -42,22 +42,6 @@ def wait(event: threading.Event, timeout_s: float, tick: Callable[[], None] | No
         if tick:
             tick()
     return True
-
-
-def linked_runbook(alert_name: str, annotations: dict[str, str],
-                   runbook_dir: Path | None = None) -> tuple[Runbook | None, dict[str, str]]:
-    """The runbook an alert links to (``runbook_url`` → ``/runbooks/NAME?k=v``), else the
-    runbook whose metadata lists the alert."""
-    url = annotations.get("runbook_url")
-    if url:
-        parts = urlsplit(url)
-        segments = [s for s in parts.path.split("/") if s]
-        if len(segments) >= 2 and segments[-2] == "runbooks":
-            return find(segments[-1], runbook_dir), dict(parse_qsl(parts.query))
-    for rb in discover(runbook_dir):
-        if alert_name in rb.alerts:
-            return rb, {}
-    return None, {}
 
 
 class Response:
@@ -84,8 +68,8 @@ class Response:
     def run(self) -> None:
         sc = self.sc
         if not wait(self.fired, sc.timeouts.detect):
-            self.inc.record("detection.missed", "gameday",
-                            {"waited_s": sc.timeouts.detect, "alert": self.alert[0]})
+            self.inc.record(events.detection_missed(sc.timeouts.detect, self.alert[0]),
+                            "gameday")
             self.say(f"no alert within {sc.timeouts.detect:g}s: detection missed")
             return
         sli = self.det.current()
@@ -160,9 +144,9 @@ class Response:
             self.inc.engage(ic, via="auto")
 
     def escalate(self) -> None:
-        self.inc.record("incident.escalated", "gameday", {
-            "reason": f"not mitigated within {self.sc.timeouts.mitigate:g}s",
-            "runbook": self.runbook_status[0] if self.runbook_status else None})
+        self.inc.record(events.incident_escalated(
+            f"not mitigated within {self.sc.timeouts.mitigate:g}s",
+            self.runbook_status[0] if self.runbook_status else None), "gameday")
         self.say(f"not mitigated within {self.sc.timeouts.mitigate:g}s: escalating")
         sli = self.det.current()
         if sli is not None and self.inc.severity:
@@ -188,13 +172,12 @@ class Response:
             path = self.run_dir / "comms" / f"{self.comms_seq:02d}-{audience}.md"
             path.parent.mkdir(exist_ok=True)
             path.write_text(text)
-            self.inc.record("comms.posted", author, {"audience": audience, "text": text,
-                                                     "final": final})
+            self.inc.record(events.comms_posted(audience, text, final), author)
 
     def facts(self, severity: str, every: float | None) -> dict[str, Any]:
         row = self.inc.row
         sli = self.det.current()
-        first = next((e for e in self.inc.events() if e.kind == "impact.started"), None)
+        first = next((e for e in self.inc.events() if e.kind == Kind.IMPACT_STARTED), None)
         started_ago = (time.monotonic_ns() - first.at_monotonic_ns) / 1e9 if first else 0.0
         return {"id": self.inc.id, "title": row["title"], "severity": severity,
                 "state": row["state"], "service": self.sc.service,
@@ -204,42 +187,34 @@ class Response:
                 "runbook_status": self.runbook_status[1] if self.runbook_status else None,
                 "next_update": comms.human_duration(every or 1800),
                 "started_ago": comms.human_duration(started_ago),
-                "customer_summary": "checkout" if self.sc.service in ("checkout", "payments",
-                                                                      "fraud") else "the shop"}
+                "customer_summary": self.sc.customer_facing}
 
     # -- containment --------------------------------------------------------------------
-    def contain(self) -> None:
-        sc = self.sc
+    def linked(self) -> Route:
         name, labels, annotations = self.alert
-        try:
-            if sc.response.runbook:
-                runbook, params = find(sc.response.runbook), {}
-            else:
-                runbook, params = linked_runbook(name, annotations)
-        except (NotFound, ValidationError) as exc:
-            self.inc.record("runbook.rejected", "gameday", {"error": str(exc)})
+        return route(name, labels, annotations, runbook=self.sc.response.runbook,
+                     overrides=self.sc.response.params)
+
+    def contain(self) -> None:
+        found = self.linked()
+        if found.runbook is None and found.error is None:
+            self.inc.record(events.runbook_missing(found.alert), "gameday")
+            self.say(f"no runbook is linked to {found.alert}")
             return
-        if runbook is None:
-            self.inc.record("runbook.missing", "gameday", {"alert": name})
-            self.say(f"no runbook is linked to {name}")
+        if not found.ok or found.runbook is None or found.params is None:
+            name = found.runbook.name if found.runbook else None
+            self.inc.record(events.runbook_rejected(name, str(found.error)), "gameday")
+            self.say(f"runbook {name or ''} refused: {found.error}")
             return
-        raw = runbook.from_labels(labels) | params | sc.response.params
-        try:
-            extravars = validate_params(runbook, raw)
-        except ValidationError as exc:
-            self.inc.record("runbook.rejected", "gameday",
-                            {"runbook": runbook.name, "error": str(exc)})
-            self.say(f"runbook {runbook.name} refused: {exc}")
-            return
-        actor = self.inc.roles().get("responder") or self.inc.roles().get(
-            "incident_commander", "gameday")
+        runbook = found.runbook
+        roles = self.inc.roles()
+        actor = roles.get("responder") or roles.get("incident_commander", "gameday")
         self.runbook_status = (runbook.name, "running")
-        seq = sum(1 for e in self.inc.events() if e.kind == "runbook.started") + 1
+        seq = sum(1 for e in self.inc.events() if e.kind == Kind.RUNBOOK_STARTED) + 1
         try:
-            result = run_runbook(
-                runbook, extravars, self.run_dir / "runbooks" / f"{seq:02d}-{runbook.name}",
-                env=self.env, on_event=lambda kind, data: self.inc.record(kind, actor, data),
-                tick=self.tick)
+            result = runs.run(self.inc.store, runbook, found.params,
+                              self.run_dir / "runbooks" / f"{seq:02d}-{runbook.name}",
+                              incident=self.inc, who=actor, env=self.env, tick=self.tick)
         except GamedayError as exc:
             self.runbook_status = (runbook.name, "could not start")
             self.say(str(exc))
@@ -247,15 +222,11 @@ class Response:
         self.runbook_status = (runbook.name, result.status)
 
     def drill_instructions(self) -> str:
-        rb, params = None, {}
-        name, labels, annotations = self.alert
-        with contextlib.suppress(GamedayError):
-            rb, params = linked_runbook(name, annotations)
+        found = self.linked()
         lines = [f"Drill: incident {self.inc.id} is {self.inc.severity}. Responders:",
                  f"  gameday incident ack {self.inc.id} --as NAME"]
-        if rb:
-            args = " ".join(f"-e {k}={v}" for k, v in
-                            ({k: v for k, v in labels.items()
-                              if k in {p.name for p in rb.parameters}} | params).items())
-            lines.append(f"  gameday runbook run {rb.name} {args} --incident {self.inc.id}")
+        if found.runbook:
+            args = " ".join(f"-e {k}={v}" for k, v in found.raw.items())
+            lines.append(f"  gameday runbook run {found.runbook.name} {args} "
+                         f"--incident {self.inc.id}")
         return "\n".join(lines)

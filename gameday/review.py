@@ -13,57 +13,40 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from gameday.events import Kind, describe_event, in_time_order
+from gameday.policy import due_days
+from gameday.render import templates
 from gameday.scenario import Scenario
-from gameday.scoring import Scorecard, first, timeline
+from gameday.scoring import Scorecard, first
 from gameday.store import Store
 
 BLAME = re.compile(
     r"\b(human error|operator error|careless(ly|ness)?|neglig\w+|forgot|should have (known|"
     r"noticed|caught)|fault of|(?:to )?blame[sd]?|screw(ed)? up|incompeten\w+|sloppy|"
     r"didn'?t bother|failed to notice|mistake by)\b", re.IGNORECASE)
-DUE_DAYS = {"SEV-1": 7, "SEV-2": 14, "SEV-3": 30, "SEV-4": 60}
-MARKERS = (("fault.injected", "fault", "#d62728"), ("alert.fired", "alert", "#ff7f0e"),
-           ("incident.acknowledged", "ack", "#9467bd"),
-           ("runbook.started", "runbook start", "#17becf"),
-           ("runbook.finished", "runbook end", "#1f77b4"),
-           ("mitigated", "mitigated", "#2ca02c"), ("fault.rolled_back", "rollback", "#8c564b"))
+MARKERS = ((Kind.FAULT_INJECTED, "fault", "#d62728"), (Kind.ALERT_FIRED, "alert", "#ff7f0e"),
+           (Kind.INCIDENT_ACKNOWLEDGED, "ack", "#9467bd"),
+           (Kind.RUNBOOK_STARTED, "runbook start", "#17becf"),
+           (Kind.RUNBOOK_FINISHED, "runbook end", "#1f77b4"),
+           (Kind.MITIGATED, "mitigated", "#2ca02c"),
+           (Kind.FAULT_ROLLED_BACK, "rollback", "#8c564b"))
 
-# What each kind of injected fault says about the system (contributing factors).
-SYSTEM_FACTORS = {
-    "kill_replica": ("Crashed replicas are not restarted automatically, and the router "
-                     "keeps sending them traffic: it has no health checks.",
-                     "Add health checks to the router so a dead replica leaves rotation"),
-    "freeze_replica": ("The router has no outlier detection: a replica that accepts "
-                       "connections but never answers keeps its share of traffic.",
-                       "Add passive outlier ejection and a tighter upstream timeout"),
-    "deploy_release": ("A release reached every replica with no canary stage and no "
-                       "automatic rollback on error rate.",
-                       "Gate rollouts on a canary's error rate with automatic rollback"),
-    "inject_latency": ("Checkout calls a non-critical dependency synchronously, with a "
-                       "timeout longer than its own latency objective.",
-                       "Give the fraud call a timeout budget and a fallback below the SLO"),
-    "scale_deployment": ("Nothing guards the Deployment's replica count: automation could "
-                         "scale a serving Deployment to zero without a check.",
-                         "Enforce a replica floor for serving Deployments (admission "
-                         "policy or autoscaler minimum)"),
-    "cordon_node": ("Maintenance tooling could cordon every node at once: nothing limits "
-                    "how much schedulable capacity it takes away.",
-                    "Limit node maintenance to one node at a time and alert on Pending pods"),
-    "drain_nodes": ("Maintenance drained every node at once: the disruption budget "
-                    "held most replicas, but the ones it released had nowhere to run.",
-                    "Drain one node at a time, waiting for its pods to be rescheduled"),
-    "roll_out_release": ("A release reached the cluster with no check that its pods can "
-                         "be scheduled and serve, and the rolling update gave up capacity "
-                         "for it.",
-                         "Gate rollouts on a canary with automatic rollback, and check "
-                         "resource requests before they merge"),
-    "deny_all_ingress": ("A NetworkPolicy for the whole namespace applied with no check of "
-                         "the traffic it would cut.",
-                         "Test NetworkPolicy changes for connectivity before they apply"),
-}
+
+@cache
+def fault_factors() -> dict[tuple[str, str], tuple[str, str]]:
+    """What each known fault says about the system: ``(module, func)`` -> (contributing
+    factor, action item), from ``activities/factors.yaml`` (data, not code)."""
+    text = resources.files("gameday.activities").joinpath("factors.yaml").read_text()
+    return {(module, func): (spec["factor"], spec["action"])
+            for module, funcs in yaml.safe_load(text).items()
+            for func, spec in funcs.items()}
 
 
 @dataclass(frozen=True)
@@ -87,12 +70,15 @@ def blame_warnings(texts: dict[str, str]) -> list[dict[str, str]]:
 
 
 def findings(events: list[dict[str, Any]], card: Scorecard) -> list[Finding]:
-    out = []
+    out: list[Finding] = []
+    known = fault_factors()
     for e in events:
-        if e["kind"] == "fault.injected":
-            func = (e["data"].get("provider") or {}).get("func")
-            if func in SYSTEM_FACTORS and all(f.key != func for f in out):
-                factor, action = SYSTEM_FACTORS[func]
+        if e["kind"] == Kind.FAULT_INJECTED:
+            provider = e["data"].get("provider") or {}
+            func = provider.get("func")
+            where = (provider.get("module"), func)
+            if func is not None and where in known and all(f.key != func for f in out):
+                factor, action = known[where]
                 out.append(Finding(func, factor, action, "team"))
     m = card.metrics
     if m.detection_missed:
@@ -122,7 +108,7 @@ def findings(events: list[dict[str, Any]], card: Scorecard) -> list[Finding]:
 
 def track_actions(store: Store, incident_id: int, found: list[Finding], sc: Scenario,
                   severity: str, resolved_at: datetime) -> list[dict[str, Any]]:
-    due = (resolved_at + timedelta(days=DUE_DAYS.get(severity, 30))).date().isoformat()
+    due = (resolved_at + timedelta(days=due_days(severity))).date().isoformat()
     for f in found:
         owner = sc.team.oncall[0] if f.owner_role == "team" else sc.team.ic_rotation[0]
         store.upsert_action(incident_id, f.key, f.action, owner, due)
@@ -142,8 +128,8 @@ def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
         return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="60">'
                 '<text x="10" y="30">no SLI samples recorded</text></svg>')
     t0 = rows[0]["at_ns"]
-    t_end = max(rows[-1]["at_ns"], *(e["at_monotonic_ns"] for e in events
-                                     if e["kind"] in dict((k, 0) for k, _, _ in MARKERS)))
+    t_end = max([rows[-1]["at_ns"], *(e["at_monotonic_ns"] for e in events
+                                      if e["kind"] in {k for k, _, _ in MARKERS})])
     span_s = max((t_end - t0) / 1e9, 1.0)
     max_p99 = max(max(r["p99_ms"] for r in rows), slo_p99 * 2)
 
@@ -192,36 +178,26 @@ def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
     return "\n".join(parts)
 
 
-def _env():
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
-    env = Environment(loader=PackageLoader("gameday", "templates"), undefined=StrictUndefined,
-                      autoescape=select_autoescape(["html"]), trim_blocks=True,
-                      lstrip_blocks=True)
-    env.filters["secs"] = lambda v: "—" if v is None else f"{v:.2f} s"
-    return env
-
-
 def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
                  run_dir: Path) -> dict[str, Any]:
     """Render the review from the store; returns the facts it was rendered from."""
     incident = store.incident(incident_id)
-    events = timeline(store.events(incident_id))
+    events = in_time_order(store.events(incident_id))
     t0 = events[0]["at_monotonic_ns"] if events else 0
-    resolved = first(events, "incident.resolved")
+    resolved = first(events, Kind.INCIDENT_RESOLVED)
     resolved_at = datetime.fromisoformat(resolved["at_utc"]) if resolved else datetime.now(UTC)
     found = findings(events, card)
     actions = track_actions(store, incident_id, found, sc,
                             card.metrics.severity_final or "SEV-4", resolved_at)
     free_text = {"scenario description": sc.description}
     for e in events:
-        if e["kind"] == "note.added":
+        if e["kind"] == Kind.NOTE_ADDED:
             free_text[f"note by {e['actor']} (#{e['seq']})"] = e["data"].get("text", "")
-        elif e["kind"] == "comms.posted":
+        elif e["kind"] == Kind.COMMS_POSTED:
             free_text[f"{e['data']['audience']} update (#{e['seq']})"] = e["data"]["text"]
     roles: dict[str, str] = {}
     for e in events:
-        if e["kind"] == "role.assigned":
+        if e["kind"] == Kind.ROLE_ASSIGNED:
             roles[e["data"]["role"]] = e["data"]["person"]
     chart = chart_svg(run_dir, events, sc.slo.success_ratio, sc.slo.latency_p99_ms)
     (run_dir / "sli-chart.svg").write_text(chart)
@@ -231,7 +207,7 @@ def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
     facts = {
         "incident": incident, "scenario": sc, "card": card, "m": m, "roles": roles,
         "timeline": [{**e, "t": (e["at_monotonic_ns"] - t0) / 1e9,
-                      "what": _describe(e)} for e in events],
+                      "what": describe_event(e)} for e in events],
         "findings": found, "actions": actions, "blame": blame_warnings(free_text),
         "went_well": went_well(card), "was_hard": was_hard(card), "lucky": lucky(events),
         "journal_status": journal.get("status"), "deviated": journal.get("deviated"),
@@ -240,7 +216,7 @@ def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
         "runbook_artifacts": sorted(str(p.relative_to(run_dir)) for p in
                                     (run_dir / "runbooks").glob("*/artifacts/*/status")),
     }
-    env = _env()
+    env = templates()
     (run_dir / "review.md").write_text(env.get_template("review.md.j2").render(**facts))
     (run_dir / "review.html").write_text(env.get_template("review.html.j2").render(**facts))
     (run_dir / "scorecard.json").write_text(json.dumps(card.as_dict(), indent=2))
@@ -253,14 +229,8 @@ def kubernetes_facts(run_dir: Path, events: list[dict[str, Any]], t0: int) -> di
 
     rows = [{**r, "t": (r["at_ns"] - t0) / 1e9} for r in replica_changes(run_dir / "k8s.jsonl")]
     k8s_events = [{**e["data"], "t": (e["at_monotonic_ns"] - t0) / 1e9}
-                  for e in events if e["kind"] == "k8s.event"]
+                  for e in events if e["kind"] == Kind.K8S_EVENT]
     return {"replicas": rows, "events": k8s_events} if rows or k8s_events else {}
-
-
-def _describe(e: dict[str, Any]) -> str:
-    from gameday.ui import describe
-
-    return describe(e["kind"], e["actor"], e["data"])
 
 
 def went_well(card: Scorecard) -> list[str]:
@@ -280,9 +250,10 @@ def was_hard(card: Scorecard) -> list[str]:
 
 def lucky(events: list[dict[str, Any]]) -> list[str]:
     out = []
-    declared = first(events, "incident.declared")
-    if declared and declared["data"].get("measured", {}).get("success_ratio", 0) >= 0.5:
+    declared = first(events, Kind.INCIDENT_DECLARED)
+    measured = (declared["data"].get("measured") or {}) if declared else {}
+    if (measured.get("success_ratio") or 0) >= 0.5:
         out.append("Most requests still succeeded: the entry point never went fully down.")
-    if first(events, "fault.rolled_back") and not first(events, "recovery.missed"):
+    if first(events, Kind.FAULT_ROLLED_BACK) and not first(events, Kind.RECOVERY_MISSED):
         out.append("The experiment's rollback was there as a safety net.")
     return out

@@ -2,7 +2,9 @@
 
 A runbook is a plain playbook (it runs with ``ansible-playbook`` too) whose first
 play carries ``vars.gameday_runbook``: a summary, the alerts it serves, whether it is
-automatic and destructive, and a schema for its parameters. Parameters are checked
+automatic and destructive, and a schema for its parameters. The block's rules are
+declared once, as pydantic models (``RunbookSpec``, ``ParameterSpec``), which
+``runbook_schema`` prints as JSON Schema for editors. Parameters are checked
 against that schema here and handed to Ansible as extra vars; they never become part
 of a shell string, and anything that looks like a template is refused because Ansible
 templates extra vars. Every task's start and result is reported as it happens.
@@ -14,21 +16,38 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import ValidationError as PydanticError
+from pydantic_core import PydanticCustomError
 
+from gameday import events
 from gameday.errors import NotFound, RunbookError, ValidationError
+from gameday.events import Entry
+from gameday.spec import (
+    IDENTIFIER,
+    Identifier,
+    Line,
+    OneOf,
+    Scalar,
+    Spec,
+    Text,
+    first_error,
+    json_schema,
+    read_yaml,
+)
 
-DEFAULT_DIR = Path("runbooks")
 TYPES = ("string", "integer", "boolean")
 SAFE_STRING = re.compile(r"^[A-Za-z0-9_.:/=@+-]{1,128}$")
 MAX_LEN = 128
 
-OnEvent = Callable[[str, dict[str, Any]], None]
+OnEvent = Callable[[Entry], None]
+Dirs = Path | Sequence[Path] | None
 
 
 # Names Jinja defines in every template: a parameter called so would not fail as undefined.
@@ -84,87 +103,139 @@ class Runbook:
 
 
 # -- loading --------------------------------------------------------------------------
-def runbook_dir() -> Path:
-    return Path(os.environ.get("GAMEDAY_RUNBOOKS", DEFAULT_DIR))
+def runbook_dirs(dirs: Dirs = None) -> tuple[Path, ...]:
+    """Where to look, first match wins: the given directories, else the project's
+    runbooks and then the ones built into the package (``settings``)."""
+    if dirs is None:
+        from gameday.settings import current
+
+        return current().runbook_dirs
+    return (dirs,) if isinstance(dirs, Path) else tuple(dirs)
 
 
-def discover(directory: Path | None = None) -> list[Runbook]:
-    directory = directory or runbook_dir()
-    return [load_runbook(p) for p in sorted(directory.glob("*.y*ml"))]
+def _files(dirs: Dirs) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for directory in runbook_dirs(dirs):
+        for path in sorted(directory.glob("*.y*ml")):
+            if path.suffix in (".yml", ".yaml"):
+                found.setdefault(path.stem, path)
+    return found
 
 
-def find(name: str, directory: Path | None = None) -> Runbook:
-    directory = directory or runbook_dir()
-    for suffix in (".yml", ".yaml"):
-        path = directory / f"{name}{suffix}"
-        if path.exists():
-            return load_runbook(path)
-    known = ", ".join(r.name for r in discover(directory)) or "none"
-    raise NotFound(f"no runbook {name!r} in {directory}/ (known: {known})")
+def discover(dirs: Dirs = None) -> list[Runbook]:
+    return [load_runbook(path) for _, path in sorted(_files(dirs).items())]
+
+
+def find(name: str, dirs: Dirs = None) -> Runbook:
+    files = _files(dirs)
+    if name in files:
+        return load_runbook(files[name])
+    where = ", ".join(f"{d}/" for d in runbook_dirs(dirs))
+    raise NotFound(f"no runbook {name!r} in {where} (known: {', '.join(files) or 'none'})")
 
 
 def load_runbook(path: Path) -> Runbook:
-    def fail(fld: str, message: str) -> ValidationError:
-        return ValidationError(message, file=str(path), field=fld)
-
-    try:
-        plays = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise fail("(top level)", f"not valid YAML: {exc}") from None
+    """The runbook in the playbook at ``path``; ValidationError naming the file and the
+    dotted field (``vars.gameday_runbook.parameters.n.type``) if it is not one."""
+    plays = read_yaml(path)
     if not isinstance(plays, list) or not plays or not isinstance(plays[0], dict):
-        raise fail("(top level)", "a runbook is a playbook: a list of plays")
-    play = plays[0]
-    meta = (play.get("vars") or {}).get("gameday_runbook")
-    if not isinstance(meta, dict):
-        raise fail("vars.gameday_runbook", "is required in the first play")
-    prefix = "vars.gameday_runbook."
-    if not isinstance(meta.get("summary"), str):
-        raise fail(prefix + "summary", "must be a string")
-    alerts = meta.get("alerts", [])
-    if not isinstance(alerts, list) or not all(isinstance(a, str) for a in alerts):
-        raise fail(prefix + "alerts", "must be a list of alert names")
-    for flag in ("auto", "destructive"):
-        if not isinstance(meta.get(flag, False), bool):
-            raise fail(prefix + flag, "must be true or false")
-    params = []
-    raw_params = meta.get("parameters") or {}
-    if not isinstance(raw_params, dict):
-        raise fail(prefix + "parameters", "must be a mapping of parameter names")
-    for pname, spec in raw_params.items():
-        where = f"{prefix}parameters.{pname}"
-        if not isinstance(spec, dict):
-            raise fail(where, "must be a mapping")
-        unknown = set(spec) - {"type", "required", "pattern", "choices", "default",
-                               "description", "label"}
-        if unknown:
-            raise fail(where, f"unknown keys: {', '.join(sorted(unknown))}")
-        if pname in JINJA_GLOBALS:
-            raise fail(where, f"shadows Jinja's global {pname!r}: if it is ever missing, "
-                              "the playbook renders the global instead of failing; name it "
-                              f"otherwise and add `label: {pname}` to fill it from that "
-                              "alert label")
-        ptype = spec.get("type", "string")
-        if ptype not in TYPES:
-            raise fail(where + ".type", f"must be one of {', '.join(TYPES)}")
-        if spec.get("pattern") is not None:
-            try:
-                re.compile(spec["pattern"])
-            except re.error as exc:
-                raise fail(where + ".pattern", f"not a valid regular expression: {exc}") from None
-        choices = spec.get("choices", [])
-        if not isinstance(choices, list):
-            raise fail(where + ".choices", "must be a list")
-        default = spec.get("default")
-        params.append(Parameter(name=pname, type=ptype, required=bool(spec.get("required")),
-                                pattern=spec.get("pattern"),
-                                choices=tuple(str(c) for c in choices),
-                                default=None if default is None else str(default),
-                                description=str(spec.get("description", "")),
-                                label=None if spec.get("label") is None else str(spec["label"])))
-    tasks = tuple(t for p in plays if isinstance(p, dict) for t in (p.get("tasks") or []))
-    return Runbook(name=path.stem, path=path, summary=meta["summary"], alerts=tuple(alerts),
-                   auto=meta.get("auto", False), destructive=meta.get("destructive", False),
-                   parameters=tuple(params), tasks=tasks)
+        raise ValidationError("a runbook is a playbook: a list of plays", file=str(path),
+                              field="(top level)")
+    play_vars = plays[0].get("vars")
+    meta = play_vars.get("gameday_runbook") if isinstance(play_vars, dict) else None
+    if meta is None:
+        raise ValidationError("is required in the first play", file=str(path),
+                              field="vars.gameday_runbook")
+    try:
+        spec = RunbookSpec.model_validate(meta)
+    except PydanticError as exc:
+        raise first_error(exc, path, ("vars", "gameday_runbook")) from None
+    params = tuple(Parameter(name=name, type=p.type, required=p.required, pattern=p.pattern,
+                             choices=tuple(p.choices), default=p.default,
+                             description=p.description, label=p.label)
+                   for name, p in (spec.parameters or {}).items())
+    tasks = tuple(task for play in plays if isinstance(play, dict)
+                  for task in _as_list(play.get("tasks")) if isinstance(task, dict))
+    return Runbook(name=path.stem, path=path, summary=spec.summary, alerts=tuple(spec.alerts),
+                   auto=spec.auto, destructive=spec.destructive, parameters=params,
+                   tasks=tasks)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+# -- the metadata block, declared once ------------------------------------------------------
+def _a_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise PydanticCustomError("regex", "not a valid regular expression: {error}",
+                                  {"error": str(exc)}) from None
+    return pattern
+
+
+def _not_a_jinja_global(name: str) -> str:
+    if name in JINJA_GLOBALS:
+        raise PydanticCustomError(
+            "jinja_global", "shadows Jinja's global {quoted}: if it is ever missing, the "
+            "playbook renders the global instead of failing; name it otherwise and add "
+            "`label: {name}` to fill it from that alert label", {"quoted": repr(name),
+                                                                  "name": name})
+    return name
+
+
+ParameterName = Annotated[str, StringConstraints(pattern=IDENTIFIER.pattern),
+                          AfterValidator(_not_a_jinja_global)]
+
+
+class ParameterSpec(Spec):
+    """One parameter: how a value (from the command line, an alert's labels, a form) is
+    checked before the playbook gets it as an extra var."""
+
+    type: Annotated[str, OneOf(TYPES)] = Field(default="string", description=(
+        "string (checked against pattern or choices, else a safe default pattern), "
+        "integer or boolean."))
+    required: bool = Field(default=False, description="Whether a value must be given.")
+    pattern: Annotated[Line, AfterValidator(_a_regex)] | None = Field(
+        default=None, json_schema_extra={"format": "regex"},
+        description="A Python regular expression the whole value must match.")
+    choices: list[Scalar] = Field(default=[], description="The only values allowed.")
+    default: Scalar | None = Field(default=None, description="The value when none is given.")
+    description: Text = Field(default="", description="What it is, for people.")
+    label: Identifier | None = Field(default=None, description=(
+        "The alert label it is filled from, when that is not its own name."))
+
+
+class RunbookSpec(Spec):
+    """The vars.gameday_runbook block of a runbook's first play: what the runbook is for,
+    and how its parameters are checked."""
+
+    summary: Line = Field(description="What the runbook does, in one line.")
+    alerts: list[Identifier] = Field(default=[], description="The alerts it answers.")
+    auto: bool = Field(default=False, description="Whether a game day may run it without "
+                                                  "asking.")
+    destructive: bool = Field(default=False, description=(
+        "Whether it takes something away (the web page asks for a confirmation)."))
+    parameters: dict[ParameterName, ParameterSpec] | None = Field(default={}, description=(
+        "Its parameters by name: each an Ansible variable name, and none of Jinja's "
+        f"globals ({', '.join(sorted(JINJA_GLOBALS))})."))
+
+
+def runbook_schema() -> dict[str, Any]:
+    """The JSON Schema of runbook files: a playbook whose first play holds the
+    ``gameday_runbook`` block (``$defs/RunbookMetadata``); the rest is Ansible's."""
+    meta = json_schema(RunbookSpec, "gameday_runbook")
+    dialect = meta.pop("$schema")
+    defs = meta.pop("$defs", {})
+    first_play = {"type": "object", "required": ["vars"], "properties": {"vars": {
+        "type": "object", "required": ["gameday_runbook"],
+        "properties": {"gameday_runbook": {"$ref": "#/$defs/RunbookMetadata"}}}}}
+    return {"$schema": dialect, "title": "gameday runbook",
+            "description": "An Ansible playbook whose first play declares the runbook in "
+                           "vars.gameday_runbook.",
+            "type": "array", "minItems": 1, "prefixItems": [first_play],
+            "items": {"type": "object"}, "$defs": {**defs, "RunbookMetadata": meta}}
 
 
 # -- parameters -----------------------------------------------------------------------
@@ -260,7 +331,7 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
     import ansible_runner
     from ansible_runner.exceptions import AnsibleRunnerException
 
-    report = on_event or (lambda kind, data: None)
+    report: OnEvent = on_event or (lambda entry: None)
     cancel = cancel or threading.Event()
     done = threading.Event()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -279,11 +350,10 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
         if task:
             if task["status"] in counts:
                 counts[task["status"]] += 1
-            report("runbook.task", {"runbook": runbook.name, **task})
+            report(events.runbook_task(runbook.name, **task))
         return True
 
-    report("runbook.started", {"runbook": runbook.name, "params": params, "check": check,
-                               "artifacts": str(data_dir)})
+    report(events.runbook_started(runbook.name, params, check, str(data_dir)))
     try:
         thread, runner = ansible_runner.run_async(
             private_data_dir=str(data_dir), playbook=str(runbook.path.resolve()),
@@ -291,8 +361,8 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
             cmdline="--check --diff" if check else None, event_handler=handler,
             cancel_callback=cancel.is_set, finished_callback=lambda _: done.set(), ident="run")
     except (AnsibleRunnerException, OSError) as exc:  # ansible-runner's set-up errors
-        report("runbook.finished", {"runbook": runbook.name, "status": "error", "rc": None,
-                                    "error": str(exc)})
+        report(events.runbook_finished(runbook.name, "error", None, check=check,
+                                       error=str(exc)))
         raise RunbookError(f"runbook {runbook.name} could not start: {exc}") from exc
     except BaseException:  # an interrupt while starting: cancel whatever did start
         cancel.set()
@@ -310,7 +380,6 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
     thread.join()
     result = RunbookResult(runbook.name, runner.status, runner.rc,
                            data_dir / "artifacts" / "run", counts)
-    report("runbook.finished", {"runbook": runbook.name, "status": result.status,
-                                "rc": result.rc, "tasks": counts, "check": check,
-                                "artifacts": str(result.artifacts)})
+    report(events.runbook_finished(runbook.name, result.status, result.rc, tasks=counts,
+                                   check=check, artifacts=str(result.artifacts)))
     return result

@@ -4,36 +4,56 @@ A scenario (``scenarios/*.yaml``) ties a target, a Chaos Toolkit experiment, the
 and alert, the team's roster and response model, response targets and timeouts
 together. Raw YAML stops here: everything after this module gets frozen dataclasses,
 and every error names the file and the field.
+
+The file's rules are declared once, as pydantic models (``ScenarioSpec`` and its
+parts, built from the field types in ``spec``); ``load_scenario`` validates against
+them and freezes the result, and ``scenario_schema`` prints them as JSON Schema for
+editors (``gameday schema scenario``).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import (
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic import ValidationError as PydanticError
 
 from gameday.errors import ValidationError
+from gameday.policy import DEFAULT_TARGETS, MODELS, SEVERITIES, TARGET_KEYS
+from gameday.spec import (
+    DAY,
+    Between,
+    Identifier,
+    Labels,
+    Line,
+    Name,
+    OneOf,
+    People,
+    Person,
+    Rotation,
+    RunTime,
+    Scalar,
+    Seconds,
+    Spec,
+    Text,
+    first_error,
+    human_span,
+    invalid,
+    json_schema,
+    quote,
+    read_yaml,
+)
+from gameday.spec import parse_duration as parse_duration  # part of this module's interface
 
 TARGETS = ("sandbox", "kind", "kwok")
-MODELS = ("centralized", "distributed", "hybrid")
 MODES = ("auto", "drill", "none")
 ALERTING = ("builtin", "prometheus")
-SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
-TARGET_KEYS = ("ack", "engage_ic", "first_comms", "mitigate", "resolve", "update_every")
-NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-
-# Defaults from the design: SEV-1 ack, IC engaged and first message within 5 min,
-# updates every 20 min; SEV-2 ack within 15 min. Seconds.
-DEFAULT_TARGETS: dict[str, dict[str, float]] = {
-    "SEV-1": {"ack": 300, "engage_ic": 300, "first_comms": 300, "update_every": 1200},
-    "SEV-2": {"ack": 900, "engage_ic": 900, "first_comms": 900, "update_every": 1800},
-    "SEV-3": {"ack": 1800},
-    "SEV-4": {"ack": 86400},
-}
 
 
 @dataclass(frozen=True)
@@ -105,173 +125,197 @@ class Scenario:
     evaluation_interval_s: float
     timeouts: Timeouts
     targets: dict[str, dict[str, float]] = field(default_factory=dict)
+    customer_facing: str = ""  # what customers call the service, in customer updates
 
     def target_for(self, severity: str) -> dict[str, float]:
         return self.targets.get(severity, {})
 
 
-class _Reader:
-    """Reads fields out of a raw mapping, naming the file and dotted field on error."""
+# -- the scenario file ---------------------------------------------------------------------
+class TeamSpec(Spec):
+    """The team that owns the service: who is on call, who can command, who writes and
+    who talks."""
 
-    def __init__(self, file: Path, data: Any, prefix: str = ""):
-        self.file, self.data, self.prefix = file, data, prefix
-        if not isinstance(data, dict):
-            self.fail(prefix.rstrip(".") or "(top level)", "must be a mapping")
-
-    def fail(self, field_name: str, message: str) -> None:
-        raise ValidationError(message, file=str(self.file), field=field_name)
-
-    def name(self, key: str) -> str:
-        return f"{self.prefix}{key}"
-
-    def sub(self, key: str, required: bool = True) -> _Reader:
-        if key not in self.data:
-            if required:
-                self.fail(self.name(key), "is required")
-            return _Reader(self.file, {}, f"{self.name(key)}.")
-        return _Reader(self.file, self.data[key], f"{self.name(key)}.")
-
-    def str(self, key: str, default: Any = ..., choices: tuple[str, ...] | None = None,
-            pattern: re.Pattern | None = None) -> Any:
-        value = self.data.get(key, default)
-        if value is ...:
-            self.fail(self.name(key), "is required")
-        if value is None and default is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.fail(self.name(key), "must be a non-empty string")
-        if choices and value not in choices:
-            self.fail(self.name(key), f"must be one of {', '.join(choices)}, not {value!r}")
-        if pattern and not pattern.match(value):
-            self.fail(self.name(key), f"{value!r} must match {pattern.pattern}")
-        return value
-
-    def names(self, key: str, required: bool = False) -> tuple[str, ...]:
-        value = self.data.get(key, [])
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.fail(self.name(key), "must be a list of names")
-        if required and not value:
-            self.fail(self.name(key), "needs at least one name")
-        return tuple(value)
-
-    def number(self, key: str, default: Any = ..., low: float = 0.0,
-               high: float = float("inf")) -> float:
-        value = self.data.get(key, default)
-        if value is ...:
-            self.fail(self.name(key), "is required")
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not low <= value <= high:
-            self.fail(self.name(key), f"must be a number between {low:g} and {high:g}, "
-                                      f"not {value!r}")
-        return float(value)
-
-    def duration(self, key: str, default: Any = ...) -> float:
-        value = self.data.get(key, default)
-        if value is ...:
-            self.fail(self.name(key), "is required")
-        seconds = parse_duration(value)
-        if seconds is None:
-            self.fail(self.name(key), f"must be a duration like 500ms, 2s or 5m, not {value!r}")
-        return seconds
-
-    def mapping(self, key: str) -> dict[str, str]:
-        value = self.data.get(key, {})
-        if not isinstance(value, dict) or not all(
-                isinstance(k, str) and isinstance(v, str | int | float) for k, v in value.items()):
-            self.fail(self.name(key), "must be a mapping of names to strings")
-        return {k: str(v) for k, v in value.items()}
+    name: Name = Field(description="The team's name.")
+    model: Annotated[str, OneOf(MODELS)] = Field(
+        default="hybrid", description="Response model: hybrid (SEV-3/4 stay with the owning "
+        "team, SEV-1/2 page the dedicated IC), centralized or distributed.")
+    oncall: Rotation = Field(description="The on-call rotation, one person a week.")
+    ic_rotation: Rotation = Field(description="The dedicated incident commanders' rotation.")
+    scribe: Person | None = Field(default=None, description="Who keeps the incident's notes.")
+    comms: Person | None = Field(default=None, description="The communications lead.")
+    responders: People = Field(default=[], description="Subject-matter responders.")
 
 
-def parse_duration(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
-    if not isinstance(value, str):
-        return None
-    m = DURATION.match(value.strip())
-    if not m:
-        return None
-    scale = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
-    return float(m.group(1)) * scale
+class TrafficSpec(Spec):
+    """The synthetic traffic the SLIs are measured on."""
+
+    rate: Annotated[float, Between(1, 500)] = Field(
+        default=40, description="Requests per second.")
+    timeout: RunTime = Field(default=3.0, description="A request slower than this fails.")
 
 
+class SloSpec(Spec):
+    """The service level objective the alert and the severity are measured against."""
+
+    success_ratio: Annotated[float, Between(0.5, 1)] = Field(
+        description="Share of requests that must succeed, 0.5 to 1 (e.g. 0.99).")
+    latency_p99_ms: Annotated[float, Between(1, 3_600_000)] = Field(
+        description="Objective for the 99th percentile latency, in milliseconds.")
+    window: RunTime = Field(default=2.0, description="The window the SLIs are measured over.")
+
+
+class AlertSpec(Spec):
+    """The alert that fires when the SLO burns, as Prometheus would send it."""
+
+    name: Identifier = Field(description="The alert's name (alertname).")
+    for_: Annotated[float, Seconds(inclusive=True)] = Field(
+        default=0.0, alias="for", description="How long the condition holds before it fires.")
+    labels: Labels = Field(default={}, description="Labels; they fill the runbook's "
+                                                   "parameters.")
+    annotations: Labels = Field(default={}, description="Annotations; runbook_url links the "
+                                                        "runbook that contains it.")
+
+
+class ResponseSpec(Spec):
+    """How the incident is answered."""
+
+    mode: Annotated[str, OneOf(MODES)] = Field(
+        default="auto", description="auto: run the linked runbook; drill: people respond; "
+                                    "none.")
+    runbook: Name | None = Field(default=None, description="Run this runbook instead of the "
+                                                           "one the alert links.")
+    params: dict[Identifier, Scalar] = Field(default={}, description="Runbook parameters "
+                                                                     "that override the "
+                                                                     "alert's labels.")
+
+
+class TimeoutsSpec(Spec):
+    """How long each stage may take before the game day gives up on it."""
+
+    steady: RunTime = Field(default=Timeouts.steady, description="The steady state before.")
+    detect: RunTime = Field(default=Timeouts.detect, description="From fault to alert.")
+    mitigate: RunTime = Field(default=Timeouts.mitigate, description="From alert to mitigation.")
+    recover: RunTime = Field(default=Timeouts.recover, description="For the service to recover.")
+
+
+class WorkloadSpec(Spec):
+    """The Kubernetes workload under test (kind and kwok targets)."""
+
+    namespace: Name | None = Field(default=None, description="Its namespace.")
+    deployment: Name | None = Field(default=None, description="Its Deployment.")
+
+
+Severity = Annotated[str, OneOf(SEVERITIES)]
+TargetKey = Annotated[str, OneOf(TARGET_KEYS)]
+Target = Annotated[float, Seconds(high=30 * DAY)]
+
+
+class ScenarioSpec(Spec):
+    """A game day: the target, the fault (a Chaos Toolkit experiment), the SLO and the
+    alert, the team and how it responds, and the targets its response is scored on."""
+
+    name: Name = Field(description="The scenario's name.")
+    title: Line = Field(description="One line saying what happens.")
+    description: Text = Field(default="", description="What happens and what is expected.")
+    target: Annotated[str, OneOf(TARGETS)] = Field(
+        default="sandbox", description="Where it runs: the embedded sandbox, or a kind or "
+                                       "kwok cluster.")
+    workload: WorkloadSpec = Field(default_factory=WorkloadSpec, description=(
+        "The Kubernetes workload; namespace and deployment are required unless the "
+        "target is the sandbox."))
+    experiment: Line = Field(description="The Chaos Toolkit experiment, relative to "
+                                         "this file.")
+    service: Name = Field(description="The service under test.")
+    customer_facing: Line | None = Field(default=None, description=(
+        "What customers call the service, in customer updates [default: the service]."))
+    team: TeamSpec
+    traffic: TrafficSpec = Field(default_factory=TrafficSpec)
+    slo: SloSpec
+    alert: AlertSpec
+    alerting: Annotated[str, OneOf(ALERTING)] = Field(
+        default="builtin", description="Where the alert comes from: the built-in SLO burn "
+                                       "detector or real Prometheus and Alertmanager.")
+    response: ResponseSpec = Field(default_factory=ResponseSpec)
+    recovery_window: RunTime = Field(
+        default=2.0, description="How long the SLI must stay inside the objective to count "
+                                 "as mitigated.")
+    evaluation_interval: Annotated[float, Seconds(0.01, 0.25, inclusive=True)] = Field(
+        default=0.25, description="How often the detector evaluates, 10ms to 250ms.")
+    timeouts: TimeoutsSpec = Field(default_factory=TimeoutsSpec)
+    targets: dict[Severity, dict[TargetKey, Target]] = Field(default={}, description=(
+        "Response targets per severity, overriding the defaults key by key: "
+        + "; ".join(f"{sev} " + ", ".join(f"{k} {human_span(v)}" for k, v in keys.items())
+                    for sev, keys in DEFAULT_TARGETS.items()) + "."))
+
+    @field_validator("workload")
+    @classmethod
+    def _cluster_needs_workload(cls, workload: WorkloadSpec,
+                                info: ValidationInfo) -> WorkloadSpec:
+        target = info.data.get("target")
+        if target not in (None, "sandbox"):
+            for key in ("namespace", "deployment"):
+                if getattr(workload, key) is None:
+                    raise invalid("required_for_target", "is required when the target is {target}",
+                                key=key, target=target)
+        return workload
+
+
+def scenario_schema() -> dict[str, Any]:
+    """The JSON Schema of scenario files."""
+    schema = json_schema(ScenarioSpec, "gameday scenario")
+    # The one rule between fields: a cluster target names its workload.
+    schema["if"] = {"properties": {"target": {"not": {"const": "sandbox"}}},
+                    "required": ["target"]}
+    schema["then"] = {"required": ["workload"], "properties": {
+        "workload": {"required": ["namespace", "deployment"]}}}
+    return schema
+
+
+# -- loading ---------------------------------------------------------------------------
 def load_scenario(path: str | Path, *, check_experiment: bool = True) -> Scenario:
     path = Path(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ValidationError(f"must be a mapping, not {quote(raw)}", file=str(path),
+                              field="(top level)")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ValidationError("no such file", file=str(path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else None
-        raise ValidationError(f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                              file=str(path), field=where) from None
-    r = _Reader(path, raw)
-    known = {"name", "title", "description", "target", "experiment", "service", "team",
-             "traffic", "slo", "alert", "alerting", "response", "recovery_window", "workload",
-             "evaluation_interval", "timeouts", "targets"}
-    for key in raw:
-        if key not in known:
-            r.fail(str(key), f"unknown field (expected one of {', '.join(sorted(known))})")
+        spec = ScenarioSpec.model_validate(raw)
+    except PydanticError as exc:
+        raise first_error(exc, path) from None
+    experiment = path.parent / spec.experiment
+    if check_experiment:
+        try:
+            found = experiment.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
+            raise ValidationError(f"no such file: {experiment}", file=str(path),
+                                  field="experiment")
+    return _freeze(path, spec, experiment)
 
-    experiment = path.parent / r.str("experiment")
-    if check_experiment and not experiment.exists():
-        r.fail("experiment", f"no such file: {experiment}")
 
-    t = r.sub("team")
-    team = Team(name=t.str("name", pattern=NAME), model=t.str("model", "hybrid", MODELS),
-                oncall=t.names("oncall", required=True),
-                ic_rotation=t.names("ic_rotation", required=True),
-                scribe=t.str("scribe", None), comms=t.str("comms", None),
-                responders=t.names("responders"))
-
-    tr = r.sub("traffic", required=False)
-    s = r.sub("slo")
-    slo = Slo(success_ratio=s.number("success_ratio", low=0.5, high=1.0),
-              latency_p99_ms=s.number("latency_p99_ms", low=1),
-              window_s=s.duration("window", "2s"))
-    a = r.sub("alert")
-    alert = Alert(name=a.str("name", pattern=re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")),
-                  for_s=a.duration("for", "0s"), labels=a.mapping("labels"),
-                  annotations=a.mapping("annotations"))
-    rs = r.sub("response", required=False)
-    response = Response(mode=rs.str("mode", "auto", MODES),
-                        runbook=rs.str("runbook", None, pattern=NAME),
-                        params=rs.mapping("params"))
-    to = r.sub("timeouts", required=False)
-    timeouts = Timeouts(steady=to.duration("steady", 15), detect=to.duration("detect", 20),
-                        mitigate=to.duration("mitigate", 20), recover=to.duration("recover", 20))
-
+def _freeze(path: Path, spec: ScenarioSpec, experiment: Path) -> Scenario:
+    t, a, r, to = spec.team, spec.alert, spec.response, spec.timeouts
     targets = {sev: dict(v) for sev, v in DEFAULT_TARGETS.items()}
-    tg = r.sub("targets", required=False)
-    for sev in tg.data:
-        if sev not in SEVERITIES:
-            tg.fail(tg.name(str(sev)), f"must be one of {', '.join(SEVERITIES)}")
-        sr = tg.sub(sev)
-        for key in sr.data:
-            if key not in TARGET_KEYS:
-                sr.fail(sr.name(key), f"unknown target (expected {', '.join(TARGET_KEYS)})")
-            targets[sev][key] = sr.duration(key)
-
-    target = r.str("target", "sandbox", TARGETS)
-    workload = r.mapping("workload")
-    if target != "sandbox":
-        w = r.sub("workload")
-        w.str("namespace", pattern=NAME)
-        w.str("deployment", pattern=NAME)
-    interval = r.duration("evaluation_interval", "0.25s")
-    if not 0.01 <= interval <= 0.25:
-        r.fail("evaluation_interval", "must be between 10ms and 250ms")
+    for sev, given in spec.targets.items():
+        targets[sev].update(given)
+    workload = {k: v for k, v in spec.workload.model_dump().items() if v is not None}
     return Scenario(
-        path=path, name=r.str("name", pattern=NAME), title=r.str("title"),
-        description=r.str("description", ""), target=target, workload=workload,
-        experiment=experiment, service=r.str("service", pattern=NAME), team=team,
-        traffic_rate=tr.number("rate", 40, low=1, high=500),
-        traffic_timeout_s=tr.duration("timeout", "3s"), slo=slo, alert=alert,
-        alerting=r.str("alerting", "builtin", ALERTING),
-        response=response, recovery_window_s=r.duration("recovery_window", "2s"),
-        evaluation_interval_s=interval,
-        timeouts=timeouts, targets=targets)
+        path=path, name=spec.name, title=spec.title, description=spec.description,
+        target=spec.target, workload=workload, experiment=experiment, service=spec.service,
+        team=Team(name=t.name, model=t.model, oncall=tuple(t.oncall),
+                  ic_rotation=tuple(t.ic_rotation), scribe=t.scribe, comms=t.comms,
+                  responders=tuple(t.responders)),
+        traffic_rate=spec.traffic.rate, traffic_timeout_s=spec.traffic.timeout,
+        slo=Slo(success_ratio=spec.slo.success_ratio, latency_p99_ms=spec.slo.latency_p99_ms,
+                window_s=spec.slo.window),
+        alert=Alert(name=a.name, for_s=a.for_, labels=dict(a.labels),
+                    annotations=dict(a.annotations)),
+        alerting=spec.alerting,
+        response=Response(mode=r.mode, runbook=r.runbook, params=dict(r.params)),
+        recovery_window_s=spec.recovery_window,
+        evaluation_interval_s=spec.evaluation_interval,
+        timeouts=Timeouts(steady=to.steady, detect=to.detect, mitigate=to.mitigate,
+                          recover=to.recover),
+        targets=targets, customer_facing=spec.customer_facing or spec.service)

@@ -12,14 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SEV_RANK = {"SEV-1": 1, "SEV-2": 2, "SEV-3": 3, "SEV-4": 4}
+from gameday.events import Kind, in_time_order
+from gameday.policy import downplayed, serious, worst
 
 
-def _as_dict(e: Any) -> dict[str, Any]:
-    return e if isinstance(e, Mapping) else e.as_dict()
-
-
-def first(events: list[dict[str, Any]], kind: str, **match: Any) -> dict[str, Any] | None:
+def first(events: list[dict[str, Any]], kind: Kind, **match: Any) -> dict[str, Any] | None:
     for e in events:
         if e["kind"] == kind and all(e["data"].get(k) == v for k, v in match.items()):
             return e
@@ -29,12 +26,7 @@ def first(events: list[dict[str, Any]], kind: str, **match: Any) -> dict[str, An
 def span(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
     if a is None or b is None:
         return None
-    return round((b["at_monotonic_ns"] - a["at_monotonic_ns"]) / 1e9, 3)
-
-
-def timeline(events: Iterable[Any]) -> list[dict[str, Any]]:
-    """Events as dicts, ordered by when they happened (then by sequence)."""
-    return sorted((_as_dict(e) for e in events), key=lambda e: (e["at_monotonic_ns"], e["seq"]))
+    return round(int(b["at_monotonic_ns"] - a["at_monotonic_ns"]) / 1e9, 3)
 
 
 @dataclass(frozen=True)
@@ -62,26 +54,23 @@ class Metrics:
 
 
 def compute_metrics(events: Iterable[Any], slo_success_ratio: float = 0.99) -> Metrics:
-    ev = timeline(events)
-    fault = first(ev, "fault.injected")
-    alert = first(ev, "alert.fired")
-    declared = first(ev, "incident.declared")
-    ack = first(ev, "incident.acknowledged")
-    ic = first(ev, "role.assigned", role="incident_commander")
-    comms = first(ev, "comms.posted")
-    mitigated = first(ev, "mitigated")
-    resolved = first(ev, "incident.resolved")
-    rolled_back = first(ev, "fault.rolled_back")
-    started = first(ev, "runbook.started")
-    finished = first(ev, "runbook.finished")
+    ev = in_time_order(events)
+    fault = first(ev, Kind.FAULT_INJECTED)
+    alert = first(ev, Kind.ALERT_FIRED)
+    declared = first(ev, Kind.INCIDENT_DECLARED)
+    ack = first(ev, Kind.INCIDENT_ACKNOWLEDGED)
+    ic = first(ev, Kind.ROLE_ASSIGNED, role="incident_commander")
+    comms = first(ev, Kind.COMMS_POSTED)
+    mitigated = first(ev, Kind.MITIGATED)
+    resolved = first(ev, Kind.INCIDENT_RESOLVED)
+    rolled_back = first(ev, Kind.FAULT_ROLLED_BACK)
+    started = first(ev, Kind.RUNBOOK_STARTED)
+    finished = first(ev, Kind.RUNBOOK_FINISHED)
 
-    measured = [e["data"].get("measured_severity") for e in ev
-                if e["kind"] in ("incident.declared", "severity.changed")]
-    measured = [m for m in measured if m]
-    final = None
-    for e in ev:
-        if e["kind"] in ("incident.declared", "severity.changed"):
-            final = e["data"]["severity"]
+    severity_events = [e for e in ev
+                       if e["kind"] in (Kind.INCIDENT_DECLARED, Kind.SEVERITY_CHANGED)]
+    measured = worst(e["data"].get("measured_severity") for e in severity_events)
+    final = severity_events[-1]["data"]["severity"] if severity_events else None
 
     contained_by = None
     if mitigated:
@@ -106,12 +95,12 @@ def compute_metrics(events: Iterable[Any], slo_success_ratio: float = 0.99) -> M
         TTFC=span(declared, comms), TTM=span(fault, mitigated), TTR=span(fault, resolved),
         severity_declared=declared["data"]["severity"] if declared else None,
         severity_final=final,
-        severity_measured=min(measured, key=SEV_RANK.__getitem__) if measured else None,
+        severity_measured=measured,
         requests_during_impact=requests, bad_requests=bad, budget_burned=budget,
         runbook=started["data"]["runbook"] if started else None,
         runbook_status=finished["data"]["status"] if finished else None,
-        contained_by=contained_by, escalated=first(ev, "incident.escalated") is not None,
-        detection_missed=first(ev, "detection.missed") is not None)
+        contained_by=contained_by, escalated=first(ev, Kind.INCIDENT_ESCALATED) is not None,
+        detection_missed=first(ev, Kind.DETECTION_MISSED) is not None)
 
 
 @dataclass(frozen=True)
@@ -154,7 +143,7 @@ def score(metrics: Metrics, targets_by_severity: Mapping[str, Mapping[str, float
         found.append(Deduction(40, "TTD", "the fault was never detected"))
     else:
         found.append(_late("TTA", m.TTA, targets.get("ack"), 10, 15, "acknowledgement"))
-        if SEV_RANK.get(severity, 4) <= 2:
+        if serious(severity):
             found.append(_late("TTE", m.TTE, targets.get("engage_ic"), 10, 15,
                                "engaging an incident commander"))
         found.append(_late("TTFC", m.TTFC, targets.get("first_comms"), 10, 10,
@@ -177,8 +166,7 @@ def score(metrics: Metrics, targets_by_severity: Mapping[str, Mapping[str, float
         if m.escalated:
             found.append(Deduction(10, "escalation",
                                    "containment ran out of time and the incident escalated"))
-        if m.severity_final and m.severity_measured and \
-                SEV_RANK[m.severity_final] > SEV_RANK[m.severity_measured]:
+        if downplayed(m.severity_final, m.severity_measured):
             found.append(Deduction(10, "severity",
                                    f"the incident was run as {m.severity_final}, but the "
                                    f"measured impact reached {m.severity_measured}"))

@@ -1,6 +1,6 @@
 """Persistence: incidents, their append-only timelines, runbook runs, action items.
 
-SQLite by default (``.gameday/gameday.db``, or ``--db`` / ``GAMEDAY_DB``), in WAL mode
+SQLite (the project's ``.gameday/gameday.db``, or ``--db`` / ``GAMEDAY_DB``), in WAL mode
 so a game day, ``gameday serve`` and a responder's CLI can share it. Events are never
 updated or deleted; the incident row is a projection kept in step with them.
 """
@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gameday.errors import NotFound
+from gameday.errors import GamedayError, NotFound
+from gameday.events import Kind
 
-DEFAULT_DB = Path(".gameday") / "gameday.db"
+KINDS = frozenset(k.value for k in Kind)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -100,6 +101,13 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def _inserted_id(cur: sqlite3.Cursor) -> int:
+    """The rowid of the row an INSERT just added (sqlite3 types it Optional)."""
+    if cur.lastrowid is None:
+        raise RuntimeError("INSERT did not report a row id")
+    return cur.lastrowid
+
+
 @dataclass(frozen=True)
 class Event:
     incident_id: int
@@ -116,8 +124,14 @@ class Event:
 
 
 class Store:
-    def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path or os.environ.get("GAMEDAY_DB") or DEFAULT_DB)
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        """Open (creating if needed) the store at ``path``, else the project's
+        (``settings``: ``--db``, ``GAMEDAY_DB``, ``gameday.toml``, ``.gameday/gameday.db``)."""
+        if path is None:
+            from gameday.settings import current
+
+            path = current().db_path
+        self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._db.executescript(SCHEMA)
@@ -158,12 +172,12 @@ class Store:
                 "INSERT INTO incidents (title, service, scenario, run_dir, state, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
                 (title, service, scenario, run_dir, now, now))
-            return int(cur.lastrowid)
+            return _inserted_id(cur)
 
     def incident(self, incident_id: int) -> dict[str, Any]:
         row = self._db.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
         if row is None:
-            raise NotFound(f"no incident {incident_id} in {self.path}")
+            raise NotFound(f"no incident {incident_id}")
         return dict(row)
 
     def incidents(self) -> list[dict[str, Any]]:
@@ -183,7 +197,11 @@ class Store:
                incident_updates: dict[str, Any] | None = None) -> Event:
         """Append one event (and update the incident's projection in the same
         transaction). Timestamps are read here, at the moment it is recorded, unless
-        the caller measured the moment itself (for example a request's end)."""
+        the caller measured the moment itself (for example a request's end). A kind
+        that is not in the vocabulary (``events.Kind``) is refused: a typo would
+        otherwise score silently wrong."""
+        if kind not in KINDS:
+            raise GamedayError(f"unknown event kind {kind!r} (see gameday.events.Kind)")
         mono = at_monotonic_ns if at_monotonic_ns is not None else time.monotonic_ns()
         utc = at_utc or utc_now()
         with self._tx() as db:
@@ -218,7 +236,8 @@ class Store:
 
     def actions(self, *, incident_id: int | None = None,
                 status: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM action_items WHERE 1=1", []
+        sql = "SELECT * FROM action_items WHERE 1=1"
+        args: list[object] = []
         if incident_id is not None:
             sql, args = sql + " AND incident_id = ?", [*args, incident_id]
         if status:
@@ -267,7 +286,7 @@ class Store:
                 " started_by, status, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)",
                 (incident_id, runbook, json.dumps(params, sort_keys=True), int(check),
                  started_by, utc_now()))
-            return int(cur.lastrowid)
+            return _inserted_id(cur)
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         allowed = {"status", "rc", "started_at", "finished_at"}
@@ -283,7 +302,8 @@ class Store:
         return {**dict(row), "params": json.loads(row["params_json"])}
 
     def runs(self, *, incident_id: int | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM runbook_runs", ()
+        sql = "SELECT * FROM runbook_runs"
+        args: tuple[int, ...] = ()
         if incident_id is not None:
             sql, args = sql + " WHERE incident_id = ?", (incident_id,)
         return [{**dict(r), "params": json.loads(r["params_json"])}

@@ -10,12 +10,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+from gameday.events import Entry
 from gameday.scenario import Scenario
-from gameday.traffic import SampleLog, Traffic
+from gameday.traffic import Traffic
 
-Record = Callable[[str, dict[str, Any]], None]
+if TYPE_CHECKING:
+    from gameday.cluster import Cluster
+    from gameday.kube import KubeSampler, KubeWatch
+    from gameday.sandbox import SandboxClient
+
+Record = Callable[[Entry], object]  # what it returns is ignored
+# The SLIs' samples: requests (sandbox, kind), or a Deployment's status (kwok).
+Sampler: TypeAlias = "Traffic | KubeSampler"
 
 
 class SandboxTarget:
@@ -23,11 +31,21 @@ class SandboxTarget:
 
     def __init__(self, sc: Scenario, run_dir: Path):
         self.sc, self.dir = sc, run_dir / "sandbox"
-        self.client = None
+        self.client: SandboxClient | None = None
+
+    def _client(self) -> SandboxClient:
+        if self.client is None:
+            raise RuntimeError("the sandbox target is used before up()")
+        return self.client
 
     @property
     def env(self) -> dict[str, str]:
         return {"GAMEDAY_SANDBOX": str(self.dir)}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the chaos activities in this process see (``settings.overridden``)."""
+        return {"sandbox_dir": self.dir}
 
     def up(self) -> dict[str, Any]:
         from gameday.sandbox import start_sandbox
@@ -35,15 +53,15 @@ class SandboxTarget:
         self.client = start_sandbox(self.dir)
         return {"entrypoint": self.client.entrypoint}
 
-    def sampler(self, samples_path: Path) -> SampleLog:
-        return Traffic(self.client.entrypoint, self.sc.traffic_rate, self.sc.traffic_timeout_s,
-                       samples_path)
+    def sampler(self, samples_path: Path) -> Sampler:
+        return Traffic(self._client().entrypoint, self.sc.traffic_rate,
+                       self.sc.traffic_timeout_s, samples_path)
 
     def state(self) -> dict[str, Any]:
-        return self.client.state()
+        return self._client().state()
 
     def labels(self) -> dict[str, str]:
-        return {}
+        return target_labels(self.sc)
 
     def watch(self, run_dir: Path, record: Record) -> None:
         return None  # the sandbox's own events are the supervisor's, in its log
@@ -63,7 +81,12 @@ class KubeTarget:
 
     def __init__(self, sc: Scenario, run_dir: Path):
         self.sc, self.name = sc, sc.target
-        self.cluster = None
+        self.cluster: Cluster | None = None
+
+    def _cluster(self) -> Cluster:
+        if self.cluster is None:
+            raise RuntimeError(f"the {self.name} target is used before up()")
+        return self.cluster
 
     @property
     def env(self) -> dict[str, str]:
@@ -80,29 +103,32 @@ class KubeTarget:
         self.cluster = cluster.up(self.sc.target)
         return {"kubeconfig": str(self.cluster.kubeconfig), "context": self.cluster.context}
 
-    def sampler(self, samples_path: Path) -> SampleLog:
+    def sampler(self, samples_path: Path) -> Sampler:
         from gameday.kube import KubeSampler
 
         if self.sc.target == "kind":
             return Traffic(KIND_ENTRYPOINT, self.sc.traffic_rate, self.sc.traffic_timeout_s,
                            samples_path)
         workload = self.sc.workload
-        return KubeSampler(self.cluster.kubeconfig, workload["namespace"],
+        return KubeSampler(self._cluster().kubeconfig, workload["namespace"],
                            workload["deployment"], samples_path=samples_path)
 
     def state(self) -> dict[str, Any]:
         return {}
 
-    def labels(self) -> dict[str, str]:
-        """Alerts from this target carry the cluster's context, as a real one would."""
-        return {"context": self.cluster.context} if self.cluster else {}
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {}
 
-    def watch(self, run_dir: Path, record: Record):
+    def labels(self) -> dict[str, str]:
+        return target_labels(self.sc)
+
+    def watch(self, run_dir: Path, record: Record) -> KubeWatch:
         """Kubernetes events on the incident, replica counts in ``k8s.jsonl``."""
         from gameday.kube import KubeWatch
 
         workload = self.sc.workload
-        watch = KubeWatch(self.cluster.kubeconfig, workload["namespace"],
+        watch = KubeWatch(self._cluster().kubeconfig, workload["namespace"],
                           workload["deployment"], record, run_dir / "k8s.jsonl")
         watch.start()
         return watch
@@ -111,6 +137,16 @@ class KubeTarget:
         from gameday import cluster
 
         cluster.down(self.sc.target)
+
+
+def target_labels(sc: Scenario) -> dict[str, str]:
+    """The labels a target adds to its alerts, as a real one would: a cluster's
+    kubeconfig context (known before the cluster exists, so ``validate`` checks them)."""
+    if sc.target == "sandbox":
+        return {}
+    from gameday.cluster import existing
+
+    return {"context": existing(sc.target).context}
 
 
 def make_target(sc: Scenario, run_dir: Path) -> SandboxTarget | KubeTarget:

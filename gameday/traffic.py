@@ -23,8 +23,9 @@ from gameday.store import utc_now
 
 KEEP_S = 300.0
 
-# The traffic of the game day running in this process, for SLI probes (see activities).
-LIVE: Traffic | None = None
+# The samples of the game day running in this process (its traffic, or a Deployment's
+# status on kwok), for SLI probes (see activities).
+LIVE: SampleLog | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ class Traffic(SampleLog):
     def __init__(self, url: str, rate: float, timeout_s: float, samples_path: Path | None):
         super().__init__(samples_path)
         parts = urlsplit(url)
+        if not parts.hostname:
+            raise ValueError(f"traffic needs an http://host[:port]/path URL, not {url!r}")
         self.host, self.port, self.path = parts.hostname, parts.port, parts.path or "/"
         self.rate, self.timeout_s = rate, timeout_s
         self._stop = threading.Event()

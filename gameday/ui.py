@@ -3,61 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
+from gameday.events import Entry, Kind, describe
 from gameday.store import Event
 
-STYLE = {"fault.injected": "bold red", "impact.started": "red", "alert.fired": "bold yellow",
-         "incident.declared": "bold magenta", "severity.changed": "bold magenta",
-         "incident.escalated": "bold magenta", "mitigated": "bold green",
-         "incident.resolved": "bold green", "runbook.finished": "cyan",
-         "runbook.started": "cyan", "fault.rolled_back": "green"}
-
-
-def describe(kind: str, actor: str, data: dict[str, Any]) -> str:
-    d = data
-    match kind:
-        case "fault.injected" | "fault.rolled_back" | "chaos.action_failed":
-            return f"{d.get('activity')} ({d.get('status')})"
-        case "impact.started":
-            return f"first bad request: status {d.get('status')}, {d.get('latency_ms')} ms"
-        case "alert.fired":
-            sli = d.get("sli", {})
-            ratio = sli.get("success_ratio")
-            return (f"{d.get('alertname')}: success "
-                    f"{'-' if ratio is None else f'{ratio:.1%}'}, "
-                    f"p99 {sli.get('p99_ms') or 0:.0f} ms")
-        case "incident.declared":
-            return f"{d['severity']} ({d.get('model')} model, {d.get('mode')} response)"
-        case "page.sent":
-            return f"{d['person']} as {d['role'].replace('_', ' ')}: {d['reason']}"
-        case "incident.acknowledged":
-            return f"by {actor}"
-        case "role.assigned":
-            return f"{d['role'].replace('_', ' ')}: {d['person']}"
-        case "severity.changed":
-            return f"{d.get('previous')} -> {d['severity']}: {d.get('reason')}"
-        case "comms.posted":
-            return f"{d['audience']} update by {actor}"
-        case "runbook.started":
-            return f"{d['runbook']} {d.get('params')}" + (" --check" if d.get("check") else "")
-        case "k8s.event":
-            return f"{d.get('type')} {d.get('reason')} {d.get('object')}: {d.get('message')}"
-        case "runbook.task":
-            return f"{d['status']:8} {d.get('task')}"
-        case "runbook.finished":
-            return f"{d['runbook']}: {d['status']} (rc {d.get('rc')})"
-        case "mitigated":
-            return f"SLIs inside the objective; {d.get('bad_requests')} of " \
-                   f"{d.get('requests')} requests missed it"
-        case "steady_state.checked":
-            return f"{d['phase']}: {'met' if d['met'] else 'NOT met'}"
-        case _:
-            return ", ".join(f"{k}={v}" for k, v in d.items()
-                             if isinstance(v, str | int | float | bool))[:120]
+# Keyed by str: Event.kind is a plain str read back from the store.
+STYLE: dict[str, str] = {
+    Kind.FAULT_INJECTED: "bold red", Kind.IMPACT_STARTED: "red",
+    Kind.ALERT_FIRED: "bold yellow", Kind.INCIDENT_DECLARED: "bold magenta",
+    Kind.SEVERITY_CHANGED: "bold magenta", Kind.INCIDENT_ESCALATED: "bold magenta",
+    Kind.MITIGATED: "bold green", Kind.INCIDENT_RESOLVED: "bold green",
+    Kind.RUNBOOK_FINISHED: "cyan", Kind.RUNBOOK_STARTED: "cyan",
+    Kind.FAULT_ROLLED_BACK: "green"}
 
 
 class Progress:
@@ -76,7 +38,7 @@ class Progress:
         text = escape(describe(e.kind, e.actor, e.data))
         kind = f"[{style}]{e.kind:22}[/]" if style else f"{e.kind:22}"
         self.console.print(f"[dim]{self._at(e.at_monotonic_ns)}[/]  {kind} {text}")
-        if e.kind == "runbook.task" and e.data.get("stdout"):
+        if e.kind == Kind.RUNBOOK_TASK and e.data.get("stdout"):
             for line in e.data["stdout"].splitlines()[-12:]:
                 self.console.print(f"[dim]{'':33}| {escape(line)}[/]")
 
@@ -96,15 +58,16 @@ class Progress:
         return summary
 
 
-def runbook_printer():
+def runbook_printer() -> Callable[[Entry], None]:
     console = Console(highlight=False, soft_wrap=True)
 
-    def show(kind: str, data: dict[str, Any]) -> None:
+    def show(entry: Entry) -> None:
+        kind, data = entry.kind, entry.data
         console.print(f"[cyan]{kind:18}[/] {escape(describe(kind, '', data))}")
-        if kind == "runbook.task" and data.get("stdout"):
+        if kind == Kind.RUNBOOK_TASK and data.get("stdout"):
             for line in data["stdout"].splitlines():
                 console.print(f"[dim]{'':18} | {escape(line)}[/]")
-        if kind == "runbook.task" and data.get("stderr"):
+        if kind == Kind.RUNBOOK_TASK and data.get("stderr"):
             for line in data["stderr"].splitlines():
                 console.print(f"[red]{'':18} ! {escape(line)}[/]")
 

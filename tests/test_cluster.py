@@ -86,7 +86,7 @@ def test_kind_config_decodes_strictly_into_kinds_own_types(tmp_path):
 @pytest.mark.slow
 @needs_build
 def test_kwok_cluster_is_a_real_control_plane(monkeypatch, tmp_path):
-    monkeypatch.setattr(k8s, "NAME", "gameday-test")  # never touch a user's cluster
+    monkeypatch.setenv("GAMEDAY_CLUSTER", "gameday-test")  # never touch a user's cluster
     try:
         c = k8s.up("kwok", nodes=3)
         nodes = k8s.kubectl(c, "get", "nodes", "-o", "name").split()
@@ -113,7 +113,7 @@ def test_kwok_cluster_is_a_real_control_plane(monkeypatch, tmp_path):
         with pytest.raises(k8s.GamedayError, match="readinesProbe"):
             k8s.kubectl(c, "apply", "--dry-run=server", "--validate=strict", "-f", str(typo))
         # Every component of the control plane listens on loopback only.
-        config = (Path.home() / ".kwok" / "clusters" / k8s.NAME / "kwok.yaml").read_text()
+        config = (Path.home() / ".kwok" / "clusters" / k8s.cluster_name() / "kwok.yaml").read_text()
         assert "0.0.0.0" not in config
     finally:
         k8s.down("kwok")

@@ -21,7 +21,7 @@ def detector_with_reports():
     traffic = Traffic("http://127.0.0.1:1/", 40, 1, None)
     reports = []
     det = Detector(traffic, SLO, ALERT, interval_s=0.25, recovery_window_s=1.0,
-                   report=lambda kind, at, utc, data: reports.append((kind, at, data)))
+                   report=lambda entry, at, utc: reports.append((entry.kind, at, entry.data)))
     return traffic, det, reports
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from gameday.events import in_time_order as timeline
 from gameday.sandbox.client import sandbox_processes
-from gameday.scoring import compute_metrics, timeline
+from gameday.scoring import compute_metrics
 from gameday.store import Store
 
 pytestmark = pytest.mark.slow
@@ -68,6 +69,24 @@ def test_timeline_is_ordered_by_measured_time(crash):
     roles = {e["data"]["role"]: e["data"]["person"] for e in events
              if e["kind"] == "role.assigned"}
     assert roles["incident_commander"] in ("chidi", "dana")  # hybrid: dedicated IC
+
+
+def test_incident_show_lists_the_timeline_in_time_order(crash):
+    """Recording order is not time order (impact is dated by the request that showed it,
+    recorded later); what people read is in time order, ties broken by sequence."""
+    result, _ = crash
+    env = {**os.environ, "GAMEDAY_DB": str(crash[1].path)}
+    proc = subprocess.run([sys.executable, "-m", "gameday", "incident", "show",
+                           str(result["incident_id"]), "--json"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)["timeline"]
+    keys = [(e["at_monotonic_ns"], e["seq"]) for e in shown]
+    assert keys == sorted(keys)
+    assert [e["seq"] for e in shown] != sorted(e["seq"] for e in shown)  # it did reorder
+    run = next(e for e in shown if e["kind"] == "runbook.started")
+    assert run["data"]["run_id"] == 1  # the game day's run is on the record
+    assert crash[1].run(1)["status"] == "successful"
 
 
 def test_review_matches_the_stored_timeline(crash):

@@ -4,14 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gameday.incident import (
-    Incident,
-    InvalidTransition,
-    measured_severity,
-    needs_dedicated_ic,
-    on_duty,
-    staffing,
-)
+from gameday import events
+from gameday.errors import GamedayError
+from gameday.incident import Incident, InvalidTransition
+from gameday.policy import measured_severity, needs_dedicated_ic, on_duty, staffing
 from gameday.scenario import Slo, Team
 from gameday.traffic import Sli
 
@@ -70,10 +66,10 @@ def test_state_machine_and_timeline(store):
     inc.page("chidi", "incident_commander", "bumped")
     inc.engage("chidi")
     assert inc.roles() == {"incident_commander": "chidi", "deputy": "ana"}
-    inc.record("mitigated", "detector", {})
+    inc.record(events.mitigated(2.0, 100, 10, 10), "detector")
     inc.resolve("chidi")
     with pytest.raises(InvalidTransition):
-        inc.record("mitigated", "detector", {})
+        inc.record(events.mitigated(2.0, 100, 10, 10), "detector")
     kinds = [e.kind for e in inc.events()]
     assert kinds == ["incident.declared", "page.sent", "incident.acknowledged",
                      "role.assigned", "severity.changed", "page.sent", "role.assigned",
@@ -90,3 +86,10 @@ def test_engage_without_page_is_refused(store):
     inc.declare("SEV-3", "gameday")
     with pytest.raises(Exception, match="not paged"):
         inc.engage("mallory")
+
+
+def test_the_store_refuses_a_kind_outside_the_vocabulary(store):
+    inc = Incident.open(store, "t")
+    with pytest.raises(GamedayError, match="unknown event kind 'alert.fird'"):
+        store.append(inc.id, "alert.fird", "x", {})
+    assert inc.events() == []

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
+from gameday.alerts import parse
 from gameday.errors import ValidationError
 from gameday.store import Store
-from gameday.web.alerts import parse
 from gameday.web.app import create_app
 
 TOKEN = "test-token-0123456789abcdef"
@@ -274,3 +274,182 @@ def test_runbook_page_refuses_hostile_prefill(client):
     page = client.get("/runbooks/restart-it", params={"service": "$(id)"})
     assert page.status_code == 200 and 'id="error"' in page.text
     assert 'id="run" disabled' in page.text
+
+
+# -- errors are answered once, by the app's exception handlers ------------------------------
+def test_not_found_is_a_page_for_people_and_json_for_the_api(client):
+    api = client.get("/api/v1/incidents/999", headers=AUTH)
+    assert api.status_code == 404 and "no incident 999" in api.json()["error"]
+    assert client.get("/api/v1/runs/999", headers=AUTH).status_code == 404
+    assert client.get("/api/v1/nothing-here", headers=AUTH).json() == {"error": "Not Found"}
+    sign_in(client)
+    for path, says in [("/incidents/999", "no incident 999"),
+                       ("/runs/999", "no runbook run 999"),
+                       ("/runbooks/no-such-book", "no runbook &#39;no-such-book&#39;"),
+                       ("/nothing-here", "Not Found")]:
+        page = client.get(path)
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert says in page.text and 'id="error"' in page.text and "signed in as ana" in page.text
+
+
+def test_unauthorized_is_401_for_machines_and_sign_in_for_people(client):
+    for path in ["/api/v1/incidents/1", "/api/v1/runs/1", "/runs/1/events"]:
+        r = client.get(path)
+        assert r.status_code == 401 and r.json() == {"error": "unauthorized"}
+        assert r.headers["www-authenticate"] == "Bearer"
+    for path in ["/incidents", "/incidents/1", "/incidents/1/review", "/runs/1"]:
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 303
+        assert r.headers["location"] == f"/login?next={path}"
+    # a forged or expired session: people sign in again, the API says 403
+    client.cookies.set("gameday_session", "ana|1|00|forged")
+    assert client.get("/incidents", follow_redirects=False).status_code == 303
+    assert client.get("/api/v1/incidents/1").status_code == 403
+
+
+def test_invalid_payload_names_the_field(client):
+    r = client.post("/api/v1/alerts", json=payload(alert(fingerprint="")), headers=AUTH)
+    assert r.status_code == 422
+    assert r.json()["field"] == "alerts[0].fingerprint" and "non-empty" in r.json()["error"]
+
+
+def test_deeply_nested_json_is_400_and_oversize_is_413(client, app_and_store):
+    _, store = app_and_store
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = client.post("/api/v1/alerts", content=deep, headers=AUTH)
+    assert r.status_code == 400 and r.json()["error"].startswith("not JSON")
+    deep_object = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+    assert client.post("/api/v1/alerts", content=deep_object, headers=AUTH).status_code == 400
+    from gameday.alerts import MAX_BODY
+
+    big = b" " * (MAX_BODY + 1)
+    r = client.post("/api/v1/alerts", content=big, headers=AUTH)
+    assert r.status_code == 413 and "larger than" in r.json()["error"]
+    assert store.incidents() == [] and store.runs() == []
+
+
+# -- incident, review and run pages -----------------------------------------------------------
+def section(html: str, element_id: str) -> str:
+    start = html.index(f'id="{element_id}"')
+    return html[start:html.index("</table>", start)]
+
+
+def test_incident_page_lists_runs_and_reads_as_sentences(client, app_and_store):
+    _, store = app_and_store
+    first = client.post("/api/v1/alerts", json=payload(alert()), headers=AUTH).json()
+    (run,) = wait_runs_done(store, 1)
+    sign_in(client)
+    page = client.get(f"/incidents/{first['incident_id']}")
+    assert page.status_code == 200
+    assert '<meta name="viewport"' in page.text
+    assert 'id="severity">SEV-2<' in page.text and 'id="state">declared<' in page.text
+    runs = section(page.text, "runs")
+    assert f'href="/runs/{run["id"]}"' in runs and "restart-it" in runs
+    assert "successful" in runs and "service=checkout" in runs
+    timeline = section(page.text, "timeline")
+    kinds = [e.kind for e in store.events(first["incident_id"])]
+    assert timeline.count("<tr") == len(kinds) + 1         # a header, then every event
+    for sentence in ["Boom from alertmanager", "SEV-2 on Boom",
+                     "restart-it: successful (rc 0)", "say the service"]:
+        assert sentence in timeline
+    assert 'class="num">0.00<' in timeline                  # seconds from the first event
+    # the sentences, never the payloads: no JSON anywhere on the page
+    for raw in ('{"', "&#34;", '"labels"', "fingerprint", "annotations"):
+        assert raw not in page.text
+    assert "/review" not in page.text                       # no run directory, no review
+
+
+def test_review_is_served_from_the_run_directory(client, app_and_store, tmp_path):
+    from gameday.incident import Incident
+
+    _, store = app_and_store
+    run_dir = tmp_path / "runs" / "2026-11-22-drill"
+    run_dir.mkdir(parents=True)
+    (run_dir / "review.html").write_text(
+        "<!doctype html><h1>Incident review: drill</h1><svg><rect/></svg>")
+    reviewed = Incident.open(store, "drill", run_dir=str(run_dir))
+    unwritten = Incident.open(store, "still running", run_dir=str(tmp_path / "empty"))
+    webhook = Incident.open(store, "from alertmanager")
+    sign_in(client)
+    page = client.get(f"/incidents/{reviewed.id}")
+    assert f'href="/incidents/{reviewed.id}/review"' in page.text
+    assert str(tmp_path) not in page.text                  # never a path on the server
+    review = client.get(f"/incidents/{reviewed.id}/review")
+    assert review.status_code == 200 and "Incident review: drill" in review.text
+    assert "<svg><rect/></svg>" in review.text
+    assert "default-src 'none'" in review.headers["content-security-policy"]
+    for inc, says in [(unwritten, "has no review yet"), (webhook, "only game days")]:
+        missing = client.get(f"/incidents/{inc.id}/review")
+        assert missing.status_code == 404 and says in missing.text
+        assert str(tmp_path) not in missing.text
+        assert "/review" not in client.get(f"/incidents/{inc.id}").text
+    assert client.get("/incidents/999/review").status_code == 404
+
+
+def test_run_page_replays_a_run_from_another_process(client, app_and_store, books, tmp_path):
+    """A game day's run (recorded by ``runs.run``, never in this server's streams) is
+    replayed from the incident's timeline, on the page and as an event stream."""
+    from gameday import runs
+    from gameday.incident import Incident
+    from gameday.runbook import find
+
+    _, store = app_and_store
+    incident = Incident.open(store, "checkout is failing")
+    incident.declare("SEV-3", "gameday", alert="Boom")
+    runs.run(store, find("restart-it", books), {"service": "checkout"}, tmp_path / "gd",
+             incident=incident, who="gameday")
+    (run,) = store.runs(incident_id=incident.id)
+    sign_in(client)
+    listed = section(client.get(f"/incidents/{incident.id}").text, "runs")
+    assert f'href="/runs/{run["id"]}"' in listed and "gameday" in listed
+    page = client.get(f"/runs/{run['id']}")
+    assert page.status_code == 200 and "EventSource" not in page.text   # nothing to wait for
+    output = page.text[page.text.index('id="output"'):page.text.index("</pre>")]
+    assert "started  restart-it" in output
+    assert "task     ok       say the service" in output
+    assert "  | restarting checkout" in output
+    assert output.rstrip().endswith("finished: successful (rc 0)</span>")
+    stream = client.get(f"/runs/{run['id']}/events").text
+    items = [json.loads(line[6:]) for line in stream.splitlines() if line.startswith("data: ")]
+    assert [i["kind"] for i in items[:-1]][-1] == "runbook.finished"
+    assert all(i["text"] for i in items[:-1]) and stream.rstrip().endswith(
+        'event: done\ndata: {"status": "successful", "rc": 0}')
+    api = client.get(f"/api/v1/runs/{run['id']}", headers=AUTH).json()
+    assert [e["kind"] for e in api["events"]] == [i["kind"] for i in items[:-1]]
+
+
+def test_live_run_page_streams_sentences(client, app_and_store):
+    from gameday.events import describe
+
+    _, store = app_and_store
+    first = client.post("/api/v1/alerts", json=payload(alert()), headers=AUTH).json()
+    run_id = first["alerts"][0]["run_id"]
+    sign_in(client)
+    stream = client.get(f"/runs/{run_id}/events").text      # follows until it ends
+    task = next(json.loads(line[6:]) for line in stream.splitlines()
+                if line.startswith("data: ") and '"runbook.task"' in line)
+    assert task["text"] == describe("runbook.task", "", task)   # the terminal's line
+    assert "event: done" in stream
+    wait_runs_done(store, 1)
+    page = client.get(f"/runs/{run_id}").text
+    assert "say the service" in page and "finished: successful (rc 0)" in page
+
+
+# -- layering -----------------------------------------------------------------------------------
+def test_web_never_imports_the_game_day_orchestration():
+    """gameday.web sits beside the game day, not above it: it may use the store, the
+    incident, events, policy, routing, runs, runbooks, alerts, auth and rendering."""
+    import subprocess
+    import sys
+
+    forbidden = ("gameday.game", "gameday.response", "gameday.targets", "gameday.detection",
+                 "gameday.control")
+    code = ("import sys, gameday.web.app; "
+            "print('\\n'.join(m for m in sys.modules if m.startswith('gameday')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert "gameday.web.app" in loaded
+    assert [m for m in loaded if m.startswith(forbidden)] == []
+    assert "jinja2" not in "".join(
+        p.read_text() for p in (Path(__file__).parent.parent / "gameday" / "web").glob("*.py")
+    ), "pages render through gameday.render.templates(), the one environment"

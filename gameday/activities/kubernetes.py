@@ -42,7 +42,10 @@ def roll_out_release(name: str, ns: str = "default", container: str | None = Non
         dep = apps.read_namespaced_deployment(name, ns)
     except ApiException as exc:
         raise ActivityFailed(f"deployment {ns}/{name}: {exc.reason}") from None
-    containers = dep.spec.template.spec.containers
+    pod_spec = dep.spec.template.spec
+    if pod_spec is None:  # the API server requires one; the client types it Optional
+        raise ActivityFailed(f"deployment {ns}/{name} has no pod spec")
+    containers = pod_spec.containers
     target = next((c for c in containers if c.name == container), None) if container \
         else containers[0]
     if target is None:
@@ -63,6 +66,8 @@ def roll_out_release(name: str, ns: str = "default", container: str | None = Non
         patched = apps.patch_namespaced_deployment(name, ns, body)
     except ApiException as exc:
         raise ActivityFailed(f"rolling out {ns}/{name}: {exc.reason}: {exc.body}") from None
+    if patched.metadata is None:  # the API server always returns it
+        raise ActivityFailed(f"rolling out {ns}/{name}: the response has no metadata")
     return {"deployment": f"{ns}/{name}", "container": target.name,
             "generation": patched.metadata.generation,
             "change": {k: v for k, v in change.items() if k != "name"}}
@@ -104,15 +109,16 @@ def drain_nodes(label_selector: str, ns: str, secrets: Secrets | None = None
     for name in nodes:
         pods = core.list_namespaced_pod(ns, field_selector=f"spec.nodeName={name}").items
         for pod in pods:
-            body = client.V1Eviction(metadata=client.V1ObjectMeta(
-                name=pod.metadata.name, namespace=ns))
+            pod_name = pod.metadata.name if pod.metadata else None
+            if pod_name is None:  # the API server always names pods; the client types it Optional
+                raise ActivityFailed(f"a pod of {ns} on node {name} has no name")
+            body = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod_name, namespace=ns))
             try:
-                core.create_namespaced_pod_eviction(pod.metadata.name, ns, body)
+                core.create_namespaced_pod_eviction(pod_name, ns, body)
             except ApiException as exc:
                 if exc.status != 429:
-                    raise ActivityFailed(f"evicting {ns}/{pod.metadata.name}: "
-                                         f"{exc.reason}") from None
-                held.append(pod.metadata.name)
+                    raise ActivityFailed(f"evicting {ns}/{pod_name}: {exc.reason}") from None
+                held.append(pod_name)
                 continue
-            evicted.append(pod.metadata.name)
+            evicted.append(pod_name)
     return {"cordoned": nodes, "evicted": evicted, "held_by_budget": held}

@@ -2,8 +2,9 @@
 
 Use them from any experiment with a ``python`` provider, module
 ``gameday.activities.sandbox``. The sandbox is found from the ``state_dir`` argument,
-else the ``gameday_sandbox`` configuration key, else ``$GAMEDAY_SANDBOX``, else
-``.gameday/sandbox`` (where ``gameday sandbox up`` puts it). Every fault has its
+else the ``gameday_sandbox`` configuration key, else the project's sandbox
+(``settings``: ``$GAMEDAY_SANDBOX``, else ``.gameday/sandbox`` in the project, where
+``gameday sandbox up`` puts it). Every fault has its
 rollback here too: restart_replica, unfreeze_replica, rollback_release,
 remove_latency, set_flag.
 """
@@ -11,12 +12,12 @@ remove_latency, set_flag.
 from __future__ import annotations
 
 import http.client
-import os
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gameday.errors import SandboxError
 from gameday.sandbox.client import SandboxClient
 
 Configuration = dict[str, Any]
@@ -29,35 +30,39 @@ __all__ = [
 
 
 def _client(state_dir: str | None, configuration: Configuration | None) -> SandboxClient:
-    path = (state_dir or (configuration or {}).get("gameday_sandbox")
-            or os.environ.get("GAMEDAY_SANDBOX") or ".gameday/sandbox")
+    path = state_dir or (configuration or {}).get("gameday_sandbox")
+    if not path:
+        from gameday.settings import current
+
+        return SandboxClient(current().sandbox_dir)
     return SandboxClient(Path(path))
 
 
 # -- actions --------------------------------------------------------------------------
 def kill_replica(service: str, replica: int = 1, state_dir: str | None = None,
-                 configuration: Configuration = None) -> dict:
+                 configuration: Configuration | None = None) -> dict:
     """SIGKILL one replica's process: a crash. Nothing restarts it by itself."""
     return _client(state_dir, configuration).operate(
         "signal", service=service, replica=replica, signal="KILL")
 
 
 def freeze_replica(service: str, replica: int = 1, state_dir: str | None = None,
-                   configuration: Configuration = None) -> dict:
+                   configuration: Configuration | None = None) -> dict:
     """SIGSTOP one replica: it accepts connections and never answers."""
     return _client(state_dir, configuration).operate(
         "signal", service=service, replica=replica, signal="STOP")
 
 
 def unfreeze_replica(service: str, replica: int = 1, state_dir: str | None = None,
-                     configuration: Configuration = None) -> dict:
+                     configuration: Configuration | None = None) -> dict:
     """SIGCONT the frozen replica (a no-op if it was restarted meanwhile)."""
     return _client(state_dir, configuration).operate(
         "signal", service=service, replica=replica, signal="CONT")
 
 
 def restart_replica(service: str, replica: int | None = None, only_failed: bool = True,
-                    state_dir: str | None = None, configuration: Configuration = None) -> dict:
+                    state_dir: str | None = None,
+                    configuration: Configuration | None = None) -> dict:
     """Restart one replica, or every replica of the service; by default only those that
     are not running, so the rollback is a no-op once responders fixed it."""
     return _client(state_dir, configuration).operate("restart", service=service,
@@ -65,14 +70,14 @@ def restart_replica(service: str, replica: int | None = None, only_failed: bool 
 
 
 def deploy_release(service: str, version: str, state_dir: str | None = None,
-                   configuration: Configuration = None) -> dict:
+                   configuration: Configuration | None = None) -> dict:
     """Roll out a release to every replica, one at a time."""
     return _client(state_dir, configuration).operate("deploy", service=service,
                                                      version=version)
 
 
 def rollback_release(service: str, state_dir: str | None = None,
-                     configuration: Configuration = None) -> dict:
+                     configuration: Configuration | None = None) -> dict:
     """Roll back to the release before the current one, unless that already happened."""
     client = _client(state_dir, configuration)
     svc = client.state()["services"][service]
@@ -82,38 +87,39 @@ def rollback_release(service: str, state_dir: str | None = None,
 
 
 def inject_latency(service: str, ms: int, replica: int | None = None,
-                   state_dir: str | None = None, configuration: Configuration = None) -> dict:
+                   state_dir: str | None = None,
+                   configuration: Configuration | None = None) -> dict:
     """Delay every request the service's router forwards (to one replica, or all)."""
     return _client(state_dir, configuration).operate("latency", service=service, ms=ms,
                                                      replica=replica)
 
 
 def remove_latency(service: str, state_dir: str | None = None,
-                   configuration: Configuration = None) -> dict:
+                   configuration: Configuration | None = None) -> dict:
     return _client(state_dir, configuration).operate("latency", service=service, ms=0)
 
 
 def set_flag(service: str, name: str, value: bool, state_dir: str | None = None,
-             configuration: Configuration = None) -> dict:
+             configuration: Configuration | None = None) -> dict:
     return _client(state_dir, configuration).operate("flag", service=service, name=name,
                                                      value=value)
 
 
 def drain_replica(service: str, replica: int, drained: bool = True,
-                  state_dir: str | None = None, configuration: Configuration = None) -> dict:
+                  state_dir: str | None = None, configuration: Configuration | None = None) -> dict:
     return _client(state_dir, configuration).operate("drain", service=service,
                                                      replica=replica, drained=drained)
 
 
 # -- probes ---------------------------------------------------------------------------
 def replicas_running(service: str, state_dir: str | None = None,
-                     configuration: Configuration = None) -> int:
+                     configuration: Configuration | None = None) -> int:
     svc = _client(state_dir, configuration).state()["services"][service]
     return sum(1 for r in svc["replicas"] if r["status"] == "running")
 
 
 def slo_met(success_ratio: float = 0.99, latency_p99_ms: float = 500, window_s: float = 2.0,
-            state_dir: str | None = None, configuration: Configuration = None) -> bool:
+            state_dir: str | None = None, configuration: Configuration | None = None) -> bool:
     """Whether the shop meets its objective: from the game day's live SLIs when one is
     running in this process, else from a burst of requests made here."""
     from gameday import traffic
@@ -121,9 +127,13 @@ def slo_met(success_ratio: float = 0.99, latency_p99_ms: float = 500, window_s: 
     live = traffic.LIVE
     if live is not None:
         sli = live.sli(window_s)
-        return bool(sli.total) and sli.success_ratio >= success_ratio \
-            and sli.p99_ms <= latency_p99_ms
-    url = urlsplit(_client(state_dir, configuration).entrypoint)
+        if not sli.total or sli.success_ratio is None or sli.p99_ms is None:
+            return False  # no samples in the window (then both SLIs are None)
+        return sli.success_ratio >= success_ratio and sli.p99_ms <= latency_p99_ms
+    entrypoint = _client(state_dir, configuration).entrypoint
+    url = urlsplit(entrypoint)
+    if not url.hostname:
+        raise SandboxError(f"the sandbox's entrypoint {entrypoint!r} has no host")
     latencies, ok = [], 0
     n = max(10, int(window_s * 20))
     for _ in range(n):

@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from gameday.settings import Settings
+
+if TYPE_CHECKING:
+    from gameday.store import Store
 
 
 @dataclass
 class State:
-    """Shared CLI state on the Click context: the store is opened on first use."""
+    """Shared CLI state on the Click context: the settings, resolved once when the
+    command starts, and the store, opened on first use."""
 
-    db: str | None = None
-    _store: Any = field(default=None, repr=False)
+    settings: Settings
+    _store: Store | None = field(default=None, repr=False)
 
     @property
-    def store(self):
+    def store(self) -> Store:
         if self._store is None:
             from gameday.store import Store
 
-            self._store = Store(self.db)
+            self._store = Store(self.settings.db_path)
         return self._store
 
 
-pass_state = click.make_pass_decorator(State, ensure=True)
+pass_state = click.make_pass_decorator(State)
 
 
 def emit(data: Any) -> None:

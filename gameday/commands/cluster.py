@@ -24,7 +24,7 @@ def up(provider: str, nodes: int) -> None:
     from gameday import cluster as k8s
 
     c = k8s.up(provider, nodes=nodes)
-    click.echo(f"cluster {k8s.NAME} up ({provider}); kubeconfig {c.kubeconfig}")
+    click.echo(f"cluster {k8s.cluster_name()} up ({provider}); kubeconfig {c.kubeconfig}")
 
 
 @cluster.command()
@@ -34,7 +34,7 @@ def down(provider: str) -> None:
     from gameday import cluster as k8s
 
     k8s.down(provider)
-    click.echo(f"cluster {k8s.NAME} deleted ({provider})")
+    click.echo(f"cluster {k8s.cluster_name()} deleted ({provider})")
 
 
 @cluster.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gameday.commands import State, emit, pass_state
+from gameday.policy import ROLES
 
 
 @click.group()
@@ -41,12 +42,12 @@ def show(state: State, incident_id: int, as_json: bool) -> None:
     click.echo(f"#{data['id']} {data['title']} [{data['severity'] or '-'}] {data['state']}")
     for role, person in data["roles"].items():
         click.echo(f"  {role.replace('_', ' ')}: {person}")
+    from gameday.events import describe_event
+
     t0 = data["timeline"][0]["at_monotonic_ns"] if data["timeline"] else 0
     for e in data["timeline"]:
-        detail = ", ".join(f"{k}={v}" for k, v in e["data"].items()
-                           if isinstance(v, str | int | float | bool))[:100]
         click.echo(f"  {(e['at_monotonic_ns'] - t0) / 1e9:8.3f}s  {e['kind']:22} "
-                   f"{e['actor']:10} {detail}")
+                   f"{e['actor']:10} {describe_event(e)[:120]}")
 
 
 @incident.command()
@@ -63,8 +64,7 @@ def ack(state: State, incident_id: int, person: str) -> None:
 
 @incident.command()
 @click.argument("incident_id", type=int)
-@click.argument("role", type=click.Choice(["incident_commander", "deputy", "scribe",
-                                           "comms_lead", "responder"]))
+@click.argument("role", type=click.Choice(ROLES))
 @click.argument("person")
 @click.option("--by", "actor", required=True, help="Who makes the assignment.")
 @pass_state
@@ -83,10 +83,11 @@ def assign(state: State, incident_id: int, role: str, person: str, actor: str) -
 @pass_state
 def note(state: State, incident_id: int, text: str, person: str) -> None:
     """Add a note to the timeline; the review checks notes for blaming language."""
+    from gameday.events import note_added
     from gameday.incident import Incident
     from gameday.review import blame_warnings
 
-    Incident(state.store, incident_id).record("note.added", person, {"text": text})
+    Incident(state.store, incident_id).record(note_added(text), person)
     for w in blame_warnings({"note": text}):
         click.echo(f"warning: “{w['phrase']}” puts the cause on a person; describe the "
                    "system or process instead", err=True)

@@ -12,7 +12,11 @@ from gameday.commands import State, emit, pass_state
 
 @click.group()
 def runbook() -> None:
-    """Runbooks: Ansible playbooks run through ansible-runner [dir: env GAMEDAY_RUNBOOKS]."""
+    """Runbooks: Ansible playbooks run through ansible-runner.
+
+    Found in the project's runbooks/ (env GAMEDAY_RUNBOOKS), then among the ones built
+    in for the embedded sandbox.
+    """
 
 
 @runbook.command("list")
@@ -80,37 +84,28 @@ def run(state: State, name: str, extra: tuple[str, ...], check: bool,
     import os
     from datetime import UTC, datetime
 
-    from gameday.runbook import find, run_runbook, validate_params
+    from gameday import runs
+    from gameday.incident import Incident
+    from gameday.runbook import find, validate_params
     from gameday.ui import runbook_printer
 
     rb = find(name)
     params = validate_params(rb, parse_extra(extra))
     actor = actor or os.environ.get("USER") or "responder"
     env: dict[str, str] = {}
-    record = None
+    inc = None
+    base = run_dir or state.settings.state_dir / "runbook-runs"
     if incident_id is not None:
-        from gameday.incident import Incident
-
         inc = Incident(state.store, incident_id)
-        if inc.row["run_dir"]:
-            run_dir = run_dir or Path(inc.row["run_dir"])
-            if (Path(inc.row["run_dir"]) / "sandbox").exists():
-                env["GAMEDAY_SANDBOX"] = str(Path(inc.row["run_dir"]) / "sandbox")
-
-        def record(kind, data):
-            inc.record(kind, actor, data)
-
+        game_dir = inc.row["run_dir"]
+        if game_dir:  # a drill: the run goes with the game day's, against its sandbox
+            base = run_dir or Path(game_dir)
+            if (Path(game_dir) / "sandbox").exists():
+                env["GAMEDAY_SANDBOX"] = str(Path(game_dir) / "sandbox")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    base = run_dir or Path(".gameday") / "runbook-runs"
-    printer = runbook_printer()
-
-    def on_event(kind, data):
-        printer(kind, data)
-        if record:
-            record(kind, data)
-
-    result = run_runbook(rb, params, (base / "runbooks" / f"{stamp}-{rb.name}").resolve(),
-                         check=check, env=env, on_event=on_event)
+    result = runs.run(state.store, rb, params,
+                      (base / "runbooks" / f"{stamp}-{rb.name}").resolve(), incident=inc,
+                      who=actor, check=check, env=env, on_event=runbook_printer())
     click.echo(f"{rb.name}: {result.status} (rc {result.rc}); artifacts {result.artifacts}")
     if not result.ok:
         sys.exit(1)

@@ -10,18 +10,21 @@ from pathlib import Path
 
 import click
 
-from gameday.commands import emit
-
-DEFAULT_STATE = Path(".gameday") / "sandbox"
+from gameday.commands import State, emit
 
 
 @click.group()
-@click.option("--state-dir", envvar="GAMEDAY_SANDBOX", type=click.Path(path_type=Path),
-              default=DEFAULT_STATE, show_default=True,
-              help="The sandbox's state directory [env GAMEDAY_SANDBOX].")
+@click.option("--state-dir", type=click.Path(path_type=Path),
+              help="The sandbox's state directory [default: .gameday/sandbox in the "
+                   "project; env GAMEDAY_SANDBOX].")
 @click.pass_context
-def sandbox(ctx: click.Context, state_dir: Path) -> None:
+def sandbox(ctx: click.Context, state_dir: Path | None) -> None:
     """The embedded sandbox shop: frontend -> checkout -> payments (+ fraud)."""
+    if state_dir is None:
+        state = ctx.find_object(State)
+        if state is None:
+            raise RuntimeError("`sandbox` must run under the gameday CLI, which sets its State")
+        state_dir = state.settings.sandbox_dir
     ctx.meta["gameday.sandbox_state"] = state_dir
 
 
@@ -53,7 +56,7 @@ def up(alerting: str, gameday_url: str, token: str | None) -> None:
         raise click.UsageError("--alerting prometheus needs --token (or GAMEDAY_TOKEN)")
     c = start_sandbox(_state_dir(), detach=True)
     click.echo(f"sandbox up: {c.entrypoint} (state in {_state_dir()})")
-    if alerting == "prometheus":
+    if alerting == "prometheus" and token:  # a token was required above
         from gameday.alerting import start_alerting
 
         try:

@@ -19,14 +19,12 @@ from gameday.commands import State, pass_state
 @click.option("--max-concurrent", default=2, show_default=True, type=click.IntRange(1, 32),
               help="Runbooks running at once; more are queued.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path(".gameday") / "serve", show_default=True,
-              help="Where ansible-runner's artifacts for each run go.")
+              help="Where ansible-runner's artifacts for each run go "
+                   "[default: .gameday/serve in the project].")
 @pass_state
 def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
-          data_dir: Path) -> None:
+          data_dir: Path | None) -> None:
     """Receive Alertmanager webhooks and serve one-click runbook pages."""
-    import os
-
     import uvicorn
 
     from gameday.web.app import create_app
@@ -40,9 +38,12 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     if not loopback:
         click.echo(f"warning: binding {host}: gameday serve runs playbooks; keep it "
                    "behind TLS and a firewall", err=True)
-    env = {k: os.environ[k] for k in ("GAMEDAY_SANDBOX", "GAMEDAY_DB") if k in os.environ}
-    env.setdefault("GAMEDAY_DB", str(state.store.path.resolve()))
-    app = create_app(token=token, store=state.store, data_dir=data_dir.resolve(),
+    # Runbooks drive the project's sandbox and record into the same store, from
+    # whatever directory ansible-runner gives them.
+    env = {"GAMEDAY_SANDBOX": str(state.settings.sandbox_dir),
+           "GAMEDAY_DB": str(state.store.path.resolve())}
+    app = create_app(token=token, store=state.store,
+                     data_dir=(data_dir or state.settings.serve_dir).resolve(),
                      max_concurrent=max_concurrent, env=env)
     click.echo(f"gameday serve on http://{host}:{port} (webhook: POST /api/v1/alerts)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -130,10 +130,10 @@ def stop_sandbox(state_dir: Path) -> list[int]:
 
 def sandbox_processes(state_dir: Path) -> list[int]:
     """Live processes that belong to the sandbox in ``state_dir`` (for checks and tests)."""
-    state_dir = str(Path(state_dir).resolve())
+    state_dir = Path(state_dir).resolve()
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _belongs(int(entry.name), Path(state_dir)):
+        if entry.name.isdigit() and _belongs(int(entry.name), state_dir):
             found.append(int(entry.name))
     return found
 

@@ -23,6 +23,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from gameday.errors import GamedayError, NotFound, SandboxError
@@ -102,8 +103,8 @@ class Supervisor:
         write_json(self.state_dir / "flags.json", {n: s.flags for n, s in self.services.items()})
         for svc in self.services.values():
             router = Router(svc.name, svc.router_port,
-                            upstreams=lambda s=svc: self._rotation(s),
-                            latency_ms=lambda replica, s=svc: self._latency(s, replica))
+                            upstreams=partial(self._rotation, svc),
+                            latency_ms=partial(self._latency, svc))
             router.start()
             self.routers.append(router)
             for i in range(self.shop.services[svc.name].replicas):

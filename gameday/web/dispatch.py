@@ -6,6 +6,9 @@ the open one of its alert group, and finds its runbook through the ``runbook_url
 annotation or the runbooks whose metadata lists its ``alertname``. Automatic runbooks
 start at once on a bounded pool (queued beyond it); the others get a one-click link.
 Label values reach a playbook only after the runbook's parameter schema accepts them.
+
+A run's events reach its page as ``stream_item``s: live from its ``RunStream`` while
+it runs here, else replayed from the incident's timeline (``Dispatcher.items``).
 """
 
 from __future__ import annotations
@@ -15,21 +18,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gameday.errors import GamedayError, ValidationError
-from gameday.incident import SEVERITIES, Incident
-from gameday.response import linked_runbook
-from gameday.runbook import Runbook, find, run_runbook, validate_params
-from gameday.store import Store, utc_now
-from gameday.web.alerts import AlertInstance, Notification
+from gameday import events, runs
+from gameday.alerts import AlertInstance, Notification
+from gameday.errors import GamedayError
+from gameday.events import Audit, Entry, describe
+from gameday.incident import Incident
+from gameday.policy import severity_from_labels
+from gameday.routing import route
+from gameday.runbook import Dirs, Runbook
+from gameday.store import Store
 
-LABEL_SEVERITY = {"critical": "SEV-2", "page": "SEV-2", "warning": "SEV-3", "info": "SEV-4"}
 
-
-def severity_of(labels: dict[str, str]) -> str:
-    value = labels.get("severity", "")
-    if value.upper() in SEVERITIES:
-        return value.upper()
-    return LABEL_SEVERITY.get(value.lower(), "SEV-3")
+def stream_item(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One event of a run as the run page and ``/runs/ID/events`` carry it: its kind,
+    its payload, and the line a person reads (``text``), as the terminal shows it."""
+    return {"kind": str(kind), **data, "text": describe(kind, "", data)}
 
 
 class RunStream:
@@ -40,9 +43,9 @@ class RunStream:
         self.done = threading.Event()
         self._lock = threading.Lock()
 
-    def add(self, kind: str, data: dict[str, Any]) -> None:
+    def add(self, entry: Entry) -> None:
         with self._lock:
-            self.items.append({"kind": kind, **data})
+            self.items.append(stream_item(entry.kind, entry.data))
 
     def since(self, index: int) -> list[dict[str, Any]]:
         with self._lock:
@@ -50,7 +53,7 @@ class RunStream:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, *, runbook_dir: Path | None = None,
+    def __init__(self, store: Store, *, runbook_dir: Dirs = None,
                  data_dir: Path, max_concurrent: int = 2, env: dict[str, str] | None = None):
         self.store = store
         self.runbook_dir = runbook_dir
@@ -60,6 +63,19 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent,
                                         thread_name_prefix="runbook")
         self._lock = threading.Lock()
+
+    def items(self, run: dict[str, Any]) -> list[dict[str, Any]]:
+        """A run's events so far: live when it runs (or ran) in this process, else as
+        recorded on its incident's timeline (a game day's run, or one from before a
+        restart). A run without an incident has no recorded events."""
+        stream = self.streams.get(run["id"])
+        if stream is not None:
+            return stream.since(0)
+        if not run.get("incident_id"):
+            return []
+        return [stream_item(e["kind"], e["data"])
+                for e in events.in_time_order(self.store.events(run["incident_id"]))
+                if e["data"].get("run_id") == run["id"]]
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
@@ -88,37 +104,32 @@ class Dispatcher:
                 incident = Incident.open(self.store, alert.annotations.get("summary")
                                          or alert.name, service=alert.labels.get("service"))
             self.store.bind_alert(alert.key, incident.id)
-        incident.record("alert.fired", "alertmanager", {
-            "alertname": alert.name, "labels": alert.labels, "annotations": alert.annotations,
-            "startsAt": alert.starts_at, "fingerprint": alert.fingerprint})
+        incident.record(events.alert_fired(alert.name, alert.labels, alert.annotations,
+                                           starts_at=alert.starts_at,
+                                           fingerprint=alert.fingerprint), "alertmanager")
         if incident.state == "pending":
-            incident.declare(severity_of(alert.labels), "alertmanager", alert=alert.name)
+            incident.declare(severity_from_labels(alert.labels), "alertmanager",
+                             alert=alert.name)
         out: dict[str, Any] = {"alertname": alert.name, "incident_id": incident.id,
                                "duplicate": False}
-        try:
-            runbook, query = linked_runbook(alert.name, alert.annotations, self.runbook_dir)
-        except GamedayError as exc:
-            incident.record("runbook.rejected", "gameday", {"error": str(exc)})
-            return out | {"runbook": None, "error": str(exc)}
-        if runbook is None:
+        found = route(alert.name, alert.labels, alert.annotations, dirs=self.runbook_dir)
+        if found.runbook is None:
+            if found.error:
+                incident.record(events.runbook_rejected(None, found.error), "gameday")
+                return out | {"runbook": None, "error": found.error}
             return out | {"runbook": None}
-        wanted = {p.name for p in runbook.parameters}
-        raw = runbook.from_labels(alert.labels) | \
-              {k: v for k, v in query.items() if k in wanted}
-        out["runbook"] = runbook.name
-        out["link"] = link(runbook.name, raw, incident.id)
-        if not runbook.auto:
+        out["runbook"] = found.runbook.name
+        out["link"] = found.link(incident.id)
+        if not found.runbook.auto:
             return out
-        try:
-            params = validate_params(runbook, raw)
-        except ValidationError as exc:
-            incident.record("runbook.rejected", "gameday",
-                            {"runbook": runbook.name, "error": str(exc)})
-            self.store.audit("alertmanager", "runbook.rejected",
-                             {"runbook": runbook.name, "error": str(exc),
+        if found.error or found.params is None:
+            error = str(found.error)
+            incident.record(events.runbook_rejected(found.runbook.name, error), "gameday")
+            self.store.audit("alertmanager", Audit.RUNBOOK_REJECTED,
+                             {"runbook": found.runbook.name, "error": error,
                               "incident_id": incident.id})
-            return out | {"error": str(exc)}
-        out["run_id"] = self.start(runbook, params, incident.id, "alertmanager")
+            return out | {"error": error}
+        out["run_id"] = self.start(found.runbook, found.params, incident.id, "alertmanager")
         return out
 
     def _resolved(self, alert: AlertInstance) -> dict[str, Any]:
@@ -126,53 +137,29 @@ class Dispatcher:
         if not seen or not seen.get("incident_id"):
             return {"alertname": alert.name, "resolved": True, "incident_id": None}
         Incident(self.store, seen["incident_id"]).record(
-            "alert.resolved", "alertmanager", {"alertname": alert.name,
-                                               "fingerprint": alert.fingerprint,
-                                               "endsAt": alert.ends_at})
+            events.alert_resolved(alert.name, alert.labels, fingerprint=alert.fingerprint,
+                                  ends_at=alert.ends_at), "alertmanager")
         return {"alertname": alert.name, "resolved": True, "incident_id": seen["incident_id"]}
 
     # -- runs -------------------------------------------------------------------------
     def start(self, runbook: Runbook, params: dict[str, Any], incident_id: int | None,
               who: str, check: bool = False) -> int:
-        run_id = self.store.create_run(incident_id, runbook.name, params, who, check)
+        incident = Incident(self.store, incident_id) if incident_id else None
+        run_id = runs.queue(self.store, runbook, params, incident=incident, who=who,
+                            check=check)
         self.streams[run_id] = RunStream()
-        self.store.audit(who, "runbook.run", {"run_id": run_id, "runbook": runbook.name,
-                                              "params": params, "check": check,
-                                              "incident_id": incident_id})
-        if incident_id:
-            Incident(self.store, incident_id).record(
-                "runbook.queued", who, {"runbook": runbook.name, "run_id": run_id})
-        self._pool.submit(self._execute, run_id, runbook.name, params, incident_id, who, check)
+        self._pool.submit(self._execute, run_id, runbook, params, incident, who, check)
         return run_id
 
-    def _execute(self, run_id: int, name: str, params: dict[str, Any],
-                 incident_id: int | None, who: str, check: bool) -> None:
+    def _execute(self, run_id: int, runbook: Runbook, params: dict[str, Any],
+                 incident: Incident | None, who: str, check: bool) -> None:
         stream = self.streams[run_id]
-        incident = Incident(self.store, incident_id) if incident_id else None
-
-        def on_event(kind: str, data: dict[str, Any]) -> None:
-            stream.add(kind, data)
-            if incident:
-                incident.record(kind, who, {**data, "run_id": run_id})
-
-        self.store.update_run(run_id, status="running", started_at=utc_now())
-        status, rc = "error", None
         try:
-            result = run_runbook(find(name, self.runbook_dir), params,
-                                 self.data_dir / f"run-{run_id:05d}-{name}", check=check,
-                                 env=self.env, on_event=on_event)
-            status, rc = result.status, result.rc
-        except GamedayError as exc:
-            stream.add("runbook.error", {"error": str(exc)})
+            runs.execute(self.store, run_id, runbook, params,
+                         self.data_dir / f"run-{run_id:05d}-{runbook.name}",
+                         incident=incident, who=who, check=check, env=self.env,
+                         on_event=stream.add)
+        except GamedayError:
+            pass  # recorded: runbook.finished says why, the run's row says error
         finally:
-            self.store.update_run(run_id, status=status, rc=rc, finished_at=utc_now())
-            self.store.audit(who, "runbook.result", {"run_id": run_id, "runbook": name,
-                                                     "status": status, "rc": rc})
             stream.done.set()
-
-
-def link(runbook: str, params: dict[str, str], incident_id: int | None) -> str:
-    from urllib.parse import urlencode
-
-    query = dict(params) | ({"incident": str(incident_id)} if incident_id else {})
-    return f"/runbooks/{runbook}" + (f"?{urlencode(query)}" if query else "")

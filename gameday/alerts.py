@@ -1,4 +1,7 @@
-"""Alertmanager webhook payloads (version "4"): parse and validate, nothing else.
+"""Alertmanager webhook payloads (version "4"): decode, parse and validate.
+
+Shared by ``gameday serve`` and a game day's own receiver (``receiver``), so both
+refuse the same things the same way.
 
 Delivery is at-least-once, so every alert instance has a key: the group's
 ``groupKey``, the alert's ``fingerprint`` and its ``startsAt``. A redelivered or
@@ -7,10 +10,11 @@ repeated notification carries the same key.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from gameday.errors import ValidationError
+from gameday.errors import GamedayError, ValidationError
 
 WHERE = "alertmanager payload"
 
@@ -53,7 +57,7 @@ def _strings(value: Any, field: str) -> dict[str, str]:
     return dict(value)
 
 
-def _text(data: dict, key: str, field: str, required: bool = True) -> str:
+def _text(data: dict[str, Any], key: str, field: str, required: bool = True) -> str:
     value = data.get(key)
     if value is None and not required:
         return ""
@@ -98,3 +102,27 @@ def parse(payload: Any) -> Notification:
             generator_url=_text(raw, "generatorURL", f"{where}.generatorURL", required=False)))
     return Notification(status=status, receiver=str(payload.get("receiver", "")),
                         group_key=group_key, truncated=truncated, alerts=tuple(parsed))
+
+
+# -- intake: what both webhook endpoints do before anything is recorded ---------------
+MAX_BODY = 1 << 20  # bytes; Alertmanager's notifications are far smaller
+
+
+class Rejected(GamedayError):
+    """A webhook request refused before it was parsed: ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def decode(body: bytes) -> Notification:
+    """The body of a webhook request as a notification: 413 past ``MAX_BODY``, 400 for
+    what is not JSON (or nests beyond reason), ValidationError (422) naming the field."""
+    if len(body) > MAX_BODY:
+        raise Rejected(413, f"payload larger than {MAX_BODY} bytes")
+    try:
+        payload = json.loads(body or b"null")
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise Rejected(400, f"not JSON: {str(exc)[:200]}") from None
+    return parse(payload)

@@ -1,36 +1,44 @@
 """An in-process Alertmanager receiver for one game day (``--alerting prometheus``).
 
-It listens on a free loopback port with a per-run token, checks and parses each
-notification, and hands the first firing instance of each alert to the game day;
-redeliveries are dropped, resolved notifications recorded.
+It listens on a free loopback port with a per-run token and takes notifications the
+way ``gameday serve`` does (``alerts.decode``, ``auth.Auth``): the same limits, the
+same answers. Each alert instance is claimed in the store, so a redelivery is a
+duplicate there too; the first firing instance goes to the game day, resolved
+notifications are recorded.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from gameday.alerts import AlertInstance, Rejected, decode
+from gameday.auth import Auth, Forbidden, Unauthorized
 from gameday.errors import GamedayError, ValidationError
-from gameday.web.alerts import AlertInstance, parse
-from gameday.web.auth import Auth, Forbidden, Unauthorized
+from gameday.store import Store
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 
 class AlertReceiver:
-    def __init__(self, on_firing: Callable[[AlertInstance], None],
+    def __init__(self, store: Store, incident_id: int,
+                 on_firing: Callable[[AlertInstance], None],
                  on_resolved: Callable[[AlertInstance], None]):
         self.token = secrets.token_urlsafe(24)
         self._auth = Auth(self.token)
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
+        self._store, self._incident_id = store, incident_id
         self._on_firing, self._on_resolved = on_firing, on_resolved
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self._server = None
+        self._server: Any = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -41,29 +49,33 @@ class AlertReceiver:
     def webhook_url(self) -> str:
         return f"{self.base_url}/api/v1/alerts"
 
-    def _app(self):
+    def take(self, alert: AlertInstance) -> None:
+        if alert.status == "resolved":
+            self._on_resolved(alert)
+            return
+        if self._store.claim_alert(alert.key, alertname=alert.name, group_key=alert.group_key,
+                                   fingerprint=alert.fingerprint):
+            self._store.bind_alert(alert.key, self._incident_id)
+            self._on_firing(alert)
+
+    def _app(self) -> Starlette:
         from starlette.applications import Starlette
         from starlette.responses import JSONResponse
         from starlette.routing import Route
 
-        async def alerts(request):
+        async def alerts(request: Request) -> Response:
             body = await request.body()
             try:
                 self._auth.identify(request.headers, request.cookies, body)
+                note = decode(body)
             except (Unauthorized, Forbidden):
                 return JSONResponse({"error": "unauthorized"}, status_code=401)
-            try:
-                note = parse(json.loads(body))
-            except (ValueError, ValidationError) as exc:
-                return JSONResponse({"error": str(exc)}, status_code=422)
+            except Rejected as exc:
+                return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            except ValidationError as exc:
+                return JSONResponse({"error": str(exc), "field": exc.field}, status_code=422)
             for alert in note.alerts:
-                with self._lock:
-                    first = alert.key not in self._seen
-                    self._seen.add(alert.key)
-                if alert.status == "resolved":
-                    self._on_resolved(alert)
-                elif first:
-                    self._on_firing(alert)
+                self.take(alert)
             return JSONResponse({"received": len(note.alerts)})
 
         return Starlette(routes=[Route("/api/v1/alerts", alerts, methods=["POST"])])

@@ -81,4 +81,6 @@ class Auth:
         return self._sign("csrf|" + cookie)
 
     def check_csrf(self, cookie: str | None, given: str) -> bool:
-        return bool(cookie) and hmac.compare_digest(given, self.csrf_token(cookie))
+        if not cookie:
+            return False
+        return hmac.compare_digest(given, self.csrf_token(cookie))

@@ -1,0 +1,382 @@
+"""The timeline's vocabulary: every kind of event, the shape of its payload, and how
+a person reads it.
+
+Writers build an ``Entry`` with the constructor of its kind (``alert_fired(...)``,
+``runbook_task(...)``) and hand it to ``Incident.record``; the store refuses a kind
+that is not a ``Kind``. Readers (scoring, the review, the CLI, the web pages) compare
+against ``Kind`` members and render with ``describe``: the terminal, the review and
+the incident page say the same thing about the same event. ``in_time_order`` is the
+one ordering of a timeline: by when it happened, then by sequence.
+
+Payloads are plain JSON mappings in the store; every constructor writes all of its
+keys (``None`` where a writer has nothing), so one kind has one shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class Kind(StrEnum):
+    # ground truth: what the chaos experiment did
+    FAULT_INJECTED = "fault.injected"
+    FAULT_ROLLED_BACK = "fault.rolled_back"
+    CHAOS_ACTION_FAILED = "chaos.action_failed"
+    STEADY_STATE_CHECKED = "steady_state.checked"
+    STEADY_STATE_REACHED = "steady_state.reached"
+    # what the SLIs showed
+    IMPACT_STARTED = "impact.started"
+    MITIGATED = "mitigated"
+    # alerts
+    ALERT_FIRED = "alert.fired"
+    ALERT_RECEIVED = "alert.received"
+    ALERT_RESOLVED = "alert.resolved"
+    # the incident and its people
+    INCIDENT_DECLARED = "incident.declared"
+    INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
+    INCIDENT_ESCALATED = "incident.escalated"
+    INCIDENT_RESOLVED = "incident.resolved"
+    INCIDENT_REVIEWED = "incident.reviewed"
+    INCIDENT_CANCELLED = "incident.cancelled"
+    PAGE_SENT = "page.sent"
+    ROLE_ASSIGNED = "role.assigned"
+    SEVERITY_CHANGED = "severity.changed"
+    COMMS_POSTED = "comms.posted"
+    NOTE_ADDED = "note.added"
+    # runbooks
+    RUNBOOK_QUEUED = "runbook.queued"
+    RUNBOOK_STARTED = "runbook.started"
+    RUNBOOK_TASK = "runbook.task"
+    RUNBOOK_FINISHED = "runbook.finished"
+    RUNBOOK_REJECTED = "runbook.rejected"
+    RUNBOOK_MISSING = "runbook.missing"
+    # the game day around the incident
+    TARGET_READY = "target.ready"
+    TARGET_STOPPED = "target.stopped"
+    ALERTING_READY = "alerting.ready"
+    DETECTION_MISSED = "detection.missed"
+    RECOVERY_MISSED = "recovery.missed"
+    GAMEDAY_FAILED = "gameday.failed"
+    GAMEDAY_INTERRUPTED = "gameday.interrupted"
+    K8S_EVENT = "k8s.event"
+
+
+class Audit(StrEnum):
+    """What the append-only audit log records (who did what, not the timeline)."""
+
+    LOGIN = "login"
+    LOGIN_FAILED = "login.failed"
+    ALERTS_RECEIVED = "alerts.received"
+    RUNBOOK_RUN = "runbook.run"
+    RUNBOOK_RESULT = "runbook.result"
+    RUNBOOK_REJECTED = "runbook.rejected"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An event about to be recorded: its kind and its payload."""
+
+    kind: Kind
+    data: dict[str, Any]
+
+
+class Recorded(Protocol):
+    """A stored event (``store.Event``) as readers see it."""
+
+    kind: str
+    actor: str
+    data: dict[str, Any]
+
+
+# -- ground truth ---------------------------------------------------------------------
+def _activity(name: str | None, status: str | None,
+              provider: Mapping[str, Any] | None) -> dict[str, Any]:
+    provider = provider or {}
+    return {"activity": name, "status": status,
+            "provider": {k: provider.get(k) for k in ("module", "func", "arguments")}}
+
+
+def fault_injected(activity: str | None, status: str | None,
+                   provider: Mapping[str, Any] | None, took_s: float) -> Entry:
+    return Entry(Kind.FAULT_INJECTED, {**_activity(activity, status, provider),
+                                       "took_s": took_s})
+
+
+def fault_rolled_back(activity: str | None, status: str | None,
+                      provider: Mapping[str, Any] | None, took_s: float) -> Entry:
+    return Entry(Kind.FAULT_ROLLED_BACK, {**_activity(activity, status, provider),
+                                          "took_s": took_s})
+
+
+def chaos_action_failed(activity: str | None, status: str | None,
+                        provider: Mapping[str, Any] | None, error: str) -> Entry:
+    return Entry(Kind.CHAOS_ACTION_FAILED, {**_activity(activity, status, provider),
+                                            "error": error[-500:]})
+
+
+def steady_state_checked(phase: str, met: bool) -> Entry:
+    return Entry(Kind.STEADY_STATE_CHECKED, {"phase": phase, "met": met})
+
+
+def steady_state_reached(sli: Mapping[str, Any] | None) -> Entry:
+    return Entry(Kind.STEADY_STATE_REACHED, {"sli": dict(sli) if sli else None})
+
+
+def impact_started(status: int, latency_ms: float) -> Entry:
+    return Entry(Kind.IMPACT_STARTED, {"status": status, "latency_ms": round(latency_ms, 1)})
+
+
+def mitigated(confirmed_after_s: float, requests: int, bad_requests: int,
+              failed_requests: int) -> Entry:
+    return Entry(Kind.MITIGATED, {"confirmed_after_s": confirmed_after_s,
+                                  "requests": requests, "bad_requests": bad_requests,
+                                  "failed_requests": failed_requests})
+
+
+# -- alerts ---------------------------------------------------------------------------
+def alert_fired(alertname: str, labels: Mapping[str, str], annotations: Mapping[str, str],
+                *, sli: Mapping[str, Any] | None = None,
+                objective: Mapping[str, Any] | None = None, starts_at: str | None = None,
+                fingerprint: str | None = None) -> Entry:
+    """The same shape whoever fired it: the built-in detector (with the SLI and the
+    objective it breached) or Alertmanager (with the instance's ``startsAt`` and
+    fingerprint)."""
+    return Entry(Kind.ALERT_FIRED, {
+        "alertname": alertname, "labels": dict(labels), "annotations": dict(annotations),
+        "sli": dict(sli) if sli else None, "objective": dict(objective) if objective else None,
+        "starts_at": starts_at, "fingerprint": fingerprint})
+
+
+def alert_received(alertname: str, labels: Mapping[str, str]) -> Entry:
+    """A notification that arrived after the game day's alert had already fired."""
+    return Entry(Kind.ALERT_RECEIVED, {"alertname": alertname, "labels": dict(labels)})
+
+
+def alert_resolved(alertname: str, labels: Mapping[str, str], *,
+                   fingerprint: str | None = None, ends_at: str | None = None) -> Entry:
+    return Entry(Kind.ALERT_RESOLVED, {"alertname": alertname, "labels": dict(labels),
+                                       "fingerprint": fingerprint, "ends_at": ends_at})
+
+
+# -- the incident and its people ------------------------------------------------------
+def incident_declared(severity: str, alert: str, *, measured: Mapping[str, Any] | None = None,
+                      measured_severity: str | None = None, model: str | None = None,
+                      mode: str | None = None) -> Entry:
+    return Entry(Kind.INCIDENT_DECLARED, {
+        "severity": severity, "alert": alert, "measured": dict(measured) if measured else None,
+        "measured_severity": measured_severity, "model": model, "mode": mode})
+
+
+def incident_acknowledged(via: str) -> Entry:
+    return Entry(Kind.INCIDENT_ACKNOWLEDGED, {"via": via})
+
+
+def incident_escalated(reason: str, runbook: str | None) -> Entry:
+    return Entry(Kind.INCIDENT_ESCALATED, {"reason": reason, "runbook": runbook})
+
+
+def incident_resolved(how: str) -> Entry:
+    return Entry(Kind.INCIDENT_RESOLVED, {"how": how})
+
+
+def incident_cancelled(reason: str) -> Entry:
+    return Entry(Kind.INCIDENT_CANCELLED, {"reason": reason})
+
+
+def page_sent(person: str, role: str, reason: str) -> Entry:
+    return Entry(Kind.PAGE_SENT, {"person": person, "role": role, "reason": reason})
+
+
+def role_assigned(role: str, person: str, *, via: str | None = None,
+                  paged_seq: int | None = None, reason: str | None = None) -> Entry:
+    return Entry(Kind.ROLE_ASSIGNED, {"role": role, "person": person, "via": via,
+                                      "paged_seq": paged_seq, "reason": reason})
+
+
+def severity_changed(severity: str, previous: str | None, reason: str, *,
+                     measured_severity: str | None = None) -> Entry:
+    return Entry(Kind.SEVERITY_CHANGED, {"severity": severity, "previous": previous,
+                                         "reason": reason,
+                                         "measured_severity": measured_severity})
+
+
+def comms_posted(audience: str, text: str, final: bool) -> Entry:
+    return Entry(Kind.COMMS_POSTED, {"audience": audience, "text": text, "final": final})
+
+
+def note_added(text: str) -> Entry:
+    return Entry(Kind.NOTE_ADDED, {"text": text})
+
+
+# -- runbooks ---------------------------------------------------------------------------
+def runbook_queued(runbook: str, run_id: int) -> Entry:
+    return Entry(Kind.RUNBOOK_QUEUED, {"runbook": runbook, "run_id": run_id})
+
+
+def runbook_started(runbook: str, params: Mapping[str, Any], check: bool, artifacts: str,
+                    run_id: int | None = None) -> Entry:
+    return Entry(Kind.RUNBOOK_STARTED, {"runbook": runbook, "params": dict(params),
+                                        "check": check, "artifacts": artifacts,
+                                        "run_id": run_id})
+
+
+def runbook_task(runbook: str, task: str | None, status: str, *, rc: int | None = None,
+                 cmd: str | None = None, stdout: str | None = None, stderr: str | None = None,
+                 ignored: bool | None = None, run_id: int | None = None) -> Entry:
+    return Entry(Kind.RUNBOOK_TASK, {"runbook": runbook, "task": task, "status": status,
+                                     "rc": rc, "cmd": cmd, "stdout": stdout,
+                                     "stderr": stderr, "ignored": ignored, "run_id": run_id})
+
+
+def runbook_finished(runbook: str, status: str, rc: int | None, *,
+                     tasks: Mapping[str, int] | None = None, check: bool = False,
+                     artifacts: str | None = None, error: str | None = None,
+                     run_id: int | None = None) -> Entry:
+    return Entry(Kind.RUNBOOK_FINISHED, {"runbook": runbook, "status": status, "rc": rc,
+                                         "tasks": dict(tasks) if tasks else None,
+                                         "check": check, "artifacts": artifacts,
+                                         "error": error, "run_id": run_id})
+
+
+def runbook_rejected(runbook: str | None, error: str) -> Entry:
+    return Entry(Kind.RUNBOOK_REJECTED, {"runbook": runbook, "error": error})
+
+
+def runbook_missing(alert: str) -> Entry:
+    return Entry(Kind.RUNBOOK_MISSING, {"alert": alert})
+
+
+def with_run_id(entry: Entry, run_id: int) -> Entry:
+    """The same runbook event, tagged with the run it belongs to."""
+    return Entry(entry.kind, {**entry.data, "run_id": run_id})
+
+
+# -- the game day ---------------------------------------------------------------------------
+def target_ready(target: str, **details: Any) -> Entry:
+    return Entry(Kind.TARGET_READY, {"target": target, **details})
+
+
+def target_stopped(target: str) -> Entry:
+    return Entry(Kind.TARGET_STOPPED, {"target": target})
+
+
+def alerting_ready(prometheus: str) -> Entry:
+    return Entry(Kind.ALERTING_READY, {"prometheus": prometheus})
+
+
+def detection_missed(waited_s: float, alert: str) -> Entry:
+    return Entry(Kind.DETECTION_MISSED, {"waited_s": waited_s, "alert": alert})
+
+
+def recovery_missed(waited_s: float) -> Entry:
+    return Entry(Kind.RECOVERY_MISSED, {"waited_s": waited_s})
+
+
+def gameday_failed(error: str) -> Entry:
+    return Entry(Kind.GAMEDAY_FAILED, {"error": error})
+
+
+def gameday_interrupted(experiment: str | None) -> Entry:
+    return Entry(Kind.GAMEDAY_INTERRUPTED, {"experiment": experiment})
+
+
+def k8s_event(type_: str | None, reason: str | None, obj: str | None, message: str | None,
+              *, count: int | None = None, source: str | None = None,
+              at: str | None = None) -> Entry:
+    return Entry(Kind.K8S_EVENT, {"type": type_, "reason": reason, "object": obj,
+                                  "message": message, "count": count, "source": source,
+                                  "at": at})
+
+
+# -- reading --------------------------------------------------------------------------------
+def in_time_order(events: Iterable[Any]) -> list[dict[str, Any]]:
+    """Events as dicts, ordered by when they happened, ties broken by sequence. Events
+    can be recorded after events that happened later (impact is dated by the request
+    that showed it), so recording order is not time order."""
+    rows: list[dict[str, Any]] = [dict(e) if isinstance(e, Mapping) else e.as_dict()
+                                  for e in events]
+    return sorted(rows, key=lambda e: (e["at_monotonic_ns"], e["seq"]))
+
+
+def _ratio(value: Any) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
+    """One line a person reads: the same in the terminal, the review and the web."""
+    d = data
+    match kind:
+        case Kind.FAULT_INJECTED | Kind.FAULT_ROLLED_BACK | Kind.CHAOS_ACTION_FAILED:
+            return f"{d.get('activity')} ({d.get('status')})"
+        case Kind.IMPACT_STARTED:
+            return f"first bad request: status {d.get('status')}, {d.get('latency_ms')} ms"
+        case Kind.ALERT_FIRED:
+            sli = d.get("sli") or {}
+            if not sli:
+                return f"{d.get('alertname')} from {actor}"
+            return (f"{d.get('alertname')}: success {_ratio(sli.get('success_ratio'))}, "
+                    f"p99 {sli.get('p99_ms') or 0:.0f} ms")
+        case Kind.ALERT_RECEIVED | Kind.ALERT_RESOLVED:
+            return f"{d.get('alertname')}"
+        case Kind.INCIDENT_DECLARED:
+            if d.get("model"):
+                return f"{d['severity']} ({d.get('model')} model, {d.get('mode')} response)"
+            return f"{d['severity']} on {d.get('alert')}"
+        case Kind.INCIDENT_ACKNOWLEDGED:
+            return f"by {actor}" + (f" via {d['via']}" if d.get("via") else "")
+        case Kind.INCIDENT_ESCALATED | Kind.INCIDENT_CANCELLED:
+            return str(d.get("reason"))
+        case Kind.INCIDENT_RESOLVED:
+            return f"by {actor}: {d.get('how')}" if d.get("how") else f"by {actor}"
+        case Kind.PAGE_SENT:
+            return f"{d['person']} as {d['role'].replace('_', ' ')}: {d['reason']}"
+        case Kind.ROLE_ASSIGNED:
+            text = f"{d['role'].replace('_', ' ')}: {d['person']}"
+            return text + (f" ({d['reason']})" if d.get("reason") else "")
+        case Kind.SEVERITY_CHANGED:
+            return f"{d.get('previous')} -> {d['severity']}: {d.get('reason')}"
+        case Kind.COMMS_POSTED:
+            return f"{d['audience']} update by {actor}"
+        case Kind.NOTE_ADDED:
+            return f"{actor}: {d.get('text')}"
+        case Kind.RUNBOOK_QUEUED:
+            return f"{d['runbook']} (run {d.get('run_id')})"
+        case Kind.RUNBOOK_STARTED:
+            params = " ".join(f"{k}={v}" for k, v in (d.get("params") or {}).items())
+            return f"{d['runbook']} {params}".strip() + (" (check mode)" if d.get("check") else "")
+        case Kind.RUNBOOK_TASK:
+            return f"{d['status']:8} {d.get('task')}"
+        case Kind.RUNBOOK_FINISHED:
+            text = f"{d['runbook']}: {d['status']} (rc {d.get('rc')})"
+            return text + (f": {d['error']}" if d.get("error") else "")
+        case Kind.RUNBOOK_REJECTED:
+            return f"{d.get('runbook') or 'runbook'} refused: {d.get('error')}"
+        case Kind.RUNBOOK_MISSING:
+            return f"no runbook linked to {d.get('alert')}"
+        case Kind.MITIGATED:
+            return (f"SLIs inside the objective; {d.get('bad_requests')} of "
+                    f"{d.get('requests')} requests missed it")
+        case Kind.STEADY_STATE_CHECKED:
+            return f"{d['phase']}: {'met' if d['met'] else 'NOT met'}"
+        case Kind.STEADY_STATE_REACHED:
+            sli = d.get("sli") or {}
+            return (f"success {_ratio(sli.get('success_ratio'))}, "
+                    f"p99 {sli.get('p99_ms') or 0:.0f} ms")
+        case Kind.DETECTION_MISSED:
+            return f"no {d.get('alert')} alert within {d.get('waited_s')} s"
+        case Kind.RECOVERY_MISSED:
+            return f"the SLIs did not recover within {d.get('waited_s')} s"
+        case Kind.K8S_EVENT:
+            return f"{d.get('type')} {d.get('reason')} {d.get('object')}: {d.get('message')}"
+        case _:
+            return ", ".join(f"{k}={v}" for k, v in d.items()
+                             if isinstance(v, str | int | float | bool))[:120]
+
+
+def describe_event(event: Recorded | Mapping[str, Any]) -> str:
+    if isinstance(event, Mapping):
+        return describe(event["kind"], event["actor"], event["data"])
+    return describe(event.kind, event.actor, event.data)

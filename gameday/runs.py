@@ -1,0 +1,70 @@
+"""A runbook run on the record, whoever started it (a game day, ``gameday serve``, a
+responder's CLI): a row in ``runbook_runs`` that goes queued → running → its result,
+its events on the incident's timeline tagged with the run's id, and the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gameday.errors import GamedayError
+from gameday.events import Audit, Entry, runbook_queued, with_run_id
+from gameday.incident import Incident
+from gameday.runbook import Runbook, RunbookResult, run_runbook
+from gameday.store import Store, utc_now
+
+
+def queue(store: Store, runbook: Runbook, params: dict[str, Any], *,
+          incident: Incident | None, who: str, check: bool = False) -> int:
+    """Record a run that is about to start (or wait for a free worker)."""
+    run_id = store.create_run(incident.id if incident else None, runbook.name, params, who,
+                              check)
+    store.audit(who, Audit.RUNBOOK_RUN, {"run_id": run_id, "runbook": runbook.name,
+                                         "params": params, "check": check,
+                                         "incident_id": incident.id if incident else None})
+    if incident:
+        incident.record(runbook_queued(runbook.name, run_id), who)
+    return run_id
+
+
+def execute(store: Store, run_id: int, runbook: Runbook, params: dict[str, Any],
+            data_dir: Path, *, incident: Incident | None, who: str, check: bool = False,
+            env: dict[str, str] | None = None,
+            on_event: Callable[[Entry], None] | None = None,
+            tick: Callable[[], None] | None = None) -> RunbookResult:
+    """Run a queued run; its row, the incident's timeline and the audit log follow."""
+    def report(entry: Entry) -> None:
+        entry = with_run_id(entry, run_id)
+        if incident:
+            incident.record(entry, who)
+        if on_event:
+            on_event(entry)
+
+    store.update_run(run_id, status="running", started_at=utc_now())
+    status, rc = "error", None
+    try:
+        result = run_runbook(runbook, params, data_dir, check=check, env=env,
+                             on_event=report, tick=tick)
+        status, rc = result.status, result.rc
+        return result
+    except GamedayError:
+        raise
+    except BaseException:  # Ctrl-C, SIGTERM: the playbook was stopped
+        status = "canceled"
+        raise
+    finally:
+        store.update_run(run_id, status=status, rc=rc, finished_at=utc_now())
+        store.audit(who, Audit.RUNBOOK_RESULT, {"run_id": run_id, "runbook": runbook.name,
+                                                "status": status, "rc": rc})
+
+
+def run(store: Store, runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
+        incident: Incident | None, who: str, check: bool = False,
+        env: dict[str, str] | None = None, on_event: Callable[[Entry], None] | None = None,
+        tick: Callable[[], None] | None = None) -> RunbookResult:
+    """Queue and execute at once (game days and the CLI)."""
+    run_id = queue(store, runbook, params, incident=incident, who=who, check=check)
+    return execute(store, run_id, runbook, params, data_dir, incident=incident, who=who,
+                   check=check, env=env, on_event=on_event, tick=tick)

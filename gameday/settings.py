@@ -1,0 +1,209 @@
+"""Settings: where the store, the runs, the runbooks and the sandbox are, resolved once.
+
+A game-day project is a directory with a ``gameday.toml`` (``gameday init`` writes
+one). gameday looks for it from the working directory upwards, so commands work from
+anywhere inside the project, and paths written in it (and in scenarios) resolve
+against the project, never against the working directory. Without a project file the
+working directory is the project.
+
+Precedence: a command-line option, then an environment variable, then
+``gameday.toml``, then the default. A path given on the command line or in the
+environment is taken relative to the working directory, as a shell user means it.
+
+===================  ==================  =============================  ==================
+setting              variable            gameday.toml                   default
+===================  ==================  =============================  ==================
+store                ``GAMEDAY_DB``      ``[store] db``                 ``.gameday/gameday.db``
+run directories      ``GAMEDAY_RUNS``    ``[paths] runs``               ``.gameday/runs``
+runbooks             ``GAMEDAY_RUNBOOKS`` ``[paths] runbooks``          ``runbooks``
+alert rules          ``GAMEDAY_ALERTING`` ``[paths] alerting``          ``alerting``
+sandbox state        ``GAMEDAY_SANDBOX`` ``[paths] sandbox``            ``.gameday/sandbox``
+state directory      (none)              ``[paths] state``              ``.gameday``
+===================  ==================  =============================  ==================
+
+The runbooks and alert rules that drive the embedded sandbox ship inside the package;
+a project's own directories come first, and a file of the same name there replaces
+the built-in one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gameday.errors import ValidationError
+
+PROJECT_FILE = "gameday.toml"
+PACKAGE = Path(__file__).resolve().parent
+BUILTIN_RUNBOOKS = PACKAGE / "sandbox" / "runbooks"
+BUILTIN_RULES = PACKAGE / "sandbox" / "alerting"
+KNOWN = {"project": {"name"},
+         "paths": {"state", "runs", "runbooks", "alerting", "sandbox"},
+         "store": {"db"}}
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path                       # the project directory
+    project_file: Path | None        # its gameday.toml, if there is one
+    db: str                          # a SQLite path (or sqlite:/// URL)
+    state_dir: Path
+    runs_dir: Path
+    runbooks_dir: Path               # the project's own runbooks
+    alerting_dir: Path               # the project's own alert rules
+    sandbox_dir: Path                # the sandbox of ``gameday sandbox ...``
+    name: str
+
+    @property
+    def runbook_dirs(self) -> tuple[Path, ...]:
+        """Where runbooks are found, first match wins: the project's, then built-in."""
+        return (self.runbooks_dir, BUILTIN_RUNBOOKS)
+
+    @property
+    def rules_dirs(self) -> tuple[Path, ...]:
+        return (self.alerting_dir, BUILTIN_RULES)
+
+    @property
+    def db_path(self) -> Path:
+        return store_path(self.db)
+
+    @property
+    def serve_dir(self) -> Path:
+        return self.state_dir / "serve"
+
+    @property
+    def k8s_bin(self) -> Path:
+        return self.state_dir / "k8s" / "bin"
+
+    def resolve(self, path: str | os.PathLike[str]) -> Path:
+        """A path written in the project (gameday.toml, a scenario): under the root."""
+        return (self.root / path).resolve()
+
+    @classmethod
+    def load(cls, *, cwd: Path | None = None, environ: Mapping[str, str] | None = None,
+             db: str | None = None) -> Settings:
+        cwd = (cwd or Path.cwd()).resolve()
+        env = os.environ if environ is None else environ
+        project_file = find_project(cwd)
+        root = project_file.parent if project_file else cwd
+        conf = read_project(project_file) if project_file else {}
+        paths, store = conf.get("paths", {}), conf.get("store", {})
+
+        def pick(var: str | None, section: dict[str, Any], key: str, default: Path) -> Path:
+            if var and env.get(var):
+                return (cwd / env[var]).resolve()
+            if key in section:
+                return (root / str(section[key])).resolve()
+            return default
+
+        state = pick(None, paths, "state", root / ".gameday")
+        given_db = db or env.get("GAMEDAY_DB")
+        if given_db:
+            store_path(given_db)  # refuse what is not a store before anything else
+            db_value = given_db if "://" in given_db else str((cwd / given_db).resolve())
+        elif "db" in store:
+            db_value = str(store["db"])
+            store_path(db_value)
+            if "://" not in db_value:
+                db_value = str((root / db_value).resolve())
+        else:
+            db_value = str(state / "gameday.db")
+        return cls(
+            root=root, project_file=project_file, db=db_value, state_dir=state,
+            runs_dir=pick("GAMEDAY_RUNS", paths, "runs", state / "runs"),
+            runbooks_dir=pick("GAMEDAY_RUNBOOKS", paths, "runbooks", root / "runbooks"),
+            alerting_dir=pick("GAMEDAY_ALERTING", paths, "alerting", root / "alerting"),
+            sandbox_dir=pick("GAMEDAY_SANDBOX", paths, "sandbox", state / "sandbox"),
+            name=str(conf.get("project", {}).get("name") or root.name))
+
+
+def find_project(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        candidate = directory / PROJECT_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_project(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"not valid TOML: {exc}", file=str(path)) from None
+    for section, value in data.items():
+        if section not in KNOWN:
+            raise ValidationError(f"unknown section (expected {', '.join(KNOWN)})",
+                                  file=str(path), field=section)
+        if not isinstance(value, dict):
+            raise ValidationError("must be a table", file=str(path), field=section)
+        for key, item in value.items():
+            if key not in KNOWN[section]:
+                raise ValidationError(
+                    f"unknown key (expected {', '.join(sorted(KNOWN[section]))})",
+                    file=str(path), field=f"{section}.{key}")
+            if not isinstance(item, str) or not item.strip():
+                raise ValidationError("must be a non-empty string", file=str(path),
+                                      field=f"{section}.{key}")
+    return data
+
+
+def store_path(db: str) -> Path:
+    """The SQLite file a store setting names. A URL of another kind is refused, never
+    taken for a file name."""
+    if "://" not in db:
+        if not db.strip() or "\0" in db:
+            raise ValidationError("is not a file name or a sqlite:/// URL", field="--db")
+        return Path(db)
+    parts = urlsplit(db)
+    if parts.scheme != "sqlite":
+        raise ValidationError(f"{parts.scheme}:// stores are not supported; give a SQLite "
+                              "file name or a sqlite:///PATH URL", field="--db")
+    if parts.netloc or not parts.path:
+        raise ValidationError("a SQLite URL is sqlite:///relative/path or "
+                              "sqlite:////absolute/path", field="--db")
+    return Path(parts.path[1:] if parts.path.startswith("/") else parts.path)
+
+
+_current: Settings | None = None
+
+
+def use(settings: Settings | None) -> None:
+    """Make ``settings`` the process's settings (the CLI does, once it has resolved
+    them); ``None`` goes back to resolving from the environment."""
+    global _current
+    _current = settings
+
+
+@contextmanager
+def overridden(**changes: Any) -> Iterator[Settings]:
+    """The process's settings with ``changes`` while the block runs (a game day points
+    the chaos activities running in this process at its own sandbox)."""
+    global _current
+    previous = _current
+    _current = replace(current(), **changes)
+    try:
+        yield _current
+    finally:
+        _current = previous
+
+
+def current() -> Settings:
+    """The process's settings: the CLI's, else resolved from the working directory and
+    the environment (cached per directory and environment, so tests can vary them)."""
+    if _current is not None:
+        return _current
+    keys = ("GAMEDAY_DB", "GAMEDAY_RUNS", "GAMEDAY_RUNBOOKS", "GAMEDAY_ALERTING",
+            "GAMEDAY_SANDBOX")
+    return _cached(str(Path.cwd()), tuple(os.environ.get(k) for k in keys))
+
+
+@cache
+def _cached(cwd: str, _env: tuple[str | None, ...]) -> Settings:
+    return Settings.load(cwd=Path(cwd))

@@ -1,0 +1,51 @@
+"""The JSON API: Alertmanager's webhook, incidents and runs for scripts and checks.
+
+Every endpoint wants a bearer token (the webhook also takes an HMAC signature of the
+body in ``X-Gameday-Signature``). Failures are answered by ``exceptions``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gameday.alerts import decode
+from gameday.events import Audit
+from gameday.incident import Incident
+from gameday.web.context import caller, read_body, shared
+
+
+async def post_alerts(request: Request) -> Response:
+    """``POST /api/v1/alerts``: 413 past the size limit, 400 not JSON, 422 not a valid
+    notification (naming the field); else what was opened, joined and started."""
+    body = await read_body(request)
+    who = caller(request, body)
+    note = decode(body)
+    state = shared(request)
+    result = await asyncio.to_thread(state.dispatcher.handle, note)
+    state.store.audit(who, Audit.ALERTS_RECEIVED, {"groupKey": note.group_key,
+                                                   "status": note.status, "result": result})
+    return JSONResponse(result)
+
+
+async def get_incident(request: Request) -> Response:
+    """``GET /api/v1/incidents/ID``: exactly what ``gameday incident show ID --json`` prints."""
+    caller(request)
+    data = Incident(shared(request).store, request.path_params["id"]).as_dict()
+    return Response(json.dumps(data, indent=2, default=str), media_type="application/json")
+
+
+async def get_run(request: Request) -> Response:
+    """``GET /api/v1/runs/ID``: the run's row and its events so far (live from this
+    process, else as recorded on the incident's timeline)."""
+    caller(request)
+    state = shared(request)
+    run = state.store.run(request.path_params["id"])
+    return JSONResponse(run | {"events": state.dispatcher.items(run)})
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})

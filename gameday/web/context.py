@@ -1,0 +1,86 @@
+"""What every view of ``gameday serve`` uses: the server's shared objects, who is
+asking, the request body within its limit, and the page renderer.
+
+``create_app`` puts the shared objects on ``app.state``; ``shared(request)`` reads
+them back, typed. ``caller(request)`` is the one way a view learns who is asking: it
+raises ``Unauthorized`` or ``Forbidden`` and the app's exception handlers answer
+(401 JSON for machines, the sign-in page for people).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, cast
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from gameday.alerts import MAX_BODY, Rejected
+from gameday.auth import Auth, Forbidden, Unauthorized
+from gameday.render import templates
+from gameday.store import Store
+from gameday.web.dispatch import Dispatcher
+
+
+class Shared(Protocol):
+    """What ``create_app`` puts on ``app.state``."""
+
+    store: Store
+    auth: Auth
+    dispatcher: Dispatcher
+    runbook_dir: Path | None
+
+
+def shared(request: Request) -> Shared:
+    return cast(Shared, request.app.state)
+
+
+def for_machines(request: Request) -> bool:
+    """The API and the event streams answer in JSON; everything else is a page."""
+    path = request.url.path
+    return path.startswith("/api/") or path.endswith("/events")
+
+
+def caller(request: Request, body: bytes | None = None) -> str:
+    """Who is asking: ``token``, ``signed-webhook`` or a signed-in name. A page with an
+    expired or foreign session cookie asks the person to sign in again."""
+    try:
+        return shared(request).auth.identify(request.headers, request.cookies, body)
+    except Forbidden:
+        if for_machines(request) or request.headers.get("authorization"):
+            raise
+        raise Unauthorized() from None
+
+
+def caller_or_none(request: Request) -> str | None:
+    try:
+        return shared(request).auth.identify(request.headers, request.cookies)
+    except (Unauthorized, Forbidden):
+        return None
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, refused (413) as soon as it passes ``limit``: never read whole first."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Rejected(413, f"payload larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, f"payload larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The page forms are small and urlencoded: parse them without a multipart library."""
+    body = await read_body(request)
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render ``web/NAME``; every page extends ``web/base.html`` and gets ``who``."""
+    html = templates().get_template(f"web/{name}").render(**context)
+    return HTMLResponse(html, status_code=status)

@@ -1,0 +1,81 @@
+"""How ``gameday serve`` answers a failure: once, here, for every view.
+
+::
+
+    NotFound            404
+    ValidationError     422   the API adds the ``field`` at fault
+    alerts.Rejected     its own status: 413 too large, 400 not JSON
+    Unauthorized        401 JSON for the API and event streams; pages go to /login?next=…
+    Forbidden           403
+    HTTPException       its own status (Starlette's: unknown path, wrong method, …)
+
+The API and the event streams get ``{"error": …}``; people get a page that says what
+went wrong and where to go next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from gameday.alerts import Rejected
+from gameday.auth import Forbidden, Unauthorized
+from gameday.errors import NotFound, ValidationError
+from gameday.web.context import caller_or_none, for_machines, page
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+TITLES = {400: "Bad request", 401: "Sign in", 403: "Forbidden", 404: "Not found",
+          405: "Method not allowed", 413: "Too large", 422: "Not accepted"}
+
+
+def answer(request: Request, status: int, message: str, *,
+           headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
+    if for_machines(request):
+        return JSONResponse({"error": message, **extra}, status_code=status,
+                            headers=dict(headers or {}))
+    response = page("error.html", status=status, who=caller_or_none(request),
+                    title=TITLES.get(status, f"Error {status}"), message=message)
+    response.headers.update(headers or {})
+    return response
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return answer(request, 404, str(exc))
+
+
+async def invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ValidationError)
+    return answer(request, 422, str(exc), field=exc.field)
+
+
+async def rejected(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Rejected)
+    return answer(request, exc.status, str(exc))
+
+
+async def unauthorized(request: Request, exc: Exception) -> Response:
+    if for_machines(request):
+        return JSONResponse({"error": "unauthorized"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+async def forbidden(request: Request, exc: Exception) -> Response:
+    return answer(request, 403, str(exc) or "forbidden")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return answer(request, exc.status_code, exc.detail, headers=exc.headers)
+
+
+HANDLERS: dict[Any, Handler] = {
+    NotFound: not_found, ValidationError: invalid, Rejected: rejected,
+    Unauthorized: unauthorized, Forbidden: forbidden, HTTPException: http_error,
+}

@@ -1,0 +1,87 @@
+"""Incident pages for people: the list, one incident (state, severity, roles, every
+runbook run, the timeline as sentences), and its blameless review.
+
+A timeline row says when (seconds from the incident's first event, and the UTC
+clock), what kind of event, who, and the sentence ``events.describe`` gives it: the
+same line the terminal and the review print. Payloads are never shown raw.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from gameday.errors import NotFound
+from gameday.events import Kind
+from gameday.incident import Incident
+from gameday.web.context import caller, page, shared
+
+# The moments a reader scans for first stand out (as the terminal colours them);
+# a runbook's individual tasks step back unless one failed (the run page has them all).
+TONE = {Kind.FAULT_INJECTED: "k-bad", Kind.IMPACT_STARTED: "k-bad",
+        Kind.CHAOS_ACTION_FAILED: "k-bad", Kind.RUNBOOK_REJECTED: "k-bad",
+        Kind.ALERT_FIRED: "k-alert", Kind.INCIDENT_DECLARED: "k-alert",
+        Kind.SEVERITY_CHANGED: "k-alert", Kind.INCIDENT_ESCALATED: "k-alert",
+        Kind.MITIGATED: "k-good", Kind.INCIDENT_RESOLVED: "k-good", Kind.ALERT_RESOLVED: "k-good",
+        Kind.FAULT_ROLLED_BACK: "k-good", Kind.RUNBOOK_QUEUED: "k-minor"}
+
+
+def tone(event: dict[str, Any]) -> str:
+    status = event["data"].get("status")
+    if event["kind"] == Kind.RUNBOOK_TASK:
+        return "k-bad" if status in ("failed", "unreachable") else "k-minor"
+    if event["kind"] == Kind.RUNBOOK_FINISHED:
+        return "k-good" if status == "successful" else "k-bad"
+    return TONE.get(event["kind"], "")
+
+
+# The review is a generated, self-contained document (styles and its SVG chart
+# inline, no scripts): let the browser load nothing else for it.
+REVIEW_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def review_file(incident: dict[str, Any]) -> Path | None:
+    """The review a game day wrote into its run directory, if there is one."""
+    if not incident.get("run_dir"):
+        return None
+    path = Path(incident["run_dir"]) / "review.html"
+    return path if path.is_file() else None
+
+
+def timeline_rows(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events (already in time order) with ``t``, seconds since the first one,
+    and ``tone``, the class that makes the moments that matter stand out."""
+    t0 = timeline[0]["at_monotonic_ns"] if timeline else 0
+    return [{**e, "t": (e["at_monotonic_ns"] - t0) / 1e9, "tone": tone(e)} for e in timeline]
+
+
+async def incident_list(request: Request) -> Response:
+    who = caller(request)
+    return page("incidents.html", who=who, incidents=shared(request).store.incidents()[::-1])
+
+
+async def incident_page(request: Request) -> Response:
+    who = caller(request)
+    store = shared(request).store
+    inc = Incident(store, request.path_params["id"]).as_dict()
+    return page("incident.html", who=who, inc=inc, timeline=timeline_rows(inc["timeline"]),
+                runs=store.runs(incident_id=inc["id"]),
+                has_review=review_file(inc) is not None)
+
+
+async def review(request: Request) -> Response:
+    """``/incidents/ID/review``: the review itself, served from the run directory."""
+    caller(request)
+    inc = shared(request).store.incident(request.path_params["id"])
+    path = review_file(inc)
+    if path is None and not inc.get("run_dir"):
+        raise NotFound(f"Incident {inc['id']} has no review: only game days write one, "
+                       "into their run directory.")
+    if path is None:
+        raise NotFound(f"Incident {inc['id']} has no review yet: its game day writes one "
+                       "when it ends (`gameday review RUN_DIR` writes it again).")
+    return HTMLResponse(path.read_text(encoding="utf-8"),
+                        headers={"Content-Security-Policy": REVIEW_POLICY})

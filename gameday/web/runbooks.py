@@ -1,0 +1,136 @@
+"""One-click runbooks and their runs.
+
+``/runbooks/NAME?param=value&incident=ID`` shows the commands and the parameters an
+alert filled in, with Run and check-mode buttons (CSRF-protected, destructive ones
+need a tick). ``/runs/ID`` shows a run's output as the terminal prints it: each
+event's sentence, then the task's stdout (``|``) and stderr (``!``), then how it
+finished. A run going on in this process streams live from ``/runs/ID/events``
+(server-sent events); any other run (a game day's, or one from before a restart) is
+replayed from the events recorded on its incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from gameday.auth import SESSION_COOKIE, Forbidden
+from gameday.errors import NotFound, ValidationError
+from gameday.runbook import find, validate_params
+from gameday.store import Store
+from gameday.web.context import caller, page, read_form, shared
+from gameday.web.dispatch import Dispatcher
+
+UNFINISHED = ("queued", "running")
+POLL_S = 0.2
+
+
+# -- the one-click page -------------------------------------------------------------------
+async def runbook_page(request: Request) -> Response:
+    who = caller(request)
+    state = shared(request)
+    rb = find(request.path_params["name"], state.runbook_dir)
+    raw = {k: v for k, v in request.query_params.items() if k != "incident"}
+    error, params = None, {}
+    try:
+        params = validate_params(rb, raw)
+    except ValidationError as exc:
+        error = str(exc)  # shown on the page, and Run is disabled
+    incident_id = request.query_params.get("incident", "")
+    inc = None
+    if incident_id.isdigit():
+        try:
+            inc = state.store.incident(int(incident_id))
+        except NotFound:
+            error = f"no incident {incident_id}"
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    return page("runbook.html", who=who, rb=rb, commands=rb.commands(), raw=raw,
+                params=params, error=error, inc=inc,
+                csrf=state.auth.csrf_token(cookie) if cookie else "")
+
+
+async def run_runbook(request: Request) -> Response:
+    who = caller(request)
+    state = shared(request)
+    form = await read_form(request)
+    if not state.auth.check_csrf(request.cookies.get(SESSION_COOKIE), form.get("csrf", "")):
+        raise Forbidden("CSRF check failed: reload the page")
+    rb = find(request.path_params["name"], state.runbook_dir)
+    if rb.destructive and form.get("confirm") != "yes":
+        raise HTTPException(400, "This runbook is destructive: tick the confirmation.")
+    params = validate_params(rb, {k[2:]: v for k, v in form.items() if k.startswith("p.")})
+    incident_id = form.get("incident", "")
+    run_id = state.dispatcher.start(rb, params, int(incident_id) if incident_id.isdigit()
+                                    else None, who, check=form.get("mode") == "check")
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+
+# -- a run's output -----------------------------------------------------------------------
+def output_lines(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(css class, line)`` for a run's events, as the terminal prints them; the
+    page's script writes the same lines for events that arrive live."""
+    lines = []
+    for item in items:
+        label = item["kind"].removeprefix("runbook.")
+        status = item.get("status")
+        lines.append((f"s-{status}" if status else "", f"{label:9}{item['text']}"))
+        lines += [("out", f"  | {line}") for line in (item.get("stdout") or "").splitlines()]
+        lines += [("err", f"  ! {line}") for line in (item.get("stderr") or "").splitlines()]
+    return lines
+
+
+def ending(run: dict[str, Any]) -> dict[str, Any]:
+    return {"status": run["status"], "rc": run["rc"]}
+
+
+def finished(run: dict[str, Any], dispatcher: Dispatcher) -> bool:
+    stream = dispatcher.streams.get(run["id"])
+    return run["status"] not in UNFINISHED and (stream is None or stream.done.is_set())
+
+
+async def run_page(request: Request) -> Response:
+    """The whole output at once for a finished run; a live one fills in from the
+    event stream."""
+    who = caller(request)
+    state = shared(request)
+    run = state.store.run(request.path_params["id"])
+    done = finished(run, state.dispatcher)
+    lines = output_lines(state.dispatcher.items(run)) if done else []
+    return page("run.html", who=who, run=run, done=done, lines=lines, ending=ending(run))
+
+
+def sse(item: dict[str, Any], event: str | None = None) -> str:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(item, default=str)}\n\n"
+
+
+async def follow(store: Store, dispatcher: Dispatcher, run_id: int) -> AsyncIterator[str]:
+    """Every event of the run, then ``done`` with how it ended. Live runs are read from
+    their stream; others from the store, until their row says they finished."""
+    sent = 0
+    while True:
+        run = store.run(run_id)
+        stream = dispatcher.streams.get(run_id)
+        items = stream.since(sent) if stream else dispatcher.items(run)[sent:]
+        for item in items:
+            yield sse(item)
+        sent += len(items)
+        if finished(run, dispatcher):  # the row was read first: all its items are sent
+            yield sse(ending(run), "done")
+            return
+        await asyncio.sleep(POLL_S if stream else 1.0)
+
+
+async def run_events(request: Request) -> Response:
+    caller(request)
+    state = shared(request)
+    run = state.store.run(request.path_params["id"])  # 404 before the stream starts
+    return StreamingResponse(follow(state.store, state.dispatcher, run["id"]),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store"})

@@ -1,0 +1,44 @@
+"""The architecture is checked, not hoped for: import-linter's contracts (pyproject.toml)
+hold for the package, and break when a layer reaches where it must not."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT = Path(sys.executable).parent / "lint-imports"
+
+
+def lint(root: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([str(LINT), "--no-cache"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_contracts_hold():
+    proc = lint(ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout
+
+
+@pytest.mark.parametrize("module,line,broken", [
+    ("web/__init__.py", "import gameday.game", "never import each other"),
+    ("web/__init__.py", "import gameday.response", "stays out of a game day"),
+    ("store.py", "import gameday.incident", "Layers"),
+    ("events.py", "import gameday.cli", "Layers"),
+])
+def test_a_reach_across_layers_breaks_a_contract(tmp_path, module, line, broken):
+    shutil.copytree(ROOT / "gameday", tmp_path / "gameday",
+                    ignore=shutil.ignore_patterns("__pycache__", "templates", "scaffold"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / "gameday" / module
+    target.write_text(target.read_text() + f"\n{line}  # noqa\n")
+    proc = lint(tmp_path)
+    assert proc.returncode != 0, proc.stdout
+    assert any(broken in ln and "BROKEN" in ln for ln in proc.stdout.splitlines()), proc.stdout

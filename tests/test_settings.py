@@ -1,0 +1,92 @@
+"""Settings: found from any directory of a project, paths against the project,
+precedence flag > environment > gameday.toml > default, bad values refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gameday.errors import ValidationError
+from gameday.settings import BUILTIN_RUNBOOKS, Settings, store_path
+
+
+def project(tmp_path: Path, text: str = "") -> Path:
+    root = tmp_path / "proj"
+    (root / "deep" / "er").mkdir(parents=True)
+    (root / "gameday.toml").write_text(text)
+    return root
+
+
+def test_found_from_a_subdirectory_and_paths_resolve_against_the_project(tmp_path):
+    root = project(tmp_path, '[project]\nname = "shop"\n[paths]\nrunbooks = "ops/books"\n')
+    s = Settings.load(cwd=root / "deep" / "er", environ={})
+    assert s.root == root.resolve() and s.name == "shop"
+    assert s.project_file == (root / "gameday.toml").resolve()
+    assert s.runbooks_dir == (root / "ops" / "books").resolve()
+    assert s.runbook_dirs == (s.runbooks_dir, BUILTIN_RUNBOOKS)
+    assert s.db_path == root.resolve() / ".gameday" / "gameday.db"
+    assert s.runs_dir == root.resolve() / ".gameday" / "runs"
+    assert s.sandbox_dir == root.resolve() / ".gameday" / "sandbox"
+
+
+def test_without_a_project_the_working_directory_is_the_project(tmp_path):
+    s = Settings.load(cwd=tmp_path, environ={})
+    assert s.project_file is None and s.root == tmp_path.resolve()
+
+
+def test_flag_beats_environment_beats_file(tmp_path):
+    root = project(tmp_path, '[store]\ndb = "from-file.db"\n[paths]\nruns = "r"\n')
+    cwd = root / "deep"
+    s = Settings.load(cwd=cwd, environ={})
+    assert s.db == str(root.resolve() / "from-file.db")
+    s = Settings.load(cwd=cwd, environ={"GAMEDAY_DB": "env.db", "GAMEDAY_RUNS": "runs"})
+    assert s.db == str(cwd.resolve() / "env.db")  # typed in a shell: against the cwd
+    assert s.runs_dir == cwd.resolve() / "runs"
+    s = Settings.load(cwd=cwd, environ={"GAMEDAY_DB": "env.db"}, db="flag.db")
+    assert s.db == str(cwd.resolve() / "flag.db")
+
+
+@pytest.mark.parametrize("text,field", [
+    ("[paths]\nrunbok = 'x'\n", "paths.runbok"),
+    ("[colour]\nx = 'y'\n", "colour"),
+    ("[paths]\nruns = 3\n", "paths.runs"),
+    ("[store]\ndb = 'postgresql://db/gameday'\n", "--db"),
+])
+def test_bad_project_files_name_file_and_field(tmp_path, text, field):
+    root = project(tmp_path, text)
+    with pytest.raises(ValidationError) as err:
+        Settings.load(cwd=root, environ={})
+    assert err.value.field == field
+
+
+def test_a_broken_project_file_is_a_validation_error(tmp_path):
+    root = project(tmp_path, "[paths\n")
+    with pytest.raises(ValidationError, match="not valid TOML") as err:
+        Settings.load(cwd=root, environ={})
+    assert err.value.file == str(root / "gameday.toml")
+
+
+@pytest.mark.parametrize("url,path", [("sqlite:///rel/g.db", "rel/g.db"),
+                                      ("sqlite:////abs/g.db", "/abs/g.db"),
+                                      ("plain.db", "plain.db")])
+def test_store_urls(url, path):
+    assert store_path(url) == Path(path)
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@h/db", "mysql://h/db", "sqlite://host/x",
+                                 "", "sqlite://"])
+def test_store_urls_that_are_not_ours_are_refused_not_taken_for_files(url):
+    with pytest.raises(ValidationError):
+        store_path(url)
+
+
+def test_cli_refuses_a_database_url_it_does_not_understand(tmp_path):
+    from click.testing import CliRunner
+
+    from gameday.cli import cli
+
+    result = CliRunner().invoke(cli, ["--db", "postgresql://u@127.0.0.1/g", "incident", "list"])
+    assert result.exit_code == 2
+    assert "postgresql:// stores are not supported" in result.output
+    assert not (Path.cwd() / "postgresql:").exists()

@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from gameday import interrupts
 from gameday.errors import ValidationError
 
 CONTROL = {"gameday": {"provider": {"type": "python", "module": "gameday.control"}}}
@@ -87,7 +88,9 @@ def run(experiment: dict[str, Any], run_dir: Path, hooks: Any | None = None) -> 
         control.install(hooks)
     # A background process started by a non-interactive shell ignores SIGINT; make
     # Ctrl-C (and kill -INT) interrupt the run so rollbacks follow.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous = signal.getsignal(signal.SIGINT)
+    if not interrupts.installed():  # a game day's handlers stay; otherwise Ctrl-C works
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         journal = run_experiment(experiment, settings=settings)
     finally:

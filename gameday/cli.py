@@ -24,6 +24,8 @@ class GamedayGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # Ctrl-C before a command could handle it: no traceback
+            raise SystemExit(130) from None
         except ValidationError as exc:
             raise UsageFailure(str(exc)) from None
         except GamedayError as exc:
@@ -70,21 +72,47 @@ def main() -> None:
                    "the SLO burn detector, or real Prometheus and Alertmanager.")
 @pass_state
 def run(state: State, scenario: Path, as_json: bool, alerting: str | None) -> None:
-    """Run the game day described by SCENARIO (a scenarios/*.yaml file)."""
-    from gameday.game import conclude, run_gameday, terminate_gracefully
+    """Run the game day described by SCENARIO (a scenarios/*.yaml file).
+
+    Exit 0 when it ran to the end; 130 or 143 when SIGINT or SIGTERM interrupted it
+    (its faults rolled back, its processes stopped, the review written from what was
+    recorded); 2 for a scenario that does not validate.
+    """
+    from gameday import interrupts
+    from gameday.game import conclude, run_gameday
+    from gameday.recovery import recover
     from gameday.scenario import load_scenario
     from gameday.ui import Progress
 
+    interrupts.install()
     sc = load_scenario(scenario)
     ui = Progress(quiet=as_json)
-    terminate_gracefully()
+    recover(state.store, say=ui.say)  # game days that crashed before this one
     result = run_gameday(sc, state.store, say=ui.say, on_event=ui.event, alerting=alerting,
                          root=state.settings.runs_dir)
-    summary = ui.finish(result, conclude(result, state.store))
+    with interrupts.shielded():
+        summary = ui.finish(result, conclude(result, state.store))
+        if as_json:
+            emit(summary)
+    code = interrupts.exit_code()
+    if code is not None or result.interrupted:
+        sys.exit(code or 130)
+
+
+@cli.command("recover")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def recover_command(state: State, as_json: bool) -> None:
+    """Finish game days that crashed: roll back their faults, stop what they left
+    running, end their incidents (aborted). `gameday run` and `gameday serve` do this
+    when they start."""
+    from gameday.recovery import recover
+
+    done = recover(state.store, say=(lambda text: None) if as_json else click.echo)
     if as_json:
-        emit(summary)
-    if result.interrupted:
-        sys.exit(130)
+        emit(done)
+    elif not done:
+        click.echo("nothing to recover")
 
 
 @cli.command()

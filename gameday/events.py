@@ -41,6 +41,7 @@ class Kind(StrEnum):
     INCIDENT_RESOLVED = "incident.resolved"
     INCIDENT_REVIEWED = "incident.reviewed"
     INCIDENT_CANCELLED = "incident.cancelled"
+    INCIDENT_ABORTED = "incident.aborted"
     PAGE_SENT = "page.sent"
     ROLE_ASSIGNED = "role.assigned"
     SEVERITY_CHANGED = "severity.changed"
@@ -61,6 +62,7 @@ class Kind(StrEnum):
     RECOVERY_MISSED = "recovery.missed"
     GAMEDAY_FAILED = "gameday.failed"
     GAMEDAY_INTERRUPTED = "gameday.interrupted"
+    RUN_CRASHED = "run.crashed"
     K8S_EVENT = "k8s.event"
 
 
@@ -186,6 +188,10 @@ def incident_cancelled(reason: str) -> Entry:
     return Entry(Kind.INCIDENT_CANCELLED, {"reason": reason})
 
 
+def incident_aborted(reason: str) -> Entry:
+    return Entry(Kind.INCIDENT_ABORTED, {"reason": reason})
+
+
 def page_sent(person: str, role: str, reason: str) -> Entry:
     return Entry(Kind.PAGE_SENT, {"person": person, "role": role, "reason": reason})
 
@@ -279,8 +285,15 @@ def gameday_failed(error: str) -> Entry:
     return Entry(Kind.GAMEDAY_FAILED, {"error": error})
 
 
-def gameday_interrupted(experiment: str | None) -> Entry:
-    return Entry(Kind.GAMEDAY_INTERRUPTED, {"experiment": experiment})
+def gameday_interrupted(experiment: str | None, signal: str | None = None) -> Entry:
+    return Entry(Kind.GAMEDAY_INTERRUPTED, {"experiment": experiment, "signal": signal})
+
+
+def run_crashed(pid: int, host: str, silent_s: float, faults: list[str]) -> Entry:
+    """Found by ``gameday recover``: the game day's process is gone and its lease ran
+    out; ``faults`` were (or may have been) injected."""
+    return Entry(Kind.RUN_CRASHED, {"pid": pid, "host": host, "silent_s": silent_s,
+                                    "faults": faults})
 
 
 def k8s_event(type_: str | None, reason: str | None, obj: str | None, message: str | None,
@@ -327,7 +340,7 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
             return f"{d['severity']} on {d.get('alert')}"
         case Kind.INCIDENT_ACKNOWLEDGED:
             return f"by {actor}" + (f" via {d['via']}" if d.get("via") else "")
-        case Kind.INCIDENT_ESCALATED | Kind.INCIDENT_CANCELLED:
+        case Kind.INCIDENT_ESCALATED | Kind.INCIDENT_CANCELLED | Kind.INCIDENT_ABORTED:
             return str(d.get("reason"))
         case Kind.INCIDENT_RESOLVED:
             return f"by {actor}: {d.get('how')}" if d.get("how") else f"by {actor}"
@@ -365,6 +378,12 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
             sli = d.get("sli") or {}
             return (f"success {_ratio(sli.get('success_ratio'))}, "
                     f"p99 {sli.get('p99_ms') or 0:.0f} ms")
+        case Kind.RUN_CRASHED:
+            faults = ", ".join(d.get("faults") or []) or "none"
+            return (f"process {d.get('pid')} on {d.get('host')} gone, silent "
+                    f"{d.get('silent_s')} s; faults to undo: {faults}")
+        case Kind.GAMEDAY_INTERRUPTED:
+            return f"by {d.get('signal') or 'a signal'}; experiment {d.get('experiment')}"
         case Kind.DETECTION_MISSED:
             return f"no {d.get('alert')} alert within {d.get('waited_s')} s"
         case Kind.RECOVERY_MISSED:

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gameday import chaos, events, settings, traffic
+from gameday import chaos, events, interrupts, settings, traffic
 from gameday.comms import describe_impact
 from gameday.detection import Detector
 from gameday.errors import GamedayError, NotFound, SandboxError
 from gameday.incident import Incident
+from gameday.lease import Lease
 from gameday.response import Response, wait
 from gameday.scenario import Scenario
 from gameday.store import Event, Store, utc_now
@@ -36,21 +36,6 @@ if TYPE_CHECKING:
     from gameday.receiver import AlertReceiver
 
 Say = Callable[[str], None]
-
-
-class Terminated(SystemExit):
-    """SIGTERM outside the experiment: unwind through every ``finally``."""
-
-    def __init__(self) -> None:
-        super().__init__(143)
-
-
-def terminate_gracefully() -> None:
-    def handler(signum, frame):
-        raise Terminated()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass(frozen=True)
@@ -76,8 +61,10 @@ def new_run_dir(root: Path, name: str) -> Path:
 class GameHooks:
     """What the gameday control calls while chaoslib runs the experiment."""
 
-    def __init__(self, incident: Incident, detector: Detector, response: Response):
+    def __init__(self, incident: Incident, detector: Detector, response: Response,
+                 before_fault: Callable[[str], None] = lambda name: None):
         self.incident, self.detector, self.response = incident, detector, response
+        self.before_fault = before_fault
         self.current = "before"
         self.injected = False
         self.started_ns: int | None = None
@@ -90,6 +77,8 @@ class GameHooks:
         """Faults and rollbacks are dated when their action starts: a rolling deploy
         hurts, and a rolling rollback heals, before the action returns."""
         if context.get("type") == "action":
+            if self.current == "method":  # what undoes it is on record before it starts
+                self.before_fault(str(context.get("name")))
             self.started_ns, self.started_utc = time.monotonic_ns(), utc_now()
             if self.current == "method" and not self.injected:
                 self.detector.arm(self.started_ns)
@@ -149,15 +138,19 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     run_dir = new_run_dir(root or runs_root(), sc.name)
     shutil.copy(sc.path, run_dir / "scenario.yaml")
     (run_dir / "experiment.json").write_text(json.dumps(experiment, indent=2))
-    incident = Incident.open(store, sc.title, service=sc.service, scenario=sc.name,
-                             run_dir=str(run_dir))
-    incident.listener = on_event
-    (run_dir / "run.json").write_text(json.dumps(
-        {"scenario": sc.name, "incident_id": incident.id, "db": str(store.path.resolve()),
-         "started_at": datetime.now(UTC).isoformat()}, indent=2))
+    with interrupts.shielded():  # the incident is never left without its lease
+        incident = Incident.open(store, sc.title, service=sc.service, scenario=sc.name,
+                                 run_dir=str(run_dir))
+        incident.listener = on_event
+        (run_dir / "run.json").write_text(json.dumps(
+            {"scenario": sc.name, "incident_id": incident.id,
+             "db": str(store.path.resolve()), "started_at": datetime.now(UTC).isoformat()},
+            indent=2))
+        target = make_target(sc, run_dir)
+        lease = Lease(store, incident.id, run_dir, sc.target, experiment)
+        lease.take(target.env)
     say(f"run directory {run_dir}")
 
-    target = make_target(sc, run_dir)
     generator: Sampler | None = None
     detector: Detector | None = None
     receiver: AlertReceiver | None = None
@@ -166,6 +159,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     journal: dict[str, Any] = {}
     interrupted = False
     try:
+        interrupts.raise_if_received()  # one that landed while the lease was taken
         ready = target.up()
         env = {**target.env, "GAMEDAY_DB": str(store.path.resolve())}
         os.environ.update(target.env)  # for the chaos activities running in this process
@@ -192,35 +186,40 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
                         "gameday")
         watch = target.watch(run_dir, lambda entry: incident.record(entry, "kubernetes"))
         with settings.overridden(**target.settings):  # the activities act on our target
-            journal = chaos.run(experiment, run_dir, GameHooks(incident, detector, response))
+            journal = chaos.run(experiment, run_dir, GameHooks(incident, detector, response,
+                                                               lease.before_fault))
         interrupted = journal.get("status") == "interrupted"
         if not interrupted:
             finish(incident, detector, response, sc, say)
-    except (KeyboardInterrupt, Terminated):
+    except (KeyboardInterrupt, interrupts.Terminated):
         interrupted = True
     except GamedayError as exc:  # the target never got going: say so on the record
-        incident.record(events.gameday_failed(str(exc)), "gameday")
-        if incident.state == "pending":
-            incident.cancel("game day failed")
+        with interrupts.shielded():
+            incident.record(events.gameday_failed(str(exc)), "gameday")
+            if incident.state == "pending":
+                incident.cancel("game day failed")
         raise
     finally:
-        if stack:  # first, so a stopping shop pages nobody
-            stack.stop()
-        if receiver:
-            receiver.stop()
-        if detector:
-            detector.stop()
-        if watch:
-            watch.stop()
-        if generator:
-            traffic.LIVE = None
-            generator.stop()
-        target.down()
-        if interrupted:
-            incident.record(events.gameday_interrupted(journal.get("status")), "gameday")
-            if incident.state in ("pending", "declared", "acknowledged"):
-                incident.cancel("interrupted")
-        incident.record(events.target_stopped(target.name), "gameday")
+        with interrupts.shielded():  # a signal now is remembered, never cuts this short
+            if stack:  # first, so a stopping shop pages nobody
+                stack.stop()
+            if receiver:
+                receiver.stop()
+            if detector:
+                detector.stop()
+            if watch:
+                watch.stop()
+            if generator:
+                traffic.LIVE = None
+                generator.stop()
+            target.down()
+            interrupted = interrupted or interrupts.received is not None
+            if interrupted:
+                incident.record(events.gameday_interrupted(journal.get("status"),
+                                                           interrupts.name()), "gameday")
+                incident.end_unfinished("interrupted")
+            incident.record(events.target_stopped(target.name), "gameday")
+            lease.release()
     return GameResult(run_dir, incident.id, incident.state, journal.get("status"), interrupted)
 
 

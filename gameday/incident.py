@@ -20,15 +20,17 @@ from gameday.policy import ROLES
 from gameday.store import Event, Store
 
 TRANSITIONS = {
-    "pending": {"declared", "cancelled"},
-    "declared": {"acknowledged", "mitigated", "resolved", "cancelled"},
-    "acknowledged": {"mitigated", "resolved", "cancelled"},
-    "mitigated": {"resolved"},
+    "pending": {"declared", "cancelled", "aborted"},
+    "declared": {"acknowledged", "mitigated", "resolved", "cancelled", "aborted"},
+    "acknowledged": {"mitigated", "resolved", "cancelled", "aborted"},
+    "mitigated": {"resolved", "aborted"},
     "resolved": {"reviewed"},
     "reviewed": set(),
     "cancelled": set(),
+    "aborted": set(),  # the game day was interrupted or crashed before it could end
 }
 OPEN_STATES = ("pending", "declared", "acknowledged", "mitigated")
+TERMINAL_STATES = ("resolved", "reviewed", "cancelled", "aborted")
 STATE_OF_EVENT = {
     Kind.INCIDENT_DECLARED: "declared",
     Kind.INCIDENT_ACKNOWLEDGED: "acknowledged",
@@ -36,6 +38,7 @@ STATE_OF_EVENT = {
     Kind.INCIDENT_RESOLVED: "resolved",
     Kind.INCIDENT_REVIEWED: "reviewed",
     Kind.INCIDENT_CANCELLED: "cancelled",
+    Kind.INCIDENT_ABORTED: "aborted",
 }
 
 
@@ -147,6 +150,19 @@ class Incident:
 
     def cancel(self, reason: str, actor: str = "gameday") -> Event:
         return self.record(events.incident_cancelled(reason), actor)
+
+    def abort(self, reason: str, actor: str = "gameday") -> Event:
+        return self.record(events.incident_aborted(reason), actor)
+
+    def end_unfinished(self, reason: str, actor: str = "gameday") -> Event | None:
+        """A game day that cannot finish its incident ends it: cancelled if nothing was
+        mitigated yet, else aborted. Nothing if it had already ended."""
+        state = self.state
+        if state in TERMINAL_STATES:
+            return None
+        if "cancelled" in TRANSITIONS[state]:
+            return self.cancel(reason, actor)
+        return self.abort(reason, actor)
 
     def as_dict(self) -> dict[str, Any]:
         """The incident, its roles and its timeline in time order: what ``gameday

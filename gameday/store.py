@@ -86,6 +86,17 @@ CREATE TABLE IF NOT EXISTS audit (
     action TEXT NOT NULL,
     data_json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    incident_id INTEGER PRIMARY KEY REFERENCES incidents(id),
+    run_dir TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    undo_json TEXT NOT NULL,
+    heartbeat REAL NOT NULL,
+    state TEXT NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
@@ -276,6 +287,37 @@ class Store:
             " WHERE a.group_key = ? AND i.state IN ('pending', 'declared', 'acknowledged',"
             " 'mitigated') ORDER BY i.id DESC LIMIT 1", (group_key,)).fetchone()
         return int(row[0]) if row else None
+
+    # -- leases: a running game day and what undoes it ---------------------------------
+    def take_lease(self, incident_id: int, *, run_dir: str, host: str, pid: int,
+                   started: int, target: str) -> None:
+        """``started``: the process's start time (clock ticks since boot), so a pid
+        reused by another process is not taken for the game day."""
+        with self._tx() as db:
+            db.execute("INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?, '{}', ?, 'running')",
+                       (incident_id, run_dir, host, pid, started, target, time.time()))
+
+    def heartbeat(self, incident_id: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE leases SET heartbeat = ? WHERE incident_id = ? AND"
+                       " state = 'running'", (time.time(), incident_id))
+
+    def record_undo(self, incident_id: int, undo: dict[str, Any]) -> None:
+        """What undoes the game day's faults, written before each one is injected."""
+        with self._tx() as db:
+            db.execute("UPDATE leases SET undo_json = ? WHERE incident_id = ?",
+                       (json.dumps(undo, sort_keys=True, default=str), incident_id))
+
+    def release_lease(self, incident_id: int, state: str = "finished") -> bool:
+        """End a running lease; False if it was not running (someone else ended it)."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE leases SET state = ? WHERE incident_id = ? AND"
+                             " state = 'running'", (state, incident_id))
+            return cur.rowcount == 1
+
+    def running_leases(self) -> list[dict[str, Any]]:
+        return [{**dict(r), "undo": json.loads(r["undo_json"])} for r in self._db.execute(
+            "SELECT * FROM leases WHERE state = 'running' ORDER BY incident_id")]
 
     # -- runbook runs and the audit log -----------------------------------------------
     def create_run(self, incident_id: int | None, runbook: str, params: dict[str, Any],

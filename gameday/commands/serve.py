@@ -42,6 +42,9 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     # whatever directory ansible-runner gives them.
     env = {"GAMEDAY_SANDBOX": str(state.settings.sandbox_dir),
            "GAMEDAY_DB": str(state.store.path.resolve())}
+    from gameday.recovery import recover
+
+    recover(state.store, say=click.echo)  # game days that crashed while nobody watched
     app = create_app(token=token, store=state.store,
                      data_dir=(data_dir or state.settings.serve_dir).resolve(),
                      max_concurrent=max_concurrent, env=env)

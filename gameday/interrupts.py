@@ -1,0 +1,85 @@
+"""Signals during a game day: what arrived, and when it may interrupt.
+
+``install()`` makes SIGINT raise ``KeyboardInterrupt`` and SIGTERM raise ``Terminated``
+(a ``SystemExit`` with code 143), so every ``finally`` runs, and remembers which came
+first: the command exits ``128 + signal`` (130, 143), never 0. chaoslib installs its own
+SIGTERM handler while an experiment runs, which raises an ``Exception`` that an
+activity in progress would take as its own failure; ``install()`` points that handler
+at ours, so a signal during a chaos action is never mistaken for the action failing.
+
+Inside ``shielded()`` (the clean-up, the review) a signal is only remembered: the work
+that undoes the fault is never cut short by the signal asking for it.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+
+class Terminated(SystemExit):
+    """SIGTERM: unwind through every ``finally``; the process exits 143."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+received: int | None = None  # the first signal that arrived
+_shield_depth = 0
+
+
+def _handler(signum: int, frame: FrameType | None = None) -> None:
+    global received
+    if received is None:
+        received = signum
+    if _shield_depth or threading.current_thread() is not threading.main_thread():
+        return
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated()
+
+
+def install() -> None:
+    global received
+    received = None
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    try:
+        import chaoslib.exit
+
+        chaoslib.exit._terminate_now = _handler  # used by chaoslib's exit_signals()
+    except ImportError:  # pragma: no cover - chaoslib is a dependency
+        pass
+
+
+def installed() -> bool:
+    return signal.getsignal(signal.SIGINT) is _handler
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Remember signals instead of raising them while the block runs."""
+    global _shield_depth
+    _shield_depth += 1
+    try:
+        yield
+    finally:
+        _shield_depth -= 1
+
+
+def raise_if_received() -> None:
+    """Act now on a signal that arrived while shielded."""
+    if received is not None and not _shield_depth:
+        _handler(received)
+
+
+def exit_code() -> int | None:
+    """``128 + signal`` if a signal arrived, else None."""
+    return None if received is None else 128 + received
+
+
+def name() -> str | None:
+    return None if received is None else signal.Signals(received).name

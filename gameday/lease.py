@@ -1,0 +1,98 @@
+"""A running game day's lease: its claim in the store, with a heartbeat, and what undoes
+its faults, written before each one is injected. Every process the game day starts
+carries its ``GAMEDAY_RUN`` marker in the environment, so what it leaves behind after a
+crash can be found (``leftovers``) and stopped; ``recovery`` does that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from gameday.store import Store
+
+LEASE_EVERY_S = 1.0
+LEASE_TTL_S = 10.0
+MARKER = "GAMEDAY_RUN"  # in the environment of every process a game day starts
+
+
+class Lease:
+    """This game day's claim in the store: a heartbeat while it runs, and, before each
+    fault, what undoes it (the experiment's rollbacks, the target and its environment).
+    ``gameday recover`` reads it after a crash."""
+
+    def __init__(self, store: Store, incident_id: int, run_dir: Path, target: str,
+                 experiment: dict[str, Any]):
+        self.store, self.incident_id, self.run_dir = store, incident_id, run_dir
+        self.undo: dict[str, Any] = {
+            "target": target, "faults": [],
+            "rollbacks": [r.get("name") for r in experiment.get("rollbacks") or []]}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lease", daemon=True)
+
+    def take(self, target_env: dict[str, str]) -> None:
+        # Everything this run starts carries the marker, so a later recover finds it.
+        os.environ[MARKER] = str(self.run_dir)
+        self.undo["env"] = target_env
+        self.store.take_lease(self.incident_id, run_dir=str(self.run_dir),
+                              host=socket.gethostname(), pid=os.getpid(),
+                              started=process_start(os.getpid()) or 0,
+                              target=self.undo["target"])
+        self.store.record_undo(self.incident_id, self.undo)
+        self._thread.start()
+
+    def before_fault(self, name: str) -> None:
+        self.undo["faults"].append(name)
+        self.store.record_undo(self.incident_id, self.undo)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(LEASE_EVERY_S):
+            self.store.heartbeat(self.incident_id)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.store.release_lease(self.incident_id)
+
+
+def process_start(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot), or None if it is not running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def leftovers(run_dir: str) -> list[int]:
+    """Processes that carry the run's marker (the sandbox, a playbook, Prometheus...)."""
+    found, needle = [], f"{MARKER}={run_dir}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_leftovers(run_dir: str, grace_s: float = 5.0) -> list[int]:
+    pids = leftovers(run_dir)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(process_start(p) for p in pids):
+            time.sleep(0.05)
+    return pids

@@ -91,15 +91,10 @@ def sandbox_targets(state: dict) -> list[dict]:
 def rule_files(dirs: Sequence[Path] | None = None) -> list[Path]:
     """``*.rules.yml`` from the project's alerting directory and the built-in sandbox
     rules; a project file of the same name replaces the built-in one."""
-    if dirs is None:
-        from gameday.settings import current
+    from gameday.settings import current, first_found
 
-        dirs = current().rules_dirs
-    found: dict[str, Path] = {}
-    for directory in dirs:
-        for path in sorted(directory.glob("*.rules.yml")):
-            found.setdefault(path.name, path.resolve())
-    return [found[name] for name in sorted(found)]
+    found = first_found(current().rules_dirs if dirs is None else dirs, "*.rules.yml")
+    return [found[name].resolve() for name in sorted(found)]
 
 
 def start_alerting(directory: Path, sandbox_state: dict, *, webhook_url: str, token: str,

@@ -29,7 +29,6 @@ TRANSITIONS = {
     "cancelled": set(),
     "aborted": set(),  # the game day was interrupted or crashed before it could end
 }
-OPEN_STATES = ("pending", "declared", "acknowledged", "mitigated")
 TERMINAL_STATES = ("resolved", "reviewed", "cancelled", "aborted")
 STATE_OF_EVENT = {
     Kind.INCIDENT_DECLARED: "declared",

@@ -14,7 +14,6 @@ that undoes the fault is never cut short by the signal asking for it.
 from __future__ import annotations
 
 import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -35,7 +34,7 @@ def _handler(signum: int, frame: FrameType | None = None) -> None:
     global received
     if received is None:
         received = signum
-    if _shield_depth or threading.current_thread() is not threading.main_thread():
+    if _shield_depth:  # Python runs signal handlers on the main thread only
         return
     if signum == signal.SIGINT:
         raise KeyboardInterrupt

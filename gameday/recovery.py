@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday import events, settings
-from gameday.incident import Incident
+from gameday.incident import TERMINAL_STATES, Incident
 from gameday.lease import LEASE_TTL_S, process_start, stop_leftovers
 from gameday.store import Store
 
@@ -121,7 +121,7 @@ def recover_one(store: Store, lease: dict[str, Any]) -> dict[str, Any] | None:
         _stop_target(run_dir, target)
     except Exception as exc:
         errors.append(f"stopping the target: {exc}")
-    if incident.state not in ("resolved", "reviewed", "cancelled", "aborted"):
+    if incident.state not in TERMINAL_STATES:
         incident.abort("the game day crashed; recovered", ACTOR)
     return {"incident_id": incident_id, "run_dir": str(run_dir), "faults": faults,
             "stopped": stopped, "state": incident.state, "errors": errors}

@@ -114,12 +114,9 @@ def runbook_dirs(dirs: Dirs = None) -> tuple[Path, ...]:
 
 
 def _files(dirs: Dirs) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for directory in runbook_dirs(dirs):
-        for path in sorted(directory.glob("*.y*ml")):
-            if path.suffix in (".yml", ".yaml"):
-                found.setdefault(path.stem, path)
-    return found
+    from gameday.settings import first_found
+
+    return first_found(runbook_dirs(dirs), "*.yml", "*.yaml", key=lambda path: path.stem)
 
 
 def discover(dirs: Dirs = None) -> list[Runbook]:

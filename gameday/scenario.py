@@ -257,7 +257,7 @@ class ScenarioSpec(Spec):
             for key in ("namespace", "deployment"):
                 if getattr(workload, key) is None:
                     raise invalid("required_for_target", "is required when the target is {target}",
-                                key=key, target=target)
+                                  key=key, target=target)
         return workload
 
 

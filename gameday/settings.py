@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
@@ -122,6 +122,17 @@ class Settings:
             alerting_dir=pick("GAMEDAY_ALERTING", paths, "alerting", root / "alerting"),
             sandbox_dir=pick("GAMEDAY_SANDBOX", paths, "sandbox", state / "sandbox"),
             name=str(conf.get("project", {}).get("name") or root.name))
+
+
+def first_found(dirs: Iterable[Path], *patterns: str,
+                key: Callable[[Path], str] = lambda path: path.name) -> dict[str, Path]:
+    """Files matching ``patterns`` in ``dirs``, by ``key``: a file in an earlier
+    directory (the project's) hides one with the same key in a later (the built-in)."""
+    found: dict[str, Path] = {}
+    for directory in dirs:
+        for path in sorted(p for pattern in patterns for p in directory.glob(pattern)):
+            found.setdefault(key(path), path)
+    return found
 
 
 def find_project(start: Path) -> Path | None:

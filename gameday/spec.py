@@ -102,7 +102,7 @@ class OneOf:
     def check(self, value: str) -> str:
         if value not in self.choices:
             raise invalid("one_of", "must be one of {choices}, not {value}",
-                        choices=", ".join(self.choices), value=quote(value))
+                          choices=", ".join(self.choices), value=quote(value))
         return value
 
     def __get_pydantic_core_schema__(self, source: Any,
@@ -114,8 +114,19 @@ class OneOf:
         return {**handler(schema), "enum": list(self.choices)}
 
 
+class _CheckedFirst:
+    """A field type whose ``check`` sees the raw value before pydantic's own type."""
+
+    def check(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def __get_pydantic_core_schema__(self, source: Any,
+                                     handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(self.check, handler(source))
+
+
 @dataclass(frozen=True)
-class Between:
+class Between(_CheckedFirst):
     """A number (not a boolean) from ``low`` to ``high``, both included."""
 
     low: float
@@ -125,12 +136,8 @@ class Between:
         if isinstance(value, bool) or not isinstance(value, int | float) \
                 or not self.low <= value <= self.high:
             raise invalid("number", "must be a number between {low} and {high}, not {value}",
-                        low=_number(self.low), high=_number(self.high), value=quote(value))
+                          low=_number(self.low), high=_number(self.high), value=quote(value))
         return float(value)
-
-    def __get_pydantic_core_schema__(self, source: Any,
-                                     handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_before_validator_function(self.check, handler(source))
 
     def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
                                      handler: GetJsonSchemaHandler) -> JsonSchemaValue:
@@ -138,7 +145,7 @@ class Between:
 
 
 @dataclass(frozen=True)
-class Seconds:
+class Seconds(_CheckedFirst):
     """A duration (``500ms``, ``2s``, ``5m``, ``1h`` or a number of seconds) up to
     ``high``, and longer than ``low`` (or from ``low`` on, when ``inclusive``)."""
 
@@ -150,18 +157,15 @@ class Seconds:
         seconds = parse_duration(value)
         if seconds is None:
             raise invalid("duration", "must be a duration like 500ms, 2s or 5m, not {value}",
-                        value=quote(value))
+                          value=quote(value))
         low_ok = seconds >= self.low if self.inclusive else seconds > self.low
         if not low_ok or seconds > self.high:
             raise invalid("duration_range", "must be between {low} and {high}, not {value}"
-                        if self.inclusive else
-                        "must be longer than {low} and at most {high}, not {value}",
-                        low=human_span(self.low), high=human_span(self.high), value=quote(value))
+                          if self.inclusive else
+                          "must be longer than {low} and at most {high}, not {value}",
+                          low=human_span(self.low), high=human_span(self.high),
+                          value=quote(value))
         return seconds
-
-    def __get_pydantic_core_schema__(self, source: Any,
-                                     handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_before_validator_function(self.check, handler(source))
 
     def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
                                      handler: GetJsonSchemaHandler) -> JsonSchemaValue:
@@ -220,7 +224,7 @@ class Spec(BaseModel):
             for key in data:
                 if key not in known:
                     raise invalid("unknown_field", "unknown field (expected one of {known})",
-                                key=str(key), known=", ".join(known))
+                                  key=str(key), known=", ".join(known))
         return data
 
 

@@ -53,6 +53,7 @@ class Kind(StrEnum):
     RUNBOOK_TASK = "runbook.task"
     RUNBOOK_FINISHED = "runbook.finished"
     RUNBOOK_REJECTED = "runbook.rejected"
+    RUNBOOK_COALESCED = "runbook.coalesced"
     RUNBOOK_MISSING = "runbook.missing"
     # the game day around the incident
     TARGET_READY = "target.ready"
@@ -251,6 +252,15 @@ def runbook_rejected(runbook: str | None, error: str) -> Entry:
     return Entry(Kind.RUNBOOK_REJECTED, {"runbook": runbook, "error": error})
 
 
+def runbook_coalesced(runbook: str, run_id: int, alert: str, *, fingerprint: str,
+                      because: str) -> Entry:
+    """An alert that would start a run already queued, running, or just successful
+    with the same parameters: it joins that run instead (``because`` says which)."""
+    return Entry(Kind.RUNBOOK_COALESCED, {"runbook": runbook, "run_id": run_id,
+                                          "alert": alert, "fingerprint": fingerprint,
+                                          "because": because})
+
+
 def runbook_missing(alert: str) -> Entry:
     return Entry(Kind.RUNBOOK_MISSING, {"alert": alert})
 
@@ -367,6 +377,9 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
             return text + (f": {d['error']}" if d.get("error") else "")
         case Kind.RUNBOOK_REJECTED:
             return f"{d.get('runbook') or 'runbook'} refused: {d.get('error')}"
+        case Kind.RUNBOOK_COALESCED:
+            return (f"{d.get('alert')} joined run {d.get('run_id')} of {d['runbook']} "
+                    f"({d.get('because')})")
         case Kind.RUNBOOK_MISSING:
             return f"no runbook linked to {d.get('alert')}"
         case Kind.MITIGATED:

@@ -87,12 +87,12 @@ class Incident:
                at_utc: str | None = None) -> Event:
         """Append an event; state-changing kinds must be valid transitions."""
         target = STATE_OF_EVENT.get(entry.kind)
-        row = self.row
-        if target and target not in TRANSITIONS[row["state"]]:
-            raise InvalidTransition(
-                f"incident {self.id} is {row['state']}; it cannot become {target}")
         updates: dict[str, Any] = {}
         if target:
+            state = self.state
+            if target not in TRANSITIONS[state]:
+                raise InvalidTransition(
+                    f"incident {self.id} is {state}; it cannot become {target}")
             updates["state"] = target
         if entry.kind in (Kind.INCIDENT_DECLARED, Kind.SEVERITY_CHANGED):
             updates["severity"] = entry.data["severity"]

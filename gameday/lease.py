@@ -62,6 +62,26 @@ class Lease:
         self.store.release_lease(self.incident_id)
 
 
+def owner(pid: int | None = None) -> str:
+    """This process (or ``pid``) as the store names who is running something:
+    ``host:pid:start``, so a pid reused by another process is not mistaken for it."""
+    pid = pid or os.getpid()
+    return f"{socket.gethostname()}:{pid}:{process_start(pid) or 0}"
+
+
+def alive(name: str) -> bool | None:
+    """Whether the process ``owner()`` named still runs: None when it is on another host
+    (nothing here can tell)."""
+    parts = name.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        return False
+    host, pid, started = parts[0], int(parts[1]), int(parts[2])
+    if host != socket.gethostname():
+        return None
+    now = process_start(pid)
+    return now is not None and (started == 0 or now == started)
+
+
 def process_start(pid: int) -> int | None:
     """When ``pid`` started (clock ticks since boot), or None if it is not running."""
     try:

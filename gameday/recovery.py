@@ -24,9 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gameday import events, settings
+from gameday import events, runs, settings
 from gameday.incident import TERMINAL_STATES, Incident
-from gameday.lease import LEASE_TTL_S, process_start, stop_leftovers
+from gameday.lease import LEASE_TTL_S, alive, process_start, stop_leftovers
 from gameday.store import Store
 
 ACTOR = "recover"
@@ -127,9 +127,31 @@ def recover_one(store: Store, lease: dict[str, Any]) -> dict[str, Any] | None:
             "stopped": stopped, "state": incident.state, "errors": errors}
 
 
+def orphaned_runs(store: Store) -> list[dict[str, Any]]:
+    """End the runbook runs left queued or running by a process that is gone (a
+    ``gameday serve`` or a game day that was killed): cancelled, on the record, so
+    nobody waits for them and no alert joins them."""
+    ended = []
+    for run in store.unfinished_runs():
+        if run["owner"] and alive(run["owner"]) is not False:
+            continue  # still running here, or on another host: not ours to judge
+        incident = Incident(store, run["incident_id"]) if run["incident_id"] else None
+        if incident and incident.state in TERMINAL_STATES:
+            incident = None  # its timeline is closed; the run's row and the audit say it
+        runs.cancel(store, run["id"], run["runbook"],
+                    incident=incident, who=ACTOR,
+                    reason=f"its process ({run['owner'] or 'unknown'}) ended before it did")
+        ended.append(run)
+    return ended
+
+
 def recover(store: Store, *, ttl: float = LEASE_TTL_S,
             say: Callable[[str], None] = lambda text: None) -> list[dict[str, Any]]:
-    """Recover every game day whose lease ran out; returns what was done."""
+    """Recover every game day whose lease ran out, and end the runbook runs whose
+    process is gone; returns the game days recovered."""
+    for run in orphaned_runs(store):
+        say(f"ended runbook run #{run['id']} ({run['runbook']}, {run['status']}): "
+            f"its process is gone")
     done = []
     now = time.time()
     for lease in store.running_leases():

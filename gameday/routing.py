@@ -54,7 +54,11 @@ def linked_runbook(alert_name: str, annotations: Mapping[str, str],
     Raises NotFound when the URL names a runbook that does not exist."""
     url = annotations.get("runbook_url")
     if url:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # an unbalanced [ in the host, and the like
+            raise ValidationError(f"runbook_url is not a URL: {exc}",
+                                  field="annotations.runbook_url") from None
         segments = [s for s in parts.path.split("/") if s]
         if len(segments) >= 2 and segments[-2] == "runbooks":
             return find(segments[-1], dirs), dict(parse_qsl(parts.query))

@@ -12,6 +12,7 @@ templates extra vars. Every task's start and result is reported as it happens.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -31,6 +32,7 @@ from gameday.errors import NotFound, RunbookError, ValidationError
 from gameday.events import Entry
 from gameday.spec import (
     IDENTIFIER,
+    Between,
     Identifier,
     Line,
     OneOf,
@@ -76,6 +78,7 @@ class Runbook:
     destructive: bool
     parameters: tuple[Parameter, ...]
     tasks: tuple[dict[str, Any], ...] = field(default=())
+    concurrency: int = 1  # runs of it at once under gameday serve; more wait their turn
 
     def from_labels(self, labels: dict[str, str]) -> dict[str, str]:
         """The parameter values an alert's labels carry: each parameter takes the label
@@ -97,7 +100,7 @@ class Runbook:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": str(self.path), "summary": self.summary,
                 "alerts": list(self.alerts), "auto": self.auto,
-                "destructive": self.destructive,
+                "destructive": self.destructive, "concurrency": self.concurrency,
                 "parameters": [p.__dict__ | {"choices": list(p.choices)}
                                for p in self.parameters]}
 
@@ -133,7 +136,22 @@ def find(name: str, dirs: Dirs = None) -> Runbook:
 
 def load_runbook(path: Path) -> Runbook:
     """The runbook in the playbook at ``path``; ValidationError naming the file and the
-    dotted field (``vars.gameday_runbook.parameters.n.type``) if it is not one."""
+    dotted field (``vars.gameday_runbook.parameters.n.type``) if it is not one. Read
+    again only when the file changes (an alert storm routes thousands of alerts a
+    second through the same few runbooks)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return _load_runbook(path)  # read_yaml says what is wrong with it
+    return _cached_runbook(path, st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_runbook(path: Path, _mtime_ns: int, _size: int, _inode: int) -> Runbook:
+    return _load_runbook(path)
+
+
+def _load_runbook(path: Path) -> Runbook:
     plays = read_yaml(path)
     if not isinstance(plays, list) or not plays or not isinstance(plays[0], dict):
         raise ValidationError("a runbook is a playbook: a list of plays", file=str(path),
@@ -155,7 +173,7 @@ def load_runbook(path: Path) -> Runbook:
                   for task in _as_list(play.get("tasks")) if isinstance(task, dict))
     return Runbook(name=path.stem, path=path, summary=spec.summary, alerts=tuple(spec.alerts),
                    auto=spec.auto, destructive=spec.destructive, parameters=params,
-                   tasks=tasks)
+                   tasks=tasks, concurrency=spec.concurrency)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -214,6 +232,9 @@ class RunbookSpec(Spec):
                                                   "asking.")
     destructive: bool = Field(default=False, description=(
         "Whether it takes something away (the web page asks for a confirmation)."))
+    concurrency: Annotated[int, Between(1, 32)] = Field(default=1, description=(
+        "How many runs of it gameday serve lets run at once; more wait their turn. A run "
+        "with the same parameters as one queued or running is never started twice."))
     parameters: dict[ParameterName, ParameterSpec] | None = Field(default={}, description=(
         "Its parameters by name: each an Ansible variable name, and none of Jinja's "
         f"globals ({', '.join(sorted(JINJA_GLOBALS))})."))

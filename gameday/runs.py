@@ -10,17 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from gameday.errors import GamedayError
-from gameday.events import Audit, Entry, runbook_queued, with_run_id
+from gameday.events import Audit, Entry, runbook_finished, runbook_queued, with_run_id
 from gameday.incident import Incident
+from gameday.lease import owner
 from gameday.runbook import Runbook, RunbookResult, run_runbook
 from gameday.store import Store, utc_now
 
 
 def queue(store: Store, runbook: Runbook, params: dict[str, Any], *,
           incident: Incident | None, who: str, check: bool = False) -> int:
-    """Record a run that is about to start (or wait for a free worker)."""
+    """Record a run that is about to start (or wait for a free worker) in this process:
+    it is this process's to run, and ``recovery`` ends it if the process dies first."""
     run_id = store.create_run(incident.id if incident else None, runbook.name, params, who,
-                              check)
+                              check, owner=owner())
     store.audit(who, Audit.RUNBOOK_RUN, {"run_id": run_id, "runbook": runbook.name,
                                          "params": params, "check": check,
                                          "incident_id": incident.id if incident else None})
@@ -58,6 +60,19 @@ def execute(store: Store, run_id: int, runbook: Runbook, params: dict[str, Any],
         store.update_run(run_id, status=status, rc=rc, finished_at=utc_now())
         store.audit(who, Audit.RUNBOOK_RESULT, {"run_id": run_id, "runbook": runbook.name,
                                                 "status": status, "rc": rc})
+
+
+def cancel(store: Store, run_id: int, runbook: str, *, incident: Incident | None,
+           who: str, reason: str) -> None:
+    """End a run that will never finish here (its server stopped before it started,
+    or its process died), on the record."""
+    store.update_run(run_id, status="canceled", finished_at=utc_now())
+    store.audit(who, Audit.RUNBOOK_RESULT, {"run_id": run_id, "runbook": runbook,
+                                            "status": "canceled", "rc": None,
+                                            "reason": reason})
+    if incident:
+        incident.record(runbook_finished(runbook, "canceled", None, error=reason,
+                                         run_id=run_id), who)
 
 
 def run(store: Store, runbook: Runbook, params: dict[str, Any], data_dir: Path, *,

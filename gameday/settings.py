@@ -130,9 +130,24 @@ def first_found(dirs: Iterable[Path], *patterns: str,
     directory (the project's) hides one with the same key in a later (the built-in)."""
     found: dict[str, Path] = {}
     for directory in dirs:
-        for path in sorted(p for pattern in patterns for p in directory.glob(pattern)):
+        for path in _listing(directory, patterns):
             found.setdefault(key(path), path)
     return found
+
+
+def _listing(directory: Path, patterns: tuple[str, ...]) -> tuple[Path, ...]:
+    """The directory's matching files, listed again only when it changes (its mtime
+    moves when a file is added, removed or renamed)."""
+    try:
+        changed = directory.stat().st_mtime_ns
+    except OSError:
+        return ()
+    return _listed(directory, patterns, changed)
+
+
+@cache
+def _listed(directory: Path, patterns: tuple[str, ...], _changed: int) -> tuple[Path, ...]:
+    return tuple(sorted(p for pattern in patterns for p in directory.glob(pattern)))
 
 
 def find_project(start: Path) -> Path | None:
@@ -172,7 +187,10 @@ def store_path(db: str) -> Path:
         if not db.strip() or "\0" in db:
             raise ValidationError("is not a file name or a sqlite:/// URL", field="--db")
         return Path(db)
-    parts = urlsplit(db)
+    try:
+        parts = urlsplit(db)
+    except ValueError as exc:
+        raise ValidationError(f"is not a file name or a URL: {exc}", field="--db") from None
     if parts.scheme != "sqlite":
         raise ValidationError(f"{parts.scheme}:// stores are not supported; give a SQLite "
                               "file name or a sqlite:///PATH URL", field="--db")

@@ -37,7 +37,7 @@ from pydantic_core import PydanticCustomError, core_schema
 from gameday.errors import ValidationError
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$", re.ASCII)
 # Prometheus alert and label names; also runbook parameter names (Ansible variables).
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # People: letters and digits, inner spaces, dots, apostrophes, @ and dashes; 64 at most.
@@ -54,7 +54,12 @@ def parse_duration(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
+        if value < 0:
+            return None
+        try:
+            return float(value)
+        except OverflowError:  # an integer past float's range: longer than any range
+            return float("inf")
     if not isinstance(value, str):
         return None
     m = DURATION.match(value.strip())
@@ -65,7 +70,15 @@ def parse_duration(value: Any) -> float | None:
 
 
 # -- field types: each carries its check, its message and its JSON Schema -------------------
-_repr = reprlib.Repr()
+class _Short(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        try:
+            return super().repr_int(x, level)
+        except ValueError:  # past Python's limit on printing integers in decimal
+            return f"<an integer of {x.bit_length()} bits>"
+
+
+_repr = _Short()
 _repr.maxstring = _repr.maxother = 40
 _repr.maxlist = _repr.maxdict = 4
 
@@ -137,7 +150,7 @@ class Between(_CheckedFirst):
                 or not self.low <= value <= self.high:
             raise invalid("number", "must be a number between {low} and {high}, not {value}",
                           low=_number(self.low), high=_number(self.high), value=quote(value))
-        return float(value)
+        return value  # an int field stays one; a float field takes an int as is
 
     def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
                                      handler: GetJsonSchemaHandler) -> JsonSchemaValue:
@@ -224,7 +237,8 @@ class Spec(BaseModel):
             for key in data:
                 if key not in known:
                     raise invalid("unknown_field", "unknown field (expected one of {known})",
-                                  key=str(key), known=", ".join(known))
+                                  key=str(key).encode("utf-8", "backslashreplace").decode(),
+                                  known=", ".join(known))
         return data
 
 

@@ -7,6 +7,7 @@ updated or deleted; the incident row is a projection kept in step with them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -77,7 +78,8 @@ CREATE TABLE IF NOT EXISTS runbook_runs (
     rc INTEGER,
     created_at TEXT NOT NULL,
     started_at TEXT,
-    finished_at TEXT
+    finished_at TEXT,
+    owner TEXT
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -106,6 +108,19 @@ BEGIN SELECT RAISE(ABORT, 'timelines are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'timelines are append-only'); END;
 """
+
+
+# Columns added after a table first shipped: a store made before gets them on open.
+ADDED_COLUMNS = {"runbook_runs": {"owner": "TEXT"}}
+INDEXES = """
+CREATE INDEX IF NOT EXISTS alert_instances_group ON alert_instances (group_key, incident_id);
+CREATE INDEX IF NOT EXISTS runbook_runs_same ON runbook_runs (runbook, params_json, status);
+"""
+
+
+def params_key(params: dict[str, Any]) -> str:
+    """A run's parameters as stored, and compared: the same values, the same text."""
+    return json.dumps(params, sort_keys=True, default=str)
 
 
 def utc_now() -> str:
@@ -146,6 +161,20 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._db.executescript(SCHEMA)
+        self._add_columns()
+        self._db.executescript(INDEXES)
+
+    def _add_columns(self) -> None:
+        for table, columns in ADDED_COLUMNS.items():
+            for column, kind in columns.items():
+                have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                if column in have:
+                    continue
+                try:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -159,12 +188,34 @@ class Store:
         return db
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, savepoint: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction. Inside another, a store call joins it (an exception
+        rolls back whatever encloses it), and ``transaction()`` is a savepoint: it
+        commits with the outer one, or alone rolls back what it wrote."""
         db = self._db
+        depth = getattr(self._local, "depth", 0)
+        if depth and not savepoint:
+            yield db
+            return
+        if depth:
+            name = f"nested_{depth}"
+            db.execute(f"SAVEPOINT {name}")
+            self._local.depth = depth + 1
+            try:
+                yield db
+                db.execute(f"RELEASE {name}")
+            except BaseException:
+                db.execute(f"ROLLBACK TO {name}")
+                db.execute(f"RELEASE {name}")
+                raise
+            finally:
+                self._local.depth = depth
+            return
         # A signal (Ctrl-C, SIGTERM) can land between any two statements here; never
         # leave a transaction open behind it.
         if db.in_transaction:
             db.execute("ROLLBACK")
+        self._local.depth = 1
         try:
             db.execute("BEGIN IMMEDIATE")
             yield db
@@ -173,6 +224,14 @@ class Store:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        finally:
+            self._local.depth = 0
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """Many writes committed at once (one fsync); nested, a savepoint that rolls
+        back alone. The intake commits a batch of notifications this way, each in its
+        own savepoint."""
+        return self._tx(savepoint=True)
 
     # -- incidents -------------------------------------------------------------------
     def create_incident(self, title: str, *, service: str | None = None,
@@ -218,9 +277,12 @@ class Store:
         with self._tx() as db:
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE incident_id = ?",
                              (incident_id,)).fetchone()[0]
-            db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (incident_id, seq, utc, mono, kind, actor,
-                        json.dumps(data, sort_keys=True, default=str)))
+            try:
+                db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (incident_id, seq, utc, mono, kind, actor,
+                            json.dumps(data, sort_keys=True, default=str)))
+            except sqlite3.IntegrityError:  # the incident's foreign key
+                raise NotFound(f"no incident {incident_id}") from None
             if incident_updates:
                 assert set(incident_updates) <= {"state", "severity"}, incident_updates
                 sets = ", ".join(f"{k} = ?" for k in incident_updates)
@@ -282,10 +344,11 @@ class Store:
         return dict(row) if row else None
 
     def open_incident_for_group(self, group_key: str) -> int | None:
-        row = self._db.execute(
-            "SELECT i.id FROM incidents i JOIN alert_instances a ON a.incident_id = i.id"
-            " WHERE a.group_key = ? AND i.state IN ('pending', 'declared', 'acknowledged',"
-            " 'mitigated') ORDER BY i.id DESC LIMIT 1", (group_key,)).fetchone()
+        row = self._db.execute(  # few incidents are open; each is checked by the index
+            "SELECT i.id FROM incidents i WHERE i.state IN ('pending', 'declared',"
+            " 'acknowledged', 'mitigated') AND EXISTS (SELECT 1 FROM alert_instances a"
+            " WHERE a.group_key = ? AND a.incident_id = i.id) ORDER BY i.id DESC LIMIT 1",
+            (group_key,)).fetchone()
         return int(row[0]) if row else None
 
     # -- leases: a running game day and what undoes it ---------------------------------
@@ -321,17 +384,34 @@ class Store:
 
     # -- runbook runs and the audit log -----------------------------------------------
     def create_run(self, incident_id: int | None, runbook: str, params: dict[str, Any],
-                   started_by: str, check: bool) -> int:
+                   started_by: str, check: bool, owner: str | None = None) -> int:
+        """``owner``: the process that will run it (``lease.owner()``), so a run whose
+        process died is not waited for, nor joined, forever."""
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO runbook_runs (incident_id, runbook, params_json, check_mode,"
-                " started_by, status, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)",
-                (incident_id, runbook, json.dumps(params, sort_keys=True), int(check),
-                 started_by, utc_now()))
+                " started_by, status, created_at, owner) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (incident_id, runbook, params_key(params), int(check), started_by, utc_now(),
+                 owner))
             return _inserted_id(cur)
 
+    def joinable_run(self, runbook: str, params: dict[str, Any], *,
+                     succeeded_since: str | None) -> dict[str, Any] | None:
+        """The latest run of ``runbook`` with these parameters (not in check mode) that
+        is queued or running, or that succeeded at or after ``succeeded_since``."""
+        row = self._db.execute(
+            "SELECT * FROM runbook_runs WHERE runbook = ? AND params_json = ? AND"
+            " check_mode = 0 AND (status IN ('queued', 'running') OR (status = 'successful'"
+            " AND finished_at >= ?)) ORDER BY id DESC LIMIT 1",
+            (runbook, params_key(params), succeeded_since or "9999")).fetchone()
+        return {**dict(row), "params": json.loads(row["params_json"])} if row else None
+
+    def unfinished_runs(self) -> list[dict[str, Any]]:
+        return [{**dict(r), "params": json.loads(r["params_json"])} for r in self._db.execute(
+            "SELECT * FROM runbook_runs WHERE status IN ('queued', 'running') ORDER BY id")]
+
     def update_run(self, run_id: int, **fields: Any) -> None:
-        allowed = {"status", "rc", "started_at", "finished_at"}
+        allowed = {"status", "rc", "started_at", "finished_at", "owner"}
         assert set(fields) <= allowed, fields
         sets = ", ".join(f"{k} = ?" for k in fields)
         with self._tx() as db:

@@ -114,7 +114,7 @@ def test_runbook_schema_describes_the_metadata_block():
     document = printed("runbook")
     meta = document["$defs"]["RunbookMetadata"]
     assert set(meta["properties"]) == {"summary", "alerts", "auto", "destructive",
-                                       "parameters"}
+                                       "concurrency", "parameters"}
     assert meta["required"] == ["summary"] and meta["additionalProperties"] is False
     first_play = document["prefixItems"][0]
     assert first_play["properties"]["vars"]["properties"]["gameday_runbook"] == \

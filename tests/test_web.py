@@ -22,7 +22,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def write_runbook(directory: Path, name: str, alerts: list[str], *, auto: bool = True,
-                  sleep: float = 0.0, destructive: bool = False) -> None:
+                  sleep: float = 0.0, destructive: bool = False,
+                  concurrency: int = 1) -> None:
     tasks = [{"name": "say the service", "ansible.builtin.command": {
         "argv": ["echo", "restarting {{ service }}"]}}]
     if sleep:
@@ -33,7 +34,7 @@ def write_runbook(directory: Path, name: str, alerts: list[str], *, auto: bool =
         "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}",
                  "gameday_runbook": {
                      "summary": "test", "alerts": alerts, "auto": auto,
-                     "destructive": destructive,
+                     "destructive": destructive, "concurrency": concurrency,
                      "parameters": {"service": {"type": "string", "required": True,
                                                 "pattern": "^[a-z][a-z0-9-]{0,30}$"}}}},
         "tasks": tasks}]))
@@ -62,7 +63,7 @@ def books(tmp_path: Path) -> Path:
     d = tmp_path / "runbooks"
     d.mkdir()
     write_runbook(d, "restart-it", ["Boom"])
-    write_runbook(d, "slow-fix", ["Slow"], sleep=1.0)
+    write_runbook(d, "slow-fix", ["Slow"], sleep=1.0, concurrency=3)
     write_runbook(d, "manual-fix", ["Manual"], auto=False, destructive=True)
     return d
 
@@ -174,7 +175,12 @@ def test_a_new_firing_of_the_same_alert_joins_the_open_incident(client, app_and_
     b = client.post("/api/v1/alerts", json=payload(alert(starts="2026-11-22T11:00:00Z")),
                     headers=AUTH).json()
     assert a["incident_id"] == b["incident_id"] and b["alerts"][0]["duplicate"] is False
-    wait_runs_done(store, 2)
+    # the same runbook with the same parameters is queued or running: b joins that run
+    assert b["alerts"][0]["run_id"] == a["alerts"][0]["run_id"]
+    assert b["alerts"][0]["coalesced"].startswith(f"run {a['alerts'][0]['run_id']} is ")
+    (run,) = wait_runs_done(store, 1)
+    kinds = [e.kind for e in store.events(a["incident_id"])]
+    assert kinds.count("alert.fired") == 2 and kinds.count("runbook.coalesced") == 1
 
 
 def test_resolved_notifications_are_recorded(client, app_and_store):
@@ -210,9 +216,10 @@ def test_bad_payload_is_422_and_starts_nothing(client, app_and_store):
 
 def test_concurrency_limit_holds_under_a_burst(client, app_and_store):
     _, store = app_and_store
-    for i in range(5):
+    for i in range(5):  # five services: five runs, never more than the server's two at once
         client.post("/api/v1/alerts", json=payload(
-            alert("Slow", fingerprint=f"f{i}"), group=f"g{i}"), headers=AUTH)
+            alert("Slow", fingerprint=f"f{i}", service=f"svc{i}"), group=f"g{i}"),
+            headers=AUTH)
     runs = wait_runs_done(store, 5, timeout=120)
     moments = sorted([(r["started_at"], 1) for r in runs] + [(r["finished_at"], -1)
                                                                for r in runs])

@@ -36,3 +36,20 @@ pass_state = click.make_pass_decorator(State)
 
 def emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+class Duration(click.ParamType):
+    """``500ms``, ``2s``, ``5m``, ``1h`` or a number of seconds, as in scenarios."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        from gameday.spec import parse_duration
+
+        seconds = parse_duration(value)
+        if seconds is None:
+            self.fail(f"{value!r} is not a duration like 30s, 5m or 1h", param, ctx)
+        return seconds

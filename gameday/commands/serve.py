@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gameday.commands import State, pass_state
+from gameday.commands import Duration, State, pass_state
 
 
 @click.command()
@@ -18,12 +18,17 @@ from gameday.commands import State, pass_state
               help="Bearer token for the API and for signing in [env GAMEDAY_TOKEN].")
 @click.option("--max-concurrent", default=2, show_default=True, type=click.IntRange(1, 32),
               help="Runbooks running at once; more are queued.")
+@click.option("--coalesce-window", type=Duration(), default="5m", show_default=True,
+              envvar="GAMEDAY_COALESCE_WINDOW",
+              help="After a runbook run succeeded, alerts that would start it again with "
+                   "the same parameters join it for this long (0: only while it is queued "
+                   "or running) [env GAMEDAY_COALESCE_WINDOW].")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where ansible-runner's artifacts for each run go "
                    "[default: .gameday/serve in the project].")
 @pass_state
 def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
-          data_dir: Path | None) -> None:
+          coalesce_window: float, data_dir: Path | None) -> None:
     """Receive Alertmanager webhooks and serve one-click runbook pages."""
     import uvicorn
 
@@ -47,6 +52,9 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     recover(state.store, say=click.echo)  # game days that crashed while nobody watched
     app = create_app(token=token, store=state.store,
                      data_dir=(data_dir or state.settings.serve_dir).resolve(),
-                     max_concurrent=max_concurrent, env=env)
+                     max_concurrent=max_concurrent, env=env, coalesce_window=coalesce_window)
     click.echo(f"gameday serve on http://{host}:{port} (webhook: POST /api/v1/alerts)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # limit_concurrency: past that many connections and requests at once, 503 (a
+    # webhook sender retries) instead of unbounded memory.
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                limit_concurrency=1024)

@@ -13,21 +13,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gameday.alerts import decode
-from gameday.events import Audit
 from gameday.incident import Incident
 from gameday.web.context import caller, read_body, shared
 
 
 async def post_alerts(request: Request) -> Response:
     """``POST /api/v1/alerts``: 413 past the size limit, 400 not JSON, 422 not a valid
-    notification (naming the field); else what was opened, joined and started."""
-    body = await read_body(request)
-    who = caller(request, body)
-    note = decode(body)
+    notification (naming the field); else, once it is committed, what was opened,
+    joined, started and coalesced. At most ``INTAKE_SLOTS`` requests are read and
+    parsed at once; the rest wait their turn (bounded memory in a storm)."""
     state = shared(request)
-    result = await asyncio.to_thread(state.dispatcher.handle, note)
-    state.store.audit(who, Audit.ALERTS_RECEIVED, {"groupKey": note.group_key,
-                                                   "status": note.status, "result": result})
+    async with state.intake_slots:
+        body = await read_body(request)
+        who = caller(request, body)
+        note = decode(body)
+        result = await asyncio.wrap_future(state.dispatcher.receive(note, who))
     return JSONResponse(result)
 
 

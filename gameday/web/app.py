@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gameday.auth import Auth
+from gameday.intake import COALESCE_WINDOW_S
 from gameday.store import Store
 from gameday.web import api, incidents, runbooks, signin
 from gameday.web.dispatch import Dispatcher
@@ -47,11 +48,16 @@ ROUTES = [
 ]
 
 
+INTAKE_SLOTS = 64  # webhook requests read and parsed at once; the rest wait
+
+
 def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | None = None,
-               max_concurrent: int = 2, env: dict[str, str] | None = None) -> Starlette:
+               max_concurrent: int = 2, env: dict[str, str] | None = None,
+               coalesce_window: float = COALESCE_WINDOW_S) -> Starlette:
     auth = Auth(token)  # refuses a short token before any worker starts
     dispatcher = Dispatcher(store, runbook_dir=runbook_dir, data_dir=data_dir,
-                            max_concurrent=max_concurrent, env=env)
+                            max_concurrent=max_concurrent, env=env,
+                            coalesce_window=coalesce_window)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -62,5 +68,6 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
     app.state.store = store
     app.state.auth = auth
     app.state.dispatcher = dispatcher
+    app.state.intake_slots = asyncio.Semaphore(INTAKE_SLOTS)
     app.state.runbook_dir = runbook_dir
     return app

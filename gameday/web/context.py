@@ -9,6 +9,7 @@ raises ``Unauthorized`` or ``Forbidden`` and the app's exception handlers answer
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl
@@ -30,6 +31,7 @@ class Shared(Protocol):
     auth: Auth
     dispatcher: Dispatcher
     runbook_dir: Path | None
+    intake_slots: asyncio.Semaphore
 
 
 def shared(request: Request) -> Shared:

@@ -1,11 +1,11 @@
-"""From an Alertmanager notification to incidents and runbook runs.
+"""What ``gameday serve`` runs: alerts in (``intake``, a batch at a time), runbook
+runs out, on a bounded pool.
 
-Each firing alert instance is claimed once in the store (at-least-once delivery: a
-redelivery finds its key taken and starts nothing). It opens an incident, or joins
-the open one of its alert group, and finds its runbook through the ``runbook_url``
-annotation or the runbooks whose metadata lists its ``alertname``. Automatic runbooks
-start at once on a bounded pool (queued beyond it); the others get a one-click link.
-Label values reach a playbook only after the runbook's parameter schema accepts them.
+Notifications go to the intake's writer thread (``Batcher``); a request is answered
+once its batch is committed. Runs start after that: at most ``max_concurrent`` at
+once in all, and at most the runbook's own ``concurrency`` of each runbook; the rest
+wait their turn in order. On shutdown the running ones finish and the waiting ones
+are cancelled, on the record.
 
 A run's events reach its page as ``stream_item``s: live from its ``RunStream`` while
 it runs here, else replayed from the incident's timeline (``Dispatcher.items``).
@@ -14,19 +14,20 @@ it runs here, else replayed from the incident's timeline (``Dispatcher.items``).
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict, defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from gameday import events, runs
-from gameday.alerts import AlertInstance, Notification
 from gameday.errors import GamedayError
-from gameday.events import Audit, Entry, describe
+from gameday.events import Entry, describe
 from gameday.incident import Incident
-from gameday.policy import severity_from_labels
-from gameday.routing import route
+from gameday.intake import COALESCE_WINDOW_S, Batcher, Delivery, Intake, Start
 from gameday.runbook import Dirs, Runbook
 from gameday.store import Store
+
+KEEP_STREAMS = 256  # finished runs whose live stream is kept; older ones replay from the store
 
 
 def stream_item(kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -54,15 +55,21 @@ class RunStream:
 
 class Dispatcher:
     def __init__(self, store: Store, *, runbook_dir: Dirs = None,
-                 data_dir: Path, max_concurrent: int = 2, env: dict[str, str] | None = None):
+                 data_dir: Path, max_concurrent: int = 2, env: dict[str, str] | None = None,
+                 coalesce_window: float = COALESCE_WINDOW_S):
         self.store = store
         self.runbook_dir = runbook_dir
         self.data_dir = data_dir
         self.env = env or {}
-        self.streams: dict[int, RunStream] = {}
+        self.streams: OrderedDict[int, RunStream] = OrderedDict()
+        self.intake = Intake(store, runbook_dir=runbook_dir, coalesce_window=coalesce_window)
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent,
                                         thread_name_prefix="runbook")
         self._lock = threading.Lock()
+        self._running: defaultdict[str, int] = defaultdict(int)
+        self._waiting: defaultdict[str, deque[Start]] = defaultdict(deque)
+        self._closing = False
+        self._batcher: Batcher[Delivery, dict[str, Any]] = Batcher(self._handle)
 
     def items(self, run: dict[str, Any]) -> list[dict[str, Any]]:
         """A run's events so far: live when it runs (or ran) in this process, else as
@@ -78,88 +85,88 @@ class Dispatcher:
                 if e["data"].get("run_id") == run["id"]]
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        """Stop taking alerts, let running playbooks finish, cancel the waiting runs."""
+        self._batcher.stop()
+        with self._lock:
+            self._closing = True
+            waiting = [start for queue in self._waiting.values() for start in queue]
+            self._waiting.clear()
+        for start in waiting:
+            self._cancel(start)
+        self._pool.shutdown(wait=True)
 
     # -- alerts -----------------------------------------------------------------------
-    def handle(self, note: Notification) -> dict[str, Any]:
-        results = [self._one(alert) for alert in note.alerts]
-        incident_ids = [r["incident_id"] for r in results if r.get("incident_id")]
-        return {"incident_id": incident_ids[0] if incident_ids else None,
-                "truncated_alerts": note.truncated, "alerts": results}
+    def receive(self, note: Any, who: str) -> Future[dict[str, Any]]:
+        """Hand a notification to the intake; the future is its answer, set once it is
+        committed (an exception if it was refused)."""
+        return self._batcher.submit(Delivery(note, who))
 
-    def _one(self, alert: AlertInstance) -> dict[str, Any]:
-        if alert.status == "resolved":
-            return self._resolved(alert)
-        with self._lock:  # one incident per group even when notifications race
-            if not self.store.claim_alert(alert.key, alertname=alert.name,
-                                          group_key=alert.group_key,
-                                          fingerprint=alert.fingerprint):
-                seen = self.store.alert_instance(alert.key) or {}
-                return {"alertname": alert.name, "duplicate": True,
-                        "incident_id": seen.get("incident_id")}
-            existing = self.store.open_incident_for_group(alert.group_key)
-            if existing:
-                incident = Incident(self.store, existing)
-            else:
-                incident = Incident.open(self.store, alert.annotations.get("summary")
-                                         or alert.name, service=alert.labels.get("service"))
-            self.store.bind_alert(alert.key, incident.id)
-        incident.record(events.alert_fired(alert.name, alert.labels, alert.annotations,
-                                           starts_at=alert.starts_at,
-                                           fingerprint=alert.fingerprint), "alertmanager")
-        if incident.state == "pending":
-            incident.declare(severity_from_labels(alert.labels), "alertmanager",
-                             alert=alert.name)
-        out: dict[str, Any] = {"alertname": alert.name, "incident_id": incident.id,
-                               "duplicate": False}
-        found = route(alert.name, alert.labels, alert.annotations, dirs=self.runbook_dir)
-        if found.runbook is None:
-            if found.error:
-                incident.record(events.runbook_rejected(None, found.error), "gameday")
-                return out | {"runbook": None, "error": found.error}
-            return out | {"runbook": None}
-        out["runbook"] = found.runbook.name
-        out["link"] = found.link(incident.id)
-        if not found.runbook.auto:
-            return out
-        if found.error or found.params is None:
-            error = str(found.error)
-            incident.record(events.runbook_rejected(found.runbook.name, error), "gameday")
-            self.store.audit("alertmanager", Audit.RUNBOOK_REJECTED,
-                             {"runbook": found.runbook.name, "error": error,
-                              "incident_id": incident.id})
-            return out | {"error": error}
-        out["run_id"] = self.start(found.runbook, found.params, incident.id, "alertmanager")
-        return out
-
-    def _resolved(self, alert: AlertInstance) -> dict[str, Any]:
-        seen = self.store.alert_instance(alert.key)
-        if not seen or not seen.get("incident_id"):
-            return {"alertname": alert.name, "resolved": True, "incident_id": None}
-        Incident(self.store, seen["incident_id"]).record(
-            events.alert_resolved(alert.name, alert.labels, fingerprint=alert.fingerprint,
-                                  ends_at=alert.ends_at), "alertmanager")
-        return {"alertname": alert.name, "resolved": True, "incident_id": seen["incident_id"]}
+    def _handle(self, deliveries: list[Delivery]) -> list[dict[str, Any] | Exception]:
+        answers, starts = self.intake.handle(deliveries)
+        for start in starts:
+            self._launch(start)
+        return answers
 
     # -- runs -------------------------------------------------------------------------
     def start(self, runbook: Runbook, params: dict[str, Any], incident_id: int | None,
               who: str, check: bool = False) -> int:
+        """A run asked for by a person (a one-click page): queued on the record, then
+        started when its runbook and the pool have room."""
         incident = Incident(self.store, incident_id) if incident_id else None
         run_id = runs.queue(self.store, runbook, params, incident=incident, who=who,
                             check=check)
-        self.streams[run_id] = RunStream()
-        self._pool.submit(self._execute, run_id, runbook, params, incident, who, check)
+        self._launch(Start(run_id, runbook, params, incident_id, who, check))
         return run_id
 
-    def _execute(self, run_id: int, runbook: Runbook, params: dict[str, Any],
-                 incident: Incident | None, who: str, check: bool) -> None:
-        stream = self.streams[run_id]
+    def _launch(self, start: Start) -> None:
+        with self._lock:
+            self.streams[start.run_id] = RunStream()
+            name = start.runbook.name
+            if self._closing:
+                pass
+            elif self._running[name] < start.runbook.concurrency:
+                self._running[name] += 1
+                self._pool.submit(self._execute, start)
+                return
+            else:
+                self._waiting[name].append(start)
+                return
+        self._cancel(start)
+
+    def _execute(self, start: Start) -> None:
+        stream = self.streams[start.run_id]
+        incident = Incident(self.store, start.incident_id) if start.incident_id else None
         try:
-            runs.execute(self.store, run_id, runbook, params,
-                         self.data_dir / f"run-{run_id:05d}-{runbook.name}",
-                         incident=incident, who=who, check=check, env=self.env,
+            runs.execute(self.store, start.run_id, start.runbook, start.params,
+                         self.data_dir / f"run-{start.run_id:05d}-{start.runbook.name}",
+                         incident=incident, who=start.who, check=start.check, env=self.env,
                          on_event=stream.add)
         except GamedayError:
             pass  # recorded: runbook.finished says why, the run's row says error
         finally:
             stream.done.set()
+            self._next(start.runbook.name)
+
+    def _next(self, name: str) -> None:
+        """A run of ``name`` ended: start the next one waiting, or free its slot."""
+        with self._lock:
+            self._forget_old_streams()
+            waiting = self._waiting.get(name)
+            if waiting and not self._closing:
+                self._pool.submit(self._execute, waiting.popleft())
+            else:
+                self._running[name] -= 1
+
+    def _cancel(self, start: Start) -> None:
+        incident = Incident(self.store, start.incident_id) if start.incident_id else None
+        runs.cancel(self.store, start.run_id, start.runbook.name, incident=incident,
+                    who=start.who,
+                    reason="gameday serve stopped before it started")
+        stream = self.streams.get(start.run_id)
+        if stream:
+            stream.done.set()
+
+    def _forget_old_streams(self) -> None:
+        finished = [run_id for run_id, stream in self.streams.items() if stream.done.is_set()]
+        for run_id in finished[:max(0, len(finished) - KEEP_STREAMS)]:
+            del self.streams[run_id]

@@ -8,6 +8,8 @@
     Unauthorized        401 JSON for the API and event streams; pages go to /login?next=…
     Forbidden           403
     HTTPException       its own status (Starlette's: unknown path, wrong method, …)
+    sqlite3.OperationalError  503 with Retry-After: the store is busy or full; a
+                        webhook sender retries, nothing was recorded
 
 The API and the event streams get ``{"error": …}``; people get a page that says what
 went wrong and where to go next.
@@ -15,6 +17,7 @@ went wrong and where to go next.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -30,7 +33,8 @@ from gameday.web.context import caller_or_none, for_machines, page
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 TITLES = {400: "Bad request", 401: "Sign in", 403: "Forbidden", 404: "Not found",
-          405: "Method not allowed", 413: "Too large", 422: "Not accepted"}
+          405: "Method not allowed", 413: "Too large", 422: "Not accepted",
+          503: "Try again"}
 
 
 def answer(request: Request, status: int, message: str, *,
@@ -75,7 +79,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return answer(request, exc.status_code, exc.detail, headers=exc.headers)
 
 
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    return answer(request, 503, f"the store cannot take writes now ({exc}); retry",
+                  headers={"Retry-After": "5"})
+
+
 HANDLERS: dict[Any, Handler] = {
+    sqlite3.OperationalError: store_unavailable,
     NotFound: not_found, ValidationError: invalid, Rejected: rejected,
     Unauthorized: unauthorized, Forbidden: forbidden, HTTPException: http_error,
 }

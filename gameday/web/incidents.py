@@ -53,9 +53,51 @@ def review_file(incident: dict[str, Any]) -> Path | None:
 
 def timeline_rows(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The events (already in time order) with ``t``, seconds since the first one,
-    and ``tone``, the class that makes the moments that matter stand out."""
+    and ``tone``, the class that makes the moments that matter stand out. An alert
+    storm's thousands of rows fold into a few (``fold_storms``)."""
     t0 = timeline[0]["at_monotonic_ns"] if timeline else 0
-    return [{**e, "t": (e["at_monotonic_ns"] - t0) / 1e9, "tone": tone(e)} for e in timeline]
+    return fold_storms([{**e, "t": (e["at_monotonic_ns"] - t0) / 1e9, "tone": tone(e),
+                         "summary": None} for e in timeline])
+
+
+STORM = (Kind.ALERT_FIRED, Kind.RUNBOOK_COALESCED)
+STORM_SHOWN = 4  # rows of a storm shown as they are; the rest become one line
+
+
+def fold_storms(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive alert instances firing (and joining a run already under way) show
+    their first few rows, then one line that counts the rest."""
+    out: list[dict[str, Any]] = []
+    burst: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if len(burst) <= STORM_SHOWN + 1:
+            out.extend(burst)
+        else:
+            out.extend(burst[:STORM_SHOWN])
+            rest = burst[STORM_SHOWN:]
+            fired = [e for e in rest if e["kind"] == Kind.ALERT_FIRED]
+            joined = [e for e in rest if e["kind"] == Kind.RUNBOOK_COALESCED]
+            names = sorted({e["data"].get("alertname", "?") for e in fired})
+            text = f"{len(fired)} more alert instances fired ({', '.join(names)})"
+            if joined:
+                ids = sorted({str(e["data"].get("run_id")) for e in joined})
+                text += (f"; {len(joined)} joined run {', '.join(ids)} instead of starting "
+                         "it again")
+            last = rest[-1]
+            out.append({**last, "kind": "alert storm", "actor": last["actor"],
+                        "summary": f"{text} (until t = {last['t']:.2f} s)",
+                        "tone": "k-alert", "t": rest[0]["t"], "at_utc": rest[0]["at_utc"]})
+        burst.clear()
+
+    for row in rows:
+        if row["kind"] in STORM:
+            burst.append(row)
+            continue
+        flush()
+        out.append(row)
+    flush()
+    return out
 
 
 async def incident_list(request: Request) -> Response:

@@ -1,0 +1,309 @@
+"""Alert storms: group commit, coalescing, per-runbook concurrency, and runs whose
+process died. The throughput itself is measured by bench/alert_storm.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+from test_web import AUTH, TOKEN, alert, payload, wait_runs_done, write_runbook
+
+from gameday import recovery, runs
+from gameday.alerts import parse
+from gameday.errors import GamedayError
+from gameday.incident import Incident
+from gameday.intake import Batcher, Delivery, Intake
+from gameday.runbook import find
+from gameday.sandbox.supervisor import free_port
+from gameday.store import Store
+from gameday.web.app import create_app
+from gameday.web.incidents import timeline_rows
+
+
+@pytest.fixture
+def books(tmp_path: Path) -> Path:
+    d = tmp_path / "runbooks"
+    d.mkdir()
+    write_runbook(d, "restart-it", ["Boom"])
+    write_runbook(d, "one-at-a-time", ["Slow"], sleep=1.0)
+    return d
+
+
+def serve_app(tmp_path: Path, books: Path, **options):
+    store = Store(tmp_path / "serve.db")
+    return create_app(token=TOKEN, store=store, data_dir=tmp_path / "data",
+                      runbook_dir=books, **options), store
+
+
+def fifty(delivery: int) -> dict:
+    return payload(*(alert(fingerprint=f"d{delivery}-a{i}", starts=f"2026-11-23T10:{i:02d}:00Z")
+                     for i in range(50)))
+
+
+def kinds(store: Store, incident_id: int) -> list[str]:
+    return [e.kind for e in store.events(incident_id)]
+
+
+# -- coalescing -------------------------------------------------------------------------
+def test_three_deliveries_of_fifty_alerts_start_one_run(tmp_path, books):
+    app, store = serve_app(tmp_path, books)
+    with TestClient(app) as client:
+        answers = [client.post("/api/v1/alerts", json=fifty(d), headers=AUTH).json()
+                   for d in range(3)]
+        (run,) = wait_runs_done(store, 1)
+    run_ids = {a["run_id"] for answer in answers for a in answer["alerts"]}
+    assert run_ids == {run["id"]} and run["status"] == "successful"
+    assert len({answer["incident_id"] for answer in answers}) == 1
+    timeline = kinds(store, answers[0]["incident_id"])
+    assert timeline.count("alert.fired") == 150
+    assert timeline.count("runbook.queued") == 1 and timeline.count("runbook.started") == 1
+    assert timeline.count("runbook.coalesced") == 149
+    joined = [a["coalesced"] for answer in answers for a in answer["alerts"] if "coalesced" in a]
+    assert len(joined) == 149 and all(j.startswith(f"run {run['id']} ") for j in joined)
+    # the incident page folds the storm: a few rows, then one line that counts the rest
+    rows = timeline_rows(Incident(store, answers[0]["incident_id"]).timeline())
+    storms = [r["summary"] for r in rows if r["kind"] == "alert storm"]
+    assert len(rows) < 40 and storms
+    counted = sum(int(s.split()[0]) for s in storms)
+    shown = sum(1 for r in rows if r["kind"] == "alert.fired")
+    assert counted + shown == 150 and f"joined run {run['id']} " in storms[0]
+
+
+def test_redelivery_stays_exact_within_a_storm(tmp_path, books):
+    app, store = serve_app(tmp_path, books)
+    with TestClient(app) as client:
+        first = client.post("/api/v1/alerts", json=fifty(0), headers=AUTH).json()
+        again = client.post("/api/v1/alerts", json=fifty(0), headers=AUTH).json()
+        wait_runs_done(store, 1)
+    assert [a["duplicate"] for a in first["alerts"]] == [False] * 50
+    assert [a["duplicate"] for a in again["alerts"]] == [True] * 50
+    assert kinds(store, first["incident_id"]).count("alert.fired") == 50
+
+
+def test_a_run_that_succeeded_is_joined_within_the_window_only(tmp_path, books):
+    for window, expected_runs in ((300.0, 1), (0.0, 2)):
+        directory = tmp_path / f"window-{window}"
+        directory.mkdir()
+        app, store = serve_app(directory, books, coalesce_window=window)
+        with TestClient(app) as client:
+            a = client.post("/api/v1/alerts", json=payload(alert(fingerprint="a")),
+                            headers=AUTH).json()
+            wait_runs_done(store, 1)
+            b = client.post("/api/v1/alerts", json=payload(alert(fingerprint="b")),
+                            headers=AUTH).json()
+            done = wait_runs_done(store, expected_runs)
+        assert len(done) == expected_runs, window
+        if expected_runs == 1:
+            assert b["alerts"][0]["run_id"] == a["alerts"][0]["run_id"]
+            assert "succeeded" in b["alerts"][0]["coalesced"]
+        else:
+            assert "coalesced" not in b["alerts"][0]
+
+
+def test_check_mode_and_other_parameters_are_not_joined(tmp_path, books):
+    app, store = serve_app(tmp_path, books)
+    with TestClient(app) as client:
+        a = client.post("/api/v1/alerts", json=payload(alert(fingerprint="a")),
+                        headers=AUTH).json()
+        b = client.post("/api/v1/alerts", json=payload(alert(fingerprint="b", service="cart"),
+                                                       group="cart"), headers=AUTH).json()
+        runs_done = wait_runs_done(store, 2)
+    assert a["alerts"][0]["run_id"] != b["alerts"][0]["run_id"]
+    assert sorted(r["params"]["service"] for r in runs_done) == ["cart", "checkout"]
+
+
+# -- per-runbook concurrency and shutdown ---------------------------------------------------
+def test_a_runbook_runs_one_at_a_time_by_default(tmp_path, books):
+    app, store = serve_app(tmp_path, books, max_concurrent=4)
+    with TestClient(app) as client:
+        for i in range(3):
+            client.post("/api/v1/alerts", json=payload(
+                alert("Slow", fingerprint=f"s{i}", service=f"svc{i}"), group=f"g{i}"),
+                headers=AUTH)
+        done = wait_runs_done(store, 3, timeout=120)
+    spans = sorted((r["started_at"], r["finished_at"]) for r in done)
+    assert all(finished <= next_start for (_, finished), (next_start, _)
+               in zip(spans, spans[1:], strict=False)), spans
+    assert all(r["status"] == "successful" for r in done)
+
+
+def test_shutdown_cancels_waiting_runs_on_the_record(tmp_path, books):
+    app, store = serve_app(tmp_path, books)
+    with TestClient(app) as client:
+        answers = [client.post("/api/v1/alerts", json=payload(
+            alert("Slow", fingerprint=f"s{i}", service=f"svc{i}"), group=f"g{i}"),
+            headers=AUTH).json() for i in range(3)]
+        deadline = time.monotonic() + 30
+        while store.run(answers[0]["alerts"][0]["run_id"])["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    # leaving the client shuts the app down: the running one finished, the rest cancelled
+    statuses = [store.run(a["alerts"][0]["run_id"])["status"] for a in answers]
+    assert statuses == ["successful", "canceled", "canceled"]
+    finished = [e for e in store.events(answers[2]["incident_id"])
+                if e.kind == "runbook.finished"]
+    assert finished[0].data["status"] == "canceled" and "stopped" in finished[0].data["error"]
+
+
+# -- runs whose process died ----------------------------------------------------------------
+def test_recover_ends_runs_whose_process_is_gone(tmp_path, books):
+    store = Store(tmp_path / "g.db")
+    incident = Incident.open(store, "storm", service="checkout")
+    incident.declare("SEV-3", "test")
+    book = find("restart-it", books)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    orphan = store.create_run(incident.id, book.name, {"service": "checkout"}, "alertmanager",
+                              False, owner=f"{os.uname().nodename}:{dead}:1")
+    legacy = store.create_run(None, book.name, {"service": "cart"}, "alertmanager", False)
+    mine = runs.queue(store, book, {"service": "web"}, incident=None, who="test")
+    recovery.recover(store)
+    assert store.run(orphan)["status"] == "canceled"
+    assert store.run(legacy)["status"] == "canceled"
+    assert store.run(mine)["status"] == "queued"  # this process is alive
+    assert "runbook.finished" in kinds(store, incident.id)
+    assert store.joinable_run(book.name, {"service": "checkout"}, succeeded_since=None) is None
+    before = len(store.audit_log())
+    recovery.recover(store)
+    assert len(store.audit_log()) == before  # a second recover does nothing
+
+
+# -- group commit ---------------------------------------------------------------------------
+def test_one_bad_notification_rolls_back_alone(tmp_path, books, monkeypatch):
+    store = Store(tmp_path / "g.db")
+    intake = Intake(store, runbook_dir=books)
+    notes = [parse(payload(alert(fingerprint=f"f{i}", service=f"svc{i}"), group=f"g{i}"))
+             for i in range(3)]
+    real = intake._firing
+
+    def failing(a, queued):
+        if a.fingerprint == "f1":
+            real(a, queued)  # writes, then fails: all of it must go
+            raise GamedayError("boom")
+        return real(a, queued)
+
+    monkeypatch.setattr(intake, "_firing", failing)
+    answers, starts = intake.handle([Delivery(n, "token") for n in notes])
+    assert isinstance(answers[1], GamedayError)
+    assert [a["alerts"][0]["duplicate"] for a in (answers[0], answers[2])] == [False, False]
+    assert store.alert_instance(notes[1].alerts[0].key) is None
+    assert [i["service"] for i in store.incidents()] == ["svc0", "svc2"]
+    assert [s.params["service"] for s in starts] == ["svc0", "svc2"]
+    assert len(store.audit_log()) == 4  # two notifications, two queued runs
+
+
+def test_batcher_answers_each_submitter_and_keeps_order():
+    seen: list[list[int]] = []
+
+    def handle(items: list[int]) -> list[int | Exception]:
+        seen.append(items)
+        return [ValueError(i) if i % 5 == 0 else i * 2 for i in items]
+
+    batcher: Batcher[int, int] = Batcher(handle, max_batch=8)
+    futures = [batcher.submit(i) for i in range(1, 41)]
+    batcher.stop()
+    for i, future in enumerate(futures, start=1):
+        if i % 5 == 0:
+            assert isinstance(future.exception(), ValueError)
+        else:
+            assert future.result() == i * 2
+    assert [i for batch in seen for i in batch] == list(range(1, 41))
+    assert max(len(batch) for batch in seen) <= 8
+
+
+def test_two_writers_on_one_store_open_one_incident_and_one_run(tmp_path, books):
+    """Two intakes (two serve processes' worth) racing over the same group."""
+    path = tmp_path / "g.db"
+    Store(path)
+    results: list = []
+
+    def storm(writer: int) -> None:
+        intake = Intake(Store(path), runbook_dir=books)
+        for n in range(20):
+            note = parse(payload(*(alert(fingerprint=f"w{writer}n{n}a{i}") for i in range(5))))
+            results.append(intake.handle([Delivery(note, f"writer{writer}")]))
+
+    threads = [threading.Thread(target=storm, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store = Store(path)
+    assert len(store.incidents()) == 1 and len(store.runs()) == 1
+    starts = [s for _, batch_starts in results for s in batch_starts]
+    assert len(starts) == 1
+    assert kinds(store, 1).count("alert.fired") == 200
+
+
+def test_nested_transactions_commit_together_or_roll_back_alone(tmp_path):
+    store = Store(tmp_path / "g.db")
+    with store.transaction():
+        kept = store.create_incident("kept")
+        with pytest.raises(RuntimeError), store.transaction():
+            store.create_incident("dropped")
+            raise RuntimeError
+    assert [i["title"] for i in store.incidents()] == ["kept"] and kept == 1
+    with pytest.raises(RuntimeError), store.transaction():
+        store.create_incident("all of it")
+        raise RuntimeError
+    assert [i["title"] for i in store.incidents()] == ["kept"]
+
+
+# -- a real server under load --------------------------------------------------------------
+@pytest.mark.slow
+def test_a_storm_through_real_http_loses_nothing(tmp_path, books):
+    """Keep-alive clients against `gameday serve`; every answered instance is stored."""
+    port = free_port()
+    db = tmp_path / "gameday.db"
+    env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(db),
+           "GAMEDAY_RUNBOOKS": str(books)}
+    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
+                              "--data-dir", str(tmp_path / "data")], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def client(index: int, accepted: set[str]) -> None:
+        for _ in range(100):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        for n in range(60):
+            note = payload(alert(fingerprint=f"c{index}n{n}", service=f"svc{index % 3}"),
+                           group=f"svc{index % 3}")
+            body = json.dumps(note).encode()
+            writer.write(f"POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                         f"{TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            if status == 200:
+                accepted.add(f"svc{index % 3}|c{index}n{n}|2026-11-22T10:00:00Z")
+        writer.close()
+
+    async def storm() -> set[str]:
+        accepted: set[str] = set()
+        await asyncio.gather(*(client(i, accepted) for i in range(12)))
+        return accepted
+
+    try:
+        accepted = asyncio.run(storm())
+    finally:
+        serve.terminate()
+        assert serve.wait(timeout=60) != 0  # SIGTERM: 143, after the running runs finished
+    store = Store(db)
+    stored = {i["key"] for i in map(store.alert_instance, accepted) if i}
+    assert len(accepted) == 720 and stored == accepted
+    done = store.runs()
+    assert len(done) == 3 and all(r["status"] in ("successful", "canceled") for r in done)

@@ -29,7 +29,14 @@ class GamedayGroup(click.Group):
         except ValidationError as exc:
             raise UsageFailure(str(exc)) from None
         except GamedayError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise failure(exc.exit_code)(str(exc)) from None
+
+
+def failure(code: int) -> type[click.ClickException]:
+    """A Click error that exits ``code`` (1 for most domain errors, 4 when frozen)."""
+    if code == 1:
+        return click.ClickException
+    return type(f"ExitWith{code}", (click.ClickException,), {"exit_code": code})
 
 
 class UsageFailure(click.ClickException):
@@ -70,33 +77,92 @@ def main() -> None:
 @click.option("--alerting", type=click.Choice(["builtin", "prometheus"]),
               help="Where the alert comes from [default: the scenario's `alerting`, builtin]: "
                    "the SLO burn detector, or real Prometheus and Alertmanager.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the verdict as JUnit XML, one test case per check, for CI.")
+@click.option("--min-score", type=click.IntRange(0, 100),
+              help="Fail (exit 1) when the score is below this.")
+@click.option("--preflight", is_flag=True,
+              help="Check the scenario, the freeze, the target and its steady state; "
+                   "inject nothing, open no incident.")
+@click.option("--schedule-run", type=int, hidden=True)
 @pass_state
-def run(state: State, scenario: Path, as_json: bool, alerting: str | None) -> None:
+def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
+        junit: Path | None, min_score: int | None, preflight: bool,
+        schedule_run: int | None) -> None:
     """Run the game day described by SCENARIO (a scenarios/*.yaml file).
 
-    Exit 0 when it ran to the end; 130 or 143 when SIGINT or SIGTERM interrupted it
-    (its faults rolled back, its processes stopped, the review written from what was
-    recorded); 2 for a scenario that does not validate.
+    Exit codes: 0 the response met its targets; 1 it missed a target (or --min-score);
+    2 usage or a scenario that does not validate; 3 the steady state did not come back;
+    4 game days are frozen; 130 or 143 SIGINT or SIGTERM interrupted it (its faults
+    rolled back, its processes stopped, the review written from what was recorded).
     """
     from gameday import interrupts
-    from gameday.game import conclude, run_gameday
-    from gameday.recovery import recover
     from gameday.scenario import load_scenario
-    from gameday.ui import Progress
 
     interrupts.install()
     sc = load_scenario(scenario)
+    if junit:
+        from gameday.verdict import check_junit_path
+
+        check_junit_path(junit)  # a report that cannot be written: exit 2, nothing injected
+    if preflight:
+        sys.exit(_preflight(state, sc, as_json))
+    from gameday.game import conclude, run_gameday
+    from gameday.recovery import recover
+    from gameday.scheduler import ScheduledRun
+    from gameday.ui import Progress
+    from gameday.verdict import judge, write_junit
+
     ui = Progress(quiet=as_json)
+    scheduled = ScheduledRun(state.store, schedule_run) if schedule_run else None
+    if scheduled:
+        scheduled.say = ui.say
     recover(state.store, say=ui.say)  # game days that crashed before this one
-    result = run_gameday(sc, state.store, say=ui.say, on_event=ui.event, alerting=alerting,
-                         root=state.settings.runs_dir)
+    try:
+        result = run_gameday(sc, state.store, say=ui.say, on_event=ui.event,
+                             alerting=alerting, root=state.settings.runs_dir,
+                             on_open=scheduled.opened if scheduled else None)
+    except GamedayError as exc:
+        if scheduled:
+            scheduled.failed(exc)
+        raise
     with interrupts.shielded():
         summary = ui.finish(result, conclude(result, state.store))
+        signal_code = interrupts.exit_code()
+        if result.interrupted and signal_code is None:
+            signal_code = 130  # the freeze, or chaoslib saw the signal first
+        verdict = judge(summary, sc, state.store.events(result.incident_id),
+                        min_score=min_score, signal_code=signal_code)
+        summary["verdict"] = verdict.as_dict()
+        if junit:
+            write_junit(junit, verdict, suite=sc.name, summary=summary)
+        if scheduled:
+            scheduled.finished(summary, verdict.status)
         if as_json:
             emit(summary)
-    code = interrupts.exit_code()
-    if code is not None or result.interrupted:
-        sys.exit(code or 130)
+        elif verdict.exit_code:
+            failed = [c.name for c in verdict.checks if not c.passed]
+            click.echo(f"verdict: {verdict.status} ({', '.join(failed)})")
+    if verdict.exit_code:
+        sys.exit(verdict.exit_code)
+
+
+def _preflight(state: State, sc: Any, as_json: bool) -> int:
+    from gameday.game import preflight
+
+    say = (lambda text: None) if as_json else click.echo
+    checks = preflight(sc, state.store, say=say, root=state.settings.runs_dir)
+    if as_json:
+        emit([c.__dict__ for c in checks])
+    else:
+        for c in checks:
+            click.echo(f"{'ok ' if c.ok else 'NO '} {c.name}: {c.detail}")
+    failed = {c.name for c in checks if not c.ok}
+    if not failed:
+        return 0
+    if failed & {"SLIs inside the objective", "steady-state hypothesis"}:
+        return 3
+    return 4 if failed == {"not frozen"} else 1
 
 
 @cli.command("recover")
@@ -175,8 +241,10 @@ from gameday.commands.incident import incident  # noqa: E402
 from gameday.commands.learning import actions, review, score  # noqa: E402
 from gameday.commands.runbook import runbook  # noqa: E402
 from gameday.commands.sandbox import sandbox  # noqa: E402
+from gameday.commands.schedule import freeze, schedule  # noqa: E402
 from gameday.commands.schema import schema  # noqa: E402
 from gameday.commands.serve import serve  # noqa: E402
 
-for command in (sandbox, incident, runbook, score, review, actions, serve, cluster, schema):
+for command in (sandbox, incident, runbook, score, review, actions, serve, cluster, schema,
+                schedule, freeze):
     cli.add_command(command)

@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from gameday.cronjob import IN_CLUSTER_CONTEXT, IN_CLUSTER_ENV
 from gameday.errors import GamedayError
 from gameday.settings import current
 
@@ -23,6 +24,14 @@ KIND_CONFIG = Path("kind-config.yaml")
 KWOKCTL_CONFIG = Path("k8s") / "kwok" / "kwokctl.yaml"
 CONTROLPLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
                 "kwok", "kwokctl", "etcd")
+
+
+
+def in_cluster() -> bool:
+    """Running inside the cluster under test (a scheduled CronJob): the cluster and its
+    shop are there already, reached through ``$KUBECONFIG``'s ``in-cluster`` context
+    (the pod's ServiceAccount); nothing is created or deleted."""
+    return os.environ.get(IN_CLUSTER_ENV) == "1"
 
 
 def cluster_name() -> str:
@@ -88,6 +97,8 @@ def check_kwok() -> Path:
 
 
 def up(provider: str, *, nodes: int = 3) -> Cluster:
+    if in_cluster():
+        return existing(provider)
     if provider == "kind":
         check_kind()
         cluster = existing("kind")
@@ -127,6 +138,8 @@ def up(provider: str, *, nodes: int = 3) -> Cluster:
 
 
 def down(provider: str) -> None:
+    if in_cluster():
+        return  # not ours to delete
     if provider == "kind":
         if shutil.which("kind"):
             _run(["kind", "delete", "cluster", "--name", cluster_name()],
@@ -141,6 +154,11 @@ def down(provider: str) -> None:
 
 def existing(provider: str) -> Cluster:
     """Where a cluster of this provider and name keeps its kubeconfig, and its context."""
+    if in_cluster():
+        kubeconfig = os.environ.get("KUBECONFIG")
+        if not kubeconfig:
+            raise GamedayError(f"{IN_CLUSTER_ENV}=1 needs KUBECONFIG (the CronJob mounts one)")
+        return Cluster(provider, Path(kubeconfig), IN_CLUSTER_CONTEXT)
     if provider == "kind":
         return Cluster("kind", current().state_dir / "kind.kubeconfig", f"kind-{cluster_name()}")
     return Cluster("kwok", Path.home() / ".kwok" / "clusters" / cluster_name() / "kubeconfig.yaml",
@@ -148,7 +166,8 @@ def existing(provider: str) -> Cluster:
 
 
 def kubectl(cluster: Cluster, *args: str, timeout: float = 120) -> str:
-    binary = shutil.which("kubectl") if cluster.provider == "kind" else str(k8s_bin() / "kubectl")
+    binary = (shutil.which("kubectl") if cluster.provider == "kind" or in_cluster()
+              else str(k8s_bin() / "kubectl"))
     if not binary or not Path(binary).exists():
         raise GamedayError("kubectl not found")
     return _run([binary, "--kubeconfig", str(cluster.kubeconfig), *args], timeout=timeout,

@@ -7,7 +7,8 @@
     │                            carries ``file`` and ``field``
     ├── NotFound                 exit 1: an incident, run, runbook or service that is not there
     ├── SandboxError             exit 1: the embedded sandbox could not do what was asked
-    └── RunbookError             exit 1: a runbook could not be started
+    ├── RunbookError             exit 1: a runbook could not be started
+    └── Frozen                   exit 4: game days are frozen (``gameday freeze on``)
 
 Stages raise these; only ``cli`` turns them into Click exceptions.
 """
@@ -40,3 +41,7 @@ class SandboxError(GamedayError):
 
 class RunbookError(GamedayError):
     pass
+
+
+class Frozen(GamedayError):
+    exit_code = 4

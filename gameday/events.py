@@ -63,6 +63,8 @@ class Kind(StrEnum):
     RECOVERY_MISSED = "recovery.missed"
     GAMEDAY_FAILED = "gameday.failed"
     GAMEDAY_INTERRUPTED = "gameday.interrupted"
+    GAMEDAY_SCHEDULED = "gameday.scheduled"
+    GAMEDAY_FROZEN = "gameday.frozen"
     RUN_CRASHED = "run.crashed"
     K8S_EVENT = "k8s.event"
 
@@ -76,6 +78,8 @@ class Audit(StrEnum):
     RUNBOOK_RUN = "runbook.run"
     RUNBOOK_RESULT = "runbook.result"
     RUNBOOK_REJECTED = "runbook.rejected"
+    SCHEDULE_CHANGED = "schedule.changed"
+    FREEZE = "freeze"
 
 
 @dataclass(frozen=True)
@@ -299,6 +303,18 @@ def gameday_interrupted(experiment: str | None, signal: str | None = None) -> En
     return Entry(Kind.GAMEDAY_INTERRUPTED, {"experiment": experiment, "signal": signal})
 
 
+def gameday_scheduled(schedule: str, scheduled_run: int, due_at: str) -> Entry:
+    """The game day was started by a schedule (``gameday schedule``)."""
+    return Entry(Kind.GAMEDAY_SCHEDULED, {"schedule": schedule, "scheduled_run": scheduled_run,
+                                          "due_at": due_at})
+
+
+def gameday_frozen(who: str, reason: str | None) -> Entry:
+    """The freeze (``gameday freeze on``) stopped the game day: its faults are rolled
+    back as on Ctrl-C."""
+    return Entry(Kind.GAMEDAY_FROZEN, {"who": who, "reason": reason})
+
+
 def run_crashed(pid: int, host: str, silent_s: float, faults: list[str]) -> Entry:
     """Found by ``gameday recover``: the game day's process is gone and its lease ran
     out; ``faults`` were (or may have been) injected."""
@@ -395,6 +411,10 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
             faults = ", ".join(d.get("faults") or []) or "none"
             return (f"process {d.get('pid')} on {d.get('host')} gone, silent "
                     f"{d.get('silent_s')} s; faults to undo: {faults}")
+        case Kind.GAMEDAY_SCHEDULED:
+            return f"by schedule {d['schedule']} (due {str(d.get('due_at'))[:19]})"
+        case Kind.GAMEDAY_FROZEN:
+            return f"stopped by the freeze ({d.get('who')}: {d.get('reason') or 'no reason'})"
         case Kind.GAMEDAY_INTERRUPTED:
             return f"by {d.get('signal') or 'a signal'}; experiment {d.get('experiment')}"
         case Kind.DETECTION_MISSED:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from gameday import chaos, events, interrupts, settings, traffic
 from gameday.comms import describe_impact
 from gameday.detection import Detector
-from gameday.errors import GamedayError, NotFound, SandboxError
+from gameday.errors import Frozen, GamedayError, NotFound, SandboxError
 from gameday.incident import Incident
 from gameday.lease import Lease
 from gameday.response import Response, wait
@@ -128,9 +128,29 @@ def wait_steady(detector: Detector, sc: Scenario, rate: float) -> None:
                        f"{describe_impact(sli.as_dict() if sli else None)})")
 
 
+def refuse_if_frozen(store: Store) -> None:
+    """The freeze blocks every new game day."""
+    frozen = store.freeze()
+    if frozen:
+        raise Frozen(f"game days are frozen by {frozen['who']} since {frozen['at'][:19]}"
+                     f" ({frozen['reason'] or 'no reason given'}); `gameday freeze off` "
+                     "lifts it")
+
+
+def stop_for_freeze(incident: Incident, frozen: dict[str, Any]) -> None:
+    """Called by the lease's thread when the freeze is pulled while this game day
+    runs: on the record, then stopped as Ctrl-C stops it (rollbacks, exit 130)."""
+    incident.record(events.gameday_frozen(frozen["who"], frozen["reason"]), "gameday")
+    interrupts.interrupt_main()
+
+
 def run_gameday(sc: Scenario, store: Store, *, say: Say,
                 on_event: Callable[[Event], None] | None = None,
-                root: Path | None = None, alerting: str | None = None) -> GameResult:
+                root: Path | None = None, alerting: str | None = None,
+                on_open: Callable[[int, Path], None] | None = None) -> GameResult:
+    """``on_open(incident_id, run_dir)`` is called once both exist, before the target
+    starts (a scheduled game day records them on its scheduled run)."""
+    refuse_if_frozen(store)
     alerting = alerting or sc.alerting
     if alerting == "prometheus" and sc.target != "sandbox":
         raise GamedayError("--alerting prometheus works with the sandbox target only")
@@ -147,8 +167,11 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
              "db": str(store.path.resolve()), "started_at": datetime.now(UTC).isoformat()},
             indent=2))
         target = make_target(sc, run_dir)
-        lease = Lease(store, incident.id, run_dir, sc.target, experiment)
+        lease = Lease(store, incident.id, run_dir, sc.target, experiment,
+                      on_freeze=lambda frozen: stop_for_freeze(incident, frozen))
         lease.take(target.env)
+        if on_open:
+            on_open(incident.id, run_dir)
     say(f"run directory {run_dir}")
 
     generator: Sampler | None = None
@@ -309,3 +332,72 @@ def rescore(run_dir: Path, store: Store) -> dict[str, Any]:
     return {"run_dir": str(run_dir), "incident_id": incident_id, "score": card.score,
             "metrics": metrics.as_dict(), "deductions": card.as_dict()["deductions"],
             "review": str(run_dir / "review.md")}
+
+
+# -- the night before --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Preflight:
+    name: str
+    ok: bool
+    detail: str
+
+
+def preflight(sc: Scenario, store: Store, *, say: Say,
+              root: Path | None = None) -> list[Preflight]:
+    """What a game day needs, checked without injecting anything and without opening an
+    incident: the freeze, the target up, its SLIs inside the objective, and the
+    experiment's steady-state hypothesis. The scenario, experiment and runbook were
+    validated by loading them (a ValidationError ends it before this)."""
+    from chaoslib.configuration import load_configuration
+    from chaoslib.hypothesis import run_steady_state_hypothesis
+    from chaoslib.run import EventHandlerRegistry
+    from chaoslib.secret import load_secrets
+
+    experiment = chaos.load_experiment(sc.experiment)
+    checks = [Preflight("validation", True, f"{sc.path.name}, {Path(sc.experiment).name}")]
+    frozen = store.freeze()
+    checks.append(Preflight("not frozen", frozen is None, "game days may run" if not frozen
+                            else f"frozen by {frozen['who']}: {frozen['reason'] or ''}"))
+    run_dir = new_run_dir(root or runs_root(), f"{sc.name}-preflight")
+    target = make_target(sc, run_dir)
+    generator: Sampler | None = None
+    detector: Detector | None = None
+    try:
+        try:
+            ready = target.up()
+        except GamedayError as exc:
+            return [*checks, Preflight("target up", False, str(exc))]
+        checks.append(Preflight("target up", True, f"{target.name} {ready}"[:200]))
+        os.environ.update(target.env)
+        generator = target.sampler(run_dir / "samples.jsonl")
+        generator.start()
+        traffic.LIVE = generator
+        detector = Detector(generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
+                            recovery_window_s=sc.recovery_window_s,
+                            report=lambda entry, at_ns, at_utc: None, emit_alerts=False)
+        detector.start()
+        try:
+            wait_steady(detector, sc, generator.rate)
+            sli = detector.current()
+            checks.append(Preflight("SLIs inside the objective", True,
+                                    describe_impact(sli.as_dict() if sli else None)))
+        except SandboxError as exc:
+            checks.append(Preflight("SLIs inside the objective", False, str(exc)))
+        configuration = load_configuration(experiment.get("configuration") or {})
+        secrets = load_secrets(experiment.get("secrets") or {}, configuration)
+        with settings.overridden(**target.settings):
+            state = run_steady_state_hypothesis(experiment, configuration, secrets, dry=None,
+                                                event_registry=EventHandlerRegistry())
+        met = bool(state and state.get("steady_state_met"))
+        title = (experiment.get("steady-state-hypothesis") or {}).get("title", "")
+        checks.append(Preflight("steady-state hypothesis", met, title))
+        return checks
+    finally:
+        with interrupts.shielded():
+            if detector:
+                detector.stop()
+            if generator:
+                traffic.LIVE = None
+                generator.stop()
+            target.down()
+            say(f"preflight run directory {run_dir}")

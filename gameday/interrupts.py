@@ -14,6 +14,7 @@ that undoes the fault is never cut short by the signal asking for it.
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -82,3 +83,9 @@ def exit_code() -> int | None:
 
 def name() -> str | None:
     return None if received is None else signal.Signals(received).name
+
+
+def interrupt_main() -> None:
+    """From another thread: stop the main thread as Ctrl-C would (SIGINT to it, so a
+    sleep or a wait there ends at once)."""
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)

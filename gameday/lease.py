@@ -12,6 +12,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,10 @@ class Lease:
     ``gameday recover`` reads it after a crash."""
 
     def __init__(self, store: Store, incident_id: int, run_dir: Path, target: str,
-                 experiment: dict[str, Any]):
+                 experiment: dict[str, Any],
+                 on_freeze: Callable[[dict[str, Any]], None] | None = None):
         self.store, self.incident_id, self.run_dir = store, incident_id, run_dir
+        self.on_freeze = on_freeze
         self.undo: dict[str, Any] = {
             "target": target, "faults": [],
             "rollbacks": [r.get("name") for r in experiment.get("rollbacks") or []]}
@@ -52,8 +55,16 @@ class Lease:
         self.store.record_undo(self.incident_id, self.undo)
 
     def _beat(self) -> None:
+        """Every second: the heartbeat, and a look at the freeze (``gameday freeze on``
+        stops running game days too, on any host sharing the store)."""
+        frozen_seen = False
         while not self._stop.wait(LEASE_EVERY_S):
             self.store.heartbeat(self.incident_id)
+            if self.on_freeze and not frozen_seen:
+                frozen = self.store.freeze()
+                if frozen:
+                    frozen_seen = True
+                    self.on_freeze(frozen)
 
     def release(self) -> None:
         self._stop.set()

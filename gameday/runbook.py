@@ -12,7 +12,7 @@ templates extra vars. Every task's start and result is reported as it happens.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import os
 import re
 import sys
@@ -41,7 +41,8 @@ from gameday.spec import (
     Text,
     first_error,
     json_schema,
-    read_yaml,
+    parse_yaml,
+    read_bytes,
 )
 
 TYPES = ("string", "integer", "boolean")
@@ -136,23 +137,25 @@ def find(name: str, dirs: Dirs = None) -> Runbook:
 
 def load_runbook(path: Path) -> Runbook:
     """The runbook in the playbook at ``path``; ValidationError naming the file and the
-    dotted field (``vars.gameday_runbook.parameters.n.type``) if it is not one. Read
-    again only when the file changes (an alert storm routes thousands of alerts a
-    second through the same few runbooks)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return _load_runbook(path)  # read_yaml says what is wrong with it
-    return _cached_runbook(path, st.st_mtime_ns, st.st_size, st.st_ino)
+    dotted field (``vars.gameday_runbook.parameters.n.type``) if it is not one. The file
+    is read every time, and parsed again only when its bytes change (an alert storm
+    routes thousands of alerts a second through the same few runbooks)."""
+    data = read_bytes(path)
+    key = (path, hashlib.blake2b(data, digest_size=16).digest())
+    found = _PARSED.get(key)
+    if found is None:
+        found = _load_runbook(path, data)
+        if len(_PARSED) >= 256:
+            _PARSED.clear()
+        _PARSED[key] = found
+    return found
 
 
-@functools.lru_cache(maxsize=256)
-def _cached_runbook(path: Path, _mtime_ns: int, _size: int, _inode: int) -> Runbook:
-    return _load_runbook(path)
+_PARSED: dict[tuple[Path, bytes], Runbook] = {}
 
 
-def _load_runbook(path: Path) -> Runbook:
-    plays = read_yaml(path)
+def _load_runbook(path: Path, data: bytes) -> Runbook:
+    plays = parse_yaml(data, str(path))
     if not isinstance(plays, list) or not plays or not isinstance(plays[0], dict):
         raise ValidationError("a runbook is a playbook: a list of plays", file=str(path),
                               field="(top level)")

@@ -122,7 +122,7 @@ class Scorecard:
                 "deductions": [asdict(d) for d in self.deductions]}
 
 
-def _late(name: str, value: float | None, target: float | None, points: int,
+def late(name: str, value: float | None, target: float | None, points: int,
           missing: int, what: str) -> Deduction | None:
     if target is None:
         return None
@@ -142,16 +142,16 @@ def score(metrics: Metrics, targets_by_severity: Mapping[str, Mapping[str, float
     if m.detection_missed or m.TTD is None:
         found.append(Deduction(40, "TTD", "the fault was never detected"))
     else:
-        found.append(_late("TTA", m.TTA, targets.get("ack"), 10, 15, "acknowledgement"))
+        found.append(late("TTA", m.TTA, targets.get("ack"), 10, 15, "acknowledgement"))
         if serious(severity):
-            found.append(_late("TTE", m.TTE, targets.get("engage_ic"), 10, 15,
+            found.append(late("TTE", m.TTE, targets.get("engage_ic"), 10, 15,
                                "engaging an incident commander"))
-        found.append(_late("TTFC", m.TTFC, targets.get("first_comms"), 10, 10,
+        found.append(late("TTFC", m.TTFC, targets.get("first_comms"), 10, 10,
                            "the first status update"))
         if m.TTM is None:
             found.append(Deduction(30, "TTM", "the impact was never mitigated"))
         else:
-            found.append(_late("TTM", m.TTM, targets.get("mitigate"), 15, 0, "mitigation"))
+            found.append(late("TTM", m.TTM, targets.get("mitigate"), 15, 0, "mitigation"))
         if m.TTR is None:
             found.append(Deduction(10, "TTR", "the incident was never resolved"))
         if m.runbook is None:

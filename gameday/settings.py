@@ -33,7 +33,8 @@ import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import cache
+from fnmatch import fnmatch
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -136,18 +137,20 @@ def first_found(dirs: Iterable[Path], *patterns: str,
 
 
 def _listing(directory: Path, patterns: tuple[str, ...]) -> tuple[Path, ...]:
-    """The directory's matching files, listed again only when it changes (its mtime
-    moves when a file is added, removed or renamed)."""
+    """The directory's files matching ``patterns``, sorted (hidden ones left out, as
+    glob does). The names are read every time; only matching them is remembered."""
     try:
-        changed = directory.stat().st_mtime_ns
+        names = os.listdir(directory)
     except OSError:
         return ()
-    return _listed(directory, patterns, changed)
+    return _matching(directory, tuple(sorted(names)), patterns)
 
 
-@cache
-def _listed(directory: Path, patterns: tuple[str, ...], _changed: int) -> tuple[Path, ...]:
-    return tuple(sorted(p for pattern in patterns for p in directory.glob(pattern)))
+@lru_cache(maxsize=128)
+def _matching(directory: Path, names: tuple[str, ...],
+              patterns: tuple[str, ...]) -> tuple[Path, ...]:
+    return tuple(directory / name for name in names if not name.startswith(".")
+                 and any(fnmatch(name, pattern) for pattern in patterns))
 
 
 def find_project(start: Path) -> Path | None:

@@ -247,6 +247,12 @@ def read_yaml(path: Path) -> Any:
     """The YAML document in ``path``. Whatever makes that impossible (no file, a path
     the OS refuses, a binary or UTF-16 file, broken or absurdly nested YAML) becomes a
     ValidationError naming the file."""
+    return parse_yaml(read_bytes(path), str(path))
+
+
+def read_bytes(path: Path) -> bytes:
+    """A gameday file's bytes, at most ``MAX_BYTES``; ValidationError naming it if it
+    cannot be read."""
     file = str(path)
     try:
         with path.open("rb") as f:
@@ -261,6 +267,11 @@ def read_yaml(path: Path) -> Any:
     if len(data) > MAX_BYTES:
         raise ValidationError(f"is larger than {MAX_BYTES >> 10} KiB: not a gameday file",
                               file=file)
+    return data
+
+
+def parse_yaml(data: bytes, file: str) -> Any:
+    """``data`` (read from ``file``) as one YAML document."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -99,6 +99,40 @@ CREATE TABLE IF NOT EXISTS leases (
     heartbeat REAL NOT NULL,
     state TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS schedules (
+    name TEXT PRIMARY KEY,
+    scenario TEXT NOT NULL,
+    spec_json TEXT NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    last_due TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    schedule TEXT NOT NULL,
+    due_at TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    claimed_by TEXT NOT NULL,
+    target TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    incident_id INTEGER,
+    run_dir TEXT,
+    score REAL,
+    owner TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    summary_json TEXT,
+    UNIQUE (schedule, due_at)
+);
+CREATE TABLE IF NOT EXISTS freeze (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    frozen INTEGER NOT NULL,
+    reason TEXT,
+    who TEXT NOT NULL,
+    at TEXT NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
@@ -114,6 +148,7 @@ BEGIN SELECT RAISE(ABORT, 'timelines are append-only'); END;
 ADDED_COLUMNS = {"runbook_runs": {"owner": "TEXT"}}
 INDEXES = """
 CREATE INDEX IF NOT EXISTS alert_instances_group ON alert_instances (group_key, incident_id);
+CREATE INDEX IF NOT EXISTS schedule_runs_by_schedule ON schedule_runs (schedule, id);
 CREATE INDEX IF NOT EXISTS runbook_runs_same ON runbook_runs (runbook, params_json, status);
 """
 
@@ -147,6 +182,12 @@ class Event:
     def as_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "at_utc": self.at_utc, "at_monotonic_ns": self.at_monotonic_ns,
                 "kind": self.kind, "actor": self.actor, "data": self.data}
+
+
+def _schedule_run(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    data["summary"] = json.loads(data.pop("summary_json") or "null")
+    return data
 
 
 class Store:
@@ -430,6 +471,109 @@ class Store:
             sql, args = sql + " WHERE incident_id = ?", (incident_id,)
         return [{**dict(r), "params": json.loads(r["params_json"])}
                 for r in self._db.execute(sql + " ORDER BY id", args)]
+
+    # -- schedules, their runs, and the freeze ------------------------------------------
+    def add_schedule(self, name: str, scenario: str, spec: dict[str, Any],
+                     created_at: str) -> None:
+        try:
+            with self._tx() as db:
+                db.execute("INSERT INTO schedules (name, scenario, spec_json, created_at,"
+                           " updated_at) VALUES (?, ?, ?, ?, ?)",
+                           (name, scenario, json.dumps(spec, sort_keys=True), created_at,
+                            utc_now()))
+        except sqlite3.IntegrityError:
+            raise GamedayError(f"a schedule named {name!r} exists (gameday schedule "
+                               f"remove {name}, or pick another name)") from None
+
+    def schedules(self) -> list[dict[str, Any]]:
+        return [{**dict(r), "spec": json.loads(r["spec_json"])}
+                for r in self._db.execute("SELECT * FROM schedules ORDER BY name")]
+
+    def schedule(self, name: str) -> dict[str, Any]:
+        row = self._db.execute("SELECT * FROM schedules WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            known = ", ".join(r["name"] for r in self.schedules()) or "none"
+            raise NotFound(f"no schedule {name!r} (known: {known})")
+        return {**dict(row), "spec": json.loads(row["spec_json"])}
+
+    def update_schedule(self, name: str, **fields: Any) -> None:
+        assert set(fields) <= {"paused", "last_due"}, fields
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            if db.execute(f"UPDATE schedules SET {sets}, updated_at = ? WHERE name = ?",
+                          (*fields.values(), utc_now(), name)).rowcount == 0:
+                raise NotFound(f"no schedule {name!r}")
+
+    def remove_schedule(self, name: str) -> None:
+        """The schedule goes; its history stays (``schedule_runs``)."""
+        with self._tx() as db:
+            if db.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFound(f"no schedule {name!r}")
+
+    def claim_schedule_run(self, name: str, due_at: str, *, target: str, by: str,
+                           advance: bool = True) -> int | None:
+        """Claim the game day ``name`` owes at ``due_at``: its id, or None when another
+        process claimed it first. ``advance`` moves the schedule past ``due_at``."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO schedule_runs (schedule, due_at, claimed_at, claimed_by,"
+                " target, status) VALUES (?, ?, ?, ?, ?, 'claimed')",
+                (name, due_at, utc_now(), by, target))
+            if cur.rowcount != 1:
+                return None
+            if advance:
+                db.execute("UPDATE schedules SET last_due = ?, updated_at = ? WHERE name = ?"
+                           " AND (last_due IS NULL OR last_due < ?)",
+                           (due_at, utc_now(), name, due_at))
+            return _inserted_id(cur)
+
+    def update_schedule_run(self, run_id: int, **fields: Any) -> None:
+        allowed = {"status", "reason", "incident_id", "run_dir", "score", "owner",
+                   "started_at", "finished_at", "summary"}
+        assert set(fields) <= allowed, fields
+        if "summary" in fields:
+            fields["summary_json"] = json.dumps(fields.pop("summary"), default=str)
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE schedule_runs SET {sets} WHERE id = ?",
+                       (*fields.values(), run_id))
+
+    def schedule_run(self, run_id: int) -> dict[str, Any]:
+        row = self._db.execute("SELECT * FROM schedule_runs WHERE id = ?",
+                               (run_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no scheduled run {run_id}")
+        return _schedule_run(row)
+
+    def schedule_runs(self, name: str | None = None, *, limit: int = 20,
+                      unfinished: bool = False) -> list[dict[str, Any]]:
+        """Newest first."""
+        sql, args = "SELECT * FROM schedule_runs WHERE 1=1", []
+        if name is not None:
+            sql, args = sql + " AND schedule = ?", [name]
+        if unfinished:
+            sql += " AND status IN ('claimed', 'running')"
+        rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])
+        return [_schedule_run(r) for r in rows]
+
+    def set_freeze(self, frozen: bool, reason: str | None, who: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO freeze (id, frozen, reason, who, at) VALUES (1, ?, ?, ?, ?)"
+                       " ON CONFLICT (id) DO UPDATE SET frozen = excluded.frozen,"
+                       " reason = excluded.reason, who = excluded.who, at = excluded.at",
+                       (int(frozen), reason, who, utc_now()))
+
+    def freeze(self) -> dict[str, Any] | None:
+        """The safety lever, when it is on: who pulled it, when and why."""
+        row = self._db.execute("SELECT * FROM freeze WHERE id = 1 AND frozen = 1").fetchone()
+        return dict(row) if row else None
+
+    def open_alert_incidents(self, service: str) -> list[dict[str, Any]]:
+        """Real incidents (opened by an alert, not by a game day) still open for
+        ``service``."""
+        return [dict(r) for r in self._db.execute(
+            "SELECT * FROM incidents WHERE scenario IS NULL AND service = ? AND state IN"
+            " ('pending', 'declared', 'acknowledged', 'mitigated') ORDER BY id", (service,))]
 
     def audit(self, who: str, action: str, data: dict[str, Any]) -> None:
         with self._tx() as db:

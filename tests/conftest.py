@@ -21,6 +21,17 @@ def _project_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    """A CLI invocation (CliRunner) makes its settings the process's; the next test
+    resolves its own from its environment."""
+    from gameday import settings
+
+    settings.use(None)
+    yield
+    settings.use(None)
+
+
 @pytest.fixture
 def store(tmp_path: Path):
     from gameday.store import Store

@@ -99,8 +99,8 @@ def test_game_day_with_real_alerting(tmp_path):
                            "scenarios/checkout-replica-crash.yaml", "--alerting", "prometheus",
                            "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout)
+    result = json.loads(proc.stdout or "{}")
+    assert proc.returncode == 0, (result.get("verdict"), proc.stderr[-3000:])
     assert result["status"] == "resolved"
     assert result["metrics"]["contained_by"] == "runbook restart-replica"
     events = Store(tmp_path / "g.db").events(result["incident_id"])

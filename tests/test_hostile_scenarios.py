@@ -553,7 +553,9 @@ def test_schema_shaped_documents_never_crash_the_validator(hostile_file):
         seen[outcome] += 1
 
     prop()
-    assert seen["accepted"] >= 5 and seen["rejected"] >= 50, seen
+    # Random documents are mostly refused; some get through (5 alone, 3 in the full suite,
+    # where the examples drawn differ), which keeps the property from passing vacuously.
+    assert seen["accepted"] >= 1 and seen["rejected"] >= 50, seen
 
 
 def test_raw_bytes_never_crash_the_validator(hostile_file):

@@ -102,8 +102,8 @@ def test_a_game_day_outside_the_repository(installed, tmp_path):
     assert ok.returncode == 0, ok.stdout + ok.stderr
     proc = subprocess.run([gameday, "run", "scenarios/first-game-day.yaml", "--json"],
                           cwd=demo, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout)
+    result = json.loads(proc.stdout or "{}")
+    assert proc.returncode == 0, (result.get("verdict"), proc.stderr[-3000:])
     assert result["status"] == "resolved"
     assert result["metrics"]["runbook"] == "restart-replica"
     assert result["metrics"]["runbook_status"] == "successful"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 import click
@@ -23,12 +24,14 @@ from gameday.commands import Duration, State, pass_state
               help="After a runbook run succeeded, alerts that would start it again with "
                    "the same parameters join it for this long (0: only while it is queued "
                    "or running) [env GAMEDAY_COALESCE_WINDOW].")
+@click.option("--scheduler/--no-scheduler", default=True, show_default=True,
+              help="Run the scheduled game days (gameday schedule) that fall due.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where ansible-runner's artifacts for each run go "
                    "[default: .gameday/serve in the project].")
 @pass_state
 def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
-          coalesce_window: float, data_dir: Path | None) -> None:
+          coalesce_window: float, scheduler: bool, data_dir: Path | None) -> None:
     """Receive Alertmanager webhooks and serve one-click runbook pages."""
     import uvicorn
 
@@ -54,7 +57,19 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
                      data_dir=(data_dir or state.settings.serve_dir).resolve(),
                      max_concurrent=max_concurrent, env=env, coalesce_window=coalesce_window)
     click.echo(f"gameday serve on http://{host}:{port} (webhook: POST /api/v1/alerts)")
-    # limit_concurrency: past that many connections and requests at once, 503 (a
-    # webhook sender retries) instead of unbounded memory.
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                limit_concurrency=1024)
+    schedules = None
+    if scheduler:
+        from gameday.scheduler import Scheduler
+
+        schedules = Scheduler(state.store, state.settings, say=click.echo,
+                              env={"GAMEDAY_URL": os.environ.get("GAMEDAY_URL")
+                                   or f"http://{host}:{port}"})
+        schedules.start()
+    try:
+        # limit_concurrency: past that many connections and requests at once, 503 (a
+        # webhook sender retries) instead of unbounded memory.
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                    limit_concurrency=1024)
+    finally:
+        if schedules:
+            schedules.stop()

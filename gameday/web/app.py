@@ -3,7 +3,8 @@
 API (bearer token or, for webhooks, an HMAC signature; ``api``):
 ``POST /api/v1/alerts``, ``GET /api/v1/incidents/ID``, ``GET /api/v1/runs/ID``.
 Pages (session cookie after ``/login``; ``signin``, ``incidents``, ``runbooks``):
-``/incidents``, ``/incidents/ID``, ``/incidents/ID/review``, ``/runbooks/NAME?...``
+``/incidents``, ``/incidents/ID``, ``/incidents/ID/review``, ``/schedules``,
+``/runbooks/NAME?...``
 with Run and check-mode buttons, ``/runs/ID`` with its output, live from
 ``/runs/ID/events`` (server-sent events).
 
@@ -25,7 +26,7 @@ from starlette.routing import Route
 from gameday.auth import Auth
 from gameday.intake import COALESCE_WINDOW_S
 from gameday.store import Store
-from gameday.web import api, incidents, runbooks, signin
+from gameday.web import api, incidents, runbooks, schedules, signin
 from gameday.web.dispatch import Dispatcher
 from gameday.web.exceptions import HANDLERS
 
@@ -41,6 +42,7 @@ ROUTES = [
     Route("/incidents", incidents.incident_list),
     Route("/incidents/{id:int}", incidents.incident_page),
     Route("/incidents/{id:int}/review", incidents.review),
+    Route("/schedules", schedules.schedule_list),
     Route("/runbooks/{name}", runbooks.runbook_page),
     Route("/runbooks/{name}/run", runbooks.run_runbook, methods=["POST"]),
     Route("/runs/{id:int}", runbooks.run_page),

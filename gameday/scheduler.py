@@ -1,0 +1,253 @@
+"""Running scheduled game days: what ``gameday serve`` does every second, and what
+``gameday schedule run-now`` does at once.
+
+Each tick looks at every schedule that is not paused. When one is due (its moment
+plus its jitter has come), the first process to claim that moment in the store runs
+it; the others see the claim and do nothing. Before starting, the guardrails: the
+freeze, the schedule's blackouts, a real incident open for the same service, a game
+day of the same schedule or on the same target still running (never two at once),
+and a moment missed by more than ``max_late``. Each refusal is a ``skipped`` run with
+its reason, in the schedule's history.
+
+The game day runs in its own process (``gameday run SCENARIO --schedule-run ID``;
+chaoslib wants the main thread), its output in ``scheduled.log`` beside the run
+directories. That process records its start, its verdict and its score on the
+scheduled run, and sends the schedule's notifications; if it dies, the next tick
+marks the run ``crashed`` (``gameday recover`` rolls its faults back).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gameday import notify
+from gameday.errors import GamedayError
+from gameday.lease import alive, owner
+from gameday.schedule import Schedule, from_row
+from gameday.settings import Settings
+from gameday.spec import human_span
+from gameday.store import Store, utc_now
+
+TICK_S = 1.0
+Say = Callable[[str], None]
+
+
+def target_key(scenario: Any) -> str:
+    """What two game days must not share at once: a cluster, or a sandbox service."""
+    if scenario.target == "sandbox":
+        return f"sandbox/{scenario.service}"
+    return f"{scenario.target}/{scenario.workload.namespace if scenario.workload else ''}"
+
+
+def guardrail(store: Store, schedule: Schedule, scenario: Any, *, now: datetime,
+              run_id: int | None = None) -> str | None:
+    """Why the schedule's game day must not start now, or None."""
+    frozen = store.freeze()
+    if frozen:
+        return f"frozen by {frozen['who']} since {frozen['at'][:19]}: {frozen['reason'] or ''}"
+    window = schedule.blackout(now)
+    if window:
+        return f"inside the blackout {window.text!r} ({schedule.tz})"
+    real = store.open_alert_incidents(scenario.service)
+    if real:
+        return (f"a real incident is open for {scenario.service}: #{real[0]['id']} "
+                f"{real[0]['title']!r} ({real[0]['state']})")
+    key = target_key(scenario)
+    for other in store.schedule_runs(limit=1000, unfinished=True):
+        if other["id"] == run_id:
+            continue
+        if other["schedule"] == schedule.name:
+            return f"game day {other['id']} of this schedule is still {other['status']}"
+        if other["target"] == key:
+            return (f"game day {other['id']} (schedule {other['schedule']}) is still "
+                    f"{other['status']} on {key}")
+    return None
+
+
+def reap(store: Store) -> list[dict[str, Any]]:
+    """Scheduled runs whose game-day process is gone without saying how it ended."""
+    crashed = []
+    for run in store.schedule_runs(limit=1000, unfinished=True):
+        who = run["owner"] if run["status"] == "running" else run["claimed_by"]
+        if who and alive(who) is False:
+            store.update_schedule_run(run["id"], status="crashed", finished_at=utc_now(),
+                                      reason="its process ended before it finished "
+                                             "(gameday recover rolls back what it left)")
+            crashed.append(run)
+    return crashed
+
+
+class Scheduler:
+    def __init__(self, store: Store, settings: Settings, *, say: Say = lambda text: None,
+                 env: dict[str, str] | None = None):
+        self.store, self.settings, self.say = store, settings, say
+        self.env = env or {}
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop ticking. Game days already running go on in their own processes and
+        record how they end."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(TICK_S):
+            try:
+                self.tick()
+            except Exception as exc:  # one bad tick must not stop the scheduler
+                self.say(f"scheduler: {type(exc).__name__}: {exc}")
+
+    def tick(self, now: datetime | None = None) -> list[int]:
+        """Start (or skip, on the record) every game day that is due; their ids."""
+        now = now or datetime.now(UTC)
+        for child_id, child in list(self.children.items()):
+            if child.poll() is not None:
+                del self.children[child_id]
+                self.ended(child_id, child.returncode)
+        reap(self.store)
+        started = []
+        for row in self.store.schedules():
+            schedule = from_row(row)
+            if schedule.paused:
+                continue
+            found = schedule.due(now)
+            if found is None:
+                continue
+            due, missed = found
+            begins = due.timestamp() + schedule.jitter(due)
+            if now.timestamp() < begins:
+                continue  # its jitter has not passed yet
+            run_id = self.begin(schedule, due, now=now, missed=missed)
+            if run_id is not None:
+                started.append(run_id)
+        return started
+
+    def ended(self, run_id: int, code: int) -> None:
+        """A game-day process exited: if it never recorded its end, say so."""
+        run = self.store.schedule_run(run_id)
+        if run["status"] in ("claimed", "running"):
+            self.store.update_schedule_run(
+                run_id, status="crashed", finished_at=utc_now(),
+                reason=f"the game day's process exited {code} without recording its end")
+
+    def begin(self, schedule: Schedule, due: datetime, *, now: datetime, missed: int = 0,
+              manual: bool = False, attach: bool = False) -> int | None:
+        """Claim ``due`` for ``schedule`` and start its game day, or skip it with the
+        reason. None when another process claimed it first."""
+        from gameday.scenario import load_scenario
+
+        try:
+            scenario = load_scenario(self.settings.resolve(schedule.scenario))
+            key, problem = target_key(scenario), None
+        except GamedayError as exc:
+            scenario, key, problem = None, "unknown", f"the scenario does not load: {exc}"
+        run_id = self.store.claim_schedule_run(schedule.name, due.isoformat(), target=key,
+                                               by=owner(), advance=not manual)
+        if run_id is None:
+            return None
+        late = now.timestamp() - due.timestamp() - schedule.jitter(due)
+        if problem is None and not manual and late > schedule.max_late_s:
+            problem = (f"started {human_span(late)} late, past --max-late "
+                       f"{human_span(schedule.max_late_s)} (no gameday serve was running)")
+        if problem is None and scenario is not None:
+            problem = guardrail(self.store, schedule, scenario, now=now, run_id=run_id)
+        if missed and not manual:
+            self.say(f"schedule {schedule.name}: {missed} earlier moment(s) were missed")
+        if problem:
+            self.skip(schedule, run_id, problem)
+            return run_id
+        self.say(f"schedule {schedule.name}: starting game day {run_id} ({schedule.scenario})")
+        self.children[run_id] = self.spawn(schedule, run_id, attach=attach)
+        return run_id
+
+    def skip(self, schedule: Schedule, run_id: int, reason: str) -> None:
+        self.store.update_schedule_run(run_id, status="skipped", reason=reason,
+                                       finished_at=utc_now())
+        self.say(f"schedule {schedule.name}: skipped: {reason}")
+        notify.send(schedule, notify.summary(schedule, self.store.schedule_run(run_id),
+                                             "skipped"))
+
+    def spawn(self, schedule: Schedule, run_id: int,
+              attach: bool = False) -> subprocess.Popen[bytes]:
+        """The game day's own process: in its own session, its output in a log beside
+        the run directories (or this terminal's, ``attach``)."""
+        argv = [sys.executable, "-m", "gameday", "run",
+                str(self.settings.resolve(schedule.scenario)), "--schedule-run", str(run_id)]
+        env = {**os.environ, **self.env, "GAMEDAY_DB": str(self.store.path.resolve())}
+        if attach:
+            return subprocess.Popen(argv, cwd=self.settings.root, env=env)
+        log_dir = self.settings.runs_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / f"scheduled-{run_id:05d}-{schedule.name}.log", "ab") as log:
+            return subprocess.Popen(argv, cwd=self.settings.root, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def scenario_path(settings: Settings, given: Path) -> str:
+    """A scenario as a schedule keeps it: relative to the project when inside it."""
+    resolved = given.resolve()
+    try:
+        return str(resolved.relative_to(settings.root))
+    except ValueError:
+        return str(resolved)
+
+
+class ScheduledRun:
+    """The game-day process's side of a scheduled run (``gameday run --schedule-run
+    ID``): it records its start, its end and its verdict, and sends the schedule's
+    notifications, so the history is right even if the scheduler that started it is
+    gone."""
+
+    def __init__(self, store: Store, run_id: int):
+        from gameday.schedule import from_row
+
+        self.store, self.id = store, run_id
+        self.row = store.schedule_run(run_id)
+        self.schedule = from_row(store.schedule(self.row["schedule"]))
+        self.say: Say = lambda text: None
+
+    def _notify(self, event: str) -> None:
+        notify.send(self.schedule, notify.summary(self.schedule, self.store.schedule_run(self.id),
+                                                  event), say=self.say)
+
+    def opened(self, incident_id: int, run_dir: Path) -> None:
+        from gameday import events
+        from gameday.incident import Incident
+
+        self.store.update_schedule_run(self.id, status="running", incident_id=incident_id,
+                                       run_dir=str(run_dir), owner=owner(),
+                                       started_at=utc_now())
+        Incident(self.store, incident_id).record(events.gameday_scheduled(
+            self.schedule.name, self.id, self.row["due_at"]), "scheduler")
+        self._notify("started")
+
+    def failed(self, error: Exception) -> None:
+        """The game day could not run: skipped if no fault was injected (the target or
+        its steady state was not there, the freeze), else an error."""
+        from gameday.events import Kind
+
+        run = self.store.schedule_run(self.id)
+        injected = bool(run["incident_id"]) and any(
+            e.kind == Kind.FAULT_INJECTED for e in self.store.events(run["incident_id"]))
+        self.store.update_schedule_run(self.id, status="error" if injected else "skipped",
+                                       reason=str(error)[:500], finished_at=utc_now())
+        self._notify("finished" if injected else "skipped")
+
+    def finished(self, summary: dict[str, Any], status: str) -> None:
+        self.store.update_schedule_run(self.id, status=status, score=summary.get("score"),
+                                       summary=summary, finished_at=utc_now())
+        self._notify("finished")

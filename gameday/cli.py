@@ -85,10 +85,11 @@ def main() -> None:
               help="Check the scenario, the freeze, the target and its steady state; "
                    "inject nothing, open no incident.")
 @click.option("--schedule-run", type=int, hidden=True)
+@click.option("--drill", "drill_id", type=int, hidden=True)
 @pass_state
 def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
         junit: Path | None, min_score: int | None, preflight: bool,
-        schedule_run: int | None) -> None:
+        schedule_run: int | None, drill_id: int | None) -> None:
     """Run the game day described by SCENARIO (a scenarios/*.yaml file).
 
     Exit codes: 0 the response met its targets; 1 it missed a target (or --min-score);
@@ -117,15 +118,23 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
     scheduled = ScheduledRun(state.store, schedule_run) if schedule_run else None
     if scheduled:
         scheduled.say = ui.say
+    on_open = scheduled.opened if scheduled else None
+    if drill_id:
+        sc, on_open = _as_drill(state, sc, drill_id)
     recover(state.store, say=ui.say)  # game days that crashed before this one
     try:
         result = run_gameday(sc, state.store, say=ui.say, on_event=ui.event,
                              alerting=alerting, root=state.settings.runs_dir,
-                             on_open=scheduled.opened if scheduled else None)
+                             on_open=on_open, kind="drill" if drill_id else "gameday")
     except GamedayError as exc:
         if scheduled:
             scheduled.failed(exc)
+        if drill_id:
+            state.store.update_drill(drill_id, state="failed")
         raise
+    finally:
+        if drill_id and state.store.drill(drill_id)["state"] == "running":
+            state.store.update_drill(drill_id, state="ended")
     with interrupts.shielded():
         summary = ui.finish(result, conclude(result, state.store))
         signal_code = interrupts.exit_code()
@@ -145,6 +154,26 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
             click.echo(f"verdict: {verdict.status} ({', '.join(failed)})")
     if verdict.exit_code:
         sys.exit(verdict.exit_code)
+
+
+def _as_drill(state: State, sc: Any, drill_id: int) -> tuple[Any, Any]:
+    """The scenario as a drill (people respond), and what records the drill's start."""
+    from dataclasses import replace
+
+    from gameday.events import drill_started
+    from gameday.incident import Incident
+
+    row = state.store.drill(drill_id)
+    drilled = replace(sc, response=replace(sc.response, mode="drill"))
+
+    def opened(incident_id: int, run_dir: Path) -> None:
+        state.store.update_drill(drill_id, incident_id=incident_id, run_dir=str(run_dir),
+                                 state="running")
+        Incident(state.store, incident_id).record(drill_started(
+            drill_id, row["game_master"], row["difficulty"], row["oncall"]),
+            row["game_master"])
+
+    return drilled, opened
 
 
 def _preflight(state: State, sc: Any, as_json: bool) -> int:
@@ -237,14 +266,16 @@ def experiment_run(state: State, file: Path, run_dir: Path | None) -> None:
 
 
 from gameday.commands.cluster import cluster  # noqa: E402
+from gameday.commands.drill import drill  # noqa: E402
 from gameday.commands.incident import incident  # noqa: E402
 from gameday.commands.learning import actions, review, score  # noqa: E402
+from gameday.commands.report import report  # noqa: E402
 from gameday.commands.runbook import runbook  # noqa: E402
 from gameday.commands.sandbox import sandbox  # noqa: E402
 from gameday.commands.schedule import freeze, schedule  # noqa: E402
 from gameday.commands.schema import schema  # noqa: E402
 from gameday.commands.serve import serve  # noqa: E402
 
-for command in (sandbox, incident, runbook, score, review, actions, serve, cluster, schema,
-                schedule, freeze):
+for command in (sandbox, incident, runbook, score, review, actions, report, serve, cluster, schema,
+                schedule, freeze, drill):
     cli.add_command(command)

@@ -13,13 +13,40 @@ from typing import Any
 from gameday.policy import AUDIENCES, audiences_for
 from gameday.render import render as render_template
 
-__all__ = ["AUDIENCES", "audiences_for", "describe_impact", "human_duration", "render"]
+__all__ = ["AUDIENCES", "audiences_for", "describe_impact", "facts", "human_duration",
+           "missing_fields", "render"]
+
+# What every update to an audience must say, checked on updates people write.
+REQUIRED = {"internal": ("impact", "next update"), "executive": ("impact", "next update"),
+            "customer": ("impact",)}
 
 
 def render(audience: str, facts: dict[str, Any]) -> str:
     if audience not in AUDIENCES:
         raise ValueError(f"unknown audience {audience!r}")
     return render_template(f"comms/{audience}.md.j2", **facts).strip() + "\n"
+
+
+def facts(row: dict[str, Any], *, roles: dict[str, str], sli: dict[str, Any] | None,
+          runbook: tuple[str, str] | None, every: float | None, started_ago: float,
+          customer_summary: str, service: str | None = None) -> dict[str, Any]:
+    """What the templates fill in, from the incident's row and what is known now."""
+    return {"id": row["id"], "title": row["title"], "severity": row["severity"] or "SEV-4",
+            "state": row["state"], "service": service or row.get("service"),
+            "impact": describe_impact(sli), "roles": roles,
+            "runbook": runbook[0] if runbook else None,
+            "runbook_status": runbook[1] if runbook else None,
+            "next_update": human_duration(every or 1800),
+            "started_ago": human_duration(started_ago), "customer_summary": customer_summary}
+
+
+def missing_fields(audience: str, text: str) -> list[str]:
+    """What an update written by a person leaves out (``REQUIRED``)."""
+    low = text.lower()
+    checks = {"impact": any(w in low for w in ("impact", "%", "fail", "error", "slow",
+                                               "unavailable", "degraded")),
+              "next update": "next update" in low}
+    return [name for name in REQUIRED.get(audience, ()) if not checks[name]]
 
 
 def describe_impact(sli: dict[str, Any] | None) -> str:

@@ -66,6 +66,14 @@ class Kind(StrEnum):
     GAMEDAY_SCHEDULED = "gameday.scheduled"
     GAMEDAY_FROZEN = "gameday.frozen"
     RUN_CRASHED = "run.crashed"
+    # training drills
+    DRILL_STARTED = "drill.started"
+    DRILL_JOINED = "drill.joined"
+    DRILL_INJECT = "drill.inject"
+    DRILL_HINT = "drill.hint"
+    DRILL_PAUSED = "drill.paused"
+    DRILL_RESUMED = "drill.resumed"
+    DRILL_ENDED = "drill.ended"
     K8S_EVENT = "k8s.event"
 
 
@@ -214,8 +222,13 @@ def severity_changed(severity: str, previous: str | None, reason: str, *,
                                          "measured_severity": measured_severity})
 
 
-def comms_posted(audience: str, text: str, final: bool) -> Entry:
-    return Entry(Kind.COMMS_POSTED, {"audience": audience, "text": text, "final": final})
+def comms_posted(audience: str, text: str, final: bool,
+                 missing: list[str] | None = None) -> Entry:
+    """``missing``: what an update written by a person leaves out (``comms.REQUIRED``)."""
+    data: dict[str, Any] = {"audience": audience, "text": text, "final": final}
+    if missing:
+        data["missing"] = list(missing)
+    return Entry(Kind.COMMS_POSTED, data)
 
 
 def note_added(text: str) -> Entry:
@@ -315,6 +328,38 @@ def gameday_frozen(who: str, reason: str | None) -> Entry:
     return Entry(Kind.GAMEDAY_FROZEN, {"who": who, "reason": reason})
 
 
+def drill_started(drill_id: int, game_master: str, difficulty: str,
+                  oncall: str | None) -> Entry:
+    return Entry(Kind.DRILL_STARTED, {"drill_id": drill_id, "game_master": game_master,
+                                      "difficulty": difficulty, "oncall": oncall})
+
+
+def drill_joined(person: str, role: str) -> Entry:
+    return Entry(Kind.DRILL_JOINED, {"person": person, "role": role})
+
+
+def drill_inject(name: str, sender: str, message: str, *, by_hand: bool = False) -> Entry:
+    """Something happens to the responders: a stakeholder asks, a signal misleads."""
+    return Entry(Kind.DRILL_INJECT, {"name": name, "sender": sender, "message": message,
+                                     "by_hand": by_hand})
+
+
+def drill_hint(stage: str, text: str, cost: int) -> Entry:
+    return Entry(Kind.DRILL_HINT, {"stage": stage, "text": text, "cost": cost})
+
+
+def drill_paused() -> Entry:
+    return Entry(Kind.DRILL_PAUSED, {})
+
+
+def drill_resumed() -> Entry:
+    return Entry(Kind.DRILL_RESUMED, {})
+
+
+def drill_ended(reason: str) -> Entry:
+    return Entry(Kind.DRILL_ENDED, {"reason": reason})
+
+
 def run_crashed(pid: int, host: str, silent_s: float, faults: list[str]) -> Entry:
     """Found by ``gameday recover``: the game day's process is gone and its lease ran
     out; ``faults`` were (or may have been) injected."""
@@ -411,6 +456,21 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
             faults = ", ".join(d.get("faults") or []) or "none"
             return (f"process {d.get('pid')} on {d.get('host')} gone, silent "
                     f"{d.get('silent_s')} s; faults to undo: {faults}")
+        case Kind.DRILL_STARTED:
+            return (f"drill {d.get('drill_id')} run by {d.get('game_master')} "
+                    f"({d.get('difficulty')})")
+        case Kind.DRILL_JOINED:
+            return f"{d.get('person')} joins as {d.get('role')}"
+        case Kind.DRILL_INJECT:
+            return f"{d.get('sender')}: {d.get('message')}"
+        case Kind.DRILL_HINT:
+            return f"hint ({d.get('stage')}, -{d.get('cost')}): {d.get('text')}"
+        case Kind.DRILL_PAUSED:
+            return "the drill clock stops"
+        case Kind.DRILL_RESUMED:
+            return "the drill clock runs again"
+        case Kind.DRILL_ENDED:
+            return str(d.get("reason") or "the drill ends")
         case Kind.GAMEDAY_SCHEDULED:
             return f"by schedule {d['schedule']} (due {str(d.get('due_at'))[:19]})"
         case Kind.GAMEDAY_FROZEN:

@@ -147,7 +147,8 @@ def stop_for_freeze(incident: Incident, frozen: dict[str, Any]) -> None:
 def run_gameday(sc: Scenario, store: Store, *, say: Say,
                 on_event: Callable[[Event], None] | None = None,
                 root: Path | None = None, alerting: str | None = None,
-                on_open: Callable[[int, Path], None] | None = None) -> GameResult:
+                on_open: Callable[[int, Path], None] | None = None,
+                kind: str = "gameday") -> GameResult:
     """``on_open(incident_id, run_dir)`` is called once both exist, before the target
     starts (a scheduled game day records them on its scheduled run)."""
     refuse_if_frozen(store)
@@ -160,7 +161,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     (run_dir / "experiment.json").write_text(json.dumps(experiment, indent=2))
     with interrupts.shielded():  # the incident is never left without its lease
         incident = Incident.open(store, sc.title, service=sc.service, scenario=sc.name,
-                                 run_dir=str(run_dir))
+                                 run_dir=str(run_dir), kind=kind)
         incident.listener = on_event
         (run_dir / "run.json").write_text(json.dumps(
             {"scenario": sc.name, "incident_id": incident.id,
@@ -186,6 +187,10 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
         ready = target.up()
         env = {**target.env, "GAMEDAY_DB": str(store.path.resolve())}
         os.environ.update(target.env)  # for the chaos activities running in this process
+        if "KUBECONFIG" in target.env:
+            from gameday.kube import use_kubeconfig
+
+            use_kubeconfig(target.env["KUBECONFIG"])
         incident.record(events.target_ready(target.name, **ready), "gameday")
         generator = target.sampler(run_dir / "samples.jsonl")
         generator.start()
@@ -299,9 +304,18 @@ def finish(incident: Incident, detector: Detector, response: Response, sc: Scena
         incident.record(events.recovery_missed(sc.timeouts.recover), "gameday")
         say(f"the SLIs did not recover within {sc.timeouts.recover:g}s after the rollbacks")
         return
+    if response.drilling:  # the incident commander resolves it, or the drill's time runs out
+        deadline = time.monotonic() + sc.timeouts.recover
+        while time.monotonic() < deadline and incident.state != "resolved" and not any(
+                e.kind == events.Kind.DRILL_ENDED for e in incident.events()):
+            time.sleep(0.2)
+        if incident.state == "resolved":
+            return
+        say("nobody resolved the drill's incident: resolving it")
     ic = incident.roles().get("incident_commander", "gameday")
     incident.resolve(ic, how="SLIs inside the objective for the recovery window")
-    response.post_updates(final=True)
+    if not response.drilling:
+        response.post_updates(final=True)
 
 
 

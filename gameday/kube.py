@@ -24,6 +24,21 @@ from gameday.store import utc_now
 from gameday.traffic import Sample, SampleLog
 
 
+def use_kubeconfig(path: str | None) -> str | None:
+    """Point the kubernetes client's default kubeconfig (what chaosk8s's activities
+    load) at ``path``. The client reads ``$KUBECONFIG`` once, when it is first imported,
+    and validating an experiment imports it before the target's cluster exists.
+    Returns the previous default."""
+    try:
+        from kubernetes.config import kube_config
+    except ImportError:
+        return None
+    previous: str = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    if path:
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = path
+    return previous
+
+
 class KubeSampler(SampleLog):
     def __init__(self, kubeconfig: Path, namespace: str, deployment: str, *,
                  interval_s: float = 0.1, samples_path: Path | None = None):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday import events, runs, settings
+from gameday.errors import GamedayError
 from gameday.incident import TERMINAL_STATES, Incident
 from gameday.lease import LEASE_TTL_S, alive, process_start, stop_leftovers
 from gameday.store import Store
@@ -69,20 +70,31 @@ def _rollbacks(run_dir: Path, undo: dict[str, Any], incident: Incident) -> None:
             incident.record(events.fault_rolled_back(rb.get("name"), "target gone",
                                                      rb.get("provider"), 0.0), ACTOR)
         return
+    from gameday.kube import use_kubeconfig
+
+    env = undo.get("env") or {}
+    failed = []
     configuration = load_configuration(experiment.get("configuration") or {})
     secrets = load_secrets(experiment.get("secrets") or {}, configuration)
-    with _environment(undo.get("env") or {}), \
-            settings.overridden(sandbox_dir=run_dir / "sandbox"):
-        for rb in experiment.get("rollbacks") or []:
-            began = time.monotonic()
-            try:
-                run = execute_activity(experiment, rb, configuration, secrets, dry=None)
-                status = str(run.get("status")) if run else "failed"
-            except Exception as exc:  # a rollback that cannot run is recorded, not fatal
-                status = f"failed: {str(exc)[:200]}"
-            incident.record(events.fault_rolled_back(
-                rb.get("name"), status, rb.get("provider"),
-                round(time.monotonic() - began, 3)), ACTOR)
+    previous = use_kubeconfig(env.get("KUBECONFIG"))
+    try:
+        with _environment(env), settings.overridden(sandbox_dir=run_dir / "sandbox"):
+            for rb in experiment.get("rollbacks") or []:
+                began = time.monotonic()
+                try:
+                    run = execute_activity(experiment, rb, configuration, secrets, dry=None)
+                    status = str(run.get("status")) if run else "failed"
+                except Exception as exc:  # a rollback that cannot run is recorded
+                    status = f"failed: {str(exc)[:200]}"
+                incident.record(events.fault_rolled_back(
+                    rb.get("name"), status, rb.get("provider"),
+                    round(time.monotonic() - began, 3)), ACTOR)
+                if status != "succeeded":
+                    failed.append(f"{rb.get('name')}: {status}")
+    finally:
+        use_kubeconfig(previous)
+    if failed:
+        raise GamedayError(f"rollbacks that did not succeed: {'; '.join(failed)}")
 
 
 def _stop_target(run_dir: Path, target: str) -> None:
@@ -118,7 +130,8 @@ def recover_one(store: Store, lease: dict[str, Any]) -> dict[str, Any] | None:
             errors.append(f"rollbacks: {exc}")
     stopped = stop_leftovers(str(run_dir))
     try:
-        _stop_target(run_dir, target)
+        with _environment(undo.get("env") or {}):  # the cluster it created, by its name
+            _stop_target(run_dir, target)
     except Exception as exc:
         errors.append(f"stopping the target: {exc}")
     if incident.state not in TERMINAL_STATES:

@@ -23,7 +23,13 @@ from gameday.detection import Detector
 from gameday.errors import GamedayError
 from gameday.events import Kind
 from gameday.incident import Incident
-from gameday.policy import measured_severity, needs_dedicated_ic, staffing, worse
+from gameday.policy import (
+    measured_severity,
+    needs_dedicated_ic,
+    severity_from_labels,
+    staffing,
+    worse,
+)
 from gameday.routing import Route, route
 from gameday.scenario import Scenario
 
@@ -74,18 +80,46 @@ class Response:
             return
         sli = self.det.current()
         assert sli is not None
-        severity = measured_severity(sli, sc.slo)
+        measured = measured_severity(sli, sc.slo)
+        # In a drill the alert's own severity stands until the incident commander judges
+        # the impact; the measured one is on the record for the debrief.
+        severity = severity_from_labels(self.alert[1]) if self.drilling else measured
         self.inc.declare(severity, "gameday", alert=self.alert[0], measured=sli.as_dict(),
-                         measured_severity=severity,
+                         measured_severity=measured,
                          model=sc.team.model, mode=sc.response.mode)
         self.staff(severity)
+        if self.drilling:
+            self.say(self.drill_instructions())
+            self.drill_hold()
+            return
         self.post_updates()
         if sc.response.mode == "auto":
             self.contain()
-        elif sc.response.mode == "drill":
-            self.say(self.drill_instructions())
         if not wait(self.det.mitigated, sc.timeouts.mitigate, tick=self.tick):
             self.escalate()
+
+    @property
+    def drilling(self) -> bool:
+        return self.sc.response.mode == "drill"
+
+    def drill_hold(self) -> None:
+        """People respond; injects fire on the drill clock or on events; the time box
+        counts drill time (a pause stops it); the game master may end it."""
+        from gameday.drill import Clock, DrillSpec
+        from gameday.drillmaster import fire_due_injects
+
+        spec = self.sc.drill or DrillSpec()
+        while not wait(self.det.mitigated, 0.2):
+            timeline = self.inc.events()
+            if any(e.kind == Kind.DRILL_ENDED for e in timeline):
+                self.say("the game master ended the drill")
+                return
+            for name in fire_due_injects(self.inc, spec):
+                self.say(f"inject: {name}")
+            elapsed = Clock.of(timeline).at(time.monotonic_ns()) or 0.0
+            if elapsed > self.sc.timeouts.mitigate:
+                self.escalate()
+                return
 
     def tick(self) -> None:
         self.watch_severity()
@@ -175,19 +209,13 @@ class Response:
             self.inc.record(events.comms_posted(audience, text, final), author)
 
     def facts(self, severity: str, every: float | None) -> dict[str, Any]:
-        row = self.inc.row
         sli = self.det.current()
         first = next((e for e in self.inc.events() if e.kind == Kind.IMPACT_STARTED), None)
         started_ago = (time.monotonic_ns() - first.at_monotonic_ns) / 1e9 if first else 0.0
-        return {"id": self.inc.id, "title": row["title"], "severity": severity,
-                "state": row["state"], "service": self.sc.service,
-                "impact": comms.describe_impact(sli.as_dict() if sli else None),
-                "roles": self.inc.roles(),
-                "runbook": self.runbook_status[0] if self.runbook_status else None,
-                "runbook_status": self.runbook_status[1] if self.runbook_status else None,
-                "next_update": comms.human_duration(every or 1800),
-                "started_ago": comms.human_duration(started_ago),
-                "customer_summary": self.sc.customer_facing}
+        return comms.facts(self.inc.row | {"severity": severity}, roles=self.inc.roles(),
+                           sli=sli.as_dict() if sli else None, runbook=self.runbook_status,
+                           every=every, started_ago=started_ago,
+                           customer_summary=self.sc.customer_facing, service=self.sc.service)
 
     # -- containment --------------------------------------------------------------------
     def linked(self) -> Route:
@@ -223,8 +251,12 @@ class Response:
 
     def drill_instructions(self) -> str:
         found = self.linked()
-        lines = [f"Drill: incident {self.inc.id} is {self.inc.severity}. Responders:",
-                 f"  gameday incident ack {self.inc.id} --as NAME"]
+        i = self.inc.id
+        lines = [f"Drill: incident {i} is {self.inc.severity}. Responders:",
+                 f"  gameday incident ack {i} --as NAME",
+                 f"  gameday incident severity {i} SEV-n --as IC --reason TEXT",
+                 f"  gameday incident comms {i} --audience internal --as COMMS_LEAD",
+                 f"  gameday incident resolve {i} --as IC"]
         if found.runbook:
             args = " ".join(f"-e {k}={v}" for k, v in found.raw.items())
             lines.append(f"  gameday runbook run {found.runbook.name} {args} "

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from gameday import charts
 from gameday.events import Kind, describe_event, in_time_order
 from gameday.policy import due_days
 from gameday.render import templates
@@ -123,10 +124,10 @@ def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
     if path.exists():
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r.get("total")]
-    w, h, left, right, top, bottom = 860, 320, 56, 56, 20, 40
+    f = charts.Frame(860, 320, left=56, right=56, top=20, bottom=40)
+    w, h, left, right, top, bottom = f.width, f.height, f.left, f.right, f.top, f.bottom
     if not rows:
-        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="60">'
-                '<text x="10" y="30">no SLI samples recorded</text></svg>')
+        return charts.empty(w, "no SLI samples recorded")
     t0 = rows[0]["at_ns"]
     t_end = max([rows[-1]["at_ns"], *(e["at_monotonic_ns"] for e in events
                                       if e["kind"] in {k for k, _, _ in MARKERS})])
@@ -142,26 +143,23 @@ def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
     def y_ms(v: float) -> float:
         return top + (1 - v / max_p99) * (h - top - bottom)
 
-    ratio = " ".join(f"{x(r['at_ns']):.1f},{y_ratio(r['success_ratio']):.1f}" for r in rows)
-    p99 = " ".join(f"{x(r['at_ns']):.1f},{y_ms(r['p99_ms']):.1f}" for r in rows)
+    objective = float(y_ratio(slo_ratio))
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-        f'viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">',
-        f'<rect x="{left}" y="{top}" width="{w - left - right}" height="{h - top - bottom}" '
-        'fill="#fafafa" stroke="#ccc"/>',
-        f'<line x1="{left}" x2="{w - right}" y1="{y_ratio(slo_ratio):.1f}" '
-        f'y2="{y_ratio(slo_ratio):.1f}" stroke="#2ca02c" stroke-dasharray="4 3"/>',
-        f'<polyline points="{ratio}" fill="none" stroke="#1f77b4" stroke-width="2"/>',
-        f'<polyline points="{p99}" fill="none" stroke="#ff7f0e" stroke-width="1.5" '
-        'stroke-dasharray="2 2"/>',
-        f'<text x="{left}" y="{h - 8}">0 s</text>',
-        f'<text x="{w - right - 30}" y="{h - 8}">{span_s:.0f} s</text>',
-        f'<text x="4" y="{top + 10}" fill="#1f77b4">100%</text>',
-        f'<text x="4" y="{h - bottom}" fill="#1f77b4">0%</text>',
-        f'<text x="{w - right + 4}" y="{top + 10}" fill="#ff7f0e">{max_p99:.0f}ms</text>',
-        f'<text x="{left + 4}" y="{top + 12}" fill="#1f77b4">success ratio</text>',
-        f'<text x="{left + 90}" y="{top + 12}" fill="#ff7f0e">p99 latency</text>',
-        f'<text x="{left + 170}" y="{top + 12}" fill="#2ca02c">objective</text>',
+        charts.svg_open(w, h),
+        f.box(),
+        charts.line(left, w - right, objective, objective, "#2ca02c", dash="4 3"),
+        charts.polyline([(x(r["at_ns"]), y_ratio(r["success_ratio"])) for r in rows],
+                        "#1f77b4", width=2),
+        charts.polyline([(x(r["at_ns"]), y_ms(r["p99_ms"])) for r in rows], "#ff7f0e",
+                        width=1.5, dash="2 2"),
+        charts.text(left, h - 8, "0 s"),
+        charts.text(w - right - 30, h - 8, f"{span_s:.0f} s"),
+        charts.text(4, top + 10, "100%", fill="#1f77b4"),
+        charts.text(4, h - bottom, "0%", fill="#1f77b4"),
+        charts.text(w - right + 4, top + 10, f"{max_p99:.0f}ms", fill="#ff7f0e"),
+        charts.text(left + 4, top + 12, "success ratio", fill="#1f77b4"),
+        charts.text(left + 90, top + 12, "p99 latency", fill="#ff7f0e"),
+        charts.text(left + 170, top + 12, "objective", fill="#2ca02c"),
     ]
     lane = 0
     for kind, label, color in MARKERS:
@@ -170,10 +168,8 @@ def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
             continue
         xe = x(e["at_monotonic_ns"])
         lane += 1
-        parts.append(f'<line x1="{xe:.1f}" x2="{xe:.1f}" y1="{top}" y2="{h - bottom}" '
-                     f'stroke="{color}" stroke-width="1.5"/>')
-        parts.append(f'<text x="{xe + 3:.1f}" y="{top + 14 + 13 * lane}" fill="{color}">'
-                     f'{label}</text>')
+        parts.append(charts.line(xe, xe, top, h - bottom, color, width=1.5))
+        parts.append(charts.text(xe + 3, top + 14 + 13 * lane, label, fill=color))
     parts.append("</svg>")
     return "\n".join(parts)
 

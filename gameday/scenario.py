@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticError
 
+from gameday.drill import DrillSpec
 from gameday.errors import ValidationError
 from gameday.policy import DEFAULT_TARGETS, MODELS, SEVERITIES, TARGET_KEYS
 from gameday.spec import (
@@ -126,6 +127,7 @@ class Scenario:
     timeouts: Timeouts
     targets: dict[str, dict[str, float]] = field(default_factory=dict)
     customer_facing: str = ""  # what customers call the service, in customer updates
+    drill: DrillSpec | None = None  # injects and hints, for training drills
 
     def target_for(self, severity: str) -> dict[str, float]:
         return self.targets.get(severity, {})
@@ -243,6 +245,9 @@ class ScenarioSpec(Spec):
     evaluation_interval: Annotated[float, Seconds(0.01, 0.25, inclusive=True)] = Field(
         default=0.25, description="How often the detector evaluates, 10ms to 250ms.")
     timeouts: TimeoutsSpec = Field(default_factory=TimeoutsSpec)
+    drill: DrillSpec | None = Field(default=None, description=(
+        "Injects and hints for a training drill (gameday drill start): what happens to "
+        "the responders, what is expected of them, and the help they can ask for."))
     targets: dict[Severity, dict[TargetKey, Target]] = Field(default={}, description=(
         "Response targets per severity, overriding the defaults key by key: "
         + "; ".join(f"{sev} " + ", ".join(f"{k} {human_span(v)}" for k, v in keys.items())
@@ -318,4 +323,5 @@ def _freeze(path: Path, spec: ScenarioSpec, experiment: Path) -> Scenario:
         evaluation_interval_s=spec.evaluation_interval,
         timeouts=Timeouts(steady=to.steady, detect=to.detect, mitigate=to.mitigate,
                           recover=to.recover),
-        targets=targets, customer_facing=spec.customer_facing or spec.service)
+        targets=targets, customer_facing=spec.customer_facing or spec.service,
+        drill=spec.drill)

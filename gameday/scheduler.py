@@ -43,7 +43,7 @@ def target_key(scenario: Any) -> str:
     """What two game days must not share at once: a cluster, or a sandbox service."""
     if scenario.target == "sandbox":
         return f"sandbox/{scenario.service}"
-    return f"{scenario.target}/{scenario.workload.namespace if scenario.workload else ''}"
+    return f"{scenario.target}/{scenario.workload.get('namespace', '')}"
 
 
 def guardrail(store: Store, schedule: Schedule, scenario: Any, *, now: datetime,

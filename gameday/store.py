@@ -126,6 +126,17 @@ CREATE TABLE IF NOT EXISTS schedule_runs (
     summary_json TEXT,
     UNIQUE (schedule, due_at)
 );
+CREATE TABLE IF NOT EXISTS drills (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scenario TEXT NOT NULL,
+    game_master TEXT NOT NULL,
+    difficulty TEXT NOT NULL,
+    oncall TEXT,
+    state TEXT NOT NULL,
+    incident_id INTEGER REFERENCES incidents(id),
+    run_dir TEXT,
+    created_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS freeze (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     frozen INTEGER NOT NULL,
@@ -145,8 +156,18 @@ BEGIN SELECT RAISE(ABORT, 'timelines are append-only'); END;
 
 
 # Columns added after a table first shipped: a store made before gets them on open.
-ADDED_COLUMNS = {"runbook_runs": {"owner": "TEXT"}}
+ADDED_COLUMNS = {"runbook_runs": {"owner": "TEXT"},
+                 # gameday (a scenario's game day), incident (from an alert) or drill
+                 "incidents": {"kind": "TEXT",
+                               # the report's per-incident facts (incident_facts), kept
+                               # in step lazily
+                               "facts": "TEXT", "facts_upto": "INTEGER"}}
 INDEXES = """
+CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, incident_id, at_monotonic_ns);
+CREATE INDEX IF NOT EXISTS incidents_created ON incidents (created_at);
+CREATE INDEX IF NOT EXISTS incidents_facts_upto ON incidents (facts_upto);
+CREATE INDEX IF NOT EXISTS action_items_by_incident
+    ON action_items (incident_id, status, owner, due, created_at);
 CREATE INDEX IF NOT EXISTS alert_instances_group ON alert_instances (group_key, incident_id);
 CREATE INDEX IF NOT EXISTS schedule_runs_by_schedule ON schedule_runs (schedule, id);
 CREATE INDEX IF NOT EXISTS runbook_runs_same ON runbook_runs (runbook, params_json, status);
@@ -268,6 +289,10 @@ class Store:
         finally:
             self._local.depth = 0
 
+    def reader(self) -> sqlite3.Connection:
+        """This thread's connection, for read-only aggregates a module owns (insights)."""
+        return self._db
+
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """Many writes committed at once (one fsync); nested, a savepoint that rolls
         back alone. The intake commits a batch of notifications this way, each in its
@@ -276,13 +301,17 @@ class Store:
 
     # -- incidents -------------------------------------------------------------------
     def create_incident(self, title: str, *, service: str | None = None,
-                        scenario: str | None = None, run_dir: str | None = None) -> int:
+                        scenario: str | None = None, run_dir: str | None = None,
+                        kind: str | None = None) -> int:
+        """``kind``: ``gameday`` when a scenario is given, else ``incident`` (a real one,
+        from an alert), unless said (``drill``). Metrics never mix them."""
         now = utc_now()
+        kind = kind or ("gameday" if scenario else "incident")
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO incidents (title, service, scenario, run_dir, state, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-                (title, service, scenario, run_dir, now, now))
+                " updated_at, kind) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                (title, service, scenario, run_dir, now, now, kind))
             return _inserted_id(cur)
 
     def incident(self, incident_id: int) -> dict[str, Any]:
@@ -556,6 +585,29 @@ class Store:
         rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])
         return [_schedule_run(r) for r in rows]
 
+    def create_drill(self, scenario: str, *, game_master: str, difficulty: str,
+                     oncall: str | None) -> int:
+        with self._tx() as db:
+            return _inserted_id(db.execute(
+                "INSERT INTO drills (scenario, game_master, difficulty, oncall, state,"
+                " created_at) VALUES (?, ?, ?, ?, 'starting', ?)",
+                (scenario, game_master, difficulty, oncall, utc_now())))
+
+    def drill(self, drill_id: int) -> dict[str, Any]:
+        row = self._db.execute("SELECT * FROM drills WHERE id = ?", (drill_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no drill {drill_id}")
+        return dict(row)
+
+    def drills(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute("SELECT * FROM drills ORDER BY id DESC")]
+
+    def update_drill(self, drill_id: int, **fields: Any) -> None:
+        assert set(fields) <= {"state", "incident_id", "run_dir"}, fields
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE drills SET {sets} WHERE id = ?", (*fields.values(), drill_id))
+
     def set_freeze(self, frozen: bool, reason: str | None, who: str) -> None:
         with self._tx() as db:
             db.execute("INSERT INTO freeze (id, frozen, reason, who, at) VALUES (1, ?, ?, ?, ?)"
@@ -572,7 +624,8 @@ class Store:
         """Real incidents (opened by an alert, not by a game day) still open for
         ``service``."""
         return [dict(r) for r in self._db.execute(
-            "SELECT * FROM incidents WHERE scenario IS NULL AND service = ? AND state IN"
+            "SELECT * FROM incidents WHERE COALESCE(kind, 'incident') = 'incident' AND"
+            " scenario IS NULL AND service = ? AND state IN"
             " ('pending', 'declared', 'acknowledged', 'mitigated') ORDER BY id", (service,))]
 
     def audit(self, who: str, action: str, data: dict[str, Any]) -> None:

@@ -90,12 +90,14 @@ class KubeTarget:
 
     @property
     def env(self) -> dict[str, str]:
-        from gameday.cluster import k8s_bin
+        """Known before the cluster exists: the lease records it before ``up()``, and a
+        later ``gameday recover`` rolls back and deletes with it (which cluster, where
+        its kubeconfig is), whatever the shell it runs in says."""
+        from gameday.cluster import cluster_name, existing, k8s_bin
 
-        env = {"PATH": f"{k8s_bin()}{os.pathsep}{os.environ.get('PATH', '')}"}
-        if self.cluster:
-            env["KUBECONFIG"] = str(self.cluster.kubeconfig)
-        return env
+        cluster = self.cluster or existing(self.sc.target)
+        return {"PATH": f"{k8s_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
+                "KUBECONFIG": str(cluster.kubeconfig), "GAMEDAY_CLUSTER": cluster_name()}
 
     def up(self) -> dict[str, Any]:
         from gameday import cluster

@@ -119,8 +119,6 @@ def test_kwok_cluster_is_a_real_control_plane(monkeypatch, tmp_path):
         k8s.down("kwok")
 
 
-@pytest.mark.slow
-@needs_build
 def run_scenario(tmp_path: Path, scenario: str) -> dict:
     import json
     import os
@@ -137,6 +135,8 @@ def run_scenario(tmp_path: Path, scenario: str) -> dict:
     return result
 
 
+@pytest.mark.slow
+@needs_build
 @pytest.mark.parametrize("scenario,runbook,event", [
     ("kwok-frontend-scaled-to-zero", "k8s-scale-deployment", "ScalingReplicaSet"),
     ("kwok-nodes-cordoned", "k8s-uncordon-nodes", "FailedScheduling"),

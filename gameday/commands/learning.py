@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from gameday.commands import State, emit, pass_state
+from gameday.commands.report import Since
 
 RUN = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -49,18 +51,36 @@ def actions() -> None:
 @actions.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include done items.")
 @click.option("--incident", "incident_id", type=int)
+@click.option("--owner", help="Only this owner's items.")
+@click.option("--overdue", is_flag=True, help="Only open items past their due date.")
+@click.option("--since", type=Since(), metavar="AGE|DATE",
+              help="Only items opened since: 30d, 2w, or a date.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
-def list_(state: State, show_all: bool, incident_id: int | None, as_json: bool) -> None:
-    """List open action items (owner, due date)."""
-    rows = state.store.actions(incident_id=incident_id, status=None if show_all else "open")
+def list_(state: State, show_all: bool, incident_id: int | None, owner: str | None,
+          overdue: bool, since: datetime | None, limit: int | None, as_json: bool) -> None:
+    """List open action items (owner, due date); overdue ones are marked, and with
+    --overdue come oldest due first."""
+    today = datetime.now(UTC).date().isoformat()
+    rows = state.store.actions(incident_id=incident_id,
+                               status=None if show_all and not overdue else "open")
+    if owner:
+        rows = [a for a in rows if a["owner"] == owner]
+    if since:
+        rows = [a for a in rows if a["created_at"] >= since.astimezone(UTC).isoformat()]
+    if overdue:
+        rows = sorted((a for a in rows if a["due"] < today), key=lambda a: (a["due"], a["id"]))
+    rows = rows[:limit] if limit else rows
     if as_json:
-        return emit(rows)
+        return emit([{**a, "overdue": a["status"] == "open" and a["due"] < today}
+                     for a in rows])
     if not rows:
-        click.echo("no action items")
+        click.echo("no overdue action items" if overdue else "no action items")
     for a in rows:
-        click.echo(f"{a['id']:>4}  #{a['incident_id']:<4} {a['status']:5} due {a['due']}  "
-                   f"{a['owner']:8} {a['title']}")
+        late = "OVERDUE" if a["status"] == "open" and a["due"] < today else ""
+        click.echo(f"{a['id']:>4}  #{a['incident_id']:<4} {a['status']:5} due {a['due']} "
+                   f"{late:7} {a['owner']:8} {a['title']}")
 
 
 @actions.command()

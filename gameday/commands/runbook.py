@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gameday.commands import State, emit, pass_state
+from gameday.commands import State, emit, pass_state, person
 
 
 @click.group()
@@ -74,7 +74,8 @@ def parse_extra(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--check", is_flag=True, help="Ansible check mode: show, change nothing.")
 @click.option("--incident", "incident_id", type=int,
               help="Record the run on this incident's timeline (drills).")
-@click.option("--as", "actor", default=None, help="Who runs it [default: $USER].")
+@click.option("--as", "actor", default=None, callback=person,
+              help="Who runs it [default: $USER].")
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where ansible-runner's artifacts go.")
 @pass_state

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from gameday.commands import State, emit, pass_state
+from gameday.commands import State, emit, pass_state, person
 
 
 @click.group()
@@ -192,6 +192,7 @@ def export(state: State, name: str, kubernetes: bool, image: str, namespace: str
 @click.argument("switch", required=False, type=click.Choice(["on", "off"]))
 @click.option("--reason", help="Why: shown to whoever is blocked, and recorded.")
 @click.option("--who", envvar="USER", default="someone", show_default=False,
+              callback=person,
               help="Who pulls the lever [default: $USER].")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state

@@ -1,9 +1,10 @@
 """The ASGI app behind ``gameday serve`` (Starlette): ``create_app(...)``.
 
 API (bearer token or, for webhooks, an HMAC signature; ``api``):
-``POST /api/v1/alerts``, ``GET /api/v1/incidents/ID``, ``GET /api/v1/runs/ID``.
+``POST /api/v1/alerts``, ``GET /api/v1/incidents/ID``, ``GET /api/v1/runs/ID``,
+``GET /metrics`` (Prometheus text).
 Pages (session cookie after ``/login``; ``signin``, ``incidents``, ``runbooks``):
-``/incidents``, ``/incidents/ID``, ``/incidents/ID/review``, ``/schedules``,
+``/incidents``, ``/incidents/ID``, ``/incidents/ID/review``, ``/schedules``, ``/insights``,
 ``/runbooks/NAME?...``
 with Run and check-mode buttons, ``/runs/ID`` with its output, live from
 ``/runs/ID/events`` (server-sent events).
@@ -26,7 +27,7 @@ from starlette.routing import Route
 from gameday.auth import Auth
 from gameday.intake import COALESCE_WINDOW_S
 from gameday.store import Store
-from gameday.web import api, incidents, runbooks, schedules, signin
+from gameday.web import api, incidents, insights, runbooks, schedules, signin
 from gameday.web.dispatch import Dispatcher
 from gameday.web.exceptions import HANDLERS
 
@@ -43,6 +44,8 @@ ROUTES = [
     Route("/incidents/{id:int}", incidents.incident_page),
     Route("/incidents/{id:int}/review", incidents.review),
     Route("/schedules", schedules.schedule_list),
+    Route("/insights", insights.insights_page),
+    Route("/metrics", insights.metrics),
     Route("/runbooks/{name}", runbooks.runbook_page),
     Route("/runbooks/{name}/run", runbooks.run_runbook, methods=["POST"]),
     Route("/runs/{id:int}", runbooks.run_page),

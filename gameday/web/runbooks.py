@@ -2,11 +2,13 @@
 
 ``/runbooks/NAME?param=value&incident=ID`` shows the commands and the parameters an
 alert filled in, with Run and check-mode buttons (CSRF-protected, destructive ones
-need a tick). ``/runs/ID`` shows a run's output as the terminal prints it: each
-event's sentence, then the task's stdout (``|``) and stderr (``!``), then how it
-finished. A run going on in this process streams live from ``/runs/ID/events``
-(server-sent events); any other run (a game day's, or one from before a restart) is
-replayed from the events recorded on its incident.
+need a tick), and whether a game day has verified the runbook lately
+(``insights.runbook_freshness``: "verified by game day N, D days ago", or a warning).
+``/runs/ID`` shows a run's output as the terminal prints it: each event's sentence,
+then the task's stdout (``|``) and stderr (``!``), then how it finished. A run going
+on in this process streams live from ``/runs/ID/events`` (server-sent events); any
+other run (a game day's, or one from before a restart) is replayed from the events
+recorded on its incident.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from gameday.auth import SESSION_COOKIE, Forbidden
 from gameday.errors import NotFound, ValidationError
+from gameday.insights import runbook_freshness
 from gameday.runbook import find, validate_params
 from gameday.store import Store
 from gameday.web.context import caller, page, read_form, shared
@@ -50,8 +53,10 @@ async def runbook_page(request: Request) -> Response:
         except NotFound:
             error = f"no incident {incident_id}"
     cookie = request.cookies.get(SESSION_COOKIE, "")
+    fresh = await asyncio.to_thread(
+        lambda: runbook_freshness(state.store, rb.name))
     return page("runbook.html", who=who, rb=rb, commands=rb.commands(), raw=raw,
-                params=params, error=error, inc=inc,
+                params=params, error=error, inc=inc, fresh=fresh,
                 csrf=state.auth.csrf_token(cookie) if cookie else "")
 
 

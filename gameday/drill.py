@@ -1,0 +1,417 @@
+"""Responder training drills: the drill clock, injects, hints, and a scorecard for
+every person by the roles they held.
+
+A drill is a game day with ``response.mode: drill`` and people in the loop: the real
+fault runs against the real target while they acknowledge pages, set the severity,
+run the runbook and post updates, and a game master can pause the clock, fire
+injects, give hints and end it. Everything is on the incident's timeline
+(``drill.*`` events), so the debrief is computed from what happened, like a score.
+
+The scenario's ``drill`` block declares injects (at a moment on the drill clock, or
+when an event happens, each optionally with an expectation that is scored) and hints
+per stage (taking one costs points)::
+
+    drill:
+      injects:
+        - name: exec-asks-eta
+          at: 45s
+          from: executive
+          message: The VP of sales asks when checkout will be back.
+          expect: {event: comms.posted, audience: executive, within: 2m}
+        - name: support-tickets
+          when: runbook.started
+          from: support
+          message: Support has 40 tickets about failed payments.
+      hints:
+        - {stage: triage, text: "Whose replicas are down? gameday sandbox status", cost: 5}
+
+The clock stops while the drill is paused: injects wait, and every time the scorecards
+measure leaves the paused spans out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field, model_validator
+
+from gameday.events import Kind, in_time_order
+from gameday.policy import AUDIENCES, ROLES, audiences_for, rank, worst
+from gameday.spec import Line, Name, OneOf, Seconds, Spec
+
+if TYPE_CHECKING:
+    from gameday.scenario import Scenario
+
+STAGES = ("triage", "diagnose", "mitigate", "communicate", "resolve")
+SENDERS = ("executive", "support", "customer", "sales", "security", "vendor", "monitoring")
+EXPECTABLE = (Kind.COMMS_POSTED, Kind.SEVERITY_CHANGED, Kind.INCIDENT_ESCALATED,
+              Kind.RUNBOOK_STARTED, Kind.NOTE_ADDED, Kind.ROLE_ASSIGNED,
+              Kind.INCIDENT_ACKNOWLEDGED, Kind.INCIDENT_RESOLVED)
+TRIGGERS = (Kind.INCIDENT_DECLARED, Kind.INCIDENT_ACKNOWLEDGED, Kind.SEVERITY_CHANGED,
+            Kind.RUNBOOK_STARTED, Kind.RUNBOOK_FINISHED, Kind.COMMS_POSTED,
+            Kind.INCIDENT_ESCALATED, Kind.MITIGATED, Kind.ROLE_ASSIGNED, Kind.DRILL_HINT)
+MAX_HINT_COST = 50
+
+
+# -- the drill block of a scenario ---------------------------------------------------------
+class ExpectSpec(Spec):
+    """What the inject asks of the responders, scored in the debrief."""
+
+    event: Annotated[str, OneOf(tuple(str(k) for k in EXPECTABLE))] = Field(
+        description="The event that answers it.")
+    within: Annotated[float, Seconds(high=3600)] = Field(
+        description="How long after the inject it must happen (drill clock).")
+    audience: Annotated[str, OneOf(AUDIENCES)] | None = Field(
+        default=None, description="For comms.posted: the audience the update is for.")
+    role: Annotated[str, OneOf(ROLES)] | None = Field(
+        default=None, description="Who is expected to answer [default: whoever does].")
+    points: int = Field(default=10, ge=1, le=50, description="What missing it costs.")
+
+
+class InjectSpec(Spec):
+    """Something that happens to the responders during the drill."""
+
+    name: Name = Field(description="Its name on the timeline.")
+    at: Annotated[float, Seconds(high=86_400, inclusive=True)] | None = Field(
+        default=None, description="When, on the drill clock (from the fault).")
+    when: Annotated[str, OneOf(tuple(str(k) for k in TRIGGERS))] | None = Field(
+        default=None, description="Or: when this event first happens.")
+    sender: Annotated[str, OneOf(SENDERS)] = Field(
+        alias="from", description="Who it comes from, as people would see it.")
+    message: Line = Field(description="What they say.")
+    expect: ExpectSpec | None = Field(default=None, description="What answers it, scored.")
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> InjectSpec:
+        if (self.at is None) == (self.when is None):
+            raise ValueError("give exactly one of at (a time) or when (an event)")
+        return self
+
+
+class HintSpec(Spec):
+    """Help a responder can ask for; taking it is recorded and costs points."""
+
+    stage: Annotated[str, OneOf(STAGES)] = Field(description="When it helps.")
+    text: Line = Field(description="The hint.")
+    cost: int = Field(default=5, ge=0, le=MAX_HINT_COST, description="Points it costs.")
+
+
+class DrillSpec(Spec):
+    """Injects and hints for a training drill (``response.mode: drill``)."""
+
+    injects: list[InjectSpec] = Field(default=[], max_length=50, description=(
+        "What happens to the responders, at a time or on an event."))
+    hints: list[HintSpec] = Field(default=[], max_length=50, description=(
+        "Help per stage, in order; taking one costs its points."))
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DrillSpec:
+        names = [i.name for i in self.injects]
+        if len(names) != len(set(names)):
+            raise ValueError("inject names must be unique")
+        return self
+
+
+# -- the drill clock ------------------------------------------------------------------------
+def _ns(event: Any) -> int:
+    return int(event["at_monotonic_ns"] if isinstance(event, Mapping) else event.at_monotonic_ns)
+
+
+def _kind(event: Any) -> str:
+    return str(event["kind"] if isinstance(event, Mapping) else event.kind)
+
+
+def _data(event: Any) -> Mapping[str, Any]:
+    return event["data"] if isinstance(event, Mapping) else event.data
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Drill time: seconds since the drill started (the fault), paused spans left out."""
+
+    started_ns: int | None
+    pauses: tuple[tuple[int, int | None], ...] = ()
+
+    @classmethod
+    def of(cls, timeline: Iterable[Any]) -> Clock:
+        started: int | None = None
+        open_at: int | None = None
+        pauses: list[tuple[int, int | None]] = []
+        for e in in_time_order(list(timeline)):
+            kind = _kind(e)
+            if kind == Kind.FAULT_INJECTED and started is None:
+                started = _ns(e)
+            elif kind == Kind.DRILL_PAUSED and open_at is None:
+                open_at = _ns(e)
+            elif kind == Kind.DRILL_RESUMED and open_at is not None:
+                pauses.append((open_at, _ns(e)))
+                open_at = None
+        if open_at is not None:
+            pauses.append((open_at, None))
+        return cls(started, tuple(pauses))
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pauses) and self.pauses[-1][1] is None
+
+    def at(self, ns: int) -> float | None:
+        """Drill seconds at monotonic ``ns`` (None before the drill started)."""
+        if self.started_ns is None or ns < self.started_ns:
+            return None
+        stopped = 0
+        for begin, end in self.pauses:
+            end = ns if end is None else min(end, ns)
+            if end > begin and begin >= self.started_ns:
+                stopped += end - max(begin, self.started_ns)
+        return round((ns - self.started_ns - stopped) / 1e9, 3)
+
+    def between(self, a: Any, b: Any) -> float | None:
+        """Drill seconds from event ``a`` to event ``b``."""
+        if a is None or b is None:
+            return None
+        start = self.at(max(_ns(a), self.started_ns or _ns(a)))
+        end = self.at(_ns(b))
+        return None if start is None or end is None else round(end - start, 3)
+
+
+def due_injects(spec: DrillSpec, timeline: Sequence[Any], now_ns: int) -> list[InjectSpec]:
+    """The injects that should fire now and have not: their time has come on the drill
+    clock, or their event happened. Nothing while the drill is paused."""
+    clock = Clock.of(timeline)
+    if clock.started_ns is None or clock.paused:
+        return []
+    fired = {_data(e).get("name") for e in timeline if _kind(e) == Kind.DRILL_INJECT}
+    elapsed = clock.at(now_ns) or 0.0
+    kinds = {_kind(e) for e in timeline if _ns(e) >= clock.started_ns}
+    return [i for i in spec.injects if i.name not in fired and
+            ((i.at is not None and elapsed >= i.at) or (i.when is not None and i.when in kinds))]
+
+
+# -- scorecards ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Deduction:
+    points: int
+    measure: str
+    why: str
+
+
+@dataclass
+class Card:
+    """One person's scorecard, by the roles they held."""
+
+    person: str
+    roles: list[str]
+    measures: dict[str, float | str | None] = field(default_factory=dict)
+    deductions: list[Deduction] = field(default_factory=list)
+
+    @property
+    def score(self) -> int:
+        return max(0, 100 - sum(d.points for d in self.deductions))
+
+    def deduct(self, points: int, measure: str, why: str) -> None:
+        self.deductions.append(Deduction(points, measure, why))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"person": self.person, "roles": self.roles, "score": self.score,
+                "measures": self.measures, "deductions": [asdict(d) for d in self.deductions]}
+
+
+def _late(card: Card, measure: str, value: float | None, target: float | None, points: int,
+          what: str) -> None:
+    card.measures[measure] = value
+    if target is None:
+        return
+    if value is None:
+        card.deduct(points, measure, f"never {what} (target {target:g} s)")
+    elif value > target:
+        card.deduct(min(points, max(1, round(points * (value - target) / target))), measure,
+                    f"{what} after {value:.1f} s, target {target:g} s")
+
+
+def _since(clock: Clock, start: Any, done: Any) -> float | None:
+    """Drill seconds from ``start`` to ``done``; 0 when it was done before it started."""
+    if start is not None and done is not None and _ns(done) <= _ns(start):
+        return 0.0
+    return clock.between(start, done)
+
+
+def scorecards(sc: Scenario, timeline: Sequence[Any]) -> list[Card]:
+    """A card for every person who held a role or was paged, from the timeline alone."""
+    ev = [e if isinstance(e, Mapping) else e.as_dict() for e in in_time_order(list(timeline))]
+    clock = Clock.of(ev)
+    people: dict[str, Card] = {}
+
+    def card(person: str) -> Card:
+        return people.setdefault(person, Card(person, []))
+
+    for e in ev:
+        d = e["data"]
+        if e["kind"] == Kind.ROLE_ASSIGNED and d["role"] not in card(d["person"]).roles:
+            card(d["person"]).roles.append(d["role"])
+        elif e["kind"] == Kind.PAGE_SENT:
+            card(d["person"])
+    declared = next((e for e in ev if e["kind"] == Kind.INCIDENT_DECLARED), None)
+    severity_events = [e for e in ev if e["kind"] in (Kind.INCIDENT_DECLARED,
+                                                       Kind.SEVERITY_CHANGED)]
+    measured = worst(e["data"].get("measured_severity") for e in severity_events)
+    targets = sc.target_for(measured or (declared["data"]["severity"] if declared else "SEV-3"))
+
+    for person, c in people.items():
+        pages = [e for e in ev if e["kind"] == Kind.PAGE_SENT and e["data"]["person"] == person]
+        acted = [e for e in ev if e["actor"] == person]
+        if pages:  # answering the page (someone already at their post answered at once)
+            answered = next((e for e in ev if e["actor"] == person and e["kind"] in (
+                Kind.INCIDENT_ACKNOWLEDGED, Kind.ROLE_ASSIGNED)), None)
+            _late(c, "time_to_answer_page", _since(clock, pages[0], answered),
+                  targets.get("ack"), 15, "answered the page")
+        if "incident_commander" in c.roles:
+            _score_ic(c, sc, ev, clock, acted, targets, measured)
+        if "comms_lead" in c.roles or (
+                "incident_commander" in c.roles and not any(
+                    "comms_lead" in other.roles for other in people.values())):
+            _score_comms(c, sc, ev, clock, acted, targets, measured)
+        if "responder" in c.roles or (pages and not c.roles):
+            _score_responder(c, sc, ev, clock, acted, targets)
+        hints = [e for e in acted if e["kind"] == Kind.DRILL_HINT]
+        for h in hints:
+            c.deduct(int(h["data"].get("cost") or 0), "hints",
+                     f"took the {h['data'].get('stage')} hint")
+    _score_injects(sc, ev, clock, people)
+    return sorted(people.values(), key=lambda c: (-len(c.roles), c.person))
+
+
+def _score_ic(c: Card, sc: Scenario, ev: list[dict[str, Any]], clock: Clock,
+              acted: list[dict[str, Any]], targets: Mapping[str, float],
+              measured: str | None) -> None:
+    declared = next((e for e in ev if e["kind"] == Kind.INCIDENT_DECLARED), None)
+    took = next((e for e in ev if e["kind"] == Kind.ROLE_ASSIGNED and e["data"]["role"] ==
+                 "incident_commander" and e["data"]["person"] == c.person), None)
+    _late(c, "time_to_take_command", _since(clock, declared, took), targets.get("engage_ic"),
+          15, "took command")
+    held = [e for e in ev if e["kind"] in (Kind.INCIDENT_DECLARED, Kind.SEVERITY_CHANGED)]
+    final = held[-1]["data"]["severity"] if held else None
+    c.measures["severity_set"] = final
+    c.measures["severity_measured"] = measured
+    if measured and final and rank(final) > rank(measured):
+        c.deduct(20, "severity", f"left the incident at {final} while the impact measured "
+                                 f"{measured}: downplayed")
+    elif measured and final and rank(final) < rank(measured):
+        c.deduct(5, "severity", f"set {final}, more than the measured {measured}")
+    mitigated = next((e for e in ev if e["kind"] == Kind.MITIGATED), None)
+    window = sc.timeouts.mitigate
+    escalated = next((e for e in ev if e["kind"] == Kind.INCIDENT_ESCALATED), None)
+    fault = next((e for e in ev if e["kind"] == Kind.FAULT_INJECTED), None)
+    to_mitigate = clock.between(fault, mitigated)
+    if (to_mitigate is None or to_mitigate > window) and (
+            escalated is None or escalated["actor"] != c.person):
+        c.deduct(10, "escalation", f"the {window:g} s time box ran out and the incident "
+                                   "commander did not escalate")
+    handovers = [e for e in ev if e["kind"] == Kind.ROLE_ASSIGNED and e["data"]["role"] ==
+                 "deputy" and e["data"].get("reason") == "handoff"]
+    c.measures["handovers"] = len(handovers)
+
+
+def _score_comms(c: Card, sc: Scenario, ev: list[dict[str, Any]], clock: Clock,
+                 acted: list[dict[str, Any]], targets: Mapping[str, float],
+                 measured: str | None) -> None:
+    declared = next((e for e in ev if e["kind"] == Kind.INCIDENT_DECLARED), None)
+    posts = [e for e in acted if e["kind"] == Kind.COMMS_POSTED]
+    for audience in audiences_for(measured or "SEV-3"):
+        first = next((e for e in posts if e["data"]["audience"] == audience), None)
+        _late(c, f"first_update_{audience}", clock.between(declared, first),
+              targets.get("first_comms"), 10, f"posted a first {audience} update")
+    every = targets.get("update_every")
+    end = next((e for e in ev if e["kind"] in (Kind.MITIGATED, Kind.INCIDENT_RESOLVED)), None)
+    internal = [e for e in posts if e["data"]["audience"] == "internal"]
+    if every and internal and end:
+        gaps = [clock.between(a, b) or 0.0 for a, b in zip(internal, [*internal[1:], end],
+                                                           strict=False)]
+        longest = max(gaps)
+        c.measures["longest_gap_between_updates"] = round(longest, 1)
+        if longest > every * 1.5:
+            c.deduct(10, "cadence", f"{longest:.0f} s between internal updates, cadence "
+                                    f"{every:g} s")
+    missing = [e["data"].get("missing") for e in posts if e["data"].get("missing")]
+    for fields in missing:
+        c.deduct(5, "required_fields", f"an update left out {', '.join(fields)}")
+
+
+def _score_responder(c: Card, sc: Scenario, ev: list[dict[str, Any]], clock: Clock,
+                     acted: list[dict[str, Any]], targets: Mapping[str, float]) -> None:
+    runs = [e for e in acted if e["kind"] == Kind.RUNBOOK_STARTED
+            and not e["data"].get("check")]
+    expected = _expected_runbook(sc, ev)
+    c.measures["first_runbook"] = runs[0]["data"]["runbook"] if runs else None
+    if runs and expected and runs[0]["data"]["runbook"] != expected:
+        c.deduct(15, "runbook", f"ran {runs[0]['data']['runbook']} first; the alert links to "
+                                f"{expected}")
+    fault = next((e for e in ev if e["kind"] == Kind.FAULT_INJECTED), None)
+    mitigated = next((e for e in ev if e["kind"] == Kind.MITIGATED), None)
+    _late(c, "time_to_mitigate", clock.between(fault, mitigated), targets.get("mitigate"),
+          15, "mitigated")
+
+
+def _expected_runbook(sc: Scenario, ev: list[dict[str, Any]]) -> str | None:
+    if sc.response.runbook:
+        return sc.response.runbook
+    fired = next((e for e in ev if e["kind"] == Kind.ALERT_FIRED), None)
+    if fired is None:
+        return None
+    from gameday.routing import route
+
+    found = route(fired["data"]["alertname"], fired["data"].get("labels") or {},
+                  fired["data"].get("annotations") or {})
+    return found.runbook.name if found.runbook else None
+
+
+def _score_injects(sc: Scenario, ev: list[dict[str, Any]], clock: Clock,
+                   people: dict[str, Card]) -> None:
+    spec = sc.drill
+    if spec is None:
+        return
+    for inject in (e for e in ev if e["kind"] == Kind.DRILL_INJECT):
+        declared = next((i for i in spec.injects if i.name == inject["data"]["name"]), None)
+        if declared is None or declared.expect is None:
+            continue
+        want = declared.expect
+        holders = [p for p, c in people.items() if want.role is None or want.role in c.roles]
+        answer = next((e for e in ev if e["kind"] == want.event and _ns(e) >= _ns(inject)
+                       and (want.audience is None or e["data"].get("audience") == want.audience)
+                       and (want.role is None or e["actor"] in holders)), None)
+        took = clock.between(inject, answer)
+        if took is not None and took <= want.within:
+            continue
+        blamed = [people[p] for p in holders] or list(people.values())[:1]
+        why = (f"inject {declared.name}: {want.event}"
+               f"{' for ' + want.audience if want.audience else ''} "
+               + (f"after {took:.0f} s" if took is not None else "never came")
+               + f" (within {want.within:g} s expected)")
+        for c in blamed:
+            c.deduct(want.points, f"inject:{declared.name}", why)
+
+
+def answered(spec: DrillSpec, timeline: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each inject fired so far, and whether (and how fast) it was answered."""
+    ev = [e if isinstance(e, Mapping) else e.as_dict() for e in in_time_order(list(timeline))]
+    clock = Clock.of(ev)
+    out = []
+    for inject in (e for e in ev if e["kind"] == Kind.DRILL_INJECT):
+        declared = next((i for i in spec.injects if i.name == inject["data"]["name"]), None)
+        want = declared.expect if declared else None
+        answer = None
+        if want:
+            answer = next((e for e in ev if e["kind"] == want.event and _ns(e) >= _ns(inject)
+                           and (want.audience is None
+                                or e["data"].get("audience") == want.audience)), None)
+        took = clock.between(inject, answer)
+        out.append({"name": inject["data"]["name"], "from": inject["data"].get("sender"),
+                    "message": inject["data"].get("message"),
+                    "at_s": clock.at(_ns(inject)), "by": inject["actor"],
+                    "expected": (f"{want.event}"
+                                 f"{' for ' + want.audience if want.audience else ''}"
+                                 f" within {want.within:g} s") if want else None,
+                    "answered_after_s": took,
+                    "met": None if want is None else (took is not None and took <= want.within)})
+    return out

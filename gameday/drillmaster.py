@@ -1,0 +1,234 @@
+"""Running a drill: starting one (its game day in its own process, like a scheduled
+one), the Wheel of Misfortune, and the moves the game master and the players make.
+The CLI (``gameday drill``) and the console in ``gameday serve`` both call these.
+
+Every move is an event on the drill's incident (``drill.*``, ``role.assigned``, ...),
+read by the game-day process (injects, pause, end) and by the debrief (``drill``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from gameday import events
+from gameday.drill import Clock, DrillSpec, answered, due_injects, scorecards
+from gameday.errors import GamedayError, NotFound, ValidationError
+from gameday.events import Kind
+from gameday.incident import TERMINAL_STATES, Incident
+from gameday.scenario import Scenario, load_scenario
+from gameday.settings import Settings
+from gameday.spec import PERSON
+from gameday.store import Store
+
+START_TIMEOUT_S = 120.0
+GAME_MASTER = "game-master"
+
+
+def spin(pool: Path, *, seed: int | None = None) -> tuple[Path, str]:
+    """The Wheel of Misfortune: a random scenario from ``pool`` (a directory of
+    scenarios, or one file) and a random on-call from its rotation."""
+    files = sorted(pool.glob("*.y*ml")) if pool.is_dir() else [pool]
+    wheel = random.Random(seed)
+    candidates: list[tuple[Path, Scenario]] = []
+    for path in files:
+        try:
+            sc = load_scenario(path)
+        except GamedayError:
+            continue  # `gameday validate` says why; the wheel only spins valid ones
+        if sc.target == "sandbox":  # a drill needs nothing but this machine
+            candidates.append((path, sc))
+    if not candidates:
+        raise ValidationError("no valid sandbox scenario to spin", file=str(pool),
+                              field="--wheel")
+    path, sc = wheel.choice(candidates)
+    return path, wheel.choice(list(sc.team.oncall))
+
+
+def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master: str,
+                difficulty: str = "normal", oncall: str | None = None,
+                base_url: str | None = None) -> dict[str, Any]:
+    """Start the drill's game day in its own process and wait for its incident."""
+    load_scenario(scenario)  # refuse what does not validate before anything starts
+    _person(game_master, "--game-master")
+    relative = _relative(settings, scenario)
+    drill_id = store.create_drill(relative, game_master=game_master, difficulty=difficulty,
+                                  oncall=oncall)
+    log = settings.runs_dir / f"drill-{drill_id:04d}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "gameday", "run", str(settings.resolve(relative)),
+            "--drill", str(drill_id)]
+    env = {**os.environ, "GAMEDAY_DB": str(store.path.resolve())}
+    with open(log, "ab") as out:
+        child = subprocess.Popen(argv, cwd=settings.root, env=env, stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        row = store.drill(drill_id)
+        if row["incident_id"]:
+            break
+        if child.poll() is not None or time.monotonic() > deadline:
+            if child.poll() is None:
+                child.terminate()
+            store.update_drill(drill_id, state="failed")
+            tail = log.read_text(errors="replace")[-1500:].strip()
+            raise GamedayError(f"the drill's game day did not start (exit {child.poll()}):\n"
+                               f"{tail}")
+        time.sleep(0.1)
+    url = (base_url or os.environ.get("GAMEDAY_URL") or "http://127.0.0.1:8080").rstrip("/")
+    return {"drill_id": drill_id, "incident_id": row["incident_id"], "scenario": relative,
+            "difficulty": difficulty, "oncall": oncall, "pid": child.pid,
+            "join_url": f"{url}/drills/{drill_id}", "log": str(log)}
+
+
+def _relative(settings: Settings, path: Path) -> str:
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(settings.root))
+    except ValueError:
+        return str(resolved)
+
+
+def _person(name: str, field: str = "--as") -> str:
+    if not PERSON.match(name or ""):
+        raise ValidationError(f"{name[:80]!r} is not a person's name (letters, digits, "
+                              "spaces, . ' @ -; at most 64)", field=field)
+    return name
+
+
+class Drill:
+    """A drill and its incident, for the moves people make in it."""
+
+    def __init__(self, store: Store, row: dict[str, Any], scenario: Scenario):
+        self.store, self.row, self.sc = store, row, scenario
+        self.id: int = row["id"]
+        if not row["incident_id"]:
+            raise GamedayError(f"drill {self.id} has not started ({row['state']})")
+        self.incident = Incident(store, row["incident_id"])
+
+    @classmethod
+    def load(cls, store: Store, settings: Settings, drill_id: int) -> Drill:
+        row = store.drill(drill_id)
+        return cls(store, row, load_scenario(settings.resolve(row["scenario"]),
+                                             check_experiment=False))
+
+    @property
+    def spec(self) -> DrillSpec:
+        return self.sc.drill or DrillSpec()
+
+    def timeline(self) -> list[Any]:
+        return self.incident.events()
+
+    def _open(self) -> None:
+        if self.incident.state in TERMINAL_STATES or self.ended:
+            raise GamedayError(f"drill {self.id} is over ({self.incident.state})")
+
+    @property
+    def ended(self) -> bool:
+        return any(e.kind == Kind.DRILL_ENDED for e in self.timeline())
+
+    @property
+    def clock(self) -> Clock:
+        return Clock.of(self.timeline())
+
+    # -- moves ----------------------------------------------------------------------------
+    def join(self, person: str, role: str) -> None:
+        self._open()
+        _person(person)
+        self.incident.record(events.drill_joined(person, role), person)
+        self.incident.assign(role, person, person, via="drill")
+
+    def pause(self, person: str) -> None:
+        self._open()
+        if self.clock.paused:
+            raise GamedayError(f"drill {self.id} is already paused")
+        self.incident.record(events.drill_paused(), _person(person))
+
+    def resume(self, person: str) -> None:
+        self._open()
+        if not self.clock.paused:
+            raise GamedayError(f"drill {self.id} is not paused")
+        self.incident.record(events.drill_resumed(), _person(person))
+
+    def inject(self, person: str, *, name: str | None = None, sender: str | None = None,
+               message: str | None = None) -> dict[str, Any]:
+        """The game master fires a declared inject now, or one made up on the spot."""
+        self._open()
+        _person(person)
+        if name:
+            declared = next((i for i in self.spec.injects if i.name == name), None)
+            if declared is None:
+                known = ", ".join(i.name for i in self.spec.injects) or "none"
+                raise ValidationError(f"no inject {name!r} in the scenario (known: {known})",
+                                      field="NAME")
+            fired = {e.data.get("name") for e in self.timeline()
+                     if e.kind == Kind.DRILL_INJECT}
+            if name in fired:
+                raise GamedayError(f"inject {name} was already fired")
+            entry = events.drill_inject(declared.name, declared.sender, declared.message,
+                                        by_hand=True)
+        else:
+            if not sender or not message:
+                raise ValidationError("name a declared inject, or give --from and --message",
+                                      field="NAME")
+            if len(message) > 500 or any(ord(c) < 32 for c in message):
+                raise ValidationError("one line, at most 500 characters", field="--message")
+            count = sum(1 for e in self.timeline() if e.kind == Kind.DRILL_INJECT)
+            entry = events.drill_inject(f"by-hand-{count + 1}", sender, message, by_hand=True)
+        self.incident.record(entry, person)
+        return dict(entry.data)
+
+    def hint(self, person: str, stage: str | None = None) -> dict[str, Any]:
+        """The next hint not yet taken (for ``stage``, if given), recorded with its cost."""
+        self._open()
+        _person(person)
+        if self.row["difficulty"] == "hard":
+            raise GamedayError("a hard drill gives no hints")
+        taken = {(e.data.get("stage"), e.data.get("text")) for e in self.timeline()
+                 if e.kind == Kind.DRILL_HINT}
+        hints = [h for h in self.spec.hints if (h.stage, h.text) not in taken
+                 and (stage is None or h.stage == stage)]
+        if not hints:
+            raise NotFound(f"no hint left{' for ' + stage if stage else ''} in this drill")
+        chosen = hints[0]
+        cost = 0 if self.row["difficulty"] == "easy" else chosen.cost
+        entry = events.drill_hint(chosen.stage, chosen.text, cost)
+        self.incident.record(entry, person)
+        return dict(entry.data)
+
+    def end(self, person: str) -> None:
+        self._open()
+        self.incident.record(events.drill_ended("ended by the game master"), _person(person))
+
+    # -- the debrief ------------------------------------------------------------------------
+    def debrief(self) -> dict[str, Any]:
+        timeline = self.timeline()
+        row = self.store.drill(self.id)
+        review = None
+        if row["run_dir"]:
+            path = Path(row["run_dir"]) / "review.md"
+            review = str(path) if path.is_file() else None
+        return {"drill_id": self.id, "scenario": row["scenario"], "state": row["state"],
+                "difficulty": row["difficulty"], "game_master": row["game_master"],
+                "oncall": row["oncall"], "incident_id": self.incident.id,
+                "incident_state": self.incident.state,
+                "scorecards": [c.as_dict() for c in scorecards(self.sc, timeline)],
+                "injects": answered(self.spec, timeline),
+                "hints_taken": [e.data for e in timeline if e.kind == Kind.DRILL_HINT],
+                "timeline": events.in_time_order(timeline), "review": review}
+
+
+def fire_due_injects(incident: Incident, spec: DrillSpec) -> list[str]:
+    """Called by the drill's game-day process a few times a second."""
+    timeline = incident.events()
+    fired = []
+    for inject in due_injects(spec, timeline, time.monotonic_ns()):
+        incident.record(events.drill_inject(inject.name, inject.sender, inject.message),
+                        GAME_MASTER)
+        fired.append(inject.name)
+    return fired

@@ -7,9 +7,14 @@ Both tools run the same playbook, whose first task writes the wall-clock time it
   (b) scrape target killed -> Prometheus -> Alertmanager -> tool -> first task running
 
 ansible-rulebook (with its built-in eda.builtin.webhook source) is installed into
-bench/.venv-eda on first use. Prints each tool's median and p90 and the ratio.
+bench/.venv-eda on first use. Prints each tool's median and p90 and the ratio, and for
+(a) Ansible's floor: a bare process that imported Ansible, ran the playbook once, and
+forks for each trial to run it again with Ansible's own PlaybookCLI (no webhook, no
+records, no artifacts): fork -> first task running. --fallback adds gameday serve with
+its warm executor turned off (GAMEDAY_WARM_EXECUTOR=0: ansible-runner starts
+ansible-playbook afresh for every run), the path before the warm executor.
 
-    .venv/bin/python bench/runbook_latency.py [--trials 10] [--only a|b]
+    .venv/bin/python bench/runbook_latency.py [--trials 10] [--only a|b] [--fallback]
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from gameday.sandbox.supervisor import free_port
 ROOT = Path(__file__).resolve().parent.parent
 EDA_VENV = ROOT / "bench" / ".venv-eda"
 TOKEN = "bench-token-0123456789abcdef"
+FLOOR = "warm fork (floor)"
 
 
 def until(check, timeout: float, what: str):
@@ -109,17 +115,26 @@ class Tool:
             self.proc.kill()
 
 
-def start_gameday(work: Path, fx: dict, env: dict) -> Tool:
+def start_gameday(work: Path, fx: dict, env: dict, warm: bool = True) -> Tool:
     port = free_port()
+    name = "gameday serve" if warm else "gameday (no warm)"
+    data = work / ("gameday" if warm else "gameday-cold")
     proc = subprocess.Popen(
+        # --coalesce-window 0: every trial starts a run of its own (alerts with the same
+        # parameters would otherwise join the previous trial's successful run)
         [sys.executable, "-m", "gameday", "serve", "--port", str(port), "--data-dir",
-         str(work / "gameday-data")], cwd=ROOT, stdout=subprocess.DEVNULL,
+         str(data / "runs"), "--coalesce-window", "0"], cwd=ROOT, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**env, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_RUNBOOKS": str(fx["books"]),
-             "GAMEDAY_DB": str(work / "gameday.db")})
-    tool = Tool("gameday serve", f"http://127.0.0.1:{port}/api/v1/alerts", proc)
+             "GAMEDAY_DB": str(data / "gameday.db"),
+             "GAMEDAY_WARM_EXECUTOR": "1" if warm else "0"})
+    tool = Tool(name, f"http://127.0.0.1:{port}/api/v1/alerts", proc)
     until(lambda: healthy(f"http://127.0.0.1:{port}/healthz"), 30, "gameday serve")
     return tool
+
+
+def start_gameday_cold(work: Path, fx: dict, env: dict) -> Tool:
+    return start_gameday(work, fx, env, warm=False)
 
 
 def start_eda(work: Path, fx: dict, env: dict) -> Tool:
@@ -164,17 +179,98 @@ def trial(fx: dict, trigger) -> float:
     until(lambda: fx["marker"].exists() and fx["marker"].read_text(), 60, "first task")
     ran = float(fx["marker"].read_text())
     until(fx["done"].exists, 60, "playbook end")
+    time.sleep(1)  # the run ends (gameday would coalesce the next alert into a running run)
     return ran - t0
 
 
-def webhook_trials(tool: Tool, fx: dict, trials: int) -> list[float]:
-    def post(i: int):
-        request = urllib.request.Request(tool.url, data=payload(i), headers={
-            "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
-        urllib.request.urlopen(request, timeout=10).read()
+def post(tool: Tool, i: int) -> None:
+    request = urllib.request.Request(tool.url, data=payload(i), headers={
+        "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()
 
-    trial(fx, lambda: post(99))  # warm-up, not counted
-    return [trial(fx, lambda i=i: post(i)) for i in range(trials)]
+
+def warm_up(tool: Tool, fx: dict) -> None:
+    """Two runs, not counted, then a pause: a server that has been up a while, as in
+    production (gameday serve starts its warm executor when it starts, or else after
+    its second run)."""
+    for i in (98, 99):
+        trial(fx, lambda i=i: post(tool, i))
+    time.sleep(5)
+
+
+def webhook_trials(tool: Tool, fx: dict, trials: int) -> list[float]:
+    return [trial(fx, lambda i=i: post(tool, i)) for i in range(trials)]
+
+
+# -- Ansible's floor: a bare warm fork ---------------------------------------------------
+def floor_worker(playbook: str, inventory: str, marker: str) -> None:
+    """Import Ansible, run the playbook once, then fork and run it again for each line
+    on stdin, answering a line when the child has ended. The least a warm process can
+    do: no webhook, no records, no artifacts, no event stream."""
+    hello = os.fdopen(os.dup(1), "w")
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.environ.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "False",
+                       "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+                       "ANSIBLE_RETRY_FILES_ENABLED": "False"})
+    from ansible import context
+    from ansible.cli.playbook import PlaybookCLI
+    from ansible.parsing.vault import VaultSecretsContext
+    from ansible.utils.context_objects import CLIArgs, GlobalCLIArgs
+
+    argv = ["ansible-playbook", "-i", inventory, "-e", json.dumps({"marker": marker}),
+            playbook]
+
+    def once() -> int:
+        context.CLIARGS = CLIArgs({})
+        GlobalCLIArgs._Singleton__instance = None
+        VaultSecretsContext._current = None
+        try:
+            PlaybookCLI.cli_executor(list(argv))
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    once()  # the warm-up
+    hello.write("ready\n")
+    hello.flush()
+    for _ in sys.stdin:
+        pid = os.fork()
+        if pid == 0:
+            code = 250
+            try:
+                code = once()
+            finally:
+                os._exit(code)
+        os.waitpid(pid, 0)
+        hello.write("done\n")
+        hello.flush()
+
+
+def floor_trials(fx: dict, trials: int, env: dict) -> list[float]:
+    playbook = fx["books"] / "bench-containment.yml"
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--floor-worker", str(playbook), str(fx["inventory"]),
+         str(fx["marker"])], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=env)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the floor worker did not start")
+
+        def fork() -> None:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+
+        results = []
+        for _ in range(trials + 1):
+            results.append(trial(fx, fork))
+            proc.stdout.readline()  # its child has ended
+        return results[1:]  # the first, like the tools' warm-up, is not counted
+    finally:
+        proc.stdin.close()
+        proc.wait(30)
 
 
 def chain_trials(tool: Tool, fx: dict, trials: int, work: Path) -> list[float]:
@@ -211,19 +307,26 @@ def summary(values: list[float]) -> tuple[float, float]:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--floor-worker"]:
+        floor_worker(*sys.argv[2:5])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--only", choices=["a", "b"])
+    parser.add_argument("--fallback", action="store_true",
+                        help="also measure gameday serve without its warm executor")
     args = parser.parse_args()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
                                  f"{os.environ.get('PATH', '')}"}
+    starts = [start_gameday, start_eda] + ([start_gameday_cold] if args.fallback else [])
     with tempfile.TemporaryDirectory(prefix="gameday-bench-") as tmp:
         work = Path(tmp)
         fx = write_fixtures(work)
         results: dict[str, dict[str, list[float]]] = {}
-        for start in (start_gameday, start_eda):
+        for start in starts:
             tool = start(work, fx, env)
             try:
+                warm_up(tool, fx)
                 if args.only in (None, "a"):
                     results.setdefault("a", {})[tool.name] = webhook_trials(tool, fx,
                                                                             args.trials)
@@ -232,6 +335,8 @@ def main() -> None:
                                                                           args.trials, work)
             finally:
                 tool.stop()
+        if args.only in (None, "a"):
+            results["a"][FLOOR] = floor_trials(fx, args.trials, env)
     titles = {"a": "(a) webhook POST -> first runbook task",
               "b": "(b) scrape target killed -> first containment task"}
     for key, by_tool in results.items():
@@ -242,6 +347,10 @@ def main() -> None:
         g, e = stats["gameday serve"], stats["ansible-rulebook"]
         print(f"  ratio ansible-rulebook / gameday: median {e[0] / g[0]:.2f}x, "
               f"p90 {e[1] / g[1]:.2f}x")
+        if FLOOR in stats:
+            f = stats[FLOOR]
+            print(f"  gameday above the floor: median +{(g[0] - f[0]) * 1000:.0f} ms, "
+                  f"p90 +{(g[1] - f[1]) * 1000:.0f} ms  (the floor: fork -> first task)")
 
 
 if __name__ == "__main__":

@@ -184,6 +184,10 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     interrupted = False
     try:
         interrupts.raise_if_received()  # one that landed while the lease was taken
+        if sc.response.mode == "auto":
+            from gameday.runbook import prewarm
+
+            prewarm()  # Ansible imported while the target comes up: the runbook starts warm
         ready = target.up()
         env = {**target.env, "GAMEDAY_DB": str(store.path.resolve())}
         os.environ.update(target.env)  # for the chaos activities running in this process

@@ -1,4 +1,5 @@
-"""Runbooks: Ansible playbooks with a metadata block, run through ansible-runner.
+"""Runbooks: Ansible playbooks with a metadata block, run by Ansible itself in a child of
+the warm executor (``gameday.executor``), or else through ansible-runner.
 
 A runbook is a plain playbook (it runs with ``ansible-playbook`` too) whose first
 play carries ``vars.gameday_runbook``: a summary, the alerts it serves, whether it is
@@ -7,15 +8,15 @@ declared once, as pydantic models (``RunbookSpec``, ``ParameterSpec``), which
 ``runbook_schema`` prints as JSON Schema for editors. Parameters are checked
 against that schema here and handed to Ansible as extra vars; they never become part
 of a shell string, and anything that looks like a template is refused because Ansible
-templates extra vars. Every task's start and result is reported as it happens.
+templates extra vars. Every task's start and result is reported as it happens, and
+ansible-runner's artifacts are written under the run's directory either way.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import logging
 import re
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ from gameday.spec import (
 TYPES = ("string", "integer", "boolean")
 SAFE_STRING = re.compile(r"^[A-Za-z0-9_.:/=@+-]{1,128}$")
 MAX_LEN = 128
+
+log = logging.getLogger(__name__)
 
 OnEvent = Callable[[Entry], None]
 Dirs = Path | Sequence[Path] | None
@@ -314,6 +317,7 @@ class RunbookResult:
     rc: int | None
     artifacts: Path
     tasks: dict[str, int]
+    executor: str = "ansible-runner"  # or "warm": which path ran it (``gameday.executor``)
 
     @property
     def ok(self) -> bool:
@@ -341,6 +345,14 @@ def _task_event(event: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
+def prewarm() -> None:
+    """Start the warm executor in the background (``gameday.executor``): the first
+    runbook of this process then starts warm instead of importing Ansible."""
+    from gameday import executor
+
+    executor.prewarm()
+
+
 def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
                 check: bool = False, env: dict[str, str] | None = None,
                 on_event: OnEvent | None = None,
@@ -348,22 +360,16 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
                 tick: Callable[[], None] | None = None) -> RunbookResult:
     """Run a runbook with validated ``params``; reports ``runbook.started``,
     ``runbook.task`` (each task start and result) and ``runbook.finished``. ``tick`` is
-    called about every 100 ms while it runs (the incident keeps being watched)."""
-    import ansible_runner
-    from ansible_runner.exceptions import AnsibleRunnerException
+    called about every 100 ms while it runs (the incident keeps being watched).
+
+    It runs in a child of the warm executor (``gameday.executor``); where that cannot
+    take it, through ``ansible_runner.run_async``, and a log line says why. Both write
+    ansible-runner's artifacts under ``data_dir`` and report the same events."""
+    from gameday import executor
 
     report: OnEvent = on_event or (lambda entry: None)
     cancel = cancel or threading.Event()
-    done = threading.Event()
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(env or {})
-    bindir = str(Path(sys.executable).parent)  # ansible-playbook and gameday live here
-    path = env.pop("PATH", os.environ.get("PATH", ""))
-    envvars = {"PATH": f"{bindir}{os.pathsep}{path}",
-               "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "False",
-               "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False", **env}
-    inventory = {"all": {"hosts": {"localhost": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}
     counts = {"ok": 0, "failed": 0, "skipped": 0, "unreachable": 0}
 
     def handler(event: dict[str, Any]) -> bool:
@@ -374,17 +380,73 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
             report(events.runbook_task(runbook.name, **task))
         return True
 
-    report(events.runbook_started(runbook.name, params, check, str(data_dir)))
-    try:
-        thread, runner = ansible_runner.run_async(
-            private_data_dir=str(data_dir), playbook=str(runbook.path.resolve()),
-            inventory=inventory, extravars=params, envvars=envvars, quiet=True,
-            cmdline="--check --diff" if check else None, event_handler=handler,
-            cancel_callback=cancel.is_set, finished_callback=lambda _: done.set(), ident="run")
-    except (AnsibleRunnerException, OSError) as exc:  # ansible-runner's set-up errors
+    def could_not_start(exc: Exception) -> RunbookError:  # ansible-runner's set-up errors
         report(events.runbook_finished(runbook.name, "error", None, check=check,
                                        error=str(exc)))
-        raise RunbookError(f"runbook {runbook.name} could not start: {exc}") from exc
+        return RunbookError(f"runbook {runbook.name} could not start: {exc}")
+
+    kwargs = executor.runner_kwargs(runbook.path, data_dir, params, env=env, check=check)
+    kwargs.update(event_handler=handler, cancel_callback=cancel.is_set)
+    report(events.runbook_started(runbook.name, params, check, str(data_dir)))
+    try:
+        status, rc = _run_warm(kwargs, cancel, tick, could_not_start)
+        used = "warm"
+    except executor.Unavailable as exc:
+        expected = isinstance(exc, executor.NotStarted) or not executor.enabled()[0]
+        (log.info if expected else log.warning)(
+            "runbook %s runs through ansible-runner: %s", runbook.name, exc)
+        status, rc = _run_async(kwargs, cancel, tick, could_not_start)
+        used = "ansible-runner"
+        if isinstance(exc, executor.NotStarted) and exc.start_now:
+            executor.prewarm()  # for this process's next runbooks
+    result = RunbookResult(runbook.name, status, rc, data_dir / "artifacts" / "run", counts,
+                           used)
+    report(events.runbook_finished(runbook.name, result.status, result.rc, tasks=counts,
+                                   check=check, artifacts=str(result.artifacts)))
+    return result
+
+
+SetUpError = Callable[[Exception], RunbookError]
+
+
+def _run_warm(kwargs: dict[str, Any], cancel: threading.Event,
+              tick: Callable[[], None] | None,
+              could_not_start: SetUpError) -> tuple[str, int | None]:
+    """In a forked child of the warm executor; Unavailable when it cannot take the run
+    (nothing ran)."""
+    from ansible_runner.exceptions import AnsibleRunnerException
+    from ansible_runner.interface import init_runner
+
+    from gameday import executor
+
+    on, why = executor.enabled()
+    if not on:
+        raise executor.Unavailable(why)
+    warm = executor.default()
+    if not warm.started:
+        raise warm.not_started()
+    warm.ensure()  # before anything is written: a run it cannot take starts afresh
+    try:
+        runner = init_runner(**kwargs)
+    except (AnsibleRunnerException, OSError) as exc:
+        raise could_not_start(exc) from exc
+    warm.run(runner, cancel=cancel, tick=tick)
+    return runner.status, runner.rc
+
+
+def _run_async(kwargs: dict[str, Any], cancel: threading.Event,
+               tick: Callable[[], None] | None,
+               could_not_start: SetUpError) -> tuple[str, int | None]:
+    """Through ansible-runner's own ``run_async`` (``ansible-playbook`` started afresh)."""
+    import ansible_runner
+    from ansible_runner.exceptions import AnsibleRunnerException
+
+    done = threading.Event()
+    try:
+        thread, runner = ansible_runner.run_async(
+            **kwargs, finished_callback=lambda _: done.set())
+    except (AnsibleRunnerException, OSError) as exc:
+        raise could_not_start(exc) from exc
     except BaseException:  # an interrupt while starting: cancel whatever did start
         cancel.set()
         raise
@@ -399,8 +461,4 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
         done.wait(15)
         raise
     thread.join()
-    result = RunbookResult(runbook.name, runner.status, runner.rc,
-                           data_dir / "artifacts" / "run", counts)
-    report(events.runbook_finished(runbook.name, result.status, result.rc, tasks=counts,
-                                   check=check, artifacts=str(result.artifacts)))
-    return result
+    return runner.status, runner.rc

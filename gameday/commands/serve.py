@@ -56,6 +56,9 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     app = create_app(token=token, store=state.store,
                      data_dir=(data_dir or state.settings.serve_dir).resolve(),
                      max_concurrent=max_concurrent, env=env, coalesce_window=coalesce_window)
+    from gameday.runbook import prewarm
+
+    prewarm()  # the warm runbook executor imports Ansible while the server starts
     click.echo(f"gameday serve on http://{host}:{port} (webhook: POST /api/v1/alerts)")
     schedules = None
     if scheduler:

@@ -1,0 +1,423 @@
+"""The warm runbook executor (``gameday.executor``): runs forked from a warm zygote leave
+what ansible-runner leaves, report the same events, stop at once when cancelled, never
+see each other, and fall back to ansible-runner when the zygote cannot start."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gameday import executor
+from gameday.runbook import load_runbook, run_runbook
+
+
+def playbook(tmp_path: Path, tasks: list, name: str = "probe") -> Path:
+    path = tmp_path / f"{name}.yml"
+    path.write_text(yaml.safe_dump([{
+        "name": name, "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}",
+                 "gameday_runbook": {"summary": name, "alerts": ["Probe"]}},
+        "tasks": tasks}]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    """One warm executor for this module, warmed up as ``gameday serve`` warms it."""
+    warm = executor.WarmExecutor()
+    warm.start(warm_up=True)
+    yield warm
+    warm.stop()
+
+
+@pytest.fixture
+def warm(zygote, monkeypatch):
+    monkeypatch.setattr(executor, "_default", zygote)
+    monkeypatch.delenv(executor.SETTING, raising=False)
+    return zygote
+
+
+def run(rb_path: Path, data: Path, params: dict | None = None, **kwargs):
+    seen: list[tuple[str, dict]] = []
+    result = run_runbook(load_runbook(rb_path), params or {}, data,
+                         on_event=lambda e: seen.append((str(e.kind), dict(e.data))), **kwargs)
+    return result, seen
+
+
+def sleeping(seconds: float) -> list[int]:
+    """Processes running ``sleep SECONDS`` (an odd value, unique to one test)."""
+    needle = f"sleep\0{seconds}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == needle:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def until(check, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+# -- the same run, both ways -------------------------------------------------------------
+def layout(data: Path) -> list[str]:
+    """The files of a run, job events by their counter and kind instead of their uuid."""
+    out = []
+    for path in sorted(data.rglob("*")):
+        rel = path.relative_to(data).as_posix()
+        if path.parent.name == "job_events":
+            event = json.loads(path.read_text())
+            rel = f"{path.parent.relative_to(data).as_posix()}/{event['counter']}-{event['event']}"
+        out.append(rel)
+    return sorted(out)
+
+
+def job_events(data: Path) -> list[tuple]:
+    """Each job event as ansible-runner wrote it, less what differs between any two runs
+    (times, uuids, pids) and the pty's line endings."""
+    events = [json.loads(p.read_text()) for p in (data / "artifacts/run/job_events").iterdir()]
+    return [(e["counter"], e["event"], e.get("event_data", {}).get("task"),
+             untimed(e.get("stdout") or ""), e["start_line"], e["end_line"],
+             sorted(e), sorted(e.get("event_data", {})))
+            for e in sorted(events, key=lambda e: e["counter"])]
+
+
+def untimed(text: str) -> str:
+    return re.sub(r'"(delta|end|start)": "[^"]*"', "", text.replace("\r\n", "\n"))
+
+
+def same_run(seen: list[tuple[str, dict]], data: Path) -> list[tuple[str, dict]]:
+    text = str(data)
+    return [(kind, json.loads(json.dumps(d).replace(text, "DATA"))) for kind, d in seen]
+
+
+@pytest.mark.slow
+def test_a_warm_run_leaves_what_ansible_runner_leaves(warm, tmp_path, monkeypatch):
+    rb = playbook(tmp_path, [
+        {"name": "say it", "ansible.builtin.command": {"argv": ["echo", "{{ word }}"]}},
+        {"name": "skip me", "ansible.builtin.command": {"argv": ["false"]}, "when": False},
+        {"name": "tell", "ansible.builtin.debug": {"msg": "word is {{ word }}"}},
+        {"name": "fail softly", "ansible.builtin.command": {"argv": ["sh", "-c", "exit 4"]},
+         "ignore_errors": True}])
+    hot, hot_seen = run(rb, tmp_path / "warm", {"word": "hello"})
+    monkeypatch.setenv(executor.SETTING, "0")
+    cold, cold_seen = run(rb, tmp_path / "cold", {"word": "hello"})
+
+    assert (hot.executor, cold.executor) == ("warm", "ansible-runner")
+    assert (hot.status, hot.rc, hot.tasks) == (cold.status, cold.rc, cold.tasks) == \
+        ("successful", 0, {"ok": 2, "failed": 1, "skipped": 1, "unreachable": 0})
+    assert same_run(hot_seen, tmp_path / "warm") == same_run(cold_seen, tmp_path / "cold")
+    assert layout(tmp_path / "warm") == layout(tmp_path / "cold")
+    assert job_events(tmp_path / "warm") == job_events(tmp_path / "cold")
+    for name in ("status", "rc", "stderr"):
+        assert (hot.artifacts / name).read_text() == (cold.artifacts / name).read_text()
+    assert untimed((hot.artifacts / "stdout").read_text()) == \
+        untimed((cold.artifacts / "stdout").read_text())
+    for name in ("env/extravars", "env/envvars", "inventory/hosts.json"):
+        assert (tmp_path / "warm" / name).read_text() == \
+            (tmp_path / "cold" / name).read_text().replace(str(tmp_path / "cold"),
+                                                           str(tmp_path / "warm"))
+    hot_cmd, cold_cmd = (json.loads((r.artifacts / "command").read_text()) for r in (hot, cold))
+    assert json.dumps(hot_cmd["command"]) == json.dumps(cold_cmd["command"]).replace(
+        str(tmp_path / "cold"), str(tmp_path / "warm"))
+    assert sorted(hot_cmd["env"]) == sorted(set(cold_cmd["env"]) - {executor.SETTING})
+
+
+def test_a_failing_task_fails_the_run_with_its_rc(warm, tmp_path):
+    rb = playbook(tmp_path, [
+        {"name": "break", "ansible.builtin.command": {"argv": ["sh", "-c", "echo no >&2; exit 3"]}},
+        {"name": "never", "ansible.builtin.command": {"argv": ["true"]}}])
+    result, seen = run(rb, tmp_path / "data")
+    assert result.executor == "warm"
+    assert (result.status, result.rc) == ("failed", 2)  # ansible-playbook's rc: a task failed
+    assert (result.artifacts / "status").read_text() == "failed"
+    assert (result.artifacts / "rc").read_text() == "2"
+    failed = [d for k, d in seen if k == "runbook.task" and d["status"] == "failed"]
+    assert failed[0]["rc"] == 3 and "no" in failed[0]["stderr"]
+    assert seen[-1][0] == "runbook.finished" and seen[-1][1]["status"] == "failed"
+    assert "never" not in [d["task"] for k, d in seen if k == "runbook.task"]
+
+
+def test_a_playbook_ansible_refuses_fails_like_ansible_playbook(warm, tmp_path):
+    rb = playbook(tmp_path, [{"name": "bad", "ansible.builtin.no_such_module": {}}])
+    result, _ = run(rb, tmp_path / "data")
+    assert result.executor == "warm"
+    assert result.status == "failed" and result.rc not in (0, None, 250)
+    assert "no_such_module" in (result.artifacts / "stdout").read_text()
+
+
+def test_check_mode_changes_nothing(warm, tmp_path):
+    target = tmp_path / "made"
+    rb = playbook(tmp_path, [{"name": "touch", "ansible.builtin.command": {
+        "argv": ["touch", str(target)], "creates": str(target)}}])
+    result, _ = run(rb, tmp_path / "data", check=True)
+    assert result.ok and result.executor == "warm" and not target.exists()
+
+
+# -- cancelling --------------------------------------------------------------------------
+@pytest.mark.slow
+def test_cancel_stops_a_running_playbook_at_once(warm, tmp_path):
+    seconds = 30 + random.randint(1, 99999) / 100000
+    rb = playbook(tmp_path, [
+        {"name": "wait", "ansible.builtin.command": {"argv": ["sleep", str(seconds)]}},
+        {"name": "never", "ansible.builtin.command": {"argv": ["true"]}}])
+    cancel, asked = threading.Event(), []
+
+    def on_event(entry):
+        if entry.data.get("task") == "wait" and entry.data.get("status") == "started":
+            def later():
+                until(lambda: sleeping(seconds), 10)
+                asked.append(time.monotonic())
+                cancel.set()
+            threading.Thread(target=later, daemon=True).start()
+
+    seen = []
+    result = run_runbook(load_runbook(rb), {}, tmp_path / "data", cancel=cancel,
+                         on_event=lambda e: (seen.append((e.kind, e.data)), on_event(e)))
+    took = time.monotonic() - asked[0]
+    assert took < 2.0, took
+    assert (result.status, result.rc, result.executor) == ("canceled", 254, "warm")
+    assert (result.artifacts / "status").read_text() == "canceled"
+    assert seen[-1][1]["status"] == "canceled"
+    assert "never" not in [d.get("task") for _, d in seen]
+    assert until(lambda: not sleeping(seconds), 2), "the task's command outlived the cancel"
+
+
+@pytest.mark.slow
+def test_an_interrupt_stops_the_playbook_before_it_propagates(warm, tmp_path):
+    seconds = 30 + random.randint(1, 99999) / 100000
+    rb = playbook(tmp_path, [{"name": "wait", "ansible.builtin.command": {
+        "argv": ["sleep", str(seconds)]}}])
+
+    def tick():
+        if sleeping(seconds):
+            raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_runbook(load_runbook(rb), {}, tmp_path / "data", tick=tick)
+    assert time.monotonic() - started < 10
+    assert (tmp_path / "data/artifacts/run/status").read_text() == "canceled"
+    assert until(lambda: not sleeping(seconds), 2)
+
+
+def test_an_interrupt_while_a_warm_run_starts_is_not_swallowed(warm, tmp_path, monkeypatch):
+    from chaoslib.exceptions import InterruptExecution
+
+    def interrupted(self, *args):
+        raise InterruptExecution("SIGTERM signal received")
+
+    monkeypatch.setattr(executor.WarmExecutor, "_spawn", interrupted)
+    rb = playbook(tmp_path, [{"name": "x", "ansible.builtin.command": {"argv": ["true"]}}])
+    seen = []
+    with pytest.raises(InterruptExecution):
+        run_runbook(load_runbook(rb), {}, tmp_path / "data",
+                    on_event=lambda e: seen.append(e.kind))
+    assert seen == ["runbook.started"]
+
+
+# -- isolation ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_runs_at_once_from_threads_see_only_their_own(warm, tmp_path):
+    """Two runs at the same time (each waits until the other has started), then a
+    third: each sees its own extra vars, and no fact one run cached reaches another."""
+    rb = playbook(tmp_path, [
+        {"name": "nothing from before", "ansible.builtin.assert": {
+            "that": ["mine is not defined"]}},
+        {"name": "remember", "ansible.builtin.set_fact": {"mine": "{{ word }}",
+                                                          "cacheable": True}},
+        {"name": "meet", "ansible.builtin.command": {"argv": [
+            "sh", "-c", 'touch "$1"; for i in $(seq 200); do [ -e "$2" ] && exit 0; '
+                        'sleep 0.05; done; exit 1', "meet", "{{ here }}", "{{ there }}"]}},
+        {"name": "say", "ansible.builtin.command": {"argv": ["echo", "{{ mine }}"]}}])
+    results: dict[str, tuple] = {}
+
+    def go(word: str, other: str) -> None:
+        results[word] = run(rb, tmp_path / word, {
+            "word": word, "here": str(tmp_path / f"{word}.here"),
+            "there": str(tmp_path / f"{other}.here")})
+
+    threads = [threading.Thread(target=go, args=pair)
+               for pair in (("alpha", "beta"), ("beta", "alpha"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    (tmp_path / "gamma.here").touch()
+    go("gamma", "gamma")
+    for word, (result, seen) in results.items():
+        assert result.ok and result.executor == "warm", (word, seen)
+        said = [d["stdout"] for k, d in seen if k == "runbook.task" and d.get("task") == "say"
+                and d["status"] == "ok"]
+        assert said == [word]
+        others = {"alpha", "beta", "gamma"} - {word}
+        text = json.dumps(seen) + (result.artifacts / "stdout").read_text()
+        assert not any(f'"{o}"' in text or f" {o}\n" in text for o in others), word
+        assert json.loads((tmp_path / word / "env/extravars").read_text())["word"] == word
+
+
+# -- falling back --------------------------------------------------------------------------
+class Broken(executor.WarmExecutor):
+    def command(self, workdir, warm_up):
+        return [sys.executable, "-c",
+                "import sys; print('no Ansible here', file=sys.stderr); sys.exit(3)"]
+
+
+def test_a_zygote_that_cannot_start_falls_back_saying_why(tmp_path, monkeypatch, caplog):
+    broken = Broken()
+    broken.start()  # as gameday serve does (prewarm)
+    monkeypatch.setattr(executor, "_default", broken)
+    monkeypatch.delenv(executor.SETTING, raising=False)
+    rb = playbook(tmp_path, [
+        {"name": "say it", "ansible.builtin.command": {"argv": ["echo", "hi"]}}])
+    try:
+        with caplog.at_level(logging.INFO, logger="gameday"):
+            first, seen = run(rb, tmp_path / "one")
+            second, _ = run(rb, tmp_path / "two")
+    finally:
+        broken.stop()
+    assert first.ok and first.executor == "ansible-runner"
+    assert second.ok and second.executor == "ansible-runner"
+    assert [d["stdout"] for k, d in seen if k == "runbook.task" and d["status"] == "ok"] == \
+        ["hi"]
+    said = [r for r in caplog.records if "runs through ansible-runner" in r.getMessage()]
+    assert len(said) == 2 and all(r.levelno == logging.WARNING for r in said)
+    assert "could not start" in said[0].getMessage()
+    assert "no Ansible here" in said[0].getMessage()
+
+
+def test_a_zygote_with_no_interpreter_falls_back(tmp_path, monkeypatch, caplog):
+    missing = executor.WarmExecutor(python=str(tmp_path / "no-such-python"))
+    missing.start()
+    monkeypatch.setattr(executor, "_default", missing)
+    monkeypatch.delenv(executor.SETTING, raising=False)
+    rb = playbook(tmp_path, [{"name": "x", "ansible.builtin.command": {"argv": ["true"]}}])
+    with caplog.at_level(logging.INFO, logger="gameday"):
+        result, _ = run(rb, tmp_path / "data")
+    missing.stop()
+    assert result.ok and result.executor == "ansible-runner"
+    assert any("could not start" in r.getMessage() and "no-such-python" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_process_that_did_not_prewarm_starts_it_at_its_second_runbook(
+        tmp_path, monkeypatch, caplog):
+    """Starting the executor for one run costs more than it saves (a one-shot
+    ``gameday runbook run`` starts none): the first two runs go through
+    ansible-runner, the executor starts after the second, and the next runs are warm."""
+    own = executor.WarmExecutor()
+    monkeypatch.setattr(executor, "_default", own)
+    monkeypatch.delenv(executor.SETTING, raising=False)
+    rb = playbook(tmp_path, [{"name": "x", "ansible.builtin.command": {"argv": ["true"]}}])
+    try:
+        with caplog.at_level(logging.INFO, logger="gameday"):
+            first, _ = run(rb, tmp_path / "one")
+            assert not own.started
+            second, _ = run(rb, tmp_path / "two")
+            assert own.started
+        third, _ = run(rb, tmp_path / "three")
+    finally:
+        own.stop()
+    assert (first.executor, second.executor, third.executor) == \
+        ("ansible-runner", "ansible-runner", "warm")
+    said = [r for r in caplog.records if "runs through ansible-runner" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.INFO, logging.INFO]
+    assert "not started in this process" in said[0].getMessage()
+    assert "starts after this run" in said[1].getMessage()
+
+
+def test_the_warm_executor_can_be_turned_off(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv(executor.SETTING, "0")
+    rb = playbook(tmp_path, [{"name": "x", "ansible.builtin.command": {"argv": ["true"]}}])
+    with caplog.at_level(logging.INFO, logger="gameday"):
+        result, _ = run(rb, tmp_path / "data")
+    assert result.ok and result.executor == "ansible-runner"
+    assert any(f"turned off ({executor.SETTING}=0)" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_other_ansible_settings_fall_back_rather_than_run_with_the_wrong_ones(
+        warm, tmp_path, caplog):
+    rb = playbook(tmp_path, [{"name": "x", "ansible.builtin.command": {"argv": ["true"]}}])
+    with caplog.at_level(logging.INFO, logger="gameday"):
+        result, _ = run(rb, tmp_path / "data", env={"ANSIBLE_FORKS": "3"})
+    assert result.ok and result.executor == "ansible-runner"
+    assert any("ANSIBLE_FORKS" in r.getMessage() for r in caplog.records)
+
+
+# -- the zygote's lifetime ---------------------------------------------------------------
+@pytest.mark.slow
+def test_a_zygote_that_dies_is_replaced(tmp_path, monkeypatch):
+    own = executor.WarmExecutor()
+    monkeypatch.setattr(executor, "_default", own)
+    monkeypatch.delenv(executor.SETTING, raising=False)
+    rb = playbook(tmp_path, [{"name": "x", "ansible.builtin.command": {"argv": ["true"]}}])
+    own.start()
+    try:
+        first, _ = run(rb, tmp_path / "one")
+        assert own._proc is not None
+        os.kill(own._proc.pid, signal.SIGKILL)
+        own._proc.wait(10)
+        second, _ = run(rb, tmp_path / "two")
+    finally:
+        own.stop()
+    assert first.executor == second.executor == "warm" and second.ok
+
+
+@pytest.mark.slow
+def test_nothing_outlives_the_process_that_ran_it(tmp_path):
+    """The gameday process is killed mid-run: the zygote sees its lifeline close and
+    kills the run's process group, then exits."""
+    seconds = 30 + random.randint(1, 99999) / 100000
+    rb = playbook(tmp_path, [{"name": "wait", "ansible.builtin.command": {
+        "argv": ["sleep", str(seconds)]}}])
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from gameday.runbook import load_runbook, prewarm, run_runbook
+        prewarm()
+        run_runbook(load_runbook(Path({str(rb)!r})), {{}}, Path({str(tmp_path / 'data')!r}))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())
+    try:
+        assert until(lambda: sleeping(seconds), 60), "the playbook never started"
+        zygotes = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                   and _parent(int(p.name)) == proc.pid]
+        assert zygotes, "the run did not go through the warm executor"
+        proc.kill()
+        proc.wait(10)
+        assert until(lambda: not sleeping(seconds), 5), "the run outlived its process"
+        assert until(lambda: not any(_parent(z) is not None for z in zygotes), 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else int(fields[1])

@@ -349,8 +349,8 @@ def main() -> None:
               f"p90 {e[1] / g[1]:.2f}x")
         if FLOOR in stats:
             f = stats[FLOOR]
-            print(f"  gameday above the floor: median +{(g[0] - f[0]) * 1000:.0f} ms, "
-                  f"p90 +{(g[1] - f[1]) * 1000:.0f} ms  (the floor: fork -> first task)")
+            print(f"  gameday minus the floor: median {(g[0] - f[0]) * 1000:+.0f} ms, "
+                  f"p90 {(g[1] - f[1]) * 1000:+.0f} ms  (the floor: fork -> first task)")
 
 
 if __name__ == "__main__":

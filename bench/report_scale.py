@@ -33,18 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gameday import incident_facts, insights  # noqa: E402
-from gameday import store as store_module  # noqa: E402
+from gameday import insights  # noqa: E402
 from gameday.store import Store  # noqa: E402
-
-# What store.py is asked to add (the report's snippet): done here, through the store's
-# own mechanism, until it has them.
-_added = store_module.ADDED_COLUMNS.setdefault("incidents", {})
-MISSING = [c for c in incident_facts.CACHE_COLUMNS if c not in _added]
-_added.update(incident_facts.CACHE_COLUMNS)
-if "events_by_kind" not in store_module.INDEXES:
-    MISSING.append("INDEXES")
-    store_module.INDEXES += incident_facts.INDEXES
 
 SCENARIOS = [  # scenario file, service, team, runbook that contains it (None: wrong link)
     ("checkout-replica-crash", "checkout", "shop-checkout", "restart-replica"),
@@ -215,9 +205,6 @@ def main() -> None:
               file=sys.stderr)
         build(args.db, args.incidents, args.events)
         print(f"built in {time.perf_counter() - t:.0f} s", file=sys.stderr)
-    if MISSING:
-        print(f"note: store.py lacks {', '.join(MISSING)}: added here as it will",
-              file=sys.stderr)
 
     from gameday.alerting import rule_files
     from gameday.runbook import discover

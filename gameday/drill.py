@@ -377,10 +377,8 @@ def _score_injects(sc: Scenario, ev: list[dict[str, Any]], clock: Clock,
             continue
         want = declared.expect
         holders = [p for p, c in people.items() if want.role is None or want.role in c.roles]
-        answer = next((e for e in ev if e["kind"] == want.event and _ns(e) >= _ns(inject)
-                       and (want.audience is None or e["data"].get("audience") == want.audience)
-                       and (want.role is None or e["actor"] in holders)), None)
-        took = clock.between(inject, answer)
+        took = clock.between(inject, _answer(want, inject, ev,
+                                             holders if want.role else None))
         if took is not None and took <= want.within:
             continue
         blamed = [people[p] for p in holders] or list(people.values())[:1]
@@ -392,6 +390,14 @@ def _score_injects(sc: Scenario, ev: list[dict[str, Any]], clock: Clock,
             c.deduct(want.points, f"inject:{declared.name}", why)
 
 
+def _answer(want: ExpectSpec, inject: dict[str, Any], ev: list[dict[str, Any]],
+            by: list[str] | None = None) -> dict[str, Any] | None:
+    """The first event after ``inject`` that is what it expected (by one of ``by``)."""
+    return next((e for e in ev if e["kind"] == want.event and _ns(e) >= _ns(inject)
+                 and (want.audience is None or e["data"].get("audience") == want.audience)
+                 and (by is None or e["actor"] in by)), None)
+
+
 def answered(spec: DrillSpec, timeline: Sequence[Any]) -> list[dict[str, Any]]:
     """Each inject fired so far, and whether (and how fast) it was answered."""
     ev = [e if isinstance(e, Mapping) else e.as_dict() for e in in_time_order(list(timeline))]
@@ -400,12 +406,7 @@ def answered(spec: DrillSpec, timeline: Sequence[Any]) -> list[dict[str, Any]]:
     for inject in (e for e in ev if e["kind"] == Kind.DRILL_INJECT):
         declared = next((i for i in spec.injects if i.name == inject["data"]["name"]), None)
         want = declared.expect if declared else None
-        answer = None
-        if want:
-            answer = next((e for e in ev if e["kind"] == want.event and _ns(e) >= _ns(inject)
-                           and (want.audience is None
-                                or e["data"].get("audience") == want.audience)), None)
-        took = clock.between(inject, answer)
+        took = clock.between(inject, _answer(want, inject, ev)) if want else None
         out.append({"name": inject["data"]["name"], "from": inject["data"].get("sender"),
                     "message": inject["data"].get("message"),
                     "at_s": clock.at(_ns(inject)), "by": inject["actor"],

@@ -56,7 +56,7 @@ def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master
     """Start the drill's game day in its own process and wait for its incident."""
     load_scenario(scenario)  # refuse what does not validate before anything starts
     _person(game_master, "--game-master")
-    relative = _relative(settings, scenario)
+    relative = settings.relative(scenario)
     drill_id = store.create_drill(relative, game_master=game_master, difficulty=difficulty,
                                   oncall=oncall)
     log = settings.runs_dir / f"drill-{drill_id:04d}.log"
@@ -84,14 +84,6 @@ def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master
     return {"drill_id": drill_id, "incident_id": row["incident_id"], "scenario": relative,
             "difficulty": difficulty, "oncall": oncall, "pid": child.pid,
             "join_url": f"{url}/drills/{drill_id}", "log": str(log)}
-
-
-def _relative(settings: Settings, path: Path) -> str:
-    resolved = path.resolve()
-    try:
-        return str(resolved.relative_to(settings.root))
-    except ValueError:
-        return str(resolved)
 
 
 def _person(name: str, field: str = "--as") -> str:

@@ -32,24 +32,16 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gameday.events import Kind
+from gameday.incident import TERMINAL_STATES
 from gameday.scoring import Metrics, score
 from gameday.store import Store
 
 GAMEDAY, DRILL, INCIDENT = "gameday", "drill", "incident"
 KINDS = (GAMEDAY, DRILL, INCIDENT)
 GROUND_TRUTH = (GAMEDAY, DRILL)  # a fault was injected: timed from it, scored
-ENDED = ("resolved", "reviewed", "cancelled", "aborted")
 VERSION = 3  # of the kept array (its last element); a row kept by another is derived again
 
-# For ``store.ADDED_COLUMNS["incidents"]``, and the indexes for ``store.INDEXES``.
-CACHE_COLUMNS = {"facts": "TEXT", "facts_upto": "INTEGER"}
-INDEXES = """
-CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, incident_id, at_monotonic_ns);
-CREATE INDEX IF NOT EXISTS incidents_created ON incidents (created_at);
-CREATE INDEX IF NOT EXISTS incidents_facts_upto ON incidents (facts_upto);
-CREATE INDEX IF NOT EXISTS action_items_by_incident
-    ON action_items (incident_id, status, owner, due, created_at);
-"""
+CACHE_COLUMNS = ("facts", "facts_upto")  # on the incident row (``store.ADDED_COLUMNS``)
 
 
 def kind_sql(alias: str = "i") -> str:
@@ -259,7 +251,7 @@ def _scored(f: Fact, targets: Targets | None) -> Fact:
         allowed = (1 - targets.slo_success_ratio) * (f.requests or 0)
         budget = round(f.bad / allowed, 2) if allowed and f.bad is not None else None
     f = f._replace(budget=budget, targets_key=targets.key, score=None)
-    if f.kind in GROUND_TRUTH and f.state in ENDED:
+    if f.kind in GROUND_TRUTH and f.state in TERMINAL_STATES:
         f = f._replace(score=score(f.metrics, targets.by_severity).score)
     return f
 

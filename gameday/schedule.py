@@ -156,6 +156,10 @@ class Schedule:
         fire = croniter(self.cron, local).get_next(datetime)
         return fire.astimezone(UTC)
 
+    def next_moment(self, now: datetime) -> datetime:
+        """When it fires next, as people are told: after now and after its last run."""
+        return self.next_fire(max(now, self.last_due or self.created_at))
+
     def due(self, now: datetime) -> tuple[datetime, int] | None:
         """The latest moment in (``last_due`` or creation, ``now``] at which it fired,
         and how many earlier ones it hides (missed while nothing ran the scheduler);

@@ -197,14 +197,6 @@ class Scheduler:
                                     stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def scenario_path(settings: Settings, given: Path) -> str:
-    """A scenario as a schedule keeps it: relative to the project when inside it."""
-    resolved = given.resolve()
-    try:
-        return str(resolved.relative_to(settings.root))
-    except ValueError:
-        return str(resolved)
-
 
 class ScheduledRun:
     """The game-day process's side of a scheduled run (``gameday run --schedule-run

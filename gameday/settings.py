@@ -83,6 +83,15 @@ class Settings:
     def k8s_bin(self) -> Path:
         return self.state_dir / "k8s" / "bin"
 
+    def relative(self, path: str | os.PathLike[str]) -> str:
+        """``path`` as the project names it (a schedule, a drill): relative to the root
+        when inside the project, else absolute."""
+        resolved = Path(path).resolve()
+        try:
+            return str(resolved.relative_to(self.root))
+        except ValueError:
+            return str(resolved)
+
     def resolve(self, path: str | os.PathLike[str]) -> Path:
         """A path written in the project (gameday.toml, a scenario): under the root."""
         return (self.root / path).resolve()

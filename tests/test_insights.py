@@ -226,17 +226,9 @@ def test_drills_are_a_kind_of_their_own(store, tmp_path):
 
 
 @pytest.fixture
-def caching(tmp_path, monkeypatch):
-    """A store that keeps facts on its incident rows (``incident_facts.CACHE_COLUMNS``
-    in ``store.ADDED_COLUMNS``, as store.py will have them)."""
-    from gameday import incident_facts
-    from gameday import store as store_module
-
-    added = {**store_module.ADDED_COLUMNS}
-    added["incidents"] = {**added.get("incidents", {}), **incident_facts.CACHE_COLUMNS}
-    monkeypatch.setattr(store_module, "ADDED_COLUMNS", added)
-    monkeypatch.setattr(store_module, "INDEXES", store_module.INDEXES
-                        + incident_facts.INDEXES)
+def caching(tmp_path):
+    """A store that keeps facts on its incident rows (``incident_facts.CACHE_COLUMNS``,
+    which every store has)."""
     return Store(tmp_path / "gameday.db")
 
 

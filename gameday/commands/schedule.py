@@ -43,10 +43,8 @@ def add(state: State, name: str, scenario: Path, cron: str | None, tz: str | Non
     from gameday.events import Audit
     from gameday.scenario import load_scenario
     from gameday.schedule import make_schedule, redact, spec_of
-    from gameday.scheduler import scenario_path
-
     load_scenario(scenario)  # a schedule of a scenario that does not load would only skip
-    made = make_schedule(name, scenario_path(state.settings, scenario), cron=cron, tz=tz,
+    made = make_schedule(name, state.settings.relative(scenario), cron=cron, tz=tz,
                          every=every, jitter=jitter, blackouts=blackouts, max_late=max_late,
                          notify_url=notify_url, notify_format=notify_format)
     state.store.add_schedule(made.name, made.scenario, spec_of(made),
@@ -66,7 +64,7 @@ def _described(state: State, row: dict[str, Any], history: int) -> dict[str, Any
     made = from_row(row)
     now = datetime.now(UTC)
     runs = state.store.schedule_runs(made.name, limit=history)
-    following = made.next_fire(max(now, made.last_due or made.created_at))
+    following = made.next_moment(now)
     return made.as_dict() | {
         "next": following.isoformat(),
         "runs": [{"id": r["id"], "due_at": r["due_at"], "status": r["status"],

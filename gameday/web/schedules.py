@@ -17,8 +17,7 @@ HISTORY = 10
 
 def _described(store: Any, row: dict[str, Any]) -> dict[str, Any]:
     schedule = from_row(row)
-    following = schedule.next_fire(max(datetime.now(UTC), schedule.last_due
-                                       or schedule.created_at))
+    following = schedule.next_moment(datetime.now(UTC))
     return {"name": schedule.name, "scenario": schedule.scenario, "when": schedule.when,
             "paused": schedule.paused, "blackouts": schedule.blackouts,
             "next_local": f"{following.astimezone(schedule.zone):%a %Y-%m-%d %H:%M %Z}",

@@ -49,6 +49,48 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
     return experiment
 
 
+def with_drill_faults(experiment: dict[str, Any], drill: Any, file: str) -> dict[str, Any]:
+    """The experiment with the rollbacks of the drill's second faults (``drill.injects[].
+    fault``) after its own: they run with them on success, failure, a signal, and from
+    ``gameday recover`` after a crash. Each fault and rollback is checked as chaoslib
+    checks an experiment's activities."""
+    from chaoslib.activity import ensure_activity_is_valid
+    from chaoslib.exceptions import ChaosException
+
+    faults = [(i, inject) for i, inject in enumerate(drill.injects) if inject.fault]
+    for i, inject in faults:
+        for key in ("fault", "rollback"):
+            try:
+                ensure_activity_is_valid(getattr(inject, key))
+            except ChaosException as exc:
+                raise ValidationError(str(exc).strip(), file=file,
+                                      field=f"drill.injects.{i}.{key}") from None
+            except Exception as exc:  # chaoslib raises plain errors on some shapes
+                raise ValidationError(f"not a valid Chaos Toolkit action: {exc!r}"[:300],
+                                      file=file, field=f"drill.injects.{i}.{key}") from None
+    if not faults:
+        return experiment
+    return {**experiment, "rollbacks": [*(experiment.get("rollbacks") or []),
+                                        *(dict(inject.rollback) for _, inject in faults)]}
+
+
+def run_action(run_dir: Path, action: dict[str, Any]) -> str:
+    """Run one Chaos Toolkit action with the game day's experiment configuration and
+    secrets (``experiment.json`` in ``run_dir``): ``succeeded`` or why not."""
+    from chaoslib.activity import execute_activity
+    from chaoslib.configuration import load_configuration
+    from chaoslib.secret import load_secrets
+
+    experiment = json.loads((run_dir / "experiment.json").read_text())
+    configuration = load_configuration(experiment.get("configuration") or {})
+    secrets = load_secrets(experiment.get("secrets") or {}, configuration)
+    try:
+        run = execute_activity(experiment, action, configuration, secrets, dry=None)
+    except Exception as exc:  # an action that cannot run is recorded, the drill goes on
+        return f"failed: {str(exc)[:200]}"
+    return str(run.get("status")) if run else "failed"
+
+
 def _field_of(message: str) -> str | None:
     for key in ("title", "description", "method", "steady-state-hypothesis", "rollbacks",
                 "provider", "tolerance", "controls"):

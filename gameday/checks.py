@@ -37,7 +37,9 @@ def validate_file(file: Path) -> str:
         chaos.load_experiment(file)
         return f"ok  experiment {file}"
     sc = load_scenario(file)
-    chaos.load_experiment(sc.experiment)
+    experiment = chaos.load_experiment(sc.experiment)
+    if sc.drill:
+        chaos.with_drill_faults(experiment, sc.drill, str(file))
     found = route(sc.alert.name, {**sc.alert.labels, **target_labels(sc)}, sc.alert.annotations,
                   runbook=sc.response.runbook, overrides=sc.response.params)
     if found.error:

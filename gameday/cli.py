@@ -165,6 +165,8 @@ def _as_drill(state: State, sc: Any, drill_id: int) -> tuple[Any, Any]:
 
     row = state.store.drill(drill_id)
     drilled = replace(sc, response=replace(sc.response, mode="drill"))
+    if row["oncall"]:  # the Wheel of Misfortune's pick is the one paged
+        drilled = replace(drilled, team=replace(sc.team, oncall=(row["oncall"],)))
 
     def opened(incident_id: int, run_dir: Path) -> None:
         state.store.update_drill(drill_id, incident_id=incident_id, run_dir=str(run_dir),
@@ -225,7 +227,9 @@ def validate(paths: tuple[Path, ...]) -> None:
 @click.option("--name", help="The project's name [default: the directory's name].")
 def init(directory: Path, name: str | None) -> None:
     """Start a game-day project in DIRECTORY: gameday.toml, a first sandbox game day
-    (scenarios/, experiments/), and the runbook and alert rules it uses."""
+    (scenarios/, experiments/), and the runbook and alert rules it uses; a Kubernetes
+    game day and the Dockerfile of the project's image, for scheduled game days in a
+    cluster (its README.md says how)."""
     from gameday.project import init_project
 
     written = init_project(directory, name)
@@ -234,7 +238,8 @@ def init(directory: Path, name: str | None) -> None:
         click.echo(f"  wrote {path.relative_to(root)}")
     click.echo(f"game-day project in {root}. Next:\n"
                f"  cd {directory}\n  gameday validate scenarios/\n"
-               f"  gameday run scenarios/first-game-day.yaml")
+               f"  gameday run scenarios/first-game-day.yaml\n"
+               f"In a cluster, as a CronJob: README.md, \"Scheduled game days in a cluster\"")
 
 
 # -- experiments ---------------------------------------------------------------------------

@@ -25,6 +25,12 @@ actions and rollbacks, and the tasks of the runbook its alert routes to (``routi
 are read and looked up there. Anything not in the tables (an unknown function, a
 ``process`` provider, a shell task, a kubectl command not listed) is refused, naming
 it, rather than granted ``*``.
+
+The pod runs the project's image: gameday's base image (the ``gameday`` target of the
+repository's ``Dockerfile``, ``gameday:VERSION``) with the project's files
+(``IMAGE_HOLDS``) copied into ``PROJECT_DIR`` by the project's ``Dockerfile`` (the one
+``gameday init`` writes, ``gameday/scaffold/Dockerfile``). Given the project's
+directory, ``manifests`` refuses a scenario whose files the image would not hold.
 """
 
 from __future__ import annotations
@@ -39,10 +45,12 @@ from typing import Any
 
 import yaml
 
+from gameday import __version__
 from gameday.errors import GamedayError, ValidationError
 from gameday.routing import route
 from gameday.runbook import Runbook
 from gameday.scenario import Scenario
+from gameday.settings import BUILTIN_RUNBOOKS
 from gameday.spec import read_yaml
 
 # -- where things are in the pod ---------------------------------------------------------
@@ -56,6 +64,12 @@ IN_CLUSTER_ENV = "GAMEDAY_IN_CLUSTER"        # tells the target: use this cluste
 IN_CLUSTER_CONTEXT = "in-cluster"            # the kubeconfig's one context
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 UID = 10001                                  # the image's user (Dockerfile)
+
+# The image: gameday's base (``docker build --target gameday`` in gameday's repository),
+# and what a project's Dockerfile copies onto it, into PROJECT_DIR: every file a game day
+# reads from the project is in one of these.
+BASE_IMAGE = f"gameday:{__version__}"
+IMAGE_HOLDS = ("gameday.toml", "scenarios/", "experiments/", "runbooks/")
 
 # The Job's deadline: the scenario's time boxes plus this much for everything they do not
 # cover (pulling the image, the runbook's own waits, rollbacks, the review).
@@ -223,7 +237,7 @@ TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
 def manifests(*, name: str, scenario: Scenario, scenario_path: str, cron: str | None,
               every_s: float | None, tz: str, image: str, namespace: str = "gameday",
               max_late_s: float | None = None, history: int = 3,
-              jitter_s: float = 0.0) -> list[dict[str, Any]]:
+              jitter_s: float = 0.0, project: Path | None = None) -> list[dict[str, Any]]:
     """The objects that run ``scenario`` on a schedule in the cluster it targets.
 
     ``scenario_path`` is the scenario's path inside the image, relative to the project
@@ -232,8 +246,10 @@ def manifests(*, name: str, scenario: Scenario, scenario_path: str, cron: str | 
     an hour, whole hours that divide a day, a day or a week) gives the schedule.
     ``max_late_s`` becomes the CronJob's starting deadline: a run that could not start
     that late is skipped. ``history`` finished Jobs of each outcome are kept. A CronJob
-    has no jitter: ``jitter_s`` other than 0 is refused (``--jitter``). Every refusal is
-    a ValidationError naming the flag, the scenario's field, or the experiment's activity
+    has no jitter: ``jitter_s`` other than 0 is refused (``--jitter``). ``project``, the
+    project's directory, when given: the scenario, its experiment and a runbook of the
+    project must be where its image holds them (``IMAGE_HOLDS``). Every refusal is a
+    ValidationError naming the flag, the scenario's field, or the experiment's activity
     or runbook's task it is about.
     """
     if scenario.target == "sandbox":
@@ -254,6 +270,8 @@ def manifests(*, name: str, scenario: Scenario, scenario_path: str, cron: str | 
             "give a cron expression whose minute is the offset you want (e.g. '7 * * * *')",
             field="--jitter")
     path = _scenario_path(scenario_path)
+    if project is not None:
+        _check_in_image(project, scenario, path)
     schedule, zone = _schedule(cron, every_s, tz)
     workload_ns = scenario.workload["namespace"]
 
@@ -385,6 +403,41 @@ def _scenario_path(given: str) -> PurePosixPath:
             f"holds the project at {PROJECT_DIR}), e.g. scenarios/NAME.yaml",
             field="scenario")
     return path
+
+
+def _check_in_image(project: Path, scenario: Scenario, path: PurePosixPath) -> None:
+    """The files the game day reads from the project are where its image holds them:
+    the scenario (at ``path`` under PROJECT_DIR), its experiment, and the runbook its
+    alert routes to unless gameday ships it."""
+    project = project.resolve()
+    folders = [p for p in IMAGE_HOLDS if p.endswith("/")]
+
+    def held(file: Path) -> PurePosixPath | None:
+        try:
+            relative = PurePosixPath(file.resolve().relative_to(project).as_posix())
+        except ValueError:
+            return None
+        return relative if f"{relative.parts[0]}/" in folders else None
+
+    def refuse(what: str, file: Path, field: str, where: str) -> ValidationError:
+        return ValidationError(
+            f"{what} {file.resolve()} is not in the project's image: its Dockerfile copies "
+            f"{', '.join(IMAGE_HOLDS)} of {project} into {PROJECT_DIR}; move it into "
+            f"{' or '.join(folders)}", file=where, field=field)
+
+    found = held(scenario.path)
+    if found is None:
+        raise refuse("the scenario", scenario.path, "scenario", str(scenario.path))
+    if found != path:
+        raise ValidationError(f"the scenario is {found} in the project, not {path}",
+                              file=str(scenario.path), field="scenario")
+    if held(scenario.experiment) is None:
+        raise refuse("the experiment", scenario.experiment, "experiment", str(scenario.path))
+    book, _ = _runbook(scenario)
+    if book is not None and not book.path.resolve().is_relative_to(BUILTIN_RUNBOOKS) \
+            and held(book.path) is None:
+        field = "response.runbook" if scenario.response.runbook else "alert"
+        raise refuse(f"runbook {book.name}", book.path, field, str(scenario.path))
 
 
 # -- the schedule --------------------------------------------------------------------------
@@ -720,10 +773,18 @@ def to_yaml(docs: list[dict[str, Any]]) -> str:
         f"#   kubectl create namespace {meta['namespace']}   # once, if it is not there yet",
         "#   kubectl apply --server-side --field-manager=gameday --validate=strict -f FILE",
         "# and remove it with `kubectl delete -f FILE`.",
-        "# The image is built from the repository's Dockerfile, at the repository's root:",
+        f"# The pod runs {image}, the project's image: gameday's base image with",
+        f"# the project's {', '.join(IMAGE_HOLDS)} in {PROJECT_DIR} (user {UID}).",
+        "# Build the base once in a checkout of gameday's repository, then the project's",
+        "# image in the project's directory (from the Dockerfile `gameday init` wrote; in",
+        "# gameday's repository, a project too, the second command builds both), and push it",
+        "# where the cluster pulls from:",
+        f"#   docker build --target gameday -t {BASE_IMAGE} .",
         f"#   docker build -t {image} .",
-        "# and pushed where the cluster pulls from. Its permissions are what the scenario's",
-        "# fault and runbook need, derived by gameday.cronjob, and nothing more.",
+        f"#   docker push {image}",
+        f"# (a base pushed to a registry: --build-arg GAMEDAY_IMAGE=REGISTRY/{BASE_IMAGE}).",
+        "# Its permissions are what the scenario's fault and runbook need, derived by",
+        "# gameday.cronjob, and nothing more.",
         ""])
     body = yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                          explicit_start=True, width=100)

@@ -38,7 +38,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, model_validator
 
 from gameday.events import Kind, in_time_order
-from gameday.policy import AUDIENCES, ROLES, audiences_for, rank, worst
+from gameday.policy import (
+    AUDIENCES,
+    DRILL_TARGETS,
+    ROLES,
+    SEVERITIES,
+    TARGET_KEYS,
+    audiences_for,
+    rank,
+    worst,
+)
 from gameday.spec import Line, Name, OneOf, Seconds, Spec
 
 if TYPE_CHECKING:
@@ -82,11 +91,27 @@ class InjectSpec(Spec):
         alias="from", description="Who it comes from, as people would see it.")
     message: Line = Field(description="What they say.")
     expect: ExpectSpec | None = Field(default=None, description="What answers it, scored.")
+    fault: dict[str, Any] | None = Field(default=None, description=(
+        "A second fault: a Chaos Toolkit action the drill's game day runs when the inject "
+        "fires (for example another replica killed)."))
+    rollback: dict[str, Any] | None = Field(default=None, description=(
+        "The Chaos Toolkit action that undoes the fault; it runs with the experiment's "
+        "rollbacks whether the inject fired or not, so it must be safe when nothing broke."))
 
     @model_validator(mode="after")
     def _one_trigger(self) -> InjectSpec:
         if (self.at is None) == (self.when is None):
             raise ValueError("give exactly one of at (a time) or when (an event)")
+        if (self.fault is None) != (self.rollback is None):
+            raise ValueError("a fault needs its rollback (and a rollback its fault): a "
+                             "fault must never outlive the drill")
+        for key in ("fault", "rollback"):
+            action = getattr(self, key)
+            if action is not None and (action.get("type") != "action"
+                                       or not isinstance(action.get("name"), str)
+                                       or not isinstance(action.get("provider"), dict)):
+                raise ValueError(f"{key} must be a Chaos Toolkit action (type: action, name, "
+                                 "provider)")
         return self
 
 
@@ -99,12 +124,27 @@ class HintSpec(Spec):
 
 
 class DrillSpec(Spec):
-    """Injects and hints for a training drill (``response.mode: drill``)."""
+    """Injects, hints, the time box and the targets of a training drill."""
 
+    time_box: Annotated[float, Seconds(high=4 * 3600)] = Field(default=900, description=(
+        "How long people have to mitigate (drill clock) before the drill escalates and "
+        "rolls the fault back."))
+    resolve_within: Annotated[float, Seconds(high=3600)] = Field(default=300, description=(
+        "After the SLIs recover, how long the incident commander has to resolve."))
+    targets: dict[Annotated[str, OneOf(SEVERITIES)],
+                  dict[Annotated[str, OneOf(TARGET_KEYS)],
+                       Annotated[float, Seconds(high=86_400)]]] = Field(
+        default={}, description=(
+            "Response targets per severity for the people in the drill, overriding key by "
+            "key: " + "; ".join(f"{sev} " + ", ".join(f"{k} {v:g}s" for k, v in keys.items())
+                                for sev, keys in DRILL_TARGETS.items()) + "."))
     injects: list[InjectSpec] = Field(default=[], max_length=50, description=(
         "What happens to the responders, at a time or on an event."))
     hints: list[HintSpec] = Field(default=[], max_length=50, description=(
         "Help per stage, in order; taking one costs its points."))
+
+    def target_for(self, severity: str) -> dict[str, float]:
+        return DRILL_TARGETS.get(severity, {}) | self.targets.get(severity, {})
 
     @model_validator(mode="after")
     def _unique_names(self) -> DrillSpec:
@@ -256,7 +296,9 @@ def scorecards(sc: Scenario, timeline: Sequence[Any]) -> list[Card]:
     severity_events = [e for e in ev if e["kind"] in (Kind.INCIDENT_DECLARED,
                                                        Kind.SEVERITY_CHANGED)]
     measured = worst(e["data"].get("measured_severity") for e in severity_events)
-    targets = sc.target_for(measured or (declared["data"]["severity"] if declared else "SEV-3"))
+    spec = sc.drill or DrillSpec()
+    targets = spec.target_for(measured or (declared["data"]["severity"] if declared
+                                           else "SEV-3"))
 
     for person, c in people.items():
         pages = [e for e in ev if e["kind"] == Kind.PAGE_SENT and e["data"]["person"] == person]
@@ -272,7 +314,8 @@ def scorecards(sc: Scenario, timeline: Sequence[Any]) -> list[Card]:
                 "incident_commander" in c.roles and not any(
                     "comms_lead" in other.roles for other in people.values())):
             _score_comms(c, sc, ev, clock, acted, targets, measured)
-        if "responder" in c.roles or (pages and not c.roles):
+        if "responder" in c.roles or (not c.roles and any(
+                p["data"]["role"] == "responder" for p in pages)):
             _score_responder(c, sc, ev, clock, acted, targets)
         hints = [e for e in acted if e["kind"] == Kind.DRILL_HINT]
         for h in hints:
@@ -300,7 +343,7 @@ def _score_ic(c: Card, sc: Scenario, ev: list[dict[str, Any]], clock: Clock,
     elif measured and final and rank(final) < rank(measured):
         c.deduct(5, "severity", f"set {final}, more than the measured {measured}")
     mitigated = next((e for e in ev if e["kind"] == Kind.MITIGATED), None)
-    window = sc.timeouts.mitigate
+    window = (sc.drill or DrillSpec()).time_box
     escalated = next((e for e in ev if e["kind"] == Kind.INCIDENT_ESCALATED), None)
     fault = next((e for e in ev if e["kind"] == Kind.FAULT_INJECTED), None)
     to_mitigate = clock.between(fault, mitigated)
@@ -311,6 +354,15 @@ def _score_ic(c: Card, sc: Scenario, ev: list[dict[str, Any]], clock: Clock,
     handovers = [e for e in ev if e["kind"] == Kind.ROLE_ASSIGNED and e["data"]["role"] ==
                  "deputy" and e["data"].get("reason") == "handoff"]
     c.measures["handovers"] = len(handovers)
+    called = next((e for e in acted if e["kind"] == Kind.MITIGATION_DECLARED), None)
+    if called is not None:
+        early = clock.between(called, mitigated) if mitigated is not None else None
+        c.measures["declared_mitigated_after_measured"] = (
+            None if early is None else round(-early, 1))
+        if mitigated is None or _ns(called) < _ns(mitigated):
+            c.deduct(10, "mitigation_call", "declared the impact contained while the SLIs "
+                     "were still outside the objective" + (
+                         f" ({early:.0f} s before they recovered)" if early else ""))
 
 
 def _score_comms(c: Card, sc: Scenario, ev: list[dict[str, Any]], clock: Clock,

@@ -8,6 +8,7 @@ read by the game-day process (injects, pause, end) and by the debrief (``drill``
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -23,16 +24,20 @@ from gameday.events import Kind
 from gameday.incident import TERMINAL_STATES, Incident
 from gameday.scenario import Scenario, load_scenario
 from gameday.settings import Settings
-from gameday.spec import PERSON
 from gameday.store import Store
 
 START_TIMEOUT_S = 120.0
 GAME_MASTER = "game-master"
 
 
-def spin(pool: Path, *, seed: int | None = None) -> tuple[Path, str]:
+def spin(pool: Path, *, seed: int | None = None,
+         history: Store | None = None) -> tuple[Path, str]:
     """The Wheel of Misfortune: a random scenario from ``pool`` (a directory of
-    scenarios, or one file) and a random on-call from its rotation."""
+    scenarios, or one file) and a random on-call from its rotation.
+
+    With ``history``, only what already happened spins: scenarios whose game days ran,
+    or whose alert fired for a real incident (one opened by an alert), as a Wheel of
+    Misfortune replays past outages."""
     files = sorted(pool.glob("*.y*ml")) if pool.is_dir() else [pool]
     wheel = random.Random(seed)
     candidates: list[tuple[Path, Scenario]] = []
@@ -43,9 +48,14 @@ def spin(pool: Path, *, seed: int | None = None) -> tuple[Path, str]:
             continue  # `gameday validate` says why; the wheel only spins valid ones
         if sc.target == "sandbox":  # a drill needs nothing but this machine
             candidates.append((path, sc))
+    if history is not None:
+        ran, fired = history.past_outages()
+        candidates = [(p, sc) for p, sc in candidates
+                      if sc.name in ran or sc.alert.name in fired]
     if not candidates:
-        raise ValidationError("no valid sandbox scenario to spin", file=str(pool),
-                              field="--wheel")
+        what = "that a past game day or incident touched" if history is not None else ""
+        raise ValidationError(f"no valid sandbox scenario {what} to spin".replace("  ", " "),
+                              file=str(pool), field="--wheel")
     path, sc = wheel.choice(candidates)
     return path, wheel.choice(list(sc.team.oncall))
 
@@ -80,17 +90,16 @@ def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master
             raise GamedayError(f"the drill's game day did not start (exit {child.poll()}):\n"
                                f"{tail}")
         time.sleep(0.1)
-    url = (base_url or os.environ.get("GAMEDAY_URL") or "http://127.0.0.1:8080").rstrip("/")
+    url = (base_url or settings.url).rstrip("/")
     return {"drill_id": drill_id, "incident_id": row["incident_id"], "scenario": relative,
             "difficulty": difficulty, "oncall": oncall, "pid": child.pid,
             "join_url": f"{url}/drills/{drill_id}", "log": str(log)}
 
 
 def _person(name: str, field: str = "--as") -> str:
-    if not PERSON.match(name or ""):
-        raise ValidationError(f"{name[:80]!r} is not a person's name (letters, digits, "
-                              "spaces, . ' @ -; at most 64)", field=field)
-    return name
+    from gameday.moves import person
+
+    return person(name, field)
 
 
 class Drill:
@@ -165,10 +174,14 @@ class Drill:
             entry = events.drill_inject(declared.name, declared.sender, declared.message,
                                         by_hand=True)
         else:
+            from gameday.moves import text
+
             if not sender or not message:
                 raise ValidationError("name a declared inject, or give --from and --message",
                                       field="NAME")
-            if len(message) > 500 or any(ord(c) < 32 for c in message):
+            sender = text(sender, "--from", limit=64)
+            message = text(message, "--message", limit=500)
+            if "\n" in message or "\t" in message:
                 raise ValidationError("one line, at most 500 characters", field="--message")
             count = sum(1 for e in self.timeline() if e.kind == Kind.DRILL_INJECT)
             entry = events.drill_inject(f"by-hand-{count + 1}", sender, message, by_hand=True)
@@ -196,6 +209,79 @@ class Drill:
     def end(self, person: str) -> None:
         self._open()
         self.incident.record(events.drill_ended("ended by the game master"), _person(person))
+
+    # -- what the console shows -----------------------------------------------------------
+    def snapshot(self, *, after_seq: int = 0, sli_offset: int = 0) -> dict[str, Any]:
+        """The drill as it stands, for the console and ``GET /api/v1/drills/ID``: the
+        incident, roles, clock, pages, injects and hints, the linked runbook, the
+        timeline's events after ``after_seq`` (time order, each with its sentence) and
+        the SLI samples the game day wrote after byte ``sli_offset`` of its ``sli.jsonl``
+        (``next_sli_offset`` says where to go on)."""
+        from gameday import moves
+
+        row = self.store.drill(self.id)
+        inc = self.incident.row
+        timeline = self.timeline()
+        clock = Clock.of(timeline)
+        t0 = min((e.at_monotonic_ns for e in timeline), default=0)
+        acked = {e.actor for e in timeline if e.kind in (Kind.INCIDENT_ACKNOWLEDGED,
+                                                         Kind.ROLE_ASSIGNED)}
+        pages = [{"person": e.data["person"], "role": e.data["role"],
+                  "reason": e.data.get("reason"), "answered": e.data["person"] in acked}
+                 for e in timeline if e.kind == Kind.PAGE_SENT]
+        fired = {e.data.get("name") for e in timeline if e.kind == Kind.DRILL_INJECT}
+        taken = sum(1 for e in timeline if e.kind == Kind.DRILL_HINT)
+        route = moves.linked(self.incident)
+        new = [e for e in events.in_time_order(timeline) if e["seq"] > after_seq]
+        samples, next_offset = self.sli_samples(row["run_dir"], sli_offset, t0)
+        return {
+            "drill": {k: row[k] for k in ("id", "scenario", "state", "difficulty",
+                                          "game_master", "oncall")},
+            "incident": {k: inc.get(k) for k in ("id", "title", "state", "severity",
+                                                 "service")},
+            "roles": self.incident.roles(),
+            "people": sorted({e.data["person"] for e in timeline
+                              if e.kind in (Kind.ROLE_ASSIGNED, Kind.PAGE_SENT)}),
+            "clock": {"seconds": clock.at(time.monotonic_ns()), "paused": clock.paused},
+            "over": self.ended or inc["state"] in TERMINAL_STATES,
+            "pages": pages,
+            "injects": answered(self.spec, timeline),
+            "injects_left": [i.name for i in self.spec.injects if i.name not in fired],
+            "hints_left": (0 if row["difficulty"] == "hard"
+                           else max(0, len(self.spec.hints) - taken)),
+            "runbook": ({"name": route.runbook.name, "link": route.link(self.incident.id),
+                         "error": route.error} if route and route.runbook else None),
+            "objective": {"success_ratio": self.sc.slo.success_ratio,
+                          "latency_p99_ms": self.sc.slo.latency_p99_ms},
+            "events": [{"seq": e["seq"], "t": round((e["at_monotonic_ns"] - t0) / 1e9, 2),
+                        "at_utc": e["at_utc"], "kind": e["kind"], "actor": e["actor"],
+                        "text": events.describe_event(e)} for e in new],
+            "last_seq": max((e.seq for e in timeline), default=after_seq),
+            "sli": samples, "next_sli_offset": next_offset,
+        }
+
+    @staticmethod
+    def sli_samples(run_dir: str | None, offset: int, t0: int,
+                    limit: int = 1 << 20) -> tuple[list[dict[str, Any]], int]:
+        """Whole lines of the game day's ``sli.jsonl`` after byte ``offset``: each
+        window's success ratio and p99, ``t`` in seconds on the timeline's scale."""
+        path = Path(run_dir) / "sli.jsonl" if run_dir else None
+        if path is None or not path.is_file():
+            return [], offset
+        with open(path, "rb") as f:
+            f.seek(offset)
+            chunk = f.read(limit)
+        whole = chunk[:chunk.rfind(b"\n") + 1]
+        out = []
+        for line in whole.splitlines():
+            try:
+                s = json.loads(line)
+                out.append({"t": round((int(s["at_ns"]) - t0) / 1e9, 2),
+                            "success_ratio": s.get("success_ratio"),
+                            "p99_ms": s.get("p99_ms"), "outside": bool(s.get("outside"))})
+            except (ValueError, KeyError, TypeError):
+                continue  # a line the game day was writing when it died
+        return out, offset + len(whole)
 
     # -- the debrief ------------------------------------------------------------------------
     def debrief(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ keys (``None`` where a writer has nothing), so one kind has one shape.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -39,6 +39,7 @@ class Kind(StrEnum):
     INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
     INCIDENT_ESCALATED = "incident.escalated"
     INCIDENT_RESOLVED = "incident.resolved"
+    MITIGATION_DECLARED = "incident.mitigation_declared"  # a person's call; ``mitigated`` is measured
     INCIDENT_REVIEWED = "incident.reviewed"
     INCIDENT_CANCELLED = "incident.cancelled"
     INCIDENT_ABORTED = "incident.aborted"
@@ -65,12 +66,14 @@ class Kind(StrEnum):
     GAMEDAY_INTERRUPTED = "gameday.interrupted"
     GAMEDAY_SCHEDULED = "gameday.scheduled"
     GAMEDAY_FROZEN = "gameday.frozen"
+    GAMEDAY_VERDICT = "gameday.verdict"
     RUN_CRASHED = "run.crashed"
     # training drills
     DRILL_STARTED = "drill.started"
     DRILL_JOINED = "drill.joined"
     DRILL_INJECT = "drill.inject"
     DRILL_HINT = "drill.hint"
+    DRILL_FAULT = "drill.fault"
     DRILL_PAUSED = "drill.paused"
     DRILL_RESUMED = "drill.resumed"
     DRILL_ENDED = "drill.ended"
@@ -195,6 +198,12 @@ def incident_escalated(reason: str, runbook: str | None) -> Entry:
 
 def incident_resolved(how: str) -> Entry:
     return Entry(Kind.INCIDENT_RESOLVED, {"how": how})
+
+
+def mitigation_declared(how: str) -> Entry:
+    """The incident commander says the impact is contained; the detector's ``mitigated``
+    (SLIs back inside the objective) is what the scores compare it with."""
+    return Entry(Kind.MITIGATION_DECLARED, {"how": how})
 
 
 def incident_cancelled(reason: str) -> Entry:
@@ -322,6 +331,16 @@ def gameday_scheduled(schedule: str, scheduled_run: int, due_at: str) -> Entry:
                                           "due_at": due_at})
 
 
+def gameday_verdict(status: str, exit_code: int, failed: Mapping[str, str],
+                    skipped: Sequence[str] = ()) -> Entry:
+    """A finished game day judged on its scenario's own checks (``verdict.record``):
+    ``failed`` is each failed check's name and why, ``skipped`` the checks an
+    interruption left unrun."""
+    return Entry(Kind.GAMEDAY_VERDICT, {"status": status, "exit_code": exit_code,
+                                        "failed": list(failed), "why": dict(failed),
+                                        "skipped": list(skipped)})
+
+
 def gameday_frozen(who: str, reason: str | None) -> Entry:
     """The freeze (``gameday freeze on``) stopped the game day: its faults are rolled
     back as on Ctrl-C."""
@@ -342,6 +361,14 @@ def drill_inject(name: str, sender: str, message: str, *, by_hand: bool = False)
     """Something happens to the responders: a stakeholder asks, a signal misleads."""
     return Entry(Kind.DRILL_INJECT, {"name": name, "sender": sender, "message": message,
                                      "by_hand": by_hand})
+
+
+def drill_fault(inject: str, activity: str | None, status: str,
+                provider: Mapping[str, Any] | None) -> Entry:
+    """An inject's second fault, injected by the drill's game day (its rollback runs with
+    the experiment's)."""
+    return Entry(Kind.DRILL_FAULT, {"inject": inject, "activity": activity, "status": status,
+                                    "provider": dict(provider or {})})
 
 
 def drill_hint(stage: str, text: str, cost: int) -> Entry:
@@ -415,6 +442,9 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
             return str(d.get("reason"))
         case Kind.INCIDENT_RESOLVED:
             return f"by {actor}: {d.get('how')}" if d.get("how") else f"by {actor}"
+        case Kind.MITIGATION_DECLARED:
+            return (f"{actor} declares the impact contained"
+                    + (f": {d.get('how')}" if d.get("how") else ""))
         case Kind.PAGE_SENT:
             return f"{d['person']} as {d['role'].replace('_', ' ')}: {d['reason']}"
         case Kind.ROLE_ASSIGNED:
@@ -463,6 +493,9 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
             return f"{d.get('person')} joins as {d.get('role')}"
         case Kind.DRILL_INJECT:
             return f"{d.get('sender')}: {d.get('message')}"
+        case Kind.DRILL_FAULT:
+            return (f"second fault for {d.get('inject')}: {d.get('activity')} "
+                    f"({d.get('status')})")
         case Kind.DRILL_HINT:
             return f"hint ({d.get('stage')}, -{d.get('cost')}): {d.get('text')}"
         case Kind.DRILL_PAUSED:
@@ -475,6 +508,9 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
             return f"by schedule {d['schedule']} (due {str(d.get('due_at'))[:19]})"
         case Kind.GAMEDAY_FROZEN:
             return f"stopped by the freeze ({d.get('who')}: {d.get('reason') or 'no reason'})"
+        case Kind.GAMEDAY_VERDICT:
+            why = "; ".join(f"{name}: {text}" for name, text in (d.get("why") or {}).items())
+            return f"{d.get('status')} (exit {d.get('exit_code')})" + (f": {why}" if why else "")
         case Kind.GAMEDAY_INTERRUPTED:
             return f"by {d.get('signal') or 'a signal'}; experiment {d.get('experiment')}"
         case Kind.DETECTION_MISSED:

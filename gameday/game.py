@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from gameday import chaos, events, interrupts, settings, traffic
 from gameday.comms import describe_impact
 from gameday.detection import Detector
+from gameday.drill import DrillSpec
 from gameday.errors import Frozen, GamedayError, NotFound, SandboxError
 from gameday.incident import Incident
 from gameday.lease import Lease
@@ -156,6 +157,8 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     if alerting == "prometheus" and sc.target != "sandbox":
         raise GamedayError("--alerting prometheus works with the sandbox target only")
     experiment = chaos.load_experiment(sc.experiment)  # validated before anything starts
+    if sc.response.mode == "drill" and sc.drill:  # second faults roll back with the rest
+        experiment = chaos.with_drill_faults(experiment, sc.drill, str(sc.path))
     run_dir = new_run_dir(root or runs_root(), sc.name)
     shutil.copy(sc.path, run_dir / "scenario.yaml")
     (run_dir / "experiment.json").write_text(json.dumps(experiment, indent=2))
@@ -309,7 +312,7 @@ def finish(incident: Incident, detector: Detector, response: Response, sc: Scena
         say(f"the SLIs did not recover within {sc.timeouts.recover:g}s after the rollbacks")
         return
     if response.drilling:  # the incident commander resolves it, or the drill's time runs out
-        deadline = time.monotonic() + sc.timeouts.recover
+        deadline = time.monotonic() + (sc.drill or DrillSpec()).resolve_within
         while time.monotonic() < deadline and incident.state != "resolved" and not any(
                 e.kind == events.Kind.DRILL_ENDED for e in incident.events()):
             time.sleep(0.2)

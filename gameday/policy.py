@@ -42,6 +42,17 @@ DEFAULT_TARGETS: dict[str, dict[str, float]] = {
     "SEV-3": {"ack": 1800},
     "SEV-4": {"ack": 86400},
 }
+# A training drill is an incident compressed into half an hour with people clicking
+# through it: the same targets, scaled to what a drill can ask (a scenario's ``drill``
+# block overrides them key by key).
+DRILL_TARGETS: dict[str, dict[str, float]] = {
+    "SEV-1": {"ack": 60, "engage_ic": 120, "first_comms": 180, "mitigate": 600,
+              "update_every": 300},
+    "SEV-2": {"ack": 60, "engage_ic": 120, "first_comms": 180, "mitigate": 600,
+              "update_every": 300},
+    "SEV-3": {"ack": 120, "first_comms": 300, "mitigate": 900},
+    "SEV-4": {"ack": 300},
+}
 DUE_DAYS = {"SEV-1": 7, "SEV-2": 14, "SEV-3": 30, "SEV-4": 60}
 
 # Alertmanager's customary ``severity`` label values, for alerts that do not say SEV-n.

@@ -116,10 +116,27 @@ class Response:
                 return
             for name in fire_due_injects(self.inc, spec):
                 self.say(f"inject: {name}")
+            self.second_faults(spec, timeline)
             elapsed = Clock.of(timeline).at(time.monotonic_ns()) or 0.0
-            if elapsed > self.sc.timeouts.mitigate:
-                self.escalate()
+            if elapsed > spec.time_box:
+                self.escalate(spec.time_box)
                 return
+
+    def second_faults(self, spec: Any, timeline: list[Any]) -> None:
+        """Inject the fault of every inject that fired (on time, on an event, or by the
+        game master's hand) and has not had it yet."""
+        from gameday import chaos
+
+        done = {e.data.get("inject") for e in timeline if e.kind == Kind.DRILL_FAULT}
+        fired = [e.data.get("name") for e in self.inc.events() if e.kind == Kind.DRILL_INJECT]
+        for inject in spec.injects:
+            if inject.fault and inject.name in fired and inject.name not in done:
+                status = chaos.run_action(self.run_dir, dict(inject.fault))
+                self.inc.record(events.drill_fault(inject.name, inject.fault.get("name"),
+                                                   status, inject.fault.get("provider")),
+                                "chaos")
+                self.say(f"second fault for {inject.name}: {inject.fault.get('name')} "
+                         f"({status})")
 
     def tick(self) -> None:
         self.watch_severity()
@@ -138,6 +155,12 @@ class Response:
             if who.dedicated_ic:
                 self.inc.engage(who.incident_commander, via="auto")
             self.assign_support_roles()
+        elif self.drilling:  # people answer: the roster's scribe and comms lead are paged too
+            team = self.sc.team
+            for role, person in (("comms_lead", team.comms), ("scribe", team.scribe)):
+                if person and person not in (who.oncall, who.incident_commander):
+                    self.inc.page(person, role, reason=f"the {team.name} roster's "
+                                                       f"{role.replace('_', ' ')}")
 
     def assign_support_roles(self) -> None:
         roles = self.inc.roles()
@@ -177,11 +200,12 @@ class Response:
         if self.sc.response.mode == "auto":
             self.inc.engage(ic, via="auto")
 
-    def escalate(self) -> None:
+    def escalate(self, window: float | None = None) -> None:
+        window = self.sc.timeouts.mitigate if window is None else window
         self.inc.record(events.incident_escalated(
-            f"not mitigated within {self.sc.timeouts.mitigate:g}s",
+            f"not mitigated within {window:g}s",
             self.runbook_status[0] if self.runbook_status else None), "gameday")
-        self.say(f"not mitigated within {self.sc.timeouts.mitigate:g}s: escalating")
+        self.say(f"not mitigated within {window:g}s: escalating")
         sli = self.det.current()
         if sli is not None and self.inc.severity:
             measured = measured_severity(sli, self.sc.slo)

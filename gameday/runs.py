@@ -83,3 +83,16 @@ def run(store: Store, runbook: Runbook, params: dict[str, Any], data_dir: Path, 
     run_id = queue(store, runbook, params, incident=incident, who=who, check=check)
     return execute(store, run_id, runbook, params, data_dir, incident=incident, who=who,
                    check=check, env=env, on_event=on_event, tick=tick)
+
+
+def environment(incident: Incident | None, env: dict[str, str] | None = None
+                ) -> tuple[dict[str, str], Path | None]:
+    """Where a runbook started by hand for ``incident`` acts, and the game day's run
+    directory: a game day's or a drill's runs go with it, against its own sandbox."""
+    env = dict(env or {})
+    game_dir = incident.row.get("run_dir") if incident is not None else None
+    if not game_dir:
+        return env, None
+    if (Path(game_dir) / "sandbox").exists():
+        env["GAMEDAY_SANDBOX"] = str(Path(game_dir) / "sandbox")
+    return env, Path(game_dir)

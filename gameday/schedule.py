@@ -223,7 +223,7 @@ def make_schedule(name: str, scenario: str, *, cron: str | None = None, tz: str 
     def bad(option: str, message: str) -> ValidationError:
         return ValidationError(message, file=WHERE, field=option)
 
-    if not NAME.match(name or ""):
+    if not NAME.fullmatch(name or ""):
         raise bad("NAME", f"{name!r}: use lowercase letters, digits, '.', '_' or '-' "
                           "(at most 63)")
     if (cron is None) == (every is None):

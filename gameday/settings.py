@@ -19,7 +19,11 @@ runbooks             ``GAMEDAY_RUNBOOKS`` ``[paths] runbooks``          ``runboo
 alert rules          ``GAMEDAY_ALERTING`` ``[paths] alerting``          ``alerting``
 sandbox state        ``GAMEDAY_SANDBOX`` ``[paths] sandbox``            ``.gameday/sandbox``
 state directory      (none)              ``[paths] state``              ``.gameday``
+server's address     ``GAMEDAY_URL``     ``[serve] url``                ``http://127.0.0.1:8080``
 ===================  ==================  =============================  ==================
+
+The server's address is where people reach ``gameday serve`` (the drill console's join
+links are made of it).
 
 The runbooks and alert rules that drive the embedded sandbox ship inside the package;
 a project's own directories come first, and a file of the same name there replaces
@@ -47,7 +51,8 @@ BUILTIN_RUNBOOKS = PACKAGE / "sandbox" / "runbooks"
 BUILTIN_RULES = PACKAGE / "sandbox" / "alerting"
 KNOWN = {"project": {"name"},
          "paths": {"state", "runs", "runbooks", "alerting", "sandbox"},
-         "store": {"db"}}
+         "store": {"db"}, "serve": {"url"}}
+DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class Settings:
     alerting_dir: Path               # the project's own alert rules
     sandbox_dir: Path                # the sandbox of ``gameday sandbox ...``
     name: str
+    url: str = DEFAULT_URL           # where people reach ``gameday serve``
 
     @property
     def runbook_dirs(self) -> tuple[Path, ...]:
@@ -131,7 +137,23 @@ class Settings:
             runbooks_dir=pick("GAMEDAY_RUNBOOKS", paths, "runbooks", root / "runbooks"),
             alerting_dir=pick("GAMEDAY_ALERTING", paths, "alerting", root / "alerting"),
             sandbox_dir=pick("GAMEDAY_SANDBOX", paths, "sandbox", state / "sandbox"),
-            name=str(conf.get("project", {}).get("name") or root.name))
+            name=str(conf.get("project", {}).get("name") or root.name),
+            url=_url(env.get("GAMEDAY_URL") or str(conf.get("serve", {}).get("url") or "")
+                     or DEFAULT_URL, "GAMEDAY_URL" if env.get("GAMEDAY_URL") else
+                     "[serve] url"))
+
+
+def _url(value: str, field: str) -> str:
+    """The server's address: an http(s) URL with a host, without a trailing slash."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok or any(c.isspace() for c in value):
+        raise ValidationError(f"{value[:200]!r} is not an http(s) URL like "
+                              f"{DEFAULT_URL}", field=field)
+    return value.rstrip("/")
 
 
 def first_found(dirs: Iterable[Path], *patterns: str,
@@ -241,7 +263,7 @@ def current() -> Settings:
     if _current is not None:
         return _current
     keys = ("GAMEDAY_DB", "GAMEDAY_RUNS", "GAMEDAY_RUNBOOKS", "GAMEDAY_ALERTING",
-            "GAMEDAY_SANDBOX")
+            "GAMEDAY_SANDBOX", "GAMEDAY_URL")
     return _cached(str(Path.cwd()), tuple(os.environ.get(k) for k in keys))
 
 

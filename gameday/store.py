@@ -323,6 +323,17 @@ class Store:
     def incidents(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._db.execute("SELECT * FROM incidents ORDER BY id")]
 
+    def past_outages(self) -> tuple[set[str], set[str]]:
+        """What the Wheel of Misfortune can replay: the scenarios game days ran, and the
+        alerts that opened real incidents."""
+        ran = {r[0] for r in self._db.execute(
+            "SELECT DISTINCT scenario FROM incidents WHERE kind = 'gameday'"
+            " AND scenario IS NOT NULL")}
+        fired = {r[0] for r in self._db.execute(
+            "SELECT DISTINCT a.alertname FROM alert_instances a JOIN incidents i"
+            " ON i.id = a.incident_id WHERE i.kind = 'incident'")}
+        return ran, fired
+
     def update_incident(self, incident_id: int, **fields: Any) -> None:
         allowed = {"state", "severity", "title", "run_dir"}
         assert set(fields) <= allowed, fields

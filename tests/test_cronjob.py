@@ -1,8 +1,10 @@
 """Scheduled game days as Kubernetes CronJobs (gameday.cronjob) and the image they run
-(Dockerfile): the manifests, permissions derived exactly from the fault and the runbook,
-refusals, and, on the real kwok control plane, strict server-side apply, permissions
-that are enough for the fault and the runbook (run as the exported ServiceAccount), and
-the CronJob controller creating a Job."""
+(Dockerfile; a fresh project's own image is test_init_image's): the manifests,
+permissions derived exactly from the fault and the runbook, refusals, and, on the real
+kwok control plane, strict server-side apply (of a fresh `gameday init` project's export
+too), permissions that are enough for the fault and the runbook (run as the exported
+ServiceAccount), the CronJob controller creating a Job, and the game day run as the pod
+runs it."""
 
 from __future__ import annotations
 
@@ -367,18 +369,24 @@ def tracked() -> set[str] | None:
 
 
 def test_the_dockerfile_builds_the_project_into_a_non_root_gameday_image():
+    """Stages: build, the ``gameday`` base (what a project's Dockerfile starts from, see
+    test_init_image), and this repository's project on it, the default target."""
     steps = dockerfile()
-    froms = [rest for word, rest in steps if word == "FROM"]
-    assert len(froms) >= 2, "multi-stage: a build stage and a slim run stage"
-    for image in froms:
-        ref = image.split()[0]
+    froms = [rest.split() for word, rest in steps if word == "FROM"]
+    assert [f[2] for f in froms] == ["build", "gameday", "project"]
+    for ref in (f[0] for f in froms[:2]):
         name, _, tag = ref.partition(":")
         assert name == "python" and re.match(r"^3\.11\.\d+-slim", tag), ref  # pinned
-    final = steps[max(i for i, (word, _) in enumerate(steps) if word == "FROM"):]
-    user = [rest for word, rest in final if word == "USER"]
-    assert user and user[-1].split(":")[0] == str(cronjob.UID) != "0"
-    assert [rest for word, rest in final if word == "ENTRYPOINT"] == ['["gameday"]']
-    assert [rest for word, rest in final if word == "WORKDIR"][-1] == cronjob.PROJECT_DIR
+    assert froms[2][0] == "gameday"  # the project on the base stage
+    starts = [i for i, (word, _) in enumerate(steps) if word == "FROM"]
+    base, final = steps[starts[1]:starts[2]], steps[starts[2]:]
+    for stage in (base, final):
+        user = [rest for word, rest in stage if word == "USER"]
+        assert user and user[-1].split(":")[0] == str(cronjob.UID) != "0"
+        assert [rest for word, rest in stage if word == "WORKDIR"][-1] == cronjob.PROJECT_DIR
+    assert [rest for word, rest in base if word == "ENTRYPOINT"] == ['["gameday"]']
+    copied = [rest.split()[0] for word, rest in final if word == "COPY"]
+    assert tuple(copied) == cronjob.IMAGE_HOLDS
     installs = [rest for word, rest in steps if word == "RUN" and "pip install" in rest]
     assert any(re.search(r"pip install .*\./?$", rest) for rest in installs), installs
     # kubectl for the runbooks, the release the control plane is built from, checked.
@@ -449,9 +457,33 @@ def kwok() -> Iterator[k8s.Cluster]:
             k8s.down("kwok")
 
 
+FRESH = "fresh"  # the Kubernetes game day of a fresh `gameday init` project, exported there
+
+
+def fresh_project_export(where: Path) -> tuple[Path, str]:
+    """`gameday init`, then `gameday schedule add` and `export` in the new project, as a
+    user's shell runs them (no GAMEDAY_* settings): the project and the stream."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAMEDAY_")}
+
+    def gameday(*args: str, cwd: Path) -> str:
+        proc = subprocess.run([sys.executable, "-m", "gameday", *args], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    gameday("init", "demo", cwd=where)
+    project = where / "demo"
+    gameday("schedule", "add", FRESH, "scenarios/k8s-frontend-scaled-to-zero.yaml",
+            "--cron", "* * * * *", "--tz", "Europe/Berlin", "--max-late", "30s", cwd=project)
+    return project, gameday("schedule", "export", FRESH, "--kubernetes", "--image",
+                            "gameday-demo:test", "--namespace", NS, "--history", "1",
+                            cwd=project)
+
+
 @pytest.fixture(scope="module")
 def applied(kwok, tmp_path_factory) -> dict[str, Any]:
-    """Every exported scenario applied, as the header says: server-side, strictly."""
+    """Every exported scenario applied, as the header says: server-side, strictly; and
+    the export of a fresh project's Kubernetes game day (``FRESH``)."""
     out = tmp_path_factory.mktemp("export")
     k8s.kubectl(kwok, "create", "namespace", NS)
     streams = {}
@@ -460,12 +492,15 @@ def applied(kwok, tmp_path_factory) -> dict[str, Any]:
             name=short(scenario), scenario=load_scenario(SCENARIOS / f"{scenario}.yaml"),
             scenario_path=f"scenarios/{scenario}.yaml", cron="* * * * *", every_s=None,
             tz="Europe/Berlin", image="gameday:test", namespace=NS, max_late_s=30, history=1)
-        path = out / f"{scenario}.yaml"
-        path.write_text(cronjob.to_yaml(docs))
+        streams[scenario] = (docs, out / f"{scenario}.yaml")
+        streams[scenario][1].write_text(cronjob.to_yaml(docs))
+    project, text = fresh_project_export(out)
+    streams[FRESH] = ([d for d in yaml.safe_load_all(text) if d], out / f"{FRESH}.yaml")
+    streams[FRESH][1].write_text(text)
+    for _, path in streams.values():
         k8s.kubectl(kwok, "apply", "--server-side", "--field-manager=gameday",
                     "--validate=strict", "-f", str(path))
-        streams[scenario] = (docs, path)
-    return {"at": time.monotonic(), "streams": streams, "dir": out}
+    return {"at": time.monotonic(), "streams": streams, "dir": out, "project": project}
 
 
 @pytest.mark.slow
@@ -484,6 +519,13 @@ def test_the_manifests_pass_strict_server_side_validation(kwok, applied):
     with pytest.raises(GamedayError, match="concurencyPolicy"):
         k8s.kubectl(kwok, "apply", "--server-side", "--field-manager=gameday",
                     "--validate=strict", "--dry-run=server", "-f", str(typo))
+    # A fresh project's export went in the same way, and runs that project's scenario.
+    got = json.loads(k8s.kubectl(kwok, "-n", NS, "get", "cronjob", f"gameday-{FRESH}",
+                                 "-o", "json"))
+    (c,) = got["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert c["args"][:2] == ["run", "scenarios/k8s-frontend-scaled-to-zero.yaml"]
+    assert c["image"] == "gameday-demo:test" and c["workingDir"] == cronjob.PROJECT_DIR
+    assert (applied["project"] / c["args"][1]).is_file()
 
 
 def service_account_kubeconfig(kwok: k8s.Cluster, docs: list[dict[str, Any]],
@@ -588,7 +630,7 @@ def test_the_cronjob_controller_creates_a_job_from_each_cronjob(kwok, applied):
             chosen = arg.split("=", 1)[1].split(",")
             assert "cronjob-controller" in chosen or (
                 "*" in chosen and "-cronjob-controller" not in chosen), arg
-    wanted = {f"gameday-{short(s)}" for s in EXPORTED}
+    wanted = {f"gameday-{short(s)}" for s in EXPORTED} | {f"gameday-{FRESH}"}
     owners: set[str] = set()
     deadline = applied["at"] + 75
     while time.monotonic() < deadline:
@@ -623,12 +665,12 @@ def pod_tools(where: Path) -> tuple[Path, Path, Path]:
     return bin_dir, k8s_dir, calls
 
 
-def pod_run(docs: list[dict[str, Any]], kubeconfig: Path, where: Path) -> tuple[
-        subprocess.CompletedProcess[str], Path, Path]:
+def pod_run(docs: list[dict[str, Any]], kubeconfig: Path, where: Path,
+            project: Path = ROOT) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
     """The exported CronJob's container, run here: its arguments (and --json), its
-    environment, its working directory (the project); its emptyDirs and the ConfigMap's
-    kubeconfig are directories and a file under ``where``. The run's process, its JUnit
-    report, and the log of the cluster tools it called."""
+    environment, its working directory (``project``, the image's /app); its emptyDirs and
+    the ConfigMap's kubeconfig are directories and a file under ``where``. The run's
+    process, its JUnit report, and the log of the cluster tools it called."""
     (c,) = one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert c["workingDir"] == cronjob.PROJECT_DIR
     here = {cronjob.KUBECONFIG_PATH: str(kubeconfig)}
@@ -653,7 +695,7 @@ def pod_run(docs: list[dict[str, Any]], kubeconfig: Path, where: Path) -> tuple[
     assert env[cronjob.IN_CLUSTER_ENV] == "1" and env["KUBECONFIG"] == str(kubeconfig)
     args = [local(a) for a in c["args"]]
     junit = Path(args[args.index("--junit") + 1])
-    proc = subprocess.run([sys.executable, "-m", "gameday", *args, "--json"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "gameday", *args, "--json"], cwd=project,
                           env=env, capture_output=True, text=True, timeout=240)
     return proc, junit, calls
 
@@ -682,26 +724,40 @@ def refusals(texts: list[str]) -> list[str]:
 
 @pytest.mark.slow
 @needs_build
-@pytest.mark.parametrize("scenario,runbook", [
+@pytest.mark.parametrize("stream,runbook", [
     ("kwok-frontend-scaled-to-zero", "k8s-scale-deployment"),
     ("kwok-nodes-cordoned", "k8s-uncordon-nodes"),
+    (FRESH, "k8s-scale-deployment"),
 ])
 def test_the_exported_cronjob_runs_the_game_day_in_the_cluster_as_is(kwok, applied, tmp_path,
-                                                                     scenario, runbook):
+                                                                     stream, runbook):
     """`gameday run` as the pod runs it (GAMEDAY_IN_CLUSTER=1, the ConfigMap's kubeconfig
     with context in-cluster, the ServiceAccount's token, kubectl from PATH) against the
     cluster it is in: the fault, its probes, the runbook and the rollbacks all work with
     the exported permissions; the cluster is used as it is, neither re-applied nor
-    deleted."""
+    deleted. A fresh project's game day runs in what its image holds in /app (the
+    files its Dockerfile copies, cronjob.IMAGE_HOLDS), nothing else of the project."""
     import xml.etree.ElementTree as ET
 
     from gameday.store import Store
     from gameday.verdict import RUNBOOK
 
-    docs, _ = applied["streams"][scenario]
+    docs, _ = applied["streams"][stream]
+    project = ROOT
+    if stream == FRESH:
+        project = tmp_path / "app"
+        for held in cronjob.IMAGE_HOLDS:
+            source = applied["project"] / held
+            if source.is_dir():
+                shutil.copytree(source, project / held)
+            else:
+                project.mkdir(exist_ok=True)
+                shutil.copy(source, project / held)
+    (c,) = one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    scenario = load_scenario(project / c["args"][1]).name
     config = service_account_kubeconfig(kwok, docs, tmp_path)
     try:
-        proc, junit, calls = pod_run(docs, config, tmp_path / "pod")
+        proc, junit, calls = pod_run(docs, config, tmp_path / "pod", project)
     finally:  # whatever happened, what follows starts from a healthy shop
         k8s.kubectl(kwok, "uncordon", "--selector", "type=kwok")
         k8s.kubectl(kwok, "-n", k8s.NAMESPACE, "scale", "deployment/frontend", "--replicas=3")

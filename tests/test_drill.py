@@ -37,6 +37,7 @@ def test_drill_people_ack_and_run_the_runbook(tmp_path):
     raw["experiment"] = str(ROOT / "experiments/checkout-replica-crash.yaml")
     raw["response"] = {"mode": "drill"}
     raw["timeouts"]["mitigate"] = "60s"
+    raw["drill"]["resolve_within"] = "5s"  # nobody resolves: the game day does, after this
     scenario = tmp_path / "drill.yaml"
     scenario.write_text(yaml.safe_dump(raw))
     db = tmp_path / "gameday.db"

@@ -30,6 +30,14 @@ DRILL = {
                     "role": "comms_lead"}},
         {"name": "support-tickets", "when": "runbook.started", "from": "support",
          "message": "Support has 40 tickets about failed payments."},
+        {"name": "payments-slow", "when": "severity.changed", "from": "monitoring",
+         "message": "Payments is slow too.",
+         "fault": {"type": "action", "name": "slow-payments", "provider": {
+             "type": "python", "module": "gameday.activities.sandbox",
+             "func": "inject_latency", "arguments": {"service": "payments", "ms": 40}}},
+         "rollback": {"type": "action", "name": "payments-back", "provider": {
+             "type": "python", "module": "gameday.activities.sandbox",
+             "func": "remove_latency", "arguments": {"service": "payments"}}}},
     ],
     "hints": [{"stage": "triage", "text": "gameday sandbox status checkout", "cost": 5},
               {"stage": "mitigate", "text": "restart-replica is linked", "cost": 10}],
@@ -85,6 +93,12 @@ def test_injects_fire_on_time_and_on_events_never_while_paused():
     ({"injects": [{"name": "x", "at": "1s", "from": "support", "message": "m"},
                   {"name": "x", "at": "2s", "from": "support", "message": "m"}]}, "unique"),
     ({"hints": [{"stage": "triage", "text": "t", "cost": 500}]}, "cost"),
+    ({"injects": [{"name": "x", "at": "1s", "from": "support", "message": "m",
+                   "fault": {"type": "action", "name": "f", "provider": {}}}]}, "rollback"),
+    ({"injects": [{"name": "x", "at": "1s", "from": "support", "message": "m",
+                   "fault": {"type": "probe", "name": "f", "provider": {}},
+                   "rollback": {"type": "action", "name": "r", "provider": {}}}]},
+     "Chaos Toolkit action"),
 ])
 def test_bad_drill_blocks_name_the_field(tmp_path, drill_scenario, change, message):
     raw = yaml.safe_load(drill_scenario.read_text())
@@ -184,11 +198,16 @@ def test_a_scripted_drill_from_start_to_debrief(drill_scenario):
         gameday("runbook", "run", "restart-replica", "-e", "service=checkout",
                 "--incident", str(incident_id), "--as", "ben")
         wait_for(store, incident_id, "drill.inject", name="support-tickets")
+        second = wait_for(store, incident_id, "drill.fault", inject="payments-slow")
+        assert second.data["status"] == "succeeded"
         wait_for(store, incident_id, "mitigated")
         gameday("incident", "resolve", str(incident_id), "--as", "ana")
         wait_for(store, incident_id, "target.stopped", timeout=120)
     finally:
         gameday("drill", "end", str(drill_id), "--as", "game-master", check=False)
+    rolled = {e.data["activity"]: e.data["status"] for e in store.events(incident_id)
+              if e.kind == "fault.rolled_back"}
+    assert rolled["payments-back"] == "succeeded"   # the second fault did not outlive it
     debrief = json.loads(gameday("drill", "debrief", str(drill_id), "--json").stdout)
     cards = {c["person"]: c for c in debrief["scorecards"]}
     assert {"ana", "ben", "cara"} <= set(cards)
@@ -206,3 +225,20 @@ def test_a_scripted_drill_from_start_to_debrief(drill_scenario):
     assert kinds.count("drill.paused") == 1 and kinds.count("drill.resumed") == 1
     assert store.drill(drill_id)["state"] == "ended"
     assert store.incident(incident_id)["kind"] == "drill"
+
+
+def test_declaring_mitigation_before_the_slis_recover_is_a_finding(drill_scenario):
+    sc = load_scenario(drill_scenario)
+    base = [ev("fault.injected", 0), ev("incident.declared", 5, severity="SEV-2",
+                                         measured_severity="SEV-2"),
+            ev("role.assigned", 6, "ana", role="incident_commander", person="ana")]
+    early = [*base, ev("incident.mitigation_declared", 30, "ana", how="restarted"),
+             ev("mitigated", 40)]
+    ana = next(c for c in scorecards(sc, early) if c.person == "ana")
+    called = [d for d in ana.deductions if d.measure == "mitigation_call"]
+    assert called and called[0].points == 10 and "10 s before" in called[0].why
+    assert ana.measures["declared_mitigated_after_measured"] == -10.0
+    late = [*base, ev("mitigated", 40), ev("incident.mitigation_declared", 43, "ana")]
+    ana = next(c for c in scorecards(sc, late) if c.person == "ana")
+    assert not [d for d in ana.deductions if d.measure == "mitigation_call"]
+    assert ana.measures["declared_mitigated_after_measured"] == 3.0

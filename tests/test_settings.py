@@ -90,3 +90,21 @@ def test_cli_refuses_a_database_url_it_does_not_understand(tmp_path):
     assert result.exit_code == 2
     assert "postgresql:// stores are not supported" in result.output
     assert not (Path.cwd() / "postgresql:").exists()
+
+
+def test_the_servers_address_from_environment_file_or_default(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    assert Settings.load(cwd=root, environ={}).url == "http://127.0.0.1:8080"
+    (root / "gameday.toml").write_text('[serve]\nurl = "https://gameday.example.test/"\n')
+    assert Settings.load(cwd=root, environ={}).url == "https://gameday.example.test"
+    given = Settings.load(cwd=root, environ={"GAMEDAY_URL": "http://10.0.0.5:9000"})
+    assert given.url == "http://10.0.0.5:9000"
+    for bad, field in (("gameday.example.test", "GAMEDAY_URL"), ("ftp://x", "GAMEDAY_URL")):
+        with pytest.raises(ValidationError) as caught:
+            Settings.load(cwd=root, environ={"GAMEDAY_URL": bad})
+        assert caught.value.field == field
+    (root / "gameday.toml").write_text('[serve]\nurl = "http://[::1"\n')
+    with pytest.raises(ValidationError) as caught:
+        Settings.load(cwd=root, environ={})
+    assert caught.value.field == "[serve] url"

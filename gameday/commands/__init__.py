@@ -62,7 +62,7 @@ def person(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         return value
     from gameday.spec import PERSON
 
-    if not PERSON.match(value):
+    if not PERSON.fullmatch(value):
         raise click.BadParameter(f"{value[:80]!r} is not a person's name (letters, digits, "
                                  "inner spaces, . ' @ -; at most 64)")
     return value

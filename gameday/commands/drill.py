@@ -26,20 +26,31 @@ def drill() -> None:
                    "(or file list) and a random on-call from its rotation.")
 @click.option("--difficulty", type=click.Choice(["easy", "normal", "hard"]), default="normal",
               show_default=True, help="hard: no hints; easy: hints cost nothing.")
+@click.option("--from-history", "history", is_flag=True,
+              help="The wheel spins only outages that happened here before: scenarios "
+                   "past game days ran, or whose alert opened a real incident.")
 @click.option("--seed", type=int, help="Make the wheel's spin repeatable.")
 @click.option("--game-master", "game_master", default="game-master", show_default=True,
-              help="Who runs the drill.")
+              callback=person, help="Who runs the drill (the console gives them its "
+                                    "controls when they sign in with this name).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def start(state: State, scenario: Path | None, pool: Path | None, difficulty: str,
-          seed: int | None, game_master: str, as_json: bool) -> None:
+          history: bool, seed: int | None, game_master: str, as_json: bool) -> None:
     """Start a drill of SCENARIO (or spin --wheel): the fault runs in its own process;
-    prints the drill's id, its incident and the join link."""
+    prints the drill's id, its incident and the join link (on GAMEDAY_URL, where
+    ``gameday serve`` runs the console)."""
     from gameday.drillmaster import spin, start_drill
 
     if (scenario is None) == (pool is None):
         raise click.UsageError("give a SCENARIO or --wheel POOL")
-    chosen, oncall = (scenario, None) if scenario else spin(pool, seed=seed)  # type: ignore[arg-type]
+    if history and pool is None:
+        raise click.UsageError("--from-history goes with --wheel POOL")
+    if scenario is not None:
+        chosen, oncall = scenario, None
+    else:
+        assert pool is not None
+        chosen, oncall = spin(pool, seed=seed, history=state.store if history else None)
     started = start_drill(state.store, state.settings, chosen, game_master=game_master,
                           difficulty=difficulty, oncall=oncall)
     if as_json:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from gameday.commands import State, emit, pass_state, person
-from gameday.policy import ROLES
+from gameday.policy import AUDIENCES, ROLES, SEVERITIES
 
 
 @click.group()
@@ -59,39 +59,40 @@ def show(state: State, incident_id: int, as_json: bool) -> None:
 @pass_state
 def ack(state: State, incident_id: int, person: str) -> None:
     """Answer your page: acknowledge the incident and take the roles you were paged for."""
-    from gameday.incident import Incident
+    from gameday import moves
 
-    for e in Incident(state.store, incident_id).engage(person, via="cli"):
+    for e in moves.acknowledge(_incident(state, incident_id), person):
         click.echo(f"{e.kind} {e.data.get('role', '')} {e.data.get('person', person)}".strip())
 
 
 @incident.command()
 @click.argument("incident_id", type=int)
 @click.argument("role", type=click.Choice(ROLES))
-@click.argument("person")
+@click.argument("person", callback=person)
 @click.option("--by", "actor", required=True, callback=person,
               help="Who makes the assignment.")
 @pass_state
 def assign(state: State, incident_id: int, role: str, person: str, actor: str) -> None:
-    """Give ROLE to PERSON (incident commanders hand over this way)."""
-    from gameday.incident import Incident
+    """Give ROLE to PERSON. Handing over command leaves the previous incident commander
+    as deputy."""
+    from gameday import moves
 
-    Incident(state.store, incident_id).assign(role, person, actor)
-    click.echo(f"{role} is {person}")
+    for e in moves.assign(_incident(state, incident_id), role, person, actor):
+        click.echo(f"{e.data['role']} is {e.data['person']}")
 
 
 @incident.command()
 @click.argument("incident_id", type=int)
-@click.argument("severity", type=click.Choice(["SEV-1", "SEV-2", "SEV-3", "SEV-4"]))
+@click.argument("severity", type=click.Choice(SEVERITIES))
 @click.option("--as", "person", required=True, callback=person,
               help="Who decides (the incident commander).")
 @click.option("--reason", required=True, help="What the impact is that warrants it.")
 @pass_state
 def severity(state: State, incident_id: int, severity: str, person: str, reason: str) -> None:
     """Set the incident's SEVERITY: judge it by the measured impact, never downplay it."""
-    from gameday.incident import Incident
+    from gameday import moves
 
-    Incident(state.store, incident_id).change_severity(severity, person, reason)
+    moves.set_severity(_incident(state, incident_id), severity, person, reason)
     click.echo(f"incident {incident_id} is {severity}")
 
 
@@ -103,11 +104,24 @@ def severity(state: State, incident_id: int, severity: str, person: str, reason:
 @pass_state
 def escalate(state: State, incident_id: int, person: str, reason: str) -> None:
     """Escalate: bring in more help when containment is not working."""
-    from gameday.events import incident_escalated
-    from gameday.incident import Incident
+    from gameday import moves
 
-    Incident(state.store, incident_id).record(incident_escalated(reason, None), person)
+    moves.escalate(_incident(state, incident_id), person, reason)
     click.echo(f"incident {incident_id} escalated")
+
+
+@incident.command()
+@click.argument("incident_id", type=int)
+@click.option("--as", "person", required=True, callback=person,
+              help="Who declares it (the incident commander).")
+@click.option("--how", default="", help="What contained it.")
+@pass_state
+def mitigated(state: State, incident_id: int, person: str, how: str) -> None:
+    """Declare the impact contained (the SLIs are the judge: the debrief compares)."""
+    from gameday import moves
+
+    moves.declare_mitigated(_incident(state, incident_id), person, how)
+    click.echo(f"incident {incident_id}: mitigation declared")
 
 
 @incident.command()
@@ -118,16 +132,15 @@ def escalate(state: State, incident_id: int, person: str, reason: str) -> None:
 @pass_state
 def resolve(state: State, incident_id: int, person: str, how: str) -> None:
     """Resolve the incident once its impact is over."""
-    from gameday.incident import Incident
+    from gameday import moves
 
-    Incident(state.store, incident_id).resolve(person, how=how)
+    moves.resolve(_incident(state, incident_id), person, how)
     click.echo(f"incident {incident_id} resolved")
 
 
 @incident.command()
 @click.argument("incident_id", type=int)
-@click.option("--audience", type=click.Choice(["internal", "executive", "customer"]),
-              required=True)
+@click.option("--audience", type=click.Choice(AUDIENCES), required=True)
 @click.option("--as", "person", required=True, callback=person,
               help="Who posts (the comms lead).")
 @click.option("--text", help="Your own words [default: the audience's template, filled in "
@@ -137,46 +150,12 @@ def comms(state: State, incident_id: int, audience: str, person: str,
           text: str | None) -> None:
     """Post a status update to AUDIENCE; updates in your own words are checked for
     what every update must say."""
-    from gameday import comms as updates
-    from gameday.events import comms_posted
-    from gameday.incident import Incident
+    from gameday import moves
 
-    inc = Incident(state.store, incident_id)
-    missing: list[str] = []
-    if text is None:
-        text = updates.render(audience, _facts(inc))
-    else:
-        if len(text) > 4000:
-            raise click.BadParameter("at most 4,000 characters", param_hint="--text")
-        missing = updates.missing_fields(audience, text)
-    inc.record(comms_posted(audience, text, False, missing=missing), person)
-    click.echo(text.rstrip())
+    posted, missing = moves.post_update(_incident(state, incident_id), audience, person, text)
+    click.echo(posted.data["text"].rstrip())
     for field in missing:
         click.echo(f"warning: the update does not say the {field}", err=True)
-
-
-def _facts(inc: Any) -> dict[str, Any]:
-    """An update's facts from the incident's record (the game day's own updates use the
-    live values)."""
-    import time
-
-    from gameday import comms as updates
-    from gameday.events import Kind
-
-    timeline = inc.events()
-    sli = next((e.data.get("sli") or e.data.get("measured") for e in reversed(timeline)
-                if e.kind in (Kind.IMPACT_STARTED, Kind.ALERT_FIRED, Kind.INCIDENT_DECLARED)
-                and (e.data.get("sli") or e.data.get("measured"))), None)
-    started = next((e for e in timeline if e.kind == Kind.IMPACT_STARTED), None)
-    runs = [e for e in timeline if e.kind in (Kind.RUNBOOK_STARTED, Kind.RUNBOOK_FINISHED)]
-    runbook = None
-    if runs:
-        last = runs[-1]
-        runbook = (last.data["runbook"], last.data.get("status") or "running")
-    ago = (time.monotonic_ns() - started.at_monotonic_ns) / 1e9 if started else 0.0
-    row = inc.row
-    return updates.facts(row, roles=inc.roles(), sli=sli, runbook=runbook, every=None,
-                         started_ago=ago, customer_summary=row.get("service") or "the service")
 
 
 @incident.command()
@@ -187,12 +166,16 @@ def _facts(inc: Any) -> dict[str, Any]:
 @pass_state
 def note(state: State, incident_id: int, text: str, person: str) -> None:
     """Add a note to the timeline; the review checks notes for blaming language."""
-    from gameday.events import note_added
-    from gameday.incident import Incident
-    from gameday.review import blame_warnings
+    from gameday import moves
 
-    Incident(state.store, incident_id).record(note_added(text), person)
-    for w in blame_warnings({"note": text}):
+    _, warnings = moves.add_note(_incident(state, incident_id), person, text)
+    for w in warnings:
         click.echo(f"warning: “{w['phrase']}” puts the cause on a person; describe the "
                    "system or process instead", err=True)
     click.echo("noted")
+
+
+def _incident(state: State, incident_id: int) -> Any:
+    from gameday.incident import Incident
+
+    return Incident(state.store, incident_id)

@@ -93,16 +93,9 @@ def run(state: State, name: str, extra: tuple[str, ...], check: bool,
     rb = find(name)
     params = validate_params(rb, parse_extra(extra))
     actor = actor or os.environ.get("USER") or "responder"
-    env: dict[str, str] = {}
-    inc = None
-    base = run_dir or state.settings.state_dir / "runbook-runs"
-    if incident_id is not None:
-        inc = Incident(state.store, incident_id)
-        game_dir = inc.row["run_dir"]
-        if game_dir:  # a drill: the run goes with the game day's, against its sandbox
-            base = run_dir or Path(game_dir)
-            if (Path(game_dir) / "sandbox").exists():
-                env["GAMEDAY_SANDBOX"] = str(Path(game_dir) / "sandbox")
+    inc = Incident(state.store, incident_id) if incident_id is not None else None
+    env, game_dir = runs.environment(inc)  # a drill's run acts on its game day's sandbox
+    base = run_dir or game_dir or state.settings.state_dir / "runbook-runs"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     result = runs.run(state.store, rb, params,
                       (base / "runbooks" / f"{stamp}-{rb.name}").resolve(), incident=inc,

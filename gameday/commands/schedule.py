@@ -165,24 +165,35 @@ def run_now(state: State, name: str) -> None:
 @click.argument("name")
 @click.option("--kubernetes", is_flag=True, required=True,
               help="Print a CronJob with its ServiceAccount and least-privilege RBAC.")
-@click.option("--image", default="gameday:latest", show_default=True,
-              help="The project's container image (built from the Dockerfile).")
+@click.option("--image", required=True, metavar="IMAGE",
+              help="The project's image, as the cluster pulls it "
+                   "(REGISTRY/NAME:TAG): gameday's base image with this project's "
+                   "gameday.toml, scenarios/, experiments/ and runbooks/ in /app, built by "
+                   "the project's Dockerfile (`gameday init` writes one): `docker build -t "
+                   "IMAGE .` in the project. The printed header has every step.")
 @click.option("--namespace", default="gameday", show_default=True)
 @click.option("--history", default=3, show_default=True, type=click.IntRange(0, 100))
 @pass_state
 def export(state: State, name: str, kubernetes: bool, image: str, namespace: str,
            history: int) -> None:
-    """Print NAME as Kubernetes manifests (kind and kwok scenarios)."""
+    """Print NAME as Kubernetes manifests (kind and kwok scenarios): a CronJob that runs
+    the game day from the project's image, in the cluster it targets."""
     from gameday.cronjob import manifests, to_yaml
     from gameday.scenario import load_scenario
     from gameday.schedule import from_row
 
     made = from_row(state.store.schedule(name))
     scenario = load_scenario(state.settings.resolve(made.scenario))
+    root = state.settings.root
     click.echo(to_yaml(manifests(
         name=made.name, scenario=scenario, scenario_path=made.scenario, cron=made.cron,
         every_s=made.every_s, tz=made.tz, image=image, namespace=namespace,
-        max_late_s=made.max_late_s, history=history, jitter_s=made.jitter_s)), nl=False)
+        max_late_s=made.max_late_s, history=history, jitter_s=made.jitter_s,
+        project=root)), nl=False)
+    if not (root / "Dockerfile").is_file():
+        click.echo(f"note: {root} has no Dockerfile to build {image} from: `gameday init "
+                   "DIR` writes one (with .dockerignore) into a new project, to copy here",
+                   err=True)
 
 
 # -- the safety lever --------------------------------------------------------------------

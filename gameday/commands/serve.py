@@ -55,7 +55,8 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     recover(state.store, say=click.echo)  # game days that crashed while nobody watched
     app = create_app(token=token, store=state.store,
                      data_dir=(data_dir or state.settings.serve_dir).resolve(),
-                     max_concurrent=max_concurrent, env=env, coalesce_window=coalesce_window)
+                     max_concurrent=max_concurrent, env=env, coalesce_window=coalesce_window,
+                     settings=state.settings)
     from gameday.runbook import prewarm
 
     prewarm()  # the warm runbook executor imports Ansible while the server starts

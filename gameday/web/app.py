@@ -2,9 +2,11 @@
 
 API (bearer token or, for webhooks, an HMAC signature; ``api``):
 ``POST /api/v1/alerts``, ``GET /api/v1/incidents/ID``, ``GET /api/v1/runs/ID``,
-``GET /metrics`` (Prometheus text).
+``GET /metrics`` (Prometheus text); the moves people make in an incident and a
+drill (``moves``, ``drills``).
 Pages (session cookie after ``/login``; ``signin``, ``incidents``, ``runbooks``):
 ``/incidents``, ``/incidents/ID``, ``/incidents/ID/review``, ``/schedules``, ``/insights``,
+``/drills`` and the drill console ``/drills/ID`` (live from ``/drills/ID/events``),
 ``/runbooks/NAME?...``
 with Run and check-mode buttons, ``/runs/ID`` with its output, live from
 ``/runs/ID/events`` (server-sent events).
@@ -26,8 +28,10 @@ from starlette.routing import Route
 
 from gameday.auth import Auth
 from gameday.intake import COALESCE_WINDOW_S
+from gameday.settings import Settings
+from gameday.settings import current as current_settings
 from gameday.store import Store
-from gameday.web import api, incidents, insights, runbooks, schedules, signin
+from gameday.web import api, drills, incidents, insights, moves, runbooks, schedules, signin
 from gameday.web.dispatch import Dispatcher
 from gameday.web.exceptions import HANDLERS
 
@@ -39,11 +43,24 @@ ROUTES = [
     Route("/api/v1/alerts", api.post_alerts, methods=["POST"]),
     Route("/api/v1/incidents/{id:int}", api.get_incident),
     Route("/api/v1/runs/{id:int}", api.get_run),
+    Route("/api/v1/runbooks/{name}/run", runbooks.api_run, methods=["POST"]),
+    Route("/api/v1/incidents/{id:int}/comms/{audience}", moves.draft_update),
+    Route("/api/v1/incidents/{id:int}/{move}", moves.incident_move, methods=["POST"]),
+    Route("/api/v1/checks/update", moves.check_update, methods=["POST"]),
+    Route("/api/v1/checks/note", moves.check_note, methods=["POST"]),
+    Route("/api/v1/drills", drills.api_start, methods=["POST"]),
+    Route("/api/v1/drills/{id:int}", drills.api_state),
+    Route("/api/v1/drills/{id:int}/debrief", drills.api_debrief),
+    Route("/api/v1/drills/{id:int}/{move}", drills.api_move, methods=["POST"]),
     # pages
     Route("/incidents", incidents.incident_list),
     Route("/incidents/{id:int}", incidents.incident_page),
     Route("/incidents/{id:int}/review", incidents.review),
     Route("/schedules", schedules.schedule_list),
+    Route("/drills", drills.drill_list, methods=["GET", "POST"]),
+    Route("/drills/{id:int}", drills.console),
+    Route("/drills/{id:int}/events", drills.drill_events),
+    Route("/drills/{id:int}/debrief", drills.debrief_page),
     Route("/insights", insights.insights_page),
     Route("/metrics", insights.metrics),
     Route("/runbooks/{name}", runbooks.runbook_page),
@@ -58,7 +75,8 @@ INTAKE_SLOTS = 64  # webhook requests read and parsed at once; the rest wait
 
 def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | None = None,
                max_concurrent: int = 2, env: dict[str, str] | None = None,
-               coalesce_window: float = COALESCE_WINDOW_S) -> Starlette:
+               coalesce_window: float = COALESCE_WINDOW_S,
+               settings: Settings | None = None) -> Starlette:
     auth = Auth(token)  # refuses a short token before any worker starts
     dispatcher = Dispatcher(store, runbook_dir=runbook_dir, data_dir=data_dir,
                             max_concurrent=max_concurrent, env=env,
@@ -75,4 +93,5 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
     app.state.dispatcher = dispatcher
     app.state.intake_slots = asyncio.Semaphore(INTAKE_SLOTS)
     app.state.runbook_dir = runbook_dir
+    app.state.settings = settings or current_settings()
     return app

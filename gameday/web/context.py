@@ -10,6 +10,7 @@ raises ``Unauthorized`` or ``Forbidden`` and the app's exception handlers answer
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl
@@ -18,8 +19,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from gameday.alerts import MAX_BODY, Rejected
-from gameday.auth import Auth, Forbidden, Unauthorized
+from gameday.auth import SESSION_COOKIE, Auth, Forbidden, Unauthorized
+from gameday.errors import ValidationError
 from gameday.render import templates
+from gameday.settings import Settings
 from gameday.store import Store
 from gameday.web.dispatch import Dispatcher
 
@@ -32,6 +35,7 @@ class Shared(Protocol):
     dispatcher: Dispatcher
     runbook_dir: Path | None
     intake_slots: asyncio.Semaphore
+    settings: Settings
 
 
 def shared(request: Request) -> Shared:
@@ -74,6 +78,36 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
             raise Rejected(413, f"payload larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+CSRF_HEADER = "x-csrf-token"
+
+
+async def move_request(request: Request) -> tuple[str, dict[str, Any]]:
+    """Who makes a move, and its JSON body. A script with the bearer token names the
+    person in ``as``; a signed-in person is who their session says, and their page
+    proves it sent the request (the CSRF token in ``X-CSRF-Token``)."""
+    body = await read_body(request)
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise Rejected(400, "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise ValidationError("the body must be a JSON object", field="body")
+    who = caller(request)
+    state = shared(request)
+    if who == "token":
+        from gameday.moves import person
+
+        return person(data.get("as"), "as"), data
+    if who == "signed-webhook":
+        raise Forbidden("a webhook signature does not make moves")
+    if not state.auth.check_csrf(request.cookies.get(SESSION_COOKIE),
+                                 request.headers.get(CSRF_HEADER, "")):
+        raise Forbidden("CSRF check failed: reload the page")
+    if data.get("as") not in (None, who):
+        raise Forbidden(f"signed in as {who}: you cannot act as someone else")
+    return who, data
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -136,10 +136,11 @@ class Dispatcher:
     def _execute(self, start: Start) -> None:
         stream = self.streams[start.run_id]
         incident = Incident(self.store, start.incident_id) if start.incident_id else None
+        env, _ = runs.environment(incident, self.env)  # a drill's run acts on its own sandbox
         try:
             runs.execute(self.store, start.run_id, start.runbook, start.params,
                          self.data_dir / f"run-{start.run_id:05d}-{start.runbook.name}",
-                         incident=incident, who=start.who, check=start.check, env=self.env,
+                         incident=incident, who=start.who, check=start.check, env=env,
                          on_event=stream.add)
         except GamedayError:
             pass  # recorded: runbook.finished says why, the run's row says error

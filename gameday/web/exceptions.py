@@ -3,6 +3,8 @@
 ::
 
     NotFound            404
+    GamedayError        409   a move the incident or drill is not in a state for
+                        ("drill 3 is already paused")
     ValidationError     422   the API adds the ``field`` at fault
     alerts.Rejected     its own status: 413 too large, 400 not JSON
     Unauthorized        401 JSON for the API and event streams; pages go to /login?next=…
@@ -28,12 +30,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from gameday.alerts import Rejected
 from gameday.auth import Forbidden, Unauthorized
-from gameday.errors import NotFound, ValidationError
+from gameday.errors import GamedayError, NotFound, ValidationError
 from gameday.web.context import caller_or_none, for_machines, page
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 TITLES = {400: "Bad request", 401: "Sign in", 403: "Forbidden", 404: "Not found",
-          405: "Method not allowed", 413: "Too large", 422: "Not accepted",
+          405: "Method not allowed", 409: "Not now", 413: "Too large", 422: "Not accepted",
           503: "Try again"}
 
 
@@ -50,6 +52,10 @@ def answer(request: Request, status: int, message: str, *,
 
 async def not_found(request: Request, exc: Exception) -> Response:
     return answer(request, 404, str(exc))
+
+
+async def conflict(request: Request, exc: Exception) -> Response:
+    return answer(request, 409, str(exc))
 
 
 async def invalid(request: Request, exc: Exception) -> Response:
@@ -86,6 +92,6 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
 
 HANDLERS: dict[Any, Handler] = {
     sqlite3.OperationalError: store_unavailable,
-    NotFound: not_found, ValidationError: invalid, Rejected: rejected,
+    NotFound: not_found, ValidationError: invalid, GamedayError: conflict, Rejected: rejected,
     Unauthorized: unauthorized, Forbidden: forbidden, HTTPException: http_error,
 }

@@ -20,14 +20,14 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from gameday.auth import SESSION_COOKIE, Forbidden
 from gameday.errors import NotFound, ValidationError
 from gameday.insights import runbook_freshness
 from gameday.runbook import find, validate_params
 from gameday.store import Store
-from gameday.web.context import caller, page, read_form, shared
+from gameday.web.context import caller, move_request, page, read_form, shared
 from gameday.web.dispatch import Dispatcher
 
 UNFINISHED = ("queued", "running")
@@ -74,6 +74,32 @@ async def run_runbook(request: Request) -> Response:
     run_id = state.dispatcher.start(rb, params, int(incident_id) if incident_id.isdigit()
                                     else None, who, check=form.get("mode") == "check")
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+
+async def api_run(request: Request) -> Response:
+    """``POST /api/v1/runbooks/NAME/run`` ``{"params": {...}, "incident": ID?,
+    "check": bool?, "as": NAME}``: what the one-click page's Run does, for scripts (a
+    destructive runbook wants ``"confirm": true``). Answers 202 with the run's id; its
+    progress is ``GET /api/v1/runs/ID``."""
+    who, data = await move_request(request)
+    state = shared(request)
+    rb = find(request.path_params["name"], state.runbook_dir)
+    raw = data.get("params") or {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str | int | float | bool)
+                                            for v in raw.values()):
+        raise ValidationError("an object of parameter values", field="params")
+    if rb.destructive and data.get("confirm") is not True:
+        raise ValidationError("this runbook is destructive: send \"confirm\": true",
+                              field="confirm")
+    params = validate_params(rb, {str(k): str(v) for k, v in raw.items()})
+    incident_id = data.get("incident")
+    if incident_id is not None:
+        if not isinstance(incident_id, int) or isinstance(incident_id, bool):
+            raise ValidationError("an incident id", field="incident")
+        state.store.incident(incident_id)  # 404 for one that does not exist
+    run_id = state.dispatcher.start(rb, params, incident_id, who,
+                                    check=data.get("check") is True)
+    return JSONResponse({"run_id": run_id, "runbook": rb.name, "by": who}, status_code=202)
 
 
 # -- a run's output -----------------------------------------------------------------------

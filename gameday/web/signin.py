@@ -32,7 +32,7 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     state = shared(request)
     name = form.get("name", "").strip()
-    if not state.auth.check_token(form.get("token", "")) or not NAME.match(name):
+    if not state.auth.check_token(form.get("token", "")) or not NAME.fullmatch(name):
         state.store.audit(name or "?", Audit.LOGIN_FAILED, {})
         return page("login.html", status=403, who=None, next=nxt,
                     error="Wrong token, or a name that is not lowercase letters/digits.")

@@ -1,0 +1,196 @@
+"""What people do in an incident: answer a page, take or hand over a role, judge the
+severity, escalate, post a status update, write a note, resolve.
+
+One home for every move, so ``gameday incident ...``, the drill console and the JSON
+API of ``gameday serve`` check the same things and record the same events. Each move
+validates what a person typed (a ValidationError names the field) before anything is
+recorded, and records who made it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from gameday import events
+from gameday.comms import AUDIENCES
+from gameday.errors import GamedayError, ValidationError
+from gameday.events import Kind
+from gameday.incident import Incident
+from gameday.policy import ROLES, SEVERITIES
+from gameday.routing import Route, route
+from gameday.spec import PERSON
+from gameday.store import Event
+
+MAX_TEXT = 4000    # a status update or a note
+MAX_REASON = 500   # why the severity changed, why escalate, how it was resolved
+
+
+def person(name: Any, field: str = "as") -> str:
+    """A person's name as the timeline records it, or a ValidationError."""
+    if not isinstance(name, str) or not PERSON.fullmatch(name):
+        shown = repr(name)[:80]
+        raise ValidationError(f"{shown} is not a person's name (letters, digits, inner "
+                              "spaces and . ' @ -; at most 64)", field=field)
+    return name
+
+
+def text(value: Any, field: str, *, limit: int, required: bool = True) -> str:
+    """Free text a person typed: a string within ``limit`` characters, no control
+    characters other than newlines and tabs."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationError("must be text", field=field)
+    value = value.strip()
+    if required and not value:
+        raise ValidationError("must not be empty", field=field)
+    if len(value) > limit:
+        raise ValidationError(f"at most {limit:,} characters", field=field)
+    if any(ord(c) < 32 and c not in "\n\t" for c in value):
+        raise ValidationError("control characters are not allowed", field=field)
+    return value
+
+
+def one_of(value: Any, choices: tuple[str, ...], field: str) -> str:
+    if value not in choices:
+        raise ValidationError(f"{str(value)[:40]!r} is not one of {', '.join(choices)}",
+                              field=field)
+    return str(value)
+
+
+# -- the moves ------------------------------------------------------------------------------
+def acknowledge(inc: Incident, who: str, via: str = "cli") -> list[Event]:
+    """``who`` answers their pages: the incident is acknowledged and the roles they were
+    paged for are theirs."""
+    return inc.engage(person(who), via=via)
+
+
+def assign(inc: Incident, role: Any, to: Any, who: str) -> list[Event]:
+    """Give ``role`` to ``to``. Handing over command leaves the previous incident
+    commander as deputy, so nobody loses track of who knows the story."""
+    one_of(role, ROLES, "role")
+    person(to, "person")
+    person(who)
+    previous = inc.roles().get(role)
+    if previous == to:
+        raise GamedayError(f"{to} is already {role}")
+    done = [inc.assign(role, to, who, reason="handoff" if previous else None)]
+    if role == "incident_commander" and previous:
+        done.append(inc.assign("deputy", previous, who, reason="handoff"))
+    return done
+
+
+def set_severity(inc: Incident, severity: Any, who: str, reason: Any) -> Event:
+    one_of(severity, SEVERITIES, "severity")
+    return inc.change_severity(severity, person(who),
+                               text(reason, "reason", limit=MAX_REASON))
+
+
+def escalate(inc: Incident, who: str, reason: Any) -> Event:
+    return inc.record(events.incident_escalated(text(reason, "reason", limit=MAX_REASON),
+                                                None), person(who))
+
+
+def declare_mitigated(inc: Incident, who: str, how: Any = "") -> Event:
+    """The incident commander's call that the impact is contained (scored against the
+    SLIs: declaring it while they are still outside the objective is a finding)."""
+    return inc.record(events.mitigation_declared(text(how, "how", limit=MAX_REASON,
+                                                      required=False)), person(who))
+
+
+def resolve(inc: Incident, who: str, how: Any = "") -> Event:
+    return inc.resolve(person(who), how=text(how, "how", limit=MAX_REASON, required=False))
+
+
+def draft_update(inc: Incident, audience: Any) -> str:
+    """The audience's template, filled in from the incident as it stands now."""
+    from gameday import comms
+
+    return comms.render(one_of(audience, AUDIENCES, "audience"), _facts(inc))
+
+
+def check_update(audience: Any, body: str) -> list[str]:
+    """What an update leaves out that every update to ``audience`` must say."""
+    from gameday import comms
+
+    return comms.missing_fields(one_of(audience, AUDIENCES, "audience"), body)
+
+
+def post_update(inc: Incident, audience: Any, who: str,
+                body: Any = None) -> tuple[Event, list[str]]:
+    """Post a status update: the template when ``body`` is None, else the person's own
+    words, checked for the required fields (what is missing is recorded and scored)."""
+    one_of(audience, AUDIENCES, "audience")
+    person(who)
+    if body is None:
+        body, missing = draft_update(inc, audience), []
+    else:
+        body = text(body, "text", limit=MAX_TEXT)
+        missing = check_update(audience, body)
+    return inc.record(events.comms_posted(audience, body, False, missing=missing), who), missing
+
+
+def check_note(body: str) -> list[dict[str, str]]:
+    """Sentences that put the cause on a person (the review's blameless check)."""
+    from gameday.review import blame_warnings
+
+    return blame_warnings({"note": body or ""})
+
+
+def add_note(inc: Incident, who: str, body: Any) -> tuple[Event, list[dict[str, str]]]:
+    body = text(body, "text", limit=MAX_TEXT)
+    return inc.record(events.note_added(body), person(who)), check_note(body)
+
+
+# -- what a responder needs at hand ----------------------------------------------------------
+def linked(inc: Incident) -> Route | None:
+    """The runbook the incident's alert links to, parameters filled in from its labels."""
+    fired = next((e for e in inc.events() if e.kind == Kind.ALERT_FIRED), None)
+    if fired is None:
+        return None
+    return route(fired.data.get("alertname", ""), fired.data.get("labels") or {},
+                 fired.data.get("annotations") or {})
+
+
+def _facts(inc: Incident) -> dict[str, Any]:
+    """An update's facts from the incident's record (a game day's own updates use the
+    live values)."""
+    from gameday import comms
+
+    timeline = inc.events()
+    sli = latest_sli(inc.row.get("run_dir")) or next(
+        (e.data.get("sli") or e.data.get("measured") for e in reversed(timeline)
+         if e.kind in (Kind.IMPACT_STARTED, Kind.ALERT_FIRED, Kind.INCIDENT_DECLARED)
+         and (e.data.get("sli") or e.data.get("measured"))), None)
+    started = next((e for e in timeline if e.kind == Kind.IMPACT_STARTED), None)
+    runs = [e for e in timeline if e.kind in (Kind.RUNBOOK_STARTED, Kind.RUNBOOK_FINISHED)]
+    runbook = None
+    if runs:
+        last = runs[-1]
+        runbook = (last.data["runbook"], last.data.get("status") or "running")
+    ago = (time.monotonic_ns() - started.at_monotonic_ns) / 1e9 if started else 0.0
+    row = inc.row
+    return comms.facts(row, roles=inc.roles(), sli=sli, runbook=runbook, every=None,
+                       started_ago=ago, customer_summary=row.get("service") or "the service")
+
+
+def latest_sli(run_dir: str | None) -> dict[str, Any] | None:
+    """The last SLI window a running game day wrote (``sli.jsonl`` in its run
+    directory): what an update says now, not what the alert saw."""
+    path = Path(run_dir) / "sli.jsonl" if run_dir else None
+    if path is None or not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        f.seek(max(0, f.seek(0, 2) - 4096))
+        lines = f.read().splitlines()
+    for line in reversed(lines):
+        try:
+            sli = json.loads(line)
+        except ValueError:
+            continue  # the line being written, or the cut-off first one
+        if isinstance(sli, dict) and sli.get("total"):
+            return sli
+    return None

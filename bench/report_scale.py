@@ -5,16 +5,22 @@ Builds a store (once; ``--rebuild`` builds it again) with a year of history: gam
 of eight scenarios (a tenth of them drills), and real incidents from alerts, 20
 timeline events each on average, like the sandbox's own game days (fault, alert,
 declaration, pages, roles, comms, a runbook run with its tasks, mitigation, rollback,
-resolution), plus a runbook run per incident and two action items per game day.
+resolution, verdict), plus a runbook run per incident and two action items per game day.
 Rows are written straight into the store's tables (a game day takes seconds; this
 many would take days), with the store's own schema and indexes.
 
 Then times the report the way ``gameday report --json`` builds it (a fresh
 connection, the runbooks and alert rules on disk, JSON out), ``--repeat`` times, and
-prints each run's time, split into the SQL pass and the figures, and the median.
+prints each run's time, split into its stages (``facts``: the fact rows read, after
+deriving any that changed; ``percentiles``: every p50/p90; ``figures``: the rest;
+``json``), then the median and the worst. Before them the kept facts are brought in
+step (``incident_facts.refresh``: every incident after ``--rebuild``, none when
+warm), timed apart; ``--touch N`` then adds an event to N incidents and times one
+more report, which derives those again (a report after a busy day).
 
     .venv/bin/python bench/report_scale.py [--incidents 100000] [--events 2000000]
         [--db /tmp/gameday-report-scale.db] [--rebuild] [--repeat 5] [--since 30d]
+        [--touch 1000]
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gameday import insights  # noqa: E402
+from gameday import incident_facts, insights  # noqa: E402
 from gameday.store import Store  # noqa: E402
 
 SCENARIOS = [  # scenario file, service, team, runbook that contains it (None: wrong link)
@@ -104,6 +110,11 @@ def gameday_events(rng: random.Random, scenario: tuple, drill: bool) -> list[tup
     if not contained:
         out.insert(-3, ev("incident.escalated", ttm - 1, {"reason": "timed out",
                                                           "runbook": rb}))
+    status, why = (("passed", {}) if contained else
+                   ("deviated", {"steady state after the fault": "the experiment deviated"}))
+    out.append(ev("gameday.verdict", ttm + 25, {"status": status, "exit_code": 0 if contained
+                                                else 3, "failed": list(why), "why": why,
+                                                "skipped": []}))
     return out
 
 
@@ -195,6 +206,8 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--since", help="also time a windowed report (30d, say)")
+    parser.add_argument("--touch", type=int, default=0, metavar="N",
+                        help="then add an event to N incidents and time one more report")
     args = parser.parse_args()
 
     if args.rebuild or not args.db.exists():
@@ -215,34 +228,60 @@ def main() -> None:
     n_inc = db0.execute("SELECT COUNT(*) FROM incidents").fetchone()[0]
     n_ev = db0.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     print(f"store: {n_inc} incidents, {n_ev} events")
+    t = time.perf_counter()
+    derived = incident_facts.refresh(Store(args.db), incident_facts.scenario_targets(db0))
+    print(f"facts kept in step: {derived} incidents derived from their events in "
+          f"{time.perf_counter() - t:.3f} s (all of them after --rebuild; none when warm)")
     scopes = [("all time", insights.Scope())]
     if args.since:
         scopes.append((f"since {args.since}",
                        insights.Scope(since=insights.parse_since(args.since))))
     for label, scope in scopes:
-        times = []
-        for n in range(args.repeat):
-            stages: dict[str, float] = {}
-            t0 = time.perf_counter()
-            last = [t0]
-
-            def tick(stage: str, stages: dict[str, float] = stages,
-                     last: list[float] = last) -> None:
-                now = time.perf_counter()
-                stages[stage] = now - last[0]
-                last[0] = now
-
-            report = insights.build(Store(args.db), scope,
-                                    runbooks=runbooks, rule_files=rules, timer=tick)
-            text = insights.dumps(report)
-            total = time.perf_counter() - t0
-            times.append(total)
-            print(f"{label} run {n + 1}: {total:.3f} s (sql+facts {stages['facts']:.3f} s, "
-                  f"figures {stages['figures']:.3f} s, json {len(text) // 1024} KiB; "
-                  f"{sum(report.counts.values())} incidents)")
+        times = [timed(args.db, scope, runbooks, rules, f"{label} run {n + 1}")
+                 for n in range(args.repeat)]
         print(f"{label}: median {statistics.median(times):.3f} s, worst {max(times):.3f} s "
               f"over {args.repeat} runs {'OK' if max(times) <= 1.0 else 'OVER 1 s'}")
+    if args.touch:
+        touch(args.db, args.touch)
+        timed(args.db, insights.Scope(), runbooks, rules,
+              f"all time, after new events on {args.touch} incidents")
 
+
+def timed(path: Path, scope: insights.Scope, runbooks: list, rules: list, label: str) -> float:
+    """One report as ``gameday report --json`` builds it; prints its stages."""
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+    last = [t0]
+
+    def tick(stage: str) -> None:
+        now = time.perf_counter()
+        stages[stage] = now - last[0]
+        last[0] = now
+
+    report = insights.build(Store(path), scope, runbooks=runbooks, rule_files=rules,
+                            timer=tick)
+    text = insights.dumps(report)
+    total = time.perf_counter() - t0
+    stages["json"] = time.perf_counter() - last[0]
+    split = ", ".join(f"{stage} {took:.3f} s" for stage, took in stages.items())
+    print(f"{label}: {total:.3f} s ({split}; json {len(text) // 1024} KiB;"
+          f" {sum(report.counts.values())} incidents)")
+    return total
+
+
+def touch(path: Path, incidents: int, seed: int = 11) -> None:
+    """A note on ``incidents`` random incidents: what a busy day adds between reports."""
+    rng = random.Random(seed)
+    db = insights.connection(Store(path))
+    high = db.execute("SELECT MAX(id) FROM incidents").fetchone()[0]
+    db.execute("BEGIN")
+    for incident_id in rng.sample(range(1, high + 1), incidents):
+        seq = db.execute("SELECT MAX(seq) + 1 FROM events WHERE incident_id = ?",
+                         (incident_id,)).fetchone()[0]
+        db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (incident_id, seq, datetime.now(UTC).isoformat(), time.monotonic_ns(),
+                    "note.added", "bench", json.dumps({"text": "later"})))
+    db.execute("COMMIT")
 
 if __name__ == "__main__":
     main()

@@ -1,20 +1,44 @@
-"""Who is asking: a bearer token, an HMAC-signed webhook, or a signed session cookie.
+"""Who is asking, and what they may do.
 
-The token is compared in constant time. A browser signs in once with the token and a
-name and gets a session cookie (HMAC-signed, HttpOnly, SameSite=Strict); every form
-that runs something carries a CSRF token derived from that session.
+Identities, strongest first:
+
+- a trusted reverse proxy's user header (oauth2-proxy style single sign-on:
+  ``--trusted-user-header X-Forwarded-User``), believed only from the configured proxy
+  addresses, and only for a known user;
+- a bearer token: a person's own (``gameday user add``; stored as its SHA-256, revocable)
+  or the server's shared token (``admin``: scripts and single-user setups);
+- an HMAC-signed webhook body (Alertmanager: it may post alerts, nothing else);
+- a session cookie (HMAC-signed, HttpOnly, SameSite=Strict) from signing in once with
+  a personal token (or, while nobody has one, with the shared token and a name). Every
+  form that runs something carries a CSRF token derived from that session.
+
+What each access role may do is the policy's (``policy.may``). Tokens are compared in
+constant time (the shared one) or looked up by their hash (personal ones: 256 random
+bits, so a plain SHA-256 is what a password hash would be for a weak secret).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import re
 import secrets
 import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gameday.policy import may
+
+if TYPE_CHECKING:
+    from gameday.store import Store
 
 SESSION_COOKIE = "gameday_session"
 SESSION_TTL_S = 12 * 3600
 SIGNATURE_HEADER = "X-Gameday-Signature"
+TOKEN_PREFIX = "gd_"
+USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")  # how people sign in and are recorded
 
 
 class Unauthorized(Exception):
@@ -22,15 +46,72 @@ class Unauthorized(Exception):
 
 
 class Forbidden(Exception):
-    """Wrong credentials: 403."""
+    """Wrong credentials, or not allowed: 403."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is asking: ``name`` as the timeline and the audit log record it, ``role``
+    (``policy.ACCESS_ROLES``, or ``webhook``) and how they proved it."""
+
+    name: str
+    role: str
+    via: str   # proxy | user-token | token | webhook | session
+
+    def may(self, permission: str) -> bool:
+        if permission == "alerts":  # Alertmanager's signed webhook, or anyone who may run
+            return self.role == "webhook" or may(self.role, "run")
+        return self.role != "webhook" and may(self.role, permission)
+
+
+def new_token() -> str:
+    """A person's API token: shown once, stored only as ``token_sha256``."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Auth:
-    def __init__(self, token: str):
+    def __init__(self, token: str, store: Store | None = None, *,
+                 user_header: str | None = None, trusted_proxies: Iterable[str] = ()):
         if len(token) < 16:
             raise ValueError("the token must be at least 16 characters")
         self._token = token.encode()
         self._key = hashlib.sha256(b"gameday-session|" + self._token).digest()
+        self.store = store
+        self.user_header = user_header.lower() if user_header else None
+        self.proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        if self.user_header and not self.proxies:
+            raise ValueError("a trusted user header needs the proxies it is trusted from")
+
+    def _trusted(self, client: str | None) -> bool:
+        try:
+            address = ipaddress.ip_address(client or "")
+        except ValueError:
+            return False
+        return any(address in net for net in self.proxies)
+
+    def _user(self, name: str) -> dict[str, object] | None:
+        return self.store.user(name) if self.store is not None else None
+
+    def personal(self) -> bool:
+        """Whether people have their own identities (anyone added with ``gameday user
+        add``): then the shared token no longer signs people in, and destructive runs
+        need a second person."""
+        return self.store is not None and self.store.has_users()
+
+    def sign_in(self, token: str, name: str) -> Identity | None:
+        """A person signing in: with their own token (their name is the store's), or,
+        while nobody has one, with the shared token and the name they give."""
+        if token.startswith(TOKEN_PREFIX) and self.store is not None:
+            user = self.store.user_by_token(token_sha256(token))
+            return Identity(str(user["name"]), str(user["role"]), "user-token") if user \
+                else None
+        if self.check_token(token) and not self.personal():
+            return Identity(name, "admin", "session")
+        return None
 
     def check_token(self, given: str) -> bool:
         return hmac.compare_digest(given.encode(), self._token)
@@ -39,25 +120,43 @@ class Auth:
         expected = "sha256=" + hmac.new(self._token, body, hashlib.sha256).hexdigest()
         return hmac.compare_digest(header.encode(), expected.encode())
 
-    def identify(self, headers, cookies, body: bytes | None = None) -> str:
+    def identify(self, headers: Mapping[str, str], cookies: Mapping[str, str],
+                 body: bytes | None = None, client: str | None = None) -> Identity:
         """The caller's identity, or Unauthorized / Forbidden."""
+        if self.user_header and self._trusted(client):
+            name = headers.get(self.user_header, "")
+            if name:
+                user = self._user(name)
+                if user is None:
+                    raise Forbidden(f"{name[:64]} is not a gameday user (gameday user add)")
+                return Identity(name, str(user["role"]), "proxy")
         header = headers.get("authorization", "")
         if header:
             scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or not self.check_token(value.strip()):
-                raise Forbidden()
-            return "token"
+            value = value.strip()
+            if scheme.lower() == "bearer" and self.check_token(value):
+                return Identity("token", "admin", "token")
+            if scheme.lower() == "bearer" and value.startswith(TOKEN_PREFIX) and self.store:
+                user = self.store.user_by_token(token_sha256(value))
+                if user is not None:
+                    return Identity(str(user["name"]), str(user["role"]), "user-token")
+            raise Forbidden()
         signature = headers.get(SIGNATURE_HEADER.lower(), "")
         if signature and body is not None:
             if not self.check_signature(body, signature):
                 raise Forbidden()
-            return "signed-webhook"
+            return Identity("signed-webhook", "webhook", "webhook")
         cookie = cookies.get(SESSION_COOKIE)
         if cookie:
             who = self.session_user(cookie)
             if who is None:
                 raise Forbidden()
-            return who
+            if not self.personal():
+                return Identity(who, "admin", "session")
+            user = self._user(who)
+            if user is None:  # revoked, or signed in with the shared token before
+                raise Forbidden()
+            return Identity(who, str(user["role"]), "session")
         raise Unauthorized()
 
     # -- sessions ---------------------------------------------------------------------

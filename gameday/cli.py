@@ -280,7 +280,8 @@ from gameday.commands.sandbox import sandbox  # noqa: E402
 from gameday.commands.schedule import freeze, schedule  # noqa: E402
 from gameday.commands.schema import schema  # noqa: E402
 from gameday.commands.serve import serve  # noqa: E402
+from gameday.commands.user import user  # noqa: E402
 
 for command in (sandbox, incident, runbook, score, review, actions, report, serve, cluster, schema,
-                schedule, freeze, drill):
+                schedule, freeze, drill, user):
     cli.add_command(command)

@@ -39,7 +39,7 @@ class Kind(StrEnum):
     INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
     INCIDENT_ESCALATED = "incident.escalated"
     INCIDENT_RESOLVED = "incident.resolved"
-    MITIGATION_DECLARED = "incident.mitigation_declared"  # a person's call; ``mitigated`` is measured
+    MITIGATION_DECLARED = "incident.mitigation_declared"  # a call; ``mitigated`` is measured
     INCIDENT_REVIEWED = "incident.reviewed"
     INCIDENT_CANCELLED = "incident.cancelled"
     INCIDENT_ABORTED = "incident.aborted"
@@ -50,6 +50,9 @@ class Kind(StrEnum):
     NOTE_ADDED = "note.added"
     # runbooks
     RUNBOOK_QUEUED = "runbook.queued"
+    APPROVAL_REQUESTED = "runbook.approval_requested"   # four eyes: a second person
+    RUNBOOK_APPROVED = "runbook.approved"
+    APPROVAL_EXPIRED = "runbook.approval_expired"
     RUNBOOK_STARTED = "runbook.started"
     RUNBOOK_TASK = "runbook.task"
     RUNBOOK_FINISHED = "runbook.finished"
@@ -91,6 +94,12 @@ class Audit(StrEnum):
     RUNBOOK_REJECTED = "runbook.rejected"
     SCHEDULE_CHANGED = "schedule.changed"
     FREEZE = "freeze"
+    USER_ADDED = "user.added"
+    USER_REVOKED = "user.revoked"
+    FORBIDDEN = "forbidden"
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVED = "approval.granted"
+    APPROVAL_EXPIRED = "approval.expired"
 
 
 @dataclass(frozen=True)
@@ -247,6 +256,22 @@ def note_added(text: str) -> Entry:
 # -- runbooks ---------------------------------------------------------------------------
 def runbook_queued(runbook: str, run_id: int) -> Entry:
     return Entry(Kind.RUNBOOK_QUEUED, {"runbook": runbook, "run_id": run_id})
+
+
+def approval_requested(runbook: str, run_id: int, expires_at: str) -> Entry:
+    """A destructive run waits for a second person's approval until ``expires_at``."""
+    return Entry(Kind.APPROVAL_REQUESTED, {"runbook": runbook, "run_id": run_id,
+                                           "expires_at": expires_at})
+
+
+def runbook_approved(runbook: str, run_id: int, requested_by: str) -> Entry:
+    return Entry(Kind.RUNBOOK_APPROVED, {"runbook": runbook, "run_id": run_id,
+                                         "requested_by": requested_by})
+
+
+def approval_expired(runbook: str, run_id: int, expires_at: str) -> Entry:
+    return Entry(Kind.APPROVAL_EXPIRED, {"runbook": runbook, "run_id": run_id,
+                                         "expires_at": expires_at})
 
 
 def runbook_started(runbook: str, params: Mapping[str, Any], check: bool, artifacts: str,
@@ -458,6 +483,15 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
             return f"{actor}: {d.get('text')}"
         case Kind.RUNBOOK_QUEUED:
             return f"{d['runbook']} (run {d.get('run_id')})"
+        case Kind.APPROVAL_REQUESTED:
+            return (f"{d['runbook']} (run {d.get('run_id')}) waits for a second person's "
+                    f"approval until {str(d.get('expires_at'))[11:19]} UTC")
+        case Kind.RUNBOOK_APPROVED:
+            return (f"{d['runbook']} (run {d.get('run_id')}) approved by {actor}, asked by "
+                    f"{d.get('requested_by')}")
+        case Kind.APPROVAL_EXPIRED:
+            return (f"{d['runbook']} (run {d.get('run_id')}): nobody approved it by "
+                    f"{str(d.get('expires_at'))[11:19]} UTC; it will not run")
         case Kind.RUNBOOK_STARTED:
             params = " ".join(f"{k}={v}" for k, v in (d.get("params") or {}).items())
             return f"{d['runbook']} {params}".strip() + (" (check mode)" if d.get("check") else "")

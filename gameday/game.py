@@ -328,10 +328,15 @@ def finish(incident: Incident, detector: Detector, response: Response, sc: Scena
 
 
 def conclude(result: GameResult, store: Store) -> dict[str, Any]:
-    """Score the run from its stored events and write its review: the run's summary."""
-    return rescore(result.run_dir, store) | {
+    """Score the run from its stored events, write its review and put its verdict on
+    the timeline (``verdict.record``): the run's summary."""
+    from gameday.verdict import record
+
+    summary = rescore(result.run_dir, store) | {
         "status": result.status, "experiment": result.experiment_status,
         "interrupted": result.interrupted}
+    record(store, summary)
+    return summary
 
 
 def rescore(run_dir: Path, store: Store) -> dict[str, Any]:

@@ -2,12 +2,12 @@
 action items, read from the whole store at once (``gameday report``, the Insights
 page, ``/metrics``).
 
-Where it sits: the domain layer, beside ``scoring``. Each incident is one ``Fact``
-(``incident_facts``: its scorecard's metrics, derived from its events by SQL
-aggregates and kept on the incident row), so a game day's figures here are its
-scorecard's; the timelines are never replayed one by one. The figures are computed
-column by column (each metric sorted once, see ``partitioned``); ``bench/report_scale.py``
-times the whole report over 100,000 incidents and 2,000,000 events.
+Where it sits: the domain layer, beside ``scoring``. Each incident is one row of
+``incident_facts`` (its scorecard's metrics, derived from its events by SQL aggregates
+and kept in the store), read column by column as a ``Table``, so a game day's figures
+here are its scorecard's; the timelines are never replayed one by one.
+``bench/report_scale.py`` times the whole report over 100,000 incidents and 2,000,000
+events.
 
 **Kinds are never mixed.** Every figure is per kind (``KINDS``): a *game day* is an
 incident a scenario opened (it knows when the fault began: TTD, TTM and TTR start at
@@ -18,9 +18,17 @@ when the alert fired, so its TTD, TTM and TTR are absent, not guessed.
 paused spans are not taken out here (its debrief does that).
 
 **Medians and percentiles, never a bare mean** (Google's "Incident Metrics in SRE"):
-every distribution is ``{n, p50, p90}``. Percentiles interpolate linearly between
-the closest ranks (numpy's default, ``statistics.quantiles(method="inclusive")``): the
-p50 of 1, 2, 3, 4 is 2.5 and its p90 is 3.7.
+every distribution is ``{n, p50, p90}``, exact. Percentiles interpolate linearly
+between the closest ranks (numpy's default, ``statistics.quantiles(method=
+"inclusive")``): the p50 of 1, 2, 3, 4 is 2.5 and its p90 is 3.7. How they are
+computed fast (``spread``): the rows of a kind are grouped once into *cells*
+(incidents alike in scenario, service, team and severity) and once into weeks; each
+metric's values are sorted within each cell, and a group of any dimension (a team, a
+service) is its cells' sorted runs merged (``sorted`` finds the runs and merges them),
+never a sort of a hundred thousand values per group.
+
+**Weeks.** The trend has every ISO week from the window's start (``--since``, else the
+first incident in scope) to now, with ``n`` 0 for a week without data: a gap shows.
 
 **Runbook freshness.** A runbook is *verified* by a game day whose run of it succeeded
 and contained the fault (the scorecard's ``contained_by`` names it); *stale* when that
@@ -28,6 +36,10 @@ was longer ago than the age allowed (``max_age_days``); *never verified* otherwi
 A failed run (any kind, not in check mode) after the last verification is flagged too.
 Alerts that link a stale or never-verified runbook are listed: those are the runbooks
 nobody should trust at 3am.
+
+**Verdicts.** Every game day records its verdict on its timeline (``gameday.verdict``,
+``verdict.record``); the pass rate counts those, and for a scheduled game day from
+before that event, the verdict its schedule run kept.
 """
 
 from __future__ import annotations
@@ -35,19 +47,21 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from itertools import compress
-from operator import attrgetter, is_not, itemgetter
+from itertools import chain, compress, repeat
+from operator import eq, is_not, itemgetter
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 from urllib.parse import urlsplit
 
 import yaml
 
+from gameday import incident_facts
 from gameday.errors import ValidationError
 from gameday.incident_facts import (
     DRILL,
@@ -55,22 +69,21 @@ from gameday.incident_facts import (
     GROUND_TRUTH,
     INCIDENT,
     KINDS,
-    TTD_AT,
     Fact,
-    by_ids,
+    Table,
     iso_week,
     kind_sql,
-    load,
     scenario_targets,
 )
+from gameday.incident_facts import METRICS as METRICS  # the report's, for its readers
 from gameday.policy import downplayed, rank, worse
 from gameday.store import Store
 
 LABELS = {GAMEDAY: "game days", DRILL: "drills", INCIDENT: "incidents from alerts"}
-METRICS = ("TTD", "TTA", "TTE", "TTFC", "TTM", "TTR")
 DIMENSIONS = ("scenario", "service", "team", "severity")
 DEFAULT_MAX_AGE_DAYS = 30
 FAILED_RUNS = ("failed", "error", "timeout", "canceled")
+VERDICTS = ("passed", "failed", "deviated", "interrupted")
 NO_VALUE = "(none)"  # a group for incidents without a team, service or severity
 
 
@@ -113,19 +126,30 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 # -- percentiles -------------------------------------------------------------------------
-def percentile(ordered: Sequence[float], q: float) -> float:
+def percentile(ordered: Ranked, q: float) -> float:
     """The ``q`` quantile (0..1) of sorted values, interpolating between closest ranks."""
-    if not ordered:
+    if not len(ordered):
         raise ValueError("no values")
     pos = (len(ordered) - 1) * q
     low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+    if isinstance(ordered, Sorted):  # the two ranks in one search
+        a, b = ordered.pair(low)
+    else:
+        a, b = ordered[low], ordered[min(low + 1, len(ordered) - 1)]
+    return a + (b - a) * (pos - low)
 
 
+Ranked: TypeAlias = "Sequence[float] | Sorted"  # sorted values, or runs read by rank
 _present = partial(is_not, None)  # filter() with it runs at C speed
-_CREATED = attrgetter("created_at")
-_DAY = itemgetter(slice(0, 10))
+_DAY = itemgetter(slice(0, 10))  # the date of an ISO time
+
+
+def _summary(ordered: Ranked) -> dict[str, Any]:
+    """``{n, p50, p90}`` of sorted values (a ``Sorted`` reads only the ranks needed)."""
+    if not len(ordered):
+        return {"n": 0, "p50": None, "p90": None}
+    return {"n": len(ordered), "p50": round(percentile(ordered, 0.5), 3),
+            "p90": round(percentile(ordered, 0.9), 3)}
 
 
 def distribution(values: Iterable[float | None]) -> dict[str, Any]:
@@ -133,8 +157,10 @@ def distribution(values: Iterable[float | None]) -> dict[str, Any]:
     return _summary(sorted(cast("Iterable[float]", filter(_present, values))))
 
 
-# -- one row per incident ----------------------------------------------------------------
+# -- the incidents in scope --------------------------------------------------------------
 def _where(scope: Scope) -> tuple[str, dict[str, Any]]:
+    """The SQL part of the scope, over ``incidents i``; the team (an alert's label) and
+    a drill told by its declaration are facets, kept apart in ``_keep``."""
     where: list[str] = ["1 = 1"]
     args: dict[str, Any] = {}
     if scope.since:
@@ -154,150 +180,310 @@ def _where(scope: Scope) -> tuple[str, dict[str, Any]]:
     return " AND ".join(where), args
 
 
+def _keep(scope: Scope, f: Any) -> bool:
+    return (not scope.team or f.team == scope.team) and (not scope.kind or f.kind == scope.kind)
+
+
 def facts(store: Store, scope: Scope | None = None) -> list[Fact]:
-    """Every incident in scope, with its scorecard's metrics (``incident_facts``)."""
+    """Every incident in scope, one ``Fact`` each (``incident_facts``)."""
     scope = scope or Scope()
     where, args = _where(scope)
-    rows = load(store, where, args, scenario_targets(store.reader()))
+    rows = incident_facts.load(store, where, args, scenario_targets(store.reader()))
+    return [f for f in rows if _keep(scope, f)]
+
+
+def table(store: Store, scope: Scope | None = None) -> Table:
+    """Every incident in scope, column by column (``incident_facts.Table``)."""
+    scope = scope or Scope()
+    where, args = _where(scope)
+    t = incident_facts.table(store, where, args, scenario_targets(store.reader()))
     if scope.team or scope.kind:
-        rows = [f for f in rows if (not scope.team or f.team == scope.team)
-                and (not scope.kind or f.kind == scope.kind)]
-    return rows
+        t = t.select(t.rows(_keep(scope, f) for f in t.facets))
+    return t
 
 
 def group(f: Fact, dimension: str) -> str:
     return getattr(f, "severity_final" if dimension == "severity" else dimension) or NO_VALUE
 
 
-# -- response times ----------------------------------------------------------------------
-def _summary(ordered: Sequence[float]) -> dict[str, Any]:
-    if not ordered:
-        return {"n": 0, "p50": None, "p90": None}
-    return {"n": len(ordered), "p50": round(percentile(ordered, 0.5), 3),
-            "p90": round(percentile(ordered, 0.9), 3)}
-
-
-def partitioned(rows: list[Fact], dimensions: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """TTx ``{n, p50, p90}`` overall (``""``) and per group of each dimension:
-    ``{dimension: {group: {"n", "metrics"}}}``. Each metric is sorted once; walking that
-    order hands every group its values already sorted (100,000 incidents in a tenth of
-    the time sorting each group would take)."""
-    names: dict[str, list[str]] = {}
-    codes: dict[str, list[int]] = {}
-    for dimension in dimensions:  # column by column, in C (map, dict.fromkeys)
-        if dimension == "week":
-            column: list[Any] = list(map(iso_week, map(_DAY, map(_CREATED, rows))))
-        else:
-            field = "severity_final" if dimension == "severity" else dimension
-            column = list(map(attrgetter(field), rows))
-        index = {value: code for code, value in enumerate(dict.fromkeys(column))}
-        codes[dimension] = list(map(index.__getitem__, column))
-        names[dimension] = [value or NO_VALUE for value in index]
-    out: dict[str, dict[str, Any]] = {"": {"": {"n": len(rows), "metrics": {}}}}
-    for dimension in dimensions:
-        sizes = [0] * len(names[dimension])
-        for code in codes[dimension]:
-            sizes[code] += 1
-        out[dimension] = {name: {"n": sizes[c], "metrics": {}}
-                          for c, name in enumerate(names[dimension])}
-    columns = [list(map(itemgetter(at), rows))
-               for at in range(TTD_AT, TTD_AT + len(METRICS))]
-    for metric, column in zip(METRICS, columns, strict=True):
-        present = list(compress(range(len(column)), map(_present, column)))
-        order = sorted(present, key=column.__getitem__)
-        values = list(map(column.__getitem__, order))
-        out[""][""]["metrics"][metric] = _summary(values)
-        for dimension in dimensions:
-            buckets: list[list[float]] = [[] for _ in names[dimension]]
-            put = [b.append for b in buckets]
-            for code, value in zip(map(codes[dimension].__getitem__, order), values,
-                                   strict=True):
-                put[code](value)
-            for c, name in enumerate(names[dimension]):
-                out[dimension][name]["metrics"][metric] = _summary(buckets[c])
-    return out
+def _group_order(name: str) -> tuple[int, str]:
+    return (1, name) if name == NO_VALUE else (0, name)
 
 
 def _ordered(groups: dict[str, Any]) -> dict[str, Any]:
     return {name: groups[name] for name in sorted(groups, key=_group_order)}
 
 
-def response_times(rows: list[Fact]) -> tuple[dict[str, Any], dict[str, Any]]:
+# -- weeks -------------------------------------------------------------------------------
+def _monday(week: str) -> date:
+    return date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
+
+
+def week_axis(first: str | None, last: str | None) -> list[str]:
+    """Every ISO week from ``first`` to ``last`` (``2026-W47``), empty ones too."""
+    if first is None or last is None:
+        return []
+    day, end = _monday(first), _monday(last)
+    out = []
+    while day <= end:
+        out.append(iso_week(day.isoformat()))
+        day += timedelta(days=7)
+    return out
+
+
+def _axis(t: Table, scope: Scope, now: datetime) -> list[str]:
+    """The trend's weeks: from the window's start (or the first incident) to now (or
+    the window's end), never short of the data."""
+    if not len(t) and scope.since is None:
+        return []
+    days = [d for d in (min(t.created)[:10] if len(t) else None,
+                        scope.since.astimezone(UTC).date().isoformat() if scope.since
+                        else None) if d]
+    end = (scope.until or now).astimezone(UTC).date().isoformat()
+    last = max([end, max(t.created)[:10]] if len(t) else [end])
+    return week_axis(iso_week(min(days)), iso_week(last))
+
+
+# -- spreads: exact order statistics per group ---------------------------------------------
+Spans = list[tuple[int, int, int]]  # (key, start, end) in an ordering of rows
+
+
+def _spans(rows: list[int], key: list[int]) -> tuple[list[int], Spans]:
+    """``rows`` ordered by ``key`` (stable: in id order within a key), and where each
+    key's rows start and end in that order."""
+    ordered = sorted(rows, key=key.__getitem__)
+    sizes = Counter(map(key.__getitem__, rows))
+    spans, at = [], 0
+    for k in sorted(sizes):
+        spans.append((k, at, at + sizes[k]))
+        at += sizes[k]
+    return ordered, spans
+
+
+def _runs(column: Sequence[float | None], ordered: list[int], spans: Spans
+          ) -> list[list[float]]:
+    """Each span's values present, sorted."""
+    values = list(map(column.__getitem__, ordered))
+    return [sorted(cast("Iterable[float]", filter(_present, values[s:e])))
+            for _, s, e in spans]
+
+
+@dataclass(frozen=True)
+class Sorted:
+    """A group's values as sorted runs (one per cell), with every value of its kind
+    sorted (``among``): its ``k``-th smallest is found by bisection, never by merging."""
+
+    runs: tuple[list[float], ...]
+    among: list[float]
+
+    def __len__(self) -> int:
+        return sum(map(len, self.runs))
+
+    def __getitem__(self, k: int) -> float:
+        """The ``k``-th smallest (0-based): the first value of the kind with more than
+        ``k`` of the group's values at or below it."""
+        if len(self.runs) == 1:
+            return self.runs[0][k]
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        runs, among = self.runs, self.among
+        lo, hi = 0, len(among) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if sum(map(bisect_right, runs, repeat(among[mid]))) > k:
+                hi = mid
+            else:
+                lo = mid + 1
+        return among[lo]
+
+    def pair(self, k: int) -> tuple[float, float]:
+        """The ``k``-th and the next (the last twice at the end): one search, not two."""
+        low = self[k]
+        if k + 1 >= len(self):
+            return low, low
+        if len(self.runs) == 1:
+            return low, self.runs[0][k + 1]
+        if sum(map(bisect_right, self.runs, repeat(low))) > k + 1:
+            return low, low  # ties
+        return low, min(run[at] for run in self.runs
+                        if (at := bisect_right(run, low)) < len(run))
+
+    def values(self) -> list[float]:
+        """All of them, sorted."""
+        return self.runs[0] if len(self.runs) == 1 else sorted(chain.from_iterable(self.runs))
+
+
+Values = Sorted | list[float]
+
+
+def ordered(values: Values) -> list[float]:
+    """Every value, sorted, as a list."""
+    return values.values() if isinstance(values, Sorted) else values
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One kind's values per group, sorted: ``overall[column]``,
+    ``groups[dimension][group][column]`` and ``weeks[week][column]``; ``n`` counts the
+    incidents of each group, whether or not they have a value."""
+
+    overall: dict[str, list[float]]
+    groups: dict[str, dict[str, dict[str, Values]]]
+    n: dict[str, dict[str, int]]
+    weeks: dict[str, dict[str, list[float]]]
+    week_n: dict[str, int]
+    week_escalated: dict[str, int]
+
+
+def _cell(f: incident_facts.Facets) -> tuple[str, str, str, str]:
+    return (f.scenario or NO_VALUE, f.service or NO_VALUE, f.team or NO_VALUE,
+            f.severity_final or NO_VALUE)
+
+
+def spread(t: Table, rows: list[int], weeks: list[str], week_at: list[int],
+           columns: dict[str, tuple[Sequence[float | None], Sequence[str]]]) -> Spread:
+    """Over ``rows``: each column (name -> (a value per row of ``t``, the dimensions it
+    is wanted by)) sorted overall, per group of those of ``DIMENSIONS`` and per week
+    (``week_at``: each row's place in ``weeks``). Each column is sorted twice, within
+    cells (incidents alike in every dimension) and within weeks; a group of a
+    dimension is its cells' runs."""
+    cells: dict[tuple[str, str, str, str], int] = {}
+    cell_of = [cells.setdefault(_cell(f), len(cells)) for f in t.facets]
+    by_cell, cell_spans = _spans(rows, list(map(cell_of.__getitem__, t.code)))
+    keys = list(cells)
+    members: dict[str, dict[str, list[int]]] = {d: defaultdict(list) for d in DIMENSIONS}
+    n: dict[str, dict[str, int]] = {d: defaultdict(int) for d in DIMENSIONS}
+    for at, (cell, start, end) in enumerate(cell_spans):
+        for dimension, name in zip(DIMENSIONS, keys[cell], strict=True):
+            members[dimension][name].append(at)
+            n[dimension][name] += end - start
+    by_week, week_spans = _spans(rows, week_at)
+    escalated = [int(f.escalated) for f in t.facets]
+    overall: dict[str, list[float]] = {}
+    groups: dict[str, dict[str, dict[str, Values]]] = {
+        d: {name: {} for name in members[d]} for d in DIMENSIONS}
+    by_week_values: dict[str, dict[str, list[float]]] = {weeks[w]: {} for w, _, _ in week_spans}
+    for name, (column, dimensions) in columns.items():
+        runs = _runs(column, by_cell, cell_spans)
+        if not any(runs):  # no value at all (an alert's TTD): no groups, no weeks
+            overall[name] = []
+            continue
+        everything = overall[name] = Sorted(tuple(runs), []).values() if runs else []
+        for dimension in dimensions:
+            for group_name, ats in members[dimension].items():
+                groups[dimension][group_name][name] = Sorted(tuple(runs[a] for a in ats),
+                                                             everything)
+        for (w, _, _), values in zip(week_spans, _runs(column, by_week, week_spans),
+                                     strict=True):
+            by_week_values[weeks[w]][name] = values
+    return Spread(
+        overall=overall, groups=groups, n={d: dict(v) for d, v in n.items()},
+        weeks=by_week_values,
+        week_n={weeks[w]: end - start for w, start, end in week_spans},
+        week_escalated={weeks[w]: sum(map(escalated.__getitem__,
+                                          map(t.code.__getitem__, by_week[start:end])))
+                        for w, start, end in week_spans})
+
+
+# -- response times ----------------------------------------------------------------------
+def _metrics(values: Mapping[str, Values]) -> dict[str, Any]:
+    return {m: _summary(values.get(m, [])) for m in METRICS}
+
+
+def response_times(t: Table, weeks: list[str]
+                   ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Spread]]:
     """Per kind: TTx ``{n, p50, p90}`` overall and per scenario, service, team and
-    severity (the final one); and per ISO week (oldest first) with, for game days and
-    drills, the score's and the escalations."""
+    severity (the final one); per ISO week of ``weeks`` (oldest first, empty weeks
+    too) with the score's and the escalations; and each kind's ``Spread``."""
     response: dict[str, Any] = {}
     trend: dict[str, Any] = {}
+    spreads: dict[str, Spread] = {}
+    columns: dict[str, tuple[Sequence[float | None], Sequence[str]]] = {
+        **{m: (t.times[m], DIMENSIONS) for m in METRICS}, "score": (t.score, ("scenario",))}
+    week_of = {week: at for at, week in enumerate(weeks)}
+    day_week = {day: week_of[iso_week(day)] for day in set(map(_DAY, t.created))}
+    week_at = list(map(day_week.__getitem__, map(_DAY, t.created)))
     for kind in KINDS:
-        mine = [f for f in rows if f.kind == kind]
-        parts = partitioned(mine, (*DIMENSIONS, "week"))
-        response[kind] = {"overall": parts[""][""],
-                          **{f"by_{d}": _ordered(parts[d]) for d in DIMENSIONS}}
-        weeks: dict[str, list[Fact]] = defaultdict(list)
-        if kind in GROUND_TRUTH:
-            for f in mine:
-                weeks[iso_week(f.created_at[:10])].append(f)
-        trend[kind] = [{"week": week, **parts["week"][week],
-                        "score": distribution(f.score for f in weeks.get(week, ())),
-                        "escalated": sum(f.escalated for f in weeks.get(week, ()))}
-                       for week in sorted(parts["week"])]
-    return response, trend
-
-
-def _group_order(name: str) -> tuple[int, str]:
-    return (1, name) if name == NO_VALUE else (0, name)
+        rows = t.rows(f.kind == kind for f in t.facets)
+        s = spreads[kind] = spread(t, rows, weeks, week_at, columns)
+        response[kind] = {"overall": {"n": len(rows), "metrics": _metrics(s.overall)},
+                          **{f"by_{d}": _ordered({name: {"n": s.n[d][name],
+                                                         "metrics": _metrics(values)}
+                                                  for name, values in s.groups[d].items()})
+                             for d in DIMENSIONS}}
+        trend[kind] = [{"week": week, "n": s.week_n.get(week, 0),
+                        "metrics": _metrics(s.weeks.get(week, {})),
+                        "score": _summary(s.weeks.get(week, {}).get("score", [])),
+                        "escalated": s.week_escalated.get(week, 0)}
+                       for week in weeks] if rows else []
+    return response, trend, spreads
 
 
 # -- game days ---------------------------------------------------------------------------
-def outcomes(rows: list[Fact], kind: str, verdicts: dict[str, int]) -> dict[str, Any]:
-    """For game days or drills: scores, containment, escalations; verdicts where one
-    was recorded."""
-    days = [f for f in rows if f.kind == kind]
+def outcomes(t: Table, kind: str, scores: Spread, scheduled: dict[int, str]
+             ) -> dict[str, Any]:
+    """For game days or drills: scores, containment, escalations, and the verdicts:
+    each game day's own (``gameday.verdict``), else its schedule run's (``scheduled``:
+    incident id -> status)."""
+    per_code = Counter(t.code)
+    mine = {c: n for c, n in per_code.items() if t.facets[c].kind == kind}
     contained: Counter[str] = Counter()
-    for how, n in Counter(f.contained_by for f in days).items():
-        how = how or "not contained"
+    verdicts: Counter[str] = Counter()
+    failed_checks: Counter[str] = Counter()
+    for c, n in mine.items():
+        f = t.facets[c]
+        how = f.contained_by or "not contained"
         contained["runbook" if how.startswith("runbook ") else how] += n
-    scores: dict[str, list[int | None]] = defaultdict(list)
-    for name, value in zip([f.scenario for f in days], [f.score for f in days], strict=True):
-        scores[name or NO_VALUE].append(value)
-    escalated = [f for f in days if f.escalated]
+        if f.verdict:
+            verdicts[f.verdict] += n
+            for check in f.verdict_failed:
+                failed_checks[check] += n
+    ids = t.ids
+    for incident_id, status in scheduled.items():
+        at = bisect_left(ids, incident_id)
+        if at < len(ids) and ids[at] == incident_id:
+            f = t.fact(at)
+            if f.kind == kind and f.verdict is None:
+                verdicts[status] += 1
+    escalated = t.rows(f.kind == kind and f.escalated for f in t.facets)
     recorded = sum(verdicts.values())
     return {
-        "n": len(days),
-        "score": distribution(f.score for f in days),
-        "score_by_scenario": {name: distribution(group)
-                              for name, group in sorted(scores.items())},
+        "n": sum(mine.values()),
+        "score": _summary(scores.overall.get("score", [])),
+        "score_by_scenario": {name: _summary(values.get("score", [])) for name, values in
+                              sorted(scores.groups["scenario"].items())},
         "contained_by": dict(sorted(contained.items())),
-        "escalations": {"n": len(escalated), "of": len(days),
-                        "latest": [{"incident_id": f.id, "scenario": f.scenario,
-                                    "runbook": f.runbook, "at": f.created_at}
-                                   for f in escalated[::-1][:10]],
-                        "by_scenario": _escalations(escalated)},
-        "detection_missed": sum(1 for f in days if f.detection_missed),
-        # Verdicts are recorded for scheduled game days (``schedule_runs``).
-        "verdicts": {"recorded": recorded, "counts": verdicts,
-                     "pass_rate": round(verdicts.get("passed", 0) / recorded, 3)
-                     if recorded else None},
+        "escalations": {"n": len(escalated), "of": sum(mine.values()),
+                        "latest": [{"incident_id": ids[r], "scenario": t.fact(r).scenario,
+                                    "runbook": t.fact(r).runbook, "at": t.created[r]}
+                                   for r in escalated[::-1][:10]],
+                        "by_scenario": _escalations(t, escalated)},
+        "detection_missed": sum(n for c, n in mine.items() if t.facets[c].detection_missed),
+        "verdicts": {"recorded": recorded, "counts": dict(sorted(verdicts.items())),
+                     "pass_rate": round(verdicts["passed"] / recorded, 3) if recorded
+                     else None,
+                     "failed_checks": dict(failed_checks.most_common())},
     }
 
 
-def _escalations(escalated: list[Fact]) -> list[dict[str, Any]]:
+def _escalations(t: Table, escalated: list[int]) -> list[dict[str, Any]]:
     """Escalated game days by scenario and runbook, most first: how often, the latest."""
-    seen: dict[tuple[str | None, str | None], list[Fact]] = defaultdict(list)
-    for f in escalated:
-        seen[(f.scenario, f.runbook)].append(f)
-    return [{"scenario": sc, "runbook": rb, "n": len(group), "latest": group[-1].id}
-            for (sc, rb), group in sorted(seen.items(), key=lambda kv: -len(kv[1]))]
+    seen: dict[tuple[str | None, str | None], list[int]] = {}
+    for r in escalated:
+        f = t.fact(r)
+        found = seen.setdefault((f.scenario, f.runbook), [0, 0])
+        found[0] += 1
+        found[1] = t.ids[r]
+    return [{"scenario": sc, "runbook": rb, "n": n, "latest": latest}
+            for (sc, rb), (n, latest) in sorted(seen.items(), key=lambda kv: -kv[1][0])]
 
 
-def _verdicts(db: sqlite3.Connection, ids: set[int]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for r in db.execute("SELECT incident_id, status FROM schedule_runs WHERE incident_id"
-                        " IS NOT NULL AND status IN ('passed', 'failed', 'deviated',"
-                        " 'interrupted')"):
-        if r["incident_id"] in ids:
-            counts[r["status"]] += 1
-    return dict(sorted(counts.items()))
+def _scheduled_verdicts(db: sqlite3.Connection) -> dict[int, str]:
+    """Each scheduled game day's verdict as its schedule run kept it."""
+    marks = ", ".join("?" for _ in VERDICTS)
+    return {r[0]: r[1] for r in db.execute(
+        f"SELECT incident_id, status FROM schedule_runs WHERE incident_id IS NOT NULL AND"
+        f" status IN ({marks}) ORDER BY id", VERDICTS)}
 
 
 # -- severity accuracy -------------------------------------------------------------------
@@ -326,14 +512,17 @@ def _accuracy(combos: Iterable[tuple[tuple[str | None, str | None, str | None], 
     return out
 
 
-def severity_accuracy(rows: list[Fact]) -> dict[str, Any]:
+def severity_accuracy(t: Table) -> dict[str, Any]:
     """Per kind: declared vs measured severity as a matrix (declared -> measured ->
     count), and the share run too low (downplayed) overall, per team and per response
     model. ``declared`` is the severity the incident was run at (its final one);
     ``declared_too_low`` counts the first declaration. Counted once per distinct
-    combination (a few hundred), not per incident."""
-    combos = Counter((f.kind, f.team, f.model, f.severity_final, f.severity_measured,
-                      f.severity_declared) for f in rows)
+    facets (a few hundred), not per incident."""
+    combos: Counter[tuple[Any, ...]] = Counter()
+    for code, n in Counter(t.code).items():
+        f = t.facets[code]
+        combos[(f.kind, f.team, f.model, f.severity_final, f.severity_measured,
+                f.severity_declared)] += n
     out: dict[str, Any] = {}
     for kind in KINDS:
         mine = [(c[1:], n) for c, n in combos.items() if c[0] == kind]
@@ -408,46 +597,65 @@ def _age_days(at: str, now: datetime) -> float:
     return round((now - datetime.fromisoformat(at)).total_seconds() / 86400, 2)
 
 
-def freshness(db: sqlite3.Connection, rows: list[Fact], known: Sequence[str],
+def _rows_by(t: Table, key: Sequence[str | None]) -> dict[str, list[int]]:
+    """The rows of each key (``key``: one per facets code, ``None`` to leave it out),
+    in id order."""
+    names = sorted({k for k in key if k is not None})
+    number = {name: n for n, name in enumerate(names)}
+    at = [-1 if k is None else number[k] for k in key]
+    ordered, spans = _spans(t.rows(k is not None for k in key),
+                            list(map(at.__getitem__, t.code)))
+    return {names[n]: ordered[start:end] for n, start, end in spans}
+
+
+def freshness(db: sqlite3.Connection, t: Table, known: Sequence[str],
               alerts: dict[str, list[str]], *, max_age_days: float = DEFAULT_MAX_AGE_DAYS,
               now: datetime | None = None) -> list[Freshness]:
     """Every runbook on disk (``known``) or on the record. ``alerts``: runbook -> the
     alerts that link to it. A verification is dated by the game day's opening."""
     now = now or datetime.now(UTC)
-    verified: dict[str, list[Fact]] = defaultdict(list)
-    wrong: dict[str, Fact] = {}
-    for f in rows:
-        m = f
-        if f.kind not in GROUND_TRUTH or not m.runbook or m.runbook_status != "successful":
-            continue
-        if m.contained_by == f"runbook {m.runbook}":
-            verified[m.runbook].append(f)
+    ran = [f.kind in GROUND_TRUTH and bool(f.runbook) and f.runbook_status == "successful"
+           for f in t.facets]
+    proved = [ok and f.contained_by == f"runbook {f.runbook}"
+              for ok, f in zip(ran, t.facets, strict=True)]
+    created, ids = t.created, t.ids
+    verified: dict[str, tuple[str, int]] = {}  # runbook -> the latest (opened, incident)
+    count: dict[str, int] = {}
+    for name, rows in _rows_by(t, [f.runbook if p else None
+                                   for f, p in zip(t.facets, proved, strict=True)]).items():
+        count[name] = len(rows)
+        if t.chronological:  # opened in id order: the latest is the last
+            verified[name] = (created[rows[-1]], ids[rows[-1]])
         else:
-            wrong[m.runbook] = f
+            latest = max(map(created.__getitem__, rows))
+            verified[name] = (latest, max(compress(
+                map(ids.__getitem__, rows), map(latest.__eq__, map(created.__getitem__, rows)))))
+    # The latest game day each ran in without containing the fault (a wrong link).
+    wrong = {name: ids[rows[-1]] for name, rows in _rows_by(
+        t, [f.runbook if ok and not p else None
+            for f, ok, p in zip(t.facets, ran, proved, strict=True)]).items()}
     failed: dict[str, sqlite3.Row] = {}
     marks = ", ".join("?" for _ in FAILED_RUNS)
     for r in db.execute(f"SELECT runbook, MAX(id) AS id, finished_at FROM runbook_runs WHERE"
                         f" check_mode = 0 AND status IN ({marks}) GROUP BY runbook",
                         FAILED_RUNS):
         failed[r["runbook"]] = r
-    names = sorted({*known, *verified, *wrong, *failed})
     out = []
-    for name in names:
-        proof = verified.get(name, [])
-        last = max(proof, key=lambda f: (f.created_at, f.id)) if proof else None
+    for name in sorted({*known, *verified, *wrong, *failed}):
+        last = verified.get(name)
         bad = failed.get(name)
-        age = _age_days(last.created_at, now) if last else None
+        age = _age_days(last[0], now) if last else None
         status = ("never verified" if last is None else
                   "stale" if age is not None and age > max_age_days else "verified")
         out.append(Freshness(
-            runbook=name, status=status, verified_by=last.id if last else None,
-            verified_at=last.created_at if last else None, verified_days_ago=age,
-            verifications=len(proof),
+            runbook=name, status=status, verified_by=last[1] if last else None,
+            verified_at=last[0] if last else None, verified_days_ago=age,
+            verifications=count.get(name, 0),
             last_failed_run=bad["id"] if bad else None,
             last_failed_at=bad["finished_at"] if bad else None,
             failed_since_verified=bool(bad and (last is None or (bad["finished_at"] or "")
-                                                > last.created_at)),
-            ran_without_containing=wrong[name].id if name in wrong else None,
+                                                > last[0])),
+            ran_without_containing=wrong.get(name),
             known=name in known, alerts=tuple(sorted(alerts.get(name, ())))))
     return out
 
@@ -490,49 +698,55 @@ def stale_alerts(fresh: list[Freshness]) -> list[dict[str, Any]]:
 
 
 # -- action items ------------------------------------------------------------------------
-def action_items(db: sqlite3.Connection, rows: list[Fact], *,
+def action_items(db: sqlite3.Connection, t: Table, *,
                  now: datetime | None = None) -> dict[str, Any]:
     """Completion rate, overdue items (open, due before today) per owner and per team,
-    the oldest open item's age, for the action items of the incidents in scope (per
-    kind)."""
+    the oldest open item's age, for the action items of the incidents in ``t`` (per
+    kind). Two range scans of ``action_items_by_incident`` (the done ones; the open ones
+    with owner, due date and opening), counted against the table's incidents by id: no
+    join and no sort in SQL. An item is open or done (``Store.close_action``)."""
     now = now or datetime.now(UTC)
-    today = now.date().isoformat()
-    who = {f.id: (f.kind, f.team or NO_VALUE) for f in rows}
-    total: Counter[str] = Counter()
+    code_of = dict(zip(t.ids, t.code, strict=True))
+    span = (t.ids[0], t.ids[-1]) if len(t) else (0, -1)  # in id order
+    cur = db.cursor()
+    cur.row_factory = None
+    done_codes = Counter(map(code_of.get, map(itemgetter(0), cur.execute(
+        "SELECT incident_id FROM action_items WHERE incident_id BETWEEN ? AND ? AND"
+        " status = 'done'", span))))
+    still_open = cur.execute(
+        "SELECT incident_id, owner, due < ?, created_at FROM action_items WHERE"
+        " incident_id BETWEEN ? AND ? AND status = 'open'",
+        (now.date().isoformat(), *span)).fetchall()
+    open_codes = list(map(code_of.get, map(itemgetter(0), still_open)))
+    owned = Counter(zip(open_codes, map(itemgetter(1), still_open),
+                        map(itemgetter(2), still_open), strict=True))
     done: Counter[str] = Counter()
-    still_open: Counter[str] = Counter()
+    for code, n in done_codes.items():
+        if code is not None:
+            done[t.facets[code].kind] += n
+    n_open: Counter[str] = Counter()
     overdue: Counter[str] = Counter()
-    oldest: dict[str, str] = {}
     by_team: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
-    for incident_id, n, n_done, n_late, first_open in db.execute(
-            "SELECT incident_id, COUNT(*), SUM(status = 'done'), SUM(status = 'open' AND"
-            " due < ?), MIN(CASE WHEN status = 'open' THEN created_at END) FROM action_items"
-            " GROUP BY incident_id", (today,)):
-        found = who.get(incident_id)
-        if found is None:
-            continue
-        kind = found[0]
-        total[kind] += n
-        done[kind] += n_done
-        if n_late:
-            overdue[kind] += n_late
-            by_team[kind][found[1]] += n_late
-        if first_open is not None:
-            still_open[kind] += n - n_done
-            if kind not in oldest or first_open < oldest[kind]:
-                oldest[kind] = first_open
     by_owner: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
     open_by_owner: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
-    for incident_id, owner, n, n_late in db.execute(
-            "SELECT incident_id, owner, COUNT(*), SUM(due < ?) FROM action_items WHERE"
-            " status = 'open' GROUP BY incident_id, owner", (today,)):
-        found = who.get(incident_id)
-        if found is not None:
-            open_by_owner[found[0]][owner] += n
-            if n_late:
-                by_owner[found[0]][owner] += n_late
+    for (code, owner, late), n in owned.items():
+        if code is None:
+            continue
+        f = t.facets[code]
+        n_open[f.kind] += n
+        open_by_owner[f.kind][owner] += n
+        if late:
+            overdue[f.kind] += n
+            by_owner[f.kind][owner] += n
+            by_team[f.kind][f.team or NO_VALUE] += n
+    kind_of = [f.kind for f in t.facets]
+    open_kinds = [None if code is None else kind_of[code] for code in open_codes]
+    oldest = {kind: first for kind in KINDS if (first := min(
+        compress(map(itemgetter(3), still_open), map(eq, repeat(kind), open_kinds)),
+        default=None)) is not None}
+    total = done + n_open
     return {kind: {
-        "total": total[kind], "done": done[kind], "open": still_open[kind],
+        "total": total[kind], "done": done[kind], "open": n_open[kind],
         "overdue": overdue[kind],
         "completion_rate": round(done[kind] / total[kind], 3) if total[kind] else None,
         "oldest_open_days": max(0.0, _age_days(oldest[kind], now)) if kind in oldest
@@ -556,7 +770,9 @@ class Report:
     runbooks: list[Freshness]
     stale_alerts: list[dict[str, Any]]
     actions: dict[str, Any]
-    facts: list[Fact] = field(default_factory=list, repr=False)  # one per incident
+    # the incidents in scope and each kind's sorted values per group (``/metrics``)
+    table: Table = field(repr=False, compare=False)
+    spreads: dict[str, Spread] = field(default_factory=dict, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"scope": self.scope.as_dict(), "generated_at": self.generated_at,
@@ -581,21 +797,22 @@ def build(store: Store, scope: Scope | None = None, *,
     now = now or datetime.now(UTC)
     scope = scope or Scope()
     tick = timer or (lambda stage: None)
-    rows = facts(store, scope)
+    t = table(store, scope)
     tick("facts")
     db = store.reader()
-    counts = {k: sum(1 for f in rows if f.kind == k) for k in KINDS}
-    response, trend = response_times(rows)
-    links = alert_links(rule_files, runbooks)
-    fresh = freshness(db, rows, [rb.name for rb in runbooks], links,
+    per_code = Counter(t.code)
+    counts = {k: sum(n for c, n in per_code.items() if t.facets[c].kind == k) for k in KINDS}
+    response, trend, spreads = response_times(t, _axis(t, scope, now))
+    tick("percentiles")
+    fresh = freshness(db, t, [rb.name for rb in runbooks], alert_links(rule_files, runbooks),
                       max_age_days=scope.max_age_days, now=now)
+    scheduled = _scheduled_verdicts(db)
     report = Report(
         scope=scope, generated_at=now.isoformat(timespec="seconds"), counts=counts,
         response=response, trend=trend,
-        outcomes={k: outcomes(rows, k, _verdicts(db, {f.id for f in rows if f.kind == k}))
-                  for k in GROUND_TRUTH},
-        severity=severity_accuracy(rows), runbooks=fresh, stale_alerts=stale_alerts(fresh),
-        actions=action_items(db, rows, now=now), facts=rows)
+        outcomes={k: outcomes(t, k, spreads[k], scheduled) for k in GROUND_TRUTH},
+        severity=severity_accuracy(t), runbooks=fresh, stale_alerts=stale_alerts(fresh),
+        actions=action_items(db, t, now=now), table=t, spreads=spreads)
     tick("figures")
     return report
 
@@ -606,12 +823,11 @@ def runbook_freshness(store: Store, name: str, *,
     """One runbook's freshness (the one-click page), from the game days that ran it
     (``runbook_runs``, by its index) rather than the whole store."""
     db = store.reader()
-    ids = [r[0] for r in db.execute(
-        "SELECT DISTINCT incident_id FROM runbook_runs WHERE runbook = ? AND"
-        " incident_id IS NOT NULL", (name,))]
-    rows = [f for f in by_ids(store, ids, scenario_targets(db)) if f.kind in GROUND_TRUTH]
-    (found,) = [f for f in freshness(db, rows, [name], {}, max_age_days=max_age_days,
-                                     now=now) if f.runbook == name]
+    t = incident_facts.table(store, "i.id IN (SELECT incident_id FROM runbook_runs WHERE"
+                                    " runbook = :runbook)", {"runbook": name},
+                             scenario_targets(db))
+    (found,) = [f for f in freshness(db, t, [name], {}, max_age_days=max_age_days, now=now)
+                if f.runbook == name]
     return found
 
 
@@ -623,4 +839,3 @@ def connection(store: Store) -> sqlite3.Connection:
 
 def dumps(report: Report) -> str:
     return json.dumps(report.as_dict(), indent=2, default=str)
-

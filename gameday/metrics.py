@@ -23,43 +23,57 @@ gameday_runbook_runs{status}                  runs queued, running (and every en
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from gameday.incident_facts import GROUND_TRUTH, KINDS, Fact
-from gameday.insights import METRICS, NO_VALUE, Report
+from gameday.incident_facts import GROUND_TRUTH, KINDS
+from gameday.insights import METRICS, Report, ordered
 
 # Seconds: sandbox game days answer in seconds, real incidents in minutes to hours.
 BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _histograms(rows: list[Fact]) -> Any:
+def _histograms(r: Report) -> Any:
+    """From each kind's values per service, already sorted by the report: a bucket's
+    count is a bisection."""
     from prometheus_client.core import HistogramMetricFamily
 
     family = HistogramMetricFamily("gameday_response_seconds",
                                    "Response times: TTD, TTA, TTE, TTFC, TTM, TTR",
                                    labels=["kind", "metric", "service"])
     groups: dict[tuple[str, str, str], list[float]] = {}
-    for f in rows:
-        for metric in METRICS:
-            value = getattr(f, metric)
-            if value is not None:
-                groups.setdefault((f.kind, metric, f.service or NO_VALUE), []).append(value)
+    for kind, spread in r.spreads.items():
+        for service, by_metric in spread.groups["service"].items():
+            for metric in METRICS:
+                if by_metric.get(metric):
+                    groups[(kind, metric, service)] = ordered(by_metric[metric])
     for labels, values in sorted(groups.items()):
-        counts = [sum(1 for v in values if v <= b) for b in BUCKETS]
-        buckets = [(str(float(b)), c) for b, c in zip(BUCKETS, counts, strict=True)]
+        buckets = [(str(float(b)), bisect_right(values, b)) for b in BUCKETS]
         buckets.append(("+Inf", len(values)))
         family.add_metric(list(labels), buckets, sum(values))
     return family
 
 
+def _latest_scores(r: Report) -> dict[tuple[str, str], float]:
+    """Each (kind, scenario)'s latest score: the table is in id order, read from the end."""
+    t = r.table
+    latest: dict[tuple[str, str], float] = {}
+    for row in range(len(t) - 1, -1, -1):
+        value = t.score[row]
+        if value is not None:
+            f = t.fact(row)
+            if f.kind in GROUND_TRUTH and f.scenario:
+                latest.setdefault((f.kind, f.scenario), value)
+    return dict(sorted(latest.items()))
+
+
 def families(r: Report, counts: dict[str, Any]) -> Iterator[Any]:
     """The metric families of one report and the store's counters."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-    rows = r.facts
 
     def gauge(name: str, doc: str, labels: list[str],
               values: list[tuple[list[str], float]]) -> Any:
@@ -70,17 +84,15 @@ def families(r: Report, counts: dict[str, Any]) -> Iterator[Any]:
 
     yield gauge("gameday_incidents", "Incidents in the window, per kind", ["kind"],
                 [([k], r.counts[k]) for k in KINDS])
-    yield _histograms(rows)
-    latest: dict[tuple[str, str], float] = {}
-    escalated: dict[tuple[str, str], int] = {}
-    for f in rows:
+    yield _histograms(r)
+    latest = _latest_scores(r)
+    escalated: Counter[tuple[str, str]] = Counter()
+    for code, n in Counter(r.table.code).items():
+        f = r.table.facets[code]
         if f.kind in GROUND_TRUTH and f.scenario:
-            key = (f.kind, f.scenario)
-            escalated[key] = escalated.get(key, 0) + f.escalated
-            if f.score is not None:
-                latest[key] = f.score
+            escalated[(f.kind, f.scenario)] += n if f.escalated else 0
     yield gauge("gameday_score", "The scenario's latest score (0-100)",
-                ["kind", "scenario"], [(list(k), v) for k, v in sorted(latest.items())])
+                ["kind", "scenario"], [(list(k), v) for k, v in latest.items()])
     yield gauge("gameday_score_median", "Median score over the window",
                 ["kind", "scenario"], [([k, name], d["p50"]) for k in GROUND_TRUTH
                                        for name, d in

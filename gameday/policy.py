@@ -167,3 +167,25 @@ def staffing(team: Roster, severity: str, at: datetime | None = None) -> Staffin
     ic = on_duty(team.ic_rotation, at) if dedicated else oncall
     return Staffing(oncall=oncall, incident_commander=ic, dedicated_ic=dedicated,
                     scribe=team.scribe, comms_lead=team.comms)
+
+
+# -- who may do what in ``gameday serve`` ------------------------------------------------------
+# A person's access role (``gameday user add NAME --role ...``); each role may do what the
+# ones before it may. The shared token is ``admin`` (single-user setups, scripts); a signed
+# Alertmanager webhook may only post alerts.
+ACCESS_ROLES = ("viewer", "responder", "commander", "admin")
+NEEDS = {
+    "view": "viewer",                 # pages, incidents, reviews, runs, insights
+    "run": "responder",               # run a runbook, post alerts, moves in incidents/drills
+    "run_destructive": "commander",   # ask for a destructive run (a second person approves)
+    "approve": "commander",           # approve someone else's destructive run
+    "start": "commander",             # start drills (and game days) from the server
+    "admin": "admin",                 # people and their tokens
+}
+
+
+def may(role: str | None, permission: str) -> bool:
+    """Whether an access ``role`` may do ``permission`` (a key of ``NEEDS``)."""
+    if role not in ACCESS_ROLES:
+        return False
+    return ACCESS_ROLES.index(role) >= ACCESS_ROLES.index(NEEDS[permission])

@@ -6,11 +6,21 @@ its events on the incident's timeline tagged with the run's id, and the audit lo
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from gameday.errors import GamedayError
-from gameday.events import Audit, Entry, runbook_finished, runbook_queued, with_run_id
+from gameday.events import (
+    Audit,
+    Entry,
+    approval_expired,
+    approval_requested,
+    runbook_approved,
+    runbook_finished,
+    runbook_queued,
+    with_run_id,
+)
 from gameday.incident import Incident
 from gameday.lease import owner
 from gameday.runbook import Runbook, RunbookResult, run_runbook
@@ -29,6 +39,38 @@ def queue(store: Store, runbook: Runbook, params: dict[str, Any], *,
     if incident:
         incident.record(runbook_queued(runbook.name, run_id), who)
     return run_id
+
+
+def ask_approval(store: Store, runbook: Runbook, params: dict[str, Any], *,
+                 incident: Incident | None, who: str, check: bool, within_s: float) -> int:
+    """Four eyes: record a run that waits for a second person until ``within_s`` from
+    now (``Dispatcher.approve``); nothing runs before."""
+    until = (datetime.now(UTC) + timedelta(seconds=within_s)).isoformat(timespec="microseconds")
+    run_id = store.create_run(incident.id if incident else None, runbook.name, params, who,
+                              check, approve_by=until)
+    store.audit(who, Audit.APPROVAL_REQUESTED, {
+        "run_id": run_id, "runbook": runbook.name, "params": params, "check": check,
+        "incident_id": incident.id if incident else None, "expires_at": until})
+    if incident:
+        incident.record(approval_requested(runbook.name, run_id, until), who)
+    return run_id
+
+
+def approved(store: Store, run: dict[str, Any], who: str, *,
+             incident: Incident | None) -> None:
+    store.audit(who, Audit.APPROVED, {"run_id": run["id"], "runbook": run["runbook"],
+                                      "requested_by": run["started_by"]})
+    if incident:
+        incident.record(runbook_approved(run["runbook"], run["id"], run["started_by"]), who)
+
+
+def expired(store: Store, run: dict[str, Any], *, incident: Incident | None) -> None:
+    store.audit("gameday", Audit.APPROVAL_EXPIRED, {
+        "run_id": run["id"], "runbook": run["runbook"], "requested_by": run["started_by"],
+        "expires_at": run["approve_by"]})
+    if incident:
+        incident.record(approval_expired(run["runbook"], run["id"], run["approve_by"]),
+                        "gameday")
 
 
 def execute(store: Store, run_id: int, runbook: Runbook, params: dict[str, Any],

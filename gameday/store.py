@@ -137,6 +137,27 @@ CREATE TABLE IF NOT EXISTS drills (
     run_dir TEXT,
     created_at TEXT NOT NULL
 );
+-- The report's figures of one incident (incident_facts), derived from its events up to
+-- event rowid ``upto``, kept in step lazily. ``facets``: what the incident was, as one
+-- JSON array (kind, scenario, team, severities, runbook, containment, verdict, ...).
+CREATE TABLE IF NOT EXISTS incident_facts (
+    incident_id INTEGER PRIMARY KEY REFERENCES incidents(id),
+    upto INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    facets TEXT NOT NULL,
+    ttd REAL, tta REAL, tte REAL, ttfc REAL, ttm REAL, ttr REAL,
+    requests INTEGER, bad INTEGER, budget REAL, score INTEGER
+);
+-- People of ``gameday serve`` and their access roles (``gameday user add``); tokens are
+-- stored as their SHA-256, never as given.
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked_at TEXT
+);
 CREATE TABLE IF NOT EXISTS freeze (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     frozen INTEGER NOT NULL,
@@ -156,16 +177,17 @@ BEGIN SELECT RAISE(ABORT, 'timelines are append-only'); END;
 
 
 # Columns added after a table first shipped: a store made before gets them on open.
-ADDED_COLUMNS = {"runbook_runs": {"owner": "TEXT"},
+ADDED_COLUMNS = {"runbook_runs": {"owner": "TEXT",
+                                  # four eyes: a destructive run waits until approve_by
+                                  # for someone other than its requester
+                                  "approve_by": "TEXT", "approved_by": "TEXT"},
                  # gameday (a scenario's game day), incident (from an alert) or drill
-                 "incidents": {"kind": "TEXT",
-                               # the report's per-incident facts (incident_facts), kept
-                               # in step lazily
-                               "facts": "TEXT", "facts_upto": "INTEGER"}}
+                 "incidents": {"kind": "TEXT"}}
 INDEXES = """
 CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, incident_id, at_monotonic_ns);
 CREATE INDEX IF NOT EXISTS incidents_created ON incidents (created_at);
-CREATE INDEX IF NOT EXISTS incidents_facts_upto ON incidents (facts_upto);
+CREATE INDEX IF NOT EXISTS incidents_by_scenario ON incidents (scenario, id);
+CREATE INDEX IF NOT EXISTS incident_facts_version ON incident_facts (version, upto);
 CREATE INDEX IF NOT EXISTS action_items_by_incident
     ON action_items (incident_id, status, owner, due, created_at);
 CREATE INDEX IF NOT EXISTS alert_instances_group ON alert_instances (group_key, incident_id);
@@ -320,8 +342,16 @@ class Store:
             raise NotFound(f"no incident {incident_id}")
         return dict(row)
 
-    def incidents(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._db.execute("SELECT * FROM incidents ORDER BY id")]
+    def incidents(self, *, since: str | None = None,
+                  limit: int | None = None) -> list[dict[str, Any]]:
+        """Oldest first; ``since`` (UTC ISO) and ``limit`` (the newest that many) page."""
+        sql, args = "SELECT * FROM incidents", []
+        if since:
+            sql, args = sql + " WHERE created_at >= ?", [since]
+        if limit:
+            rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))
+            return [dict(r) for r in rows][::-1]
+        return [dict(r) for r in self._db.execute(sql + " ORDER BY id", args)]
 
     def past_outages(self) -> tuple[set[str], set[str]]:
         """What the Wheel of Misfortune can replay: the scenarios game days ran, and the
@@ -465,16 +495,77 @@ class Store:
 
     # -- runbook runs and the audit log -----------------------------------------------
     def create_run(self, incident_id: int | None, runbook: str, params: dict[str, Any],
-                   started_by: str, check: bool, owner: str | None = None) -> int:
+                   started_by: str, check: bool, owner: str | None = None,
+                   approve_by: str | None = None) -> int:
         """``owner``: the process that will run it (``lease.owner()``), so a run whose
-        process died is not waited for, nor joined, forever."""
+        process died is not waited for, nor joined, forever. With ``approve_by`` the run
+        waits (``awaiting_approval``) for a second person until then."""
+        status = "awaiting_approval" if approve_by else "queued"
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO runbook_runs (incident_id, runbook, params_json, check_mode,"
-                " started_by, status, created_at, owner) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
-                (incident_id, runbook, params_key(params), int(check), started_by, utc_now(),
-                 owner))
+                " started_by, status, created_at, owner, approve_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (incident_id, runbook, params_key(params), int(check), started_by, status,
+                 utc_now(), None if approve_by else owner, approve_by))
             return _inserted_id(cur)
+
+    def approve_run(self, run_id: int, approver: str, owner: str) -> bool:
+        """Approve a waiting run, in one statement so that of two replicas (or two people)
+        only one wins: not its requester's, not after ``approve_by``. False if it was not
+        waiting, has expired, or the approver asked for it."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE runbook_runs SET status = 'queued', approved_by = ?, owner = ?"
+                " WHERE id = ? AND status = 'awaiting_approval' AND approve_by > ?"
+                " AND started_by != ?", (approver, owner, run_id, utc_now(), approver))
+            return cur.rowcount == 1
+
+    def expire_approvals(self) -> list[dict[str, Any]]:
+        """End the runs whose approval time ran out; they can never be approved now."""
+        now = utc_now()
+        with self._tx() as db:
+            rows = [dict(r) for r in db.execute(
+                "SELECT * FROM runbook_runs WHERE status = 'awaiting_approval'"
+                " AND approve_by <= ?", (now,))]
+            for row in rows:
+                db.execute("UPDATE runbook_runs SET status = 'expired', finished_at = ?"
+                           " WHERE id = ? AND status = 'awaiting_approval'", (now, row["id"]))
+        return rows
+
+    # -- people ---------------------------------------------------------------------------
+    def add_user(self, name: str, role: str, token_sha256: str, created_by: str) -> None:
+        with self._tx() as db:
+            try:
+                db.execute("INSERT INTO users (name, role, token_sha256, created_at,"
+                           " created_by) VALUES (?, ?, ?, ?, ?)",
+                           (name, role, token_sha256, utc_now(), created_by))
+            except sqlite3.IntegrityError:
+                raise GamedayError(f"there is already a user {name}") from None
+
+    def user_by_token(self, token_sha256: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM users WHERE token_sha256 = ? AND"
+                               " revoked_at IS NULL", (token_sha256,)).fetchone()
+        return dict(row) if row else None
+
+    def user(self, name: str) -> dict[str, Any] | None:
+        """An active user by name (None if there is none, or they were revoked)."""
+        row = self._db.execute("SELECT * FROM users WHERE name = ? AND revoked_at IS NULL",
+                               (name,)).fetchone()
+        return dict(row) if row else None
+
+    def users(self) -> list[dict[str, Any]]:
+        return [{k: r[k] for k in r.keys() if k != "token_sha256"}  # noqa: SIM118
+                for r in self._db.execute("SELECT * FROM users ORDER BY name")]
+
+    def has_users(self) -> bool:
+        return self._db.execute("SELECT 1 FROM users WHERE revoked_at IS NULL"
+                                " LIMIT 1").fetchone() is not None
+
+    def revoke_user(self, name: str) -> bool:
+        with self._tx() as db:
+            return db.execute("UPDATE users SET revoked_at = ? WHERE name = ? AND"
+                              " revoked_at IS NULL", (utc_now(), name)).rowcount == 1
 
     def joinable_run(self, runbook: str, params: dict[str, Any], *,
                      succeeded_since: str | None) -> dict[str, Any] | None:

@@ -39,6 +39,10 @@ from its ``gameday.interrupted`` event, else 130. Its checks that passed stay pa
 a failure already on the record (a target measurably missed, a runbook that failed)
 stays failed, and the checks it never got to are skipped.
 
+``record`` judges every game day as it finishes (``game.conclude``) on its scenario's
+own checks and puts the verdict on its timeline (``gameday.verdict``), so the report's
+pass rate (``insights``) counts hand-run game days as well as scheduled ones.
+
 ``junit_xml`` and ``write_junit`` render a verdict as the JUnit XML that Jenkins, GitLab
 (``artifacts:reports:junit``) and the GitHub Actions test reporters read: one
 ``testsuite`` per game day, one ``testcase`` per check.
@@ -61,9 +65,10 @@ from typing import Any
 
 from gameday import scoring
 from gameday.errors import ValidationError
-from gameday.events import Kind, describe, in_time_order
-from gameday.scenario import Scenario
+from gameday.events import Kind, describe, gameday_verdict, in_time_order
+from gameday.scenario import Scenario, load_scenario
 from gameday.scoring import Metrics, compute_metrics, first, span
+from gameday.store import Store
 
 STEADY_BEFORE = "steady state before the fault"
 STEADY_AFTER = "steady state after the fault"
@@ -274,10 +279,11 @@ def judge(summary: Mapping[str, Any], scenario: Scenario, events: Iterable[Any],
           min_score: float | None = None, signal_code: int | None = None) -> Verdict:
     """The verdict on one game day: ``summary`` as ``gameday run --json`` prints it,
     its scenario, and its incident's stored events (``Store.events(incident_id)``;
-    ``store.Event`` objects or their ``as_dict()``)."""
+    ``store.Event`` objects or their ``as_dict()``). A verdict already on the timeline
+    (``record``) is not part of what is judged, nor of the game day's duration."""
     rows = list(events)
     _same_incident(rows, summary)
-    ev = in_time_order(rows)
+    ev = [e for e in in_time_order(rows) if e["kind"] != Kind.GAMEDAY_VERDICT]
     metrics = compute_metrics(ev, scenario.slo.success_ratio)
     targets = scoring.score(metrics, scenario.targets).targets
     mitigated = _timed(MITIGATED, "TTM", metrics.TTM, targets.get("mitigate"), "mitigation",
@@ -320,6 +326,25 @@ def judge(summary: Mapping[str, Any], scenario: Scenario, events: Iterable[Any],
     started_at = ev[0]["at_utc"] if ev else None
     duration = span(ev[0], ev[-1]) if ev else None
     return Verdict(status, code, tuple(checks), started_at, duration)
+
+
+def record(store: Store, summary: Mapping[str, Any]) -> Verdict:
+    """Judge a finished game day on its scenario's own checks (the copy in its run
+    directory; no ``--min-score``: that is a gate's, not the game day's) and put the
+    verdict on its timeline (``gameday.verdict``: passed or not, and each failed
+    check's reason), so every game day counts in the report's pass rate, scheduled or
+    run by hand. ``summary``: ``game.conclude``'s. An interrupted game day (a signal,
+    the freeze) is judged on nothing it did not get to: its ``gameday.interrupted``
+    event is its verdict on the record, and nothing is added after its target stopped.
+    """
+    sc = load_scenario(Path(summary["run_dir"]) / "scenario.yaml", check_experiment=False)
+    found = judge(summary, sc, store.events(summary["incident_id"]))
+    if not summary.get("interrupted"):
+        entry = gameday_verdict(found.status, found.exit_code,
+                                {c.name: c.message for c in found.failures},
+                                [c.name for c in found.skipped])
+        store.append(summary["incident_id"], entry.kind, "gameday", entry.data)
+    return found
 
 
 def _same_incident(rows: list[Any], summary: Mapping[str, Any]) -> None:

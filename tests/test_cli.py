@@ -128,3 +128,16 @@ def test_plain_chaostoolkit_experiment(tmp_path):
     journal = json.loads((tmp_path / "plain" / "journal.json").read_text())
     assert journal["status"] == "completed"
     assert [r["activity"]["name"] for r in journal["rollbacks"]] == ["recreate-scratch-file"]
+
+
+def test_incident_list_pages(tmp_path):
+    from gameday.store import Store
+
+    store = Store(tmp_path / "gameday.db")
+    ids = [store.create_incident(f"incident {n}") for n in range(5)]
+    out = CliRunner().invoke(cli, ["incident", "list", "--limit", "2", "--json"])
+    assert [r["id"] for r in json.loads(out.output)] == ids[-2:]   # the newest, oldest first
+    since = CliRunner().invoke(cli, ["incident", "list", "--since", "1d", "--json"])
+    assert len(json.loads(since.output)) == 5
+    future = CliRunner().invoke(cli, ["incident", "list", "--since", "2999-01-01", "--json"])
+    assert json.loads(future.output) == []

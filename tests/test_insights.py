@@ -145,6 +145,119 @@ def test_since_parses_ages_and_dates():
 
 
 # -- a hand-built store ------------------------------------------------------------------
+# -- exact figures per group, whatever the grouping ------------------------------------------
+def test_every_group_matches_a_plain_sort(store, tmp_path):
+    """Each group's p50/p90 (merged runs, bisected) equal a plain sort of its values,
+    for every dimension and week, with ties, gaps and missing moments."""
+    scenarios = [("crash", "checkout", "shop"), ("deploy", "checkout", "web"),
+                 ("flag", "fraud", "risk")]
+    for n in range(36):
+        sc, service, team = scenarios[n % 3]
+        gameday(store, scenario=sc, service=service, team=team, days_ago=(n * 5) % 41,
+                ttd=1.0 + (n * 7) % 5, tta=0.5 + (n % 4) * 0.25, ttm=8.0 + (n * 13) % 17,
+                ttr=30.0 + n % 3, severity=("SEV-1", "SEV-2", "SEV-3")[n % 3 if n % 5 else 1],
+                measured="SEV-2", mode="drill" if n % 9 == 0 else "auto",
+                kind="drill" if n % 9 == 0 else None)
+    for n in range(6):
+        alert_incident(store, service=("payments", "search")[n % 2], tta=float(10 * (n % 4)),
+                       days_ago=n * 3)
+    r = build(store, tmp_path)
+    rows = insights.facts(store)
+    for kind, section in r.response.items():
+        mine = [f for f in rows if f.kind == kind]
+        assert section["overall"]["n"] == len(mine)
+        for metric in insights.METRICS:
+            assert section["overall"]["metrics"][metric] == insights.distribution(
+                getattr(f, metric) for f in mine)
+        for dimension in insights.DIMENSIONS:
+            groups = {insights.group(f, dimension) for f in mine}
+            assert set(section[f"by_{dimension}"]) == groups
+            for name, g in section[f"by_{dimension}"].items():
+                members = [f for f in mine if insights.group(f, dimension) == name]
+                assert g["n"] == len(members)
+                for metric in insights.METRICS:
+                    assert g["metrics"][metric] == insights.distribution(
+                        getattr(f, metric) for f in members), (kind, dimension, name, metric)
+        for w in r.trend[kind]:
+            members = [f for f in mine if f.week == w["week"]]
+            assert w["n"] == len(members)
+            assert w["score"] == insights.distribution(f.score for f in members)
+            for metric in insights.METRICS:
+                assert w["metrics"][metric] == insights.distribution(
+                    getattr(f, metric) for f in members)
+    scores = r.outcomes["gameday"]["score_by_scenario"]
+    for name, d in scores.items():
+        assert d == insights.distribution(f.score for f in rows
+                                          if f.kind == "gameday" and f.scenario == name)
+    assert r.counts["drill"] == 4 and r.response["drill"]["overall"]["metrics"]["TTM"]["n"] == 4
+
+
+def test_sorted_runs_answer_any_rank():
+    runs = ([1.0, 1.0, 4.0], [0.5, 2.0, 2.0, 9.0], [3.0])
+    among = sorted([*runs[0], *runs[1], *runs[2], 7.0, 8.0])  # the kind's other values too
+    s = insights.Sorted(runs, among)
+    assert len(s) == 8 and [s[k] for k in range(8)] == sorted(sum(runs, []))
+    assert s.values() == [0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 4.0, 9.0]
+    assert insights.percentile(s, 0.9) == insights.percentile(s.values(), 0.9)
+    with pytest.raises(IndexError):
+        s[8]
+
+
+# -- verdicts and the pass rate ------------------------------------------------------------
+def judged(store: Store, incident_id: int, status: str, failed: dict[str, str]) -> None:
+    entry = events.gameday_verdict(status, {"passed": 0, "failed": 1, "deviated": 3}[status],
+                                   failed)
+    store.append(incident_id, entry.kind, "gameday", entry.data)
+
+
+def test_the_pass_rate_counts_every_game_day(store, tmp_path):
+    passed = [gameday(store) for _ in range(3)]
+    late = gameday(store, tta=30.0)
+    deviated = gameday(store, scenario="wrong-runbook", contains=False)
+    cut = gameday(store)
+    scheduled = gameday(store)  # before verdicts were recorded: its schedule run kept it
+    unjudged = gameday(store)  # nothing on record
+    drill = gameday(store, mode="drill", kind="drill")
+    for i in passed:
+        judged(store, i, "passed", {})
+    judged(store, late, "failed", {"acknowledged within target": "took 30.00s, target 5s"})
+    judged(store, deviated, "deviated", {"steady state after the fault": "deviated",
+                                         "acknowledged within target": "late"})
+    Incident(store, cut).record(events.gameday_interrupted("interrupted", "SIGINT"), "gameday")
+    judged(store, drill, "failed", {"mitigated within target": "took 90.00s"})
+    run = store.claim_schedule_run("nightly", "2026-11-20T02:00:00+00:00", target="sandbox",
+                                   by="test")
+    assert run is not None
+    store.update_schedule_run(run, status="failed", incident_id=scheduled)
+    later = store.claim_schedule_run("nightly", "2026-11-21T02:00:00+00:00", target="sandbox",
+                                     by="test")
+    assert later is not None
+    store.update_schedule_run(later, status="passed", incident_id=passed[0])  # both: one
+    o = build(store, tmp_path).outcomes
+    v = o["gameday"]["verdicts"]
+    assert v["counts"] == {"deviated": 1, "failed": 2, "interrupted": 1, "passed": 3}
+    assert v["recorded"] == 7 and o["gameday"]["n"] == 8  # the unjudged one is not counted
+    assert v["pass_rate"] == round(3 / 7, 3)
+    assert v["failed_checks"] == {"acknowledged within target": 2,
+                                  "steady state after the fault": 1}
+    d = o["drill"]["verdicts"]
+    assert d["counts"] == {"failed": 1} and d["pass_rate"] == 0.0
+    assert d["failed_checks"] == {"mitigated within target": 1}
+    assert unjudged not in {f.id for f in insights.facts(store) if f.verdict}
+    # said the same way in the terminal and on the page
+    from gameday.commands import State
+    from gameday.commands.report import report
+    from gameday.insights_page import render_html
+    from gameday.settings import Settings
+
+    text = CliRunner().invoke(report, [], obj=State(Settings.load())).output
+    assert "verdicts: pass rate 43% of 7 judged (deviated 1, failed 2, interrupted 1, " \
+           "passed 3)" in text
+    assert "checks that failed most: acknowledged within target 2" in text
+    html = render_html(build(store, tmp_path))
+    assert "3 of 7 judged" in html and "acknowledged within target 2" in html
+
+
 @pytest.fixture
 def history(store: Store) -> dict[str, int]:
     ids = {}
@@ -203,7 +316,8 @@ def test_medians_and_percentiles_per_scenario(store, history, tmp_path):
 
 
 def test_metrics_match_the_scorecard_for_every_incident(store, history, tmp_path):
-    for f in build(store, tmp_path).facts:
+    build(store, tmp_path)
+    for f in insights.facts(store):
         expected = compute_metrics(store.events(f.id)).as_dict()
         got = f.metrics.as_dict()
         expected.pop("budget_burned"), got.pop("budget_burned")  # needs the scenario's SLO
@@ -222,31 +336,80 @@ def test_drills_are_a_kind_of_their_own(store, tmp_path):
                                                                 "p90": 68.0}
     assert r.response["gameday"]["overall"]["metrics"]["TTM"]["p50"] == 10.0
     only = build(store, tmp_path, Scope(kind="drill"))
-    assert [f.id for f in only.facts] == [drill, older]
+    assert only.counts == {"gameday": 0, "drill": 2, "incident": 0}
+    assert [f.id for f in insights.facts(store, Scope(kind="drill"))] == [drill, older]
 
 
-@pytest.fixture
-def caching(tmp_path):
-    """A store that keeps facts on its incident rows (``incident_facts.CACHE_COLUMNS``,
-    which every store has)."""
-    return Store(tmp_path / "gameday.db")
-
-
-def test_kept_facts_give_the_same_report_and_follow_new_events(store, history, tmp_path,
-                                                                 caching):
+def test_kept_facts_give_the_same_report_and_follow_new_events(store, history, tmp_path):
     from gameday import incident_facts
 
-    derived = build(store, tmp_path).as_dict()
-    kept = build(caching, tmp_path)
-    assert kept.as_dict() == derived
-    db = insights.connection(caching)
-    assert db.execute("SELECT COUNT(*) FROM incidents WHERE facts IS NULL").fetchone()[0] == 0
-    assert incident_facts.refresh(caching, {}) == 0  # nothing new
-    inc = Incident(caching, history["alert2"])
+    db = insights.connection(store)
+    first = build(store, tmp_path).as_dict()  # derives every incident's row
+    assert db.execute("SELECT COUNT(*) FROM incident_facts").fetchone()[0] == 10
+    assert incident_facts.refresh(store, {}) == 0  # nothing new
+    assert build(store, tmp_path).as_dict() == first  # read back, not derived again
+    (f,) = [f for f in insights.facts(store) if f.id == history["alert2"]]
+    assert f.TTE is None  # no incident commander yet
+    inc = Incident(store, history["alert2"])
     inc.record(events.role_assigned("incident_commander", "dana"), "dana", at_ns=ns(200))
-    assert incident_facts.refresh(caching, {}) == 1  # only the incident that changed
-    (f,) = [f for f in build(caching, tmp_path).facts if f.id == history["alert2"]]
+    assert incident_facts.refresh(store, {}) == 1  # only the incident that changed
+    (f,) = [f for f in insights.facts(store) if f.id == history["alert2"]]
     assert f.TTE is not None
+    # two incidents far apart (a probe each, not the range between them)
+    Incident(store, history["crash0"]).record(events.severity_changed(
+        "SEV-1", "SEV-2", "worse than thought", measured_severity="SEV-1"), "ana",
+        at_ns=ns(50))
+    Incident(store, history["alert0"]).record(events.comms_posted("internal", "hi", False),
+                                              "fay", at_ns=ns(60))
+    assert incident_facts.refresh(store, {}) == 2
+    for f in insights.facts(store):
+        expected = compute_metrics(store.events(f.id)).as_dict()
+        got = f.metrics.as_dict()
+        expected.pop("budget_burned"), got.pop("budget_burned")
+        assert got == expected, f.id
+    (crash,) = [f for f in insights.facts(store) if f.id == history["crash0"]]
+    assert (crash.severity_final, crash.severity_measured) == ("SEV-1", "SEV-1")
+
+
+def test_rows_of_another_version_or_none_are_derived_again(store, history, tmp_path):
+    from gameday import incident_facts
+
+    first = build(store, tmp_path).as_dict()
+    db = insights.connection(store)
+    db.execute("UPDATE incident_facts SET version = 1, score = NULL, ttm = NULL"
+               " WHERE incident_id = ?", (history["crash1"],))
+    db.execute("DELETE FROM incident_facts WHERE incident_id = ?", (history["alert0"],))
+    late = Incident.open(store, "opened, nothing recorded yet", service="search")
+    assert incident_facts.refresh(store, {}) == 3
+    again = build(store, tmp_path).as_dict()
+    assert again["counts"]["incident"] == first["counts"]["incident"] + 1
+    again["counts"]["incident"] -= 1
+    assert again["response"]["gameday"] == first["response"]["gameday"]
+    assert late.id in {f.id for f in insights.facts(store)}
+
+
+def test_a_scenario_whose_targets_change_is_scored_again(tmp_path):
+    """Scores follow the targets of the scenario's latest run directory, and are kept."""
+    store = Store(tmp_path / "gameday.db")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    text = (ROOT / "scenarios" / "checkout-replica-crash.yaml").read_text()
+    (run_dir / "scenario.yaml").write_text(text)
+    crash = gameday(store, scenario="checkout-replica-crash", ttm=10.0, ttr=12.0)
+    insights.connection(store).execute("UPDATE incidents SET run_dir = ?, state = 'resolved'"
+                                       " WHERE id = ?", (str(run_dir), crash))
+    (before,) = insights.facts(store)
+    assert before.score is not None
+    # a scenario that allows 1 s to mitigate: the same game day scores lower
+    strict = text.replace("mitigate: 15", "mitigate: 1")
+    assert strict != text
+    (run_dir / "scenario.yaml").write_text(strict)
+    (after,) = insights.facts(store)
+    assert after.score is not None and after.score < before.score
+    assert after.targets_key != before.targets_key
+    kept = insights.connection(store).execute(
+        "SELECT score FROM incident_facts WHERE incident_id = ?", (crash,)).fetchone()[0]
+    assert kept == after.score
 
 
 def test_filters_and_window(store, history, tmp_path):
@@ -314,10 +477,52 @@ def test_action_items(store, history, tmp_path):
 
 def test_weekly_trend(store, history, tmp_path):
     weeks = build(store, tmp_path).trend["gameday"]
-    expected = sorted({week(d) for d in (1, 2, 3, 4, 40, 45)})
-    assert [w["week"] for w in weeks] == expected
+    # every week from the first game day's (45 days ago) to this one, empty ones too
+    assert weeks[0]["week"] == week(45) and weeks[-1]["week"] == week(0)
+    assert [w["week"] for w in weeks] == insights.week_axis(week(45), week(0))
+    assert len(weeks) in (7, 8) and len({w["week"] for w in weeks}) == len(weeks)
+    full = {week(d) for d in (1, 2, 3, 4, 40, 45)}
+    for w in weeks:
+        if w["week"] in full:
+            assert w["n"] > 0
+        else:  # a gap: counted as nothing, drawn as nothing
+            assert w["n"] == 0 and w["escalated"] == 0
+            assert w["metrics"]["TTM"] == {"n": 0, "p50": None, "p90": None}
+            assert w["score"] == {"n": 0, "p50": None, "p90": None}
     assert sum(w["n"] for w in weeks) == 7 and sum(w["escalated"] for w in weeks) == 1
-    assert weeks[-1]["week"] == week(1)
+    # the incidents from alerts share the axis; a window starts where it says
+    assert [w["week"] for w in build(store, tmp_path).trend["incident"]] == \
+        [w["week"] for w in weeks]
+    recent = build(store, tmp_path, Scope(since=NOW - timedelta(days=30))).trend["gameday"]
+    assert recent[0]["week"] == week(30) and recent[-1]["week"] == week(0)
+    assert build(store, tmp_path, Scope(kind="incident")).trend["drill"] == []
+
+
+def test_week_axis_crosses_a_year():
+    assert insights.week_axis("2026-W52", "2027-W02") == ["2026-W52", "2026-W53", "2027-W01",
+                                                          "2027-W02"]
+    assert insights.week_axis("2027-W01", "2027-W01") == ["2027-W01"]
+    assert insights.week_axis(None, "2027-W01") == []
+
+
+def test_trend_chart_shows_a_gap(store, history, tmp_path):
+    from gameday.insights_page import figures
+
+    r = build(store, tmp_path)
+    svg = figures(r)["trend_gameday"]
+    has = [bool(w["n"]) for w in r.trend["gameday"]]
+    assert not all(has)  # 36 days without a game day between day 40 and day 4
+    runs, length = [], 0
+    for h in [*has, False]:
+        if h:
+            length += 1
+        elif length:
+            runs.append(length)
+            length = 0
+    # TTD, TTM and TTR: a point per week with data, a line per run of weeks, none across
+    # a gap
+    assert svg.count("<circle") == 3 * sum(has)
+    assert svg.count("<polyline") == 3 * sum(1 for n in runs if n > 1)
 
 
 def test_actions_list_filters(store, history):
@@ -410,9 +615,17 @@ def test_metrics_parse_with_prometheus_client(store, history, tmp_path):
     assert samples[("gameday_runbook_verified", (("runbook", "disable-flag"),))] == 0
     assert samples[("gameday_runbook_failed_since_verified",
                     (("runbook", "rollback-release"),))] == 1
-    count = samples[("gameday_response_seconds_count",
-                     (("kind", "gameday"), ("metric", "TTM"), ("service", "checkout")))]
-    assert count == 7
+    ttm = (("kind", "gameday"), ("metric", "TTM"), ("service", "checkout"))
+    # TTM of the seven game days: 10, 20, 30, 40, 10, 10, 25 s
+    assert samples[("gameday_response_seconds_count", ttm)] == 7
+    assert samples[("gameday_response_seconds_sum", ttm)] == 145
+    bucket = {dict(labels)["le"]: value for (name, labels), value in samples.items()
+              if name == "gameday_response_seconds_bucket"
+              and {k: v for k, v in labels if k != "le"} == dict(ttm)}
+    assert {le: bucket[le] for le in ("5.0", "10.0", "30.0", "60.0", "+Inf")} == \
+        {"5.0": 0, "10.0": 3, "30.0": 6, "60.0": 7, "+Inf": 7}
+    assert samples[("gameday_escalations", (("kind", "gameday"), ("scenario", "wrong-runbook")))] \
+        == 1
     assert samples[("gameday_action_items_overdue", (("kind", "gameday"), ("team", "shop")))] \
         == 2
     assert families["gameday_response_seconds"].type == "histogram"
@@ -465,7 +678,7 @@ def test_report_over_real_game_days_matches_their_events(tmp_path):
 
     r = insights.build(store, runbooks=discover(current().runbook_dirs))
     assert r.counts == {"gameday": 2, "drill": 0, "incident": 0}
-    by_id = {f.id: f for f in r.facts}
+    by_id = {f.id: f for f in insights.facts(store)}
     for summary in (crash, wrong):
         f = by_id[summary["incident_id"]]
         assert f.metrics.as_dict() == summary["metrics"]  # the scorecard's own figures
@@ -479,3 +692,7 @@ def test_report_over_real_game_days_matches_their_events(tmp_path):
     assert fresh["rollback-release"].status == "never verified"
     assert r.outcomes["gameday"]["escalations"]["latest"][0]["incident_id"] == wrong["incident_id"]
     assert r.actions["gameday"]["total"] == len(store.actions())
+    # both game days recorded their verdicts: the pass rate counts hand-run ones
+    verdicts = r.outcomes["gameday"]["verdicts"]
+    assert verdicts["counts"] == {"deviated": 1, "passed": 1} and verdicts["pass_rate"] == 0.5
+    assert verdicts["failed_checks"]["steady state after the fault"] == 1

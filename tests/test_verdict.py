@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -31,6 +32,7 @@ from gameday.verdict import (
     check_junit_path,
     judge,
     junit_xml,
+    record,
     write_junit,
 )
 
@@ -130,6 +132,9 @@ def test_a_game_day_that_meets_its_targets_passes(crash):
     assert seconds[RUNBOOK] is not None and seconds[RUNBOOK] > 0
     assert "restart-replica: successful" in v.checks[CHECKS.index(RUNBOOK)].message
     assert v.duration_s is not None and v.duration_s > metrics["TTR"]
+    # the game day recorded its own verdict (no minimum score: that is the gate's)
+    (mark,) = [e for e in crash.events if e.kind == ev.Kind.GAMEDAY_VERDICT]
+    assert (mark.data["status"], mark.data["failed"]) == ("passed", [])
 
 
 @pytest.mark.slow
@@ -184,6 +189,9 @@ def test_the_wrong_runbook_deviates_and_misses_its_minimum(wrong):
     assert "contained by experiment rollback" in by_name[MITIGATED].message
     assert (v.status, v.exit_code) == ("deviated", 3)  # 3 wins over the missed minimum
     assert wrong.proc.returncode in (0, v.exit_code)
+    (mark,) = [e for e in wrong.events if e.kind == ev.Kind.GAMEDAY_VERDICT]
+    assert mark.data["status"] == "deviated" and STEADY_AFTER in mark.data["failed"]
+    assert "deviated" in mark.data["why"][STEADY_AFTER]
 
 
 @pytest.mark.slow
@@ -387,6 +395,58 @@ def test_store_events_and_their_dicts_judge_alike(sc, store):
     s = summary(incident_id=incident)
     assert judge(s, sc, rows) == judge(s, sc, [r.as_dict() for r in rows])
     assert judge(s, sc, rows).exit_code == 0
+
+
+# -- the verdict on the timeline --------------------------------------------------------
+def stored(store: Store, items: list[tuple[float, ev.Entry]]) -> int:
+    incident = store.create_incident("t", service="checkout", scenario="s", run_dir="/r")
+    for t, entry in items:
+        store.append(incident, entry.kind, "gameday", entry.data, at_monotonic_ns=int(t * S),
+                     at_utc=(T0 + timedelta(seconds=t)).isoformat())
+    return incident
+
+
+@pytest.fixture
+def run_dir(sc, tmp_path) -> Path:
+    """A game day's run directory: its copy of the scenario is what it is judged on."""
+    path = tmp_path / "run"
+    path.mkdir()
+    shutil.copy(sc.path, path / "scenario.yaml")
+    return path
+
+
+def test_every_game_day_puts_its_verdict_on_its_timeline(sc, store, run_dir):
+    good = stored(store, GOOD)
+    s = summary(incident_id=good, run_dir=str(run_dir))
+    v = record(store, s)
+    assert (v.status, v.exit_code) == ("passed", 0)
+    *_, last = store.events(good)
+    assert last.kind == ev.Kind.GAMEDAY_VERDICT
+    assert last.data == {"status": "passed", "exit_code": 0, "failed": [], "why": {},
+                         "skipped": []}
+    assert ev.describe(last.kind, last.actor, last.data) == "passed (exit 0)"
+    # judged again with its verdict on the record: the same verdict, the same duration
+    assert judge(s, sc, store.events(good)) == v and v.duration_s == 8.2
+
+
+def test_a_failed_game_day_records_why(sc, store, run_dir):
+    late = stored(store, [*STEADY, *DETECT, *RESPOND, (8.0, ev.incident_acknowledged("auto")),
+                          *END])
+    v = record(store, summary(incident_id=late, run_dir=str(run_dir)))
+    assert (v.status, v.exit_code) == ("failed", 1)
+    *_, last = store.events(late)
+    assert last.data["status"] == "failed" and last.data["failed"] == [ACKNOWLEDGED]
+    assert last.data["why"] == {ACKNOWLEDGED: "acknowledgement took 6.00s, target 5s"}
+    assert ev.describe(last.kind, last.actor, last.data) == (
+        "failed (exit 1): acknowledged within target: acknowledgement took 6.00s, target 5s")
+
+
+def test_an_interrupted_game_day_adds_nothing_after_its_interruption(sc, store, run_dir):
+    cut = stored(store, [*STEADY, (3.0, ev.gameday_interrupted("interrupted", "SIGTERM"))])
+    v = record(store, summary(incident_id=cut, run_dir=str(run_dir), interrupted=True,
+                              status="cancelled"))
+    assert (v.status, v.exit_code) == ("interrupted", 143)
+    assert store.events(cut)[-1].kind == ev.Kind.GAMEDAY_INTERRUPTED
 
 
 def test_text_a_reader_cannot_parse_is_replaced(sc):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -53,6 +54,24 @@ class Duration(click.ParamType):
         if seconds is None:
             self.fail(f"{value!r} is not a duration like 30s, 5m or 1h", param, ctx)
         return seconds
+
+
+class Since(click.ParamType):
+    """``30d``, ``2w``, ``12h`` back from now, or a date (``2026-11-01``, UTC)."""
+
+    name = "since"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        from gameday.errors import ValidationError
+        from gameday.insights import parse_since
+
+        try:
+            return parse_since(str(value))
+        except ValidationError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def person(ctx: click.Context, param: click.Parameter, value: Any) -> Any:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
-from gameday.commands import State, emit, pass_state, person
+from gameday.commands import Since, State, emit, pass_state, person
 from gameday.policy import AUDIENCES, ROLES, SEVERITIES
 
 
@@ -16,11 +17,16 @@ def incident() -> None:
 
 
 @incident.command("list")
+@click.option("--since", type=Since(), metavar="AGE|DATE",
+              help="Only incidents opened since: 30d, 2w, or a date.")
+@click.option("--limit", type=click.IntRange(min=1),
+              help="Only the newest this many (still listed oldest first).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
-def list_(state: State, as_json: bool) -> None:
+def list_(state: State, since: datetime | None, limit: int | None, as_json: bool) -> None:
     """List incidents, oldest first."""
-    rows = state.store.incidents()
+    rows = state.store.incidents(
+        since=since.astimezone(UTC).isoformat() if since else None, limit=limit)
     if as_json:
         return emit(rows)
     if not rows:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from gameday.commands import State, emit, pass_state
-from gameday.commands.report import Since
+from gameday.commands import Since, State, emit, pass_state
 
 RUN = click.Path(exists=True, file_okay=False, path_type=Path)
 

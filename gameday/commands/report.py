@@ -8,27 +8,9 @@ from typing import Any
 
 import click
 
-from gameday.commands import State, pass_state
+from gameday.commands import Since, State, pass_state
 
 KIND_CHOICES = ("gameday", "drill", "incident")  # insights.KINDS, without importing it
-
-
-class Since(click.ParamType):
-    """``30d``, ``2w``, ``12h`` back from now, or a date (``2026-11-01``, UTC)."""
-
-    name = "since"
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        from gameday.errors import ValidationError
-        from gameday.insights import parse_since
-
-        try:
-            return parse_since(str(value))
-        except ValidationError as exc:
-            self.fail(str(exc), param, ctx)
 
 
 def _fmt(value: float | None, unit: str = "s") -> str:
@@ -80,8 +62,12 @@ def _print(data: dict[str, Any]) -> None:
              + ", ".join(f"{k} {v}" for k, v in g["contained_by"].items()))
         v = g["verdicts"]
         if v["recorded"]:
-            echo(f"  verdicts recorded (scheduled runs): {v['recorded']}, pass rate "
-                 f"{v['pass_rate']:.0%}")
+            counts = ", ".join(f"{k} {n}" for k, n in v["counts"].items())
+            echo(f"  verdicts: pass rate {v['pass_rate']:.0%} of {v['recorded']} judged "
+                 f"({counts})")
+            if v["failed_checks"]:
+                echo("  checks that failed most: " + ", ".join(
+                    f"{k} {n}" for k, n in v["failed_checks"].items()))
         for e in g["escalations"]["latest"][:5]:
             echo(f"  escalated: #{e['incident_id']} {e['scenario']} (runbook {e['runbook']})")
     echo("\nSEVERITY (run at vs measured)")

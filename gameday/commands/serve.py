@@ -26,12 +26,25 @@ from gameday.commands import Duration, State, pass_state
                    "or running) [env GAMEDAY_COALESCE_WINDOW].")
 @click.option("--scheduler/--no-scheduler", default=True, show_default=True,
               help="Run the scheduled game days (gameday schedule) that fall due.")
+@click.option("--four-eyes", type=click.Choice(["destructive", "all", "off"]),
+              default="destructive", show_default=True,
+              help="Which runs wait for a second person's approval once people have their "
+                   "own tokens (gameday user add).")
+@click.option("--approval-ttl", type=Duration(), default="15m", show_default=True,
+              help="How long such a run waits; then it never runs.")
+@click.option("--trusted-user-header", metavar="HEADER",
+              help="Single sign-on: believe this header (e.g. X-Forwarded-User) for who is "
+                   "asking, from --trusted-proxy addresses only; the name must be a user.")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
+              help="An address or network of the reverse proxy that sets the header.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where ansible-runner's artifacts for each run go "
                    "[default: .gameday/serve in the project].")
 @pass_state
 def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
-          coalesce_window: float, scheduler: bool, data_dir: Path | None) -> None:
+          coalesce_window: float, scheduler: bool, four_eyes: str, approval_ttl: float,
+          trusted_user_header: str | None, trusted_proxies: tuple[str, ...],
+          data_dir: Path | None) -> None:
     """Receive Alertmanager webhooks and serve one-click runbook pages."""
     import uvicorn
 
@@ -39,6 +52,15 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
 
     if len(token) < 16:
         raise click.BadParameter("use at least 16 characters", param_hint="--token")
+    if trusted_user_header and not trusted_proxies:
+        raise click.BadParameter("name the proxies it is trusted from (--trusted-proxy)",
+                                 param_hint="--trusted-user-header")
+    for proxy in trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise click.BadParameter(f"{proxy!r} is not an address or network",
+                                     param_hint="--trusted-proxy") from None
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -56,7 +78,8 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     app = create_app(token=token, store=state.store,
                      data_dir=(data_dir or state.settings.serve_dir).resolve(),
                      max_concurrent=max_concurrent, env=env, coalesce_window=coalesce_window,
-                     settings=state.settings)
+                     settings=state.settings, four_eyes=four_eyes, approval_ttl=approval_ttl,
+                     user_header=trusted_user_header, trusted_proxies=trusted_proxies)
     from gameday.runbook import prewarm
 
     prewarm()  # the warm runbook executor imports Ansible while the server starts

@@ -25,7 +25,7 @@ async def post_alerts(request: Request) -> Response:
     state = shared(request)
     async with state.intake_slots:
         body = await read_body(request)
-        who = caller(request, body)
+        who = caller(request, body, need="alerts")
         note = decode(body)
         result = await asyncio.wrap_future(state.dispatcher.receive(note, who))
     return JSONResponse(result)

@@ -44,6 +44,7 @@ ROUTES = [
     Route("/api/v1/incidents/{id:int}", api.get_incident),
     Route("/api/v1/runs/{id:int}", api.get_run),
     Route("/api/v1/runbooks/{name}/run", runbooks.api_run, methods=["POST"]),
+    Route("/api/v1/runs/{id:int}/approve", runbooks.api_approve, methods=["POST"]),
     Route("/api/v1/incidents/{id:int}/comms/{audience}", moves.draft_update),
     Route("/api/v1/incidents/{id:int}/{move}", moves.incident_move, methods=["POST"]),
     Route("/api/v1/checks/update", moves.check_update, methods=["POST"]),
@@ -67,24 +68,37 @@ ROUTES = [
     Route("/runbooks/{name}/run", runbooks.run_runbook, methods=["POST"]),
     Route("/runs/{id:int}", runbooks.run_page),
     Route("/runs/{id:int}/events", runbooks.run_events),
+    Route("/runs/{id:int}/approve", runbooks.approve, methods=["POST"]),
 ]
 
 
 INTAKE_SLOTS = 64  # webhook requests read and parsed at once; the rest wait
+APPROVAL_TTL_S = 15 * 60  # how long a destructive run waits for a second person
+EXPIRE_EVERY_S = 5.0
 
 
 def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | None = None,
                max_concurrent: int = 2, env: dict[str, str] | None = None,
                coalesce_window: float = COALESCE_WINDOW_S,
-               settings: Settings | None = None) -> Starlette:
-    auth = Auth(token)  # refuses a short token before any worker starts
+               settings: Settings | None = None, four_eyes: str = "destructive",
+               approval_ttl: float = APPROVAL_TTL_S, user_header: str | None = None,
+               trusted_proxies: tuple[str, ...] = ()) -> Starlette:
+    # refuses a short token, or a trusted header without its proxies, before any worker
+    auth = Auth(token, store, user_header=user_header, trusted_proxies=trusted_proxies)
     dispatcher = Dispatcher(store, runbook_dir=runbook_dir, data_dir=data_dir,
                             max_concurrent=max_concurrent, env=env,
                             coalesce_window=coalesce_window)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async def expire() -> None:  # approvals nobody gave in time end on the record
+            while True:
+                await asyncio.to_thread(dispatcher.expire_approvals)
+                await asyncio.sleep(EXPIRE_EVERY_S)
+
+        sweeper = asyncio.create_task(expire())
         yield
+        sweeper.cancel()
         await asyncio.to_thread(dispatcher.shutdown)  # let running playbooks finish
 
     app = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
@@ -94,4 +108,6 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
     app.state.intake_slots = asyncio.Semaphore(INTAKE_SLOTS)
     app.state.runbook_dir = runbook_dir
     app.state.settings = settings or current_settings()
+    app.state.four_eyes = four_eyes
+    app.state.approval_ttl = approval_ttl
     return app

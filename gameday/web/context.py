@@ -10,6 +10,7 @@ raises ``Unauthorized`` or ``Forbidden`` and the app's exception handlers answer
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -19,8 +20,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from gameday.alerts import MAX_BODY, Rejected
-from gameday.auth import SESSION_COOKIE, Auth, Forbidden, Unauthorized
+from gameday.auth import SESSION_COOKIE, Auth, Forbidden, Identity, Unauthorized
 from gameday.errors import ValidationError
+from gameday.events import Audit
 from gameday.render import templates
 from gameday.settings import Settings
 from gameday.store import Store
@@ -36,6 +38,8 @@ class Shared(Protocol):
     runbook_dir: Path | None
     intake_slots: asyncio.Semaphore
     settings: Settings
+    four_eyes: str            # destructive | all | off: which runs wait for a second person
+    approval_ttl: float
 
 
 def shared(request: Request) -> Shared:
@@ -48,20 +52,38 @@ def for_machines(request: Request) -> bool:
     return path.startswith("/api/") or path.endswith("/events")
 
 
-def caller(request: Request, body: bytes | None = None) -> str:
-    """Who is asking: ``token``, ``signed-webhook`` or a signed-in name. A page with an
-    expired or foreign session cookie asks the person to sign in again."""
+WHAT = {"view": "see this", "run": "run runbooks or make moves",
+        "run_destructive": "run a destructive runbook", "approve": "approve runs",
+        "start": "start drills", "admin": "manage people", "alerts": "post alerts"}
+
+
+def identity(request: Request, body: bytes | None = None) -> Identity:
+    """Who is asking. A page with an expired, revoked or foreign session cookie asks the
+    person to sign in again."""
+    client = request.client.host if request.client else None
     try:
-        return shared(request).auth.identify(request.headers, request.cookies, body)
+        return shared(request).auth.identify(request.headers, request.cookies, body, client)
     except Forbidden:
         if for_machines(request) or request.headers.get("authorization"):
             raise
         raise Unauthorized() from None
 
 
+def caller(request: Request, body: bytes | None = None, need: str = "view") -> str:
+    """Who is asking (``token``, ``signed-webhook`` or a person's name), once it is
+    clear they may do ``need`` (``policy.NEEDS``); a refusal is in the audit log."""
+    who = identity(request, body)
+    if not who.may(need):
+        shared(request).store.audit(who.name, Audit.FORBIDDEN, {
+            "need": need, "role": who.role, "path": request.url.path})
+        raise Forbidden(f"{who.name} is a {who.role}: a {who.role} may not "
+                        f"{WHAT.get(need, need)}")
+    return who.name
+
+
 def caller_or_none(request: Request) -> str | None:
     try:
-        return shared(request).auth.identify(request.headers, request.cookies)
+        return identity(request).name
     except (Unauthorized, Forbidden):
         return None
 
@@ -83,10 +105,28 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
 CSRF_HEADER = "x-csrf-token"
 
 
-async def move_request(request: Request) -> tuple[str, dict[str, Any]]:
-    """Who makes a move, and its JSON body. A script with the bearer token names the
-    person in ``as``; a signed-in person is who their session says, and their page
-    proves it sent the request (the CSRF token in ``X-CSRF-Token``)."""
+def csrf(request: Request) -> str:
+    """The CSRF token the page's forms and scripts send back: derived from the session
+    cookie, or, for a person a trusted proxy vouches for, from their name."""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    auth = shared(request).auth
+    if cookie:
+        return auth.csrf_token(cookie)
+    who = caller_or_none(request)
+    return auth.csrf_token(f"proxy|{who}") if who else ""
+
+
+def check_csrf(request: Request, given: str) -> None:
+    expected = csrf(request)
+    if not expected or not hmac.compare_digest(given, expected):
+        raise Forbidden("CSRF check failed: reload the page")
+
+
+async def move_request(request: Request, need: str = "run") -> tuple[str, dict[str, Any]]:
+    """Who makes a move, and its JSON body. A script with the shared token names the
+    person in ``as``; a person's own token or a proxy's header is that person; a
+    signed-in person is who their session says, and their page proves it sent the
+    request (the CSRF token in ``X-CSRF-Token``)."""
     body = await read_body(request)
     try:
         data = json.loads(body or b"{}")
@@ -94,17 +134,14 @@ async def move_request(request: Request) -> tuple[str, dict[str, Any]]:
         raise Rejected(400, "the body is not JSON") from None
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object", field="body")
-    who = caller(request)
-    state = shared(request)
-    if who == "token":
+    who = caller(request, need=need)
+    via = identity(request).via
+    if via == "token":
         from gameday.moves import person
 
         return person(data.get("as"), "as"), data
-    if who == "signed-webhook":
-        raise Forbidden("a webhook signature does not make moves")
-    if not state.auth.check_csrf(request.cookies.get(SESSION_COOKIE),
-                                 request.headers.get(CSRF_HEADER, "")):
-        raise Forbidden("CSRF check failed: reload the page")
+    if via in ("session", "proxy"):  # a browser: its page proves it sent this
+        check_csrf(request, request.headers.get(CSRF_HEADER, ""))
     if data.get("as") not in (None, who):
         raise Forbidden(f"signed in as {who}: you cannot act as someone else")
     return who, data

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from gameday import events, runs
+from gameday.auth import Forbidden
 from gameday.errors import GamedayError
 from gameday.events import Entry, describe
 from gameday.incident import Incident
 from gameday.intake import COALESCE_WINDOW_S, Batcher, Delivery, Intake, Start
-from gameday.runbook import Dirs, Runbook
+from gameday.lease import owner
+from gameday.runbook import Dirs, Runbook, find
 from gameday.store import Store
 
 KEEP_STREAMS = 256  # finished runs whose live stream is kept; older ones replay from the store
@@ -109,14 +111,43 @@ class Dispatcher:
 
     # -- runs -------------------------------------------------------------------------
     def start(self, runbook: Runbook, params: dict[str, Any], incident_id: int | None,
-              who: str, check: bool = False) -> int:
+              who: str, check: bool = False, approve_within: float | None = None) -> int:
         """A run asked for by a person (a one-click page): queued on the record, then
-        started when its runbook and the pool have room."""
+        started when its runbook and the pool have room. With ``approve_within`` (four
+        eyes) it waits that many seconds for a second person's ``approve`` instead."""
         incident = Incident(self.store, incident_id) if incident_id else None
+        if approve_within is not None:
+            return runs.ask_approval(self.store, runbook, params, incident=incident, who=who,
+                                     check=check, within_s=approve_within)
         run_id = runs.queue(self.store, runbook, params, incident=incident, who=who,
                             check=check)
         self._launch(Start(run_id, runbook, params, incident_id, who, check))
         return run_id
+
+    def approve(self, run_id: int, who: str) -> None:
+        """A second person approves a waiting run: it starts. Refused to the person who
+        asked for it, and once its time ran out (it is then ``expired`` for good)."""
+        self.expire_approvals()
+        run = self.store.run(run_id)
+        if run["status"] != "awaiting_approval":
+            raise GamedayError(f"run {run_id} is {run['status']}: there is nothing to approve")
+        if run["started_by"] == who:
+            raise Forbidden(f"{who} asked for run {run_id}: a second person approves it")
+        if not self.store.approve_run(run_id, who, owner()):
+            self.expire_approvals()
+            raise GamedayError(f"run {run_id} is {self.store.run(run_id)['status']}: it can "
+                               "no longer be approved")
+        book = find(run["runbook"], self.runbook_dir)
+        incident = Incident(self.store, run["incident_id"]) if run["incident_id"] else None
+        runs.approved(self.store, run, who, incident=incident)
+        self._launch(Start(run_id, book, run["params"], run["incident_id"], run["started_by"],
+                           bool(run["check_mode"])))
+
+    def expire_approvals(self) -> None:
+        """Runs nobody approved in time: expired on the record, never to run."""
+        for run in self.store.expire_approvals():
+            incident = Incident(self.store, run["incident_id"]) if run["incident_id"] else None
+            runs.expired(self.store, run, incident=incident)
 
     def _launch(self, start: Start) -> None:
         with self._lock:

@@ -32,13 +32,13 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from gameday.auth import SESSION_COOKIE, Forbidden
+from gameday.auth import Forbidden
 from gameday.drillmaster import Drill, spin, start_drill
 from gameday.errors import GamedayError, ValidationError
 from gameday.moves import one_of, text
 from gameday.policy import ROLES
 from gameday.scenario import load_scenario
-from gameday.web.context import caller, move_request, page, read_form, shared
+from gameday.web.context import caller, check_csrf, csrf, move_request, page, read_form, shared
 from gameday.web.incidents import timeline_rows
 
 DIFFICULTIES = ("easy", "normal", "hard")
@@ -97,12 +97,11 @@ async def drill_list(request: Request) -> Response:
     signed-in person is the game master) and goes to its console."""
     who = caller(request)
     state = shared(request)
-    cookie = request.cookies.get(SESSION_COOKIE, "")
     error = None
     if request.method == "POST":
+        caller(request, need="start")
         form = await read_form(request)
-        if not state.auth.check_csrf(cookie, form.get("csrf", "")):
-            raise Forbidden("CSRF check failed: reload the page")
+        check_csrf(request, form.get("csrf", ""))
         try:
             started = await asyncio.to_thread(_start, request, who, {
                 "scenario": form.get("scenario"), "difficulty": form.get("difficulty"),
@@ -112,14 +111,14 @@ async def drill_list(request: Request) -> Response:
             error = str(exc)
     return page("drills.html", who=who, drills=state.store.drills(),
                 scenarios=await asyncio.to_thread(scenarios, request), error=error,
-                csrf=state.auth.csrf_token(cookie) if cookie else "")
+                csrf=csrf(request))
 
 
 async def api_start(request: Request) -> Response:
     """``POST /api/v1/drills`` ``{"scenario": "scenarios/x.yaml" | "wheel": true,
     "history": bool, "difficulty": ..., "as": GAME_MASTER}``: what ``gameday drill
     start --json`` prints."""
-    who, data = await move_request(request)
+    who, data = await move_request(request, need="start")
     started = await asyncio.to_thread(_start, request, who, data)
     return JSONResponse(started, status_code=201)
 
@@ -129,14 +128,13 @@ async def console(request: Request) -> Response:
     who = caller(request)
     state = shared(request)
     row = state.store.drill(request.path_params["id"])
-    cookie = request.cookies.get(SESSION_COOKIE, "")
     if not row["incident_id"]:
         return page("error.html", status=409, who=who, title="Not started",
                     message=f"Drill {row['id']} has not started ({row['state']}).")
     drill = _drill(request)
     return page("drill.html", who=who, drill=row, roles=ROLES, master=who == row["game_master"],
                 injects=[i.name for i in drill.spec.injects],
-                csrf=state.auth.csrf_token(cookie) if cookie else "",
+                csrf=csrf(request),
                 first=json.dumps(drill.snapshot(), default=str))
 
 

@@ -47,7 +47,10 @@ def _build(request: Request, scope: insights.Scope) -> insights.Report:
     report = insights.build(state.store, scope,
                             runbooks=discover(state.runbook_dir), rule_files=rules)
     with _lock:
-        _cache[key] = (time.monotonic(), report)
+        now = time.monotonic()
+        for stale in [k for k, (at, _) in _cache.items() if now - at >= CACHE_S]:
+            del _cache[stale]  # a report holds every incident in scope: keep few
+        _cache[key] = (now, report)
     return report
 
 

@@ -22,15 +22,23 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from gameday.auth import SESSION_COOKIE, Forbidden
 from gameday.errors import NotFound, ValidationError
 from gameday.insights import runbook_freshness
-from gameday.runbook import find, validate_params
+from gameday.runbook import Runbook, find, validate_params
 from gameday.store import Store
-from gameday.web.context import caller, move_request, page, read_form, shared
+from gameday.web.context import (
+    caller,
+    check_csrf,
+    csrf,
+    identity,
+    move_request,
+    page,
+    read_form,
+    shared,
+)
 from gameday.web.dispatch import Dispatcher
 
-UNFINISHED = ("queued", "running")
+UNFINISHED = ("awaiting_approval", "queued", "running")
 POLL_S = 0.2
 
 
@@ -52,28 +60,57 @@ async def runbook_page(request: Request) -> Response:
             inc = state.store.incident(int(incident_id))
         except NotFound:
             error = f"no incident {incident_id}"
-    cookie = request.cookies.get(SESSION_COOKIE, "")
     fresh = await asyncio.to_thread(
         lambda: runbook_freshness(state.store, rb.name))
     return page("runbook.html", who=who, rb=rb, commands=rb.commands(), raw=raw,
                 params=params, error=error, inc=inc, fresh=fresh,
-                csrf=state.auth.csrf_token(cookie) if cookie else "")
+                csrf=csrf(request))
+
+
+def approval(request: Request, rb: Runbook, check: bool) -> float | None:
+    """Four eyes: how long a run of ``rb`` waits for a second person, or None when it
+    starts at once. Asking for a destructive run takes a commander; once people have
+    their own identities, a destructive run (any run, with ``--four-eyes all``; never a
+    check-mode one, which changes nothing) needs someone else to approve it."""
+    state = shared(request)
+    if rb.destructive and not check:
+        caller(request, need="run_destructive")
+    if check or state.four_eyes == "off" or not state.auth.personal():
+        return None
+    return state.approval_ttl if rb.destructive or state.four_eyes == "all" else None
 
 
 async def run_runbook(request: Request) -> Response:
-    who = caller(request)
+    who = caller(request, need="run")
     state = shared(request)
     form = await read_form(request)
-    if not state.auth.check_csrf(request.cookies.get(SESSION_COOKIE), form.get("csrf", "")):
-        raise Forbidden("CSRF check failed: reload the page")
+    check_csrf(request, form.get("csrf", ""))
     rb = find(request.path_params["name"], state.runbook_dir)
     if rb.destructive and form.get("confirm") != "yes":
         raise HTTPException(400, "This runbook is destructive: tick the confirmation.")
     params = validate_params(rb, {k[2:]: v for k, v in form.items() if k.startswith("p.")})
     incident_id = form.get("incident", "")
+    check = form.get("mode") == "check"
     run_id = state.dispatcher.start(rb, params, int(incident_id) if incident_id.isdigit()
-                                    else None, who, check=form.get("mode") == "check")
+                                    else None, who, check=check,
+                                    approve_within=approval(request, rb, check))
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+
+async def approve(request: Request) -> Response:
+    """``POST /runs/ID/approve`` (the run page's button): a second person approves."""
+    who = caller(request, need="approve")
+    form = await read_form(request)
+    check_csrf(request, form.get("csrf", ""))
+    shared(request).dispatcher.approve(request.path_params["id"], who)
+    return RedirectResponse(f"/runs/{request.path_params['id']}", status_code=303)
+
+
+async def api_approve(request: Request) -> Response:
+    """``POST /api/v1/runs/ID/approve`` ``{"as"?}``: the same for scripts."""
+    who, _ = await move_request(request, need="approve")
+    shared(request).dispatcher.approve(request.path_params["id"], who)
+    return JSONResponse({"run_id": request.path_params["id"], "approved_by": who})
 
 
 async def api_run(request: Request) -> Response:
@@ -81,7 +118,7 @@ async def api_run(request: Request) -> Response:
     "check": bool?, "as": NAME}``: what the one-click page's Run does, for scripts (a
     destructive runbook wants ``"confirm": true``). Answers 202 with the run's id; its
     progress is ``GET /api/v1/runs/ID``."""
-    who, data = await move_request(request)
+    who, data = await move_request(request, need="run")
     state = shared(request)
     rb = find(request.path_params["name"], state.runbook_dir)
     raw = data.get("params") or {}
@@ -97,9 +134,13 @@ async def api_run(request: Request) -> Response:
         if not isinstance(incident_id, int) or isinstance(incident_id, bool):
             raise ValidationError("an incident id", field="incident")
         state.store.incident(incident_id)  # 404 for one that does not exist
-    run_id = state.dispatcher.start(rb, params, incident_id, who,
-                                    check=data.get("check") is True)
-    return JSONResponse({"run_id": run_id, "runbook": rb.name, "by": who}, status_code=202)
+    check = data.get("check") is True
+    run_id = state.dispatcher.start(rb, params, incident_id, who, check=check,
+                                    approve_within=approval(request, rb, check))
+    run = state.store.run(run_id)
+    return JSONResponse({"run_id": run_id, "runbook": rb.name, "by": who,
+                         "status": run["status"], "approve_by": run["approve_by"]},
+                        status_code=202)
 
 
 # -- a run's output -----------------------------------------------------------------------
@@ -130,10 +171,15 @@ async def run_page(request: Request) -> Response:
     event stream."""
     who = caller(request)
     state = shared(request)
+    state.dispatcher.expire_approvals()
     run = state.store.run(request.path_params["id"])
     done = finished(run, state.dispatcher)
+    waiting = run["status"] == "awaiting_approval"
+    can_approve = waiting and who != run["started_by"] and \
+        identity(request).may("approve")
     lines = output_lines(state.dispatcher.items(run)) if done else []
-    return page("run.html", who=who, run=run, done=done, lines=lines, ending=ending(run))
+    return page("run.html", who=who, run=run, done=done, lines=lines, ending=ending(run),
+                waiting=waiting, can_approve=can_approve, csrf=csrf(request))
 
 
 def sse(item: dict[str, Any], event: str | None = None) -> str:

@@ -1,20 +1,18 @@
-"""Signing in: a person gives the server's token and their name once and gets a
-session cookie (HMAC-signed, HttpOnly, SameSite=Strict); their name is what the
-timeline and the audit log record for what they run.
+"""Signing in: a person gives their own token (``gameday user add``) once and gets a
+session cookie (HMAC-signed, HttpOnly, SameSite=Strict) in their name, which the
+timeline and the audit log record for what they do. While nobody has a token of their
+own (a single-user setup), the server's shared token and a name do.
 """
 
 from __future__ import annotations
 
-import re
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from gameday.auth import SESSION_COOKIE, SESSION_TTL_S
+from gameday.auth import SESSION_COOKIE, SESSION_TTL_S, USER_NAME
 from gameday.events import Audit
 from gameday.web.context import page, read_form, shared
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 HOME = "/incidents"
 
 
@@ -27,19 +25,24 @@ def next_page(request: Request) -> str:
 
 async def login(request: Request) -> Response:
     nxt = next_page(request)
-    if request.method == "GET":
-        return page("login.html", who=None, next=nxt, error=None)
-    form = await read_form(request)
     state = shared(request)
+    personal = state.auth.personal()
+    if request.method == "GET":
+        return page("login.html", who=None, next=nxt, error=None, personal=personal)
+    form = await read_form(request)
     name = form.get("name", "").strip()
-    if not state.auth.check_token(form.get("token", "")) or not NAME.fullmatch(name):
+    who = state.auth.sign_in(form.get("token", ""), name)
+    if who is None or not USER_NAME.fullmatch(who.name):
         state.store.audit(name or "?", Audit.LOGIN_FAILED, {})
-        return page("login.html", status=403, who=None, next=nxt,
-                    error="Wrong token, or a name that is not lowercase letters/digits.")
+        error = ("Wrong token: sign in with your own token (gameday user add gives one)."
+                 if personal else
+                 "Wrong token, or a name that is not lowercase letters/digits.")
+        return page("login.html", status=403, who=None, next=nxt, error=error,
+                    personal=personal)
     response = RedirectResponse(nxt, status_code=303)
-    response.set_cookie(SESSION_COOKIE, state.auth.new_session(name), max_age=SESSION_TTL_S,
-                        httponly=True, samesite="strict")
-    state.store.audit(name, Audit.LOGIN, {})
+    response.set_cookie(SESSION_COOKIE, state.auth.new_session(who.name),
+                        max_age=SESSION_TTL_S, httponly=True, samesite="strict")
+    state.store.audit(who.name, Audit.LOGIN, {"via": who.via, "role": who.role})
     return response
 
 

@@ -1,0 +1,85 @@
+"""``gameday user``: the people of ``gameday serve``, their access roles and their tokens.
+
+Once anyone has a token of their own, people sign in with theirs (the shared token
+still serves the webhook and scripts), and destructive runs need a second person.
+"""
+
+from __future__ import annotations
+
+import click
+
+from gameday.commands import State, emit, pass_state
+from gameday.policy import ACCESS_ROLES
+
+
+def _name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from gameday.auth import USER_NAME
+
+    if not USER_NAME.fullmatch(value or ""):
+        raise click.BadParameter("lowercase letters, digits and . _ -, at most 63, as people "
+                                 "sign in")
+    return value
+
+
+@click.group()
+def user() -> None:
+    """People, their roles (viewer, responder, commander, admin) and their tokens."""
+
+
+@user.command()
+@click.argument("name", callback=_name)
+@click.option("--role", type=click.Choice(ACCESS_ROLES), required=True,
+              help="viewer: sees; responder: runs runbooks and makes moves; commander: "
+                   "also asks for and approves destructive runs and starts drills; admin: "
+                   "everything.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def add(state: State, name: str, role: str, as_json: bool) -> None:
+    """Add NAME with ROLE and print their token, once: it is stored only as its hash."""
+    import getpass
+
+    from gameday.auth import new_token, token_sha256
+    from gameday.events import Audit
+
+    token = new_token()
+    by = getpass.getuser()
+    state.store.add_user(name, role, token_sha256(token), created_by=by)
+    state.store.audit(by, Audit.USER_ADDED, {"name": name, "role": role})
+    if as_json:
+        emit({"name": name, "role": role, "token": token})
+        return
+    click.echo(f"{name} is a {role}. Their token (shown once; gameday keeps only its hash):")
+    click.echo(token)
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def list_users(state: State, as_json: bool) -> None:
+    """Everyone, with their role, and when they were added or revoked (never tokens)."""
+    rows = state.store.users()
+    if as_json:
+        emit(rows)
+        return
+    for u in rows:
+        revoked = f"  revoked {u['revoked_at'][:19]}" if u["revoked_at"] else ""
+        click.echo(f"{u['name']:20} {u['role']:10} added {u['created_at'][:19]} by "
+                   f"{u['created_by']}{revoked}")
+    if not rows:
+        click.echo("nobody yet: the shared token signs people in (gameday user add NAME "
+                   "--role ROLE)")
+
+
+@user.command()
+@click.argument("name")
+@pass_state
+def revoke(state: State, name: str) -> None:
+    """Revoke NAME's token and sessions at once."""
+    import getpass
+
+    from gameday.events import Audit
+
+    if not state.store.revoke_user(name):
+        raise click.ClickException(f"no active user {name}")
+    state.store.audit(getpass.getuser(), Audit.USER_REVOKED, {"name": name})
+    click.echo(f"{name} revoked")

@@ -1,0 +1,75 @@
+"""The kwok control plane for tests that apply manifests to a real API server.
+
+``scripts/build-controlplane`` builds kube-apiserver, kube-controller-manager,
+kube-scheduler, kubectl, kwok and etcd into ``.gameday/k8s/bin``; where it has not run,
+``needs_build`` skips. ``kwok_cluster`` gives a test module a cluster of its own name (so
+that it never meets a user's cluster, nor another module's), with gameday's demo shop in
+it as ``gameday.cluster.up`` makes it, and deletes it afterwards. ``apply_strictly`` is
+the apply the manifests' headers tell people to run: server-side, refusing unknown or
+misspelled fields.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from gameday import cluster as k8s
+from gameday.errors import GamedayError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BUILT = all((k8s.k8s_bin() / b).exists() for b in k8s.CONTROLPLANE)
+needs_build = pytest.mark.skipif(not BUILT, reason="control-plane binaries not built "
+                                                   "(scripts/build-controlplane)")
+APPLY = ("apply", "--server-side", "--field-manager=gameday", "--validate=strict")
+
+
+@contextmanager
+def kwok_cluster(name: str, *, nodes: int = 3) -> Iterator[k8s.Cluster]:
+    """A kwok cluster called ``name`` with ``nodes`` simulated nodes, for the ``with``
+    block; the working directory is the repository meanwhile (kwokctl's configuration
+    and the shop's manifests are project files)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)
+        mp.setenv("GAMEDAY_CLUSTER", name)
+        k8s.down("kwok")  # what an interrupted run may have left
+        try:
+            yield k8s.up("kwok", nodes=nodes)
+        finally:
+            k8s.down("kwok")
+
+
+def kubectl_binary() -> str | None:
+    """The control plane's kubectl (the version it serves), else one on PATH."""
+    built = k8s.k8s_bin() / "kubectl"
+    return str(built) if built.exists() else shutil.which("kubectl")
+
+
+def kustomize(directory: Path) -> str:
+    """``kubectl kustomize DIRECTORY``: the stream ``kubectl apply -k`` would send."""
+    binary = kubectl_binary()
+    if binary is None:
+        raise GamedayError("kubectl not found")
+    proc = subprocess.run([binary, "kustomize", str(directory)], capture_output=True,
+                          text=True, timeout=60)
+    if proc.returncode != 0:
+        raise GamedayError(f"kubectl kustomize failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def apply_strictly(cluster: k8s.Cluster, path: Path, *, dry_run: bool = False) -> str:
+    """Server-side apply with strict validation; the API server's warnings (kubectl's
+    stderr). What it refuses raises GamedayError with the refusal."""
+    extra = ("--dry-run=server",) if dry_run else ()
+    proc = subprocess.run([str(k8s.k8s_bin() / "kubectl"), "--kubeconfig",
+                           str(cluster.kubeconfig), *APPLY, *extra, "-f", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise GamedayError(f"kubectl apply refused {path.name}: {proc.stderr.strip()}")
+    return proc.stderr

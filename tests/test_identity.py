@@ -1,0 +1,193 @@
+"""Real identities in ``gameday serve``: per-person tokens (stored hashed, revocable),
+roles that decide who may view, run, ask for and approve destructive runs, single
+sign-on through a trusted proxy's header, and four eyes on destructive runbooks."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from gameday.auth import Auth, token_sha256
+from gameday.cli import cli
+from gameday.store import Store
+from gameday.web.app import create_app
+
+TOKEN = "shared-token-0123456789abcdef"
+
+
+def add_user(name: str, role: str) -> str:
+    result = CliRunner().invoke(cli, ["user", "add", name, "--role", role, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)["token"]
+
+
+@pytest.fixture
+def people(tmp_path: Path):
+    """A store with four people; their tokens as ``gameday user add`` printed them."""
+    tokens = {name: add_user(name, role) for name, role in (
+        ("vic", "viewer"), ("rhea", "responder"), ("cleo", "commander"),
+        ("carl", "commander"))}
+    return Store(tmp_path / "gameday.db"), tokens
+
+
+def app_for(store: Store, tmp_path: Path, **options):
+    return create_app(token=TOKEN, store=store, data_dir=tmp_path / "data", **options)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_tokens_are_stored_hashed_listed_without_them_and_revocable(people):
+    store, tokens = people
+    raw = store._db.execute("SELECT token_sha256 FROM users WHERE name = 'rhea'").fetchone()[0]
+    assert raw == token_sha256(tokens["rhea"]) and tokens["rhea"] not in raw
+    listed = CliRunner().invoke(cli, ["user", "list", "--json"])
+    assert "token" not in listed.output and '"rhea"' in listed.output
+    again = CliRunner().invoke(cli, ["user", "add", "rhea", "--role", "viewer"])
+    assert again.exit_code == 1 and "already a user rhea" in again.output
+    bad = CliRunner().invoke(cli, ["user", "add", "Rhea Smith", "--role", "viewer"])
+    assert bad.exit_code == 2 and "NAME" in bad.output
+    assert CliRunner().invoke(cli, ["user", "revoke", "rhea"]).exit_code == 0
+    assert store.user_by_token(token_sha256(tokens["rhea"])) is None
+    assert CliRunner().invoke(cli, ["user", "revoke", "rhea"]).exit_code == 1
+
+
+def test_roles_decide_who_may_run(people, tmp_path):
+    store, tokens = people
+    with TestClient(app_for(store, tmp_path)) as client:
+        path = "/api/v1/runbooks/restart-replica/run"
+        body = {"params": {"service": "checkout"}, "check": True}
+        viewer = client.post(path, json=body, headers=bearer(tokens["vic"]))
+        assert viewer.status_code == 403 and "viewer may not run" in viewer.json()["error"]
+        assert client.get("/api/v1/runs/1", headers=bearer(tokens["vic"])).status_code == 404
+        ran = client.post(path, json=body, headers=bearer(tokens["rhea"]))
+        assert ran.status_code == 202 and ran.json()["by"] == "rhea"   # who, from the token
+        lying = client.post(path, json={**body, "as": "cleo"}, headers=bearer(tokens["rhea"]))
+        assert lying.status_code == 403
+        wrong = client.post(path, json=body, headers=bearer("gd_" + "x" * 43))
+        assert wrong.status_code == 403
+    refused = [r["data"] for r in store.audit_log() if r["action"] == "forbidden"]
+    assert {"need": "run", "role": "viewer", "path": path} in refused
+
+
+def test_people_sign_in_with_their_own_token_and_the_audit_log_says_who(people, tmp_path):
+    store, tokens = people
+    with TestClient(app_for(store, tmp_path)) as client:
+        shared = client.post("/login", data={"name": "mallory", "token": TOKEN})
+        assert shared.status_code == 403            # the shared token no longer signs in
+        r = client.post("/login", data={"name": "anyone", "token": tokens["cleo"]},
+                        follow_redirects=False)
+        assert r.status_code == 303
+        assert "signed in as cleo" in client.get("/incidents").text
+        CliRunner().invoke(cli, ["user", "revoke", "cleo"])
+        assert client.get("/incidents", follow_redirects=False).status_code == 303  # sign in
+    logins = [(r["who"], r["action"]) for r in store.audit_log()]
+    assert ("cleo", "login") in logins and ("mallory", "login.failed") in logins
+
+
+def test_a_destructive_run_waits_for_a_second_person(people, tmp_path):
+    store, tokens = people
+    path = "/api/v1/runbooks/drain-replica/run"
+    body = {"params": {"service": "payments", "replica": "2"}, "confirm": True}
+    with TestClient(app_for(store, tmp_path)) as client:
+        responder = client.post(path, json=body, headers=bearer(tokens["rhea"]))
+        assert responder.status_code == 403      # a responder may not ask for one
+        asked = client.post(path, json=body, headers=bearer(tokens["cleo"]))
+        assert asked.status_code == 202 and asked.json()["status"] == "awaiting_approval"
+        run_id = asked.json()["run_id"]
+        approve = f"/api/v1/runs/{run_id}/approve"
+        own = client.post(approve, json={}, headers=bearer(tokens["cleo"]))
+        assert own.status_code == 403 and "second person" in own.json()["error"]
+        assert client.post(approve, json={}, headers=bearer(tokens["rhea"])).status_code == 403
+        assert store.run(run_id)["status"] == "awaiting_approval"   # nothing ran
+        ok = client.post(approve, json={}, headers=bearer(tokens["carl"]))
+        assert ok.status_code == 200 and ok.json()["approved_by"] == "carl"
+        twice = client.post(approve, json={}, headers=bearer(tokens["carl"]))
+        assert twice.status_code == 409
+        deadline = time.monotonic() + 60
+        while store.run(run_id)["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    run = store.run(run_id)
+    assert run["started_by"] == "cleo" and run["approved_by"] == "carl"
+    assert run["status"] in ("successful", "failed")  # it ran (the sandbox may be down)
+    actions = [(r["who"], r["action"]) for r in store.audit_log()]
+    assert ("cleo", "approval.requested") in actions and ("carl", "approval.granted") in actions
+    assert ("cleo", "runbook.result") in actions
+
+
+def test_an_approval_that_timed_out_is_recorded_and_can_never_be_given(people, tmp_path):
+    store, tokens = people
+    from gameday.incident import Incident
+
+    inc = Incident.open(store, "payments replica 2 is slow", service="payments")
+    body = {"params": {"service": "payments", "replica": "2"}, "confirm": True,
+            "incident": inc.id}
+    with TestClient(app_for(store, tmp_path, approval_ttl=0.0)) as client:
+        asked = client.post("/api/v1/runbooks/drain-replica/run", json=body,
+                            headers=bearer(tokens["cleo"]))
+        run_id = asked.json()["run_id"]
+        late = client.post(f"/api/v1/runs/{run_id}/approve", json={},
+                           headers=bearer(tokens["carl"]))
+        assert late.status_code == 409 and "expired" in late.json()["error"]
+    assert store.run(run_id)["status"] == "expired"
+    kinds = [e.kind for e in store.events(inc.id)]
+    assert "runbook.approval_requested" in kinds and "runbook.approval_expired" in kinds
+    assert "runbook.started" not in kinds and "runbook.approved" not in kinds
+
+
+def test_the_run_page_asks_a_second_person_and_approves_with_a_click(people, tmp_path):
+    store, tokens = people
+    with TestClient(app_for(store, tmp_path)) as cleo, \
+            TestClient(app_for(store, tmp_path)) as carl:
+        cleo.post("/login", data={"token": tokens["cleo"]})
+        page = cleo.get("/runbooks/drain-replica?service=payments&replica=2")
+        csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+        r = cleo.post("/runbooks/drain-replica/run", follow_redirects=False, data={
+            "csrf": csrf, "confirm": "yes", "p.service": "payments", "p.replica": "2"})
+        run_path = r.headers["location"]
+        mine = cleo.get(run_path).text
+        assert "Four eyes" in mine and 'id="approve"' not in mine   # not to its requester
+        carl.post("/login", data={"token": tokens["carl"]})
+        theirs = carl.get(run_path).text
+        assert 'id="approve"' in theirs
+        csrf = theirs.split('name="csrf" value="')[1].split('"')[0]
+        assert carl.post(run_path + "/approve", data={"csrf": "nope"}).status_code == 403
+        done = carl.post(run_path + "/approve", data={"csrf": csrf}, follow_redirects=False)
+        assert done.status_code == 303
+    assert store.run(int(run_path.rsplit("/", 1)[1]))["approved_by"] == "carl"
+
+
+def test_single_sign_on_through_a_trusted_proxy_header(people, tmp_path):
+    store, _ = people
+    app = app_for(store, tmp_path, user_header="X-Forwarded-User",
+                  trusted_proxies=("10.0.0.0/8",))
+    via_proxy = {"X-Forwarded-User": "rhea"}
+    with TestClient(app, client=("10.1.2.3", 4321)) as proxied:
+        page = proxied.get("/incidents", headers=via_proxy)
+        assert page.status_code == 200 and "signed in as rhea" in page.text
+        stranger = proxied.get("/api/v1/incidents/1", headers={"X-Forwarded-User": "eve"})
+        assert stranger.status_code == 403 and "not a gameday user" in stranger.json()["error"]
+    with TestClient(app, client=("192.0.2.9", 4321)) as direct:   # not from the proxy
+        assert direct.get("/api/v1/incidents/1", headers=via_proxy).status_code == 401
+    with pytest.raises(ValueError, match="proxies"):
+        Auth(TOKEN, store, user_header="X-Forwarded-User")
+
+
+def test_single_user_setups_keep_the_shared_token(tmp_path):
+    store = Store(tmp_path / "solo.db")
+    with TestClient(app_for(store, tmp_path)) as client:
+        r = client.post("/login", data={"name": "ana", "token": TOKEN}, follow_redirects=False)
+        assert r.status_code == 303
+        page = client.get("/runbooks/drain-replica?service=payments&replica=2").text
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        r = client.post("/runbooks/drain-replica/run", follow_redirects=False, data={
+            "csrf": csrf, "confirm": "yes", "p.service": "payments", "p.replica": "2"})
+        run_id = int(r.headers["location"].rsplit("/", 1)[1])
+        assert store.run(run_id)["status"] != "awaiting_approval"  # nobody else to ask

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from controlplane import needs_build
 
 from gameday import cluster as k8s
 from gameday.cli import cli
@@ -59,11 +60,6 @@ def test_kwok_without_binaries_names_the_build_script(tmp_path, monkeypatch):
     monkeypatch.setenv("GAMEDAY_K8S_BIN", str(tmp_path / "nothing"))
     result = CliRunner().invoke(cli, ["cluster", "up", "--provider", "kwok"])
     assert result.exit_code == 1 and "scripts/build-controlplane" in result.output
-
-
-BUILT = all((k8s.k8s_bin() / b).exists() for b in k8s.CONTROLPLANE)
-needs_build = pytest.mark.skipif(not BUILT, reason="control-plane binaries not built "
-                                                   "(scripts/build-controlplane)")
 
 
 @pytest.mark.skipif(not (k8s.k8s_bin() / "kindconfig").exists(),

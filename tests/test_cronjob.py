@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from controlplane import apply_strictly, kwok_cluster, needs_build
 
 from gameday import cluster as k8s
 from gameday import cronjob
@@ -428,9 +429,6 @@ def test_hadolint_finds_nothing_where_it_is_installed():
 
 
 # -- on the real kwok control plane ---------------------------------------------------------
-BUILT = all((k8s.k8s_bin() / b).exists() for b in k8s.CONTROLPLANE)
-needs_build = pytest.mark.skipif(not BUILT, reason="control-plane binaries not built "
-                                                   "(scripts/build-controlplane)")
 # Each exported with the schedule "* * * * *": the controller has a Job to make within a
 # minute. The kind scenario's permissions are the API server's business too.
 EXPORTED = ("kwok-frontend-scaled-to-zero", "kwok-nodes-cordoned",
@@ -444,17 +442,10 @@ def short(scenario: str) -> str:
 
 @pytest.fixture(scope="module")
 def kwok() -> Iterator[k8s.Cluster]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(ROOT)
-        mp.setenv("GAMEDAY_CLUSTER", "gameday-cronjob")  # never touch a user's cluster
-        k8s.down("kwok")  # what an interrupted run may have left
-        try:
-            c = k8s.up("kwok", nodes=3)
-            k8s.kubectl(c, "-n", k8s.NAMESPACE, "rollout", "status", "deployment/frontend",
-                        "--timeout=60s")
-            yield c
-        finally:
-            k8s.down("kwok")
+    with kwok_cluster("gameday-cronjob") as c:  # never touch a user's cluster
+        k8s.kubectl(c, "-n", k8s.NAMESPACE, "rollout", "status", "deployment/frontend",
+                    "--timeout=60s")
+        yield c
 
 
 FRESH = "fresh"  # the Kubernetes game day of a fresh `gameday init` project, exported there
@@ -498,8 +489,7 @@ def applied(kwok, tmp_path_factory) -> dict[str, Any]:
     streams[FRESH] = ([d for d in yaml.safe_load_all(text) if d], out / f"{FRESH}.yaml")
     streams[FRESH][1].write_text(text)
     for _, path in streams.values():
-        k8s.kubectl(kwok, "apply", "--server-side", "--field-manager=gameday",
-                    "--validate=strict", "-f", str(path))
+        apply_strictly(kwok, path)
     return {"at": time.monotonic(), "streams": streams, "dir": out, "project": project}
 
 

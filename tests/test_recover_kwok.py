@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
+from controlplane import needs_build
 
 from gameday import cluster as k8s
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not all((k8s.k8s_bin() / b).exists() for b in k8s.CONTROLPLANE),
-    reason="control-plane binaries not built (scripts/build-controlplane)")]
+pytestmark = [pytest.mark.slow, needs_build]
 ROOT = Path(__file__).resolve().parent.parent
 NAME = f"gameday-recover-{os.getpid()}"  # never a user's cluster, nor another run's
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -22,14 +21,9 @@ from pathlib import Path
 import yaml
 
 from gameday.errors import GamedayError
+from gameday.sandbox.supervisor import free_port
 
 BINARIES = {"prometheus": "prometheus", "alertmanager": "prometheus-alertmanager"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ready(port: int, path: str) -> bool:
@@ -104,7 +98,7 @@ def start_alerting(directory: Path, sandbox_state: dict, *, webhook_url: str, to
         raise GamedayError(f"missing {', '.join(missing)}: install Debian's prometheus and "
                            "prometheus-alertmanager (scripts/system-deps does)")
     directory.mkdir(parents=True, exist_ok=True)
-    prom_port, am_port = _free_port(), _free_port()
+    prom_port, am_port = free_port(), free_port()
     targets = directory / "targets.json"
     targets.write_text(json.dumps(sandbox_targets(sandbox_state)))
     rules = [str(p) for p in rule_files(rules_dirs)]

@@ -59,8 +59,9 @@ class Identity:
     via: str   # proxy | user-token | token | webhook | session
 
     def may(self, permission: str) -> bool:
-        if permission == "alerts":  # Alertmanager's signed webhook, or anyone who may run
-            return self.role == "webhook" or may(self.role, "run")
+        if permission == "alerts":  # Alertmanager (signed, or with the shared token)
+            return self.role == "webhook" or (self.role == "admin" and self.via in (
+                "token", "user-token"))
         return self.role != "webhook" and may(self.role, permission)
 
 
@@ -148,38 +149,44 @@ class Auth:
             return Identity("signed-webhook", "webhook", "webhook")
         cookie = cookies.get(SESSION_COOKIE)
         if cookie:
-            who = self.session_user(cookie)
-            if who is None:
+            found = self.session(cookie)
+            if found is None:
                 raise Forbidden()
-            if not self.personal():
-                return Identity(who, "admin", "session")
-            user = self._user(who)
-            if user is None:  # revoked, or signed in with the shared token before
+            who, personal = found
+            if personal:  # the person's rights, as the store has them now
+                user = self._user(who)
+                if user is None:  # revoked
+                    raise Forbidden()
+                return Identity(who, str(user["role"]), "session")
+            if self.personal():  # signed in with the shared token before people had theirs
                 raise Forbidden()
-            return Identity(who, str(user["role"]), "session")
+            return Identity(who, "admin", "session")
         raise Unauthorized()
 
     # -- sessions ---------------------------------------------------------------------
     def _sign(self, text: str) -> str:
         return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
 
-    def new_session(self, user: str) -> str:
-        text = f"{user}|{int(time.time()) + SESSION_TTL_S}|{secrets.token_hex(8)}"
+    def new_session(self, user: str, personal: bool = False) -> str:
+        """A signed session: who, until when, and whether a personal token made it (such a
+        session never falls back to the shared token's rights)."""
+        kind = "personal" if personal else "shared"
+        text = f"{user}|{int(time.time()) + SESSION_TTL_S}|{secrets.token_hex(8)}|{kind}"
         return f"{text}|{self._sign(text)}"
 
-    def session_user(self, cookie: str) -> str | None:
+    def session(self, cookie: str) -> tuple[str, bool] | None:
+        """``(user, personal)`` of a valid session cookie, else None."""
         text, _, sig = cookie.rpartition("|")
         if not text or not hmac.compare_digest(sig, self._sign(text)):
             return None
-        user, expires, _nonce = (text.split("|") + ["", "", ""])[:3]
+        user, expires, _nonce, kind = (text.split("|") + ["", "", "", ""])[:4]
         if not expires.isdigit() or int(expires) < time.time():
             return None
-        return user
+        return user, kind == "personal"
+
+    def session_user(self, cookie: str) -> str | None:
+        found = self.session(cookie)
+        return found[0] if found else None
 
     def csrf_token(self, cookie: str) -> str:
         return self._sign("csrf|" + cookie)
-
-    def check_csrf(self, cookie: str | None, given: str) -> bool:
-        if not cookie:
-            return False
-        return hmac.compare_digest(given, self.csrf_token(cookie))

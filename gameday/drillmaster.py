@@ -139,8 +139,14 @@ class Drill:
 
     # -- moves ----------------------------------------------------------------------------
     def join(self, person: str, role: str) -> None:
+        """Take ``role``: any number of responders; the other roles have one holder, who
+        hands it over (``gameday incident assign``) rather than losing it unseen."""
         self._open()
         _person(person)
+        held = self.incident.roles().get(role)
+        if role != "responder" and held and held != person:
+            raise GamedayError(f"{held} is {role.replace('_', ' ')}: ask them to hand it "
+                               "over, or take another role")
         self.incident.record(events.drill_joined(person, role), person)
         self.incident.assign(role, person, person, via="drill")
 

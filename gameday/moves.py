@@ -18,7 +18,7 @@ from gameday import events
 from gameday.comms import AUDIENCES
 from gameday.errors import GamedayError, ValidationError
 from gameday.events import Kind
-from gameday.incident import Incident
+from gameday.incident import TERMINAL_STATES, Incident
 from gameday.policy import ROLES, SEVERITIES
 from gameday.routing import Route, route
 from gameday.spec import PERSON
@@ -61,10 +61,17 @@ def one_of(value: Any, choices: tuple[str, ...], field: str) -> str:
     return str(value)
 
 
+def _open(inc: Incident, what: str) -> None:
+    """Moves that change the incident's course end with it (notes and updates go on)."""
+    if inc.state in TERMINAL_STATES:
+        raise GamedayError(f"incident {inc.id} is {inc.state}: too late to {what}")
+
+
 # -- the moves ------------------------------------------------------------------------------
 def acknowledge(inc: Incident, who: str, via: str = "cli") -> list[Event]:
     """``who`` answers their pages: the incident is acknowledged and the roles they were
     paged for are theirs."""
+    _open(inc, "answer a page")
     return inc.engage(person(who), via=via)
 
 
@@ -74,6 +81,7 @@ def assign(inc: Incident, role: Any, to: Any, who: str) -> list[Event]:
     one_of(role, ROLES, "role")
     person(to, "person")
     person(who)
+    _open(inc, "change roles")
     previous = inc.roles().get(role)
     if previous == to:
         raise GamedayError(f"{to} is already {role}")
@@ -85,11 +93,13 @@ def assign(inc: Incident, role: Any, to: Any, who: str) -> list[Event]:
 
 def set_severity(inc: Incident, severity: Any, who: str, reason: Any) -> Event:
     one_of(severity, SEVERITIES, "severity")
+    _open(inc, "change the severity")
     return inc.change_severity(severity, person(who),
                                text(reason, "reason", limit=MAX_REASON))
 
 
 def escalate(inc: Incident, who: str, reason: Any) -> Event:
+    _open(inc, "escalate")
     return inc.record(events.incident_escalated(text(reason, "reason", limit=MAX_REASON),
                                                 None), person(who))
 
@@ -97,11 +107,13 @@ def escalate(inc: Incident, who: str, reason: Any) -> Event:
 def declare_mitigated(inc: Incident, who: str, how: Any = "") -> Event:
     """The incident commander's call that the impact is contained (scored against the
     SLIs: declaring it while they are still outside the objective is a finding)."""
+    _open(inc, "declare it mitigated")
     return inc.record(events.mitigation_declared(text(how, "how", limit=MAX_REASON,
                                                       required=False)), person(who))
 
 
 def resolve(inc: Incident, who: str, how: Any = "") -> Event:
+    _open(inc, "resolve it")
     return inc.resolve(person(who), how=text(how, "how", limit=MAX_REASON, required=False))
 
 

@@ -136,6 +136,9 @@ def recover_one(store: Store, lease: dict[str, Any]) -> dict[str, Any] | None:
         errors.append(f"stopping the target: {exc}")
     if incident.state not in TERMINAL_STATES:
         incident.abort("the game day crashed; recovered", ACTOR)
+    for drill in store.drills():  # a drill's game day: its console and list stop waiting
+        if drill["incident_id"] == incident_id and drill["state"] == "running":
+            store.update_drill(drill["id"], state="failed")
     return {"incident_id": incident_id, "run_dir": str(run_dir), "faults": faults,
             "stopped": stopped, "state": incident.state, "errors": errors}
 

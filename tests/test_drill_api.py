@@ -233,3 +233,22 @@ def test_a_script_runs_the_linked_runbook_as_a_person(drill):
     run = store.run(started["run_id"])
     assert run["started_by"] == "ben" and run["incident_id"] == incident_id
     assert run["check_mode"]
+
+
+def test_what_the_console_refuses(drill):
+    client, store, drill_id, incident_id = drill
+    d, i = f"/api/v1/drills/{drill_id}", f"/api/v1/incidents/{incident_id}"
+    move(client, f"{i}/ack", {"as": "ana"})
+    taken = move(client, f"{d}/join", {"as": "zed", "role": "incident_commander"}, 409)
+    assert "ana is incident commander" in taken["error"]
+    move(client, f"{d}/join", {"as": "zed", "role": "responder"})
+    move(client, f"{d}/join", {"as": "ben", "role": "responder"})   # responders: many
+    move(client, f"{i}/note", {"as": "ana", "text": "see <!--<script> for details"})
+    client.post("/login", data={"name": "ana", "token": TOKEN})
+    page = client.get(f"/drills/{drill_id}").text
+    assert "<!--<script>" not in page and "\\u003c!--\\u003cscript\\u003e" in page
+    assert client.get(f"/drills/{drill_id}/events?after=%C2%B2").status_code == 422
+    move(client, f"{i}/resolve", {"as": "ana"})
+    late = move(client, f"{i}/severity", {"as": "ana", "severity": "SEV-1", "reason": "x"}, 409)
+    assert "too late" in late["error"]
+    move(client, f"{i}/note", {"as": "ana", "text": "notes go on after the end"})

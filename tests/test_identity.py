@@ -191,3 +191,90 @@ def test_single_user_setups_keep_the_shared_token(tmp_path):
             "csrf": csrf, "confirm": "yes", "p.service": "payments", "p.replica": "2"})
         run_id = int(r.headers["location"].rsplit("/", 1)[1])
         assert store.run(run_id)["status"] != "awaiting_approval"  # nobody else to ask
+
+
+def test_what_a_person_cannot_do_with_someone_elses_rights(people, tmp_path):
+    store, tokens = people
+    alert = {"version": "4", "groupKey": "g", "truncatedAlerts": 0, "status": "firing",
+             "receiver": "gameday", "groupLabels": {}, "commonLabels": {},
+             "commonAnnotations": {}, "externalURL": "", "alerts": [{
+                 "status": "firing", "fingerprint": "f1",
+                 "labels": {"alertname": "ServiceReplicaDown", "service": "payments"},
+                 "annotations": {}, "startsAt": "2026-11-23T10:00:00Z", "endsAt": "",
+                 "generatorURL": ""}]}
+    with TestClient(app_for(store, tmp_path)) as client:
+        # alerts are Alertmanager's (signed, or the shared token), not a person's way
+        # around the runbook page's rules
+        assert client.post("/api/v1/alerts", json=alert,
+                           headers=bearer(tokens["rhea"])).status_code == 403
+        assert client.post("/api/v1/alerts", json=alert, headers=bearer(TOKEN)).status_code == 200
+        # the shared token acts only for real people, and never approves in their name
+        body = {"params": {"service": "checkout"}, "check": True}
+        path = "/api/v1/runbooks/restart-replica/run"
+        stranger = client.post(path, json={**body, "as": "mallory"}, headers=bearer(TOKEN))
+        assert stranger.status_code == 403 and "not a gameday user" in stranger.json()["error"]
+        assert client.post(path, json={**body, "as": "rhea"},
+                           headers=bearer(TOKEN)).json()["by"] == "rhea"
+        asked = client.post("/api/v1/runbooks/drain-replica/run", headers=bearer(tokens["cleo"]),
+                            json={"params": {"service": "payments", "replica": "2"},
+                                  "confirm": True}).json()
+        approve = f"/api/v1/runs/{asked['run_id']}/approve"
+        assert client.post(approve, json={"as": "carl"}, headers=bearer(TOKEN)).status_code == 403
+        # hostile bodies and ids are refused, not 500s
+        deep = b"[" * 100_000
+        assert client.post(approve, content=deep, headers=bearer(tokens["carl"])).status_code == 400
+        assert client.post(approve, content=deep).status_code == 401   # who first
+        assert client.get("/api/v1/runs/99999999999999999999999",
+                          headers=bearer(TOKEN)).status_code == 404
+        huge = client.post(path, json={**body, "as": "rhea", "incident": 2**70},
+                           headers=bearer(TOKEN))
+        assert huge.status_code == 422 and huge.json()["field"] == "incident"
+
+
+def test_a_session_keeps_the_rights_it_was_signed_in_with(people, tmp_path):
+    store, tokens = people
+    with TestClient(app_for(store, tmp_path)) as client:
+        client.post("/login", data={"token": tokens["vic"]})
+        assert client.get("/api/v1/incidents/1").status_code == 404     # a viewer sees
+        for name in ("rhea", "cleo", "carl", "vic"):                   # nobody left
+            CliRunner().invoke(cli, ["user", "revoke", name])
+        assert client.get("/api/v1/incidents/1").status_code == 403     # never admin
+
+
+def test_a_forwarded_for_header_does_not_make_a_stranger_the_proxy(people, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    store, _ = people
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(store.path)}
+    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
+                              "--no-scheduler", "--data-dir", str(tmp_path / "data"),
+                              "--trusted-user-header", "X-Forwarded-User",
+                              "--trusted-proxy", "10.0.0.0/8"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gameday serve did not start"
+                time.sleep(0.2)
+        request = urllib.request.Request(base + "/api/v1/incidents/1", headers={
+            "X-Forwarded-User": "cleo", "X-Forwarded-For": "10.1.2.3"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        refused.value.close()
+        assert refused.value.code == 401   # 127.0.0.1 is not the proxy, whatever it says
+    finally:
+        serve.terminate()
+        serve.wait(timeout=15)

@@ -95,8 +95,10 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     try:
         # limit_concurrency: past that many connections and requests at once, 503 (a
         # webhook sender retries) instead of unbounded memory.
+        # proxy_headers off: who a request comes from is the socket's peer, never an
+        # X-Forwarded-For header (the trusted user header is checked against it).
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                    limit_concurrency=1024)
+                    limit_concurrency=1024, proxy_headers=False)
     finally:
         if schedules:
             schedules.stop()

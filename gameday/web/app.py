@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import Route
 
 from gameday.auth import Auth
@@ -35,40 +36,56 @@ from gameday.web import api, drills, incidents, insights, moves, runbooks, sched
 from gameday.web.dispatch import Dispatcher
 from gameday.web.exceptions import HANDLERS
 
+
+class IdConvertor(Convertor[int]):
+    """A row's id in a path: at most 18 digits, so it always fits the store's integers
+    (a longer one is an unknown path, 404, never an overflow)."""
+
+    regex = "[0-9]{1,18}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("id", IdConvertor())
+
 ROUTES = [
     Route("/", signin.root),
     Route("/healthz", api.healthz),
     Route("/login", signin.login, methods=["GET", "POST"]),
     # API
     Route("/api/v1/alerts", api.post_alerts, methods=["POST"]),
-    Route("/api/v1/incidents/{id:int}", api.get_incident),
-    Route("/api/v1/runs/{id:int}", api.get_run),
+    Route("/api/v1/incidents/{id:id}", api.get_incident),
+    Route("/api/v1/runs/{id:id}", api.get_run),
     Route("/api/v1/runbooks/{name}/run", runbooks.api_run, methods=["POST"]),
-    Route("/api/v1/runs/{id:int}/approve", runbooks.api_approve, methods=["POST"]),
-    Route("/api/v1/incidents/{id:int}/comms/{audience}", moves.draft_update),
-    Route("/api/v1/incidents/{id:int}/{move}", moves.incident_move, methods=["POST"]),
+    Route("/api/v1/runs/{id:id}/approve", runbooks.api_approve, methods=["POST"]),
+    Route("/api/v1/incidents/{id:id}/comms/{audience}", moves.draft_update),
+    Route("/api/v1/incidents/{id:id}/{move}", moves.incident_move, methods=["POST"]),
     Route("/api/v1/checks/update", moves.check_update, methods=["POST"]),
     Route("/api/v1/checks/note", moves.check_note, methods=["POST"]),
     Route("/api/v1/drills", drills.api_start, methods=["POST"]),
-    Route("/api/v1/drills/{id:int}", drills.api_state),
-    Route("/api/v1/drills/{id:int}/debrief", drills.api_debrief),
-    Route("/api/v1/drills/{id:int}/{move}", drills.api_move, methods=["POST"]),
+    Route("/api/v1/drills/{id:id}", drills.api_state),
+    Route("/api/v1/drills/{id:id}/debrief", drills.api_debrief),
+    Route("/api/v1/drills/{id:id}/{move}", drills.api_move, methods=["POST"]),
     # pages
     Route("/incidents", incidents.incident_list),
-    Route("/incidents/{id:int}", incidents.incident_page),
-    Route("/incidents/{id:int}/review", incidents.review),
+    Route("/incidents/{id:id}", incidents.incident_page),
+    Route("/incidents/{id:id}/review", incidents.review),
     Route("/schedules", schedules.schedule_list),
     Route("/drills", drills.drill_list, methods=["GET", "POST"]),
-    Route("/drills/{id:int}", drills.console),
-    Route("/drills/{id:int}/events", drills.drill_events),
-    Route("/drills/{id:int}/debrief", drills.debrief_page),
+    Route("/drills/{id:id}", drills.console),
+    Route("/drills/{id:id}/events", drills.drill_events),
+    Route("/drills/{id:id}/debrief", drills.debrief_page),
     Route("/insights", insights.insights_page),
     Route("/metrics", insights.metrics),
     Route("/runbooks/{name}", runbooks.runbook_page),
     Route("/runbooks/{name}/run", runbooks.run_runbook, methods=["POST"]),
-    Route("/runs/{id:int}", runbooks.run_page),
-    Route("/runs/{id:int}/events", runbooks.run_events),
-    Route("/runs/{id:int}/approve", runbooks.approve, methods=["POST"]),
+    Route("/runs/{id:id}", runbooks.run_page),
+    Route("/runs/{id:id}/events", runbooks.run_events),
+    Route("/runs/{id:id}/approve", runbooks.approve, methods=["POST"]),
 ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import time
 from pathlib import Path
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl
@@ -69,16 +70,22 @@ def identity(request: Request, body: bytes | None = None) -> Identity:
         raise Unauthorized() from None
 
 
-def caller(request: Request, body: bytes | None = None, need: str = "view") -> str:
-    """Who is asking (``token``, ``signed-webhook`` or a person's name), once it is
-    clear they may do ``need`` (``policy.NEEDS``); a refusal is in the audit log."""
+def allowed(request: Request, need: str, body: bytes | None = None) -> Identity:
+    """Who is asking, once it is clear they may do ``need`` (``policy.NEEDS``); a
+    refusal is a 403 and an entry in the audit log."""
     who = identity(request, body)
     if not who.may(need):
         shared(request).store.audit(who.name, Audit.FORBIDDEN, {
             "need": need, "role": who.role, "path": request.url.path})
         raise Forbidden(f"{who.name} is a {who.role}: a {who.role} may not "
                         f"{WHAT.get(need, need)}")
-    return who.name
+    return who
+
+
+def caller(request: Request, body: bytes | None = None, need: str = "view") -> str:
+    """Who is asking (``token``, ``signed-webhook`` or a person's name), once it is
+    clear they may do ``need``."""
+    return allowed(request, need, body).name
 
 
 def caller_or_none(request: Request) -> str | None:
@@ -103,17 +110,20 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
 
 
 CSRF_HEADER = "x-csrf-token"
+PROXY_CSRF_S = 12 * 3600  # a proxied person's CSRF token changes this often
 
 
 def csrf(request: Request) -> str:
     """The CSRF token the page's forms and scripts send back: derived from the session
-    cookie, or, for a person a trusted proxy vouches for, from their name."""
+    cookie, or, for a person a trusted proxy vouches for, from their name and the
+    current 12-hour period."""
     cookie = request.cookies.get(SESSION_COOKIE, "")
     auth = shared(request).auth
     if cookie:
         return auth.csrf_token(cookie)
     who = caller_or_none(request)
-    return auth.csrf_token(f"proxy|{who}") if who else ""
+    period = int(time.time() // PROXY_CSRF_S)
+    return auth.csrf_token(f"proxy|{who}|{period}") if who else ""
 
 
 def check_csrf(request: Request, given: str) -> None:
@@ -122,29 +132,48 @@ def check_csrf(request: Request, given: str) -> None:
         raise Forbidden("CSRF check failed: reload the page")
 
 
-async def move_request(request: Request, need: str = "run") -> tuple[str, dict[str, Any]]:
-    """Who makes a move, and its JSON body. A script with the shared token names the
-    person in ``as``; a person's own token or a proxy's header is that person; a
-    signed-in person is who their session says, and their page proves it sent the
-    request (the CSRF token in ``X-CSRF-Token``)."""
+async def read_json(request: Request) -> dict[str, Any]:
+    """A small JSON object body: 413 past the limit, 400 not JSON (or nested past
+    reason), 422 not an object."""
     body = await read_body(request)
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Rejected(400, "the body is not JSON") from None
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object", field="body")
-    who = caller(request, need=need)
-    via = identity(request).via
-    if via == "token":
+    return data
+
+
+# Moves that need a person to answer for them, never the shared token in someone's name.
+PERSONAL = ("run_destructive", "approve")
+
+
+async def move_request(request: Request, need: str = "run") -> tuple[str, dict[str, Any]]:
+    """Who makes a move, and its JSON body. A person's own token or a proxy's header is
+    that person; a signed-in person is who their session says, and their page proves it
+    sent the request (the CSRF token in ``X-CSRF-Token``). A script with the shared
+    token names the person in ``as``: once people have their own identities, that must
+    be one of them, and asking for or approving a destructive run takes their own."""
+    who = allowed(request, need)  # who first: nobody's body is parsed for nothing
+    data = await read_json(request)
+    auth = shared(request).auth
+    if who.via == "token":
         from gameday.moves import person
 
-        return person(data.get("as"), "as"), data
-    if via in ("session", "proxy"):  # a browser: its page proves it sent this
+        name = person(data.get("as"), "as")
+        if auth.personal():
+            if need in PERSONAL:
+                raise Forbidden(f"to {WHAT[need]}, use your own token (gameday user add), "
+                                "not the shared one")
+            if auth.store is None or auth.store.user(name) is None:
+                raise Forbidden(f"{name} is not a gameday user (gameday user add)")
+        return name, data
+    if who.via in ("session", "proxy"):  # a browser: its page proves it sent this
         check_csrf(request, request.headers.get(CSRF_HEADER, ""))
-    if data.get("as") not in (None, who):
-        raise Forbidden(f"signed in as {who}: you cannot act as someone else")
-    return who, data
+    if data.get("as") not in (None, who.name):
+        raise Forbidden(f"signed in as {who.name}: you cannot act as someone else")
+    return who.name, data
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -133,12 +133,12 @@ class Dispatcher:
             raise GamedayError(f"run {run_id} is {run['status']}: there is nothing to approve")
         if run["started_by"] == who:
             raise Forbidden(f"{who} asked for run {run_id}: a second person approves it")
+        book = find(run["runbook"], self.runbook_dir)  # before anything is decided
+        incident = Incident(self.store, run["incident_id"]) if run["incident_id"] else None
         if not self.store.approve_run(run_id, who, owner()):
             self.expire_approvals()
             raise GamedayError(f"run {run_id} is {self.store.run(run_id)['status']}: it can "
                                "no longer be approved")
-        book = find(run["runbook"], self.runbook_dir)
-        incident = Incident(self.store, run["incident_id"]) if run["incident_id"] else None
         runs.approved(self.store, run, who, incident=incident)
         self._launch(Start(run_id, book, run["params"], run["incident_id"], run["started_by"],
                            bool(run["check_mode"])))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from gameday.web.context import caller, check_csrf, csrf, move_request, page, re
 from gameday.web.incidents import timeline_rows
 
 DIFFICULTIES = ("easy", "normal", "hard")
+WHOLE = re.compile(r"[0-9]{1,15}")
 POLL_S = 0.5      # the game day writes from its own process: the stream reads the store
 PING_S = 15       # keeps proxies from closing a quiet stream
 
@@ -135,7 +137,7 @@ async def console(request: Request) -> Response:
     return page("drill.html", who=who, drill=row, roles=ROLES, master=who == row["game_master"],
                 injects=[i.name for i in drill.spec.injects],
                 csrf=csrf(request),
-                first=json.dumps(drill.snapshot(), default=str))
+                first=json.loads(json.dumps(drill.snapshot(), default=str)))
 
 
 async def follow(drill: Drill, after_seq: int, offset: int) -> AsyncIterator[dict[str, str]]:
@@ -163,7 +165,7 @@ async def drill_events(request: Request) -> Response:
     drill = _drill(request)  # 404 before the stream starts
     after = request.query_params.get("after", "0")
     offset = request.query_params.get("sli", "0")
-    if not (after.isdigit() and offset.isdigit()):
+    if not (WHOLE.fullmatch(after) and WHOLE.fullmatch(offset)):
         raise ValidationError("after and sli are whole numbers", field="after")
     return EventSourceResponse(follow(drill, int(after), int(offset)), ping=PING_S,
                                headers={"Cache-Control": "no-store"})

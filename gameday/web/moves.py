@@ -22,17 +22,15 @@ template filled in now with what the audience's updates must say;
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gameday import moves
-from gameday.alerts import Rejected
 from gameday.comms import REQUIRED
 from gameday.incident import Incident
-from gameday.web.context import caller, move_request, read_body, shared
+from gameday.web.context import caller, move_request, read_json, shared
 
 MOVES = ("ack", "assign", "severity", "escalate", "mitigated", "resolve", "comms", "note")
 
@@ -76,11 +74,7 @@ async def draft_update(request: Request) -> Response:
 
 async def _json(request: Request) -> dict[str, Any]:
     caller(request)
-    try:
-        data = json.loads(await read_body(request) or b"{}")
-    except ValueError:
-        raise Rejected(400, "the body is not JSON") from None
-    return data if isinstance(data, dict) else {}
+    return await read_json(request)
 
 
 async def check_update(request: Request) -> Response:

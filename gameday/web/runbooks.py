@@ -131,7 +131,8 @@ async def api_run(request: Request) -> Response:
     params = validate_params(rb, {str(k): str(v) for k, v in raw.items()})
     incident_id = data.get("incident")
     if incident_id is not None:
-        if not isinstance(incident_id, int) or isinstance(incident_id, bool):
+        if not isinstance(incident_id, int) or isinstance(incident_id, bool) \
+                or not 0 < incident_id < 2**63:
             raise ValidationError("an incident id", field="incident")
         state.store.incident(incident_id)  # 404 for one that does not exist
     check = data.get("check") is True

@@ -40,7 +40,8 @@ async def login(request: Request) -> Response:
         return page("login.html", status=403, who=None, next=nxt, error=error,
                     personal=personal)
     response = RedirectResponse(nxt, status_code=303)
-    response.set_cookie(SESSION_COOKIE, state.auth.new_session(who.name),
+    response.set_cookie(SESSION_COOKIE,
+                        state.auth.new_session(who.name, personal=who.via == "user-token"),
                         max_age=SESSION_TTL_S, httponly=True, samesite="strict")
     state.store.audit(who.name, Audit.LOGIN, {"via": who.via, "role": who.role})
     return response

@@ -8,7 +8,6 @@ read by the game-day process (injects, pause, end) and by the debrief (``drill``
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
@@ -25,6 +24,7 @@ from gameday.incident import TERMINAL_STATES, Incident
 from gameday.scenario import Scenario, load_scenario
 from gameday.settings import Settings
 from gameday.store import Store
+from gameday.traffic import sli_windows
 
 START_TIMEOUT_S = 120.0
 GAME_MASTER = "game-master"
@@ -267,27 +267,14 @@ class Drill:
         }
 
     @staticmethod
-    def sli_samples(run_dir: str | None, offset: int, t0: int,
-                    limit: int = 1 << 20) -> tuple[list[dict[str, Any]], int]:
-        """Whole lines of the game day's ``sli.jsonl`` after byte ``offset``: each
-        window's success ratio and p99, ``t`` in seconds on the timeline's scale."""
-        path = Path(run_dir) / "sli.jsonl" if run_dir else None
-        if path is None or not path.is_file():
-            return [], offset
-        with open(path, "rb") as f:
-            f.seek(offset)
-            chunk = f.read(limit)
-        whole = chunk[:chunk.rfind(b"\n") + 1]
-        out = []
-        for line in whole.splitlines():
-            try:
-                s = json.loads(line)
-                out.append({"t": round((int(s["at_ns"]) - t0) / 1e9, 2),
-                            "success_ratio": s.get("success_ratio"),
-                            "p99_ms": s.get("p99_ms"), "outside": bool(s.get("outside"))})
-            except (ValueError, KeyError, TypeError):
-                continue  # a line the game day was writing when it died
-        return out, offset + len(whole)
+    def sli_samples(run_dir: str | None, offset: int,
+                    t0: int) -> tuple[list[dict[str, Any]], int]:
+        """The game day's SLI windows after byte ``offset`` of its ``sli.jsonl``, each
+        ``t`` in seconds on the timeline's scale."""
+        windows, next_offset = sli_windows(run_dir, offset)
+        return [{"t": round((w["at_ns"] - t0) / 1e9, 2), "success_ratio": w.get("success_ratio"),
+                 "p99_ms": w.get("p99_ms"), "outside": bool(w.get("outside"))}
+                for w in windows], next_offset
 
     # -- the debrief ------------------------------------------------------------------------
     def debrief(self) -> dict[str, Any]:

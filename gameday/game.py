@@ -204,7 +204,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
         traffic.LIVE = generator
         detector = Detector(
             generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
-            recovery_window_s=sc.recovery_window_s, sli_path=run_dir / "sli.jsonl",
+            recovery_window_s=sc.recovery_window_s, sli_path=run_dir / traffic.SLI_FILE,
             report=lambda entry, at_ns, at_utc: incident.record(
                 entry, "detector", at_ns=at_ns, at_utc=at_utc),
             emit_alerts=alerting == "builtin")

@@ -9,9 +9,7 @@ recorded, and records who made it.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 from gameday import events
@@ -23,6 +21,7 @@ from gameday.policy import ROLES, SEVERITIES
 from gameday.routing import Route, route
 from gameday.spec import PERSON
 from gameday.store import Event
+from gameday.traffic import last_sli_window
 
 MAX_TEXT = 4000    # a status update or a note
 MAX_REASON = 500   # why the severity changed, why escalate, how it was resolved
@@ -173,7 +172,7 @@ def _facts(inc: Incident) -> dict[str, Any]:
     from gameday import comms
 
     timeline = inc.events()
-    sli = latest_sli(inc.row.get("run_dir")) or next(
+    sli = last_sli_window(inc.row.get("run_dir")) or next(
         (e.data.get("sli") or e.data.get("measured") for e in reversed(timeline)
          if e.kind in (Kind.IMPACT_STARTED, Kind.ALERT_FIRED, Kind.INCIDENT_DECLARED)
          and (e.data.get("sli") or e.data.get("measured"))), None)
@@ -187,22 +186,3 @@ def _facts(inc: Incident) -> dict[str, Any]:
     row = inc.row
     return comms.facts(row, roles=inc.roles(), sli=sli, runbook=runbook, every=None,
                        started_ago=ago, customer_summary=row.get("service") or "the service")
-
-
-def latest_sli(run_dir: str | None) -> dict[str, Any] | None:
-    """The last SLI window a running game day wrote (``sli.jsonl`` in its run
-    directory): what an update says now, not what the alert saw."""
-    path = Path(run_dir) / "sli.jsonl" if run_dir else None
-    if path is None or not path.is_file():
-        return None
-    with open(path, "rb") as f:
-        f.seek(max(0, f.seek(0, 2) - 4096))
-        lines = f.read().splitlines()
-    for line in reversed(lines):
-        try:
-            sli = json.loads(line)
-        except ValueError:
-            continue  # the line being written, or the cut-off first one
-        if isinstance(sli, dict) and sli.get("total"):
-            return sli
-    return None

@@ -27,6 +27,7 @@ from gameday.render import templates
 from gameday.scenario import Scenario
 from gameday.scoring import Scorecard, first
 from gameday.store import Store
+from gameday.traffic import sli_windows
 
 BLAME = re.compile(
     r"\b(human error|operator error|careless(ly|ness)?|neglig\w+|forgot|should have (known|"
@@ -119,11 +120,7 @@ def track_actions(store: Store, incident_id: int, found: list[Finding], sc: Scen
 def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
               slo_p99: float) -> str:
     """The SLIs over time with markers for the response's moments, as inline SVG."""
-    rows = []
-    path = run_dir / "sli.jsonl"
-    if path.exists():
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("total")]
+    rows = [r for r in sli_windows(run_dir, limit=None)[0] if r.get("total")]
     f = charts.Frame(860, 320, left=56, right=56, top=20, bottom=40)
     w, h, left, right, top, bottom = f.width, f.height, f.left, f.right, f.top, f.bottom
     if not rows:

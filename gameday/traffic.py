@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import threading
 import time
 from bisect import bisect_left
@@ -17,6 +18,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from gameday.store import utc_now
@@ -54,6 +56,42 @@ class Sli:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+SLI_FILE = "sli.jsonl"  # a game day's SLI windows, one JSON object a line (detection)
+
+
+def sli_windows(run_dir: str | os.PathLike[str] | None, offset: int = 0,
+                limit: int | None = 1 << 20) -> tuple[list[dict[str, Any]], int]:
+    """The SLI windows a game day wrote to ``sli.jsonl`` after byte ``offset`` (at most
+    ``limit`` bytes read), and where the next read starts: whole lines only, so a line
+    being written (or cut off by a crash) is never half-read."""
+    path = Path(run_dir) / SLI_FILE if run_dir else None
+    if path is None or not path.is_file():
+        return [], offset
+    with open(path, "rb") as f:
+        f.seek(offset)
+        chunk = f.read() if limit is None else f.read(limit)
+    whole = chunk[:chunk.rfind(b"\n") + 1]
+    out = []
+    for line in whole.splitlines():
+        try:
+            window = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(window, dict) and isinstance(window.get("at_ns"), int):
+            out.append(window)
+    return out, offset + len(whole)
+
+
+def last_sli_window(run_dir: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """The latest window with requests in it: what the SLIs are now."""
+    path = Path(run_dir) / SLI_FILE if run_dir else None
+    if path is None or not path.is_file():
+        return None
+    size = path.stat().st_size
+    windows, _ = sli_windows(run_dir, max(0, size - 4096))
+    return next((w for w in reversed(windows) if w.get("total")), None)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

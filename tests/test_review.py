@@ -37,3 +37,18 @@ def test_note_command_warns_and_records(store):
     assert result.exit_code == 0 and "puts the cause on a person" in result.output
     (event,) = inc.events()
     assert event.kind == "note.added" and event.actor == "eli"
+
+
+def test_sli_windows_skip_a_line_cut_by_a_crash(tmp_path):
+    from gameday.traffic import last_sli_window, sli_windows
+
+    (tmp_path / "sli.jsonl").write_text(
+        '{"at_ns": 1, "total": 4, "success_ratio": 1.0}\n'
+        'not json\n'
+        '{"at_ns": 2, "total": 0}\n'
+        '{"at_ns": 3, "total": 4, "succ')
+    windows, offset = sli_windows(tmp_path)
+    assert [w["at_ns"] for w in windows] == [1, 2]
+    assert offset < (tmp_path / "sli.jsonl").stat().st_size   # the cut line is read later
+    assert last_sli_window(tmp_path)["at_ns"] == 1      # the latest with requests in it
+    assert sli_windows(tmp_path / "nothing") == ([], 0)

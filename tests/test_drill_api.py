@@ -252,3 +252,17 @@ def test_what_the_console_refuses(drill):
     late = move(client, f"{i}/severity", {"as": "ana", "severity": "SEV-1", "reason": "x"}, 409)
     assert "too late" in late["error"]
     move(client, f"{i}/note", {"as": "ana", "text": "notes go on after the end"})
+
+
+def test_an_admin_can_stand_in_for_the_game_master(drill):
+    from gameday.auth import new_token, token_sha256
+
+    client, store, drill_id, _ = drill
+    admin, responder = new_token(), new_token()
+    store.add_user("ada", "admin", token_sha256(admin), created_by="test")
+    store.add_user("ben", "responder", token_sha256(responder), created_by="test")
+    path = f"/api/v1/drills/{drill_id}/pause"
+    assert client.post(path, json={}, headers={"Authorization": f"Bearer {responder}"}
+                       ).status_code == 403
+    r = client.post(path, json={}, headers={"Authorization": f"Bearer {admin}"})
+    assert r.status_code == 200 and r.json()["by"] == "ada"

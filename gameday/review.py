@@ -120,7 +120,7 @@ def track_actions(store: Store, incident_id: int, found: list[Finding], sc: Scen
 def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
               slo_p99: float) -> str:
     """The SLIs over time with markers for the response's moments, as inline SVG."""
-    rows = [r for r in sli_windows(run_dir, limit=None)[0] if r.get("total")]
+    rows = [r for r in sli_windows(run_dir, limit=None, finished=True)[0] if r.get("total")]
     f = charts.Frame(860, 320, left=56, right=56, top=20, bottom=40)
     w, h, left, right, top, bottom = f.width, f.height, f.left, f.right, f.top, f.bottom
     if not rows:

@@ -62,17 +62,19 @@ SLI_FILE = "sli.jsonl"  # a game day's SLI windows, one JSON object a line (dete
 
 
 def sli_windows(run_dir: str | os.PathLike[str] | None, offset: int = 0,
-                limit: int | None = 1 << 20) -> tuple[list[dict[str, Any]], int]:
+                limit: int | None = 1 << 20, finished: bool = False,
+                ) -> tuple[list[dict[str, Any]], int]:
     """The SLI windows a game day wrote to ``sli.jsonl`` after byte ``offset`` (at most
-    ``limit`` bytes read), and where the next read starts: whole lines only, so a line
-    being written (or cut off by a crash) is never half-read."""
+    ``limit`` bytes read), and where the next read starts: whole lines only while it
+    runs, so a line being written is never half-read; once it has ``finished``, a last
+    line without its newline counts if it parses (one cut by a crash does not)."""
     path = Path(run_dir) / SLI_FILE if run_dir else None
     if path is None or not path.is_file():
         return [], offset
     with open(path, "rb") as f:
         f.seek(offset)
         chunk = f.read() if limit is None else f.read(limit)
-    whole = chunk[:chunk.rfind(b"\n") + 1]
+    whole = chunk if finished else chunk[:chunk.rfind(b"\n") + 1]
     out = []
     for line in whole.splitlines():
         try:

@@ -73,7 +73,7 @@ def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "gameday", "run", str(settings.resolve(relative)),
             "--drill", str(drill_id)]
-    env = {**os.environ, "GAMEDAY_DB": str(store.path.resolve())}
+    env = {**os.environ, "GAMEDAY_DB": store.url}
     with open(log, "ab") as out:
         child = subprocess.Popen(argv, cwd=settings.root, env=env, stdin=subprocess.DEVNULL,
                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -168,7 +168,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
         incident.listener = on_event
         (run_dir / "run.json").write_text(json.dumps(
             {"scenario": sc.name, "incident_id": incident.id,
-             "db": str(store.path.resolve()), "started_at": datetime.now(UTC).isoformat()},
+             "db": store.url, "started_at": datetime.now(UTC).isoformat()},
             indent=2))
         target = make_target(sc, run_dir)
         lease = Lease(store, incident.id, run_dir, sc.target, experiment,
@@ -192,7 +192,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
 
             prewarm()  # Ansible imported while the target comes up: the runbook starts warm
         ready = target.up()
-        env = {**target.env, "GAMEDAY_DB": str(store.path.resolve())}
+        env = {**target.env, "GAMEDAY_DB": store.url}
         os.environ.update(target.env)  # for the chaos activities running in this process
         if "KUBECONFIG" in target.env:
             from gameday.kube import use_kubeconfig

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -42,7 +41,7 @@ from typing import Any, NamedTuple
 from gameday.events import Kind
 from gameday.incident import TERMINAL_STATES
 from gameday.scoring import Metrics, score
-from gameday.store import Store
+from gameday.store import Connection, Row, Store
 
 GAMEDAY, DRILL, INCIDENT = "gameday", "drill", "incident"
 KINDS = (GAMEDAY, DRILL, INCIDENT)
@@ -218,7 +217,7 @@ def _span(a: int | None, b: int | None) -> float | None:
     return None if a is None or b is None else round((b - a) / 1e9, 3)
 
 
-def _contained_by(r: sqlite3.Row) -> str | None:
+def _contained_by(r: Row) -> str | None:
     """``scoring.compute_metrics``'s rule, on the first moments."""
     mitigated = r["mitigated_t"]
     if mitigated is None:
@@ -274,7 +273,7 @@ class ScenarioTargets(Mapping[str, "Targets | None"]):
     up when first asked for (``incidents_by_scenario``: one index probe and one file
     read per scenario); ``None`` for a scenario no run directory keeps."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self._db = db
         self._found: dict[str, Targets | None] = {}
 
@@ -293,7 +292,7 @@ class ScenarioTargets(Mapping[str, "Targets | None"]):
         return len(self._found)
 
 
-def scenario_targets(db: sqlite3.Connection) -> ScenarioTargets:
+def scenario_targets(db: Connection) -> ScenarioTargets:
     """Each scenario's targets (``ScenarioTargets``)."""
     return ScenarioTargets(db)
 
@@ -324,7 +323,7 @@ def _failed_checks(text: str | None) -> tuple[str, ...]:
     return tuple(json.loads(text)) if text else ()
 
 
-def derive(db: sqlite3.Connection, where: str, targets: AnyTargets, *,
+def derive(db: Connection, where: str, targets: AnyTargets, *,
            dense: bool = True) -> list[Fact]:
     out = []
     for r in db.execute(derive_sql(where, dense=dense)):
@@ -430,7 +429,7 @@ def _rescore(store: Store, ids: Iterable[int], targets: AnyTargets) -> None:
 _JOIN = "FROM incidents i JOIN incident_facts f ON f.incident_id = i.id"
 
 
-def _read(db: sqlite3.Connection, where: str, args: dict[str, Any]) -> list[Fact]:
+def _read(db: Connection, where: str, args: dict[str, Any]) -> list[Fact]:
     out = []
     for r in db.execute(f"SELECT {ROW}, f.facets, {', '.join(f'f.{c}' for c in COLUMNS)}"
                         f" {_JOIN} WHERE {where} ORDER BY i.id", args):

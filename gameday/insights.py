@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -77,7 +76,7 @@ from gameday.incident_facts import (
 )
 from gameday.incident_facts import METRICS as METRICS  # the report's, for its readers
 from gameday.policy import downplayed, rank, worse
-from gameday.store import Store
+from gameday.store import Connection, Row, Store
 
 LABELS = {GAMEDAY: "game days", DRILL: "drills", INCIDENT: "incidents from alerts"}
 DIMENSIONS = ("scenario", "service", "team", "severity")
@@ -478,7 +477,7 @@ def _escalations(t: Table, escalated: list[int]) -> list[dict[str, Any]]:
             for (sc, rb), (n, latest) in sorted(seen.items(), key=lambda kv: -kv[1][0])]
 
 
-def _scheduled_verdicts(db: sqlite3.Connection) -> dict[int, str]:
+def _scheduled_verdicts(db: Connection) -> dict[int, str]:
     """Each scheduled game day's verdict as its schedule run kept it."""
     marks = ", ".join("?" for _ in VERDICTS)
     return {r[0]: r[1] for r in db.execute(
@@ -608,7 +607,7 @@ def _rows_by(t: Table, key: Sequence[str | None]) -> dict[str, list[int]]:
     return {names[n]: ordered[start:end] for n, start, end in spans}
 
 
-def freshness(db: sqlite3.Connection, t: Table, known: Sequence[str],
+def freshness(db: Connection, t: Table, known: Sequence[str],
               alerts: dict[str, list[str]], *, max_age_days: float = DEFAULT_MAX_AGE_DAYS,
               now: datetime | None = None) -> list[Freshness]:
     """Every runbook on disk (``known``) or on the record. ``alerts``: runbook -> the
@@ -634,7 +633,7 @@ def freshness(db: sqlite3.Connection, t: Table, known: Sequence[str],
     wrong = {name: ids[rows[-1]] for name, rows in _rows_by(
         t, [f.runbook if ok and not p else None
             for f, ok, p in zip(t.facets, ran, proved, strict=True)]).items()}
-    failed: dict[str, sqlite3.Row] = {}
+    failed: dict[str, Row] = {}
     marks = ", ".join("?" for _ in FAILED_RUNS)
     for r in db.execute(f"SELECT runbook, MAX(id) AS id, finished_at FROM runbook_runs WHERE"
                         f" check_mode = 0 AND status IN ({marks}) GROUP BY runbook",
@@ -698,7 +697,7 @@ def stale_alerts(fresh: list[Freshness]) -> list[dict[str, Any]]:
 
 
 # -- action items ------------------------------------------------------------------------
-def action_items(db: sqlite3.Connection, t: Table, *,
+def action_items(db: Connection, t: Table, *,
                  now: datetime | None = None) -> dict[str, Any]:
     """Completion rate, overdue items (open, due before today) per owner and per team,
     the oldest open item's age, for the action items of the incidents in ``t`` (per
@@ -831,7 +830,7 @@ def runbook_freshness(store: Store, name: str, *,
     return found
 
 
-def connection(store: Store) -> sqlite3.Connection:
+def connection(store: Store) -> Connection:
     """The store's connection for this thread: the report reads with its own SQL
     (aggregates the store has no method for)."""
     return store.reader()

@@ -186,7 +186,7 @@ class Scheduler:
         the run directories (or this terminal's, ``attach``)."""
         argv = [sys.executable, "-m", "gameday", "run",
                 str(self.settings.resolve(schedule.scenario)), "--schedule-run", str(run_id)]
-        env = {**os.environ, **self.env, "GAMEDAY_DB": str(self.store.path.resolve())}
+        env = {**os.environ, **self.env, "GAMEDAY_DB": self.store.url}
         if attach:
             return subprocess.Popen(argv, cwd=self.settings.root, env=env)
         log_dir = self.settings.runs_dir

@@ -59,7 +59,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 class Settings:
     root: Path                       # the project directory
     project_file: Path | None        # its gameday.toml, if there is one
-    db: str                          # a SQLite path (or sqlite:/// URL)
+    db: str                          # a SQLite path (or sqlite:/// URL), or postgresql://
     state_dir: Path
     runs_dir: Path
     runbooks_dir: Path               # the project's own runbooks
@@ -122,11 +122,11 @@ class Settings:
         state = pick(None, paths, "state", root / ".gameday")
         given_db = db or env.get("GAMEDAY_DB")
         if given_db:
-            store_path(given_db)  # refuse what is not a store before anything else
+            store_target(given_db)  # refuse what is not a store before anything else
             db_value = given_db if "://" in given_db else str((cwd / given_db).resolve())
         elif "db" in store:
             db_value = str(store["db"])
-            store_path(db_value)
+            store_target(db_value)
             if "://" not in db_value:
                 db_value = str((root / db_value).resolve())
         else:
@@ -214,6 +214,25 @@ def read_project(path: Path) -> dict[str, Any]:
     return data
 
 
+POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
+
+
+def store_target(db: str) -> str:
+    """What a store setting names: a SQLite file (as a path) or a PostgreSQL URL
+    (``postgresql://`` or ``postgresql+psycopg://``, as given). Anything else is refused."""
+    if "://" in db and db.split("://", 1)[0] in POSTGRES_SCHEMES:
+        try:
+            parts = urlsplit(db)
+            parts.port  # noqa: B018  (a port that is not a number raises)
+        except ValueError as exc:
+            raise ValidationError(f"is not a valid PostgreSQL URL: {exc}", field="--db") from None
+        if not (parts.hostname or "host=" in parts.query) or parts.path in ("", "/"):
+            raise ValidationError("a PostgreSQL URL is postgresql://USER[:PASSWORD]@HOST"
+                                  "[:PORT]/DATABASE", field="--db")
+        return db
+    return str(store_path(db))
+
+
 def store_path(db: str) -> Path:
     """The SQLite file a store setting names. A URL of another kind is refused, never
     taken for a file name."""
@@ -227,7 +246,8 @@ def store_path(db: str) -> Path:
         raise ValidationError(f"is not a file name or a URL: {exc}", field="--db") from None
     if parts.scheme != "sqlite":
         raise ValidationError(f"{parts.scheme}:// stores are not supported; give a SQLite "
-                              "file name or a sqlite:///PATH URL", field="--db")
+                              "file name, a sqlite:///PATH URL or a postgresql:// URL",
+                              field="--db")
     if parts.netloc or not parts.path:
         raise ValidationError("a SQLite URL is sqlite:///relative/path or "
                               "sqlite:////absolute/path", field="--db")

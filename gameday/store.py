@@ -1,7 +1,10 @@
 """Persistence: incidents, their append-only timelines, runbook runs, action items.
 
 SQLite (the project's ``.gameday/gameday.db``, or ``--db`` / ``GAMEDAY_DB``), in WAL mode
-so a game day, ``gameday serve`` and a responder's CLI can share it. Events are never
+so a game day, ``gameday serve`` and a responder's CLI can share it; or PostgreSQL
+(``postgresql://...``), so several ``gameday serve`` replicas can. SQLAlchemy Core
+connects (SQL is written once, with ``?`` placeholders, in the dialect both share);
+Alembic keeps the schema (``gameday/migrations``). Events are never
 updated or deleted; the incident row is a projection kept in step with them.
 """
 
@@ -10,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,175 +29,16 @@ from gameday.events import Kind
 
 KINDS = frozenset(k.value for k in Kind)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS incidents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    title TEXT NOT NULL,
-    service TEXT,
-    scenario TEXT,
-    run_dir TEXT,
-    state TEXT NOT NULL,
-    severity TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    incident_id INTEGER NOT NULL REFERENCES incidents(id),
-    seq INTEGER NOT NULL,
-    at_utc TEXT NOT NULL,
-    at_monotonic_ns INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    data_json TEXT NOT NULL,
-    PRIMARY KEY (incident_id, seq)
-);
-CREATE TABLE IF NOT EXISTS action_items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    incident_id INTEGER NOT NULL REFERENCES incidents(id),
-    key TEXT NOT NULL,
-    title TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    due TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'open',
-    created_at TEXT NOT NULL,
-    UNIQUE (incident_id, key)
-);
-CREATE TABLE IF NOT EXISTS alert_instances (
-    key TEXT PRIMARY KEY,
-    incident_id INTEGER REFERENCES incidents(id),
-    alertname TEXT NOT NULL,
-    group_key TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    resolved_at TEXT
-);
-CREATE TABLE IF NOT EXISTS runbook_runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    incident_id INTEGER REFERENCES incidents(id),
-    runbook TEXT NOT NULL,
-    params_json TEXT NOT NULL,
-    check_mode INTEGER NOT NULL,
-    started_by TEXT NOT NULL,
-    status TEXT NOT NULL,
-    rc INTEGER,
-    created_at TEXT NOT NULL,
-    started_at TEXT,
-    finished_at TEXT,
-    owner TEXT
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_utc TEXT NOT NULL,
-    who TEXT NOT NULL,
-    action TEXT NOT NULL,
-    data_json TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS leases (
-    incident_id INTEGER PRIMARY KEY REFERENCES incidents(id),
-    run_dir TEXT NOT NULL,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    started INTEGER NOT NULL,
-    target TEXT NOT NULL,
-    undo_json TEXT NOT NULL,
-    heartbeat REAL NOT NULL,
-    state TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS schedules (
-    name TEXT PRIMARY KEY,
-    scenario TEXT NOT NULL,
-    spec_json TEXT NOT NULL,
-    paused INTEGER NOT NULL DEFAULT 0,
-    last_due TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS schedule_runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    schedule TEXT NOT NULL,
-    due_at TEXT NOT NULL,
-    claimed_at TEXT NOT NULL,
-    claimed_by TEXT NOT NULL,
-    target TEXT NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT,
-    incident_id INTEGER,
-    run_dir TEXT,
-    score REAL,
-    owner TEXT,
-    started_at TEXT,
-    finished_at TEXT,
-    summary_json TEXT,
-    UNIQUE (schedule, due_at)
-);
-CREATE TABLE IF NOT EXISTS drills (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    scenario TEXT NOT NULL,
-    game_master TEXT NOT NULL,
-    difficulty TEXT NOT NULL,
-    oncall TEXT,
-    state TEXT NOT NULL,
-    incident_id INTEGER REFERENCES incidents(id),
-    run_dir TEXT,
-    created_at TEXT NOT NULL
-);
--- The report's figures of one incident (incident_facts), derived from its events up to
--- event rowid ``upto``, kept in step lazily. ``facets``: what the incident was, as one
--- JSON array (kind, scenario, team, severities, runbook, containment, verdict, ...).
-CREATE TABLE IF NOT EXISTS incident_facts (
-    incident_id INTEGER PRIMARY KEY REFERENCES incidents(id),
-    upto INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    facets TEXT NOT NULL,
-    ttd REAL, tta REAL, tte REAL, ttfc REAL, ttm REAL, ttr REAL,
-    requests INTEGER, bad INTEGER, budget REAL, score INTEGER
-);
--- People of ``gameday serve`` and their access roles (``gameday user add``); tokens are
--- stored as their SHA-256, never as given.
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL,
-    token_sha256 TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    revoked_at TEXT
-);
-CREATE TABLE IF NOT EXISTS freeze (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    frozen INTEGER NOT NULL,
-    reason TEXT,
-    who TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
-BEGIN SELECT RAISE(ABORT, 'timelines are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
-BEGIN SELECT RAISE(ABORT, 'timelines are append-only'); END;
-"""
+# The schema lives in Alembic revisions (``gameday/migrations/versions``); this is the
+# newest. SQLite stores are brought to it when opened; PostgreSQL by ``gameday db upgrade``.
+HEAD = "0001"
 
 
-# Columns added after a table first shipped: a store made before gets them on open.
-ADDED_COLUMNS = {"runbook_runs": {"owner": "TEXT",
-                                  # four eyes: a destructive run waits until approve_by
-                                  # for someone other than its requester
-                                  "approve_by": "TEXT", "approved_by": "TEXT"},
-                 # gameday (a scenario's game day), incident (from an alert) or drill
-                 "incidents": {"kind": "TEXT"}}
-INDEXES = """
-CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, incident_id, at_monotonic_ns);
-CREATE INDEX IF NOT EXISTS incidents_created ON incidents (created_at);
-CREATE INDEX IF NOT EXISTS incidents_by_scenario ON incidents (scenario, id);
-CREATE INDEX IF NOT EXISTS incident_facts_version ON incident_facts (version, upto);
-CREATE INDEX IF NOT EXISTS action_items_by_incident
-    ON action_items (incident_id, status, owner, due, created_at);
-CREATE INDEX IF NOT EXISTS alert_instances_group ON alert_instances (group_key, incident_id);
-CREATE INDEX IF NOT EXISTS schedule_runs_by_schedule ON schedule_runs (schedule, id);
-CREATE INDEX IF NOT EXISTS runbook_runs_same ON runbook_runs (runbook, params_json, status);
-"""
+def _null_pool() -> Any:
+    """SQLite connections are this store's per thread; SQLAlchemy need not pool them."""
+    from sqlalchemy.pool import NullPool
+
+    return NullPool
 
 
 def params_key(params: dict[str, Any]) -> str:
@@ -205,11 +50,12 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def _inserted_id(cur: sqlite3.Cursor) -> int:
-    """The rowid of the row an INSERT just added (sqlite3 types it Optional)."""
-    if cur.lastrowid is None:
-        raise RuntimeError("INSERT did not report a row id")
-    return cur.lastrowid
+def _inserted_id(cur: Cursor) -> int:
+    """The id of the row an ``INSERT ... RETURNING id`` just added."""
+    row = cur.fetchone()
+    if row is None:
+        raise RuntimeError("INSERT did not return a row id")
+    return int(row[0])
 
 
 @dataclass(frozen=True)
@@ -227,52 +73,282 @@ class Event:
                 "kind": self.kind, "actor": self.actor, "data": self.data}
 
 
-def _schedule_run(row: sqlite3.Row) -> dict[str, Any]:
+def _schedule_run(row: Row) -> dict[str, Any]:
     data = dict(row)
     data["summary"] = json.loads(data.pop("summary_json") or "null")
     return data
 
 
+class Row:
+    """A result row read as sqlite3.Row is: by position, by column name, ``dict(row)``."""
+
+    __slots__ = ("_keys", "_values")
+
+    def __init__(self, keys: dict[str, int], values: tuple[Any, ...]) -> None:
+        self._keys, self._values = keys, values
+
+    def __getitem__(self, key: int | str | slice) -> Any:
+        return self._values[self._keys[key] if isinstance(key, str) else key]
+
+    def keys(self) -> list[str]:
+        return list(self._keys)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class Cursor:
+    """What ``Connection.execute`` returns: rows on demand, ``rowcount``."""
+
+    def __init__(self, result: Any) -> None:
+        self._result = result
+        self.rowcount: int = result.rowcount
+        self._keys = ({k: i for i, k in enumerate(result.keys())} if result.returns_rows
+                      else {})
+
+    def _row(self, raw: Any) -> Row:
+        return Row(self._keys, tuple(raw))
+
+    def fetchone(self) -> Any:  # Row | None
+        if not self._result.returns_rows:
+            return None
+        raw = self._result.fetchone()
+        return None if raw is None else self._row(raw)
+
+    def fetchall(self) -> list[Row]:
+        return list(self)
+
+    def __iter__(self) -> Iterator[Row]:
+        if not self._result.returns_rows:
+            return iter(())
+        return (self._row(raw) for raw in self._result)
+
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # :name, not a ::cast
+
+
+class Connection:
+    """One thread's connection to the store, through SQLAlchemy Core: SQL with ``?``
+    placeholders on either database (PostgreSQL's driver is handed ``%s``), the
+    driver's own exceptions (``store.integrity_errors`` names them)."""
+
+    def __init__(self, conn: Any, postgres: bool) -> None:
+        self._conn = conn
+        self._postgres = postgres
+        self._dbapi = conn.connection.dbapi_connection
+
+    row_factory: Any = None  # rows are always ``Row``s; sqlite3's knob, accepted
+
+    def _sql(self, sql: str) -> str:
+        if not self._postgres:
+            return sql
+        sql = sql.replace("%", "%%").replace("?", "%s")
+        return _NAMED.sub(r"%(\1)s", sql)
+
+    def execute(self, sql: str, args: Any = ()) -> Cursor:
+        from sqlalchemy.exc import DBAPIError
+
+        args = dict(args) if isinstance(args, Mapping) else tuple(args)
+        try:
+            return Cursor(self._conn.exec_driver_sql(self._sql(sql), args))
+        except DBAPIError as exc:
+            raise exc.orig from None  # type: ignore[misc]
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        from sqlalchemy.exc import DBAPIError
+
+        rows = [tuple(r) for r in rows]
+        if not rows:
+            return
+        try:
+            self._conn.exec_driver_sql(self._sql(sql), rows)
+        except DBAPIError as exc:
+            raise exc.orig from None  # type: ignore[misc]
+
+    def cursor(self) -> Connection:
+        return self
+
+    @property
+    def in_transaction(self) -> bool:
+        if self._postgres:
+            return int(self._dbapi.info.transaction_status) != 0  # 0: idle
+        return bool(self._dbapi.in_transaction)
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _engine_url(target: str) -> str:
+    """The SQLAlchemy URL of a store setting (a SQLite path, or a postgresql:// URL,
+    driven by psycopg 3)."""
+    if target.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + target.split("://", 1)[1]
+    return target
+
+
+def integrity_errors() -> tuple[type[Exception], ...]:
+    """The drivers' constraint-violation exceptions (both, whatever the store)."""
+    errors: list[type[Exception]] = [sqlite3.IntegrityError]
+    with contextlib.suppress(ImportError):
+        import psycopg
+
+        errors.append(psycopg.IntegrityError)
+    return tuple(errors)
+
+
+def _alembic_config(connection: Any) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(url: str) -> str:
+    """Bring the store at ``url`` to the newest schema (``gameday db upgrade``); returns
+    the revision it is at now."""
+    from alembic import command
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    engine_url = _engine_url(url) if "://" in url else f"sqlite:///{Path(url).resolve()}"
+    if engine_url.startswith("sqlite:///"):
+        Path(engine_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(engine_url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":  # one upgrader at a time
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242015)")
+            command.upgrade(_alembic_config(conn), "head")
+    except OperationalError as exc:
+        raise GamedayError(f"cannot reach the store at {_redacted(engine_url)}: "
+                           f"{str(exc.orig).strip()}") from None
+    finally:
+        engine.dispose()
+    return HEAD
+
+
 class Store:
     def __init__(self, path: str | os.PathLike[str] | None = None):
-        """Open (creating if needed) the store at ``path``, else the project's
-        (``settings``: ``--db``, ``GAMEDAY_DB``, ``gameday.toml``, ``.gameday/gameday.db``)."""
+        """Open the store at ``path``: a SQLite file (created and brought to the newest
+        schema if needed) or a ``postgresql://`` URL (whose schema ``gameday db upgrade``
+        keeps current); else the project's (``settings``: ``--db``, ``GAMEDAY_DB``,
+        ``gameday.toml``, ``.gameday/gameday.db``).
+
+        ``url``: the store as a child process is told it (``GAMEDAY_DB``). ``path``: the
+        SQLite file, or for PostgreSQL the URL as a ``Path`` (never a file)."""
         if path is None:
             from gameday.settings import current
 
-            path = current().db_path
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._db.executescript(SCHEMA)
-        self._add_columns()
-        self._db.executescript(INDEXES)
+            path = current().db
+        target = os.fspath(path)
+        self.postgres = target.startswith(("postgresql://", "postgresql+psycopg://",
+                                           "postgres://"))
+        if self.postgres:
+            self.url = target
+            self.path = Path(target)
+            engine_url = _engine_url(target)
+        else:
+            if target.startswith("sqlite:"):
+                from gameday.settings import store_path
 
-    def _add_columns(self) -> None:
-        for table, columns in ADDED_COLUMNS.items():
-            for column, kind in columns.items():
-                have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
-                if column in have:
-                    continue
-                try:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-                except sqlite3.OperationalError as exc:  # another process added it first
-                    if "duplicate column" not in str(exc):
-                        raise
+                target = str(store_path(target))
+            self.path = Path(target)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.url = str(self.path.resolve())
+            engine_url = f"sqlite:///{self.path.resolve()}"
+        self._local = threading.local()
+        self._integrity = integrity_errors()
+        from sqlalchemy import create_engine, event
+
+        if self.postgres:
+            self._engine = create_engine(engine_url, pool_size=2, max_overflow=30,
+                                         pool_pre_ping=True)
+        else:
+            self._engine = create_engine(engine_url, connect_args={"timeout": 30},
+                                         poolclass=_null_pool())
+
+            @event.listens_for(self._engine, "connect")
+            def _pragmas(dbapi: Any, _record: Any) -> None:
+                dbapi.isolation_level = None
+                dbapi.execute("PRAGMA journal_mode=WAL")
+                dbapi.execute("PRAGMA foreign_keys=ON")
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        try:
+            at = self._revision()
+        except GamedayError:
+            raise
+        if at == HEAD:
+            return
+        if self.postgres:
+            raise GamedayError(
+                f"the store at {_redacted(self.url)} has schema {at or 'none'}, this gameday "
+                f"needs {HEAD}: run `gameday db upgrade` (with the same --db / GAMEDAY_DB)")
+        self._upgrade_sqlite()
+
+    def _revision(self) -> str | None:
+        db = self._db
+        try:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        except Exception:  # no table yet: a new store, or one made before Alembic
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return None
+        return str(row[0]) if row else None
+
+    def _upgrade_sqlite(self) -> None:
+        """A SQLite store is brought to the newest schema when opened: under the write
+        lock, so two processes opening a new file do not both migrate it. A store made
+        before Alembic has the tables already; the first revision is idempotent."""
+        from alembic import command
+
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._revision_in_tx() != HEAD:
+                command.upgrade(_alembic_config(self._local.sa), "head")
+            if db.in_transaction:
+                db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _revision_in_tx(self) -> str | None:
+        db = self._db
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'"
+                      ).fetchone() is None:
+            return None
+        row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        return str(row[0]) if row else None
 
     @property
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
+    def _db(self) -> Connection:
+        db: Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
+            from sqlalchemy.exc import OperationalError
+
+            try:
+                sa = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            except OperationalError as exc:
+                raise GamedayError(f"cannot reach the store at {_redacted(self.url)}: "
+                                   f"{str(exc.orig).strip()}") from None
+            db = Connection(sa, self.postgres)
+            self._local.sa = sa
             self._local.db = db
         return db
 
     @contextmanager
-    def _tx(self, savepoint: bool = False) -> Iterator[sqlite3.Connection]:
+    def _tx(self, savepoint: bool = False) -> Iterator[Connection]:
         """A write transaction. Inside another, a store call joins it (an exception
         rolls back whatever encloses it), and ``transaction()`` is a savepoint: it
         commits with the outer one, or alone rolls back what it wrote."""
@@ -287,10 +363,10 @@ class Store:
             self._local.depth = depth + 1
             try:
                 yield db
-                db.execute(f"RELEASE {name}")
+                db.execute(f"RELEASE SAVEPOINT {name}")
             except BaseException:
-                db.execute(f"ROLLBACK TO {name}")
-                db.execute(f"RELEASE {name}")
+                db.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                db.execute(f"RELEASE SAVEPOINT {name}")
                 raise
             finally:
                 self._local.depth = depth
@@ -301,7 +377,7 @@ class Store:
             db.execute("ROLLBACK")
         self._local.depth = 1
         try:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
             yield db
             db.execute("COMMIT")
         except BaseException:
@@ -311,11 +387,11 @@ class Store:
         finally:
             self._local.depth = 0
 
-    def reader(self) -> sqlite3.Connection:
+    def reader(self) -> Connection:
         """This thread's connection, for read-only aggregates a module owns (insights)."""
         return self._db
 
-    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    def transaction(self) -> contextlib.AbstractContextManager[Connection]:
         """Many writes committed at once (one fsync); nested, a savepoint that rolls
         back alone. The intake commits a batch of notifications this way, each in its
         own savepoint."""
@@ -332,7 +408,7 @@ class Store:
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO incidents (title, service, scenario, run_dir, state, created_at,"
-                " updated_at, kind) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                " updated_at, kind) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
                 (title, service, scenario, run_dir, now, now, kind))
             return _inserted_id(cur)
 
@@ -386,13 +462,18 @@ class Store:
         mono = at_monotonic_ns if at_monotonic_ns is not None else time.monotonic_ns()
         utc = at_utc or utc_now()
         with self._tx() as db:
+            # On PostgreSQL the incident's row lock orders its appends: no gap, no
+            # duplicate seq (SQLite's BEGIN IMMEDIATE already takes the write lock).
+            if self.postgres and db.execute("SELECT id FROM incidents WHERE id = ? FOR UPDATE",
+                                            (incident_id,)).fetchone() is None:
+                raise NotFound(f"no incident {incident_id}")
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE incident_id = ?",
                              (incident_id,)).fetchone()[0]
             try:
                 db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
                            (incident_id, seq, utc, mono, kind, actor,
                             json.dumps(data, sort_keys=True, default=str)))
-            except sqlite3.IntegrityError:  # the incident's foreign key
+            except self._integrity:  # the incident's foreign key
                 raise NotFound(f"no incident {incident_id}") from None
             if incident_updates:
                 assert set(incident_updates) <= {"state", "severity"}, incident_updates
@@ -440,8 +521,8 @@ class Store:
         """Record an alert instance; False if it was seen before (a redelivery)."""
         with self._tx() as db:
             cur = db.execute(
-                "INSERT OR IGNORE INTO alert_instances (key, alertname, group_key, fingerprint,"
-                " received_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO alert_instances (key, alertname, group_key, fingerprint,"
+                " received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (key, alertname, group_key, fingerprint, utc_now()))
             return cur.rowcount == 1
 
@@ -505,7 +586,7 @@ class Store:
             cur = db.execute(
                 "INSERT INTO runbook_runs (incident_id, runbook, params_json, check_mode,"
                 " started_by, status, created_at, owner, approve_by)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (incident_id, runbook, params_key(params), int(check), started_by, status,
                  utc_now(), None if approve_by else owner, approve_by))
             return _inserted_id(cur)
@@ -540,7 +621,7 @@ class Store:
                 db.execute("INSERT INTO users (name, role, token_sha256, created_at,"
                            " created_by) VALUES (?, ?, ?, ?, ?)",
                            (name, role, token_sha256, utc_now(), created_by))
-            except sqlite3.IntegrityError:
+            except self._integrity:
                 raise GamedayError(f"there is already a user {name}") from None
 
     def user_by_token(self, token_sha256: str) -> dict[str, Any] | None:
@@ -612,7 +693,7 @@ class Store:
                            " updated_at) VALUES (?, ?, ?, ?, ?)",
                            (name, scenario, json.dumps(spec, sort_keys=True), created_at,
                             utc_now()))
-        except sqlite3.IntegrityError:
+        except self._integrity:
             raise GamedayError(f"a schedule named {name!r} exists (gameday schedule "
                                f"remove {name}, or pick another name)") from None
 
@@ -646,17 +727,18 @@ class Store:
         """Claim the game day ``name`` owes at ``due_at``: its id, or None when another
         process claimed it first. ``advance`` moves the schedule past ``due_at``."""
         with self._tx() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO schedule_runs (schedule, due_at, claimed_at, claimed_by,"
-                " target, status) VALUES (?, ?, ?, ?, ?, 'claimed')",
-                (name, due_at, utc_now(), by, target))
-            if cur.rowcount != 1:
+            row = db.execute(
+                "INSERT INTO schedule_runs (schedule, due_at, claimed_at, claimed_by,"
+                " target, status) VALUES (?, ?, ?, ?, ?, 'claimed') ON CONFLICT DO NOTHING"
+                " RETURNING id", (name, due_at, utc_now(), by, target)).fetchone()
+            if row is None:
                 return None
+            run_id = int(row[0])
             if advance:
                 db.execute("UPDATE schedules SET last_due = ?, updated_at = ? WHERE name = ?"
                            " AND (last_due IS NULL OR last_due < ?)",
                            (due_at, utc_now(), name, due_at))
-            return _inserted_id(cur)
+            return run_id
 
     def update_schedule_run(self, run_id: int, **fields: Any) -> None:
         allowed = {"status", "reason", "incident_id", "run_dir", "score", "owner",
@@ -692,7 +774,7 @@ class Store:
         with self._tx() as db:
             return _inserted_id(db.execute(
                 "INSERT INTO drills (scenario, game_master, difficulty, oncall, state,"
-                " created_at) VALUES (?, ?, ?, ?, 'starting', ?)",
+                " created_at) VALUES (?, ?, ?, ?, 'starting', ?) RETURNING id",
                 (scenario, game_master, difficulty, oncall, utc_now())))
 
     def drill(self, drill_id: int) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from gameday.errors import ValidationError
-from gameday.settings import BUILTIN_RUNBOOKS, Settings, store_path
+from gameday.settings import BUILTIN_RUNBOOKS, Settings, store_path, store_target
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def project(tmp_path: Path, text: str = "") -> Path:
@@ -51,7 +53,7 @@ def test_flag_beats_environment_beats_file(tmp_path):
     ("[paths]\nrunbok = 'x'\n", "paths.runbok"),
     ("[colour]\nx = 'y'\n", "colour"),
     ("[paths]\nruns = 3\n", "paths.runs"),
-    ("[store]\ndb = 'postgresql://db/gameday'\n", "--db"),
+    ("[store]\ndb = 'mysql://db/gameday'\n", "--db"),
 ])
 def test_bad_project_files_name_file_and_field(tmp_path, text, field):
     root = project(tmp_path, text)
@@ -74,11 +76,18 @@ def test_store_urls(url, path):
     assert store_path(url) == Path(path)
 
 
-@pytest.mark.parametrize("url", ["postgresql://u@h/db", "mysql://h/db", "sqlite://host/x",
-                                 "", "sqlite://"])
+@pytest.mark.parametrize("url", ["mysql://h/db", "sqlite://host/x", "", "sqlite://",
+                                 "postgresql://h", "postgresql://h:port/db"])
 def test_store_urls_that_are_not_ours_are_refused_not_taken_for_files(url):
-    with pytest.raises(ValidationError):
-        store_path(url)
+    with pytest.raises(ValidationError) as err:
+        store_target(url)
+    assert err.value.field == "--db"
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@h/db", "postgresql+psycopg://u:p@h:5433/g"])
+def test_postgresql_urls_name_a_store(url):
+    assert store_target(url) == url
+    assert Settings.load(cwd=ROOT, environ={"GAMEDAY_DB": url}).db == url
 
 
 def test_cli_refuses_a_database_url_it_does_not_understand(tmp_path):
@@ -86,9 +95,21 @@ def test_cli_refuses_a_database_url_it_does_not_understand(tmp_path):
 
     from gameday.cli import cli
 
-    result = CliRunner().invoke(cli, ["--db", "postgresql://u@127.0.0.1/g", "incident", "list"])
+    result = CliRunner().invoke(cli, ["--db", "mysql://u@127.0.0.1/g", "incident", "list"])
     assert result.exit_code == 2
-    assert "postgresql:// stores are not supported" in result.output
+    assert "--db" in result.output
+
+
+def test_an_unreachable_postgresql_is_a_clear_error_not_a_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from gameday.cli import cli
+
+    result = CliRunner().invoke(cli, ["--db", "postgresql://u@127.0.0.1:1/g", "incident",
+                                      "list"])
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the store at postgresql" in result.output
+    assert "Traceback" not in result.output
     assert not (Path.cwd() / "postgresql:").exists()
 
 

@@ -28,7 +28,7 @@ class State:
         if self._store is None:
             from gameday.store import Store
 
-            self._store = Store(self.settings.db_path)
+            self._store = Store(self.settings.db)
         return self._store
 
 

@@ -71,7 +71,7 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     # Runbooks drive the project's sandbox and record into the same store, from
     # whatever directory ansible-runner gives them.
     env = {"GAMEDAY_SANDBOX": str(state.settings.sandbox_dir),
-           "GAMEDAY_DB": str(state.store.path.resolve())}
+           "GAMEDAY_DB": state.store.url}
     from gameday.recovery import recover
 
     recover(state.store, say=click.echo)  # game days that crashed while nobody watched

@@ -271,6 +271,7 @@ def experiment_run(state: State, file: Path, run_dir: Path | None) -> None:
 
 
 from gameday.commands.cluster import cluster  # noqa: E402
+from gameday.commands.db import db  # noqa: E402
 from gameday.commands.drill import drill  # noqa: E402
 from gameday.commands.incident import incident  # noqa: E402
 from gameday.commands.learning import actions, review, score  # noqa: E402
@@ -283,5 +284,5 @@ from gameday.commands.serve import serve  # noqa: E402
 from gameday.commands.user import user  # noqa: E402
 
 for command in (sandbox, incident, runbook, score, review, actions, report, serve, cluster, schema,
-                schedule, freeze, drill, user):
+                schedule, freeze, drill, user, db):
     cli.add_command(command)

@@ -265,6 +265,8 @@ class Store:
             self.url = str(self.path.resolve())
             engine_url = f"sqlite:///{self.path.resolve()}"
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[Any] = []
         self._integrity = integrity_errors()
         from sqlalchemy import create_engine, event
 
@@ -283,13 +285,11 @@ class Store:
         self._check_schema()
 
     def _check_schema(self) -> None:
-        try:
-            at = self._revision()
-        except GamedayError:
-            raise
+        at = self._revision()
         if at == HEAD:
             return
         if self.postgres:
+            self.close()
             raise GamedayError(
                 f"the store at {_redacted(self.url)} has schema {at or 'none'}, this gameday "
                 f"needs {HEAD}: run `gameday db upgrade` (with the same --db / GAMEDAY_DB)")
@@ -345,7 +345,19 @@ class Store:
             db = Connection(sa, self.postgres)
             self._local.sa = sa
             self._local.db = db
+            with self._lock:
+                self._open.append(sa)
         return db
+
+    def close(self) -> None:
+        """Close every thread's connection (a store used after opens new ones)."""
+        with self._lock:
+            open_, self._open = self._open, []
+        for sa in open_:
+            with contextlib.suppress(Exception):
+                sa.close()
+        self._local = threading.local()
+        self._engine.dispose()
 
     @contextmanager
     def _tx(self, savepoint: bool = False) -> Iterator[Connection]:
@@ -794,14 +806,14 @@ class Store:
 
     def set_freeze(self, frozen: bool, reason: str | None, who: str) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO freeze (id, frozen, reason, who, at) VALUES (1, ?, ?, ?, ?)"
+            db.execute("INSERT INTO \"freeze\" (id, frozen, reason, who, at) VALUES (1, ?, ?, ?, ?)"
                        " ON CONFLICT (id) DO UPDATE SET frozen = excluded.frozen,"
                        " reason = excluded.reason, who = excluded.who, at = excluded.at",
                        (int(frozen), reason, who, utc_now()))
 
     def freeze(self) -> dict[str, Any] | None:
         """The safety lever, when it is on: who pulled it, when and why."""
-        row = self._db.execute("SELECT * FROM freeze WHERE id = 1 AND frozen = 1").fetchone()
+        row = self._db.execute("SELECT * FROM \"freeze\" WHERE id = 1 AND frozen = 1").fetchone()
         return dict(row) if row else None
 
     def open_alert_incidents(self, service: str) -> list[dict[str, Any]]:

@@ -39,6 +39,32 @@ def store(tmp_path: Path):
     return Store(tmp_path / "gameday.db")
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (``tests/pg.py``); skips without one."""
+    import pg
+
+    if not pg.available():
+        pytest.skip(f"no PostgreSQL in {pg.BIN} (scripts/system-deps installs it)")
+    server = pg.Postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request, tmp_path: Path):
+    """The store on each database it runs on: a SQLite file, and a fresh PostgreSQL
+    database on the session's server."""
+    from gameday.store import Store
+
+    if request.param == "sqlite":
+        store = Store(tmp_path / "gameday.db")
+    else:
+        store = Store(request.getfixturevalue("postgres").database())
+    yield store
+    store.close()
+
+
 @pytest.fixture
 def scenario():
     from gameday.scenario import load_scenario

@@ -151,7 +151,7 @@ CREATE TABLE IF NOT EXISTS users (
     created_by TEXT NOT NULL,
     revoked_at TEXT
 );
-CREATE TABLE IF NOT EXISTS freeze (
+CREATE TABLE IF NOT EXISTS "freeze" (  -- FREEZE is a keyword in PostgreSQL
     id INTEGER PRIMARY KEY CHECK (id = 1),
     frozen INTEGER NOT NULL,
     reason TEXT,

@@ -92,3 +92,26 @@ def test_two_replicas_on_one_postgresql_start_one_run(tmp_path, postgres):
             log.close()
         for n in range(2):
             print((tmp_path / f"serve{n}.log").read_text()[-3000:])
+
+
+def test_a_game_day_on_postgresql_works_as_on_sqlite(tmp_path, postgres):
+    url = postgres.database()
+    # the runbook's own ``gameday`` commands must import this checkout's package too
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "GAMEDAY_DB": url, "GAMEDAY_RUNS": str(tmp_path / "runs"),
+           "PYTHONPATH": path}
+    done = subprocess.run([sys.executable, "-m", "gameday", "run",
+                           "scenarios/checkout-replica-crash.yaml", "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["status"] == "resolved" and result["verdict"]["status"] == "passed"
+    assert result["metrics"]["runbook_status"] == "successful"
+    store = Store(url)
+    try:
+        assert store.incident(result["incident_id"])["state"] == "resolved"
+        assert store.running_leases() == []
+        (run,) = store.runs(incident_id=result["incident_id"])
+        assert run["status"] == "successful"
+    finally:
+        store.close()

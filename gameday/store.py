@@ -400,7 +400,13 @@ class Store:
             self._local.depth = 0
 
     def reader(self) -> Connection:
-        """This thread's connection, for read-only aggregates a module owns (insights)."""
+        """This thread's connection, for read-only aggregates a module owns (insights).
+        Their SQL is SQLite's (bare columns beside MIN/MAX, ``json_extract``, rowids):
+        on PostgreSQL the report is refused with a clear error until it is ported."""
+        if self.postgres:
+            raise GamedayError("the report (gameday report, /insights, /metrics, runbook "
+                               "freshness) needs a SQLite store for now; it does not run "
+                               "on PostgreSQL yet")
         return self._db
 
     def transaction(self) -> contextlib.AbstractContextManager[Connection]:

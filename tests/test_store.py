@@ -184,3 +184,12 @@ def test_a_sqlite_store_made_before_alembic_is_upgraded_when_opened(tmp_path):
     assert store.reader().execute("SELECT version_num FROM alembic_version").fetchone()[0] == HEAD
     Store(path).close()  # and opens again as it is
     store.close()
+
+
+def test_the_report_on_postgresql_is_refused_clearly_for_now(postgres):
+    from click.testing import CliRunner
+
+    from gameday.cli import cli
+
+    out = CliRunner().invoke(cli, ["--db", postgres.database(), "report"])
+    assert out.exit_code == 1 and "needs a SQLite store" in out.output, out.output

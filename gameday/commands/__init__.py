@@ -29,6 +29,9 @@ class State:
             from gameday.store import Store
 
             self._store = Store(self.settings.db)
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None:  # its connections close with the command
+                ctx.find_root().call_on_close(self._store.close)
         return self._store
 
 

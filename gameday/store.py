@@ -172,7 +172,15 @@ class Connection:
         return self
 
     @property
+    def invalidated(self) -> bool:
+        """SQLAlchemy dropped the driver's connection: a signal (KeyboardInterrupt, our
+        ``Terminated``) landed inside a statement. What it held is rolled back."""
+        return bool(self._conn.invalidated or self._conn.closed)
+
+    @property
     def in_transaction(self) -> bool:
+        if self.invalidated:
+            return False
         if self._postgres:
             return int(self._dbapi.info.transaction_status) != 0  # 0: idle
         return bool(self._dbapi.in_transaction)
@@ -334,6 +342,10 @@ class Store:
     @property
     def _db(self) -> Connection:
         db: Connection | None = getattr(self._local, "db", None)
+        if db is not None and db.invalidated:  # a signal landed mid-statement: start over
+            with contextlib.suppress(Exception):
+                self._local.sa.close()
+            db = None
         if db is None:
             from sqlalchemy.exc import OperationalError
 

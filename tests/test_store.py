@@ -193,3 +193,23 @@ def test_the_report_on_postgresql_is_refused_clearly_for_now(postgres):
 
     out = CliRunner().invoke(cli, ["--db", postgres.database(), "report"])
     assert out.exit_code == 1 and "needs a SQLite store" in out.output, out.output
+
+
+def test_a_signal_inside_a_statement_leaves_the_store_usable(any_store: Store):
+    """SQLAlchemy drops a connection a KeyboardInterrupt (or our Terminated) lands in;
+    the store opens another, and what the interrupted write held is rolled back."""
+    from sqlalchemy import event
+
+    i = any_store.create_incident("x")
+    fired = []
+
+    def interrupt(*_args: object, **_kwargs: object) -> None:
+        if not fired:
+            fired.append(True)
+            raise KeyboardInterrupt
+
+    event.listen(any_store._engine, "before_cursor_execute", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        any_store.append(i, FIRED, "x", {})
+    event.remove(any_store._engine, "before_cursor_execute", interrupt)
+    assert any_store.append(i, FIRED, "x", {}).seq == 1

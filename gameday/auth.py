@@ -184,9 +184,5 @@ class Auth:
             return None
         return user, kind == "personal"
 
-    def session_user(self, cookie: str) -> str | None:
-        found = self.session(cookie)
-        return found[0] if found else None
-
     def csrf_token(self, cookie: str) -> str:
         return self._sign("csrf|" + cookie)

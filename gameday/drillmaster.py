@@ -20,7 +20,8 @@ from gameday import events
 from gameday.drill import Clock, DrillSpec, answered, due_injects, scorecards
 from gameday.errors import GamedayError, NotFound, ValidationError
 from gameday.events import Kind
-from gameday.incident import TERMINAL_STATES, Incident
+from gameday.incident import TERMINAL_STATES, Incident, held_roles
+from gameday.routing import Route
 from gameday.scenario import Scenario, load_scenario
 from gameday.settings import Settings
 from gameday.store import Store
@@ -111,6 +112,7 @@ class Drill:
         if not row["incident_id"]:
             raise GamedayError(f"drill {self.id} has not started ({row['state']})")
         self.incident = Incident(store, row["incident_id"])
+        self._route: Route | None = None
 
     @classmethod
     def load(cls, store: Store, settings: Settings, drill_id: int) -> Drill:
@@ -237,7 +239,9 @@ class Drill:
                  for e in timeline if e.kind == Kind.PAGE_SENT]
         fired = {e.data.get("name") for e in timeline if e.kind == Kind.DRILL_INJECT}
         taken = sum(1 for e in timeline if e.kind == Kind.DRILL_HINT)
-        route = moves.linked(self.incident)
+        if self._route is None:  # the alert fires once: route it once, not every poll
+            self._route = moves.linked(self.incident, timeline)
+        route = self._route
         new = [e for e in events.in_time_order(timeline) if e["seq"] > after_seq]
         samples, next_offset = self.sli_samples(row["run_dir"], sli_offset, t0)
         return {
@@ -245,11 +249,10 @@ class Drill:
                                           "game_master", "oncall")},
             "incident": {k: inc.get(k) for k in ("id", "title", "state", "severity",
                                                  "service")},
-            "roles": self.incident.roles(),
-            "people": sorted({e.data["person"] for e in timeline
-                              if e.kind in (Kind.ROLE_ASSIGNED, Kind.PAGE_SENT)}),
+            "roles": held_roles(timeline),
             "clock": {"seconds": clock.at(time.monotonic_ns()), "paused": clock.paused},
-            "over": self.ended or inc["state"] in TERMINAL_STATES,
+            "over": (any(e.kind == Kind.DRILL_ENDED for e in timeline)
+                     or inc["state"] in TERMINAL_STATES),
             "pages": pages,
             "injects": answered(self.spec, timeline),
             "injects_left": [i.name for i in self.spec.injects if i.name not in fired],

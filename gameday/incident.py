@@ -77,11 +77,7 @@ class Incident:
         return events.in_time_order(self.events())
 
     def roles(self) -> dict[str, str]:
-        held: dict[str, str] = {}
-        for e in self.events():
-            if e.kind == Kind.ROLE_ASSIGNED:
-                held[e.data["role"]] = e.data["person"]
-        return held
+        return held_roles(self.events())
 
     def record(self, entry: Entry, actor: str, *, at_ns: int | None = None,
                at_utc: str | None = None) -> Event:
@@ -168,3 +164,12 @@ class Incident:
         incident show --json`` prints and ``/api/v1/incidents/ID`` returns."""
         row = self.row
         return {**row, "roles": self.roles(), "timeline": self.timeline()}
+
+
+def held_roles(timeline: list[Event]) -> dict[str, str]:
+    """Who holds each role after ``timeline``: the last assignment wins."""
+    held: dict[str, str] = {}
+    for e in timeline:
+        if e.kind == Kind.ROLE_ASSIGNED:
+            held[e.data["role"]] = e.data["person"]
+    return held

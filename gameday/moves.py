@@ -157,9 +157,11 @@ def add_note(inc: Incident, who: str, body: Any) -> tuple[Event, list[dict[str, 
 
 
 # -- what a responder needs at hand ----------------------------------------------------------
-def linked(inc: Incident) -> Route | None:
-    """The runbook the incident's alert links to, parameters filled in from its labels."""
-    fired = next((e for e in inc.events() if e.kind == Kind.ALERT_FIRED), None)
+def linked(inc: Incident, timeline: list[Event] | None = None) -> Route | None:
+    """The runbook the incident's alert links to, parameters filled in from its labels
+    (``timeline``: the incident's events, when the caller has read them already)."""
+    fired = next((e for e in (inc.events() if timeline is None else timeline)
+                  if e.kind == Kind.ALERT_FIRED), None)
     if fired is None:
         return None
     return route(fired.data.get("alertname", ""), fired.data.get("labels") or {},

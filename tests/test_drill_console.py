@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,8 +14,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from serving import wait_until_serving
 
 from gameday.drill import scorecards
+from gameday.sandbox.supervisor import free_port
 from gameday.scenario import load_scenario
 from gameday.store import Store
 
@@ -62,9 +63,7 @@ def test_three_people_run_a_drill_in_chromium(tmp_path):
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     db = tmp_path / "g.db"
     env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(db),
@@ -76,14 +75,7 @@ def test_three_people_run_a_drill_in_chromium(tmp_path):
     drivers: dict[str, object] = {}
     drill_id = None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "gameday serve did not start"
-                time.sleep(0.2)
+        wait_until_serving(base)
         # The game master starts the drill from the terminal and shares the join link.
         started = json.loads(subprocess.run(
             [sys.executable, "-m", "gameday", "drill", "start", SCENARIO, "--json",

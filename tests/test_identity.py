@@ -243,16 +243,17 @@ def test_a_session_keeps_the_rights_it_was_signed_in_with(people, tmp_path):
 
 def test_a_forwarded_for_header_does_not_make_a_stranger_the_proxy(people, tmp_path):
     import os
-    import socket
     import subprocess
     import sys
     import urllib.error
     import urllib.request
 
+    from serving import wait_until_serving
+
+    from gameday.sandbox.supervisor import free_port
+
     store, _ = people
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(store.path)}
     serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
                               "--no-scheduler", "--data-dir", str(tmp_path / "data"),
@@ -261,14 +262,7 @@ def test_a_forwarded_for_header_does_not_make_a_stranger_the_proxy(people, tmp_p
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "gameday serve did not start"
-                time.sleep(0.2)
+        wait_until_serving(base)
         request = urllib.request.Request(base + "/api/v1/incidents/1", headers={
             "X-Forwarded-User": "cleo", "X-Forwarded-For": "10.1.2.3"})
         with pytest.raises(urllib.error.HTTPError) as refused:

@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from gameday import cronjob
 from gameday.cli import cli
 from gameday.commands.serve import serve
 from gameday.errors import GamedayError
+from gameday.sandbox.supervisor import free_port
 from gameday.scenario import load_scenario
 from gameday.settings import Settings
 
@@ -283,10 +283,6 @@ def test_the_build_is_namespaced_pinned_and_configured():
 
 
 # -- the container, run here as the pod runs it --------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tree(directory: Path, skip: Path) -> dict[str, tuple[int, int]]:

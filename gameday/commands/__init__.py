@@ -82,9 +82,10 @@ def person(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     inner spaces, . ' @ -; at most 64), else a usage error (exit 2)."""
     if value is None:
         return value
-    from gameday.spec import PERSON
+    from gameday.errors import ValidationError
+    from gameday.moves import person as checked
 
-    if not PERSON.fullmatch(value):
-        raise click.BadParameter(f"{value[:80]!r} is not a person's name (letters, digits, "
-                                 "inner spaces, . ' @ -; at most 64)")
-    return value
+    try:
+        return checked(value)
+    except ValidationError as exc:
+        raise click.BadParameter(exc.message) from None

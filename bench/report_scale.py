@@ -20,7 +20,10 @@ more report, which derives those again (a report after a busy day).
 
     .venv/bin/python bench/report_scale.py [--incidents 100000] [--events 2000000]
         [--db /tmp/gameday-report-scale.db] [--rebuild] [--repeat 5] [--since 30d]
-        [--touch 1000]
+        [--touch 1000] [--postgres]
+
+``--postgres`` builds the same store in a throwaway PostgreSQL server (Debian's, as
+the tests start it: ``tests/pg.py``) and times the same report over it.
 """
 
 from __future__ import annotations
@@ -135,7 +138,7 @@ def alert_events(rng: random.Random, service: str, team: str) -> list[tuple]:
     return out
 
 
-def build(path: Path, incidents: int, events: int, seed: int = 7) -> None:
+def build(path: Path | str, incidents: int, events: int, seed: int = 7) -> None:
     rng = random.Random(seed)
     store = Store(path)
     db = insights.connection(store)
@@ -208,8 +211,26 @@ def main() -> None:
     parser.add_argument("--since", help="also time a windowed report (30d, say)")
     parser.add_argument("--touch", type=int, default=0, metavar="N",
                         help="then add an event to N incidents and time one more report")
+    parser.add_argument("--postgres", action="store_true",
+                        help="build and report in a throwaway PostgreSQL server instead")
     args = parser.parse_args()
 
+    if args.postgres:
+        sys.path.insert(0, str(ROOT / "tests"))
+        import pg
+
+        server = pg.Postgres()
+        try:
+            args.db = server.database()
+            print(f"building {args.incidents} incidents, {args.events} events in "
+                  "PostgreSQL", file=sys.stderr)
+            t = time.perf_counter()
+            build(args.db, args.incidents, args.events)
+            print(f"built in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+            report(args)
+        finally:
+            server.stop()
+        return
     if args.rebuild or not args.db.exists():
         for suffix in ("", "-wal", "-shm"):
             Path(f"{args.db}{suffix}").unlink(missing_ok=True)
@@ -218,7 +239,10 @@ def main() -> None:
               file=sys.stderr)
         build(args.db, args.incidents, args.events)
         print(f"built in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    report(args)
 
+
+def report(args: argparse.Namespace) -> None:
     from gameday.alerting import rule_files
     from gameday.runbook import discover
     from gameday.settings import current
@@ -247,7 +271,8 @@ def main() -> None:
               f"all time, after new events on {args.touch} incidents")
 
 
-def timed(path: Path, scope: insights.Scope, runbooks: list, rules: list, label: str) -> float:
+def timed(path: Path | str, scope: insights.Scope, runbooks: list, rules: list,
+          label: str) -> float:
     """One report as ``gameday report --json`` builds it; prints its stages."""
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -269,7 +294,7 @@ def timed(path: Path, scope: insights.Scope, runbooks: list, rules: list, label:
     return total
 
 
-def touch(path: Path, incidents: int, seed: int = 11) -> None:
+def touch(path: Path | str, incidents: int, seed: int = 11) -> None:
     """A note on ``incidents`` random incidents: what a busy day adds between reports."""
     rng = random.Random(seed)
     db = insights.connection(Store(path))

@@ -8,6 +8,8 @@
     ├── NotFound                 exit 1: an incident, run, runbook or service that is not there
     ├── SandboxError             exit 1: the embedded sandbox could not do what was asked
     ├── RunbookError             exit 1: a runbook could not be started
+    ├── StoreUnavailable         exit 1: the store cannot be reached, or lost its connection
+    │                            (``gameday serve`` answers 503 with Retry-After)
     └── Frozen                   exit 4: game days are frozen (``gameday freeze on``)
 
 Stages raise these; only ``cli`` turns them into Click exceptions.
@@ -40,6 +42,10 @@ class SandboxError(GamedayError):
 
 
 class RunbookError(GamedayError):
+    pass
+
+
+class StoreUnavailable(GamedayError):
     pass
 
 

@@ -4,22 +4,26 @@ aggregates and kept in the store's ``incident_facts`` table.
 
 **Derived in SQL.** One aggregate per event kind over the ``events_by_kind`` index
 gives every incident's first moment of that kind (the scorecard reads first moments,
-in time order) and, through SQLite's min/max rule for bare columns, what the
-scorecard takes from that event's payload. ``_contained_by`` is the scorecard's rule
-on those moments; ``tests/test_insights.py`` holds every derived row equal to
-``scoring.compute_metrics`` over the same timeline. A game day's verdict is its last
-``gameday.verdict`` event (``verdict.record``), ``interrupted`` for one cut short.
+in time order) and what the scorecard takes from that event's payload (SQLite's
+min/max rule for bare columns; ``DISTINCT ON`` on PostgreSQL). ``_contained_by`` is
+the scorecard's rule on those moments; ``tests/test_insights.py`` holds every derived
+row equal to ``scoring.compute_metrics`` over the same timeline, on both databases.
+A game day's verdict is its last ``gameday.verdict`` event (``verdict.record``),
+``interrupted`` for one cut short.
 
-**Kept in ``incident_facts``.** Events are append-only and their rowids only grow, so
-``refresh`` re-derives exactly the incidents with an event past the highest rowid it
-has seen (``upto``), the incidents it has no row for, and rows another ``VERSION``
-wrote: a report over 100,000 incidents reads their fact rows, not their 2,000,000
-events. The times are columns; everything else that says what the incident was
-(kind, scenario, team, severities, runbook, containment, verdict: ``FACETS``) is one
-JSON array, ``facets``, the same text for incidents alike, so the report decodes a few
-hundred distinct facets instead of a hundred thousand rows (``table``). A game day's
-score is kept with the fingerprint of the targets it was scored against and scored
-again, and kept again, when its scenario's targets change.
+**Kept in ``incident_facts``.** Events are append-only and every one raises its
+incident's ``last_seq`` in the same transaction (a trigger), so ``refresh`` re-derives
+exactly the incidents whose ``last_seq`` is past the one their row was derived up to
+(``upto``, read in the deriving statement), the incidents it has no row for, and rows
+another ``VERSION`` wrote. Commit order does not matter, so this holds on PostgreSQL
+too, where concurrent writers commit out of id order. A report over 100,000
+incidents reads their fact rows, not their 2,000,000 events. The times are columns;
+everything else that says what the incident was (kind, scenario, team, severities,
+runbook, containment, verdict: ``FACETS``) is one JSON array, ``facets``, the same
+text for incidents alike, so the report decodes a few hundred distinct facets
+instead of a hundred thousand rows (``table``). A game day's score is kept with the
+fingerprint of the targets it was scored against and scored again, and kept again,
+when its scenario's targets change.
 
 Two ways to read them: ``table`` (column by column, what the report computes with)
 and ``load`` (one ``Fact`` per incident, for the few readers that want rows).
@@ -46,7 +50,7 @@ from gameday.store import Connection, Row, Store
 GAMEDAY, DRILL, INCIDENT = "gameday", "drill", "incident"
 KINDS = (GAMEDAY, DRILL, INCIDENT)
 GROUND_TRUTH = (GAMEDAY, DRILL)  # a fault was injected: timed from it, scored
-VERSION = 4  # of the derivation; a row kept by another is derived again
+VERSION = 5  # of the derivation; a row kept by another is derived again
 METRICS = ("TTD", "TTA", "TTE", "TTFC", "TTM", "TTR")
 
 
@@ -172,25 +176,50 @@ _FIRST: dict[str, tuple[Kind, dict[str, str]]] = {
 }
 
 
-def derive_sql(where: str, *, dense: bool = True) -> str:
+def json_value(path: str, *, postgres: bool, cast: str | None = None) -> str:
+    """SQL for the value at ``path`` (``$.labels.team``) of an event's ``data_json``:
+    SQLite's ``json_extract``; PostgreSQL's ``#>>`` (text, ``cast`` to a number)."""
+    if not postgres:
+        return f"json_extract(data_json, '{path}')"
+    value = f"(data_json::jsonb #>> '{{{','.join(path.removeprefix('$.').split('.'))}}}')"
+    return f"{value}::{cast}" if cast else value
+
+
+_NUMBERS = {"requests": "bigint", "bad": "bigint"}  # the rest are text
+
+
+def derive_sql(where: str, *, dense: bool = True, postgres: bool = False) -> str:
     """Every incident matching ``where`` (over ``incidents i``) with its first moments.
     Each kind's aggregate reads ``events_by_kind``: one range, from the lowest incident
     selected to the highest, when they are ``dense`` (most ids in between selected);
-    one probe per incident selected otherwise (a few incidents far apart)."""
-    ctes = [f"sel AS (SELECT {ROW}, i.kind AS stored_kind, {kind_sql()} AS kind"
-            f" FROM incidents i WHERE {where})",
+    one probe per incident selected otherwise (a few incidents far apart).
+
+    What a moment takes from its event's payload comes from that event: SQLite's
+    bare columns beside MIN/MAX; PostgreSQL's ``DISTINCT ON``, ordered the same way
+    (``seq`` breaks a tie, as the scorecard reads the timeline in order)."""
+    ctes = [f"sel AS (SELECT {ROW}, i.kind AS stored_kind, {kind_sql()} AS kind,"
+            f" i.last_seq AS upto FROM incidents i WHERE {where})",
             "lo AS (SELECT COALESCE(MIN(id), 0) AS id, COALESCE(MAX(id), 0) AS hi FROM sel)"]
     columns, joins = [], []
     bounded = ("incident_id BETWEEN (SELECT id FROM lo) AND (SELECT hi FROM lo)" if dense
                else "incident_id IN (SELECT id FROM sel)")
 
+    def extract(path: str, name: str | None = None) -> str:
+        return json_value(path, postgres=postgres, cast=_NUMBERS.get(name or ""))
+
     def moment(alias: str, kind: str, extra: dict[str, str], also: str = "",
                which: str = "MIN") -> None:
-        bare = "".join(f", json_extract(data_json, '{path}') AS {name}"
-                       for name, path in extra.items())
-        ctes.append(f"{alias} AS (SELECT incident_id AS id, {which}(at_monotonic_ns) AS t"
-                    f"{bare} FROM events WHERE kind = '{kind}' AND {bounded}{also}"
-                    " GROUP BY incident_id)")
+        taken = "".join(f", {extract(path, name)} AS {name}" for name, path in extra.items())
+        if postgres:
+            order = "" if which == "MIN" else " DESC"
+            ctes.append(f"{alias} AS (SELECT DISTINCT ON (incident_id) incident_id AS id,"
+                        f" at_monotonic_ns AS t{taken} FROM events WHERE kind = '{kind}'"
+                        f" AND {bounded}{also} ORDER BY incident_id, at_monotonic_ns{order},"
+                        f" seq{order})")
+        else:
+            ctes.append(f"{alias} AS (SELECT incident_id AS id, {which}(at_monotonic_ns) AS t"
+                        f"{taken} FROM events WHERE kind = '{kind}' AND {bounded}{also}"
+                        " GROUP BY incident_id)")
         columns.extend([f"{alias}.t AS {alias}_t"] + [f"{alias}.{n}" for n in extra])
         joins.append(f"LEFT JOIN {alias} ON {alias}.id = sel.id")
 
@@ -198,15 +227,15 @@ def derive_sql(where: str, *, dense: bool = True) -> str:
         moment(alias, kind.value, extra)
     # The IC engaged: the first incident_commander role.
     moment("ic", Kind.ROLE_ASSIGNED.value, {},
-           " AND json_extract(data_json, '$.role') = 'incident_commander'")
+           f" AND {extract('$.role')} = 'incident_commander'")
     # The verdict: the last one recorded; an interrupted game day records none.
     moment("verdict", Kind.GAMEDAY_VERDICT.value,
            {"verdict": "$.status", "verdict_failed": "$.failed"}, which="MAX")
     moment("interrupted", Kind.GAMEDAY_INTERRUPTED.value, {})
     # The worst measured severity after the declaration's: 'SEV-1' sorts first.
-    ctes.append("changed AS (SELECT incident_id AS id, MIN(json_extract(data_json,"
-                " '$.measured_severity')) AS measured1 FROM events WHERE kind ="
-                f" '{Kind.SEVERITY_CHANGED.value}' AND {bounded} GROUP BY incident_id)")
+    ctes.append(f"changed AS (SELECT incident_id AS id, MIN({extract('$.measured_severity')})"
+                f" AS measured1 FROM events WHERE kind = '{Kind.SEVERITY_CHANGED.value}'"
+                f" AND {bounded} GROUP BY incident_id)")
     columns.append("changed.measured1")
     joins.append("LEFT JOIN changed ON changed.id = sel.id")
     return (f"WITH {', '.join(ctes)} SELECT sel.*, {', '.join(columns)}"
@@ -324,9 +353,10 @@ def _failed_checks(text: str | None) -> tuple[str, ...]:
 
 
 def derive(db: Connection, where: str, targets: AnyTargets, *,
-           dense: bool = True) -> list[Fact]:
+           dense: bool = True) -> list[tuple[Fact, int]]:
+    """Each incident matching ``where``, and the last ``seq`` it was derived up to."""
     out = []
-    for r in db.execute(derive_sql(where, dense=dense)):
+    for r in db.execute(derive_sql(where, dense=dense, postgres=db.postgres)):
         mitigated = r["mitigated_t"] is not None
         f = Fact(
             id=r["id"], scenario=r["scenario"], service=r["service"], state=r["state"],
@@ -345,7 +375,7 @@ def derive(db: Connection, where: str, targets: AnyTargets, *,
             verdict_failed=_failed_checks(r["verdict_failed"]),
             requests=r["requests"] if mitigated else None,
             bad=r["bad"] if mitigated else None, budget=None, score=None, targets_key=None)
-        out.append(_scored(f, targets.get(f.scenario or "")))
+        out.append((_scored(f, targets.get(f.scenario or "")), r["upto"]))
     return out
 
 
@@ -370,45 +400,37 @@ def _kept(f: Fact, upto: int) -> tuple[Any, ...]:
             f.requests, f.bad, f.budget, f.score)
 
 
-def _keep(store: Store, found: Sequence[Fact], upto: int) -> None:
-    marks = ", ".join("?" for _ in range(4 + len(COLUMNS)))
+_KEPT = ("upto", "version", "facets", *COLUMNS)
+
+
+def _keep(store: Store, found: Sequence[tuple[Fact, int]]) -> None:
+    marks = ", ".join("?" for _ in range(1 + len(_KEPT)))
     with store.transaction() as tx:
-        tx.executemany(f"INSERT OR REPLACE INTO incident_facts (incident_id, upto, version,"
-                       f" facets, {', '.join(COLUMNS)}) VALUES ({marks})",
-                       [_kept(f, upto) for f in found])
+        tx.executemany(f"INSERT INTO incident_facts (incident_id, {', '.join(_KEPT)}) VALUES"
+                       f" ({marks}) ON CONFLICT (incident_id) DO UPDATE SET"
+                       f" {', '.join(f'{c} = excluded.{c}' for c in _KEPT)}",
+                       [_kept(f, upto) for f, upto in found])
 
 
-def refresh(store: Store, targets: AnyTargets) -> int:
-    """Derive again the incidents with events since the last refresh, those without a
-    row and those another version kept; how many."""
+def refresh(store: Store, targets: AnyTargets, where: str = "1 = 1",
+            args: Mapping[str, Any] | None = None) -> int:
+    """Derive again the incidents (matching ``where``, over ``incidents i``) with
+    events since they were derived (their ``last_seq`` is past the row's ``upto``),
+    those without a row and those another version kept; how many."""
     db = store.reader()
-    high = db.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
-    last = db.execute("SELECT MAX(upto) FROM incident_facts WHERE version = ?",
-                      (VERSION,)).fetchone()[0]
-    if last is None:
-        stale = {r[0] for r in db.execute("SELECT id FROM incidents")}
-    else:
-        # No DISTINCT: SQLite would answer it from the primary key, every event.
-        stale = {r[0] for r in db.execute(
-            "SELECT incident_id FROM events WHERE rowid > ?", (last,))}
-        stale |= {r[0] for r in db.execute(
-            "SELECT incident_id FROM incident_facts WHERE version < ? OR version > ?",
-            (VERSION, VERSION))}
-        have = db.execute("SELECT COUNT(*) FROM incident_facts").fetchone()[0]
-        if have != db.execute("SELECT COUNT(*) FROM incidents").fetchone()[0]:
-            stale |= {r[0] for r in db.execute(
-                "SELECT id FROM incidents i WHERE NOT EXISTS (SELECT 1 FROM incident_facts"
-                " f WHERE f.incident_id = i.id)")}
+    stale = sorted(r[0] for r in db.execute(
+        "SELECT i.id FROM incidents i LEFT JOIN incident_facts f ON f.incident_id = i.id"
+        f" WHERE ({where}) AND (f.incident_id IS NULL OR f.upto < i.last_seq"
+        f" OR f.version <> {VERSION:d})", dict(args or {})))
     if not stale:
         return 0
-    ordered = sorted(stale)
-    found: list[Fact] = []
-    for start in range(0, len(ordered), 5000):
-        chunk = ordered[start:start + 5000]
+    found: list[tuple[Fact, int]] = []
+    for start in range(0, len(stale), 5000):
+        chunk = stale[start:start + 5000]
         found += derive(db, f"i.id BETWEEN {chunk[0]} AND {chunk[-1]} AND i.id IN"
                             f" ({','.join(map(str, chunk))})", targets,
                         dense=chunk[-1] - chunk[0] < 2 * len(chunk))
-    _keep(store, found, high)
+    _keep(store, found)
     return len(found)
 
 
@@ -453,7 +475,7 @@ def load(store: Store, where: str, args: dict[str, Any],
          targets: AnyTargets) -> list[Fact]:
     """The incidents matching ``where`` (over ``incidents i``), one ``Fact`` each, in id
     order (after a refresh)."""
-    refresh(store, targets)
+    refresh(store, targets, where, args)
     db = store.reader()
     rows = _read(db, where, args)
     stale = [f.id for f in rows if f.targets_key != _key(targets, f.scenario)]
@@ -510,7 +532,7 @@ def table(store: Store, where: str, args: dict[str, Any],
     """The incidents matching ``where`` (over ``incidents i``) as a ``Table`` (after a
     refresh): one query, read column by column, each distinct facets text decoded
     once."""
-    refresh(store, targets)
+    refresh(store, targets, where, args)
     cur = store.reader().cursor()
     cur.row_factory = None  # plain tuples: a hundred thousand rows
     rows = cur.execute(f"SELECT {', '.join(_TABLE)} {_JOIN} WHERE {where} ORDER BY i.id",

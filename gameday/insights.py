@@ -635,9 +635,9 @@ def freshness(db: Connection, t: Table, known: Sequence[str],
             for f, ok, p in zip(t.facets, ran, proved, strict=True)]).items()}
     failed: dict[str, Row] = {}
     marks = ", ".join("?" for _ in FAILED_RUNS)
-    for r in db.execute(f"SELECT runbook, MAX(id) AS id, finished_at FROM runbook_runs WHERE"
-                        f" check_mode = 0 AND status IN ({marks}) GROUP BY runbook",
-                        FAILED_RUNS):
+    for r in db.execute(f"SELECT runbook, id, finished_at FROM runbook_runs WHERE id IN"
+                        f" (SELECT MAX(id) FROM runbook_runs WHERE check_mode = 0 AND"
+                        f" status IN ({marks}) GROUP BY runbook)", FAILED_RUNS):
         failed[r["runbook"]] = r
     out = []
     for name in sorted({*known, *verified, *wrong, *failed}):

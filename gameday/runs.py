@@ -1,6 +1,7 @@
 """A runbook run on the record, whoever started it (a game day, ``gameday serve``, a
 responder's CLI): a row in ``runbook_runs`` that goes queued → running → its result,
-its events on the incident's timeline tagged with the run's id, and the audit log.
+its events on the incident's timeline tagged with the run's id (a run outside any
+incident: in ``run_output``), and the audit log.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from gameday.events import (
     Entry,
     approval_expired,
     approval_requested,
+    in_time_order,
     runbook_approved,
     runbook_finished,
     runbook_queued,
@@ -83,6 +85,8 @@ def execute(store: Store, run_id: int, runbook: Runbook, params: dict[str, Any],
         entry = with_run_id(entry, run_id)
         if incident:
             incident.record(entry, who)
+        else:
+            store.record_run_output(run_id, entry.kind, entry.data)
         if on_event:
             on_event(entry)
 
@@ -102,6 +106,17 @@ def execute(store: Store, run_id: int, runbook: Runbook, params: dict[str, Any],
         store.update_run(run_id, status=status, rc=rc, finished_at=utc_now())
         store.audit(who, Audit.RUNBOOK_RESULT, {"run_id": run_id, "runbook": runbook.name,
                                                 "status": status, "rc": rc})
+
+
+def recorded(store: Store, run: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A run's events as the store has them, ``(kind, data)`` in order: on its
+    incident's timeline, else in ``run_output``. Any process can read them, while the
+    run goes on elsewhere (another ``gameday serve`` replica) or after it ended."""
+    if not run.get("incident_id"):
+        return store.run_output(run["id"])
+    return [(e["kind"], e["data"])
+            for e in in_time_order(store.events(run["incident_id"]))
+            if e["data"].get("run_id") == run["id"]]
 
 
 def cancel(store: Store, run_id: int, runbook: str, *, incident: Incident | None,

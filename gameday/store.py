@@ -24,14 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gameday.errors import GamedayError, NotFound
+from gameday.errors import GamedayError, NotFound, StoreUnavailable
 from gameday.events import Kind
 
 KINDS = frozenset(k.value for k in Kind)
 
 # The schema lives in Alembic revisions (``gameday/migrations/versions``); this is the
 # newest. SQLite stores are brought to it when opened; PostgreSQL by ``gameday db upgrade``.
-HEAD = "0001"
+HEAD = "0002"
 
 
 def _null_pool() -> Any:
@@ -142,6 +142,11 @@ class Connection:
 
     row_factory: Any = None  # rows are always ``Row``s; sqlite3's knob, accepted
 
+    @property
+    def postgres(self) -> bool:
+        """On PostgreSQL (else SQLite): for the few statements written twice."""
+        return self._postgres
+
     def _sql(self, sql: str) -> str:
         if not self._postgres:
             return sql
@@ -155,7 +160,7 @@ class Connection:
         try:
             return Cursor(self._conn.exec_driver_sql(self._sql(sql), args))
         except DBAPIError as exc:
-            raise exc.orig from None  # type: ignore[misc]
+            raise self._driver_error(exc) from None
 
     def executemany(self, sql: str, rows: Any) -> None:
         from sqlalchemy.exc import DBAPIError
@@ -166,7 +171,20 @@ class Connection:
         try:
             self._conn.exec_driver_sql(self._sql(sql), rows)
         except DBAPIError as exc:
-            raise exc.orig from None  # type: ignore[misc]
+            raise self._driver_error(exc) from None
+
+    def _driver_error(self, exc: Any) -> Exception:
+        """The driver's own exception; on PostgreSQL a lost connection, a server
+        shutting down or a transaction it rolled back (deadlock, serialization) is
+        ``StoreUnavailable``: try again. The next statement opens a new connection."""
+        orig: Exception = exc.orig
+        if self._postgres:
+            import psycopg
+
+            if isinstance(orig, psycopg.OperationalError):
+                first = str(orig).strip().splitlines()[0] if str(orig).strip() else "lost"
+                return StoreUnavailable(f"the store's database connection failed: {first}")
+        return orig
 
     def cursor(self) -> Connection:
         return self
@@ -236,8 +254,8 @@ def upgrade(url: str) -> str:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242015)")
             command.upgrade(_alembic_config(conn), "head")
     except OperationalError as exc:
-        raise GamedayError(f"cannot reach the store at {_redacted(engine_url)}: "
-                           f"{str(exc.orig).strip()}") from None
+        raise StoreUnavailable(f"cannot reach the store at {_redacted(engine_url)}: "
+                               f"{str(exc.orig).strip()}") from None
     finally:
         engine.dispose()
     return HEAD
@@ -352,8 +370,8 @@ class Store:
             try:
                 sa = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             except OperationalError as exc:
-                raise GamedayError(f"cannot reach the store at {_redacted(self.url)}: "
-                                   f"{str(exc.orig).strip()}") from None
+                raise StoreUnavailable(f"cannot reach the store at {_redacted(self.url)}: "
+                                       f"{str(exc.orig).strip()}") from None
             db = Connection(sa, self.postgres)
             self._local.sa = sa
             self._local.db = db
@@ -412,13 +430,9 @@ class Store:
             self._local.depth = 0
 
     def reader(self) -> Connection:
-        """This thread's connection, for read-only aggregates a module owns (insights).
-        Their SQL is SQLite's (bare columns beside MIN/MAX, ``json_extract``, rowids):
-        on PostgreSQL the report is refused with a clear error until it is ported."""
-        if self.postgres:
-            raise GamedayError("the report (gameday report, /insights, /metrics, runbook "
-                               "freshness) needs a SQLite store for now; it does not run "
-                               "on PostgreSQL yet")
+        """This thread's connection, for read-only aggregates a module owns (insights,
+        ``incident_facts``); where their SQL differs between the databases they ask
+        ``Connection.postgres``."""
         return self._db
 
     def transaction(self) -> contextlib.AbstractContextManager[Connection]:
@@ -492,13 +506,16 @@ class Store:
         mono = at_monotonic_ns if at_monotonic_ns is not None else time.monotonic_ns()
         utc = at_utc or utc_now()
         with self._tx() as db:
-            # On PostgreSQL the incident's row lock orders its appends: no gap, no
-            # duplicate seq (SQLite's BEGIN IMMEDIATE already takes the write lock).
-            if self.postgres and db.execute("SELECT id FROM incidents WHERE id = ? FOR UPDATE",
-                                            (incident_id,)).fetchone() is None:
+            # The incident's ``last_seq`` (a trigger raises it with every event): on
+            # PostgreSQL its row lock orders the incident's appends, no gap, no duplicate
+            # seq (SQLite's BEGIN IMMEDIATE already takes the write lock). NO KEY: rows
+            # that reference the incident (the report's kept facts) are not held up.
+            row = db.execute("SELECT last_seq + 1 FROM incidents WHERE id = ?"
+                             + (" FOR NO KEY UPDATE" if self.postgres else ""),
+                             (incident_id,)).fetchone()
+            if row is None:
                 raise NotFound(f"no incident {incident_id}")
-            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE incident_id = ?",
-                             (incident_id,)).fetchone()[0]
+            seq = int(row[0])
             try:
                 db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
                            (incident_id, seq, utc, mono, kind, actor,
@@ -518,6 +535,22 @@ class Store:
             (incident_id, after_seq))
         return [Event(r["incident_id"], r["seq"], r["at_utc"], r["at_monotonic_ns"], r["kind"],
                       r["actor"], json.loads(r["data_json"])) for r in rows]
+
+    # -- a run's output, when it is on no incident's timeline -------------------------
+    def record_run_output(self, run_id: int, kind: str, data: dict[str, Any]) -> None:
+        """One event of a run outside any incident (its one writer is the process
+        running it), so every replica can show the run (``runs.recorded``)."""
+        with self._tx() as db:
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM run_output WHERE"
+                             " run_id = ?", (run_id,)).fetchone()[0]
+            db.execute("INSERT INTO run_output VALUES (?, ?, ?, ?, ?)",
+                       (run_id, seq, utc_now(), kind,
+                        json.dumps(data, sort_keys=True, default=str)))
+
+    def run_output(self, run_id: int) -> list[tuple[str, dict[str, Any]]]:
+        return [(r["kind"], json.loads(r["data_json"])) for r in self._db.execute(
+            "SELECT kind, data_json FROM run_output WHERE run_id = ? ORDER BY seq",
+            (run_id,))]
 
     # -- action items ----------------------------------------------------------------
     def upsert_action(self, incident_id: int, key: str, title: str, owner: str,

@@ -39,6 +39,19 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BASE_NS = 10**15
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The report's store on each database: the SQL it reads with differs between them
+    (``incident_facts.derive_sql``). The CLI and the pages are pointed at it too."""
+    if request.param == "sqlite":
+        found = Store(tmp_path / "gameday.db")
+    else:
+        found = Store(request.getfixturevalue("postgres").database())
+        monkeypatch.setenv("GAMEDAY_DB", found.url)
+    yield found
+    found.close()
+
+
 def ns(seconds: float) -> int:
     return BASE_NS + int(round(seconds * 1e9))
 

@@ -1,5 +1,6 @@
 """Two real ``gameday serve`` replicas on one PostgreSQL database: at-least-once
-delivery to both still starts exactly one runbook run (the database decides)."""
+delivery to both still starts exactly one runbook run (the database decides), and a
+run started on one streams live from the other."""
 
 from __future__ import annotations
 
@@ -35,11 +36,33 @@ def post(port: int, body: dict, timeout: float = 30) -> dict:
             time.sleep(0.2)
 
 
+def follow(port: int, run_id: int, store: Store) -> list[tuple[str, dict, str]]:
+    """``/runs/ID/events`` read as a browser's EventSource would: each message, and the
+    run's status in the store when it arrived."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/runs/{run_id}/events",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    got: list[tuple[str, dict, str]] = []
+    event = "message"
+    with urllib.request.urlopen(request, timeout=60) as stream:
+        for raw in stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[len("event: "):]
+            elif line.startswith("data: "):
+                got.append((event, json.loads(line[len("data: "):]),
+                            store.run(run_id)["status"]))
+                if event == "done":
+                    return got
+                event = "message"
+    return got
+
+
 def test_two_replicas_on_one_postgresql_start_one_run(tmp_path, postgres):
     url = postgres.database()
     books = tmp_path / "runbooks"
     books.mkdir()
     write_runbook(books, "restart-it", ["Boom"])
+    write_runbook(books, "restart-slowly", [], auto=False, sleep=3)
     env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": url,
            "GAMEDAY_RUNBOOKS": str(books)}
     ports = [free_port(), free_port()]
@@ -81,6 +104,27 @@ def test_two_replicas_on_one_postgresql_start_one_run(tmp_path, postgres):
             fired = [e for e in store.events(incident.pop()) if e.kind == "alert.fired"
                      and e.data["labels"]["alertname"] == "Boom"]
             assert len(fired) == 1  # five redeliveries, recorded once
+
+            # A run outside any incident, started on the first replica, followed live
+            # on the second: its output is in the store, not in the first's memory.
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{ports[0]}/api/v1/runbooks/restart-slowly/run",
+                data=json.dumps({"as": "ana", "params": {"service": "checkout"}}).encode(),
+                headers={"Authorization": f"Bearer {TOKEN}",
+                         "Content-Type": "application/json"})
+            run_id = json.loads(urllib.request.urlopen(request, timeout=30).read())["run_id"]
+            got = follow(ports[1], run_id, store)
+            event, ending, _ = got[-1]
+            assert event == "done" and ending["status"] == "successful", got
+            items = [(data, status) for event, data, status in got if event == "message"]
+            assert any(status == "running" for _, status in items), got  # live, not after
+            assert "restarting checkout" in "".join(d.get("stdout") or "" for d, _ in items)
+            run = store.run(run_id)
+            assert run["owner"] and run["incident_id"] is None
+            page = urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{ports[1]}/runs/{run_id}",
+                headers={"Authorization": f"Bearer {TOKEN}"}), timeout=30).read().decode()
+            assert "restarting checkout" in page  # the finished run, from the other replica
         finally:
             store.close()
     finally:
@@ -115,3 +159,33 @@ def test_a_game_day_on_postgresql_works_as_on_sqlite(tmp_path, postgres):
         assert run["status"] == "successful"
     finally:
         store.close()
+
+
+def test_a_lost_database_connection_is_a_503_then_recovers(tmp_path, postgres):
+    """PostgreSQL restarted or failed over under ``gameday serve``: the request that
+    finds its connection gone gets 503 with Retry-After (a webhook sender retries);
+    the next one opens a new connection."""
+    import psycopg
+    from starlette.testclient import TestClient
+
+    from gameday.incident import Incident
+    from gameday.web.app import create_app
+
+    url = postgres.database()
+    store = Store(url)
+    incident = Incident.open(store, "checkout down", service="checkout")
+    app = create_app(token=TOKEN, store=store, data_dir=tmp_path / "data")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(app) as client:
+        assert client.get(f"/api/v1/incidents/{incident.id}", headers=auth).status_code == 200
+        with psycopg.connect(url, autocommit=True) as admin:
+            gone = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
+                " current_database() AND pid <> pg_backend_pid()").fetchall()
+        assert gone, "the server had no connection of gameday serve to end"
+        lost = client.get(f"/api/v1/incidents/{incident.id}", headers=auth)
+        assert lost.status_code == 503 and lost.headers["Retry-After"] == "5"
+        assert "database connection failed" in lost.json()["error"]
+        back = client.get(f"/api/v1/incidents/{incident.id}", headers=auth)
+        assert back.status_code == 200 and back.json()["id"] == incident.id
+    store.close()

@@ -41,6 +41,7 @@ from gameday.errors import GamedayError
 from gameday.sandbox.supervisor import free_port
 from gameday.scenario import load_scenario
 from gameday.settings import Settings
+from gameday.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 DIR = ROOT / "deploy" / "kubernetes" / "serve"
@@ -76,6 +77,11 @@ def pod_spec(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def container(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     (c,) = pod_spec(docs)["containers"]
+    return c
+
+
+def init_container(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    (c,) = pod_spec(docs)["initContainers"]
     return c
 
 
@@ -198,6 +204,13 @@ def test_the_database_and_the_token_come_from_the_secret_by_reference():
     assert not any("://" in e.get("value", "") for e in env.values())
     assert "--token" not in c["args"] and "--db" not in c["args"]
     assert env["GAMEDAY_URL"]["valueFrom"]["configMapKeyRef"]["key"] == "url"
+    # The schema's upgrade before it: the same database, by the same reference, and
+    # nothing else secret (no token: it serves nothing).
+    init = env_of(init_container(docs))
+    assert init["GAMEDAY_DB"] == env["GAMEDAY_DB"]
+    assert not any("value" in e for var, e in init.items()
+                   if any(word in var for word in SECRET_NAMES))
+    assert "GAMEDAY_TOKEN" not in init
 
 
 def test_the_example_secret_is_a_placeholder_gameday_serve_refuses():
@@ -243,6 +256,15 @@ def test_the_pod_is_least_privilege_like_a_scheduled_game_days():
     assert (env["HOME"]["value"], env["TMPDIR"]["value"]) == (cronjob.HOME_DIR, "/tmp")
     for bound in ("requests", "limits"):
         assert set(c["resources"][bound]) == {"cpu", "memory"}, bound
+    # The schema's upgrade runs as the server does, in the same image and emptyDirs.
+    init = init_container(docs)
+    assert init["securityContext"] == c["securityContext"]
+    assert (init["image"], init["workingDir"]) == (c["image"], c["workingDir"])
+    assert {m["mountPath"]: m["name"] for m in init["volumeMounts"]} == mounts
+    assert {k: env_of(init)[k] for k in ("HOME", "TMPDIR")} == \
+        {k: env[k] for k in ("HOME", "TMPDIR")}
+    for bound in ("requests", "limits"):
+        assert set(init["resources"][bound]) == {"cpu", "memory"}, bound
 
 
 def test_the_args_are_what_gameday_serve_takes():
@@ -258,6 +280,9 @@ def test_the_args_are_what_gameday_serve_takes():
     assert ctx.params["host"] == "0.0.0.0"  # every interface of the pod
     assert ctx.params["port"] == port_number(c, "http")
     assert ctx.params["scheduler"] is False  # scheduled game days run as CronJobs
+    init = init_container(manifests())
+    assert init["args"] == ["db", "upgrade"]
+    assert CliRunner().invoke(cli, [*init["args"], "--help"]).exit_code == 0
 
 
 @needs_kubectl
@@ -269,7 +294,7 @@ def test_the_build_is_namespaced_pinned_and_configured():
     (image,) = kustomization()["images"]
     assert container(raw)["image"].rsplit(":", 1)[0] == image["name"]  # it applies
     got = container(docs)["image"]
-    assert got == f"{image['newName']}:{image['newTag']}"
+    assert got == f"{image['newName']}:{image['newTag']}" == init_container(docs)["image"]
     assert image["newTag"] not in ("", "latest")
     # GAMEDAY_URL from the generated ConfigMap (its name carries a hash: a change rolls
     # the pods), a URL gameday takes.
@@ -291,11 +316,12 @@ def tree(directory: Path, skip: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture
-def pod(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """The Deployment's container started here: its args, its environment (the Secret's
-    keys: a SQLite file in the state emptyDir, as one replica without PostgreSQL would
-    have it, and a token), its working directory (what the project's image holds in /app,
-    cronjob.IMAGE_HOLDS) and its emptyDirs as directories under tmp_path. It binds
+def pod(tmp_path: Path, postgres) -> Iterator[dict[str, Any]]:
+    """The Deployment's pod started here, as the kubelet starts it: its init container
+    to the end (exit 0), then its container. Their args, their environment (the
+    Secret's keys: a new, empty database on the suite's real PostgreSQL, and a token),
+    the working directory (what the project's image holds in /app,
+    cronjob.IMAGE_HOLDS) and the emptyDirs as directories under tmp_path. It binds
     loopback on a free port: 0.0.0.0 and 8080 are the pod's own network's."""
     docs = manifests()
     c = container(docs)
@@ -321,24 +347,35 @@ def pod(tmp_path: Path) -> Iterator[dict[str, Any]]:
     for mount in c["volumeMounts"]:
         Path(local(mount["mountPath"])).mkdir(parents=True)
     token = secrets.token_hex(32)
-    secret = {"db-url": local(f"{cronjob.STATE_DIR}/gameday.db"), "token": token}
+    db_url = postgres.database(upgrade=False)
+    secret = {"db-url": db_url, "token": token}
     url = {"url": "https://gameday.example.com"}
-    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-           "PYTHONUNBUFFERED": "1"}  # the image's ENV
-    for e in c["env"]:
-        ref = e.get("valueFrom", {})
-        if "secretKeyRef" in ref:
-            env[e["name"]] = secret[ref["secretKeyRef"]["key"]]
-        elif "configMapKeyRef" in ref:
-            env[e["name"]] = url[ref["configMapKeyRef"]["key"]]
-        else:
-            env[e["name"]] = local(e["value"])
+
+    def environment(of: dict[str, Any]) -> dict[str, str]:
+        env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONUNBUFFERED": "1"}  # the image's ENV
+        for e in of["env"]:
+            ref = e.get("valueFrom", {})
+            if "secretKeyRef" in ref:
+                env[e["name"]] = secret[ref["secretKeyRef"]["key"]]
+            elif "configMapKeyRef" in ref:
+                env[e["name"]] = url[ref["configMapKeyRef"]["key"]]
+            else:
+                env[e["name"]] = local(e["value"])
+        return env
+
+    before = tree(app, app / ".gameday")
+    for init in pod_spec(docs)["initContainers"]:
+        done = subprocess.run([sys.executable, "-m", "gameday", *init["args"]],
+                              cwd=local(init["workingDir"]), env=environment(init),
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
     port = free_port()
     args = list(c["args"])
     args[args.index("--host") + 1] = "127.0.0.1"
     args[args.index("--port") + 1] = str(port)
-    before = tree(app, app / ".gameday")
+    env = environment(c)
     log = (tmp_path / "serve.log").open("w+")
     proc = subprocess.Popen([sys.executable, "-m", "gameday", *args],
                             cwd=local(c["workingDir"]), env=env, stdout=log,
@@ -346,7 +383,7 @@ def pod(tmp_path: Path) -> Iterator[dict[str, Any]]:
     try:
         yield {"proc": proc, "base": f"http://127.0.0.1:{port}", "token": token, "c": c,
                "grace": pod_spec(docs)["terminationGracePeriodSeconds"], "app": app,
-               "before": before, "log": log}
+               "before": before, "log": log, "db": db_url}
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -391,7 +428,21 @@ def test_the_container_answers_its_probes_and_stops_on_sigterm(pod):
     # It wrote into its emptyDirs only: the project in /app is as the image holds it.
     app = pod["app"]
     assert tree(app, app / ".gameday") == pod["before"]
-    assert (app / ".gameday" / "gameday.db").exists()
+    assert not (app / ".gameday" / "gameday.db").exists()  # the store is the database
+    store = Store(pod["db"])  # at the newest schema: the init container upgraded it
+    store.close()
+
+
+def test_without_the_schema_upgrade_the_server_refuses_to_start(tmp_path, postgres):
+    """Why the init container is there: a PostgreSQL store behind this gameday's schema
+    is refused, with what to run, before the server listens."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gameday", "serve", "--no-scheduler", "--port",
+         str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "GAMEDAY_DB": postgres.database(upgrade=False),
+             "GAMEDAY_TOKEN": secrets.token_hex(32)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "gameday db upgrade" in result.stderr and "Traceback" not in result.stderr
 
 
 # -- on the real kwok control plane -------------------------------------------------------------

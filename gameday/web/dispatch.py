@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gameday import events, runs
+from gameday import runs
 from gameday.auth import Forbidden
 from gameday.errors import GamedayError
 from gameday.events import Entry, describe
@@ -75,16 +75,12 @@ class Dispatcher:
 
     def items(self, run: dict[str, Any]) -> list[dict[str, Any]]:
         """A run's events so far: live when it runs (or ran) in this process, else as
-        recorded on its incident's timeline (a game day's run, or one from before a
-        restart). A run without an incident has no recorded events."""
+        the store has them (``runs.recorded``: a game day's run, one on another
+        replica, one from before a restart)."""
         stream = self.streams.get(run["id"])
         if stream is not None:
             return stream.since(0)
-        if not run.get("incident_id"):
-            return []
-        return [stream_item(e["kind"], e["data"])
-                for e in events.in_time_order(self.store.events(run["incident_id"]))
-                if e["data"].get("run_id") == run["id"]]
+        return [stream_item(kind, data) for kind, data in runs.recorded(self.store, run)]
 
     def shutdown(self) -> None:
         """Stop taking alerts, let running playbooks finish, cancel the waiting runs."""

@@ -10,6 +10,9 @@
     Unauthorized        401 JSON for the API and event streams; pages go to /login?next=…
     Forbidden           403
     HTTPException       its own status (Starlette's: unknown path, wrong method, …)
+    StoreUnavailable    503 with Retry-After: the database cannot be reached, or lost
+                        the connection (PostgreSQL restarted, failed over); the next
+                        request opens a new one
     sqlite3.OperationalError  503 with Retry-After: the store is busy or full; a
                         webhook sender retries, nothing was recorded
 
@@ -30,7 +33,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from gameday.alerts import Rejected
 from gameday.auth import Forbidden, Unauthorized
-from gameday.errors import GamedayError, NotFound, ValidationError
+from gameday.errors import GamedayError, NotFound, StoreUnavailable, ValidationError
 from gameday.web.context import caller_or_none, for_machines, page
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
@@ -86,12 +89,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def store_unavailable(request: Request, exc: Exception) -> Response:
-    return answer(request, 503, f"the store cannot take writes now ({exc}); retry",
-                  headers={"Retry-After": "5"})
+    what = str(exc) if isinstance(exc, StoreUnavailable) else \
+        f"the store cannot take writes now ({exc})"
+    return answer(request, 503, f"{what}; retry", headers={"Retry-After": "5"})
 
 
 HANDLERS: dict[Any, Handler] = {
-    sqlite3.OperationalError: store_unavailable,
+    sqlite3.OperationalError: store_unavailable, StoreUnavailable: store_unavailable,
     NotFound: not_found, ValidationError: invalid, GamedayError: conflict, Rejected: rejected,
     Unauthorized: unauthorized, Forbidden: forbidden, HTTPException: http_error,
 }

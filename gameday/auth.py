@@ -152,10 +152,12 @@ class Auth:
             found = self.session(cookie)
             if found is None:
                 raise Forbidden()
-            who, personal = found
+            who, personal, stamp = found
             if personal:  # the person's rights, as the store has them now
                 user = self._user(who)
-                if user is None:  # revoked
+                # revoked, or their token changed since (rotated, or revoked and added
+                # again): the sessions it made end with it
+                if user is None or not hmac.compare_digest(stamp, self._stamp(user)):
                     raise Forbidden()
                 return Identity(who, str(user["role"]), "session")
             if self.personal():  # signed in with the shared token before people had theirs
@@ -167,22 +169,34 @@ class Auth:
     def _sign(self, text: str) -> str:
         return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
 
+    def _stamp(self, user: Mapping[str, object]) -> str:
+        """What ties a personal session to the token it was made with (a keyed digest of
+        the token's hash: the cookie says nothing about the token)."""
+        return self._sign(f"stamp|{user['token_sha256']}")[:32]
+
     def new_session(self, user: str, personal: bool = False) -> str:
         """A signed session: who, until when, and whether a personal token made it (such a
-        session never falls back to the shared token's rights)."""
-        kind = "personal" if personal else "shared"
-        text = f"{user}|{int(time.time()) + SESSION_TTL_S}|{secrets.token_hex(8)}|{kind}"
+        session never falls back to the shared token's rights, and ends when that token
+        is revoked or rotated)."""
+        kind, stamp = "shared", ""
+        if personal:
+            found = self._user(user)
+            if found is None:
+                raise Forbidden()
+            kind, stamp = "personal", self._stamp(found)
+        text = (f"{user}|{int(time.time()) + SESSION_TTL_S}|{secrets.token_hex(8)}|{kind}"
+                f"|{stamp}")
         return f"{text}|{self._sign(text)}"
 
-    def session(self, cookie: str) -> tuple[str, bool] | None:
-        """``(user, personal)`` of a valid session cookie, else None."""
+    def session(self, cookie: str) -> tuple[str, bool, str] | None:
+        """``(user, personal, stamp)`` of a valid session cookie, else None."""
         text, _, sig = cookie.rpartition("|")
         if not text or not hmac.compare_digest(sig, self._sign(text)):
             return None
-        user, expires, _nonce, kind = (text.split("|") + ["", "", "", ""])[:4]
+        user, expires, _nonce, kind, stamp = (text.split("|") + [""] * 5)[:5]
         if not expires.isdigit() or int(expires) < time.time():
             return None
-        return user, kind == "personal"
+        return user, kind == "personal", stamp
 
     def csrf_token(self, cookie: str) -> str:
         return self._sign("csrf|" + cookie)

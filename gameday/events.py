@@ -96,6 +96,8 @@ class Audit(StrEnum):
     FREEZE = "freeze"
     USER_ADDED = "user.added"
     USER_REVOKED = "user.revoked"
+    USER_ROTATED = "user.rotated"
+    USER_ROLE_CHANGED = "user.role_changed"
     FORBIDDEN = "forbidden"
     APPROVAL_REQUESTED = "approval.requested"
     APPROVED = "approval.granted"

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from gameday.auth import Auth, token_sha256
+from gameday.auth import SESSION_COOKIE, Auth, token_sha256
 from gameday.cli import cli
 from gameday.store import Store
 from gameday.web.app import create_app
@@ -272,3 +272,64 @@ def test_a_forwarded_for_header_does_not_make_a_stranger_the_proxy(people, tmp_p
     finally:
         serve.terminate()
         serve.wait(timeout=15)
+
+
+def test_rotating_a_token_ends_the_old_one_and_its_sessions(people, tmp_path):
+    store, tokens = people
+    with TestClient(app_for(store, tmp_path)) as client:
+        client.post("/login", data={"token": tokens["rhea"]})
+        assert client.get("/api/v1/incidents/1").status_code == 404     # signed in
+        rotated = CliRunner().invoke(cli, ["user", "rotate", "rhea", "--json"])
+        assert rotated.exit_code == 0, rotated.output
+        new = json.loads(rotated.output)["token"]
+        assert new != tokens["rhea"]
+        assert client.get("/api/v1/incidents/1").status_code == 403     # the session ended
+        assert client.get("/api/v1/incidents/1",
+                          headers=bearer(tokens["rhea"])).status_code == 403
+        assert client.get("/api/v1/incidents/1", headers=bearer(new)).status_code == 404
+    missing = CliRunner().invoke(cli, ["user", "rotate", "nobody"])
+    assert missing.exit_code == 1 and "no active user nobody" in missing.output
+    assert [e["data"] for e in store.audit_log() if e["action"] == "user.rotated"] == \
+        [{"name": "rhea"}]
+
+
+def test_a_role_change_reaches_signed_in_sessions_at_once(people, tmp_path):
+    store, tokens = people
+    path = "/api/v1/runbooks/restart-replica/run"
+    body = {"params": {"service": "checkout"}, "check": True}
+    with TestClient(app_for(store, tmp_path)) as client:
+        client.post("/login", data={"token": tokens["vic"]})
+        csrf = {"X-CSRF-Token": Auth(TOKEN, store).csrf_token(client.cookies[SESSION_COOKIE])}
+        assert client.post(path, json=body, headers=csrf).status_code == 403   # a viewer
+        changed = CliRunner().invoke(cli, ["user", "role", "vic", "responder"])
+        assert changed.exit_code == 0 and "viewer -> responder" in changed.output
+        assert client.post(path, json=body, headers=csrf).status_code == 202  # a responder
+    bad = CliRunner().invoke(cli, ["user", "role", "vic", "root"])
+    assert bad.exit_code == 2 and "ROLE" in bad.output
+    assert CliRunner().invoke(cli, ["user", "role", "nobody", "admin"]).exit_code == 1
+    (entry,) = [e for e in store.audit_log() if e["action"] == "user.role_changed"]
+    assert entry["data"] == {"name": "vic", "from": "viewer", "to": "responder"}
+
+
+def test_a_revoked_person_can_be_added_again_without_their_old_sessions(people, tmp_path):
+    store, tokens = people
+    with TestClient(app_for(store, tmp_path)) as client:
+        client.post("/login", data={"token": tokens["cleo"]})
+        assert client.get("/api/v1/incidents/1").status_code == 404
+        assert CliRunner().invoke(cli, ["user", "revoke", "cleo"]).exit_code == 0
+        assert client.get("/api/v1/incidents/1").status_code == 403
+        again = CliRunner().invoke(cli, ["user", "add", "cleo", "--role", "viewer", "--json"])
+        assert again.exit_code == 0, again.output
+        added = json.loads(again.output)
+        assert added["again"] is True and added["role"] == "viewer"
+        # back, with a new token and role; the session from before stays dead
+        assert client.get("/api/v1/incidents/1").status_code == 403
+        assert client.get("/api/v1/incidents/1",
+                          headers=bearer(tokens["cleo"])).status_code == 403
+        assert client.get("/api/v1/incidents/1",
+                          headers=bearer(added["token"])).status_code == 404
+    (cleo,) = [u for u in store.users() if u["name"] == "cleo"]
+    assert cleo["role"] == "viewer" and cleo["revoked_at"] is None
+    actions = [(e["action"], e["data"].get("again")) for e in store.audit_log()
+               if e["data"].get("name") == "cleo"]
+    assert actions == [("user.added", False), ("user.revoked", None), ("user.added", True)]

@@ -23,7 +23,8 @@ def _name(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 @click.group()
 def user() -> None:
-    """People, their roles (viewer, responder, commander, admin) and their tokens."""
+    """People, their roles (viewer, responder, commander, admin) and their tokens:
+    add, list, rotate, role, revoke."""
 
 
 @user.command()
@@ -43,13 +44,57 @@ def add(state: State, name: str, role: str, as_json: bool) -> None:
 
     token = new_token()
     by = getpass.getuser()
-    state.store.add_user(name, role, token_sha256(token), created_by=by)
-    state.store.audit(by, Audit.USER_ADDED, {"name": name, "role": role})
+    again = state.store.add_user(name, role, token_sha256(token), created_by=by)
+    state.store.audit(by, Audit.USER_ADDED, {"name": name, "role": role, "again": again})
     if as_json:
-        emit({"name": name, "role": role, "token": token})
+        emit({"name": name, "role": role, "token": token, "again": again})
         return
-    click.echo(f"{name} is a {role}. Their token (shown once; gameday keeps only its hash):")
+    back = " again (revoked before; their old token and sessions stay dead)" if again else ""
+    click.echo(f"{name} is a {role}{back}. Their token (shown once; gameday keeps only its "
+               "hash):")
     click.echo(token)
+
+
+@user.command()
+@click.argument("name", callback=_name)
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def rotate(state: State, name: str, as_json: bool) -> None:
+    """Give NAME a new token and print it, once; the old token and every session it
+    signed in stop working at once."""
+    import getpass
+
+    from gameday.auth import new_token, token_sha256
+    from gameday.events import Audit
+
+    token = new_token()
+    if not state.store.rotate_user(name, token_sha256(token)):
+        raise click.ClickException(f"no active user {name} (gameday user add {name} "
+                                   "--role ROLE)")
+    state.store.audit(getpass.getuser(), Audit.USER_ROTATED, {"name": name})
+    if as_json:
+        emit({"name": name, "token": token})
+        return
+    click.echo(f"{name}'s new token (shown once; the old one no longer works):")
+    click.echo(token)
+
+
+@user.command()
+@click.argument("name", callback=_name)
+@click.argument("new_role", metavar="ROLE", type=click.Choice(ACCESS_ROLES))
+@pass_state
+def role(state: State, name: str, new_role: str) -> None:
+    """Make NAME a ROLE; their signed-in sessions have the new rights at once."""
+    import getpass
+
+    from gameday.events import Audit
+
+    was = state.store.set_user_role(name, new_role)
+    if was is None:
+        raise click.ClickException(f"no active user {name}")
+    state.store.audit(getpass.getuser(), Audit.USER_ROLE_CHANGED,
+                      {"name": name, "from": was, "to": new_role})
+    click.echo(f"{name}: {was} -> {new_role}")
 
 
 @user.command("list")

@@ -94,6 +94,7 @@ class Audit(StrEnum):
     RUNBOOK_REJECTED = "runbook.rejected"
     SCHEDULE_CHANGED = "schedule.changed"
     FREEZE = "freeze"
+    GAMEDAY_STARTED = "gameday.started"
     USER_ADDED = "user.added"
     USER_REVOKED = "user.revoked"
     USER_ROTATED = "user.rotated"

@@ -179,7 +179,9 @@ NEEDS = {
     "run": "responder",               # run a runbook, post alerts, moves in incidents/drills
     "run_destructive": "commander",   # ask for a destructive run (a second person approves)
     "approve": "commander",           # approve someone else's destructive run
-    "start": "commander",             # start drills (and game days) from the server
+    "start": "commander",             # start drills and game days from the server
+    "freeze": "responder",            # pull the safety lever: anyone may stop the line
+    "unfreeze": "commander",          # lift it
     "admin": "admin",                 # people and their tokens
 }
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday import notify
-from gameday.errors import GamedayError
+from gameday.errors import GamedayError, ValidationError
 from gameday.lease import alive, owner
 from gameday.schedule import Schedule, from_row
 from gameday.settings import Settings
@@ -44,6 +44,20 @@ def target_key(scenario: Any) -> str:
     if scenario.target == "sandbox":
         return f"sandbox/{scenario.service}"
     return f"{scenario.target}/{scenario.workload.get('namespace', '')}"
+
+
+def set_freeze(store: Store, frozen: bool, reason: str | None, who: str) -> dict[str, Any] | None:
+    """Pull the safety lever (``gameday freeze``, the schedules page, ``POST
+    /api/v1/freeze``): on, no game day starts and running ones stop with their
+    rollbacks; off, they may start again. On the audit log; the freeze as it is now."""
+    from gameday.events import Audit
+
+    reason = (reason or "").strip() or None
+    if reason and (len(reason) > 500 or any(ord(c) < 32 for c in reason)):
+        raise ValidationError("one line, at most 500 characters", field="reason")
+    store.set_freeze(frozen, reason, who)
+    store.audit(who, Audit.FREEZE, {"frozen": frozen, "reason": reason})
+    return store.freeze()
 
 
 def guardrail(store: Store, schedule: Schedule, scenario: Any, *, now: datetime,
@@ -89,7 +103,8 @@ class Scheduler:
                  env: dict[str, str] | None = None):
         self.store, self.settings, self.say = store, settings, say
         self.env = env or {}
-        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.children: dict[int, subprocess.Popen[bytes]] = {}  # its thread's, and begin's
+        self._children = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
 
@@ -113,10 +128,12 @@ class Scheduler:
     def tick(self, now: datetime | None = None) -> list[int]:
         """Start (or skip, on the record) every game day that is due; their ids."""
         now = now or datetime.now(UTC)
-        for child_id, child in list(self.children.items()):
-            if child.poll() is not None:
+        with self._children:
+            done = [(i, c) for i, c in self.children.items() if c.poll() is not None]
+            for child_id, _ in done:
                 del self.children[child_id]
-                self.ended(child_id, child.returncode)
+        for child_id, child in done:
+            self.ended(child_id, child.returncode)
         reap(self.store)
         started = []
         for row in self.store.schedules():
@@ -170,8 +187,24 @@ class Scheduler:
             self.skip(schedule, run_id, problem)
             return run_id
         self.say(f"schedule {schedule.name}: starting game day {run_id} ({schedule.scenario})")
-        self.children[run_id] = self.spawn(schedule, run_id, attach=attach)
+        child = self.spawn(schedule, run_id, attach=attach)
+        with self._children:
+            self.children[run_id] = child
         return run_id
+
+    def run_now(self, name: str, who: str) -> dict[str, Any]:
+        """Start ``name``'s game day at once, with its guardrails (``gameday schedule
+        run-now``, the schedules page's Run now): its scheduled run, ``skipped`` with
+        the reason when a guardrail says no. Who asked is on the audit log."""
+        from gameday.events import Audit
+
+        made = from_row(self.store.schedule(name))
+        now = datetime.now(UTC)
+        run_id = self.begin(made, now, now=now, manual=True)
+        if run_id is None:  # a manual moment is this instant: nobody else claims it
+            raise GamedayError(f"schedule {name}: this moment was claimed already; retry")
+        self.store.audit(who, Audit.GAMEDAY_STARTED, {"schedule": name, "run_id": run_id})
+        return self.store.schedule_run(run_id)
 
     def skip(self, schedule: Schedule, run_id: int, reason: str) -> None:
         self.store.update_schedule_run(run_id, status="skipped", reason=reason,

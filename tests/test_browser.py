@@ -106,3 +106,68 @@ def test_run_button_in_chromium(tmp_path):
         serve.wait(timeout=15)
         log.close()
         stop_sandbox(tmp_path / "sandbox")
+
+
+def test_a_responder_pulls_the_freeze_in_chromium(tmp_path):
+    """The schedules page's lever in a real browser: a responder signs in with their own
+    token, freezes game days with a reason, and the page says who and why."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from gameday.store import Store
+
+    env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(tmp_path / "g.db")}
+
+    def gameday(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "gameday", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    gameday("schedule", "add", "nightly", "scenarios/checkout-replica-crash.yaml",
+            "--every", "6h")
+    rhea = json.loads(gameday("user", "add", "rhea", "--role", "responder", "--json"))["token"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
+    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
+                              "--data-dir", str(tmp_path / "data")], cwd=ROOT, env=env,
+                             stdout=log, stderr=subprocess.STDOUT)
+    driver = None
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=5).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gameday serve did not start"
+                time.sleep(0.2)
+        driver = browser(tmp_path)
+        wait = WebDriverWait(driver, 30)
+        driver.get(base + "/schedules")                       # sign-in first
+        driver.find_element(By.ID, "token").send_keys(rhea)
+        driver.find_element(By.ID, "signin").click()
+        wait.until(ec.presence_of_element_located((By.ID, "freeze")))
+        assert "Run now" not in driver.page_source            # a responder starts nothing
+        driver.find_element(By.NAME, "reason").send_keys("real incident on checkout")
+        driver.find_element(By.CSS_SELECTOR, "#freeze button").click()
+        wait.until(ec.presence_of_element_located((By.ID, "frozen")))
+        banner = driver.find_element(By.ID, "frozen").text
+        assert "FROZEN by rhea" in banner and "real incident on checkout" in banner
+        assert not driver.find_elements(By.ID, "unfreeze")   # a commander lifts it
+        driver.save_screenshot(str(tmp_path / "frozen.png"))
+        store = Store(tmp_path / "g.db")
+        assert store.freeze()["who"] == "rhea"
+        (entry,) = [e for e in store.audit_log() if e["action"] == "freeze"]
+        assert entry["who"] == "rhea"
+        store.close()
+    finally:
+        if driver:
+            driver.quit()
+        serve.terminate()
+        serve.wait(timeout=15)
+        log.close()

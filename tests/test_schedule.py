@@ -397,3 +397,83 @@ def test_schedules_page_shows_the_freeze_next_moments_and_history(store, tmp_pat
     assert "every 10s" in page and "no game days: sat,sun" in page
     assert f'href="/incidents/{incident}/review"' in page and "92.5" in page
     assert "inside the blackout &lt;b&gt;" in page  # escaped
+
+
+def test_the_lever_and_run_now_from_the_schedules_page(store, tmp_path):
+    """Anyone may stop the line (a responder freezes), a commander lifts the freeze and
+    starts a schedule's game day now; each on the audit log under who did it. Run now
+    starts the real game-day process (stopped here by SIGTERM, as an operator would)."""
+    from starlette.testclient import TestClient
+
+    from gameday.auth import SESSION_COOKIE, Auth
+    from gameday.web.app import create_app
+
+    settings = stored(store)
+    tokens = {}
+    for name, role in (("rhea", "responder"), ("cleo", "commander")):
+        added = CliRunner().invoke(cli, ["user", "add", name, "--role", role, "--json"])
+        tokens[name] = json.loads(added.output)["token"]
+    token = "page-token-0123456789abcdef"
+    scheduler = Scheduler(store, settings)
+    app = create_app(token=token, store=store, data_dir=tmp_path / "data",
+                     scheduler=scheduler)
+
+    def signed_in(client: TestClient, who: str) -> str:
+        client.cookies.clear()
+        client.post("/login", data={"token": tokens[who]})
+        return Auth(token, store).csrf_token(client.cookies[SESSION_COOKIE])
+
+    with TestClient(app) as client:
+        csrf = signed_in(client, "rhea")
+        page = client.get("/schedules").text
+        assert 'id="freeze"' in page and "Run now" not in page  # a responder
+        assert client.post("/schedules/freeze", data={"csrf": "forged", "reason": "x"},
+                           follow_redirects=False).status_code == 403
+        frozen = client.post("/schedules/freeze", data={"csrf": csrf,
+                             "reason": "real incident on checkout"}, follow_redirects=False)
+        assert frozen.status_code == 303 and store.freeze()["who"] == "rhea"
+        page = client.get("/schedules").text
+        assert "FROZEN by rhea" in page and 'id="unfreeze"' not in page
+        assert client.post("/schedules/unfreeze", data={"csrf": csrf}).status_code == 403
+        assert client.post("/schedules/nightly/run", data={"csrf": csrf}).status_code == 403
+        assert store.freeze() is not None
+
+        csrf = signed_in(client, "cleo")
+        # Run now while frozen: the guardrail skips it, on the record
+        assert client.post("/schedules/nightly/run", data={"csrf": csrf},
+                           follow_redirects=False).status_code == 303
+        (skipped,) = store.schedule_runs("nightly")
+        assert skipped["status"] == "skipped" and "frozen by rhea" in skipped["reason"]
+        assert client.post("/schedules/unfreeze", data={"csrf": csrf},
+                           follow_redirects=False).status_code == 303
+        assert store.freeze() is None
+        # and now it starts: the game day's own process
+        started = client.post("/api/v1/schedules/nightly/run", json={},
+                              headers={"Authorization": f"Bearer {tokens['cleo']}"})
+        assert started.status_code == 202, started.text
+        run = started.json()["run"]
+        assert run["status"] in ("claimed", "running") and started.json()["by"] == "cleo"
+        child = scheduler.children[run["id"]]
+        assert child.poll() is None
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=120) != 0  # a signal never exits 0
+        scheduler.tick()
+        assert store.schedule_run(run["id"])["status"] not in ("claimed", "running")
+        nothing = client.post("/api/v1/schedules/nope/run", json={},
+                              headers={"Authorization": f"Bearer {tokens['cleo']}"})
+        assert nothing.status_code == 404
+    audit = [(e["who"], e["action"], e["data"]) for e in store.audit_log()
+             if e["action"] in ("freeze", "gameday.started", "forbidden")]
+    assert ("rhea", "freeze", {"frozen": True, "reason": "real incident on checkout"}) in audit
+    assert ("cleo", "freeze", {"frozen": False, "reason": None}) in audit
+    assert ("cleo", "gameday.started", {"schedule": "nightly", "run_id": run["id"]}) in audit
+    assert [need for who, action, data in audit if action == "forbidden"
+            for need in [data["need"]]] == ["unfreeze", "start"]
+
+    without = create_app(token=token, store=store, data_dir=tmp_path / "data2")
+    with TestClient(without) as client:
+        refused = client.post("/api/v1/schedules/nightly/run", json={},
+                              headers={"Authorization": f"Bearer {tokens['cleo']}"})
+        assert refused.status_code == 409 and "--no-scheduler" in refused.json()["error"]
+        assert "Run now" not in client.get(
+            "/schedules", headers={"Authorization": f"Bearer {tokens['cleo']}"}).text

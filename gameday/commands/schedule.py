@@ -146,6 +146,9 @@ def remove(state: State, name: str) -> None:
 def run_now(state: State, name: str) -> None:
     """Run NAME's game day now, here, with its guardrails, notifications and history
     (exits as `gameday run` does; 4 when a guardrail skipped it)."""
+    import getpass
+
+    from gameday.events import Audit
     from gameday.schedule import from_row
     from gameday.scheduler import Scheduler
 
@@ -153,6 +156,9 @@ def run_now(state: State, name: str) -> None:
     scheduler = Scheduler(state.store, state.settings, say=click.echo)
     now = datetime.now(UTC)
     run_id = scheduler.begin(made, now, now=now, manual=True, attach=True)
+    if run_id is not None:
+        state.store.audit(getpass.getuser(), Audit.GAMEDAY_STARTED,
+                          {"schedule": name, "run_id": run_id})
     if run_id is None:  # cannot happen: a manual moment is this instant
         sys.exit(1)
     child = scheduler.children.get(run_id)
@@ -210,14 +216,15 @@ def freeze(state: State, switch: str | None, reason: str | None, who: str,
     """The safety lever: `freeze on` blocks every new game day and stops the running
     ones with their rollbacks (they exit 130); `freeze off` lifts it. Without ON/OFF:
     whether game days are frozen."""
-    from gameday.events import Audit
+    from gameday.errors import ValidationError
+    from gameday.scheduler import set_freeze
 
     store = state.store
     if switch is not None:
-        if reason and (len(reason) > 500 or any(ord(c) < 32 for c in reason)):
-            raise click.BadParameter("one line, at most 500 characters", param_hint="--reason")
-        store.set_freeze(switch == "on", reason, who)
-        store.audit(who, Audit.FREEZE, {"frozen": switch == "on", "reason": reason})
+        try:
+            set_freeze(store, switch == "on", reason, who)
+        except ValidationError as exc:
+            raise click.BadParameter(exc.message, param_hint="--reason") from None
     frozen = store.freeze()
     running = [lease["incident_id"] for lease in store.running_leases()]
     if as_json:

@@ -75,7 +75,14 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     from gameday.recovery import recover
 
     recover(state.store, say=click.echo)  # game days that crashed while nobody watched
-    app = create_app(token=token, store=state.store,
+    schedules = None
+    if scheduler:
+        from gameday.scheduler import Scheduler
+
+        schedules = Scheduler(state.store, state.settings, say=click.echo,
+                              env={"GAMEDAY_URL": os.environ.get("GAMEDAY_URL")
+                                   or f"http://{host}:{port}"})
+    app = create_app(token=token, store=state.store, scheduler=schedules,
                      data_dir=(data_dir or state.settings.serve_dir).resolve(),
                      max_concurrent=max_concurrent, env=env, coalesce_window=coalesce_window,
                      settings=state.settings, four_eyes=four_eyes, approval_ttl=approval_ttl,
@@ -84,13 +91,7 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
 
     prewarm()  # the warm runbook executor imports Ansible while the server starts
     click.echo(f"gameday serve on http://{host}:{port} (webhook: POST /api/v1/alerts)")
-    schedules = None
-    if scheduler:
-        from gameday.scheduler import Scheduler
-
-        schedules = Scheduler(state.store, state.settings, say=click.echo,
-                              env={"GAMEDAY_URL": os.environ.get("GAMEDAY_URL")
-                                   or f"http://{host}:{port}"})
+    if schedules:
         schedules.start()
     try:
         # limit_concurrency: past that many connections and requests at once, 503 (a

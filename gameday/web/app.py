@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
@@ -35,6 +36,9 @@ from gameday.store import Store
 from gameday.web import api, drills, incidents, insights, moves, runbooks, schedules, signin
 from gameday.web.dispatch import Dispatcher
 from gameday.web.exceptions import HANDLERS
+
+if TYPE_CHECKING:
+    from gameday.scheduler import Scheduler
 
 
 class IdConvertor(Convertor[int]):
@@ -67,6 +71,9 @@ ROUTES = [
     Route("/api/v1/checks/update", moves.check_update, methods=["POST"]),
     Route("/api/v1/checks/note", moves.check_note, methods=["POST"]),
     Route("/api/v1/drills", drills.api_start, methods=["POST"]),
+    Route("/api/v1/freeze", schedules.api_freeze, methods=["POST"]),
+    Route("/api/v1/unfreeze", schedules.api_unfreeze, methods=["POST"]),
+    Route("/api/v1/schedules/{name}/run", schedules.api_run_now, methods=["POST"]),
     Route("/api/v1/drills/{id:id}", drills.api_state),
     Route("/api/v1/drills/{id:id}/debrief", drills.api_debrief),
     Route("/api/v1/drills/{id:id}/{move}", drills.api_move, methods=["POST"]),
@@ -75,6 +82,9 @@ ROUTES = [
     Route("/incidents/{id:id}", incidents.incident_page),
     Route("/incidents/{id:id}/review", incidents.review),
     Route("/schedules", schedules.schedule_list),
+    Route("/schedules/freeze", schedules.freeze, methods=["POST"]),
+    Route("/schedules/unfreeze", schedules.unfreeze, methods=["POST"]),
+    Route("/schedules/{name}/run", schedules.run_now, methods=["POST"]),
     Route("/drills", drills.drill_list, methods=["GET", "POST"]),
     Route("/drills/{id:id}", drills.console),
     Route("/drills/{id:id}/events", drills.drill_events),
@@ -99,7 +109,8 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
                coalesce_window: float = COALESCE_WINDOW_S,
                settings: Settings | None = None, four_eyes: str = "destructive",
                approval_ttl: float = APPROVAL_TTL_S, user_header: str | None = None,
-               trusted_proxies: tuple[str, ...] = ()) -> Starlette:
+               trusted_proxies: tuple[str, ...] = (),
+               scheduler: Scheduler | None = None) -> Starlette:
     # refuses a short token, or a trusted header without its proxies, before any worker
     auth = Auth(token, store, user_header=user_header, trusted_proxies=trusted_proxies)
     dispatcher = Dispatcher(store, runbook_dir=runbook_dir, data_dir=data_dir,
@@ -127,4 +138,5 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
     app.state.settings = settings or current_settings()
     app.state.four_eyes = four_eyes
     app.state.approval_ttl = approval_ttl
+    app.state.scheduler = scheduler  # runs scheduled game days here (serve --scheduler)
     return app

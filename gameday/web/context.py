@@ -14,7 +14,7 @@ import hmac
 import json
 import time
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -29,6 +29,9 @@ from gameday.settings import Settings
 from gameday.store import Store
 from gameday.web.dispatch import Dispatcher
 
+if TYPE_CHECKING:
+    from gameday.scheduler import Scheduler
+
 
 class Shared(Protocol):
     """What ``create_app`` puts on ``app.state``."""
@@ -41,6 +44,7 @@ class Shared(Protocol):
     settings: Settings
     four_eyes: str            # destructive | all | off: which runs wait for a second person
     approval_ttl: float
+    scheduler: Scheduler | None  # runs scheduled game days in this process, if it does
 
 
 def shared(request: Request) -> Shared:
@@ -55,7 +59,9 @@ def for_machines(request: Request) -> bool:
 
 WHAT = {"view": "see this", "run": "run runbooks or make moves",
         "run_destructive": "run a destructive runbook", "approve": "approve runs",
-        "start": "start drills", "admin": "manage people", "alerts": "post alerts"}
+        "start": "start drills or game days", "admin": "manage people",
+        "alerts": "post alerts", "freeze": "freeze game days",
+        "unfreeze": "lift the freeze on game days"}
 
 
 def identity(request: Request, body: bytes | None = None) -> Identity:

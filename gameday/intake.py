@@ -72,6 +72,9 @@ class Intake:
         answers: list[dict[str, Any] | Exception] = []
         starts: list[Start] = []
         with self.store.transaction():
+            # One batch at a time across replicas: which open incident an alert joins,
+            # which run it coalesces into, are decided on what the last batch wrote.
+            self.store.serialize("intake")
             for delivery in deliveries:
                 queued: list[Start] = []
                 try:

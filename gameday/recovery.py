@@ -27,7 +27,7 @@ from typing import Any
 from gameday import events, runs, settings
 from gameday.errors import GamedayError
 from gameday.incident import TERMINAL_STATES, Incident
-from gameday.lease import LEASE_TTL_S, alive, process_start, stop_leftovers
+from gameday.lease import LEASE_TTL_S, process_start, stop_leftovers
 from gameday.store import Store
 
 ACTOR = "recover"
@@ -145,20 +145,9 @@ def recover_one(store: Store, lease: dict[str, Any]) -> dict[str, Any] | None:
 
 def orphaned_runs(store: Store) -> list[dict[str, Any]]:
     """End the runbook runs left queued or running by a process that is gone (a
-    ``gameday serve`` or a game day that was killed): cancelled, on the record, so
-    nobody waits for them and no alert joins them."""
-    ended = []
-    for run in store.unfinished_runs():
-        if run["owner"] and alive(run["owner"]) is not False:
-            continue  # still running here, or on another host: not ours to judge
-        incident = Incident(store, run["incident_id"]) if run["incident_id"] else None
-        if incident and incident.state in TERMINAL_STATES:
-            incident = None  # its timeline is closed; the run's row and the audit say it
-        runs.cancel(store, run["id"], run["runbook"],
-                    incident=incident, who=ACTOR,
-                    reason=f"its process ({run['owner'] or 'unknown'}) ended before it did")
-        ended.append(run)
-    return ended
+    ``gameday serve`` or a game day that was killed, here or on another host):
+    ``runs.orphaned``."""
+    return runs.orphaned(store, who=ACTOR)
 
 
 def recover(store: Store, *, ttl: float = LEASE_TTL_S,

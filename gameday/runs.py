@@ -6,6 +6,7 @@ incident: in ``run_output``), and the audit log.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,10 +24,13 @@ from gameday.events import (
     runbook_queued,
     with_run_id,
 )
-from gameday.incident import Incident
-from gameday.lease import owner
+from gameday.incident import TERMINAL_STATES, Incident
+from gameday.lease import alive, owner
 from gameday.runbook import Runbook, RunbookResult, run_runbook
 from gameday.store import Store, utc_now
+
+HEARTBEAT_S = 5.0  # how often a process says it still holds its runs
+RUN_TTL_S = 30.0   # a run on another host whose heartbeat is older is orphaned
 
 
 def queue(store: Store, runbook: Runbook, params: dict[str, Any], *,
@@ -90,11 +94,20 @@ def execute(store: Store, run_id: int, runbook: Runbook, params: dict[str, Any],
         if on_event:
             on_event(entry)
 
-    store.update_run(run_id, status="running", started_at=utc_now())
+    beat = [time.monotonic()]
+
+    def ticked() -> None:  # the run is in hand: its heartbeat, every few seconds
+        if time.monotonic() - beat[0] >= HEARTBEAT_S:
+            beat[0] = time.monotonic()
+            store.heartbeat_runs(owner(), run_id)
+        if tick:
+            tick()
+
+    store.update_run(run_id, status="running", started_at=utc_now(), owner=owner())
     status, rc = "error", None
     try:
         result = run_runbook(runbook, params, data_dir, check=check, env=env,
-                             on_event=report, tick=tick)
+                             on_event=report, tick=ticked)
         status, rc = result.status, result.rc
         return result
     except GamedayError:
@@ -124,12 +137,49 @@ def cancel(store: Store, run_id: int, runbook: str, *, incident: Incident | None
     """End a run that will never finish here (its server stopped before it started,
     or its process died), on the record."""
     store.update_run(run_id, status="canceled", finished_at=utc_now())
+    _canceled(store, run_id, runbook, incident=incident, who=who, reason=reason)
+
+
+def _canceled(store: Store, run_id: int, runbook: str, *, incident: Incident | None,
+              who: str, reason: str) -> None:
     store.audit(who, Audit.RUNBOOK_RESULT, {"run_id": run_id, "runbook": runbook,
                                             "status": "canceled", "rc": None,
                                             "reason": reason})
     if incident:
         incident.record(runbook_finished(runbook, "canceled", None, error=reason,
                                          run_id=run_id), who)
+
+
+def orphaned(store: Store, *, who: str = "gameday",
+             now: float | None = None) -> list[dict[str, Any]]:
+    """End the runs nobody will finish, on the record: cancelled, so no alert joins them
+    and they hold no concurrency slot. A run is orphaned when its process is gone:
+    on this host, when that process no longer runs; on another (a ``gameday serve``
+    replica, a pod), when its heartbeat is older than ``RUN_TTL_S``; a run without an
+    owner (from before owners were kept), always. Several processes may look at once:
+    each run is ended by one of them."""
+    now = time.time() if now is None else now
+    ended = []
+    for run in store.unfinished_runs():
+        stale_before = None
+        if run["owner"]:
+            here = alive(run["owner"])
+            if here:
+                continue  # still running here
+            if here is None:  # another host: its heartbeat says
+                beat = run.get("heartbeat")
+                if beat is None or beat >= now - RUN_TTL_S:
+                    continue
+                stale_before = now - RUN_TTL_S
+        if not store.end_orphan_run(run["id"], stale_before=stale_before):
+            continue  # finished, or ended by someone else, meanwhile
+        incident = Incident(store, run["incident_id"]) if run["incident_id"] else None
+        if incident and incident.state in TERMINAL_STATES:
+            incident = None  # its timeline is closed; the run's row and the audit say it
+        _canceled(store, run["id"], run["runbook"], incident=incident, who=who,
+                  reason=f"its process ({run['owner'] or 'unknown'}) ended before it did")
+        ended.append(run)
+    return ended
 
 
 def run(store: Store, runbook: Runbook, params: dict[str, Any], data_dir: Path, *,

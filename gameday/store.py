@@ -31,7 +31,7 @@ KINDS = frozenset(k.value for k in Kind)
 
 # The schema lives in Alembic revisions (``gameday/migrations/versions``); this is the
 # newest. SQLite stores are brought to it when opened; PostgreSQL by ``gameday db upgrade``.
-HEAD = "0002"
+HEAD = "0003"
 
 
 def _null_pool() -> Any:
@@ -645,14 +645,63 @@ class Store:
         process died is not waited for, nor joined, forever. With ``approve_by`` the run
         waits (``awaiting_approval``) for a second person until then."""
         status = "awaiting_approval" if approve_by else "queued"
+        owned = None if approve_by else owner
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO runbook_runs (incident_id, runbook, params_json, check_mode,"
-                " started_by, status, created_at, owner, approve_by)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " started_by, status, created_at, owner, approve_by, heartbeat)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (incident_id, runbook, params_key(params), int(check), started_by, status,
-                 utc_now(), None if approve_by else owner, approve_by))
+                 utc_now(), owned, approve_by, time.time() if owned else None))
             return _inserted_id(cur)
+
+    def serialize(self, key: str) -> None:
+        """Inside a transaction: hold ``key`` until it ends, so that writers deciding
+        the same thing (which run an alert joins, whether a runbook has a free slot) on
+        several ``gameday serve`` replicas decide one after the other. PostgreSQL: an
+        advisory transaction lock; SQLite's write transactions are one at a time
+        already."""
+        assert getattr(self._local, "depth", 0), "serialize() outside a transaction"
+        if self.postgres:
+            self._db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (key,))
+
+    def claim_run_slot(self, run_id: int, runbook: str, concurrency: int) -> str:
+        """Start a queued run if its runbook has fewer than ``concurrency`` runs going,
+        counted in the store (every replica's, and game days'): ``started`` (it is
+        ``running`` now), ``busy`` (try again when one ends) or ``gone`` (it is not
+        queued any more: cancelled, or ended by another process)."""
+        with self._tx() as db:
+            self.serialize(f"runbook:{runbook}")
+            going = db.execute("SELECT COUNT(*) FROM runbook_runs WHERE status = 'running'"
+                               " AND runbook = ?", (runbook,)).fetchone()[0]
+            if going >= concurrency:
+                state = db.execute("SELECT status FROM runbook_runs WHERE id = ?",
+                                   (run_id,)).fetchone()
+                return "busy" if state is not None and state[0] == "queued" else "gone"
+            cur = db.execute("UPDATE runbook_runs SET status = 'running', started_at = ?,"
+                             " heartbeat = ? WHERE id = ? AND status = 'queued'",
+                             (utc_now(), time.time(), run_id))
+            return "started" if cur.rowcount == 1 else "gone"
+
+    def heartbeat_runs(self, owner: str, run_id: int | None = None) -> None:
+        """The runs ``owner`` holds (or one of them) are still in hand."""
+        sql, args = ("UPDATE runbook_runs SET heartbeat = ? WHERE owner = ? AND status IN"
+                     " ('queued', 'running')"), [time.time(), owner]
+        if run_id is not None:
+            sql, args = sql + " AND id = ?", [*args, run_id]
+        with self._tx() as db:
+            db.execute(sql, args)
+
+    def end_orphan_run(self, run_id: int, *, stale_before: float | None) -> bool:
+        """End a run nobody will finish (``runs.orphaned``): cancelled, once, by whoever
+        gets there first; with ``stale_before``, only if its heartbeat is still older."""
+        sql = ("UPDATE runbook_runs SET status = 'canceled', finished_at = ? WHERE id = ?"
+               " AND status IN ('queued', 'running')")
+        args: list[Any] = [utc_now(), run_id]
+        if stale_before is not None:
+            sql, args = sql + " AND heartbeat < ?", [*args, stale_before]
+        with self._tx() as db:
+            return db.execute(sql, args).rowcount == 1
 
     def approve_run(self, run_id: int, approver: str, owner: str) -> bool:
         """Approve a waiting run, in one statement so that of two replicas (or two people)
@@ -660,9 +709,10 @@ class Store:
         waiting, has expired, or the approver asked for it."""
         with self._tx() as db:
             cur = db.execute(
-                "UPDATE runbook_runs SET status = 'queued', approved_by = ?, owner = ?"
-                " WHERE id = ? AND status = 'awaiting_approval' AND approve_by > ?"
-                " AND started_by != ?", (approver, owner, run_id, utc_now(), approver))
+                "UPDATE runbook_runs SET status = 'queued', approved_by = ?, owner = ?,"
+                " heartbeat = ? WHERE id = ? AND status = 'awaiting_approval' AND"
+                " approve_by > ? AND started_by != ?",
+                (approver, owner, time.time(), run_id, utc_now(), approver))
             return cur.rowcount == 1
 
     def expire_approvals(self) -> list[dict[str, Any]]:

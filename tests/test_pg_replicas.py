@@ -125,6 +125,26 @@ def test_two_replicas_on_one_postgresql_start_one_run(tmp_path, postgres):
                 f"http://127.0.0.1:{ports[1]}/runs/{run_id}",
                 headers={"Authorization": f"Bearer {TOKEN}"}), timeout=30).read().decode()
             assert "restarting checkout" in page  # the finished run, from the other replica
+
+            # Its concurrency (1) holds across the replicas: asked of both at once, the
+            # two runs go one after the other, the second started by its own replica
+            # once the store says the first ended.
+            def run_on(port: int, service: str) -> int:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/v1/runbooks/restart-slowly/run",
+                    data=json.dumps({"as": "ana", "params": {"service": service}}).encode(),
+                    headers={"Authorization": f"Bearer {TOKEN}",
+                             "Content-Type": "application/json"})
+                return json.loads(urllib.request.urlopen(request, timeout=30).read())["run_id"]
+
+            both = [run_on(ports[0], "cart"), run_on(ports[1], "search")]
+            deadline = time.monotonic() + 90
+            while not all(store.run(r)["finished_at"] for r in both):
+                assert time.monotonic() < deadline, [store.run(r) for r in both]
+                time.sleep(0.2)
+            first, second = sorted((store.run(r) for r in both), key=lambda r: r["started_at"])
+            assert first["status"] == second["status"] == "successful"
+            assert first["finished_at"] <= second["started_at"], (first, second)
         finally:
             store.close()
     finally:
@@ -189,3 +209,43 @@ def test_a_lost_database_connection_is_a_503_then_recovers(tmp_path, postgres):
         back = client.get(f"/api/v1/incidents/{incident.id}", headers=auth)
         assert back.status_code == 200 and back.json()["id"] == incident.id
     store.close()
+
+
+def test_two_replicas_put_one_alert_groups_alerts_in_one_incident(tmp_path, postgres):
+    """Two alerts of one group, delivered to two replicas' intakes at the same moment:
+    the second joins the incident the first opened (one batch at a time), and their
+    runbook, with the same parameters, runs once."""
+    from gameday.alerts import parse
+    from gameday.intake import Delivery, Intake
+
+    url = postgres.database()
+    books = tmp_path / "runbooks"
+    books.mkdir()
+    write_runbook(books, "restart-it", ["Boom"])
+    intakes = [Intake(Store(url), runbook_dir=books) for _ in range(2)]
+    group = '{}:{alertname="Boom"}'
+    notes = [parse(payload(alert(fingerprint=f"replica-{n}"), group=group))
+             for n in range(2)]
+    barrier = threading.Barrier(2)
+    answers: list = [None, None]
+
+    def deliver(n: int) -> None:
+        barrier.wait()
+        answers[n] = intakes[n].handle([Delivery(notes[n], "token")])
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store = Store(url)
+    try:
+        assert len(store.incidents()) == 1, store.incidents()
+        started = [s for _, starts in answers for s in starts]
+        assert len(started) == 1 and len(store.runs()) == 1
+        coalesced = [a["alerts"][0].get("coalesced") for found, _ in answers for a in found]
+        assert sum(c is not None for c in coalesced) == 1
+    finally:
+        store.close()
+        for intake in intakes:
+            intake.store.close()

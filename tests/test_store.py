@@ -235,3 +235,35 @@ def test_a_signal_inside_a_statement_leaves_the_store_usable(any_store: Store):
         any_store.append(i, FIRED, "x", {})
     event.remove(any_store._engine, "before_cursor_execute", interrupt)
     assert any_store.append(i, FIRED, "x", {}).seq == 1
+
+
+def test_a_runbooks_concurrency_holds_across_processes(any_store: Store):
+    """Each replica asks the store for a slot: of eight queued runs claimed at once from
+    eight connections, two start (concurrency 2); the rest wait, then start as slots
+    free. A cancelled run is gone, never started."""
+    runs = [any_store.create_run(None, "restart", {"n": n}, "ana", False, owner="h:1:1")
+            for n in range(8)]
+    stores = [Store(any_store.url) for _ in runs]
+    answers: dict[int, str] = {}
+
+    def claim(store: Store, run_id: int) -> None:
+        answers[run_id] = store.claim_run_slot(run_id, "restart", 2)
+
+    threads = [threading.Thread(target=claim, args=pair) for pair in zip(stores, runs, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    started = [r for r, a in answers.items() if a == "started"]
+    assert len(started) == 2 and sorted(answers.values()).count("busy") == 6
+    assert {any_store.run(r)["status"] for r in started} == {"running"}
+    waiting = [r for r in runs if r not in started]
+    assert any_store.claim_run_slot(waiting[0], "restart", 2) == "busy"
+    any_store.update_run(started[0], status="successful")
+    assert any_store.claim_run_slot(waiting[0], "restart", 2) == "started"
+    any_store.update_run(waiting[1], status="canceled")
+    assert any_store.claim_run_slot(waiting[1], "restart", 2) == "gone"
+    other = any_store.create_run(None, "other-book", {}, "ana", False, owner="h:1:1")
+    assert any_store.claim_run_slot(other, "other-book", 1) == "started"  # per runbook
+    for store in stores:
+        store.close()

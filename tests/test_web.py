@@ -227,7 +227,7 @@ def test_concurrency_limit_holds_under_a_burst(client, app_and_store):
     for _, step in moments:
         running += step
         peak = max(peak, running)
-    assert peak == 2  # two at once, the rest queued
+    assert peak == 2, moments  # two at once, the rest queued
     assert all(r["status"] == "successful" for r in runs)
 
 

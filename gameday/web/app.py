@@ -29,6 +29,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import Route
 
 from gameday.auth import Auth
+from gameday.errors import GamedayError
 from gameday.intake import COALESCE_WINDOW_S
 from gameday.settings import Settings
 from gameday.settings import current as current_settings
@@ -101,7 +102,7 @@ ROUTES = [
 
 INTAKE_SLOTS = 64  # webhook requests read and parsed at once; the rest wait
 APPROVAL_TTL_S = 15 * 60  # how long a destructive run waits for a second person
-EXPIRE_EVERY_S = 5.0
+SWEEP_EVERY_S = 2.0
 
 
 def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | None = None,
@@ -119,10 +120,11 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async def expire() -> None:  # approvals nobody gave in time end on the record
+        async def expire() -> None:  # approvals, heartbeats, orphaned runs, free slots
             while True:
-                await asyncio.to_thread(dispatcher.expire_approvals)
-                await asyncio.sleep(EXPIRE_EVERY_S)
+                with contextlib.suppress(GamedayError):  # the store is away: next time
+                    await asyncio.to_thread(dispatcher.sweep)
+                await asyncio.sleep(SWEEP_EVERY_S)
 
         sweeper = asyncio.create_task(expire())
         yield

@@ -67,8 +67,9 @@ class Dispatcher:
         self.intake = Intake(store, runbook_dir=runbook_dir, coalesce_window=coalesce_window)
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent,
                                         thread_name_prefix="runbook")
+        self._workers = max_concurrent
         self._lock = threading.Lock()
-        self._running: defaultdict[str, int] = defaultdict(int)
+        self._busy = 0  # workers running a playbook
         self._waiting: defaultdict[str, deque[Start]] = defaultdict(deque)
         self._closing = False
         self._batcher: Batcher[Delivery, dict[str, Any]] = Batcher(self._handle)
@@ -148,17 +149,47 @@ class Dispatcher:
     def _launch(self, start: Start) -> None:
         with self._lock:
             self.streams[start.run_id] = RunStream()
-            name = start.runbook.name
-            if self._closing:
-                pass
-            elif self._running[name] < start.runbook.concurrency:
-                self._running[name] += 1
-                self._pool.submit(self._execute, start)
-                return
-            else:
-                self._waiting[name].append(start)
-                return
-        self._cancel(start)
+            if not self._closing:
+                self._waiting[start.runbook.name].append(start)
+        if self._closing:
+            self._cancel(start)
+            return
+        self.pump()
+
+    def pump(self) -> None:
+        """Start waiting runs while a worker here is free and their runbook has a slot:
+        ``runbook.concurrency`` counts runs in the store, so it holds across replicas
+        (a run waiting here starts when one ends anywhere: the sweep calls this)."""
+        gone: list[Start] = []
+        with self._lock:
+            for name, queue in list(self._waiting.items()):
+                while queue and self._busy < self._workers and not self._closing:
+                    start = queue[0]
+                    claimed = self.store.claim_run_slot(start.run_id, name,
+                                                        start.runbook.concurrency)
+                    if claimed == "busy":
+                        break
+                    queue.popleft()
+                    if claimed == "gone":  # cancelled or ended elsewhere meanwhile
+                        gone.append(start)
+                        continue
+                    self._busy += 1
+                    self._pool.submit(self._execute, start)
+                if not queue:
+                    del self._waiting[name]
+        for start in gone:
+            stream = self.streams.get(start.run_id)
+            if stream:
+                stream.done.set()
+
+    def sweep(self) -> None:
+        """Every few seconds (``create_app``'s lifespan): approvals nobody gave in time
+        end; the runs this process holds say so (their heartbeat); runs whose process is
+        gone, here or on another replica, end; waiting runs get the slots they freed."""
+        self.expire_approvals()
+        self.store.heartbeat_runs(owner())
+        runs.orphaned(self.store)
+        self.pump()
 
     def _execute(self, start: Start) -> None:
         stream = self.streams[start.run_id]
@@ -173,17 +204,10 @@ class Dispatcher:
             pass  # recorded: runbook.finished says why, the run's row says error
         finally:
             stream.done.set()
-            self._next(start.runbook.name)
-
-    def _next(self, name: str) -> None:
-        """A run of ``name`` ended: start the next one waiting, or free its slot."""
-        with self._lock:
-            self._forget_old_streams()
-            waiting = self._waiting.get(name)
-            if waiting and not self._closing:
-                self._pool.submit(self._execute, waiting.popleft())
-            else:
-                self._running[name] -= 1
+            with self._lock:
+                self._busy -= 1
+                self._forget_old_streams()
+            self.pump()  # its slot and this worker are free
 
     def _cancel(self, start: Start) -> None:
         incident = Incident(self.store, start.incident_id) if start.incident_id else None

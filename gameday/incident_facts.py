@@ -404,12 +404,16 @@ _KEPT = ("upto", "version", "facets", *COLUMNS)
 
 
 def _keep(store: Store, found: Sequence[tuple[Fact, int]]) -> None:
+    """Keep derived rows, in id order (two processes refreshing at once take the rows'
+    locks in the same order), never over a row derived from more events."""
     marks = ", ".join("?" for _ in range(1 + len(_KEPT)))
     with store.transaction() as tx:
         tx.executemany(f"INSERT INTO incident_facts (incident_id, {', '.join(_KEPT)}) VALUES"
                        f" ({marks}) ON CONFLICT (incident_id) DO UPDATE SET"
-                       f" {', '.join(f'{c} = excluded.{c}' for c in _KEPT)}",
-                       [_kept(f, upto) for f, upto in found])
+                       f" {', '.join(f'{c} = excluded.{c}' for c in _KEPT)}"
+                       " WHERE incident_facts.upto <= excluded.upto"
+                       " OR incident_facts.version <> excluded.version",
+                       sorted((_kept(f, upto) for f, upto in found), key=itemgetter(0)))
 
 
 def refresh(store: Store, targets: AnyTargets, where: str = "1 = 1",

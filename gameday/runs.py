@@ -6,6 +6,7 @@ incident: in ``run_output``), and the audit log.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,6 @@ from gameday.events import (
     Entry,
     approval_expired,
     approval_requested,
-    in_time_order,
     runbook_approved,
     runbook_finished,
     runbook_queued,
@@ -99,7 +99,10 @@ def execute(store: Store, run_id: int, runbook: Runbook, params: dict[str, Any],
     def ticked() -> None:  # the run is in hand: its heartbeat, every few seconds
         if time.monotonic() - beat[0] >= HEARTBEAT_S:
             beat[0] = time.monotonic()
-            store.heartbeat_runs(owner(), run_id)
+            # A store away for a moment must not stop the playbook: the next beat
+            # comes before RUN_TTL_S.
+            with contextlib.suppress(Exception):
+                store.heartbeat_runs(owner(), [run_id])
         if tick:
             tick()
 
@@ -122,14 +125,14 @@ def execute(store: Store, run_id: int, runbook: Runbook, params: dict[str, Any],
 
 
 def recorded(store: Store, run: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """A run's events as the store has them, ``(kind, data)`` in order: on its
-    incident's timeline, else in ``run_output``. Any process can read them, while the
-    run goes on elsewhere (another ``gameday serve`` replica) or after it ended."""
+    """A run's events as the store has them, ``(kind, data)`` in the order they were
+    recorded (so a list read again only grows at its end, as a live stream needs): on
+    its incident's timeline, else in ``run_output``. Any process can read them, while
+    the run goes on elsewhere (another ``gameday serve`` replica) or after it ended."""
     if not run.get("incident_id"):
         return store.run_output(run["id"])
-    return [(e["kind"], e["data"])
-            for e in in_time_order(store.events(run["incident_id"]))
-            if e["data"].get("run_id") == run["id"]]
+    return [(e.kind, e.data) for e in store.events(run["incident_id"])
+            if e.data.get("run_id") == run["id"]]
 
 
 def cancel(store: Store, run_id: int, runbook: str, *, incident: Incident | None,
@@ -150,33 +153,28 @@ def _canceled(store: Store, run_id: int, runbook: str, *, incident: Incident | N
                                          run_id=run_id), who)
 
 
-def orphaned(store: Store, *, who: str = "gameday",
-             now: float | None = None) -> list[dict[str, Any]]:
+def orphaned(store: Store, *, who: str = "gameday") -> list[dict[str, Any]]:
     """End the runs nobody will finish, on the record: cancelled, so no alert joins them
-    and they hold no concurrency slot. A run is orphaned when its process is gone:
-    on this host, when that process no longer runs; on another (a ``gameday serve``
-    replica, a pod), when its heartbeat is older than ``RUN_TTL_S``; a run without an
-    owner (from before owners were kept), always. Several processes may look at once:
-    each run is ended by one of them."""
-    now = time.time() if now is None else now
-    ended = []
+    and they hold no concurrency slot. A run is orphaned when its process is gone
+    (this host can tell), when it has no owner (from before owners were kept), or, on
+    PostgreSQL, when its heartbeat is older than ``RUN_TTL_S`` by the database's clock
+    (its process on another host, a replica's pod, is gone or cut off). Several
+    processes may look at once: each run is ended by one of them."""
+    found: dict[int, tuple[dict[str, Any], float | None]] = {}
     for run in store.unfinished_runs():
-        stale_before = None
-        if run["owner"]:
-            here = alive(run["owner"])
-            if here:
-                continue  # still running here
-            if here is None:  # another host: its heartbeat says
-                beat = run.get("heartbeat")
-                if beat is None or beat >= now - RUN_TTL_S:
-                    continue
-                stale_before = now - RUN_TTL_S
-        if not store.end_orphan_run(run["id"], stale_before=stale_before):
+        if not run["owner"] or alive(run["owner"]) is False:
+            found[run["id"]] = (run, None)
+    for run in store.stale_runs(RUN_TTL_S):
+        found.setdefault(run["id"], (run, RUN_TTL_S))
+    ended = []
+    for run_id in sorted(found):
+        run, stale_for = found[run_id]
+        if not store.end_orphan_run(run_id, stale_for=stale_for):
             continue  # finished, or ended by someone else, meanwhile
         incident = Incident(store, run["incident_id"]) if run["incident_id"] else None
         if incident and incident.state in TERMINAL_STATES:
             incident = None  # its timeline is closed; the run's row and the audit say it
-        _canceled(store, run["id"], run["runbook"], incident=incident, who=who,
+        _canceled(store, run_id, run["runbook"], incident=incident, who=who,
                   reason=f"its process ({run['owner'] or 'unknown'}) ended before it did")
         ended.append(run)
     return ended
@@ -195,11 +193,19 @@ def run(store: Store, runbook: Runbook, params: dict[str, Any], data_dir: Path, 
 def environment(incident: Incident | None, env: dict[str, str] | None = None
                 ) -> tuple[dict[str, str], Path | None]:
     """Where a runbook started by hand for ``incident`` acts, and the game day's run
-    directory: a game day's or a drill's runs go with it, against its own sandbox."""
+    directory: a game day's or a drill's runs go with it, against its own sandbox. A
+    game day still going on another host (its run directory is not here: another
+    ``gameday serve`` replica started the drill) is refused, never run against this
+    host's sandbox instead."""
     env = dict(env or {})
     game_dir = incident.row.get("run_dir") if incident is not None else None
     if not game_dir:
         return env, None
+    assert incident is not None
+    if not Path(game_dir).exists() and incident.state not in TERMINAL_STATES:
+        raise GamedayError(f"incident {incident.id}'s game day runs on another host (its "
+                           f"run directory {game_dir} is not on this one): run the "
+                           "runbook from the gameday serve that started it")
     if (Path(game_dir) / "sandbox").exists():
         env["GAMEDAY_SANDBOX"] = str(Path(game_dir) / "sandbox")
     return env, Path(game_dir)

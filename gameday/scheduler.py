@@ -203,8 +203,10 @@ class Scheduler:
         run_id = self.begin(made, now, now=now, manual=True)
         if run_id is None:  # a manual moment is this instant: nobody else claims it
             raise GamedayError(f"schedule {name}: this moment was claimed already; retry")
-        self.store.audit(who, Audit.GAMEDAY_STARTED, {"schedule": name, "run_id": run_id})
-        return self.store.schedule_run(run_id)
+        run = self.store.schedule_run(run_id)
+        self.store.audit(who, Audit.GAMEDAY_STARTED, {"schedule": name, "run_id": run_id,
+                                                      "status": run["status"]})
+        return run
 
     def skip(self, schedule: Schedule, run_id: int, reason: str) -> None:
         self.store.update_schedule_run(run_id, status="skipped", reason=reason,

@@ -17,7 +17,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +31,7 @@ KINDS = frozenset(k.value for k in Kind)
 
 # The schema lives in Alembic revisions (``gameday/migrations/versions``); this is the
 # newest. SQLite stores are brought to it when opened; PostgreSQL by ``gameday db upgrade``.
-HEAD = "0003"
+HEAD = "0004"
 
 
 def _null_pool() -> Any:
@@ -39,6 +39,17 @@ def _null_pool() -> Any:
     from sqlalchemy.pool import NullPool
 
     return NullPool
+
+
+def _boot_id() -> str:
+    """This boot of this host: monotonic clocks compare only within one."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:  # not Linux: this process's own clock, at least
+        return f"pid-{os.getpid()}"
+
+
+BOOT_ID = _boot_id()
 
 
 def params_key(params: dict[str, Any]) -> str:
@@ -205,6 +216,9 @@ class Connection:
 
 
 def _redacted(url: str) -> str:
+    """A store's address as it may be shown: a password never is."""
+    if "://" not in url:  # a SQLite file
+        return url
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
@@ -314,6 +328,11 @@ class Store:
         at = self._revision()
         if at == HEAD:
             return
+        if at is not None and at.isdigit() and int(at) > int(HEAD):
+            self.close()
+            raise GamedayError(
+                f"the store at {_redacted(self.url)} has schema {at}, newer than this "
+                f"gameday's ({HEAD}): run the gameday that upgraded it, or a newer one")
         if self.postgres:
             self.close()
             raise GamedayError(
@@ -449,11 +468,13 @@ class Store:
         from an alert), unless said (``drill``). Metrics never mix them."""
         now = utc_now()
         kind = kind or ("gameday" if scenario else "incident")
+        mono, epoch = time.monotonic_ns(), time.time_ns()  # the incident's clock
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO incidents (title, service, scenario, run_dir, state, created_at,"
-                " updated_at, kind) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
-                (title, service, scenario, run_dir, now, now, kind))
+                " updated_at, kind, clock_boot, clock_mono_ns, clock_epoch_ns) VALUES"
+                " (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?) RETURNING id",
+                (title, service, scenario, run_dir, now, now, kind, BOOT_ID, mono, epoch))
             return _inserted_id(cur)
 
     def incident(self, incident_id: int) -> dict[str, Any]:
@@ -503,19 +524,26 @@ class Store:
         otherwise score silently wrong."""
         if kind not in KINDS:
             raise GamedayError(f"unknown event kind {kind!r} (see gameday.events.Kind)")
-        mono = at_monotonic_ns if at_monotonic_ns is not None else time.monotonic_ns()
+        local, epoch = time.monotonic_ns(), time.time_ns()  # the moment it is recorded
         utc = at_utc or utc_now()
         with self._tx() as db:
             # The incident's ``last_seq`` (a trigger raises it with every event): on
             # PostgreSQL its row lock orders the incident's appends, no gap, no duplicate
             # seq (SQLite's BEGIN IMMEDIATE already takes the write lock). NO KEY: rows
             # that reference the incident (the report's kept facts) are not held up.
-            row = db.execute("SELECT last_seq + 1 FROM incidents WHERE id = ?"
+            row = db.execute("SELECT last_seq + 1, clock_boot, clock_mono_ns, clock_epoch_ns"
+                             " FROM incidents WHERE id = ?"
                              + (" FOR NO KEY UPDATE" if self.postgres else ""),
                              (incident_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no incident {incident_id}")
             seq = int(row[0])
+            if at_monotonic_ns is not None:  # measured by the caller, on this host
+                mono = at_monotonic_ns
+            elif row[1] is None or row[1] == BOOT_ID:
+                mono = local
+            else:  # another host's incident: on its clock, through the wall clock
+                mono = int(row[2]) + (epoch - int(row[3]))
             try:
                 db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
                            (incident_id, seq, utc, mono, kind, actor,
@@ -638,6 +666,12 @@ class Store:
             "SELECT * FROM leases WHERE state = 'running' ORDER BY incident_id")]
 
     # -- runbook runs and the audit log -----------------------------------------------
+    @property
+    def _clock_sql(self) -> str:
+        """Now, in Unix seconds, by the database's clock: one clock for every host."""
+        return ("EXTRACT(EPOCH FROM clock_timestamp())" if self.postgres
+                else "(julianday('now') - 2440587.5) * 86400.0")
+
     def create_run(self, incident_id: int | None, runbook: str, params: dict[str, Any],
                    started_by: str, check: bool, owner: str | None = None,
                    approve_by: str | None = None) -> int:
@@ -646,13 +680,14 @@ class Store:
         waits (``awaiting_approval``) for a second person until then."""
         status = "awaiting_approval" if approve_by else "queued"
         owned = None if approve_by else owner
+        beat = self._clock_sql if owned else "NULL"
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO runbook_runs (incident_id, runbook, params_json, check_mode,"
                 " started_by, status, created_at, owner, approve_by, heartbeat)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {beat}) RETURNING id",
                 (incident_id, runbook, params_key(params), int(check), started_by, status,
-                 utc_now(), owned, approve_by, time.time() if owned else None))
+                 utc_now(), owned, approve_by))
             return _inserted_id(cur)
 
     def serialize(self, key: str) -> None:
@@ -679,27 +714,39 @@ class Store:
                                    (run_id,)).fetchone()
                 return "busy" if state is not None and state[0] == "queued" else "gone"
             cur = db.execute("UPDATE runbook_runs SET status = 'running', started_at = ?,"
-                             " heartbeat = ? WHERE id = ? AND status = 'queued'",
-                             (utc_now(), time.time(), run_id))
+                             f" heartbeat = {self._clock_sql} WHERE id = ? AND"
+                             " status = 'queued'", (utc_now(), run_id))
             return "started" if cur.rowcount == 1 else "gone"
 
-    def heartbeat_runs(self, owner: str, run_id: int | None = None) -> None:
-        """The runs ``owner`` holds (or one of them) are still in hand."""
-        sql, args = ("UPDATE runbook_runs SET heartbeat = ? WHERE owner = ? AND status IN"
-                     " ('queued', 'running')"), [time.time(), owner]
-        if run_id is not None:
-            sql, args = sql + " AND id = ?", [*args, run_id]
+    def heartbeat_runs(self, owner: str, run_ids: Iterable[int]) -> None:
+        """The runs ``owner`` holds are still in hand. Only where several hosts share
+        the store (PostgreSQL): a SQLite store's runs are judged by their process."""
+        ids = sorted(set(run_ids))
+        if not self.postgres or not ids:
+            return
+        marks = ", ".join("?" for _ in ids)
         with self._tx() as db:
-            db.execute(sql, args)
+            db.execute(f"UPDATE runbook_runs SET heartbeat = {self._clock_sql} WHERE"
+                       f" owner = ? AND status IN ('queued', 'running') AND id IN ({marks})",
+                       (owner, *ids))
 
-    def end_orphan_run(self, run_id: int, *, stale_before: float | None) -> bool:
+    def stale_runs(self, ttl_s: float) -> list[dict[str, Any]]:
+        """Unfinished runs whose heartbeat is older than ``ttl_s`` by the database's
+        clock (PostgreSQL; none on SQLite)."""
+        if not self.postgres:
+            return []
+        return [dict(r) for r in self._db.execute(
+            "SELECT * FROM runbook_runs WHERE status IN ('queued', 'running') AND"
+            f" heartbeat < {self._clock_sql} - ? ORDER BY id", (ttl_s,))]
+
+    def end_orphan_run(self, run_id: int, *, stale_for: float | None) -> bool:
         """End a run nobody will finish (``runs.orphaned``): cancelled, once, by whoever
-        gets there first; with ``stale_before``, only if its heartbeat is still older."""
+        gets there first; with ``stale_for``, only if its heartbeat is still that old."""
         sql = ("UPDATE runbook_runs SET status = 'canceled', finished_at = ? WHERE id = ?"
                " AND status IN ('queued', 'running')")
         args: list[Any] = [utc_now(), run_id]
-        if stale_before is not None:
-            sql, args = sql + " AND heartbeat < ?", [*args, stale_before]
+        if stale_for is not None:
+            sql, args = sql + f" AND heartbeat < {self._clock_sql} - ?", [*args, stale_for]
         with self._tx() as db:
             return db.execute(sql, args).rowcount == 1
 
@@ -710,9 +757,9 @@ class Store:
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE runbook_runs SET status = 'queued', approved_by = ?, owner = ?,"
-                " heartbeat = ? WHERE id = ? AND status = 'awaiting_approval' AND"
-                " approve_by > ? AND started_by != ?",
-                (approver, owner, time.time(), run_id, utc_now(), approver))
+                f" heartbeat = {self._clock_sql} WHERE id = ? AND"
+                " status = 'awaiting_approval' AND approve_by > ? AND started_by != ?",
+                (approver, owner, run_id, utc_now(), approver))
             return cur.rowcount == 1
 
     def expire_approvals(self) -> list[dict[str, Any]]:

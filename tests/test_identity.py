@@ -333,3 +333,21 @@ def test_a_revoked_person_can_be_added_again_without_their_old_sessions(people, 
     actions = [(e["action"], e["data"].get("again")) for e in store.audit_log()
                if e["data"].get("name") == "cleo"]
     assert actions == [("user.added", False), ("user.revoked", None), ("user.added", True)]
+
+
+def test_the_shared_token_in_someones_name_has_their_rights(people, tmp_path):
+    """Once people have identities, a script's ``as`` acts with that person's rights:
+    the shared token does not lend a responder a commander's."""
+    store, _ = people
+    store.set_freeze(True, "incident", "cleo")
+    with TestClient(app_for(store, tmp_path)) as client:
+        refused = client.post("/api/v1/unfreeze", json={"as": "rhea"}, headers=bearer(TOKEN))
+        assert refused.status_code == 403 and "rhea is a responder" in refused.json()["error"]
+        assert store.freeze() is not None
+        lifted = client.post("/api/v1/unfreeze", json={"as": "cleo"}, headers=bearer(TOKEN))
+        assert lifted.status_code == 200 and lifted.json()["frozen"] is None
+        frozen = client.post("/api/v1/freeze", json={"as": "rhea", "reason": 5},
+                             headers=bearer(TOKEN))
+        assert frozen.status_code == 422 and frozen.json()["field"] == "reason"
+    (entry,) = [e for e in store.audit_log() if e["action"] == "forbidden"]
+    assert entry["who"] == "rhea" and entry["data"]["need"] == "unfreeze"

@@ -464,11 +464,18 @@ def test_the_lever_and_run_now_from_the_schedules_page(store, tmp_path):
         assert nothing.status_code == 404
     audit = [(e["who"], e["action"], e["data"]) for e in store.audit_log()
              if e["action"] in ("freeze", "gameday.started", "forbidden")]
-    assert ("rhea", "freeze", {"frozen": True, "reason": "real incident on checkout"}) in audit
-    assert ("cleo", "freeze", {"frozen": False, "reason": None}) in audit
-    assert ("cleo", "gameday.started", {"schedule": "nightly", "run_id": run["id"]}) in audit
-    assert [need for who, action, data in audit if action == "forbidden"
-            for need in [data["need"]]] == ["unfreeze", "start"]
+    assert audit == [
+        ("rhea", "freeze", {"frozen": True, "reason": "real incident on checkout"}),
+        ("rhea", "forbidden", {"need": "unfreeze", "role": "responder",
+                               "path": "/schedules/unfreeze"}),
+        ("rhea", "forbidden", {"need": "start", "role": "responder",
+                               "path": "/schedules/nightly/run"}),
+        ("cleo", "gameday.started", {"schedule": "nightly", "run_id": skipped["id"],
+                                     "status": "skipped"}),
+        ("cleo", "freeze", {"frozen": False, "reason": None}),
+        ("cleo", "gameday.started", {"schedule": "nightly", "run_id": run["id"],
+                                     "status": run["status"]}),
+    ]
 
     without = create_app(token=token, store=store, data_dir=tmp_path / "data2")
     with TestClient(without) as client:

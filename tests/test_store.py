@@ -267,3 +267,74 @@ def test_a_runbooks_concurrency_holds_across_processes(any_store: Store):
     assert any_store.claim_run_slot(other, "other-book", 1) == "started"  # per runbook
     for store in stores:
         store.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_store_at_the_first_schema_with_history_upgrades_in_place(database, tmp_path,
+                                                                   request):
+    """A store at revision 0001 with incidents and events: upgraded, each incident's
+    last_seq is its last event's (so the next append continues the sequence), its
+    unfinished runs get a heartbeat, and the report derives it."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from gameday import incident_facts
+    from gameday.store import _alembic_config, _engine_url
+
+    if database == "sqlite":
+        url = str(tmp_path / "old.db")
+        engine = create_engine(f"sqlite:///{url}")
+    else:
+        url = request.getfixturevalue("postgres").database(upgrade=False)
+        engine = create_engine(_engine_url(url))
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0001")
+        conn.exec_driver_sql("INSERT INTO incidents (id, title, state, created_at,"
+                             " updated_at, kind) VALUES (7, 'old', 'declared', 't', 't',"
+                             " 'incident')")
+        for seq, kind in ((1, "alert.fired"), (2, "incident.declared"), (3, "note.added")):
+            conn.exec_driver_sql(
+                "INSERT INTO events VALUES (7, %(seq)s, 't', %(ns)s, %(kind)s, 'ana', '{}')"
+                if database == "postgresql" else
+                "INSERT INTO events VALUES (7, :seq, 't', :ns, :kind, 'ana', '{}')",
+                {"seq": seq, "ns": seq * 10**9, "kind": kind})
+        conn.exec_driver_sql("INSERT INTO runbook_runs (runbook, params_json, check_mode,"
+                             " started_by, status, created_at, owner) VALUES"
+                             " ('r', '{}', 0, 'ana', 'running', 't', 'gone-host:1:1')")
+    engine.dispose()
+    if database == "postgresql":
+        with pytest.raises(GamedayError, match="gameday db upgrade"):
+            Store(url)
+        from gameday.store import upgrade
+        upgrade(url)
+    store = Store(url)  # SQLite: upgraded as it opens
+    try:
+        assert store.incident(7)["last_seq"] == 3
+        assert store.append(7, "note.added", "ana", {"text": "after"}).seq == 4
+        (run,) = store.unfinished_runs()
+        assert run["heartbeat"] is not None
+        assert incident_facts.refresh(store, {}) == 1
+        with pytest.raises(GamedayError, match="newer than this gameday"):
+            store._db.execute("UPDATE alembic_version SET version_num = '9999'")
+            Store(url)
+    finally:
+        store.close()
+
+
+def test_an_event_from_another_host_is_placed_on_the_incidents_clock(any_store: Store):
+    """Monotonic clocks of two hosts cannot be compared: an event recorded on a host
+    other than the one that opened the incident (a move through another replica) is
+    placed on the incident's clock through the wall clock."""
+    import time
+
+    elsewhere = any_store.create_incident("opened by another replica")
+    anchor_mono, anchor_epoch = 5 * 10**15, time.time_ns() - 7 * 10**9  # 7 s ago, there
+    any_store._db.execute("UPDATE incidents SET clock_boot = 'another-host',"
+                          " clock_mono_ns = ?, clock_epoch_ns = ? WHERE id = ?",
+                          (anchor_mono, anchor_epoch, elsewhere))
+    event = any_store.append(elsewhere, "note.added", "ana", {"text": "from here"})
+    assert abs(event.at_monotonic_ns - (anchor_mono + 7 * 10**9)) < 2 * 10**9
+    here = any_store.create_incident("opened here")
+    before = time.monotonic_ns()
+    local = any_store.append(here, "note.added", "ana", {"text": "here"})
+    assert before <= local.at_monotonic_ns <= time.monotonic_ns()  # this host's own clock

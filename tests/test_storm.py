@@ -308,30 +308,3 @@ def test_a_storm_through_real_http_loses_nothing(tmp_path, books):
     done = store.runs()
     assert len(done) == 3 and all(r["status"] in ("successful", "canceled") for r in done)
 
-
-def test_a_run_on_another_host_is_ended_when_its_heartbeat_stops(tmp_path, books):
-    """A run held by a process on another host (a replica's pod that is gone) is judged
-    by its heartbeat: ended once it is older than RUN_TTL_S, by one process only, on
-    the record; a fresh heartbeat keeps it."""
-    store = Store(tmp_path / "g.db")
-    incident = Incident.open(store, "storm", service="checkout")
-    incident.declare("SEV-3", "test")
-    elsewhere = "pod-gone-7f9c:4242:99"
-    stale = store.create_run(incident.id, "restart-it", {"service": "checkout"}, "alerts",
-                             False, owner=elsewhere)
-    fresh = store.create_run(None, "restart-it", {"service": "cart"}, "alerts", False,
-                             owner="pod-alive-1b2c:4242:99")
-    store.claim_run_slot(stale, "restart-it", 2)
-    now = time.time()
-    assert runs.orphaned(store, now=now) == []  # both heartbeats are new
-    later = now + runs.RUN_TTL_S + 1
-    store.heartbeat_runs("pod-alive-1b2c:4242:99")  # this one's process still says so
-    store._db.execute("UPDATE runbook_runs SET heartbeat = ? WHERE id = ?", (later, fresh))
-    ended = runs.orphaned(store, now=later)
-    assert [r["id"] for r in ended] == [stale]
-    assert store.run(stale)["status"] == "canceled" and store.run(fresh)["status"] == "queued"
-    assert runs.orphaned(Store(tmp_path / "g.db"), now=later) == []  # once, by one
-    finished = [e for e in store.events(incident.id) if e.kind == "runbook.finished"]
-    assert len(finished) == 1 and elsewhere in finished[0].data["error"]
-    assert store.joinable_run("restart-it", {"service": "checkout"},
-                              succeeded_since=None) is None  # no alert joins it now

@@ -460,3 +460,20 @@ def test_web_never_imports_the_game_day_orchestration():
     assert "jinja2" not in "".join(
         p.read_text() for p in (Path(__file__).parent.parent / "gameday" / "web").glob("*.py")
     ), "pages render through gameday.render.templates(), the one environment"
+
+
+def test_a_runbook_for_a_game_day_on_another_host_is_refused(client, app_and_store, tmp_path):
+    """A drill started by another replica keeps its sandbox in a run directory on that
+    host: a run asked of this one is refused with where to go, never run against this
+    host's sandbox instead; once the game day is over the incident's runbooks run here."""
+    _, store = app_and_store
+    elsewhere = store.create_incident("drill", scenario="checkout-replica-crash",
+                                      run_dir=str(tmp_path / "on-another-host"), kind="drill")
+    store.update_incident(elsewhere, state="declared")
+    body = {"as": "ana", "params": {"service": "checkout"}, "incident": elsewhere}
+    refused = client.post("/api/v1/runbooks/restart-it/run", json=body, headers=AUTH)
+    assert refused.status_code == 409 and "runs on another host" in refused.json()["error"]
+    assert store.runs() == []  # nothing queued
+    store.update_incident(elsewhere, state="resolved")
+    assert client.post("/api/v1/runbooks/restart-it/run", json=body,
+                       headers=AUTH).status_code == 202

@@ -157,8 +157,9 @@ def run_now(state: State, name: str) -> None:
     now = datetime.now(UTC)
     run_id = scheduler.begin(made, now, now=now, manual=True, attach=True)
     if run_id is not None:
-        state.store.audit(getpass.getuser(), Audit.GAMEDAY_STARTED,
-                          {"schedule": name, "run_id": run_id})
+        state.store.audit(getpass.getuser(), Audit.GAMEDAY_STARTED, {
+            "schedule": name, "run_id": run_id,
+            "status": state.store.schedule_run(run_id)["status"]})
     if run_id is None:  # cannot happen: a manual moment is this instant
         sys.exit(1)
     child = scheduler.children.get(run_id)

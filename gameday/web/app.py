@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,6 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import Route
 
 from gameday.auth import Auth
-from gameday.errors import GamedayError
 from gameday.intake import COALESCE_WINDOW_S
 from gameday.settings import Settings
 from gameday.settings import current as current_settings
@@ -103,6 +103,7 @@ ROUTES = [
 INTAKE_SLOTS = 64  # webhook requests read and parsed at once; the rest wait
 APPROVAL_TTL_S = 15 * 60  # how long a destructive run waits for a second person
 SWEEP_EVERY_S = 2.0
+log = logging.getLogger(__name__)
 
 
 def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | None = None,
@@ -122,8 +123,11 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async def expire() -> None:  # approvals, heartbeats, orphaned runs, free slots
             while True:
-                with contextlib.suppress(GamedayError):  # the store is away: next time
+                try:
                     await asyncio.to_thread(dispatcher.sweep)
+                except Exception as exc:  # the store away for a moment: next time
+                    log.warning("gameday serve: the sweep failed (%s: %s); next in %.0f s",
+                                type(exc).__name__, exc, SWEEP_EVERY_S)
                 await asyncio.sleep(SWEEP_EVERY_S)
 
         sweeper = asyncio.create_task(expire())

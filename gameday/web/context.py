@@ -24,6 +24,7 @@ from gameday.alerts import MAX_BODY, Rejected
 from gameday.auth import SESSION_COOKIE, Auth, Forbidden, Identity, Unauthorized
 from gameday.errors import ValidationError
 from gameday.events import Audit
+from gameday.policy import may
 from gameday.render import templates
 from gameday.settings import Settings
 from gameday.store import Store
@@ -172,8 +173,15 @@ async def move_request(request: Request, need: str = "run") -> tuple[str, dict[s
             if need in PERSONAL:
                 raise Forbidden(f"to {WHAT[need]}, use your own token (gameday user add), "
                                 "not the shared one")
-            if auth.store is None or auth.store.user(name) is None:
+            user = auth.store.user(name) if auth.store is not None else None
+            if user is None:
                 raise Forbidden(f"{name} is not a gameday user (gameday user add)")
+            if not may(str(user["role"]), need):  # in someone's name, with their rights
+                shared(request).store.audit(name, Audit.FORBIDDEN, {
+                    "need": need, "role": user["role"], "path": request.url.path,
+                    "via": "token"})
+                raise Forbidden(f"{name} is a {user['role']}: a {user['role']} may not "
+                                f"{WHAT.get(need, need)}")
         return name, data
     if who.via in ("session", "proxy"):  # a browser: its page proves it sent this
         check_csrf(request, request.headers.get(CSRF_HEADER, ""))

@@ -13,6 +13,7 @@ it runs here, else replayed from the incident's timeline (``Dispatcher.items``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict, defaultdict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -69,7 +70,8 @@ class Dispatcher:
                                         thread_name_prefix="runbook")
         self._workers = max_concurrent
         self._lock = threading.Lock()
-        self._busy = 0  # workers running a playbook
+        self._busy = 0  # workers running a playbook, or reserved for one
+        self._held: set[int] = set()  # the runs waiting or running here: their heartbeat
         self._waiting: defaultdict[str, deque[Start]] = defaultdict(deque)
         self._closing = False
         self._batcher: Batcher[Delivery, dict[str, Any]] = Batcher(self._handle)
@@ -113,6 +115,7 @@ class Dispatcher:
         started when its runbook and the pool have room. With ``approve_within`` (four
         eyes) it waits that many seconds for a second person's ``approve`` instead."""
         incident = Incident(self.store, incident_id) if incident_id else None
+        runs.environment(incident, self.env)  # a game day on another host: refused now
         if approve_within is not None:
             return runs.ask_approval(self.store, runbook, params, incident=incident, who=who,
                                      check=check, within_s=approve_within)
@@ -149,53 +152,79 @@ class Dispatcher:
     def _launch(self, start: Start) -> None:
         with self._lock:
             self.streams[start.run_id] = RunStream()
-            if not self._closing:
+            closing = self._closing
+            if not closing:
                 self._waiting[start.runbook.name].append(start)
-        if self._closing:
+                self._held.add(start.run_id)
+        if closing:
             self._cancel(start)
             return
-        self.pump()
+        with contextlib.suppress(Exception):  # queued on the record: the sweep retries
+            self.pump()
 
     def pump(self) -> None:
         """Start waiting runs while a worker here is free and their runbook has a slot:
         ``runbook.concurrency`` counts runs in the store, so it holds across replicas
-        (a run waiting here starts when one ends anywhere: the sweep calls this)."""
-        gone: list[Start] = []
-        with self._lock:
-            for name, queue in list(self._waiting.items()):
-                while queue and self._busy < self._workers and not self._closing:
-                    start = queue[0]
-                    claimed = self.store.claim_run_slot(start.run_id, name,
-                                                        start.runbook.concurrency)
-                    if claimed == "busy":
-                        break
-                    queue.popleft()
-                    if claimed == "gone":  # cancelled or ended elsewhere meanwhile
-                        gone.append(start)
-                        continue
-                    self._busy += 1
-                    self._pool.submit(self._execute, start)
-                if not queue:
-                    del self._waiting[name]
-        for start in gone:
-            stream = self.streams.get(start.run_id)
-            if stream:
-                stream.done.set()
+        (a run waiting here starts when one ends anywhere: the sweep calls this). The
+        store is asked outside the lock, with a worker reserved meanwhile."""
+        tried: set[str] = set()
+        while True:
+            with self._lock:
+                if self._closing or self._busy >= self._workers:
+                    return
+                name = next((n for n, q in self._waiting.items() if q and n not in tried),
+                            None)
+                if name is None:
+                    return
+                start = self._waiting[name].popleft()
+                self._busy += 1
+            claimed, stop = "busy", None  # an error leaves it waiting, and is raised
+            try:
+                claimed = self.store.claim_run_slot(start.run_id, name,
+                                                    start.runbook.concurrency)
+            finally:
+                with self._lock:
+                    if claimed == "started" and not self._closing:
+                        self._pool.submit(self._execute, start)
+                    else:
+                        self._busy -= 1
+                        if claimed == "busy":
+                            self._waiting[name].appendleft(start)
+                            tried.add(name)
+                        elif claimed == "started":  # shutting down: it never runs
+                            stop = start
+                        else:  # gone: cancelled or ended elsewhere meanwhile
+                            self._held.discard(start.run_id)
+                    if not self._waiting.get(name):
+                        self._waiting.pop(name, None)
+            if stop is not None:
+                self._cancel(stop)
+            elif claimed == "gone":
+                stream = self.streams.get(start.run_id)
+                if stream:
+                    stream.done.set()
 
     def sweep(self) -> None:
         """Every few seconds (``create_app``'s lifespan): approvals nobody gave in time
         end; the runs this process holds say so (their heartbeat); runs whose process is
         gone, here or on another replica, end; waiting runs get the slots they freed."""
         self.expire_approvals()
-        self.store.heartbeat_runs(owner())
+        with self._lock:
+            held = list(self._held)
+        self.store.heartbeat_runs(owner(), held)
         runs.orphaned(self.store)
         self.pump()
 
     def _execute(self, start: Start) -> None:
         stream = self.streams[start.run_id]
         incident = Incident(self.store, start.incident_id) if start.incident_id else None
-        env, _ = runs.environment(incident, self.env)  # a drill's run acts on its own sandbox
         try:
+            try:  # a drill's run acts on its own sandbox
+                env, _ = runs.environment(incident, self.env)
+            except GamedayError as exc:
+                runs.cancel(self.store, start.run_id, start.runbook.name, incident=incident,
+                            who=start.who, reason=str(exc))
+                return
             runs.execute(self.store, start.run_id, start.runbook, start.params,
                          self.data_dir / f"run-{start.run_id:05d}-{start.runbook.name}",
                          incident=incident, who=start.who, check=start.check, env=env,
@@ -206,10 +235,14 @@ class Dispatcher:
             stream.done.set()
             with self._lock:
                 self._busy -= 1
+                self._held.discard(start.run_id)
                 self._forget_old_streams()
-            self.pump()  # its slot and this worker are free
+            with contextlib.suppress(Exception):  # the sweep tries again
+                self.pump()  # its slot and this worker are free
 
     def _cancel(self, start: Start) -> None:
+        with self._lock:
+            self._held.discard(start.run_id)
         incident = Incident(self.store, start.incident_id) if start.incident_id else None
         runs.cancel(self.store, start.run_id, start.runbook.name, incident=incident,
                     who=start.who,

@@ -22,6 +22,7 @@ went wrong and where to go next.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -89,10 +90,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def store_unavailable(request: Request, exc: Exception) -> Response:
-    what = str(exc) if isinstance(exc, StoreUnavailable) else \
-        f"the store cannot take writes now ({exc})"
-    return answer(request, 503, f"{what}; retry", headers={"Retry-After": "5"})
+    # What the database said (its host, user, name) goes to the server's log, not to
+    # whoever is asking.
+    log.warning("gameday serve: %s %s: the store is unavailable: %s", request.method,
+                request.url.path, exc)
+    return answer(request, 503, "the store cannot take requests now; retry",
+                  headers={"Retry-After": "5"})
 
+
+log = logging.getLogger(__name__)
 
 HANDLERS: dict[Any, Handler] = {
     sqlite3.OperationalError: store_unavailable, StoreUnavailable: store_unavailable,

@@ -91,9 +91,11 @@ async def run_runbook(request: Request) -> Response:
     params = validate_params(rb, {k[2:]: v for k, v in form.items() if k.startswith("p.")})
     incident_id = form.get("incident", "")
     check = form.get("mode") == "check"
-    run_id = state.dispatcher.start(rb, params, int(incident_id) if incident_id.isdigit()
-                                    else None, who, check=check,
-                                    approve_within=approval(request, rb, check))
+    within = approval(request, rb, check)
+    run_id = await asyncio.to_thread(  # the store decides when it starts: off the loop
+        state.dispatcher.start, rb, params,
+        int(incident_id) if incident_id.isdigit() else None, who, check=check,
+        approve_within=within)
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
 
@@ -102,14 +104,16 @@ async def approve(request: Request) -> Response:
     who = caller(request, need="approve")
     form = await read_form(request)
     check_csrf(request, form.get("csrf", ""))
-    shared(request).dispatcher.approve(request.path_params["id"], who)
+    await asyncio.to_thread(shared(request).dispatcher.approve,
+                            request.path_params["id"], who)
     return RedirectResponse(f"/runs/{request.path_params['id']}", status_code=303)
 
 
 async def api_approve(request: Request) -> Response:
     """``POST /api/v1/runs/ID/approve`` ``{"as"?}``: the same for scripts."""
     who, _ = await move_request(request, need="approve")
-    shared(request).dispatcher.approve(request.path_params["id"], who)
+    await asyncio.to_thread(shared(request).dispatcher.approve,
+                            request.path_params["id"], who)
     return JSONResponse({"run_id": request.path_params["id"], "approved_by": who})
 
 
@@ -136,8 +140,9 @@ async def api_run(request: Request) -> Response:
             raise ValidationError("an incident id", field="incident")
         state.store.incident(incident_id)  # 404 for one that does not exist
     check = data.get("check") is True
-    run_id = state.dispatcher.start(rb, params, incident_id, who, check=check,
-                                    approve_within=approval(request, rb, check))
+    within = approval(request, rb, check)
+    run_id = await asyncio.to_thread(state.dispatcher.start, rb, params, incident_id, who,
+                                     check=check, approve_within=within)
     run = state.store.run(run_id)
     return JSONResponse({"run_id": run_id, "runbook": rb.name, "by": who,
                          "status": run["status"], "approve_by": run["approve_by"]},

@@ -11,6 +11,7 @@ the audit log under the person who did it.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,7 +91,7 @@ async def run_now(request: Request) -> Response:
     (a ``skipped`` run with the reason when one says no)."""
     who, _ = await _form(request, "start")
     name = request.path_params["name"]
-    _scheduler(request).run_now(name, who)
+    await asyncio.to_thread(_scheduler(request).run_now, name, who)
     return RedirectResponse(f"/schedules#s-{name}", status_code=303)
 
 
@@ -112,5 +113,6 @@ async def api_run_now(request: Request) -> Response:
     """``POST /api/v1/schedules/NAME/run`` ``{"as"?}``: 202 with the scheduled run
     (``running``, or ``skipped`` and why)."""
     who, _ = await move_request(request, need="start")
-    run = _scheduler(request).run_now(request.path_params["name"], who)
+    run = await asyncio.to_thread(_scheduler(request).run_now, request.path_params["name"],
+                                  who)
     return JSONResponse({"run": run, "by": who}, status_code=202)

@@ -18,13 +18,13 @@ from typing import Any
 
 from gameday import events
 from gameday.drill import Clock, DrillSpec, answered, due_injects, scorecards
-from gameday.errors import GamedayError, NotFound, ValidationError
+from gameday.errors import AlreadyRecorded, GamedayError, NotFound, ValidationError
 from gameday.events import Kind
 from gameday.incident import TERMINAL_STATES, Incident, held_roles
 from gameday.routing import Route
 from gameday.scenario import Scenario, load_scenario
 from gameday.settings import Settings
-from gameday.store import Store
+from gameday.store import Store, clock_ns
 from gameday.traffic import sli_windows
 
 START_TIMEOUT_S = 120.0
@@ -175,10 +175,6 @@ class Drill:
                 known = ", ".join(i.name for i in self.spec.injects) or "none"
                 raise ValidationError(f"no inject {name!r} in the scenario (known: {known})",
                                       field="NAME")
-            fired = {e.data.get("name") for e in self.timeline()
-                     if e.kind == Kind.DRILL_INJECT}
-            if name in fired:
-                raise GamedayError(f"inject {name} was already fired")
             entry = events.drill_inject(declared.name, declared.sender, declared.message,
                                         by_hand=True)
         else:
@@ -193,7 +189,10 @@ class Drill:
                 raise ValidationError("one line, at most 500 characters", field="--message")
             count = sum(1 for e in self.timeline() if e.kind == Kind.DRILL_INJECT)
             entry = events.drill_inject(f"by-hand-{count + 1}", sender, message, by_hand=True)
-        self.incident.record(entry, person)
+        try:  # once, whoever fires it: the game day on its schedule, or a game master
+            self.incident.record(entry, person, once="name")
+        except AlreadyRecorded:
+            raise AlreadyRecorded(f"inject {entry.data['name']} was already fired") from None
         return dict(entry.data)
 
     def hint(self, person: str, stage: str | None = None) -> dict[str, Any]:
@@ -250,7 +249,7 @@ class Drill:
             "incident": {k: inc.get(k) for k in ("id", "title", "state", "severity",
                                                  "service")},
             "roles": held_roles(timeline),
-            "clock": {"seconds": clock.at(time.monotonic_ns()), "paused": clock.paused},
+            "clock": {"seconds": clock.at(clock_ns(inc)), "paused": clock.paused},
             "over": (any(e.kind == Kind.DRILL_ENDED for e in timeline)
                      or inc["state"] in TERMINAL_STATES),
             "pages": pages,
@@ -302,7 +301,10 @@ def fire_due_injects(incident: Incident, spec: DrillSpec) -> list[str]:
     timeline = incident.events()
     fired = []
     for inject in due_injects(spec, timeline, time.monotonic_ns()):
-        incident.record(events.drill_inject(inject.name, inject.sender, inject.message),
-                        GAME_MASTER)
+        try:
+            incident.record(events.drill_inject(inject.name, inject.sender, inject.message),
+                            GAME_MASTER, once="name")
+        except AlreadyRecorded:
+            continue  # fired by hand a moment ago
         fired.append(inject.name)
     return fired

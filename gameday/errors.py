@@ -8,6 +8,7 @@
     ├── NotFound                 exit 1: an incident, run, runbook or service that is not there
     ├── SandboxError             exit 1: the embedded sandbox could not do what was asked
     ├── RunbookError             exit 1: a runbook could not be started
+    ├── AlreadyRecorded          exit 1: what happens once happened already (an inject)
     ├── StoreUnavailable         exit 1: the store cannot be reached, or lost its connection
     │                            (``gameday serve`` answers 503 with Retry-After)
     └── Frozen                   exit 4: game days are frozen (``gameday freeze on``)
@@ -42,6 +43,10 @@ class SandboxError(GamedayError):
 
 
 class RunbookError(GamedayError):
+    pass
+
+
+class AlreadyRecorded(GamedayError):
     pass
 
 

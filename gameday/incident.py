@@ -80,20 +80,26 @@ class Incident:
         return held_roles(self.events())
 
     def record(self, entry: Entry, actor: str, *, at_ns: int | None = None,
-               at_utc: str | None = None) -> Event:
-        """Append an event; state-changing kinds must be valid transitions."""
+               at_utc: str | None = None, once: str | None = None) -> Event:
+        """Append an event; state-changing kinds must be valid transitions, judged on
+        the state the incident has when the event is written (two replicas resolving at
+        once: one wins). ``once``: a field of the payload no other event of this kind
+        may share (an inject fires once, whoever fires it)."""
         target = STATE_OF_EVENT.get(entry.kind)
         updates: dict[str, Any] = {}
+        check = None
         if target:
-            state = self.state
-            if target not in TRANSITIONS[state]:
-                raise InvalidTransition(
-                    f"incident {self.id} is {state}; it cannot become {target}")
+            def check(state: str) -> None:
+                if target not in TRANSITIONS[state]:
+                    raise InvalidTransition(
+                        f"incident {self.id} is {state}; it cannot become {target}")
+
             updates["state"] = target
         if entry.kind in (Kind.INCIDENT_DECLARED, Kind.SEVERITY_CHANGED):
             updates["severity"] = entry.data["severity"]
         event = self.store.append(self.id, entry.kind, actor, entry.data, at_monotonic_ns=at_ns,
-                                  at_utc=at_utc, incident_updates=updates)
+                                  at_utc=at_utc, incident_updates=updates, state_check=check,
+                                  once=(once, entry.data[once]) if once else None)
         if self.listener:
             self.listener(event)
         return event

@@ -9,7 +9,6 @@ recorded, and records who made it.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from gameday import events
@@ -20,7 +19,7 @@ from gameday.incident import TERMINAL_STATES, Incident
 from gameday.policy import ROLES, SEVERITIES
 from gameday.routing import Route, route
 from gameday.spec import PERSON
-from gameday.store import Event
+from gameday.store import Event, clock_ns
 from gameday.traffic import last_sli_window
 
 MAX_TEXT = 4000    # a status update or a note
@@ -184,7 +183,7 @@ def _facts(inc: Incident) -> dict[str, Any]:
     if runs:
         last = runs[-1]
         runbook = (last.data["runbook"], last.data.get("status") or "running")
-    ago = (time.monotonic_ns() - started.at_monotonic_ns) / 1e9 if started else 0.0
     row = inc.row
+    ago = (clock_ns(row) - started.at_monotonic_ns) / 1e9 if started else 0.0
     return comms.facts(row, roles=inc.roles(), sli=sli, runbook=runbook, every=None,
                        started_ago=ago, customer_summary=row.get("service") or "the service")

@@ -17,14 +17,14 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gameday.errors import GamedayError, NotFound, StoreUnavailable
+from gameday.errors import AlreadyRecorded, GamedayError, NotFound, StoreUnavailable
 from gameday.events import Kind
 
 KINDS = frozenset(k.value for k in Kind)
@@ -50,6 +50,19 @@ def _boot_id() -> str:
 
 
 BOOT_ID = _boot_id()
+
+
+def clock_ns(incident: Mapping[str, Any], local_ns: int | None = None,
+             epoch_ns: int | None = None) -> int:
+    """Now on ``incident``'s clock (its row, or the clock columns of it): this host's
+    monotonic clock if it opened the incident (or the incident is older than clocks),
+    else the opener's, reached through the wall clock."""
+    local = time.monotonic_ns() if local_ns is None else local_ns
+    boot = incident.get("clock_boot")
+    if boot is None or boot == BOOT_ID:
+        return local
+    epoch = time.time_ns() if epoch_ns is None else epoch_ns
+    return int(incident["clock_mono_ns"]) + (epoch - int(incident["clock_epoch_ns"]))
 
 
 def params_key(params: dict[str, Any]) -> str:
@@ -516,12 +529,19 @@ class Store:
     # -- events ----------------------------------------------------------------------
     def append(self, incident_id: int, kind: str, actor: str, data: dict[str, Any],
                *, at_monotonic_ns: int | None = None, at_utc: str | None = None,
-               incident_updates: dict[str, Any] | None = None) -> Event:
+               incident_updates: dict[str, Any] | None = None,
+               state_check: Callable[[str], None] | None = None,
+               once: tuple[str, Any] | None = None) -> Event:
         """Append one event (and update the incident's projection in the same
         transaction). Timestamps are read here, at the moment it is recorded, unless
         the caller measured the moment itself (for example a request's end). A kind
         that is not in the vocabulary (``events.Kind``) is refused: a typo would
-        otherwise score silently wrong."""
+        otherwise score silently wrong.
+
+        Decided under the incident's lock, so two processes (two replicas, a game day
+        and a person) cannot both pass: ``state_check`` is called with the incident's
+        state and may refuse; ``once`` (a field of the payload, its value) refuses an
+        event of this kind whose payload already has that value."""
         if kind not in KINDS:
             raise GamedayError(f"unknown event kind {kind!r} (see gameday.events.Kind)")
         local, epoch = time.monotonic_ns(), time.time_ns()  # the moment it is recorded
@@ -531,19 +551,24 @@ class Store:
             # PostgreSQL its row lock orders the incident's appends, no gap, no duplicate
             # seq (SQLite's BEGIN IMMEDIATE already takes the write lock). NO KEY: rows
             # that reference the incident (the report's kept facts) are not held up.
-            row = db.execute("SELECT last_seq + 1, clock_boot, clock_mono_ns, clock_epoch_ns"
-                             " FROM incidents WHERE id = ?"
+            row = db.execute("SELECT last_seq + 1 AS seq, state, clock_boot, clock_mono_ns,"
+                             " clock_epoch_ns FROM incidents WHERE id = ?"
                              + (" FOR NO KEY UPDATE" if self.postgres else ""),
                              (incident_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no incident {incident_id}")
-            seq = int(row[0])
-            if at_monotonic_ns is not None:  # measured by the caller, on this host
-                mono = at_monotonic_ns
-            elif row[1] is None or row[1] == BOOT_ID:
-                mono = local
-            else:  # another host's incident: on its clock, through the wall clock
-                mono = int(row[2]) + (epoch - int(row[3]))
+            if state_check is not None:
+                state_check(str(row["state"]))
+            if once is not None:
+                field, value = once
+                if any(json.loads(r[0]).get(field) == value for r in db.execute(
+                        "SELECT data_json FROM events WHERE incident_id = ? AND kind = ?",
+                        (incident_id, kind))):
+                    raise AlreadyRecorded(f"{kind} {value} was already recorded")
+            seq = int(row["seq"])
+            # measured by the caller, on this host; else now, on the incident's clock
+            mono = (at_monotonic_ns if at_monotonic_ns is not None
+                    else clock_ns(dict(row), local, epoch))
             try:
                 db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
                            (incident_id, seq, utc, mono, kind, actor,

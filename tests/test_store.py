@@ -338,3 +338,43 @@ def test_an_event_from_another_host_is_placed_on_the_incidents_clock(any_store: 
     before = time.monotonic_ns()
     local = any_store.append(here, "note.added", "ana", {"text": "here"})
     assert before <= local.at_monotonic_ns <= time.monotonic_ns()  # this host's own clock
+
+
+def test_who_wins_is_decided_under_the_incidents_lock(any_store: Store):
+    """Two processes (two replicas; a game day and a game master) deciding at the same
+    moment: of two resolutions one is recorded and the other refused, and an inject
+    fires once whoever fires it."""
+    from gameday import events
+    from gameday.errors import AlreadyRecorded
+    from gameday.incident import Incident, InvalidTransition
+
+    inc = Incident.open(any_store, "race", service="checkout")
+    inc.declare("SEV-2", "ana", alert="CheckoutDown")
+    inc.record(events.mitigated(1.0, 10, 1, 1), "gameday")
+    replicas = [Store(any_store.url) for _ in range(4)]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(replicas))
+
+    def act(store: Store, n: int) -> None:
+        mine = Incident(store, inc.id)
+        barrier.wait()
+        try:
+            if n % 2:
+                mine.record(events.incident_resolved("SLIs back"), f"p{n}")
+            else:
+                mine.record(events.drill_inject("stakeholder", "CEO", "status?"), f"p{n}",
+                            once="name")
+            outcomes.append(f"ok-{n % 2}")
+        except (InvalidTransition, AlreadyRecorded) as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=act, args=(s, n)) for n, s in enumerate(replicas)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["AlreadyRecorded", "InvalidTransition", "ok-0", "ok-1"]
+    kinds = [e.kind for e in any_store.events(inc.id)]
+    assert kinds.count("incident.resolved") == 1 and kinds.count("drill.inject") == 1
+    for store in replicas:
+        store.close()

@@ -188,10 +188,10 @@ class Dispatcher:
                         self._pool.submit(self._execute, start)
                     else:
                         self._busy -= 1
-                        if claimed == "busy":
+                        if claimed == "busy" and not self._closing:
                             self._waiting[name].appendleft(start)
                             tried.add(name)
-                        elif claimed == "started":  # shutting down: it never runs
+                        elif claimed in ("started", "busy"):  # shutting down: never runs
                             stop = start
                         else:  # gone: cancelled or ended elsewhere meanwhile
                             self._held.discard(start.run_id)

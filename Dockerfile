@@ -30,9 +30,12 @@ RUN printf '%s  /tmp/kubectl\n' "$(cat /tmp/kubectl.sha256)" > /tmp/kubectl.chec
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
+# The dependencies exactly as locked (versions and hashes: `make lock`), then gameday.
+COPY requirements/app.txt requirements/app.txt
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements/app.txt
 COPY pyproject.toml README.md ./
 COPY gameday/ gameday/
-RUN /opt/venv/bin/pip install --no-cache-dir ./
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation ./
 
 # -- gameday: the base image, no project in it ---------------------------------------------
 FROM python:3.11.13-slim-bookworm AS gameday

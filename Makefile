@@ -1,19 +1,30 @@
 # Everything a fresh machine needs, from the project's own files.
 #   make gameday   set up, then run a real game day on the embedded sandbox
 #   make test      set up, then run the test suite
+#   make lock      move the locked dependencies on purpose (see README, "Dependencies")
+#
+# Installs come from the lock files in requirements/ (exact versions, every file's hash),
+# so a fresh machine gets what CI tested; pyproject.toml keeps the ranges for people who
+# install gameday as a library.
 VENV   ?= .venv
 PYTHON ?= python3
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+LOCK   := requirements/test.txt
+STAMP  := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
 SCENARIO ?= scenarios/checkout-replica-crash.yaml
+UV_VERSION := 0.13.9
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command "make lock"
 
-.PHONY: gameday test setup clean
+.PHONY: gameday test setup lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip "setuptools>=70.1"
-	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--no-build-isolation -e .
+	$(VENV)/bin/python -m pip check
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -27,6 +38,19 @@ test: setup
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest
+
+# Re-resolves both lock files after pyproject.toml changed, keeping every pin that still
+# fits; `make lock UPGRADE=all` moves everything to the newest version pyproject.toml
+# allows, `make lock UPGRADE="cryptography ansible-core"` only those. Then `make test`, and
+# commit requirements/ with the change that needed it.
+UPGRADE ?=
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV_COMPILE) $(if $(filter all,$(UPGRADE)),--upgrade,$(addprefix --upgrade-package ,$(UPGRADE))) \
+		pyproject.toml requirements/build.in --extra test -o requirements/test.txt
+	$(UV_COMPILE) pyproject.toml requirements/build.in -c requirements/test.txt \
+		-o requirements/app.txt
 
 clean:
 	rm -rf $(VENV) .gameday

@@ -24,11 +24,11 @@ import hmac
 import ipaddress
 import re
 import secrets
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gameday import clock
 from gameday.policy import may
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ class Auth:
             if found is None:
                 raise Forbidden()
             kind, stamp = "personal", self._stamp(found)
-        text = (f"{user}|{int(time.time()) + SESSION_TTL_S}|{secrets.token_hex(8)}|{kind}"
+        text = (f"{user}|{int(clock.epoch()) + SESSION_TTL_S}|{secrets.token_hex(8)}|{kind}"
                 f"|{stamp}")
         return f"{text}|{self._sign(text)}"
 
@@ -194,7 +194,7 @@ class Auth:
         if not text or not hmac.compare_digest(sig, self._sign(text)):
             return None
         user, expires, _nonce, kind, stamp = (text.split("|") + [""] * 5)[:5]
-        if not expires.isdigit() or int(expires) < time.time():
+        if not expires.isdigit() or int(expires) < clock.epoch():
             return None
         return user, kind == "personal", stamp
 

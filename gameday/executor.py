@@ -101,14 +101,21 @@ class NotStarted(Unavailable):
 # -- how a runbook is handed to ansible-runner (both paths) ------------------------------
 def ansible_envvars(env: Mapping[str, str] | None) -> dict[str, str]:
     """The environment variables a run adds: the interpreter's ``bin/`` first on PATH
-    (``ansible-playbook`` and ``gameday`` live there), Ansible's output plain, then
-    ``env`` (a game day's target, the store)."""
+    (``ansible-playbook`` and ``gameday`` live there), Ansible's output plain, Python's
+    warnings off, then ``env`` (a game day's target, the store).
+
+    Warnings off: a dependency that warns when Ansible imports it (cryptography's
+    deprecations, say) would otherwise print into the run's output ahead of the play, as
+    a first job event the warm path never has; an operator reading a runbook's output
+    has no use for it. It holds for the run's whole process tree, the commands a runbook
+    runs included, on both paths alike."""
     env = dict(env or {})
     bindir = str(Path(sys.executable).parent)
     path = env.pop("PATH", os.environ.get("PATH", ""))
     return {"PATH": f"{bindir}{os.pathsep}{path}",
             "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "False",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False", **env}
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False", "PYTHONWARNINGS": "ignore",
+            **env}
 
 
 def runner_kwargs(playbook: Path, data_dir: Path, params: Mapping[str, Any], *,

@@ -15,11 +15,10 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gameday import chaos, events, interrupts, settings, traffic
+from gameday import chaos, clock, events, interrupts, settings, traffic
 from gameday.comms import describe_impact
 from gameday.detection import Detector
 from gameday.drill import DrillSpec
@@ -53,7 +52,7 @@ def runs_root() -> Path:
 
 
 def new_run_dir(root: Path, name: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
     run_dir = root / f"{stamp}-{re.sub(r'[^a-z0-9-]', '-', name)}"
     run_dir.mkdir(parents=True)
     return run_dir.resolve()
@@ -168,7 +167,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
         incident.listener = on_event
         (run_dir / "run.json").write_text(json.dumps(
             {"scenario": sc.name, "incident_id": incident.id,
-             "db": store.url, "started_at": datetime.now(UTC).isoformat()},
+             "db": store.url, "started_at": clock.now().isoformat()},
             indent=2))
         target = make_target(sc, run_dir)
         lease = Lease(store, incident.id, run_dir, sc.target, experiment,

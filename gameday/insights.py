@@ -60,7 +60,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from gameday import incident_facts
+from gameday import clock, incident_facts
 from gameday.errors import ValidationError
 from gameday.incident_facts import (
     DRILL,
@@ -115,7 +115,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     text = text.strip()
     m = AGE.fullmatch(text)
     if m:
-        return (now or datetime.now(UTC)) - timedelta(seconds=float(m[1]) * AGE_UNITS[m[2]])
+        return (now or clock.now()) - timedelta(seconds=float(m[1]) * AGE_UNITS[m[2]])
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
@@ -612,7 +612,7 @@ def freshness(db: Connection, t: Table, known: Sequence[str],
               now: datetime | None = None) -> list[Freshness]:
     """Every runbook on disk (``known``) or on the record. ``alerts``: runbook -> the
     alerts that link to it. A verification is dated by the game day's opening."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     ran = [f.kind in GROUND_TRUTH and bool(f.runbook) and f.runbook_status == "successful"
            for f in t.facets]
     proved = [ok and f.contained_by == f"runbook {f.runbook}"
@@ -704,7 +704,7 @@ def action_items(db: Connection, t: Table, *,
     kind). Two range scans of ``action_items_by_incident`` (the done ones; the open ones
     with owner, due date and opening), counted against the table's incidents by id: no
     join and no sort in SQL. An item is open or done (``Store.close_action``)."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     code_of = dict(zip(t.ids, t.code, strict=True))
     span = (t.ids[0], t.ids[-1]) if len(t) else (0, -1)  # in id order
     cur = db.cursor()
@@ -793,7 +793,7 @@ def build(store: Store, scope: Scope | None = None, *,
     """The whole report. ``runbooks`` (``runbook.discover()``) and ``rule_files`` say
     which runbooks exist and which alerts link to them; ``timer(stage)`` is called
     after each stage (the bench uses it)."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     scope = scope or Scope()
     tick = timer or (lambda stage: None)
     t = table(store, scope)

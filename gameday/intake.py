@@ -22,10 +22,10 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from gameday import events, runs
+from gameday import clock, events, runs
 from gameday.alerts import AlertInstance, Notification
 from gameday.events import Audit
 from gameday.incident import Incident
@@ -149,7 +149,7 @@ class Intake:
     def _joinable(self, runbook: Runbook, params: dict[str, Any]) -> tuple[int, str] | None:
         """The run this alert joins, and why: one with the same parameters that is
         queued, running, or succeeded within the window."""
-        now = datetime.now(UTC)
+        now = clock.now()
         since = (now - timedelta(seconds=self.coalesce_window)).isoformat(
             timespec="microseconds") if self.coalesce_window > 0 else None
         run = self.store.joinable_run(runbook.name, params, succeeded_since=since)

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
+
+from gameday import clock
 
 if TYPE_CHECKING:
     from gameday.traffic import Sli
@@ -138,7 +140,7 @@ class Roster(Protocol):
 
 def on_duty(people: Sequence[str], at: datetime | None = None) -> str:
     """Who holds a weekly rotation at ``at`` (ISO week modulo the rotation's length)."""
-    week = (at or datetime.now(UTC)).isocalendar().week
+    week = (at or clock.now()).isocalendar().week
     return people[week % len(people)]
 
 

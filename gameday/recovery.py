@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gameday import events, runs, settings
+from gameday import clock, events, runs, settings
 from gameday.errors import GamedayError
 from gameday.incident import TERMINAL_STATES, Incident
 from gameday.lease import LEASE_TTL_S, process_start, stop_leftovers
@@ -39,7 +39,7 @@ def expired(lease: dict[str, Any], now: float | None = None,
         started = process_start(lease["pid"])
         if started is None or (lease["started"] and started != lease["started"]):
             return True
-    return (now or time.time()) - lease["heartbeat"] > ttl
+    return (now or clock.epoch()) - lease["heartbeat"] > ttl
 
 
 @contextmanager
@@ -116,7 +116,7 @@ def recover_one(store: Store, lease: dict[str, Any]) -> dict[str, Any] | None:
     incident = Incident(store, incident_id)
     faults = list(undo.get("faults") or [])
     incident.record(events.run_crashed(lease["pid"], lease["host"],
-                                       round(time.time() - lease["heartbeat"], 1), faults),
+                                       round(clock.epoch() - lease["heartbeat"], 1), faults),
                     ACTOR)
     errors = []
     target = undo.get("target", "sandbox")
@@ -158,7 +158,7 @@ def recover(store: Store, *, ttl: float = LEASE_TTL_S,
         say(f"ended runbook run #{run['id']} ({run['runbook']}, {run['status']}): "
             f"its process is gone")
     done = []
-    now = time.time()
+    now = clock.epoch()
     for lease in store.running_leases():
         if not expired(lease, now, ttl):
             continue

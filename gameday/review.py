@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from gameday import charts
+from gameday import charts, clock
 from gameday.events import Kind, describe_event, in_time_order
 from gameday.policy import due_days
 from gameday.render import templates
@@ -178,7 +178,7 @@ def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
     events = in_time_order(store.events(incident_id))
     t0 = events[0]["at_monotonic_ns"] if events else 0
     resolved = first(events, Kind.INCIDENT_RESOLVED)
-    resolved_at = datetime.fromisoformat(resolved["at_utc"]) if resolved else datetime.now(UTC)
+    resolved_at = datetime.fromisoformat(resolved["at_utc"]) if resolved else clock.now()
     found = findings(events, card)
     actions = track_actions(store, incident_id, found, sc,
                             card.metrics.severity_final or "SEV-4", resolved_at)
@@ -204,7 +204,7 @@ def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
         "findings": found, "actions": actions, "blame": blame_warnings(free_text),
         "went_well": went_well(card), "was_hard": was_hard(card), "lucky": lucky(events),
         "journal_status": journal.get("status"), "deviated": journal.get("deviated"),
-        "run_dir": run_dir, "chart": chart, "generated_at": datetime.now(UTC).isoformat(),
+        "run_dir": run_dir, "chart": chart, "generated_at": clock.now().isoformat(),
         "kubernetes": kubernetes_facts(run_dir, events, t0),
         "runbook_artifacts": sorted(str(p.relative_to(run_dir)) for p in
                                     (run_dir / "runbooks").glob("*/artifacts/*/status")),

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from gameday import clock
 from gameday.errors import GamedayError
 from gameday.events import (
     Audit,
@@ -51,7 +52,7 @@ def ask_approval(store: Store, runbook: Runbook, params: dict[str, Any], *,
                  incident: Incident | None, who: str, check: bool, within_s: float) -> int:
     """Four eyes: record a run that waits for a second person until ``within_s`` from
     now (``Dispatcher.approve``); nothing runs before."""
-    until = (datetime.now(UTC) + timedelta(seconds=within_s)).isoformat(timespec="microseconds")
+    until = (clock.now() + timedelta(seconds=within_s)).isoformat(timespec="microseconds")
     run_id = store.create_run(incident.id if incident else None, runbook.name, params, who,
                               check, approve_by=until)
     store.audit(who, Audit.APPROVAL_REQUESTED, {

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gameday import clock
 from gameday.errors import ValidationError
 from gameday.spec import NAME, human_span, parse_duration
 
@@ -262,7 +263,7 @@ def make_schedule(name: str, scenario: str, *, cron: str | None = None, tz: str 
     return Schedule(name=name, scenario=scenario, cron=cron, tz=zone, every_s=every_s,
                     jitter_s=jitter_s, blackouts=tuple(b.text for b in parsed),
                     max_late_s=max_late_s, notify_url=notify_url, notify_format=notify_format,
-                    created_at=(created_at or datetime.now(UTC)).replace(microsecond=0),
+                    created_at=(created_at or clock.now()).replace(microsecond=0),
                     parsed_blackouts=parsed)
 
 

@@ -23,11 +23,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gameday import notify
+from gameday import clock, notify
 from gameday.errors import GamedayError, ValidationError
 from gameday.lease import alive, owner
 from gameday.schedule import Schedule, from_row
@@ -127,7 +127,7 @@ class Scheduler:
 
     def tick(self, now: datetime | None = None) -> list[int]:
         """Start (or skip, on the record) every game day that is due; their ids."""
-        now = now or datetime.now(UTC)
+        now = now or clock.now()
         with self._children:
             done = [(i, c) for i, c in self.children.items() if c.poll() is not None]
             for child_id, _ in done:
@@ -199,7 +199,7 @@ class Scheduler:
         from gameday.events import Audit
 
         made = from_row(self.store.schedule(name))
-        now = datetime.now(UTC)
+        now = clock.now()
         run_id = self.begin(made, now, now=now, manual=True)
         if run_id is None:  # a manual moment is this instant: nobody else claims it
             raise GamedayError(f"schedule {name}: this moment was claimed already; retry")

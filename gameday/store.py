@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gameday import clock
 from gameday.errors import AlreadyRecorded, GamedayError, NotFound, StoreUnavailable
 from gameday.events import Kind
 
@@ -61,7 +61,7 @@ def clock_ns(incident: Mapping[str, Any], local_ns: int | None = None,
     boot = incident.get("clock_boot")
     if boot is None or boot == BOOT_ID:
         return local
-    epoch = time.time_ns() if epoch_ns is None else epoch_ns
+    epoch = clock.epoch_ns() if epoch_ns is None else epoch_ns
     return int(incident["clock_mono_ns"]) + (epoch - int(incident["clock_epoch_ns"]))
 
 
@@ -71,7 +71,7 @@ def params_key(params: dict[str, Any]) -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+    return clock.now().isoformat(timespec="microseconds")
 
 
 def _inserted_id(cur: Cursor) -> int:
@@ -481,7 +481,7 @@ class Store:
         from an alert), unless said (``drill``). Metrics never mix them."""
         now = utc_now()
         kind = kind or ("gameday" if scenario else "incident")
-        mono, epoch = time.monotonic_ns(), time.time_ns()  # the incident's clock
+        mono, epoch = time.monotonic_ns(), clock.epoch_ns()  # the incident's clock
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO incidents (title, service, scenario, run_dir, state, created_at,"
@@ -544,7 +544,7 @@ class Store:
         event of this kind whose payload already has that value."""
         if kind not in KINDS:
             raise GamedayError(f"unknown event kind {kind!r} (see gameday.events.Kind)")
-        local, epoch = time.monotonic_ns(), time.time_ns()  # the moment it is recorded
+        local, epoch = time.monotonic_ns(), clock.epoch_ns()  # the moment it is recorded
         utc = at_utc or utc_now()
         with self._tx() as db:
             # The incident's ``last_seq`` (a trigger raises it with every event): on
@@ -666,12 +666,12 @@ class Store:
         reused by another process is not taken for the game day."""
         with self._tx() as db:
             db.execute("INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?, '{}', ?, 'running')",
-                       (incident_id, run_dir, host, pid, started, target, time.time()))
+                       (incident_id, run_dir, host, pid, started, target, clock.epoch()))
 
     def heartbeat(self, incident_id: int) -> None:
         with self._tx() as db:
             db.execute("UPDATE leases SET heartbeat = ? WHERE incident_id = ? AND"
-                       " state = 'running'", (time.time(), incident_id))
+                       " state = 'running'", (clock.epoch(), incident_id))
 
     def record_undo(self, incident_id: int, undo: dict[str, Any]) -> None:
         """What undoes the game day's faults, written before each one is injected."""

@@ -63,7 +63,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gameday import scoring
+from gameday import clock, scoring
 from gameday.errors import ValidationError
 from gameday.events import Kind, describe, gameday_verdict, in_time_order
 from gameday.scenario import Scenario, load_scenario
@@ -371,7 +371,7 @@ def _seconds(value: float | None) -> str:
 
 def _timestamp(at_utc: str | None) -> str:
     """ISO 8601 without a zone, in UTC: the form Ant's JUnit schema allows."""
-    at = datetime.fromisoformat(at_utc) if at_utc else datetime.now(UTC)
+    at = datetime.fromisoformat(at_utc) if at_utc else clock.now()
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -70,3 +73,39 @@ def scenario():
     from gameday.scenario import load_scenario
 
     return load_scenario(ROOT / "scenarios" / "checkout-replica-crash.yaml")
+
+
+# -- the clock, pinned -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Moment:
+    """A moment a date-sensitive test runs at: where the clock is pinned (in the local
+    zone it names, which becomes the process's) and the ISO week that makes it."""
+
+    name: str
+    at: datetime
+    iso_week: int
+
+
+MOMENTS = (
+    Moment("even-iso-week", datetime(2026, 12, 7, 9, 30, tzinfo=UTC), 50),
+    Moment("odd-iso-week", datetime(2026, 12, 16, 14, 0, tzinfo=UTC), 51),
+    # the year's last half minute, in its 53rd ISO week; 2027 begins during the test
+    Moment("year-end", datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC), 53),
+    # 30 s before Berlin's clocks jump from 02:00 to 03:00
+    Moment("dst-spring-berlin", datetime(2027, 3, 28, 1, 59, 30,
+                                         tzinfo=ZoneInfo("Europe/Berlin")), 12),
+    # the first 01:30 of New York's repeated hour
+    Moment("dst-fall-new-york", datetime(2026, 11, 1, 1, 30,
+                                         tzinfo=ZoneInfo("America/New_York")), 44),
+)
+
+
+@pytest.fixture(params=MOMENTS, ids=lambda m: m.name)
+def moment(request):
+    """Runs the test once at each of ``MOMENTS``: ``gameday.clock`` (and anything else
+    in this process that reads the wall clock or the local zone) starts there and
+    ticks on. Other processes the test starts keep the real clock."""
+    import time_machine
+
+    with time_machine.travel(request.param.at, tick=True):
+        yield request.param

@@ -42,3 +42,14 @@ def test_a_reach_across_layers_breaks_a_contract(tmp_path, module, line, broken)
     proc = lint(tmp_path)
     assert proc.returncode != 0, proc.stdout
     assert any(broken in ln and "BROKEN" in ln for ln in proc.stdout.splitlines()), proc.stdout
+
+
+def test_now_comes_from_the_one_clock():
+    """Code asks ``gameday.clock`` for the date and the time of day, so the tests that pin
+    it (conftest.MOMENTS) pin everything; the monotonic clock measures durations."""
+    reads = ("datetime.now(", "date.today(", "datetime.utcnow(", "time.time()",
+             "time.time_ns()", "time.localtime(")
+    found = [f"{path.relative_to(ROOT)}: {needle}"
+             for path in sorted((ROOT / "gameday").rglob("*.py")) if path.name != "clock.py"
+             for needle in reads if needle in path.read_text()]
+    assert found == []

@@ -84,7 +84,18 @@ def test_three_people_run_a_drill_in_chromium(tmp_path):
         drill_id, incident_id = started["drill_id"], started["incident_id"]
         assert started["join_url"] == f"{base}/drills/{drill_id}"
 
-        people = {"ana": "incident_commander", "fay": "comms_lead", "ben": "responder"}
+        # Who is on call is the rotation's business (the week decides): whoever the store
+        # says was paged commands, the other one of the rotation responds.
+        store = Store(db)
+        rotation = list(load_scenario(ROOT / SCENARIO).team.oncall)
+        deadline = time.monotonic() + 90
+        while not (paged := [e.data["person"] for e in store.events(incident_id)
+                             if e.kind == "page.sent" and e.data["person"] in rotation]):
+            assert time.monotonic() < deadline, "nobody of the on-call rotation was paged"
+            time.sleep(0.2)
+        ic = paged[0]
+        (other,) = (p for p in rotation if p != ic)
+        people = {ic: "incident_commander", "fay": "comms_lead", other: "responder"}
         for name in people:
             d = drivers[name] = browser(tmp_path, name, "420,1500" if name == "fay"
                                         else "1280,1100")
@@ -93,23 +104,23 @@ def test_three_people_run_a_drill_in_chromium(tmp_path):
             d.find_element(By.ID, "token").send_keys(TOKEN)
             d.find_element(By.ID, "signin").click()
             WebDriverWait(d, 30).until(ec.presence_of_element_located((By.ID, "timeline")))
-        ana, fay, ben = drivers["ana"], drivers["fay"], drivers["ben"]
+        commander, fay, responder = drivers[ic], drivers["fay"], drivers[other]
         wait = {n: WebDriverWait(d, 90) for n, d in drivers.items()}
 
-        # ana is the on-call: her page arrives and she answers it; she commands.
-        wait["ana"].until(ec.visibility_of_element_located((By.ID, "page-box")))
-        assert "incident commander" in ana.find_element(By.ID, "page-text").text
-        ana.find_element(By.ID, "ack").click()
-        wait["ana"].until(ec.visibility_of_element_located((By.ID, "panel-ic")))
-        # fay is the roster's comms lead: paged, she answers; ben takes a role.
+        # The on-call's page arrives: they answer it and command.
+        wait[ic].until(ec.visibility_of_element_located((By.ID, "page-box")))
+        assert "incident commander" in commander.find_element(By.ID, "page-text").text
+        commander.find_element(By.ID, "ack").click()
+        wait[ic].until(ec.visibility_of_element_located((By.ID, "panel-ic")))
+        # fay is the roster's comms lead: paged, she answers; the other on-call takes a role.
         wait["fay"].until(ec.visibility_of_element_located((By.ID, "page-box")))
         assert "comms lead" in fay.find_element(By.ID, "page-text").text
         fay.find_element(By.ID, "ack").click()
-        Select(ben.find_element(By.ID, "join-role")).select_by_value("responder")
-        ben.find_element(By.ID, "join").click()
+        Select(responder.find_element(By.ID, "join-role")).select_by_value("responder")
+        responder.find_element(By.ID, "join").click()
         wait["fay"].until(ec.visibility_of_element_located((By.ID, "panel-comms")))
-        wait["ben"].until(ec.visibility_of_element_located((By.ID, "hint")))
-        wait["fay"].until(ec.text_to_be_present_in_element((By.ID, "roles"), "ben"))
+        wait[other].until(ec.visibility_of_element_located((By.ID, "hint")))
+        wait["fay"].until(ec.text_to_be_present_in_element((By.ID, "roles"), other))
 
         # The game master fires an inject: it reaches the comms lead live.
         api(base, f"/api/v1/drills/{drill_id}/inject", {"name": "exec-asks-eta", "as": "gm"})
@@ -124,37 +135,36 @@ def test_three_people_run_a_drill_in_chromium(tmp_path):
         wait["fay"].until(ec.text_to_be_present_in_element(
             (By.CSS_SELECTOR, "#panel-comms [data-msg]"), "posted to executive"))
 
-        # ben takes a hint, then runs the linked runbook from its one-click page.
-        ben.find_element(By.ID, "hint").click()
-        wait["ben"].until(ec.text_to_be_present_in_element((By.ID, "hint-text"), "costs 5"))
-        link = ben.find_element(By.ID, "runbook-link").get_attribute("href")
+        # The responder takes a hint, then runs the linked runbook from its one-click page.
+        responder.find_element(By.ID, "hint").click()
+        wait[other].until(ec.text_to_be_present_in_element((By.ID, "hint-text"), "costs 5"))
+        link = responder.find_element(By.ID, "runbook-link").get_attribute("href")
         assert f"/runbooks/restart-replica?service=checkout&incident={incident_id}" in link
-        ben.get(link)
-        ben.find_element(By.ID, "run").click()
-        wait["ben"].until(ec.text_to_be_present_in_element((By.ID, "status"), "successful"))
-        ben.get(started["join_url"])
+        responder.get(link)
+        responder.find_element(By.ID, "run").click()
+        wait[other].until(ec.text_to_be_present_in_element((By.ID, "status"), "successful"))
+        responder.get(started["join_url"])
 
-        # The SLIs recover: ana sees it live, judges the severity and resolves.
-        wait["ana"].until(ec.text_to_be_present_in_element((By.ID, "timeline"), "mitigated"))
-        shot(ana, tmp_path, "drill-console")
-        Select(ana.find_element(By.ID, "sev")).select_by_value("SEV-2")
-        ana.find_element(By.ID, "sev-reason").send_keys("a third of checkouts failed")
-        ana.find_element(By.ID, "set-sev").click()
-        wait["ana"].until(ec.text_to_be_present_in_element((By.ID, "severity"), "SEV-2"))
-        ana.find_element(By.ID, "how").send_keys("restart-replica brought replica 2 back")
-        ana.find_element(By.ID, "resolve").click()
-        wait["ana"].until(ec.visibility_of_element_located((By.ID, "over")))
-        store = Store(db)
+        # The SLIs recover: the commander sees it live, judges the severity and resolves.
+        wait[ic].until(ec.text_to_be_present_in_element((By.ID, "timeline"), "mitigated"))
+        shot(commander, tmp_path, "drill-console")
+        Select(commander.find_element(By.ID, "sev")).select_by_value("SEV-2")
+        commander.find_element(By.ID, "sev-reason").send_keys("a third of checkouts failed")
+        commander.find_element(By.ID, "set-sev").click()
+        wait[ic].until(ec.text_to_be_present_in_element((By.ID, "severity"), "SEV-2"))
+        commander.find_element(By.ID, "how").send_keys("restart-replica brought replica 2 back")
+        commander.find_element(By.ID, "resolve").click()
+        wait[ic].until(ec.visibility_of_element_located((By.ID, "over")))
         deadline = time.monotonic() + 120
         while store.drill(drill_id)["state"] == "running":
             assert time.monotonic() < deadline, "the drill's game day did not end"
             time.sleep(0.5)
 
         # The debrief: a scorecard per person, numbers from the stored events.
-        ana.get(f"{base}/drills/{drill_id}/debrief")
+        commander.get(f"{base}/drills/{drill_id}/debrief")
         cards = {el.get_attribute("data-person"): el
-                 for el in ana.find_elements(By.CSS_SELECTOR, "#scorecards .card")}
-        assert set(cards) == {"ana", "fay", "ben", "eli"}   # eli, the scribe, never came
+                 for el in commander.find_elements(By.CSS_SELECTOR, "#scorecards .card")}
+        assert set(cards) == {ic, "fay", other, "eli"}   # eli, the scribe, never came
         stored = store.events(incident_id)
         expected = {c.person: c for c in scorecards(load_scenario(ROOT / SCENARIO), stored)}
         for person, el in cards.items():
@@ -163,14 +173,14 @@ def test_three_people_run_a_drill_in_chromium(tmp_path):
         for person, role in people.items():
             assert role.replace("_", " ") in cards[person].text
         assert "never answered the page" in cards["eli"].text
-        page = next(e for e in stored if e.kind == "page.sent" and e.data["person"] == "ana")
+        page = next(e for e in stored if e.kind == "page.sent" and e.data["person"] == ic)
         answered = next(e for e in stored if e.kind == "incident.acknowledged")
         took = round((answered.at_monotonic_ns - page.at_monotonic_ns) / 1e9, 1)
-        shown = cards["ana"].find_element(By.CSS_SELECTOR,
+        shown = cards[ic].find_element(By.CSS_SELECTOR,
                                           '[data-measure="time_to_answer_page"]').text
         assert shown == f"{took:.1f} s"
-        ben_card = cards["ben"].text
-        assert "−5 took the triage hint" in ben_card
+        responder_card = cards[other].text
+        assert "−5 took the triage hint" in responder_card
         debrief = api(base, f"/api/v1/drills/{drill_id}/debrief")
         assert {c["person"]: c["score"] for c in debrief["scorecards"]} == \
             {p: c.score for p, c in expected.items()}
@@ -179,7 +189,7 @@ def test_three_people_run_a_drill_in_chromium(tmp_path):
         assert injects["support-tickets"]["met"] is False   # nobody told the customers
         assert any("support-tickets" in d["why"] for d in
                    next(c for c in debrief["scorecards"] if c["person"] == "fay")["deductions"])
-        shot(ana, tmp_path, "drill-debrief")
+        shot(commander, tmp_path, "drill-debrief")
     finally:
         for d in drivers.values():
             d.quit()  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gameday import events
+from gameday import clock, events
 from gameday.errors import GamedayError
 from gameday.incident import Incident, InvalidTransition
 from gameday.policy import measured_severity, needs_dedicated_ic, on_duty, staffing
@@ -50,6 +50,20 @@ def test_rotation_follows_iso_week():
     people = ("a", "b", "c")
     monday = datetime(2026, 11, 23, tzinfo=UTC)  # ISO week 48
     assert on_duty(people, monday) == people[48 % 3]
+
+
+def test_who_is_paged_follows_the_week_it_is(moment, scenario):
+    """The shipped roster (on call [ana, ben], IC rotation [chidi, dana]) at each pinned
+    moment: even ISO weeks ana and chidi, odd ones ben and dana, whatever the local zone,
+    across the turn of a year and a daylight-saving change."""
+    assert clock.now().isocalendar().week == moment.iso_week
+    odd = moment.iso_week % 2
+    for severity in ("SEV-1", "SEV-2"):
+        who = staffing(scenario.team, severity)
+        assert (who.oncall, who.incident_commander) == (("ana", "ben")[odd],
+                                                        ("chidi", "dana")[odd])
+    minor = staffing(scenario.team, "SEV-3")   # hybrid: the on-call commands a minor one
+    assert minor.incident_commander == minor.oncall == ("ana", "ben")[odd]
 
 
 def test_state_machine_and_timeline(store):

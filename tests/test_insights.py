@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from gameday import events, insights
+from gameday import clock, events, insights
 from gameday.errors import ValidationError
 from gameday.incident import Incident
 from gameday.insights import Scope, distribution, percentile
@@ -24,7 +24,17 @@ from gameday.scoring import compute_metrics
 from gameday.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-NOW = datetime.now(UTC).replace(microsecond=0)  # the CLI's --since counts from now
+NOW: datetime  # when the test runs (see _now): the CLI's --since counts from it
+
+
+@pytest.fixture(autouse=True)
+def _now(request):
+    """Each test's NOW is the clock's, pinned first where the test runs at each of the
+    pinned moments (conftest.MOMENTS)."""
+    global NOW
+    if "moment" in request.fixturenames:
+        request.getfixturevalue("moment")
+    NOW = clock.now().replace(microsecond=0)
 
 
 def day(days_ago: float) -> str:
@@ -149,6 +159,7 @@ def test_percentiles_interpolate_between_closest_ranks():
     assert distribution([None]) == {"n": 0, "p50": None, "p90": None}
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_since_parses_ages_and_dates():
     assert insights.parse_since("30d", NOW) == NOW - timedelta(days=30)
     assert insights.parse_since("2w", NOW) == NOW - timedelta(days=14)
@@ -425,6 +436,7 @@ def test_a_scenario_whose_targets_change_is_scored_again(tmp_path):
     assert kept == after.score
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_filters_and_window(store, history, tmp_path):
     recent = build(store, tmp_path, Scope(since=NOW - timedelta(days=30)))
     assert recent.counts == {"gameday": 5, "drill": 0, "incident": 3}
@@ -452,6 +464,7 @@ def test_escalations_and_containment(store, history, tmp_path):
     assert g["contained_by"] == {"experiment rollback": 1, "runbook": 6}
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_runbook_freshness(store, history, tmp_path):
     r = build(store, tmp_path, Scope(max_age_days=30))
     fresh = {f.runbook: f for f in r.runbooks}
@@ -478,6 +491,7 @@ def test_runbook_freshness(store, history, tmp_path):
     assert one.verified_by == history["crash0"] and one.status == "verified"
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_action_items(store, history, tmp_path):
     a = build(store, tmp_path).actions["gameday"]
     assert (a["total"], a["done"], a["open"], a["overdue"]) == (5, 2, 3, 2)
@@ -488,6 +502,7 @@ def test_action_items(store, history, tmp_path):
     assert build(store, tmp_path).actions["incident"]["total"] == 0
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_weekly_trend(store, history, tmp_path):
     weeks = build(store, tmp_path).trend["gameday"]
     # every week from the first game day's (45 days ago) to this one, empty ones too
@@ -518,6 +533,7 @@ def test_week_axis_crosses_a_year():
     assert insights.week_axis(None, "2027-W01") == []
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_trend_chart_shows_a_gap(store, history, tmp_path):
     from gameday.insights_page import figures
 
@@ -538,6 +554,7 @@ def test_trend_chart_shows_a_gap(store, history, tmp_path):
     assert svg.count("<polyline") == 3 * sum(1 for n in runs if n > 1)
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_actions_list_filters(store, history):
     from gameday.commands import State
     from gameday.commands.learning import actions
@@ -555,6 +572,7 @@ def test_actions_list_filters(store, history):
     assert all(a["overdue"] for a in run("--overdue"))
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_report_command(store, history):
     from gameday.commands import State
     from gameday.commands.report import report
@@ -645,6 +663,7 @@ def test_metrics_parse_with_prometheus_client(store, history, tmp_path):
     assert families["gameday_alerts_received"].type == "counter"
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_runbook_page_says_when_it_was_verified(store, history, tmp_path):
     with client(store, tmp_path) as c:
         page = c.get("/runbooks/restart-replica?service=checkout", headers=AUTH)

@@ -16,11 +16,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from gameday import clock
 from gameday.incident import TERMINAL_STATES
 from gameday.lease import leftovers
 from gameday.sandbox.client import sandbox_processes
@@ -46,7 +46,7 @@ def test_stopped_at_any_moment_leaves_nothing(tmp_path, sig, after_s):
     try:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=after_s)
-        sent_at = datetime.now(UTC).isoformat(timespec="microseconds")
+        sent_at = clock.now().isoformat(timespec="microseconds")  # the real clock here
         ended_before = proc.poll() is not None
         if not ended_before:
             proc.send_signal(sig)

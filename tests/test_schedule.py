@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gameday import notify
+from gameday import clock, notify
 from gameday.alerts import parse
 from gameday.cli import cli
 from gameday.errors import ValidationError
@@ -146,12 +146,13 @@ def test_a_moment_is_claimed_once_across_processes(store):
 def begin(store: Store, settings: Settings, now: datetime | None = None) -> dict:
     row = store.schedule("nightly")
     scheduler = Scheduler(store, settings)
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     run_id = scheduler.begin(from_row(row), now - timedelta(seconds=1), now=now)
     assert not scheduler.children, "a guardrail should have stopped it"
     return store.schedule_run(run_id)
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_the_freeze_skips_with_who_and_why(store):
     settings = stored(store)
     store.set_freeze(True, "release 4.2 going out", "ana")
@@ -159,12 +160,14 @@ def test_the_freeze_skips_with_who_and_why(store):
     assert run["status"] == "skipped" and "ana" in run["reason"] and "4.2" in run["reason"]
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_a_blackout_skips(store):
     settings = stored(store, blackouts=("mon-sun 00:00-24:00",))
     run = begin(store, settings)
     assert run["status"] == "skipped" and "blackout" in run["reason"]
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_a_real_incident_for_the_service_skips(store, scenario):
     settings = stored(store)
     note = parse({"version": "4", "status": "firing", "groupKey": "g", "truncatedAlerts": 0,
@@ -178,6 +181,7 @@ def test_a_real_incident_for_the_service_skips(store, scenario):
     assert "checkout is failing for real" in run["reason"]
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_never_two_at_once_on_one_schedule_or_target(store, scenario):
     settings = stored(store)
     made = make_schedule("other", SCENARIO, every="1h")
@@ -191,20 +195,22 @@ def test_never_two_at_once_on_one_schedule_or_target(store, scenario):
         in run["reason"]
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_a_moment_missed_beyond_max_late_is_skipped(store):
     settings = stored(store, max_late="30s")
     row = store.schedule("nightly")
-    now = datetime.now(UTC)
+    now = clock.now()
     run_id = Scheduler(store, settings).begin(from_row(row), now - timedelta(minutes=5), now=now)
     run = store.schedule_run(run_id)
     assert run["status"] == "skipped" and "late" in run["reason"]
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_guardrail_is_clear_otherwise(store, scenario):
     settings = stored(store)
     schedule = from_row(store.schedule("nightly"))
     assert settings.root == ROOT
-    assert guardrail(store, schedule, scenario, now=datetime.now(UTC)) is None
+    assert guardrail(store, schedule, scenario, now=clock.now()) is None
 
 
 # -- notifications --------------------------------------------------------------------------
@@ -374,6 +380,7 @@ def test_preflight_checks_without_injecting(tmp_path):
     assert frozen.returncode == 4 and "NO  not frozen" in frozen.stdout
 
 
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_schedules_page_shows_the_freeze_next_moments_and_history(store, tmp_path):
     from starlette.testclient import TestClient
 

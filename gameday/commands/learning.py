@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from gameday import clock
 from gameday.commands import Since, State, emit, pass_state
 
 RUN = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -61,7 +62,7 @@ def list_(state: State, show_all: bool, incident_id: int | None, owner: str | No
           overdue: bool, since: datetime | None, limit: int | None, as_json: bool) -> None:
     """List open action items (owner, due date); overdue ones are marked, and with
     --overdue come oldest due first."""
-    today = datetime.now(UTC).date().isoformat()
+    today = clock.now().date().isoformat()
     rows = state.store.actions(incident_id=incident_id,
                                status=None if show_all and not overdue else "open")
     if owner:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from gameday import clock
 from gameday.commands import State, emit, pass_state, person
 
 
@@ -83,7 +84,6 @@ def run(state: State, name: str, extra: tuple[str, ...], check: bool,
         incident_id: int | None, actor: str | None, run_dir: Path | None) -> None:
     """Run runbook NAME with its parameters validated; output is live."""
     import os
-    from datetime import UTC, datetime
 
     from gameday import runs
     from gameday.incident import Incident
@@ -96,7 +96,7 @@ def run(state: State, name: str, extra: tuple[str, ...], check: bool,
     inc = Incident(state.store, incident_id) if incident_id is not None else None
     env, game_dir = runs.environment(inc)  # a drill's run acts on its game day's sandbox
     base = run_dir or game_dir or state.settings.state_dir / "runbook-runs"
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
     result = runs.run(state.store, rb, params,
                       (base / "runbooks" / f"{stamp}-{rb.name}").resolve(), incident=inc,
                       who=actor, check=check, env=env, on_event=runbook_printer())

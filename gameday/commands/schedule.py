@@ -4,12 +4,12 @@ that stops them all."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from gameday import clock
 from gameday.commands import State, emit, pass_state, person
 
 
@@ -52,7 +52,7 @@ def add(state: State, name: str, scenario: Path, cron: str | None, tz: str | Non
     state.store.audit("cli", Audit.SCHEDULE_CHANGED,
                       {"schedule": name, "change": "added", "scenario": made.scenario,
                        "when": made.when, "notify": redact(made.notify_url)})
-    following = made.next_fire(datetime.now(UTC))
+    following = made.next_fire(clock.now())
     click.echo(f"schedule {name}: {made.scenario}, {made.when}; next at "
                f"{following.astimezone(made.zone):%Y-%m-%d %H:%M:%S %Z} "
                "(gameday serve runs it)")
@@ -62,7 +62,7 @@ def _described(state: State, row: dict[str, Any], history: int) -> dict[str, Any
     from gameday.schedule import from_row
 
     made = from_row(row)
-    now = datetime.now(UTC)
+    now = clock.now()
     runs = state.store.schedule_runs(made.name, limit=history)
     following = made.next_moment(now)
     return made.as_dict() | {
@@ -124,7 +124,7 @@ def pause(state: State, name: str) -> None:
 @pass_state
 def resume(state: State, name: str) -> None:
     """Start NAME's game days again, from the next moment on (missed ones are not run)."""
-    state.store.update_schedule(name, last_due=datetime.now(UTC).isoformat())
+    state.store.update_schedule(name, last_due=clock.now().isoformat())
     _set_paused(state, name, False)
 
 
@@ -154,7 +154,7 @@ def run_now(state: State, name: str) -> None:
 
     made = from_row(state.store.schedule(name))
     scheduler = Scheduler(state.store, state.settings, say=click.echo)
-    now = datetime.now(UTC)
+    now = clock.now()
     run_id = scheduler.begin(made, now, now=now, manual=True, attach=True)
     if run_id is not None:
         state.store.audit(getpass.getuser(), Audit.GAMEDAY_STARTED, {

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qsl
@@ -20,6 +19,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from gameday import clock
 from gameday.alerts import MAX_BODY, Rejected
 from gameday.auth import SESSION_COOKIE, Auth, Forbidden, Identity, Unauthorized
 from gameday.errors import ValidationError
@@ -129,7 +129,7 @@ def csrf(request: Request) -> str:
     if cookie:
         return auth.csrf_token(cookie)
     who = caller_or_none(request)
-    period = int(time.time() // PROXY_CSRF_S)
+    period = int(clock.epoch() // PROXY_CSRF_S)
     return auth.csrf_token(f"proxy|{who}|{period}") if who else ""
 
 

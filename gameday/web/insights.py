@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from gameday import insights
+from gameday import clock, insights
 from gameday.auth import Unauthorized
 from gameday.errors import ValidationError
 from gameday.web.context import caller, page, shared
@@ -94,5 +93,5 @@ async def metrics(request: Request) -> Response:
         lambda: exposition(report, insights.connection(store)))
     return Response(body, media_type=CONTENT_TYPE,
                     headers={"Cache-Control": "no-store",
-                             "Last-Modified": datetime.now(UTC).strftime(
+                             "Last-Modified": clock.now().strftime(
                                  "%a, %d %b %Y %H:%M:%S GMT")})

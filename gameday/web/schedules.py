@@ -12,12 +12,12 @@ the audit log under the person who did it.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from gameday import clock
 from gameday.errors import GamedayError, ValidationError
 from gameday.schedule import from_row
 from gameday.scheduler import Scheduler, set_freeze
@@ -38,7 +38,7 @@ HISTORY = 10
 
 def _described(store: Any, row: dict[str, Any]) -> dict[str, Any]:
     schedule = from_row(row)
-    following = schedule.next_moment(datetime.now(UTC))
+    following = schedule.next_moment(clock.now())
     return {"name": schedule.name, "scenario": schedule.scenario, "when": schedule.when,
             "paused": schedule.paused, "blackouts": schedule.blackouts,
             "next_local": f"{following.astimezone(schedule.zone):%a %Y-%m-%d %H:%M %Z}",

@@ -56,6 +56,7 @@ class Kind(StrEnum):
     RUNBOOK_STARTED = "runbook.started"
     RUNBOOK_TASK = "runbook.task"
     RUNBOOK_FINISHED = "runbook.finished"
+    RUNBOOK_LATE = "runbook.late_result"   # a result after the run was ended elsewhere
     RUNBOOK_REJECTED = "runbook.rejected"
     RUNBOOK_COALESCED = "runbook.coalesced"
     RUNBOOK_MISSING = "runbook.missing"
@@ -302,6 +303,12 @@ def runbook_finished(runbook: str, status: str, rc: int | None, *,
                                          "error": error, "run_id": run_id})
 
 
+def runbook_late_result(finished: Entry, ended: str | None) -> Entry:
+    """What a ``runbook_finished`` says, arriving after the run had ended (``ended``:
+    its status then): kept on the record, never a second end."""
+    return Entry(Kind.RUNBOOK_LATE, {**finished.data, "ended_as": ended})
+
+
 def runbook_rejected(runbook: str | None, error: str) -> Entry:
     return Entry(Kind.RUNBOOK_REJECTED, {"runbook": runbook, "error": error})
 
@@ -503,6 +510,9 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
         case Kind.RUNBOOK_FINISHED:
             text = f"{d['runbook']}: {d['status']} (rc {d.get('rc')})"
             return text + (f": {d['error']}" if d.get("error") else "")
+        case Kind.RUNBOOK_LATE:
+            return (f"{d['runbook']} (run {d.get('run_id')}): {d['status']} (rc {d.get('rc')})"
+                    f" arrived after the run had ended {d.get('ended_as')}; kept, not an end")
         case Kind.RUNBOOK_REJECTED:
             return f"{d.get('runbook') or 'runbook'} refused: {d.get('error')}"
         case Kind.RUNBOOK_COALESCED:

@@ -3,10 +3,12 @@
 Each firing alert instance is claimed once in the store (delivery is at-least-once: a
 redelivery finds its key taken and does nothing). It opens an incident, or joins the
 open one of its alert group, and is routed to its runbook (``routing``). An automatic
-runbook's run is queued, unless a run of the same runbook with the same parameters is
-already queued or running, or succeeded within the coalescing window: then the alert
-joins that run (``runbook.coalesced``), so a storm of alerts about one thing starts
-one remediation. Runbooks that are not automatic get a one-click link.
+runbook's run is queued, unless a run of the same runbook with the same parameters, in
+the same world and of the same kind (``runs``: a real alert never joins a game day's or
+a drill's run), is already queued or running, or succeeded within the coalescing
+window: then the alert joins that run (``runbook.coalesced``), so a storm of alerts
+about one thing starts one remediation. Runbooks that are not automatic get a one-click
+link.
 
 A storm arrives as many small requests. ``Batcher`` hands them to one writer thread
 that takes whatever has queued up and commits it in one transaction, each
@@ -19,9 +21,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -48,6 +50,14 @@ class Start:
     incident_id: int | None
     who: str
     check: bool = False
+    world: str = runs.DEFAULT_WORLD  # where it acts and what it serves (``runs``)
+    kind: str = "incident"
+
+    @property
+    def queue(self) -> tuple[bool, str, str]:
+        """Which of the dispatcher's queues it waits in: real runs first, then one
+        queue per runbook and world (a busy one holds up nothing else)."""
+        return self.kind != "incident", self.runbook.name, self.world
 
 
 @dataclass(frozen=True)
@@ -60,10 +70,12 @@ class Delivery:
 
 class Intake:
     def __init__(self, store: Store, *, runbook_dir: Dirs = None,
-                 coalesce_window: float = COALESCE_WINDOW_S):
+                 coalesce_window: float = COALESCE_WINDOW_S,
+                 env: Mapping[str, str] | None = None):
         self.store = store
         self.runbook_dir = runbook_dir
         self.coalesce_window = coalesce_window
+        self.env = dict(env or {})  # where an alert's runbook acts (gameday serve's)
 
     def handle(self, deliveries: Sequence[Delivery]) -> tuple[list[dict[str, Any] | Exception],
                                                                list[Start]]:
@@ -135,24 +147,30 @@ class Intake:
                                                         "error": error,
                                                         "incident_id": incident.id})
             return out | {"error": error}
-        joined = self._joinable(found.runbook, found.params)
+        env, _ = runs.environment(incident, self.env)
+        start = Start(0, found.runbook, found.params, incident.id, ACTOR,
+                      world=runs.world(env), kind=runs.kind(incident))
+        joined = self._joinable(start)
         if joined:
             run_id, because = joined
             incident.record(events.runbook_coalesced(found.runbook.name, run_id, alert.name,
                                                      fingerprint=alert.fingerprint,
                                                      because=because), "gameday")
             return out | {"run_id": run_id, "coalesced": because}
-        run_id = runs.queue(store, found.runbook, found.params, incident=incident, who=ACTOR)
-        queued.append(Start(run_id, found.runbook, found.params, incident.id, ACTOR))
+        run_id = runs.queue(store, found.runbook, found.params, incident=incident, who=ACTOR,
+                            env=env)
+        queued.append(replace(start, run_id=run_id))
         return out | {"run_id": run_id}
 
-    def _joinable(self, runbook: Runbook, params: dict[str, Any]) -> tuple[int, str] | None:
-        """The run this alert joins, and why: one with the same parameters that is
-        queued, running, or succeeded within the window."""
+    def _joinable(self, start: Start) -> tuple[int, str] | None:
+        """The run this alert joins, and why: one with the same parameters, in the same
+        world and of the same kind (a real alert never joins a rehearsal's run), that
+        is queued, running, or succeeded within the window."""
         now = clock.now()
         since = (now - timedelta(seconds=self.coalesce_window)).isoformat(
             timespec="microseconds") if self.coalesce_window > 0 else None
-        run = self.store.joinable_run(runbook.name, params, succeeded_since=since)
+        run = self.store.joinable_run(start.runbook.name, start.params, world=start.world,
+                                      kind=start.kind, succeeded_since=since)
         if run is None:
             return None
         if run["status"] != "successful":

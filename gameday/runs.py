@@ -2,13 +2,22 @@
 responder's CLI): a row in ``runbook_runs`` that goes queued → running → its result,
 its events on the incident's timeline tagged with the run's id (a run outside any
 incident: in ``run_output``), and the audit log.
+
+Every run keeps its world and its kind: where it acts (``world``: a game day's own
+sandbox or cluster, or ``default``, the environment real incidents are handled in) and
+what it serves (``kind``: a real ``incident``, a ``gameday``, a ``drill``). An alert
+joins only a run of its own world and kind, and a runbook's concurrency is counted per
+world with real runs first (``Store.claim_run_slot``): a rehearsal never absorbs,
+delays or stands in for work on a real incident. A run ends once
+(``Store.end_run``); a result that arrives after another process ended it is kept as
+a late result (``runbook.late_result``), never a second end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,10 +27,12 @@ from gameday.errors import GamedayError
 from gameday.events import (
     Audit,
     Entry,
+    Kind,
     approval_expired,
     approval_requested,
     runbook_approved,
     runbook_finished,
+    runbook_late_result,
     runbook_queued,
     with_run_id,
 )
@@ -32,14 +43,32 @@ from gameday.store import Store, utc_now
 
 HEARTBEAT_S = 5.0  # how often a process says it still holds its runs
 RUN_TTL_S = 30.0   # a run on another host whose heartbeat is older is orphaned
+DEFAULT_WORLD = "default"  # the process's own environment: where real incidents are
+# The variables that choose what a runbook's commands act on (``targets``: a game day's
+# sandbox, a cluster's kubeconfig and name).
+WORLD_VARS = ("GAMEDAY_SANDBOX", "KUBECONFIG", "GAMEDAY_CLUSTER")
+
+
+def world(env: Mapping[str, str] | None) -> str:
+    """Where a run with ``env`` acts, as a key: the target-choosing variables it sets,
+    or ``default`` when it sets none (it acts where the process that runs it does)."""
+    return " ".join(f"{k}={env[k]}" for k in WORLD_VARS if env and env.get(k)) \
+        or DEFAULT_WORLD
+
+
+def kind(incident: Incident | None) -> str:
+    """What a run serves: its incident's kind; a run outside any incident is real work."""
+    return (incident.row.get("kind") or "incident") if incident is not None else "incident"
 
 
 def queue(store: Store, runbook: Runbook, params: dict[str, Any], *,
-          incident: Incident | None, who: str, check: bool = False) -> int:
+          incident: Incident | None, who: str, check: bool = False,
+          env: Mapping[str, str] | None = None) -> int:
     """Record a run that is about to start (or wait for a free worker) in this process:
-    it is this process's to run, and ``recovery`` ends it if the process dies first."""
+    it is this process's to run, and ``recovery`` ends it if the process dies first.
+    ``env``: the environment it will run with (its world)."""
     run_id = store.create_run(incident.id if incident else None, runbook.name, params, who,
-                              check, owner=owner())
+                              check, owner=owner(), world=world(env), kind=kind(incident))
     store.audit(who, Audit.RUNBOOK_RUN, {"run_id": run_id, "runbook": runbook.name,
                                          "params": params, "check": check,
                                          "incident_id": incident.id if incident else None})
@@ -49,12 +78,14 @@ def queue(store: Store, runbook: Runbook, params: dict[str, Any], *,
 
 
 def ask_approval(store: Store, runbook: Runbook, params: dict[str, Any], *,
-                 incident: Incident | None, who: str, check: bool, within_s: float) -> int:
+                 incident: Incident | None, who: str, check: bool, within_s: float,
+                 env: Mapping[str, str] | None = None) -> int:
     """Four eyes: record a run that waits for a second person until ``within_s`` from
     now (``Dispatcher.approve``); nothing runs before."""
     until = (clock.now() + timedelta(seconds=within_s)).isoformat(timespec="microseconds")
     run_id = store.create_run(incident.id if incident else None, runbook.name, params, who,
-                              check, approve_by=until)
+                              check, approve_by=until, world=world(env),
+                              kind=kind(incident))
     store.audit(who, Audit.APPROVAL_REQUESTED, {
         "run_id": run_id, "runbook": runbook.name, "params": params, "check": check,
         "incident_id": incident.id if incident else None, "expires_at": until})
@@ -85,9 +116,23 @@ def execute(store: Store, run_id: int, runbook: Runbook, params: dict[str, Any],
             env: dict[str, str] | None = None,
             on_event: Callable[[Entry], None] | None = None,
             tick: Callable[[], None] | None = None) -> RunbookResult:
-    """Run a queued run; its row, the incident's timeline and the audit log follow."""
+    """Run a queued run; its row, the incident's timeline and the audit log follow.
+    Its end is written once: if another process ended it meanwhile (it took the run for
+    orphaned), what the playbook says at the end is kept as a late result instead."""
+    ended: list[bool] = []  # [True]: this process wrote the run's end; [False]: too late
+
+    def end(status: str, rc: int | None) -> bool:
+        if not ended:
+            ended.append(store.end_run(run_id, status, rc))
+            if not ended[0]:
+                store.late_result(run_id, status, rc)
+        return ended[0]
+
     def report(entry: Entry) -> None:
         entry = with_run_id(entry, run_id)
+        if entry.kind == Kind.RUNBOOK_FINISHED and \
+                not end(entry.data["status"], entry.data.get("rc")):
+            entry = runbook_late_result(entry, store.run(run_id)["status"])
         if incident:
             incident.record(entry, who)
         else:
@@ -120,9 +165,9 @@ def execute(store: Store, run_id: int, runbook: Runbook, params: dict[str, Any],
         status = "canceled"
         raise
     finally:
-        store.update_run(run_id, status=status, rc=rc, finished_at=utc_now())
+        late = not end(status, rc)  # already written if the playbook reported its end
         store.audit(who, Audit.RUNBOOK_RESULT, {"run_id": run_id, "runbook": runbook.name,
-                                                "status": status, "rc": rc})
+                                                "status": status, "rc": rc, "late": late})
 
 
 def recorded(store: Store, run: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -186,7 +231,7 @@ def run(store: Store, runbook: Runbook, params: dict[str, Any], data_dir: Path, 
         env: dict[str, str] | None = None, on_event: Callable[[Entry], None] | None = None,
         tick: Callable[[], None] | None = None) -> RunbookResult:
     """Queue and execute at once (game days and the CLI)."""
-    run_id = queue(store, runbook, params, incident=incident, who=who, check=check)
+    run_id = queue(store, runbook, params, incident=incident, who=who, check=check, env=env)
     return execute(store, run_id, runbook, params, data_dir, incident=incident, who=who,
                    check=check, env=env, on_event=on_event, tick=tick)
 

@@ -31,7 +31,7 @@ KINDS = frozenset(k.value for k in Kind)
 
 # The schema lives in Alembic revisions (``gameday/migrations/versions``); this is the
 # newest. SQLite stores are brought to it when opened; PostgreSQL by ``gameday db upgrade``.
-HEAD = "0004"
+HEAD = "0005"
 
 
 def _null_pool() -> Any:
@@ -699,20 +699,23 @@ class Store:
 
     def create_run(self, incident_id: int | None, runbook: str, params: dict[str, Any],
                    started_by: str, check: bool, owner: str | None = None,
-                   approve_by: str | None = None) -> int:
+                   approve_by: str | None = None, *, world: str = "default",
+                   kind: str = "incident") -> int:
         """``owner``: the process that will run it (``lease.owner()``), so a run whose
         process died is not waited for, nor joined, forever. With ``approve_by`` the run
-        waits (``awaiting_approval``) for a second person until then."""
+        waits (``awaiting_approval``) for a second person until then. ``world``: where it
+        acts (``runs.world``); ``kind``: what it serves (a real ``incident``, a
+        ``gameday``, a ``drill``)."""
         status = "awaiting_approval" if approve_by else "queued"
         owned = None if approve_by else owner
         beat = self._clock_sql if owned else "NULL"
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO runbook_runs (incident_id, runbook, params_json, check_mode,"
-                " started_by, status, created_at, owner, approve_by, heartbeat)"
-                f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {beat}) RETURNING id",
+                " started_by, status, created_at, owner, approve_by, heartbeat, world, kind)"
+                f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {beat}, ?, ?) RETURNING id",
                 (incident_id, runbook, params_key(params), int(check), started_by, status,
-                 utc_now(), owned, approve_by))
+                 utc_now(), owned, approve_by, world, kind))
             return _inserted_id(cur)
 
     def serialize(self, key: str) -> None:
@@ -726,14 +729,22 @@ class Store:
             self._db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (key,))
 
     def claim_run_slot(self, run_id: int, runbook: str, concurrency: int) -> str:
-        """Start a queued run if its runbook has fewer than ``concurrency`` runs going,
-        counted in the store (every replica's, and game days'): ``started`` (it is
-        ``running`` now), ``busy`` (try again when one ends) or ``gone`` (it is not
-        queued any more: cancelled, or ended by another process)."""
+        """Start a queued run if its runbook has fewer than ``concurrency`` runs going in
+        the run's world, counted in the store (every replica's, and game days'):
+        ``started`` (it is ``running`` now), ``busy`` (try again when one ends) or
+        ``gone`` (it is not queued any more: cancelled, or ended by another process).
+        A real run counts real runs only: a rehearsal never delays one."""
         with self._tx() as db:
-            self.serialize(f"runbook:{runbook}")
+            row = db.execute("SELECT status, world, kind FROM runbook_runs WHERE id = ?",
+                             (run_id,)).fetchone()
+            if row is None:
+                return "gone"
+            world, real = row["world"] or "default", (row["kind"] or "incident") == "incident"
+            self.serialize(f"runbook:{runbook}:{world}")
             going = db.execute("SELECT COUNT(*) FROM runbook_runs WHERE status = 'running'"
-                               " AND runbook = ?", (runbook,)).fetchone()[0]
+                               " AND runbook = ? AND world = ?"
+                               + (" AND kind = 'incident'" if real else ""),
+                               (runbook, world)).fetchone()[0]
             if going >= concurrency:
                 state = db.execute("SELECT status FROM runbook_runs WHERE id = ?",
                                    (run_id,)).fetchone()
@@ -862,16 +873,33 @@ class Store:
             return db.execute("UPDATE users SET revoked_at = ? WHERE name = ? AND"
                               " revoked_at IS NULL", (utc_now(), name)).rowcount == 1
 
-    def joinable_run(self, runbook: str, params: dict[str, Any], *,
+    def joinable_run(self, runbook: str, params: dict[str, Any], *, world: str = "default",
+                     kind: str = "incident",
                      succeeded_since: str | None) -> dict[str, Any] | None:
-        """The latest run of ``runbook`` with these parameters (not in check mode) that
-        is queued or running, or that succeeded at or after ``succeeded_since``."""
+        """The latest run of ``runbook`` with these parameters (not in check mode), in
+        ``world`` and of ``kind``, that is queued or running, or that succeeded at or
+        after ``succeeded_since``."""
         row = self._db.execute(
-            "SELECT * FROM runbook_runs WHERE runbook = ? AND params_json = ? AND"
-            " check_mode = 0 AND (status IN ('queued', 'running') OR (status = 'successful'"
-            " AND finished_at >= ?)) ORDER BY id DESC LIMIT 1",
-            (runbook, params_key(params), succeeded_since or "9999")).fetchone()
+            "SELECT * FROM runbook_runs WHERE runbook = ? AND world = ? AND kind = ? AND"
+            " params_json = ? AND check_mode = 0 AND (status IN ('queued', 'running') OR"
+            " (status = 'successful' AND finished_at >= ?)) ORDER BY id DESC LIMIT 1",
+            (runbook, world, kind, params_key(params), succeeded_since or "9999")).fetchone()
         return {**dict(row), "params": json.loads(row["params_json"])} if row else None
+
+    def end_run(self, run_id: int, status: str, rc: int | None) -> bool:
+        """A run's end, once: False if it had ended already (another process took it
+        for orphaned and cancelled it); then ``late_result`` keeps what came."""
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE runbook_runs SET status = ?, rc = ?, finished_at = ? WHERE id = ?"
+                " AND status IN ('queued', 'running')",
+                (status, rc, utc_now(), run_id)).rowcount == 1
+
+    def late_result(self, run_id: int, status: str, rc: int | None) -> None:
+        """The result of a run that arrived after its end, kept beside it."""
+        with self._tx() as db:
+            db.execute("UPDATE runbook_runs SET late_status = ?, late_rc = ?, late_at = ?"
+                       " WHERE id = ?", (status, rc, utc_now(), run_id))
 
     def unfinished_runs(self) -> list[dict[str, Any]]:
         return [{**dict(r), "params": json.loads(r["params_json"])} for r in self._db.execute(

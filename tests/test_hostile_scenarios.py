@@ -483,6 +483,26 @@ any_document = st.one_of(mutated_documents(), schema_documents(), raw_documents(
 
 
 # -- the property ------------------------------------------------------------------------------
+@pytest.fixture(scope="module", autouse=True)
+def _no_constants_from_loaded_modules():
+    """The same documents alone and in the whole suite. Hypothesis mixes into what it
+    draws constants it finds in the source of every local module loaded so far (and
+    stops looking after 100 ms), so the documents, and how many are accepted, would
+    follow which other test modules ran first and how loaded the machine is. Here that
+    pool is empty: what is drawn follows this file alone."""
+    from hypothesis.internal.conjecture import providers
+
+    empty = providers.Constants(integers=providers.SortedSet(),
+                                floats=providers.SortedSet(key=providers.float_to_int),
+                                bytes=providers.SortedSet(), strings=providers.SortedSet())
+    saved = providers._get_local_constants
+    providers._get_local_constants = lambda: empty
+    providers.CONSTANTS_CACHE.cache.clear()
+    yield
+    providers._get_local_constants = saved
+    providers.CONSTANTS_CACHE.cache.clear()
+
+
 @pytest.fixture(scope="module")
 def hostile_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``scenarios/hostile.yaml`` in a copy of the project's layout: the shipped
@@ -553,8 +573,9 @@ def test_schema_shaped_documents_never_crash_the_validator(hostile_file):
         seen[outcome] += 1
 
     prop()
-    # Random documents are mostly refused; some get through (5 alone, 3 in the full suite,
-    # where the examples drawn differ), which keeps the property from passing vacuously.
+    # Random documents are mostly refused; some get through (5 of 200, alone and in the
+    # whole suite alike: _no_constants_from_loaded_modules), which keeps the property
+    # from passing vacuously.
     assert seen["accepted"] >= 1 and seen["rejected"] >= 50, seen
 
 

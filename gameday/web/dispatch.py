@@ -65,14 +65,16 @@ class Dispatcher:
         self.data_dir = data_dir
         self.env = env or {}
         self.streams: OrderedDict[int, RunStream] = OrderedDict()
-        self.intake = Intake(store, runbook_dir=runbook_dir, coalesce_window=coalesce_window)
+        self.intake = Intake(store, runbook_dir=runbook_dir, coalesce_window=coalesce_window,
+                             env=self.env)
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent,
                                         thread_name_prefix="runbook")
         self._workers = max_concurrent
         self._lock = threading.Lock()
         self._busy = 0  # workers running a playbook, or reserved for one
         self._held: set[int] = set()  # the runs waiting or running here: their heartbeat
-        self._waiting: defaultdict[str, deque[Start]] = defaultdict(deque)
+        # waiting runs, a queue per (rehearsal?, runbook, world): real ones tried first
+        self._waiting: defaultdict[tuple[bool, str, str], deque[Start]] = defaultdict(deque)
         self._closing = False
         self._batcher: Batcher[Delivery, dict[str, Any]] = Batcher(self._handle)
 
@@ -115,13 +117,14 @@ class Dispatcher:
         started when its runbook and the pool have room. With ``approve_within`` (four
         eyes) it waits that many seconds for a second person's ``approve`` instead."""
         incident = Incident(self.store, incident_id) if incident_id else None
-        runs.environment(incident, self.env)  # a game day on another host: refused now
+        env, _ = runs.environment(incident, self.env)  # a game day on another host: refused
         if approve_within is not None:
             return runs.ask_approval(self.store, runbook, params, incident=incident, who=who,
-                                     check=check, within_s=approve_within)
+                                     check=check, within_s=approve_within, env=env)
         run_id = runs.queue(self.store, runbook, params, incident=incident, who=who,
-                            check=check)
-        self._launch(Start(run_id, runbook, params, incident_id, who, check))
+                            check=check, env=env)
+        self._launch(Start(run_id, runbook, params, incident_id, who, check,
+                           world=runs.world(env), kind=runs.kind(incident)))
         return run_id
 
     def approve(self, run_id: int, who: str) -> None:
@@ -141,7 +144,8 @@ class Dispatcher:
                                "no longer be approved")
         runs.approved(self.store, run, who, incident=incident)
         self._launch(Start(run_id, book, run["params"], run["incident_id"], run["started_by"],
-                           bool(run["check_mode"])))
+                           bool(run["check_mode"]), world=run["world"] or runs.DEFAULT_WORLD,
+                           kind=run["kind"] or "incident"))
 
     def expire_approvals(self) -> None:
         """Runs nobody approved in time: expired on the record, never to run."""
@@ -154,7 +158,7 @@ class Dispatcher:
             self.streams[start.run_id] = RunStream()
             closing = self._closing
             if not closing:
-                self._waiting[start.runbook.name].append(start)
+                self._waiting[start.queue].append(start)
                 self._held.add(start.run_id)
         if closing:
             self._cancel(start)
@@ -167,20 +171,20 @@ class Dispatcher:
         ``runbook.concurrency`` counts runs in the store, so it holds across replicas
         (a run waiting here starts when one ends anywhere: the sweep calls this). The
         store is asked outside the lock, with a worker reserved meanwhile."""
-        tried: set[str] = set()
+        tried: set[tuple[bool, str, str]] = set()
         while True:
             with self._lock:
                 if self._closing or self._busy >= self._workers:
                     return
-                name = next((n for n, q in self._waiting.items() if q and n not in tried),
-                            None)
-                if name is None:
+                key = min((k for k, q in self._waiting.items() if q and k not in tried),
+                          default=None, key=lambda k: k[0])  # real ones first
+                if key is None:
                     return
-                start = self._waiting[name].popleft()
+                start = self._waiting[key].popleft()
                 self._busy += 1
             claimed, stop = "busy", None  # an error leaves it waiting, and is raised
             try:
-                claimed = self.store.claim_run_slot(start.run_id, name,
+                claimed = self.store.claim_run_slot(start.run_id, start.runbook.name,
                                                     start.runbook.concurrency)
             finally:
                 with self._lock:
@@ -189,14 +193,14 @@ class Dispatcher:
                     else:
                         self._busy -= 1
                         if claimed == "busy" and not self._closing:
-                            self._waiting[name].appendleft(start)
-                            tried.add(name)
+                            self._waiting[key].appendleft(start)
+                            tried.add(key)
                         elif claimed in ("started", "busy"):  # shutting down: never runs
                             stop = start
                         else:  # gone: cancelled or ended elsewhere meanwhile
                             self._held.discard(start.run_id)
-                    if not self._waiting.get(name):
-                        self._waiting.pop(name, None)
+                    if not self._waiting.get(key):
+                        self._waiting.pop(key, None)
             if stop is not None:
                 self._cancel(stop)
             elif claimed == "gone":

@@ -125,7 +125,9 @@ def runner_kwargs(playbook: Path, data_dir: Path, params: Mapping[str, Any], *,
     return {"private_data_dir": str(data_dir), "playbook": str(playbook.resolve()),
             "inventory": INVENTORY, "extravars": dict(params),
             "envvars": ansible_envvars(env), "quiet": True,
-            "cmdline": "--check --diff" if check else None, "ident": "run"}
+            "cmdline": "--check --diff" if check else None, "ident": "run",
+            # the fallback looks for a cancel this often (ansible-runner's default: 5 s)
+            "settings": {"pexpect_timeout": 0.1}}
 
 
 def fingerprint(env: Mapping[str, str]) -> dict[str, str]:
@@ -896,6 +898,27 @@ def _kill_run(pid: int) -> None:
         with contextlib.suppress(OSError):
             target()
             return
+
+
+def kill_fallback_run(private_data_dir: str) -> bool:
+    """Kill, at once and whole, the ``ansible-playbook`` that ansible-runner started in
+    this process for ``private_data_dir`` (the fallback path): ansible-runner's own
+    cancel kills the playbook's process group only, seconds later, and leaves the
+    task's command running in its worker's session. Its argv names the run's directory
+    (``-i DIR/inventory/...``), which tells it from other runs going on here. False if
+    no such process (it ended, or has not started)."""
+    marker = os.fsencode(os.path.join(private_data_dir, ""))
+    for pid in sorted(_descendants(os.getpid())):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            leader = os.getsid(pid) == pid  # pexpect starts it in a session of its own
+        except OSError:
+            continue
+        if leader and any(os.path.basename(a) == b"ansible-playbook" for a in argv[:2]) \
+                and any(a.startswith(marker) for a in argv):
+            _kill_run(pid)
+            return True
+    return False
 
 
 def _descendants(root: int) -> set[int]:

@@ -441,10 +441,18 @@ def _run_async(kwargs: dict[str, Any], cancel: threading.Event,
     import ansible_runner
     from ansible_runner.exceptions import AnsibleRunnerException
 
+    from gameday import executor
+
+    def canceled() -> bool:  # the playbook's whole tree killed at once, then ansible-runner
+        if not cancel.is_set():
+            return False
+        executor.kill_fallback_run(kwargs["private_data_dir"])
+        return True
+
     done = threading.Event()
     try:
         thread, runner = ansible_runner.run_async(
-            **kwargs, finished_callback=lambda _: done.set())
+            **{**kwargs, "cancel_callback": canceled}, finished_callback=lambda _: done.set())
     except (AnsibleRunnerException, OSError) as exc:
         raise could_not_start(exc) from exc
     except BaseException:  # an interrupt while starting: cancel whatever did start

@@ -209,12 +209,17 @@ def test_check_mode_changes_nothing(warm, tmp_path):
 
 # -- cancelling --------------------------------------------------------------------------
 @pytest.mark.slow
-def test_cancel_stops_a_running_playbook_at_once(warm, tmp_path):
+@pytest.mark.parametrize("path", ["warm", "ansible-runner"])
+def test_cancel_stops_a_running_playbook_at_once(warm, tmp_path, monkeypatch, path):
+    """Both paths: the run ends canceled at once, and nothing of its tree (the task's
+    command in its worker's own session) is alive a second after the cancel."""
+    if path == "ansible-runner":
+        monkeypatch.setenv(executor.SETTING, "0")
     seconds = 30 + random.randint(1, 99999) / 100000
     rb = playbook(tmp_path, [
         {"name": "wait", "ansible.builtin.command": {"argv": ["sleep", str(seconds)]}},
         {"name": "never", "ansible.builtin.command": {"argv": ["true"]}}])
-    cancel, asked = threading.Event(), []
+    cancel, asked, gone = threading.Event(), [], []
 
     def on_event(entry):
         if entry.data.get("task") == "wait" and entry.data.get("status") == "started":
@@ -222,6 +227,8 @@ def test_cancel_stops_a_running_playbook_at_once(warm, tmp_path):
                 until(lambda: sleeping(seconds), 10)
                 asked.append(time.monotonic())
                 cancel.set()
+                if until(lambda: not sleeping(seconds), 10):
+                    gone.append(time.monotonic())
             threading.Thread(target=later, daemon=True).start()
 
     seen = []
@@ -229,11 +236,12 @@ def test_cancel_stops_a_running_playbook_at_once(warm, tmp_path):
                          on_event=lambda e: (seen.append((e.kind, e.data)), on_event(e)))
     took = time.monotonic() - asked[0]
     assert took < 2.0, took
-    assert (result.status, result.rc, result.executor) == ("canceled", 254, "warm")
+    assert until(lambda: bool(gone), 10), "the task's command outlived the cancel"
+    assert gone[0] - asked[0] < 1.0, gone[0] - asked[0]
+    assert (result.status, result.rc, result.executor) == ("canceled", 254, path)
     assert (result.artifacts / "status").read_text() == "canceled"
     assert seen[-1][1]["status"] == "canceled"
     assert "never" not in [d.get("task") for _, d in seen]
-    assert until(lambda: not sleeping(seconds), 2), "the task's command outlived the cancel"
 
 
 @pytest.mark.slow

@@ -18,10 +18,13 @@ marks the run ``crashed`` (``gameday recover`` rolls its faults back).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +39,9 @@ from gameday.spec import human_span
 from gameday.store import Store, utc_now
 
 TICK_S = 1.0
+# How long the game days this process started get to roll back and record their end
+# when it stops (gameday serve on SIGTERM): inside Kubernetes' default 30 s grace.
+STOP_GRACE_S = 20.0
 Say = Callable[[str], None]
 
 
@@ -111,12 +117,38 @@ class Scheduler:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop ticking. Game days already running go on in their own processes and
-        record how they end."""
+    def stop(self, grace: float = STOP_GRACE_S) -> None:
+        """Stop ticking, and leave nothing of this scheduler running or claimed: each
+        game day it started is told to stop (SIGTERM: its rollbacks run, it records how
+        it ended); one still running after ``grace`` is killed, its run ended on the
+        record (its faults are rolled back by the next ``gameday serve``, ``run`` or
+        ``recover``, from its lease). A moment it claimed and never started is released
+        (skipped, saying why). Calling it again does nothing more."""
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
+        with self._children:
+            children = dict(self.children)
+            self.children.clear()
+        for child in children.values():
+            if child.poll() is None:
+                with contextlib.suppress(OSError):
+                    os.killpg(child.pid, signal.SIGTERM)  # its own session: all of it
+        deadline = time.monotonic() + grace
+        for run_id, child in children.items():
+            try:
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(OSError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+            self.ended(run_id, child.returncode)
+        me = owner()
+        for run in self.store.schedule_runs(unfinished=True, limit=1000):
+            if run["status"] == "claimed" and run["claimed_by"] == me:
+                self.store.update_schedule_run(
+                    run["id"], status="skipped", finished_at=utc_now(),
+                    reason="gameday serve stopped before the game day began")
 
     def _loop(self) -> None:
         while not self._stop.wait(TICK_S):

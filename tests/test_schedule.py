@@ -332,6 +332,47 @@ def test_two_serve_processes_run_every_due_game_day_once(tmp_path):
 
 
 @pytest.mark.slow
+def test_sigterm_to_serve_stops_its_scheduled_game_day_and_leaves_no_claim(tmp_path):
+    """gameday serve stopped (SIGTERM, as Kubernetes stops a pod) while the game day it
+    scheduled holds a fault: the game day rolls back and records its end, the serve
+    exits by the signal, and nothing is left running or claimed."""
+    from gameday.lease import alive, leftovers
+    from gameday.sandbox.client import sandbox_processes
+    from gameday.sandbox.supervisor import free_port
+
+    store = Store(os.environ["GAMEDAY_DB"])
+    result = CliRunner().invoke(cli, ["schedule", "add", "soon", SCENARIO, "--every", "5s"])
+    assert result.exit_code == 0, result.output
+    serve = start_serve(free_port(), tmp_path, "serve")
+    try:
+        def injected() -> dict | None:
+            for run in store.schedule_runs("soon", unfinished=True):
+                if run["incident_id"] and any(e.kind == "fault.injected"
+                                              for e in store.events(run["incident_id"])):
+                    return run
+            return None
+
+        run = wait_for(injected, 120, "the scheduled game day's fault")
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    assert serve.returncode == -signal.SIGTERM  # a signal never exits 0
+    assert store.schedule_runs(unfinished=True) == []
+    ended = store.schedule_run(run["id"])
+    assert ended["status"] == "interrupted", ended  # recorded by the game day itself
+    kinds = [e.kind for e in store.events(run["incident_id"])]
+    assert {"fault.rolled_back", "gameday.interrupted", "incident.cancelled",
+            "target.stopped"} <= set(kinds), kinds
+    assert alive(ended["owner"]) is False  # the game day's process
+    assert sandbox_processes(Path(run["run_dir"]) / "sandbox") == []
+    assert leftovers(run["run_dir"]) == []
+    assert store.running_leases() == []
+
+
+@pytest.mark.slow
 def test_freeze_stops_a_running_game_day_and_blocks_the_next(tmp_path):
     store = Store(os.environ["GAMEDAY_DB"])
     run = subprocess.Popen([sys.executable, "-m", "gameday", "run", SCENARIO, "--json"],

@@ -100,6 +100,6 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
         # X-Forwarded-For header (the trusted user header is checked against it).
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                     limit_concurrency=1024, proxy_headers=False)
-    finally:
+    finally:  # the app's shutdown stopped it already, unless the server never started
         if schedules:
             schedules.stop()

@@ -133,6 +133,8 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
         sweeper = asyncio.create_task(expire())
         yield
         sweeper.cancel()
+        if scheduler is not None:  # SIGTERM too: its game days stop, its claims go
+            await asyncio.to_thread(scheduler.stop)
         await asyncio.to_thread(dispatcher.shutdown)  # let running playbooks finish
 
     app = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)

@@ -72,3 +72,60 @@ def test_three_posts_one_run_and_401_without_token(tmp_path):
         finally:
             serve.terminate()
             serve.wait(timeout=15)
+
+
+def test_a_10_mb_webhook_gets_a_413_every_client_can_read(tmp_path):
+    """urllib sends its whole body without waiting, curl asks ``Expect: 100-continue``,
+    a chunked body declares no length: each one reads the 413 and its reason (never a
+    reset connection), and the server keeps answering."""
+    import http.client
+    import shutil
+
+    from serving import wait_until_serving
+
+    from gameday.sandbox.supervisor import free_port
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(tmp_path / "g.db")}
+    big = b'{"version": "4", "padding": "' + b"x" * (10 << 20) + b'"}'
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    with open(tmp_path / "serve.log", "wb") as log:
+        serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port",
+                                  str(port), "--data-dir", str(tmp_path / "data"),
+                                  "--no-scheduler"], cwd=ROOT, env=env, stdout=log,
+                                 stderr=subprocess.STDOUT)
+        try:
+            wait_until_serving(base)
+            request = urllib.request.Request(base + "/api/v1/alerts", data=big,
+                                             headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 413
+            assert "payload larger than" in json.loads(refused.value.read())["error"]
+
+            def chunks():
+                for start in range(0, len(big), 1 << 16):
+                    yield big[start:start + (1 << 16)]
+
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("POST", "/api/v1/alerts", body=chunks(), headers=headers,
+                         encode_chunked=True)
+            answer = conn.getresponse()
+            assert answer.status == 413 and b"payload larger" in answer.read()
+            conn.close()
+
+            if shutil.which("curl"):
+                (tmp_path / "big.json").write_bytes(big)
+                curl = subprocess.run(
+                    ["curl", "-sS", "-o", str(tmp_path / "answer"), "-w", "%{http_code}",
+                     *[a for k, v in headers.items() for a in ("-H", f"{k}: {v}")],
+                     "--data-binary", f"@{tmp_path / 'big.json'}", base + "/api/v1/alerts"],
+                    capture_output=True, text=True, timeout=60)
+                assert (curl.returncode, curl.stdout) == (0, "413"), curl.stderr
+                assert "payload larger" in (tmp_path / "answer").read_text()
+            with urllib.request.urlopen(base + "/healthz", timeout=5) as health:
+                assert json.loads(health.read()) == {"status": "ok"}
+        finally:
+            serve.terminate()
+            serve.wait(timeout=30)

@@ -102,18 +102,43 @@ def caller_or_none(request: Request) -> str | None:
         return None
 
 
+DRAIN_BODY = 64 << 20  # past the limit, up to this much is read and dropped (below)
+
+
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The body, refused (413) as soon as it passes ``limit``: never read whole first."""
+    """The body, refused (413) as soon as it passes ``limit``: never kept whole.
+
+    A client that sends its body without waiting for an answer (urllib, most libraries)
+    and is answered while it still sends would see its connection reset, not the 413:
+    so what is left of such a body is read and dropped first (up to ``DRAIN_BODY``; past
+    that the connection is cut). A client that asked ``Expect: 100-continue`` (curl)
+    has sent nothing yet and is answered at once."""
+    too_large = Rejected(413, f"payload larger than {limit} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise Rejected(413, f"payload larger than {limit} bytes")
+        if request.headers.get("expect", "").lower() != "100-continue" \
+                and int(declared) <= DRAIN_BODY:
+            await _drop_body(request, 0)
+        raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise Rejected(413, f"payload larger than {limit} bytes")
+            await _drop_body(request, size)
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _drop_body(request: Request, size: int) -> None:
+    """Read the rest of the body without keeping it, up to ``DRAIN_BODY`` in all."""
+    while size <= DRAIN_BODY:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            return  # the client went away
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 CSRF_HEADER = "x-csrf-token"

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,7 +37,6 @@ SESSION_COOKIE = "gameday_session"
 SESSION_TTL_S = 12 * 3600
 SIGNATURE_HEADER = "X-Gameday-Signature"
 TOKEN_PREFIX = "gd_"
-USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")  # how people sign in and are recorded
 
 
 class Unauthorized(Exception):

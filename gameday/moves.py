@@ -18,7 +18,7 @@ from gameday.events import Kind
 from gameday.incident import TERMINAL_STATES, Incident
 from gameday.policy import ROLES, SEVERITIES
 from gameday.routing import Route, route
-from gameday.spec import PERSON
+from gameday.spec import PERSON, PERSON_RULE
 from gameday.store import Event, clock_ns
 from gameday.traffic import last_sli_window
 
@@ -30,8 +30,8 @@ def person(name: Any, field: str = "as") -> str:
     """A person's name as the timeline records it, or a ValidationError."""
     if not isinstance(name, str) or not PERSON.fullmatch(name):
         shown = repr(name)[:80]
-        raise ValidationError(f"{shown} is not a person's name (letters, digits, inner "
-                              "spaces and . ' @ -; at most 64)", field=field)
+        raise ValidationError(f"{shown} is not a person's handle ({PERSON_RULE})",
+                              field=field)
     return name
 
 

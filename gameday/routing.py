@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from gameday.errors import GamedayError, ValidationError
 from gameday.runbook import Dirs, Runbook, discover, find, validate_params
+from gameday.spec import NAME
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,31 @@ def runbook_link(name: str, params: Mapping[str, str], incident_id: int | None =
     return f"/runbooks/{name}" + (f"?{urlencode(query)}" if query else "")
 
 
+def runbook_in_link(url: str) -> tuple[str, dict[str, str]] | None:
+    """The runbook a link names and the parameters its query carries, when it is one of
+    gameday's one-click pages (a URL or path ending in ``/runbooks/NAME``); None for any
+    other link (a wiki page). A ValidationError for what is not a URL at all."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unbalanced [ in the host, and the like
+        raise ValidationError(f"runbook_url is not a URL: {exc}",
+                              field="annotations.runbook_url") from None
+    segments = [s for s in parts.path.split("/") if s]
+    if len(segments) >= 2 and segments[-2] == "runbooks" and NAME.fullmatch(segments[-1]):
+        return segments[-1], dict(parse_qsl(parts.query))
+    return None
+
+
 def linked_runbook(alert_name: str, annotations: Mapping[str, str],
                    dirs: Dirs = None) -> tuple[Runbook | None, dict[str, str]]:
     """The runbook an alert links to, and the parameters its ``runbook_url`` carries.
-    Raises NotFound when the URL names a runbook that does not exist."""
+    Raises NotFound when the URL names a runbook that does not exist. A live alert's
+    link elsewhere (a wiki) leaves the runbook to its name; a scenario's must be one of
+    ours (``scenario``: ``alert.annotations.runbook_url``)."""
     url = annotations.get("runbook_url")
-    if url:
-        try:
-            parts = urlsplit(url)
-        except ValueError as exc:  # an unbalanced [ in the host, and the like
-            raise ValidationError(f"runbook_url is not a URL: {exc}",
-                                  field="annotations.runbook_url") from None
-        segments = [s for s in parts.path.split("/") if s]
-        if len(segments) >= 2 and segments[-2] == "runbooks":
-            return find(segments[-1], dirs), dict(parse_qsl(parts.query))
+    linked = runbook_in_link(url) if url else None
+    if linked:
+        return find(linked[0], dirs), linked[1]
     for rb in discover(dirs):
         if alert_name in rb.alerts:
             return rb, {}

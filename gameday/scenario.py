@@ -27,6 +27,7 @@ from pydantic import ValidationError as PydanticError
 from gameday.drill import DrillSpec
 from gameday.errors import ValidationError
 from gameday.policy import DEFAULT_TARGETS, MODELS, SEVERITIES, TARGET_KEYS
+from gameday.routing import runbook_in_link
 from gameday.spec import (
     DAY,
     Between,
@@ -177,6 +178,23 @@ class AlertSpec(Spec):
                                                    "parameters.")
     annotations: Labels = Field(default={}, description="Annotations; runbook_url links the "
                                                         "runbook that contains it.")
+
+    @field_validator("annotations", mode="before")
+    @classmethod
+    def _runbook_url_links_a_runbook(cls, value: Any) -> Any:
+        """A scenario's ``runbook_url`` is one of the project's runbooks or absent: a
+        link the game day would silently pass over is a mistake in the file."""
+        if isinstance(value, dict) and "runbook_url" in value:
+            url = value["runbook_url"]
+            try:
+                linked = runbook_in_link(url) if isinstance(url, str) and url else None
+            except ValidationError:
+                linked = None
+            if linked is None:
+                raise invalid("runbook_url", "runbook_url must link one of the project's "
+                              "runbooks (…/runbooks/NAME, ?param=value optional), not {value}",
+                              value=quote(url))
+        return value
 
 
 class ResponseSpec(Spec):

@@ -40,8 +40,11 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$", re.ASCII)
 # Prometheus alert and label names; also runbook parameter names (Ansible variables).
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-# People: letters and digits, inner spaces, dots, apostrophes, @ and dashes; 64 at most.
-PERSON = re.compile(r"^\w(?:[\w .'@-]{0,62}\w)?$")
+# People, one rule everywhere (scenario rosters, moves, --as, gameday user, signing in):
+# the handle a person signs in to gameday serve with. The same as NAME, written apart so
+# that messages can tell a person from a name.
+PERSON = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,62})$")
+PERSON_RULE = "lowercase letters, digits and . _ -, at most 63, as people sign in"
 LINE = r"^[^\x00-\x1f\x7f]*$"  # one line, no control characters
 TEXT = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"  # newlines and tabs allowed
 DAY = 86_400.0
@@ -216,8 +219,7 @@ RunTime = Annotated[float, Seconds()]  # more than zero, at most a day
 _PATTERNS = {
     NAME.pattern: "a lowercase name (a-z, 0-9 and _ . -, 63 at most)",
     IDENTIFIER.pattern: "letters, digits and _, not starting with a digit (128 at most)",
-    PERSON.pattern: "a person's name or handle (letters, digits, inner spaces and . ' @ -, "
-                    "64 at most)",
+    PERSON.pattern: f"a person's handle ({PERSON_RULE})",
     LINE: "one line of text, without control characters",
     TEXT: "text without control characters (newlines and tabs are fine)",
 }

@@ -642,23 +642,66 @@ def _fixed(name: str) -> bytes:
         "an alias bomb": text.replace('title: "Game day: a checkout replica crashes"',
                                       "title: " + _bomb(10, 6)).encode(),
         "a python tag": b"!!python/object/apply:os.system ['id']\n",
+        # a link the game day would pass over, silently routing by the alert's name
+        "a runbook_url that is a number": text.replace(url, "runbook_url: 42").encode(),
+        "an empty runbook_url": text.replace(url, "runbook_url: ''").encode(),
+        "a runbook_url that is a shell": text.replace(url, "runbook_url: '$(id)'").encode(),
+        "a runbook_url out of the tree": text.replace(
+            url, "runbook_url: ../../../../etc/passwd").encode(),
+        "a runbook_url to no runbook": text.replace(
+            url, "runbook_url: http://127.0.0.1:8080/runbooks/no-such-runbook").encode(),
+        # people are named by one rule: the handle they sign in to gameday serve with
+        "an on-call that cannot sign in": text.replace(
+            "oncall: [ana, ben]", "oncall: ['10 parsecs']").encode(),
+        "a comms lead in capitals": text.replace("comms: fay", "comms: Fay").encode(),
     }[name]
+
+
+# the field each of those names (the rest name whatever they break first)
+FIELDS = {"a runbook_url that is a number": "alert.annotations",
+          "an empty runbook_url": "alert.annotations",
+          "a runbook_url that is a shell": "alert.annotations",
+          "a runbook_url out of the tree": "alert.annotations",
+          "a runbook_url to no runbook": "alert.annotations.runbook_url",
+          "an on-call that cannot sign in": "team.oncall.0",
+          "a comms lead in capitals": "team.comms"}
 
 
 FIXED = ["valid", "binary", "utf-16", "utf-32", "bidi and control characters",
          "a surrogate as an unknown key", "an unbalanced IPv6 runbook_url",
          "an integer of 6,000 digits", "a window of 10**400 seconds", "deep nesting",
-         "an alias bomb", "a python tag"]
+         "an alias bomb", "a python tag", *FIELDS]
 
 
 @pytest.mark.parametrize("name", FIXED)
 def test_fixed_hostile_documents_in_process(hostile_file, name):
     assert check(hostile_file, _fixed(name)) == ("accepted" if name == "valid" else "rejected")
+    if name in FIELDS:
+        with pytest.raises(ValidationError) as refused:
+            validate_file(hostile_file)
+        assert refused.value.field == FIELDS[name], str(refused.value)
+
+
+def test_a_person_is_named_by_one_rule_everywhere(tmp_path):
+    """What a scenario's roster accepts, `gameday user add` and a move's --as accept,
+    and the reverse."""
+    from gameday.moves import person
+
+    for name in ("ana", "ben.o-neil_2", "x" * 63):
+        assert person(name) == name
+        assert CliRunner().invoke(cli, ["user", "add", name, "--role", "viewer"]).exit_code == 0
+    for name in ("10 parsecs", "Ana", "ana@example.com", "", "-ana", "x" * 64, "ana\n"):
+        with pytest.raises(ValidationError):
+            person(name)
+        refused = CliRunner().invoke(cli, ["user", "add", "--role", "viewer", "--", name])
+        assert refused.exit_code == 2 and "as people sign in" in refused.output, name
 
 
 @pytest.mark.parametrize("name", ["valid", "binary", "a surrogate as an unknown key",
                                   "an unbalanced IPv6 runbook_url",
-                                  "an integer of 6,000 digits", "deep nesting"])
+                                  "an integer of 6,000 digits", "deep nesting",
+                                  "a runbook_url that is a shell",
+                                  "an on-call that cannot sign in"])
 def test_fixed_hostile_documents_through_a_real_process(hostile_file, name):
     hostile_file.write_bytes(_fixed(name))
     proc = subprocess.run([sys.executable, "-m", "gameday", "validate", str(hostile_file)],

@@ -147,14 +147,19 @@ def test_zero_alert_delay_is_fine(tmp_path):
     assert sc.alert.for_s == 0
 
 
-@pytest.mark.parametrize("name", ["ana", "José Ñúñez", "o'brien", "ana.b@example.com",
-                                  "Mary-Jane Watson", "ops_bot"])
+@pytest.mark.parametrize("name", ["ana", "jose.nunez", "obrien", "ana.b", "mary-jane",
+                                  "ops_bot", "2nd-line"])
 def test_people_names(tmp_path, name):
+    """A roster names people by the handle they sign in with (one rule everywhere)."""
     sc = load_scenario(write_variant(tmp_path, lambda r: r["team"].update(scribe=name)))
     assert sc.team.scribe == name
 
 
 @pytest.mark.parametrize("change,field", [
+    (lambda r: r["team"].update(scribe="José Ñúñez"), "team.scribe"),
+    (lambda r: r["team"].update(scribe="Mary-Jane Watson"), "team.scribe"),
+    (lambda r: r["team"].update(scribe="ana.b@example.com"), "team.scribe"),
+    (lambda r: r["team"].update(oncall=["10 parsecs"]), "team.oncall.0"),
     (lambda r: r["team"].update(scribe="eli\x1b[31m"), "team.scribe"),
     (lambda r: r["team"].update(scribe="eli\n"), "team.scribe"),
     (lambda r: r["team"].update(comms=" fay"), "team.comms"),

@@ -8,17 +8,8 @@ from __future__ import annotations
 
 import click
 
-from gameday.commands import State, emit, pass_state
+from gameday.commands import State, emit, pass_state, person
 from gameday.policy import ACCESS_ROLES
-
-
-def _name(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from gameday.auth import USER_NAME
-
-    if not USER_NAME.fullmatch(value or ""):
-        raise click.BadParameter("lowercase letters, digits and . _ -, at most 63, as people "
-                                 "sign in")
-    return value
 
 
 @click.group()
@@ -28,7 +19,7 @@ def user() -> None:
 
 
 @user.command()
-@click.argument("name", callback=_name)
+@click.argument("name", callback=person)
 @click.option("--role", type=click.Choice(ACCESS_ROLES), required=True,
               help="viewer: sees; responder: runs runbooks and makes moves; commander: "
                    "also asks for and approves destructive runs and starts drills; admin: "
@@ -56,7 +47,7 @@ def add(state: State, name: str, role: str, as_json: bool) -> None:
 
 
 @user.command()
-@click.argument("name", callback=_name)
+@click.argument("name", callback=person)
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def rotate(state: State, name: str, as_json: bool) -> None:
@@ -80,7 +71,7 @@ def rotate(state: State, name: str, as_json: bool) -> None:
 
 
 @user.command()
-@click.argument("name", callback=_name)
+@click.argument("name", callback=person)
 @click.argument("new_role", metavar="ROLE", type=click.Choice(ACCESS_ROLES))
 @pass_state
 def role(state: State, name: str, new_role: str) -> None:

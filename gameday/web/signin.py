@@ -9,8 +9,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from gameday.auth import SESSION_COOKIE, SESSION_TTL_S, USER_NAME
+from gameday.auth import SESSION_COOKIE, SESSION_TTL_S
 from gameday.events import Audit
+from gameday.spec import PERSON
 from gameday.web.context import page, read_form, shared
 
 HOME = "/incidents"
@@ -32,7 +33,7 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     name = form.get("name", "").strip()
     who = state.auth.sign_in(form.get("token", ""), name)
-    if who is None or not USER_NAME.fullmatch(who.name):
+    if who is None or not PERSON.fullmatch(who.name):
         state.store.audit(name or "?", Audit.LOGIN_FAILED, {})
         error = ("Wrong token: sign in with your own token (gameday user add gives one)."
                  if personal else

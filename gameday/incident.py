@@ -30,6 +30,11 @@ TRANSITIONS = {
     "aborted": set(),  # the game day was interrupted or crashed before it could end
 }
 TERMINAL_STATES = ("resolved", "reviewed", "cancelled", "aborted")
+# What an incident is (``incidents.kind``): a real one (opened by an alert, or by hand),
+# or a rehearsal, a game day or a training drill. Every page says which, in these words.
+INCIDENT, GAMEDAY, DRILL = "incident", "gameday", "drill"
+KINDS = (GAMEDAY, DRILL, INCIDENT)
+KIND_LABELS = {INCIDENT: "real incident", GAMEDAY: "game day", DRILL: "drill"}
 STATE_OF_EVENT = {
     Kind.INCIDENT_DECLARED: "declared",
     Kind.INCIDENT_ACKNOWLEDGED: "acknowledged",

@@ -43,12 +43,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gameday.events import Kind
-from gameday.incident import TERMINAL_STATES
+from gameday.incident import DRILL, GAMEDAY, INCIDENT, TERMINAL_STATES
 from gameday.scoring import Metrics, score
 from gameday.store import Connection, Row, Store
 
-GAMEDAY, DRILL, INCIDENT = "gameday", "drill", "incident"
-KINDS = (GAMEDAY, DRILL, INCIDENT)
 GROUND_TRUTH = (GAMEDAY, DRILL)  # a fault was injected: timed from it, scored
 VERSION = 5  # of the derivation; a row kept by another is derived again
 METRICS = ("TTD", "TTA", "TTE", "TTFC", "TTM", "TTR")

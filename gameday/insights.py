@@ -62,12 +62,9 @@ import yaml
 
 from gameday import clock, incident_facts
 from gameday.errors import ValidationError
+from gameday.incident import DRILL, GAMEDAY, INCIDENT, KINDS
 from gameday.incident_facts import (
-    DRILL,
-    GAMEDAY,
     GROUND_TRUTH,
-    INCIDENT,
-    KINDS,
     Fact,
     Table,
     iso_week,

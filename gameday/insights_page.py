@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from gameday import charts
-from gameday.incident_facts import GROUND_TRUTH, INCIDENT, KINDS
+from gameday.incident import INCIDENT, KINDS
+from gameday.incident_facts import GROUND_TRUTH
 from gameday.insights import LABELS, METRICS, Report
 from gameday.render import templates
 

@@ -29,7 +29,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from gameday.incident_facts import GROUND_TRUTH, KINDS
+from gameday.incident import KINDS
+from gameday.incident_facts import GROUND_TRUTH
 from gameday.insights import METRICS, Report, ordered
 
 # Seconds: sandbox game days answer in seconds, real incidents in minutes to hours.

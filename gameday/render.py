@@ -24,6 +24,7 @@ def templates() -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     from gameday.events import describe_event
+    from gameday.incident import KIND_LABELS
 
     def autoescape(name: str | None) -> bool:
         return name is not None and name.endswith((".html", ".html.j2"))
@@ -33,6 +34,7 @@ def templates() -> Environment:
                       keep_trailing_newline=True)
     env.filters["secs"] = secs
     env.filters["event"] = describe_event
+    env.filters["kind_label"] = lambda kind: KIND_LABELS.get(kind or "incident", kind)
     return env
 
 

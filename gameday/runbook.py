@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import shlex
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -90,13 +91,16 @@ class Runbook:
         return {p.name: labels[p.label or p.name] for p in self.parameters
                 if (p.label or p.name) in labels}
 
-    def commands(self) -> list[tuple[str, str]]:
-        """Each task's name and the command it runs, for people to read."""
+    def commands(self, params: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
+        """Each task's name and the command it runs, for people to read: with
+        ``params`` (validated values), each ``{{ name }}`` of a parameter is shown with
+        its value, quoted as a shell would need it; anything else stays as written."""
+        values = {k: str(v) for k, v in (params or {}).items()}
         shown = []
         for task in self.tasks:
             spec = task.get("ansible.builtin.command") or task.get("command") or {}
             argv = spec.get("argv") if isinstance(spec, dict) else None
-            shown.append((task.get("name", "?"), " ".join(map(str, argv)) if argv
+            shown.append((task.get("name", "?"), _shown_argv(argv, values) if argv
                           else yaml.safe_dump({k: v for k, v in task.items() if k != "name"},
                                               default_flow_style=True).strip()))
         return shown
@@ -110,6 +114,18 @@ class Runbook:
 
 
 # -- loading --------------------------------------------------------------------------
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def _shown_argv(argv: list[Any], values: Mapping[str, str]) -> str:
+    """A command line as a person reads it: placeholders of known parameters filled."""
+    words = []
+    for arg in map(str, argv):
+        filled = _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), arg)
+        words.append(filled if "{{" in filled or "{%" in filled else shlex.quote(filled))
+    return " ".join(words)
+
+
 def runbook_dirs(dirs: Dirs = None) -> tuple[Path, ...]:
     """Where to look, first match wins: the given directories, else the project's
     runbooks and then the ones built into the package (``settings``)."""

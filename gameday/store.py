@@ -496,12 +496,15 @@ class Store:
             raise NotFound(f"no incident {incident_id}")
         return dict(row)
 
-    def incidents(self, *, since: str | None = None,
-                  limit: int | None = None) -> list[dict[str, Any]]:
-        """Oldest first; ``since`` (UTC ISO) and ``limit`` (the newest that many) page."""
-        sql, args = "SELECT * FROM incidents", []
+    def incidents(self, *, since: str | None = None, limit: int | None = None,
+                  kind: str | None = None) -> list[dict[str, Any]]:
+        """Oldest first; ``since`` (UTC ISO) and ``limit`` (the newest that many) page;
+        ``kind``: only real incidents, game days or drills."""
+        sql, args = "SELECT * FROM incidents WHERE 1 = 1", []
         if since:
-            sql, args = sql + " WHERE created_at >= ?", [since]
+            sql, args = sql + " AND created_at >= ?", [since]
+        if kind:
+            sql, args = sql + " AND kind = ?", [*args, kind]
         if limit:
             rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))
             return [dict(r) for r in rows][::-1]

@@ -171,3 +171,95 @@ def test_a_responder_pulls_the_freeze_in_chromium(tmp_path):
         serve.terminate()
         serve.wait(timeout=15)
         log.close()
+
+
+def test_pages_say_which_world_in_chromium(tmp_path):
+    """The incident list marks a real incident, a game day and a drill (a badge each,
+    and a filter); the incident page of a rehearsal says so; the one-click runbook page
+    shows its commands with the alert's parameters in them."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from gameday import runs
+    from gameday.incident import Incident
+    from gameday.runbook import find
+    from gameday.store import Store
+
+    shots = os.environ.get("GAMEDAY_SCREENSHOTS")  # set to refresh docs/img
+    db = tmp_path / "g.db"
+    store = Store(db)
+    for kind, title in (("gameday", "Game day: a checkout replica crashes"),
+                        ("drill", "Drill: a checkout replica crashes")):
+        (tmp_path / kind / "sandbox").mkdir(parents=True)
+        rehearsal = Incident.open(store, title, service="checkout", kind=kind,
+                                  scenario="checkout-replica-crash",
+                                  run_dir=str(tmp_path / kind))
+        rehearsal.declare("SEV-2", "gameday")
+        env, _ = runs.environment(rehearsal)
+        runs.queue(store, find("restart-replica"), {"service": "checkout"},
+                   incident=rehearsal, who="gameday", env=env)
+    store.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(db)}
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
+    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
+                              "--data-dir", str(tmp_path / "data"), "--no-scheduler"],
+                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    driver = None
+    base = f"http://127.0.0.1:{port}"
+    try:
+        from serving import wait_until_serving
+
+        wait_until_serving(base)
+        alert = {"version": "4", "groupKey": "{}:{alertname=\"CheckoutErrorsAfterDeploy\"}",
+                 "truncatedAlerts": 0, "status": "firing", "receiver": "gameday",
+                 "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+                 "externalURL": "", "alerts": [{
+                     "status": "firing", "fingerprint": "real1",
+                     "labels": {"alertname": "CheckoutErrorsAfterDeploy",
+                                "service": "checkout", "severity": "critical"},
+                     "annotations": {"summary": "checkout fails after the deploy"},
+                     "startsAt": "2026-11-22T10:00:00Z", "endsAt": "", "generatorURL": ""}]}
+        request = urllib.request.Request(
+            f"{base}/api/v1/alerts", data=json.dumps(alert).encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        real = json.loads(urllib.request.urlopen(request, timeout=30).read())["incident_id"]
+
+        driver = browser(tmp_path)
+        wait = WebDriverWait(driver, 30)
+        driver.get(base + "/incidents")                         # sign-in first
+        driver.find_element(By.ID, "name").send_keys("ana")
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.ID, "signin").click()
+        wait.until(ec.presence_of_element_located((By.ID, "incidents")))
+        rows = driver.find_elements(By.CSS_SELECTOR, "#incidents tr[class^=kind-row-]")
+        kinds = [r.find_element(By.CSS_SELECTOR, ".badge").text for r in rows]
+        assert kinds == ["real incident", "drill", "game day"]  # newest first
+        driver.save_screenshot(str(tmp_path / "incidents-list.png"))
+        driver.find_element(By.CSS_SELECTOR, '#kinds a[data-kind="gameday"]').click()
+        wait.until(ec.url_contains("kind=gameday"))
+        rows = driver.find_elements(By.CSS_SELECTOR, "#incidents tr[class^=kind-row-]")
+        assert [r.get_attribute("class") for r in rows] == ["kind-row-gameday"]
+        rows[0].find_element(By.CSS_SELECTOR, "a").click()
+        wait.until(ec.presence_of_element_located((By.ID, "rehearsal")))
+        assert "not a real incident" in driver.find_element(By.ID, "rehearsal").text
+        assert "GAMEDAY_SANDBOX=" in driver.find_element(By.ID, "runs").text
+
+        driver.get(f"{base}/runbooks/rollback-release?service=checkout&incident={real}")
+        wait.until(ec.presence_of_element_located((By.ID, "commands")))
+        assert driver.find_element(By.ID, "kind").text == "real incident"
+        commands = driver.find_element(By.ID, "commands").text
+        assert "gameday sandbox rollback checkout" in commands and "{{" not in commands
+        driver.save_screenshot(str(tmp_path / "runbook-page.png"))
+        if shots:
+            for name in ("incidents-list", "runbook-page"):
+                shutil.copy(tmp_path / f"{name}.png", Path(shots) / f"{name}.png")
+    finally:
+        if driver:
+            driver.quit()
+        serve.terminate()
+        serve.wait(timeout=15)
+        log.close()

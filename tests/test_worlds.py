@@ -166,3 +166,19 @@ def test_a_result_after_the_run_ended_is_kept_not_a_second_end(any_store, tmp_pa
     results = [a for a in any_store.audit_log() if a["action"] == "runbook.result"]
     ours = [a["data"] for a in results if a["data"]["run_id"] == run_id]
     assert len(ours) == 2 and ours[-1]["late"] is True  # the cancel, then the late result
+
+
+def test_the_incident_list_marks_and_filters_each_kind(tmp_path):
+    store = Store(tmp_path / "serve.db")
+    for kind in ("incident", "gameday", "drill"):
+        Incident.open(store, f"a {kind}", kind=kind)
+    app = create_app(token=TOKEN, store=store, data_dir=tmp_path / "data")
+    with TestClient(app) as client:
+        client.post("/login", data={"name": "ana", "token": TOKEN})
+        every = client.get("/incidents").text
+        assert all(f'class="badge kind-{k}">{label}<' in every for k, label in (
+            ("incident", "real incident"), ("gameday", "game day"), ("drill", "drill")))
+        drills = client.get("/incidents?kind=drill").text
+        assert "a drill" in drills and "a gameday" not in drills and "a incident" not in drills
+        refused = client.get("/incidents?kind=outage")
+        assert refused.status_code == 422 and "kind" in refused.text

@@ -14,9 +14,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from gameday.errors import NotFound
+from gameday.errors import NotFound, ValidationError
 from gameday.events import Kind
-from gameday.incident import Incident
+from gameday.incident import KINDS, Incident
 from gameday.web.context import caller, page, shared
 
 # The moments a reader scans for first stand out (as the terminal colours them);
@@ -101,8 +101,14 @@ def fold_storms(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def incident_list(request: Request) -> Response:
+    """``/incidents[?kind=incident|gameday|drill]``: newest first, each marked real
+    incident, game day or drill; the filter keeps one kind."""
     who = caller(request)
-    return page("incidents.html", who=who, incidents=shared(request).store.incidents()[::-1])
+    kind = request.query_params.get("kind") or None
+    if kind is not None and kind not in KINDS:
+        raise ValidationError(f"one of {', '.join(KINDS)}, not {kind[:40]!r}", field="kind")
+    return page("incidents.html", who=who, kind=kind, kinds=KINDS,
+                incidents=shared(request).store.incidents(kind=kind)[::-1])
 
 
 async def incident_page(request: Request) -> Response:

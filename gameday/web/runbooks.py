@@ -62,7 +62,7 @@ async def runbook_page(request: Request) -> Response:
             error = f"no incident {incident_id}"
     fresh = await asyncio.to_thread(
         lambda: runbook_freshness(state.store, rb.name))
-    return page("runbook.html", who=who, rb=rb, commands=rb.commands(), raw=raw,
+    return page("runbook.html", who=who, rb=rb, commands=rb.commands(params), raw=raw,
                 params=params, error=error, inc=inc, fresh=fresh,
                 csrf=csrf(request))
 

@@ -5,6 +5,7 @@ once; a result after its end is kept as a late result."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,20 @@ def test_the_incident_list_marks_and_filters_each_kind(tmp_path):
         assert "a drill" in drills and "a gameday" not in drills and "a incident" not in drills
         refused = client.get("/incidents?kind=outage")
         assert refused.status_code == 422 and "kind" in refused.text
+
+
+def test_incident_list_in_the_terminal_says_which_kind(store):
+    from click.testing import CliRunner
+
+    from gameday.cli import cli
+
+    for kind in ("incident", "gameday", "drill"):
+        Incident.open(store, f"a {kind}", kind=kind)
+    every = CliRunner().invoke(cli, ["incident", "list"])
+    assert every.exit_code == 0, every.output
+    lines = every.output.splitlines()
+    assert ["real incident" in lines[0], "game day" in lines[1], "drill" in lines[2]] == \
+        [True] * 3
+    games = CliRunner().invoke(cli, ["incident", "list", "--kind", "gameday", "--json"])
+    assert [r["title"] for r in json.loads(games.output)] == ["a gameday"]
+    assert CliRunner().invoke(cli, ["incident", "list", "--kind", "outage"]).exit_code == 2

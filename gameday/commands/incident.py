@@ -21,18 +21,24 @@ def incident() -> None:
               help="Only incidents opened since: 30d, 2w, or a date.")
 @click.option("--limit", type=click.IntRange(min=1),
               help="Only the newest this many (still listed oldest first).")
+@click.option("--kind", type=click.Choice(["incident", "gameday", "drill"]),
+              help="Only real incidents, game days or drills.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
-def list_(state: State, since: datetime | None, limit: int | None, as_json: bool) -> None:
-    """List incidents, oldest first."""
+def list_(state: State, since: datetime | None, limit: int | None, kind: str | None,
+          as_json: bool) -> None:
+    """List incidents, oldest first, each marked real incident, game day or drill."""
+    from gameday.incident import KIND_LABELS
+
     rows = state.store.incidents(
-        since=since.astimezone(UTC).isoformat() if since else None, limit=limit)
+        since=since.astimezone(UTC).isoformat() if since else None, limit=limit, kind=kind)
     if as_json:
         return emit(rows)
     if not rows:
         click.echo("no incidents yet")
     for r in rows:
-        click.echo(f"{r['id']:>4}  {r['severity'] or '-':6} {r['state']:12} "
+        label = KIND_LABELS.get(r["kind"] or "incident", r["kind"])
+        click.echo(f"{r['id']:>4}  {label:13} {r['severity'] or '-':6} {r['state']:12} "
                    f"{r['created_at'][:19]}  {r['title']}")
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -42,7 +43,7 @@ class AlertingStack:
     directory: Path
     prometheus_port: int
     alertmanager_port: int
-    procs: list[subprocess.Popen]
+    procs: list[subprocess.Popen[bytes]]
 
     @property
     def prometheus_url(self) -> str:
@@ -59,11 +60,12 @@ class AlertingStack:
                 proc.kill()
                 proc.wait()
 
-    def query(self, path: str) -> dict:
+    def query(self, path: str) -> dict[str, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", self.prometheus_port, timeout=5)
         try:
             conn.request("GET", path)
-            return json.loads(conn.getresponse().read())
+            answer: dict[str, Any] = json.loads(conn.getresponse().read())
+            return answer
         finally:
             conn.close()
 
@@ -76,7 +78,7 @@ def missing_binaries() -> list[str]:
     return [b for b in BINARIES.values() if shutil.which(b) is None]
 
 
-def sandbox_targets(state: dict) -> list[dict]:
+def sandbox_targets(state: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"targets": [f"127.0.0.1:{r['port']}"],
              "labels": {"service": name, "replica": str(r["index"])}}
             for name, svc in state["services"].items() for r in svc["replicas"]]
@@ -91,7 +93,7 @@ def rule_files(dirs: Sequence[Path] | None = None) -> list[Path]:
     return [found[name].resolve() for name in sorted(found)]
 
 
-def start_alerting(directory: Path, sandbox_state: dict, *, webhook_url: str, token: str,
+def start_alerting(directory: Path, sandbox_state: dict[str, Any], *, webhook_url: str, token: str,
                    gameday_url: str, rules_dirs: Sequence[Path] | None = None) -> AlertingStack:
     missing = missing_binaries()
     if missing:

@@ -134,7 +134,7 @@ def run(experiment: dict[str, Any], run_dir: Path, hooks: Any | None = None) -> 
     if not interrupts.installed():  # a game day's handlers stay; otherwise Ctrl-C works
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        journal = run_experiment(experiment, settings=settings)
+        journal: dict[str, Any] = run_experiment(experiment, settings=settings)
     finally:
         signal.signal(signal.SIGINT, previous)
         control.uninstall()

@@ -23,33 +23,33 @@ def uninstall() -> None:
     _hooks = None
 
 
-def before_method_control(context: dict, **kwargs: Any) -> None:
+def before_method_control(context: dict[str, Any], **kwargs: Any) -> None:
     if _hooks:
         _hooks.phase("method")
 
 
-def after_method_control(context: dict, state: Any = None, **kwargs: Any) -> None:
+def after_method_control(context: dict[str, Any], state: Any = None, **kwargs: Any) -> None:
     if _hooks:
         _hooks.phase("hold")
         _hooks.hold()
         _hooks.phase("after")
 
 
-def before_rollback_control(context: dict, **kwargs: Any) -> None:
+def before_rollback_control(context: dict[str, Any], **kwargs: Any) -> None:
     if _hooks:
         _hooks.phase("rollbacks")
 
 
-def before_activity_control(context: dict, **kwargs: Any) -> None:
+def before_activity_control(context: dict[str, Any], **kwargs: Any) -> None:
     if _hooks:
         _hooks.activity_starting(context)
 
 
-def after_activity_control(context: dict, state: Any = None, **kwargs: Any) -> None:
+def after_activity_control(context: dict[str, Any], state: Any = None, **kwargs: Any) -> None:
     if _hooks:
         _hooks.activity(context, state or {})
 
 
-def after_hypothesis_control(context: dict, state: Any = None, **kwargs: Any) -> None:
+def after_hypothesis_control(context: dict[str, Any], state: Any = None, **kwargs: Any) -> None:
     if _hooks and state is not None:
         _hooks.hypothesis(state)

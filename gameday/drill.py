@@ -164,7 +164,8 @@ def _kind(event: Any) -> str:
 
 
 def _data(event: Any) -> Mapping[str, Any]:
-    return event["data"] if isinstance(event, Mapping) else event.data
+    data: Mapping[str, Any] = event["data"] if isinstance(event, Mapping) else event.data
+    return data
 
 
 @dataclass(frozen=True)

@@ -894,10 +894,11 @@ def _kill_run(pid: int) -> None:
         for group in groups:
             with contextlib.suppress(OSError):
                 os.killpg(group, signal.SIGKILL)
-    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        with contextlib.suppress(OSError):
-            target()
-            return
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def kill_fallback_run(private_data_dir: str) -> bool:

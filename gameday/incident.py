@@ -68,11 +68,12 @@ class Incident:
 
     @property
     def state(self) -> str:
-        return self.row["state"]
+        return str(self.row["state"])
 
     @property
     def severity(self) -> str | None:
-        return self.row["severity"]
+        severity: str | None = self.row["severity"]
+        return severity
 
     def events(self) -> list[Event]:
         return self.store.events(self.id)

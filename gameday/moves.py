@@ -42,14 +42,14 @@ def text(value: Any, field: str, *, limit: int, required: bool = True) -> str:
         value = ""
     if not isinstance(value, str):
         raise ValidationError("must be text", field=field)
-    value = value.strip()
-    if required and not value:
+    cleaned: str = value.strip()
+    if required and not cleaned:
         raise ValidationError("must not be empty", field=field)
-    if len(value) > limit:
+    if len(cleaned) > limit:
         raise ValidationError(f"at most {limit:,} characters", field=field)
-    if any(ord(c) < 32 and c not in "\n\t" for c in value):
+    if any(ord(c) < 32 and c not in "\n\t" for c in cleaned):
         raise ValidationError("control characters are not allowed", field=field)
-    return value
+    return cleaned
 
 
 def one_of(value: Any, choices: tuple[str, ...], field: str) -> str:

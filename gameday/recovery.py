@@ -39,7 +39,7 @@ def expired(lease: dict[str, Any], now: float | None = None,
         started = process_start(lease["pid"])
         if started is None or (lease["started"] and started != lease["started"]):
             return True
-    return (now or clock.epoch()) - lease["heartbeat"] > ttl
+    return bool((now or clock.epoch()) - lease["heartbeat"] > ttl)
 
 
 @contextmanager

@@ -132,13 +132,13 @@ def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
     max_p99 = max(max(r["p99_ms"] for r in rows), slo_p99 * 2)
 
     def x(ns: int) -> float:
-        return left + (ns - t0) / 1e9 / span_s * (w - left - right)
+        return float(left + (ns - t0) / 1e9 / span_s * (w - left - right))
 
     def y_ratio(v: float) -> float:
         return top + (1 - v) * (h - top - bottom)
 
     def y_ms(v: float) -> float:
-        return top + (1 - v / max_p99) * (h - top - bottom)
+        return float(top + (1 - v / max_p99) * (h - top - bottom))
 
     objective = float(y_ratio(slo_ratio))
     parts = [

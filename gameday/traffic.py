@@ -54,7 +54,7 @@ class Sli:
     p50_ms: float | None
     p99_ms: float | None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

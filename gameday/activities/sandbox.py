@@ -40,21 +40,21 @@ def _client(state_dir: str | None, configuration: Configuration | None) -> Sandb
 
 # -- actions --------------------------------------------------------------------------
 def kill_replica(service: str, replica: int = 1, state_dir: str | None = None,
-                 configuration: Configuration | None = None) -> dict:
+                 configuration: Configuration | None = None) -> dict[str, Any]:
     """SIGKILL one replica's process: a crash. Nothing restarts it by itself."""
     return _client(state_dir, configuration).operate(
         "signal", service=service, replica=replica, signal="KILL")
 
 
 def freeze_replica(service: str, replica: int = 1, state_dir: str | None = None,
-                   configuration: Configuration | None = None) -> dict:
+                   configuration: Configuration | None = None) -> dict[str, Any]:
     """SIGSTOP one replica: it accepts connections and never answers."""
     return _client(state_dir, configuration).operate(
         "signal", service=service, replica=replica, signal="STOP")
 
 
 def unfreeze_replica(service: str, replica: int = 1, state_dir: str | None = None,
-                     configuration: Configuration | None = None) -> dict:
+                     configuration: Configuration | None = None) -> dict[str, Any]:
     """SIGCONT the frozen replica (a no-op if it was restarted meanwhile)."""
     return _client(state_dir, configuration).operate(
         "signal", service=service, replica=replica, signal="CONT")
@@ -62,7 +62,7 @@ def unfreeze_replica(service: str, replica: int = 1, state_dir: str | None = Non
 
 def restart_replica(service: str, replica: int | None = None, only_failed: bool = True,
                     state_dir: str | None = None,
-                    configuration: Configuration | None = None) -> dict:
+                    configuration: Configuration | None = None) -> dict[str, Any]:
     """Restart one replica, or every replica of the service; by default only those that
     are not running, so the rollback is a no-op once responders fixed it."""
     return _client(state_dir, configuration).operate("restart", service=service,
@@ -70,17 +70,17 @@ def restart_replica(service: str, replica: int | None = None, only_failed: bool 
 
 
 def deploy_release(service: str, version: str, state_dir: str | None = None,
-                   configuration: Configuration | None = None) -> dict:
+                   configuration: Configuration | None = None) -> dict[str, Any]:
     """Roll out a release to every replica, one at a time."""
     return _client(state_dir, configuration).operate("deploy", service=service,
                                                      version=version)
 
 
 def rollback_release(service: str, state_dir: str | None = None,
-                     configuration: Configuration | None = None) -> dict:
+                     configuration: Configuration | None = None) -> dict[str, Any]:
     """Roll back to the release before the current one, unless that already happened."""
     client = _client(state_dir, configuration)
-    svc = client.state()["services"][service]
+    svc: dict[str, Any] = client.state()["services"][service]
     if len(svc["history"]) >= 2 and svc["history"][-1] in svc["history"][:-1]:
         return svc  # already rolled back (by a runbook, say)
     return client.operate("rollback", service=service)
@@ -88,25 +88,26 @@ def rollback_release(service: str, state_dir: str | None = None,
 
 def inject_latency(service: str, ms: int, replica: int | None = None,
                    state_dir: str | None = None,
-                   configuration: Configuration | None = None) -> dict:
+                   configuration: Configuration | None = None) -> dict[str, Any]:
     """Delay every request the service's router forwards (to one replica, or all)."""
     return _client(state_dir, configuration).operate("latency", service=service, ms=ms,
                                                      replica=replica)
 
 
 def remove_latency(service: str, state_dir: str | None = None,
-                   configuration: Configuration | None = None) -> dict:
+                   configuration: Configuration | None = None) -> dict[str, Any]:
     return _client(state_dir, configuration).operate("latency", service=service, ms=0)
 
 
 def set_flag(service: str, name: str, value: bool, state_dir: str | None = None,
-             configuration: Configuration | None = None) -> dict:
+             configuration: Configuration | None = None) -> dict[str, Any]:
     return _client(state_dir, configuration).operate("flag", service=service, name=name,
                                                      value=value)
 
 
 def drain_replica(service: str, replica: int, drained: bool = True,
-                  state_dir: str | None = None, configuration: Configuration | None = None) -> dict:
+                  state_dir: str | None = None,
+                  configuration: Configuration | None = None) -> dict[str, Any]:
     return _client(state_dir, configuration).operate("drain", service=service,
                                                      replica=replica, drained=drained)
 

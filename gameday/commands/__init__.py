@@ -42,7 +42,7 @@ def emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType[float]):
     """``500ms``, ``2s``, ``5m``, ``1h`` or a number of seconds, as in scenarios."""
 
     name = "duration"
@@ -59,7 +59,7 @@ class Duration(click.ParamType):
         return seconds
 
 
-class Since(click.ParamType):
+class Since(click.ParamType[datetime]):
     """``30d``, ``2w``, ``12h`` back from now, or a date (``2026-11-01``, UTC)."""
 
     name = "since"

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from gameday.commands import State, emit
+
+if TYPE_CHECKING:
+    from gameday.sandbox import SandboxClient
 
 
 @click.group()
@@ -29,10 +33,10 @@ def sandbox(ctx: click.Context, state_dir: Path | None) -> None:
 
 
 def _state_dir() -> Path:
-    return click.get_current_context().meta["gameday.sandbox_state"]
+    return Path(click.get_current_context().meta["gameday.sandbox_state"])
 
 
-def client():
+def client() -> SandboxClient:
     from gameday.sandbox import SandboxClient
 
     return SandboxClient(_state_dir())

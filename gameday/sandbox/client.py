@@ -14,13 +14,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from gameday.errors import NotFound, SandboxError
 
 START_TIMEOUT_S = 30.0
 
 # Supervisors started by this process, reaped by stop_sandbox.
-_started: dict[Path, subprocess.Popen] = {}
+_started: dict[Path, subprocess.Popen[bytes]] = {}
 
 
 class SandboxClient:
@@ -33,24 +34,24 @@ class SandboxClient:
         data = json.loads(info.read_text())
         self.pid, self.port, self._token = data["pid"], data["port"], data["token"]
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         return self._call("GET", "/state")
 
     @property
     def entrypoint(self) -> str:
-        return self.state()["entrypoint"]
+        return str(self.state()["entrypoint"])
 
-    def operate(self, op: str, **args) -> dict:
+    def operate(self, op: str, **args: Any) -> dict[str, Any]:
         return self._call("POST", f"/{op}", args)
 
-    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
             conn.request(method, path, body=json.dumps(body or {}),
                          headers={"Authorization": f"Bearer {self._token}",
                                   "Content-Type": "application/json"})
             response = conn.getresponse()
-            data = json.loads(response.read() or b"{}")
+            data: dict[str, Any] = json.loads(response.read() or b"{}")
         except (OSError, http.client.HTTPException) as exc:
             raise SandboxError(f"the sandbox in {self.state_dir} does not answer: {exc}") from exc
         finally:

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 # A replica's exit status when the port it was given is no longer free.
 PORT_TAKEN = 98
@@ -27,7 +28,7 @@ def bind_to_parent(expected_ppid: int) -> None:
 
 
 def exit_on_sigterm(server: ThreadingHTTPServer) -> None:
-    def stop(signum, frame):
+    def stop(signum: int, frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
@@ -42,7 +43,7 @@ class QuietServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format, *args):  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
 
     def reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:

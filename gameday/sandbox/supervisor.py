@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from gameday.errors import GamedayError, NotFound, SandboxError
 from gameday.sandbox.process import PORT_TAKEN, Handler, QuietServer, bind_to_parent
@@ -37,10 +38,10 @@ READY_TIMEOUT_S = 15.0
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
-def write_json(path: Path, data: dict, mode: int = 0o644) -> None:
+def write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:
@@ -54,11 +55,11 @@ class Replica:
     index: int
     port: int
     release: str
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
     status: str = "starting"
     drained: bool = False
 
-    def view(self) -> dict:
+    def view(self) -> dict[str, Any]:
         return {"index": self.index, "port": self.port, "release": self.release,
                 "pid": self.proc.pid if self.proc else None,
                 "status": self.status, "drained": self.drained}
@@ -128,7 +129,7 @@ class Supervisor:
         self._spawner.shutdown(wait=False)
 
     # -- operations (control API) ---------------------------------------------------
-    def signal(self, service: str, replica: int, signame: str) -> dict:
+    def signal(self, service: str, replica: int, signame: str) -> dict[str, Any]:
         sig = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "STOP": signal.SIGSTOP,
                "CONT": signal.SIGCONT}.get(signame.upper().removeprefix("SIG"))
         if sig is None:
@@ -151,7 +152,7 @@ class Supervisor:
             return rep.view()
 
     def restart(self, service: str, replica: int | None = None,
-                only_failed: bool = False) -> dict:
+                only_failed: bool = False) -> dict[str, Any]:
         svc = self._service(service)
         targets = [self._replica(service, replica)] if replica else list(svc.replicas)
         if only_failed:
@@ -165,19 +166,19 @@ class Supervisor:
                 self._spawn(rep)
             self._wait_ready(rep)
             self.save()
-        return self.view()["services"][service] | {"restarted": [r.index for r in targets]}
+        return {**self.service_view(service), "restarted": [r.index for r in targets]}
 
-    def deploy(self, service: str, version: str) -> dict:
+    def deploy(self, service: str, version: str) -> dict[str, Any]:
         svc = self._service(service)
         self.shop.service(service).release(version)  # raises for an unknown release
         with self.lock:
             if svc.release == version:
-                return self.view()["services"][service]
+                return self.service_view(service)
             svc.release = version
             svc.history.append(version)
         return self.restart(service)
 
-    def rollback(self, service: str, to: str | None = None) -> dict:
+    def rollback(self, service: str, to: str | None = None) -> dict[str, Any]:
         svc = self._service(service)
         with self.lock:
             if to is None:
@@ -190,7 +191,7 @@ class Supervisor:
             svc.history.append(to)
         return self.restart(service)
 
-    def scale(self, service: str, replicas: int) -> dict:
+    def scale(self, service: str, replicas: int) -> dict[str, Any]:
         if not 0 <= replicas <= 10:
             raise SandboxError("replicas must be between 0 and 10")
         svc = self._service(service)
@@ -208,9 +209,9 @@ class Supervisor:
         for rep in added:
             self._wait_ready(rep)
         self.save()
-        return self.view()["services"][service]
+        return self.service_view(service)
 
-    def flag(self, service: str, name: str, value: bool) -> dict:
+    def flag(self, service: str, name: str, value: bool) -> dict[str, Any]:
         svc = self._service(service)
         if name not in self.shop.service(service).flags:
             known = ", ".join(self.shop.service(service).flags) or "none"
@@ -220,26 +221,30 @@ class Supervisor:
             write_json(self.state_dir / "flags.json",
                        {n: s.flags for n, s in self.services.items()})
             self.save()
-        return self.view()["services"][service]
+        return self.service_view(service)
 
-    def drain(self, service: str, replica: int, drained: bool = True) -> dict:
+    def drain(self, service: str, replica: int, drained: bool = True) -> dict[str, Any]:
         with self.lock:
             rep = self._replica(service, replica)
             rep.drained = drained
             self.save()
             return rep.view()
 
-    def latency(self, service: str, ms: int, replica: int | None = None) -> dict:
+    def latency(self, service: str, ms: int, replica: int | None = None) -> dict[str, Any]:
         svc = self._service(service)
         if not 0 <= ms <= 30_000:
             raise SandboxError("latency must be between 0 and 30000 ms")
         with self.lock:
             svc.latency_ms, svc.latency_replica = ms, replica
             self.save()
-        return self.view()["services"][service]
+        return self.service_view(service)
 
     # -- internals ------------------------------------------------------------------
-    def view(self) -> dict:
+    def service_view(self, service: str) -> dict[str, Any]:
+        view: dict[str, Any] = self.view()["services"][service]
+        return view
+
+    def view(self) -> dict[str, Any]:
         with self.lock:
             services = {
                 s.name: {"router_port": s.router_port, "release": s.release,
@@ -330,7 +335,7 @@ def healthy(port: int) -> bool:
         conn.close()
 
 
-def terminate(proc: subprocess.Popen) -> None:
+def terminate(proc: subprocess.Popen[bytes]) -> None:
     """Stop a replica for good, frozen or not."""
     if proc.poll() is not None:
         return
@@ -406,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
     sup = Supervisor(state_dir, load_shop())
     server = serve_control(sup)
 
-    def stop(signum, frame):
+    def stop(signum: int, frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)

@@ -10,7 +10,7 @@ and ``severity`` are projections of those events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gameday import events
@@ -35,6 +35,12 @@ TERMINAL_STATES = ("resolved", "reviewed", "cancelled", "aborted")
 INCIDENT, GAMEDAY, DRILL = "incident", "gameday", "drill"
 KINDS = (GAMEDAY, DRILL, INCIDENT)
 KIND_LABELS = {INCIDENT: "real incident", GAMEDAY: "game day", DRILL: "drill"}
+
+
+def kind_of_row(row: Mapping[str, Any]) -> str:
+    """An incident row's kind; one from before the column was kept is a game day when
+    it has a scenario (as ``incident_facts.kind_sql`` reads it)."""
+    return str(row.get("kind") or (GAMEDAY if row.get("scenario") else INCIDENT))
 STATE_OF_EVENT = {
     Kind.INCIDENT_DECLARED: "declared",
     Kind.INCIDENT_ACKNOWLEDGED: "acknowledged",

@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from gameday import clock, events, runs
 from gameday.alerts import AlertInstance, Notification
+from gameday.errors import GamedayError
 from gameday.events import Audit
 from gameday.incident import Incident
 from gameday.policy import severity_from_labels
@@ -147,7 +148,11 @@ class Intake:
                                                         "error": error,
                                                         "incident_id": incident.id})
             return out | {"error": error}
-        env, _ = runs.environment(incident, self.env)
+        try:
+            env, _ = runs.environment(incident, self.env)
+        except GamedayError as exc:  # its game day runs on another host: never here
+            incident.record(events.runbook_rejected(found.runbook.name, str(exc)), "gameday")
+            return out | {"error": str(exc)}
         start = Start(0, found.runbook, found.params, incident.id, ACTOR,
                       world=runs.world(env), kind=runs.kind(incident))
         joined = self._joinable(start)

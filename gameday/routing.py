@@ -19,7 +19,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from gameday.errors import GamedayError, ValidationError
 from gameday.runbook import Dirs, Runbook, discover, find, validate_params
-from gameday.spec import NAME
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ def runbook_in_link(url: str) -> tuple[str, dict[str, str]] | None:
         raise ValidationError(f"runbook_url is not a URL: {exc}",
                               field="annotations.runbook_url") from None
     segments = [s for s in parts.path.split("/") if s]
-    if len(segments) >= 2 and segments[-2] == "runbooks" and NAME.fullmatch(segments[-1]):
+    if len(segments) >= 2 and segments[-2] == "runbooks":
         return segments[-1], dict(parse_qsl(parts.query))
     return None
 

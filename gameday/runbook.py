@@ -122,7 +122,9 @@ def _shown_argv(argv: list[Any], values: Mapping[str, str]) -> str:
     words = []
     for arg in map(str, argv):
         filled = _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), arg)
-        words.append(filled if "{{" in filled or "{%" in filled else shlex.quote(filled))
+        rest = _PLACEHOLDER.sub("x", filled)  # a placeholder left is one word, unquoted
+        words.append(filled if "{%" in filled or ("{{" in filled and shlex.quote(rest) == rest)
+                     else shlex.quote(filled))
     return " ".join(words)
 
 

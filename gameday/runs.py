@@ -36,10 +36,11 @@ from gameday.events import (
     runbook_queued,
     with_run_id,
 )
-from gameday.incident import TERMINAL_STATES, Incident
+from gameday.incident import INCIDENT, TERMINAL_STATES, Incident, kind_of_row
 from gameday.lease import alive, owner
 from gameday.runbook import Runbook, RunbookResult, run_runbook
-from gameday.store import Store, utc_now
+from gameday.settings import current as current_settings
+from gameday.store import Store
 
 HEARTBEAT_S = 5.0  # how often a process says it still holds its runs
 RUN_TTL_S = 30.0   # a run on another host whose heartbeat is older is orphaned
@@ -51,14 +52,19 @@ WORLD_VARS = ("GAMEDAY_SANDBOX", "KUBECONFIG", "GAMEDAY_CLUSTER")
 
 def world(env: Mapping[str, str] | None) -> str:
     """Where a run with ``env`` acts, as a key: the target-choosing variables it sets,
-    or ``default`` when it sets none (it acts where the process that runs it does)."""
-    return " ".join(f"{k}={env[k]}" for k in WORLD_VARS if env and env.get(k)) \
-        or DEFAULT_WORLD
+    or ``default`` when it sets none (it acts where the process that runs it does). The
+    project's own sandbox is the default world too: ``gameday serve`` names it, a
+    ``gameday runbook run`` by hand does not, and both act on it."""
+    chosen = {k: env[k] for k in WORLD_VARS if env and env.get(k)}
+    sandbox = chosen.get("GAMEDAY_SANDBOX")
+    if sandbox and Path(sandbox).resolve() == current_settings().sandbox_dir.resolve():
+        del chosen["GAMEDAY_SANDBOX"]
+    return " ".join(f"{k}={v}" for k, v in chosen.items()) or DEFAULT_WORLD
 
 
 def kind(incident: Incident | None) -> str:
     """What a run serves: its incident's kind; a run outside any incident is real work."""
-    return (incident.row.get("kind") or "incident") if incident is not None else "incident"
+    return kind_of_row(incident.row) if incident is not None else INCIDENT
 
 
 def queue(store: Store, runbook: Runbook, params: dict[str, Any], *,
@@ -152,7 +158,10 @@ def execute(store: Store, run_id: int, runbook: Runbook, params: dict[str, Any],
         if tick:
             tick()
 
-    store.update_run(run_id, status="running", started_at=utc_now(), owner=owner())
+    if not store.start_run(run_id, owner()):  # ended elsewhere before it started: not run
+        return RunbookResult(runbook.name, "canceled", None, data_dir / "artifacts" / "run",
+                             {"ok": 0, "failed": 0, "skipped": 0, "unreachable": 0},
+                             "none")
     status, rc = "error", None
     try:
         result = run_runbook(runbook, params, data_dir, check=check, env=env,
@@ -185,8 +194,8 @@ def cancel(store: Store, run_id: int, runbook: str, *, incident: Incident | None
            who: str, reason: str) -> None:
     """End a run that will never finish here (its server stopped before it started,
     or its process died), on the record."""
-    store.update_run(run_id, status="canceled", finished_at=utc_now())
-    _canceled(store, run_id, runbook, incident=incident, who=who, reason=reason)
+    if store.end_run(run_id, "canceled", None):  # once: not if it ended meanwhile
+        _canceled(store, run_id, runbook, incident=incident, who=who, reason=reason)
 
 
 def _canceled(store: Store, run_id: int, runbook: str, *, incident: Incident | None,

@@ -124,7 +124,8 @@ class Scheduler:
         record (its faults are rolled back by the next ``gameday serve``, ``run`` or
         ``recover``, from its lease). A moment it claimed and never started is released
         (skipped, saying why). Calling it again does nothing more."""
-        self._stop.set()
+        with self._children:  # from here on, begin() starts nothing
+            self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         with self._children:
@@ -141,8 +142,9 @@ class Scheduler:
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(OSError):
                     os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-            self.ended(run_id, child.returncode)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=5)
+            self.ended(run_id, child.returncode if child.returncode is not None else -9)
         me = owner()
         for run in self.store.schedule_runs(unfinished=True, limit=1000):
             if run["status"] == "claimed" and run["claimed_by"] == me:
@@ -218,10 +220,13 @@ class Scheduler:
         if problem:
             self.skip(schedule, run_id, problem)
             return run_id
-        self.say(f"schedule {schedule.name}: starting game day {run_id} ({schedule.scenario})")
-        child = self.spawn(schedule, run_id, attach=attach)
-        with self._children:
-            self.children[run_id] = child
+        with self._children:  # decided under the lock stop() takes its snapshot under
+            if self._stop.is_set():
+                self.skip(schedule, run_id, "gameday serve is stopping")
+                return run_id
+            self.say(f"schedule {schedule.name}: starting game day {run_id} "
+                     f"({schedule.scenario})")
+            self.children[run_id] = self.spawn(schedule, run_id, attach=attach)
         return run_id
 
     def run_now(self, name: str, who: str) -> dict[str, Any]:

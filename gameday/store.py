@@ -503,8 +503,9 @@ class Store:
         sql, args = "SELECT * FROM incidents WHERE 1 = 1", []
         if since:
             sql, args = sql + " AND created_at >= ?", [since]
-        if kind:
-            sql, args = sql + " AND kind = ?", [*args, kind]
+        if kind:  # a row from before kinds were kept: a game day if it has a scenario
+            sql, args = sql + (" AND COALESCE(kind, CASE WHEN scenario IS NULL THEN"
+                               " 'incident' ELSE 'gameday' END) = ?"), [*args, kind]
         if limit:
             rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))
             return [dict(r) for r in rows][::-1]
@@ -888,6 +889,15 @@ class Store:
             " (status = 'successful' AND finished_at >= ?)) ORDER BY id DESC LIMIT 1",
             (runbook, world, kind, params_key(params), succeeded_since or "9999")).fetchone()
         return {**dict(row), "params": json.loads(row["params_json"])} if row else None
+
+    def start_run(self, run_id: int, owner: str) -> bool:
+        """A queued (or slot-claimed) run starts in ``owner``; False if it had ended
+        already (another process ended it for orphaned, or it was cancelled)."""
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE runbook_runs SET status = 'running', started_at = ?, owner = ? WHERE"
+                " id = ? AND status IN ('queued', 'running')",
+                (utc_now(), owner, run_id)).rowcount == 1
 
     def end_run(self, run_id: int, status: str, rc: int | None) -> bool:
         """A run's end, once: False if it had ended already (another process took it

@@ -104,7 +104,8 @@ MOMENTS = (
 def moment(request):
     """Runs the test once at each of ``MOMENTS``: ``gameday.clock`` (and anything else
     in this process that reads the wall clock or the local zone) starts there and
-    ticks on. Other processes the test starts keep the real clock."""
+    ticks on. Other processes the test starts keep the real clock (they inherit the
+    moment's zone, through TZ)."""
     import time_machine
 
     with time_machine.travel(request.param.at, tick=True):

@@ -17,6 +17,7 @@ from gameday.alerts import parse
 from gameday.incident import Incident
 from gameday.intake import Delivery, Intake
 from gameday.runbook import find
+from gameday.settings import current
 from gameday.store import Store
 from gameday.web.app import create_app
 
@@ -29,7 +30,7 @@ def books(tmp_path: Path) -> Path:
     d = tmp_path / "runbooks"
     d.mkdir()
     write_runbook(d, "restart-it", ["Boom"])
-    write_runbook(d, "one-at-a-time", ["Slow"], sleep=1.0, concurrency=1)
+    write_runbook(d, "one-at-a-time", ["Slow"], sleep=2.0, concurrency=1)
     return d
 
 
@@ -63,6 +64,9 @@ def test_runs_record_their_world_and_kind(any_store, tmp_path, books):
         ("default", "incident")
     assert runs.world({"KUBECONFIG": "/k/config", "GAMEDAY_CLUSTER": "gd-1", "HOME": "/h"}) \
         == "KUBECONFIG=/k/config GAMEDAY_CLUSTER=gd-1"
+    # the project's own sandbox, named (gameday serve) or not (a run by hand): one world
+    own = {"GAMEDAY_SANDBOX": str(current().sandbox_dir)}
+    assert runs.world(own) == runs.world({}) == "default"
 
 
 def test_a_real_alert_never_joins_a_rehearsals_run(any_store, tmp_path, books):
@@ -200,3 +204,16 @@ def test_incident_list_in_the_terminal_says_which_kind(store):
     games = CliRunner().invoke(cli, ["incident", "list", "--kind", "gameday", "--json"])
     assert [r["title"] for r in json.loads(games.output)] == ["a gameday"]
     assert CliRunner().invoke(cli, ["incident", "list", "--kind", "outage"]).exit_code == 2
+
+
+def test_a_run_ended_elsewhere_before_it_started_never_runs(any_store, tmp_path, books):
+    book = find("restart-it", books)
+    run_id = runs.queue(any_store, book, PARAMS, incident=None, who="alertmanager")
+    assert any_store.end_orphan_run(run_id, stale_for=None)  # another replica's sweep
+    result = runs.execute(any_store, run_id, book, PARAMS, tmp_path / "run", incident=None,
+                          who="alertmanager")
+    assert (result.status, any_store.run(run_id)["status"]) == ("canceled", "canceled")
+    assert not (tmp_path / "run").exists()  # no playbook ran
+    runs.cancel(any_store, run_id, book.name, incident=None, who="t", reason="again")
+    ended = [a for a in any_store.audit_log() if a["action"] == "runbook.result"]
+    assert ended == []  # it was never this process's to end

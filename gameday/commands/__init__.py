@@ -78,8 +78,8 @@ class Since(click.ParamType[datetime]):
 
 
 def person(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """A click callback: a person's name as the timeline records it (letters, digits,
-    inner spaces, . ' @ -; at most 64), else a usage error (exit 2)."""
+    """A click callback: a person's handle as the timeline records it and they sign in
+    (``spec.PERSON``), else a usage error (exit 2)."""
     if value is None:
         return value
     from gameday.errors import ValidationError

@@ -88,11 +88,14 @@ def run(state: State, name: str, extra: tuple[str, ...], check: bool,
     from gameday import runs
     from gameday.incident import Incident
     from gameday.runbook import find, validate_params
+    from gameday.spec import PERSON
     from gameday.ui import runbook_printer
 
     rb = find(name)
     params = validate_params(rb, parse_extra(extra))
-    actor = actor or os.environ.get("USER") or "responder"
+    if actor is None:  # $USER, when it is a handle gameday knows people by
+        user = os.environ.get("USER", "")
+        actor = user if PERSON.fullmatch(user) else "responder"
     inc = Incident(state.store, incident_id) if incident_id is not None else None
     env, game_dir = runs.environment(inc)  # a drill's run acts on its game day's sandbox
     base = run_dir or game_dir or state.settings.state_dir / "runbook-runs"

@@ -133,9 +133,10 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
         sweeper = asyncio.create_task(expire())
         yield
         sweeper.cancel()
-        if scheduler is not None:  # SIGTERM too: its game days stop, its claims go
-            await asyncio.to_thread(scheduler.stop)
-        await asyncio.to_thread(dispatcher.shutdown)  # let running playbooks finish
+        # SIGTERM too: the scheduler's game days stop and its claims go, while running
+        # playbooks finish
+        await asyncio.gather(asyncio.to_thread(scheduler.stop) if scheduler else asyncio.sleep(0),
+                             asyncio.to_thread(dispatcher.shutdown))
 
     app = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.store = store

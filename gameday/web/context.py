@@ -10,6 +10,7 @@ raises ``Unauthorized`` or ``Forbidden`` and the app's exception handlers answer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 from pathlib import Path
@@ -102,7 +103,8 @@ def caller_or_none(request: Request) -> str | None:
         return None
 
 
-DRAIN_BODY = 64 << 20  # past the limit, up to this much is read and dropped (below)
+DRAIN_BODY = 64 << 20  # past the limit, up to this much is read and dropped (below),
+DRAIN_S = 5.0          # for at most this long: a slow sender is cut off then
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
@@ -111,8 +113,8 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     A client that sends its body without waiting for an answer (urllib, most libraries)
     and is answered while it still sends would see its connection reset, not the 413:
     so what is left of such a body is read and dropped first (up to ``DRAIN_BODY``; past
-    that the connection is cut). A client that asked ``Expect: 100-continue`` (curl)
-    has sent nothing yet and is answered at once."""
+    that, or past ``DRAIN_S``, the connection is cut). A client that asked ``Expect:
+    100-continue`` (curl) has sent nothing yet and is answered at once."""
     too_large = Rejected(413, f"payload larger than {limit} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -131,14 +133,17 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
 
 
 async def _drop_body(request: Request, size: int) -> None:
-    """Read the rest of the body without keeping it, up to ``DRAIN_BODY`` in all."""
-    while size <= DRAIN_BODY:
-        message = await request.receive()
-        if message["type"] != "http.request":
-            return  # the client went away
-        size += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
+    """Read the rest of the body without keeping it, up to ``DRAIN_BODY`` in all and
+    for at most ``DRAIN_S``."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_S):
+            while size <= DRAIN_BODY:
+                message = await request.receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                size += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
 
 
 CSRF_HEADER = "x-csrf-token"

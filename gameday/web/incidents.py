@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 
 from gameday.errors import NotFound, ValidationError
 from gameday.events import Kind
-from gameday.incident import KINDS, Incident
+from gameday.incident import DRILL, GAMEDAY, INCIDENT, KINDS, Incident, kind_of_row
 from gameday.web.context import caller, page, shared
 
 # The moments a reader scans for first stand out (as the terminal colours them);
@@ -100,6 +100,9 @@ def fold_storms(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+SHOWN = (INCIDENT, GAMEDAY, DRILL)  # the list's filter, real incidents first
+
+
 async def incident_list(request: Request) -> Response:
     """``/incidents[?kind=incident|gameday|drill]``: newest first, each marked real
     incident, game day or drill; the filter keeps one kind."""
@@ -107,14 +110,16 @@ async def incident_list(request: Request) -> Response:
     kind = request.query_params.get("kind") or None
     if kind is not None and kind not in KINDS:
         raise ValidationError(f"one of {', '.join(KINDS)}, not {kind[:40]!r}", field="kind")
-    return page("incidents.html", who=who, kind=kind, kinds=KINDS,
-                incidents=shared(request).store.incidents(kind=kind)[::-1])
+    rows = shared(request).store.incidents(kind=kind)[::-1]
+    return page("incidents.html", who=who, kind=kind, kinds=SHOWN,
+                incidents=[{**r, "kind": kind_of_row(r)} for r in rows])
 
 
 async def incident_page(request: Request) -> Response:
     who = caller(request)
     store = shared(request).store
-    inc = Incident(store, request.path_params["id"]).as_dict()
+    found = Incident(store, request.path_params["id"])
+    inc = found.as_dict() | {"kind": kind_of_row(found.row)}
     return page("incident.html", who=who, inc=inc, timeline=timeline_rows(inc["timeline"]),
                 runs=store.runs(incident_id=inc["id"]),
                 has_review=review_file(inc) is not None)

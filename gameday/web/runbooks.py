@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from gameday.errors import NotFound, ValidationError
+from gameday.incident import kind_of_row
 from gameday.insights import runbook_freshness
 from gameday.runbook import Runbook, find, validate_params
 from gameday.store import Store
@@ -48,22 +49,23 @@ async def runbook_page(request: Request) -> Response:
     state = shared(request)
     rb = find(request.path_params["name"], state.runbook_dir)
     raw = {k: v for k, v in request.query_params.items() if k != "incident"}
-    error, params = None, {}
+    error, params, filled = None, {}, True
     try:
         params = validate_params(rb, raw)
     except ValidationError as exc:
-        error = str(exc)  # shown on the page, and Run is disabled
+        error, filled = str(exc), False  # shown on the page, and Run is disabled
     incident_id = request.query_params.get("incident", "")
     inc = None
     if incident_id.isdigit():
         try:
-            inc = state.store.incident(int(incident_id))
+            row = state.store.incident(int(incident_id))
+            inc = {**row, "kind": kind_of_row(row)}
         except NotFound:
             error = f"no incident {incident_id}"
     fresh = await asyncio.to_thread(
         lambda: runbook_freshness(state.store, rb.name))
     return page("runbook.html", who=who, rb=rb, commands=rb.commands(params), raw=raw,
-                params=params, error=error, inc=inc, fresh=fresh,
+                params=params, error=error, inc=inc, fresh=fresh, filled=filled,
                 csrf=csrf(request))
 
 

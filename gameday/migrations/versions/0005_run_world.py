@@ -28,7 +28,10 @@ def upgrade() -> None:
     for column in ("world TEXT", "kind TEXT", "late_status TEXT", "late_rc INTEGER",
                    "late_at TEXT"):
         op.execute(f"ALTER TABLE runbook_runs ADD COLUMN {column}")
-    op.execute("UPDATE runbook_runs SET kind = COALESCE((SELECT kind FROM incidents WHERE"
+    # an incident from before its kind was kept is a game day when it has a scenario
+    # (incident_facts.kind_sql)
+    op.execute("UPDATE runbook_runs SET kind = COALESCE((SELECT COALESCE(kind, CASE WHEN"
+               " scenario IS NULL THEN 'incident' ELSE 'gameday' END) FROM incidents WHERE"
                " incidents.id = runbook_runs.incident_id), 'incident')")
     op.execute("UPDATE runbook_runs SET world = CASE WHEN kind = 'incident' THEN 'default'"
                " ELSE 'incident:' || incident_id END")

@@ -239,10 +239,39 @@ def run(store: Store, runbook: Runbook, params: dict[str, Any], data_dir: Path, 
         incident: Incident | None, who: str, check: bool = False,
         env: dict[str, str] | None = None, on_event: Callable[[Entry], None] | None = None,
         tick: Callable[[], None] | None = None) -> RunbookResult:
-    """Queue and execute at once (game days and the CLI)."""
+    """Queue, wait for a slot, and execute (game days and the CLI): the runbook's
+    ``concurrency`` holds for these runs as for ``gameday serve``'s."""
     run_id = queue(store, runbook, params, incident=incident, who=who, check=check, env=env)
+    try:
+        wait_for_slot(store, run_id, runbook, tick=tick)
+    except BaseException:  # Ctrl-C, SIGTERM while it waited: it never runs
+        cancel(store, run_id, runbook.name, incident=incident, who=who,
+               reason="stopped while it waited for a free slot")
+        raise
     return execute(store, run_id, runbook, params, data_dir, incident=incident, who=who,
                    check=check, env=env, on_event=on_event, tick=tick)
+
+
+SLOT_POLL_S = 0.1  # how often a run waiting for its runbook's slot asks again
+
+
+def wait_for_slot(store: Store, run_id: int, runbook: Runbook, *,
+                  tick: Callable[[], None] | None = None) -> bool:
+    """Wait until the runbook has fewer than its ``concurrency`` runs going in the run's
+    world (counted in the store, so across processes and hosts), and take the slot:
+    True then; False if the run ended meanwhile (``execute`` then runs nothing). The
+    run keeps its heartbeat while it waits; ``tick`` is called as it waits."""
+    beat = time.monotonic()
+    while True:
+        claimed = store.claim_run_slot(run_id, runbook.name, runbook.concurrency)
+        if claimed != "busy":
+            return claimed == "started"
+        if time.monotonic() - beat >= HEARTBEAT_S:
+            beat = time.monotonic()
+            store.heartbeat_runs(owner(), [run_id])
+        if tick:
+            tick()
+        time.sleep(SLOT_POLL_S)
 
 
 def environment(incident: Incident | None, env: dict[str, str] | None = None

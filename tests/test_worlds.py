@@ -217,3 +217,34 @@ def test_a_run_ended_elsewhere_before_it_started_never_runs(any_store, tmp_path,
     runs.cancel(any_store, run_id, book.name, incident=None, who="t", reason="again")
     ended = [a for a in any_store.audit_log() if a["action"] == "runbook.result"]
     assert ended == []  # it was never this process's to end
+
+
+def test_concurrency_holds_for_a_game_day_and_a_run_by_hand_at_once(any_store, tmp_path,
+                                                                    books):
+    """`concurrency: 1`: a game day's run and `gameday runbook run --incident` for it,
+    started at the same moment in two processes, run one after the other."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    book = find("one-at-a-time", books)
+    game = rehearsal(any_store, tmp_path, "gameday", "gd")
+    env, _ = runs.environment(game)
+    by_hand = subprocess.Popen(
+        [sys.executable, "-m", "gameday", "runbook", "run", book.name, "-e", "service=checkout",
+         "--incident", str(game.id), "--as", "ben", "--run-dir", str(tmp_path / "by-hand")],
+        env={**os.environ, "GAMEDAY_DB": any_store.url, "GAMEDAY_RUNBOOKS": str(books)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    results = []
+    game_day = threading.Thread(target=lambda: results.append(runs.run(
+        any_store, book, PARAMS, tmp_path / "game", incident=game, who="gameday", env=env)))
+    game_day.start()
+    out, _ = by_hand.communicate(timeout=120)
+    game_day.join(timeout=120)
+    assert by_hand.returncode == 0, out
+    assert [r.status for r in results] == ["successful"]
+    first, second = sorted(any_store.runs(incident_id=game.id), key=lambda r: r["started_at"])
+    assert {first["status"], second["status"]} == {"successful"}
+    assert first["world"] == second["world"]
+    assert second["started_at"] >= first["finished_at"], (first, second)  # never side by side

@@ -16,6 +16,7 @@ import click
 from gameday import __version__
 from gameday.commands import State, emit, pass_state
 from gameday.errors import GamedayError, ValidationError
+from gameday.states import DrillState
 
 
 class GamedayGroup(click.Group):
@@ -130,11 +131,11 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
         if scheduled:
             scheduled.failed(exc)
         if drill_id:
-            state.store.update_drill(drill_id, state="failed")
+            state.store.update_drill(drill_id, state=DrillState.FAILED)
         raise
     finally:
-        if drill_id and state.store.drill(drill_id)["state"] == "running":
-            state.store.update_drill(drill_id, state="ended")
+        if drill_id and state.store.drill(drill_id)["state"] == DrillState.RUNNING:
+            state.store.update_drill(drill_id, state=DrillState.ENDED)
     with interrupts.shielded():
         summary = ui.finish(result, conclude(result, state.store))
         signal_code = interrupts.exit_code()
@@ -170,7 +171,7 @@ def _as_drill(state: State, sc: Any, drill_id: int) -> tuple[Any, Any]:
 
     def opened(incident_id: int, run_dir: Path) -> None:
         state.store.update_drill(drill_id, incident_id=incident_id, run_dir=str(run_dir),
-                                 state="running")
+                                 state=DrillState.RUNNING)
         Incident(state.store, incident_id).record(drill_started(
             drill_id, row["game_master"], row["difficulty"], row["oncall"]),
             row["game_master"])

@@ -24,6 +24,7 @@ from gameday.incident import TERMINAL_STATES, Incident, held_roles
 from gameday.routing import Route
 from gameday.scenario import Scenario, load_scenario
 from gameday.settings import Settings
+from gameday.states import DrillState
 from gameday.store import Store, clock_ns
 from gameday.traffic import sli_windows
 
@@ -86,7 +87,7 @@ def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master
         if child.poll() is not None or time.monotonic() > deadline:
             if child.poll() is None:
                 child.terminate()
-            store.update_drill(drill_id, state="failed")
+            store.update_drill(drill_id, state=DrillState.FAILED)
             tail = log.read_text(errors="replace")[-1500:].strip()
             raise GamedayError(f"the drill's game day did not start (exit {child.poll()}):\n"
                                f"{tail}")

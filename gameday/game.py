@@ -27,6 +27,7 @@ from gameday.incident import Incident
 from gameday.lease import Lease
 from gameday.response import Response, wait
 from gameday.scenario import Scenario
+from gameday.states import IncidentState
 from gameday.store import Event, Store, utc_now
 from gameday.targets import Sampler, make_target
 
@@ -230,7 +231,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     except GamedayError as exc:  # the target never got going: say so on the record
         with interrupts.shielded():
             incident.record(events.gameday_failed(str(exc)), "gameday")
-            if incident.state == "pending":
+            if incident.state == IncidentState.PENDING:
                 incident.cancel("game day failed")
         raise
     finally:
@@ -303,7 +304,7 @@ def start_real_alerting(run_dir: Path, state: dict[str, Any], incident: Incident
 def finish(incident: Incident, detector: Detector, response: Response, sc: Scenario,
            say: Say) -> None:
     """After the rollbacks: see the SLIs recover, then resolve."""
-    if incident.state == "pending":
+    if incident.state == IncidentState.PENDING:
         incident.cancel("never declared")
         return
     if not wait(detector.mitigated, sc.timeouts.recover, tick=None):
@@ -312,10 +313,10 @@ def finish(incident: Incident, detector: Detector, response: Response, sc: Scena
         return
     if response.drilling:  # the incident commander resolves it, or the drill's time runs out
         deadline = time.monotonic() + (sc.drill or DrillSpec()).resolve_within
-        while time.monotonic() < deadline and incident.state != "resolved" and not any(
+        while time.monotonic() < deadline and incident.state != IncidentState.RESOLVED and not any(
                 e.kind == events.Kind.DRILL_ENDED for e in incident.events()):
             time.sleep(0.2)
-        if incident.state == "resolved":
+        if incident.state == IncidentState.RESOLVED:
             return
         say("nobody resolved the drill's incident: resolving it")
     ic = incident.roles().get("incident_commander", "gameday")

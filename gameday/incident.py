@@ -17,39 +17,41 @@ from gameday import events
 from gameday.errors import GamedayError
 from gameday.events import Entry, Kind
 from gameday.policy import ROLES
+from gameday.states import INCIDENT_ENDED, IncidentKind, IncidentState
 from gameday.store import Event, Store
 
-TRANSITIONS = {
-    "pending": {"declared", "cancelled", "aborted"},
-    "declared": {"acknowledged", "mitigated", "resolved", "cancelled", "aborted"},
-    "acknowledged": {"mitigated", "resolved", "cancelled", "aborted"},
-    "mitigated": {"resolved", "aborted"},
-    "resolved": {"reviewed"},
-    "reviewed": set(),
-    "cancelled": set(),
-    "aborted": set(),  # the game day was interrupted or crashed before it could end
+S = IncidentState
+TRANSITIONS: dict[str, set[IncidentState]] = {
+    S.PENDING: {S.DECLARED, S.CANCELLED, S.ABORTED},
+    S.DECLARED: {S.ACKNOWLEDGED, S.MITIGATED, S.RESOLVED, S.CANCELLED, S.ABORTED},
+    S.ACKNOWLEDGED: {S.MITIGATED, S.RESOLVED, S.CANCELLED, S.ABORTED},
+    S.MITIGATED: {S.RESOLVED, S.ABORTED},
+    S.RESOLVED: {S.REVIEWED},
+    S.REVIEWED: set(),
+    S.CANCELLED: set(),
+    S.ABORTED: set(),  # the game day was interrupted or crashed before it could end
 }
-TERMINAL_STATES = ("resolved", "reviewed", "cancelled", "aborted")
+TERMINAL_STATES = tuple(s for s in IncidentState if s in INCIDENT_ENDED)
 # What an incident is (``incidents.kind``): a real one (opened by an alert, or by hand),
 # or a rehearsal, a game day or a training drill. Every page says which, in these words.
-INCIDENT, GAMEDAY, DRILL = "incident", "gameday", "drill"
+INCIDENT, GAMEDAY, DRILL = IncidentKind.INCIDENT, IncidentKind.GAMEDAY, IncidentKind.DRILL
 KINDS = (GAMEDAY, DRILL, INCIDENT)
-KIND_LABELS = {INCIDENT: "real incident", GAMEDAY: "game day", DRILL: "drill"}
+
+STATE_OF_EVENT = {
+    Kind.INCIDENT_DECLARED: S.DECLARED,
+    Kind.INCIDENT_ACKNOWLEDGED: S.ACKNOWLEDGED,
+    Kind.MITIGATED: S.MITIGATED,
+    Kind.INCIDENT_RESOLVED: S.RESOLVED,
+    Kind.INCIDENT_REVIEWED: S.REVIEWED,
+    Kind.INCIDENT_CANCELLED: S.CANCELLED,
+    Kind.INCIDENT_ABORTED: S.ABORTED,
+}
 
 
 def kind_of_row(row: Mapping[str, Any]) -> str:
     """An incident row's kind; one from before the column was kept is a game day when
     it has a scenario (as ``incident_facts.kind_sql`` reads it)."""
     return str(row.get("kind") or (GAMEDAY if row.get("scenario") else INCIDENT))
-STATE_OF_EVENT = {
-    Kind.INCIDENT_DECLARED: "declared",
-    Kind.INCIDENT_ACKNOWLEDGED: "acknowledged",
-    Kind.MITIGATED: "mitigated",
-    Kind.INCIDENT_RESOLVED: "resolved",
-    Kind.INCIDENT_REVIEWED: "reviewed",
-    Kind.INCIDENT_CANCELLED: "cancelled",
-    Kind.INCIDENT_ABORTED: "aborted",
-}
 
 
 class InvalidTransition(GamedayError):
@@ -144,7 +146,7 @@ class Incident:
                  if e.kind == Kind.PAGE_SENT and e.data["person"] == person]
         if not pages:
             raise GamedayError(f"{person} was not paged for incident {self.id}")
-        if self.state == "declared":
+        if self.state == IncidentState.DECLARED:
             done.append(self.acknowledge(person, via=via))
         held = self.roles()
         for page in pages:
@@ -173,7 +175,7 @@ class Incident:
         state = self.state
         if state in TERMINAL_STATES:
             return None
-        if "cancelled" in TRANSITIONS[state]:
+        if IncidentState.CANCELLED in TRANSITIONS[state]:
             return self.cancel(reason, actor)
         return self.abort(reason, actor)
 

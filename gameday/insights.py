@@ -73,9 +73,10 @@ from gameday.incident_facts import (
 )
 from gameday.incident_facts import METRICS as METRICS  # the report's, for its readers
 from gameday.policy import downplayed, rank, worse
+from gameday.states import RunStatus
 from gameday.store import Connection, Row, Store
 
-LABELS = {GAMEDAY: "game days", DRILL: "drills", INCIDENT: "incidents from alerts"}
+LABELS: dict[str, str] = {GAMEDAY: "game days", DRILL: "drills", INCIDENT: "incidents from alerts"}
 DIMENSIONS = ("scenario", "service", "team", "severity")
 DEFAULT_MAX_AGE_DAYS = 30
 FAILED_RUNS = ("failed", "error", "timeout", "canceled")
@@ -610,7 +611,7 @@ def freshness(db: Connection, t: Table, known: Sequence[str],
     """Every runbook on disk (``known``) or on the record. ``alerts``: runbook -> the
     alerts that link to it. A verification is dated by the game day's opening."""
     now = now or clock.now()
-    ran = [f.kind in GROUND_TRUTH and bool(f.runbook) and f.runbook_status == "successful"
+    ran = [f.kind in GROUND_TRUTH and bool(f.runbook) and f.runbook_status == RunStatus.SUCCESSFUL
            for f in t.facets]
     proved = [ok and f.contained_by == f"runbook {f.runbook}"
               for ok, f in zip(ran, t.facets, strict=True)]
@@ -797,7 +798,8 @@ def build(store: Store, scope: Scope | None = None, *,
     tick("facts")
     db = store.reader()
     per_code = Counter(t.code)
-    counts = {k: sum(n for c, n in per_code.items() if t.facets[c].kind == k) for k in KINDS}
+    counts: dict[str, int] = {k: sum(n for c, n in per_code.items() if t.facets[c].kind == k)
+                              for k in KINDS}
     response, trend, spreads = response_times(t, _axis(t, scope, now))
     tick("percentiles")
     fresh = freshness(db, t, [rb.name for rb in runbooks], alert_links(rule_files, runbooks),

@@ -35,6 +35,7 @@ from gameday.incident import Incident
 from gameday.policy import severity_from_labels
 from gameday.routing import route
 from gameday.runbook import Dirs, Runbook
+from gameday.states import IncidentKind, RunStatus
 from gameday.store import Store
 
 ACTOR = "alertmanager"
@@ -52,13 +53,13 @@ class Start:
     who: str
     check: bool = False
     world: str = runs.DEFAULT_WORLD  # where it acts and what it serves (``runs``)
-    kind: str = "incident"
+    kind: str = IncidentKind.INCIDENT
 
     @property
     def queue(self) -> tuple[bool, str, str]:
         """Which of the dispatcher's queues it waits in: real runs first, then one
         queue per runbook and world (a busy one holds up nothing else)."""
-        return self.kind != "incident", self.runbook.name, self.world
+        return self.kind != IncidentKind.INCIDENT, self.runbook.name, self.world
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ class Intake:
                                       kind=start.kind, succeeded_since=since)
         if run is None:
             return None
-        if run["status"] != "successful":
+        if run["status"] != RunStatus.SUCCESSFUL:
             return run["id"], f"run {run['id']} is {run['status']}"
         ago = (now - datetime.fromisoformat(run["finished_at"])).total_seconds()
         return run["id"], f"run {run['id']} succeeded {ago:.0f}s ago"

@@ -28,6 +28,7 @@ from gameday import clock, events, runs, settings
 from gameday.errors import GamedayError
 from gameday.incident import TERMINAL_STATES, Incident
 from gameday.lease import LEASE_TTL_S, process_start, stop_leftovers
+from gameday.states import DrillState
 from gameday.store import Store
 
 ACTOR = "recover"
@@ -137,8 +138,8 @@ def recover_one(store: Store, lease: dict[str, Any]) -> dict[str, Any] | None:
     if incident.state not in TERMINAL_STATES:
         incident.abort("the game day crashed; recovered", ACTOR)
     for drill in store.drills():  # a drill's game day: its console and list stop waiting
-        if drill["incident_id"] == incident_id and drill["state"] == "running":
-            store.update_drill(drill["id"], state="failed")
+        if drill["incident_id"] == incident_id and drill["state"] == DrillState.RUNNING:
+            store.update_drill(drill["id"], state=DrillState.FAILED)
     return {"incident_id": incident_id, "run_dir": str(run_dir), "faults": faults,
             "stopped": stopped, "state": incident.state, "errors": errors}
 

@@ -24,7 +24,7 @@ def templates() -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     from gameday.events import describe_event
-    from gameday.incident import KIND_LABELS
+    from gameday.states import KIND_LABELS
 
     def autoescape(name: str | None) -> bool:
         return name is not None and name.endswith((".html", ".html.j2"))

@@ -26,6 +26,7 @@ from gameday.policy import due_days
 from gameday.render import templates
 from gameday.scenario import Scenario
 from gameday.scoring import Scorecard, first
+from gameday.states import RunStatus
 from gameday.store import Store
 from gameday.traffic import sli_windows
 
@@ -87,7 +88,8 @@ def findings(events: list[dict[str, Any]], card: Scorecard) -> list[Finding]:
         out.append(Finding("detection", "The alert did not fire for this failure mode.",
                            "Add an SLO burn alert that covers this failure mode", "team"))
     if m.runbook and m.contained_by != f"runbook {m.runbook}":
-        outcome = "succeeded" if m.runbook_status == "successful" else f"ended {m.runbook_status}"
+        outcome = ("succeeded" if m.runbook_status == RunStatus.SUCCESSFUL
+                   else f"ended {m.runbook_status}")
         out.append(Finding(
             "runbook-link",
             f"The alert linked runbook {m.runbook}, which does not contain this failure "

@@ -46,6 +46,7 @@ from gameday.spec import (
     parse_yaml,
     read_bytes,
 )
+from gameday.states import RunStatus
 
 TYPES = ("string", "integer", "boolean")
 SAFE_STRING = re.compile(r"^[A-Za-z0-9_.:/=@+-]{1,128}$")
@@ -339,25 +340,25 @@ class RunbookResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "successful"
+        return self.status == RunStatus.SUCCESSFUL
 
 
 def _task_event(event: dict[str, Any]) -> dict[str, Any] | None:
     kinds = {"playbook_on_task_start": "started", "runner_on_ok": "ok",
              "runner_on_failed": "failed", "runner_on_skipped": "skipped",
              "runner_on_unreachable": "unreachable"}
-    status = kinds.get(event.get("event", ""))
-    if status is None:
+    task_status = kinds.get(event.get("event", ""))
+    if task_status is None:
         return None
     data = event.get("event_data", {})
     res = data.get("res") or {}
-    out: dict[str, Any] = {"task": data.get("task") or data.get("name"), "status": status}
-    if status != "started":
+    out: dict[str, Any] = {"task": data.get("task") or data.get("name"), "status": task_status}
+    if task_status != "started":
         out["rc"] = res.get("rc")
         if res.get("cmd"):
             out["cmd"] = res["cmd"] if isinstance(res["cmd"], str) else " ".join(res["cmd"])
         out["stdout"] = (res.get("stdout") or "")[-2000:]
-        if status == "failed":
+        if task_status == "failed":
             out["stderr"] = (res.get("stderr") or res.get("msg") or "")[-2000:]
             out["ignored"] = bool(data.get("ignore_errors"))
     return out

@@ -36,6 +36,7 @@ from gameday.lease import alive, owner
 from gameday.schedule import Schedule, from_row
 from gameday.settings import Settings
 from gameday.spec import human_span
+from gameday.states import SCHEDULE_RUN_UNFINISHED, ScheduleRunStatus
 from gameday.store import Store, utc_now
 
 TICK_S = 1.0
@@ -95,9 +96,10 @@ def reap(store: Store) -> list[dict[str, Any]]:
     """Scheduled runs whose game-day process is gone without saying how it ended."""
     crashed = []
     for run in store.schedule_runs(limit=1000, unfinished=True):
-        who = run["owner"] if run["status"] == "running" else run["claimed_by"]
+        who = run["owner"] if run["status"] == ScheduleRunStatus.RUNNING else run["claimed_by"]
         if who and alive(who) is False:
-            store.update_schedule_run(run["id"], status="crashed", finished_at=utc_now(),
+            store.update_schedule_run(run["id"], status=ScheduleRunStatus.CRASHED,
+                                      finished_at=utc_now(),
                                       reason="its process ended before it finished "
                                              "(gameday recover rolls back what it left)")
             crashed.append(run)
@@ -147,9 +149,9 @@ class Scheduler:
             self.ended(run_id, child.returncode if child.returncode is not None else -9)
         me = owner()
         for run in self.store.schedule_runs(unfinished=True, limit=1000):
-            if run["status"] == "claimed" and run["claimed_by"] == me:
+            if run["status"] == ScheduleRunStatus.CLAIMED and run["claimed_by"] == me:
                 self.store.update_schedule_run(
-                    run["id"], status="skipped", finished_at=utc_now(),
+                    run["id"], status=ScheduleRunStatus.SKIPPED, finished_at=utc_now(),
                     reason="gameday serve stopped before the game day began")
 
     def _loop(self) -> None:
@@ -189,9 +191,9 @@ class Scheduler:
     def ended(self, run_id: int, code: int) -> None:
         """A game-day process exited: if it never recorded its end, say so."""
         run = self.store.schedule_run(run_id)
-        if run["status"] in ("claimed", "running"):
+        if run["status"] in SCHEDULE_RUN_UNFINISHED:
             self.store.update_schedule_run(
-                run_id, status="crashed", finished_at=utc_now(),
+                run_id, status=ScheduleRunStatus.CRASHED, finished_at=utc_now(),
                 reason=f"the game day's process exited {code} without recording its end")
 
     def begin(self, schedule: Schedule, due: datetime, *, now: datetime, missed: int = 0,
@@ -246,7 +248,7 @@ class Scheduler:
         return run
 
     def skip(self, schedule: Schedule, run_id: int, reason: str) -> None:
-        self.store.update_schedule_run(run_id, status="skipped", reason=reason,
+        self.store.update_schedule_run(run_id, status=ScheduleRunStatus.SKIPPED, reason=reason,
                                        finished_at=utc_now())
         self.say(f"schedule {schedule.name}: skipped: {reason}")
         notify.send(schedule, notify.summary(schedule, self.store.schedule_run(run_id),
@@ -292,9 +294,9 @@ class ScheduledRun:
         from gameday import events
         from gameday.incident import Incident
 
-        self.store.update_schedule_run(self.id, status="running", incident_id=incident_id,
-                                       run_dir=str(run_dir), owner=owner(),
-                                       started_at=utc_now())
+        self.store.update_schedule_run(self.id, status=ScheduleRunStatus.RUNNING,
+                                       incident_id=incident_id, run_dir=str(run_dir),
+                                       owner=owner(), started_at=utc_now())
         Incident(self.store, incident_id).record(events.gameday_scheduled(
             self.schedule.name, self.id, self.row["due_at"]), "scheduler")
         self._notify("started")

@@ -14,6 +14,7 @@ from typing import Any
 
 from gameday.events import Kind, in_time_order
 from gameday.policy import downplayed, serious, worst
+from gameday.states import RunStatus
 
 
 def first(events: list[dict[str, Any]], kind: Kind, **match: Any) -> dict[str, Any] | None:
@@ -156,7 +157,7 @@ def score(metrics: Metrics, targets_by_severity: Mapping[str, Mapping[str, float
             found.append(Deduction(10, "TTR", "the incident was never resolved"))
         if m.runbook is None:
             found.append(Deduction(10, "runbook", "no runbook was run"))
-        elif m.runbook_status != "successful":
+        elif m.runbook_status != RunStatus.SUCCESSFUL:
             found.append(Deduction(15, "runbook",
                                    f"runbook {m.runbook} ended {m.runbook_status}"))
         if m.contained_by == "experiment rollback":

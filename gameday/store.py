@@ -26,6 +26,7 @@ from typing import Any
 from gameday import clock
 from gameday.errors import AlreadyRecorded, GamedayError, NotFound, StoreUnavailable
 from gameday.events import Kind
+from gameday.states import IncidentKind, RunStatus
 
 KINDS = frozenset(k.value for k in Kind)
 
@@ -743,7 +744,8 @@ class Store:
                              (run_id,)).fetchone()
             if row is None:
                 return "gone"
-            world, real = row["world"] or "default", (row["kind"] or "incident") == "incident"
+            world = row["world"] or "default"
+            real = (row["kind"] or IncidentKind.INCIDENT) == IncidentKind.INCIDENT
             self.serialize(f"runbook:{runbook}:{world}")
             going = db.execute("SELECT COUNT(*) FROM runbook_runs WHERE status = 'running'"
                                " AND runbook = ? AND world = ?"
@@ -752,7 +754,7 @@ class Store:
             if going >= concurrency:
                 state = db.execute("SELECT status FROM runbook_runs WHERE id = ?",
                                    (run_id,)).fetchone()
-                return "busy" if state is not None and state[0] == "queued" else "gone"
+                return "busy" if state is not None and state[0] == RunStatus.QUEUED else "gone"
             cur = db.execute("UPDATE runbook_runs SET status = 'running', started_at = ?,"
                              f" heartbeat = {self._clock_sql} WHERE id = ? AND"
                              " status = 'queued'", (utc_now(), run_id))

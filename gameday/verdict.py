@@ -68,6 +68,7 @@ from gameday.errors import ValidationError
 from gameday.events import Kind, describe, gameday_verdict, in_time_order
 from gameday.scenario import Scenario, load_scenario
 from gameday.scoring import Metrics, compute_metrics, first, span
+from gameday.states import IncidentState, Outcome, RunStatus
 from gameday.store import Store
 
 STEADY_BEFORE = "steady state before the fault"
@@ -77,7 +78,8 @@ ACKNOWLEDGED = "acknowledged within target"
 MITIGATED = "mitigated within target"
 RUNBOOK = "runbook succeeded"
 
-PASSED, FAILED, DEVIATED, INTERRUPTED = "passed", "failed", "deviated", "interrupted"
+PASSED, FAILED, DEVIATED, INTERRUPTED = (Outcome.PASSED, Outcome.FAILED, Outcome.DEVIATED,
+                                        Outcome.INTERRUPTED)
 EXIT_CODES = {PASSED: 0, FAILED: 1, DEVIATED: 3}
 INTERRUPTED_EXIT = 130  # SIGINT's, when nothing says which signal it was
 
@@ -193,7 +195,7 @@ def _steady_after(ev: list[dict[str, Any]], summary: Mapping[str, Any]) -> _Outc
     refuted = first(ev, Kind.STEADY_STATE_CHECKED, phase="after", met=False)
     missed = first(ev, Kind.RECOVERY_MISSED)
     status = summary.get("status")
-    resolved = status in ("resolved", "reviewed")
+    resolved = status in (IncidentState.RESOLVED, IncidentState.REVIEWED)
     problems = []
     if refuted is not None or summary.get("experiment") == "deviated":
         problems.append("the experiment deviated: its steady-state hypothesis was not met "
@@ -229,7 +231,7 @@ def _detected(ev: list[dict[str, Any]], m: Metrics, sc: Scenario) -> _Outcome:
 def _runbook(ev: list[dict[str, Any]]) -> _Outcome:
     refused = [e for e in ev if e["kind"] in (Kind.RUNBOOK_REJECTED, Kind.RUNBOOK_MISSING)]
     finished = [e for e in ev if e["kind"] == Kind.RUNBOOK_FINISHED and not e["data"].get("check")]
-    bad = [e for e in finished if e["data"].get("status") != "successful"]
+    bad = [e for e in finished if e["data"].get("status") != RunStatus.SUCCESSFUL]
     if refused or bad:
         return _failed(RUNBOOK, "; ".join(_text(e) for e in (*refused, *bad)),
                        _run_seconds(ev, bad[0]) if bad else None)

@@ -54,3 +54,61 @@ def test_now_comes_from_the_one_clock():
              for path in sorted((ROOT / "gameday").rglob("*.py")) if path.name != "clock.py"
              for needle in reads if needle in path.read_text()]
     assert found == []
+
+
+# -- the typed vocabularies ------------------------------------------------------------------
+def _vocabulary() -> set[str]:
+    from gameday import states
+
+    return {str(m) for enum in (states.IncidentState, states.IncidentKind, states.RunStatus,
+                                states.DrillState, states.ScheduleRunStatus) for m in enum}
+
+
+# Where a string compared with a ``status`` is another system's word, not ours: an
+# Ansible task's, a sandbox replica's, Alertmanager's, a Chaos Toolkit journal's.
+FOREIGN = ("task_status", "alert.status", "note.status", "rep.status", "replica", "journal")
+FOREIGN_FILES = {"alerts.py": "Alertmanager's firing/resolved",
+                 "sandbox.py": "the sandbox's replicas (activities/, commands/)"}
+
+
+def _bare_states(path: Path) -> list[str]:
+    """String literals of the vocabularies compared with, or given as, a state, status or
+    kind: ``x.status == "running"``, ``row["state"] in ("ended", ...)``,
+    ``update(..., status="queued")``."""
+    import ast
+
+    words = _vocabulary()
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+
+    def about_state(node: ast.AST) -> bool:
+        text = ast.unparse(node)
+        return any(w in text for w in ("state", "status", "kind")) and \
+            not any(f in text for f in FOREIGN)
+
+    def literals(node: ast.AST) -> list[ast.Constant]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return [node]
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            return [c for e in node.elts for c in literals(e)]
+        return []
+
+    for node in ast.walk(tree):
+        hits: list[ast.Constant] = []
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(about_state(s) for s in sides if not literals(s)):
+                hits = [c for s in sides for c in literals(s)]
+        elif isinstance(node, ast.keyword) and node.arg in ("state", "status", "kind"):
+            hits = literals(node.value)
+        found += [f"{path.relative_to(ROOT)}:{c.lineno}: {c.value!r}" for c in hits
+                  if c.value in words]
+    return found
+
+
+def test_states_are_named_by_their_enums_never_as_bare_strings():
+    skip = {"states.py", *FOREIGN_FILES}
+    found = [hit for path in sorted((ROOT / "gameday").rglob("*.py"))
+             if path.name not in skip and "sandbox" not in path.parts
+             and "migrations" not in path.parts for hit in _bare_states(path)]
+    assert found == [], "\n".join(found)

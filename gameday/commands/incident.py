@@ -28,7 +28,7 @@ def incident() -> None:
 def list_(state: State, since: datetime | None, limit: int | None, kind: str | None,
           as_json: bool) -> None:
     """List incidents, oldest first, each marked real incident, game day or drill."""
-    from gameday.incident import KIND_LABELS
+    from gameday.states import KIND_LABELS
 
     rows = state.store.incidents(
         since=since.astimezone(UTC).isoformat() if since else None, limit=limit, kind=kind)

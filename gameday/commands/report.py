@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from gameday.commands import Since, State, pass_state
+from gameday.states import IncidentKind
 
 KIND_CHOICES = ("gameday", "drill", "incident")  # insights.KINDS, without importing it
 
@@ -41,7 +42,7 @@ def _print(data: dict[str, Any]) -> None:
         echo(f"\n{label}")
         for name, d in section["overall"]["metrics"].items():
             echo(f"  {name:5} {_dist(d)}")
-        first, shown_metrics = (("service", ("TTA", "TTE", "TTFC")) if kind == "incident"
+        first, shown_metrics = (("service", ("TTA", "TTE", "TTFC")) if kind == IncidentKind.INCIDENT
                                 else ("scenario", ("TTD", "TTA", "TTM")))
         for dimension in (first, "team", "severity"):
             groups = section[f"by_{dimension}"]

@@ -28,6 +28,7 @@ from gameday.incident import Incident
 from gameday.intake import COALESCE_WINDOW_S, Batcher, Delivery, Intake, Start
 from gameday.lease import owner
 from gameday.runbook import Dirs, Runbook, find
+from gameday.states import RunStatus
 from gameday.store import Store
 
 KEEP_STREAMS = 256  # finished runs whose live stream is kept; older ones replay from the store
@@ -132,7 +133,7 @@ class Dispatcher:
         asked for it, and once its time ran out (it is then ``expired`` for good)."""
         self.expire_approvals()
         run = self.store.run(run_id)
-        if run["status"] != "awaiting_approval":
+        if run["status"] != RunStatus.AWAITING_APPROVAL:
             raise GamedayError(f"run {run_id} is {run['status']}: there is nothing to approve")
         if run["started_by"] == who:
             raise Forbidden(f"{who} asked for run {run_id}: a second person approves it")

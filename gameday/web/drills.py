@@ -39,6 +39,7 @@ from gameday.errors import GamedayError, ValidationError
 from gameday.moves import one_of, text
 from gameday.policy import ROLES
 from gameday.scenario import load_scenario
+from gameday.states import DrillState
 from gameday.web.context import (
     caller,
     check_csrf,
@@ -162,7 +163,7 @@ async def follow(drill: Drill, after_seq: int, offset: int) -> AsyncIterator[dic
         if snap["events"] or snap["sli"] or now != head:
             yield {"data": json.dumps(snap, default=str)}
         after_seq, offset, head = snap["last_seq"], snap["next_sli_offset"], now
-        if snap["over"] and snap["drill"]["state"] != "running":
+        if snap["over"] and snap["drill"]["state"] != DrillState.RUNNING:
             yield {"event": "over", "data": "{}"}
             return
         await asyncio.sleep(POLL_S)

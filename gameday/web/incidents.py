@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, Response
 from gameday.errors import NotFound, ValidationError
 from gameday.events import Kind
 from gameday.incident import DRILL, GAMEDAY, INCIDENT, KINDS, Incident, kind_of_row
+from gameday.states import RunStatus
 from gameday.web.context import caller, page, shared
 
 # The moments a reader scans for first stand out (as the terminal colours them);
@@ -30,11 +31,11 @@ TONE = {Kind.FAULT_INJECTED: "k-bad", Kind.IMPACT_STARTED: "k-bad",
 
 
 def tone(event: dict[str, Any]) -> str:
-    status = event["data"].get("status")
-    if event["kind"] == Kind.RUNBOOK_TASK:
-        return "k-bad" if status in ("failed", "unreachable") else "k-minor"
+    if event["kind"] == Kind.RUNBOOK_TASK:  # Ansible's words for a task
+        task_status = event["data"].get("status")
+        return "k-bad" if task_status in ("failed", "unreachable") else "k-minor"
     if event["kind"] == Kind.RUNBOOK_FINISHED:
-        return "k-good" if status == "successful" else "k-bad"
+        return "k-good" if event["data"].get("status") == RunStatus.SUCCESSFUL else "k-bad"
     return TONE.get(event["kind"], "")
 
 

@@ -26,6 +26,7 @@ from gameday.errors import NotFound, ValidationError
 from gameday.incident import kind_of_row
 from gameday.insights import runbook_freshness
 from gameday.runbook import Runbook, find, validate_params
+from gameday.states import RUN_UNFINISHED, RunStatus
 from gameday.store import Store
 from gameday.web.context import (
     caller,
@@ -39,7 +40,7 @@ from gameday.web.context import (
 )
 from gameday.web.dispatch import Dispatcher
 
-UNFINISHED = ("awaiting_approval", "queued", "running")
+UNFINISHED = RUN_UNFINISHED
 POLL_S = 0.2
 
 
@@ -182,7 +183,7 @@ async def run_page(request: Request) -> Response:
     state.dispatcher.expire_approvals()
     run = state.store.run(request.path_params["id"])
     done = finished(run, state.dispatcher)
-    waiting = run["status"] == "awaiting_approval"
+    waiting = run["status"] == RunStatus.AWAITING_APPROVAL
     can_approve = waiting and who != run["started_by"] and \
         identity(request).may("approve")
     lines = output_lines(state.dispatcher.items(run)) if done else []

@@ -1,0 +1,89 @@
+"""Where things stand, and what they are: the vocabularies the store keeps as text.
+
+Each is a ``StrEnum`` whose members are the very strings in the store's rows (a row's
+``"running"`` equals ``RunStatus.RUNNING``), with the sets that group them beside it.
+Code names a member, never the bare string (``tests/test_architecture.py`` checks):
+
+- ``IncidentState``: an incident's place in its life (``incident.TRANSITIONS``);
+- ``IncidentKind``: a real incident, or a rehearsal (a game day, a drill);
+- ``RunStatus``: a runbook run's (ansible-runner's results, and gameday's own before and
+  around them: awaiting approval, queued, expired);
+- ``DrillState``: a training drill's;
+- ``Outcome`` and ``ScheduleRunStatus``: how a game day came out (its verdict), and how a scheduled
+  one did (a verdict, or why there was none).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class IncidentState(StrEnum):
+    PENDING = "pending"
+    DECLARED = "declared"
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+    REVIEWED = "reviewed"
+    CANCELLED = "cancelled"  # a game day stopped before its incident was resolved
+    ABORTED = "aborted"      # a game day that crashed, ended by ``gameday recover``
+
+
+INCIDENT_ENDED = frozenset({IncidentState.RESOLVED, IncidentState.REVIEWED,
+                            IncidentState.CANCELLED, IncidentState.ABORTED})
+INCIDENT_OPEN = frozenset(IncidentState) - INCIDENT_ENDED
+
+
+class IncidentKind(StrEnum):
+    INCIDENT = "incident"  # a real one: opened by an alert, or by hand
+    GAMEDAY = "gameday"
+    DRILL = "drill"
+
+
+REHEARSALS = frozenset({IncidentKind.GAMEDAY, IncidentKind.DRILL})
+KIND_LABELS: dict[str, str] = {IncidentKind.INCIDENT: "real incident",
+                               IncidentKind.GAMEDAY: "game day", IncidentKind.DRILL: "drill"}
+
+
+class RunStatus(StrEnum):
+    AWAITING_APPROVAL = "awaiting_approval"  # four eyes: a second person approves it
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESSFUL = "successful"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELED = "canceled"
+    ERROR = "error"
+    EXPIRED = "expired"  # nobody approved it in time
+
+
+RUN_GOING = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})  # it holds or wants a slot
+RUN_UNFINISHED = RUN_GOING | {RunStatus.AWAITING_APPROVAL}
+
+
+class DrillState(StrEnum):
+    RUNNING = "running"
+    ENDED = "ended"
+    FAILED = "failed"  # its game day could not run, or crashed
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    DEVIATED = "deviated"        # the steady state did not come back
+    INTERRUPTED = "interrupted"  # a signal, or the freeze
+
+
+class ScheduleRunStatus(StrEnum):
+    CLAIMED = "claimed"  # this moment is taken; its game day has not opened yet
+    RUNNING = "running"
+    PASSED = Outcome.PASSED.value
+    FAILED = Outcome.FAILED.value
+    DEVIATED = Outcome.DEVIATED.value
+    INTERRUPTED = Outcome.INTERRUPTED.value
+    SKIPPED = "skipped"  # a guardrail said no, nothing was injected
+    ERROR = "error"      # it began, and could not finish
+    CRASHED = "crashed"  # its process ended without recording its end
+
+
+SCHEDULE_RUN_UNFINISHED = frozenset({ScheduleRunStatus.CLAIMED, ScheduleRunStatus.RUNNING})

@@ -453,7 +453,16 @@ def _ratio(value: Any) -> str:
 
 def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
     """One line a person reads: the same in the terminal, the review and the web."""
-    d = data
+    for lines in (_incident_line, _runbook_line, _game_line):
+        line = lines(kind, actor, data)
+        if line is not None:
+            return line
+    return ", ".join(f"{k}={v}" for k, v in data.items()
+                     if isinstance(v, str | int | float | bool))[:120]
+
+
+def _incident_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
+    """The fault, the alert and what people do about it."""
     match kind:
         case Kind.FAULT_INJECTED | Kind.FAULT_ROLLED_BACK | Kind.CHAOS_ACTION_FAILED:
             return f"{d.get('activity')} ({d.get('status')})"
@@ -491,6 +500,13 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
             return f"{d['audience']} update by {actor}"
         case Kind.NOTE_ADDED:
             return f"{actor}: {d.get('text')}"
+        case _:
+            return None
+
+
+def _runbook_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
+    """A runbook run, from its queueing to its end."""
+    match kind:
         case Kind.RUNBOOK_QUEUED:
             return f"{d['runbook']} (run {d.get('run_id')})"
         case Kind.APPROVAL_REQUESTED:
@@ -520,6 +536,13 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
                     f"({d.get('because')})")
         case Kind.RUNBOOK_MISSING:
             return f"no runbook linked to {d.get('alert')}"
+        case _:
+            return None
+
+
+def _game_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
+    """The game day, the drill and the target around the incident."""
+    match kind:
         case Kind.MITIGATED:
             return (f"SLIs inside the objective; {d.get('bad_requests')} of "
                     f"{d.get('requests')} requests missed it")
@@ -567,8 +590,7 @@ def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
         case Kind.K8S_EVENT:
             return f"{d.get('type')} {d.get('reason')} {d.get('object')}: {d.get('message')}"
         case _:
-            return ", ".join(f"{k}={v}" for k, v in d.items()
-                             if isinstance(v, str | int | float | bool))[:120]
+            return None
 
 
 def describe_event(event: Recorded | Mapping[str, Any]) -> str:

@@ -29,7 +29,7 @@ from gameday.response import Response, wait
 from gameday.scenario import Scenario
 from gameday.states import IncidentState
 from gameday.store import Event, Store, utc_now
-from gameday.targets import Sampler, make_target
+from gameday.targets import KubeTarget, Sampler, SandboxTarget, make_target
 
 if TYPE_CHECKING:
     from gameday.alerting import AlertingStack
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from gameday.receiver import AlertReceiver
 
 Say = Callable[[str], None]
+Target = SandboxTarget | KubeTarget
 
 
 @dataclass(frozen=True)
@@ -178,56 +179,12 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
             on_open(incident.id, run_dir)
     say(f"run directory {run_dir}")
 
-    generator: Sampler | None = None
-    detector: Detector | None = None
-    receiver: AlertReceiver | None = None
-    stack: AlertingStack | None = None
-    watch = None
-    journal: dict[str, Any] = {}
-    interrupted = False
+    game = _Game(sc, store, incident, target, lease, run_dir, alerting, say)
     try:
         interrupts.raise_if_received()  # one that landed while the lease was taken
-        if sc.response.mode == "auto":
-            from gameday.runbook import prewarm
-
-            prewarm()  # Ansible imported while the target comes up: the runbook starts warm
-        ready = target.up()
-        env = {**target.env, "GAMEDAY_DB": store.url}
-        os.environ.update(target.env)  # for the chaos activities running in this process
-        if "KUBECONFIG" in target.env:
-            from gameday.kube import use_kubeconfig
-
-            use_kubeconfig(target.env["KUBECONFIG"])
-        incident.record(events.target_ready(target.name, **ready), "gameday")
-        generator = target.sampler(run_dir / "samples.jsonl")
-        generator.start()
-        traffic.LIVE = generator
-        detector = Detector(
-            generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
-            recovery_window_s=sc.recovery_window_s, sli_path=run_dir / traffic.SLI_FILE,
-            report=lambda entry, at_ns, at_utc: incident.record(
-                entry, "detector", at_ns=at_ns, at_utc=at_utc),
-            emit_alerts=alerting == "builtin")
-        detector.start()
-        response = Response(sc, incident, detector, run_dir, env, say)
-        name, labels, annotations = response.alert
-        response.alert = (name, {**labels, **target.labels()}, annotations)
-        if alerting == "prometheus":
-            receiver, stack = start_real_alerting(run_dir, target.state(), incident, response,
-                                                  detector)
-        wait_steady(detector, sc, generator.rate)
-        steady = detector.current()
-        incident.record(events.steady_state_reached(steady.as_dict() if steady else None),
-                        "gameday")
-        watch = target.watch(run_dir, lambda entry: incident.record(entry, "kubernetes"))
-        with settings.overridden(**target.settings):  # the activities act on our target
-            journal = chaos.run(experiment, run_dir, GameHooks(incident, detector, response,
-                                                               lease.before_fault))
-        interrupted = journal.get("status") == "interrupted"
-        if not interrupted:
-            finish(incident, detector, response, sc, say)
+        game.play(experiment)
     except (KeyboardInterrupt, interrupts.Terminated):
-        interrupted = True
+        game.interrupted = True
     except GamedayError as exc:  # the target never got going: say so on the record
         with interrupts.shielded():
             incident.record(events.gameday_failed(str(exc)), "gameday")
@@ -236,26 +193,91 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
         raise
     finally:
         with interrupts.shielded():  # a signal now is remembered, never cuts this short
-            if stack:  # first, so a stopping shop pages nobody
-                stack.stop()
-            if receiver:
-                receiver.stop()
-            if detector:
-                detector.stop()
-            if watch:
-                watch.stop()
-            if generator:
-                traffic.LIVE = None
-                generator.stop()
-            target.down()
-            interrupted = interrupted or interrupts.received is not None
-            if interrupted:
-                incident.record(events.gameday_interrupted(journal.get("status"),
-                                                           interrupts.name()), "gameday")
-                incident.end_unfinished("interrupted")
-            incident.record(events.target_stopped(target.name), "gameday")
-            lease.release()
-    return GameResult(run_dir, incident.id, incident.state, journal.get("status"), interrupted)
+            game.stop()
+    return GameResult(run_dir, incident.id, incident.state, game.journal.get("status"),
+                      game.interrupted)
+
+
+class _Game:
+    """One game day under way: what it started, in the order it started them, so that
+    ``stop`` takes all of it down whatever happened (a signal, an error, the end)."""
+
+    def __init__(self, sc: Scenario, store: Store, incident: Incident, target: Target,
+                 lease: Lease, run_dir: Path, alerting: str, say: Say) -> None:
+        self.sc, self.store, self.incident, self.target = sc, store, incident, target
+        self.lease, self.run_dir, self.alerting, self.say = lease, run_dir, alerting, say
+        self.generator: Sampler | None = None
+        self.detector: Detector | None = None
+        self.receiver: AlertReceiver | None = None
+        self.stack: AlertingStack | None = None
+        self.watch: Any = None
+        self.journal: dict[str, Any] = {}
+        self.interrupted = False
+
+    def play(self, experiment: dict[str, Any]) -> None:
+        """The target up, traffic and detection, the steady state, the experiment with
+        the incident run inside it, then the recovery."""
+        sc, incident, target, run_dir = self.sc, self.incident, self.target, self.run_dir
+        if sc.response.mode == "auto":
+            from gameday.runbook import prewarm
+
+            prewarm()  # Ansible imported while the target comes up: the runbook starts warm
+        ready = target.up()
+        env = {**target.env, "GAMEDAY_DB": self.store.url}
+        os.environ.update(target.env)  # for the chaos activities running in this process
+        if "KUBECONFIG" in target.env:
+            from gameday.kube import use_kubeconfig
+
+            use_kubeconfig(target.env["KUBECONFIG"])
+        incident.record(events.target_ready(target.name, **ready), "gameday")
+        generator = self.generator = target.sampler(run_dir / "samples.jsonl")
+        generator.start()
+        traffic.LIVE = generator
+        detector = self.detector = Detector(
+            generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
+            recovery_window_s=sc.recovery_window_s, sli_path=run_dir / traffic.SLI_FILE,
+            report=lambda entry, at_ns, at_utc: incident.record(
+                entry, "detector", at_ns=at_ns, at_utc=at_utc),
+            emit_alerts=self.alerting == "builtin")
+        detector.start()
+        response = Response(sc, incident, detector, run_dir, env, self.say)
+        name, labels, annotations = response.alert
+        response.alert = (name, {**labels, **target.labels()}, annotations)
+        if self.alerting == "prometheus":
+            self.receiver, self.stack = start_real_alerting(run_dir, target.state(), incident,
+                                                            response, detector)
+        wait_steady(detector, sc, generator.rate)
+        steady = detector.current()
+        incident.record(events.steady_state_reached(steady.as_dict() if steady else None),
+                        "gameday")
+        self.watch = target.watch(run_dir, lambda entry: incident.record(entry, "kubernetes"))
+        with settings.overridden(**target.settings):  # the activities act on our target
+            self.journal = chaos.run(experiment, run_dir, GameHooks(
+                incident, detector, response, self.lease.before_fault))
+        self.interrupted = self.journal.get("status") == "interrupted"
+        if not self.interrupted:
+            finish(incident, detector, response, sc, self.say)
+
+    def stop(self) -> None:
+        if self.stack:  # first, so a stopping shop pages nobody
+            self.stack.stop()
+        if self.receiver:
+            self.receiver.stop()
+        if self.detector:
+            self.detector.stop()
+        if self.watch:
+            self.watch.stop()
+        if self.generator:
+            traffic.LIVE = None
+            self.generator.stop()
+        self.target.down()
+        self.interrupted = self.interrupted or interrupts.received is not None
+        if self.interrupted:
+            self.incident.record(events.gameday_interrupted(self.journal.get("status"),
+                                                            interrupts.name()), "gameday")
+            self.incident.end_unfinished("interrupted")
+        self.incident.record(events.target_stopped(self.target.name), "gameday")
+        self.lease.release()
 
 
 def start_real_alerting(run_dir: Path, state: dict[str, Any], incident: Incident,

@@ -1,0 +1,237 @@
+"""Incidents and their append-only timelines, action items, the alert instances that
+opened them (at-least-once delivery), and the leases of running game days.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gameday import clock
+from gameday.errors import AlreadyRecorded, GamedayError, NotFound
+from gameday.store.base import (
+    BOOT_ID,
+    KINDS,
+    Database,
+    Event,
+    _inserted_id,
+    clock_ns,
+    utc_now,
+)
+
+
+class IncidentStore(Database):
+    # -- incidents -------------------------------------------------------------------
+    def create_incident(self, title: str, *, service: str | None = None,
+                        scenario: str | None = None, run_dir: str | None = None,
+                        kind: str | None = None) -> int:
+        """``kind``: ``gameday`` when a scenario is given, else ``incident`` (a real one,
+        from an alert), unless said (``drill``). Metrics never mix them."""
+        now = utc_now()
+        kind = kind or ("gameday" if scenario else "incident")
+        mono, epoch = time.monotonic_ns(), clock.epoch_ns()  # the incident's clock
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO incidents (title, service, scenario, run_dir, state, created_at,"
+                " updated_at, kind, clock_boot, clock_mono_ns, clock_epoch_ns) VALUES"
+                " (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?) RETURNING id",
+                (title, service, scenario, run_dir, now, now, kind, BOOT_ID, mono, epoch))
+            return _inserted_id(cur)
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        row = self._db.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no incident {incident_id}")
+        return dict(row)
+
+    def incidents(self, *, since: str | None = None, limit: int | None = None,
+                  kind: str | None = None) -> list[dict[str, Any]]:
+        """Oldest first; ``since`` (UTC ISO) and ``limit`` (the newest that many) page;
+        ``kind``: only real incidents, game days or drills."""
+        sql, args = "SELECT * FROM incidents WHERE 1 = 1", []
+        if since:
+            sql, args = sql + " AND created_at >= ?", [since]
+        if kind:  # a row from before kinds were kept: a game day if it has a scenario
+            sql, args = sql + (" AND COALESCE(kind, CASE WHEN scenario IS NULL THEN"
+                               " 'incident' ELSE 'gameday' END) = ?"), [*args, kind]
+        if limit:
+            rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))
+            return [dict(r) for r in rows][::-1]
+        return [dict(r) for r in self._db.execute(sql + " ORDER BY id", args)]
+
+    def past_outages(self) -> tuple[set[str], set[str]]:
+        """What the Wheel of Misfortune can replay: the scenarios game days ran, and the
+        alerts that opened real incidents."""
+        ran = {r[0] for r in self._db.execute(
+            "SELECT DISTINCT scenario FROM incidents WHERE kind = 'gameday'"
+            " AND scenario IS NOT NULL")}
+        fired = {r[0] for r in self._db.execute(
+            "SELECT DISTINCT a.alertname FROM alert_instances a JOIN incidents i"
+            " ON i.id = a.incident_id WHERE i.kind = 'incident'")}
+        return ran, fired
+
+    def update_incident(self, incident_id: int, **fields: Any) -> None:
+        allowed = {"state", "severity", "title", "run_dir"}
+        assert set(fields) <= allowed, fields
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE incidents SET {sets}, updated_at = ? WHERE id = ?",
+                       (*fields.values(), utc_now(), incident_id))
+
+    # -- events ----------------------------------------------------------------------
+    def append(self, incident_id: int, kind: str, actor: str, data: dict[str, Any],
+               *, at_monotonic_ns: int | None = None, at_utc: str | None = None,
+               incident_updates: dict[str, Any] | None = None,
+               state_check: Callable[[str], None] | None = None,
+               once: tuple[str, Any] | None = None) -> Event:
+        """Append one event (and update the incident's projection in the same
+        transaction). Timestamps are read here, at the moment it is recorded, unless
+        the caller measured the moment itself (for example a request's end). A kind
+        that is not in the vocabulary (``events.Kind``) is refused: a typo would
+        otherwise score silently wrong.
+
+        Decided under the incident's lock, so two processes (two replicas, a game day
+        and a person) cannot both pass: ``state_check`` is called with the incident's
+        state and may refuse; ``once`` (a field of the payload, its value) refuses an
+        event of this kind whose payload already has that value."""
+        if kind not in KINDS:
+            raise GamedayError(f"unknown event kind {kind!r} (see gameday.events.Kind)")
+        local, epoch = time.monotonic_ns(), clock.epoch_ns()  # the moment it is recorded
+        utc = at_utc or utc_now()
+        with self._tx() as db:
+            # The incident's ``last_seq`` (a trigger raises it with every event): on
+            # PostgreSQL its row lock orders the incident's appends, no gap, no duplicate
+            # seq (SQLite's BEGIN IMMEDIATE already takes the write lock). NO KEY: rows
+            # that reference the incident (the report's kept facts) are not held up.
+            row = db.execute("SELECT last_seq + 1 AS seq, state, clock_boot, clock_mono_ns,"
+                             " clock_epoch_ns FROM incidents WHERE id = ?"
+                             + (" FOR NO KEY UPDATE" if self.postgres else ""),
+                             (incident_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no incident {incident_id}")
+            if state_check is not None:
+                state_check(str(row["state"]))
+            if once is not None:
+                field, value = once
+                if any(json.loads(r[0]).get(field) == value for r in db.execute(
+                        "SELECT data_json FROM events WHERE incident_id = ? AND kind = ?",
+                        (incident_id, kind))):
+                    raise AlreadyRecorded(f"{kind} {value} was already recorded")
+            seq = int(row["seq"])
+            # measured by the caller, on this host; else now, on the incident's clock
+            mono = (at_monotonic_ns if at_monotonic_ns is not None
+                    else clock_ns(dict(row), local, epoch))
+            try:
+                db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (incident_id, seq, utc, mono, kind, actor,
+                            json.dumps(data, sort_keys=True, default=str)))
+            except self._integrity:  # the incident's foreign key
+                raise NotFound(f"no incident {incident_id}") from None
+            if incident_updates:
+                assert set(incident_updates) <= {"state", "severity"}, incident_updates
+                sets = ", ".join(f"{k} = ?" for k in incident_updates)
+                db.execute(f"UPDATE incidents SET {sets}, updated_at = ? WHERE id = ?",
+                           (*incident_updates.values(), utc, incident_id))
+        return Event(incident_id, seq, utc, mono, kind, actor, data)
+
+    def events(self, incident_id: int, *, after_seq: int = 0) -> list[Event]:
+        rows = self._db.execute(
+            "SELECT * FROM events WHERE incident_id = ? AND seq > ? ORDER BY seq",
+            (incident_id, after_seq))
+        return [Event(r["incident_id"], r["seq"], r["at_utc"], r["at_monotonic_ns"], r["kind"],
+                      r["actor"], json.loads(r["data_json"])) for r in rows]
+
+    # -- action items ----------------------------------------------------------------
+    def upsert_action(self, incident_id: int, key: str, title: str, owner: str,
+                      due: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO action_items (incident_id, key, title, owner, due, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, key) DO UPDATE SET"
+                " title = excluded.title, owner = excluded.owner",
+                (incident_id, key, title, owner, due, utc_now()))
+
+    def actions(self, *, incident_id: int | None = None,
+                status: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM action_items WHERE 1=1"
+        args: list[object] = []
+        if incident_id is not None:
+            sql, args = sql + " AND incident_id = ?", [*args, incident_id]
+        if status:
+            sql, args = sql + " AND status = ?", [*args, status]
+        return [dict(r) for r in self._db.execute(sql + " ORDER BY id", args)]
+
+    def close_action(self, action_id: int) -> None:
+        with self._tx() as db:
+            if db.execute("UPDATE action_items SET status = 'done' WHERE id = ?",
+                          (action_id,)).rowcount == 0:
+                raise NotFound(f"no action item {action_id}")
+
+    # -- alert instances (at-least-once delivery) ------------------------------------
+    def claim_alert(self, key: str, *, alertname: str, group_key: str,
+                    fingerprint: str) -> bool:
+        """Record an alert instance; False if it was seen before (a redelivery)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO alert_instances (key, alertname, group_key, fingerprint,"
+                " received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (key, alertname, group_key, fingerprint, utc_now()))
+            return cur.rowcount == 1
+
+    def bind_alert(self, key: str, incident_id: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE alert_instances SET incident_id = ? WHERE key = ?",
+                       (incident_id, key))
+
+    def alert_instance(self, key: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM alert_instances WHERE key = ?", (key,)).fetchone()
+        return dict(row) if row else None
+
+    def open_incident_for_group(self, group_key: str) -> int | None:
+        row = self._db.execute(  # few incidents are open; each is checked by the index
+            "SELECT i.id FROM incidents i WHERE i.state IN ('pending', 'declared',"
+            " 'acknowledged', 'mitigated') AND EXISTS (SELECT 1 FROM alert_instances a"
+            " WHERE a.group_key = ? AND a.incident_id = i.id) ORDER BY i.id DESC LIMIT 1",
+            (group_key,)).fetchone()
+        return int(row[0]) if row else None
+
+    # -- leases: a running game day and what undoes it ---------------------------------
+    def take_lease(self, incident_id: int, *, run_dir: str, host: str, pid: int,
+                   started: int, target: str) -> None:
+        """``started``: the process's start time (clock ticks since boot), so a pid
+        reused by another process is not taken for the game day."""
+        with self._tx() as db:
+            db.execute("INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?, '{}', ?, 'running')",
+                       (incident_id, run_dir, host, pid, started, target, clock.epoch()))
+
+    def heartbeat(self, incident_id: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE leases SET heartbeat = ? WHERE incident_id = ? AND"
+                       " state = 'running'", (clock.epoch(), incident_id))
+
+    def record_undo(self, incident_id: int, undo: dict[str, Any]) -> None:
+        """What undoes the game day's faults, written before each one is injected."""
+        with self._tx() as db:
+            db.execute("UPDATE leases SET undo_json = ? WHERE incident_id = ?",
+                       (json.dumps(undo, sort_keys=True, default=str), incident_id))
+
+    def release_lease(self, incident_id: int, state: str = "finished") -> bool:
+        """End a running lease; False if it was not running (someone else ended it)."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE leases SET state = ? WHERE incident_id = ? AND"
+                             " state = 'running'", (state, incident_id))
+            return cur.rowcount == 1
+
+    def running_leases(self) -> list[dict[str, Any]]:
+        return [{**dict(r), "undo": json.loads(r["undo_json"])} for r in self._db.execute(
+            "SELECT * FROM leases WHERE state = 'running' ORDER BY incident_id")]
+
+    def open_alert_incidents(self, service: str) -> list[dict[str, Any]]:
+        """Real incidents (opened by an alert, not by a game day) still open for
+        ``service``."""
+        return [dict(r) for r in self._db.execute(
+            "SELECT * FROM incidents WHERE COALESCE(kind, 'incident') = 'incident' AND"
+            " scenario IS NULL AND service = ? AND state IN"
+            " ('pending', 'declared', 'acknowledged', 'mitigated') ORDER BY id", (service,))]

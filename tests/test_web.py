@@ -253,7 +253,9 @@ def test_one_click_page_runs_with_csrf_and_audit(client, app_and_store):
     assert store.runs() == []  # not automatic: a link, no run
     sign_in(client)
     page = client.get(link)
-    assert page.status_code == 200 and "echo restarting {{ service }}" in page.text
+    # the commands with the alert's parameters filled in (quoted as a shell would need)
+    assert page.status_code == 200 and "echo &#39;restarting checkout&#39;" in page.text
+    assert "{{ service }}" not in page.text
     assert 'value="checkout"' in page.text and "destructive" in page.text
     csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
     form = {"csrf": csrf, "incident": str(first["incident_id"]), "p.service": "checkout",

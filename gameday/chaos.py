@@ -77,18 +77,39 @@ def with_drill_faults(experiment: dict[str, Any], drill: Any, file: str) -> dict
 def run_action(run_dir: Path, action: dict[str, Any]) -> str:
     """Run one Chaos Toolkit action with the game day's experiment configuration and
     secrets (``experiment.json`` in ``run_dir``): ``succeeded`` or why not."""
+    return execute(json.loads((run_dir / "experiment.json").read_text()), action)
+
+
+def execute(experiment: dict[str, Any], activity: dict[str, Any]) -> str:
+    """Run one activity (an action, a rollback) of ``experiment`` with its configuration
+    and secrets: ``succeeded``, or why not (an activity that cannot run is reported, not
+    raised: the drill, the recovery goes on)."""
     from chaoslib.activity import execute_activity
     from chaoslib.configuration import load_configuration
     from chaoslib.secret import load_secrets
 
-    experiment = json.loads((run_dir / "experiment.json").read_text())
-    configuration = load_configuration(experiment.get("configuration") or {})
-    secrets = load_secrets(experiment.get("secrets") or {}, configuration)
     try:
-        run = execute_activity(experiment, action, configuration, secrets, dry=None)
-    except Exception as exc:  # an action that cannot run is recorded, the drill goes on
+        configuration = load_configuration(experiment.get("configuration") or {})
+        secrets = load_secrets(experiment.get("secrets") or {}, configuration)
+        run = execute_activity(experiment, activity, configuration, secrets, dry=None)
+    except Exception as exc:
         return f"failed: {str(exc)[:200]}"
     return str(run.get("status")) if run else "failed"
+
+
+def steady_state_met(experiment: dict[str, Any]) -> bool:
+    """Whether the experiment's steady-state hypothesis holds now (a preflight: nothing
+    is injected)."""
+    from chaoslib.configuration import load_configuration
+    from chaoslib.hypothesis import run_steady_state_hypothesis
+    from chaoslib.run import EventHandlerRegistry
+    from chaoslib.secret import load_secrets
+
+    configuration = load_configuration(experiment.get("configuration") or {})
+    secrets = load_secrets(experiment.get("secrets") or {}, configuration)
+    state = run_steady_state_hypothesis(experiment, configuration, secrets, dry=None,
+                                        event_registry=EventHandlerRegistry())
+    return bool(state and state.get("steady_state_met"))
 
 
 def _field_of(message: str) -> str | None:

@@ -396,11 +396,6 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
     incident: the freeze, the target up, its SLIs inside the objective, and the
     experiment's steady-state hypothesis. The scenario, experiment and runbook were
     validated by loading them (a ValidationError ends it before this)."""
-    from chaoslib.configuration import load_configuration
-    from chaoslib.hypothesis import run_steady_state_hypothesis
-    from chaoslib.run import EventHandlerRegistry
-    from chaoslib.secret import load_secrets
-
     experiment = chaos.load_experiment(sc.experiment)
     checks = [Preflight("validation", True, f"{sc.path.name}, {Path(sc.experiment).name}")]
     frozen = store.freeze()
@@ -431,12 +426,8 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
                                     describe_impact(sli.as_dict() if sli else None)))
         except SandboxError as exc:
             checks.append(Preflight("SLIs inside the objective", False, str(exc)))
-        configuration = load_configuration(experiment.get("configuration") or {})
-        secrets = load_secrets(experiment.get("secrets") or {}, configuration)
         with settings.overridden(**target.settings):
-            state = run_steady_state_hypothesis(experiment, configuration, secrets, dry=None,
-                                                event_registry=EventHandlerRegistry())
-        met = bool(state and state.get("steady_state_met"))
+            met = chaos.steady_state_met(experiment)
         title = (experiment.get("steady-state-hypothesis") or {}).get("title", "")
         checks.append(Preflight("steady-state hypothesis", met, title))
         return checks

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gameday import clock, events, runs, settings
+from gameday import chaos, clock, events, runs, settings
 from gameday.errors import GamedayError
 from gameday.incident import TERMINAL_STATES, Incident
 from gameday.lease import LEASE_TTL_S, process_start, stop_leftovers
@@ -59,10 +59,6 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 
 def _rollbacks(run_dir: Path, undo: dict[str, Any], incident: Incident) -> None:
     """Play the experiment's rollbacks against the target, each on the timeline."""
-    from chaoslib.activity import execute_activity
-    from chaoslib.configuration import load_configuration
-    from chaoslib.secret import load_secrets
-
     from gameday.sandbox.client import sandbox_processes
 
     experiment = json.loads((run_dir / "experiment.json").read_text())
@@ -75,18 +71,12 @@ def _rollbacks(run_dir: Path, undo: dict[str, Any], incident: Incident) -> None:
 
     env = undo.get("env") or {}
     failed = []
-    configuration = load_configuration(experiment.get("configuration") or {})
-    secrets = load_secrets(experiment.get("secrets") or {}, configuration)
     previous = use_kubeconfig(env.get("KUBECONFIG"))
     try:
         with _environment(env), settings.overridden(sandbox_dir=run_dir / "sandbox"):
             for rb in experiment.get("rollbacks") or []:
                 began = time.monotonic()
-                try:
-                    run = execute_activity(experiment, rb, configuration, secrets, dry=None)
-                    status = str(run.get("status")) if run else "failed"
-                except Exception as exc:  # a rollback that cannot run is recorded
-                    status = f"failed: {str(exc)[:200]}"
+                status = chaos.execute(experiment, rb)  # one that cannot run is recorded
                 incident.record(events.fault_rolled_back(
                     rb.get("name"), status, rb.get("provider"),
                     round(time.monotonic() - began, 3)), ACTOR)

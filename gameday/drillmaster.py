@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from gameday import events
-from gameday.drill import Clock, DrillSpec, answered, due_injects, scorecards
+from gameday.drill import Clock, DrillSpec, due_injects
 from gameday.errors import AlreadyRecorded, GamedayError, NotFound, ValidationError
 from gameday.events import Kind
 from gameday.incident import TERMINAL_STATES, Incident, held_roles
 from gameday.routing import Route
 from gameday.scenario import Scenario, load_scenario
+from gameday.scorecards import answered, scorecards
 from gameday.settings import Settings
 from gameday.states import DrillState
 from gameday.store import Store, clock_ns

@@ -23,12 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from gameday import clock
-
-if TYPE_CHECKING:
-    from gameday.traffic import Sli
 
 SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
 ROLES = ("incident_commander", "deputy", "scribe", "comms_lead", "responder")
@@ -95,7 +92,18 @@ class Objective(Protocol):
     def latency_p99_ms(self) -> float: ...
 
 
-def measured_severity(sli: Sli, slo: Objective) -> str:
+class Measured(Protocol):
+    """The SLIs over a window (``traffic.Sli`` is one)."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def success_ratio(self) -> float | None: ...
+    @property
+    def p99_ms(self) -> float | None: ...
+
+
+def measured_severity(sli: Measured, slo: Objective) -> str:
     """The severity the measured impact implies (the table above)."""
     if sli.total == 0 or sli.success_ratio is None or sli.success_ratio < 0.5:
         return "SEV-1"

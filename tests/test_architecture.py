@@ -145,3 +145,37 @@ def test_no_module_or_function_grows_past_its_limit():
     assert too_long == [], "\n".join(too_long)
     for rel in OVERSIZED:  # one that got under the limit leaves the list
         assert len((ROOT / rel).read_text().splitlines()) > MAX_MODULE_LINES, rel
+
+
+def test_no_import_cycle_counting_type_checking_imports():
+    """Modules import each other one way only, the imports made for type checking
+    included (the layers contract cannot see a cycle inside one layer)."""
+    import grimp
+
+    graph = grimp.build_graph("gameday", exclude_type_checking_imports=False, cache_dir=None)
+    imports = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(imports[module]):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while (member := stack.pop()) != module:
+                group.append(member)
+            if group:
+                cycles.append(sorted([module, *group]))
+
+    for module in sorted(imports):
+        if module not in index:
+            visit(module)
+    assert cycles == []

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from serving import wait_until_serving
 
-from gameday.drill import scorecards
 from gameday.sandbox.supervisor import free_port
 from gameday.scenario import load_scenario
+from gameday.scorecards import scorecards
 from gameday.store import Store
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gameday.drill import Clock, DrillSpec, due_injects, scorecards
+from gameday.drill import Clock, DrillSpec, due_injects
 from gameday.drillmaster import spin
 from gameday.errors import ValidationError
 from gameday.scenario import load_scenario
+from gameday.scorecards import scorecards
 from gameday.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

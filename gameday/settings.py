@@ -9,18 +9,9 @@ working directory is the project.
 Precedence: a command-line option, then an environment variable, then
 ``gameday.toml``, then the default. A path given on the command line or in the
 environment is taken relative to the working directory, as a shell user means it.
-
-===================  ==================  =============================  ==================
-setting              variable            gameday.toml                   default
-===================  ==================  =============================  ==================
-store                ``GAMEDAY_DB``      ``[store] db``                 ``.gameday/gameday.db``
-run directories      ``GAMEDAY_RUNS``    ``[paths] runs``               ``.gameday/runs``
-runbooks             ``GAMEDAY_RUNBOOKS`` ``[paths] runbooks``          ``runbooks``
-alert rules          ``GAMEDAY_ALERTING`` ``[paths] alerting``          ``alerting``
-sandbox state        ``GAMEDAY_SANDBOX`` ``[paths] sandbox``            ``.gameday/sandbox``
-state directory      (none)              ``[paths] state``              ``.gameday``
-server's address     ``GAMEDAY_URL``     ``[serve] url``                ``http://127.0.0.1:8080``
-===================  ==================  =============================  ==================
+Every setting is declared once, in ``SETTINGS`` (its variable, its key in
+``gameday.toml``, its default and what it is for); the README's configuration table is
+checked against it, and ``gameday.toml`` keys it does not declare are refused.
 
 The server's address is where people reach ``gameday serve`` (the drill console's join
 links are made of it).
@@ -49,10 +40,60 @@ PROJECT_FILE = "gameday.toml"
 PACKAGE = Path(__file__).resolve().parent
 BUILTIN_RUNBOOKS = PACKAGE / "sandbox" / "runbooks"
 BUILTIN_RULES = PACKAGE / "sandbox" / "alerting"
-KNOWN = {"project": {"name"},
-         "paths": {"state", "runs", "runbooks", "alerting", "sandbox"},
-         "store": {"db"}, "serve": {"url"}}
 DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting, declared once: the ``Settings`` field it fills, where it can be
+    given (an option, an environment variable, a ``gameday.toml`` section and key),
+    its default as people read it, and what it is for."""
+
+    field: str
+    option: str | None
+    variable: str | None
+    section: str
+    key: str
+    default: str
+    help: str
+
+
+SETTINGS = (
+    Setting("db", "--db", "GAMEDAY_DB", "store", "db", ".gameday/gameday.db",
+            "the store: a SQLite file, `sqlite:///PATH`, or "
+            "`postgresql://USER@HOST[:PORT]/DB` (`postgresql+psycopg://` too); other URLs "
+            "are refused (exit 2)"),
+    Setting("runs_dir", None, "GAMEDAY_RUNS", "paths", "runs", ".gameday/runs",
+            "where run directories go"),
+    Setting("runbooks_dir", None, "GAMEDAY_RUNBOOKS", "paths", "runbooks", "runbooks",
+            "the project's runbooks (then the built-in ones)"),
+    Setting("alerting_dir", None, "GAMEDAY_ALERTING", "paths", "alerting", "alerting",
+            "the project's Prometheus rules (then the built-in ones)"),
+    Setting("sandbox_dir", "--state-dir", "GAMEDAY_SANDBOX", "paths", "sandbox",
+            ".gameday/sandbox", "the sandbox for `gameday sandbox …`"),
+    Setting("state_dir", None, None, "paths", "state", ".gameday",
+            "the state directory the defaults above live in"),
+    Setting("url", None, "GAMEDAY_URL", "serve", "url", DEFAULT_URL,
+            "where people reach `gameday serve`: drill join links (notifications link to "
+            "the review only when `GAMEDAY_URL` is set)"),
+    Setting("name", None, None, "project", "name", "the project directory's name",
+            "the project's name"),
+)
+BY_FIELD = {s.field: s for s in SETTINGS}
+
+
+def reference() -> list[str]:
+    """The settings as the README's configuration table lists them, a row each."""
+    def code(text: str | None) -> str:
+        return f"`{text}`" if text else ""
+
+    return [f"| {', '.join(code(w) for w in (s.option, s.variable) if w)} | "
+            f"`[{s.section}] {s.key}` | "
+            f"{code(s.default) if s.field != 'name' else s.default} | {s.help} |"
+            for s in SETTINGS]
+KNOWN: dict[str, set[str]] = {}
+for _setting in SETTINGS:
+    KNOWN.setdefault(_setting.section, set()).add(_setting.key)
 
 
 @dataclass(frozen=True)
@@ -110,37 +151,40 @@ class Settings:
         project_file = find_project(cwd)
         root = project_file.parent if project_file else cwd
         conf = read_project(project_file) if project_file else {}
-        paths, store = conf.get("paths", {}), conf.get("store", {})
 
-        def pick(var: str | None, section: dict[str, Any], key: str, default: Path) -> Path:
-            if var and env.get(var):
-                return (cwd / env[var]).resolve()
-            if key in section:
-                return (root / str(section[key])).resolve()
-            return default
+        def given(field: str) -> tuple[str, str] | None:
+            """The value set for ``field`` and where: the environment, else the file."""
+            setting = BY_FIELD[field]
+            if setting.variable and env.get(setting.variable):
+                return env[setting.variable], setting.variable
+            value = conf.get(setting.section, {}).get(setting.key)
+            return (str(value), f"[{setting.section}] {setting.key}") if value else None
 
-        state = pick(None, paths, "state", root / ".gameday")
-        given_db = db or env.get("GAMEDAY_DB")
-        if given_db:
-            store_target(given_db)  # refuse what is not a store before anything else
-            db_value = given_db if "://" in given_db else str((cwd / given_db).resolve())
-        elif "db" in store:
-            db_value = str(store["db"])
-            store_target(db_value)
+        def pick(field: str, default: Path) -> Path:
+            found = given(field)
+            if found is None:
+                return default
+            value, where = found
+            return ((cwd if where == BY_FIELD[field].variable else root) / value).resolve()
+
+        state = pick("state_dir", root / ".gameday")
+        db_value, db_where = (db, "--db") if db else given("db") or ("", "")
+        if db_value:
+            store_target(db_value)  # refuse what is not a store before anything else
             if "://" not in db_value:
-                db_value = str((root / db_value).resolve())
+                base = root if db_where.startswith("[") else cwd
+                db_value = str((base / db_value).resolve())
         else:
             db_value = str(state / "gameday.db")
+        url, url_where = given("url") or (DEFAULT_URL, "[serve] url")
+        name = given("name")
         return cls(
             root=root, project_file=project_file, db=db_value, state_dir=state,
-            runs_dir=pick("GAMEDAY_RUNS", paths, "runs", state / "runs"),
-            runbooks_dir=pick("GAMEDAY_RUNBOOKS", paths, "runbooks", root / "runbooks"),
-            alerting_dir=pick("GAMEDAY_ALERTING", paths, "alerting", root / "alerting"),
-            sandbox_dir=pick("GAMEDAY_SANDBOX", paths, "sandbox", state / "sandbox"),
-            name=str(conf.get("project", {}).get("name") or root.name),
-            url=_url(env.get("GAMEDAY_URL") or str(conf.get("serve", {}).get("url") or "")
-                     or DEFAULT_URL, "GAMEDAY_URL" if env.get("GAMEDAY_URL") else
-                     "[serve] url"))
+            runs_dir=pick("runs_dir", state / "runs"),
+            runbooks_dir=pick("runbooks_dir", root / "runbooks"),
+            alerting_dir=pick("alerting_dir", root / "alerting"),
+            sandbox_dir=pick("sandbox_dir", state / "sandbox"),
+            name=name[0] if name else root.name, url=_url(url, url_where))
 
 
 def _url(value: str, field: str) -> str:
@@ -282,8 +326,7 @@ def current() -> Settings:
     the environment (cached per directory and environment, so tests can vary them)."""
     if _current is not None:
         return _current
-    keys = ("GAMEDAY_DB", "GAMEDAY_RUNS", "GAMEDAY_RUNBOOKS", "GAMEDAY_ALERTING",
-            "GAMEDAY_SANDBOX", "GAMEDAY_URL")
+    keys = tuple(s.variable for s in SETTINGS if s.variable)
     return _cached(str(Path.cwd()), tuple(os.environ.get(k) for k in keys))
 
 

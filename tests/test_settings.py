@@ -129,3 +129,31 @@ def test_the_servers_address_from_environment_file_or_default(tmp_path):
     with pytest.raises(ValidationError) as caught:
         Settings.load(cwd=root, environ={})
     assert caught.value.field == "[serve] url"
+
+
+def test_the_readme_lists_every_setting_as_declared():
+    """The configuration table in the README is the declaration (``settings.SETTINGS``),
+    row for row: a setting added, renamed or given another default shows up there."""
+    from gameday.settings import SETTINGS, reference
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    assert rows == reference() and len(rows) == len(SETTINGS)
+
+
+def test_every_key_gameday_toml_accepts_is_a_declared_setting(tmp_path):
+    from gameday.settings import SETTINGS, Settings
+
+    sections: dict[str, list[str]] = {}
+    for n, s in enumerate(SETTINGS):
+        value = "http://127.0.0.1:9" if s.section == "serve" else f"x{n}"
+        sections.setdefault(s.section, []).append(f'{s.key} = "{value}"')
+    (tmp_path / "gameday.toml").write_text("".join(
+        f"[{section}]\n" + "\n".join(lines) + "\n" for section, lines in sections.items()))
+    loaded = Settings.load(cwd=tmp_path, environ={})
+    assert loaded.name == "x7" and loaded.runs_dir == tmp_path / "x1"
+    (tmp_path / "gameday.toml").write_text('[paths]\nscratch = "x"\n')
+    with pytest.raises(ValidationError) as refused:
+        Settings.load(cwd=tmp_path, environ={})
+    assert refused.value.field == "paths.scratch"

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from gameday.commands import State, emit, pass_state, person
+from gameday.policy import ROLES
 
 ME = click.option("--as", "person", required=True, callback=person, metavar="NAME",
                   help="Who you are.")
@@ -73,8 +74,7 @@ def _drill(state: State, drill_id: int) -> Any:
 @drill.command()
 @click.argument("drill_id", type=int)
 @ME
-@click.option("--role", type=click.Choice(["incident_commander", "deputy", "scribe",
-                                           "comms_lead", "responder"]), required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
 @pass_state
 def join(state: State, drill_id: int, person: str, role: str) -> None:
     """Take ROLE in the drill."""

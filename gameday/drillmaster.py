@@ -8,15 +8,13 @@ read by the game-day process (injects, pause, end) and by the debrief (``drill``
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from gameday import events
+from gameday.detached import spawn_gameday
 from gameday.drill import Clock, DrillSpec, due_injects
 from gameday.errors import AlreadyRecorded, GamedayError, NotFound, ValidationError
 from gameday.events import Kind
@@ -73,13 +71,8 @@ def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master
     drill_id = store.create_drill(relative, game_master=game_master, difficulty=difficulty,
                                   oncall=oncall)
     log = settings.runs_dir / f"drill-{drill_id:04d}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "gameday", "run", str(settings.resolve(relative)),
-            "--drill", str(drill_id)]
-    env = {**os.environ, "GAMEDAY_DB": store.url}
-    with open(log, "ab") as out:
-        child = subprocess.Popen(argv, cwd=settings.root, env=env, stdin=subprocess.DEVNULL,
-                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    child = spawn_gameday(settings.resolve(relative), cwd=settings.root, db_url=store.url,
+                          flag=("--drill", drill_id), log=log)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         row = store.drill(drill_id)

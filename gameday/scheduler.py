@@ -22,7 +22,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday import clock, notify
+from gameday.detached import spawn_gameday
 from gameday.errors import GamedayError, ValidationError
 from gameday.lease import alive, owner
 from gameday.schedule import Schedule, from_row
@@ -258,17 +258,11 @@ class Scheduler:
               attach: bool = False) -> subprocess.Popen[bytes]:
         """The game day's own process: in its own session, its output in a log beside
         the run directories (or this terminal's, ``attach``)."""
-        argv = [sys.executable, "-m", "gameday", "run",
-                str(self.settings.resolve(schedule.scenario)), "--schedule-run", str(run_id)]
-        env = {**os.environ, **self.env, "GAMEDAY_DB": self.store.url}
-        if attach:
-            return subprocess.Popen(argv, cwd=self.settings.root, env=env)
-        log_dir = self.settings.runs_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
-        with open(log_dir / f"scheduled-{run_id:05d}-{schedule.name}.log", "ab") as log:
-            return subprocess.Popen(argv, cwd=self.settings.root, env=env,
-                                    stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+        log = None if attach else \
+            self.settings.runs_dir / f"scheduled-{run_id:05d}-{schedule.name}.log"
+        return spawn_gameday(self.settings.resolve(schedule.scenario), cwd=self.settings.root,
+                             db_url=self.store.url, flag=("--schedule-run", run_id), log=log,
+                             env=self.env)
 
 
 

@@ -8,6 +8,7 @@ commands, so ``gameday --help`` stays fast.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,11 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
     scheduled = ScheduledRun(state.store, schedule_run) if schedule_run else None
     if scheduled:
         scheduled.say = ui.say
-    on_open = scheduled.opened if scheduled else None
+    on_open: Callable[[int, Path], None] | None = scheduled.opened if scheduled else None
     if drill_id:
-        sc, on_open = _as_drill(state, sc, drill_id)
+        from gameday.drillmaster import as_drill
+
+        sc, on_open = as_drill(state.store, sc, drill_id)
     recover(state.store, say=ui.say)  # game days that crashed before this one
     try:
         result = run_gameday(sc, state.store, say=ui.say, on_event=ui.event,
@@ -134,8 +137,10 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
             state.store.update_drill(drill_id, state=DrillState.FAILED)
         raise
     finally:
-        if drill_id and state.store.drill(drill_id)["state"] == DrillState.RUNNING:
-            state.store.update_drill(drill_id, state=DrillState.ENDED)
+        if drill_id:
+            from gameday.drillmaster import drill_over
+
+            drill_over(state.store, drill_id)
     with interrupts.shielded():
         summary = ui.finish(result, conclude(result, state.store))
         signal_code = interrupts.exit_code()
@@ -155,28 +160,6 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
             click.echo(f"verdict: {verdict.status} ({', '.join(failed)})")
     if verdict.exit_code:
         sys.exit(verdict.exit_code)
-
-
-def _as_drill(state: State, sc: Any, drill_id: int) -> tuple[Any, Any]:
-    """The scenario as a drill (people respond), and what records the drill's start."""
-    from dataclasses import replace
-
-    from gameday.events import drill_started
-    from gameday.incident import Incident
-
-    row = state.store.drill(drill_id)
-    drilled = replace(sc, response=replace(sc.response, mode="drill"))
-    if row["oncall"]:  # the Wheel of Misfortune's pick is the one paged
-        drilled = replace(drilled, team=replace(sc.team, oncall=(row["oncall"],)))
-
-    def opened(incident_id: int, run_dir: Path) -> None:
-        state.store.update_drill(drill_id, incident_id=incident_id, run_dir=str(run_dir),
-                                 state=DrillState.RUNNING)
-        Incident(state.store, incident_id).record(drill_started(
-            drill_id, row["game_master"], row["difficulty"], row["oncall"]),
-            row["game_master"])
-
-    return drilled, opened
 
 
 def _preflight(state: State, sc: Any, as_json: bool) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,33 @@ def spin(pool: Path, *, seed: int | None = None,
                               file=str(pool), field="--wheel")
     path, sc = wheel.choice(candidates)
     return path, wheel.choice(list(sc.team.oncall))
+
+
+def as_drill(store: Store, sc: Scenario, drill_id: int
+             ) -> tuple[Scenario, Callable[[int, Path], None]]:
+    """Drill ``drill_id``'s scenario, as its game-day process runs it (people respond;
+    the Wheel of Misfortune's pick is the one paged), and what records the drill's start
+    once its incident and run directory exist."""
+    row = store.drill(drill_id)
+    drilled = replace(sc, response=replace(sc.response, mode="drill"))
+    if row["oncall"]:
+        drilled = replace(drilled, team=replace(sc.team, oncall=(row["oncall"],)))
+
+    def opened(incident_id: int, run_dir: Path) -> None:
+        store.update_drill(drill_id, incident_id=incident_id, run_dir=str(run_dir),
+                           state=DrillState.RUNNING)
+        Incident(store, incident_id).record(events.drill_started(
+            drill_id, row["game_master"], row["difficulty"], row["oncall"]),
+            row["game_master"])
+
+    return drilled, opened
+
+
+def drill_over(store: Store, drill_id: int) -> None:
+    """Its game-day process ends: a drill still running is ended (a failed one says so
+    already)."""
+    if store.drill(drill_id)["state"] == DrillState.RUNNING:
+        store.update_drill(drill_id, state=DrillState.ENDED)
 
 
 def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master: str,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatch
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from gameday.errors import ValidationError
@@ -43,8 +43,7 @@ BUILTIN_RULES = PACKAGE / "sandbox" / "alerting"
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One setting, declared once: the ``Settings`` field it fills, where it can be
     given (an option, an environment variable, a ``gameday.toml`` section and key),
     its default as people read it, and what it is for."""

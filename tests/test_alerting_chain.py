@@ -7,10 +7,10 @@ import http.client
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from serving import eventually
 
 from gameday.alerting import missing_binaries, start_alerting
 from gameday.sandbox import start_sandbox, stop_sandbox
@@ -25,13 +25,7 @@ TOKEN = "chain-token-0123456789abcdef"
 
 
 def until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return eventually(check, timeout, what, every=0.2)
 
 
 def healthy(port: int) -> bool:

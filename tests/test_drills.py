@@ -8,11 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from serving import eventually
 
 from gameday.drill import Clock, DrillSpec, due_injects
 from gameday.drillmaster import spin
@@ -165,14 +165,10 @@ def gameday(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def wait_for(store: Store, incident_id: int, kind: str, timeout: float = 90, **match):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for e in store.events(incident_id):
-            if e.kind == kind and all(e.data.get(k) == v for k, v in match.items()):
-                return e
-        time.sleep(0.1)
-    raise AssertionError(f"no {kind} {match} within {timeout}s: "
-                         f"{[e.kind for e in store.events(incident_id)]}")
+    return eventually(
+        lambda: next((e for e in store.events(incident_id) if e.kind == kind
+                      and all(e.data.get(k) == v for k, v in match.items())), None),
+        timeout, lambda: f"{kind} {match}: {[e.kind for e in store.events(incident_id)]}")
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from serving import eventually
 
 from gameday import executor
 from gameday.runbook import load_runbook, run_runbook
@@ -72,12 +73,12 @@ def sleeping(seconds: float) -> list[int]:
 
 
 def until(check, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
+    """Whether ``check`` came true within ``timeout`` (the caller asserts, saying what)."""
+    try:
+        eventually(check, timeout, "", every=0.02)
+    except AssertionError:
+        return False
+    return True
 
 
 # -- the same run, both ways -------------------------------------------------------------

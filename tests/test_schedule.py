@@ -9,13 +9,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from serving import eventually
 
 from gameday import clock, notify
 from gameday.alerts import parse
@@ -271,13 +271,7 @@ def test_notifications_retry_and_speak_slack():
 
 # -- real processes --------------------------------------------------------------------------
 def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
+    return eventually(check, timeout, what, every=0.25)
 
 
 def start_serve(port: int, tmp_path: Path, name: str) -> subprocess.Popen:

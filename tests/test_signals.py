@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from serving import eventually
 
 from gameday.sandbox.client import sandbox_processes
 from gameday.store import Store
@@ -20,14 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def wait_for_event(db: Path, kind: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if db.exists():
-            store = Store(db)
-            if any(e.kind == kind for i in store.incidents() for e in store.events(i["id"])):
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"no {kind} within {timeout}s")
+    def seen() -> bool:
+        if not db.exists():
+            return False
+        store = Store(db)
+        return any(e.kind == kind for i in store.incidents() for e in store.events(i["id"]))
+
+    eventually(seen, timeout, kind)
 
 
 @pytest.mark.parametrize("sig,moment", [(signal.SIGINT, "incident.declared"),

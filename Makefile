@@ -37,6 +37,7 @@ test: setup
 	$(VENV)/bin/ruff check gameday tests bench
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	$(VENV)/bin/python -m pytest
 
 # Re-resolves both lock files after pyproject.toml changed, keeping every pin that still

@@ -10,8 +10,9 @@ Precedence: a command-line option, then an environment variable, then
 ``gameday.toml``, then the default. A path given on the command line or in the
 environment is taken relative to the working directory, as a shell user means it.
 Every setting is declared once, in ``SETTINGS`` (its variable, its key in
-``gameday.toml``, its default and what it is for); the README's configuration table is
-checked against it, and ``gameday.toml`` keys it does not declare are refused.
+``gameday.toml``, its default and what it is for); the
+configuration page (docs/configuration.md) is checked against it, and ``gameday.toml``
+keys it does not declare are refused.
 
 The server's address is where people reach ``gameday serve`` (the drill console's join
 links are made of it).
@@ -82,7 +83,7 @@ BY_FIELD = {s.field: s for s in SETTINGS}
 
 
 def reference() -> list[str]:
-    """The settings as the README's configuration table lists them, a row each."""
+    """The settings as the configuration page (docs/configuration.md) lists them."""
     def code(text: str | None) -> str:
         return f"`{text}`" if text else ""
 

@@ -114,7 +114,7 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
     from gameday.recovery import recover
     from gameday.scheduler import ScheduledRun
     from gameday.ui import Progress
-    from gameday.verdict import judge, write_junit
+    from gameday.verdict import INTERRUPTED_EXIT, judge, write_junit
 
     ui = Progress(quiet=as_json)
     scheduled = ScheduledRun(state.store, schedule_run) if schedule_run else None
@@ -145,7 +145,7 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
         summary = ui.finish(result, conclude(result, state.store))
         signal_code = interrupts.exit_code()
         if result.interrupted and signal_code is None:
-            signal_code = 130  # the freeze, or chaoslib saw the signal first
+            signal_code = INTERRUPTED_EXIT  # the freeze, or chaoslib saw the signal first
         verdict = judge(summary, sc, state.store.events(result.incident_id),
                         min_score=min_score, signal_code=signal_code)
         summary["verdict"] = verdict.as_dict()

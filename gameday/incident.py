@@ -129,6 +129,16 @@ class Incident:
             raise GamedayError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
         return self.record(events.role_assigned(role, person, **data), actor)
 
+    def hand_over(self, role: str, person: str, actor: str, **data: Any) -> list[Event]:
+        """Give ``role`` to ``person``. Handing over command keeps the previous incident
+        commander as deputy, so nobody loses track of who knows the story (the one
+        home of that rule: moves and answered pages both come here)."""
+        previous = self.roles().get(role)
+        done = [self.assign(role, person, actor, **data)]
+        if role == "incident_commander" and previous and previous != person:
+            done.append(self.assign("deputy", previous, actor, reason="handoff"))
+        return done
+
     def page(self, person: str, role: str, reason: str, actor: str = "gameday") -> Event:
         return self.record(events.page_sent(person, role, reason), actor)
 
@@ -153,10 +163,7 @@ class Incident:
             role = page.data["role"]
             if held.get(role) == person:
                 continue
-            previous = held.get(role)
-            done.append(self.assign(role, person, person, via=via, paged_seq=page.seq))
-            if role == "incident_commander" and previous and previous != person:
-                done.append(self.assign("deputy", previous, person, reason="handoff"))
+            done += self.hand_over(role, person, person, via=via, paged_seq=page.seq)
             held = self.roles()
         return done
 

@@ -83,10 +83,7 @@ def assign(inc: Incident, role: Any, to: Any, who: str) -> list[Event]:
     previous = inc.roles().get(role)
     if previous == to:
         raise GamedayError(f"{to} is already {role}")
-    done = [inc.assign(role, to, who, reason="handoff" if previous else None)]
-    if role == "incident_commander" and previous:
-        done.append(inc.assign("deputy", previous, who, reason="handoff"))
-    return done
+    return inc.hand_over(role, to, who, reason="handoff" if previous else None)
 
 
 def set_severity(inc: Incident, severity: Any, who: str, reason: Any) -> Event:

@@ -85,6 +85,6 @@ def test_stopped_at_any_moment_leaves_nothing(tmp_path, sig, after_s):
                                           and incident["state"] == "resolved")
         if sig != signal.SIGKILL and not finished_first:
             assert proc.returncode == 128 + sig, out[-2000:]
-        elif proc.returncode >= 0:
-            assert proc.returncode in (0, 128 + sig)
+        elif proc.returncode >= 0:  # it had finished: its own verdict, or the signal's
+            assert proc.returncode in (0, 1, 3, 128 + sig)  # a loaded machine may miss a target
     assert store.running_leases() == []

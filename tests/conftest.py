@@ -4,6 +4,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -110,3 +111,54 @@ def moment(request):
 
     with time_machine.travel(request.param.at, tick=True):
         yield request.param
+
+
+# -- gameday serve as a real process ---------------------------------------------------------
+@dataclass
+class Served:
+    """A ``gameday serve`` started for a test: where it answers, its process, its log."""
+
+    base: str
+    port: int
+    proc: object
+    log: Path
+
+
+@pytest.fixture
+def gameday_serve(tmp_path: Path):
+    """Start ``gameday serve`` (loopback, a free port unless ``port`` is given: for
+    ``GAMEDAY_URL``) with ``env`` and more ``args``,
+    from the repository, its output in ``tmp_path/NAME.log``; by default it is waited
+    for until it answers. Every one started is stopped when the test ends."""
+    import subprocess
+    import sys
+
+    from serving import wait_until_serving
+
+    from gameday.sandbox.supervisor import free_port
+
+    started: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+
+    def start(env: dict[str, str], *args: str, name: str = "serve", wait: bool = True,
+              port: int | None = None) -> Served:
+        port = port or free_port()
+        log_path = tmp_path / f"{name}.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - closed when the test ends
+        proc = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
+                                 *args], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        started.append((proc, log))
+        served = Served(f"http://127.0.0.1:{port}", port, proc, log_path)
+        if wait:
+            wait_until_serving(served.base)
+        return served
+
+    yield start
+    for proc, log in started:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

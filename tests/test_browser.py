@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -38,24 +37,17 @@ def browser(tmp_path: Path):
     return webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
 
 
-def test_run_button_in_chromium(tmp_path):
+def test_run_button_in_chromium(tmp_path, gameday_serve):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     shop = start_sandbox(tmp_path / "sandbox")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(tmp_path / "g.db"),
            "GAMEDAY_SANDBOX": str(tmp_path / "sandbox")}
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
-    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
-                              "--data-dir", str(tmp_path / "data")], cwd=ROOT, env=env,
-                             stdout=log, stderr=subprocess.STDOUT)
     driver = None
-    base = f"http://127.0.0.1:{port}"
     try:
+        base = gameday_serve(env, "--data-dir", str(tmp_path / "data"), wait=False).base
         alert = {"version": "4", "groupKey": "{}:{alertname=\"ServiceReplicaSlow\"}",
                  "truncatedAlerts": 0, "status": "firing", "receiver": "gameday",
                  "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
@@ -102,13 +94,10 @@ def test_run_button_in_chromium(tmp_path):
     finally:
         if driver:
             driver.quit()
-        serve.terminate()
-        serve.wait(timeout=15)
-        log.close()
         stop_sandbox(tmp_path / "sandbox")
 
 
-def test_a_responder_pulls_the_freeze_in_chromium(tmp_path):
+def test_a_responder_pulls_the_freeze_in_chromium(tmp_path, gameday_serve):
     """The schedules page's lever in a real browser: a responder signs in with their own
     token, freezes game days with a reason, and the page says who and why."""
     from selenium.webdriver.common.by import By
@@ -128,24 +117,9 @@ def test_a_responder_pulls_the_freeze_in_chromium(tmp_path):
     gameday("schedule", "add", "nightly", "scenarios/checkout-replica-crash.yaml",
             "--every", "6h")
     rhea = json.loads(gameday("user", "add", "rhea", "--role", "responder", "--json"))["token"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
-    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
-                              "--data-dir", str(tmp_path / "data")], cwd=ROOT, env=env,
-                             stdout=log, stderr=subprocess.STDOUT)
+    base = gameday_serve(env, "--data-dir", str(tmp_path / "data")).base
     driver = None
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=5).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "gameday serve did not start"
-                time.sleep(0.2)
         driver = browser(tmp_path)
         wait = WebDriverWait(driver, 30)
         driver.get(base + "/schedules")                       # sign-in first
@@ -168,12 +142,9 @@ def test_a_responder_pulls_the_freeze_in_chromium(tmp_path):
     finally:
         if driver:
             driver.quit()
-        serve.terminate()
-        serve.wait(timeout=15)
-        log.close()
 
 
-def test_pages_say_which_world_in_chromium(tmp_path):
+def test_pages_say_which_world_in_chromium(tmp_path, gameday_serve):
     """The incident list marks a real incident, a game day and a drill (a badge each,
     and a filter); the incident page of a rehearsal says so; the one-click runbook page
     shows its commands with the alert's parameters in them."""
@@ -200,20 +171,10 @@ def test_pages_say_which_world_in_chromium(tmp_path):
         runs.queue(store, find("restart-replica"), {"service": "checkout"},
                    incident=rehearsal, who="gameday", env=env)
     store.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(db)}
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
-    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
-                              "--data-dir", str(tmp_path / "data"), "--no-scheduler"],
-                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = gameday_serve(env, "--data-dir", str(tmp_path / "data"), "--no-scheduler").base
     driver = None
-    base = f"http://127.0.0.1:{port}"
     try:
-        from serving import wait_until_serving
-
-        wait_until_serving(base)
         alert = {"version": "4", "groupKey": "{}:{alertname=\"CheckoutErrorsAfterDeploy\"}",
                  "truncatedAlerts": 0, "status": "firing", "receiver": "gameday",
                  "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
@@ -260,6 +221,3 @@ def test_pages_say_which_world_in_chromium(tmp_path):
     finally:
         if driver:
             driver.quit()
-        serve.terminate()
-        serve.wait(timeout=15)
-        log.close()

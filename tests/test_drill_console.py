@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from serving import wait_until_serving
 
 from gameday.sandbox.supervisor import free_port
 from gameday.scenario import load_scenario
@@ -58,7 +57,7 @@ def shot(driver, tmp_path: Path, name: str) -> None:
         shutil.copy(tmp_path / f"{name}.png", Path(SHOTS) / f"{name}.png")
 
 
-def test_three_people_run_a_drill_in_chromium(tmp_path):
+def test_three_people_run_a_drill_in_chromium(tmp_path, gameday_serve):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -68,14 +67,10 @@ def test_three_people_run_a_drill_in_chromium(tmp_path):
     db = tmp_path / "g.db"
     env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(db),
            "GAMEDAY_RUNS": str(tmp_path / "runs"), "GAMEDAY_URL": base}
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
-    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
-                              "--data-dir", str(tmp_path / "data"), "--no-scheduler"],
-                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    gameday_serve(env, "--data-dir", str(tmp_path / "data"), "--no-scheduler", port=port)
     drivers: dict[str, object] = {}
     drill_id = None
     try:
-        wait_until_serving(base)
         # The game master starts the drill from the terminal and shares the join link.
         started = json.loads(subprocess.run(
             [sys.executable, "-m", "gameday", "drill", "start", SCENARIO, "--json",
@@ -196,6 +191,3 @@ def test_three_people_run_a_drill_in_chromium(tmp_path):
         if drill_id is not None:
             subprocess.run([sys.executable, "-m", "gameday", "drill", "end", str(drill_id),
                             "--as", "gm"], cwd=ROOT, env=env, capture_output=True, timeout=60)
-        serve.terminate()
-        serve.wait(timeout=15)
-        log.close()

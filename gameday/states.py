@@ -31,7 +31,6 @@ class IncidentState(StrEnum):
 
 INCIDENT_ENDED = frozenset({IncidentState.RESOLVED, IncidentState.REVIEWED,
                             IncidentState.CANCELLED, IncidentState.ABORTED})
-INCIDENT_OPEN = frozenset(IncidentState) - INCIDENT_ENDED
 
 
 class IncidentKind(StrEnum):
@@ -40,7 +39,6 @@ class IncidentKind(StrEnum):
     DRILL = "drill"
 
 
-REHEARSALS = frozenset({IncidentKind.GAMEDAY, IncidentKind.DRILL})
 KIND_LABELS: dict[str, str] = {IncidentKind.INCIDENT: "real incident",
                                IncidentKind.GAMEDAY: "game day", IncidentKind.DRILL: "drill"}
 
@@ -57,8 +55,7 @@ class RunStatus(StrEnum):
     EXPIRED = "expired"  # nobody approved it in time
 
 
-RUN_GOING = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})  # it holds or wants a slot
-RUN_UNFINISHED = RUN_GOING | {RunStatus.AWAITING_APPROVAL}
+RUN_UNFINISHED = frozenset({RunStatus.AWAITING_APPROVAL, RunStatus.QUEUED, RunStatus.RUNNING})
 
 
 class DrillState(StrEnum):

@@ -40,7 +40,6 @@ from gameday.web.context import (
 )
 from gameday.web.dispatch import Dispatcher
 
-UNFINISHED = RUN_UNFINISHED
 POLL_S = 0.2
 
 
@@ -172,7 +171,7 @@ def ending(run: dict[str, Any]) -> dict[str, Any]:
 
 def finished(run: dict[str, Any], dispatcher: Dispatcher) -> bool:
     stream = dispatcher.streams.get(run["id"])
-    return run["status"] not in UNFINISHED and (stream is None or stream.done.is_set())
+    return run["status"] not in RUN_UNFINISHED and (stream is None or stream.done.is_set())
 
 
 async def run_page(request: Request) -> Response:

@@ -14,7 +14,7 @@
 # The pod runs as user 10001 on a read-only root filesystem; its state directory
 # (/app/.gameday), home, /tmp and /reports are emptyDirs, and its kubeconfig (the cluster
 # it runs in, through its ServiceAccount) is a ConfigMap, all set up by the CronJob.
-# gameday.cronjob assumes /app (PROJECT_DIR) and user 10001 (UID): keep them in step.
+# gameday.schedules.cronjob assumes /app (PROJECT_DIR) and user 10001 (UID): keep them in step.
 
 # -- build: a virtualenv with gameday and its dependencies, and a checked kubectl --------
 FROM python:3.11.13-slim-bookworm AS build

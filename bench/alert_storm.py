@@ -37,7 +37,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gameday.sandbox.supervisor import free_port
+from gameday.targets.sandbox.supervisor import free_port
 
 TOKEN = "bench-token-0123456789abcdef"
 RUNBOOK = """\

@@ -42,7 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gameday import incident_facts, insights  # noqa: E402
+from gameday.report import facts as incident_facts  # noqa: E402
+from gameday.report import insights  # noqa: E402
 from gameday.store import Store  # noqa: E402
 
 SCENARIOS = [  # scenario file, service, team, runbook that contains it (None: wrong link)
@@ -115,7 +116,7 @@ def gameday_events(rng: random.Random, scenario: tuple, drill: bool) -> list[tup
                                                           "runbook": rb}))
     status, why = (("passed", {}) if contained else
                    ("deviated", {"steady state after the fault": "the experiment deviated"}))
-    out.append(ev("gameday.verdict", ttm + 25, {"status": status, "exit_code": 0 if contained
+    out.append(ev("gameday.game.verdict", ttm + 25, {"status": status, "exit_code": 0 if contained
                                                 else 3, "failed": list(why), "why": why,
                                                 "skipped": []}))
     return out
@@ -243,9 +244,9 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    from gameday.alerting import rule_files
-    from gameday.runbook import discover
-    from gameday.settings import current
+    from gameday.core.settings import current
+    from gameday.runbooks.routing import rule_files
+    from gameday.runbooks.runbook import discover
 
     runbooks, rules = discover(current().runbook_dirs), rule_files(current().rules_dirs)
     db0 = insights.connection(Store(args.db))

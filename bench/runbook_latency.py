@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from gameday.sandbox.supervisor import free_port
+from gameday.targets.sandbox.supervisor import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EDA_VENV = ROOT / "bench" / ".venv-eda"
@@ -274,8 +274,8 @@ def floor_trials(fx: dict, trials: int, env: dict) -> list[float]:
 
 
 def chain_trials(tool: Tool, fx: dict, trials: int, work: Path) -> list[float]:
-    from gameday.alerting import start_alerting
-    from gameday.sandbox import start_sandbox, stop_sandbox
+    from gameday.targets.sandbox import start_sandbox, stop_sandbox
+    from gameday.targets.sandbox.alerting import start_alerting
 
     sandbox_dir = work / f"sandbox-{tool.name.split()[0]}"
     shop = start_sandbox(sandbox_dir)

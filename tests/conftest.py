@@ -29,7 +29,7 @@ def _project_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def _fresh_settings():
     """A CLI invocation (CliRunner) makes its settings the process's; the next test
     resolves its own from its environment."""
-    from gameday import settings
+    from gameday.core import settings
 
     settings.use(None)
     yield
@@ -71,7 +71,7 @@ def any_store(request, tmp_path: Path):
 
 @pytest.fixture
 def scenario():
-    from gameday.scenario import load_scenario
+    from gameday.scenarios.scenario import load_scenario
 
     return load_scenario(ROOT / "scenarios" / "checkout-replica-crash.yaml")
 
@@ -103,7 +103,7 @@ MOMENTS = (
 
 @pytest.fixture(params=MOMENTS, ids=lambda m: m.name)
 def moment(request):
-    """Runs the test once at each of ``MOMENTS``: ``gameday.clock`` (and anything else
+    """Runs the test once at each of ``MOMENTS``: ``gameday.core.clock`` (and anything else
     in this process that reads the wall clock or the local zone) starts there and
     ticks on. Other processes the test starts keep the real clock (they inherit the
     moment's zone, through TZ)."""
@@ -135,7 +135,7 @@ def gameday_serve(tmp_path: Path):
 
     from serving import wait_until_serving
 
-    from gameday.sandbox.supervisor import free_port
+    from gameday.targets.sandbox.supervisor import free_port
 
     started: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
 

@@ -4,7 +4,7 @@
 kube-scheduler, kubectl, kwok and etcd into ``.gameday/k8s/bin``; where it has not run,
 ``needs_build`` skips. ``kwok_cluster`` gives a test module a cluster of its own name (so
 that it never meets a user's cluster, nor another module's), with gameday's demo shop in
-it as ``gameday.cluster.up`` makes it, and deletes it afterwards. ``apply_strictly`` is
+it as ``gameday.targets.cluster.up`` makes it, and deletes it afterwards. ``apply_strictly`` is
 the apply the manifests' headers tell people to run: server-side, refusing unknown or
 misspelled fields.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from gameday import cluster as k8s
-from gameday.errors import GamedayError
+from gameday.core.errors import GamedayError
+from gameday.targets import cluster as k8s
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gameday.sandbox.supervisor import free_port
+from gameday.targets.sandbox.supervisor import free_port
 
 BIN = Path(os.environ.get("GAMEDAY_PG_BIN", "/usr/lib/postgresql/15/bin"))
 

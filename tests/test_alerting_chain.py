@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from serving import eventually
 
-from gameday.alerting import missing_binaries, start_alerting
-from gameday.sandbox import start_sandbox, stop_sandbox
-from gameday.sandbox.supervisor import free_port
 from gameday.store import Store
+from gameday.targets.sandbox import start_sandbox, stop_sandbox
+from gameday.targets.sandbox.alerting import missing_binaries, start_alerting
+from gameday.targets.sandbox.supervisor import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     bool(missing_binaries()),

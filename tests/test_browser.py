@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gameday.sandbox import start_sandbox, stop_sandbox
+from gameday.targets.sandbox import start_sandbox, stop_sandbox
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
@@ -152,9 +152,9 @@ def test_pages_say_which_world_in_chromium(tmp_path, gameday_serve):
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from gameday import runs
-    from gameday.incident import Incident
-    from gameday.runbook import find
+    from gameday.incidents.incident import Incident
+    from gameday.runbooks.runbook import find
+    from gameday.runs import run as runs
     from gameday.store import Store
 
     shots = os.environ.get("GAMEDAY_SCREENSHOTS")  # set to refresh docs/img

@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from gameday import __version__
-from gameday.cli import cli
+from gameday.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +47,7 @@ def test_version_and_module_entry_point():
 
 
 def test_help_does_not_import_heavy_modules():
-    code = ("import sys; from gameday.cli import cli; "
+    code = ("import sys; from gameday.cli.main import cli; "
             "heavy = [m for m in ('chaoslib', 'ansible_runner', 'jinja2', 'kubernetes', "
             "'rich') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -104,7 +104,7 @@ def test_runbook_list_json_has_the_interface_fields():
 
 
 def test_incident_commands(store):
-    from gameday.incident import Incident
+    from gameday.incidents.incident import Incident
 
     inc = Incident.open(store, "practice")
     inc.declare("SEV-3", "gameday")

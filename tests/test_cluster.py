@@ -13,8 +13,8 @@ import yaml
 from click.testing import CliRunner
 from controlplane import needs_build
 
-from gameday import cluster as k8s
-from gameday.cli import cli
+from gameday.cli.main import cli
+from gameday.targets import cluster as k8s
 
 ROOT = Path(__file__).resolve().parent.parent
 

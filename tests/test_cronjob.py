@@ -1,4 +1,4 @@
-"""Scheduled game days as Kubernetes CronJobs (gameday.cronjob) and the image they run
+"""Scheduled game days as Kubernetes CronJobs (gameday.schedules.cronjob) and the image they run
 (Dockerfile; a fresh project's own image is test_init_image's): the manifests,
 permissions derived exactly from the fault and the runbook, refusals, and, on the real
 kwok control plane, strict server-side apply (of a fresh `gameday init` project's export
@@ -23,10 +23,10 @@ import pytest
 import yaml
 from controlplane import apply_strictly, kwok_cluster, needs_build
 
-from gameday import cluster as k8s
-from gameday import cronjob
-from gameday.errors import GamedayError, ValidationError
-from gameday.scenario import load_scenario
+from gameday.core.errors import GamedayError, ValidationError
+from gameday.scenarios.scenario import load_scenario
+from gameday.schedules import cronjob
+from gameday.targets import cluster as k8s
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -544,7 +544,7 @@ def can_i(kwok: k8s.Cluster, sa: str, *args: str) -> bool:
 
 
 def run_activities(activities: list[dict[str, Any]], run_dir: Path) -> None:
-    from gameday import chaos
+    from gameday.game import chaos
 
     run_dir.mkdir(parents=True)
     journal = chaos.run({"title": "as the ServiceAccount", "description": "permissions",
@@ -563,8 +563,8 @@ def test_the_exported_permissions_are_enough_for_the_fault_and_the_runbook(
     then the rollbacks, all succeed; what it was not given, it cannot do."""
     import kubernetes.config.kube_config as kube_config
 
-    from gameday.routing import route
-    from gameday.runbook import run_runbook
+    from gameday.runbooks.routing import route
+    from gameday.runbooks.runbook import run_runbook
 
     docs, _ = applied["streams"][scenario]
     config = service_account_kubeconfig(kwok, docs, tmp_path)
@@ -729,8 +729,8 @@ def test_the_exported_cronjob_runs_the_game_day_in_the_cluster_as_is(kwok, appli
     files its Dockerfile copies, cronjob.IMAGE_HOLDS), nothing else of the project."""
     import xml.etree.ElementTree as ET
 
+    from gameday.game.verdict import RUNBOOK
     from gameday.store import Store
-    from gameday.verdict import RUNBOOK
 
     docs, _ = applied["streams"][stream]
     project = ROOT

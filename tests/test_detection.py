@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from gameday.detection import Detector
-from gameday.scenario import Alert, Slo
-from gameday.traffic import Sample, Traffic
+from gameday.game.detection import Detector
+from gameday.scenarios.scenario import Alert, Slo
+from gameday.slis.traffic import Sample, Traffic
 
 S = 1_000_000_000
 SLO = Slo(success_ratio=0.99, latency_p99_ms=300, window_s=2.0)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gameday.scoring import compute_metrics
+from gameday.game.scoring import compute_metrics
 from gameday.store import Store
 
 pytestmark = pytest.mark.slow

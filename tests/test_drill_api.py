@@ -11,10 +11,10 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from gameday import events
-from gameday.drillmaster import spin
-from gameday.errors import ValidationError
-from gameday.incident import Incident
+from gameday.core import events
+from gameday.core.errors import ValidationError
+from gameday.drills.master import spin
+from gameday.incidents.incident import Incident
 from gameday.store import Store
 from gameday.web.app import create_app
 
@@ -255,7 +255,7 @@ def test_what_the_console_refuses(drill):
 
 
 def test_an_admin_can_stand_in_for_the_game_master(drill):
-    from gameday.auth import new_token, token_sha256
+    from gameday.people.auth import new_token, token_sha256
 
     client, store, drill_id, _ = drill
     admin, responder = new_token(), new_token()

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from gameday.sandbox.supervisor import free_port
-from gameday.scenario import load_scenario
-from gameday.scorecards import scorecards
+from gameday.drills.scorecards import scorecards
+from gameday.scenarios.scenario import load_scenario
 from gameday.store import Store
+from gameday.targets.sandbox.supervisor import free_port
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(

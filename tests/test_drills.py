@@ -14,11 +14,11 @@ import pytest
 import yaml
 from serving import eventually
 
-from gameday.drill import Clock, DrillSpec, due_injects
-from gameday.drillmaster import spin
-from gameday.errors import ValidationError
-from gameday.scenario import load_scenario
-from gameday.scorecards import scorecards
+from gameday.core.errors import ValidationError
+from gameday.drills.master import spin
+from gameday.drills.scorecards import scorecards
+from gameday.scenarios.drill import Clock, DrillSpec, due_injects
+from gameday.scenarios.scenario import load_scenario
 from gameday.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

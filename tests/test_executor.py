@@ -1,4 +1,4 @@
-"""The warm runbook executor (``gameday.executor``): runs forked from a warm zygote leave
+"""The warm runbook executor (``gameday.runbooks.executor``): runs forked from a warm zygote leave
 what ansible-runner leaves, report the same events, stop at once when cancelled, never
 see each other, and fall back to ansible-runner when the zygote cannot start."""
 
@@ -21,8 +21,8 @@ import pytest
 import yaml
 from serving import eventually
 
-from gameday import executor
-from gameday.runbook import load_runbook, run_runbook
+from gameday.runbooks import executor
+from gameday.runbooks.runbook import load_runbook, run_runbook
 
 
 def playbook(tmp_path: Path, tasks: list, name: str = "probe") -> Path:
@@ -435,7 +435,7 @@ def test_nothing_outlives_the_process_that_ran_it(tmp_path):
         "argv": ["sleep", str(seconds)]}}])
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from gameday.runbook import load_runbook, prewarm, run_runbook
+        from gameday.runbooks.runbook import load_runbook, prewarm, run_runbook
         prewarm()
         run_runbook(load_runbook(Path({str(rb)!r})), {{}}, Path({str(tmp_path / 'data')!r}))
     """)

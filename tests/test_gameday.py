@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gameday.events import in_time_order as timeline
-from gameday.sandbox.client import sandbox_processes
-from gameday.scoring import compute_metrics
+from gameday.core.events import in_time_order as timeline
+from gameday.game.scoring import compute_metrics
 from gameday.store import Store
+from gameday.targets.sandbox.client import sandbox_processes
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,7 +113,7 @@ def test_review_matches_the_stored_timeline(crash):
 def test_rescoring_gives_the_same_score(crash):
     from click.testing import CliRunner
 
-    from gameday.cli import cli
+    from gameday.cli.main import cli
 
     result, store = crash
     out = CliRunner().invoke(cli, ["--db", str(store.path), "score", result["run_dir"],

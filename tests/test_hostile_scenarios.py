@@ -41,11 +41,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from gameday import settings as gameday_settings
-from gameday.checks import validate_file
-from gameday.cli import cli
-from gameday.errors import ValidationError
-from gameday.scenario import scenario_schema
+from gameday.cli.main import cli
+from gameday.core import settings as gameday_settings
+from gameday.core.errors import ValidationError
+from gameday.game.validate import validate_file
+from gameday.scenarios.scenario import scenario_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = scenario_schema()  # what `gameday schema scenario` prints
@@ -409,7 +409,7 @@ def _bomb(width: int, depth: int) -> str:
 
 TAGGED = (
     "!!python/object/apply:os.system ['id']", "!!python/name:os.system",
-    "!!python/object:gameday.errors.ValidationError {message: x}",
+    "!!python/object:gameday.core.errors.ValidationError {message: x}",
     "!!python/object/new:type [x, [], {}]", "!!python/tuple [1, 2]",
     "!!binary aGVsbG8=", "!!binary '!!!'", "!!set {a, b}", "!!omap [a: 1, b: 2]",
     "!!pairs [a: 1, a: 2]", "!!timestamp 2026-01-01", "2026-02-30", "2026-01-01 10:00:00+99:00",
@@ -685,7 +685,7 @@ def test_fixed_hostile_documents_in_process(hostile_file, name):
 def test_a_person_is_named_by_one_rule_everywhere(tmp_path):
     """What a scenario's roster accepts, `gameday user add` and a move's --as accept,
     and the reverse."""
-    from gameday.moves import person
+    from gameday.incidents.moves import person
 
     for name in ("ana", "ben.o-neil_2", "x" * 63):
         assert person(name) == name

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from gameday.auth import SESSION_COOKIE, Auth, token_sha256
-from gameday.cli import cli
+from gameday.cli.main import cli
+from gameday.people.auth import SESSION_COOKIE, Auth, token_sha256
 from gameday.store import Store
 from gameday.web.app import create_app
 
@@ -124,7 +124,7 @@ def test_a_destructive_run_waits_for_a_second_person(people, tmp_path):
 
 def test_an_approval_that_timed_out_is_recorded_and_can_never_be_given(people, tmp_path):
     store, tokens = people
-    from gameday.incident import Incident
+    from gameday.incidents.incident import Incident
 
     inc = Incident.open(store, "payments replica 2 is slow", service="payments")
     body = {"params": {"service": "payments", "replica": "2"}, "confirm": True,
@@ -250,7 +250,7 @@ def test_a_forwarded_for_header_does_not_make_a_stranger_the_proxy(people, tmp_p
 
     from serving import wait_until_serving
 
-    from gameday.sandbox.supervisor import free_port
+    from gameday.targets.sandbox.supervisor import free_port
 
     store, _ = people
     port = free_port()

@@ -4,12 +4,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gameday import clock, events
-from gameday.errors import GamedayError
-from gameday.incident import Incident, InvalidTransition
-from gameday.policy import measured_severity, needs_dedicated_ic, on_duty, staffing
-from gameday.scenario import Slo, Team
-from gameday.traffic import Sli
+from gameday.core import clock, events
+from gameday.core.errors import GamedayError
+from gameday.core.policy import measured_severity, needs_dedicated_ic, on_duty, staffing
+from gameday.incidents.incident import Incident, InvalidTransition
+from gameday.scenarios.scenario import Slo, Team
+from gameday.slis.traffic import Sli
 
 SLO = Slo(success_ratio=0.99, latency_p99_ms=300, window_s=2)
 

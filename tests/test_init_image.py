@@ -23,9 +23,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from gameday import __version__, cronjob
-from gameday.cli import cli
-from gameday.scenario import load_scenario
+from gameday import __version__
+from gameday.cli.main import cli
+from gameday.scenarios.scenario import load_scenario
+from gameday.schedules import cronjob
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S_SCENARIO = "scenarios/k8s-frontend-scaled-to-zero.yaml"

@@ -16,11 +16,12 @@ from click.testing import CliRunner
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from gameday import clock, events, insights
-from gameday.errors import ValidationError
-from gameday.incident import Incident
-from gameday.insights import Scope, distribution, percentile
-from gameday.scoring import compute_metrics
+from gameday.core import clock, events
+from gameday.core.errors import ValidationError
+from gameday.game.scoring import compute_metrics
+from gameday.incidents.incident import Incident
+from gameday.report import insights
+from gameday.report.insights import Scope, distribution, percentile
 from gameday.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,10 +270,10 @@ def test_the_pass_rate_counts_every_game_day(store, tmp_path):
     assert d["failed_checks"] == {"mitigated within target": 1}
     assert unjudged not in {f.id for f in insights.facts(store) if f.verdict}
     # said the same way in the terminal and on the page
-    from gameday.commands import State
-    from gameday.commands.report import report
-    from gameday.insights_page import render_html
-    from gameday.settings import Settings
+    from gameday.cli.common import State
+    from gameday.cli.report import report
+    from gameday.core.settings import Settings
+    from gameday.report.page import render_html
 
     text = CliRunner().invoke(report, [], obj=State(Settings.load())).output
     assert "verdicts: pass rate 43% of 7 judged (deviated 1, failed 2, interrupted 1, " \
@@ -365,7 +366,7 @@ def test_drills_are_a_kind_of_their_own(store, tmp_path):
 
 
 def test_kept_facts_give_the_same_report_and_follow_new_events(store, history, tmp_path):
-    from gameday import incident_facts
+    from gameday.report import facts as incident_facts
 
     db = insights.connection(store)
     first = build(store, tmp_path).as_dict()  # derives every incident's row
@@ -396,7 +397,7 @@ def test_kept_facts_give_the_same_report_and_follow_new_events(store, history, t
 
 
 def test_rows_of_another_version_or_none_are_derived_again(store, history, tmp_path):
-    from gameday import incident_facts
+    from gameday.report import facts as incident_facts
 
     first = build(store, tmp_path).as_dict()
     db = insights.connection(store)
@@ -535,7 +536,7 @@ def test_week_axis_crosses_a_year():
 
 @pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_trend_chart_shows_a_gap(store, history, tmp_path):
-    from gameday.insights_page import figures
+    from gameday.report.page import figures
 
     r = build(store, tmp_path)
     svg = figures(r)["trend_gameday"]
@@ -556,9 +557,9 @@ def test_trend_chart_shows_a_gap(store, history, tmp_path):
 
 @pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_actions_list_filters(store, history):
-    from gameday.commands import State
-    from gameday.commands.learning import actions
-    from gameday.settings import Settings
+    from gameday.cli.common import State
+    from gameday.cli.learning import actions
+    from gameday.core.settings import Settings
 
     def run(*args: str) -> list[dict]:
         result = CliRunner().invoke(actions, ["list", *args, "--json"],
@@ -574,9 +575,9 @@ def test_actions_list_filters(store, history):
 
 @pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
 def test_report_command(store, history):
-    from gameday.commands import State
-    from gameday.commands.report import report
-    from gameday.settings import Settings
+    from gameday.cli.common import State
+    from gameday.cli.report import report
+    from gameday.core.settings import Settings
 
     result = CliRunner().invoke(report, ["--json", "--since", "30d"],
                                 obj=State(Settings.load()))
@@ -593,9 +594,9 @@ def test_report_command(store, history):
 
 
 def test_report_html_file(store, history, tmp_path):
-    from gameday.commands import State
-    from gameday.commands.report import report
-    from gameday.settings import Settings
+    from gameday.cli.common import State
+    from gameday.cli.report import report
+    from gameday.core.settings import Settings
 
     out = tmp_path / "report.html"
     result = CliRunner().invoke(report, ["--html", str(out)], obj=State(Settings.load()))
@@ -675,7 +676,7 @@ def test_runbook_page_says_when_it_was_verified(store, history, tmp_path):
 
 
 def test_review_chart_unchanged_by_the_shared_renderer(tmp_path):
-    from gameday.review import chart_svg
+    from gameday.game.review import chart_svg
 
     rows = [{"at_ns": 1_000_000_000 + i * 250_000_000, "total": 10,
              "success_ratio": 1 - (0.4 if 5 < i < 15 else 0), "p99_ms": 100 + i * 7.3}
@@ -705,8 +706,8 @@ def test_report_over_real_game_days_matches_their_events(tmp_path):
     crash = run_gameday("checkout-replica-crash", env)
     wrong = run_gameday("checkout-bad-deploy-wrong-runbook", env)
     store = Store(tmp_path / "real.db")
-    from gameday.runbook import discover
-    from gameday.settings import current
+    from gameday.core.settings import current
+    from gameday.runbooks.runbook import discover
 
     r = insights.build(store, runbooks=discover(current().runbook_dirs))
     assert r.counts == {"gameday": 2, "drill": 0, "incident": 0}

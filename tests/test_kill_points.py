@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from gameday import clock
-from gameday.incident import TERMINAL_STATES
-from gameday.lease import leftovers
-from gameday.sandbox.client import sandbox_processes
+from gameday.core import clock
+from gameday.incidents.incident import TERMINAL_STATES
 from gameday.store import Store
+from gameday.store.leases import leftovers
+from gameday.targets.sandbox.client import sandbox_processes
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gameday.cluster import container_engine
+from gameday.targets.cluster import container_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("kind-*.yaml"))

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from test_web import TOKEN, alert, payload, write_runbook
 
-from gameday.sandbox.supervisor import free_port
 from gameday.store import Store
+from gameday.targets.sandbox.supervisor import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -188,7 +188,7 @@ def test_a_lost_database_connection_is_a_503_then_recovers(tmp_path, postgres):
     import psycopg
     from starlette.testclient import TestClient
 
-    from gameday.incident import Incident
+    from gameday.incidents.incident import Incident
     from gameday.web.app import create_app
 
     url = postgres.database()
@@ -216,8 +216,8 @@ def test_two_replicas_put_one_alert_groups_alerts_in_one_incident(tmp_path, post
     """Two alerts of one group, delivered to two replicas' intakes at the same moment:
     the second joins the incident the first opened (one batch at a time), and their
     runbook, with the same parameters, runs once."""
-    from gameday.alerts import parse
-    from gameday.intake import Delivery, Intake
+    from gameday.runs.alerts import parse
+    from gameday.runs.intake import Delivery, Intake
 
     url = postgres.database()
     books = tmp_path / "runbooks"
@@ -257,9 +257,9 @@ def test_a_run_whose_replica_died_is_ended_once_when_its_heartbeat_stops(tmp_pat
     by its heartbeat, on the database's clock: ended once it is older than RUN_TTL_S, by
     one of two replicas looking at the same moment, on the record; a run whose
     heartbeat is fresh stays, and so does one its process here still holds."""
-    from gameday import runs
-    from gameday.incident import Incident
-    from gameday.lease import owner
+    from gameday.incidents.incident import Incident
+    from gameday.runs import run as runs
+    from gameday.store.leases import owner
 
     url = postgres.database()
     store = Store(url)

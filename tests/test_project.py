@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gameday.cli import cli
+from gameday.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,8 +74,8 @@ def installed(tmp_path_factory) -> Path:
                     "-q", "-w", str(work / "dist"), str(ROOT)], check=True, timeout=300)
     wheel = next((work / "dist").glob("gameday-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for shipped in ("gameday/sandbox/runbooks/restart-replica.yml",
-                    "gameday/sandbox/alerting/sandbox.rules.yml",
+    for shipped in ("gameday/targets/sandbox/runbooks/restart-replica.yml",
+                    "gameday/targets/sandbox/alerting/sandbox.rules.yml",
                     "gameday/activities/factors.yaml", "gameday/scaffold/gameday.toml",
                     "gameday/scaffold/scenarios/first-game-day.yaml",
                     "gameday/templates/review.html.j2", "gameday/templates/comms/internal.md.j2"):

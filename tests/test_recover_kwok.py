@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from controlplane import needs_build
 
-from gameday import cluster as k8s
+from gameday.targets import cluster as k8s
 
 pytestmark = [pytest.mark.slow, needs_build]
 ROOT = Path(__file__).resolve().parent.parent

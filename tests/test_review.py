@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from gameday.cli import cli
-from gameday.review import blame_warnings
+from gameday.cli.main import cli
+from gameday.incidents.language import blame_warnings
 
 
 @pytest.mark.parametrize("text", [
@@ -29,7 +29,7 @@ def test_system_language_passes(text):
 
 
 def test_note_command_warns_and_records(store):
-    from gameday.incident import Incident
+    from gameday.incidents.incident import Incident
 
     inc = Incident.open(store, "t")
     result = CliRunner().invoke(cli, ["incident", "note", str(inc.id), "--as", "eli",
@@ -40,7 +40,7 @@ def test_note_command_warns_and_records(store):
 
 
 def test_sli_windows_skip_a_line_cut_by_a_crash(tmp_path):
-    from gameday.traffic import last_sli_window, sli_windows
+    from gameday.slis.traffic import last_sli_window, sli_windows
 
     (tmp_path / "sli.jsonl").write_text(
         '{"at_ns": 1, "total": 4, "success_ratio": 1.0}\n'

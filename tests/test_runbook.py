@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gameday.errors import ValidationError
-from gameday.runbook import discover, find, load_runbook, run_runbook, validate_params
+from gameday.core.errors import ValidationError
+from gameday.runbooks.runbook import discover, find, load_runbook, run_runbook, validate_params
 
 ATTACKS = ["; rm -rf /", "$(id)", "`id`", "{{ lookup('pipe','id') }}", "{% raw %}",
            "checkout\nrm -rf /", "a" * 200, "checkout && id", "../../etc/passwd"]

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-DIRS = ("runbooks/", "gameday/sandbox/runbooks/")  # the project's, and the built-in ones
+DIRS = ("runbooks/", "gameday/targets/sandbox/runbooks/")  # the project's, and the built-in ones
 RUNBOOKS = sorted(p for d in DIRS for p in (ROOT / d).glob("*.yml"))
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
        "ANSIBLE_NOCOLOR": "1", "NO_COLOR": "1"}

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gameday.errors import NotFound, SandboxError
-from gameday.sandbox import start_sandbox, stop_sandbox
-from gameday.sandbox.client import sandbox_processes
+from gameday.core.errors import NotFound, SandboxError
+from gameday.targets.sandbox import start_sandbox, stop_sandbox
+from gameday.targets.sandbox.client import sandbox_processes
 
 
 def hit(url: str, n: int = 30) -> dict[int, int]:

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gameday.errors import ValidationError
-from gameday.policy import DEFAULT_TARGETS
-from gameday.scenario import load_scenario, parse_duration
+from gameday.core.errors import ValidationError
+from gameday.core.policy import DEFAULT_TARGETS
+from gameday.scenarios.scenario import load_scenario, parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -279,7 +279,7 @@ def test_hostile_files_are_validation_errors(tmp_path, kind):
 def test_hostile_files_exit_2_at_the_cli(tmp_path, kind):
     from click.testing import CliRunner
 
-    from gameday.cli import cli
+    from gameday.cli.main import cli
 
     path = hostile(tmp_path, kind)
     result = CliRunner().invoke(cli, ["run", str(path)])

@@ -17,14 +17,15 @@ import pytest
 from click.testing import CliRunner
 from serving import eventually
 
-from gameday import clock, notify
-from gameday.alerts import parse
-from gameday.cli import cli
-from gameday.errors import ValidationError
-from gameday.intake import Delivery, Intake
-from gameday.schedule import from_row, make_schedule, parse_blackout, spec_of
-from gameday.scheduler import Scheduler, guardrail, target_key
-from gameday.settings import Settings
+from gameday.cli.main import cli
+from gameday.core import clock
+from gameday.core.errors import ValidationError
+from gameday.core.settings import Settings
+from gameday.runs.alerts import parse
+from gameday.runs.intake import Delivery, Intake
+from gameday.schedules import notify
+from gameday.schedules.schedule import from_row, make_schedule, parse_blackout, spec_of
+from gameday.schedules.scheduler import Scheduler, guardrail, target_key
 from gameday.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -284,7 +285,7 @@ def start_serve(port: int, tmp_path: Path, name: str) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_two_serve_processes_run_every_due_game_day_once(tmp_path):
-    from gameday.sandbox.supervisor import free_port
+    from gameday.targets.sandbox.supervisor import free_port
 
     receiver = Receiver()
     store = Store(os.environ["GAMEDAY_DB"])
@@ -330,9 +331,9 @@ def test_sigterm_to_serve_stops_its_scheduled_game_day_and_leaves_no_claim(tmp_p
     """gameday serve stopped (SIGTERM, as Kubernetes stops a pod) while the game day it
     scheduled holds a fault: the game day rolls back and records its end, the serve
     exits by the signal, and nothing is left running or claimed."""
-    from gameday.lease import alive, leftovers
-    from gameday.sandbox.client import sandbox_processes
-    from gameday.sandbox.supervisor import free_port
+    from gameday.store.leases import alive, leftovers
+    from gameday.targets.sandbox.client import sandbox_processes
+    from gameday.targets.sandbox.supervisor import free_port
 
     store = Store(os.environ["GAMEDAY_DB"])
     result = CliRunner().invoke(cli, ["schedule", "add", "soon", SCENARIO, "--every", "5s"])
@@ -447,7 +448,7 @@ def test_the_lever_and_run_now_from_the_schedules_page(store, tmp_path):
     starts the real game-day process (stopped here by SIGTERM, as an operator would)."""
     from starlette.testclient import TestClient
 
-    from gameday.auth import SESSION_COOKIE, Auth
+    from gameday.people.auth import SESSION_COOKIE, Auth
     from gameday.web.app import create_app
 
     settings = stored(store)

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from gameday.commands.schema import schema
-from gameday.errors import ValidationError
-from gameday.runbook import discover, load_runbook
-from gameday.scenario import load_scenario
+from gameday.cli.schema import schema
+from gameday.core.errors import ValidationError
+from gameday.runbooks.runbook import discover, load_runbook
+from gameday.scenarios.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -146,7 +146,7 @@ def test_runbook_schema_and_loader_refuse_a_bad_type(tmp_path):
 
 
 def test_the_command_module_does_not_import_pydantic():
-    code = ("import sys; import gameday.cli, gameday.commands.schema; "
+    code = ("import sys; import gameday.cli.main, gameday.cli.schema; "
             "print('pydantic' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

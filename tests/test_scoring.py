@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gameday.scenario import DEFAULT_TARGETS
-from gameday.scoring import compute_metrics, score
+from gameday.game.scoring import compute_metrics, score
+from gameday.scenarios.scenario import DEFAULT_TARGETS
 
 S = 1_000_000_000
 

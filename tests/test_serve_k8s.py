@@ -33,15 +33,15 @@ import yaml
 from click.testing import CliRunner
 from controlplane import apply_strictly, kubectl_binary, kustomize, kwok_cluster, needs_build
 
-from gameday import cluster as k8s
-from gameday import cronjob
-from gameday.cli import cli
-from gameday.commands.serve import serve
-from gameday.errors import GamedayError
-from gameday.sandbox.supervisor import free_port
-from gameday.scenario import load_scenario
-from gameday.settings import Settings
+from gameday.cli.main import cli
+from gameday.cli.serve import serve
+from gameday.core.errors import GamedayError
+from gameday.core.settings import Settings
+from gameday.scenarios.scenario import load_scenario
+from gameday.schedules import cronjob
 from gameday.store import Store
+from gameday.targets import cluster as k8s
+from gameday.targets.sandbox.supervisor import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DIR = ROOT / "deploy" / "kubernetes" / "serve"
@@ -222,7 +222,7 @@ def test_the_example_secret_is_a_placeholder_gameday_serve_refuses():
 
 
 def test_the_pod_is_least_privilege_like_a_scheduled_game_days():
-    """The same pod and container security as the CronJob gameday.cronjob writes, and
+    """The same pod and container security as the CronJob gameday.schedules.cronjob writes, and
     no token for the Kubernetes API: gameday serve never calls it."""
     docs = manifests()
     pod, c = pod_spec(docs), container(docs)

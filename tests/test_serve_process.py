@@ -83,7 +83,7 @@ def test_a_10_mb_webhook_gets_a_413_every_client_can_read(tmp_path):
 
     from serving import wait_until_serving
 
-    from gameday.sandbox.supervisor import free_port
+    from gameday.targets.sandbox.supervisor import free_port
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gameday.errors import ValidationError
-from gameday.settings import BUILTIN_RUNBOOKS, Settings, store_path, store_target
+from gameday.core.errors import ValidationError
+from gameday.core.settings import BUILTIN_RUNBOOKS, Settings, store_path, store_target
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +93,7 @@ def test_postgresql_urls_name_a_store(url):
 def test_cli_refuses_a_database_url_it_does_not_understand(tmp_path):
     from click.testing import CliRunner
 
-    from gameday.cli import cli
+    from gameday.cli.main import cli
 
     result = CliRunner().invoke(cli, ["--db", "mysql://u@127.0.0.1/g", "incident", "list"])
     assert result.exit_code == 2
@@ -103,7 +103,7 @@ def test_cli_refuses_a_database_url_it_does_not_understand(tmp_path):
 def test_an_unreachable_postgresql_is_a_clear_error_not_a_traceback(tmp_path):
     from click.testing import CliRunner
 
-    from gameday.cli import cli
+    from gameday.cli.main import cli
 
     result = CliRunner().invoke(cli, ["--db", "postgresql://u@127.0.0.1:1/g", "incident",
                                       "list"])
@@ -135,7 +135,7 @@ def test_the_configuration_page_lists_every_setting_as_declared():
     """The configuration page (docs/configuration.md) is the declaration
     (``settings.SETTINGS``), row for row: a setting added, renamed or given another
     default shows up there."""
-    from gameday.settings import SETTINGS, reference
+    from gameday.core.settings import SETTINGS, reference
 
     section = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
                ).read_text()
@@ -144,7 +144,7 @@ def test_the_configuration_page_lists_every_setting_as_declared():
 
 
 def test_every_key_gameday_toml_accepts_is_a_declared_setting(tmp_path):
-    from gameday.settings import SETTINGS, Settings
+    from gameday.core.settings import SETTINGS, Settings
 
     sections: dict[str, list[str]] = {}
     for n, s in enumerate(SETTINGS):

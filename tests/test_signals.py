@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from serving import eventually
 
-from gameday.sandbox.client import sandbox_processes
 from gameday.store import Store
+from gameday.targets.sandbox.client import sandbox_processes
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gameday.errors import GamedayError, NotFound
-from gameday.events import Kind
+from gameday.core.errors import GamedayError, NotFound
+from gameday.core.events import Kind
 from gameday.store import HEAD, Store, integrity_errors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,7 +149,7 @@ def test_a_postgresql_store_behind_the_schema_is_refused_until_upgraded(postgres
         Store(url)
     from click.testing import CliRunner
 
-    from gameday.cli import cli
+    from gameday.cli.main import cli
 
     out = CliRunner().invoke(cli, ["--db", url, "incident", "list"])
     assert out.exit_code == 1 and "gameday db upgrade" in out.output
@@ -193,9 +193,10 @@ def test_the_report_follows_an_event_that_commits_late(postgres):
     ``last_seq`` commits with it), and the report runs from the CLI on that database."""
     from click.testing import CliRunner
 
-    from gameday import events, incident_facts
-    from gameday.cli import cli
-    from gameday.incident import Incident
+    from gameday.cli.main import cli
+    from gameday.core import events
+    from gameday.incidents.incident import Incident
+    from gameday.report import facts as incident_facts
 
     url = postgres.database()
     writer, reader = Store(url), Store(url)
@@ -278,7 +279,7 @@ def test_a_store_at_the_first_schema_with_history_upgrades_in_place(database, tm
     from alembic import command
     from sqlalchemy import create_engine
 
-    from gameday import incident_facts
+    from gameday.report import facts as incident_facts
     from gameday.store import _alembic_config, _engine_url
 
     if database == "sqlite":
@@ -344,9 +345,9 @@ def test_who_wins_is_decided_under_the_incidents_lock(any_store: Store):
     """Two processes (two replicas; a game day and a game master) deciding at the same
     moment: of two resolutions one is recorded and the other refused, and an inject
     fires once whoever fires it."""
-    from gameday import events
-    from gameday.errors import AlreadyRecorded
-    from gameday.incident import Incident, InvalidTransition
+    from gameday.core import events
+    from gameday.core.errors import AlreadyRecorded
+    from gameday.incidents.incident import Incident, InvalidTransition
 
     inc = Incident.open(any_store, "race", service="checkout")
     inc.declare("SEV-2", "ana", alert="CheckoutDown")

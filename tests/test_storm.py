@@ -16,14 +16,15 @@ import pytest
 from starlette.testclient import TestClient
 from test_web import AUTH, TOKEN, alert, payload, wait_runs_done, write_runbook
 
-from gameday import recovery, runs
-from gameday.alerts import parse
-from gameday.errors import GamedayError
-from gameday.incident import Incident
-from gameday.intake import Batcher, Delivery, Intake
-from gameday.runbook import find
-from gameday.sandbox.supervisor import free_port
+from gameday.core.errors import GamedayError
+from gameday.game import recovery
+from gameday.incidents.incident import Incident
+from gameday.runbooks.runbook import find
+from gameday.runs import run as runs
+from gameday.runs.alerts import parse
+from gameday.runs.intake import Batcher, Delivery, Intake
 from gameday.store import Store
+from gameday.targets.sandbox.supervisor import free_port
 from gameday.web.app import create_app
 from gameday.web.incidents import timeline_rows
 

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from gameday import events as ev
-from gameday.errors import ValidationError
-from gameday.scenario import load_scenario
-from gameday.store import Store
-from gameday.verdict import (
+from gameday.core import events as ev
+from gameday.core.errors import ValidationError
+from gameday.game.verdict import (
     ACKNOWLEDGED,
     DETECTED,
     MITIGATED,
@@ -35,6 +33,8 @@ from gameday.verdict import (
     record,
     write_junit,
 )
+from gameday.scenarios.scenario import load_scenario
+from gameday.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = [STEADY_BEFORE, STEADY_AFTER, DETECTED, ACKNOWLEDGED, MITIGATED, RUNBOOK]

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from gameday.alerts import parse
-from gameday.errors import ValidationError
+from gameday.core.errors import ValidationError
+from gameday.runs.alerts import parse
 from gameday.store import Store
 from gameday.web.app import create_app
 
@@ -158,7 +158,7 @@ def test_three_deliveries_start_one_run(client, app_and_store):
 def test_api_incident_matches_cli_json(client, app_and_store):
     from click.testing import CliRunner
 
-    from gameday.cli import cli
+    from gameday.cli.main import cli
 
     _, store = app_and_store
     first = client.post("/api/v1/alerts", json=payload(alert()), headers=AUTH).json()
@@ -329,7 +329,7 @@ def test_deeply_nested_json_is_400_and_oversize_is_413(client, app_and_store):
     assert r.status_code == 400 and r.json()["error"].startswith("not JSON")
     deep_object = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
     assert client.post("/api/v1/alerts", content=deep_object, headers=AUTH).status_code == 400
-    from gameday.alerts import MAX_BODY
+    from gameday.runs.alerts import MAX_BODY
 
     big = b" " * (MAX_BODY + 1)
     r = client.post("/api/v1/alerts", content=big, headers=AUTH)
@@ -369,7 +369,7 @@ def test_incident_page_lists_runs_and_reads_as_sentences(client, app_and_store):
 
 
 def test_review_is_served_from_the_run_directory(client, app_and_store, tmp_path):
-    from gameday.incident import Incident
+    from gameday.incidents.incident import Incident
 
     _, store = app_and_store
     run_dir = tmp_path / "runs" / "2026-11-22-drill"
@@ -398,9 +398,9 @@ def test_review_is_served_from_the_run_directory(client, app_and_store, tmp_path
 def test_run_page_replays_a_run_from_another_process(client, app_and_store, books, tmp_path):
     """A game day's run (recorded by ``runs.run``, never in this server's streams) is
     replayed from the incident's timeline, on the page and as an event stream."""
-    from gameday import runs
-    from gameday.incident import Incident
-    from gameday.runbook import find
+    from gameday.incidents.incident import Incident
+    from gameday.runbooks.runbook import find
+    from gameday.runs import run as runs
 
     _, store = app_and_store
     incident = Incident.open(store, "checkout is failing")
@@ -428,7 +428,7 @@ def test_run_page_replays_a_run_from_another_process(client, app_and_store, book
 
 
 def test_live_run_page_streams_sentences(client, app_and_store):
-    from gameday.events import describe
+    from gameday.core.events import describe
 
     _, store = app_and_store
     first = client.post("/api/v1/alerts", json=payload(alert()), headers=AUTH).json()
@@ -451,8 +451,8 @@ def test_web_never_imports_the_game_day_orchestration():
     import subprocess
     import sys
 
-    forbidden = ("gameday.game", "gameday.response", "gameday.targets", "gameday.detection",
-                 "gameday.control")
+    forbidden = ("gameday.game.run", "gameday.game.responders", "gameday.targets.base",
+                 "gameday.game.detection", "gameday.game.control")
     code = ("import sys, gameday.web.app; "
             "print('\\n'.join(m for m in sys.modules if m.startswith('gameday')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -461,7 +461,7 @@ def test_web_never_imports_the_game_day_orchestration():
     assert [m for m in loaded if m.startswith(forbidden)] == []
     assert "jinja2" not in "".join(
         p.read_text() for p in (Path(__file__).parent.parent / "gameday" / "web").glob("*.py")
-    ), "pages render through gameday.render.templates(), the one environment"
+    ), "pages render through gameday.core.render.templates(), the one environment"
 
 
 def test_a_runbook_for_a_game_day_on_another_host_is_refused(client, app_and_store, tmp_path):

@@ -12,12 +12,12 @@ import pytest
 from starlette.testclient import TestClient
 from test_web import AUTH, TOKEN, alert, payload, wait_runs_done, write_runbook
 
-from gameday import runs
-from gameday.alerts import parse
-from gameday.incident import Incident
-from gameday.intake import Delivery, Intake
-from gameday.runbook import find
-from gameday.settings import current
+from gameday.core.settings import current
+from gameday.incidents.incident import Incident
+from gameday.runbooks.runbook import find
+from gameday.runs import run as runs
+from gameday.runs.alerts import parse
+from gameday.runs.intake import Delivery, Intake
 from gameday.store import Store
 from gameday.web.app import create_app
 
@@ -192,7 +192,7 @@ def test_the_incident_list_marks_and_filters_each_kind(tmp_path):
 def test_incident_list_in_the_terminal_says_which_kind(store):
     from click.testing import CliRunner
 
-    from gameday.cli import cli
+    from gameday.cli.main import cli
 
     for kind in ("incident", "gameday", "drill"):
         Incident.open(store, f"a {kind}", kind=kind)

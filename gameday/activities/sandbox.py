@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gameday.errors import SandboxError
-from gameday.sandbox.client import SandboxClient
+from gameday.core.errors import SandboxError
+from gameday.targets.sandbox.client import SandboxClient
 
 Configuration = dict[str, Any]
 
@@ -32,7 +32,7 @@ __all__ = [
 def _client(state_dir: str | None, configuration: Configuration | None) -> SandboxClient:
     path = state_dir or (configuration or {}).get("gameday_sandbox")
     if not path:
-        from gameday.settings import current
+        from gameday.core.settings import current
 
         return SandboxClient(current().sandbox_dir)
     return SandboxClient(Path(path))
@@ -123,7 +123,7 @@ def slo_met(success_ratio: float = 0.99, latency_p99_ms: float = 500, window_s: 
             state_dir: str | None = None, configuration: Configuration | None = None) -> bool:
     """Whether the shop meets its objective: from the game day's live SLIs when one is
     running in this process, else from a burst of requests made here."""
-    from gameday import traffic
+    from gameday.slis import traffic
 
     live = traffic.LIVE
     if live is not None:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gameday import clock
-from gameday.errors import GamedayError, StoreUnavailable
-from gameday.events import Kind
+from gameday.core import clock
+from gameday.core.errors import GamedayError, StoreUnavailable
+from gameday.core.events import Kind
 
 KINDS = frozenset(k.value for k in Kind)
 
@@ -294,7 +294,7 @@ class Database:
         ``url``: the store as a child process is told it (``GAMEDAY_DB``). ``path``: the
         SQLite file, or for PostgreSQL the URL as a ``Path`` (never a file)."""
         if path is None:
-            from gameday.settings import current
+            from gameday.core.settings import current
 
             path = current().db
         target = os.fspath(path)
@@ -306,7 +306,7 @@ class Database:
             engine_url = _engine_url(target)
         else:
             if target.startswith("sqlite:"):
-                from gameday.settings import store_path
+                from gameday.core.settings import store_path
 
                 target = str(store_path(target))
             self.path = Path(target)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gameday.errors import NotFound
+from gameday.core.errors import NotFound
 from gameday.store.base import (
     Database,
     _inserted_id,

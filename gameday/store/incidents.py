@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gameday import clock
-from gameday.errors import AlreadyRecorded, GamedayError, NotFound
+from gameday.core import clock
+from gameday.core.errors import AlreadyRecorded, GamedayError, NotFound
 from gameday.store.base import (
     BOOT_ID,
     KINDS,
@@ -97,7 +97,7 @@ class IncidentStore(Database):
         state and may refuse; ``once`` (a field of the payload, its value) refuses an
         event of this kind whose payload already has that value."""
         if kind not in KINDS:
-            raise GamedayError(f"unknown event kind {kind!r} (see gameday.events.Kind)")
+            raise GamedayError(f"unknown event kind {kind!r} (see gameday.core.events.Kind)")
         local, epoch = time.monotonic_ns(), clock.epoch_ns()  # the moment it is recorded
         utc = at_utc or utc_now()
         with self._tx() as db:

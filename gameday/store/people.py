@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gameday.errors import GamedayError
+from gameday.core.errors import GamedayError
 from gameday.store.base import (
     Database,
     utc_now,

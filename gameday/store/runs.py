@@ -8,8 +8,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from gameday.errors import NotFound
-from gameday.states import IncidentKind, RunStatus
+from gameday.core.errors import NotFound
+from gameday.core.states import IncidentKind, RunStatus
 from gameday.store.base import (
     Database,
     _inserted_id,

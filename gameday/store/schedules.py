@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gameday.errors import GamedayError, NotFound
+from gameday.core.errors import GamedayError, NotFound
 from gameday.store.base import (
     Database,
     _schedule_run,

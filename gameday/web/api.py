@@ -12,8 +12,8 @@ import json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gameday.alerts import decode
-from gameday.incident import Incident
+from gameday.incidents.incident import Incident
+from gameday.runs.alerts import decode
 from gameday.web.context import caller, read_body, shared
 
 

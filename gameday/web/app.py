@@ -29,17 +29,17 @@ from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import Route
 
-from gameday.auth import Auth
-from gameday.intake import COALESCE_WINDOW_S
-from gameday.settings import Settings
-from gameday.settings import current as current_settings
+from gameday.core.settings import Settings
+from gameday.core.settings import current as current_settings
+from gameday.people.auth import Auth
+from gameday.runs.intake import COALESCE_WINDOW_S
+from gameday.runs.pool import Dispatcher
 from gameday.store import Store
 from gameday.web import api, drills, incidents, insights, moves, runbooks, schedules, signin
-from gameday.web.dispatch import Dispatcher
 from gameday.web.exceptions import HANDLERS
 
 if TYPE_CHECKING:
-    from gameday.scheduler import Scheduler
+    from gameday.schedules.scheduler import Scheduler
 
 
 class IdConvertor(Convertor[int]):

@@ -20,19 +20,19 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from gameday import clock
-from gameday.alerts import MAX_BODY, Rejected
-from gameday.auth import SESSION_COOKIE, Auth, Forbidden, Identity, Unauthorized
-from gameday.errors import ValidationError
-from gameday.events import Audit
-from gameday.policy import may
-from gameday.render import templates
-from gameday.settings import Settings
+from gameday.core import clock
+from gameday.core.errors import ValidationError
+from gameday.core.events import Audit
+from gameday.core.policy import may
+from gameday.core.render import templates
+from gameday.core.settings import Settings
+from gameday.people.auth import SESSION_COOKIE, Auth, Forbidden, Identity, Unauthorized
+from gameday.runs.alerts import MAX_BODY, Rejected
+from gameday.runs.pool import Dispatcher
 from gameday.store import Store
-from gameday.web.dispatch import Dispatcher
 
 if TYPE_CHECKING:
-    from gameday.scheduler import Scheduler
+    from gameday.schedules.scheduler import Scheduler
 
 
 class Shared(Protocol):
@@ -196,7 +196,7 @@ async def move_request(request: Request, need: str = "run") -> tuple[str, dict[s
     data = await read_json(request)
     auth = shared(request).auth
     if who.via == "token":
-        from gameday.moves import person
+        from gameday.incidents.moves import person
 
         name = person(data.get("as"), "as")
         if auth.personal():

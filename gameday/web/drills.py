@@ -33,13 +33,13 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from gameday.auth import Forbidden
-from gameday.drillmaster import Drill, spin, start_drill
-from gameday.errors import GamedayError, ValidationError
-from gameday.moves import one_of, text
-from gameday.policy import ROLES
-from gameday.scenario import load_scenario
-from gameday.states import DrillState
+from gameday.core.errors import GamedayError, ValidationError
+from gameday.core.policy import ROLES
+from gameday.core.states import DrillState
+from gameday.drills.master import Drill, spin, start_drill
+from gameday.incidents.moves import one_of, text
+from gameday.people.auth import Forbidden
+from gameday.scenarios.scenario import load_scenario
 from gameday.web.context import (
     caller,
     check_csrf,

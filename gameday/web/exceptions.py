@@ -32,9 +32,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from gameday.alerts import Rejected
-from gameday.auth import Forbidden, Unauthorized
-from gameday.errors import GamedayError, NotFound, StoreUnavailable, ValidationError
+from gameday.core.errors import GamedayError, NotFound, StoreUnavailable, ValidationError
+from gameday.people.auth import Forbidden, Unauthorized
+from gameday.runs.alerts import Rejected
 from gameday.web.context import caller_or_none, for_machines, page
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]

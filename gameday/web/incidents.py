@@ -14,10 +14,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from gameday.errors import NotFound, ValidationError
-from gameday.events import Kind
-from gameday.incident import DRILL, GAMEDAY, INCIDENT, KINDS, Incident, kind_of_row
-from gameday.states import RunStatus
+from gameday.core.errors import NotFound, ValidationError
+from gameday.core.events import Kind
+from gameday.core.states import RunStatus
+from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, KINDS, Incident, kind_of_row
 from gameday.web.context import caller, page, shared
 
 # The moments a reader scans for first stand out (as the terminal colours them);

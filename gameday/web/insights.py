@@ -20,9 +20,10 @@ import time
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from gameday import clock, insights
-from gameday.auth import Unauthorized
-from gameday.errors import ValidationError
+from gameday.core import clock
+from gameday.core.errors import ValidationError
+from gameday.people.auth import Unauthorized
+from gameday.report import insights
 from gameday.web.context import caller, page, shared
 
 CACHE_S = 10.0
@@ -32,9 +33,9 @@ _lock = threading.Lock()
 
 def _build(request: Request, scope: insights.Scope) -> insights.Report:
     """The report for ``scope``, at most ``CACHE_S`` old (built in a worker thread)."""
-    from gameday.alerting import rule_files
-    from gameday.runbook import discover
-    from gameday.settings import current
+    from gameday.core.settings import current
+    from gameday.runbooks.routing import rule_files
+    from gameday.runbooks.runbook import discover
 
     state = shared(request)
     key = (id(state.store), scope)
@@ -65,7 +66,7 @@ def _scope(request: Request) -> tuple[insights.Scope, dict[str, str]]:
 
 
 async def insights_page(request: Request) -> Response:
-    from gameday.insights_page import context
+    from gameday.report.page import context
 
     who = caller(request)
     error = None
@@ -80,7 +81,7 @@ async def insights_page(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    from gameday.metrics import CONTENT_TYPE, exposition
+    from gameday.report.metrics import CONTENT_TYPE, exposition
 
     try:
         caller(request)

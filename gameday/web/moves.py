@@ -1,5 +1,5 @@
 """Moves on an incident over HTTP, for the drill console and for scripts: the same
-calls as ``gameday incident ...`` (``gameday.moves``).
+calls as ``gameday incident ...`` (``gameday.incidents.moves``).
 
 ``POST /api/v1/incidents/ID/MOVE`` with a JSON body:
 
@@ -27,9 +27,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gameday import moves
-from gameday.comms import REQUIRED
-from gameday.incident import Incident
+from gameday.incidents import moves
+from gameday.incidents.comms import REQUIRED
+from gameday.incidents.incident import Incident
 from gameday.web.context import caller, move_request, read_json, shared
 
 MOVES = ("ack", "assign", "severity", "escalate", "mitigated", "resolve", "comms", "note")

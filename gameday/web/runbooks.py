@@ -22,11 +22,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from gameday.errors import NotFound, ValidationError
-from gameday.incident import kind_of_row
-from gameday.insights import runbook_freshness
-from gameday.runbook import Runbook, find, validate_params
-from gameday.states import RUN_UNFINISHED, RunStatus
+from gameday.core.errors import NotFound, ValidationError
+from gameday.core.states import RUN_UNFINISHED, RunStatus
+from gameday.incidents.incident import kind_of_row
+from gameday.report.insights import runbook_freshness
+from gameday.runbooks.runbook import Runbook, find, validate_params
+from gameday.runs.pool import Dispatcher
 from gameday.store import Store
 from gameday.web.context import (
     caller,
@@ -38,7 +39,6 @@ from gameday.web.context import (
     read_form,
     shared,
 )
-from gameday.web.dispatch import Dispatcher
 
 POLL_S = 0.2
 

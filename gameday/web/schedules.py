@@ -17,10 +17,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from gameday import clock
-from gameday.errors import GamedayError, ValidationError
-from gameday.schedule import from_row
-from gameday.scheduler import Scheduler, set_freeze
+from gameday.core import clock
+from gameday.core.errors import GamedayError, ValidationError
+from gameday.schedules.schedule import from_row
+from gameday.schedules.scheduler import Scheduler, set_freeze
 from gameday.web.context import (
     allowed,
     caller,

@@ -1,0 +1,181 @@
+"""``gameday drill ...``: responder training drills from the terminal (the console in
+``gameday serve`` does the same through the same calls)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gameday.cli.common import State, emit, pass_state, person
+from gameday.core.policy import ROLES
+
+ME = click.option("--as", "person", required=True, callback=person, metavar="NAME",
+                  help="Who you are.")
+
+
+@click.group()
+def drill() -> None:
+    """Training drills: a real fault, people in the loop, injects, hints, a debrief."""
+
+
+@drill.command()
+@click.argument("scenario", required=False, type=click.Path(path_type=Path))
+@click.option("--wheel", "pool", type=click.Path(exists=True, path_type=Path),
+              help="Spin the Wheel of Misfortune: a random scenario from this directory "
+                   "(or file list) and a random on-call from its rotation.")
+@click.option("--difficulty", type=click.Choice(["easy", "normal", "hard"]), default="normal",
+              show_default=True, help="hard: no hints; easy: hints cost nothing.")
+@click.option("--from-history", "history", is_flag=True,
+              help="The wheel spins only outages that happened here before: scenarios "
+                   "past game days ran, or whose alert opened a real incident.")
+@click.option("--seed", type=int, help="Make the wheel's spin repeatable.")
+@click.option("--game-master", "game_master", default="game-master", show_default=True,
+              callback=person, help="Who runs the drill (the console gives them its "
+                                    "controls when they sign in with this name).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def start(state: State, scenario: Path | None, pool: Path | None, difficulty: str,
+          history: bool, seed: int | None, game_master: str, as_json: bool) -> None:
+    """Start a drill of SCENARIO (or spin --wheel): the fault runs in its own process;
+    prints the drill's id, its incident and the join link (on GAMEDAY_URL, where
+    ``gameday serve`` runs the console)."""
+    from gameday.drills.master import spin, start_drill
+
+    if (scenario is None) == (pool is None):
+        raise click.UsageError("give a SCENARIO or --wheel POOL")
+    if history and pool is None:
+        raise click.UsageError("--from-history goes with --wheel POOL")
+    if scenario is not None:
+        chosen, oncall = scenario, None
+    else:
+        assert pool is not None
+        chosen, oncall = spin(pool, seed=seed, history=state.store if history else None)
+    started = start_drill(state.store, state.settings, chosen, game_master=game_master,
+                          difficulty=difficulty, oncall=oncall)
+    if as_json:
+        emit(started)
+        return
+    click.echo(f"drill {started['drill_id']}: {started['scenario']} (incident "
+               f"#{started['incident_id']}, {difficulty})")
+    if started.get("oncall"):
+        click.echo(f"the wheel picked {started['oncall']} as on-call")
+    click.echo(f"join: {started['join_url']}")
+    click.echo(f"output: {started['log']}")
+
+
+def _drill(state: State, drill_id: int) -> Any:
+    from gameday.drills.master import Drill
+
+    return Drill.load(state.store, state.settings, drill_id)
+
+
+@drill.command()
+@click.argument("drill_id", type=int)
+@ME
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@pass_state
+def join(state: State, drill_id: int, person: str, role: str) -> None:
+    """Take ROLE in the drill."""
+    _drill(state, drill_id).join(person, role)
+    click.echo(f"{person} is {role} in drill {drill_id}")
+
+
+@drill.command()
+@click.argument("drill_id", type=int)
+@ME
+@pass_state
+def pause(state: State, drill_id: int, person: str) -> None:
+    """Stop the drill clock (injects and time boxes wait)."""
+    _drill(state, drill_id).pause(person)
+    click.echo(f"drill {drill_id} paused")
+
+
+@drill.command()
+@click.argument("drill_id", type=int)
+@ME
+@pass_state
+def resume(state: State, drill_id: int, person: str) -> None:
+    """Start the drill clock again."""
+    _drill(state, drill_id).resume(person)
+    click.echo(f"drill {drill_id} resumed")
+
+
+@drill.command()
+@click.argument("drill_id", type=int)
+@click.argument("name", required=False)
+@ME
+@click.option("--from", "sender", help="A hand-made inject: who it comes from.")
+@click.option("--message", help="A hand-made inject: what they say.")
+@pass_state
+def inject(state: State, drill_id: int, name: str | None, person: str, sender: str | None,
+           message: str | None) -> None:
+    """Fire the scenario's inject NAME now, or a hand-made one (--from, --message)."""
+    fired = _drill(state, drill_id).inject(person, name=name, sender=sender, message=message)
+    click.echo(f"inject {fired['name']} ({fired['sender']}): {fired['message']}")
+
+
+@drill.command()
+@click.argument("drill_id", type=int)
+@ME
+@click.option("--stage", help="The stage you are stuck at [default: the next hint].")
+@pass_state
+def hint(state: State, drill_id: int, person: str, stage: str | None) -> None:
+    """Take a hint (recorded; it costs points in your scorecard)."""
+    taken = _drill(state, drill_id).hint(person, stage)
+    click.echo(f"hint ({taken['stage']}, costs {taken['cost']}): {taken['text']}")
+
+
+@drill.command()
+@click.argument("drill_id", type=int)
+@ME
+@pass_state
+def end(state: State, drill_id: int, person: str) -> None:
+    """End the drill: the fault is rolled back and the debrief is ready."""
+    _drill(state, drill_id).end(person)
+    click.echo(f"drill {drill_id} ending: its fault is rolled back")
+
+
+@drill.command()
+@click.argument("drill_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def debrief(state: State, drill_id: int, as_json: bool) -> None:
+    """The timeline, a scorecard per person, the injects and how each was answered."""
+    data = _drill(state, drill_id).debrief()
+    if as_json:
+        emit(data)
+        return
+    click.echo(f"drill {drill_id}: {data['scenario']}  incident #{data['incident_id']} "
+               f"({data['incident_state']})")
+    for card in data["scorecards"]:
+        click.echo(f"\n{card['person']} ({', '.join(card['roles']) or 'paged'}): "
+                   f"{card['score']}/100")
+        for d in card["deductions"]:
+            click.echo(f"  -{d['points']:<3} {d['why']}")
+    if data["injects"]:
+        click.echo("\ninjects:")
+        for i in data["injects"]:
+            verdict = "" if i["met"] is None else ("answered" if i["met"] else "NOT answered")
+            click.echo(f"  {i['at_s'] or 0:7.1f}s {i['name']} ({i['from']}): {i['message']} "
+                       f"{verdict}")
+    if data.get("review"):
+        click.echo(f"\nreview: {data['review']}")
+
+
+@drill.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def list_drills(state: State, as_json: bool) -> None:
+    """Every drill, newest first."""
+    rows = state.store.drills()
+    if as_json:
+        emit(rows)
+        return
+    for d in rows:
+        click.echo(f"{d['id']:>4} {d['created_at'][:19]}  {d['state']:8} incident "
+                   f"#{d['incident_id'] or '-'}  {d['scenario']}")
+    if not rows:
+        click.echo("no drills yet (gameday drill start SCENARIO)")
+

@@ -1,0 +1,272 @@
+"""The ``gameday`` command line: thin Click commands over the stage modules.
+
+Domain errors (``GamedayError``) become Click errors here and nowhere else: exit 2
+for usage and validation, 1 for the rest. Heavy modules are imported inside the
+commands, so ``gameday --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gameday import __version__
+from gameday.cli.common import State, emit, pass_state
+from gameday.core.errors import GamedayError, ValidationError
+from gameday.core.states import DrillState
+
+
+class GamedayGroup(click.Group):
+    """Turns domain errors into Click errors with the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # Ctrl-C before a command could handle it: no traceback
+            raise SystemExit(130) from None
+        except ValidationError as exc:
+            raise UsageFailure(str(exc)) from None
+        except GamedayError as exc:
+            raise failure(exc.exit_code)(str(exc)) from None
+
+
+def failure(code: int) -> type[click.ClickException]:
+    """A Click error that exits ``code`` (1 for most domain errors, 4 when frozen)."""
+    if code == 1:
+        return click.ClickException
+    return type(f"ExitWith{code}", (click.ClickException,), {"exit_code": code})
+
+
+class UsageFailure(click.ClickException):
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return self.message
+
+
+@click.group(cls=GamedayGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gameday")
+@click.option("--db", envvar="GAMEDAY_DB", metavar="PATH",
+              help="The store: a SQLite file or sqlite:///PATH [default: "
+                   ".gameday/gameday.db in the project; env GAMEDAY_DB].")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """Chaos game days and runbook automation for incident response.
+
+    Inject a real fault, run the incident, contain it with a runbook, score the
+    response against ground truth and write the blameless review. Works from any
+    directory of a game-day project (a gameday.toml; `gameday init` makes one).
+    """
+    from gameday.core import settings
+
+    resolved = settings.Settings.load(db=db)
+    settings.use(resolved)
+    ctx.obj = State(resolved)
+
+
+def main() -> None:
+    cli(prog_name="gameday")
+
+
+# -- run and validate --------------------------------------------------------------------
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
+@click.option("--alerting", type=click.Choice(["builtin", "prometheus"]),
+              help="Where the alert comes from [default: the scenario's `alerting`, builtin]: "
+                   "the SLO burn detector, or real Prometheus and Alertmanager.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the verdict as JUnit XML, one test case per check, for CI.")
+@click.option("--min-score", type=click.IntRange(0, 100),
+              help="Fail (exit 1) when the score is below this.")
+@click.option("--preflight", is_flag=True,
+              help="Check the scenario, the freeze, the target and its steady state; "
+                   "inject nothing, open no incident.")
+@click.option("--schedule-run", type=int, hidden=True)
+@click.option("--drill", "drill_id", type=int, hidden=True)
+@pass_state
+def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
+        junit: Path | None, min_score: int | None, preflight: bool,
+        schedule_run: int | None, drill_id: int | None) -> None:
+    """Run the game day described by SCENARIO (a scenarios/*.yaml file).
+
+    Exit codes: 0 the response met its targets; 1 it missed a target (or --min-score);
+    2 usage or a scenario that does not validate; 3 the steady state did not come back;
+    4 game days are frozen; 130 or 143 SIGINT or SIGTERM interrupted it (its faults
+    rolled back, its processes stopped, the review written from what was recorded).
+    """
+    from gameday.game import interrupts
+    from gameday.scenarios.scenario import load_scenario
+
+    interrupts.install()
+    sc = load_scenario(scenario)
+    if junit:
+        from gameday.game.verdict import check_junit_path
+
+        check_junit_path(junit)  # a report that cannot be written: exit 2, nothing injected
+    if preflight:
+        sys.exit(_preflight(state, sc, as_json))
+    from gameday.game.recovery import recover
+    from gameday.game.run import conclude, run_gameday
+    from gameday.game.ui import Progress
+    from gameday.game.verdict import INTERRUPTED_EXIT, judge, write_junit
+    from gameday.schedules.scheduler import ScheduledRun
+
+    ui = Progress(quiet=as_json)
+    scheduled = ScheduledRun(state.store, schedule_run) if schedule_run else None
+    if scheduled:
+        scheduled.say = ui.say
+    on_open: Callable[[int, Path], None] | None = scheduled.opened if scheduled else None
+    if drill_id:
+        from gameday.drills.master import as_drill
+
+        sc, on_open = as_drill(state.store, sc, drill_id)
+    recover(state.store, say=ui.say)  # game days that crashed before this one
+    try:
+        result = run_gameday(sc, state.store, say=ui.say, on_event=ui.event,
+                             alerting=alerting, root=state.settings.runs_dir,
+                             on_open=on_open, kind="drill" if drill_id else "gameday")
+    except GamedayError as exc:
+        if scheduled:
+            scheduled.failed(exc)
+        if drill_id:
+            state.store.update_drill(drill_id, state=DrillState.FAILED)
+        raise
+    finally:
+        if drill_id:
+            from gameday.drills.master import drill_over
+
+            drill_over(state.store, drill_id)
+    with interrupts.shielded():
+        summary = ui.finish(result, conclude(result, state.store))
+        signal_code = interrupts.exit_code()
+        if result.interrupted and signal_code is None:
+            signal_code = INTERRUPTED_EXIT  # the freeze, or chaoslib saw the signal first
+        verdict = judge(summary, sc, state.store.events(result.incident_id),
+                        min_score=min_score, signal_code=signal_code)
+        summary["verdict"] = verdict.as_dict()
+        if junit:
+            write_junit(junit, verdict, suite=sc.name, summary=summary)
+        if scheduled:
+            scheduled.finished(summary, verdict.status)
+        if as_json:
+            emit(summary)
+        elif verdict.exit_code:
+            failed = [c.name for c in verdict.checks if not c.passed]
+            click.echo(f"verdict: {verdict.status} ({', '.join(failed)})")
+    if verdict.exit_code:
+        sys.exit(verdict.exit_code)
+
+
+def _preflight(state: State, sc: Any, as_json: bool) -> int:
+    from gameday.game.run import preflight
+
+    say = (lambda text: None) if as_json else click.echo
+    checks = preflight(sc, state.store, say=say, root=state.settings.runs_dir)
+    if as_json:
+        emit([c.__dict__ for c in checks])
+    else:
+        for c in checks:
+            click.echo(f"{'ok ' if c.ok else 'NO '} {c.name}: {c.detail}")
+    failed = {c.name for c in checks if not c.ok}
+    if not failed:
+        return 0
+    if failed & {"SLIs inside the objective", "steady-state hypothesis"}:
+        return 3
+    return 4 if failed == {"not frozen"} else 1
+
+
+@cli.command("recover")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def recover_command(state: State, as_json: bool) -> None:
+    """Finish game days that crashed: roll back their faults, stop what they left
+    running, end their incidents (aborted). `gameday run` and `gameday serve` do this
+    when they start."""
+    from gameday.game.recovery import recover
+
+    done = recover(state.store, say=(lambda text: None) if as_json else click.echo)
+    if as_json:
+        emit(done)
+    elif not done:
+        click.echo("nothing to recover")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check scenarios, and the experiments and runbooks they use (exit 2 on error)."""
+    from gameday.game.validate import validate_paths
+
+    for line in validate_paths(paths):
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", help="The project's name [default: the directory's name].")
+def init(directory: Path, name: str | None) -> None:
+    """Start a game-day project in DIRECTORY: gameday.toml, a first sandbox game day
+    (scenarios/, experiments/), and the runbook and alert rules it uses; a Kubernetes
+    game day and the Dockerfile of the project's image, for scheduled game days in a
+    cluster (its README.md says how)."""
+    from gameday.core.project import init_project
+
+    written = init_project(directory, name)
+    root = directory.resolve()
+    for path in written:
+        click.echo(f"  wrote {path.relative_to(root)}")
+    click.echo(f"game-day project in {root}. Next:\n"
+               f"  cd {directory}\n  gameday validate scenarios/\n"
+               f"  gameday run scenarios/first-game-day.yaml\n"
+               f"In a cluster, as a CronJob: README.md, \"Scheduled game days in a cluster\"")
+
+
+# -- experiments ---------------------------------------------------------------------------
+@cli.group()
+def experiment() -> None:
+    """Run Chaos Toolkit experiments."""
+
+
+@experiment.command("run")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write journal.json [default: a new directory under .gameday/runs].")
+@pass_state
+def experiment_run(state: State, file: Path, run_dir: Path | None) -> None:
+    """Run any Chaos Toolkit experiment in-process and write its journal."""
+    from gameday.game import chaos
+    from gameday.game.run import new_run_dir
+
+    exp = chaos.load_experiment(file)
+    if run_dir is None:
+        run_dir = new_run_dir(state.settings.runs_dir, file.stem)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    journal = chaos.run(exp, run_dir)
+    status = "deviated" if journal.get("deviated") else journal.get("status")
+    click.echo(f"{exp.get('title')}: {status}")
+    click.echo(f"journal: {run_dir / 'journal.json'}")
+    if status != "completed":
+        sys.exit(1)
+
+
+from gameday.cli.cluster import cluster  # noqa: E402
+from gameday.cli.db import db  # noqa: E402
+from gameday.cli.drill import drill  # noqa: E402
+from gameday.cli.incident import incident  # noqa: E402
+from gameday.cli.learning import actions, review, score  # noqa: E402
+from gameday.cli.report import report  # noqa: E402
+from gameday.cli.runbook import runbook  # noqa: E402
+from gameday.cli.sandbox import sandbox  # noqa: E402
+from gameday.cli.schedule import freeze, schedule  # noqa: E402
+from gameday.cli.schema import schema  # noqa: E402
+from gameday.cli.serve import serve  # noqa: E402
+from gameday.cli.user import user  # noqa: E402
+
+for command in (sandbox, incident, runbook, score, review, actions, report, serve, cluster, schema,
+                schedule, freeze, drill, user, db):
+    cli.add_command(command)

@@ -1,0 +1,599 @@
+"""The timeline's vocabulary: every kind of event, the shape of its payload, and how
+a person reads it.
+
+Writers build an ``Entry`` with the constructor of its kind (``alert_fired(...)``,
+``runbook_task(...)``) and hand it to ``Incident.record``; the store refuses a kind
+that is not a ``Kind``. Readers (scoring, the review, the CLI, the web pages) compare
+against ``Kind`` members and render with ``describe``: the terminal, the review and
+the incident page say the same thing about the same event. ``in_time_order`` is the
+one ordering of a timeline: by when it happened, then by sequence.
+
+Payloads are plain JSON mappings in the store; every constructor writes all of its
+keys (``None`` where a writer has nothing), so one kind has one shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class Kind(StrEnum):
+    # ground truth: what the chaos experiment did
+    FAULT_INJECTED = "fault.injected"
+    FAULT_ROLLED_BACK = "fault.rolled_back"
+    CHAOS_ACTION_FAILED = "chaos.action_failed"
+    STEADY_STATE_CHECKED = "steady_state.checked"
+    STEADY_STATE_REACHED = "steady_state.reached"
+    # what the SLIs showed
+    IMPACT_STARTED = "impact.started"
+    MITIGATED = "mitigated"
+    # alerts
+    ALERT_FIRED = "alert.fired"
+    ALERT_RECEIVED = "alert.received"
+    ALERT_RESOLVED = "alert.resolved"
+    # the incident and its people
+    INCIDENT_DECLARED = "incident.declared"
+    INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
+    INCIDENT_ESCALATED = "incident.escalated"
+    INCIDENT_RESOLVED = "incident.resolved"
+    MITIGATION_DECLARED = "incident.mitigation_declared"  # a call; ``mitigated`` is measured
+    INCIDENT_REVIEWED = "incident.reviewed"
+    INCIDENT_CANCELLED = "incident.cancelled"
+    INCIDENT_ABORTED = "incident.aborted"
+    PAGE_SENT = "page.sent"
+    ROLE_ASSIGNED = "role.assigned"
+    SEVERITY_CHANGED = "severity.changed"
+    COMMS_POSTED = "comms.posted"
+    NOTE_ADDED = "note.added"
+    # runbooks
+    RUNBOOK_QUEUED = "runbook.queued"
+    APPROVAL_REQUESTED = "runbook.approval_requested"   # four eyes: a second person
+    RUNBOOK_APPROVED = "runbook.approved"
+    APPROVAL_EXPIRED = "runbook.approval_expired"
+    RUNBOOK_STARTED = "runbook.started"
+    RUNBOOK_TASK = "runbook.task"
+    RUNBOOK_FINISHED = "runbook.finished"
+    RUNBOOK_LATE = "runbook.late_result"   # a result after the run was ended elsewhere
+    RUNBOOK_REJECTED = "runbook.rejected"
+    RUNBOOK_COALESCED = "runbook.coalesced"
+    RUNBOOK_MISSING = "runbook.missing"
+    # the game day around the incident
+    TARGET_READY = "target.ready"
+    TARGET_STOPPED = "target.stopped"
+    ALERTING_READY = "alerting.ready"
+    DETECTION_MISSED = "detection.missed"
+    RECOVERY_MISSED = "recovery.missed"
+    GAMEDAY_FAILED = "gameday.failed"
+    GAMEDAY_INTERRUPTED = "gameday.interrupted"
+    GAMEDAY_SCHEDULED = "gameday.scheduled"
+    GAMEDAY_FROZEN = "gameday.frozen"
+    GAMEDAY_VERDICT = "gameday.game.verdict"
+    RUN_CRASHED = "run.crashed"
+    # training drills
+    DRILL_STARTED = "drill.started"
+    DRILL_JOINED = "drill.joined"
+    DRILL_INJECT = "drill.inject"
+    DRILL_HINT = "drill.hint"
+    DRILL_FAULT = "drill.fault"
+    DRILL_PAUSED = "drill.paused"
+    DRILL_RESUMED = "drill.resumed"
+    DRILL_ENDED = "drill.ended"
+    K8S_EVENT = "k8s.event"
+
+
+class Audit(StrEnum):
+    """What the append-only audit log records (who did what, not the timeline)."""
+
+    LOGIN = "login"
+    LOGIN_FAILED = "login.failed"
+    ALERTS_RECEIVED = "alerts.received"
+    RUNBOOK_RUN = "runbook.run"
+    RUNBOOK_RESULT = "runbook.result"
+    RUNBOOK_REJECTED = "runbook.rejected"
+    SCHEDULE_CHANGED = "schedule.changed"
+    FREEZE = "freeze"
+    GAMEDAY_STARTED = "gameday.started"
+    USER_ADDED = "user.added"
+    USER_REVOKED = "user.revoked"
+    USER_ROTATED = "user.rotated"
+    USER_ROLE_CHANGED = "user.role_changed"
+    FORBIDDEN = "forbidden"
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVED = "approval.granted"
+    APPROVAL_EXPIRED = "approval.expired"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An event about to be recorded: its kind and its payload."""
+
+    kind: Kind
+    data: dict[str, Any]
+
+
+class Recorded(Protocol):
+    """A stored event (``store.Event``) as readers see it."""
+
+    kind: str
+    actor: str
+    data: dict[str, Any]
+
+
+# -- ground truth ---------------------------------------------------------------------
+def _activity(name: str | None, status: str | None,
+              provider: Mapping[str, Any] | None) -> dict[str, Any]:
+    provider = provider or {}
+    return {"activity": name, "status": status,
+            "provider": {k: provider.get(k) for k in ("module", "func", "arguments")}}
+
+
+def fault_injected(activity: str | None, status: str | None,
+                   provider: Mapping[str, Any] | None, took_s: float) -> Entry:
+    return Entry(Kind.FAULT_INJECTED, {**_activity(activity, status, provider),
+                                       "took_s": took_s})
+
+
+def fault_rolled_back(activity: str | None, status: str | None,
+                      provider: Mapping[str, Any] | None, took_s: float) -> Entry:
+    return Entry(Kind.FAULT_ROLLED_BACK, {**_activity(activity, status, provider),
+                                          "took_s": took_s})
+
+
+def chaos_action_failed(activity: str | None, status: str | None,
+                        provider: Mapping[str, Any] | None, error: str) -> Entry:
+    return Entry(Kind.CHAOS_ACTION_FAILED, {**_activity(activity, status, provider),
+                                            "error": error[-500:]})
+
+
+def steady_state_checked(phase: str, met: bool) -> Entry:
+    return Entry(Kind.STEADY_STATE_CHECKED, {"phase": phase, "met": met})
+
+
+def steady_state_reached(sli: Mapping[str, Any] | None) -> Entry:
+    return Entry(Kind.STEADY_STATE_REACHED, {"sli": dict(sli) if sli else None})
+
+
+def impact_started(status: int, latency_ms: float) -> Entry:
+    return Entry(Kind.IMPACT_STARTED, {"status": status, "latency_ms": round(latency_ms, 1)})
+
+
+def mitigated(confirmed_after_s: float, requests: int, bad_requests: int,
+              failed_requests: int) -> Entry:
+    return Entry(Kind.MITIGATED, {"confirmed_after_s": confirmed_after_s,
+                                  "requests": requests, "bad_requests": bad_requests,
+                                  "failed_requests": failed_requests})
+
+
+# -- alerts ---------------------------------------------------------------------------
+def alert_fired(alertname: str, labels: Mapping[str, str], annotations: Mapping[str, str],
+                *, sli: Mapping[str, Any] | None = None,
+                objective: Mapping[str, Any] | None = None, starts_at: str | None = None,
+                fingerprint: str | None = None) -> Entry:
+    """The same shape whoever fired it: the built-in detector (with the SLI and the
+    objective it breached) or Alertmanager (with the instance's ``startsAt`` and
+    fingerprint)."""
+    return Entry(Kind.ALERT_FIRED, {
+        "alertname": alertname, "labels": dict(labels), "annotations": dict(annotations),
+        "sli": dict(sli) if sli else None, "objective": dict(objective) if objective else None,
+        "starts_at": starts_at, "fingerprint": fingerprint})
+
+
+def alert_received(alertname: str, labels: Mapping[str, str]) -> Entry:
+    """A notification that arrived after the game day's alert had already fired."""
+    return Entry(Kind.ALERT_RECEIVED, {"alertname": alertname, "labels": dict(labels)})
+
+
+def alert_resolved(alertname: str, labels: Mapping[str, str], *,
+                   fingerprint: str | None = None, ends_at: str | None = None) -> Entry:
+    return Entry(Kind.ALERT_RESOLVED, {"alertname": alertname, "labels": dict(labels),
+                                       "fingerprint": fingerprint, "ends_at": ends_at})
+
+
+# -- the incident and its people ------------------------------------------------------
+def incident_declared(severity: str, alert: str, *, measured: Mapping[str, Any] | None = None,
+                      measured_severity: str | None = None, model: str | None = None,
+                      mode: str | None = None) -> Entry:
+    return Entry(Kind.INCIDENT_DECLARED, {
+        "severity": severity, "alert": alert, "measured": dict(measured) if measured else None,
+        "measured_severity": measured_severity, "model": model, "mode": mode})
+
+
+def incident_acknowledged(via: str) -> Entry:
+    return Entry(Kind.INCIDENT_ACKNOWLEDGED, {"via": via})
+
+
+def incident_escalated(reason: str, runbook: str | None) -> Entry:
+    return Entry(Kind.INCIDENT_ESCALATED, {"reason": reason, "runbook": runbook})
+
+
+def incident_resolved(how: str) -> Entry:
+    return Entry(Kind.INCIDENT_RESOLVED, {"how": how})
+
+
+def mitigation_declared(how: str) -> Entry:
+    """The incident commander says the impact is contained; the detector's ``mitigated``
+    (SLIs back inside the objective) is what the scores compare it with."""
+    return Entry(Kind.MITIGATION_DECLARED, {"how": how})
+
+
+def incident_cancelled(reason: str) -> Entry:
+    return Entry(Kind.INCIDENT_CANCELLED, {"reason": reason})
+
+
+def incident_aborted(reason: str) -> Entry:
+    return Entry(Kind.INCIDENT_ABORTED, {"reason": reason})
+
+
+def page_sent(person: str, role: str, reason: str) -> Entry:
+    return Entry(Kind.PAGE_SENT, {"person": person, "role": role, "reason": reason})
+
+
+def role_assigned(role: str, person: str, *, via: str | None = None,
+                  paged_seq: int | None = None, reason: str | None = None) -> Entry:
+    return Entry(Kind.ROLE_ASSIGNED, {"role": role, "person": person, "via": via,
+                                      "paged_seq": paged_seq, "reason": reason})
+
+
+def severity_changed(severity: str, previous: str | None, reason: str, *,
+                     measured_severity: str | None = None) -> Entry:
+    return Entry(Kind.SEVERITY_CHANGED, {"severity": severity, "previous": previous,
+                                         "reason": reason,
+                                         "measured_severity": measured_severity})
+
+
+def comms_posted(audience: str, text: str, final: bool,
+                 missing: list[str] | None = None) -> Entry:
+    """``missing``: what an update written by a person leaves out (``comms.REQUIRED``)."""
+    data: dict[str, Any] = {"audience": audience, "text": text, "final": final}
+    if missing:
+        data["missing"] = list(missing)
+    return Entry(Kind.COMMS_POSTED, data)
+
+
+def note_added(text: str) -> Entry:
+    return Entry(Kind.NOTE_ADDED, {"text": text})
+
+
+# -- runbooks ---------------------------------------------------------------------------
+def runbook_queued(runbook: str, run_id: int) -> Entry:
+    return Entry(Kind.RUNBOOK_QUEUED, {"runbook": runbook, "run_id": run_id})
+
+
+def approval_requested(runbook: str, run_id: int, expires_at: str) -> Entry:
+    """A destructive run waits for a second person's approval until ``expires_at``."""
+    return Entry(Kind.APPROVAL_REQUESTED, {"runbook": runbook, "run_id": run_id,
+                                           "expires_at": expires_at})
+
+
+def runbook_approved(runbook: str, run_id: int, requested_by: str) -> Entry:
+    return Entry(Kind.RUNBOOK_APPROVED, {"runbook": runbook, "run_id": run_id,
+                                         "requested_by": requested_by})
+
+
+def approval_expired(runbook: str, run_id: int, expires_at: str) -> Entry:
+    return Entry(Kind.APPROVAL_EXPIRED, {"runbook": runbook, "run_id": run_id,
+                                         "expires_at": expires_at})
+
+
+def runbook_started(runbook: str, params: Mapping[str, Any], check: bool, artifacts: str,
+                    run_id: int | None = None) -> Entry:
+    return Entry(Kind.RUNBOOK_STARTED, {"runbook": runbook, "params": dict(params),
+                                        "check": check, "artifacts": artifacts,
+                                        "run_id": run_id})
+
+
+def runbook_task(runbook: str, task: str | None, status: str, *, rc: int | None = None,
+                 cmd: str | None = None, stdout: str | None = None, stderr: str | None = None,
+                 ignored: bool | None = None, run_id: int | None = None) -> Entry:
+    return Entry(Kind.RUNBOOK_TASK, {"runbook": runbook, "task": task, "status": status,
+                                     "rc": rc, "cmd": cmd, "stdout": stdout,
+                                     "stderr": stderr, "ignored": ignored, "run_id": run_id})
+
+
+def runbook_finished(runbook: str, status: str, rc: int | None, *,
+                     tasks: Mapping[str, int] | None = None, check: bool = False,
+                     artifacts: str | None = None, error: str | None = None,
+                     run_id: int | None = None) -> Entry:
+    return Entry(Kind.RUNBOOK_FINISHED, {"runbook": runbook, "status": status, "rc": rc,
+                                         "tasks": dict(tasks) if tasks else None,
+                                         "check": check, "artifacts": artifacts,
+                                         "error": error, "run_id": run_id})
+
+
+def runbook_late_result(finished: Entry, ended: str | None) -> Entry:
+    """What a ``runbook_finished`` says, arriving after the run had ended (``ended``:
+    its status then): kept on the record, never a second end."""
+    return Entry(Kind.RUNBOOK_LATE, {**finished.data, "ended_as": ended})
+
+
+def runbook_rejected(runbook: str | None, error: str) -> Entry:
+    return Entry(Kind.RUNBOOK_REJECTED, {"runbook": runbook, "error": error})
+
+
+def runbook_coalesced(runbook: str, run_id: int, alert: str, *, fingerprint: str,
+                      because: str) -> Entry:
+    """An alert that would start a run already queued, running, or just successful
+    with the same parameters: it joins that run instead (``because`` says which)."""
+    return Entry(Kind.RUNBOOK_COALESCED, {"runbook": runbook, "run_id": run_id,
+                                          "alert": alert, "fingerprint": fingerprint,
+                                          "because": because})
+
+
+def runbook_missing(alert: str) -> Entry:
+    return Entry(Kind.RUNBOOK_MISSING, {"alert": alert})
+
+
+def with_run_id(entry: Entry, run_id: int) -> Entry:
+    """The same runbook event, tagged with the run it belongs to."""
+    return Entry(entry.kind, {**entry.data, "run_id": run_id})
+
+
+# -- the game day ---------------------------------------------------------------------------
+def target_ready(target: str, **details: Any) -> Entry:
+    return Entry(Kind.TARGET_READY, {"target": target, **details})
+
+
+def target_stopped(target: str) -> Entry:
+    return Entry(Kind.TARGET_STOPPED, {"target": target})
+
+
+def alerting_ready(prometheus: str) -> Entry:
+    return Entry(Kind.ALERTING_READY, {"prometheus": prometheus})
+
+
+def detection_missed(waited_s: float, alert: str) -> Entry:
+    return Entry(Kind.DETECTION_MISSED, {"waited_s": waited_s, "alert": alert})
+
+
+def recovery_missed(waited_s: float) -> Entry:
+    return Entry(Kind.RECOVERY_MISSED, {"waited_s": waited_s})
+
+
+def gameday_failed(error: str) -> Entry:
+    return Entry(Kind.GAMEDAY_FAILED, {"error": error})
+
+
+def gameday_interrupted(experiment: str | None, signal: str | None = None) -> Entry:
+    return Entry(Kind.GAMEDAY_INTERRUPTED, {"experiment": experiment, "signal": signal})
+
+
+def gameday_scheduled(schedule: str, scheduled_run: int, due_at: str) -> Entry:
+    """The game day was started by a schedule (``gameday schedule``)."""
+    return Entry(Kind.GAMEDAY_SCHEDULED, {"schedule": schedule, "scheduled_run": scheduled_run,
+                                          "due_at": due_at})
+
+
+def gameday_verdict(status: str, exit_code: int, failed: Mapping[str, str],
+                    skipped: Sequence[str] = ()) -> Entry:
+    """A finished game day judged on its scenario's own checks (``verdict.record``):
+    ``failed`` is each failed check's name and why, ``skipped`` the checks an
+    interruption left unrun."""
+    return Entry(Kind.GAMEDAY_VERDICT, {"status": status, "exit_code": exit_code,
+                                        "failed": list(failed), "why": dict(failed),
+                                        "skipped": list(skipped)})
+
+
+def gameday_frozen(who: str, reason: str | None) -> Entry:
+    """The freeze (``gameday freeze on``) stopped the game day: its faults are rolled
+    back as on Ctrl-C."""
+    return Entry(Kind.GAMEDAY_FROZEN, {"who": who, "reason": reason})
+
+
+def drill_started(drill_id: int, game_master: str, difficulty: str,
+                  oncall: str | None) -> Entry:
+    return Entry(Kind.DRILL_STARTED, {"drill_id": drill_id, "game_master": game_master,
+                                      "difficulty": difficulty, "oncall": oncall})
+
+
+def drill_joined(person: str, role: str) -> Entry:
+    return Entry(Kind.DRILL_JOINED, {"person": person, "role": role})
+
+
+def drill_inject(name: str, sender: str, message: str, *, by_hand: bool = False) -> Entry:
+    """Something happens to the responders: a stakeholder asks, a signal misleads."""
+    return Entry(Kind.DRILL_INJECT, {"name": name, "sender": sender, "message": message,
+                                     "by_hand": by_hand})
+
+
+def drill_fault(inject: str, activity: str | None, status: str,
+                provider: Mapping[str, Any] | None) -> Entry:
+    """An inject's second fault, injected by the drill's game day (its rollback runs with
+    the experiment's)."""
+    return Entry(Kind.DRILL_FAULT, {"inject": inject, "activity": activity, "status": status,
+                                    "provider": dict(provider or {})})
+
+
+def drill_hint(stage: str, text: str, cost: int) -> Entry:
+    return Entry(Kind.DRILL_HINT, {"stage": stage, "text": text, "cost": cost})
+
+
+def drill_paused() -> Entry:
+    return Entry(Kind.DRILL_PAUSED, {})
+
+
+def drill_resumed() -> Entry:
+    return Entry(Kind.DRILL_RESUMED, {})
+
+
+def drill_ended(reason: str) -> Entry:
+    return Entry(Kind.DRILL_ENDED, {"reason": reason})
+
+
+def run_crashed(pid: int, host: str, silent_s: float, faults: list[str]) -> Entry:
+    """Found by ``gameday recover``: the game day's process is gone and its lease ran
+    out; ``faults`` were (or may have been) injected."""
+    return Entry(Kind.RUN_CRASHED, {"pid": pid, "host": host, "silent_s": silent_s,
+                                    "faults": faults})
+
+
+def k8s_event(type_: str | None, reason: str | None, obj: str | None, message: str | None,
+              *, count: int | None = None, source: str | None = None,
+              at: str | None = None) -> Entry:
+    return Entry(Kind.K8S_EVENT, {"type": type_, "reason": reason, "object": obj,
+                                  "message": message, "count": count, "source": source,
+                                  "at": at})
+
+
+# -- reading --------------------------------------------------------------------------------
+def in_time_order(events: Iterable[Any]) -> list[dict[str, Any]]:
+    """Events as dicts, ordered by when they happened, ties broken by sequence. Events
+    can be recorded after events that happened later (impact is dated by the request
+    that showed it), so recording order is not time order."""
+    rows: list[dict[str, Any]] = [dict(e) if isinstance(e, Mapping) else e.as_dict()
+                                  for e in events]
+    return sorted(rows, key=lambda e: (e["at_monotonic_ns"], e["seq"]))
+
+
+def _ratio(value: Any) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
+    """One line a person reads: the same in the terminal, the review and the web."""
+    for lines in (_incident_line, _runbook_line, _game_line):
+        line = lines(kind, actor, data)
+        if line is not None:
+            return line
+    return ", ".join(f"{k}={v}" for k, v in data.items()
+                     if isinstance(v, str | int | float | bool))[:120]
+
+
+def _incident_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
+    """The fault, the alert and what people do about it."""
+    match kind:
+        case Kind.FAULT_INJECTED | Kind.FAULT_ROLLED_BACK | Kind.CHAOS_ACTION_FAILED:
+            return f"{d.get('activity')} ({d.get('status')})"
+        case Kind.IMPACT_STARTED:
+            return f"first bad request: status {d.get('status')}, {d.get('latency_ms')} ms"
+        case Kind.ALERT_FIRED:
+            sli = d.get("sli") or {}
+            if not sli:
+                return f"{d.get('alertname')} from {actor}"
+            return (f"{d.get('alertname')}: success {_ratio(sli.get('success_ratio'))}, "
+                    f"p99 {sli.get('p99_ms') or 0:.0f} ms")
+        case Kind.ALERT_RECEIVED | Kind.ALERT_RESOLVED:
+            return f"{d.get('alertname')}"
+        case Kind.INCIDENT_DECLARED:
+            if d.get("model"):
+                return f"{d['severity']} ({d.get('model')} model, {d.get('mode')} response)"
+            return f"{d['severity']} on {d.get('alert')}"
+        case Kind.INCIDENT_ACKNOWLEDGED:
+            return f"by {actor}" + (f" via {d['via']}" if d.get("via") else "")
+        case Kind.INCIDENT_ESCALATED | Kind.INCIDENT_CANCELLED | Kind.INCIDENT_ABORTED:
+            return str(d.get("reason"))
+        case Kind.INCIDENT_RESOLVED:
+            return f"by {actor}: {d.get('how')}" if d.get("how") else f"by {actor}"
+        case Kind.MITIGATION_DECLARED:
+            return (f"{actor} declares the impact contained"
+                    + (f": {d.get('how')}" if d.get("how") else ""))
+        case Kind.PAGE_SENT:
+            return f"{d['person']} as {d['role'].replace('_', ' ')}: {d['reason']}"
+        case Kind.ROLE_ASSIGNED:
+            text = f"{d['role'].replace('_', ' ')}: {d['person']}"
+            return text + (f" ({d['reason']})" if d.get("reason") else "")
+        case Kind.SEVERITY_CHANGED:
+            return f"{d.get('previous')} -> {d['severity']}: {d.get('reason')}"
+        case Kind.COMMS_POSTED:
+            return f"{d['audience']} update by {actor}"
+        case Kind.NOTE_ADDED:
+            return f"{actor}: {d.get('text')}"
+        case _:
+            return None
+
+
+def _runbook_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
+    """A runbook run, from its queueing to its end."""
+    match kind:
+        case Kind.RUNBOOK_QUEUED:
+            return f"{d['runbook']} (run {d.get('run_id')})"
+        case Kind.APPROVAL_REQUESTED:
+            return (f"{d['runbook']} (run {d.get('run_id')}) waits for a second person's "
+                    f"approval until {str(d.get('expires_at'))[11:19]} UTC")
+        case Kind.RUNBOOK_APPROVED:
+            return (f"{d['runbook']} (run {d.get('run_id')}) approved by {actor}, asked by "
+                    f"{d.get('requested_by')}")
+        case Kind.APPROVAL_EXPIRED:
+            return (f"{d['runbook']} (run {d.get('run_id')}): nobody approved it by "
+                    f"{str(d.get('expires_at'))[11:19]} UTC; it will not run")
+        case Kind.RUNBOOK_STARTED:
+            params = " ".join(f"{k}={v}" for k, v in (d.get("params") or {}).items())
+            return f"{d['runbook']} {params}".strip() + (" (check mode)" if d.get("check") else "")
+        case Kind.RUNBOOK_TASK:
+            return f"{d['status']:8} {d.get('task')}"
+        case Kind.RUNBOOK_FINISHED:
+            text = f"{d['runbook']}: {d['status']} (rc {d.get('rc')})"
+            return text + (f": {d['error']}" if d.get("error") else "")
+        case Kind.RUNBOOK_LATE:
+            return (f"{d['runbook']} (run {d.get('run_id')}): {d['status']} (rc {d.get('rc')})"
+                    f" arrived after the run had ended {d.get('ended_as')}; kept, not an end")
+        case Kind.RUNBOOK_REJECTED:
+            return f"{d.get('runbook') or 'runbook'} refused: {d.get('error')}"
+        case Kind.RUNBOOK_COALESCED:
+            return (f"{d.get('alert')} joined run {d.get('run_id')} of {d['runbook']} "
+                    f"({d.get('because')})")
+        case Kind.RUNBOOK_MISSING:
+            return f"no runbook linked to {d.get('alert')}"
+        case _:
+            return None
+
+
+def _game_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
+    """The game day, the drill and the target around the incident."""
+    match kind:
+        case Kind.MITIGATED:
+            return (f"SLIs inside the objective; {d.get('bad_requests')} of "
+                    f"{d.get('requests')} requests missed it")
+        case Kind.STEADY_STATE_CHECKED:
+            return f"{d['phase']}: {'met' if d['met'] else 'NOT met'}"
+        case Kind.STEADY_STATE_REACHED:
+            sli = d.get("sli") or {}
+            return (f"success {_ratio(sli.get('success_ratio'))}, "
+                    f"p99 {sli.get('p99_ms') or 0:.0f} ms")
+        case Kind.RUN_CRASHED:
+            faults = ", ".join(d.get("faults") or []) or "none"
+            return (f"process {d.get('pid')} on {d.get('host')} gone, silent "
+                    f"{d.get('silent_s')} s; faults to undo: {faults}")
+        case Kind.DRILL_STARTED:
+            return (f"drill {d.get('drill_id')} run by {d.get('game_master')} "
+                    f"({d.get('difficulty')})")
+        case Kind.DRILL_JOINED:
+            return f"{d.get('person')} joins as {d.get('role')}"
+        case Kind.DRILL_INJECT:
+            return f"{d.get('sender')}: {d.get('message')}"
+        case Kind.DRILL_FAULT:
+            return (f"second fault for {d.get('inject')}: {d.get('activity')} "
+                    f"({d.get('status')})")
+        case Kind.DRILL_HINT:
+            return f"hint ({d.get('stage')}, -{d.get('cost')}): {d.get('text')}"
+        case Kind.DRILL_PAUSED:
+            return "the drill clock stops"
+        case Kind.DRILL_RESUMED:
+            return "the drill clock runs again"
+        case Kind.DRILL_ENDED:
+            return str(d.get("reason") or "the drill ends")
+        case Kind.GAMEDAY_SCHEDULED:
+            return f"by schedule {d['schedule']} (due {str(d.get('due_at'))[:19]})"
+        case Kind.GAMEDAY_FROZEN:
+            return f"stopped by the freeze ({d.get('who')}: {d.get('reason') or 'no reason'})"
+        case Kind.GAMEDAY_VERDICT:
+            why = "; ".join(f"{name}: {text}" for name, text in (d.get("why") or {}).items())
+            return f"{d.get('status')} (exit {d.get('exit_code')})" + (f": {why}" if why else "")
+        case Kind.GAMEDAY_INTERRUPTED:
+            return f"by {d.get('signal') or 'a signal'}; experiment {d.get('experiment')}"
+        case Kind.DETECTION_MISSED:
+            return f"no {d.get('alert')} alert within {d.get('waited_s')} s"
+        case Kind.RECOVERY_MISSED:
+            return f"the SLIs did not recover within {d.get('waited_s')} s"
+        case Kind.K8S_EVENT:
+            return f"{d.get('type')} {d.get('reason')} {d.get('object')}: {d.get('message')}"
+        case _:
+            return None
+
+
+def describe_event(event: Recorded | Mapping[str, Any]) -> str:
+    if isinstance(event, Mapping):
+        return describe(event["kind"], event["actor"], event["data"])
+    return describe(event.kind, event.actor, event.data)

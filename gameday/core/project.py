@@ -1,0 +1,78 @@
+"""Starting a game-day project: ``gameday init DIR``.
+
+Writes ``gameday.toml`` (which marks the project), a first sandbox game day (a scenario
+and its Chaos Toolkit experiment), and copies of the runbook and alert rules it uses
+from the ones built into the package, so the new project runs as it is and shows what
+to edit. For scheduled game days in a cluster it adds a Kubernetes game day with its
+runbook, and the ``Dockerfile`` (with ``.dockerignore``) that builds the project's image
+on gameday's base image (``gameday:VERSION``, this gameday's version): what
+``gameday schedule export --kubernetes`` runs. Nothing is overwritten: a directory that
+is already a project is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+from gameday import __version__
+from gameday.core.errors import GamedayError, ValidationError
+from gameday.core.settings import BUILTIN_RULES, BUILTIN_RUNBOOKS, PROJECT_FILE
+
+SCAFFOLD = "scaffold"
+COPIED = ((BUILTIN_RUNBOOKS / "restart-replica.yml", Path("runbooks") / "restart-replica.yml"),
+          (BUILTIN_RULES / "sandbox.rules.yml", Path("alerting") / "sandbox.rules.yml"))
+# Stored without their dot (package data leaves dotfiles out).
+RENAMED = {"gitignore": ".gitignore", "dockerignore": ".dockerignore"}
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_. -]{0,62}$")
+
+
+def init_project(directory: Path, name: str | None = None) -> list[Path]:
+    """Scaffold a project in ``directory`` (created if missing); returns what it wrote."""
+    directory = directory.resolve()
+    name = name or directory.name
+    if not NAME.fullmatch(name):
+        raise ValidationError("must be letters, digits, spaces, '.', '_' or '-' "
+                              "(at most 63)", field="--name")
+    if (directory / PROJECT_FILE).exists():
+        raise GamedayError(f"{directory} is already a game-day project ({PROJECT_FILE})")
+    if directory.exists() and not directory.is_dir():
+        raise GamedayError(f"{directory} exists and is not a directory")
+    # Placeholders in the scaffold's files, and what they become.
+    placeholders = {b"PROJECT_NAME": name.encode(), b"GAMEDAY_VERSION": __version__.encode()}
+    plan: list[tuple[Path, bytes]] = []
+    root = resources.files("gameday").joinpath(SCAFFOLD)
+    for item in _walk(root):
+        relative = Path(*item[0])
+        relative = relative.with_name(RENAMED.get(relative.name, relative.name))
+        content = item[1]
+        for placeholder, value in placeholders.items():
+            content = content.replace(placeholder, value)
+        plan.append((relative, content))
+    plan += [(target, source.read_bytes()) for source, target in COPIED]
+    clashes = [str(rel) for rel, _ in plan if (directory / rel).exists()]
+    if clashes:
+        raise GamedayError(f"{directory} already has {', '.join(clashes)}; nothing written")
+    written = []
+    for relative, content in plan:
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        written.append(path)
+    return written
+
+
+def _walk(node: Traversable,
+          prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], bytes]]:
+    found: list[tuple[tuple[str, ...], bytes]] = []
+    for child in sorted(node.iterdir(), key=lambda c: c.name):
+        if child.name.startswith(("__", ".")):
+            continue
+        if child.is_dir():
+            found += _walk(child, (*prefix, child.name))
+        else:
+            found.append(((*prefix, child.name), child.read_bytes()))
+    return found
+

@@ -1,0 +1,335 @@
+"""Settings: where the store, the runs, the runbooks and the sandbox are, resolved once.
+
+A game-day project is a directory with a ``gameday.toml`` (``gameday init`` writes
+one). gameday looks for it from the working directory upwards, so commands work from
+anywhere inside the project, and paths written in it (and in scenarios) resolve
+against the project, never against the working directory. Without a project file the
+working directory is the project.
+
+Precedence: a command-line option, then an environment variable, then
+``gameday.toml``, then the default. A path given on the command line or in the
+environment is taken relative to the working directory, as a shell user means it.
+Every setting is declared once, in ``SETTINGS`` (its variable, its key in
+``gameday.toml``, its default and what it is for); the
+configuration page (docs/configuration.md) is checked against it, and ``gameday.toml``
+keys it does not declare are refused.
+
+The server's address is where people reach ``gameday serve`` (the drill console's join
+links are made of it).
+
+The runbooks and alert rules that drive the embedded sandbox ship inside the package;
+a project's own directories come first, and a file of the same name there replaces
+the built-in one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from fnmatch import fnmatch
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from gameday.core.errors import ValidationError
+
+PROJECT_FILE = "gameday.toml"
+PACKAGE = Path(__file__).resolve().parent.parent
+BUILTIN_RUNBOOKS = PACKAGE / "targets" / "sandbox" / "runbooks"
+BUILTIN_RULES = PACKAGE / "targets" / "sandbox" / "alerting"
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+class Setting(NamedTuple):
+    """One setting, declared once: the ``Settings`` field it fills, where it can be
+    given (an option, an environment variable, a ``gameday.toml`` section and key),
+    its default as people read it, and what it is for."""
+
+    field: str
+    option: str | None
+    variable: str | None
+    section: str
+    key: str
+    default: str
+    help: str
+
+
+SETTINGS = (
+    Setting("db", "--db", "GAMEDAY_DB", "store", "db", ".gameday/gameday.db",
+            "the store: a SQLite file, `sqlite:///PATH`, or "
+            "`postgresql://USER@HOST[:PORT]/DB` (`postgresql+psycopg://` too); other URLs "
+            "are refused (exit 2)"),
+    Setting("runs_dir", None, "GAMEDAY_RUNS", "paths", "runs", ".gameday/runs",
+            "where run directories go"),
+    Setting("runbooks_dir", None, "GAMEDAY_RUNBOOKS", "paths", "runbooks", "runbooks",
+            "the project's runbooks (then the built-in ones)"),
+    Setting("alerting_dir", None, "GAMEDAY_ALERTING", "paths", "alerting", "alerting",
+            "the project's Prometheus rules (then the built-in ones)"),
+    Setting("sandbox_dir", "--state-dir", "GAMEDAY_SANDBOX", "paths", "sandbox",
+            ".gameday/sandbox", "the sandbox for `gameday sandbox …`"),
+    Setting("state_dir", None, None, "paths", "state", ".gameday",
+            "the state directory the defaults above live in"),
+    Setting("url", None, "GAMEDAY_URL", "serve", "url", DEFAULT_URL,
+            "where people reach `gameday serve`: drill join links (notifications link to "
+            "the review only when `GAMEDAY_URL` is set)"),
+    Setting("name", None, None, "project", "name", "the project directory's name",
+            "the project's name"),
+)
+BY_FIELD = {s.field: s for s in SETTINGS}
+
+
+def reference() -> list[str]:
+    """The settings as the configuration page (docs/configuration.md) lists them."""
+    def code(text: str | None) -> str:
+        return f"`{text}`" if text else ""
+
+    return [f"| {', '.join(code(w) for w in (s.option, s.variable) if w)} | "
+            f"`[{s.section}] {s.key}` | "
+            f"{code(s.default) if s.field != 'name' else s.default} | {s.help} |"
+            for s in SETTINGS]
+KNOWN: dict[str, set[str]] = {}
+for _setting in SETTINGS:
+    KNOWN.setdefault(_setting.section, set()).add(_setting.key)
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path                       # the project directory
+    project_file: Path | None        # its gameday.toml, if there is one
+    db: str                          # a SQLite path (or sqlite:/// URL), or postgresql://
+    state_dir: Path
+    runs_dir: Path
+    runbooks_dir: Path               # the project's own runbooks
+    alerting_dir: Path               # the project's own alert rules
+    sandbox_dir: Path                # the sandbox of ``gameday sandbox ...``
+    name: str
+    url: str = DEFAULT_URL           # where people reach ``gameday serve``
+
+    @property
+    def runbook_dirs(self) -> tuple[Path, ...]:
+        """Where runbooks are found, first match wins: the project's, then built-in."""
+        return (self.runbooks_dir, BUILTIN_RUNBOOKS)
+
+    @property
+    def rules_dirs(self) -> tuple[Path, ...]:
+        return (self.alerting_dir, BUILTIN_RULES)
+
+    @property
+    def db_path(self) -> Path:
+        return store_path(self.db)
+
+    @property
+    def serve_dir(self) -> Path:
+        return self.state_dir / "serve"
+
+    @property
+    def k8s_bin(self) -> Path:
+        return self.state_dir / "k8s" / "bin"
+
+    def relative(self, path: str | os.PathLike[str]) -> str:
+        """``path`` as the project names it (a schedule, a drill): relative to the root
+        when inside the project, else absolute."""
+        resolved = Path(path).resolve()
+        try:
+            return str(resolved.relative_to(self.root))
+        except ValueError:
+            return str(resolved)
+
+    def resolve(self, path: str | os.PathLike[str]) -> Path:
+        """A path written in the project (gameday.toml, a scenario): under the root."""
+        return (self.root / path).resolve()
+
+    @classmethod
+    def load(cls, *, cwd: Path | None = None, environ: Mapping[str, str] | None = None,
+             db: str | None = None) -> Settings:
+        cwd = (cwd or Path.cwd()).resolve()
+        env = os.environ if environ is None else environ
+        project_file = find_project(cwd)
+        root = project_file.parent if project_file else cwd
+        conf = read_project(project_file) if project_file else {}
+
+        def given(field: str) -> tuple[str, str] | None:
+            """The value set for ``field`` and where: the environment, else the file."""
+            setting = BY_FIELD[field]
+            if setting.variable and env.get(setting.variable):
+                return env[setting.variable], setting.variable
+            value = conf.get(setting.section, {}).get(setting.key)
+            return (str(value), f"[{setting.section}] {setting.key}") if value else None
+
+        def pick(field: str, default: Path) -> Path:
+            found = given(field)
+            if found is None:
+                return default
+            value, where = found
+            return ((cwd if where == BY_FIELD[field].variable else root) / value).resolve()
+
+        state = pick("state_dir", root / ".gameday")
+        db_value, db_where = (db, "--db") if db else given("db") or ("", "")
+        if db_value:
+            store_target(db_value)  # refuse what is not a store before anything else
+            if "://" not in db_value:
+                base = root if db_where.startswith("[") else cwd
+                db_value = str((base / db_value).resolve())
+        else:
+            db_value = str(state / "gameday.db")
+        url, url_where = given("url") or (DEFAULT_URL, "[serve] url")
+        name = given("name")
+        return cls(
+            root=root, project_file=project_file, db=db_value, state_dir=state,
+            runs_dir=pick("runs_dir", state / "runs"),
+            runbooks_dir=pick("runbooks_dir", root / "runbooks"),
+            alerting_dir=pick("alerting_dir", root / "alerting"),
+            sandbox_dir=pick("sandbox_dir", state / "sandbox"),
+            name=name[0] if name else root.name, url=_url(url, url_where))
+
+
+def _url(value: str, field: str) -> str:
+    """The server's address: an http(s) URL with a host, without a trailing slash."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok or any(c.isspace() for c in value):
+        raise ValidationError(f"{value[:200]!r} is not an http(s) URL like "
+                              f"{DEFAULT_URL}", field=field)
+    return value.rstrip("/")
+
+
+def first_found(dirs: Iterable[Path], *patterns: str,
+                key: Callable[[Path], str] = lambda path: path.name) -> dict[str, Path]:
+    """Files matching ``patterns`` in ``dirs``, by ``key``: a file in an earlier
+    directory (the project's) hides one with the same key in a later (the built-in)."""
+    found: dict[str, Path] = {}
+    for directory in dirs:
+        for path in _listing(directory, patterns):
+            found.setdefault(key(path), path)
+    return found
+
+
+def _listing(directory: Path, patterns: tuple[str, ...]) -> tuple[Path, ...]:
+    """The directory's files matching ``patterns``, sorted (hidden ones left out, as
+    glob does). The names are read every time; only matching them is remembered."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return ()
+    return _matching(directory, tuple(sorted(names)), patterns)
+
+
+@lru_cache(maxsize=128)
+def _matching(directory: Path, names: tuple[str, ...],
+              patterns: tuple[str, ...]) -> tuple[Path, ...]:
+    return tuple(directory / name for name in names if not name.startswith(".")
+                 and any(fnmatch(name, pattern) for pattern in patterns))
+
+
+def find_project(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        candidate = directory / PROJECT_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_project(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"not valid TOML: {exc}", file=str(path)) from None
+    for section, value in data.items():
+        if section not in KNOWN:
+            raise ValidationError(f"unknown section (expected {', '.join(KNOWN)})",
+                                  file=str(path), field=section)
+        if not isinstance(value, dict):
+            raise ValidationError("must be a table", file=str(path), field=section)
+        for key, item in value.items():
+            if key not in KNOWN[section]:
+                raise ValidationError(
+                    f"unknown key (expected {', '.join(sorted(KNOWN[section]))})",
+                    file=str(path), field=f"{section}.{key}")
+            if not isinstance(item, str) or not item.strip():
+                raise ValidationError("must be a non-empty string", file=str(path),
+                                      field=f"{section}.{key}")
+    return data
+
+
+POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
+
+
+def store_target(db: str) -> str:
+    """What a store setting names: a SQLite file (as a path) or a PostgreSQL URL
+    (``postgresql://`` or ``postgresql+psycopg://``, as given). Anything else is refused."""
+    if "://" in db and db.split("://", 1)[0] in POSTGRES_SCHEMES:
+        try:
+            parts = urlsplit(db)
+            parts.port  # noqa: B018  (a port that is not a number raises)
+        except ValueError as exc:
+            raise ValidationError(f"is not a valid PostgreSQL URL: {exc}", field="--db") from None
+        if not (parts.hostname or "host=" in parts.query) or parts.path in ("", "/"):
+            raise ValidationError("a PostgreSQL URL is postgresql://USER[:PASSWORD]@HOST"
+                                  "[:PORT]/DATABASE", field="--db")
+        return db
+    return str(store_path(db))
+
+
+def store_path(db: str) -> Path:
+    """The SQLite file a store setting names. A URL of another kind is refused, never
+    taken for a file name."""
+    if "://" not in db:
+        if not db.strip() or "\0" in db:
+            raise ValidationError("is not a file name or a sqlite:/// URL", field="--db")
+        return Path(db)
+    try:
+        parts = urlsplit(db)
+    except ValueError as exc:
+        raise ValidationError(f"is not a file name or a URL: {exc}", field="--db") from None
+    if parts.scheme != "sqlite":
+        raise ValidationError(f"{parts.scheme}:// stores are not supported; give a SQLite "
+                              "file name, a sqlite:///PATH URL or a postgresql:// URL",
+                              field="--db")
+    if parts.netloc or not parts.path:
+        raise ValidationError("a SQLite URL is sqlite:///relative/path or "
+                              "sqlite:////absolute/path", field="--db")
+    return Path(parts.path[1:] if parts.path.startswith("/") else parts.path)
+
+
+_current: Settings | None = None
+
+
+def use(settings: Settings | None) -> None:
+    """Make ``settings`` the process's settings (the CLI does, once it has resolved
+    them); ``None`` goes back to resolving from the environment."""
+    global _current
+    _current = settings
+
+
+@contextmanager
+def overridden(**changes: Any) -> Iterator[Settings]:
+    """The process's settings with ``changes`` while the block runs (a game day points
+    the chaos activities running in this process at its own sandbox)."""
+    global _current
+    previous = _current
+    _current = replace(current(), **changes)
+    try:
+        yield _current
+    finally:
+        _current = previous
+
+
+def current() -> Settings:
+    """The process's settings: the CLI's, else resolved from the working directory and
+    the environment (cached per directory and environment, so tests can vary them)."""
+    if _current is not None:
+        return _current
+    keys = tuple(s.variable for s in SETTINGS if s.variable)
+    return _cached(str(Path.cwd()), tuple(os.environ.get(k) for k in keys))
+
+
+@cache
+def _cached(cwd: str, _env: tuple[str | None, ...]) -> Settings:
+    return Settings.load(cwd=Path(cwd))

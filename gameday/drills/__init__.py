@@ -1,0 +1,1 @@
+"""Drills: the game master, injects and scorecards of a responder training drill."""

@@ -1,0 +1,334 @@
+"""Running a drill: starting one (its game day in its own process, like a scheduled
+one), the Wheel of Misfortune, and the moves the game master and the players make.
+The CLI (``gameday drill``) and the console in ``gameday serve`` both call these.
+
+Every move is an event on the drill's incident (``drill.*``, ``role.assigned``, ...),
+read by the game-day process (injects, pause, end) and by the debrief (``drill``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from gameday.core import events
+from gameday.core.detached import spawn_gameday
+from gameday.core.errors import AlreadyRecorded, GamedayError, NotFound, ValidationError
+from gameday.core.events import Kind
+from gameday.core.settings import Settings
+from gameday.core.states import DrillState
+from gameday.drills.scorecards import answered, scorecards
+from gameday.incidents.incident import TERMINAL_STATES, Incident, held_roles
+from gameday.runbooks.routing import Route
+from gameday.scenarios.drill import Clock, DrillSpec, due_injects
+from gameday.scenarios.scenario import Scenario, load_scenario
+from gameday.slis.traffic import sli_windows
+from gameday.store import Store, clock_ns
+
+START_TIMEOUT_S = 120.0
+GAME_MASTER = "game-master"
+
+
+def spin(pool: Path, *, seed: int | None = None,
+         history: Store | None = None) -> tuple[Path, str]:
+    """The Wheel of Misfortune: a random scenario from ``pool`` (a directory of
+    scenarios, or one file) and a random on-call from its rotation.
+
+    With ``history``, only what already happened spins: scenarios whose game days ran,
+    or whose alert fired for a real incident (one opened by an alert), as a Wheel of
+    Misfortune replays past outages."""
+    files = sorted(pool.glob("*.y*ml")) if pool.is_dir() else [pool]
+    wheel = random.Random(seed)
+    candidates: list[tuple[Path, Scenario]] = []
+    for path in files:
+        try:
+            sc = load_scenario(path)
+        except GamedayError:
+            continue  # `gameday validate` says why; the wheel only spins valid ones
+        if sc.target == "sandbox":  # a drill needs nothing but this machine
+            candidates.append((path, sc))
+    if history is not None:
+        ran, fired = history.past_outages()
+        candidates = [(p, sc) for p, sc in candidates
+                      if sc.name in ran or sc.alert.name in fired]
+    if not candidates:
+        what = "that a past game day or incident touched" if history is not None else ""
+        raise ValidationError(f"no valid sandbox scenario {what} to spin".replace("  ", " "),
+                              file=str(pool), field="--wheel")
+    path, sc = wheel.choice(candidates)
+    return path, wheel.choice(list(sc.team.oncall))
+
+
+def as_drill(store: Store, sc: Scenario, drill_id: int
+             ) -> tuple[Scenario, Callable[[int, Path], None]]:
+    """Drill ``drill_id``'s scenario, as its game-day process runs it (people respond;
+    the Wheel of Misfortune's pick is the one paged), and what records the drill's start
+    once its incident and run directory exist."""
+    row = store.drill(drill_id)
+    drilled = replace(sc, response=replace(sc.response, mode="drill"))
+    if row["oncall"]:
+        drilled = replace(drilled, team=replace(sc.team, oncall=(row["oncall"],)))
+
+    def opened(incident_id: int, run_dir: Path) -> None:
+        store.update_drill(drill_id, incident_id=incident_id, run_dir=str(run_dir),
+                           state=DrillState.RUNNING)
+        Incident(store, incident_id).record(events.drill_started(
+            drill_id, row["game_master"], row["difficulty"], row["oncall"]),
+            row["game_master"])
+
+    return drilled, opened
+
+
+def drill_over(store: Store, drill_id: int) -> None:
+    """Its game-day process ends: a drill still running is ended (a failed one says so
+    already)."""
+    if store.drill(drill_id)["state"] == DrillState.RUNNING:
+        store.update_drill(drill_id, state=DrillState.ENDED)
+
+
+def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master: str,
+                difficulty: str = "normal", oncall: str | None = None,
+                base_url: str | None = None) -> dict[str, Any]:
+    """Start the drill's game day in its own process and wait for its incident."""
+    load_scenario(scenario)  # refuse what does not validate before anything starts
+    _person(game_master, "--game-master")
+    relative = settings.relative(scenario)
+    drill_id = store.create_drill(relative, game_master=game_master, difficulty=difficulty,
+                                  oncall=oncall)
+    log = settings.runs_dir / f"drill-{drill_id:04d}.log"
+    child = spawn_gameday(settings.resolve(relative), cwd=settings.root, db_url=store.url,
+                          flag=("--drill", drill_id), log=log)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        row = store.drill(drill_id)
+        if row["incident_id"]:
+            break
+        if child.poll() is not None or time.monotonic() > deadline:
+            if child.poll() is None:
+                child.terminate()
+            store.update_drill(drill_id, state=DrillState.FAILED)
+            tail = log.read_text(errors="replace")[-1500:].strip()
+            raise GamedayError(f"the drill's game day did not start (exit {child.poll()}):\n"
+                               f"{tail}")
+        time.sleep(0.1)
+    url = (base_url or settings.url).rstrip("/")
+    return {"drill_id": drill_id, "incident_id": row["incident_id"], "scenario": relative,
+            "difficulty": difficulty, "oncall": oncall, "pid": child.pid,
+            "join_url": f"{url}/drills/{drill_id}", "log": str(log)}
+
+
+def _person(name: str, field: str = "--as") -> str:
+    from gameday.incidents.moves import person
+
+    return person(name, field)
+
+
+class Drill:
+    """A drill and its incident, for the moves people make in it."""
+
+    def __init__(self, store: Store, row: dict[str, Any], scenario: Scenario):
+        self.store, self.row, self.sc = store, row, scenario
+        self.id: int = row["id"]
+        if not row["incident_id"]:
+            raise GamedayError(f"drill {self.id} has not started ({row['state']})")
+        self.incident = Incident(store, row["incident_id"])
+        self._route: Route | None = None
+
+    @classmethod
+    def load(cls, store: Store, settings: Settings, drill_id: int) -> Drill:
+        row = store.drill(drill_id)
+        return cls(store, row, load_scenario(settings.resolve(row["scenario"]),
+                                             check_experiment=False))
+
+    @property
+    def spec(self) -> DrillSpec:
+        return self.sc.drill or DrillSpec()
+
+    def timeline(self) -> list[Any]:
+        return self.incident.events()
+
+    def _open(self) -> None:
+        if self.incident.state in TERMINAL_STATES or self.ended:
+            raise GamedayError(f"drill {self.id} is over ({self.incident.state})")
+
+    @property
+    def ended(self) -> bool:
+        return any(e.kind == Kind.DRILL_ENDED for e in self.timeline())
+
+    @property
+    def clock(self) -> Clock:
+        return Clock.of(self.timeline())
+
+    # -- moves ----------------------------------------------------------------------------
+    def join(self, person: str, role: str) -> None:
+        """Take ``role``: any number of responders; the other roles have one holder, who
+        hands it over (``gameday incident assign``) rather than losing it unseen."""
+        self._open()
+        _person(person)
+        held = self.incident.roles().get(role)
+        if role != "responder" and held and held != person:
+            raise GamedayError(f"{held} is {role.replace('_', ' ')}: ask them to hand it "
+                               "over, or take another role")
+        self.incident.record(events.drill_joined(person, role), person)
+        self.incident.assign(role, person, person, via="drill")
+
+    def pause(self, person: str) -> None:
+        self._open()
+        if self.clock.paused:
+            raise GamedayError(f"drill {self.id} is already paused")
+        self.incident.record(events.drill_paused(), _person(person))
+
+    def resume(self, person: str) -> None:
+        self._open()
+        if not self.clock.paused:
+            raise GamedayError(f"drill {self.id} is not paused")
+        self.incident.record(events.drill_resumed(), _person(person))
+
+    def inject(self, person: str, *, name: str | None = None, sender: str | None = None,
+               message: str | None = None) -> dict[str, Any]:
+        """The game master fires a declared inject now, or one made up on the spot."""
+        self._open()
+        _person(person)
+        if name:
+            declared = next((i for i in self.spec.injects if i.name == name), None)
+            if declared is None:
+                known = ", ".join(i.name for i in self.spec.injects) or "none"
+                raise ValidationError(f"no inject {name!r} in the scenario (known: {known})",
+                                      field="NAME")
+            entry = events.drill_inject(declared.name, declared.sender, declared.message,
+                                        by_hand=True)
+        else:
+            from gameday.incidents.moves import text
+
+            if not sender or not message:
+                raise ValidationError("name a declared inject, or give --from and --message",
+                                      field="NAME")
+            sender = text(sender, "--from", limit=64)
+            message = text(message, "--message", limit=500)
+            if "\n" in message or "\t" in message:
+                raise ValidationError("one line, at most 500 characters", field="--message")
+            count = sum(1 for e in self.timeline() if e.kind == Kind.DRILL_INJECT)
+            entry = events.drill_inject(f"by-hand-{count + 1}", sender, message, by_hand=True)
+        try:  # once, whoever fires it: the game day on its schedule, or a game master
+            self.incident.record(entry, person, once="name")
+        except AlreadyRecorded:
+            raise AlreadyRecorded(f"inject {entry.data['name']} was already fired") from None
+        return dict(entry.data)
+
+    def hint(self, person: str, stage: str | None = None) -> dict[str, Any]:
+        """The next hint not yet taken (for ``stage``, if given), recorded with its cost."""
+        self._open()
+        _person(person)
+        if self.row["difficulty"] == "hard":
+            raise GamedayError("a hard drill gives no hints")
+        taken = {(e.data.get("stage"), e.data.get("text")) for e in self.timeline()
+                 if e.kind == Kind.DRILL_HINT}
+        hints = [h for h in self.spec.hints if (h.stage, h.text) not in taken
+                 and (stage is None or h.stage == stage)]
+        if not hints:
+            raise NotFound(f"no hint left{' for ' + stage if stage else ''} in this drill")
+        chosen = hints[0]
+        cost = 0 if self.row["difficulty"] == "easy" else chosen.cost
+        entry = events.drill_hint(chosen.stage, chosen.text, cost)
+        self.incident.record(entry, person)
+        return dict(entry.data)
+
+    def end(self, person: str) -> None:
+        self._open()
+        self.incident.record(events.drill_ended("ended by the game master"), _person(person))
+
+    # -- what the console shows -----------------------------------------------------------
+    def snapshot(self, *, after_seq: int = 0, sli_offset: int = 0) -> dict[str, Any]:
+        """The drill as it stands, for the console and ``GET /api/v1/drills/ID``: the
+        incident, roles, clock, pages, injects and hints, the linked runbook, the
+        timeline's events after ``after_seq`` (time order, each with its sentence) and
+        the SLI samples the game day wrote after byte ``sli_offset`` of its ``sli.jsonl``
+        (``next_sli_offset`` says where to go on)."""
+        from gameday.incidents import moves
+
+        row = self.store.drill(self.id)
+        inc = self.incident.row
+        timeline = self.timeline()
+        clock = Clock.of(timeline)
+        t0 = min((e.at_monotonic_ns for e in timeline), default=0)
+        acked = {e.actor for e in timeline if e.kind in (Kind.INCIDENT_ACKNOWLEDGED,
+                                                         Kind.ROLE_ASSIGNED)}
+        pages = [{"person": e.data["person"], "role": e.data["role"],
+                  "reason": e.data.get("reason"), "answered": e.data["person"] in acked}
+                 for e in timeline if e.kind == Kind.PAGE_SENT]
+        fired = {e.data.get("name") for e in timeline if e.kind == Kind.DRILL_INJECT}
+        taken = sum(1 for e in timeline if e.kind == Kind.DRILL_HINT)
+        if self._route is None:  # the alert fires once: route it once, not every poll
+            self._route = moves.linked(self.incident, timeline)
+        route = self._route
+        new = [e for e in events.in_time_order(timeline) if e["seq"] > after_seq]
+        samples, next_offset = self.sli_samples(row["run_dir"], sli_offset, t0)
+        return {
+            "drill": {k: row[k] for k in ("id", "scenario", "state", "difficulty",
+                                          "game_master", "oncall")},
+            "incident": {k: inc.get(k) for k in ("id", "title", "state", "severity",
+                                                 "service")},
+            "roles": held_roles(timeline),
+            "clock": {"seconds": clock.at(clock_ns(inc)), "paused": clock.paused},
+            "over": (any(e.kind == Kind.DRILL_ENDED for e in timeline)
+                     or inc["state"] in TERMINAL_STATES),
+            "pages": pages,
+            "injects": answered(self.spec, timeline),
+            "injects_left": [i.name for i in self.spec.injects if i.name not in fired],
+            "hints_left": (0 if row["difficulty"] == "hard"
+                           else max(0, len(self.spec.hints) - taken)),
+            "runbook": ({"name": route.runbook.name, "link": route.link(self.incident.id),
+                         "error": route.error} if route and route.runbook else None),
+            "objective": {"success_ratio": self.sc.slo.success_ratio,
+                          "latency_p99_ms": self.sc.slo.latency_p99_ms},
+            "events": [{"seq": e["seq"], "t": round((e["at_monotonic_ns"] - t0) / 1e9, 2),
+                        "at_utc": e["at_utc"], "kind": e["kind"], "actor": e["actor"],
+                        "text": events.describe_event(e)} for e in new],
+            "last_seq": max((e.seq for e in timeline), default=after_seq),
+            "sli": samples, "next_sli_offset": next_offset,
+        }
+
+    @staticmethod
+    def sli_samples(run_dir: str | None, offset: int,
+                    t0: int) -> tuple[list[dict[str, Any]], int]:
+        """The game day's SLI windows after byte ``offset`` of its ``sli.jsonl``, each
+        ``t`` in seconds on the timeline's scale."""
+        windows, next_offset = sli_windows(run_dir, offset)
+        return [{"t": round((w["at_ns"] - t0) / 1e9, 2), "success_ratio": w.get("success_ratio"),
+                 "p99_ms": w.get("p99_ms"), "outside": bool(w.get("outside"))}
+                for w in windows], next_offset
+
+    # -- the debrief ------------------------------------------------------------------------
+    def debrief(self) -> dict[str, Any]:
+        timeline = self.timeline()
+        row = self.store.drill(self.id)
+        review = None
+        if row["run_dir"]:
+            path = Path(row["run_dir"]) / "review.md"
+            review = str(path) if path.is_file() else None
+        return {"drill_id": self.id, "scenario": row["scenario"], "state": row["state"],
+                "difficulty": row["difficulty"], "game_master": row["game_master"],
+                "oncall": row["oncall"], "incident_id": self.incident.id,
+                "incident_state": self.incident.state,
+                "scorecards": [c.as_dict() for c in scorecards(self.sc, timeline)],
+                "injects": answered(self.spec, timeline),
+                "hints_taken": [e.data for e in timeline if e.kind == Kind.DRILL_HINT],
+                "timeline": events.in_time_order(timeline), "review": review}
+
+
+def fire_due_injects(incident: Incident, spec: DrillSpec) -> list[str]:
+    """Called by the drill's game-day process a few times a second."""
+    timeline = incident.events()
+    fired = []
+    for inject in due_injects(spec, timeline, time.monotonic_ns()):
+        try:
+            incident.record(events.drill_inject(inject.name, inject.sender, inject.message),
+                            GAME_MASTER, once="name")
+        except AlreadyRecorded:
+            continue  # fired by hand a moment ago
+        fired.append(inject.name)
+    return fired

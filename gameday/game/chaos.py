@@ -1,0 +1,163 @@
+"""Chaos Toolkit experiments: load, validate and run them in-process with chaoslib.
+
+``run`` runs any experiment with rollbacks under the ``always`` strategy and inside
+chaoslib's signal handling, so SIGINT or SIGTERM ends the run ``interrupted`` with
+its rollbacks played. A game day passes a ``hooks`` object: the gameday control
+(``gameday.game.control``) forwards chaoslib's hooks to it while the experiment runs.
+chaoslib is imported lazily: ``gameday --help`` does not pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from gameday.core.errors import ValidationError
+from gameday.game import interrupts
+
+CONTROL = {"gameday": {"provider": {"type": "python", "module": "gameday.game.control"}}}
+
+
+def load_experiment(path: str | Path) -> dict[str, Any]:
+    """Parse and validate an experiment; errors name the file and what is wrong."""
+    from chaoslib.exceptions import ChaosException
+    from chaoslib.experiment import ensure_experiment_is_valid
+    from chaoslib.loader import parse_experiment_from_file
+
+    path = Path(path)
+    if not path.exists():
+        raise ValidationError("no such file", file=str(path))
+    try:
+        experiment = parse_experiment_from_file(str(path))
+    except ChaosException as exc:
+        raise ValidationError(str(exc), file=str(path)) from None
+    except Exception as exc:  # the YAML/JSON parsers' own errors
+        raise ValidationError(f"not a valid experiment file: {exc}", file=str(path)) from None
+    if not isinstance(experiment, dict):
+        raise ValidationError("an experiment must be a mapping", file=str(path))
+    _quiet(None)
+    try:
+        ensure_experiment_is_valid(experiment)
+    except ChaosException as exc:
+        raise ValidationError(str(exc).strip(), file=str(path),
+                              field=_field_of(str(exc))) from None
+    except Exception as exc:  # chaoslib raises plain errors on some malformed shapes
+        raise ValidationError(f"invalid experiment: {exc!r}", file=str(path)) from None
+    return experiment
+
+
+def with_drill_faults(experiment: dict[str, Any], drill: Any, file: str) -> dict[str, Any]:
+    """The experiment with the rollbacks of the drill's second faults (``drill.injects[].
+    fault``) after its own: they run with them on success, failure, a signal, and from
+    ``gameday recover`` after a crash. Each fault and rollback is checked as chaoslib
+    checks an experiment's activities."""
+    from chaoslib.activity import ensure_activity_is_valid
+    from chaoslib.exceptions import ChaosException
+
+    faults = [(i, inject) for i, inject in enumerate(drill.injects) if inject.fault]
+    for i, inject in faults:
+        for key in ("fault", "rollback"):
+            try:
+                ensure_activity_is_valid(getattr(inject, key))
+            except ChaosException as exc:
+                raise ValidationError(str(exc).strip(), file=file,
+                                      field=f"drill.injects.{i}.{key}") from None
+            except Exception as exc:  # chaoslib raises plain errors on some shapes
+                raise ValidationError(f"not a valid Chaos Toolkit action: {exc!r}"[:300],
+                                      file=file, field=f"drill.injects.{i}.{key}") from None
+    if not faults:
+        return experiment
+    return {**experiment, "rollbacks": [*(experiment.get("rollbacks") or []),
+                                        *(dict(inject.rollback) for _, inject in faults)]}
+
+
+def run_action(run_dir: Path, action: dict[str, Any]) -> str:
+    """Run one Chaos Toolkit action with the game day's experiment configuration and
+    secrets (``experiment.json`` in ``run_dir``): ``succeeded`` or why not."""
+    return execute(json.loads((run_dir / "experiment.json").read_text()), action)
+
+
+def execute(experiment: dict[str, Any], activity: dict[str, Any]) -> str:
+    """Run one activity (an action, a rollback) of ``experiment`` with its configuration
+    and secrets: ``succeeded``, or why not (an activity that cannot run is reported, not
+    raised: the drill, the recovery goes on)."""
+    from chaoslib.activity import execute_activity
+    from chaoslib.configuration import load_configuration
+    from chaoslib.secret import load_secrets
+
+    try:
+        configuration = load_configuration(experiment.get("configuration") or {})
+        secrets = load_secrets(experiment.get("secrets") or {}, configuration)
+        run = execute_activity(experiment, activity, configuration, secrets, dry=None)
+    except Exception as exc:
+        return f"failed: {str(exc)[:200]}"
+    return str(run.get("status")) if run else "failed"
+
+
+def steady_state_met(experiment: dict[str, Any]) -> bool:
+    """Whether the experiment's steady-state hypothesis holds now (a preflight: nothing
+    is injected)."""
+    from chaoslib.configuration import load_configuration
+    from chaoslib.hypothesis import run_steady_state_hypothesis
+    from chaoslib.run import EventHandlerRegistry
+    from chaoslib.secret import load_secrets
+
+    configuration = load_configuration(experiment.get("configuration") or {})
+    secrets = load_secrets(experiment.get("secrets") or {}, configuration)
+    state = run_steady_state_hypothesis(experiment, configuration, secrets, dry=None,
+                                        event_registry=EventHandlerRegistry())
+    return bool(state and state.get("steady_state_met"))
+
+
+def _field_of(message: str) -> str | None:
+    for key in ("title", "description", "method", "steady-state-hypothesis", "rollbacks",
+                "provider", "tolerance", "controls"):
+        if key in message:
+            return key
+    return None
+
+
+def _quiet(log_path: Path | None) -> None:
+    """chaoslib logs to the 'chaostoolkit' logger: to the run directory, not the terminal."""
+    logger = logging.getLogger("chaostoolkit")
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    if log_path:
+        handler = logging.FileHandler(log_path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    else:
+        logger.addHandler(logging.NullHandler())
+
+
+def run(experiment: dict[str, Any], run_dir: Path, hooks: Any | None = None) -> dict[str, Any]:
+    """Run ``experiment``; write ``journal.json`` and ``chaostoolkit.log`` in ``run_dir``."""
+    from chaoslib.control import load_global_controls
+    from chaoslib.experiment import run_experiment
+
+    from gameday.game import control
+
+    _quiet(run_dir / "chaostoolkit.log")
+    settings: dict[str, Any] = {"runtime": {"rollbacks": {"strategy": "always"}}}
+    if hooks is not None:
+        settings["controls"] = json.loads(json.dumps(CONTROL))
+        load_global_controls(settings)
+        control.install(hooks)
+    # A background process started by a non-interactive shell ignores SIGINT; make
+    # Ctrl-C (and kill -INT) interrupt the run so rollbacks follow.
+    previous = signal.getsignal(signal.SIGINT)
+    if not interrupts.installed():  # a game day's handlers stay; otherwise Ctrl-C works
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        journal: dict[str, Any] = run_experiment(experiment, settings=settings)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        control.uninstall()
+    (run_dir / "journal.json").write_text(json.dumps(journal, indent=2, default=str))
+    return journal

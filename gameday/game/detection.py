@@ -1,0 +1,166 @@
+"""The SLO burn detector: watches the SLIs and says when impact began, when the
+alert fires, and when the service is back inside its objective.
+
+It evaluates a sliding window every ``interval`` (250 ms by default) on its own
+thread and reports through a callback; it never sleeps its way to a result. Three
+moments come out of it, each measured from request samples or evaluations:
+
+- ``impact.started``: the first request that missed the objective (failed, or slower
+  than the p99 objective) and completed after the detector was armed at fault time;
+- ``alert.fired``: the evaluation at which the window SLI had been outside the
+  objective for the alert's ``for`` duration;
+- ``mitigated``: confirmed once the window SLI has stayed inside the objective for the
+  recovery window; dated at the first good request after the last bad one.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gameday.core import events
+from gameday.core.events import Entry, Kind
+from gameday.scenarios.scenario import Alert, Slo
+from gameday.slis.traffic import Sample, SampleLog, Sli
+
+Report = Callable[[Entry, int, str], object]  # what, at_ns, at_utc; returns are ignored
+
+
+def outside(sli: Sli, slo: Slo) -> bool:
+    if sli.total == 0:
+        return True  # nothing completed in the whole window: the entry point hangs
+    assert sli.success_ratio is not None and sli.p99_ms is not None
+    return sli.success_ratio < slo.success_ratio or sli.p99_ms > slo.latency_p99_ms
+
+
+def bad(sample: Sample, slo: Slo) -> bool:
+    return not sample.ok or sample.latency_ms > slo.latency_p99_ms
+
+
+@dataclass
+class DetectorState:
+    armed_ns: int | None = None
+    impact_ns: int | None = None
+    breach_since_ns: int | None = None
+    fired_ns: int | None = None
+    healthy_since_ns: int | None = None
+    mitigated_ns: int | None = None
+    last: Sli | None = None
+
+
+class Detector:
+    def __init__(self, traffic: SampleLog, slo: Slo, alert: Alert, *, interval_s: float,
+                 recovery_window_s: float, report: Report, sli_path: Path | None = None,
+                 emit_alerts: bool = True):
+        self.traffic, self.slo, self.alert = traffic, slo, alert
+        self.interval_s, self.recovery_window_s = interval_s, recovery_window_s
+        self.report = report
+        self.emit_alerts = emit_alerts
+        self.state = DetectorState()
+        self.fired = threading.Event()
+        self.mitigated = threading.Event()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._file = open(sli_path, "a", buffering=1) if sli_path else None  # noqa: SIM115
+        self._thread = threading.Thread(target=self._loop, name="detector", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self._file:
+            self._file.close()
+
+    def arm(self, at_ns: int) -> None:
+        """Start looking for impact: called when the fault is live."""
+        with self._lock:
+            self.state.armed_ns = at_ns
+
+    def current(self) -> Sli | None:
+        with self._lock:
+            return self.state.last
+
+    def recovering(self, lookback_s: float = 0.5) -> bool:
+        """Whether the newest samples all meet the objective: the window SLI still shows
+        the damage for a while after a fix, and must not drive a severity bump then."""
+        now = time.monotonic_ns()
+        recent = self.traffic.between(now - int(lookback_s * 1e9), now)
+        return bool(recent) and not any(bad(s, self.slo) for s in recent)
+
+    def healthy(self) -> bool:
+        sli = self.current()
+        return sli is not None and not outside(sli, self.slo)
+
+    def _loop(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            self.evaluate(time.monotonic_ns())
+            next_at += self.interval_s
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def evaluate(self, now_ns: int) -> None:
+        sli = self.traffic.sli(self.slo.window_s, now_ns)
+        breaching = outside(sli, self.slo)
+        if self._file and not self._file.closed:
+            self._file.write(json.dumps({**sli.as_dict(), "outside": breaching}) + "\n")
+        with self._lock:
+            st = self.state
+            st.last = sli
+            if st.armed_ns is None or st.mitigated_ns is not None:
+                return
+            reports: list[tuple[Entry, int, str]] = []
+            if st.impact_ns is None:
+                first = next((s for s in self.traffic.between(st.armed_ns, now_ns)
+                              if bad(s, self.slo)), None)
+                if first is not None:
+                    st.impact_ns = first.end_ns
+                    reports.append((events.impact_started(first.status, first.latency_ms),
+                                    first.end_ns, first.at_utc))
+            if breaching:
+                st.healthy_since_ns = None
+                st.breach_since_ns = st.breach_since_ns or now_ns
+                held = (now_ns - st.breach_since_ns) / 1e9
+                if st.fired_ns is None and st.impact_ns is not None and held >= self.alert.for_s:
+                    # Recovery is tracked from here; with an external alert source (real
+                    # Alertmanager) the built-in alert is not reported.
+                    st.fired_ns = now_ns
+                    if self.emit_alerts:
+                        reports.append((self._alert(sli), now_ns, sli.at_utc))
+            else:
+                st.breach_since_ns = None
+                if st.fired_ns is not None:
+                    st.healthy_since_ns = st.healthy_since_ns or now_ns
+                    if (now_ns - st.healthy_since_ns) / 1e9 >= self.recovery_window_s:
+                        reports.append(self._mitigation(now_ns))
+        for entry, at_ns, at_utc in reports:
+            self.report(entry, at_ns, at_utc)
+            if entry.kind == Kind.ALERT_FIRED:
+                self.fired.set()
+            elif entry.kind == Kind.MITIGATED:
+                self.mitigated.set()
+
+    def _alert(self, sli: Sli) -> Entry:
+        return events.alert_fired(
+            self.alert.name, self.alert.labels, self.alert.annotations, sli=sli.as_dict(),
+            objective={"success_ratio": self.slo.success_ratio,
+                       "latency_p99_ms": self.slo.latency_p99_ms,
+                       "window_s": self.slo.window_s})
+
+    def _mitigation(self, now_ns: int) -> tuple[Entry, int, str]:
+        st = self.state
+        assert st.impact_ns is not None and st.armed_ns is not None
+        samples = self.traffic.between(st.armed_ns, now_ns)
+        last_bad = max((i for i, s in enumerate(samples) if bad(s, self.slo)), default=-1)
+        recovered = samples[last_bad + 1] if last_bad + 1 < len(samples) else samples[-1]
+        st.mitigated_ns = recovered.end_ns
+        during = [s for s in samples if st.impact_ns <= s.end_ns <= recovered.end_ns]
+        entry = events.mitigated(self.recovery_window_s, len(during),
+                                 sum(1 for s in during if bad(s, self.slo)),
+                                 sum(1 for s in during if not s.ok))
+        return (entry, recovered.end_ns, recovered.at_utc)

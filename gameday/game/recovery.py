@@ -1,0 +1,164 @@
+"""After a crash: ``gameday recover`` (and the start of every ``gameday run`` and
+``gameday serve``) finds game days whose lease ran out and finishes them.
+
+A running game day holds a lease in the store with a heartbeat, and writes, before
+each fault, what undoes it (``game.Lease``). A lease has run out when its process is
+gone (same host: the pid is not running, or is another process now) or its heartbeat
+is older than ``LEASE_TTL_S``. Recovery claims the lease (so a second recover does
+nothing), records ``run.crashed``, plays the experiment's rollbacks against the target
+if a fault had started (each a ``fault.rolled_back``; the sandbox dies with the game
+day, and its faults with it, so there they are recorded as gone with the target),
+stops whatever the run left
+(every process carrying its ``GAMEDAY_RUN`` marker, the sandbox, a cluster it created)
+and ends the incident ``aborted``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from gameday.core import clock, events, settings
+from gameday.core.errors import GamedayError
+from gameday.core.states import DrillState
+from gameday.game import chaos
+from gameday.incidents.incident import TERMINAL_STATES, Incident
+from gameday.runs import run as runs
+from gameday.store import Store
+from gameday.store.leases import LEASE_TTL_S, process_start, stop_leftovers
+
+ACTOR = "recover"
+
+
+def expired(lease: dict[str, Any], now: float | None = None,
+            ttl: float = LEASE_TTL_S) -> bool:
+    if lease["host"] == socket.gethostname():
+        started = process_start(lease["pid"])
+        if started is None or (lease["started"] and started != lease["started"]):
+            return True
+    return bool((now or clock.epoch()) - lease["heartbeat"] > ttl)
+
+
+@contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _rollbacks(run_dir: Path, undo: dict[str, Any], incident: Incident) -> None:
+    """Play the experiment's rollbacks against the target, each on the timeline."""
+    from gameday.targets.sandbox.client import sandbox_processes
+
+    experiment = json.loads((run_dir / "experiment.json").read_text())
+    if undo.get("target") == "sandbox" and not sandbox_processes(run_dir / "sandbox"):
+        for rb in experiment.get("rollbacks") or []:  # the fault went with the sandbox
+            incident.record(events.fault_rolled_back(rb.get("name"), "target gone",
+                                                     rb.get("provider"), 0.0), ACTOR)
+        return
+    from gameday.targets.kube import use_kubeconfig
+
+    env = undo.get("env") or {}
+    failed = []
+    previous = use_kubeconfig(env.get("KUBECONFIG"))
+    try:
+        with _environment(env), settings.overridden(sandbox_dir=run_dir / "sandbox"):
+            for rb in experiment.get("rollbacks") or []:
+                began = time.monotonic()
+                status = chaos.execute(experiment, rb)  # one that cannot run is recorded
+                incident.record(events.fault_rolled_back(
+                    rb.get("name"), status, rb.get("provider"),
+                    round(time.monotonic() - began, 3)), ACTOR)
+                if status != "succeeded":
+                    failed.append(f"{rb.get('name')}: {status}")
+    finally:
+        use_kubeconfig(previous)
+    if failed:
+        raise GamedayError(f"rollbacks that did not succeed: {'; '.join(failed)}")
+
+
+def _stop_target(run_dir: Path, target: str) -> None:
+    if target == "sandbox":
+        from gameday.targets.sandbox import stop_sandbox
+
+        stop_sandbox(run_dir / "sandbox")
+    else:
+        from gameday.targets import cluster
+
+        cluster.down(target)
+
+
+def recover_one(store: Store, lease: dict[str, Any]) -> dict[str, Any] | None:
+    incident_id, run_dir = lease["incident_id"], Path(lease["run_dir"])
+    if not store.release_lease(incident_id, "recovered"):
+        return None  # another recover got there first
+    undo = lease["undo"]
+    incident = Incident(store, incident_id)
+    faults = list(undo.get("faults") or [])
+    incident.record(events.run_crashed(lease["pid"], lease["host"],
+                                       round(clock.epoch() - lease["heartbeat"], 1), faults),
+                    ACTOR)
+    errors = []
+    target = undo.get("target", "sandbox")
+    if target == "sandbox":  # it dies with the game day (PDEATHSIG); its faults with it
+        stop_leftovers(str(run_dir))
+        _stop_target(run_dir, target)
+    if faults:
+        try:
+            _rollbacks(run_dir, undo, incident)
+        except Exception as exc:  # keep going: stop what is left, end the incident
+            errors.append(f"rollbacks: {exc}")
+    stopped = stop_leftovers(str(run_dir))
+    try:
+        with _environment(undo.get("env") or {}):  # the cluster it created, by its name
+            _stop_target(run_dir, target)
+    except Exception as exc:
+        errors.append(f"stopping the target: {exc}")
+    if incident.state not in TERMINAL_STATES:
+        incident.abort("the game day crashed; recovered", ACTOR)
+    for drill in store.drills():  # a drill's game day: its console and list stop waiting
+        if drill["incident_id"] == incident_id and drill["state"] == DrillState.RUNNING:
+            store.update_drill(drill["id"], state=DrillState.FAILED)
+    return {"incident_id": incident_id, "run_dir": str(run_dir), "faults": faults,
+            "stopped": stopped, "state": incident.state, "errors": errors}
+
+
+def orphaned_runs(store: Store) -> list[dict[str, Any]]:
+    """End the runbook runs left queued or running by a process that is gone (a
+    ``gameday serve`` or a game day that was killed, here or on another host):
+    ``runs.orphaned``."""
+    return runs.orphaned(store, who=ACTOR)
+
+
+def recover(store: Store, *, ttl: float = LEASE_TTL_S,
+            say: Callable[[str], None] = lambda text: None) -> list[dict[str, Any]]:
+    """Recover every game day whose lease ran out, and end the runbook runs whose
+    process is gone; returns the game days recovered."""
+    for run in orphaned_runs(store):
+        say(f"ended runbook run #{run['id']} ({run['runbook']}, {run['status']}): "
+            f"its process is gone")
+    done = []
+    now = clock.epoch()
+    for lease in store.running_leases():
+        if not expired(lease, now, ttl):
+            continue
+        result = recover_one(store, lease)
+        if result:
+            say(f"recovered crashed game day #{result['incident_id']} ({result['run_dir']}): "
+                f"rolled back {', '.join(result['faults']) or 'no fault'}, "
+                f"stopped {len(result['stopped'])} processes, incident {result['state']}")
+            done.append(result)
+    return done

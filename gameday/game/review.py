@@ -1,0 +1,238 @@
+"""The blameless review, written from the stored events (and the SLI samples for the
+chart): ``review.md``, ``review.html`` and ``sli-chart.svg`` in the run directory.
+
+Contributing factors name systems and processes, never a person. Action items come
+from the findings, with an owner from the roster and a due date by severity, and are
+tracked in the store. Free text (notes, comms, the scenario's description) goes
+through a blame-language check whose warnings are printed in the review.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gameday.core import charts, clock
+from gameday.core.events import Kind, describe_event, in_time_order
+from gameday.core.policy import due_days
+from gameday.core.render import templates
+from gameday.core.states import RunStatus
+from gameday.game.scoring import Scorecard, first
+from gameday.incidents.language import blame_warnings
+from gameday.scenarios.scenario import Scenario
+from gameday.slis.traffic import sli_windows
+from gameday.store import Store
+
+MARKERS = ((Kind.FAULT_INJECTED, "fault", "#d62728"), (Kind.ALERT_FIRED, "alert", "#ff7f0e"),
+           (Kind.INCIDENT_ACKNOWLEDGED, "ack", "#9467bd"),
+           (Kind.RUNBOOK_STARTED, "runbook start", "#17becf"),
+           (Kind.RUNBOOK_FINISHED, "runbook end", "#1f77b4"),
+           (Kind.MITIGATED, "mitigated", "#2ca02c"),
+           (Kind.FAULT_ROLLED_BACK, "rollback", "#8c564b"))
+
+
+@cache
+def fault_factors() -> dict[tuple[str, str], tuple[str, str]]:
+    """What each known fault says about the system: ``(module, func)`` -> (contributing
+    factor, action item), from ``activities/factors.yaml`` (data, not code)."""
+    text = resources.files("gameday.activities").joinpath("factors.yaml").read_text()
+    return {(module, func): (spec["factor"], spec["action"])
+            for module, funcs in yaml.safe_load(text).items()
+            for func, spec in funcs.items()}
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str
+    factor: str
+    action: str
+    owner_role: str  # "team" (owning team's on-call) or "ic" (incident process)
+
+
+def findings(events: list[dict[str, Any]], card: Scorecard) -> list[Finding]:
+    out: list[Finding] = []
+    known = fault_factors()
+    for e in events:
+        if e["kind"] == Kind.FAULT_INJECTED:
+            provider = e["data"].get("provider") or {}
+            func = provider.get("func")
+            where = (provider.get("module"), func)
+            if func is not None and where in known and all(f.key != func for f in out):
+                factor, action = known[where]
+                out.append(Finding(func, factor, action, "team"))
+    m = card.metrics
+    if m.detection_missed:
+        out.append(Finding("detection", "The alert did not fire for this failure mode.",
+                           "Add an SLO burn alert that covers this failure mode", "team"))
+    if m.runbook and m.contained_by != f"runbook {m.runbook}":
+        outcome = ("succeeded" if m.runbook_status == RunStatus.SUCCESSFUL
+                   else f"ended {m.runbook_status}")
+        out.append(Finding(
+            "runbook-link",
+            f"The alert linked runbook {m.runbook}, which does not contain this failure "
+            f"mode: it {outcome} without bringing the SLIs back.",
+            "Link the alert to a runbook that contains this failure mode, and exercise it",
+            "team"))
+    if m.runbook is None and not m.detection_missed:
+        out.append(Finding("no-runbook", "No runbook was linked from the alert.",
+                           "Write a command-level runbook and link it from the alert", "team"))
+    for d in card.deductions:
+        if d.metric in ("TTA", "TTE", "TTFC"):
+            out.append(Finding(f"target-{d.metric}", f"Response target missed: {d.reason}.",
+                               f"Review paging and the on-call process for {d.metric}", "ic"))
+    if m.escalated:
+        out.append(Finding("escalation", "Containment ran past its time box and the "
+                                         "incident had to escalate.",
+                           "Add a decision point to the runbook: escalate or roll back", "ic"))
+    return out
+
+
+def track_actions(store: Store, incident_id: int, found: list[Finding], sc: Scenario,
+                  severity: str, resolved_at: datetime) -> list[dict[str, Any]]:
+    due = (resolved_at + timedelta(days=due_days(severity))).date().isoformat()
+    for f in found:
+        owner = sc.team.oncall[0] if f.owner_role == "team" else sc.team.ic_rotation[0]
+        store.upsert_action(incident_id, f.key, f.action, owner, due)
+    return store.actions(incident_id=incident_id)
+
+
+def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
+              slo_p99: float) -> str:
+    """The SLIs over time with markers for the response's moments, as inline SVG."""
+    rows = [r for r in sli_windows(run_dir, limit=None, finished=True)[0] if r.get("total")]
+    f = charts.Frame(860, 320, left=56, right=56, top=20, bottom=40)
+    w, h, left, right, top, bottom = f.width, f.height, f.left, f.right, f.top, f.bottom
+    if not rows:
+        return charts.empty(w, "no SLI samples recorded")
+    t0 = rows[0]["at_ns"]
+    t_end = max([rows[-1]["at_ns"], *(e["at_monotonic_ns"] for e in events
+                                      if e["kind"] in {k for k, _, _ in MARKERS})])
+    span_s = max((t_end - t0) / 1e9, 1.0)
+    max_p99 = max(max(r["p99_ms"] for r in rows), slo_p99 * 2)
+
+    def x(ns: int) -> float:
+        return float(left + (ns - t0) / 1e9 / span_s * (w - left - right))
+
+    def y_ratio(v: float) -> float:
+        return top + (1 - v) * (h - top - bottom)
+
+    def y_ms(v: float) -> float:
+        return float(top + (1 - v / max_p99) * (h - top - bottom))
+
+    objective = float(y_ratio(slo_ratio))
+    parts = [
+        charts.svg_open(w, h),
+        f.box(),
+        charts.line(left, w - right, objective, objective, "#2ca02c", dash="4 3"),
+        charts.polyline([(x(r["at_ns"]), y_ratio(r["success_ratio"])) for r in rows],
+                        "#1f77b4", width=2),
+        charts.polyline([(x(r["at_ns"]), y_ms(r["p99_ms"])) for r in rows], "#ff7f0e",
+                        width=1.5, dash="2 2"),
+        charts.text(left, h - 8, "0 s"),
+        charts.text(w - right - 30, h - 8, f"{span_s:.0f} s"),
+        charts.text(4, top + 10, "100%", fill="#1f77b4"),
+        charts.text(4, h - bottom, "0%", fill="#1f77b4"),
+        charts.text(w - right + 4, top + 10, f"{max_p99:.0f}ms", fill="#ff7f0e"),
+        charts.text(left + 4, top + 12, "success ratio", fill="#1f77b4"),
+        charts.text(left + 90, top + 12, "p99 latency", fill="#ff7f0e"),
+        charts.text(left + 170, top + 12, "objective", fill="#2ca02c"),
+    ]
+    lane = 0
+    for kind, label, color in MARKERS:
+        e = first(events, kind)
+        if e is None:
+            continue
+        xe = x(e["at_monotonic_ns"])
+        lane += 1
+        parts.append(charts.line(xe, xe, top, h - bottom, color, width=1.5))
+        parts.append(charts.text(xe + 3, top + 14 + 13 * lane, label, fill=color))
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
+                 run_dir: Path) -> dict[str, Any]:
+    """Render the review from the store; returns the facts it was rendered from."""
+    incident = store.incident(incident_id)
+    events = in_time_order(store.events(incident_id))
+    t0 = events[0]["at_monotonic_ns"] if events else 0
+    resolved = first(events, Kind.INCIDENT_RESOLVED)
+    resolved_at = datetime.fromisoformat(resolved["at_utc"]) if resolved else clock.now()
+    found = findings(events, card)
+    actions = track_actions(store, incident_id, found, sc,
+                            card.metrics.severity_final or "SEV-4", resolved_at)
+    free_text = {"scenario description": sc.description}
+    for e in events:
+        if e["kind"] == Kind.NOTE_ADDED:
+            free_text[f"note by {e['actor']} (#{e['seq']})"] = e["data"].get("text", "")
+        elif e["kind"] == Kind.COMMS_POSTED:
+            free_text[f"{e['data']['audience']} update (#{e['seq']})"] = e["data"]["text"]
+    roles: dict[str, str] = {}
+    for e in events:
+        if e["kind"] == Kind.ROLE_ASSIGNED:
+            roles[e["data"]["role"]] = e["data"]["person"]
+    chart = chart_svg(run_dir, events, sc.slo.success_ratio, sc.slo.latency_p99_ms)
+    (run_dir / "sli-chart.svg").write_text(chart)
+    journal_path = run_dir / "journal.json"
+    journal = json.loads(journal_path.read_text()) if journal_path.exists() else {}
+    m = card.metrics
+    facts = {
+        "incident": incident, "scenario": sc, "card": card, "m": m, "roles": roles,
+        "timeline": [{**e, "t": (e["at_monotonic_ns"] - t0) / 1e9,
+                      "what": describe_event(e)} for e in events],
+        "findings": found, "actions": actions, "blame": blame_warnings(free_text),
+        "went_well": went_well(card), "was_hard": was_hard(card), "lucky": lucky(events),
+        "journal_status": journal.get("status"), "deviated": journal.get("deviated"),
+        "run_dir": run_dir, "chart": chart, "generated_at": clock.now().isoformat(),
+        "kubernetes": kubernetes_facts(run_dir, events, t0),
+        "runbook_artifacts": sorted(str(p.relative_to(run_dir)) for p in
+                                    (run_dir / "runbooks").glob("*/artifacts/*/status")),
+    }
+    env = templates()
+    (run_dir / "review.md").write_text(env.get_template("review.md.j2").render(**facts))
+    (run_dir / "review.html").write_text(env.get_template("review.html.j2").render(**facts))
+    (run_dir / "scorecard.json").write_text(json.dumps(card.as_dict(), indent=2))
+    return facts
+
+
+def kubernetes_facts(run_dir: Path, events: list[dict[str, Any]], t0: int) -> dict[str, Any]:
+    """Replica counts where they changed, and the events Kubernetes reported."""
+    from gameday.targets.kube import replica_changes
+
+    rows = [{**r, "t": (r["at_ns"] - t0) / 1e9} for r in replica_changes(run_dir / "k8s.jsonl")]
+    k8s_events = [{**e["data"], "t": (e["at_monotonic_ns"] - t0) / 1e9}
+                  for e in events if e["kind"] == Kind.K8S_EVENT]
+    return {"replicas": rows, "events": k8s_events} if rows or k8s_events else {}
+
+
+def went_well(card: Scorecard) -> list[str]:
+    m, out = card.metrics, []
+    if m.TTD is not None:
+        out.append(f"The alert fired {m.TTD:.2f} s after the fault began.")
+    if m.contained_by and m.contained_by.startswith("runbook"):
+        out.append(f"The linked runbook contained the fault ({m.contained_by}).")
+    if m.TTFC is not None and "TTFC" not in {d.metric for d in card.deductions}:
+        out.append("The first status update went out within its target.")
+    return out
+
+
+def was_hard(card: Scorecard) -> list[str]:
+    return [d.reason[0].upper() + d.reason[1:] + "." for d in card.deductions]
+
+
+def lucky(events: list[dict[str, Any]]) -> list[str]:
+    out = []
+    declared = first(events, Kind.INCIDENT_DECLARED)
+    measured = (declared["data"].get("measured") or {}) if declared else {}
+    if (measured.get("success_ratio") or 0) >= 0.5:
+        out.append("Most requests still succeeded: the entry point never went fully down.")
+    if first(events, Kind.FAULT_ROLLED_BACK) and not first(events, Kind.RECOVERY_MISSED):
+        out.append("The experiment's rollback was there as a safety net.")
+    return out

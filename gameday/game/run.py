@@ -1,0 +1,444 @@
+"""One game day, top to bottom: ``run_gameday``.
+
+target up → traffic and SLIs → detector → steady state → Chaos Toolkit experiment
+(the gameday control holds the fault while ``response.Response`` runs the incident) →
+rollbacks → recovery observed → incident resolved → target down, whatever happened
+→ score and review from the stored events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gameday.core import clock, events, settings
+from gameday.core.errors import Frozen, GamedayError, NotFound, SandboxError
+from gameday.core.states import IncidentState
+from gameday.game import chaos, interrupts
+from gameday.game.detection import Detector
+from gameday.game.responders import Response, wait
+from gameday.incidents.comms import describe_impact
+from gameday.incidents.incident import Incident
+from gameday.scenarios.drill import DrillSpec
+from gameday.scenarios.scenario import Scenario
+from gameday.slis import traffic
+from gameday.store import Event, Store, utc_now
+from gameday.store.leases import Lease
+from gameday.targets.base import KubeTarget, Sampler, SandboxTarget, make_target
+
+if TYPE_CHECKING:
+    from gameday.game.receiver import AlertReceiver
+    from gameday.runs.alerts import AlertInstance
+    from gameday.targets.sandbox.alerting import AlertingStack
+
+Say = Callable[[str], None]
+Target = SandboxTarget | KubeTarget
+
+
+@dataclass(frozen=True)
+class GameResult:
+    run_dir: Path
+    incident_id: int
+    status: str
+    experiment_status: str | None
+    interrupted: bool
+
+
+def runs_root() -> Path:
+    return settings.current().runs_dir
+
+
+def new_run_dir(root: Path, name: str) -> Path:
+    stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
+    run_dir = root / f"{stamp}-{re.sub(r'[^a-z0-9-]', '-', name)}"
+    run_dir.mkdir(parents=True)
+    return run_dir.resolve()
+
+
+class GameHooks:
+    """What the gameday control calls while chaoslib runs the experiment."""
+
+    def __init__(self, incident: Incident, detector: Detector, response: Response,
+                 before_fault: Callable[[str], None] = lambda name: None):
+        self.incident, self.detector, self.response = incident, detector, response
+        self.before_fault = before_fault
+        self.current = "before"
+        self.injected = False
+        self.started_ns: int | None = None
+        self.started_utc: str | None = None
+
+    def phase(self, name: str) -> None:
+        self.current = name
+
+    def activity_starting(self, context: dict[str, Any]) -> None:
+        """Faults and rollbacks are dated when their action starts: a rolling deploy
+        hurts, and a rolling rollback heals, before the action returns."""
+        if context.get("type") == "action":
+            if self.current == "method":  # what undoes it is on record before it starts
+                self.before_fault(str(context.get("name")))
+            self.started_ns, self.started_utc = time.monotonic_ns(), utc_now()
+            if self.current == "method" and not self.injected:
+                self.detector.arm(self.started_ns)
+
+    def activity(self, context: dict[str, Any], state: dict[str, Any]) -> None:
+        if context.get("type") != "action":
+            return
+        name, status = context.get("name"), state.get("status")
+        provider = context.get("provider") or {}
+        started_ns = self.started_ns or time.monotonic_ns()
+        took = round((time.monotonic_ns() - started_ns) / 1e9, 3)
+        if self.current == "method":
+            if status == "succeeded":
+                self.incident.record(events.fault_injected(name, status, provider, took),
+                                     "chaos", at_ns=started_ns, at_utc=self.started_utc)
+                self.injected = True
+            else:
+                self.incident.record(events.chaos_action_failed(
+                    name, status, provider, str(state.get("exception", ""))), "chaos")
+        elif self.current == "rollbacks":
+            self.incident.record(events.fault_rolled_back(name, status, provider, took),
+                                 "chaos", at_ns=started_ns, at_utc=self.started_utc)
+
+    def hypothesis(self, state: dict[str, Any]) -> None:
+        self.incident.record(events.steady_state_checked(
+            "before" if self.current == "before" else "after",
+            bool(state.get("steady_state_met"))), "chaos")
+
+    def hold(self) -> None:
+        if self.injected:
+            self.response.run()
+
+
+def wait_steady(detector: Detector, sc: Scenario, rate: float) -> None:
+    """Until the window holds enough samples (half of what ``rate`` fills it with) and
+    the SLIs are inside the objective."""
+    needed = max(5, int(rate * sc.slo.window_s * 0.5))
+    deadline = time.monotonic() + sc.timeouts.steady
+    while time.monotonic() < deadline:
+        sli = detector.current()
+        if sli is not None and sli.total >= needed and detector.healthy():
+            return
+        time.sleep(sc.evaluation_interval_s)
+    sli = detector.current()
+    raise SandboxError(f"the target did not reach its steady state within "
+                       f"{sc.timeouts.steady:g}s (last window: "
+                       f"{describe_impact(sli.as_dict() if sli else None)})")
+
+
+def refuse_if_frozen(store: Store) -> None:
+    """The freeze blocks every new game day."""
+    frozen = store.freeze()
+    if frozen:
+        raise Frozen(f"game days are frozen by {frozen['who']} since {frozen['at'][:19]}"
+                     f" ({frozen['reason'] or 'no reason given'}); `gameday freeze off` "
+                     "lifts it")
+
+
+def stop_for_freeze(incident: Incident, frozen: dict[str, Any]) -> None:
+    """Called by the lease's thread when the freeze is pulled while this game day
+    runs: on the record, then stopped as Ctrl-C stops it (rollbacks, exit 130)."""
+    incident.record(events.gameday_frozen(frozen["who"], frozen["reason"]), "gameday")
+    interrupts.interrupt_main()
+
+
+def run_gameday(sc: Scenario, store: Store, *, say: Say,
+                on_event: Callable[[Event], None] | None = None,
+                root: Path | None = None, alerting: str | None = None,
+                on_open: Callable[[int, Path], None] | None = None,
+                kind: str = "gameday") -> GameResult:
+    """``on_open(incident_id, run_dir)`` is called once both exist, before the target
+    starts (a scheduled game day records them on its scheduled run)."""
+    refuse_if_frozen(store)
+    alerting = alerting or sc.alerting
+    if alerting == "prometheus" and sc.target != "sandbox":
+        raise GamedayError("--alerting prometheus works with the sandbox target only")
+    experiment = chaos.load_experiment(sc.experiment)  # validated before anything starts
+    if sc.response.mode == "drill" and sc.drill:  # second faults roll back with the rest
+        experiment = chaos.with_drill_faults(experiment, sc.drill, str(sc.path))
+    run_dir = new_run_dir(root or runs_root(), sc.name)
+    shutil.copy(sc.path, run_dir / "scenario.yaml")
+    (run_dir / "experiment.json").write_text(json.dumps(experiment, indent=2))
+    with interrupts.shielded():  # the incident is never left without its lease
+        incident = Incident.open(store, sc.title, service=sc.service, scenario=sc.name,
+                                 run_dir=str(run_dir), kind=kind)
+        incident.listener = on_event
+        (run_dir / "run.json").write_text(json.dumps(
+            {"scenario": sc.name, "incident_id": incident.id,
+             "db": store.url, "started_at": clock.now().isoformat()},
+            indent=2))
+        target = make_target(sc, run_dir)
+        lease = Lease(store, incident.id, run_dir, sc.target, experiment,
+                      on_freeze=lambda frozen: stop_for_freeze(incident, frozen))
+        lease.take(target.env)
+        if on_open:
+            on_open(incident.id, run_dir)
+    say(f"run directory {run_dir}")
+
+    game = _Game(sc, store, incident, target, lease, run_dir, alerting, say)
+    try:
+        interrupts.raise_if_received()  # one that landed while the lease was taken
+        game.play(experiment)
+    except (KeyboardInterrupt, interrupts.Terminated):
+        game.interrupted = True
+    except GamedayError as exc:  # the target never got going: say so on the record
+        with interrupts.shielded():
+            incident.record(events.gameday_failed(str(exc)), "gameday")
+            if incident.state == IncidentState.PENDING:
+                incident.cancel("game day failed")
+        raise
+    finally:
+        with interrupts.shielded():  # a signal now is remembered, never cuts this short
+            game.stop()
+    return GameResult(run_dir, incident.id, incident.state, game.journal.get("status"),
+                      game.interrupted)
+
+
+class _Game:
+    """One game day under way: what it started, in the order it started them, so that
+    ``stop`` takes all of it down whatever happened (a signal, an error, the end)."""
+
+    def __init__(self, sc: Scenario, store: Store, incident: Incident, target: Target,
+                 lease: Lease, run_dir: Path, alerting: str, say: Say) -> None:
+        self.sc, self.store, self.incident, self.target = sc, store, incident, target
+        self.lease, self.run_dir, self.alerting, self.say = lease, run_dir, alerting, say
+        self.generator: Sampler | None = None
+        self.detector: Detector | None = None
+        self.receiver: AlertReceiver | None = None
+        self.stack: AlertingStack | None = None
+        self.watch: Any = None
+        self.journal: dict[str, Any] = {}
+        self.interrupted = False
+
+    def play(self, experiment: dict[str, Any]) -> None:
+        """The target up, traffic and detection, the steady state, the experiment with
+        the incident run inside it, then the recovery."""
+        sc, incident, target, run_dir = self.sc, self.incident, self.target, self.run_dir
+        if sc.response.mode == "auto":
+            from gameday.runbooks.runbook import prewarm
+
+            prewarm()  # Ansible imported while the target comes up: the runbook starts warm
+        ready = target.up()
+        env = {**target.env, "GAMEDAY_DB": self.store.url}
+        os.environ.update(target.env)  # for the chaos activities running in this process
+        if "KUBECONFIG" in target.env:
+            from gameday.targets.kube import use_kubeconfig
+
+            use_kubeconfig(target.env["KUBECONFIG"])
+        incident.record(events.target_ready(target.name, **ready), "gameday")
+        generator = self.generator = target.sampler(run_dir / "samples.jsonl")
+        generator.start()
+        traffic.LIVE = generator
+        detector = self.detector = Detector(
+            generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
+            recovery_window_s=sc.recovery_window_s, sli_path=run_dir / traffic.SLI_FILE,
+            report=lambda entry, at_ns, at_utc: incident.record(
+                entry, "detector", at_ns=at_ns, at_utc=at_utc),
+            emit_alerts=self.alerting == "builtin")
+        detector.start()
+        response = Response(sc, incident, detector, run_dir, env, self.say)
+        name, labels, annotations = response.alert
+        response.alert = (name, {**labels, **target.labels()}, annotations)
+        if self.alerting == "prometheus":
+            self.receiver, self.stack = start_real_alerting(run_dir, target.state(), incident,
+                                                            response, detector)
+        wait_steady(detector, sc, generator.rate)
+        steady = detector.current()
+        incident.record(events.steady_state_reached(steady.as_dict() if steady else None),
+                        "gameday")
+        self.watch = target.watch(run_dir, lambda entry: incident.record(entry, "kubernetes"))
+        with settings.overridden(**target.settings):  # the activities act on our target
+            self.journal = chaos.run(experiment, run_dir, GameHooks(
+                incident, detector, response, self.lease.before_fault))
+        self.interrupted = self.journal.get("status") == "interrupted"
+        if not self.interrupted:
+            finish(incident, detector, response, sc, self.say)
+
+    def stop(self) -> None:
+        if self.stack:  # first, so a stopping shop pages nobody
+            self.stack.stop()
+        if self.receiver:
+            self.receiver.stop()
+        if self.detector:
+            self.detector.stop()
+        if self.watch:
+            self.watch.stop()
+        if self.generator:
+            traffic.LIVE = None
+            self.generator.stop()
+        self.target.down()
+        self.interrupted = self.interrupted or interrupts.received is not None
+        if self.interrupted:
+            self.incident.record(events.gameday_interrupted(self.journal.get("status"),
+                                                            interrupts.name()), "gameday")
+            self.incident.end_unfinished("interrupted")
+        self.incident.record(events.target_stopped(self.target.name), "gameday")
+        self.lease.release()
+
+
+def start_real_alerting(run_dir: Path, state: dict[str, Any], incident: Incident,
+                        response: Response,
+                        detector: Detector) -> tuple[AlertReceiver, AlertingStack]:
+    """Prometheus scrapes the shop, Alertmanager posts to a receiver in this process:
+    the game day's alert is the one Alertmanager delivers."""
+    from gameday.game.receiver import AlertReceiver
+    from gameday.targets.sandbox.alerting import start_alerting
+
+    def firing(alert: AlertInstance) -> None:
+        if response.fired.is_set() or detector.state.armed_ns is None:
+            incident.record(events.alert_received(alert.name, alert.labels), "alertmanager")
+            return
+        incident.record(events.alert_fired(
+            alert.name, alert.labels, alert.annotations,
+            sli=(detector.current() or detector.traffic.sli(1.0)).as_dict(),
+            starts_at=alert.starts_at, fingerprint=alert.fingerprint), "alertmanager")
+        response.external_alert(alert.name, alert.labels, alert.annotations)
+
+    def resolved(alert: AlertInstance) -> None:
+        incident.record(events.alert_resolved(alert.name, alert.labels,
+                                              fingerprint=alert.fingerprint,
+                                              ends_at=alert.ends_at), "alertmanager")
+
+    receiver = AlertReceiver(incident.store, incident.id, firing, resolved)
+    receiver.start()
+    try:
+        stack = start_alerting(run_dir / "alerting", state, webhook_url=receiver.webhook_url,
+                               token=receiver.token, gameday_url=receiver.base_url)
+    except BaseException:
+        receiver.stop()
+        raise
+    deadline = time.monotonic() + 30
+    expected = sum(len(s["replicas"]) for s in state["services"].values())
+    while stack.targets_up() < expected:
+        if time.monotonic() > deadline:
+            stack.stop()
+            receiver.stop()
+            raise GamedayError("Prometheus did not scrape every sandbox replica within 30s")
+        time.sleep(0.2)
+    incident.record(events.alerting_ready(stack.prometheus_url), "gameday")
+    return receiver, stack
+
+
+def finish(incident: Incident, detector: Detector, response: Response, sc: Scenario,
+           say: Say) -> None:
+    """After the rollbacks: see the SLIs recover, then resolve."""
+    if incident.state == IncidentState.PENDING:
+        incident.cancel("never declared")
+        return
+    if not wait(detector.mitigated, sc.timeouts.recover, tick=None):
+        incident.record(events.recovery_missed(sc.timeouts.recover), "gameday")
+        say(f"the SLIs did not recover within {sc.timeouts.recover:g}s after the rollbacks")
+        return
+    if response.drilling:  # the incident commander resolves it, or the drill's time runs out
+        deadline = time.monotonic() + (sc.drill or DrillSpec()).resolve_within
+        while time.monotonic() < deadline and incident.state != IncidentState.RESOLVED and not any(
+                e.kind == events.Kind.DRILL_ENDED for e in incident.events()):
+            time.sleep(0.2)
+        if incident.state == IncidentState.RESOLVED:
+            return
+        say("nobody resolved the drill's incident: resolving it")
+    ic = incident.roles().get("incident_commander", "gameday")
+    incident.resolve(ic, how="SLIs inside the objective for the recovery window")
+    if not response.drilling:
+        response.post_updates(final=True)
+
+
+
+
+def conclude(result: GameResult, store: Store) -> dict[str, Any]:
+    """Score the run from its stored events, write its review and put its verdict on
+    the timeline (``verdict.record``): the run's summary."""
+    from gameday.game.verdict import record
+
+    summary = rescore(result.run_dir, store) | {
+        "status": result.status, "experiment": result.experiment_status,
+        "interrupted": result.interrupted}
+    record(store, summary)
+    return summary
+
+
+def rescore(run_dir: Path, store: Store) -> dict[str, Any]:
+    """Recompute the scorecard and the review of a run directory from the store."""
+    from gameday.game.review import write_review
+    from gameday.game.scoring import compute_metrics, score
+    from gameday.scenarios.scenario import load_scenario
+
+    run_dir = Path(run_dir).resolve()
+    info_path = run_dir / "run.json"
+    if not info_path.exists():
+        raise NotFound(f"{run_dir} is not a game day's run directory (no run.json)")
+    info = json.loads(info_path.read_text())
+    sc = load_scenario(run_dir / "scenario.yaml", check_experiment=False)
+    incident_id = info["incident_id"]
+    metrics = compute_metrics(store.events(incident_id), sc.slo.success_ratio)
+    card = score(metrics, sc.targets)
+    write_review(store, incident_id, sc, card, run_dir)
+    return {"run_dir": str(run_dir), "incident_id": incident_id, "score": card.score,
+            "metrics": metrics.as_dict(), "deductions": card.as_dict()["deductions"],
+            "review": str(run_dir / "review.md")}
+
+
+# -- the night before --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Preflight:
+    name: str
+    ok: bool
+    detail: str
+
+
+def preflight(sc: Scenario, store: Store, *, say: Say,
+              root: Path | None = None) -> list[Preflight]:
+    """What a game day needs, checked without injecting anything and without opening an
+    incident: the freeze, the target up, its SLIs inside the objective, and the
+    experiment's steady-state hypothesis. The scenario, experiment and runbook were
+    validated by loading them (a ValidationError ends it before this)."""
+    experiment = chaos.load_experiment(sc.experiment)
+    checks = [Preflight("validation", True, f"{sc.path.name}, {Path(sc.experiment).name}")]
+    frozen = store.freeze()
+    checks.append(Preflight("not frozen", frozen is None, "game days may run" if not frozen
+                            else f"frozen by {frozen['who']}: {frozen['reason'] or ''}"))
+    run_dir = new_run_dir(root or runs_root(), f"{sc.name}-preflight")
+    target = make_target(sc, run_dir)
+    generator: Sampler | None = None
+    detector: Detector | None = None
+    try:
+        try:
+            ready = target.up()
+        except GamedayError as exc:
+            return [*checks, Preflight("target up", False, str(exc))]
+        checks.append(Preflight("target up", True, f"{target.name} {ready}"[:200]))
+        os.environ.update(target.env)
+        generator = target.sampler(run_dir / "samples.jsonl")
+        generator.start()
+        traffic.LIVE = generator
+        detector = Detector(generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
+                            recovery_window_s=sc.recovery_window_s,
+                            report=lambda entry, at_ns, at_utc: None, emit_alerts=False)
+        detector.start()
+        try:
+            wait_steady(detector, sc, generator.rate)
+            sli = detector.current()
+            checks.append(Preflight("SLIs inside the objective", True,
+                                    describe_impact(sli.as_dict() if sli else None)))
+        except SandboxError as exc:
+            checks.append(Preflight("SLIs inside the objective", False, str(exc)))
+        with settings.overridden(**target.settings):
+            met = chaos.steady_state_met(experiment)
+        title = (experiment.get("steady-state-hypothesis") or {}).get("title", "")
+        checks.append(Preflight("steady-state hypothesis", met, title))
+        return checks
+    finally:
+        with interrupts.shielded():
+            if detector:
+                detector.stop()
+            if generator:
+                traffic.LIVE = None
+                generator.stop()
+            target.down()
+            say(f"preflight run directory {run_dir}")

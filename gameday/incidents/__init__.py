@@ -1,0 +1,1 @@
+"""Incidents: the incident and its timeline, the moves responders make, status updates."""

@@ -1,0 +1,202 @@
+"""The incident: a state machine over an append-only timeline, its roles, and the
+moves people make in it (declare, page, acknowledge, assign, change severity,
+resolve). Who gets paged and what counts as serious is ``policy``'s; what each event
+carries is ``events``'.
+
+States: ``pending → declared → acknowledged → mitigated → resolved → reviewed``, plus
+``cancelled``. Every change is an event in the store; the incident row's ``state``
+and ``severity`` are projections of those events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gameday.core import events
+from gameday.core.errors import GamedayError
+from gameday.core.events import Entry, Kind
+from gameday.core.policy import ROLES
+from gameday.core.states import INCIDENT_ENDED, IncidentKind, IncidentState
+from gameday.store import Event, Store
+
+S = IncidentState
+TRANSITIONS: dict[str, set[IncidentState]] = {
+    S.PENDING: {S.DECLARED, S.CANCELLED, S.ABORTED},
+    S.DECLARED: {S.ACKNOWLEDGED, S.MITIGATED, S.RESOLVED, S.CANCELLED, S.ABORTED},
+    S.ACKNOWLEDGED: {S.MITIGATED, S.RESOLVED, S.CANCELLED, S.ABORTED},
+    S.MITIGATED: {S.RESOLVED, S.ABORTED},
+    S.RESOLVED: {S.REVIEWED},
+    S.REVIEWED: set(),
+    S.CANCELLED: set(),
+    S.ABORTED: set(),  # the game day was interrupted or crashed before it could end
+}
+TERMINAL_STATES = tuple(s for s in IncidentState if s in INCIDENT_ENDED)
+# What an incident is (``incidents.kind``): a real one (opened by an alert, or by hand),
+# or a rehearsal, a game day or a training drill. Every page says which, in these words.
+INCIDENT, GAMEDAY, DRILL = IncidentKind.INCIDENT, IncidentKind.GAMEDAY, IncidentKind.DRILL
+KINDS = (GAMEDAY, DRILL, INCIDENT)
+
+STATE_OF_EVENT = {
+    Kind.INCIDENT_DECLARED: S.DECLARED,
+    Kind.INCIDENT_ACKNOWLEDGED: S.ACKNOWLEDGED,
+    Kind.MITIGATED: S.MITIGATED,
+    Kind.INCIDENT_RESOLVED: S.RESOLVED,
+    Kind.INCIDENT_REVIEWED: S.REVIEWED,
+    Kind.INCIDENT_CANCELLED: S.CANCELLED,
+    Kind.INCIDENT_ABORTED: S.ABORTED,
+}
+
+
+def kind_of_row(row: Mapping[str, Any]) -> str:
+    """An incident row's kind; one from before the column was kept is a game day when
+    it has a scenario (as ``incident_facts.kind_sql`` reads it)."""
+    return str(row.get("kind") or (GAMEDAY if row.get("scenario") else INCIDENT))
+
+
+class InvalidTransition(GamedayError):
+    pass
+
+
+# -- the incident --------------------------------------------------------------------
+class Incident:
+    def __init__(self, store: Store, incident_id: int,
+                 listener: Callable[[Event], None] | None = None):
+        self.store = store
+        self.id = incident_id
+        self.listener = listener
+
+    @classmethod
+    def open(cls, store: Store, title: str, **fields: Any) -> Incident:
+        return cls(store, store.create_incident(title, **fields))
+
+    @property
+    def row(self) -> dict[str, Any]:
+        return self.store.incident(self.id)
+
+    @property
+    def state(self) -> str:
+        return str(self.row["state"])
+
+    @property
+    def severity(self) -> str | None:
+        severity: str | None = self.row["severity"]
+        return severity
+
+    def events(self) -> list[Event]:
+        return self.store.events(self.id)
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """The events in time order (ties broken by sequence)."""
+        return events.in_time_order(self.events())
+
+    def roles(self) -> dict[str, str]:
+        return held_roles(self.events())
+
+    def record(self, entry: Entry, actor: str, *, at_ns: int | None = None,
+               at_utc: str | None = None, once: str | None = None) -> Event:
+        """Append an event; state-changing kinds must be valid transitions, judged on
+        the state the incident has when the event is written (two replicas resolving at
+        once: one wins). ``once``: a field of the payload no other event of this kind
+        may share (an inject fires once, whoever fires it)."""
+        target = STATE_OF_EVENT.get(entry.kind)
+        updates: dict[str, Any] = {}
+        check = None
+        if target:
+            def check(state: str) -> None:
+                if target not in TRANSITIONS[state]:
+                    raise InvalidTransition(
+                        f"incident {self.id} is {state}; it cannot become {target}")
+
+            updates["state"] = target
+        if entry.kind in (Kind.INCIDENT_DECLARED, Kind.SEVERITY_CHANGED):
+            updates["severity"] = entry.data["severity"]
+        event = self.store.append(self.id, entry.kind, actor, entry.data, at_monotonic_ns=at_ns,
+                                  at_utc=at_utc, incident_updates=updates, state_check=check,
+                                  once=(once, entry.data[once]) if once else None)
+        if self.listener:
+            self.listener(event)
+        return event
+
+    def declare(self, severity: str, actor: str, alert: str = "", **data: Any) -> Event:
+        return self.record(events.incident_declared(severity, alert, **data), actor)
+
+    def acknowledge(self, actor: str, via: str = "pager") -> Event:
+        return self.record(events.incident_acknowledged(via), actor)
+
+    def assign(self, role: str, person: str, actor: str, **data: Any) -> Event:
+        if role not in ROLES:
+            raise GamedayError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+        return self.record(events.role_assigned(role, person, **data), actor)
+
+    def hand_over(self, role: str, person: str, actor: str, **data: Any) -> list[Event]:
+        """Give ``role`` to ``person``. Handing over command keeps the previous incident
+        commander as deputy, so nobody loses track of who knows the story (the one
+        home of that rule: moves and answered pages both come here)."""
+        previous = self.roles().get(role)
+        done = [self.assign(role, person, actor, **data)]
+        if role == "incident_commander" and previous and previous != person:
+            done.append(self.assign("deputy", previous, actor, reason="handoff"))
+        return done
+
+    def page(self, person: str, role: str, reason: str, actor: str = "gameday") -> Event:
+        return self.record(events.page_sent(person, role, reason), actor)
+
+    def change_severity(self, severity: str, actor: str, reason: str,
+                        measured_severity: str | None = None) -> Event:
+        return self.record(events.severity_changed(severity, self.severity, reason,
+                                                   measured_severity=measured_severity), actor)
+
+    def engage(self, person: str, via: str = "pager") -> list[Event]:
+        """``person`` answers their pages: the first answer acknowledges the incident,
+        and each role they were paged for becomes theirs. A dedicated IC taking over
+        leaves the previous IC as deputy."""
+        done: list[Event] = []
+        pages = [e for e in self.events()
+                 if e.kind == Kind.PAGE_SENT and e.data["person"] == person]
+        if not pages:
+            raise GamedayError(f"{person} was not paged for incident {self.id}")
+        if self.state == IncidentState.DECLARED:
+            done.append(self.acknowledge(person, via=via))
+        held = self.roles()
+        for page in pages:
+            role = page.data["role"]
+            if held.get(role) == person:
+                continue
+            done += self.hand_over(role, person, person, via=via, paged_seq=page.seq)
+            held = self.roles()
+        return done
+
+    def resolve(self, actor: str, how: str = "") -> Event:
+        return self.record(events.incident_resolved(how), actor)
+
+    def cancel(self, reason: str, actor: str = "gameday") -> Event:
+        return self.record(events.incident_cancelled(reason), actor)
+
+    def abort(self, reason: str, actor: str = "gameday") -> Event:
+        return self.record(events.incident_aborted(reason), actor)
+
+    def end_unfinished(self, reason: str, actor: str = "gameday") -> Event | None:
+        """A game day that cannot finish its incident ends it: cancelled if nothing was
+        mitigated yet, else aborted. Nothing if it had already ended."""
+        state = self.state
+        if state in TERMINAL_STATES:
+            return None
+        if IncidentState.CANCELLED in TRANSITIONS[state]:
+            return self.cancel(reason, actor)
+        return self.abort(reason, actor)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The incident, its roles and its timeline in time order: what ``gameday
+        incident show --json`` prints and ``/api/v1/incidents/ID`` returns."""
+        row = self.row
+        return {**row, "roles": self.roles(), "timeline": self.timeline()}
+
+
+def held_roles(timeline: list[Event]) -> dict[str, str]:
+    """Who holds each role after ``timeline``: the last assignment wins."""
+    held: dict[str, str] = {}
+    for e in timeline:
+        if e.kind == Kind.ROLE_ASSIGNED:
+            held[e.data["role"]] = e.data["person"]
+    return held

@@ -1,0 +1,1 @@
+"""People: identities, sign-in, tokens and the permissions four eyes rests on."""

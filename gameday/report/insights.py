@@ -1,0 +1,840 @@
+"""Learning across game days: response times, severity accuracy, runbook freshness and
+action items, read from the whole store at once (``gameday report``, the Insights
+page, ``/metrics``).
+
+Where it sits: the domain layer, beside ``scoring``. Each incident is one row of
+``incident_facts`` (its scorecard's metrics, derived from its events by SQL aggregates
+and kept in the store), read column by column as a ``Table``, so a game day's figures
+here are its scorecard's; the timelines are never replayed one by one.
+``bench/report_scale.py`` times the whole report over 100,000 incidents and 2,000,000
+events.
+
+**Kinds are never mixed.** Every figure is per kind (``KINDS``): a *game day* is an
+incident a scenario opened (it knows when the fault began: TTD, TTM and TTR start at
+``fault.injected``); a *drill* is a game day with people responding (``gameday
+drill``; its incident's ``kind``); an *incident* was opened by an alert and only knows
+when the alert fired, so its TTD, TTM and TTR are absent, not guessed.
+``incident_facts.kind_sql`` and ``kind_of`` are the one place that decides. A drill's
+paused spans are not taken out here (its debrief does that).
+
+**Medians and percentiles, never a bare mean** (Google's "Incident Metrics in SRE"):
+every distribution is ``{n, p50, p90}``, exact. Percentiles interpolate linearly
+between the closest ranks (numpy's default, ``statistics.quantiles(method=
+"inclusive")``): the p50 of 1, 2, 3, 4 is 2.5 and its p90 is 3.7. How they are
+computed fast (``spread``): the rows of a kind are grouped once into *cells*
+(incidents alike in scenario, service, team and severity) and once into weeks; each
+metric's values are sorted within each cell, and a group of any dimension (a team, a
+service) is its cells' sorted runs merged (``sorted`` finds the runs and merges them),
+never a sort of a hundred thousand values per group.
+
+**Weeks.** The trend has every ISO week from the window's start (``--since``, else the
+first incident in scope) to now, with ``n`` 0 for a week without data: a gap shows.
+
+**Runbook freshness.** A runbook is *verified* by a game day whose run of it succeeded
+and contained the fault (the scorecard's ``contained_by`` names it); *stale* when that
+was longer ago than the age allowed (``max_age_days``); *never verified* otherwise.
+A failed run (any kind, not in check mode) after the last verification is flagged too.
+Alerts that link a stale or never-verified runbook are listed: those are the runbooks
+nobody should trust at 3am.
+
+**Verdicts.** Every game day records its verdict on its timeline (``gameday.game.verdict``,
+``verdict.record``); the pass rate counts those, and for a scheduled game day from
+before that event, the verdict its schedule run kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from bisect import bisect_left, bisect_right
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from itertools import chain, compress, repeat
+from operator import eq, is_not, itemgetter
+from pathlib import Path
+from typing import Any, TypeAlias, cast
+from urllib.parse import urlsplit
+
+import yaml
+
+from gameday.core import clock
+from gameday.core.errors import ValidationError
+from gameday.core.policy import downplayed, rank, worse
+from gameday.core.states import RunStatus
+from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, KINDS
+from gameday.report import facts as incident_facts
+from gameday.report.facts import (
+    GROUND_TRUTH,
+    Fact,
+    Table,
+    iso_week,
+    kind_sql,
+    scenario_targets,
+)
+from gameday.report.facts import METRICS as METRICS  # the report's, for its readers
+from gameday.store import Connection, Row, Store
+
+LABELS: dict[str, str] = {GAMEDAY: "game days", DRILL: "drills", INCIDENT: "incidents from alerts"}
+DIMENSIONS = ("scenario", "service", "team", "severity")
+DEFAULT_MAX_AGE_DAYS = 30
+FAILED_RUNS = ("failed", "error", "timeout", "canceled")
+VERDICTS = ("passed", "failed", "deviated", "interrupted")
+NO_VALUE = "(none)"  # a group for incidents without a team, service or severity
+
+
+# -- the window and the filters ----------------------------------------------------------
+@dataclass(frozen=True)
+class Scope:
+    """Which incidents a report covers: opened at or after ``since`` (and before
+    ``until``), of one service, team, scenario or kind when given."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    service: str | None = None
+    team: str | None = None
+    scenario: str | None = None
+    kind: str | None = None
+    max_age_days: float = DEFAULT_MAX_AGE_DAYS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v)
+                for k, v in asdict(self).items()}
+
+
+AGE = re.compile(r"(\d+(?:\.\d+)?)([hdw])")
+AGE_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``30d``, ``2w``, ``12h`` back from ``now``, or a date or time (UTC unless it
+    says otherwise). A ``ValidationError`` of ``--since`` for anything else."""
+    text = text.strip()
+    m = AGE.fullmatch(text)
+    if m:
+        return (now or clock.now()) - timedelta(seconds=float(m[1]) * AGE_UNITS[m[2]])
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{text!r} is neither an age like 30d, 2w or 12h nor a date "
+                              "like 2026-11-01", field="--since") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+# -- percentiles -------------------------------------------------------------------------
+def percentile(ordered: Ranked, q: float) -> float:
+    """The ``q`` quantile (0..1) of sorted values, interpolating between closest ranks."""
+    if not len(ordered):
+        raise ValueError("no values")
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    if isinstance(ordered, Sorted):  # the two ranks in one search
+        a, b = ordered.pair(low)
+    else:
+        a, b = ordered[low], ordered[min(low + 1, len(ordered) - 1)]
+    return a + (b - a) * (pos - low)
+
+
+Ranked: TypeAlias = "Sequence[float] | Sorted"  # sorted values, or runs read by rank
+_present = partial(is_not, None)  # filter() with it runs at C speed
+_DAY = itemgetter(slice(0, 10))  # the date of an ISO time
+
+
+def _summary(ordered: Ranked) -> dict[str, Any]:
+    """``{n, p50, p90}`` of sorted values (a ``Sorted`` reads only the ranks needed)."""
+    if not len(ordered):
+        return {"n": 0, "p50": None, "p90": None}
+    return {"n": len(ordered), "p50": round(percentile(ordered, 0.5), 3),
+            "p90": round(percentile(ordered, 0.9), 3)}
+
+
+def distribution(values: Iterable[float | None]) -> dict[str, Any]:
+    """``{n, p50, p90}`` of the values present (``None`` is a moment never reached)."""
+    return _summary(sorted(cast("Iterable[float]", filter(_present, values))))
+
+
+# -- the incidents in scope --------------------------------------------------------------
+def _where(scope: Scope) -> tuple[str, dict[str, Any]]:
+    """The SQL part of the scope, over ``incidents i``; the team (an alert's label) and
+    a drill told by its declaration are facets, kept apart in ``_keep``."""
+    where: list[str] = ["1 = 1"]
+    args: dict[str, Any] = {}
+    if scope.since:
+        where.append("i.created_at >= :since")
+        args["since"] = scope.since.astimezone(UTC).isoformat()
+    if scope.until:
+        where.append("i.created_at < :until")
+        args["until"] = scope.until.astimezone(UTC).isoformat()
+    for column in ("service", "scenario"):
+        if getattr(scope, column):
+            where.append(f"i.{column} = :{column}")
+            args[column] = getattr(scope, column)
+    if scope.kind:  # an older drill is a game day here; ``kind_of`` tells them apart
+        where.append(f"{kind_sql()} IN (:kind, :or_kind)")
+        args["kind"] = scope.kind
+        args["or_kind"] = GAMEDAY if scope.kind == DRILL else scope.kind
+    return " AND ".join(where), args
+
+
+def _keep(scope: Scope, f: Any) -> bool:
+    return (not scope.team or f.team == scope.team) and (not scope.kind or f.kind == scope.kind)
+
+
+def facts(store: Store, scope: Scope | None = None) -> list[Fact]:
+    """Every incident in scope, one ``Fact`` each (``incident_facts``)."""
+    scope = scope or Scope()
+    where, args = _where(scope)
+    rows = incident_facts.load(store, where, args, scenario_targets(store.reader()))
+    return [f for f in rows if _keep(scope, f)]
+
+
+def table(store: Store, scope: Scope | None = None) -> Table:
+    """Every incident in scope, column by column (``incident_facts.Table``)."""
+    scope = scope or Scope()
+    where, args = _where(scope)
+    t = incident_facts.table(store, where, args, scenario_targets(store.reader()))
+    if scope.team or scope.kind:
+        t = t.select(t.rows(_keep(scope, f) for f in t.facets))
+    return t
+
+
+def group(f: Fact, dimension: str) -> str:
+    return getattr(f, "severity_final" if dimension == "severity" else dimension) or NO_VALUE
+
+
+def _group_order(name: str) -> tuple[int, str]:
+    return (1, name) if name == NO_VALUE else (0, name)
+
+
+def _ordered(groups: dict[str, Any]) -> dict[str, Any]:
+    return {name: groups[name] for name in sorted(groups, key=_group_order)}
+
+
+# -- weeks -------------------------------------------------------------------------------
+def _monday(week: str) -> date:
+    return date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
+
+
+def week_axis(first: str | None, last: str | None) -> list[str]:
+    """Every ISO week from ``first`` to ``last`` (``2026-W47``), empty ones too."""
+    if first is None or last is None:
+        return []
+    day, end = _monday(first), _monday(last)
+    out = []
+    while day <= end:
+        out.append(iso_week(day.isoformat()))
+        day += timedelta(days=7)
+    return out
+
+
+def _axis(t: Table, scope: Scope, now: datetime) -> list[str]:
+    """The trend's weeks: from the window's start (or the first incident) to now (or
+    the window's end), never short of the data."""
+    if not len(t) and scope.since is None:
+        return []
+    days = [d for d in (min(t.created)[:10] if len(t) else None,
+                        scope.since.astimezone(UTC).date().isoformat() if scope.since
+                        else None) if d]
+    end = (scope.until or now).astimezone(UTC).date().isoformat()
+    last = max([end, max(t.created)[:10]] if len(t) else [end])
+    return week_axis(iso_week(min(days)), iso_week(last))
+
+
+# -- spreads: exact order statistics per group ---------------------------------------------
+Spans = list[tuple[int, int, int]]  # (key, start, end) in an ordering of rows
+
+
+def _spans(rows: list[int], key: list[int]) -> tuple[list[int], Spans]:
+    """``rows`` ordered by ``key`` (stable: in id order within a key), and where each
+    key's rows start and end in that order."""
+    ordered = sorted(rows, key=key.__getitem__)
+    sizes = Counter(map(key.__getitem__, rows))
+    spans, at = [], 0
+    for k in sorted(sizes):
+        spans.append((k, at, at + sizes[k]))
+        at += sizes[k]
+    return ordered, spans
+
+
+def _runs(column: Sequence[float | None], ordered: list[int], spans: Spans
+          ) -> list[list[float]]:
+    """Each span's values present, sorted."""
+    values = list(map(column.__getitem__, ordered))
+    return [sorted(cast("Iterable[float]", filter(_present, values[s:e])))
+            for _, s, e in spans]
+
+
+@dataclass(frozen=True)
+class Sorted:
+    """A group's values as sorted runs (one per cell), with every value of its kind
+    sorted (``among``): its ``k``-th smallest is found by bisection, never by merging."""
+
+    runs: tuple[list[float], ...]
+    among: list[float]
+
+    def __len__(self) -> int:
+        return sum(map(len, self.runs))
+
+    def __getitem__(self, k: int) -> float:
+        """The ``k``-th smallest (0-based): the first value of the kind with more than
+        ``k`` of the group's values at or below it."""
+        if len(self.runs) == 1:
+            return self.runs[0][k]
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        runs, among = self.runs, self.among
+        lo, hi = 0, len(among) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if sum(map(bisect_right, runs, repeat(among[mid]))) > k:
+                hi = mid
+            else:
+                lo = mid + 1
+        return among[lo]
+
+    def pair(self, k: int) -> tuple[float, float]:
+        """The ``k``-th and the next (the last twice at the end): one search, not two."""
+        low = self[k]
+        if k + 1 >= len(self):
+            return low, low
+        if len(self.runs) == 1:
+            return low, self.runs[0][k + 1]
+        if sum(map(bisect_right, self.runs, repeat(low))) > k + 1:
+            return low, low  # ties
+        return low, min(run[at] for run in self.runs
+                        if (at := bisect_right(run, low)) < len(run))
+
+    def values(self) -> list[float]:
+        """All of them, sorted."""
+        return self.runs[0] if len(self.runs) == 1 else sorted(chain.from_iterable(self.runs))
+
+
+Values = Sorted | list[float]
+
+
+def ordered(values: Values) -> list[float]:
+    """Every value, sorted, as a list."""
+    return values.values() if isinstance(values, Sorted) else values
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One kind's values per group, sorted: ``overall[column]``,
+    ``groups[dimension][group][column]`` and ``weeks[week][column]``; ``n`` counts the
+    incidents of each group, whether or not they have a value."""
+
+    overall: dict[str, list[float]]
+    groups: dict[str, dict[str, dict[str, Values]]]
+    n: dict[str, dict[str, int]]
+    weeks: dict[str, dict[str, list[float]]]
+    week_n: dict[str, int]
+    week_escalated: dict[str, int]
+
+
+def _cell(f: incident_facts.Facets) -> tuple[str, str, str, str]:
+    return (f.scenario or NO_VALUE, f.service or NO_VALUE, f.team or NO_VALUE,
+            f.severity_final or NO_VALUE)
+
+
+def spread(t: Table, rows: list[int], weeks: list[str], week_at: list[int],
+           columns: dict[str, tuple[Sequence[float | None], Sequence[str]]]) -> Spread:
+    """Over ``rows``: each column (name -> (a value per row of ``t``, the dimensions it
+    is wanted by)) sorted overall, per group of those of ``DIMENSIONS`` and per week
+    (``week_at``: each row's place in ``weeks``). Each column is sorted twice, within
+    cells (incidents alike in every dimension) and within weeks; a group of a
+    dimension is its cells' runs."""
+    cells: dict[tuple[str, str, str, str], int] = {}
+    cell_of = [cells.setdefault(_cell(f), len(cells)) for f in t.facets]
+    by_cell, cell_spans = _spans(rows, list(map(cell_of.__getitem__, t.code)))
+    keys = list(cells)
+    members: dict[str, dict[str, list[int]]] = {d: defaultdict(list) for d in DIMENSIONS}
+    n: dict[str, dict[str, int]] = {d: defaultdict(int) for d in DIMENSIONS}
+    for at, (cell, start, end) in enumerate(cell_spans):
+        for dimension, name in zip(DIMENSIONS, keys[cell], strict=True):
+            members[dimension][name].append(at)
+            n[dimension][name] += end - start
+    by_week, week_spans = _spans(rows, week_at)
+    escalated = [int(f.escalated) for f in t.facets]
+    overall: dict[str, list[float]] = {}
+    groups: dict[str, dict[str, dict[str, Values]]] = {
+        d: {name: {} for name in members[d]} for d in DIMENSIONS}
+    by_week_values: dict[str, dict[str, list[float]]] = {weeks[w]: {} for w, _, _ in week_spans}
+    for name, (column, dimensions) in columns.items():
+        runs = _runs(column, by_cell, cell_spans)
+        if not any(runs):  # no value at all (an alert's TTD): no groups, no weeks
+            overall[name] = []
+            continue
+        everything = overall[name] = Sorted(tuple(runs), []).values() if runs else []
+        for dimension in dimensions:
+            for group_name, ats in members[dimension].items():
+                groups[dimension][group_name][name] = Sorted(tuple(runs[a] for a in ats),
+                                                             everything)
+        for (w, _, _), values in zip(week_spans, _runs(column, by_week, week_spans),
+                                     strict=True):
+            by_week_values[weeks[w]][name] = values
+    return Spread(
+        overall=overall, groups=groups, n={d: dict(v) for d, v in n.items()},
+        weeks=by_week_values,
+        week_n={weeks[w]: end - start for w, start, end in week_spans},
+        week_escalated={weeks[w]: sum(map(escalated.__getitem__,
+                                          map(t.code.__getitem__, by_week[start:end])))
+                        for w, start, end in week_spans})
+
+
+# -- response times ----------------------------------------------------------------------
+def _metrics(values: Mapping[str, Values]) -> dict[str, Any]:
+    return {m: _summary(values.get(m, [])) for m in METRICS}
+
+
+def response_times(t: Table, weeks: list[str]
+                   ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Spread]]:
+    """Per kind: TTx ``{n, p50, p90}`` overall and per scenario, service, team and
+    severity (the final one); per ISO week of ``weeks`` (oldest first, empty weeks
+    too) with the score's and the escalations; and each kind's ``Spread``."""
+    response: dict[str, Any] = {}
+    trend: dict[str, Any] = {}
+    spreads: dict[str, Spread] = {}
+    columns: dict[str, tuple[Sequence[float | None], Sequence[str]]] = {
+        **{m: (t.times[m], DIMENSIONS) for m in METRICS}, "score": (t.score, ("scenario",))}
+    week_of = {week: at for at, week in enumerate(weeks)}
+    day_week = {day: week_of[iso_week(day)] for day in set(map(_DAY, t.created))}
+    week_at = list(map(day_week.__getitem__, map(_DAY, t.created)))
+    for kind in KINDS:
+        rows = t.rows(f.kind == kind for f in t.facets)
+        s = spreads[kind] = spread(t, rows, weeks, week_at, columns)
+        response[kind] = {"overall": {"n": len(rows), "metrics": _metrics(s.overall)},
+                          **{f"by_{d}": _ordered({name: {"n": s.n[d][name],
+                                                         "metrics": _metrics(values)}
+                                                  for name, values in s.groups[d].items()})
+                             for d in DIMENSIONS}}
+        trend[kind] = [{"week": week, "n": s.week_n.get(week, 0),
+                        "metrics": _metrics(s.weeks.get(week, {})),
+                        "score": _summary(s.weeks.get(week, {}).get("score", [])),
+                        "escalated": s.week_escalated.get(week, 0)}
+                       for week in weeks] if rows else []
+    return response, trend, spreads
+
+
+# -- game days ---------------------------------------------------------------------------
+def outcomes(t: Table, kind: str, scores: Spread, scheduled: dict[int, str]
+             ) -> dict[str, Any]:
+    """For game days or drills: scores, containment, escalations, and the verdicts:
+    each game day's own (``gameday.game.verdict``), else its schedule run's (``scheduled``:
+    incident id -> status)."""
+    per_code = Counter(t.code)
+    mine = {c: n for c, n in per_code.items() if t.facets[c].kind == kind}
+    contained: Counter[str] = Counter()
+    verdicts: Counter[str] = Counter()
+    failed_checks: Counter[str] = Counter()
+    for c, n in mine.items():
+        f = t.facets[c]
+        how = f.contained_by or "not contained"
+        contained["runbook" if how.startswith("runbook ") else how] += n
+        if f.verdict:
+            verdicts[f.verdict] += n
+            for check in f.verdict_failed:
+                failed_checks[check] += n
+    ids = t.ids
+    for incident_id, status in scheduled.items():
+        at = bisect_left(ids, incident_id)
+        if at < len(ids) and ids[at] == incident_id:
+            f = t.fact(at)
+            if f.kind == kind and f.verdict is None:
+                verdicts[status] += 1
+    escalated = t.rows(f.kind == kind and f.escalated for f in t.facets)
+    recorded = sum(verdicts.values())
+    return {
+        "n": sum(mine.values()),
+        "score": _summary(scores.overall.get("score", [])),
+        "score_by_scenario": {name: _summary(values.get("score", [])) for name, values in
+                              sorted(scores.groups["scenario"].items())},
+        "contained_by": dict(sorted(contained.items())),
+        "escalations": {"n": len(escalated), "of": sum(mine.values()),
+                        "latest": [{"incident_id": ids[r], "scenario": t.fact(r).scenario,
+                                    "runbook": t.fact(r).runbook, "at": t.created[r]}
+                                   for r in escalated[::-1][:10]],
+                        "by_scenario": _escalations(t, escalated)},
+        "detection_missed": sum(n for c, n in mine.items() if t.facets[c].detection_missed),
+        "verdicts": {"recorded": recorded, "counts": dict(sorted(verdicts.items())),
+                     "pass_rate": round(verdicts["passed"] / recorded, 3) if recorded
+                     else None,
+                     "failed_checks": dict(failed_checks.most_common())},
+    }
+
+
+def _escalations(t: Table, escalated: list[int]) -> list[dict[str, Any]]:
+    """Escalated game days by scenario and runbook, most first: how often, the latest."""
+    seen: dict[tuple[str | None, str | None], list[int]] = {}
+    for r in escalated:
+        f = t.fact(r)
+        found = seen.setdefault((f.scenario, f.runbook), [0, 0])
+        found[0] += 1
+        found[1] = t.ids[r]
+    return [{"scenario": sc, "runbook": rb, "n": n, "latest": latest}
+            for (sc, rb), (n, latest) in sorted(seen.items(), key=lambda kv: -kv[1][0])]
+
+
+def _scheduled_verdicts(db: Connection) -> dict[int, str]:
+    """Each scheduled game day's verdict as its schedule run kept it."""
+    marks = ", ".join("?" for _ in VERDICTS)
+    return {r[0]: r[1] for r in db.execute(
+        f"SELECT incident_id, status FROM schedule_runs WHERE incident_id IS NOT NULL AND"
+        f" status IN ({marks}) ORDER BY id", VERDICTS)}
+
+
+# -- severity accuracy -------------------------------------------------------------------
+def _accuracy(combos: Iterable[tuple[tuple[str | None, str | None, str | None], int]]
+              ) -> dict[str, Any]:
+    """Run at (the final severity, as the scorecard judges it) against measured, over
+    ``((final, measured, declared), count)``."""
+    out: dict[str, Any] = {"n": 0, "accurate": 0, "too_low": 0, "too_high": 0,
+                           "unmeasured": 0, "declared_too_low": 0}
+    for (final, measured, declared), count in combos:
+        if final is None:
+            continue
+        out["n"] += count
+        if measured is None:
+            out["unmeasured"] += count
+        elif downplayed(final, measured):
+            out["too_low"] += count
+        elif worse(final, measured):
+            out["too_high"] += count
+        else:
+            out["accurate"] += count
+        if downplayed(declared, measured):
+            out["declared_too_low"] += count
+    measured_n = out["n"] - out["unmeasured"]
+    out["too_low_share"] = round(out["too_low"] / measured_n, 3) if measured_n else None
+    return out
+
+
+def severity_accuracy(t: Table) -> dict[str, Any]:
+    """Per kind: declared vs measured severity as a matrix (declared -> measured ->
+    count), and the share run too low (downplayed) overall, per team and per response
+    model. ``declared`` is the severity the incident was run at (its final one);
+    ``declared_too_low`` counts the first declaration. Counted once per distinct
+    facets (a few hundred), not per incident."""
+    combos: Counter[tuple[Any, ...]] = Counter()
+    for code, n in Counter(t.code).items():
+        f = t.facets[code]
+        combos[(f.kind, f.team, f.model, f.severity_final, f.severity_measured,
+                f.severity_declared)] += n
+    out: dict[str, Any] = {}
+    for kind in KINDS:
+        mine = [(c[1:], n) for c, n in combos.items() if c[0] == kind]
+        matrix: dict[str, dict[str, int]] = {}
+        for (_, _, final, measured, _), count in mine:
+            if final is not None:
+                row = matrix.setdefault(final, {})
+                row[measured or "unmeasured"] = row.get(measured or "unmeasured", 0) + count
+        by: dict[str, dict[str, Any]] = {}
+        for dimension, at in (("team", 0), ("model", 1)):
+            groups: dict[str, list[Any]] = defaultdict(list)
+            for c, count in mine:
+                groups[c[at] or NO_VALUE].append((c[2:], count))
+            by[f"by_{dimension}"] = {k: _accuracy(groups[k])
+                                     for k in sorted(groups, key=_group_order)}
+        out[kind] = {"overall": _accuracy((c[2:], n) for c, n in mine),
+                     "matrix": {s: dict(sorted(matrix[s].items())) for s in
+                                sorted(matrix, key=rank)}, **by}
+    return out
+
+
+# -- runbook freshness -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Freshness:
+    """A runbook's record: last verified (incident, when), last failed run, and a
+    game day where it ran fine but did not contain the fault (a wrong link)."""
+
+    runbook: str
+    status: str  # verified | stale | never verified
+    verified_by: int | None = None
+    verified_at: str | None = None
+    verified_days_ago: float | None = None
+    verifications: int = 0
+    last_failed_run: int | None = None
+    last_failed_at: str | None = None
+    failed_since_verified: bool = False
+    ran_without_containing: int | None = None
+    known: bool = True  # found among the runbooks on disk
+    alerts: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "alerts": list(self.alerts), "ago": self.ago}
+
+    @property
+    def ago(self) -> str | None:
+        """How long ago it was verified, as a person says it."""
+        return None if self.verified_days_ago is None else f"{_days(self.verified_days_ago)} ago"
+
+    @property
+    def sentence(self) -> str:
+        """What the one-click page says about it."""
+        if self.status == "never verified":
+            return "Never verified by a game day: no game day has run it and seen it " \
+                   "contain the fault."
+        days = self.verified_days_ago or 0.0
+        text = f"Verified by game day #{self.verified_by}, {_days(days)} ago"
+        if self.status == "stale":
+            text += " (stale: older than the age allowed)"
+        if self.failed_since_verified:
+            text += f"; a run failed since (run #{self.last_failed_run})"
+        return text + "."
+
+
+def _days(days: float) -> str:
+    if days < 1:
+        hours = days * 24
+        return "less than an hour" if hours < 1 else f"{hours:.0f} h"
+    return f"{days:.0f} day" + ("" if round(days) == 1 else "s")
+
+
+def _age_days(at: str, now: datetime) -> float:
+    return round((now - datetime.fromisoformat(at)).total_seconds() / 86400, 2)
+
+
+def _rows_by(t: Table, key: Sequence[str | None]) -> dict[str, list[int]]:
+    """The rows of each key (``key``: one per facets code, ``None`` to leave it out),
+    in id order."""
+    names = sorted({k for k in key if k is not None})
+    number = {name: n for n, name in enumerate(names)}
+    at = [-1 if k is None else number[k] for k in key]
+    ordered, spans = _spans(t.rows(k is not None for k in key),
+                            list(map(at.__getitem__, t.code)))
+    return {names[n]: ordered[start:end] for n, start, end in spans}
+
+
+def freshness(db: Connection, t: Table, known: Sequence[str],
+              alerts: dict[str, list[str]], *, max_age_days: float = DEFAULT_MAX_AGE_DAYS,
+              now: datetime | None = None) -> list[Freshness]:
+    """Every runbook on disk (``known``) or on the record. ``alerts``: runbook -> the
+    alerts that link to it. A verification is dated by the game day's opening."""
+    now = now or clock.now()
+    ran = [f.kind in GROUND_TRUTH and bool(f.runbook) and f.runbook_status == RunStatus.SUCCESSFUL
+           for f in t.facets]
+    proved = [ok and f.contained_by == f"runbook {f.runbook}"
+              for ok, f in zip(ran, t.facets, strict=True)]
+    created, ids = t.created, t.ids
+    verified: dict[str, tuple[str, int]] = {}  # runbook -> the latest (opened, incident)
+    count: dict[str, int] = {}
+    for name, rows in _rows_by(t, [f.runbook if p else None
+                                   for f, p in zip(t.facets, proved, strict=True)]).items():
+        count[name] = len(rows)
+        if t.chronological:  # opened in id order: the latest is the last
+            verified[name] = (created[rows[-1]], ids[rows[-1]])
+        else:
+            latest = max(map(created.__getitem__, rows))
+            verified[name] = (latest, max(compress(
+                map(ids.__getitem__, rows), map(latest.__eq__, map(created.__getitem__, rows)))))
+    # The latest game day each ran in without containing the fault (a wrong link).
+    wrong = {name: ids[rows[-1]] for name, rows in _rows_by(
+        t, [f.runbook if ok and not p else None
+            for f, ok, p in zip(t.facets, ran, proved, strict=True)]).items()}
+    failed: dict[str, Row] = {}
+    marks = ", ".join("?" for _ in FAILED_RUNS)
+    for r in db.execute(f"SELECT runbook, id, finished_at FROM runbook_runs WHERE id IN"
+                        f" (SELECT MAX(id) FROM runbook_runs WHERE check_mode = 0 AND"
+                        f" status IN ({marks}) GROUP BY runbook)", FAILED_RUNS):
+        failed[r["runbook"]] = r
+    out = []
+    for name in sorted({*known, *verified, *wrong, *failed}):
+        last = verified.get(name)
+        bad = failed.get(name)
+        age = _age_days(last[0], now) if last else None
+        status = ("never verified" if last is None else
+                  "stale" if age is not None and age > max_age_days else "verified")
+        out.append(Freshness(
+            runbook=name, status=status, verified_by=last[1] if last else None,
+            verified_at=last[0] if last else None, verified_days_ago=age,
+            verifications=count.get(name, 0),
+            last_failed_run=bad["id"] if bad else None,
+            last_failed_at=bad["finished_at"] if bad else None,
+            failed_since_verified=bool(bad and (last is None or (bad["finished_at"] or "")
+                                                > last[0])),
+            ran_without_containing=wrong.get(name),
+            known=name in known, alerts=tuple(sorted(alerts.get(name, ())))))
+    return out
+
+
+def runbook_of_url(url: str) -> str | None:
+    """The runbook a ``runbook_url`` names (``…/runbooks/NAME?...``), templated or not."""
+    try:
+        segments = [s for s in urlsplit(url).path.split("/") if s]
+    except ValueError:
+        return None
+    return segments[-1] if len(segments) >= 2 and segments[-2] == "runbooks" else None
+
+
+def alert_links(rule_files: Iterable[Path], runbooks: Iterable[Any]) -> dict[str, list[str]]:
+    """runbook -> the alerts linking to it: Prometheus rules' ``runbook_url``, and the
+    alerts a runbook's own metadata lists."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for path in rule_files:
+        try:
+            doc = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        for group in doc.get("groups") or []:
+            for rule in group.get("rules") or []:
+                url = (rule.get("annotations") or {}).get("runbook_url")
+                name = runbook_of_url(url) if rule.get("alert") and url else None
+                if name:
+                    out[name].add(rule["alert"])
+    for rb in runbooks:
+        for alert in rb.alerts:
+            out[rb.name].add(alert)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def stale_alerts(fresh: list[Freshness]) -> list[dict[str, Any]]:
+    """Alerts whose runbook nobody has seen work lately: stale or never verified."""
+    return [{"alert": alert, "runbook": f.runbook, "status": f.status,
+             "verified_days_ago": f.verified_days_ago}
+            for f in fresh if f.status != "verified" for alert in f.alerts]
+
+
+# -- action items ------------------------------------------------------------------------
+def action_items(db: Connection, t: Table, *,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """Completion rate, overdue items (open, due before today) per owner and per team,
+    the oldest open item's age, for the action items of the incidents in ``t`` (per
+    kind). Two range scans of ``action_items_by_incident`` (the done ones; the open ones
+    with owner, due date and opening), counted against the table's incidents by id: no
+    join and no sort in SQL. An item is open or done (``Store.close_action``)."""
+    now = now or clock.now()
+    code_of = dict(zip(t.ids, t.code, strict=True))
+    span = (t.ids[0], t.ids[-1]) if len(t) else (0, -1)  # in id order
+    cur = db.cursor()
+    cur.row_factory = None
+    done_codes = Counter(map(code_of.get, map(itemgetter(0), cur.execute(
+        "SELECT incident_id FROM action_items WHERE incident_id BETWEEN ? AND ? AND"
+        " status = 'done'", span))))
+    still_open = cur.execute(
+        "SELECT incident_id, owner, due < ?, created_at FROM action_items WHERE"
+        " incident_id BETWEEN ? AND ? AND status = 'open'",
+        (now.date().isoformat(), *span)).fetchall()
+    open_codes = list(map(code_of.get, map(itemgetter(0), still_open)))
+    owned = Counter(zip(open_codes, map(itemgetter(1), still_open),
+                        map(itemgetter(2), still_open), strict=True))
+    done: Counter[str] = Counter()
+    for code, n in done_codes.items():
+        if code is not None:
+            done[t.facets[code].kind] += n
+    n_open: Counter[str] = Counter()
+    overdue: Counter[str] = Counter()
+    by_team: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
+    by_owner: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
+    open_by_owner: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
+    for (code, owner, late), n in owned.items():
+        if code is None:
+            continue
+        f = t.facets[code]
+        n_open[f.kind] += n
+        open_by_owner[f.kind][owner] += n
+        if late:
+            overdue[f.kind] += n
+            by_owner[f.kind][owner] += n
+            by_team[f.kind][f.team or NO_VALUE] += n
+    kind_of = [f.kind for f in t.facets]
+    open_kinds = [None if code is None else kind_of[code] for code in open_codes]
+    oldest = {kind: first for kind in KINDS if (first := min(
+        compress(map(itemgetter(3), still_open), map(eq, repeat(kind), open_kinds)),
+        default=None)) is not None}
+    total = done + n_open
+    return {kind: {
+        "total": total[kind], "done": done[kind], "open": n_open[kind],
+        "overdue": overdue[kind],
+        "completion_rate": round(done[kind] / total[kind], 3) if total[kind] else None,
+        "oldest_open_days": max(0.0, _age_days(oldest[kind], now)) if kind in oldest
+        else None,
+        "overdue_by_owner": dict(sorted(by_owner[kind].items())),
+        "overdue_by_team": dict(sorted(by_team[kind].items())),
+        "open_by_owner": dict(sorted(open_by_owner[kind].items())),
+    } for kind in KINDS}
+
+
+# -- the report --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Report:
+    scope: Scope
+    generated_at: str
+    counts: dict[str, int]
+    response: dict[str, Any]
+    trend: dict[str, Any]
+    outcomes: dict[str, Any]
+    severity: dict[str, Any]
+    runbooks: list[Freshness]
+    stale_alerts: list[dict[str, Any]]
+    actions: dict[str, Any]
+    # the incidents in scope and each kind's sorted values per group (``/metrics``)
+    table: Table = field(repr=False, compare=False)
+    spreads: dict[str, Spread] = field(default_factory=dict, repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scope": self.scope.as_dict(), "generated_at": self.generated_at,
+                "kinds": {GAMEDAY: "opened by a scenario: timed from the injected fault",
+                          DRILL: "a game day in drill mode: people respond to a real "
+                                 "fault, timed from it",
+                          INCIDENT: "opened by an alert: no ground truth, so no TTD, "
+                                    "TTM or TTR"},
+                "counts": self.counts, "response": self.response, "trend": self.trend,
+                "outcomes": self.outcomes, "severity": self.severity,
+                "runbooks": [f.as_dict() for f in self.runbooks],
+                "stale_alerts": self.stale_alerts, "actions": self.actions}
+
+
+def build(store: Store, scope: Scope | None = None, *,
+          runbooks: Sequence[Any] = (), rule_files: Sequence[Path] = (),
+          now: datetime | None = None,
+          timer: Callable[[str], None] | None = None) -> Report:
+    """The whole report. ``runbooks`` (``runbook.discover()``) and ``rule_files`` say
+    which runbooks exist and which alerts link to them; ``timer(stage)`` is called
+    after each stage (the bench uses it)."""
+    now = now or clock.now()
+    scope = scope or Scope()
+    tick = timer or (lambda stage: None)
+    t = table(store, scope)
+    tick("facts")
+    db = store.reader()
+    per_code = Counter(t.code)
+    counts: dict[str, int] = {k: sum(n for c, n in per_code.items() if t.facets[c].kind == k)
+                              for k in KINDS}
+    response, trend, spreads = response_times(t, _axis(t, scope, now))
+    tick("percentiles")
+    fresh = freshness(db, t, [rb.name for rb in runbooks], alert_links(rule_files, runbooks),
+                      max_age_days=scope.max_age_days, now=now)
+    scheduled = _scheduled_verdicts(db)
+    report = Report(
+        scope=scope, generated_at=now.isoformat(timespec="seconds"), counts=counts,
+        response=response, trend=trend,
+        outcomes={k: outcomes(t, k, spreads[k], scheduled) for k in GROUND_TRUTH},
+        severity=severity_accuracy(t), runbooks=fresh, stale_alerts=stale_alerts(fresh),
+        actions=action_items(db, t, now=now), table=t, spreads=spreads)
+    tick("figures")
+    return report
+
+
+def runbook_freshness(store: Store, name: str, *,
+                      max_age_days: float = DEFAULT_MAX_AGE_DAYS,
+                      now: datetime | None = None) -> Freshness:
+    """One runbook's freshness (the one-click page), from the game days that ran it
+    (``runbook_runs``, by its index) rather than the whole store."""
+    db = store.reader()
+    t = incident_facts.table(store, "i.id IN (SELECT incident_id FROM runbook_runs WHERE"
+                                    " runbook = :runbook)", {"runbook": name},
+                             scenario_targets(db))
+    (found,) = [f for f in freshness(db, t, [name], {}, max_age_days=max_age_days, now=now)
+                if f.runbook == name]
+    return found
+
+
+def connection(store: Store) -> Connection:
+    """The store's connection for this thread: the report reads with its own SQL
+    (aggregates the store has no method for)."""
+    return store.reader()
+
+
+def dumps(report: Report) -> str:
+    return json.dumps(report.as_dict(), indent=2, default=str)

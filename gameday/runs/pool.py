@@ -1,0 +1,262 @@
+"""What ``gameday serve`` runs: alerts in (``intake``, a batch at a time), runbook
+runs out, on a bounded pool.
+
+Notifications go to the intake's writer thread (``Batcher``); a request is answered
+once its batch is committed. Runs start after that: at most ``max_concurrent`` at
+once in all, and at most the runbook's own ``concurrency`` of each runbook; the rest
+wait their turn in order. On shutdown the running ones finish and the waiting ones
+are cancelled, on the record.
+
+A run's events reach its page as ``stream_item``s: live from its ``RunStream`` while
+it runs here, else replayed from the incident's timeline (``Dispatcher.items``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import OrderedDict, defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from gameday.core.errors import GamedayError
+from gameday.core.events import Entry, describe
+from gameday.core.states import RunStatus
+from gameday.incidents.incident import Incident
+from gameday.people.auth import Forbidden
+from gameday.runbooks.runbook import Dirs, Runbook, find
+from gameday.runs import run as runs
+from gameday.runs.intake import COALESCE_WINDOW_S, Batcher, Delivery, Intake, Start
+from gameday.store import Store
+from gameday.store.leases import owner
+
+KEEP_STREAMS = 256  # finished runs whose live stream is kept; older ones replay from the store
+
+
+def stream_item(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One event of a run as the run page and ``/runs/ID/events`` carry it: its kind,
+    its payload, and the line a person reads (``text``), as the terminal shows it."""
+    return {"kind": str(kind), **data, "text": describe(kind, "", data)}
+
+
+class RunStream:
+    """A run's events as they happen, for live pages (server-sent events)."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+
+    def add(self, entry: Entry) -> None:
+        with self._lock:
+            self.items.append(stream_item(entry.kind, entry.data))
+
+    def since(self, index: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return self.items[index:]
+
+
+class Dispatcher:
+    def __init__(self, store: Store, *, runbook_dir: Dirs = None,
+                 data_dir: Path, max_concurrent: int = 2, env: dict[str, str] | None = None,
+                 coalesce_window: float = COALESCE_WINDOW_S):
+        self.store = store
+        self.runbook_dir = runbook_dir
+        self.data_dir = data_dir
+        self.env = env or {}
+        self.streams: OrderedDict[int, RunStream] = OrderedDict()
+        self.intake = Intake(store, runbook_dir=runbook_dir, coalesce_window=coalesce_window,
+                             env=self.env)
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrent,
+                                        thread_name_prefix="runbook")
+        self._workers = max_concurrent
+        self._lock = threading.Lock()
+        self._busy = 0  # workers running a playbook, or reserved for one
+        self._held: set[int] = set()  # the runs waiting or running here: their heartbeat
+        # waiting runs, a queue per (rehearsal?, runbook, world): real ones tried first
+        self._waiting: defaultdict[tuple[bool, str, str], deque[Start]] = defaultdict(deque)
+        self._closing = False
+        self._batcher: Batcher[Delivery, dict[str, Any]] = Batcher(self._handle)
+
+    def items(self, run: dict[str, Any]) -> list[dict[str, Any]]:
+        """A run's events so far: live when it runs (or ran) in this process, else as
+        the store has them (``runs.recorded``: a game day's run, one on another
+        replica, one from before a restart)."""
+        stream = self.streams.get(run["id"])
+        if stream is not None:
+            return stream.since(0)
+        return [stream_item(kind, data) for kind, data in runs.recorded(self.store, run)]
+
+    def shutdown(self) -> None:
+        """Stop taking alerts, let running playbooks finish, cancel the waiting runs."""
+        self._batcher.stop()
+        with self._lock:
+            self._closing = True
+            waiting = [start for queue in self._waiting.values() for start in queue]
+            self._waiting.clear()
+        for start in waiting:
+            self._cancel(start)
+        self._pool.shutdown(wait=True)
+
+    # -- alerts -----------------------------------------------------------------------
+    def receive(self, note: Any, who: str) -> Future[dict[str, Any]]:
+        """Hand a notification to the intake; the future is its answer, set once it is
+        committed (an exception if it was refused)."""
+        return self._batcher.submit(Delivery(note, who))
+
+    def _handle(self, deliveries: list[Delivery]) -> list[dict[str, Any] | Exception]:
+        answers, starts = self.intake.handle(deliveries)
+        for start in starts:
+            self._launch(start)
+        return answers
+
+    # -- runs -------------------------------------------------------------------------
+    def start(self, runbook: Runbook, params: dict[str, Any], incident_id: int | None,
+              who: str, check: bool = False, approve_within: float | None = None) -> int:
+        """A run asked for by a person (a one-click page): queued on the record, then
+        started when its runbook and the pool have room. With ``approve_within`` (four
+        eyes) it waits that many seconds for a second person's ``approve`` instead."""
+        incident = Incident(self.store, incident_id) if incident_id else None
+        env, _ = runs.environment(incident, self.env)  # a game day on another host: refused
+        if approve_within is not None:
+            return runs.ask_approval(self.store, runbook, params, incident=incident, who=who,
+                                     check=check, within_s=approve_within, env=env)
+        run_id = runs.queue(self.store, runbook, params, incident=incident, who=who,
+                            check=check, env=env)
+        self._launch(Start(run_id, runbook, params, incident_id, who, check,
+                           world=runs.world(env), kind=runs.kind(incident)))
+        return run_id
+
+    def approve(self, run_id: int, who: str) -> None:
+        """A second person approves a waiting run: it starts. Refused to the person who
+        asked for it, and once its time ran out (it is then ``expired`` for good)."""
+        self.expire_approvals()
+        run = self.store.run(run_id)
+        if run["status"] != RunStatus.AWAITING_APPROVAL:
+            raise GamedayError(f"run {run_id} is {run['status']}: there is nothing to approve")
+        if run["started_by"] == who:
+            raise Forbidden(f"{who} asked for run {run_id}: a second person approves it")
+        book = find(run["runbook"], self.runbook_dir)  # before anything is decided
+        incident = Incident(self.store, run["incident_id"]) if run["incident_id"] else None
+        if not self.store.approve_run(run_id, who, owner()):
+            self.expire_approvals()
+            raise GamedayError(f"run {run_id} is {self.store.run(run_id)['status']}: it can "
+                               "no longer be approved")
+        runs.approved(self.store, run, who, incident=incident)
+        self._launch(Start(run_id, book, run["params"], run["incident_id"], run["started_by"],
+                           bool(run["check_mode"]), world=run["world"] or runs.DEFAULT_WORLD,
+                           kind=run["kind"] or "incident"))
+
+    def expire_approvals(self) -> None:
+        """Runs nobody approved in time: expired on the record, never to run."""
+        for run in self.store.expire_approvals():
+            incident = Incident(self.store, run["incident_id"]) if run["incident_id"] else None
+            runs.expired(self.store, run, incident=incident)
+
+    def _launch(self, start: Start) -> None:
+        with self._lock:
+            self.streams[start.run_id] = RunStream()
+            closing = self._closing
+            if not closing:
+                self._waiting[start.queue].append(start)
+                self._held.add(start.run_id)
+        if closing:
+            self._cancel(start)
+            return
+        with contextlib.suppress(Exception):  # queued on the record: the sweep retries
+            self.pump()
+
+    def pump(self) -> None:
+        """Start waiting runs while a worker here is free and their runbook has a slot:
+        ``runbook.concurrency`` counts runs in the store, so it holds across replicas
+        (a run waiting here starts when one ends anywhere: the sweep calls this). The
+        store is asked outside the lock, with a worker reserved meanwhile."""
+        tried: set[tuple[bool, str, str]] = set()
+        while True:
+            with self._lock:
+                if self._closing or self._busy >= self._workers:
+                    return
+                key = min((k for k, q in self._waiting.items() if q and k not in tried),
+                          default=None, key=lambda k: k[0])  # real ones first
+                if key is None:
+                    return
+                start = self._waiting[key].popleft()
+                self._busy += 1
+            claimed, stop = "busy", None  # an error leaves it waiting, and is raised
+            try:
+                claimed = self.store.claim_run_slot(start.run_id, start.runbook.name,
+                                                    start.runbook.concurrency)
+            finally:
+                with self._lock:
+                    if claimed == "started" and not self._closing:
+                        self._pool.submit(self._execute, start)
+                    else:
+                        self._busy -= 1
+                        if claimed == "busy" and not self._closing:
+                            self._waiting[key].appendleft(start)
+                            tried.add(key)
+                        elif claimed in ("started", "busy"):  # shutting down: never runs
+                            stop = start
+                        else:  # gone: cancelled or ended elsewhere meanwhile
+                            self._held.discard(start.run_id)
+                    if not self._waiting.get(key):
+                        self._waiting.pop(key, None)
+            if stop is not None:
+                self._cancel(stop)
+            elif claimed == "gone":
+                stream = self.streams.get(start.run_id)
+                if stream:
+                    stream.done.set()
+
+    def sweep(self) -> None:
+        """Every few seconds (``create_app``'s lifespan): approvals nobody gave in time
+        end; the runs this process holds say so (their heartbeat); runs whose process is
+        gone, here or on another replica, end; waiting runs get the slots they freed."""
+        self.expire_approvals()
+        with self._lock:
+            held = list(self._held)
+        self.store.heartbeat_runs(owner(), held)
+        runs.orphaned(self.store)
+        self.pump()
+
+    def _execute(self, start: Start) -> None:
+        stream = self.streams[start.run_id]
+        incident = Incident(self.store, start.incident_id) if start.incident_id else None
+        try:
+            try:  # a drill's run acts on its own sandbox
+                env, _ = runs.environment(incident, self.env)
+            except GamedayError as exc:
+                runs.cancel(self.store, start.run_id, start.runbook.name, incident=incident,
+                            who=start.who, reason=str(exc))
+                return
+            runs.execute(self.store, start.run_id, start.runbook, start.params,
+                         self.data_dir / f"run-{start.run_id:05d}-{start.runbook.name}",
+                         incident=incident, who=start.who, check=start.check, env=env,
+                         on_event=stream.add)
+        except GamedayError:
+            pass  # recorded: runbook.finished says why, the run's row says error
+        finally:
+            stream.done.set()
+            with self._lock:
+                self._busy -= 1
+                self._held.discard(start.run_id)
+                self._forget_old_streams()
+            with contextlib.suppress(Exception):  # the sweep tries again
+                self.pump()  # its slot and this worker are free
+
+    def _cancel(self, start: Start) -> None:
+        with self._lock:
+            self._held.discard(start.run_id)
+        incident = Incident(self.store, start.incident_id) if start.incident_id else None
+        runs.cancel(self.store, start.run_id, start.runbook.name, incident=incident,
+                    who=start.who,
+                    reason="gameday serve stopped before it started")
+        stream = self.streams.get(start.run_id)
+        if stream:
+            stream.done.set()
+
+    def _forget_old_streams(self) -> None:
+        finished = [run_id for run_id, stream in self.streams.items() if stream.done.is_set()]
+        for run_id in finished[:max(0, len(finished) - KEEP_STREAMS)]:
+            del self.streams[run_id]

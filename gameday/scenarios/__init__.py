@@ -1,0 +1,1 @@
+"""Scenarios: what a scenario file says, its drill section included."""

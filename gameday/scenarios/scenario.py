@@ -1,0 +1,345 @@
+"""Scenario files: load, validate, and freeze them.
+
+A scenario (``scenarios/*.yaml``) ties a target, a Chaos Toolkit experiment, the SLO
+and alert, the team's roster and response model, response targets and timeouts
+together. Raw YAML stops here: everything after this module gets frozen dataclasses,
+and every error names the file and the field.
+
+The file's rules are declared once, as pydantic models (``ScenarioSpec`` and its
+parts, built from the field types in ``spec``); ``load_scenario`` validates against
+them and freezes the result, and ``scenario_schema`` prints them as JSON Schema for
+editors (``gameday schema scenario``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic import ValidationError as PydanticError
+
+from gameday.core.errors import ValidationError
+from gameday.core.policy import DEFAULT_TARGETS, MODELS, SEVERITIES, TARGET_KEYS
+from gameday.core.spec import (
+    DAY,
+    Between,
+    Identifier,
+    Labels,
+    Line,
+    Name,
+    OneOf,
+    People,
+    Person,
+    Rotation,
+    RunTime,
+    Scalar,
+    Seconds,
+    Spec,
+    Text,
+    first_error,
+    human_span,
+    invalid,
+    json_schema,
+    quote,
+    read_yaml,
+)
+from gameday.core.spec import parse_duration as parse_duration  # part of this module's interface
+from gameday.runbooks.routing import runbook_in_link
+from gameday.scenarios.drill import DrillSpec
+
+TARGETS = ("sandbox", "kind", "kwok")
+MODES = ("auto", "drill", "none")
+ALERTING = ("builtin", "prometheus")
+
+
+@dataclass(frozen=True)
+class Team:
+    name: str
+    model: str
+    oncall: tuple[str, ...]
+    ic_rotation: tuple[str, ...]
+    scribe: str | None = None
+    comms: str | None = None
+    responders: tuple[str, ...] = ()
+
+    def people(self) -> list[str]:
+        seen: list[str] = []
+        for p in (*self.oncall, *self.ic_rotation, self.scribe, self.comms, *self.responders):
+            if p and p not in seen:
+                seen.append(p)
+        return seen
+
+
+@dataclass(frozen=True)
+class Slo:
+    success_ratio: float
+    latency_p99_ms: float
+    window_s: float
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    for_s: float
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Response:
+    mode: str
+    runbook: str | None
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    steady: float = 15.0
+    detect: float = 20.0
+    mitigate: float = 20.0
+    recover: float = 20.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: Path
+    name: str
+    title: str
+    description: str
+    target: str
+    experiment: Path
+    service: str
+    team: Team
+    traffic_rate: float
+    traffic_timeout_s: float
+    slo: Slo
+    alert: Alert
+    alerting: str
+    workload: dict[str, str]
+    response: Response
+    recovery_window_s: float
+    evaluation_interval_s: float
+    timeouts: Timeouts
+    targets: dict[str, dict[str, float]] = field(default_factory=dict)
+    customer_facing: str = ""  # what customers call the service, in customer updates
+    drill: DrillSpec | None = None  # injects and hints, for training drills
+
+    def target_for(self, severity: str) -> dict[str, float]:
+        return self.targets.get(severity, {})
+
+
+# -- the scenario file ---------------------------------------------------------------------
+class TeamSpec(Spec):
+    """The team that owns the service: who is on call, who can command, who writes and
+    who talks."""
+
+    name: Name = Field(description="The team's name.")
+    model: Annotated[str, OneOf(MODELS)] = Field(
+        default="hybrid", description="Response model: hybrid (SEV-3/4 stay with the owning "
+        "team, SEV-1/2 page the dedicated IC), centralized or distributed.")
+    oncall: Rotation = Field(description="The on-call rotation, one person a week.")
+    ic_rotation: Rotation = Field(description="The dedicated incident commanders' rotation.")
+    scribe: Person | None = Field(default=None, description="Who keeps the incident's notes.")
+    comms: Person | None = Field(default=None, description="The communications lead.")
+    responders: People = Field(default=[], description="Subject-matter responders.")
+
+
+class TrafficSpec(Spec):
+    """The synthetic traffic the SLIs are measured on."""
+
+    rate: Annotated[float, Between(1, 500)] = Field(
+        default=40, description="Requests per second.")
+    timeout: RunTime = Field(default=3.0, description="A request slower than this fails.")
+
+
+class SloSpec(Spec):
+    """The service level objective the alert and the severity are measured against."""
+
+    success_ratio: Annotated[float, Between(0.5, 1)] = Field(
+        description="Share of requests that must succeed, 0.5 to 1 (e.g. 0.99).")
+    latency_p99_ms: Annotated[float, Between(1, 3_600_000)] = Field(
+        description="Objective for the 99th percentile latency, in milliseconds.")
+    window: RunTime = Field(default=2.0, description="The window the SLIs are measured over.")
+
+
+class AlertSpec(Spec):
+    """The alert that fires when the SLO burns, as Prometheus would send it."""
+
+    name: Identifier = Field(description="The alert's name (alertname).")
+    for_: Annotated[float, Seconds(inclusive=True)] = Field(
+        default=0.0, alias="for", description="How long the condition holds before it fires.")
+    labels: Labels = Field(default={}, description="Labels; they fill the runbook's "
+                                                   "parameters.")
+    annotations: Labels = Field(default={}, description="Annotations; runbook_url links the "
+                                                        "runbook that contains it.")
+
+    @field_validator("annotations", mode="before")
+    @classmethod
+    def _runbook_url_links_a_runbook(cls, value: Any) -> Any:
+        """A scenario's ``runbook_url`` is one of the project's runbooks or absent: a
+        link the game day would silently pass over is a mistake in the file."""
+        if isinstance(value, dict) and "runbook_url" in value:
+            url = value["runbook_url"]
+            try:
+                linked = runbook_in_link(url) if isinstance(url, str) and url else None
+            except ValidationError:
+                linked = None
+            if linked is None:
+                raise invalid("runbook_url", "runbook_url must link one of the project's "
+                              "runbooks (…/runbooks/NAME, ?param=value optional), not {value}",
+                              value=quote(url))
+        return value
+
+
+class ResponseSpec(Spec):
+    """How the incident is answered."""
+
+    mode: Annotated[str, OneOf(MODES)] = Field(
+        default="auto", description="auto: run the linked runbook; drill: people respond; "
+                                    "none.")
+    runbook: Name | None = Field(default=None, description="Run this runbook instead of the "
+                                                           "one the alert links.")
+    params: dict[Identifier, Scalar] = Field(default={}, description="Runbook parameters "
+                                                                     "that override the "
+                                                                     "alert's labels.")
+
+
+class TimeoutsSpec(Spec):
+    """How long each stage may take before the game day gives up on it."""
+
+    steady: RunTime = Field(default=Timeouts.steady, description="The steady state before.")
+    detect: RunTime = Field(default=Timeouts.detect, description="From fault to alert.")
+    mitigate: RunTime = Field(default=Timeouts.mitigate, description="From alert to mitigation.")
+    recover: RunTime = Field(default=Timeouts.recover, description="For the service to recover.")
+
+
+class WorkloadSpec(Spec):
+    """The Kubernetes workload under test (kind and kwok targets)."""
+
+    namespace: Name | None = Field(default=None, description="Its namespace.")
+    deployment: Name | None = Field(default=None, description="Its Deployment.")
+
+
+Severity = Annotated[str, OneOf(SEVERITIES)]
+TargetKey = Annotated[str, OneOf(TARGET_KEYS)]
+Target = Annotated[float, Seconds(high=30 * DAY)]
+
+
+class ScenarioSpec(Spec):
+    """A game day: the target, the fault (a Chaos Toolkit experiment), the SLO and the
+    alert, the team and how it responds, and the targets its response is scored on."""
+
+    name: Name = Field(description="The scenario's name.")
+    title: Line = Field(description="One line saying what happens.")
+    description: Text = Field(default="", description="What happens and what is expected.")
+    target: Annotated[str, OneOf(TARGETS)] = Field(
+        default="sandbox", description="Where it runs: the embedded sandbox, or a kind or "
+                                       "kwok cluster.")
+    workload: WorkloadSpec = Field(default_factory=WorkloadSpec, description=(
+        "The Kubernetes workload; namespace and deployment are required unless the "
+        "target is the sandbox."))
+    experiment: Line = Field(description="The Chaos Toolkit experiment, relative to "
+                                         "this file.")
+    service: Name = Field(description="The service under test.")
+    customer_facing: Line | None = Field(default=None, description=(
+        "What customers call the service, in customer updates [default: the service]."))
+    team: TeamSpec
+    traffic: TrafficSpec = Field(default_factory=TrafficSpec)
+    slo: SloSpec
+    alert: AlertSpec
+    alerting: Annotated[str, OneOf(ALERTING)] = Field(
+        default="builtin", description="Where the alert comes from: the built-in SLO burn "
+                                       "detector or real Prometheus and Alertmanager.")
+    response: ResponseSpec = Field(default_factory=ResponseSpec)
+    recovery_window: RunTime = Field(
+        default=2.0, description="How long the SLI must stay inside the objective to count "
+                                 "as mitigated.")
+    evaluation_interval: Annotated[float, Seconds(0.01, 0.25, inclusive=True)] = Field(
+        default=0.25, description="How often the detector evaluates, 10ms to 250ms.")
+    timeouts: TimeoutsSpec = Field(default_factory=TimeoutsSpec)
+    drill: DrillSpec | None = Field(default=None, description=(
+        "Injects and hints for a training drill (gameday drill start): what happens to "
+        "the responders, what is expected of them, and the help they can ask for."))
+    targets: dict[Severity, dict[TargetKey, Target]] = Field(default={}, description=(
+        "Response targets per severity, overriding the defaults key by key: "
+        + "; ".join(f"{sev} " + ", ".join(f"{k} {human_span(v)}" for k, v in keys.items())
+                    for sev, keys in DEFAULT_TARGETS.items()) + "."))
+
+    @field_validator("workload")
+    @classmethod
+    def _cluster_needs_workload(cls, workload: WorkloadSpec,
+                                info: ValidationInfo) -> WorkloadSpec:
+        target = info.data.get("target")
+        if target not in (None, "sandbox"):
+            for key in ("namespace", "deployment"):
+                if getattr(workload, key) is None:
+                    raise invalid("required_for_target", "is required when the target is {target}",
+                                  key=key, target=target)
+        return workload
+
+
+def scenario_schema() -> dict[str, Any]:
+    """The JSON Schema of scenario files."""
+    schema = json_schema(ScenarioSpec, "gameday scenario")
+    # The one rule between fields: a cluster target names its workload.
+    schema["if"] = {"properties": {"target": {"not": {"const": "sandbox"}}},
+                    "required": ["target"]}
+    schema["then"] = {"required": ["workload"], "properties": {
+        "workload": {"required": ["namespace", "deployment"]}}}
+    return schema
+
+
+# -- loading ---------------------------------------------------------------------------
+def load_scenario(path: str | Path, *, check_experiment: bool = True) -> Scenario:
+    path = Path(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ValidationError(f"must be a mapping, not {quote(raw)}", file=str(path),
+                              field="(top level)")
+    try:
+        spec = ScenarioSpec.model_validate(raw)
+    except PydanticError as exc:
+        raise first_error(exc, path) from None
+    experiment = path.parent / spec.experiment
+    if check_experiment:
+        try:
+            found = experiment.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
+            raise ValidationError(f"no such file: {experiment}", file=str(path),
+                                  field="experiment")
+    return _freeze(path, spec, experiment)
+
+
+def _freeze(path: Path, spec: ScenarioSpec, experiment: Path) -> Scenario:
+    t, a, r, to = spec.team, spec.alert, spec.response, spec.timeouts
+    targets = {sev: dict(v) for sev, v in DEFAULT_TARGETS.items()}
+    for sev, given in spec.targets.items():
+        targets[sev].update(given)
+    workload = {k: v for k, v in spec.workload.model_dump().items() if v is not None}
+    return Scenario(
+        path=path, name=spec.name, title=spec.title, description=spec.description,
+        target=spec.target, workload=workload, experiment=experiment, service=spec.service,
+        team=Team(name=t.name, model=t.model, oncall=tuple(t.oncall),
+                  ic_rotation=tuple(t.ic_rotation), scribe=t.scribe, comms=t.comms,
+                  responders=tuple(t.responders)),
+        traffic_rate=spec.traffic.rate, traffic_timeout_s=spec.traffic.timeout,
+        slo=Slo(success_ratio=spec.slo.success_ratio, latency_p99_ms=spec.slo.latency_p99_ms,
+                window_s=spec.slo.window),
+        alert=Alert(name=a.name, for_s=a.for_, labels=dict(a.labels),
+                    annotations=dict(a.annotations)),
+        alerting=spec.alerting,
+        response=Response(mode=r.mode, runbook=r.runbook, params=dict(r.params)),
+        recovery_window_s=spec.recovery_window,
+        evaluation_interval_s=spec.evaluation_interval,
+        timeouts=Timeouts(steady=to.steady, detect=to.detect, mitigate=to.mitigate,
+                          recover=to.recover),
+        targets=targets, customer_facing=spec.customer_facing or spec.service,
+        drill=spec.drill)

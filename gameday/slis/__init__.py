@@ -1,0 +1,1 @@
+"""Service level indicators: where a game day reads them (samples, windows)."""

@@ -1,0 +1,1 @@
+"""Targets: the worlds a game day injects faults into (sandbox, kind, kwok)."""

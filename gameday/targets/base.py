@@ -1,0 +1,155 @@
+"""Where a game day runs: the embedded sandbox, or a Kubernetes cluster (kind, kwok).
+
+A target comes up, offers samples for the SLIs (requests for the sandbox and kind,
+Deployment status for kwok, whose pods serve nothing), gives runbooks and chaos
+activities the environment they need, and goes down however the game day ends.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from gameday.core.events import Entry
+from gameday.scenarios.scenario import Scenario
+from gameday.slis.traffic import Traffic
+
+if TYPE_CHECKING:
+    from gameday.targets.cluster import Cluster
+    from gameday.targets.kube import KubeSampler, KubeWatch
+    from gameday.targets.sandbox import SandboxClient
+
+Record = Callable[[Entry], object]  # what it returns is ignored
+# The SLIs' samples: requests (sandbox, kind), or a Deployment's status (kwok).
+Sampler: TypeAlias = "Traffic | KubeSampler"
+
+
+class SandboxTarget:
+    name = "sandbox"
+
+    def __init__(self, sc: Scenario, run_dir: Path):
+        self.sc, self.dir = sc, run_dir / "sandbox"
+        self.client: SandboxClient | None = None
+
+    def _client(self) -> SandboxClient:
+        if self.client is None:
+            raise RuntimeError("the sandbox target is used before up()")
+        return self.client
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"GAMEDAY_SANDBOX": str(self.dir)}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the chaos activities in this process see (``settings.overridden``)."""
+        return {"sandbox_dir": self.dir}
+
+    def up(self) -> dict[str, Any]:
+        from gameday.targets.sandbox import start_sandbox
+
+        self.client = start_sandbox(self.dir)
+        return {"entrypoint": self.client.entrypoint}
+
+    def sampler(self, samples_path: Path) -> Sampler:
+        return Traffic(self._client().entrypoint, self.sc.traffic_rate,
+                       self.sc.traffic_timeout_s, samples_path)
+
+    def state(self) -> dict[str, Any]:
+        return self._client().state()
+
+    def labels(self) -> dict[str, str]:
+        return target_labels(self.sc)
+
+    def watch(self, run_dir: Path, record: Record) -> None:
+        return None  # the sandbox's own events are the supervisor's, in its log
+
+    def down(self) -> None:
+        from gameday.targets.sandbox import stop_sandbox
+
+        stop_sandbox(self.dir)
+
+
+KIND_ENTRYPOINT = "http://127.0.0.1:30080/"  # the frontend's NodePort, see kind-config.yaml
+
+
+class KubeTarget:
+    """A cluster. kind runs real pods: traffic through the mapped entry point gives the
+    SLIs. kwok's pods serve nothing: the Deployment's status from the API server does."""
+
+    def __init__(self, sc: Scenario, run_dir: Path):
+        self.sc, self.name = sc, sc.target
+        self.cluster: Cluster | None = None
+
+    def _cluster(self) -> Cluster:
+        if self.cluster is None:
+            raise RuntimeError(f"the {self.name} target is used before up()")
+        return self.cluster
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Known before the cluster exists: the lease records it before ``up()``, and a
+        later ``gameday recover`` rolls back and deletes with it (which cluster, where
+        its kubeconfig is), whatever the shell it runs in says."""
+        from gameday.targets.cluster import cluster_name, existing, k8s_bin
+
+        cluster = self.cluster or existing(self.sc.target)
+        return {"PATH": f"{k8s_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
+                "KUBECONFIG": str(cluster.kubeconfig), "GAMEDAY_CLUSTER": cluster_name()}
+
+    def up(self) -> dict[str, Any]:
+        from gameday.targets import cluster
+
+        self.cluster = cluster.up(self.sc.target)
+        return {"kubeconfig": str(self.cluster.kubeconfig), "context": self.cluster.context}
+
+    def sampler(self, samples_path: Path) -> Sampler:
+        from gameday.targets.kube import KubeSampler
+
+        if self.sc.target == "kind":
+            return Traffic(KIND_ENTRYPOINT, self.sc.traffic_rate, self.sc.traffic_timeout_s,
+                           samples_path)
+        workload = self.sc.workload
+        return KubeSampler(self._cluster().kubeconfig, workload["namespace"],
+                           workload["deployment"], samples_path=samples_path)
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    def labels(self) -> dict[str, str]:
+        return target_labels(self.sc)
+
+    def watch(self, run_dir: Path, record: Record) -> KubeWatch:
+        """Kubernetes events on the incident, replica counts in ``k8s.jsonl``."""
+        from gameday.targets.kube import KubeWatch
+
+        workload = self.sc.workload
+        watch = KubeWatch(self._cluster().kubeconfig, workload["namespace"],
+                          workload["deployment"], record, run_dir / "k8s.jsonl")
+        watch.start()
+        return watch
+
+    def down(self) -> None:
+        from gameday.targets import cluster
+
+        cluster.down(self.sc.target)
+
+
+def target_labels(sc: Scenario) -> dict[str, str]:
+    """The labels a target adds to its alerts, as a real one would: a cluster's
+    kubeconfig context (known before the cluster exists, so ``validate`` checks them)."""
+    if sc.target == "sandbox":
+        return {}
+    from gameday.targets.cluster import existing
+
+    return {"context": existing(sc.target).context}
+
+
+def make_target(sc: Scenario, run_dir: Path) -> SandboxTarget | KubeTarget:
+    return SandboxTarget(sc, run_dir) if sc.target == "sandbox" else KubeTarget(sc, run_dir)

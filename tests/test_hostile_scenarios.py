@@ -55,7 +55,8 @@ EXPERIMENT_REFS = sorted(f"../experiments/{p.name}"
                          for p in (ROOT / "experiments").glob("*.yaml"))
 # validate's other branches: a mapping with `method` is an experiment, a list a runbook.
 OTHERS = {"experiment": (ROOT / "experiments" / "checkout-replica-crash.yaml").read_text(),
-          "runbook": (ROOT / "gameday" / "sandbox" / "runbooks" / "restart-replica.yml")
+          "runbook": (ROOT / "gameday" / "targets" / "sandbox" / "runbooks"
+                      / "restart-replica.yml")
           .read_text()}
 ALERT_NAMES = sorted({yaml.safe_load(t)["alert"]["name"] for t in SCENARIOS.values()})
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from gameday.game.detection import Detector
 from gameday.scenarios.scenario import Alert, Slo
-from gameday.slis.traffic import Sample, Traffic
+from gameday.slis.samples import Sample
+from gameday.slis.traffic import Traffic
 
 S = 1_000_000_000
 SLO = Slo(success_ratio=0.99, latency_p99_ms=300, window_s=2.0)

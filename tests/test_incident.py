@@ -9,7 +9,7 @@ from gameday.core.errors import GamedayError
 from gameday.core.policy import measured_severity, needs_dedicated_ic, on_duty, staffing
 from gameday.incidents.incident import Incident, InvalidTransition
 from gameday.scenarios.scenario import Slo, Team
-from gameday.slis.traffic import Sli
+from gameday.slis.samples import Sli
 
 SLO = Slo(success_ratio=0.99, latency_p99_ms=300, window_s=2)
 

@@ -76,7 +76,7 @@ def installed(tmp_path_factory) -> Path:
     names = zipfile.ZipFile(wheel).namelist()
     for shipped in ("gameday/targets/sandbox/runbooks/restart-replica.yml",
                     "gameday/targets/sandbox/alerting/sandbox.rules.yml",
-                    "gameday/activities/factors.yaml", "gameday/scaffold/gameday.toml",
+                    "gameday/targets/sandbox/shop.yaml", "gameday/scaffold/gameday.toml",
                     "gameday/scaffold/scenarios/first-game-day.yaml",
                     "gameday/templates/review.html.j2", "gameday/templates/comms/internal.md.j2"):
         assert shipped in names, shipped

@@ -40,7 +40,7 @@ def test_note_command_warns_and_records(store):
 
 
 def test_sli_windows_skip_a_line_cut_by_a_crash(tmp_path):
-    from gameday.slis.traffic import last_sli_window, sli_windows
+    from gameday.slis.samples import last_sli_window, sli_windows
 
     (tmp_path / "sli.jsonl").write_text(
         '{"at_ns": 1, "total": 4, "success_ratio": 1.0}\n'

@@ -18,11 +18,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from gameday.activities import faults
+from gameday.activities.toolkit import CORDON
+
 __all__ = ["roll_out_release", "remove_network_policy", "drain_nodes"]
 
 Secrets = dict[str, dict[str, str]]
 
 
+@faults.fault(
+    rbac=(faults.ns("apps", "deployments", "get", "patch"),), rollback=("roll_out_release",),
+    factor="A release reached the cluster with no check that its pods can be scheduled and "
+           "serve, and the rolling update gave up capacity for it.",
+    action="Gate rollouts on a canary with automatic rollback, and check resource requests "
+           "before they merge")
 def roll_out_release(name: str, ns: str = "default", container: str | None = None,
                      image: str | None = None, args: list[str] | None = None,
                      requests: dict[str, str] | None = None, change_cause: str | None = None,
@@ -73,6 +82,7 @@ def roll_out_release(name: str, ns: str = "default", container: str | None = Non
             "change": {k: v for k, v in change.items() if k != "name"}}
 
 
+@faults.fault(rbac=(faults.ns("networking.k8s.io", "networkpolicies", "delete"),))
 def remove_network_policy(name: str, ns: str = "default",
                           secrets: Secrets | None = None) -> dict[str, Any]:
     """Delete NetworkPolicy ``name``; one that is already gone is not an error."""
@@ -91,6 +101,13 @@ def remove_network_policy(name: str, ns: str = "default",
     return {"policy": f"{ns}/{name}", "deleted": True}
 
 
+# evicts the pods of namespace ``ns`` only
+@faults.fault(
+    rbac=(*CORDON, faults.ns("", "pods", "list"), faults.ns("", "pods/eviction", "create")),
+    rollback=("chaosk8s.node.actions:uncordon_node",),
+    factor="Maintenance drained every node at once: the disruption budget held most "
+           "replicas, but the ones it released had nowhere to run.",
+    action="Drain one node at a time, waiting for its pods to be rescheduled")
 def drain_nodes(label_selector: str, ns: str, secrets: Secrets | None = None
                 ) -> dict[str, Any]:
     """Cordon every node matching ``label_selector``, then evict the pods of namespace

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gameday.activities.faults import fault
 from gameday.core.errors import SandboxError
 from gameday.targets.sandbox.client import SandboxClient
 
@@ -39,6 +40,10 @@ def _client(state_dir: str | None, configuration: Configuration | None) -> Sandb
 
 
 # -- actions --------------------------------------------------------------------------
+@fault(local=True, rollback=("restart_replica",),
+       factor="Crashed replicas are not restarted automatically, and the router keeps "
+              "sending them traffic: it has no health checks.",
+       action="Add health checks to the router so a dead replica leaves rotation")
 def kill_replica(service: str, replica: int = 1, state_dir: str | None = None,
                  configuration: Configuration | None = None) -> dict[str, Any]:
     """SIGKILL one replica's process: a crash. Nothing restarts it by itself."""
@@ -46,6 +51,10 @@ def kill_replica(service: str, replica: int = 1, state_dir: str | None = None,
         "signal", service=service, replica=replica, signal="KILL")
 
 
+@fault(local=True, rollback=("unfreeze_replica", "restart_replica"),
+       factor="The router has no outlier detection: a replica that accepts connections but "
+              "never answers keeps its share of traffic.",
+       action="Add passive outlier ejection and a tighter upstream timeout")
 def freeze_replica(service: str, replica: int = 1, state_dir: str | None = None,
                    configuration: Configuration | None = None) -> dict[str, Any]:
     """SIGSTOP one replica: it accepts connections and never answers."""
@@ -53,6 +62,7 @@ def freeze_replica(service: str, replica: int = 1, state_dir: str | None = None,
         "signal", service=service, replica=replica, signal="STOP")
 
 
+@fault(local=True)
 def unfreeze_replica(service: str, replica: int = 1, state_dir: str | None = None,
                      configuration: Configuration | None = None) -> dict[str, Any]:
     """SIGCONT the frozen replica (a no-op if it was restarted meanwhile)."""
@@ -60,6 +70,7 @@ def unfreeze_replica(service: str, replica: int = 1, state_dir: str | None = Non
         "signal", service=service, replica=replica, signal="CONT")
 
 
+@fault(local=True)
 def restart_replica(service: str, replica: int | None = None, only_failed: bool = True,
                     state_dir: str | None = None,
                     configuration: Configuration | None = None) -> dict[str, Any]:
@@ -69,6 +80,10 @@ def restart_replica(service: str, replica: int | None = None, only_failed: bool 
                                                      replica=replica, only_failed=only_failed)
 
 
+@fault(local=True, rollback=("rollback_release",),
+       factor="A release reached every replica with no canary stage and no automatic "
+              "rollback on error rate.",
+       action="Gate rollouts on a canary's error rate with automatic rollback")
 def deploy_release(service: str, version: str, state_dir: str | None = None,
                    configuration: Configuration | None = None) -> dict[str, Any]:
     """Roll out a release to every replica, one at a time."""
@@ -76,6 +91,7 @@ def deploy_release(service: str, version: str, state_dir: str | None = None,
                                                      version=version)
 
 
+@fault(local=True)
 def rollback_release(service: str, state_dir: str | None = None,
                      configuration: Configuration | None = None) -> dict[str, Any]:
     """Roll back to the release before the current one, unless that already happened."""
@@ -86,6 +102,10 @@ def rollback_release(service: str, state_dir: str | None = None,
     return client.operate("rollback", service=service)
 
 
+@fault(local=True, rollback=("remove_latency",),
+       factor="Checkout calls a non-critical dependency synchronously, with a timeout "
+              "longer than its own latency objective.",
+       action="Give the fraud call a timeout budget and a fallback below the SLO")
 def inject_latency(service: str, ms: int, replica: int | None = None,
                    state_dir: str | None = None,
                    configuration: Configuration | None = None) -> dict[str, Any]:
@@ -94,17 +114,20 @@ def inject_latency(service: str, ms: int, replica: int | None = None,
                                                      replica=replica)
 
 
+@fault(local=True)
 def remove_latency(service: str, state_dir: str | None = None,
                    configuration: Configuration | None = None) -> dict[str, Any]:
     return _client(state_dir, configuration).operate("latency", service=service, ms=0)
 
 
+@fault(local=True, rollback=("set_flag",))
 def set_flag(service: str, name: str, value: bool, state_dir: str | None = None,
              configuration: Configuration | None = None) -> dict[str, Any]:
     return _client(state_dir, configuration).operate("flag", service=service, name=name,
                                                      value=value)
 
 
+@fault(local=True, rollback=("drain_replica", "restart_replica"))
 def drain_replica(service: str, replica: int, drained: bool = True,
                   state_dir: str | None = None,
                   configuration: Configuration | None = None) -> dict[str, Any]:
@@ -113,19 +136,21 @@ def drain_replica(service: str, replica: int, drained: bool = True,
 
 
 # -- probes ---------------------------------------------------------------------------
+@fault(local=True, probe=True)
 def replicas_running(service: str, state_dir: str | None = None,
                      configuration: Configuration | None = None) -> int:
     svc = _client(state_dir, configuration).state()["services"][service]
     return sum(1 for r in svc["replicas"] if r["status"] == "running")
 
 
+@fault(local=True, probe=True)
 def slo_met(success_ratio: float = 0.99, latency_p99_ms: float = 500, window_s: float = 2.0,
             state_dir: str | None = None, configuration: Configuration | None = None) -> bool:
     """Whether the shop meets its objective: from the game day's live SLIs when one is
     running in this process, else from a burst of requests made here."""
-    from gameday.slis import traffic
+    from gameday.slis import samples
 
-    live = traffic.LIVE
+    live = samples.LIVE
     if live is not None:
         sli = live.sli(window_s)
         if not sli.total or sli.success_ratio is None or sli.p99_ms is None:

@@ -26,7 +26,7 @@ from gameday.incidents.incident import TERMINAL_STATES, Incident, held_roles
 from gameday.runbooks.routing import Route
 from gameday.scenarios.drill import Clock, DrillSpec, due_injects
 from gameday.scenarios.scenario import Scenario, load_scenario
-from gameday.slis.traffic import sli_windows
+from gameday.slis.samples import sli_windows
 from gameday.store import Store, clock_ns
 
 START_TIMEOUT_S = 120.0

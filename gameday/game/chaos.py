@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from gameday.activities import faults
 from gameday.core.errors import ValidationError
 from gameday.game import interrupts
 
@@ -46,6 +47,12 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
                               field=_field_of(str(exc))) from None
     except Exception as exc:  # chaoslib raises plain errors on some malformed shapes
         raise ValidationError(f"invalid experiment: {exc!r}", file=str(path)) from None
+    for index, name, fault in faults.not_undone(experiment):
+        raise ValidationError(
+            f"action {name!r} injects {fault.key.replace(':', '.')}, and no rollback undoes "
+            f"it: add one of {', '.join(k.replace(':', '.') for k in fault.rollback)} to "
+            "rollbacks, so the fault cannot outlive the game day",
+            file=str(path), field=f"method[{index}]")
     return experiment
 
 

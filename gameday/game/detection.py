@@ -25,7 +25,7 @@ from pathlib import Path
 from gameday.core import events
 from gameday.core.events import Entry, Kind
 from gameday.scenarios.scenario import Alert, Slo
-from gameday.slis.traffic import Sample, SampleLog, Sli
+from gameday.slis.samples import Sample, Sli, SliSource
 
 Report = Callable[[Entry, int, str], object]  # what, at_ns, at_utc; returns are ignored
 
@@ -53,7 +53,7 @@ class DetectorState:
 
 
 class Detector:
-    def __init__(self, traffic: SampleLog, slo: Slo, alert: Alert, *, interval_s: float,
+    def __init__(self, traffic: SliSource, slo: Slo, alert: Alert, *, interval_s: float,
                  recovery_window_s: float, report: Report, sli_path: Path | None = None,
                  emit_alerts: bool = True):
         self.traffic, self.slo, self.alert = traffic, slo, alert

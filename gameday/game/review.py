@@ -12,13 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from gameday.activities import faults
 from gameday.core import charts, clock
 from gameday.core.events import Kind, describe_event, in_time_order
 from gameday.core.policy import due_days
@@ -27,7 +24,7 @@ from gameday.core.states import RunStatus
 from gameday.game.scoring import Scorecard, first
 from gameday.incidents.language import blame_warnings
 from gameday.scenarios.scenario import Scenario
-from gameday.slis.traffic import sli_windows
+from gameday.slis.samples import sli_windows
 from gameday.store import Store
 
 MARKERS = ((Kind.FAULT_INJECTED, "fault", "#d62728"), (Kind.ALERT_FIRED, "alert", "#ff7f0e"),
@@ -36,16 +33,6 @@ MARKERS = ((Kind.FAULT_INJECTED, "fault", "#d62728"), (Kind.ALERT_FIRED, "alert"
            (Kind.RUNBOOK_FINISHED, "runbook end", "#1f77b4"),
            (Kind.MITIGATED, "mitigated", "#2ca02c"),
            (Kind.FAULT_ROLLED_BACK, "rollback", "#8c564b"))
-
-
-@cache
-def fault_factors() -> dict[tuple[str, str], tuple[str, str]]:
-    """What each known fault says about the system: ``(module, func)`` -> (contributing
-    factor, action item), from ``activities/factors.yaml`` (data, not code)."""
-    text = resources.files("gameday.activities").joinpath("factors.yaml").read_text()
-    return {(module, func): (spec["factor"], spec["action"])
-            for module, funcs in yaml.safe_load(text).items()
-            for func, spec in funcs.items()}
 
 
 @dataclass(frozen=True)
@@ -58,15 +45,14 @@ class Finding:
 
 def findings(events: list[dict[str, Any]], card: Scorecard) -> list[Finding]:
     out: list[Finding] = []
-    known = fault_factors()
     for e in events:
         if e["kind"] == Kind.FAULT_INJECTED:
             provider = e["data"].get("provider") or {}
-            func = provider.get("func")
-            where = (provider.get("module"), func)
-            if func is not None and where in known and all(f.key != func for f in out):
-                factor, action = known[where]
-                out.append(Finding(func, factor, action, "team"))
+            func = str(provider.get("func") or "")
+            declared = faults.lookup(f"{provider.get('module')}:{func}") if func else None
+            if declared and declared.factor and declared.action \
+                    and all(f.key != func for f in out):
+                out.append(Finding(func, declared.factor, declared.action, "team"))
     m = card.metrics
     if m.detection_missed:
         out.append(Finding("detection", "The alert did not fire for this failure mode.",

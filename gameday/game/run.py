@@ -16,30 +16,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gameday.core import clock, events, settings
 from gameday.core.errors import Frozen, GamedayError, NotFound, SandboxError
 from gameday.core.states import IncidentState
 from gameday.game import chaos, interrupts
+from gameday.game.alert_sources import AlertSource, alert_source
 from gameday.game.detection import Detector
 from gameday.game.responders import Response, wait
 from gameday.incidents.comms import describe_impact
 from gameday.incidents.incident import Incident
 from gameday.scenarios.drill import DrillSpec
 from gameday.scenarios.scenario import Scenario
-from gameday.slis import traffic
+from gameday.slis import samples
 from gameday.store import Event, Store, utc_now
 from gameday.store.leases import Lease
-from gameday.targets.base import KubeTarget, Sampler, SandboxTarget, make_target
-
-if TYPE_CHECKING:
-    from gameday.game.receiver import AlertReceiver
-    from gameday.runs.alerts import AlertInstance
-    from gameday.targets.sandbox.alerting import AlertingStack
+from gameday.targets.base import Sampler, Target, Watch, make_target
 
 Say = Callable[[str], None]
-Target = SandboxTarget | KubeTarget
 
 
 @dataclass(frozen=True)
@@ -210,9 +205,8 @@ class _Game:
         self.lease, self.run_dir, self.alerting, self.say = lease, run_dir, alerting, say
         self.generator: Sampler | None = None
         self.detector: Detector | None = None
-        self.receiver: AlertReceiver | None = None
-        self.stack: AlertingStack | None = None
-        self.watch: Any = None
+        self.source: AlertSource = alert_source(alerting)
+        self.watch: Watch | None = None
         self.journal: dict[str, Any] = {}
         self.interrupted = False
 
@@ -234,20 +228,18 @@ class _Game:
         incident.record(events.target_ready(target.name, **ready), "gameday")
         generator = self.generator = target.sampler(run_dir / "samples.jsonl")
         generator.start()
-        traffic.LIVE = generator
+        samples.LIVE = generator
         detector = self.detector = Detector(
             generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
-            recovery_window_s=sc.recovery_window_s, sli_path=run_dir / traffic.SLI_FILE,
+            recovery_window_s=sc.recovery_window_s, sli_path=run_dir / samples.SLI_FILE,
             report=lambda entry, at_ns, at_utc: incident.record(
                 entry, "detector", at_ns=at_ns, at_utc=at_utc),
-            emit_alerts=self.alerting == "builtin")
+            emit_alerts=self.source.detector_alerts)
         detector.start()
         response = Response(sc, incident, detector, run_dir, env, self.say)
         name, labels, annotations = response.alert
         response.alert = (name, {**labels, **target.labels()}, annotations)
-        if self.alerting == "prometheus":
-            self.receiver, self.stack = start_real_alerting(run_dir, target.state(), incident,
-                                                            response, detector)
+        self.source.start(run_dir, target, incident, response, detector)
         wait_steady(detector, sc, generator.rate)
         steady = detector.current()
         incident.record(events.steady_state_reached(steady.as_dict() if steady else None),
@@ -261,16 +253,13 @@ class _Game:
             finish(incident, detector, response, sc, self.say)
 
     def stop(self) -> None:
-        if self.stack:  # first, so a stopping shop pages nobody
-            self.stack.stop()
-        if self.receiver:
-            self.receiver.stop()
+        self.source.stop()  # first, so a stopping shop pages nobody
         if self.detector:
             self.detector.stop()
         if self.watch:
             self.watch.stop()
         if self.generator:
-            traffic.LIVE = None
+            samples.LIVE = None
             self.generator.stop()
         self.target.down()
         self.interrupted = self.interrupted or interrupts.received is not None
@@ -280,49 +269,6 @@ class _Game:
             self.incident.end_unfinished("interrupted")
         self.incident.record(events.target_stopped(self.target.name), "gameday")
         self.lease.release()
-
-
-def start_real_alerting(run_dir: Path, state: dict[str, Any], incident: Incident,
-                        response: Response,
-                        detector: Detector) -> tuple[AlertReceiver, AlertingStack]:
-    """Prometheus scrapes the shop, Alertmanager posts to a receiver in this process:
-    the game day's alert is the one Alertmanager delivers."""
-    from gameday.game.receiver import AlertReceiver
-    from gameday.targets.sandbox.alerting import start_alerting
-
-    def firing(alert: AlertInstance) -> None:
-        if response.fired.is_set() or detector.state.armed_ns is None:
-            incident.record(events.alert_received(alert.name, alert.labels), "alertmanager")
-            return
-        incident.record(events.alert_fired(
-            alert.name, alert.labels, alert.annotations,
-            sli=(detector.current() or detector.traffic.sli(1.0)).as_dict(),
-            starts_at=alert.starts_at, fingerprint=alert.fingerprint), "alertmanager")
-        response.external_alert(alert.name, alert.labels, alert.annotations)
-
-    def resolved(alert: AlertInstance) -> None:
-        incident.record(events.alert_resolved(alert.name, alert.labels,
-                                              fingerprint=alert.fingerprint,
-                                              ends_at=alert.ends_at), "alertmanager")
-
-    receiver = AlertReceiver(incident.store, incident.id, firing, resolved)
-    receiver.start()
-    try:
-        stack = start_alerting(run_dir / "alerting", state, webhook_url=receiver.webhook_url,
-                               token=receiver.token, gameday_url=receiver.base_url)
-    except BaseException:
-        receiver.stop()
-        raise
-    deadline = time.monotonic() + 30
-    expected = sum(len(s["replicas"]) for s in state["services"].values())
-    while stack.targets_up() < expected:
-        if time.monotonic() > deadline:
-            stack.stop()
-            receiver.stop()
-            raise GamedayError("Prometheus did not scrape every sandbox replica within 30s")
-        time.sleep(0.2)
-    incident.record(events.alerting_ready(stack.prometheus_url), "gameday")
-    return receiver, stack
 
 
 def finish(incident: Incident, detector: Detector, response: Response, sc: Scenario,
@@ -416,7 +362,7 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
         os.environ.update(target.env)
         generator = target.sampler(run_dir / "samples.jsonl")
         generator.start()
-        traffic.LIVE = generator
+        samples.LIVE = generator
         detector = Detector(generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
                             recovery_window_s=sc.recovery_window_s,
                             report=lambda entry, at_ns, at_utc: None, emit_alerts=False)
@@ -438,7 +384,7 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
             if detector:
                 detector.stop()
             if generator:
-                traffic.LIVE = None
+                samples.LIVE = None
                 generator.stop()
             target.down()
             say(f"preflight run directory {run_dir}")

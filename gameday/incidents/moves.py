@@ -20,7 +20,7 @@ from gameday.incidents.comms import AUDIENCES
 from gameday.incidents.incident import TERMINAL_STATES, Incident
 from gameday.incidents.language import blame_warnings
 from gameday.runbooks.routing import Route, route
-from gameday.slis.traffic import last_sli_window
+from gameday.slis.samples import last_sli_window
 from gameday.store import Event, clock_ns
 
 MAX_TEXT = 4000    # a status update or a note

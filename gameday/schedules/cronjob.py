@@ -17,14 +17,15 @@ writes them as one stream for ``kubectl apply``. The stream holds:
 The namespace they live in is not in the stream: several schedules share it, and deleting
 one schedule's objects must not delete the others'. The header says to create it once.
 
-Permissions are derived, never guessed. ``ACTIVITIES`` maps each Chaos Toolkit activity
-gameday knows to the API calls it makes; ``KUBECTL`` maps each kubectl command a runbook
-may run to the requests kubectl sends for it (as ``kubectl -v=6`` lists them); gameday's
-own view of the workload (``OBSERVER``) is granted always. The experiment's probes,
-actions and rollbacks, and the tasks of the runbook its alert routes to (``routing``),
-are read and looked up there. Anything not in the tables (an unknown function, a
-``process`` provider, a shell task, a kubectl command not listed) is refused, naming
-it, rather than granted ``*``.
+Permissions are derived, never guessed. The fault registry
+(``gameday.activities.faults``) says which API calls each Chaos Toolkit activity gameday
+knows makes; ``KUBECTL`` maps each kubectl command a runbook may run to the requests
+kubectl sends for it (as ``kubectl -v=6`` lists them); gameday's own view of the
+workload (``OBSERVER``) is granted always. The experiment's probes, actions and
+rollbacks, and the tasks of the runbook its alert routes to (``routing``), are read and
+looked up there. Anything not in the tables (an unknown function, a ``process``
+provider, a shell task, a kubectl command not listed) is refused, naming it, rather than
+granted ``*``.
 
 The pod runs the project's image: gameday's base image (the ``gameday`` target of the
 repository's ``Dockerfile``, ``gameday:VERSION``) with the project's files
@@ -39,13 +40,15 @@ import math
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
 from gameday import __version__
+from gameday.activities import faults
+from gameday.activities.faults import Rule
+from gameday.activities.toolkit import CORDON
 from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.settings import BUILTIN_RUNBOOKS
 from gameday.core.spec import read_yaml
@@ -85,78 +88,8 @@ MAX_NAME = 52 - len("gameday-")  # a CronJob's name leaves 11 characters for its
 
 
 # -- the permission table ------------------------------------------------------------------
-@dataclass(frozen=True)
-class Rule:
-    """Verbs on one resource of one API group (``""`` is the core group; a subresource is
-    written ``deployments/scale``). ``cluster``: granted cluster-wide by the ClusterRole
-    (cluster-scoped resources, or calls across every namespace); otherwise in the
-    namespace the activity or command acts on."""
-
-    group: str
-    resource: str
-    verbs: tuple[str, ...]
-    cluster: bool = False
-
-
-def _ns(group: str, resource: str, *verbs: str) -> Rule:
-    return Rule(group, resource, verbs)
-
-
-def _cluster(group: str, resource: str, *verbs: str) -> Rule:
-    return Rule(group, resource, verbs, cluster=True)
-
-
-_LIST_DEPLOYMENTS = (_ns("apps", "deployments", "list"),)
-_WATCH_DEPLOYMENTS = (_ns("apps", "deployments", "list", "watch"),)
-_LIST_PODS = (_ns("", "pods", "list"),)
-_CREATE_POLICY = (_ns("networking.k8s.io", "networkpolicies", "create"),)
-_DELETE_POLICY = (_ns("networking.k8s.io", "networkpolicies", "delete"),)
-_CORDON = (_cluster("", "nodes", "list", "patch"),)
-
-# Chaos Toolkit activities (python providers, ``module:function``) and the API calls they
-# make. Namespaced rules apply in the namespace of the activity's ``ns`` argument
-# (chaostoolkit-kubernetes' and gameday's own activities all call it so; default
-# "default").
-ACTIVITIES: dict[str, tuple[Rule, ...]] = {
-    # chaostoolkit-kubernetes: probes
-    "chaosk8s.deployment.probes:deployment_available_and_healthy": _LIST_DEPLOYMENTS,
-    "chaosk8s.deployment.probes:deployment_partially_available": _LIST_DEPLOYMENTS,
-    "chaosk8s.deployment.probes:deployment_fully_available": _WATCH_DEPLOYMENTS,
-    "chaosk8s.deployment.probes:deployment_not_fully_available": _WATCH_DEPLOYMENTS,
-    "chaosk8s.pod.probes:pods_in_phase": _LIST_PODS,
-    "chaosk8s.pod.probes:pods_not_in_phase": _LIST_PODS,
-    "chaosk8s.pod.probes:pods_in_conditions": _LIST_PODS,
-    "chaosk8s.pod.probes:count_pods": _LIST_PODS,
-    "chaosk8s.pod.probes:count_min_pods": _LIST_PODS,
-    "chaosk8s.pod.probes:pod_is_not_available": _LIST_PODS,
-    "chaosk8s.pod.probes:all_pods_healthy": _LIST_PODS,
-    "chaosk8s.pod.probes:read_pod_logs": (_ns("", "pods", "list"), _ns("", "pods/log", "get")),
-    "chaosk8s.node.probes:get_nodes": (_cluster("", "nodes", "list"),),
-    # chaostoolkit-kubernetes: actions
-    "chaosk8s.deployment.actions:scale_deployment": (_ns("apps", "deployments", "patch"),),
-    "chaosk8s.deployment.actions:rollout_deployment": (_ns("apps", "deployments", "patch"),),
-    "chaosk8s.networking.actions:create_network_policy": _CREATE_POLICY,
-    "chaosk8s.networking.actions:deny_all_ingress": _CREATE_POLICY,
-    "chaosk8s.networking.actions:deny_all_egress": _CREATE_POLICY,
-    "chaosk8s.networking.actions:allow_dns_access": _CREATE_POLICY,
-    "chaosk8s.networking.actions:remove_network_policy": _DELETE_POLICY,
-    "chaosk8s.networking.actions:remove_deny_all_ingress": _DELETE_POLICY,
-    "chaosk8s.networking.actions:remove_deny_all_egress": _DELETE_POLICY,
-    "chaosk8s.node.actions:cordon_node": _CORDON,
-    "chaosk8s.node.actions:uncordon_node": _CORDON,
-    # evicts the pods of every namespace on the nodes
-    "chaosk8s.node.actions:drain_nodes": (*_CORDON, _cluster("", "pods", "get", "list"),
-                                          _cluster("", "pods/eviction", "create")),
-    "chaosk8s.pod.actions:terminate_pods": (_ns("", "pods", "delete", "list"),),
-    "chaosk8s.pod.actions:delete_pods": (_ns("", "pods", "delete", "list"),),
-    # gameday.activities.kubernetes
-    "gameday.activities.kubernetes:roll_out_release": (_ns("apps", "deployments", "get",
-                                                           "patch"),),
-    "gameday.activities.kubernetes:remove_network_policy": _DELETE_POLICY,
-    # evicts the pods of namespace ``ns`` only
-    "gameday.activities.kubernetes:drain_nodes": (*_CORDON, _ns("", "pods", "list"),
-                                                  _ns("", "pods/eviction", "create")),
-}
+_ns, _cluster = faults.ns, faults.cluster
+_CORDON = CORDON
 
 # kubectl commands in runbooks: (the command, with " NAME" when it names objects, the
 # resource) and the requests kubectl v1.32 sends for them. Namespaced rules apply in the
@@ -564,14 +497,15 @@ def _experiment_needs(path: Path) -> list[tuple[tuple[Rule, ...], str]]:
                     "tell which Kubernetes permissions it needs, and grants none it cannot "
                     "derive", file=file, field=f"{where}.provider")
             function = f"{provider.get('module')}:{provider.get('func')}"
-            rules = ACTIVITIES.get(function)
-            if rules is None:
+            declared = faults.lookup(function)
+            if declared is None or not (declared.rbac or declared.local):
+                known = (f.key.replace(":", ".") for f in faults.known() if f.rbac)
                 raise ValidationError(
                     f"activity {label} calls {function.replace(':', '.')}, whose Kubernetes "
-                    "permissions gameday does not know (known: "
-                    + ", ".join(k.replace(":", ".") for k in sorted(ACTIVITIES))
-                    + "); add it to gameday.schedules.cronjob.ACTIVITIES rather than grant '*'",
-                    file=file, field=f"{where}.provider")
+                    "permissions gameday does not know (known: " + ", ".join(known)
+                    + "); declare them with gameday.activities.faults (docs/extending.md) "
+                    "rather than grant '*'", file=file, field=f"{where}.provider")
+            rules = declared.rbac
             arguments = provider.get("arguments") or {}
             ns = arguments.get("ns", "default") if isinstance(arguments, dict) else "default"
             needs.append((rules, _configured(ns, configuration, file, f"{where} ({label})")))

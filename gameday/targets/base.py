@@ -10,20 +10,60 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gameday.core.events import Entry
 from gameday.scenarios.scenario import Scenario
+from gameday.slis.samples import SliSource
 from gameday.slis.traffic import Traffic
 
 if TYPE_CHECKING:
     from gameday.targets.cluster import Cluster
-    from gameday.targets.kube import KubeSampler, KubeWatch
+    from gameday.targets.kube import KubeWatch
     from gameday.targets.sandbox import SandboxClient
 
 Record = Callable[[Entry], object]  # what it returns is ignored
-# The SLIs' samples: requests (sandbox, kind), or a Deployment's status (kwok).
-Sampler: TypeAlias = "Traffic | KubeSampler"
+Sampler = SliSource  # the SLIs' samples: requests (sandbox, kind), a Deployment's status (kwok)
+
+
+class Watch(Protocol):
+    def stop(self) -> None: ...
+
+
+class Target(Protocol):
+    """What a game day asks of the world it runs in (docs/extending.md: adding a target).
+    ``env`` and ``settings`` are known before ``up`` (a crashed game day's lease records
+    them, so ``gameday recover`` reaches the same world); ``down`` runs however the game
+    day ends."""
+
+    name: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of the runbooks and chaos activities acting on this world."""
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Settings the chaos activities in this process see (``settings.overridden``)."""
+
+    def up(self) -> dict[str, Any]:
+        """Bring the world up (or connect to it); what it returns goes on the timeline."""
+
+    def sampler(self, samples_path: Path) -> SliSource:
+        """Where the SLIs come from, appending every sample to ``samples_path``."""
+
+    def state(self) -> dict[str, Any]:
+        """The world as it stands, for the run directory (may be empty)."""
+
+    def labels(self) -> dict[str, str]:
+        """The labels the world adds to its alerts (a cluster's context)."""
+
+    def watch(self, run_dir: Path, record: Record) -> Watch | None:
+        """Start recording what the world says about itself on the timeline (stopped
+        when the game day ends), or None."""
+
+    def down(self) -> None:
+        """Take the world down (or let go of it)."""
 
 
 class SandboxTarget:
@@ -151,5 +191,11 @@ def target_labels(sc: Scenario) -> dict[str, str]:
     return {"context": existing(sc.target).context}
 
 
-def make_target(sc: Scenario, run_dir: Path) -> SandboxTarget | KubeTarget:
-    return SandboxTarget(sc, run_dir) if sc.target == "sandbox" else KubeTarget(sc, run_dir)
+# The targets a scenario's ``target`` names (``scenarios.scenario.TARGETS`` lists them
+# for validation): each a class taking the scenario and the run directory.
+TARGETS: dict[str, Callable[[Scenario, Path], Target]] = {
+    "sandbox": SandboxTarget, "kind": KubeTarget, "kwok": KubeTarget}
+
+
+def make_target(sc: Scenario, run_dir: Path) -> Target:
+    return TARGETS[sc.target](sc, run_dir)

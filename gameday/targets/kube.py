@@ -20,7 +20,7 @@ from typing import Any
 from gameday.core import events
 from gameday.core.errors import GamedayError
 from gameday.core.events import Entry
-from gameday.slis.traffic import Sample, SampleLog
+from gameday.slis.samples import Sample, SampleLog
 from gameday.store import utc_now
 
 

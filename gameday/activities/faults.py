@@ -1,0 +1,151 @@
+"""The fault registry: what gameday knows about each Chaos Toolkit activity, said once.
+
+An activity is a ``python`` provider's ``module:function``. Its declaration says:
+
+- ``rollback``: the activities that undo it (an experiment that runs the fault must list
+  one of them in its ``rollbacks``, so the fault cannot outlive the game day), or none
+  when the system heals by itself (a deleted pod is replaced) or it is a probe;
+- ``rbac``: the Kubernetes API calls it makes (``Rule``), from which ``gameday schedule
+  export --kubernetes`` derives a CronJob's least-privilege Role (an activity with no
+  rules that is not declared ``local`` is refused there rather than granted ``*``);
+- ``factor`` and ``action``: the contributing factor a review lists when a game day
+  injects it, and the action item that follows (systems and processes, never people).
+
+gameday's own activities declare themselves with ``@fault`` beside their code
+(``gameday.activities.sandbox``, ``gameday.activities.kubernetes``);
+chaostoolkit-kubernetes' are declared with ``declare`` in
+``gameday.activities.toolkit``. A team's own module does the same (docs/extending.md):
+``lookup`` imports the module an experiment names, so its ``@fault`` declarations are
+known wherever the experiment is checked or run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable[..., object])
+
+BUILTIN = ("gameday.activities.toolkit", "gameday.activities.sandbox",
+           "gameday.activities.kubernetes")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Verbs on one resource of one API group (``""`` is the core group; a subresource is
+    written ``deployments/scale``). ``cluster``: granted cluster-wide by the ClusterRole
+    (cluster-scoped resources, or calls across every namespace); otherwise in the
+    namespace the activity acts on (its ``ns`` argument, default "default")."""
+
+    group: str
+    resource: str
+    verbs: tuple[str, ...]
+    cluster: bool = False
+
+
+def ns(group: str, resource: str, *verbs: str) -> Rule:
+    return Rule(group, resource, verbs)
+
+
+def cluster(group: str, resource: str, *verbs: str) -> Rule:
+    return Rule(group, resource, verbs, cluster=True)
+
+
+@dataclass(frozen=True)
+class Fault:
+    key: str                              # "module:function"
+    rollback: tuple[str, ...] = ()        # "module:function"s that undo it
+    rbac: tuple[Rule, ...] = ()           # the Kubernetes API calls it makes
+    local: bool = False                   # touches no Kubernetes API at all (the sandbox)
+    factor: str | None = None             # the review's contributing factor
+    action: str | None = None             # and its action item
+    probe: bool = False                   # reads, never changes anything
+
+    @property
+    def module(self) -> str:
+        return self.key.partition(":")[0]
+
+    @property
+    def function(self) -> str:
+        return self.key.partition(":")[2]
+
+
+_REGISTRY: dict[str, Fault] = {}
+_loaded: set[str] = set()
+
+
+def _key(module: str, function: str, rollback: Iterable[str]) -> tuple[str, tuple[str, ...]]:
+    # a rollback written as a bare function name is in the same module
+    return f"{module}:{function}", tuple(r if ":" in r else f"{module}:{r}" for r in rollback)
+
+
+def declare(module: str, function: str, *, rollback: Iterable[str] = (),
+            rbac: Iterable[Rule] = (), local: bool = False, factor: str | None = None,
+            action: str | None = None, probe: bool = False) -> Fault:
+    """Declare an activity of a module you cannot decorate (a third party's)."""
+    key, undo = _key(module, function, rollback)
+    declared = Fault(key, undo, tuple(rbac), local, factor, action, probe)
+    _REGISTRY[key] = declared
+    return declared
+
+
+def fault(*, rollback: Iterable[str] = (), rbac: Iterable[Rule] = (), local: bool = False,
+          factor: str | None = None, action: str | None = None,
+          probe: bool = False) -> Callable[[F], F]:
+    """Declare the decorated function (an action, a rollback or a probe); the function
+    itself is unchanged, so Chaos Toolkit calls it as it is."""
+    def register(func: F) -> F:
+        declare(func.__module__, func.__name__, rollback=rollback, rbac=rbac, local=local,
+                factor=factor, action=action, probe=probe)
+        return func
+    return register
+
+
+def _load(module: str) -> None:
+    if module in _loaded:
+        return
+    _loaded.add(module)
+    # not importable here: not declared (chaoslib names a missing module itself)
+    with contextlib.suppress(ImportError):
+        importlib.import_module(module)
+
+
+def lookup(key: str) -> Fault | None:
+    """The declaration of ``module:function``, importing gameday's declarations and the
+    activity's own module first; None when nothing declares it."""
+    for module in (*BUILTIN, key.partition(":")[0]):
+        _load(module)
+    return _REGISTRY.get(key)
+
+
+def known() -> list[Fault]:
+    """Every declared activity (gameday's own, and the modules looked up so far)."""
+    for module in BUILTIN:
+        _load(module)
+    return sorted(_REGISTRY.values(), key=lambda f: f.key)
+
+
+def _python_key(activity: object) -> str | None:
+    provider = activity.get("provider") if isinstance(activity, dict) else None
+    if not isinstance(provider, dict) or provider.get("type") != "python":
+        return None
+    return f"{provider.get('module')}:{provider.get('func')}"
+
+
+def not_undone(experiment: dict[str, object]) -> list[tuple[int, str, Fault]]:
+    """The faults ``experiment``'s method injects that none of its rollbacks undoes:
+    (index in ``method``, the action's name, its declaration)."""
+    method = experiment.get("method")
+    rollbacks = experiment.get("rollbacks")
+    undo = {_python_key(r) for r in rollbacks} if isinstance(rollbacks, list) else set()
+    missing = []
+    for index, activity in enumerate(method if isinstance(method, list) else []):
+        key = _python_key(activity)
+        declared = lookup(key) if key else None
+        if declared and declared.rollback and not undo & set(declared.rollback):
+            name = activity.get("name") if isinstance(activity, dict) else None
+            missing.append((index, str(name or key), declared))
+    return missing

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,17 +121,16 @@ class Served:
 
     base: str
     port: int
-    proc: object
+    proc: subprocess.Popen[bytes]
     log: Path
 
 
 @pytest.fixture
 def gameday_serve(tmp_path: Path):
     """Start ``gameday serve`` (loopback, a free port unless ``port`` is given: for
-    ``GAMEDAY_URL``) with ``env`` and more ``args``,
-    from the repository, its output in ``tmp_path/NAME.log``; by default it is waited
-    for until it answers. Every one started is stopped when the test ends."""
-    import subprocess
+    ``GAMEDAY_URL``) with ``env`` and more ``args``, in ``cwd`` (the repository unless
+    given), its output in ``tmp_path/NAME.log``; by default it is waited for until it
+    answers. Every one started is stopped when the test ends."""
     import sys
 
     from serving import wait_until_serving
@@ -140,12 +140,12 @@ def gameday_serve(tmp_path: Path):
     started: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
 
     def start(env: dict[str, str], *args: str, name: str = "serve", wait: bool = True,
-              port: int | None = None) -> Served:
+              port: int | None = None, cwd: Path = ROOT) -> Served:
         port = port or free_port()
         log_path = tmp_path / f"{name}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - closed when the test ends
         proc = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
-                                 *args], cwd=ROOT, env=env, stdout=log,
+                                 *args], cwd=cwd, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         started.append((proc, log))
         served = Served(f"http://127.0.0.1:{port}", port, proc, log_path)

@@ -3,7 +3,6 @@ to `gameday serve`, which opens an incident and runs the linked runbook."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import sys
@@ -15,7 +14,6 @@ from serving import eventually
 from gameday.store import Store
 from gameday.targets.sandbox import start_sandbox, stop_sandbox
 from gameday.targets.sandbox.alerting import missing_binaries, start_alerting
-from gameday.targets.sandbox.supervisor import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     bool(missing_binaries()),
@@ -28,31 +26,17 @@ def until(check, timeout: float, what: str):
     return eventually(check, timeout, what, every=0.2)
 
 
-def healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
-def test_replica_down_alert_runs_the_restart_runbook(tmp_path):
+def test_replica_down_alert_runs_the_restart_runbook(tmp_path, gameday_serve):
     sandbox_dir = tmp_path / "sandbox"
     shop = start_sandbox(sandbox_dir)
-    port = free_port()
     db = tmp_path / "gameday.db"
     env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(db),
            "GAMEDAY_SANDBOX": str(sandbox_dir)}
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
-    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
-                              "--data-dir", str(tmp_path / "serve")], cwd=ROOT, env=env,
-                             stdout=log, stderr=subprocess.STDOUT)
     stack = None
     try:
-        until(lambda: healthy(port), 30, "gameday serve")
+        port = gameday_serve(env, "--data-dir", str(tmp_path / "serve")).port
         stack = start_alerting(tmp_path / "alerting", shop.state(),
                                webhook_url=f"http://127.0.0.1:{port}/api/v1/alerts",
                                token=TOKEN, gameday_url=f"http://127.0.0.1:{port}")
@@ -76,9 +60,6 @@ def test_replica_down_alert_runs_the_restart_runbook(tmp_path):
     finally:
         if stack:
             stack.stop()
-        serve.terminate()
-        serve.wait(timeout=10)
-        log.close()
         stop_sandbox(sandbox_dir)
 
 

@@ -134,15 +134,15 @@ def test_scorecards_explain_every_deduction(drill_scenario):
     ana = cards["ana"]
     assert ana.measures["time_to_answer_page"] == 4.0
     assert ana.measures["severity_set"] == "SEV-3" and ana.measures["severity_measured"] == "SEV-2"
-    assert any(d.measure == "severity" and "downplayed" in d.why and d.points == 20
+    assert any(d.metric == "severity" and "downplayed" in d.reason and d.points == 20
                for d in ana.deductions)
     ben = cards["ben"]
     assert ben.measures["first_runbook"] == "rollback-release"
-    assert {d.measure for d in ben.deductions} >= {"runbook", "hints"}
-    assert next(d for d in ben.deductions if d.measure == "hints").points == 5
+    assert {d.metric for d in ben.deductions} >= {"runbook", "hints"}
+    assert next(d for d in ben.deductions if d.metric == "hints").points == 5
     cara = cards["cara"]
     assert cara.measures["first_update_internal"] == 15.0
-    missed = [d for d in cara.deductions if d.measure == "inject:exec-asks-eta"]
+    missed = [d for d in cara.deductions if d.metric == "inject:exec-asks-eta"]
     assert missed and "never came" in missed[0].why and missed[0].points == 10
     for card in cards.values():
         assert card.score == 100 - sum(d.points for d in card.deductions)
@@ -232,10 +232,10 @@ def test_declaring_mitigation_before_the_slis_recover_is_a_finding(drill_scenari
     early = [*base, ev("incident.mitigation_declared", 30, "ana", how="restarted"),
              ev("mitigated", 40)]
     ana = next(c for c in scorecards(sc, early) if c.person == "ana")
-    called = [d for d in ana.deductions if d.measure == "mitigation_call"]
+    called = [d for d in ana.deductions if d.metric == "mitigation_call"]
     assert called and called[0].points == 10 and "10 s before" in called[0].why
     assert ana.measures["declared_mitigated_after_measured"] == -10.0
     late = [*base, ev("mitigated", 40), ev("incident.mitigation_declared", 43, "ana")]
     ana = next(c for c in scorecards(sc, late) if c.person == "ana")
-    assert not [d for d in ana.deductions if d.measure == "mitigation_call"]
+    assert not [d for d in ana.deductions if d.metric == "mitigation_call"]
     assert ana.measures["declared_mitigated_after_measured"] == 3.0

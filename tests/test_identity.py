@@ -241,37 +241,23 @@ def test_a_session_keeps_the_rights_it_was_signed_in_with(people, tmp_path):
         assert client.get("/api/v1/incidents/1").status_code == 403     # never admin
 
 
-def test_a_forwarded_for_header_does_not_make_a_stranger_the_proxy(people, tmp_path):
+def test_a_forwarded_for_header_does_not_make_a_stranger_the_proxy(people, tmp_path,
+                                                                    gameday_serve):
     import os
-    import subprocess
-    import sys
     import urllib.error
     import urllib.request
 
-    from serving import wait_until_serving
-
-    from gameday.targets.sandbox.supervisor import free_port
-
     store, _ = people
-    port = free_port()
     env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(store.path)}
-    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
-                              "--no-scheduler", "--data-dir", str(tmp_path / "data"),
-                              "--trusted-user-header", "X-Forwarded-User",
-                              "--trusted-proxy", "10.0.0.0/8"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_serving(base)
-        request = urllib.request.Request(base + "/api/v1/incidents/1", headers={
-            "X-Forwarded-User": "cleo", "X-Forwarded-For": "10.1.2.3"})
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=10)
-        refused.value.close()
-        assert refused.value.code == 401   # 127.0.0.1 is not the proxy, whatever it says
-    finally:
-        serve.terminate()
-        serve.wait(timeout=15)
+    base = gameday_serve(env, "--no-scheduler", "--data-dir", str(tmp_path / "data"),
+                         "--trusted-user-header", "X-Forwarded-User",
+                         "--trusted-proxy", "10.0.0.0/8").base
+    request = urllib.request.Request(base + "/api/v1/incidents/1", headers={
+        "X-Forwarded-User": "cleo", "X-Forwarded-For": "10.1.2.3"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    refused.value.close()
+    assert refused.value.code == 401   # 127.0.0.1 is not the proxy, whatever it says
 
 
 def test_rotating_a_token_ends_the_old_one_and_its_sessions(people, tmp_path):

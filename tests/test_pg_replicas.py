@@ -14,10 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_web import TOKEN, alert, payload, write_runbook
+from webhooks import TOKEN, alert, payload, write_runbook
 
 from gameday.store import Store
-from gameday.targets.sandbox.supervisor import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -57,7 +56,7 @@ def follow(port: int, run_id: int, store: Store) -> list[tuple[str, dict, str]]:
     return got
 
 
-def test_two_replicas_on_one_postgresql_start_one_run(tmp_path, postgres):
+def test_two_replicas_on_one_postgresql_start_one_run(tmp_path, postgres, gameday_serve):
     url = postgres.database()
     books = tmp_path / "runbooks"
     books.mkdir()
@@ -65,16 +64,9 @@ def test_two_replicas_on_one_postgresql_start_one_run(tmp_path, postgres):
     write_runbook(books, "restart-slowly", [], auto=False, sleep=3)
     env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": url,
            "GAMEDAY_RUNBOOKS": str(books)}
-    ports = [free_port(), free_port()]
-    logs, procs = [], []
+    ports = [gameday_serve(env, "--no-scheduler", "--data-dir", str(tmp_path / f"data{n}"),
+                           name=f"serve{n}").port for n in range(2)]
     try:
-        for n, port in enumerate(ports):
-            log = open(tmp_path / f"serve{n}.log", "wb")  # noqa: SIM115 - closed below
-            logs.append(log)
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "gameday", "serve", "--port", str(port),
-                 "--no-scheduler", "--data-dir", str(tmp_path / f"data{n}")],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
         body = payload(alert(fingerprint="same-one"))
         for port in ports:  # both up before the race
             post(port, payload(alert(fingerprint=f"warm-{port}", name="Other")))
@@ -148,12 +140,6 @@ def test_two_replicas_on_one_postgresql_start_one_run(tmp_path, postgres):
         finally:
             store.close()
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=15)
-        for log in logs:
-            log.close()
         for n in range(2):
             print((tmp_path / f"serve{n}.log").read_text()[-3000:])
 

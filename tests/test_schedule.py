@@ -275,24 +275,18 @@ def wait_for(check, timeout: float, what: str):
     return eventually(check, timeout, what, every=0.25)
 
 
-def start_serve(port: int, tmp_path: Path, name: str) -> subprocess.Popen:
-    env = {**os.environ, "GAMEDAY_TOKEN": "schedule-token-0123456789"}
-    with open(tmp_path / f"{name}.log", "wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port",
-                                 str(port)], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+def serve_env() -> dict[str, str]:
+    return {**os.environ, "GAMEDAY_TOKEN": "schedule-token-0123456789"}
 
 
 @pytest.mark.slow
-def test_two_serve_processes_run_every_due_game_day_once(tmp_path):
-    from gameday.targets.sandbox.supervisor import free_port
-
+def test_two_serve_processes_run_every_due_game_day_once(tmp_path, gameday_serve):
     receiver = Receiver()
     store = Store(os.environ["GAMEDAY_DB"])
     result = CliRunner().invoke(cli, ["schedule", "add", "quick", SCENARIO, "--every", "5s",
                                       "--notify", receiver.url])
     assert result.exit_code == 0, result.output
-    serves = [start_serve(free_port(), tmp_path, f"serve{n}") for n in range(2)]
+    serves = [gameday_serve(serve_env(), name=f"serve{n}", wait=False).proc for n in range(2)]
     def two_done() -> list[dict] | None:
         ended = [r for r in store.schedule_runs("quick", limit=100)
                  if r["status"] in ("passed", "failed")]
@@ -327,18 +321,18 @@ def test_two_serve_processes_run_every_due_game_day_once(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_to_serve_stops_its_scheduled_game_day_and_leaves_no_claim(tmp_path):
+def test_sigterm_to_serve_stops_its_scheduled_game_day_and_leaves_no_claim(tmp_path,
+                                                                          gameday_serve):
     """gameday serve stopped (SIGTERM, as Kubernetes stops a pod) while the game day it
     scheduled holds a fault: the game day rolls back and records its end, the serve
     exits by the signal, and nothing is left running or claimed."""
     from gameday.store.leases import alive, leftovers
     from gameday.targets.sandbox.client import sandbox_processes
-    from gameday.targets.sandbox.supervisor import free_port
 
     store = Store(os.environ["GAMEDAY_DB"])
     result = CliRunner().invoke(cli, ["schedule", "add", "soon", SCENARIO, "--every", "5s"])
     assert result.exit_code == 0, result.output
-    serve = start_serve(free_port(), tmp_path, "serve")
+    serve = gameday_serve(serve_env(), wait=False).proc
     try:
         def injected() -> dict | None:
             for run in store.schedule_runs("soon", unfinished=True):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from test_web import AUTH, TOKEN, alert, payload, wait_runs_done, write_runbook
+from webhooks import AUTH, TOKEN, alert, payload, wait_runs_done, write_runbook
 
 from gameday.core.errors import GamedayError
 from gameday.game import recovery
@@ -24,7 +24,6 @@ from gameday.runs import run as runs
 from gameday.runs.alerts import parse
 from gameday.runs.intake import Batcher, Delivery, Intake
 from gameday.store import Store
-from gameday.targets.sandbox.supervisor import free_port
 from gameday.web.app import create_app
 from gameday.web.incidents import timeline_rows
 
@@ -260,15 +259,13 @@ def test_nested_transactions_commit_together_or_roll_back_alone(tmp_path):
 
 # -- a real server under load --------------------------------------------------------------
 @pytest.mark.slow
-def test_a_storm_through_real_http_loses_nothing(tmp_path, books):
+def test_a_storm_through_real_http_loses_nothing(tmp_path, books, gameday_serve):
     """Keep-alive clients against `gameday serve`; every answered instance is stored."""
-    port = free_port()
     db = tmp_path / "gameday.db"
     env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(db),
            "GAMEDAY_RUNBOOKS": str(books)}
-    serve = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port),
-                              "--data-dir", str(tmp_path / "data")], cwd=tmp_path, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    served = gameday_serve(env, "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+    serve, port = served.proc, served.port
 
     async def client(index: int, accepted: set[str]) -> None:
         for _ in range(100):

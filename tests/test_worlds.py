@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from test_web import AUTH, TOKEN, alert, payload, wait_runs_done, write_runbook
+from webhooks import AUTH, TOKEN, alert, payload, wait_runs_done, write_runbook
 
 from gameday.core.settings import current
 from gameday.incidents.incident import Incident

@@ -34,6 +34,16 @@ AUDIENCES = ("internal", "executive", "customer")
 
 # Response targets per severity, in seconds. Defaults from the design: SEV-1 ack, IC
 # engaged and first message within 5 min, updates every 20 min; SEV-2 ack within 15 min.
+@dataclass(frozen=True)
+class Deduction:
+    """Points taken off a score, the measure they were taken for (``TTA``, ``runbook``,
+    ``hints``, ...) and why, in words a debrief can show."""
+
+    points: int
+    metric: str
+    reason: str
+
+
 TARGET_KEYS = ("ack", "engage_ic", "first_comms", "mitigate", "resolve", "update_every")
 DEFAULT_TARGETS: dict[str, dict[str, float]] = {
     "SEV-1": {"ack": 300, "engage_ic": 300, "first_comms": 300, "update_every": 1200},

@@ -6,24 +6,18 @@ expectations, each deduction explained (what the debrief shows).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from gameday.core.events import Kind, in_time_order
 from gameday.core.policy import (
+    Deduction,
     audiences_for,
     rank,
     worst,
 )
 from gameday.scenarios.drill import Clock, DrillSpec, ExpectSpec, event_ns
 from gameday.scenarios.scenario import Scenario
-
-
-@dataclass(frozen=True)
-class Deduction:
-    points: int
-    measure: str
-    why: str
 
 
 @dataclass
@@ -44,7 +38,9 @@ class Card:
 
     def as_dict(self) -> dict[str, Any]:
         return {"person": self.person, "roles": self.roles, "score": self.score,
-                "measures": self.measures, "deductions": [asdict(d) for d in self.deductions]}
+                "measures": self.measures,  # a deduction as the debrief's JSON says it
+                "deductions": [{"points": d.points, "measure": d.metric, "why": d.reason}
+                               for d in self.deductions]}
 
 
 def _late(card: Card, measure: str, value: float | None, target: float | None, points: int,

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gameday.core.events import Kind, in_time_order
-from gameday.core.policy import downplayed, serious, worst
+from gameday.core.policy import Deduction, downplayed, serious, worst
 from gameday.core.states import RunStatus
 
 
@@ -102,13 +102,6 @@ def compute_metrics(events: Iterable[Any], slo_success_ratio: float = 0.99) -> M
         runbook_status=finished["data"]["status"] if finished else None,
         contained_by=contained_by, escalated=first(ev, Kind.INCIDENT_ESCALATED) is not None,
         detection_missed=first(ev, Kind.DETECTION_MISSED) is not None)
-
-
-@dataclass(frozen=True)
-class Deduction:
-    points: int
-    metric: str
-    reason: str
 
 
 @dataclass(frozen=True)

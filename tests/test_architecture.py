@@ -140,7 +140,7 @@ def test_states_are_named_by_their_enums_never_as_bare_strings():
 # -- sizes -------------------------------------------------------------------------------------
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 600, 80
 # Modules still over the limit, each at most as long as it is now: the list only shrinks.
-OVERSIZED = {"gameday/runbooks/executor.py": 1030, "gameday/report/insights.py": 845}
+OVERSIZED = {"gameday/runbooks/executor.py": 1030}
 
 
 def test_no_module_or_function_grows_past_its_limit():

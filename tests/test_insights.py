@@ -20,7 +20,7 @@ from gameday.core import clock, events
 from gameday.core.errors import ValidationError
 from gameday.game.scoring import compute_metrics
 from gameday.incidents.incident import Incident
-from gameday.report import insights
+from gameday.report import freshness, insights
 from gameday.report.insights import Scope, distribution, percentile
 from gameday.store import Store
 
@@ -488,7 +488,7 @@ def test_runbook_freshness(store, history, tmp_path):
     # a longer allowed age makes the same record fresh
     longer = {f.runbook: f for f in build(store, tmp_path, Scope(max_age_days=60)).runbooks}
     assert longer["rollback-release"].status == "verified"
-    one = insights.runbook_freshness(store, "restart-replica", now=NOW)
+    one = freshness.runbook_freshness(store, "restart-replica", now=NOW)
     assert one.verified_by == history["crash0"] and one.status == "verified"
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -47,6 +48,7 @@ from gameday.game.scoring import Metrics, score
 from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, TERMINAL_STATES
 from gameday.store import Connection, Row, Store
 
+NO_VALUE = "(none)"  # a group for incidents without a team, service or severity
 GROUND_TRUTH = (GAMEDAY, DRILL)  # a fault was injected: timed from it, scored
 VERSION = 5  # of the derivation; a row kept by another is derived again
 METRICS = ("TTD", "TTA", "TTE", "TTFC", "TTM", "TTR")
@@ -552,3 +554,18 @@ def table(store: Store, where: str, args: dict[str, Any],
                  facets=facets, times=dict(zip(METRICS, columns[3:9], strict=True)),
                  score=columns[9], codes=codes,
                  chronological=all(map(le, created, islice(created, 1, None))))
+
+
+Spans = list[tuple[int, int, int]]  # (key, start, end) in an ordering of rows
+
+
+def ordered_spans(rows: list[int], key: list[int]) -> tuple[list[int], Spans]:
+    """``rows`` ordered by ``key`` (stable: in id order within a key), and where each
+    key's rows start and end in that order."""
+    ordered = sorted(rows, key=key.__getitem__)
+    sizes = Counter(map(key.__getitem__, rows))
+    spans, at = [], 0
+    for k in sorted(sizes):
+        spans.append((k, at, at + sizes[k]))
+        at += sizes[k]
+    return ordered, spans

@@ -30,12 +30,7 @@ never a sort of a hundred thousand values per group.
 **Weeks.** The trend has every ISO week from the window's start (``--since``, else the
 first incident in scope) to now, with ``n`` 0 for a week without data: a gap shows.
 
-**Runbook freshness.** A runbook is *verified* by a game day whose run of it succeeded
-and contained the fault (the scorecard's ``contained_by`` names it); *stale* when that
-was longer ago than the age allowed (``max_age_days``); *never verified* otherwise.
-A failed run (any kind, not in check mode) after the last verification is flagged too.
-Alerts that link a stale or never-verified runbook are listed: those are the runbooks
-nobody should trust at 3am.
+**Runbook freshness** is ``freshness``'s; **action items** ``actions``'.
 
 **Verdicts.** Every game day records its verdict on its timeline (``gameday.game.verdict``,
 ``verdict.record``); the pass rate counts those, and for a scheduled game day from
@@ -52,37 +47,41 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from itertools import chain, compress, repeat
-from operator import eq, is_not, itemgetter
+from itertools import chain, repeat
+from operator import is_not, itemgetter
 from pathlib import Path
 from typing import Any, TypeAlias, cast
-from urllib.parse import urlsplit
-
-import yaml
 
 from gameday.core import clock
 from gameday.core.errors import ValidationError
 from gameday.core.policy import downplayed, rank, worse
-from gameday.core.states import RunStatus
 from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, KINDS
 from gameday.report import facts as incident_facts
+from gameday.report.actions import action_items
 from gameday.report.facts import (
     GROUND_TRUTH,
+    NO_VALUE,
     Fact,
+    Spans,
     Table,
     iso_week,
     kind_sql,
+    ordered_spans,
     scenario_targets,
 )
 from gameday.report.facts import METRICS as METRICS  # the report's, for its readers
-from gameday.store import Connection, Row, Store
+from gameday.report.freshness import (
+    DEFAULT_MAX_AGE_DAYS,
+    Freshness,
+    alert_links,
+    freshness,
+    stale_alerts,
+)
+from gameday.store import Connection, Store
 
 LABELS: dict[str, str] = {GAMEDAY: "game days", DRILL: "drills", INCIDENT: "incidents from alerts"}
 DIMENSIONS = ("scenario", "service", "team", "severity")
-DEFAULT_MAX_AGE_DAYS = 30
-FAILED_RUNS = ("failed", "error", "timeout", "canceled")
 VERDICTS = ("passed", "failed", "deviated", "interrupted")
-NO_VALUE = "(none)"  # a group for incidents without a team, service or severity
 
 
 # -- the window and the filters ----------------------------------------------------------
@@ -243,21 +242,6 @@ def _axis(t: Table, scope: Scope, now: datetime) -> list[str]:
 
 
 # -- spreads: exact order statistics per group ---------------------------------------------
-Spans = list[tuple[int, int, int]]  # (key, start, end) in an ordering of rows
-
-
-def _spans(rows: list[int], key: list[int]) -> tuple[list[int], Spans]:
-    """``rows`` ordered by ``key`` (stable: in id order within a key), and where each
-    key's rows start and end in that order."""
-    ordered = sorted(rows, key=key.__getitem__)
-    sizes = Counter(map(key.__getitem__, rows))
-    spans, at = [], 0
-    for k in sorted(sizes):
-        spans.append((k, at, at + sizes[k]))
-        at += sizes[k]
-    return ordered, spans
-
-
 def _runs(column: Sequence[float | None], ordered: list[int], spans: Spans
           ) -> list[list[float]]:
     """Each span's values present, sorted."""
@@ -347,7 +331,7 @@ def spread(t: Table, rows: list[int], weeks: list[str], week_at: list[int],
     dimension is its cells' runs."""
     cells: dict[tuple[str, str, str, str], int] = {}
     cell_of = [cells.setdefault(_cell(f), len(cells)) for f in t.facets]
-    by_cell, cell_spans = _spans(rows, list(map(cell_of.__getitem__, t.code)))
+    by_cell, cell_spans = ordered_spans(rows, list(map(cell_of.__getitem__, t.code)))
     keys = list(cells)
     members: dict[str, dict[str, list[int]]] = {d: defaultdict(list) for d in DIMENSIONS}
     n: dict[str, dict[str, int]] = {d: defaultdict(int) for d in DIMENSIONS}
@@ -355,7 +339,7 @@ def spread(t: Table, rows: list[int], weeks: list[str], week_at: list[int],
         for dimension, name in zip(DIMENSIONS, keys[cell], strict=True):
             members[dimension][name].append(at)
             n[dimension][name] += end - start
-    by_week, week_spans = _spans(rows, week_at)
+    by_week, week_spans = ordered_spans(rows, week_at)
     escalated = [int(f.escalated) for f in t.facets]
     overall: dict[str, list[float]] = {}
     groups: dict[str, dict[str, dict[str, Values]]] = {
@@ -542,219 +526,6 @@ def severity_accuracy(t: Table) -> dict[str, Any]:
     return out
 
 
-# -- runbook freshness -------------------------------------------------------------------
-@dataclass(frozen=True)
-class Freshness:
-    """A runbook's record: last verified (incident, when), last failed run, and a
-    game day where it ran fine but did not contain the fault (a wrong link)."""
-
-    runbook: str
-    status: str  # verified | stale | never verified
-    verified_by: int | None = None
-    verified_at: str | None = None
-    verified_days_ago: float | None = None
-    verifications: int = 0
-    last_failed_run: int | None = None
-    last_failed_at: str | None = None
-    failed_since_verified: bool = False
-    ran_without_containing: int | None = None
-    known: bool = True  # found among the runbooks on disk
-    alerts: tuple[str, ...] = field(default=())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "alerts": list(self.alerts), "ago": self.ago}
-
-    @property
-    def ago(self) -> str | None:
-        """How long ago it was verified, as a person says it."""
-        return None if self.verified_days_ago is None else f"{_days(self.verified_days_ago)} ago"
-
-    @property
-    def sentence(self) -> str:
-        """What the one-click page says about it."""
-        if self.status == "never verified":
-            return "Never verified by a game day: no game day has run it and seen it " \
-                   "contain the fault."
-        days = self.verified_days_ago or 0.0
-        text = f"Verified by game day #{self.verified_by}, {_days(days)} ago"
-        if self.status == "stale":
-            text += " (stale: older than the age allowed)"
-        if self.failed_since_verified:
-            text += f"; a run failed since (run #{self.last_failed_run})"
-        return text + "."
-
-
-def _days(days: float) -> str:
-    if days < 1:
-        hours = days * 24
-        return "less than an hour" if hours < 1 else f"{hours:.0f} h"
-    return f"{days:.0f} day" + ("" if round(days) == 1 else "s")
-
-
-def _age_days(at: str, now: datetime) -> float:
-    return round((now - datetime.fromisoformat(at)).total_seconds() / 86400, 2)
-
-
-def _rows_by(t: Table, key: Sequence[str | None]) -> dict[str, list[int]]:
-    """The rows of each key (``key``: one per facets code, ``None`` to leave it out),
-    in id order."""
-    names = sorted({k for k in key if k is not None})
-    number = {name: n for n, name in enumerate(names)}
-    at = [-1 if k is None else number[k] for k in key]
-    ordered, spans = _spans(t.rows(k is not None for k in key),
-                            list(map(at.__getitem__, t.code)))
-    return {names[n]: ordered[start:end] for n, start, end in spans}
-
-
-def freshness(db: Connection, t: Table, known: Sequence[str],
-              alerts: dict[str, list[str]], *, max_age_days: float = DEFAULT_MAX_AGE_DAYS,
-              now: datetime | None = None) -> list[Freshness]:
-    """Every runbook on disk (``known``) or on the record. ``alerts``: runbook -> the
-    alerts that link to it. A verification is dated by the game day's opening."""
-    now = now or clock.now()
-    ran = [f.kind in GROUND_TRUTH and bool(f.runbook) and f.runbook_status == RunStatus.SUCCESSFUL
-           for f in t.facets]
-    proved = [ok and f.contained_by == f"runbook {f.runbook}"
-              for ok, f in zip(ran, t.facets, strict=True)]
-    created, ids = t.created, t.ids
-    verified: dict[str, tuple[str, int]] = {}  # runbook -> the latest (opened, incident)
-    count: dict[str, int] = {}
-    for name, rows in _rows_by(t, [f.runbook if p else None
-                                   for f, p in zip(t.facets, proved, strict=True)]).items():
-        count[name] = len(rows)
-        if t.chronological:  # opened in id order: the latest is the last
-            verified[name] = (created[rows[-1]], ids[rows[-1]])
-        else:
-            latest = max(map(created.__getitem__, rows))
-            verified[name] = (latest, max(compress(
-                map(ids.__getitem__, rows), map(latest.__eq__, map(created.__getitem__, rows)))))
-    # The latest game day each ran in without containing the fault (a wrong link).
-    wrong = {name: ids[rows[-1]] for name, rows in _rows_by(
-        t, [f.runbook if ok and not p else None
-            for f, ok, p in zip(t.facets, ran, proved, strict=True)]).items()}
-    failed: dict[str, Row] = {}
-    marks = ", ".join("?" for _ in FAILED_RUNS)
-    for r in db.execute(f"SELECT runbook, id, finished_at FROM runbook_runs WHERE id IN"
-                        f" (SELECT MAX(id) FROM runbook_runs WHERE check_mode = 0 AND"
-                        f" status IN ({marks}) GROUP BY runbook)", FAILED_RUNS):
-        failed[r["runbook"]] = r
-    out = []
-    for name in sorted({*known, *verified, *wrong, *failed}):
-        last = verified.get(name)
-        bad = failed.get(name)
-        age = _age_days(last[0], now) if last else None
-        status = ("never verified" if last is None else
-                  "stale" if age is not None and age > max_age_days else "verified")
-        out.append(Freshness(
-            runbook=name, status=status, verified_by=last[1] if last else None,
-            verified_at=last[0] if last else None, verified_days_ago=age,
-            verifications=count.get(name, 0),
-            last_failed_run=bad["id"] if bad else None,
-            last_failed_at=bad["finished_at"] if bad else None,
-            failed_since_verified=bool(bad and (last is None or (bad["finished_at"] or "")
-                                                > last[0])),
-            ran_without_containing=wrong.get(name),
-            known=name in known, alerts=tuple(sorted(alerts.get(name, ())))))
-    return out
-
-
-def runbook_of_url(url: str) -> str | None:
-    """The runbook a ``runbook_url`` names (``…/runbooks/NAME?...``), templated or not."""
-    try:
-        segments = [s for s in urlsplit(url).path.split("/") if s]
-    except ValueError:
-        return None
-    return segments[-1] if len(segments) >= 2 and segments[-2] == "runbooks" else None
-
-
-def alert_links(rule_files: Iterable[Path], runbooks: Iterable[Any]) -> dict[str, list[str]]:
-    """runbook -> the alerts linking to it: Prometheus rules' ``runbook_url``, and the
-    alerts a runbook's own metadata lists."""
-    out: dict[str, set[str]] = defaultdict(set)
-    for path in rule_files:
-        try:
-            doc = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError):
-            continue
-        for group in doc.get("groups") or []:
-            for rule in group.get("rules") or []:
-                url = (rule.get("annotations") or {}).get("runbook_url")
-                name = runbook_of_url(url) if rule.get("alert") and url else None
-                if name:
-                    out[name].add(rule["alert"])
-    for rb in runbooks:
-        for alert in rb.alerts:
-            out[rb.name].add(alert)
-    return {k: sorted(v) for k, v in out.items()}
-
-
-def stale_alerts(fresh: list[Freshness]) -> list[dict[str, Any]]:
-    """Alerts whose runbook nobody has seen work lately: stale or never verified."""
-    return [{"alert": alert, "runbook": f.runbook, "status": f.status,
-             "verified_days_ago": f.verified_days_ago}
-            for f in fresh if f.status != "verified" for alert in f.alerts]
-
-
-# -- action items ------------------------------------------------------------------------
-def action_items(db: Connection, t: Table, *,
-                 now: datetime | None = None) -> dict[str, Any]:
-    """Completion rate, overdue items (open, due before today) per owner and per team,
-    the oldest open item's age, for the action items of the incidents in ``t`` (per
-    kind). Two range scans of ``action_items_by_incident`` (the done ones; the open ones
-    with owner, due date and opening), counted against the table's incidents by id: no
-    join and no sort in SQL. An item is open or done (``Store.close_action``)."""
-    now = now or clock.now()
-    code_of = dict(zip(t.ids, t.code, strict=True))
-    span = (t.ids[0], t.ids[-1]) if len(t) else (0, -1)  # in id order
-    cur = db.cursor()
-    cur.row_factory = None
-    done_codes = Counter(map(code_of.get, map(itemgetter(0), cur.execute(
-        "SELECT incident_id FROM action_items WHERE incident_id BETWEEN ? AND ? AND"
-        " status = 'done'", span))))
-    still_open = cur.execute(
-        "SELECT incident_id, owner, due < ?, created_at FROM action_items WHERE"
-        " incident_id BETWEEN ? AND ? AND status = 'open'",
-        (now.date().isoformat(), *span)).fetchall()
-    open_codes = list(map(code_of.get, map(itemgetter(0), still_open)))
-    owned = Counter(zip(open_codes, map(itemgetter(1), still_open),
-                        map(itemgetter(2), still_open), strict=True))
-    done: Counter[str] = Counter()
-    for code, n in done_codes.items():
-        if code is not None:
-            done[t.facets[code].kind] += n
-    n_open: Counter[str] = Counter()
-    overdue: Counter[str] = Counter()
-    by_team: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
-    by_owner: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
-    open_by_owner: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
-    for (code, owner, late), n in owned.items():
-        if code is None:
-            continue
-        f = t.facets[code]
-        n_open[f.kind] += n
-        open_by_owner[f.kind][owner] += n
-        if late:
-            overdue[f.kind] += n
-            by_owner[f.kind][owner] += n
-            by_team[f.kind][f.team or NO_VALUE] += n
-    kind_of = [f.kind for f in t.facets]
-    open_kinds = [None if code is None else kind_of[code] for code in open_codes]
-    oldest = {kind: first for kind in KINDS if (first := min(
-        compress(map(itemgetter(3), still_open), map(eq, repeat(kind), open_kinds)),
-        default=None)) is not None}
-    total = done + n_open
-    return {kind: {
-        "total": total[kind], "done": done[kind], "open": n_open[kind],
-        "overdue": overdue[kind],
-        "completion_rate": round(done[kind] / total[kind], 3) if total[kind] else None,
-        "oldest_open_days": max(0.0, _age_days(oldest[kind], now)) if kind in oldest
-        else None,
-        "overdue_by_owner": dict(sorted(by_owner[kind].items())),
-        "overdue_by_team": dict(sorted(by_team[kind].items())),
-        "open_by_owner": dict(sorted(open_by_owner[kind].items())),
-    } for kind in KINDS}
-
-
 # -- the report --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Report:
@@ -814,20 +585,6 @@ def build(store: Store, scope: Scope | None = None, *,
         actions=action_items(db, t, now=now), table=t, spreads=spreads)
     tick("figures")
     return report
-
-
-def runbook_freshness(store: Store, name: str, *,
-                      max_age_days: float = DEFAULT_MAX_AGE_DAYS,
-                      now: datetime | None = None) -> Freshness:
-    """One runbook's freshness (the one-click page), from the game days that ran it
-    (``runbook_runs``, by its index) rather than the whole store."""
-    db = store.reader()
-    t = incident_facts.table(store, "i.id IN (SELECT incident_id FROM runbook_runs WHERE"
-                                    " runbook = :runbook)", {"runbook": name},
-                             scenario_targets(db))
-    (found,) = [f for f in freshness(db, t, [name], {}, max_age_days=max_age_days, now=now)
-                if f.runbook == name]
-    return found
 
 
 def connection(store: Store) -> Connection:

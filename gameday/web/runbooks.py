@@ -3,7 +3,7 @@
 ``/runbooks/NAME?param=value&incident=ID`` shows the commands and the parameters an
 alert filled in, with Run and check-mode buttons (CSRF-protected, destructive ones
 need a tick), and whether a game day has verified the runbook lately
-(``insights.runbook_freshness``: "verified by game day N, D days ago", or a warning).
+(``freshness.runbook_freshness``: "verified by game day N, D days ago", or a warning).
 ``/runs/ID`` shows a run's output as the terminal prints it: each event's sentence,
 then the task's stdout (``|``) and stderr (``!``), then how it finished. A run going
 on in this process streams live from ``/runs/ID/events`` (server-sent events); any
@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from gameday.core.errors import NotFound, ValidationError
 from gameday.core.states import RUN_UNFINISHED, RunStatus
 from gameday.incidents.incident import kind_of_row
-from gameday.report.insights import runbook_freshness
+from gameday.report.freshness import runbook_freshness
 from gameday.runbooks.runbook import Runbook, find, validate_params
 from gameday.runs.pool import Dispatcher
 from gameday.store import Store

@@ -460,12 +460,12 @@ def _run_async(kwargs: dict[str, Any], cancel: threading.Event,
     import ansible_runner
     from ansible_runner.exceptions import AnsibleRunnerException
 
-    from gameday.runbooks import executor
+    from gameday.runbooks import zygote
 
     def canceled() -> bool:  # the playbook's whole tree killed at once, then ansible-runner
         if not cancel.is_set():
             return False
-        executor.kill_fallback_run(kwargs["private_data_dir"])
+        zygote.kill_fallback_run(kwargs["private_data_dir"])
         return True
 
     done = threading.Event()

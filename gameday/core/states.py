@@ -2,7 +2,7 @@
 
 Each is a ``StrEnum`` whose members are the very strings in the store's rows (a row's
 ``"running"`` equals ``RunStatus.RUNNING``), with the sets that group them beside it.
-Code names a member, never the bare string (``tests/test_architecture.py`` checks):
+Code names a member, never the bare string (``tests/architecture/test_architecture.py`` checks):
 
 - ``IncidentState``: an incident's place in its life (``incident.TRANSITIONS``);
 - ``IncidentKind``: a real incident, or a rehearsal (a game day, a drill);

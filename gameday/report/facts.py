@@ -6,7 +6,7 @@ aggregates and kept in the store's ``incident_facts`` table.
 gives every incident's first moment of that kind (the scorecard reads first moments,
 in time order) and what the scorecard takes from that event's payload (SQLite's
 min/max rule for bare columns; ``DISTINCT ON`` on PostgreSQL). ``_contained_by`` is
-the scorecard's rule on those moments; ``tests/test_insights.py`` holds every derived
+the scorecard's rule on those moments; ``tests/report/test_insights.py`` holds every derived
 row equal to ``scoring.compute_metrics`` over the same timeline, on both databases.
 A game day's verdict is its last ``gameday.game.verdict`` event (``verdict.record``),
 ``interrupted`` for one cut short.

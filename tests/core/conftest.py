@@ -1,0 +1,1 @@
+"""The core and the store: settings, both databases, migrations."""

@@ -1,0 +1,160 @@
+"""Settings: found from any directory of a project, paths against the project,
+precedence flag > environment > gameday.toml > default, bad values refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gameday.core.errors import ValidationError
+from gameday.core.settings import BUILTIN_RUNBOOKS, Settings, store_path, store_target
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def project(tmp_path: Path, text: str = "") -> Path:
+    root = tmp_path / "proj"
+    (root / "deep" / "er").mkdir(parents=True)
+    (root / "gameday.toml").write_text(text)
+    return root
+
+
+def test_found_from_a_subdirectory_and_paths_resolve_against_the_project(tmp_path):
+    root = project(tmp_path, '[project]\nname = "shop"\n[paths]\nrunbooks = "ops/books"\n')
+    s = Settings.load(cwd=root / "deep" / "er", environ={})
+    assert s.root == root.resolve() and s.name == "shop"
+    assert s.project_file == (root / "gameday.toml").resolve()
+    assert s.runbooks_dir == (root / "ops" / "books").resolve()
+    assert s.runbook_dirs == (s.runbooks_dir, BUILTIN_RUNBOOKS)
+    assert s.db_path == root.resolve() / ".gameday" / "gameday.db"
+    assert s.runs_dir == root.resolve() / ".gameday" / "runs"
+    assert s.sandbox_dir == root.resolve() / ".gameday" / "sandbox"
+
+
+def test_without_a_project_the_working_directory_is_the_project(tmp_path):
+    s = Settings.load(cwd=tmp_path, environ={})
+    assert s.project_file is None and s.root == tmp_path.resolve()
+
+
+def test_flag_beats_environment_beats_file(tmp_path):
+    root = project(tmp_path, '[store]\ndb = "from-file.db"\n[paths]\nruns = "r"\n')
+    cwd = root / "deep"
+    s = Settings.load(cwd=cwd, environ={})
+    assert s.db == str(root.resolve() / "from-file.db")
+    s = Settings.load(cwd=cwd, environ={"GAMEDAY_DB": "env.db", "GAMEDAY_RUNS": "runs"})
+    assert s.db == str(cwd.resolve() / "env.db")  # typed in a shell: against the cwd
+    assert s.runs_dir == cwd.resolve() / "runs"
+    s = Settings.load(cwd=cwd, environ={"GAMEDAY_DB": "env.db"}, db="flag.db")
+    assert s.db == str(cwd.resolve() / "flag.db")
+
+
+@pytest.mark.parametrize("text,field", [
+    ("[paths]\nrunbok = 'x'\n", "paths.runbok"),
+    ("[colour]\nx = 'y'\n", "colour"),
+    ("[paths]\nruns = 3\n", "paths.runs"),
+    ("[store]\ndb = 'mysql://db/gameday'\n", "--db"),
+])
+def test_bad_project_files_name_file_and_field(tmp_path, text, field):
+    root = project(tmp_path, text)
+    with pytest.raises(ValidationError) as err:
+        Settings.load(cwd=root, environ={})
+    assert err.value.field == field
+
+
+def test_a_broken_project_file_is_a_validation_error(tmp_path):
+    root = project(tmp_path, "[paths\n")
+    with pytest.raises(ValidationError, match="not valid TOML") as err:
+        Settings.load(cwd=root, environ={})
+    assert err.value.file == str(root / "gameday.toml")
+
+
+@pytest.mark.parametrize("url,path", [("sqlite:///rel/g.db", "rel/g.db"),
+                                      ("sqlite:////abs/g.db", "/abs/g.db"),
+                                      ("plain.db", "plain.db")])
+def test_store_urls(url, path):
+    assert store_path(url) == Path(path)
+
+
+@pytest.mark.parametrize("url", ["mysql://h/db", "sqlite://host/x", "", "sqlite://",
+                                 "postgresql://h", "postgresql://h:port/db"])
+def test_store_urls_that_are_not_ours_are_refused_not_taken_for_files(url):
+    with pytest.raises(ValidationError) as err:
+        store_target(url)
+    assert err.value.field == "--db"
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@h/db", "postgresql+psycopg://u:p@h:5433/g"])
+def test_postgresql_urls_name_a_store(url):
+    assert store_target(url) == url
+    assert Settings.load(cwd=ROOT, environ={"GAMEDAY_DB": url}).db == url
+
+
+def test_cli_refuses_a_database_url_it_does_not_understand(tmp_path):
+    from click.testing import CliRunner
+
+    from gameday.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--db", "mysql://u@127.0.0.1/g", "incident", "list"])
+    assert result.exit_code == 2
+    assert "--db" in result.output
+
+
+def test_an_unreachable_postgresql_is_a_clear_error_not_a_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from gameday.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--db", "postgresql://u@127.0.0.1:1/g", "incident",
+                                      "list"])
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the store at postgresql" in result.output
+    assert "Traceback" not in result.output
+    assert not (Path.cwd() / "postgresql:").exists()
+
+
+def test_the_servers_address_from_environment_file_or_default(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    assert Settings.load(cwd=root, environ={}).url == "http://127.0.0.1:8080"
+    (root / "gameday.toml").write_text('[serve]\nurl = "https://gameday.example.test/"\n')
+    assert Settings.load(cwd=root, environ={}).url == "https://gameday.example.test"
+    given = Settings.load(cwd=root, environ={"GAMEDAY_URL": "http://10.0.0.5:9000"})
+    assert given.url == "http://10.0.0.5:9000"
+    for bad, field in (("gameday.example.test", "GAMEDAY_URL"), ("ftp://x", "GAMEDAY_URL")):
+        with pytest.raises(ValidationError) as caught:
+            Settings.load(cwd=root, environ={"GAMEDAY_URL": bad})
+        assert caught.value.field == field
+    (root / "gameday.toml").write_text('[serve]\nurl = "http://[::1"\n')
+    with pytest.raises(ValidationError) as caught:
+        Settings.load(cwd=root, environ={})
+    assert caught.value.field == "[serve] url"
+
+
+def test_the_configuration_page_lists_every_setting_as_declared():
+    """The configuration page (docs/configuration.md) is the declaration
+    (``settings.SETTINGS``), row for row: a setting added, renamed or given another
+    default shows up there."""
+    from gameday.core.settings import SETTINGS, reference
+
+    section = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+               ).read_text()
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    assert rows == reference() and len(rows) == len(SETTINGS)
+
+
+def test_every_key_gameday_toml_accepts_is_a_declared_setting(tmp_path):
+    from gameday.core.settings import SETTINGS, Settings
+
+    sections: dict[str, list[str]] = {}
+    for n, s in enumerate(SETTINGS):
+        value = "http://127.0.0.1:9" if s.section == "serve" else f"x{n}"
+        sections.setdefault(s.section, []).append(f'{s.key} = "{value}"')
+    (tmp_path / "gameday.toml").write_text("".join(
+        f"[{section}]\n" + "\n".join(lines) + "\n" for section, lines in sections.items()))
+    loaded = Settings.load(cwd=tmp_path, environ={})
+    assert loaded.name == "x7" and loaded.runs_dir == tmp_path / "x1"
+    (tmp_path / "gameday.toml").write_text('[paths]\nscratch = "x"\n')
+    with pytest.raises(ValidationError) as refused:
+        Settings.load(cwd=tmp_path, environ={})
+    assert refused.value.field == "paths.scratch"

@@ -1,0 +1,1 @@
+"""Training drills: the game master, injects, the console, scorecards."""

@@ -1,0 +1,65 @@
+"""Faults never outlive the game day: SIGINT and SIGTERM to a real `gameday run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from serving import eventually
+
+from gameday.store import Store
+from gameday.targets.sandbox.client import sandbox_processes
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for_event(db: Path, kind: str, timeout: float = 60) -> None:
+    def seen() -> bool:
+        if not db.exists():
+            return False
+        store = Store(db)
+        return any(e.kind == kind for i in store.incidents() for e in store.events(i["id"]))
+
+    eventually(seen, timeout, kind)
+
+
+@pytest.mark.parametrize("sig,moment", [(signal.SIGINT, "incident.declared"),
+                                        (signal.SIGTERM, "incident.declared"),
+                                        (signal.SIGINT, "runbook.task"),
+                                        (signal.SIGTERM, "runbook.task")])
+def test_signal_mid_fault_rolls_back_and_leaves_nothing(tmp_path, sig, moment):
+    db = tmp_path / "gameday.db"
+    env = {**os.environ, "GAMEDAY_DB": str(db), "GAMEDAY_RUNS": str(tmp_path / "runs")}
+    # The wrong-runbook scenario keeps its fault live the longest.
+    proc = subprocess.Popen([sys.executable, "-m", "gameday", "run",
+                             "scenarios/checkout-bad-deploy-wrong-runbook.yaml"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_event(db, moment)
+        run_dir = next((tmp_path / "runs").iterdir())
+        assert len(sandbox_processes(run_dir / "sandbox")) == 8
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + sig, out  # 130 for SIGINT, 143 for SIGTERM
+    assert "Traceback" not in out
+    assert sandbox_processes(run_dir / "sandbox") == []
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert journal["status"] == "interrupted"
+    assert [r["activity"]["name"] for r in journal["rollbacks"]] == \
+        ["roll-checkout-back-unless-done"]
+    assert journal["rollbacks"][0]["status"] == "succeeded"
+    store = Store(db)
+    (incident,) = store.incidents()
+    kinds = [e.kind for e in store.events(incident["id"])]
+    assert "fault.rolled_back" in kinds and "gameday.interrupted" in kinds
+    assert kinds[-1] == "target.stopped"  # nothing (a playbook, say) carried on after

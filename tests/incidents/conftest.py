@@ -1,0 +1,1 @@
+"""Incidents and people: the state machine, moves, identities, four eyes."""

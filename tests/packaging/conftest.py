@@ -1,0 +1,1 @@
+"""What ships: the lock files, the wheel and a fresh project from it, the images."""

@@ -1,0 +1,1 @@
+"""The report across incidents and game days."""

@@ -1,0 +1,1 @@
+"""Scheduled game days: calendars, guardrails, the scheduler, CronJob export."""

@@ -1,0 +1,1 @@
+"""Targets: the sandbox, kwok and kind clusters, real Prometheus and Alertmanager."""

@@ -1,0 +1,1 @@
+"""gameday serve: webhooks, pages, real processes, replicas on PostgreSQL, on Kubernetes."""

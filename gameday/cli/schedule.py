@@ -11,6 +11,7 @@ import click
 
 from gameday.cli.common import State, emit, pass_state, person
 from gameday.core import clock
+from gameday.store.rows import ScheduleRow
 
 
 @click.group()
@@ -58,7 +59,7 @@ def add(state: State, name: str, scenario: Path, cron: str | None, tz: str | Non
                "(gameday serve runs it)")
 
 
-def _described(state: State, row: dict[str, Any], history: int) -> dict[str, Any]:
+def _described(state: State, row: ScheduleRow, history: int) -> dict[str, Any]:
     from gameday.schedules.schedule import from_row
 
     made = from_row(row)

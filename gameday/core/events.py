@@ -273,7 +273,7 @@ def runbook_approved(runbook: str, run_id: int, requested_by: str) -> Entry:
                                          "requested_by": requested_by})
 
 
-def approval_expired(runbook: str, run_id: int, expires_at: str) -> Entry:
+def approval_expired(runbook: str, run_id: int, expires_at: str | None) -> Entry:
     return Entry(Kind.APPROVAL_EXPIRED, {"runbook": runbook, "run_id": run_id,
                                          "expires_at": expires_at})
 

@@ -28,6 +28,7 @@ from gameday.scenarios.drill import Clock, DrillSpec, due_injects
 from gameday.scenarios.scenario import Scenario, load_scenario
 from gameday.slis.samples import sli_windows
 from gameday.store import Store, clock_ns
+from gameday.store.rows import DrillRow
 
 START_TIMEOUT_S = 120.0
 GAME_MASTER = "game-master"
@@ -130,7 +131,7 @@ def _person(name: str, field: str = "--as") -> str:
 class Drill:
     """A drill and its incident, for the moves people make in it."""
 
-    def __init__(self, store: Store, row: dict[str, Any], scenario: Scenario):
+    def __init__(self, store: Store, row: DrillRow, scenario: Scenario):
         self.store, self.row, self.sc = store, row, scenario
         self.id: int = row["id"]
         if not row["incident_id"]:

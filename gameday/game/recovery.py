@@ -32,11 +32,12 @@ from gameday.incidents.incident import TERMINAL_STATES, Incident
 from gameday.runs import run as runs
 from gameday.store import Store
 from gameday.store.leases import LEASE_TTL_S, process_start, stop_leftovers
+from gameday.store.rows import LeaseRow, RunRow
 
 ACTOR = "recover"
 
 
-def expired(lease: dict[str, Any], now: float | None = None,
+def expired(lease: LeaseRow, now: float | None = None,
             ttl: float = LEASE_TTL_S) -> bool:
     if lease["host"] == socket.gethostname():
         started = process_start(lease["pid"])
@@ -101,7 +102,7 @@ def _stop_target(run_dir: Path, target: str) -> None:
         cluster.down(target)
 
 
-def recover_one(store: Store, lease: dict[str, Any]) -> dict[str, Any] | None:
+def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
     incident_id, run_dir = lease["incident_id"], Path(lease["run_dir"])
     if not store.release_lease(incident_id, "recovered"):
         return None  # another recover got there first
@@ -136,7 +137,7 @@ def recover_one(store: Store, lease: dict[str, Any]) -> dict[str, Any] | None:
             "stopped": stopped, "state": incident.state, "errors": errors}
 
 
-def orphaned_runs(store: Store) -> list[dict[str, Any]]:
+def orphaned_runs(store: Store) -> list[RunRow]:
     """End the runbook runs left queued or running by a process that is gone (a
     ``gameday serve`` or a game day that was killed, here or on another host):
     ``runs.orphaned``."""

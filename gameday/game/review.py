@@ -26,6 +26,7 @@ from gameday.incidents.language import blame_warnings
 from gameday.scenarios.scenario import Scenario
 from gameday.slis.samples import sli_windows
 from gameday.store import Store
+from gameday.store.rows import ActionRow
 
 MARKERS = ((Kind.FAULT_INJECTED, "fault", "#d62728"), (Kind.ALERT_FIRED, "alert", "#ff7f0e"),
            (Kind.INCIDENT_ACKNOWLEDGED, "ack", "#9467bd"),
@@ -81,7 +82,7 @@ def findings(events: list[dict[str, Any]], card: Scorecard) -> list[Finding]:
 
 
 def track_actions(store: Store, incident_id: int, found: list[Finding], sc: Scenario,
-                  severity: str, resolved_at: datetime) -> list[dict[str, Any]]:
+                  severity: str, resolved_at: datetime) -> list[ActionRow]:
     due = (resolved_at + timedelta(days=due_days(severity))).date().isoformat()
     for f in found:
         owner = sc.team.oncall[0] if f.owner_role == "team" else sc.team.ic_rotation[0]

@@ -32,6 +32,7 @@ from gameday.scenarios.scenario import Scenario
 from gameday.slis import samples
 from gameday.store import Event, Store, utc_now
 from gameday.store.leases import Lease
+from gameday.store.rows import FreezeRow
 from gameday.targets.base import Sampler, Target, Watch, make_target
 
 Say = Callable[[str], None]
@@ -136,7 +137,7 @@ def refuse_if_frozen(store: Store) -> None:
                      "lifts it")
 
 
-def stop_for_freeze(incident: Incident, frozen: dict[str, Any]) -> None:
+def stop_for_freeze(incident: Incident, frozen: FreezeRow) -> None:
     """Called by the lease's thread when the freeze is pulled while this game day
     runs: on the record, then stopped as Ctrl-C stops it (rollbacks, exit 130)."""
     incident.record(events.gameday_frozen(frozen["who"], frozen["reason"]), "gameday")

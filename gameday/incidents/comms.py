@@ -12,6 +12,7 @@ from typing import Any
 
 from gameday.core.policy import AUDIENCES, audiences_for
 from gameday.core.render import render as render_template
+from gameday.store.rows import IncidentRow
 
 __all__ = ["AUDIENCES", "audiences_for", "describe_impact", "facts", "human_duration",
            "missing_fields", "render"]
@@ -27,7 +28,7 @@ def render(audience: str, facts: dict[str, Any]) -> str:
     return render_template(f"comms/{audience}.md.j2", **facts).strip() + "\n"
 
 
-def facts(row: dict[str, Any], *, roles: dict[str, str], sli: dict[str, Any] | None,
+def facts(row: IncidentRow, *, roles: dict[str, str], sli: dict[str, Any] | None,
           runbook: tuple[str, str] | None, every: float | None, started_ago: float,
           customer_summary: str, service: str | None = None) -> dict[str, Any]:
     """What the templates fill in, from the incident's row and what is known now."""

@@ -19,6 +19,7 @@ from gameday.core.events import Entry, Kind
 from gameday.core.policy import ROLES
 from gameday.core.states import INCIDENT_ENDED, IncidentKind, IncidentState
 from gameday.store import Event, Store
+from gameday.store.rows import IncidentRow
 
 S = IncidentState
 TRANSITIONS: dict[str, set[IncidentState]] = {
@@ -71,7 +72,7 @@ class Incident:
         return cls(store, store.create_incident(title, **fields))
 
     @property
-    def row(self) -> dict[str, Any]:
+    def row(self) -> IncidentRow:
         return self.store.incident(self.id)
 
     @property

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from gameday.core import clock
 from gameday.core.policy import may
+from gameday.store.rows import UserRow
 
 if TYPE_CHECKING:
     from gameday.store import Store
@@ -92,7 +93,7 @@ class Auth:
             return False
         return any(address in net for net in self.proxies)
 
-    def _user(self, name: str) -> dict[str, object] | None:
+    def _user(self, name: str) -> UserRow | None:
         return self.store.user(name) if self.store is not None else None
 
     def personal(self) -> bool:

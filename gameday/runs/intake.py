@@ -116,9 +116,9 @@ class Intake:
         store = self.store
         if not store.claim_alert(alert.key, alertname=alert.name, group_key=alert.group_key,
                                  fingerprint=alert.fingerprint):
-            seen = store.alert_instance(alert.key) or {}
+            seen = store.alert_instance(alert.key)
             return {"alertname": alert.name, "duplicate": True,
-                    "incident_id": seen.get("incident_id")}
+                    "incident_id": seen["incident_id"] if seen else None}
         existing = store.open_incident_for_group(alert.group_key)
         if existing:
             incident = Incident(store, existing)
@@ -187,12 +187,13 @@ class Intake:
 
     def _resolved(self, alert: AlertInstance) -> dict[str, Any]:
         seen = self.store.alert_instance(alert.key)
-        if not seen or not seen.get("incident_id"):
+        incident_id = seen["incident_id"] if seen else None
+        if not incident_id:
             return {"alertname": alert.name, "resolved": True, "incident_id": None}
-        Incident(self.store, seen["incident_id"]).record(
+        Incident(self.store, incident_id).record(
             events.alert_resolved(alert.name, alert.labels, fingerprint=alert.fingerprint,
                                   ends_at=alert.ends_at), ACTOR)
-        return {"alertname": alert.name, "resolved": True, "incident_id": seen["incident_id"]}
+        return {"alertname": alert.name, "resolved": True, "incident_id": incident_id}
 
 
 # -- group commit ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from gameday.runs import run as runs
 from gameday.runs.intake import COALESCE_WINDOW_S, Batcher, Delivery, Intake, Start
 from gameday.store import Store
 from gameday.store.leases import owner
+from gameday.store.rows import RunRow
 
 KEEP_STREAMS = 256  # finished runs whose live stream is kept; older ones replay from the store
 
@@ -79,7 +80,7 @@ class Dispatcher:
         self._closing = False
         self._batcher: Batcher[Delivery, dict[str, Any]] = Batcher(self._handle)
 
-    def items(self, run: dict[str, Any]) -> list[dict[str, Any]]:
+    def items(self, run: RunRow) -> list[dict[str, Any]]:
         """A run's events so far: live when it runs (or ran) in this process, else as
         the store has them (``runs.recorded``: a game day's run, one on another
         replica, one from before a restart)."""

@@ -41,6 +41,7 @@ from gameday.incidents.incident import INCIDENT, TERMINAL_STATES, Incident, kind
 from gameday.runbooks.runbook import Runbook, RunbookResult, run_runbook
 from gameday.store import Store
 from gameday.store.leases import alive, owner
+from gameday.store.rows import RunRow
 
 HEARTBEAT_S = 5.0  # how often a process says it still holds its runs
 RUN_TTL_S = 30.0   # a run on another host whose heartbeat is older is orphaned
@@ -100,7 +101,7 @@ def ask_approval(store: Store, runbook: Runbook, params: dict[str, Any], *,
     return run_id
 
 
-def approved(store: Store, run: dict[str, Any], who: str, *,
+def approved(store: Store, run: RunRow, who: str, *,
              incident: Incident | None) -> None:
     store.audit(who, Audit.APPROVED, {"run_id": run["id"], "runbook": run["runbook"],
                                       "requested_by": run["started_by"]})
@@ -108,7 +109,7 @@ def approved(store: Store, run: dict[str, Any], who: str, *,
         incident.record(runbook_approved(run["runbook"], run["id"], run["started_by"]), who)
 
 
-def expired(store: Store, run: dict[str, Any], *, incident: Incident | None) -> None:
+def expired(store: Store, run: RunRow, *, incident: Incident | None) -> None:
     store.audit("gameday", Audit.APPROVAL_EXPIRED, {
         "run_id": run["id"], "runbook": run["runbook"], "requested_by": run["started_by"],
         "expires_at": run["approve_by"]})
@@ -179,14 +180,15 @@ def execute(store: Store, run_id: int, runbook: Runbook, params: dict[str, Any],
                                                 "status": status, "rc": rc, "late": late})
 
 
-def recorded(store: Store, run: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def recorded(store: Store, run: RunRow) -> list[tuple[str, dict[str, Any]]]:
     """A run's events as the store has them, ``(kind, data)`` in the order they were
     recorded (so a list read again only grows at its end, as a live stream needs): on
     its incident's timeline, else in ``run_output``. Any process can read them, while
     the run goes on elsewhere (another ``gameday serve`` replica) or after it ended."""
-    if not run.get("incident_id"):
+    incident_id = run["incident_id"]
+    if not incident_id:
         return store.run_output(run["id"])
-    return [(e.kind, e.data) for e in store.events(run["incident_id"])
+    return [(e.kind, e.data) for e in store.events(incident_id)
             if e.data.get("run_id") == run["id"]]
 
 
@@ -208,14 +210,14 @@ def _canceled(store: Store, run_id: int, runbook: str, *, incident: Incident | N
                                          run_id=run_id), who)
 
 
-def orphaned(store: Store, *, who: str = "gameday") -> list[dict[str, Any]]:
+def orphaned(store: Store, *, who: str = "gameday") -> list[RunRow]:
     """End the runs nobody will finish, on the record: cancelled, so no alert joins them
     and they hold no concurrency slot. A run is orphaned when its process is gone
     (this host can tell), when it has no owner (from before owners were kept), or, on
     PostgreSQL, when its heartbeat is older than ``RUN_TTL_S`` by the database's clock
     (its process on another host, a replica's pod, is gone or cut off). Several
     processes may look at once: each run is ended by one of them."""
-    found: dict[int, tuple[dict[str, Any], float | None]] = {}
+    found: dict[int, tuple[RunRow, float | None]] = {}
     for run in store.unfinished_runs():
         if not run["owner"] or alive(run["owner"]) is False:
             found[run["id"]] = (run, None)
@@ -226,7 +228,7 @@ def orphaned(store: Store, *, who: str = "gameday") -> list[dict[str, Any]]:
         run, stale_for = found[run_id]
         if not store.end_orphan_run(run_id, stale_for=stale_for):
             continue  # finished, or ended by someone else, meanwhile
-        incident = Incident(store, run["incident_id"]) if run["incident_id"] else None
+        incident = Incident(store, incident_id) if (incident_id := run["incident_id"]) else None
         if incident and incident.state in TERMINAL_STATES:
             incident = None  # its timeline is closed; the run's row and the audit say it
         _canceled(store, run_id, run["runbook"], incident=incident, who=who,

@@ -13,12 +13,13 @@ import os
 from typing import Any
 
 from gameday.schedules.schedule import Schedule
+from gameday.store.rows import ScheduleRunRow
 
 TIMEOUT_S = 5.0
 RETRIES = 3
 
 
-def summary(schedule: Schedule, run: dict[str, Any], event: str) -> dict[str, Any]:
+def summary(schedule: Schedule, run: ScheduleRunRow, event: str) -> dict[str, Any]:
     """What a notification says: ``event`` is started, finished or skipped."""
     result = run.get("summary") or {}
     metrics = result.get("metrics") or {}

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gameday.core import clock
 from gameday.core.errors import ValidationError
 from gameday.core.spec import NAME, human_span, parse_duration
+from gameday.store.rows import ScheduleRow
 
 WHERE = "schedule"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -275,7 +276,7 @@ def _span(option: str, value: str | float | None, *, low: float) -> float:
     return seconds
 
 
-def from_row(row: dict[str, Any]) -> Schedule:
+def from_row(row: ScheduleRow) -> Schedule:
     """A schedule as the store keeps it."""
     spec = row["spec"]
     return Schedule(
@@ -286,7 +287,7 @@ def from_row(row: dict[str, Any]) -> Schedule:
         max_late_s=spec.get("max_late_s", DEFAULT_MAX_LATE_S),
         notify_url=spec.get("notify_url"), notify_format=spec.get("notify_format") or "json",
         paused=bool(row["paused"]),
-        last_due=datetime.fromisoformat(row["last_due"]) if row.get("last_due") else None)
+        last_due=datetime.fromisoformat(last) if (last := row["last_due"]) else None)
 
 
 def spec_of(schedule: Schedule) -> dict[str, Any]:

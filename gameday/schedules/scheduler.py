@@ -39,6 +39,7 @@ from gameday.schedules import notify
 from gameday.schedules.schedule import Schedule, from_row
 from gameday.store import Store, utc_now
 from gameday.store.leases import alive, owner
+from gameday.store.rows import FreezeRow, ScheduleRunRow
 
 TICK_S = 1.0
 # How long the game days this process started get to roll back and record their end
@@ -54,7 +55,7 @@ def target_key(scenario: Any) -> str:
     return f"{scenario.target}/{scenario.workload.get('namespace', '')}"
 
 
-def set_freeze(store: Store, frozen: bool, reason: str | None, who: str) -> dict[str, Any] | None:
+def set_freeze(store: Store, frozen: bool, reason: str | None, who: str) -> FreezeRow | None:
     """Pull the safety lever (``gameday freeze``, the schedules page, ``POST
     /api/v1/freeze``): on, no game day starts and running ones stop with their
     rollbacks; off, they may start again. On the audit log; the freeze as it is now."""
@@ -93,7 +94,7 @@ def guardrail(store: Store, schedule: Schedule, scenario: Any, *, now: datetime,
     return None
 
 
-def reap(store: Store) -> list[dict[str, Any]]:
+def reap(store: Store) -> list[ScheduleRunRow]:
     """Scheduled runs whose game-day process is gone without saying how it ended."""
     crashed = []
     for run in store.schedule_runs(limit=1000, unfinished=True):
@@ -232,7 +233,7 @@ class Scheduler:
             self.children[run_id] = self.spawn(schedule, run_id, attach=attach)
         return run_id
 
-    def run_now(self, name: str, who: str) -> dict[str, Any]:
+    def run_now(self, name: str, who: str) -> ScheduleRunRow:
         """Start ``name``'s game day at once, with its guardrails (``gameday schedule
         run-now``, the schedules page's Run now): its scheduled run, ``skipped`` with
         the reason when a guardrail says no. Who asked is on the audit log."""
@@ -301,9 +302,9 @@ class ScheduledRun:
         its steady state was not there, the freeze), else an error."""
         from gameday.core.events import Kind
 
-        run = self.store.schedule_run(self.id)
-        injected = bool(run["incident_id"]) and any(
-            e.kind == Kind.FAULT_INJECTED for e in self.store.events(run["incident_id"]))
+        incident_id = self.store.schedule_run(self.id)["incident_id"]
+        injected = incident_id is not None and any(
+            e.kind == Kind.FAULT_INJECTED for e in self.store.events(incident_id))
         self.store.update_schedule_run(self.id, status="error" if injected else "skipped",
                                        reason=str(error)[:500], finished_at=utc_now())
         self._notify("finished" if injected else "skipped")

@@ -17,11 +17,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from gameday.core import clock
 from gameday.core.errors import GamedayError, StoreUnavailable
 from gameday.core.events import Kind
+from gameday.store.rows import ScheduleRunRow
 
 KINDS = frozenset(k.value for k in Kind)
 
@@ -93,10 +94,10 @@ class Event:
                 "kind": self.kind, "actor": self.actor, "data": self.data}
 
 
-def _schedule_run(row: Row) -> dict[str, Any]:
+def _schedule_run(row: Row) -> ScheduleRunRow:
     data = dict(row)
     data["summary"] = json.loads(data.pop("summary_json") or "null")
-    return data
+    return cast(ScheduleRunRow, data)
 
 
 class Row:

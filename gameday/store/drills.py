@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from gameday.core.errors import NotFound
 from gameday.store.base import (
@@ -11,6 +11,7 @@ from gameday.store.base import (
     _inserted_id,
     utc_now,
 )
+from gameday.store.rows import DrillRow
 
 
 class DrillStore(Database):
@@ -23,14 +24,15 @@ class DrillStore(Database):
                 " created_at) VALUES (?, ?, ?, ?, 'starting', ?) RETURNING id",
                 (scenario, game_master, difficulty, oncall, utc_now())))
 
-    def drill(self, drill_id: int) -> dict[str, Any]:
+    def drill(self, drill_id: int) -> DrillRow:
         row = self._db.execute("SELECT * FROM drills WHERE id = ?", (drill_id,)).fetchone()
         if row is None:
             raise NotFound(f"no drill {drill_id}")
-        return dict(row)
+        return cast(DrillRow, dict(row))
 
-    def drills(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._db.execute("SELECT * FROM drills ORDER BY id DESC")]
+    def drills(self) -> list[DrillRow]:
+        return [cast(DrillRow, dict(r))
+                for r in self._db.execute("SELECT * FROM drills ORDER BY id DESC")]
 
     def update_drill(self, drill_id: int, **fields: Any) -> None:
         assert set(fields) <= {"state", "incident_id", "run_dir"}, fields

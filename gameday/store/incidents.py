@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from gameday.core import clock
 from gameday.core.errors import AlreadyRecorded, GamedayError, NotFound
@@ -20,6 +20,7 @@ from gameday.store.base import (
     clock_ns,
     utc_now,
 )
+from gameday.store.rows import ActionRow, AlertInstanceRow, IncidentRow, LeaseRow
 
 
 class IncidentStore(Database):
@@ -40,14 +41,14 @@ class IncidentStore(Database):
                 (title, service, scenario, run_dir, now, now, kind, BOOT_ID, mono, epoch))
             return _inserted_id(cur)
 
-    def incident(self, incident_id: int) -> dict[str, Any]:
+    def incident(self, incident_id: int) -> IncidentRow:
         row = self._db.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
         if row is None:
             raise NotFound(f"no incident {incident_id}")
-        return dict(row)
+        return cast(IncidentRow, dict(row))
 
     def incidents(self, *, since: str | None = None, limit: int | None = None,
-                  kind: str | None = None) -> list[dict[str, Any]]:
+                  kind: str | None = None) -> list[IncidentRow]:
         """Oldest first; ``since`` (UTC ISO) and ``limit`` (the newest that many) page;
         ``kind``: only real incidents, game days or drills."""
         sql, args = "SELECT * FROM incidents WHERE 1 = 1", []
@@ -58,8 +59,8 @@ class IncidentStore(Database):
                                " 'incident' ELSE 'gameday' END) = ?"), [*args, kind]
         if limit:
             rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))
-            return [dict(r) for r in rows][::-1]
-        return [dict(r) for r in self._db.execute(sql + " ORDER BY id", args)]
+            return [cast(IncidentRow, dict(r)) for r in rows][::-1]
+        return [cast(IncidentRow, dict(r)) for r in self._db.execute(sql + " ORDER BY id", args)]
 
     def past_outages(self) -> tuple[set[str], set[str]]:
         """What the Wheel of Misfortune can replay: the scenarios game days ran, and the
@@ -154,14 +155,14 @@ class IncidentStore(Database):
                 (incident_id, key, title, owner, due, utc_now()))
 
     def actions(self, *, incident_id: int | None = None,
-                status: str | None = None) -> list[dict[str, Any]]:
+                status: str | None = None) -> list[ActionRow]:
         sql = "SELECT * FROM action_items WHERE 1=1"
         args: list[object] = []
         if incident_id is not None:
             sql, args = sql + " AND incident_id = ?", [*args, incident_id]
         if status:
             sql, args = sql + " AND status = ?", [*args, status]
-        return [dict(r) for r in self._db.execute(sql + " ORDER BY id", args)]
+        return [cast(ActionRow, dict(r)) for r in self._db.execute(sql + " ORDER BY id", args)]
 
     def close_action(self, action_id: int) -> None:
         with self._tx() as db:
@@ -185,9 +186,9 @@ class IncidentStore(Database):
             db.execute("UPDATE alert_instances SET incident_id = ? WHERE key = ?",
                        (incident_id, key))
 
-    def alert_instance(self, key: str) -> dict[str, Any] | None:
+    def alert_instance(self, key: str) -> AlertInstanceRow | None:
         row = self._db.execute("SELECT * FROM alert_instances WHERE key = ?", (key,)).fetchone()
-        return dict(row) if row else None
+        return cast(AlertInstanceRow, dict(row)) if row else None
 
     def open_incident_for_group(self, group_key: str) -> int | None:
         row = self._db.execute(  # few incidents are open; each is checked by the index
@@ -224,14 +225,15 @@ class IncidentStore(Database):
                              " state = 'running'", (state, incident_id))
             return cur.rowcount == 1
 
-    def running_leases(self) -> list[dict[str, Any]]:
-        return [{**dict(r), "undo": json.loads(r["undo_json"])} for r in self._db.execute(
+    def running_leases(self) -> list[LeaseRow]:
+        return [cast(LeaseRow, {**dict(r), "undo": json.loads(r["undo_json"])})
+                for r in self._db.execute(
             "SELECT * FROM leases WHERE state = 'running' ORDER BY incident_id")]
 
-    def open_alert_incidents(self, service: str) -> list[dict[str, Any]]:
+    def open_alert_incidents(self, service: str) -> list[IncidentRow]:
         """Real incidents (opened by an alert, not by a game day) still open for
         ``service``."""
-        return [dict(r) for r in self._db.execute(
+        return [cast(IncidentRow, dict(r)) for r in self._db.execute(
             "SELECT * FROM incidents WHERE COALESCE(kind, 'incident') = 'incident' AND"
             " scenario IS NULL AND service = ? AND state IN"
             " ('pending', 'declared', 'acknowledged', 'mitigated') ORDER BY id", (service,))]

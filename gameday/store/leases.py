@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.store import Store
+from gameday.store.rows import FreezeRow
 
 LEASE_EVERY_S = 1.0
 LEASE_TTL_S = 10.0
@@ -30,7 +31,7 @@ class Lease:
 
     def __init__(self, store: Store, incident_id: int, run_dir: Path, target: str,
                  experiment: dict[str, Any],
-                 on_freeze: Callable[[dict[str, Any]], None] | None = None):
+                 on_freeze: Callable[[FreezeRow], None] | None = None):
         self.store, self.incident_id, self.run_dir = store, incident_id, run_dir
         self.on_freeze = on_freeze
         self.undo: dict[str, Any] = {

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from gameday.core.errors import GamedayError
 from gameday.store.base import (
     Database,
     utc_now,
 )
+from gameday.store.rows import UserRow
 
 
 class PeopleStore(Database):
@@ -52,19 +53,20 @@ class PeopleStore(Database):
             db.execute("UPDATE users SET role = ? WHERE name = ?", (role, name))
             return str(row[0])
 
-    def user_by_token(self, token_sha256: str) -> dict[str, Any] | None:
+    def user_by_token(self, token_sha256: str) -> UserRow | None:
         row = self._db.execute("SELECT * FROM users WHERE token_sha256 = ? AND"
                                " revoked_at IS NULL", (token_sha256,)).fetchone()
-        return dict(row) if row else None
+        return cast(UserRow, dict(row)) if row else None
 
-    def user(self, name: str) -> dict[str, Any] | None:
+    def user(self, name: str) -> UserRow | None:
         """An active user by name (None if there is none, or they were revoked)."""
         row = self._db.execute("SELECT * FROM users WHERE name = ? AND revoked_at IS NULL",
                                (name,)).fetchone()
-        return dict(row) if row else None
+        return cast(UserRow, dict(row)) if row else None
 
-    def users(self) -> list[dict[str, Any]]:
-        return [{k: r[k] for k in r.keys() if k != "token_sha256"}  # noqa: SIM118
+    def users(self) -> list[UserRow]:
+        """Everyone, without their token's hash."""
+        return [cast(UserRow, {k: r[k] for k in r.keys() if k != "token_sha256"})  # noqa: SIM118
                 for r in self._db.execute("SELECT * FROM users ORDER BY name")]
 
     def has_users(self) -> bool:

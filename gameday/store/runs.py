@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from gameday.core.errors import NotFound
 from gameday.core.states import IncidentKind, RunStatus
 from gameday.store.base import (
     Database,
+    Row,
     _inserted_id,
     params_key,
     utc_now,
 )
+from gameday.store.rows import AuditRow, RunRow
 
 
 class RunStore(Database):
@@ -96,12 +98,12 @@ class RunStore(Database):
                        f" owner = ? AND status IN ('queued', 'running') AND id IN ({marks})",
                        (owner, *ids))
 
-    def stale_runs(self, ttl_s: float) -> list[dict[str, Any]]:
+    def stale_runs(self, ttl_s: float) -> list[RunRow]:
         """Unfinished runs whose heartbeat is older than ``ttl_s`` by the database's
         clock (PostgreSQL; none on SQLite)."""
         if not self.postgres:
             return []
-        return [dict(r) for r in self._db.execute(
+        return [cast(RunRow, dict(r)) for r in self._db.execute(
             "SELECT * FROM runbook_runs WHERE status IN ('queued', 'running') AND"
             f" heartbeat < {self._clock_sql} - ? ORDER BY id", (ttl_s,))]
 
@@ -128,11 +130,11 @@ class RunStore(Database):
                 (approver, owner, run_id, utc_now(), approver))
             return cur.rowcount == 1
 
-    def expire_approvals(self) -> list[dict[str, Any]]:
+    def expire_approvals(self) -> list[RunRow]:
         """End the runs whose approval time ran out; they can never be approved now."""
         now = utc_now()
         with self._tx() as db:
-            rows = [dict(r) for r in db.execute(
+            rows = [cast(RunRow, dict(r)) for r in db.execute(
                 "SELECT * FROM runbook_runs WHERE status = 'awaiting_approval'"
                 " AND approve_by <= ?", (now,))]
             for row in rows:
@@ -177,8 +179,8 @@ class RunStore(Database):
             db.execute("UPDATE runbook_runs SET late_status = ?, late_rc = ?, late_at = ?"
                        " WHERE id = ?", (status, rc, utc_now(), run_id))
 
-    def unfinished_runs(self) -> list[dict[str, Any]]:
-        return [{**dict(r), "params": json.loads(r["params_json"])} for r in self._db.execute(
+    def unfinished_runs(self) -> list[RunRow]:
+        return [_run(r) for r in self._db.execute(
             "SELECT * FROM runbook_runs WHERE status IN ('queued', 'running') ORDER BY id")]
 
     def update_run(self, run_id: int, **fields: Any) -> None:
@@ -188,25 +190,28 @@ class RunStore(Database):
         with self._tx() as db:
             db.execute(f"UPDATE runbook_runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
 
-    def run(self, run_id: int) -> dict[str, Any]:
+    def run(self, run_id: int) -> RunRow:
         row = self._db.execute("SELECT * FROM runbook_runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise NotFound(f"no runbook run {run_id}")
-        return {**dict(row), "params": json.loads(row["params_json"])}
+        return _run(row)
 
-    def runs(self, *, incident_id: int | None = None) -> list[dict[str, Any]]:
+    def runs(self, *, incident_id: int | None = None) -> list[RunRow]:
         sql = "SELECT * FROM runbook_runs"
         args: tuple[int, ...] = ()
         if incident_id is not None:
             sql, args = sql + " WHERE incident_id = ?", (incident_id,)
-        return [{**dict(r), "params": json.loads(r["params_json"])}
-                for r in self._db.execute(sql + " ORDER BY id", args)]
+        return [_run(r) for r in self._db.execute(sql + " ORDER BY id", args)]
 
     def audit(self, who: str, action: str, data: dict[str, Any]) -> None:
         with self._tx() as db:
             db.execute("INSERT INTO audit (at_utc, who, action, data_json) VALUES (?, ?, ?, ?)",
                        (utc_now(), who, action, json.dumps(data, sort_keys=True, default=str)))
 
-    def audit_log(self) -> list[dict[str, Any]]:
-        return [{**dict(r), "data": json.loads(r["data_json"])}
+    def audit_log(self) -> list[AuditRow]:
+        return [cast(AuditRow, {**dict(r), "data": json.loads(r["data_json"])})
                 for r in self._db.execute("SELECT * FROM audit ORDER BY id")]
+
+
+def _run(row: Row) -> RunRow:
+    return cast(RunRow, {**dict(row), "params": json.loads(row["params_json"])})

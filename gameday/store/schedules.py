@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from gameday.core.errors import GamedayError, NotFound
 from gameday.store.base import (
@@ -12,6 +12,7 @@ from gameday.store.base import (
     _schedule_run,
     utc_now,
 )
+from gameday.store.rows import FreezeRow, ScheduleRow, ScheduleRunRow
 
 
 class ScheduleStore(Database):
@@ -28,16 +29,16 @@ class ScheduleStore(Database):
             raise GamedayError(f"a schedule named {name!r} exists (gameday schedule "
                                f"remove {name}, or pick another name)") from None
 
-    def schedules(self) -> list[dict[str, Any]]:
-        return [{**dict(r), "spec": json.loads(r["spec_json"])}
+    def schedules(self) -> list[ScheduleRow]:
+        return [cast(ScheduleRow, {**dict(r), "spec": json.loads(r["spec_json"])})
                 for r in self._db.execute("SELECT * FROM schedules ORDER BY name")]
 
-    def schedule(self, name: str) -> dict[str, Any]:
+    def schedule(self, name: str) -> ScheduleRow:
         row = self._db.execute("SELECT * FROM schedules WHERE name = ?", (name,)).fetchone()
         if row is None:
             known = ", ".join(r["name"] for r in self.schedules()) or "none"
             raise NotFound(f"no schedule {name!r} (known: {known})")
-        return {**dict(row), "spec": json.loads(row["spec_json"])}
+        return cast(ScheduleRow, {**dict(row), "spec": json.loads(row["spec_json"])})
 
     def update_schedule(self, name: str, **fields: Any) -> None:
         assert set(fields) <= {"paused", "last_due"}, fields
@@ -82,7 +83,7 @@ class ScheduleStore(Database):
             db.execute(f"UPDATE schedule_runs SET {sets} WHERE id = ?",
                        (*fields.values(), run_id))
 
-    def schedule_run(self, run_id: int) -> dict[str, Any]:
+    def schedule_run(self, run_id: int) -> ScheduleRunRow:
         row = self._db.execute("SELECT * FROM schedule_runs WHERE id = ?",
                                (run_id,)).fetchone()
         if row is None:
@@ -90,7 +91,7 @@ class ScheduleStore(Database):
         return _schedule_run(row)
 
     def schedule_runs(self, name: str | None = None, *, limit: int = 20,
-                      unfinished: bool = False) -> list[dict[str, Any]]:
+                      unfinished: bool = False) -> list[ScheduleRunRow]:
         """Newest first."""
         sql, args = "SELECT * FROM schedule_runs WHERE 1=1", []
         if name is not None:
@@ -107,7 +108,7 @@ class ScheduleStore(Database):
                        " reason = excluded.reason, who = excluded.who, at = excluded.at",
                        (int(frozen), reason, who, utc_now()))
 
-    def freeze(self) -> dict[str, Any] | None:
+    def freeze(self) -> FreezeRow | None:
         """The safety lever, when it is on: who pulled it, when and why."""
         row = self._db.execute("SELECT * FROM \"freeze\" WHERE id = 1 AND frozen = 1").fetchone()
-        return dict(row) if row else None
+        return cast(FreezeRow, dict(row)) if row else None

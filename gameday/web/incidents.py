@@ -18,6 +18,7 @@ from gameday.core.errors import NotFound, ValidationError
 from gameday.core.events import Kind
 from gameday.core.states import RunStatus
 from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, KINDS, Incident, kind_of_row
+from gameday.store.rows import IncidentRow
 from gameday.web.context import caller, page, shared
 
 # The moments a reader scans for first stand out (as the terminal colours them);
@@ -44,11 +45,12 @@ def tone(event: dict[str, Any]) -> str:
 REVIEW_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def review_file(incident: dict[str, Any]) -> Path | None:
+def review_file(incident: IncidentRow | dict[str, Any]) -> Path | None:
     """The review a game day wrote into its run directory, if there is one."""
-    if not incident.get("run_dir"):
+    run_dir = incident.get("run_dir")
+    if not run_dir:
         return None
-    path = Path(incident["run_dir"]) / "review.html"
+    path = Path(run_dir) / "review.html"
     return path if path.is_file() else None
 
 

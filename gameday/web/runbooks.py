@@ -29,6 +29,7 @@ from gameday.report.freshness import runbook_freshness
 from gameday.runbooks.runbook import Runbook, find, validate_params
 from gameday.runs.pool import Dispatcher
 from gameday.store import Store
+from gameday.store.rows import RunRow
 from gameday.web.context import (
     caller,
     check_csrf,
@@ -165,11 +166,11 @@ def output_lines(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return lines
 
 
-def ending(run: dict[str, Any]) -> dict[str, Any]:
+def ending(run: RunRow) -> dict[str, Any]:
     return {"status": run["status"], "rc": run["rc"]}
 
 
-def finished(run: dict[str, Any], dispatcher: Dispatcher) -> bool:
+def finished(run: RunRow, dispatcher: Dispatcher) -> bool:
     stream = dispatcher.streams.get(run["id"])
     return run["status"] not in RUN_UNFINISHED and (stream is None or stream.done.is_set())
 

@@ -21,6 +21,7 @@ from gameday.core import clock
 from gameday.core.errors import GamedayError, ValidationError
 from gameday.schedules.schedule import from_row
 from gameday.schedules.scheduler import Scheduler, set_freeze
+from gameday.store.rows import ScheduleRow
 from gameday.web.context import (
     allowed,
     caller,
@@ -36,7 +37,7 @@ from gameday.web.context import (
 HISTORY = 10
 
 
-def _described(store: Any, row: dict[str, Any]) -> dict[str, Any]:
+def _described(store: Any, row: ScheduleRow) -> dict[str, Any]:
     schedule = from_row(row)
     following = schedule.next_moment(clock.now())
     return {"name": schedule.name, "scenario": schedule.scenario, "when": schedule.when,

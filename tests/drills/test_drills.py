@@ -143,7 +143,7 @@ def test_scorecards_explain_every_deduction(drill_scenario):
     cara = cards["cara"]
     assert cara.measures["first_update_internal"] == 15.0
     missed = [d for d in cara.deductions if d.metric == "inject:exec-asks-eta"]
-    assert missed and "never came" in missed[0].why and missed[0].points == 10
+    assert missed and "never came" in missed[0].reason and missed[0].points == 10
     for card in cards.values():
         assert card.score == 100 - sum(d.points for d in card.deductions)
 
@@ -233,7 +233,7 @@ def test_declaring_mitigation_before_the_slis_recover_is_a_finding(drill_scenari
              ev("mitigated", 40)]
     ana = next(c for c in scorecards(sc, early) if c.person == "ana")
     called = [d for d in ana.deductions if d.metric == "mitigation_call"]
-    assert called and called[0].points == 10 and "10 s before" in called[0].why
+    assert called and called[0].points == 10 and "10 s before" in called[0].reason
     assert ana.measures["declared_mitigated_after_measured"] == -10.0
     late = [*base, ev("mitigated", 40), ev("incident.mitigation_declared", 43, "ana")]
     ana = next(c for c in scorecards(sc, late) if c.person == "ana")

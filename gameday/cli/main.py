@@ -8,7 +8,6 @@ commands, so ``gameday --help`` stays fast.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import click
 from gameday import __version__
 from gameday.cli.common import State, emit, pass_state
 from gameday.core.errors import GamedayError, ValidationError
-from gameday.core.states import DrillState
 
 
 class GamedayGroup(click.Group):
@@ -110,56 +108,31 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
         check_junit_path(junit)  # a report that cannot be written: exit 2, nothing injected
     if preflight:
         sys.exit(_preflight(state, sc, as_json))
-    from gameday.game.recovery import recover
-    from gameday.game.run import conclude, run_gameday
+    from gameday.drills.master import DrillRun
+    from gameday.game.session import Occasion, Outcome, play
     from gameday.game.ui import Progress
-    from gameday.game.verdict import INTERRUPTED_EXIT, judge, write_junit
     from gameday.schedules.scheduler import ScheduledRun
 
     ui = Progress(quiet=as_json)
-    scheduled = ScheduledRun(state.store, schedule_run) if schedule_run else None
-    if scheduled:
+    occasion: Occasion | None = None
+    if schedule_run:
+        occasion = scheduled = ScheduledRun(state.store, schedule_run)
         scheduled.say = ui.say
-    on_open: Callable[[int, Path], None] | None = scheduled.opened if scheduled else None
-    if drill_id:
-        from gameday.drills.master import as_drill
+    elif drill_id:
+        occasion = DrillRun(state.store, drill_id)
 
-        sc, on_open = as_drill(state.store, sc, drill_id)
-    recover(state.store, say=ui.say)  # game days that crashed before this one
-    try:
-        result = run_gameday(sc, state.store, say=ui.say, on_event=ui.event,
-                             alerting=alerting, root=state.settings.runs_dir,
-                             on_open=on_open, kind="drill" if drill_id else "gameday")
-    except GamedayError as exc:
-        if scheduled:
-            scheduled.failed(exc)
-        if drill_id:
-            state.store.update_drill(drill_id, state=DrillState.FAILED)
-        raise
-    finally:
-        if drill_id:
-            from gameday.drills.master import drill_over
-
-            drill_over(state.store, drill_id)
-    with interrupts.shielded():
-        summary = ui.finish(result, conclude(result, state.store))
-        signal_code = interrupts.exit_code()
-        if result.interrupted and signal_code is None:
-            signal_code = INTERRUPTED_EXIT  # the freeze, or chaoslib saw the signal first
-        verdict = judge(summary, sc, state.store.events(result.incident_id),
-                        min_score=min_score, signal_code=signal_code)
-        summary["verdict"] = verdict.as_dict()
-        if junit:
-            write_junit(junit, verdict, suite=sc.name, summary=summary)
-        if scheduled:
-            scheduled.finished(summary, verdict.status)
+    def present(done: Outcome) -> None:
+        verdict = done.verdict
         if as_json:
-            emit(summary)
+            emit(done.summary)
         elif verdict.exit_code:
             failed = [c.name for c in verdict.checks if not c.passed]
             click.echo(f"verdict: {verdict.status} ({', '.join(failed)})")
-    if verdict.exit_code:
-        sys.exit(verdict.exit_code)
+
+    done = play(sc, state.store, ui, runs_dir=state.settings.runs_dir, alerting=alerting,
+                occasion=occasion, junit=junit, min_score=min_score, present=present)
+    if done.verdict.exit_code:
+        sys.exit(done.verdict.exit_code)
 
 
 def _preflight(state: State, sc: Any, as_json: bool) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -64,31 +63,42 @@ def spin(pool: Path, *, seed: int | None = None,
     return path, wheel.choice(list(sc.team.oncall))
 
 
-def as_drill(store: Store, sc: Scenario, drill_id: int
-             ) -> tuple[Scenario, Callable[[int, Path], None]]:
-    """Drill ``drill_id``'s scenario, as its game-day process runs it (people respond;
-    the Wheel of Misfortune's pick is the one paged), and what records the drill's start
-    once its incident and run directory exist."""
-    row = store.drill(drill_id)
-    drilled = replace(sc, response=replace(sc.response, mode="drill"))
-    if row["oncall"]:
-        drilled = replace(drilled, team=replace(sc.team, oncall=(row["oncall"],)))
+class DrillRun:
+    """The game-day process's side of drill ``drill_id`` (``gameday run --drill ID``, an
+    occasion of ``game.session.play``): people respond, the Wheel of Misfortune's pick is
+    the one paged, the drill's start goes on the record once its incident exists, and
+    the drill ends with its game day."""
 
-    def opened(incident_id: int, run_dir: Path) -> None:
-        store.update_drill(drill_id, incident_id=incident_id, run_dir=str(run_dir),
-                           state=DrillState.RUNNING)
-        Incident(store, incident_id).record(events.drill_started(
-            drill_id, row["game_master"], row["difficulty"], row["oncall"]),
+    kind = "drill"
+
+    def __init__(self, store: Store, drill_id: int) -> None:
+        self.store, self.id = store, drill_id
+        self.row = store.drill(drill_id)
+
+    def scenario(self, sc: Scenario) -> Scenario:
+        drilled = replace(sc, response=replace(sc.response, mode="drill"))
+        if self.row["oncall"]:
+            drilled = replace(drilled, team=replace(sc.team, oncall=(self.row["oncall"],)))
+        return drilled
+
+    def opened(self, incident_id: int, run_dir: Path) -> None:
+        row = self.row
+        self.store.update_drill(self.id, incident_id=incident_id, run_dir=str(run_dir),
+                                state=DrillState.RUNNING)
+        Incident(self.store, incident_id).record(events.drill_started(
+            self.id, row["game_master"], row["difficulty"], row["oncall"]),
             row["game_master"])
 
-    return drilled, opened
+    def failed(self, error: Exception) -> None:
+        self.store.update_drill(self.id, state=DrillState.FAILED)
 
+    def finished(self, summary: dict[str, Any], status: str) -> None:
+        return None  # the debrief reads the timeline
 
-def drill_over(store: Store, drill_id: int) -> None:
-    """Its game-day process ends: a drill still running is ended (a failed one says so
-    already)."""
-    if store.drill(drill_id)["state"] == DrillState.RUNNING:
-        store.update_drill(drill_id, state=DrillState.ENDED)
+    def over(self) -> None:
+        """A drill still running is ended (a failed one says so already)."""
+        if self.store.drill(self.id)["state"] == DrillState.RUNNING:
+            self.store.update_drill(self.id, state=DrillState.ENDED)
 
 
 def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master: str,

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gameday.core import clock
 from gameday.core.detached import spawn_gameday
@@ -40,6 +40,9 @@ from gameday.schedules.schedule import Schedule, from_row
 from gameday.store import Store, utc_now
 from gameday.store.leases import alive, owner
 from gameday.store.rows import FreezeRow, ScheduleRunRow
+
+if TYPE_CHECKING:
+    from gameday.scenarios.scenario import Scenario
 
 TICK_S = 1.0
 # How long the game days this process started get to roll back and record their end
@@ -274,6 +277,8 @@ class ScheduledRun:
     notifications, so the history is right even if the scheduler that started it is
     gone."""
 
+    kind = "gameday"  # an occasion of ``game.session.play``
+
     def __init__(self, store: Store, run_id: int):
         from gameday.schedules.schedule import from_row
 
@@ -281,6 +286,12 @@ class ScheduledRun:
         self.row = store.schedule_run(run_id)
         self.schedule = from_row(store.schedule(self.row["schedule"]))
         self.say: Say = lambda text: None
+
+    def scenario(self, sc: Scenario) -> Scenario:  # as the schedule names it
+        return sc
+
+    def over(self) -> None:
+        return None  # ``failed`` or ``finished`` said how
 
     def _notify(self, event: str) -> None:
         notify.send(self.schedule, notify.summary(self.schedule, self.store.schedule_run(self.id),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 
 import click
@@ -48,19 +47,12 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     """Receive Alertmanager webhooks and serve one-click runbook pages."""
     import uvicorn
 
+    from gameday.people.auth import Auth
     from gameday.web.app import create_app
 
-    if len(token) < 16:
-        raise click.BadParameter("use at least 16 characters", param_hint="--token")
-    if trusted_user_header and not trusted_proxies:
-        raise click.BadParameter("name the proxies it is trusted from (--trusted-proxy)",
-                                 param_hint="--trusted-user-header")
-    for proxy in trusted_proxies:
-        try:
-            ipaddress.ip_network(proxy, strict=False)
-        except ValueError:
-            raise click.BadParameter(f"{proxy!r} is not an address or network",
-                                     param_hint="--trusted-proxy") from None
+    # its identity settings, checked before anything runs (create_app checks them too)
+    Auth(token, user_header=trusted_user_header, trusted_proxies=trusted_proxies)
+
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -80,8 +72,8 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
         from gameday.schedules.scheduler import Scheduler
 
         schedules = Scheduler(state.store, state.settings, say=click.echo,
-                              env={"GAMEDAY_URL": os.environ.get("GAMEDAY_URL")
-                                   or f"http://{host}:{port}"})
+                              env={"GAMEDAY_URL": state.settings.url
+                                   if state.settings.url_given else f"http://{host}:{port}"})
     app = create_app(token=token, store=state.store, scheduler=schedules,
                      data_dir=(data_dir or state.settings.serve_dir).resolve(),
                      max_concurrent=max_concurrent, env=env, coalesce_window=coalesce_window,

@@ -75,7 +75,7 @@ SETTINGS = (
             "the state directory the defaults above live in"),
     Setting("url", None, "GAMEDAY_URL", "serve", "url", DEFAULT_URL,
             "where people reach `gameday serve`: drill join links (notifications link to "
-            "the review only when `GAMEDAY_URL` is set)"),
+            "the review only when it is set)"),
     Setting("name", None, None, "project", "name", "the project directory's name",
             "the project's name"),
 )
@@ -108,6 +108,7 @@ class Settings:
     sandbox_dir: Path                # the sandbox of ``gameday sandbox ...``
     name: str
     url: str = DEFAULT_URL           # where people reach ``gameday serve``
+    url_given: bool = False          # ``url`` was set (environment or file), not the default
 
     @property
     def runbook_dirs(self) -> tuple[Path, ...]:
@@ -176,7 +177,8 @@ class Settings:
                 db_value = str((base / db_value).resolve())
         else:
             db_value = str(state / "gameday.db")
-        url, url_where = given("url") or (DEFAULT_URL, "[serve] url")
+        url_found = given("url")
+        url, url_where = url_found or (DEFAULT_URL, "[serve] url")
         name = given("name")
         return cls(
             root=root, project_file=project_file, db=db_value, state_dir=state,
@@ -184,7 +186,8 @@ class Settings:
             runbooks_dir=pick("runbooks_dir", root / "runbooks"),
             alerting_dir=pick("alerting_dir", root / "alerting"),
             sandbox_dir=pick("sandbox_dir", state / "sandbox"),
-            name=name[0] if name else root.name, url=_url(url, url_where))
+            name=name[0] if name else root.name, url=_url(url, url_where),
+            url_given=url_found is not None)
 
 
 def _url(value: str, field: str) -> str:

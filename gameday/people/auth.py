@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gameday.core import clock
+from gameday.core.errors import ValidationError
 from gameday.core.policy import may
 from gameday.store.rows import UserRow
 
@@ -73,18 +74,35 @@ def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class BadSetting(ValidationError, ValueError):
+    """An identity setting of ``gameday serve`` that cannot work: refused before it
+    listens (exit 2), naming the option."""
+
+
+def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise BadSetting(f"{value!r} is not an address or network",
+                         field="--trusted-proxy") from None
+
+
 class Auth:
+    """Who is asking (``identify``), from the one set of rules every view and replica
+    uses; its settings are checked here, once (``gameday serve`` and ``create_app``)."""
+
     def __init__(self, token: str, store: Store | None = None, *,
                  user_header: str | None = None, trusted_proxies: Iterable[str] = ()):
         if len(token) < 16:
-            raise ValueError("the token must be at least 16 characters")
+            raise BadSetting("use at least 16 characters", field="--token")
         self._token = token.encode()
         self._key = hashlib.sha256(b"gameday-session|" + self._token).digest()
         self.store = store
         self.user_header = user_header.lower() if user_header else None
-        self.proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        self.proxies = tuple(_network(p) for p in trusted_proxies)
         if self.user_header and not self.proxies:
-            raise ValueError("a trusted user header needs the proxies it is trusted from")
+            raise BadSetting("name the proxies it is trusted from (--trusted-proxy)",
+                             field="--trusted-user-header")
 
     def _trusted(self, client: str | None) -> bool:
         try:

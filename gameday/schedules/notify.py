@@ -9,9 +9,9 @@ and never stops a game day. Links to the review point at ``GAMEDAY_URL`` (where
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from gameday.core.settings import current
 from gameday.schedules.schedule import Schedule
 from gameday.store.rows import ScheduleRunRow
 
@@ -23,7 +23,8 @@ def summary(schedule: Schedule, run: ScheduleRunRow, event: str) -> dict[str, An
     """What a notification says: ``event`` is started, finished or skipped."""
     result = run.get("summary") or {}
     metrics = result.get("metrics") or {}
-    base = os.environ.get("GAMEDAY_URL", "").rstrip("/")
+    given = current()
+    base = given.url if given.url_given else ""
     review = None
     if run.get("incident_id") and base:
         review = f"{base}/incidents/{run['incident_id']}/review"

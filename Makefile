@@ -34,6 +34,7 @@ gameday: setup
 test: setup
 	./scripts/system-deps
 	./scripts/build-controlplane
+	./scripts/build-teamstack
 	$(VENV)/bin/ruff check gameday tests bench
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy

@@ -9,7 +9,10 @@ An activity is a ``python`` provider's ``module:function``. Its declaration says
   export --kubernetes`` derives a CronJob's least-privilege Role (an activity with no
   rules that is not declared ``local`` is refused there rather than granted ``*``);
 - ``factor`` and ``action``: the contributing factor a review lists when a game day
-  injects it, and the action item that follows (systems and processes, never people).
+  injects it, and the action item that follows (systems and processes, never people);
+- ``touches``: which of its arguments name a part of a team's own system, and the
+  ``[safety]`` list that must admit it (``{"proxy": "proxies"}``): ``gameday validate``
+  and ``gameday run`` refuse an experiment that reaches outside the allowlist.
 
 gameday's own activities declare themselves with ``@fault`` beside their code
 (``gameday.activities.sandbox``, ``gameday.activities.kubernetes``);
@@ -23,14 +26,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
 F = TypeVar("F", bound=Callable[..., object])
 
 BUILTIN = ("gameday.activities.toolkit", "gameday.activities.sandbox",
-           "gameday.activities.kubernetes")
+           "gameday.activities.kubernetes", "gameday.activities.toxiproxy")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class Fault:
     factor: str | None = None             # the review's contributing factor
     action: str | None = None             # and its action item
     probe: bool = False                   # reads, never changes anything
+    touches: tuple[tuple[str, str], ...] = ()  # (argument, [safety] list) it reaches
+    defaults: tuple[tuple[str, object], ...] = ()  # those arguments' defaults
 
     @property
     def module(self) -> str:
@@ -84,22 +90,30 @@ def _key(module: str, function: str, rollback: Iterable[str]) -> tuple[str, tupl
 
 def declare(module: str, function: str, *, rollback: Iterable[str] = (),
             rbac: Iterable[Rule] = (), local: bool = False, factor: str | None = None,
-            action: str | None = None, probe: bool = False) -> Fault:
+            action: str | None = None, probe: bool = False,
+            touches: Mapping[str, str] | None = None,
+            defaults: Mapping[str, object] | None = None) -> Fault:
     """Declare an activity of a module you cannot decorate (a third party's)."""
     key, undo = _key(module, function, rollback)
-    declared = Fault(key, undo, tuple(rbac), local, factor, action, probe)
+    declared = Fault(key, undo, tuple(rbac), local, factor, action, probe,
+                     tuple((touches or {}).items()), tuple((defaults or {}).items()))
     _REGISTRY[key] = declared
     return declared
 
 
 def fault(*, rollback: Iterable[str] = (), rbac: Iterable[Rule] = (), local: bool = False,
           factor: str | None = None, action: str | None = None,
-          probe: bool = False) -> Callable[[F], F]:
+          probe: bool = False, touches: Mapping[str, str] | None = None) -> Callable[[F], F]:
     """Declare the decorated function (an action, a rollback or a probe); the function
     itself is unchanged, so Chaos Toolkit calls it as it is."""
     def register(func: F) -> F:
+        parameters = inspect.signature(func).parameters
+        defaults = {name: parameters[name].default for name in touches or {}
+                    if name in parameters
+                    and parameters[name].default is not inspect.Parameter.empty}
         declare(func.__module__, func.__name__, rollback=rollback, rbac=rbac, local=local,
-                factor=factor, action=action, probe=probe)
+                factor=factor, action=action, probe=probe, touches=touches,
+                defaults=defaults)
         return func
     return register
 
@@ -149,3 +163,29 @@ def not_undone(experiment: dict[str, object]) -> list[tuple[int, str, Fault]]:
             name = activity.get("name") if isinstance(activity, dict) else None
             missing.append((index, str(name or key), declared))
     return missing
+
+
+def reaches(experiment: dict[str, object]) -> list[tuple[str, str, object]]:
+    """What ``experiment``'s activities touch of a team's own system: (where in the
+    experiment, the ``[safety]`` list, the value), from their ``touches`` declarations."""
+    found = []
+    hypothesis = experiment.get("steady-state-hypothesis")
+    probes = hypothesis.get("probes") if isinstance(hypothesis, dict) else None
+    for section, activities in (("steady-state-hypothesis.probes", probes),
+                                ("method", experiment.get("method")),
+                                ("rollbacks", experiment.get("rollbacks"))):
+        for index, activity in enumerate(activities if isinstance(activities, list) else []):
+            key = _python_key(activity)
+            declared = lookup(key) if key else None
+            if not declared or not declared.touches:
+                continue
+            provider = activity["provider"] if isinstance(activity, dict) else {}
+            arguments = provider.get("arguments") if isinstance(provider, dict) else None
+            given = arguments if isinstance(arguments, dict) else {}
+            defaults = dict(declared.defaults)
+            for argument, kind in declared.touches:
+                if argument in given or argument in defaults:
+                    value = given.get(argument, defaults.get(argument))
+                    found.append((f"{section}[{index}].provider.arguments.{argument}",
+                                  kind, value))
+    return found

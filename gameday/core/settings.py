@@ -95,6 +95,27 @@ KNOWN: dict[str, set[str]] = {}
 for _setting in SETTINGS:
     KNOWN.setdefault(_setting.section, set()).add(_setting.key)
 
+# ``[safety]``: what game days may touch of a system gameday does not own, lists of
+# strings (docs/own-service.md). Without the table, nothing outside gameday's own
+# worlds (the sandbox, its clusters) is touched.
+SAFETY_KEYS = {
+    "urls": "URL prefixes a target's entry points and the APIs faults call may start with",
+    "toxiproxy": "Toxiproxy APIs (http://HOST:PORT) faults may call",
+    "proxies": "Toxiproxy proxies faults may put toxics on",
+    "hosts": "inventory hosts runbooks and process faults may act on",
+}
+
+
+@dataclass(frozen=True)
+class Safety:
+    """The project's allowlist (``[safety]`` in ``gameday.toml``)."""
+
+    declared: bool = False
+    urls: tuple[str, ...] = ()
+    toxiproxy: tuple[str, ...] = ()
+    proxies: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -109,6 +130,7 @@ class Settings:
     name: str
     url: str = DEFAULT_URL           # where people reach ``gameday serve``
     url_given: bool = False          # ``url`` was set (environment or file), not the default
+    safety: Safety = Safety()        # the allowlist of what game days may touch
 
     @property
     def runbook_dirs(self) -> tuple[Path, ...]:
@@ -187,7 +209,13 @@ class Settings:
             alerting_dir=pick("alerting_dir", root / "alerting"),
             sandbox_dir=pick("sandbox_dir", state / "sandbox"),
             name=name[0] if name else root.name, url=_url(url, url_where),
-            url_given=url_found is not None)
+            url_given=url_found is not None, safety=_safety(conf.get("safety")))
+
+
+def _safety(table: dict[str, list[str]] | None) -> Safety:
+    if table is None:
+        return Safety()
+    return Safety(True, **{key: tuple(table.get(key) or ()) for key in SAFETY_KEYS})
 
 
 def _url(value: str, field: str) -> str:
@@ -245,11 +273,14 @@ def read_project(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"not valid TOML: {exc}", file=str(path)) from None
     for section, value in data.items():
-        if section not in KNOWN:
-            raise ValidationError(f"unknown section (expected {', '.join(KNOWN)})",
+        if section not in KNOWN and section != "safety":
+            raise ValidationError(f"unknown section (expected {', '.join(KNOWN)}, safety)",
                                   file=str(path), field=section)
         if not isinstance(value, dict):
             raise ValidationError("must be a table", file=str(path), field=section)
+        if section == "safety":
+            _check_safety(value, path)
+            continue
         for key, item in value.items():
             if key not in KNOWN[section]:
                 raise ValidationError(
@@ -259,6 +290,17 @@ def read_project(path: Path) -> dict[str, Any]:
                 raise ValidationError("must be a non-empty string", file=str(path),
                                       field=f"{section}.{key}")
     return data
+
+
+def _check_safety(table: dict[str, Any], path: Path) -> None:
+    for key, items in table.items():
+        if key not in SAFETY_KEYS:
+            raise ValidationError(f"unknown key (expected {', '.join(SAFETY_KEYS)})",
+                                  file=str(path), field=f"safety.{key}")
+        if not isinstance(items, list) or not all(
+                isinstance(i, str) and i.strip() and i == i.strip() for i in items):
+            raise ValidationError("must be a list of non-empty strings", file=str(path),
+                                  field=f"safety.{key}")
 
 
 POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.activities import faults
+from gameday.core import safety
 from gameday.core.errors import ValidationError
 from gameday.game import interrupts
 
@@ -53,6 +54,8 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
             f"it: add one of {', '.join(k.replace(':', '.') for k in fault.rollback)} to "
             "rollbacks, so the fault cannot outlive the game day",
             file=str(path), field=f"method[{index}]")
+    for where, kind, value in faults.reaches(experiment):
+        safety.allowed(kind, str(value), field=where, file=str(path))
     return experiment
 
 

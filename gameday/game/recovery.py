@@ -92,14 +92,9 @@ def _rollbacks(run_dir: Path, undo: dict[str, Any], incident: Incident) -> None:
 
 
 def _stop_target(run_dir: Path, target: str) -> None:
-    if target == "sandbox":
-        from gameday.targets.sandbox import stop_sandbox
+    from gameday.targets.base import TARGETS
 
-        stop_sandbox(run_dir / "sandbox")
-    else:
-        from gameday.targets import cluster
-
-        cluster.down(target)
+    TARGETS[target].release(run_dir, target)
 
 
 def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:

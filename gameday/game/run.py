@@ -33,7 +33,7 @@ from gameday.slis import samples
 from gameday.store import Event, Store, utc_now
 from gameday.store.leases import Lease
 from gameday.store.rows import FreezeRow
-from gameday.targets.base import Sampler, Target, Watch, make_target
+from gameday.targets.base import TARGETS, Sampler, Target, Watch, make_target
 
 Say = Callable[[str], None]
 
@@ -155,6 +155,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     alerting = alerting or sc.alerting
     if alerting == "prometheus" and sc.target != "sandbox":
         raise GamedayError("--alerting prometheus works with the sandbox target only")
+    TARGETS[sc.target].check(sc)  # what it touches of a team's own system: the allowlist
     experiment = chaos.load_experiment(sc.experiment)  # validated before anything starts
     if sc.response.mode == "drill" and sc.drill:  # second faults roll back with the rest
         experiment = chaos.with_drill_faults(experiment, sc.drill, str(sc.path))
@@ -345,6 +346,7 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
     incident: the freeze, the target up, its SLIs inside the objective, and the
     experiment's steady-state hypothesis. The scenario, experiment and runbook were
     validated by loading them (a ValidationError ends it before this)."""
+    TARGETS[sc.target].check(sc)
     experiment = chaos.load_experiment(sc.experiment)
     checks = [Preflight("validation", True, f"{sc.path.name}, {Path(sc.experiment).name}")]
     frozen = store.freeze()

@@ -17,7 +17,7 @@ from gameday.game import chaos
 from gameday.runbooks.routing import route
 from gameday.runbooks.runbook import load_runbook
 from gameday.scenarios.scenario import load_scenario
-from gameday.targets.base import target_labels
+from gameday.targets.base import TARGETS, target_labels
 
 
 def validate_paths(paths: Iterable[Path]) -> Iterator[str]:
@@ -37,6 +37,7 @@ def validate_file(file: Path) -> str:
         chaos.load_experiment(file)
         return f"ok  experiment {file}"
     sc = load_scenario(file)
+    TARGETS[sc.target].check(sc)  # a team's own system: only what the allowlist admits
     experiment = chaos.load_experiment(sc.experiment)
     if sc.drill:
         chaos.with_drill_faults(experiment, sc.drill, str(file))

@@ -16,9 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     Field,
+    StringConstraints,
     ValidationInfo,
     field_validator,
 )
@@ -53,7 +56,8 @@ from gameday.core.spec import parse_duration as parse_duration  # part of this m
 from gameday.runbooks.routing import runbook_in_link
 from gameday.scenarios.drill import DrillSpec
 
-TARGETS = ("sandbox", "kind", "kwok")
+TARGETS = ("sandbox", "kind", "kwok", "service")
+CLUSTERS = ("kind", "kwok")  # the targets that name a Kubernetes workload
 MODES = ("auto", "drill", "none")
 ALERTING = ("builtin", "prometheus")
 
@@ -128,6 +132,7 @@ class Scenario:
     timeouts: Timeouts
     targets: dict[str, dict[str, float]] = field(default_factory=dict)
     customer_facing: str = ""  # what customers call the service, in customer updates
+    traffic_url: str | None = None  # a service target's entry point
     drill: DrillSpec | None = None  # injects and hints, for training drills
 
     def target_for(self, severity: str) -> dict[str, float]:
@@ -150,12 +155,28 @@ class TeamSpec(Spec):
     responders: People = Field(default=[], description="Subject-matter responders.")
 
 
+def _http_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok or any(c.isspace() for c in value) or len(value) > 500:
+        raise invalid("http_url", "must be an http(s) URL with a host, like "
+                                  "http://127.0.0.1:9898/")
+    return value
+
+
 class TrafficSpec(Spec):
     """The synthetic traffic the SLIs are measured on."""
 
     rate: Annotated[float, Between(1, 500)] = Field(
         default=40, description="Requests per second.")
     timeout: RunTime = Field(default=3.0, description="A request slower than this fails.")
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+(/\S*)?$"),
+                   AfterValidator(_http_url)] | None = Field(default=None, description=(
+        "Where the requests go: a service target's entry point (required there; gameday's "
+        "own targets know theirs). It must be on the project's allowlist ([safety] urls)."))
 
 
 class SloSpec(Spec):
@@ -239,8 +260,9 @@ class ScenarioSpec(Spec):
     title: Line = Field(description="One line saying what happens.")
     description: Text = Field(default="", description="What happens and what is expected.")
     target: Annotated[str, OneOf(TARGETS)] = Field(
-        default="sandbox", description="Where it runs: the embedded sandbox, or a kind or "
-                                       "kwok cluster.")
+        default="sandbox", description="Where it runs: the embedded sandbox, a kind or "
+                                       "kwok cluster, or a team's own service (its entry "
+                                       "point is traffic.url).")
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec, description=(
         "The Kubernetes workload; namespace and deployment are required unless the "
         "target is the sandbox."))
@@ -271,12 +293,24 @@ class ScenarioSpec(Spec):
         + "; ".join(f"{sev} " + ", ".join(f"{k} {human_span(v)}" for k, v in keys.items())
                     for sev, keys in DEFAULT_TARGETS.items()) + "."))
 
+    @field_validator("traffic")
+    @classmethod
+    def _service_needs_url(cls, traffic: TrafficSpec, info: ValidationInfo) -> TrafficSpec:
+        target = info.data.get("target")
+        if target == "service" and traffic.url is None:
+            raise invalid("required_for_target", "url is required when the target is "
+                                                 "service")
+        if target not in (None, "service") and traffic.url is not None:
+            raise invalid("not_for_target", "url is for a service target; {target} knows "
+                                            "its own entry point", target=target)
+        return traffic
+
     @field_validator("workload")
     @classmethod
     def _cluster_needs_workload(cls, workload: WorkloadSpec,
                                 info: ValidationInfo) -> WorkloadSpec:
         target = info.data.get("target")
-        if target not in (None, "sandbox"):
+        if target in CLUSTERS:
             for key in ("namespace", "deployment"):
                 if getattr(workload, key) is None:
                     raise invalid("required_for_target", "is required when the target is {target}",
@@ -287,11 +321,16 @@ class ScenarioSpec(Spec):
 def scenario_schema() -> dict[str, Any]:
     """The JSON Schema of scenario files."""
     schema = json_schema(ScenarioSpec, "gameday scenario")
-    # The one rule between fields: a cluster target names its workload.
-    schema["if"] = {"properties": {"target": {"not": {"const": "sandbox"}}},
-                    "required": ["target"]}
-    schema["then"] = {"required": ["workload"], "properties": {
-        "workload": {"required": ["namespace", "deployment"]}}}
+    # The rules between fields: a cluster target names its workload, a service target
+    # its entry point.
+    schema["allOf"] = [
+        {"if": {"properties": {"target": {"enum": list(CLUSTERS)}}, "required": ["target"]},
+         "then": {"required": ["workload"], "properties": {
+             "workload": {"required": ["namespace", "deployment"]}}}},
+        {"if": {"properties": {"target": {"const": "service"}}, "required": ["target"]},
+         "then": {"required": ["traffic"], "properties": {"traffic": {"required": ["url"]}}},
+         "else": {"properties": {"traffic": {"not": {"required": ["url"]}}}}},
+    ]
     return schema
 
 
@@ -331,6 +370,7 @@ def _freeze(path: Path, spec: ScenarioSpec, experiment: Path) -> Scenario:
                   ic_rotation=tuple(t.ic_rotation), scribe=t.scribe, comms=t.comms,
                   responders=tuple(t.responders)),
         traffic_rate=spec.traffic.rate, traffic_timeout_s=spec.traffic.timeout,
+        traffic_url=spec.traffic.url,
         slo=Slo(success_ratio=spec.slo.success_ratio, latency_p99_ms=spec.slo.latency_p99_ms,
                 window_s=spec.slo.window),
         alert=Alert(name=a.name, for_s=a.for_, labels=dict(a.labels),

@@ -16,6 +16,7 @@ from gameday.core.events import Entry
 from gameday.scenarios.scenario import Scenario
 from gameday.slis.samples import SliSource
 from gameday.slis.traffic import Traffic
+from gameday.targets.service import ServiceTarget
 
 if TYPE_CHECKING:
     from gameday.targets.cluster import Cluster
@@ -65,6 +66,16 @@ class Target(Protocol):
     def down(self) -> None:
         """Take the world down (or let go of it)."""
 
+    @staticmethod
+    def release(run_dir: Path, name: str) -> None:
+        """What ``gameday recover`` takes down after a crashed game day (the world named
+        ``name``, whose run directory is ``run_dir``), once its faults are rolled back."""
+
+    @staticmethod
+    def check(sc: Scenario) -> None:
+        """Refuse what the scenario would touch outside the project's allowlist
+        (``gameday validate``, and ``gameday run`` before anything starts)."""
+
 
 class SandboxTarget:
     name = "sandbox"
@@ -110,6 +121,16 @@ class SandboxTarget:
         from gameday.targets.sandbox import stop_sandbox
 
         stop_sandbox(self.dir)
+
+    @staticmethod
+    def release(run_dir: Path, name: str) -> None:
+        from gameday.targets.sandbox import stop_sandbox
+
+        stop_sandbox(run_dir / "sandbox")
+
+    @staticmethod
+    def check(sc: Scenario) -> None:
+        return None  # gameday's own world
 
 
 KIND_ENTRYPOINT = "http://127.0.0.1:30080/"  # the frontend's NodePort, see kind-config.yaml
@@ -180,11 +201,21 @@ class KubeTarget:
 
         cluster.down(self.sc.target)
 
+    @staticmethod
+    def release(run_dir: Path, name: str) -> None:
+        from gameday.targets import cluster
+
+        cluster.down(name)
+
+    @staticmethod
+    def check(sc: Scenario) -> None:
+        return None  # a cluster gameday makes itself
+
 
 def target_labels(sc: Scenario) -> dict[str, str]:
     """The labels a target adds to its alerts, as a real one would: a cluster's
     kubeconfig context (known before the cluster exists, so ``validate`` checks them)."""
-    if sc.target == "sandbox":
+    if sc.target not in ("kind", "kwok"):
         return {}
     from gameday.targets.cluster import existing
 
@@ -193,8 +224,19 @@ def target_labels(sc: Scenario) -> dict[str, str]:
 
 # The targets a scenario's ``target`` names (``scenarios.scenario.TARGETS`` lists them
 # for validation): each a class taking the scenario and the run directory.
-TARGETS: dict[str, Callable[[Scenario, Path], Target]] = {
-    "sandbox": SandboxTarget, "kind": KubeTarget, "kwok": KubeTarget}
+class TargetKind(Protocol):
+    """A target's class: made per game day, released by ``gameday recover``."""
+
+    def __call__(self, sc: Scenario, run_dir: Path) -> Target: ...
+
+    def release(self, run_dir: Path, name: str) -> None: ...
+
+    def check(self, sc: Scenario) -> None: ...
+
+
+TARGETS: dict[str, TargetKind] = {
+    "sandbox": SandboxTarget, "kind": KubeTarget, "kwok": KubeTarget,
+    "service": ServiceTarget}
 
 
 def make_target(sc: Scenario, run_dir: Path) -> Target:

@@ -67,7 +67,7 @@ def test_scenario_schema_structure():
     assert document["additionalProperties"] is False
     assert {"name", "title", "experiment", "service", "team", "slo", "alert"} <= \
         set(document["required"])
-    assert props["target"]["enum"] == ["sandbox", "kind", "kwok"]
+    assert props["target"]["enum"] == ["sandbox", "kind", "kwok", "service"]
     team = document["$defs"]["TeamSpec"]
     assert team["properties"]["model"]["enum"] == ["centralized", "distributed", "hybrid"]
     targets = props["targets"]
@@ -96,6 +96,9 @@ def test_every_shipped_scenario_matches_the_schema():
     lambda r: r["slo"].update(window=0),
     lambda r: r["alert"].update({"for": "soon"}),
     lambda r: r.update(target="kind"),  # and no workload
+    lambda r: r.update(target="service"),  # and no entry point (traffic.url)
+    lambda r: r["traffic"].update(url="http://127.0.0.1:9898/"),  # not a service target
+    lambda r: r.update(target="service", traffic={"url": "ftp://x/"}),
     lambda r: r["alert"].update(labels={"bad-label": "x"}),
 ])
 def test_schema_and_loader_refuse_the_same_files(tmp_path, change):

@@ -158,3 +158,23 @@ def test_every_key_gameday_toml_accepts_is_a_declared_setting(tmp_path):
     with pytest.raises(ValidationError) as refused:
         Settings.load(cwd=tmp_path, environ={})
     assert refused.value.field == "paths.scratch"
+
+
+def test_the_allowlist_is_read_as_declared_and_refused_when_malformed(tmp_path):
+    """``[safety]``: the lists the configuration page names, each a list of strings."""
+    from gameday.core.settings import SAFETY_KEYS, Settings
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    assert all(f"- `{key}`: {text}" in page for key, text in SAFETY_KEYS.items())
+    (tmp_path / "gameday.toml").write_text(
+        '[safety]\nurls = ["http://127.0.0.1:9898/"]\nproxies = ["podinfo"]\n')
+    safety = Settings.load(cwd=tmp_path, environ={}).safety
+    assert safety.declared and safety.urls == ("http://127.0.0.1:9898/",)
+    assert safety.proxies == ("podinfo",) and safety.hosts == ()
+    for text, field in (('[safety]\nurls = "http://x/"\n', "safety.urls"),
+                        ('[safety]\nurls = [""]\n', "safety.urls"),
+                        ('[safety]\nports = ["1"]\n', "safety.ports")):
+        (tmp_path / "gameday.toml").write_text(text)
+        with pytest.raises(ValidationError) as refused:
+            Settings.load(cwd=tmp_path, environ={})
+        assert refused.value.field == field

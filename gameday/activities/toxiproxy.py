@@ -1,0 +1,95 @@
+"""Network faults through Toxiproxy (a team's own proxy on its service's dependency path).
+
+Use them from an experiment with a ``python`` provider, module
+``gameday.activities.toxiproxy``: ``add_toxic`` puts a toxic (``latency``, ``timeout``,
+``reset_peer``, ``bandwidth``, ``slow_close``, ``limit_data``, ``slicer``) on a proxy
+through Toxiproxy's HTTP API, ``remove_toxic`` takes it away again (and is a rollback that
+does not fail when a runbook got there first). Only proxies on the project's allowlist
+are touched (``[safety]`` in ``gameday.toml``: ``toxiproxy`` API addresses and
+``proxies``), checked before the request is made.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from gameday.activities.faults import fault
+
+__all__ = ["add_toxic", "remove_toxic", "toxics"]
+
+TYPES = ("latency", "timeout", "reset_peer", "bandwidth", "slow_close", "limit_data",
+         "slicer")
+TIMEOUT_S = 10.0
+
+
+GONE = object()  # what a DELETE of a toxic that is not there answers
+
+
+def _call(api: str, method: str, path: str, body: dict[str, Any] | None = None,
+          proxy: str | None = None) -> Any:
+    from chaoslib.exceptions import ActivityFailed
+
+    from gameday.core import safety
+    from gameday.core.errors import ValidationError
+
+    try:  # once more, as it acts: nothing outside the allowlist
+        safety.allowed("toxiproxy", api, field="api")
+        if proxy is not None:
+            safety.allowed("proxies", proxy, field="proxy")
+    except ValidationError as exc:
+        raise ActivityFailed(str(exc)) from None
+    api = api.rstrip("/")
+    request = urllib.request.Request(api + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:
+            raw = answer.read()
+    except urllib.error.HTTPError as exc:
+        if method == "DELETE" and exc.code == 404:
+            return GONE
+        raise ActivityFailed(f"toxiproxy {method} {path}: {exc.code} "
+                             f"{exc.read()[:200].decode(errors='replace')}") from None
+    except OSError as exc:
+        raise ActivityFailed(f"toxiproxy at {api} unreachable: {exc}") from None
+    return json.loads(raw) if raw else None
+
+
+TOUCHES = {"api": "toxiproxy", "proxy": "proxies"}
+
+
+@fault(local=True, rollback=("remove_toxic",), touches=TOUCHES,
+       factor="A dependency on the request path has no timeout budget or fallback: when it "
+              "slows down or drops connections, every request waits on it.",
+       action="Give the dependency call a timeout below the latency objective and a "
+              "fallback")
+def add_toxic(proxy: str, type: str, attributes: dict[str, Any] | None = None,
+              name: str | None = None, stream: str = "downstream", toxicity: float = 1.0,
+              api: str = "http://127.0.0.1:8474") -> dict[str, Any]:
+    """Add toxic ``name`` (default ``gameday-TYPE``) of ``type`` to ``proxy``."""
+    from chaoslib.exceptions import ActivityFailed
+
+    if type not in TYPES:
+        raise ActivityFailed(f"unknown toxic type {type!r} (known: {', '.join(TYPES)})")
+    body = {"name": name or f"gameday-{type}", "type": type, "stream": stream,
+            "toxicity": toxicity, "attributes": dict(attributes or {})}
+    return dict(_call(api, "POST", f"/proxies/{proxy}/toxics", body, proxy=proxy))
+
+
+@fault(local=True, touches=TOUCHES)
+def remove_toxic(proxy: str, name: str | None = None, type: str | None = None,
+                 api: str = "http://127.0.0.1:8474") -> dict[str, Any]:
+    """Remove toxic ``name`` (or ``gameday-TYPE``) from ``proxy``; one already gone is
+    not an error."""
+    toxic = name or f"gameday-{type}"
+    answer = _call(api, "DELETE", f"/proxies/{proxy}/toxics/{toxic}", proxy=proxy)
+    return {"proxy": proxy, "toxic": toxic, "removed": answer is not GONE}
+
+
+@fault(local=True, probe=True, touches=TOUCHES)
+def toxics(proxy: str, api: str = "http://127.0.0.1:8474") -> list[dict[str, Any]]:
+    """The toxics on ``proxy`` now."""
+    return list(_call(api, "GET", f"/proxies/{proxy}/toxics", proxy=proxy) or [])

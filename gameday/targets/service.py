@@ -1,0 +1,88 @@
+"""A team's own service: a system gameday does not own.
+
+gameday never starts, stops or reconfigures it. The target only checks that its entry
+point answers, sends the scenario's synthetic traffic there (the SLIs), and lets the
+scenario's faults (Toxiproxy on its dependency path, ...) and runbooks act on it, within
+the project's allowlist (``[safety]`` in ``gameday.toml``), checked before anything is
+injected. Going down, and ``gameday recover`` after a crash, leave it running: only the
+faults are rolled back.
+"""
+
+from __future__ import annotations
+
+import http.client
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from gameday.core import safety
+from gameday.core.errors import GamedayError
+from gameday.scenarios.scenario import Scenario
+from gameday.slis.traffic import Traffic
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gameday.core.events import Entry
+    from gameday.slis.samples import SliSource
+
+REACHABLE_TIMEOUT_S = 5.0
+
+
+class ServiceTarget:
+    name = "service"
+
+    def __init__(self, sc: Scenario, run_dir: Path):
+        if sc.traffic_url is None:  # the scenario's validation requires it
+            raise GamedayError("a service target needs traffic.url")
+        self.sc, self.url = sc, sc.traffic_url
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    def check(sc: Scenario) -> None:
+        """Its entry point must be on the allowlist."""
+        safety.allowed("urls", sc.traffic_url or "", field="traffic.url", file=str(sc.path))
+
+    def up(self) -> dict[str, Any]:
+        """Nothing is started: the entry point must answer."""
+        self.check(self.sc)
+        parts = urlsplit(self.url)
+        connection = (http.client.HTTPSConnection if parts.scheme == "https"
+                      else http.client.HTTPConnection)
+        conn = connection(parts.hostname or "", parts.port, timeout=REACHABLE_TIMEOUT_S)
+        try:
+            conn.request("GET", parts.path or "/")
+            status = conn.getresponse().status
+        except (OSError, http.client.HTTPException) as exc:
+            raise GamedayError(f"the service's entry point {self.url} does not answer: "
+                               f"{exc}") from None
+        finally:
+            conn.close()
+        return {"entrypoint": self.url, "status": status}
+
+    def sampler(self, samples_path: Path) -> SliSource:
+        return Traffic(self.url, self.sc.traffic_rate, self.sc.traffic_timeout_s,
+                       samples_path)
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def labels(self) -> dict[str, str]:
+        return {}
+
+    def watch(self, run_dir: Path, record: Callable[[Entry], object]) -> None:
+        return None  # what the service says about itself is in its own logs
+
+    def down(self) -> None:
+        return None  # a team's own service keeps running
+
+    @staticmethod
+    def release(run_dir: Path, name: str) -> None:
+        return None  # after a crash too: only the faults are rolled back

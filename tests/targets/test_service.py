@@ -1,0 +1,186 @@
+"""Game days against a team's own service: podinfo behind Toxiproxy, started by the test
+as a team runs them; gameday gets only their addresses and the project's allowlist."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from serving import eventually
+from teamstack import PROXY, TeamStack, needs_build
+
+from gameday.store import Store
+
+pytestmark = [pytest.mark.slow, needs_build]
+GAMEDAY = [sys.executable, "-m", "gameday"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    started = TeamStack(tmp_path_factory.mktemp("teamstack")).start()
+    yield started
+    started.stop()
+
+
+def experiment(stack: TeamStack, *, proxy: str = PROXY, rollback: bool = True) -> dict:
+    def toxic(func: str, **arguments: object) -> dict:
+        return {"type": "python", "module": "gameday.activities.toxiproxy", "func": func,
+                "arguments": {"api": stack.api, "proxy": proxy, **arguments}}
+
+    doc = {"version": "1.0.0", "title": "podinfo answers 400 ms late",
+           "description": "A latency toxic on the proxy in front of podinfo.",
+           "method": [{"type": "action", "name": "slow-podinfo",
+                       "provider": toxic("add_toxic", type="latency",
+                                         attributes={"latency": 400})}]}
+    if rollback:
+        doc["rollbacks"] = [{"type": "action", "name": "podinfo-fast-again",
+                             "provider": toxic("remove_toxic", type="latency")}]
+    return doc
+
+
+RUNBOOK = [{
+    "name": "Remove a Toxiproxy toxic", "hosts": "localhost", "connection": "local",
+    "gather_facts": False,
+    "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}",
+             "gameday_runbook": {
+                 "summary": "Take the latency toxic off the proxy in front of the service.",
+                 "alerts": ["PodinfoSlow"], "auto": True, "destructive": False,
+                 "parameters": {
+                     "proxy": {"type": "string", "required": True, "label": "proxy",
+                               "pattern": "^[a-z][a-z0-9-]{0,30}$"},
+                     "toxiproxy": {"type": "string", "required": True,
+                                   "pattern": "^http://127[.]0[.]0[.]1:[0-9]+$"}}}},
+    "tasks": [{"name": "Delete the toxic", "ansible.builtin.uri": {
+        "url": "{{ toxiproxy }}/proxies/{{ proxy }}/toxics/gameday-latency",
+        "method": "DELETE", "status_code": [204, 404]}}]}]
+
+
+def write_project(root: Path, stack: TeamStack, *, safety: str | None = None,
+                  url: str | None = None, doc: dict | None = None) -> Path:
+    """A project for podinfo: the allowlist, the experiment, the runbook, the scenario."""
+    for d in ("experiments", "runbooks", "scenarios"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    if safety is None:
+        safety = textwrap.dedent(f"""\
+            [safety]
+            urls = ["{stack.entrypoint}"]
+            toxiproxy = ["{stack.api}"]
+            proxies = ["{PROXY}"]
+            """)
+    (root / "gameday.toml").write_text('[project]\nname = "podinfo-team"\n\n' + safety)
+    (root / "experiments" / "podinfo-slow.yaml").write_text(
+        yaml.safe_dump(doc or experiment(stack), sort_keys=False))
+    (root / "runbooks" / "remove-toxic.yml").write_text(yaml.safe_dump(RUNBOOK,
+                                                                       sort_keys=False))
+    scenario = {
+        "name": "podinfo-slow", "title": "podinfo answers 400 ms late",
+        "target": "service", "experiment": "../experiments/podinfo-slow.yaml",
+        "service": "podinfo",
+        "team": {"name": "podinfo-team", "model": "hybrid", "oncall": ["ana"],
+                 "ic_rotation": ["chidi"]},
+        "traffic": {"url": url or stack.entrypoint, "rate": 20, "timeout": "3s"},
+        "slo": {"success_ratio": 0.99, "latency_p99_ms": 300, "window": "2s"},
+        "alert": {"name": "PodinfoSlow", "for": "500ms",
+                  "labels": {"service": "podinfo", "proxy": PROXY},
+                  "annotations": {"summary": "podinfo p99 latency is over 300 ms",
+                                  "runbook_url": "http://127.0.0.1:8080/runbooks/"
+                                                 f"remove-toxic?toxiproxy={stack.api}"}},
+        "response": {"mode": "auto"}, "recovery_window": "2s",
+        "timeouts": {"steady": "15s", "detect": "15s", "mitigate": "20s",
+                     "recover": "20s"},
+        "targets": {"SEV-2": {"ack": "5s", "engage_ic": "5s", "first_comms": "5s",
+                              "mitigate": "15s", "update_every": "10s"},
+                    "SEV-3": {"ack": "10s", "mitigate": "30s"}}}
+    path = root / "scenarios" / "podinfo-slow.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    return path
+
+
+def gameday(root: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAMEDAY_")}
+    return subprocess.run([*GAMEDAY, *args], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_a_game_day_on_a_teams_own_service_is_contained_by_its_runbook(tmp_path, stack):
+    scenario = write_project(tmp_path, stack)
+    checked = gameday(tmp_path, "validate", str(scenario))
+    assert checked.returncode == 0, checked.stderr
+    done = gameday(tmp_path, "run", str(scenario), "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["status"] == "resolved" and result["verdict"]["status"] == "passed"
+    assert result["metrics"]["runbook"] == "remove-toxic"
+    assert result["metrics"]["runbook_status"] == "successful"
+    assert result["metrics"]["contained_by"] == "runbook remove-toxic"
+    assert stack.toxics() == []          # contained by the runbook, then rolled back
+    assert stack.unchanged()             # gameday started, stopped and reconfigured nothing
+    store = Store(tmp_path / ".gameday" / "gameday.db")
+    events = store.events(result["incident_id"])
+    ready = next(e for e in events if e.kind == "target.ready")
+    assert ready.data["target"] == "service" and ready.data["entrypoint"] == stack.entrypoint
+    injected = next(e for e in events if e.kind == "fault.injected")
+    assert injected.data["provider"]["func"] == "add_toxic"
+
+
+@pytest.mark.parametrize("change,field", [
+    ("proxy", "method[0].provider.arguments.proxy"),
+    ("api", "method[0].provider.arguments.api"),
+    ("url", "traffic.url"),
+    ("no-safety", "traffic.url"),
+])
+def test_what_the_allowlist_does_not_name_is_refused_before_anything_runs(
+        tmp_path, stack, change, field):
+    doc = experiment(stack, proxy="payments-db") if change == "proxy" else None
+    if change == "api":
+        doc = experiment(stack)
+        doc["method"][0]["provider"]["arguments"]["api"] = "http://127.0.0.1:1"
+    url = "http://127.0.0.1:1/" if change == "url" else None
+    safety = "" if change == "no-safety" else None
+    scenario = write_project(tmp_path, stack, safety=safety, url=url, doc=doc)
+    for command in (["validate", str(scenario)], ["run", str(scenario), "--json"]):
+        refused = gameday(tmp_path, *command)
+        assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
+        assert field in refused.stderr and "Traceback" not in refused.stderr
+        assert ("allowlist" in refused.stderr), refused.stderr
+    assert stack.toxics() == [] and stack.unchanged()
+
+
+def test_a_fault_without_its_rollback_is_refused(tmp_path, stack):
+    scenario = write_project(tmp_path, stack, doc=experiment(stack, rollback=False))
+    refused = gameday(tmp_path, "run", str(scenario), "--json")
+    assert refused.returncode == 2 and "method[0]" in refused.stderr
+    assert "gameday.activities.toxiproxy.remove_toxic" in refused.stderr
+    assert stack.toxics() == []
+
+
+def test_a_crashed_game_day_leaves_no_toxic_after_recover(tmp_path, stack):
+    """SIGKILL mid-fault: nothing rolls back until ``gameday recover``, which does, and
+    leaves the team's service running as it was."""
+    scenario = write_project(tmp_path, stack)
+    raw = yaml.safe_load(scenario.read_text())
+    raw["response"] = {"mode": "none"}          # nobody contains it: the fault stays
+    raw["timeouts"]["mitigate"] = "60s"
+    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAMEDAY_")}
+    run = subprocess.Popen([*GAMEDAY, "run", str(scenario)], cwd=tmp_path, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    try:
+        eventually(lambda: stack.toxics(), 60, "the latency toxic")
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
+    assert [t["name"] for t in stack.toxics()] == ["gameday-latency"]
+    store = Store(tmp_path / ".gameday" / "gameday.db")
+    eventually(lambda: store.running_leases(), 5, "the crashed game day's lease")
+    recovered = gameday(tmp_path, "recover")
+    assert recovered.returncode == 0, recovered.stderr
+    assert stack.toxics() == [] and stack.unchanged()

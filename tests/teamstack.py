@@ -2,10 +2,11 @@
 
 ``scripts/build-teamstack`` builds podinfo (a Go web service) and Toxiproxy from their
 Go modules into ``.gameday/teamstack/bin``; where it has not run, ``needs_build`` skips.
-``TeamStack`` starts them on loopback as a team would run them: podinfo, and Toxiproxy
-with a proxy (``podinfo``) in front of it, which is the service's entry point. gameday
-gets only their addresses. ``unchanged`` says whether every process still runs with the
-configuration it was started with.
+``TeamStack`` starts them on loopback as a team would run them: a frontend podinfo whose
+``/echo`` calls a backend podinfo through a Toxiproxy proxy (``podinfo-backend``), its
+dependency path; ``monitor`` adds Debian's Prometheus scraping the frontend, with the
+team's own rules, and Alertmanager. gameday gets only their addresses. ``unchanged``
+says whether every process still runs with the configuration it was started with.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 from serving import eventually
 
 from gameday.targets.sandbox.supervisor import free_port
@@ -27,7 +29,7 @@ BIN = Path(os.environ.get("GAMEDAY_TEAMSTACK_BIN") or ROOT / ".gameday" / "teams
 BUILT = all((BIN / b).exists() for b in ("podinfo", "toxiproxy-server"))
 needs_build = pytest.mark.skipif(not BUILT, reason="podinfo and Toxiproxy not built "
                                                    "(scripts/build-teamstack)")
-PROXY = "podinfo"
+PROXY = "podinfo-backend"
 
 
 def _get(url: str) -> object:
@@ -50,9 +52,13 @@ class TeamStack:
     logs: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     argv: dict[str, list[str]] = field(default_factory=dict)
-    podinfo_port: int = 0
+    podinfo_port: int = 0       # the backend
+    frontend_port: int = 0
+    metrics_port: int = 0       # the frontend's /metrics
     api_port: int = 0
-    entry_port: int = 0
+    proxy_port: int = 0
+    prometheus_port: int = 0
+    alertmanager_port: int = 0
 
     @property
     def api(self) -> str:
@@ -60,7 +66,15 @@ class TeamStack:
 
     @property
     def entrypoint(self) -> str:
-        return f"http://127.0.0.1:{self.entry_port}/"
+        return f"http://127.0.0.1:{self.frontend_port}/echo"
+
+    @property
+    def prometheus(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def alertmanager(self) -> str:
+        return f"http://127.0.0.1:{self.alertmanager_port}"
 
     def _start(self, name: str, argv: list[str]) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -69,22 +83,59 @@ class TeamStack:
                                                 stdin=subprocess.DEVNULL)
         self.argv[name] = argv
 
+    def _podinfo(self, name: str, port: int, metrics: int, *more: str) -> None:
+        self._start(name, [str(BIN / "podinfo"), "--host", "127.0.0.1", "--port", str(port),
+                           "--port-metrics", str(metrics), "--level", "warn", *more])
+        eventually(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 30,
+                   f"{name} to answer")
+
     def start(self) -> TeamStack:
-        self.podinfo_port, self.api_port, self.entry_port = free_port(), free_port(), free_port()
-        self._start("podinfo", [str(BIN / "podinfo"), "--host", "127.0.0.1",
-                                "--port", str(self.podinfo_port),
-                                "--port-metrics", str(free_port()), "--level", "warn"])
+        self.podinfo_port, self.api_port, self.proxy_port = free_port(), free_port(), free_port()
+        self.frontend_port, self.metrics_port = free_port(), free_port()
+        self._podinfo("backend", self.podinfo_port, free_port())
         self._start("toxiproxy", [str(BIN / "toxiproxy-server"), "-host", "127.0.0.1",
                                   "-port", str(self.api_port)])
-        eventually(lambda: _answers(f"http://127.0.0.1:{self.podinfo_port}/healthz"), 30,
-                   "podinfo to answer")
         eventually(lambda: _answers(f"{self.api}/version"), 30, "Toxiproxy to answer")
-        body = json.dumps({"name": PROXY, "listen": f"127.0.0.1:{self.entry_port}",
+        body = json.dumps({"name": PROXY, "listen": f"127.0.0.1:{self.proxy_port}",
                            "upstream": f"127.0.0.1:{self.podinfo_port}"}).encode()
         urllib.request.urlopen(urllib.request.Request(
             f"{self.api}/proxies", data=body, method="POST",
             headers={"Content-Type": "application/json"}), timeout=5).close()
-        eventually(lambda: _answers(self.entrypoint), 30, "podinfo through the proxy")
+        self._podinfo("frontend", self.frontend_port, self.metrics_port, "--backend-url",
+                      f"http://127.0.0.1:{self.proxy_port}/echo")
+        eventually(lambda: _answers(self.entrypoint), 30, "the frontend's /echo")
+        return self
+
+    def monitor(self, directory: Path, rules: str) -> TeamStack:
+        """Prometheus scraping the frontend every second with the team's ``rules`` (a
+        rules file's YAML), and Alertmanager receiving its alerts."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.prometheus_port, self.alertmanager_port = free_port(), free_port()
+        (directory / "team.rules.yml").write_text(rules)
+        (directory / "prometheus.yml").write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
+                       "scrape_timeout": "900ms"},
+            "rule_files": [str(directory / "team.rules.yml")],
+            "alerting": {"alertmanagers": [{"static_configs": [
+                {"targets": [f"127.0.0.1:{self.alertmanager_port}"]}]}]},
+            "scrape_configs": [{"job_name": "podinfo", "static_configs": [
+                {"targets": [f"127.0.0.1:{self.metrics_port}"]}]}]}))
+        (directory / "alertmanager.yml").write_text(yaml.safe_dump({
+            "route": {"receiver": "team", "group_wait": "0s", "group_interval": "1s",
+                      "repeat_interval": "1h"},
+            "receivers": [{"name": "team"}]}))
+        self._start("alertmanager", [
+            "prometheus-alertmanager", f"--config.file={directory / 'alertmanager.yml'}",
+            f"--storage.path={directory / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{self.alertmanager_port}",
+            "--cluster.listen-address="])
+        self._start("prometheus", [
+            "prometheus", f"--config.file={directory / 'prometheus.yml'}",
+            f"--storage.tsdb.path={directory / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{self.prometheus_port}"])
+        eventually(lambda: _answers(f"{self.prometheus}/-/ready"), 30, "Prometheus ready")
+        eventually(lambda: _answers(f"{self.alertmanager}/-/ready"), 30,
+                   "Alertmanager ready")
         return self
 
     def toxics(self) -> list[dict[str, object]]:

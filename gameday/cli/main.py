@@ -74,9 +74,10 @@ def main() -> None:
 @cli.command()
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
-@click.option("--alerting", type=click.Choice(["builtin", "prometheus"]),
+@click.option("--alerting", type=click.Choice(["builtin", "prometheus", "alertmanager"]),
               help="Where the alert comes from [default: the scenario's `alerting`, builtin]: "
-                   "the SLO burn detector, or real Prometheus and Alertmanager.")
+                   "the SLO burn detector, gameday's own Prometheus and Alertmanager (the "
+                   "sandbox), or the team's Alertmanager (a service target).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the verdict as JUnit XML, one test case per check, for CI.")
 @click.option("--min-score", type=click.IntRange(0, 100),

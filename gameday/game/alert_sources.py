@@ -9,10 +9,14 @@ A scenario names one with ``alerting:``; docs/extending.md says how to add anoth
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gameday.core import events
 from gameday.core.errors import GamedayError
@@ -108,10 +112,85 @@ class Prometheus:
             self.receiver.stop()
 
 
+class Alertmanager:
+    """The team's own Alertmanager says when *their* alert fired: gameday asks its API
+    (v2) for the scenario's alert (its name and labels as matchers) every
+    ``POLL_S``, and the first time it is active after the fault went in, that is when
+    the alert fired (TTD is measured to it). Its labels and annotations, the team's
+    ``runbook_url`` among them, route the runbook. If it never fires, detection is
+    missed: the game day's main finding."""
+
+    detector_alerts = False
+    POLL_S = 0.25
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.seen: set[str] = set()
+
+    def start(self, run_dir: Path, target: Target, incident: Incident, response: Response,
+              detector: Detector) -> None:
+        sc = response.sc
+        url = sc.alertmanager or ""
+        matchers = {"alertname": sc.alert.name, **sc.alert.labels}
+        active(url, matchers)  # reachable, before the steady state is waited for
+
+        def watch() -> None:
+            while not self._stop.wait(self.POLL_S):
+                try:
+                    found = active(url, matchers)
+                except GamedayError:
+                    continue  # one failed poll; the next may answer
+                for alert in found:
+                    self._heard(alert, incident, response, detector)
+
+        self._thread = threading.Thread(target=watch, name="alertmanager", daemon=True)
+        self._thread.start()
+
+    def _heard(self, alert: dict[str, Any], incident: Incident, response: Response,
+               detector: Detector) -> None:
+        fingerprint = str(alert.get("fingerprint") or "")
+        if fingerprint in self.seen:
+            return
+        labels = {str(k): str(v) for k, v in (alert.get("labels") or {}).items()}
+        annotations = {str(k): str(v) for k, v in (alert.get("annotations") or {}).items()}
+        name = labels.get("alertname", "")
+        if detector.state.armed_ns is None:
+            return  # before the fault went in: not this game day's detection
+        self.seen.add(fingerprint)
+        if response.fired.is_set():  # another instance, after the first
+            incident.record(events.alert_received(name, labels), "alertmanager")
+            return
+        incident.record(events.alert_fired(
+            name, labels, annotations,
+            sli=(detector.current() or detector.traffic.sli(1.0)).as_dict(),
+            starts_at=str(alert.get("startsAt") or ""), fingerprint=fingerprint),
+            "alertmanager")
+        response.external_alert(name, labels, annotations)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def active(alertmanager: str, matchers: dict[str, str]) -> list[dict[str, Any]]:
+    """The alerts Alertmanager holds active (not silenced or inhibited) that match."""
+    query = [("active", "true"), ("silenced", "false"), ("inhibited", "false"),
+             *(("filter", f'{k}="{v}"') for k, v in matchers.items())]
+    url = alertmanager.rstrip("/") + "/api/v2/alerts?" + urllib.parse.urlencode(query)
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            found = json.loads(answer.read())
+    except (OSError, ValueError) as exc:
+        raise GamedayError(f"Alertmanager at {alertmanager} unreachable: {exc}") from None
+    return [a for a in found if isinstance(a, dict)] if isinstance(found, list) else []
+
+
 # ``alerting:`` in a scenario (``scenarios.scenario.ALERTING`` lists the names for
 # validation): each a class made once per game day.
 ALERT_SOURCES: dict[str, Callable[[], AlertSource]] = {
-    "builtin": Builtin, "prometheus": Prometheus}
+    "builtin": Builtin, "prometheus": Prometheus, "alertmanager": Alertmanager}
 
 
 def alert_source(name: str) -> AlertSource:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.core import clock, events, settings
-from gameday.core.errors import Frozen, GamedayError, NotFound, SandboxError
+from gameday.core.errors import Frozen, GamedayError, NotFound, SandboxError, ValidationError
 from gameday.core.states import IncidentState
 from gameday.game import chaos, interrupts
 from gameday.game.alert_sources import AlertSource, alert_source
@@ -112,10 +112,10 @@ class GameHooks:
             self.response.run()
 
 
-def wait_steady(detector: Detector, sc: Scenario, rate: float) -> None:
-    """Until the window holds enough samples (half of what ``rate`` fills it with) and
-    the SLIs are inside the objective."""
-    needed = max(5, int(rate * sc.slo.window_s * 0.5))
+def wait_steady(detector: Detector, sc: Scenario, source: samples.SliSource) -> None:
+    """Until the window holds enough samples (as many as ``source`` says a window needs)
+    and the SLIs are inside the objective."""
+    needed = source.needed(sc.slo.window_s)
     deadline = time.monotonic() + sc.timeouts.steady
     while time.monotonic() < deadline:
         sli = detector.current()
@@ -155,6 +155,9 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     alerting = alerting or sc.alerting
     if alerting == "prometheus" and sc.target != "sandbox":
         raise GamedayError("--alerting prometheus works with the sandbox target only")
+    if alerting == "alertmanager" and sc.alertmanager is None:
+        raise ValidationError("--alerting alertmanager needs the scenario's alertmanager "
+                              "(a service target's)", file=str(sc.path), field="alertmanager")
     TARGETS[sc.target].check(sc)  # what it touches of a team's own system: the allowlist
     experiment = chaos.load_experiment(sc.experiment)  # validated before anything starts
     if sc.response.mode == "drill" and sc.drill:  # second faults roll back with the rest
@@ -242,7 +245,7 @@ class _Game:
         name, labels, annotations = response.alert
         response.alert = (name, {**labels, **target.labels()}, annotations)
         self.source.start(run_dir, target, incident, response, detector)
-        wait_steady(detector, sc, generator.rate)
+        wait_steady(detector, sc, generator)
         steady = detector.current()
         incident.record(events.steady_state_reached(steady.as_dict() if steady else None),
                         "gameday")
@@ -371,7 +374,7 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
                             report=lambda entry, at_ns, at_utc: None, emit_alerts=False)
         detector.start()
         try:
-            wait_steady(detector, sc, generator.rate)
+            wait_steady(detector, sc, generator)
             sli = detector.current()
             checks.append(Preflight("SLIs inside the objective", True,
                                     describe_impact(sli.as_dict() if sli else None)))

@@ -24,6 +24,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic import ValidationError as PydanticError
 
@@ -59,7 +60,8 @@ from gameday.scenarios.drill import DrillSpec
 TARGETS = ("sandbox", "kind", "kwok", "service")
 CLUSTERS = ("kind", "kwok")  # the targets that name a Kubernetes workload
 MODES = ("auto", "drill", "none")
-ALERTING = ("builtin", "prometheus")
+ALERTING = ("builtin", "prometheus", "alertmanager")
+SLI_SOURCES = ("traffic", "prometheus")
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ class Scenario:
     targets: dict[str, dict[str, float]] = field(default_factory=dict)
     customer_facing: str = ""  # what customers call the service, in customer updates
     traffic_url: str | None = None  # a service target's entry point
+    sli: dict[str, Any] = field(default_factory=dict)  # SliSpec: where the SLIs come from
+    alertmanager: str | None = None  # the team's Alertmanager (alerting: alertmanager)
     drill: DrillSpec | None = None  # injects and hints, for training drills
 
     def target_for(self, severity: str) -> dict[str, float]:
@@ -167,16 +171,47 @@ def _http_url(value: str) -> str:
     return value
 
 
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+(/\S*)?$"),
+                    AfterValidator(_http_url)]
+PromQL = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                          max_length=2000)]
+
+
 class TrafficSpec(Spec):
     """The synthetic traffic the SLIs are measured on."""
 
     rate: Annotated[float, Between(1, 500)] = Field(
         default=40, description="Requests per second.")
     timeout: RunTime = Field(default=3.0, description="A request slower than this fails.")
-    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+(/\S*)?$"),
-                   AfterValidator(_http_url)] | None = Field(default=None, description=(
+    url: HttpUrl | None = Field(default=None, description=(
         "Where the requests go: a service target's entry point (required there; gameday's "
         "own targets know theirs). It must be on the project's allowlist ([safety] urls)."))
+
+
+class SliSpec(Spec):
+    """Where the SLIs come from: synthetic traffic (gameday's own requests), or the
+    team's Prometheus with its own queries (a service target)."""
+
+    source: Annotated[str, OneOf(SLI_SOURCES)] = Field(
+        default="traffic", description="traffic (requests gameday sends) or prometheus.")
+    prometheus: HttpUrl | None = Field(default=None, description=(
+        "The team's Prometheus (prometheus source; on the allowlist, [safety] urls)."))
+    success_ratio: PromQL | None = Field(default=None, description=(
+        "PromQL for the share of good requests, 0 to 1 (prometheus source)."))
+    latency_p99_ms: PromQL | None = Field(default=None, description=(
+        "PromQL for the latency percentile the SLO names, in milliseconds "
+        "(prometheus source)."))
+    interval: Annotated[float, Seconds(0.25, 60, inclusive=True)] = Field(
+        default=1.0, description="How often Prometheus is read (prometheus source).")
+
+    @model_validator(mode="after")
+    def _prometheus_needs_queries(self) -> SliSpec:
+        if self.source == "prometheus":
+            for key in ("prometheus", "success_ratio", "latency_p99_ms"):
+                if getattr(self, key) is None:
+                    raise invalid("required_for_source", "{key} is required when the source "
+                                  "is prometheus", key=key)
+        return self
 
 
 class SloSpec(Spec):
@@ -273,11 +308,17 @@ class ScenarioSpec(Spec):
         "What customers call the service, in customer updates [default: the service]."))
     team: TeamSpec
     traffic: TrafficSpec = Field(default_factory=TrafficSpec)
+    sli: SliSpec = Field(default_factory=SliSpec)
     slo: SloSpec
     alert: AlertSpec
     alerting: Annotated[str, OneOf(ALERTING)] = Field(
-        default="builtin", description="Where the alert comes from: the built-in SLO burn "
-                                       "detector or real Prometheus and Alertmanager.")
+        default="builtin", description=(
+            "Where the alert comes from: the built-in SLO burn detector, gameday's own "
+            "Prometheus and Alertmanager (the sandbox), or the team's Alertmanager "
+            "(alertmanager: a service target's alert, by its name and labels)."))
+    alertmanager: HttpUrl | None = Field(default=None, validate_default=True, description=(
+        "The team's Alertmanager, asked (API v2) whether the alert is active "
+        "(alerting: alertmanager; on the allowlist, [safety] urls)."))
     response: ResponseSpec = Field(default_factory=ResponseSpec)
     recovery_window: RunTime = Field(
         default=2.0, description="How long the SLI must stay inside the objective to count "
@@ -292,6 +333,27 @@ class ScenarioSpec(Spec):
         "Response targets per severity, overriding the defaults key by key: "
         + "; ".join(f"{sev} " + ", ".join(f"{k} {human_span(v)}" for k, v in keys.items())
                     for sev, keys in DEFAULT_TARGETS.items()) + "."))
+
+    @field_validator("sli")
+    @classmethod
+    def _prometheus_on_a_service(cls, sli: SliSpec, info: ValidationInfo) -> SliSpec:
+        if sli.source != "traffic" and info.data.get("target") not in (None, "service"):
+            raise invalid("service_only", "a team's own Prometheus is read on a service "
+                                          "target only")
+        return sli
+
+    @field_validator("alertmanager")
+    @classmethod
+    def _alertmanager_when_alerting(cls, url: str | None,
+                                    info: ValidationInfo) -> str | None:
+        if info.data.get("alerting") == "alertmanager":
+            if url is None:
+                raise invalid("required_for_alerting", "is required when alerting is "
+                                                       "alertmanager")
+            if info.data.get("target") not in (None, "service"):
+                raise invalid("service_only", "a team's own Alertmanager is asked on a "
+                                              "service target only")
+        return url
 
     @field_validator("traffic")
     @classmethod
@@ -370,7 +432,7 @@ def _freeze(path: Path, spec: ScenarioSpec, experiment: Path) -> Scenario:
                   ic_rotation=tuple(t.ic_rotation), scribe=t.scribe, comms=t.comms,
                   responders=tuple(t.responders)),
         traffic_rate=spec.traffic.rate, traffic_timeout_s=spec.traffic.timeout,
-        traffic_url=spec.traffic.url,
+        traffic_url=spec.traffic.url, sli=spec.sli.model_dump(), alertmanager=spec.alertmanager,
         slo=Slo(success_ratio=spec.slo.success_ratio, latency_p99_ms=spec.slo.latency_p99_ms,
                 window_s=spec.slo.window),
         alert=Alert(name=a.name, for_s=a.for_, labels=dict(a.labels),

@@ -132,6 +132,12 @@ class SampleLog:
         ends = [s.end_ns for s in samples]
         return samples[bisect_left(ends, start_ns + 1):bisect_left(ends, end_ns + 1)]
 
+    def needed(self, window_s: float) -> int:
+        """How many samples a window holds before its SLIs count (the steady state):
+        half of what ``rate`` fills it with, at least five."""
+        rate: float = getattr(self, "rate", 0.0)
+        return max(5, int(rate * window_s * 0.5))
+
     def sli(self, window_s: float, at_ns: int | None = None) -> Sli:
         at_ns = at_ns or time.monotonic_ns()
         window = self.between(at_ns - int(window_s * 1e9), at_ns)
@@ -158,3 +164,5 @@ class SliSource(Protocol):
     def between(self, start_ns: int, end_ns: int) -> list[Sample]: ...
 
     def sli(self, window_s: float, at_ns: int | None = None) -> Sli: ...
+
+    def needed(self, window_s: float) -> int: ...

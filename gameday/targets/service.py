@@ -47,8 +47,14 @@ class ServiceTarget:
 
     @staticmethod
     def check(sc: Scenario) -> None:
-        """Its entry point must be on the allowlist."""
-        safety.allowed("urls", sc.traffic_url or "", field="traffic.url", file=str(sc.path))
+        """Its entry point, and the team's Prometheus and Alertmanager it reads, must be
+        on the allowlist."""
+        file = str(sc.path)
+        safety.allowed("urls", sc.traffic_url or "", field="traffic.url", file=file)
+        if sc.sli.get("source") == "prometheus":
+            safety.allowed("urls", sc.sli["prometheus"], field="sli.prometheus", file=file)
+        if sc.alertmanager is not None:
+            safety.allowed("urls", sc.alertmanager, field="alertmanager", file=file)
 
     def up(self) -> dict[str, Any]:
         """Nothing is started: the entry point must answer."""
@@ -68,8 +74,19 @@ class ServiceTarget:
         return {"entrypoint": self.url, "status": status}
 
     def sampler(self, samples_path: Path) -> SliSource:
-        return Traffic(self.url, self.sc.traffic_rate, self.sc.traffic_timeout_s,
-                       samples_path)
+        """Synthetic traffic to the entry point; with ``sli.source: prometheus`` that
+        traffic is only load, and the SLIs are the team's queries."""
+        sc, sli = self.sc, self.sc.sli
+        if sli.get("source") != "prometheus":
+            return Traffic(self.url, sc.traffic_rate, sc.traffic_timeout_s, samples_path)
+        from gameday.slis.prometheus import PrometheusSli, Queries
+
+        load = Traffic(self.url, sc.traffic_rate, sc.traffic_timeout_s, None)
+        return PrometheusSli(Queries(sli["prometheus"], sli["success_ratio"],
+                                     sli["latency_p99_ms"], sli["interval"]),
+                             objective_ratio=sc.slo.success_ratio,
+                             samples_path=samples_path, load=load,
+                             first_within_s=sc.timeouts.steady)
 
     def state(self) -> dict[str, Any]:
         return {}

@@ -211,9 +211,10 @@ def test_messages_are_words_not_pydantic(tmp_path):
         "must be a mapping, not 'fast'",
         "must be a string, not 3",
         "must not be empty",
-        "unknown field (expected one of alert, alerting, customer_facing, description, "
-        "drill, evaluation_interval, experiment, name, recovery_window, response, service, slo, "
-        "target, targets, team, timeouts, title, traffic, workload)",
+        "unknown field (expected one of alert, alerting, alertmanager, customer_facing, "
+        "description, drill, evaluation_interval, experiment, name, recovery_window, "
+        "response, service, sli, slo, target, targets, team, timeouts, title, traffic, "
+        "workload)",
         "must be one of centralized, distributed, hybrid, not 'anarchy'",
         "is required",
     ]

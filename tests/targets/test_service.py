@@ -17,16 +17,62 @@ from serving import eventually
 from teamstack import PROXY, TeamStack, needs_build
 
 from gameday.store import Store
+from gameday.targets.sandbox.alerting import missing_binaries
 
 pytestmark = [pytest.mark.slow, needs_build]
 GAMEDAY = [sys.executable, "-m", "gameday"]
 
 
+SUCCESS_RATIO = ('sum(rate(http_requests_total{job="podinfo",status!~"5.."}[5s]))'
+                 ' / sum(rate(http_requests_total{job="podinfo"}[5s]))')
+LATENCY_P99_MS = ('1000 * histogram_quantile(0.99, sum by (le) '
+                  '(rate(http_request_duration_seconds_bucket{job="podinfo"}[5s])))')
+
+
+def team_rules(stack: TeamStack) -> str:
+    """The team's own alert rules, as they would write them: a fast one that pages, and
+    one whose ``for`` is too long to catch a game day."""
+    def rule(name: str, hold: str) -> dict:
+        return {"alert": name, "expr": f"{LATENCY_P99_MS} > 300", "for": hold,
+                "labels": {"service": "podinfo", "proxy": PROXY, "severity": "page"},
+                "annotations": {"summary": "podinfo is slow",
+                                "runbook_url": "http://127.0.0.1:8080/runbooks/"
+                                               f"remove-toxic?toxiproxy={stack.api}"}}
+
+    return yaml.safe_dump({"groups": [{"name": "podinfo", "interval": "1s", "rules": [
+        rule("PodinfoLatencyBurn", "1s"), rule("PodinfoLatencyBurnSlowly", "10m")]}]})
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    started = TeamStack(tmp_path_factory.mktemp("teamstack")).start()
-    yield started
-    started.stop()
+    started = TeamStack(tmp_path_factory.mktemp("teamstack"))
+    try:
+        started.start()
+        if not missing_binaries():  # their Prometheus and Alertmanager, where installed
+            started.monitor(started.logs / "monitoring", team_rules(started))
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def monitored(stack):
+    if missing_binaries():
+        pytest.skip(f"needs Debian's {', '.join(missing_binaries())} (make test installs them)")
+    return stack
+
+
+def watched_by_the_team(scenario: Path, stack: TeamStack, alert: str, **timeouts: str) -> None:
+    """The scenario with the team's SLIs (their PromQL) and their alert (their
+    Alertmanager) instead of gameday's own."""
+    raw = yaml.safe_load(scenario.read_text())
+    raw["alert"]["name"], raw["alert"]["labels"] = alert, {"service": "podinfo"}
+    raw["alerting"], raw["alertmanager"] = "alertmanager", stack.alertmanager
+    raw["sli"] = {"source": "prometheus", "prometheus": stack.prometheus,
+                  "success_ratio": SUCCESS_RATIO, "latency_p99_ms": LATENCY_P99_MS,
+                  "interval": "1s"}
+    raw["timeouts"].update(timeouts)
+    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 def experiment(stack: TeamStack, *, proxy: str = PROXY, rollback: bool = True) -> dict:
@@ -70,7 +116,7 @@ def write_project(root: Path, stack: TeamStack, *, safety: str | None = None,
     if safety is None:
         safety = textwrap.dedent(f"""\
             [safety]
-            urls = ["{stack.entrypoint}"]
+            urls = ["{stack.entrypoint}", "{stack.prometheus}", "{stack.alertmanager}"]
             toxiproxy = ["{stack.api}"]
             proxies = ["{PROXY}"]
             """)
@@ -183,4 +229,42 @@ def test_a_crashed_game_day_leaves_no_toxic_after_recover(tmp_path, stack):
     eventually(lambda: store.running_leases(), 5, "the crashed game day's lease")
     recovered = gameday(tmp_path, "recover")
     assert recovered.returncode == 0, recovered.stderr
+    assert stack.toxics() == [] and stack.unchanged()
+
+
+def test_their_alert_detects_it_and_their_runbook_contains_it(tmp_path, monitored):
+    """SLIs read with the team's PromQL; TTD measured to the moment their Alertmanager
+    reports their alert active; their alert's runbook_url routes their runbook."""
+    stack = monitored
+    scenario = write_project(tmp_path, stack)
+    watched_by_the_team(scenario, stack, "PodinfoLatencyBurn", detect="30s",
+                        mitigate="40s", recover="40s")
+    done = gameday(tmp_path, "run", str(scenario), "--json")
+    assert done.returncode in (0, 1) and done.stdout, done.stderr[-3000:]  # targets may miss
+    result = json.loads(done.stdout)
+    assert result["status"] == "resolved", result
+    assert result["metrics"]["runbook_status"] == "successful"
+    assert result["metrics"]["contained_by"] == "runbook remove-toxic"
+    events = Store(tmp_path / ".gameday" / "gameday.db").events(result["incident_id"])
+    fired = next(e for e in events if e.kind == "alert.fired")
+    assert fired.actor == "alertmanager" and fired.data["alertname"] == "PodinfoLatencyBurn"
+    assert fired.data["labels"]["severity"] == "page"           # their rule's labels
+    assert f"toxiproxy={stack.api}" in fired.data["annotations"]["runbook_url"]
+    injected = next(e for e in events if e.kind == "fault.injected")
+    ttd = (fired.at_monotonic_ns - injected.at_monotonic_ns) / 1e9
+    assert result["metrics"]["TTD"] == pytest.approx(ttd, abs=0.01)
+    assert stack.toxics() == [] and stack.unchanged()
+
+
+def test_an_alert_too_slow_to_fire_is_the_finding(tmp_path, monitored):
+    stack = monitored
+    scenario = write_project(tmp_path, stack)
+    watched_by_the_team(scenario, stack, "PodinfoLatencyBurnSlowly", detect="8s")
+    done = gameday(tmp_path, "run", str(scenario), "--json")
+    assert done.returncode == 1 and done.stdout, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    events = Store(tmp_path / ".gameday" / "gameday.db").events(result["incident_id"])
+    missed = next(e for e in events if e.kind == "detection.missed")
+    assert missed.data["alert"] == "PodinfoLatencyBurnSlowly"
+    assert "did not fire" in Path(result["review"]).read_text()
     assert stack.toxics() == [] and stack.unchanged()

@@ -116,7 +116,7 @@ def gameday_events(rng: random.Random, scenario: tuple, drill: bool) -> list[tup
                                                           "runbook": rb}))
     status, why = (("passed", {}) if contained else
                    ("deviated", {"steady state after the fault": "the experiment deviated"}))
-    out.append(ev("gameday.game.verdict", ttm + 25, {"status": status, "exit_code": 0 if contained
+    out.append(ev("gameday.verdict", ttm + 25, {"status": status, "exit_code": 0 if contained
                                                 else 3, "failed": list(why), "why": why,
                                                 "skipped": []}))
     return out

@@ -70,7 +70,7 @@ class Kind(StrEnum):
     GAMEDAY_INTERRUPTED = "gameday.interrupted"
     GAMEDAY_SCHEDULED = "gameday.scheduled"
     GAMEDAY_FROZEN = "gameday.frozen"
-    GAMEDAY_VERDICT = "gameday.game.verdict"
+    GAMEDAY_VERDICT = "gameday.verdict"
     RUN_CRASHED = "run.crashed"
     # training drills
     DRILL_STARTED = "drill.started"

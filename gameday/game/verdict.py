@@ -40,7 +40,7 @@ a failure already on the record (a target measurably missed, a runbook that fail
 stays failed, and the checks it never got to are skipped.
 
 ``record`` judges every game day as it finishes (``game.conclude``) on its scenario's
-own checks and puts the verdict on its timeline (``gameday.game.verdict``), so the report's
+own checks and puts the verdict on its timeline (``gameday.verdict``), so the report's
 pass rate (``insights``) counts hand-run game days as well as scheduled ones.
 
 ``junit_xml`` and ``write_junit`` render a verdict as the JUnit XML that Jenkins, GitLab
@@ -334,7 +334,7 @@ def judge(summary: Mapping[str, Any], scenario: Scenario, events: Iterable[Any],
 def record(store: Store, summary: Mapping[str, Any]) -> Verdict:
     """Judge a finished game day on its scenario's own checks (the copy in its run
     directory; no ``--min-score``: that is a gate's, not the game day's) and put the
-    verdict on its timeline (``gameday.game.verdict``: passed or not, and each failed
+    verdict on its timeline (``gameday.verdict``: passed or not, and each failed
     check's reason), so every game day counts in the report's pass rate, scheduled or
     run by hand. ``summary``: ``game.conclude``'s. An interrupted game day (a signal,
     the freeze) is judged on nothing it did not get to: its ``gameday.interrupted``

@@ -8,7 +8,7 @@ in time order) and what the scorecard takes from that event's payload (SQLite's
 min/max rule for bare columns; ``DISTINCT ON`` on PostgreSQL). ``_contained_by`` is
 the scorecard's rule on those moments; ``tests/report/test_insights.py`` holds every derived
 row equal to ``scoring.compute_metrics`` over the same timeline, on both databases.
-A game day's verdict is its last ``gameday.game.verdict`` event (``verdict.record``),
+A game day's verdict is its last ``gameday.verdict`` event (``verdict.record``),
 ``interrupted`` for one cut short.
 
 **Kept in ``incident_facts``.** Events are append-only and every one raises its

@@ -32,7 +32,7 @@ first incident in scope) to now, with ``n`` 0 for a week without data: a gap sho
 
 **Runbook freshness** is ``freshness``'s; **action items** ``actions``'.
 
-**Verdicts.** Every game day records its verdict on its timeline (``gameday.game.verdict``,
+**Verdicts.** Every game day records its verdict on its timeline (``gameday.verdict``,
 ``verdict.record``); the pass rate counts those, and for a scheduled game day from
 before that event, the verdict its schedule run kept.
 """
@@ -405,7 +405,7 @@ def response_times(t: Table, weeks: list[str]
 def outcomes(t: Table, kind: str, scores: Spread, scheduled: dict[int, str]
              ) -> dict[str, Any]:
     """For game days or drills: scores, containment, escalations, and the verdicts:
-    each game day's own (``gameday.game.verdict``), else its schedule run's (``scheduled``:
+    each game day's own (``gameday.verdict``), else its schedule run's (``scheduled``:
     incident id -> status)."""
     per_code = Counter(t.code)
     mine = {c: n for c, n in per_code.items() if t.facets[c].kind == kind}

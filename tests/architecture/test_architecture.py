@@ -191,3 +191,14 @@ def test_no_import_cycle_counting_type_checking_imports():
         if module not in index:
             visit(module)
     assert cycles == []
+
+
+def test_event_kinds_are_the_timelines_words_not_module_paths():
+    """Stored event kinds stay what existing stores hold: moving code never renames
+    one (a kind that looks like a module path would be a rename by accident)."""
+    from gameday.core.events import Kind
+
+    modules = {p.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+               for p in (ROOT / "gameday").rglob("*.py")}
+    assert [k.value for k in Kind if k.value in modules] == []
+    assert Kind.GAMEDAY_VERDICT == "gameday.verdict"

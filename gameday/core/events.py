@@ -68,6 +68,7 @@ class Kind(StrEnum):
     RECOVERY_MISSED = "recovery.missed"
     GAMEDAY_FAILED = "gameday.failed"
     GAMEDAY_INTERRUPTED = "gameday.interrupted"
+    GAME_STOPPED = "game.stopped"
     GAMEDAY_SCHEDULED = "gameday.scheduled"
     GAMEDAY_FROZEN = "gameday.frozen"
     GAMEDAY_VERDICT = "gameday.verdict"
@@ -360,6 +361,10 @@ def gameday_interrupted(experiment: str | None, signal: str | None = None) -> En
     return Entry(Kind.GAMEDAY_INTERRUPTED, {"experiment": experiment, "signal": signal})
 
 
+def game_stopped(reason: str) -> Entry:
+    return Entry(Kind.GAME_STOPPED, {"reason": reason})
+
+
 def gameday_scheduled(schedule: str, scheduled_run: int, due_at: str) -> Entry:
     """The game day was started by a schedule (``gameday schedule``)."""
     return Entry(Kind.GAMEDAY_SCHEDULED, {"schedule": schedule, "scheduled_run": scheduled_run,
@@ -583,6 +588,8 @@ def _game_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
             return f"{d.get('status')} (exit {d.get('exit_code')})" + (f": {why}" if why else "")
         case Kind.GAMEDAY_INTERRUPTED:
             return f"by {d.get('signal') or 'a signal'}; experiment {d.get('experiment')}"
+        case Kind.GAME_STOPPED:
+            return f"stop condition: {d.get('reason')}; rolling the fault back"
         case Kind.DETECTION_MISSED:
             return f"no {d.get('alert')} alert within {d.get('waited_s')} s"
         case Kind.RECOVERY_MISSED:

@@ -69,6 +69,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     DEVIATED = "deviated"        # the steady state did not come back
     INTERRUPTED = "interrupted"  # a signal, or the freeze
+    STOPPED = "stopped"          # a stop condition rolled the fault back at once
 
 
 class ScheduleRunStatus(StrEnum):
@@ -78,6 +79,7 @@ class ScheduleRunStatus(StrEnum):
     FAILED = Outcome.FAILED.value
     DEVIATED = Outcome.DEVIATED.value
     INTERRUPTED = Outcome.INTERRUPTED.value
+    STOPPED = Outcome.STOPPED.value
     SKIPPED = "skipped"  # a guardrail said no, nothing was injected
     ERROR = "error"      # it began, and could not finish
     CRASHED = "crashed"  # its process ended without recording its end

@@ -29,10 +29,16 @@ class Terminated(SystemExit):
 
 received: int | None = None  # the first signal that arrived
 _shield_depth = 0
+_asked = False  # this process asked its main thread to stop (``stop_main``): not a signal
 
 
 def _handler(signum: int, frame: FrameType | None = None) -> None:
-    global received
+    global received, _asked
+    if signum == signal.SIGINT and _asked:
+        _asked = False
+        if not _shield_depth:
+            raise KeyboardInterrupt
+        return
     if received is None:
         received = signum
     if _shield_depth:  # Python runs signal handlers on the main thread only
@@ -83,6 +89,14 @@ def exit_code() -> int | None:
 
 def name() -> str | None:
     return None if received is None else signal.Signals(received).name
+
+
+def stop_main() -> None:
+    """From another thread: stop the main thread as Ctrl-C would, without it counting
+    as a signal from outside (a stop condition: the command's exit code says so)."""
+    global _asked
+    _asked = True
+    interrupt_main()
 
 
 def interrupt_main() -> None:

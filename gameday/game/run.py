@@ -25,8 +25,9 @@ from gameday.game import chaos, interrupts
 from gameday.game.alert_sources import AlertSource, alert_source
 from gameday.game.detection import Detector
 from gameday.game.responders import Response, wait
+from gameday.game.stops import StopWatch
 from gameday.incidents.comms import describe_impact
-from gameday.incidents.incident import Incident
+from gameday.incidents.incident import TERMINAL_STATES, Incident
 from gameday.scenarios.drill import DrillSpec
 from gameday.scenarios.scenario import Scenario
 from gameday.slis import samples
@@ -45,6 +46,7 @@ class GameResult:
     status: str
     experiment_status: str | None
     interrupted: bool
+    stopped: str | None = None  # why a stop condition stopped it
 
 
 def runs_root() -> Path:
@@ -62,9 +64,10 @@ class GameHooks:
     """What the gameday control calls while chaoslib runs the experiment."""
 
     def __init__(self, incident: Incident, detector: Detector, response: Response,
-                 before_fault: Callable[[str], None] = lambda name: None):
+                 before_fault: Callable[[str], None] = lambda name: None,
+                 stops: StopWatch | None = None):
         self.incident, self.detector, self.response = incident, detector, response
-        self.before_fault = before_fault
+        self.before_fault, self.stops = before_fault, stops
         self.current = "before"
         self.injected = False
         self.started_ns: int | None = None
@@ -72,6 +75,8 @@ class GameHooks:
 
     def phase(self, name: str) -> None:
         self.current = name
+        if self.stops is not None and name == "rollbacks":
+            self.stops.active = False  # the rollback is under way: nothing left to stop
 
     def activity_starting(self, context: dict[str, Any]) -> None:
         """Faults and rollbacks are dated when their action starts: a rolling deploy
@@ -82,6 +87,8 @@ class GameHooks:
             self.started_ns, self.started_utc = time.monotonic_ns(), utc_now()
             if self.current == "method" and not self.injected:
                 self.detector.arm(self.started_ns)
+                if self.stops is not None:
+                    self.stops.active = True
 
     def activity(self, context: dict[str, Any], state: dict[str, Any]) -> None:
         if context.get("type") != "action":
@@ -197,7 +204,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
         with interrupts.shielded():  # a signal now is remembered, never cuts this short
             game.stop()
     return GameResult(run_dir, incident.id, incident.state, game.journal.get("status"),
-                      game.interrupted)
+                      game.interrupted, game.stopped)
 
 
 class _Game:
@@ -212,6 +219,8 @@ class _Game:
         self.detector: Detector | None = None
         self.source: AlertSource = alert_source(alerting)
         self.watch: Watch | None = None
+        self.stops: StopWatch | None = None
+        self.stopped: str | None = None
         self.journal: dict[str, Any] = {}
         self.interrupted = False
 
@@ -245,6 +254,11 @@ class _Game:
         name, labels, annotations = response.alert
         response.alert = (name, {**labels, **target.labels()}, annotations)
         self.source.start(run_dir, target, incident, response, detector)
+        if sc.stop_when:
+            self.stops = StopWatch(sc.stop_when, detector, incident,
+                                   alertmanager=sc.alertmanager,
+                                   every_s=sc.evaluation_interval_s)
+            self.stops.start()
         wait_steady(detector, sc, generator)
         steady = detector.current()
         incident.record(events.steady_state_reached(steady.as_dict() if steady else None),
@@ -252,13 +266,16 @@ class _Game:
         self.watch = target.watch(run_dir, lambda entry: incident.record(entry, "kubernetes"))
         with settings.overridden(**target.settings):  # the activities act on our target
             self.journal = chaos.run(experiment, run_dir, GameHooks(
-                incident, detector, response, self.lease.before_fault))
+                incident, detector, response, self.lease.before_fault, stops=self.stops))
         self.interrupted = self.journal.get("status") == "interrupted"
         if not self.interrupted:
             finish(incident, detector, response, sc, self.say)
 
     def stop(self) -> None:
         self.source.stop()  # first, so a stopping shop pages nobody
+        if self.stops:
+            self.stops.stop()
+            self.stopped = self.stops.reason
         if self.detector:
             self.detector.stop()
         if self.watch:
@@ -267,7 +284,10 @@ class _Game:
             samples.LIVE = None
             self.generator.stop()
         self.target.down()
-        self.interrupted = self.interrupted or interrupts.received is not None
+        self.interrupted = interrupts.received is not None or (
+            self.interrupted and self.stopped is None)
+        if self.stopped and self.incident.state not in TERMINAL_STATES:
+            self.incident.abort(f"stopped: {self.stopped}")
         if self.interrupted:
             self.incident.record(events.gameday_interrupted(self.journal.get("status"),
                                                             interrupts.name()), "gameday")
@@ -309,7 +329,7 @@ def conclude(result: GameResult, store: Store) -> dict[str, Any]:
 
     summary = rescore(result.run_dir, store) | {
         "status": result.status, "experiment": result.experiment_status,
-        "interrupted": result.interrupted}
+        "interrupted": result.interrupted, "stopped": result.stopped}
     record(store, summary)
     return summary
 

@@ -79,9 +79,9 @@ ACKNOWLEDGED = "acknowledged within target"
 MITIGATED = "mitigated within target"
 RUNBOOK = "runbook succeeded"
 
-PASSED, FAILED, DEVIATED, INTERRUPTED = (Outcome.PASSED, Outcome.FAILED, Outcome.DEVIATED,
-                                        Outcome.INTERRUPTED)
-EXIT_CODES = {PASSED: 0, FAILED: 1, DEVIATED: 3}
+PASSED, FAILED, DEVIATED, INTERRUPTED, STOPPED = (
+    Outcome.PASSED, Outcome.FAILED, Outcome.DEVIATED, Outcome.INTERRUPTED, Outcome.STOPPED)
+EXIT_CODES = {PASSED: 0, FAILED: 1, DEVIATED: 3, STOPPED: 5}
 INTERRUPTED_EXIT = 130  # SIGINT's, when nothing says which signal it was
 
 # The JUnit ``failure type`` of each check (a score check is SCORE_TYPE).
@@ -320,6 +320,8 @@ def judge(summary: Mapping[str, Any], scenario: Scenario, events: Iterable[Any],
 
     if interrupted:
         status, code = INTERRUPTED, _interrupted_exit(ev, signal_code)
+    elif summary.get("stopped"):
+        status, code = STOPPED, EXIT_CODES[STOPPED]
     elif any(o.lost for o in outcomes):
         status, code = DEVIATED, EXIT_CODES[DEVIATED]
     elif any(c.failed for c in checks):

@@ -137,6 +137,7 @@ class Scenario:
     traffic_url: str | None = None  # a service target's entry point
     sli: dict[str, Any] = field(default_factory=dict)  # SliSpec: where the SLIs come from
     alertmanager: str | None = None  # the team's Alertmanager (alerting: alertmanager)
+    stop_when: dict[str, Any] | None = None  # StopSpec: when the game day stops at once
     drill: DrillSpec | None = None  # injects and hints, for training drills
 
     def target_for(self, severity: str) -> dict[str, float]:
@@ -275,6 +276,22 @@ class TimeoutsSpec(Spec):
     recover: RunTime = Field(default=Timeouts.recover, description="For the service to recover.")
 
 
+class StopSpec(Spec):
+    """When a game day stops at once, its fault rolled back: the SLIs far worse than
+    the experiment meant (held for ``for``), or one of the team's alerts that means a
+    real page firing."""
+
+    success_ratio_below: Annotated[float, Between(0, 1)] | None = Field(
+        default=None, description="Stop when the success ratio is below this.")
+    latency_p99_ms_above: Annotated[float, Between(1, 3_600_000)] | None = Field(
+        default=None, description="Stop when the p99 latency (ms) is above this.")
+    for_: Annotated[float, Seconds(inclusive=True)] = Field(
+        default=0.0, alias="for", description="How long the SLIs must stay past the floor.")
+    alerts: list[Identifier] = Field(default=[], description=(
+        "The team's alerts (alertnames in its Alertmanager) that stop the game day as soon "
+        "as one is active: a real page (a service target with alertmanager)."))
+
+
 class WorkloadSpec(Spec):
     """The Kubernetes workload under test (kind and kwok targets)."""
 
@@ -326,6 +343,9 @@ class ScenarioSpec(Spec):
     evaluation_interval: Annotated[float, Seconds(0.01, 0.25, inclusive=True)] = Field(
         default=0.25, description="How often the detector evaluates, 10ms to 250ms.")
     timeouts: TimeoutsSpec = Field(default_factory=TimeoutsSpec)
+    stop_when: StopSpec | None = Field(default=None, description=(
+        "Stop conditions: when one holds, the fault is rolled back at once and the game "
+        "day ends aborted (gameday run exits 5)."))
     drill: DrillSpec | None = Field(default=None, description=(
         "Injects and hints for a training drill (gameday drill start): what happens to "
         "the responders, what is expected of them, and the help they can ask for."))
@@ -354,6 +374,15 @@ class ScenarioSpec(Spec):
                 raise invalid("service_only", "a team's own Alertmanager is asked on a "
                                               "service target only")
         return url
+
+    @field_validator("stop_when")
+    @classmethod
+    def _stop_alerts_need_alertmanager(cls, stop: StopSpec | None,
+                                       info: ValidationInfo) -> StopSpec | None:
+        if stop is not None and stop.alerts and info.data.get("alertmanager") is None:
+            raise invalid("needs_alertmanager", "alerts need the team's Alertmanager "
+                                                "(alertmanager)")
+        return stop
 
     @field_validator("traffic")
     @classmethod
@@ -444,4 +473,5 @@ def _freeze(path: Path, spec: ScenarioSpec, experiment: Path) -> Scenario:
         timeouts=Timeouts(steady=to.steady, detect=to.detect, mitigate=to.mitigate,
                           recover=to.recover),
         targets=targets, customer_facing=spec.customer_facing or spec.service,
-        drill=spec.drill)
+        drill=spec.drill,
+        stop_when=spec.stop_when.model_dump(by_alias=False) if spec.stop_when else None)

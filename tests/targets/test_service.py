@@ -268,3 +268,27 @@ def test_an_alert_too_slow_to_fire_is_the_finding(tmp_path, monitored):
     assert missed.data["alert"] == "PodinfoLatencyBurnSlowly"
     assert "did not fire" in Path(result["review"]).read_text()
     assert stack.toxics() == [] and stack.unchanged()
+
+
+def test_a_stop_condition_rolls_the_fault_back_at_once(tmp_path, stack):
+    """Nobody contains it, the SLIs go past the floor: the fault is rolled back at once,
+    the game day ends aborted with the reason, exit 5, the service as it was."""
+    scenario = write_project(tmp_path, stack)
+    raw = yaml.safe_load(scenario.read_text())
+    raw["response"] = {"mode": "none"}
+    raw["timeouts"]["mitigate"] = "60s"
+    raw["stop_when"] = {"latency_p99_ms_above": 350, "for": "1s"}
+    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
+    done = gameday(tmp_path, "run", str(scenario), "--json")
+    assert done.returncode == 5 and done.stdout, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["verdict"]["status"] == "stopped" and result["status"] == "aborted"
+    events = Store(tmp_path / ".gameday" / "gameday.db").events(result["incident_id"])
+    stopped = next(e for e in events if e.kind == "game.stopped")
+    assert "p99 latency" in stopped.data["reason"] and "above 350 ms" in stopped.data["reason"]
+    rolled = next(e for e in events if e.kind == "fault.rolled_back")
+    assert rolled.at_monotonic_ns >= stopped.at_monotonic_ns
+    # at once: the rollback starts within one evaluation interval of the stop
+    assert (rolled.at_monotonic_ns - stopped.at_monotonic_ns) / 1e9 <= 0.5
+    assert not any(e.kind == "gameday.interrupted" for e in events)  # not a signal
+    assert stack.toxics() == [] and stack.unchanged()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import urllib.request
 from dataclasses import dataclass, field
@@ -115,7 +116,7 @@ class TeamStack:
         (directory / "prometheus.yml").write_text(yaml.safe_dump({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
                        "scrape_timeout": "900ms"},
-            "rule_files": [str(directory / "team.rules.yml")],
+            "rule_files": [str(directory / "*.rules.yml")],
             "alerting": {"alertmanagers": [{"static_configs": [
                 {"targets": [f"127.0.0.1:{self.alertmanager_port}"]}]}]},
             "scrape_configs": [{"job_name": "podinfo", "static_configs": [
@@ -137,6 +138,21 @@ class TeamStack:
         eventually(lambda: _answers(f"{self.alertmanager}/-/ready"), 30,
                    "Alertmanager ready")
         return self
+
+    def add_rules(self, rules: str) -> None:
+        """More of the team's rules (a rules file's YAML), loaded as a team reloads its
+        Prometheus: SIGHUP."""
+        directory = Path(self.argv["prometheus"][1].split("=", 1)[1]).parent
+        (directory / f"more-{len(list(directory.glob('more-*')))}.rules.yml").write_text(rules)
+        names = {r["alert"] for g in yaml.safe_load(rules)["groups"] for r in g["rules"]}
+        self.procs["prometheus"].send_signal(signal.SIGHUP)
+
+        def loaded() -> bool:
+            found = _get(f"{self.prometheus}/api/v1/rules")
+            groups = found["data"]["groups"] if isinstance(found, dict) else []
+            return names <= {r["name"] for g in groups for r in g["rules"]}
+
+        eventually(loaded, 30, f"Prometheus to load {sorted(names)}")
 
     def toxics(self) -> list[dict[str, object]]:
         found = _get(f"{self.api}/proxies/{PROXY}/toxics")

@@ -184,21 +184,42 @@ def validate(paths: tuple[Path, ...]) -> None:
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", help="The project's name [default: the directory's name].")
-def init(directory: Path, name: str | None) -> None:
+@click.option("--for", "kind", type=click.Choice(["sandbox", "service"]), default="sandbox",
+              show_default=True, help="A first game day on gameday's sandbox, or against a "
+                                      "service your team runs (the options below).")
+@click.option("--service", help="service: its name [default: checkout].")
+@click.option("--url", help="service: its entry point [default: http://127.0.0.1:9898/].")
+@click.option("--prometheus", help="service: your Prometheus [default: "
+                                   "http://127.0.0.1:9090].")
+@click.option("--alertmanager", help="service: your Alertmanager [default: "
+                                     "http://127.0.0.1:9093].")
+@click.option("--toxiproxy", help="service: the Toxiproxy API on its dependency path "
+                                  "[default: http://127.0.0.1:8474].")
+@click.option("--proxy", help="service: the Toxiproxy proxy to slow down "
+                              "[default: checkout-dependency].")
+def init(directory: Path, name: str | None, kind: str, **addresses: str | None) -> None:
     """Start a game-day project in DIRECTORY: gameday.toml, a first sandbox game day
     (scenarios/, experiments/), and the runbook and alert rules it uses; a Kubernetes
     game day and the Dockerfile of the project's image, for scheduled game days in a
-    cluster (its README.md says how)."""
+    cluster (its README.md says how). With --for service: a game day against a service
+    your team runs, its allowlist, the fault, the runbook and an alert rule for your
+    Prometheus (docs: "Your own service")."""
     from gameday.core.project import init_project
 
-    written = init_project(directory, name)
+    if kind == "sandbox" and any(addresses.values()):
+        raise click.UsageError("--service, --url, --prometheus, --alertmanager, --toxiproxy "
+                               "and --proxy go with --for service")
+    written = init_project(directory, name, kind=kind, values=addresses)
     root = directory.resolve()
     for path in written:
         click.echo(f"  wrote {path.relative_to(root)}")
+    first = "dependency-latency" if kind == "service" else "first-game-day"
     click.echo(f"game-day project in {root}. Next:\n"
                f"  cd {directory}\n  gameday validate scenarios/\n"
-               f"  gameday run scenarios/first-game-day.yaml\n"
-               f"In a cluster, as a CronJob: README.md, \"Scheduled game days in a cluster\"")
+               f"  gameday run scenarios/{first}.yaml")
+    if kind == "sandbox":
+        click.echo("In a cluster, as a CronJob: README.md, \"Scheduled game days in a "
+                   "cluster\"")
 
 
 # -- experiments ---------------------------------------------------------------------------

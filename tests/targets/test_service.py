@@ -292,3 +292,28 @@ def test_a_stop_condition_rolls_the_fault_back_at_once(tmp_path, stack):
     assert (rolled.at_monotonic_ns - stopped.at_monotonic_ns) / 1e9 <= 0.5
     assert not any(e.kind == "gameday.interrupted" for e in events)  # not a signal
     assert stack.toxics() == [] and stack.unchanged()
+
+
+def test_a_fresh_project_for_a_service_runs_as_the_docs_say(tmp_path, monitored):
+    """docs/own-service.md, "Start from nothing": gameday init --for service with the
+    stack's addresses, the alert rule it writes loaded into the team's Prometheus, then
+    validate and run."""
+    stack = monitored
+    made = gameday(tmp_path, "init", "shop", "--for", "service", "--service", "podinfo",
+                   "--url", stack.entrypoint, "--prometheus", stack.prometheus,
+                   "--alertmanager", stack.alertmanager, "--toxiproxy", stack.api,
+                   "--proxy", PROXY)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "shop"
+    stack.add_rules((project / "alerting" / "service.rules.yml").read_text())
+    checked = gameday(project, "validate", "scenarios/")
+    assert checked.returncode == 0, checked.stderr
+    done = gameday(project, "run", "scenarios/dependency-latency.yaml", "--json")
+    assert done.returncode in (0, 1) and done.stdout, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["status"] == "resolved", result
+    assert result["metrics"]["contained_by"] == "runbook remove-toxic"
+    events = Store(project / ".gameday" / "gameday.db").events(result["incident_id"])
+    fired = next(e for e in events if e.kind == "alert.fired")
+    assert (fired.actor, fired.data["alertname"]) == ("alertmanager", "ServiceLatencyBurn")
+    assert stack.toxics() == [] and stack.unchanged()

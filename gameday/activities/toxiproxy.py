@@ -11,9 +11,6 @@ are touched (``[safety]`` in ``gameday.toml``: ``toxiproxy`` API addresses and
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 from gameday.activities.faults import fault
@@ -25,37 +22,21 @@ TYPES = ("latency", "timeout", "reset_peer", "bandwidth", "slow_close", "limit_d
 TIMEOUT_S = 10.0
 
 
-GONE = object()  # what a DELETE of a toxic that is not there answers
-
-
 def _call(api: str, method: str, path: str, body: dict[str, Any] | None = None,
           proxy: str | None = None) -> Any:
     from chaoslib.exceptions import ActivityFailed
 
     from gameday.core import safety
-    from gameday.core.errors import ValidationError
+    from gameday.core.errors import GamedayError, ValidationError
+    from gameday.targets import toxiproxy
 
     try:  # once more, as it acts: nothing outside the allowlist
         safety.allowed("toxiproxy", api, field="api")
         if proxy is not None:
             safety.allowed("proxies", proxy, field="proxy")
-    except ValidationError as exc:
+        return toxiproxy.call(api, method, path, body)
+    except (ValidationError, GamedayError) as exc:
         raise ActivityFailed(str(exc)) from None
-    api = api.rstrip("/")
-    request = urllib.request.Request(api + path, method=method,
-                                     data=None if body is None else json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:
-            raw = answer.read()
-    except urllib.error.HTTPError as exc:
-        if method == "DELETE" and exc.code == 404:
-            return GONE
-        raise ActivityFailed(f"toxiproxy {method} {path}: {exc.code} "
-                             f"{exc.read()[:200].decode(errors='replace')}") from None
-    except OSError as exc:
-        raise ActivityFailed(f"toxiproxy at {api} unreachable: {exc}") from None
-    return json.loads(raw) if raw else None
 
 
 TOUCHES = {"api": "toxiproxy", "proxy": "proxies"}
@@ -85,6 +66,8 @@ def remove_toxic(proxy: str, name: str | None = None, type: str | None = None,
     """Remove toxic ``name`` (or ``gameday-TYPE``) from ``proxy``; one already gone is
     not an error."""
     toxic = name or f"gameday-{type}"
+    from gameday.targets.toxiproxy import GONE
+
     answer = _call(api, "DELETE", f"/proxies/{proxy}/toxics/{toxic}", proxy=proxy)
     return {"proxy": proxy, "toxic": toxic, "removed": answer is not GONE}
 

@@ -9,11 +9,8 @@ A scenario names one with ``alerting:``; docs/extending.md says how to add anoth
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +20,7 @@ from gameday.core.errors import GamedayError
 from gameday.game.detection import Detector
 from gameday.game.responders import Response
 from gameday.incidents.incident import Incident
+from gameday.targets.alertmanager import active
 
 if TYPE_CHECKING:
     from gameday.game.receiver import AlertReceiver
@@ -172,19 +170,6 @@ class Alertmanager:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-
-def active(alertmanager: str, matchers: dict[str, str]) -> list[dict[str, Any]]:
-    """The alerts Alertmanager holds active (not silenced or inhibited) that match."""
-    query = [("active", "true"), ("silenced", "false"), ("inhibited", "false"),
-             *(("filter", f'{k}="{v}"') for k, v in matchers.items())]
-    url = alertmanager.rstrip("/") + "/api/v2/alerts?" + urllib.parse.urlencode(query)
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            found = json.loads(answer.read())
-    except (OSError, ValueError) as exc:
-        raise GamedayError(f"Alertmanager at {alertmanager} unreachable: {exc}") from None
-    return [a for a in found if isinstance(a, dict)] if isinstance(found, list) else []
 
 
 # ``alerting:`` in a scenario (``scenarios.scenario.ALERTING`` lists the names for

@@ -109,7 +109,9 @@ def execute(experiment: dict[str, Any], activity: dict[str, Any]) -> str:
 
 def steady_state_met(experiment: dict[str, Any]) -> bool:
     """Whether the experiment's steady-state hypothesis holds now (a preflight: nothing
-    is injected)."""
+    is injected); an experiment without one has nothing to hold."""
+    if not experiment.get("steady-state-hypothesis"):
+        return True
     from chaoslib.configuration import load_configuration
     from chaoslib.hypothesis import run_steady_state_hypothesis
     from chaoslib.run import EventHandlerRegistry

@@ -387,7 +387,13 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
         checks.append(Preflight("target up", True, f"{target.name} {ready}"[:200]))
         os.environ.update(target.env)
         generator = target.sampler(run_dir / "samples.jsonl")
-        generator.start()
+        try:
+            generator.start()
+        except GamedayError as exc:  # a team's SLIs that cannot be read
+            generator = None
+            return [*checks, Preflight("SLIs readable", False, str(exc))]
+        # with the load running: the pieces of the world gameday does not start
+        checks += [Preflight(*piece) for piece in TARGETS[sc.target].pieces(sc, experiment)]
         samples.LIVE = generator
         detector = Detector(generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
                             recovery_window_s=sc.recovery_window_s,

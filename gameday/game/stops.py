@@ -15,9 +15,9 @@ from typing import Any
 from gameday.core import events
 from gameday.core.errors import GamedayError
 from gameday.game import interrupts
-from gameday.game.alert_sources import active
 from gameday.game.detection import Detector
 from gameday.incidents.incident import Incident
+from gameday.targets.alertmanager import active
 
 ALERT_POLL_S = 0.5
 

@@ -76,6 +76,11 @@ class Target(Protocol):
         """Refuse what the scenario would touch outside the project's allowlist
         (``gameday validate``, and ``gameday run`` before anything starts)."""
 
+    @staticmethod
+    def pieces(sc: Scenario, experiment: dict[str, Any]) -> list[tuple[str, bool, str]]:
+        """``gameday run --preflight``: the parts of the world gameday does not start,
+        each (what, whether it answers as the game day needs, where or why not)."""
+
 
 class SandboxTarget:
     name = "sandbox"
@@ -131,6 +136,10 @@ class SandboxTarget:
     @staticmethod
     def check(sc: Scenario) -> None:
         return None  # gameday's own world
+
+    @staticmethod
+    def pieces(sc: Scenario, experiment: dict[str, Any]) -> list[tuple[str, bool, str]]:
+        return []  # it starts all of them itself
 
 
 KIND_ENTRYPOINT = "http://127.0.0.1:30080/"  # the frontend's NodePort, see kind-config.yaml
@@ -211,6 +220,10 @@ class KubeTarget:
     def check(sc: Scenario) -> None:
         return None  # a cluster gameday makes itself
 
+    @staticmethod
+    def pieces(sc: Scenario, experiment: dict[str, Any]) -> list[tuple[str, bool, str]]:
+        return []
+
 
 def target_labels(sc: Scenario) -> dict[str, str]:
     """The labels a target adds to its alerts, as a real one would: a cluster's
@@ -232,6 +245,9 @@ class TargetKind(Protocol):
     def release(self, run_dir: Path, name: str) -> None: ...
 
     def check(self, sc: Scenario) -> None: ...
+
+    def pieces(self, sc: Scenario,
+               experiment: dict[str, Any]) -> list[tuple[str, bool, str]]: ...
 
 
 TARGETS: dict[str, TargetKind] = {

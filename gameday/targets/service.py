@@ -56,6 +56,41 @@ class ServiceTarget:
         if sc.alertmanager is not None:
             safety.allowed("urls", sc.alertmanager, field="alertmanager", file=file)
 
+    @staticmethod
+    def pieces(sc: Scenario, experiment: dict[str, Any]) -> list[tuple[str, bool, str]]:
+        """The team's Prometheus (every query returns a series), its Alertmanager, and
+        each Toxiproxy proxy the experiment acts on."""
+        found = []
+        if sc.sli.get("source") == "prometheus":
+            from gameday.slis.prometheus import query
+
+            for key in ("success_ratio", "latency_p99_ms"):
+                try:
+                    value = query(sc.sli["prometheus"], sc.sli[key])
+                    found.append((f"Prometheus: {key}", True, f"{value!r} at "
+                                                              f"{sc.sli['prometheus']}"))
+                except GamedayError as exc:
+                    found.append((f"Prometheus: {key}", False, str(exc)))
+        if sc.alertmanager is not None:
+            from gameday.targets.alertmanager import active
+
+            try:
+                firing = active(sc.alertmanager, {"alertname": sc.alert.name})
+                found.append(("Alertmanager", not firing, f"{sc.alertmanager}: {sc.alert.name} "
+                              + ("is firing already" if firing else "is not firing")))
+            except GamedayError as exc:
+                found.append(("Alertmanager", False, str(exc)))
+        for api, proxy in _proxies(experiment):
+            from gameday.targets.toxiproxy import toxics
+
+            try:
+                on = toxics(api, proxy)
+                found.append((f"Toxiproxy proxy {proxy}", not on,
+                              f"{api}: " + (f"toxics on it already: {on}" if on else "clean")))
+            except GamedayError as exc:
+                found.append((f"Toxiproxy proxy {proxy}", False, str(exc)))
+        return found
+
     def up(self) -> dict[str, Any]:
         """Nothing is started: the entry point must answer."""
         self.check(self.sc)
@@ -103,3 +138,19 @@ class ServiceTarget:
     @staticmethod
     def release(run_dir: Path, name: str) -> None:
         return None  # after a crash too: only the faults are rolled back
+
+
+def _proxies(experiment: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (Toxiproxy API, proxy) pairs the experiment's activities act on."""
+    pairs = []
+    for section in ("method", "rollbacks"):
+        for activity in experiment.get(section) or []:
+            provider = activity.get("provider") if isinstance(activity, dict) else None
+            if isinstance(provider, dict) and \
+                    provider.get("module") == "gameday.activities.toxiproxy":
+                arguments = provider.get("arguments") or {}
+                pair = (str(arguments.get("api") or "http://127.0.0.1:8474"),
+                        str(arguments.get("proxy")))
+                if pair not in pairs:
+                    pairs.append(pair)
+    return pairs

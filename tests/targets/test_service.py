@@ -317,3 +317,33 @@ def test_a_fresh_project_for_a_service_runs_as_the_docs_say(tmp_path, monitored)
     fired = next(e for e in events if e.kind == "alert.fired")
     assert (fired.actor, fired.data["alertname"]) == ("alertmanager", "ServiceLatencyBurn")
     assert stack.toxics() == [] and stack.unchanged()
+
+
+def test_preflight_checks_the_teams_own_pieces_and_says_which_failed(tmp_path, monitored):
+    """--preflight asks their Prometheus (each query returns a series), their
+    Alertmanager and each Toxiproxy proxy, injects nothing, and names what failed."""
+    stack = monitored
+    scenario = write_project(tmp_path, stack)
+    watched_by_the_team(scenario, stack, "PodinfoLatencyBurn")
+    ready = gameday(tmp_path, "run", str(scenario), "--preflight", "--json")
+    assert ready.returncode == 0, ready.stdout + ready.stderr[-2000:]
+    checks = {c["name"]: c for c in json.loads(ready.stdout)}
+    for name in ("Prometheus: success_ratio", "Prometheus: latency_p99_ms", "Alertmanager",
+                 f"Toxiproxy proxy {PROXY}", "SLIs inside the objective"):
+        assert checks[name]["ok"], checks[name]
+    doc = experiment(stack)
+    for activity in (*doc["method"], *doc["rollbacks"]):
+        activity["provider"]["arguments"]["proxy"] = "payments-db"  # allowed, not there
+    scenario = write_project(tmp_path, stack, doc=doc, safety=textwrap.dedent(f"""\
+        [safety]
+        urls = ["{stack.entrypoint}", "{stack.prometheus}", "{stack.alertmanager}"]
+        toxiproxy = ["{stack.api}"]
+        proxies = ["payments-db"]
+        """))
+    watched_by_the_team(scenario, stack, "PodinfoLatencyBurn")
+    failed = gameday(tmp_path, "run", str(scenario), "--preflight", "--json")
+    assert failed.returncode == 1, failed.stdout + failed.stderr[-2000:]
+    missing = next(c for c in json.loads(failed.stdout)
+                   if c["name"] == "Toxiproxy proxy payments-db")
+    assert not missing["ok"] and "404" in missing["detail"]
+    assert stack.toxics() == [] and stack.unchanged()

@@ -1,0 +1,25 @@
+"""A team's own Alertmanager, asked through its API (v2): which of its alerts are active."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from gameday.core.errors import GamedayError
+
+TIMEOUT_S = 5.0
+
+
+def active(alertmanager: str, matchers: dict[str, str]) -> list[dict[str, Any]]:
+    """The alerts Alertmanager holds active (not silenced or inhibited) that match."""
+    query = [("active", "true"), ("silenced", "false"), ("inhibited", "false"),
+             *(("filter", f'{k}="{v}"') for k, v in matchers.items())]
+    url = alertmanager.rstrip("/") + "/api/v2/alerts?" + urllib.parse.urlencode(query)
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as answer:
+            found = json.loads(answer.read())
+    except (OSError, ValueError) as exc:
+        raise GamedayError(f"Alertmanager at {alertmanager} unreachable: {exc}") from None
+    return [a for a in found if isinstance(a, dict)] if isinstance(found, list) else []

@@ -93,6 +93,11 @@ def _print(data: dict[str, Any]) -> None:
     if data["stale_alerts"]:
         echo("  alerts linking a runbook not verified lately: " + ", ".join(
             f"{a['alert']} -> {a['runbook']}" for a in data["stale_alerts"]))
+    if data["alerts"]:
+        echo("\nALERTS (did they fire in game days and drills?)")
+        for a in data["alerts"]:
+            echo(f"  {a['status']:16} {a['alert']:30} fired {a['fired']} of "
+                 f"{a['game_days']} (last: #{a['last']})")
     echo("\nACTION ITEMS")
     for kind, a in data["actions"].items():
         if a["total"]:

@@ -30,7 +30,7 @@ never a sort of a hundred thousand values per group.
 **Weeks.** The trend has every ISO week from the window's start (``--since``, else the
 first incident in scope) to now, with ``n`` 0 for a week without data: a gap shows.
 
-**Runbook freshness** is ``freshness``'s; **action items** ``actions``'.
+**Runbook freshness**: ``freshness``; **action items**: ``actions``; **alerts**: ``alerts``.
 
 **Verdicts.** Every game day records its verdict on its timeline (``gameday.verdict``,
 ``verdict.record``); the pass rate counts those, and for a scheduled game day from
@@ -58,6 +58,7 @@ from gameday.core.policy import downplayed, rank, worse
 from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, KINDS
 from gameday.report import facts as incident_facts
 from gameday.report.actions import action_items
+from gameday.report.alerts import proof
 from gameday.report.facts import (
     GROUND_TRUTH,
     NO_VALUE,
@@ -539,6 +540,7 @@ class Report:
     runbooks: list[Freshness]
     stale_alerts: list[dict[str, Any]]
     actions: dict[str, Any]
+    alerts: list[dict[str, Any]]  # which alerts game days proved (``alerts.proof``)
     # the incidents in scope and each kind's sorted values per group (``/metrics``)
     table: Table = field(repr=False, compare=False)
     spreads: dict[str, Spread] = field(default_factory=dict, repr=False, compare=False)
@@ -553,7 +555,8 @@ class Report:
                 "counts": self.counts, "response": self.response, "trend": self.trend,
                 "outcomes": self.outcomes, "severity": self.severity,
                 "runbooks": [f.as_dict() for f in self.runbooks],
-                "stale_alerts": self.stale_alerts, "actions": self.actions}
+                "stale_alerts": self.stale_alerts, "actions": self.actions,
+                "alerts": self.alerts}
 
 
 def build(store: Store, scope: Scope | None = None, *,
@@ -582,7 +585,7 @@ def build(store: Store, scope: Scope | None = None, *,
         response=response, trend=trend,
         outcomes={k: outcomes(t, k, spreads[k], scheduled) for k in GROUND_TRUTH},
         severity=severity_accuracy(t), runbooks=fresh, stale_alerts=stale_alerts(fresh),
-        actions=action_items(db, t, now=now), table=t, spreads=spreads)
+        actions=action_items(db, t, now=now), alerts=proof(db, t), table=t, spreads=spreads)
     tick("figures")
     return report
 

@@ -92,6 +92,11 @@ def attention(report: Report) -> list[dict[str, str]]:
                         "text": f"{alerts} alert{'s' if alerts > 1 else ''} link "
                                 f"{len(books)} runbook{'s' if len(books) > 1 else ''} "
                                 f"{what.format(age=report.scope.max_age_days)}: {names}."})
+    for a in report.alerts:
+        if a["status"] != "proven":
+            out.append({"level": "bad" if a["status"] == "never fired" else "warn",
+                        "href": "#alerts", "text": f"Alert {a['alert']} {a['status']} "
+                        f"({a['fired']} of {a['game_days']} game days)."})
     for kind, a in report.actions.items():
         if a["overdue"]:
             who = ", ".join(f"{o} {n}" for o, n in a["overdue_by_owner"].items())

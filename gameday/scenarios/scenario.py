@@ -420,7 +420,23 @@ def scenario_schema() -> dict[str, Any]:
              "workload": {"required": ["namespace", "deployment"]}}}},
         {"if": {"properties": {"target": {"const": "service"}}, "required": ["target"]},
          "then": {"required": ["traffic"], "properties": {"traffic": {"required": ["url"]}}},
-         "else": {"properties": {"traffic": {"not": {"required": ["url"]}}}}},
+         # a team's own Prometheus and Alertmanager are read on a service target only
+         "else": {"properties": {
+             "traffic": {"not": {"required": ["url"]}},
+             "sli": {"properties": {"source": {"const": "traffic"}}},
+             "alerting": {"not": {"const": "alertmanager"}},
+             "stop_when": {"properties": {"alerts": {"maxItems": 0}}}}}},
+        {"if": {"properties": {"alerting": {"const": "alertmanager"}}, "required": ["alerting"]},
+         "then": {"required": ["alertmanager"]}},
+        {"if": {"properties": {"stop_when": {"properties": {"alerts": {"minItems": 1}},
+                                             "required": ["alerts"]}},
+                "required": ["stop_when"]},
+         "then": {"required": ["alertmanager"]}},
+        {"if": {"properties": {"sli": {"properties": {"source": {"const": "prometheus"}},
+                                       "required": ["source"]}},
+                "required": ["sli"]},
+         "then": {"properties": {"sli": {
+             "required": ["prometheus", "success_ratio", "latency_p99_ms"]}}}},
     ]
     return schema
 

@@ -729,3 +729,23 @@ def test_report_over_real_game_days_matches_their_events(tmp_path):
     verdicts = r.outcomes["gameday"]["verdicts"]
     assert verdicts["counts"] == {"deviated": 1, "passed": 1} and verdicts["pass_rate"] == 0.5
     assert verdicts["failed_checks"]["steady state after the fault"] == 1
+
+
+def test_the_report_says_which_alerts_game_days_proved(store, tmp_path):
+    """Per alert a game day waited for: fired or not, and the last time; a real
+    incident's alert proves nothing."""
+    gameday(store, days_ago=3)                                   # Burn fired
+    missed = Incident.open(store, "game day slow", service="checkout", scenario="slow")
+    missed.record(events.fault_injected("kill", "succeeded", {}, 0.1), "chaos", at_ns=ns(0))
+    missed.record(events.detection_missed(30.0, "Burn"), "gameday", at_ns=ns(30))
+    opened(store, missed.id, 1)                                  # then Burn missed
+    never = Incident.open(store, "game day slower", service="checkout", scenario="slower")
+    never.record(events.detection_missed(30.0, "SlowBurn"), "gameday", at_ns=ns(30))
+    opened(store, never.id, 1)
+    alert_incident(store)                                         # PaymentsDown: real
+    proof = {a["alert"]: a for a in build(store, tmp_path).alerts}
+    assert set(proof) == {"Burn", "SlowBurn"}
+    assert (proof["SlowBurn"]["status"], proof["SlowBurn"]["fired"]) == ("never fired", 0)
+    assert proof["Burn"]["status"] == "missed last time" and proof["Burn"]["last"] == missed.id
+    assert (proof["Burn"]["fired"], proof["Burn"]["missed"]) == (1, 1)
+    assert [a["alert"] for a in build(store, tmp_path).alerts] == ["SlowBurn", "Burn"]

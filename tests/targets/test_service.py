@@ -267,6 +267,9 @@ def test_an_alert_too_slow_to_fire_is_the_finding(tmp_path, monitored):
     missed = next(e for e in events if e.kind == "detection.missed")
     assert missed.data["alert"] == "PodinfoLatencyBurnSlowly"
     assert "did not fire" in Path(result["review"]).read_text()
+    report = gameday(tmp_path, "report", "--json")
+    proof = {a["alert"]: a for a in json.loads(report.stdout)["alerts"]}
+    assert proof["PodinfoLatencyBurnSlowly"]["status"] == "never fired"
     assert stack.toxics() == [] and stack.unchanged()
 
 

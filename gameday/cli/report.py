@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,7 @@ def _print(data: dict[str, Any]) -> None:
     if data["stale_alerts"]:
         echo("  alerts linking a runbook not verified lately: " + ", ".join(
             f"{a['alert']} -> {a['runbook']}" for a in data["stale_alerts"]))
-    if data["alerts"]:
-        echo("\nALERTS (did they fire in game days and drills?)")
-        for a in data["alerts"]:
-            echo(f"  {a['status']:16} {a['alert']:30} fired {a['fired']} of "
-                 f"{a['game_days']} (last: #{a['last']})")
+    _print_alerts(data["alerts"], echo)
     echo("\nACTION ITEMS")
     for kind, a in data["actions"].items():
         if a["total"]:
@@ -149,3 +146,11 @@ def report(state: State, since: datetime | None, service: str | None, team: str 
         click.echo(insights.dumps(result))
     elif not html:
         _print(result.as_dict())
+
+
+def _print_alerts(alerts: list[dict[str, Any]], echo: Callable[[str], None]) -> None:
+    if alerts:
+        echo("\nALERTS (did they fire in game days and drills?)")
+        for a in alerts:
+            echo(f"  {a['status']:16} {a['alert']:30} fired {a['fired']} of "
+                 f"{a['game_days']} (last: #{a['last']})")

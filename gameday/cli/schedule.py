@@ -41,7 +41,7 @@ def add(state: State, name: str, scenario: Path, cron: str | None, tz: str | Non
         every: str | None, jitter: str | None, blackouts: tuple[str, ...],
         max_late: str | None, notify_url: str | None, notify_format: str) -> None:
     """Schedule the game day in SCENARIO as NAME."""
-    from gameday.core.events import Audit
+    from gameday.core.audit import Audit
     from gameday.scenarios.scenario import load_scenario
     from gameday.schedules.schedule import make_schedule, redact, spec_of
     load_scenario(scenario)  # a schedule of a scenario that does not load would only skip
@@ -104,7 +104,7 @@ def list_schedules(state: State, as_json: bool, history: int) -> None:
 
 
 def _set_paused(state: State, name: str, paused: bool) -> None:
-    from gameday.core.events import Audit
+    from gameday.core.audit import Audit
 
     state.store.update_schedule(name, paused=int(paused))
     state.store.audit("cli", Audit.SCHEDULE_CHANGED,
@@ -134,7 +134,7 @@ def resume(state: State, name: str) -> None:
 @pass_state
 def remove(state: State, name: str) -> None:
     """Remove NAME (its history stays in the store)."""
-    from gameday.core.events import Audit
+    from gameday.core.audit import Audit
 
     state.store.remove_schedule(name)
     state.store.audit("cli", Audit.SCHEDULE_CHANGED, {"schedule": name, "change": "removed"})
@@ -149,7 +149,7 @@ def run_now(state: State, name: str) -> None:
     (exits as `gameday run` does; 4 when a guardrail skipped it)."""
     import getpass
 
-    from gameday.core.events import Audit
+    from gameday.core.audit import Audit
     from gameday.schedules.schedule import from_row
     from gameday.schedules.scheduler import Scheduler
 

@@ -30,7 +30,7 @@ def add(state: State, name: str, role: str, as_json: bool) -> None:
     """Add NAME with ROLE and print their token, once: it is stored only as its hash."""
     import getpass
 
-    from gameday.core.events import Audit
+    from gameday.core.audit import Audit
     from gameday.people.auth import new_token, token_sha256
 
     token = new_token()
@@ -55,7 +55,7 @@ def rotate(state: State, name: str, as_json: bool) -> None:
     signed in stop working at once."""
     import getpass
 
-    from gameday.core.events import Audit
+    from gameday.core.audit import Audit
     from gameday.people.auth import new_token, token_sha256
 
     token = new_token()
@@ -78,7 +78,7 @@ def role(state: State, name: str, new_role: str) -> None:
     """Make NAME a ROLE; their signed-in sessions have the new rights at once."""
     import getpass
 
-    from gameday.core.events import Audit
+    from gameday.core.audit import Audit
 
     was = state.store.set_user_role(name, new_role)
     if was is None:
@@ -113,7 +113,7 @@ def revoke(state: State, name: str) -> None:
     """Revoke NAME's token and sessions at once."""
     import getpass
 
-    from gameday.core.events import Audit
+    from gameday.core.audit import Audit
 
     if not state.store.revoke_user(name):
         raise click.ClickException(f"no active user {name}")

@@ -85,28 +85,6 @@ class Kind(StrEnum):
     K8S_EVENT = "k8s.event"
 
 
-class Audit(StrEnum):
-    """What the append-only audit log records (who did what, not the timeline)."""
-
-    LOGIN = "login"
-    LOGIN_FAILED = "login.failed"
-    ALERTS_RECEIVED = "alerts.received"
-    RUNBOOK_RUN = "runbook.run"
-    RUNBOOK_RESULT = "runbook.result"
-    RUNBOOK_REJECTED = "runbook.rejected"
-    SCHEDULE_CHANGED = "schedule.changed"
-    FREEZE = "freeze"
-    GAMEDAY_STARTED = "gameday.started"
-    USER_ADDED = "user.added"
-    USER_REVOKED = "user.revoked"
-    USER_ROTATED = "user.rotated"
-    USER_ROLE_CHANGED = "user.role_changed"
-    FORBIDDEN = "forbidden"
-    APPROVAL_REQUESTED = "approval.requested"
-    APPROVED = "approval.granted"
-    APPROVAL_EXPIRED = "approval.expired"
-
-
 @dataclass(frozen=True)
 class Entry:
     """An event about to be recorded: its kind and its payload."""

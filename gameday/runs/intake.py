@@ -28,8 +28,8 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from gameday.core import clock, events
+from gameday.core.audit import Audit
 from gameday.core.errors import GamedayError
-from gameday.core.events import Audit
 from gameday.core.policy import severity_from_labels
 from gameday.core.states import IncidentKind, RunStatus
 from gameday.incidents.incident import Incident

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from gameday.core import clock
+from gameday.core.audit import Audit
 from gameday.core.errors import GamedayError
 from gameday.core.events import (
-    Audit,
     Entry,
     Kind,
     approval_expired,

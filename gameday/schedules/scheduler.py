@@ -62,7 +62,7 @@ def set_freeze(store: Store, frozen: bool, reason: str | None, who: str) -> Free
     """Pull the safety lever (``gameday freeze``, the schedules page, ``POST
     /api/v1/freeze``): on, no game day starts and running ones stop with their
     rollbacks; off, they may start again. On the audit log; the freeze as it is now."""
-    from gameday.core.events import Audit
+    from gameday.core.audit import Audit
 
     reason = (reason or "").strip() or None
     if reason and (len(reason) > 500 or any(ord(c) < 32 for c in reason)):
@@ -240,7 +240,7 @@ class Scheduler:
         """Start ``name``'s game day at once, with its guardrails (``gameday schedule
         run-now``, the schedules page's Run now): its scheduled run, ``skipped`` with
         the reason when a guardrail says no. Who asked is on the audit log."""
-        from gameday.core.events import Audit
+        from gameday.core.audit import Audit
 
         made = from_row(self.store.schedule(name))
         now = clock.now()

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from gameday.core import clock
+from gameday.core.audit import Audit
 from gameday.core.errors import ValidationError
-from gameday.core.events import Audit
 from gameday.core.policy import may
 from gameday.core.render import templates
 from gameday.core.settings import Settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from gameday.core.events import Audit
+from gameday.core.audit import Audit
 from gameday.core.spec import PERSON
 from gameday.people.auth import SESSION_COOKIE, SESSION_TTL_S
 from gameday.web.context import page, read_form, shared

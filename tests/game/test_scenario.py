@@ -213,8 +213,8 @@ def test_messages_are_words_not_pydantic(tmp_path):
         "must not be empty",
         "unknown field (expected one of alert, alerting, alertmanager, customer_facing, "
         "description, drill, evaluation_interval, experiment, name, recovery_window, "
-        "response, service, sli, slo, target, targets, team, timeouts, title, traffic, "
-        "workload)",
+        "response, service, sli, slo, stop_when, target, targets, team, timeouts, title, "
+        "traffic, workload)",
         "must be one of centralized, distributed, hybrid, not 'anarchy'",
         "is required",
     ]

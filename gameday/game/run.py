@@ -34,7 +34,7 @@ from gameday.slis import samples
 from gameday.store import Event, Store, utc_now
 from gameday.store.leases import Lease
 from gameday.store.rows import FreezeRow
-from gameday.targets.base import TARGETS, Sampler, Target, Watch, make_target
+from gameday.targets.base import TARGETS, Target, Watch, make_target
 
 Say = Callable[[str], None]
 
@@ -214,8 +214,8 @@ class _Game:
     def __init__(self, sc: Scenario, store: Store, incident: Incident, target: Target,
                  lease: Lease, run_dir: Path, alerting: str, say: Say) -> None:
         self.sc, self.store, self.incident, self.target = sc, store, incident, target
-        self.lease, self.run_dir, self.alerting, self.say = lease, run_dir, alerting, say
-        self.generator: Sampler | None = None
+        self.lease, self.run_dir, self.say = lease, run_dir, say
+        self.generator: samples.SliSource | None = None
         self.detector: Detector | None = None
         self.source: AlertSource = alert_source(alerting)
         self.watch: Watch | None = None
@@ -377,7 +377,7 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
                             else f"frozen by {frozen['who']}: {frozen['reason'] or ''}"))
     run_dir = new_run_dir(root or runs_root(), f"{sc.name}-preflight")
     target = make_target(sc, run_dir)
-    generator: Sampler | None = None
+    generator: samples.SliSource | None = None
     detector: Detector | None = None
     try:
         try:

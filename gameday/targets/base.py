@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from gameday.targets.sandbox import SandboxClient
 
 Record = Callable[[Entry], object]  # what it returns is ignored
-Sampler = SliSource  # the SLIs' samples: requests (sandbox, kind), a Deployment's status (kwok)
 
 
 class Watch(Protocol):
@@ -109,7 +108,7 @@ class SandboxTarget:
         self.client = start_sandbox(self.dir)
         return {"entrypoint": self.client.entrypoint}
 
-    def sampler(self, samples_path: Path) -> Sampler:
+    def sampler(self, samples_path: Path) -> SliSource:
         return Traffic(self._client().entrypoint, self.sc.traffic_rate,
                        self.sc.traffic_timeout_s, samples_path)
 
@@ -175,7 +174,7 @@ class KubeTarget:
         self.cluster = cluster.up(self.sc.target)
         return {"kubeconfig": str(self.cluster.kubeconfig), "context": self.cluster.context}
 
-    def sampler(self, samples_path: Path) -> Sampler:
+    def sampler(self, samples_path: Path) -> SliSource:
         from gameday.targets.kube import KubeSampler
 
         if self.sc.target == "kind":

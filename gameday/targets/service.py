@@ -92,8 +92,8 @@ class ServiceTarget:
         return found
 
     def up(self) -> dict[str, Any]:
-        """Nothing is started: the entry point must answer."""
-        self.check(self.sc)
+        """Nothing is started (``check`` ran before: the entry point is allowed); it
+        must answer."""
         parts = urlsplit(self.url)
         connection = (http.client.HTTPSConnection if parts.scheme == "https"
                       else http.client.HTTPConnection)

@@ -159,11 +159,16 @@ class TeamStack:
         assert isinstance(found, list)
         return found
 
+    def state(self, name: str) -> str:
+        """The process's state letter in /proc (R, S, ... or T when stopped)."""
+        stat = Path(f"/proc/{self.procs[name].pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0]
+
     def unchanged(self) -> bool:
-        """Every process still runs, with the arguments it was started with, and the
-        proxy still sends the entry point to podinfo."""
+        """Every process still runs (not frozen by a signal), with the arguments it was
+        started with, and the proxy still sends the entry point to podinfo."""
         for name, proc in self.procs.items():
-            if proc.poll() is not None:
+            if proc.poll() is not None or self.state(name) in ("T", "t"):
                 return False
             cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[:-1]
             if [c.decode() for c in cmdline] != self.argv[name]:

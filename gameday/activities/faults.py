@@ -34,7 +34,8 @@ from typing import TypeVar
 F = TypeVar("F", bound=Callable[..., object])
 
 BUILTIN = ("gameday.activities.toolkit", "gameday.activities.sandbox",
-           "gameday.activities.kubernetes", "gameday.activities.toxiproxy")
+           "gameday.activities.kubernetes", "gameday.activities.toxiproxy",
+           "gameday.activities.hosts")
 
 
 @dataclass(frozen=True)

@@ -135,29 +135,35 @@ def steady_state_reached(sli: Mapping[str, Any] | None) -> Entry:
     return Entry(Kind.STEADY_STATE_REACHED, {"sli": dict(sli) if sli else None})
 
 
-def impact_started(status: int, latency_ms: float) -> Entry:
-    return Entry(Kind.IMPACT_STARTED, {"status": status, "latency_ms": round(latency_ms, 1)})
+def impact_started(status: int, latency_ms: float, unit: str = "request") -> Entry:
+    """The first sample outside the objective: a request gameday sent, or a
+    ``reading`` of the team's Prometheus."""
+    return Entry(Kind.IMPACT_STARTED, {"status": status, "latency_ms": round(latency_ms, 1),
+                                       "unit": unit})
 
 
 def mitigated(confirmed_after_s: float, requests: int, bad_requests: int,
-              failed_requests: int) -> Entry:
+              failed_requests: int, unit: str = "request") -> Entry:
+    """Back inside the objective; ``requests`` samples (requests, or Prometheus
+    ``reading``s) since impact began, ``bad_requests`` of them outside it."""
     return Entry(Kind.MITIGATED, {"confirmed_after_s": confirmed_after_s,
                                   "requests": requests, "bad_requests": bad_requests,
-                                  "failed_requests": failed_requests})
+                                  "failed_requests": failed_requests, "unit": unit})
 
 
 # -- alerts ---------------------------------------------------------------------------
 def alert_fired(alertname: str, labels: Mapping[str, str], annotations: Mapping[str, str],
                 *, sli: Mapping[str, Any] | None = None,
                 objective: Mapping[str, Any] | None = None, starts_at: str | None = None,
-                fingerprint: str | None = None) -> Entry:
+                fingerprint: str | None = None, fallback: bool = False) -> Entry:
     """The same shape whoever fired it: the built-in detector (with the SLI and the
     objective it breached) or Alertmanager (with the instance's ``startsAt`` and
-    fingerprint)."""
+    fingerprint). ``fallback``: the team's alert never fired, and gameday's own SLO burn
+    detector opened the incident in its place."""
     return Entry(Kind.ALERT_FIRED, {
         "alertname": alertname, "labels": dict(labels), "annotations": dict(annotations),
         "sli": dict(sli) if sli else None, "objective": dict(objective) if objective else None,
-        "starts_at": starts_at, "fingerprint": fingerprint})
+        "starts_at": starts_at, "fingerprint": fingerprint, "fallback": fallback})
 
 
 def alert_received(alertname: str, labels: Mapping[str, str]) -> Entry:
@@ -323,8 +329,12 @@ def alerting_ready(prometheus: str) -> Entry:
     return Entry(Kind.ALERTING_READY, {"prometheus": prometheus})
 
 
-def detection_missed(waited_s: float, alert: str) -> Entry:
-    return Entry(Kind.DETECTION_MISSED, {"waited_s": waited_s, "alert": alert})
+def detection_missed(waited_s: float, alert: str, *, outside_s: float = 0.0,
+                     fallback: bool = False) -> Entry:
+    """``fallback``: gameday's SLO burn detector opens the incident instead."""
+    return Entry(Kind.DETECTION_MISSED, {"waited_s": waited_s, "alert": alert,
+                                         "outside_s": round(outside_s, 2),
+                                         "fallback": fallback})
 
 
 def recovery_missed(waited_s: float) -> Entry:
@@ -450,6 +460,10 @@ def _incident_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
         case Kind.FAULT_INJECTED | Kind.FAULT_ROLLED_BACK | Kind.CHAOS_ACTION_FAILED:
             return f"{d.get('activity')} ({d.get('status')})"
         case Kind.IMPACT_STARTED:
+            if d.get("unit") == "reading":
+                return ("first Prometheus reading outside the objective: "
+                        + ("success ratio below it" if d.get("status") != 200 else
+                           f"p99 {d.get('latency_ms')} ms"))
             return f"first bad request: status {d.get('status')}, {d.get('latency_ms')} ms"
         case Kind.ALERT_FIRED:
             sli = d.get("sli") or {}
@@ -527,8 +541,9 @@ def _game_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
     """The game day, the drill and the target around the incident."""
     match kind:
         case Kind.MITIGATED:
+            unit = "Prometheus readings" if d.get("unit") == "reading" else "requests"
             return (f"SLIs inside the objective; {d.get('bad_requests')} of "
-                    f"{d.get('requests')} requests missed it")
+                    f"{d.get('requests')} {unit} missed it")
         case Kind.STEADY_STATE_CHECKED:
             return f"{d['phase']}: {'met' if d['met'] else 'NOT met'}"
         case Kind.STEADY_STATE_REACHED:

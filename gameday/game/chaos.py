@@ -55,7 +55,9 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
             "rollbacks, so the fault cannot outlive the game day",
             file=str(path), field=f"method[{index}]")
     for where, kind, value in faults.reaches(experiment):
-        safety.allowed(kind, str(value), field=where, file=str(path))
+        for i, one in enumerate(value) if isinstance(value, list) else ((None, value),):
+            safety.allowed(kind, str(one), file=str(path),
+                           field=where if i is None else f"{where}[{i}]")
     return experiment
 
 

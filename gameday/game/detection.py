@@ -50,6 +50,8 @@ class DetectorState:
     healthy_since_ns: int | None = None
     mitigated_ns: int | None = None
     last: Sli | None = None
+    outside_ns: int = 0             # time the window SLI was outside, since armed
+    evaluated_ns: int | None = None  # the last evaluation since armed
 
 
 class Detector:
@@ -67,6 +69,10 @@ class Detector:
         self._stop = threading.Event()
         self._file = open(sli_path, "a", buffering=1) if sli_path else None  # noqa: SIM115
         self._thread = threading.Thread(target=self._loop, name="detector", daemon=True)
+
+    @property
+    def unit(self) -> str:
+        return self.traffic.unit
 
     def start(self) -> None:
         self._thread.start()
@@ -93,6 +99,18 @@ class Detector:
         recent = self.traffic.between(now - int(lookback_s * 1e9), now)
         return bool(recent) and not any(bad(s, self.slo) for s in recent)
 
+    def outside_s(self) -> float:
+        """How long the window SLI has been outside the objective since the fault went
+        in, summed over evaluations."""
+        with self._lock:
+            return self.state.outside_ns / 1e9
+
+    def burning(self) -> bool:
+        """Whether the burn condition (outside the objective for the alert's ``for``)
+        has held since the fault went in, whoever reports the alert."""
+        with self._lock:
+            return self.state.fired_ns is not None
+
     def healthy(self) -> bool:
         sli = self.current()
         return sli is not None and not outside(sli, self.slo)
@@ -114,13 +132,17 @@ class Detector:
             st.last = sli
             if st.armed_ns is None or st.mitigated_ns is not None:
                 return
+            if breaching and st.evaluated_ns is not None:
+                st.outside_ns += now_ns - st.evaluated_ns
+            st.evaluated_ns = now_ns
             reports: list[tuple[Entry, int, str]] = []
             if st.impact_ns is None:
                 first = next((s for s in self.traffic.between(st.armed_ns, now_ns)
                               if bad(s, self.slo)), None)
                 if first is not None:
                     st.impact_ns = first.end_ns
-                    reports.append((events.impact_started(first.status, first.latency_ms),
+                    reports.append((events.impact_started(first.status, first.latency_ms,
+                                                          self.unit),
                                     first.end_ns, first.at_utc))
             if breaching:
                 st.healthy_since_ns = None
@@ -162,5 +184,5 @@ class Detector:
         during = [s for s in samples if st.impact_ns <= s.end_ns <= recovered.end_ns]
         entry = events.mitigated(self.recovery_window_s, len(during),
                                  sum(1 for s in during if bad(s, self.slo)),
-                                 sum(1 for s in during if not s.ok))
+                                 sum(1 for s in during if not s.ok), self.unit)
         return (entry, recovered.end_ns, recovered.at_utc)

@@ -75,10 +75,7 @@ class Response:
     # -- the hold ---------------------------------------------------------------------
     def run(self) -> None:
         sc = self.sc
-        if not wait(self.fired, sc.timeouts.detect):
-            self.inc.record(events.detection_missed(sc.timeouts.detect, self.alert[0]),
-                            "gameday")
-            self.say(f"no alert within {sc.timeouts.detect:g}s: detection missed")
+        if not wait(self.fired, sc.timeouts.detect) and not self.fall_back():
             return
         sli = self.det.current()
         assert sli is not None
@@ -99,6 +96,30 @@ class Response:
             self.contain()
         if not wait(self.det.mitigated, sc.timeouts.mitigate, tick=self.tick):
             self.escalate()
+
+    def fall_back(self) -> bool:
+        """The alert did not fire within the detect timeout: the game day's main finding.
+        When the SLIs burned all the same and the alert is someone else's (the team's
+        Alertmanager), gameday's own SLO burn detector opens the incident in its place,
+        so the response is still rehearsed; TTD is measured to that moment."""
+        sc, name = self.sc, self.alert[0]
+        outside = self.det.outside_s()
+        fallback = self.det.burning() and not self.det.emit_alerts
+        self.inc.record(events.detection_missed(sc.timeouts.detect, name, outside_s=outside,
+                                                fallback=fallback), "gameday")
+        self.say(f"{name} did not fire within {sc.timeouts.detect:g}s (the SLIs were outside "
+                 f"the objective for {outside:.1f}s)"
+                 + ("; gameday's SLO burn detector opens the incident" if fallback else ""))
+        if not fallback:
+            return False
+        sli = self.det.current() or self.det.traffic.sli(1.0)
+        self.inc.record(events.alert_fired(
+            name, self.alert[1], self.alert[2], sli=sli.as_dict(), fallback=True,
+            objective={"success_ratio": sc.slo.success_ratio,
+                       "latency_p99_ms": sc.slo.latency_p99_ms, "window_s": sc.slo.window_s}),
+            "gameday")
+        self.fired.set()
+        return True
 
     @property
     def drilling(self) -> bool:

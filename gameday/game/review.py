@@ -56,8 +56,7 @@ def findings(events: list[dict[str, Any]], card: Scorecard) -> list[Finding]:
                 out.append(Finding(func, declared.factor, declared.action, "team"))
     m = card.metrics
     if m.detection_missed:
-        out.append(Finding("detection", "The alert did not fire for this failure mode.",
-                           "Add an SLO burn alert that covers this failure mode", "team"))
+        out.append(_missed(events))
     if m.runbook and m.contained_by != f"runbook {m.runbook}":
         outcome = ("succeeded" if m.runbook_status == RunStatus.SUCCESSFUL
                    else f"ended {m.runbook_status}")
@@ -79,6 +78,20 @@ def findings(events: list[dict[str, Any]], card: Scorecard) -> list[Finding]:
                                          "incident had to escalate.",
                            "Add a decision point to the runbook: escalate or roll back", "ic"))
     return out
+
+
+def _missed(events: list[dict[str, Any]]) -> Finding:
+    """The alert that did not fire, how long it was waited for and how long the SLIs
+    were outside the objective meanwhile (``detection.missed``)."""
+    data = next(e["data"] for e in events if e["kind"] == Kind.DETECTION_MISSED)
+    factor = (f"Alert {data.get('alert')} did not fire within {data.get('waited_s', 0):g}s; "
+              f"the SLIs were outside the objective for {data.get('outside_s', 0):g} "
+              "seconds.")
+    if data.get("fallback"):
+        factor += " gameday's SLO burn detector opened the incident in its place."
+    return Finding("detection", factor,
+                   f"Make {data.get('alert')} fire for this failure mode (its expression or "
+                   "its for: duration), or add an SLO burn alert that does", "team")
 
 
 def track_actions(store: Store, incident_id: int, found: list[Finding], sc: Scenario,
@@ -144,6 +157,25 @@ def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
     return "\n".join(parts)
 
 
+def measured_by(sc: Scenario) -> dict[str, Any]:
+    """How the SLIs were measured, in the review's words: what one sample is, where it
+    came from, and the team's queries when they were read from Prometheus."""
+    sli = sc.sli
+    if sli.get("source") == "prometheus":
+        return {"unit": "Prometheus readings",
+                "how": f"read from Prometheus at {sli['prometheus']} every "
+                       f"{sli['interval']:g}s with the team's queries",
+                "queries": {"success ratio": sli["success_ratio"],
+                            "p99 latency (ms)": sli["latency_p99_ms"]}}
+    if sc.target == "kwok":
+        return {"unit": "replica samples", "queries": {},
+                "how": f"the available replicas of {sc.workload.get('deployment')}, read "
+                       "from the API server"}
+    where = f" to {sc.traffic_url}" if sc.traffic_url else ""
+    return {"unit": "requests", "how": f"{sc.traffic_rate:g} synthetic requests a second"
+                                       f"{where}, measured by gameday", "queries": {}}
+
+
 def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
                  run_dir: Path) -> dict[str, Any]:
     """Render the review from the store; returns the facts it was rendered from."""
@@ -178,7 +210,7 @@ def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
         "went_well": went_well(card), "was_hard": was_hard(card), "lucky": lucky(events),
         "journal_status": journal.get("status"), "deviated": journal.get("deviated"),
         "run_dir": run_dir, "chart": chart, "generated_at": clock.now().isoformat(),
-        "kubernetes": kubernetes_facts(run_dir, events, t0),
+        "kubernetes": kubernetes_facts(run_dir, events, t0), "measured": measured_by(sc),
         "runbook_artifacts": sorted(str(p.relative_to(run_dir)) for p in
                                     (run_dir / "runbooks").glob("*/artifacts/*/status")),
     }

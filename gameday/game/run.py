@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,12 +23,13 @@ from gameday.core.states import IncidentState
 from gameday.game import chaos, interrupts
 from gameday.game.alert_sources import AlertSource, alert_source
 from gameday.game.detection import Detector
+from gameday.game.reach import linked_runbook_within_hosts
 from gameday.game.responders import Response, wait
 from gameday.game.stops import StopWatch
 from gameday.incidents.comms import describe_impact
 from gameday.incidents.incident import TERMINAL_STATES, Incident
 from gameday.scenarios.drill import DrillSpec
-from gameday.scenarios.scenario import Scenario
+from gameday.scenarios.scenario import Scenario, as_run
 from gameday.slis import samples
 from gameday.store import Event, Store, utc_now
 from gameday.store.leases import Lease
@@ -167,10 +167,11 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
                               "(a service target's)", file=str(sc.path), field="alertmanager")
     TARGETS[sc.target].check(sc)  # what it touches of a team's own system: the allowlist
     experiment = chaos.load_experiment(sc.experiment)  # validated before anything starts
+    linked_runbook_within_hosts(sc)  # and the hosts its runbook would act on
     if sc.response.mode == "drill" and sc.drill:  # second faults roll back with the rest
         experiment = chaos.with_drill_faults(experiment, sc.drill, str(sc.path))
     run_dir = new_run_dir(root or runs_root(), sc.name)
-    shutil.copy(sc.path, run_dir / "scenario.yaml")
+    (run_dir / "scenario.yaml").write_text(as_run(sc))
     (run_dir / "experiment.json").write_text(json.dumps(experiment, indent=2))
     with interrupts.shielded():  # the incident is never left without its lease
         incident = Incident.open(store, sc.title, service=sc.service, scenario=sc.name,

@@ -88,7 +88,9 @@ def compute_metrics(events: Iterable[Any], slo_success_ratio: float = 0.99) -> M
     if mitigated:
         requests = mitigated["data"].get("requests")
         bad = mitigated["data"].get("bad_requests")
-        allowed = (1 - slo_success_ratio) * (requests or 0)
+        # a Prometheus reading is not a request: the budget is the team's own to read
+        counted = mitigated["data"].get("unit", "request") == "request"
+        allowed = (1 - slo_success_ratio) * (requests or 0) if counted else 0
         budget = round(bad / allowed, 2) if allowed and bad is not None else None
 
     return Metrics(

@@ -14,6 +14,7 @@ from pathlib import Path
 from gameday.core.errors import ValidationError
 from gameday.core.spec import read_yaml
 from gameday.game import chaos
+from gameday.game.reach import within_hosts
 from gameday.runbooks.routing import route
 from gameday.runbooks.runbook import load_runbook
 from gameday.scenarios.scenario import load_scenario
@@ -48,5 +49,7 @@ def validate_file(file: Path) -> str:
                  else "alert.annotations.runbook_url" if found.runbook is None
                  else "alert.labels")
         raise ValidationError(found.error, file=str(file), field=where)
+    if found.runbook is not None:
+        within_hosts(sc, found.runbook)
     linked = f", runbook {found.runbook.name}" if found.runbook else ""
     return f"ok  scenario   {file} (experiment {sc.experiment.name}{linked})"

@@ -79,6 +79,7 @@ MAX_RESTARTS = 3         # a zygote that died after starting is replaced this of
 MARKER = "GAMEDAY_RUN"   # lease.MARKER: the zygote outlives a game day, so it goes without
 PER_RUN = frozenset({"ANSIBLE_CACHE_PLUGIN_CONNECTION"})  # set per run by ansible-runner
 AT_IMPORT = frozenset({"ORIGINAL_STDOUT_CALLBACK"})  # read when the callback is imported
+TEAM_INVENTORY = "GAMEDAY_INVENTORY"  # a service target's (targets.service)
 INVENTORY: dict[str, Any] = {"all": {"hosts": {"localhost": {
     "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}
 
@@ -121,9 +122,17 @@ def ansible_envvars(env: Mapping[str, str] | None) -> dict[str, str]:
 def runner_kwargs(playbook: Path, data_dir: Path, params: Mapping[str, Any], *,
                   env: Mapping[str, str] | None, check: bool) -> dict[str, Any]:
     """``ansible_runner`` arguments for one run: extra vars go as data (a JSON file
-    Ansible reads with ``-e @file``), never through a shell."""
+    Ansible reads with ``-e @file``), never through a shell. A game day on a team's
+    service with an inventory (``GAMEDAY_INVENTORY`` in ``env``) runs against it, limited
+    to the hosts the project's allowlist names (``[safety] hosts``) and this one."""
+    team = (env or {}).get(TEAM_INVENTORY)
+    limit = None
+    if team:
+        from gameday.core.settings import current
+
+        limit = ",".join(("localhost", *current().safety.hosts))
     return {"private_data_dir": str(data_dir), "playbook": str(playbook.resolve()),
-            "inventory": INVENTORY, "extravars": dict(params),
+            "inventory": team or INVENTORY, "limit": limit, "extravars": dict(params),
             "envvars": ansible_envvars(env), "quiet": True,
             "cmdline": "--check --diff" if check else None, "ident": "run",
             # the fallback looks for a cancel this often (ansible-runner's default: 5 s)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import yaml
 from pydantic import (
     AfterValidator,
     Field,
@@ -139,6 +140,7 @@ class Scenario:
     alertmanager: str | None = None  # the team's Alertmanager (alerting: alertmanager)
     stop_when: dict[str, Any] | None = None  # StopSpec: when the game day stops at once
     drill: DrillSpec | None = None  # injects and hints, for training drills
+    inventory: Path | None = None  # a service target's Ansible inventory of its hosts
 
     def target_for(self, severity: str) -> dict[str, float]:
         return self.targets.get(severity, {})
@@ -198,31 +200,48 @@ class SliSpec(Spec):
     prometheus: HttpUrl | None = Field(default=None, description=(
         "The team's Prometheus (prometheus source; on the allowlist, [safety] urls)."))
     success_ratio: PromQL | None = Field(default=None, description=(
-        "PromQL for the share of good requests, 0 to 1 (prometheus source)."))
+        "PromQL for the share of good requests, 0 to 1 (prometheus source; or from "
+        "slo.openslo)."))
     latency_p99_ms: PromQL | None = Field(default=None, description=(
         "PromQL for the latency percentile the SLO names, in milliseconds "
-        "(prometheus source)."))
+        "(prometheus source; or from slo.openslo)."))
     interval: Annotated[float, Seconds(0.25, 60, inclusive=True)] = Field(
         default=1.0, description="How often Prometheus is read (prometheus source).")
+    rate_window: Annotated[float, Seconds(1, 3600, inclusive=True)] = Field(
+        default=60.0, description=(
+            "The rate() window for the counters of an OpenSLO ratio metric (slo.openslo); "
+            "at least two of the team's scrape intervals."))
 
     @model_validator(mode="after")
-    def _prometheus_needs_queries(self) -> SliSpec:
-        if self.source == "prometheus":
-            for key in ("prometheus", "success_ratio", "latency_p99_ms"):
-                if getattr(self, key) is None:
-                    raise invalid("required_for_source", "{key} is required when the source "
-                                  "is prometheus", key=key)
+    def _prometheus_needs_its_address(self) -> SliSpec:
+        if self.source == "prometheus" and self.prometheus is None:
+            raise invalid("required_for_source", "{key} is required when the source "
+                          "is prometheus", key="prometheus")
         return self
 
 
 class SloSpec(Spec):
     """The service level objective the alert and the severity are measured against."""
 
-    success_ratio: Annotated[float, Between(0.5, 1)] = Field(
-        description="Share of requests that must succeed, 0.5 to 1 (e.g. 0.99).")
-    latency_p99_ms: Annotated[float, Between(1, 3_600_000)] = Field(
-        description="Objective for the 99th percentile latency, in milliseconds.")
+    success_ratio: Annotated[float, Between(0.5, 1)] | None = Field(
+        default=None, description="Share of requests that must succeed, 0.5 to 1 (e.g. "
+                                  "0.99); required unless openslo gives it.")
+    latency_p99_ms: Annotated[float, Between(1, 3_600_000)] | None = Field(
+        default=None, description="Objective for the 99th percentile latency, in "
+                                  "milliseconds; required unless openslo gives it.")
     window: RunTime = Field(default=2.0, description="The window the SLIs are measured over.")
+    openslo: Line | None = Field(default=None, description=(
+        "The team's SLO as they wrote it: an OpenSLO v1 file (relative to this file) with "
+        "a ratio SLO (the success objective and, with sli.source prometheus, its query) "
+        "and optionally a threshold SLO on latency in milliseconds."))
+
+    @model_validator(mode="after")
+    def _objectives(self) -> SloSpec:
+        for key in ("success_ratio", "latency_p99_ms"):
+            if self.openslo is None and getattr(self, key) is None:
+                raise invalid("missing", "{key} is required (or openslo, a file that "
+                                         "gives it)", key=key)
+        return self
 
 
 class AlertSpec(Spec):
@@ -333,6 +352,10 @@ class ScenarioSpec(Spec):
             "Where the alert comes from: the built-in SLO burn detector, gameday's own "
             "Prometheus and Alertmanager (the sandbox), or the team's Alertmanager "
             "(alertmanager: a service target's alert, by its name and labels)."))
+    inventory: Line | None = Field(default=None, description=(
+        "The team's Ansible inventory of the service's hosts, relative to this file (a "
+        "service target): host faults and runbooks act on its hosts that the allowlist "
+        "names ([safety] hosts)."))
     alertmanager: HttpUrl | None = Field(default=None, validate_default=True, description=(
         "The team's Alertmanager, asked (API v2) whether the alert is active "
         "(alerting: alertmanager; on the allowlist, [safety] urls)."))
@@ -384,6 +407,15 @@ class ScenarioSpec(Spec):
                                                 "(alertmanager)")
         return stop
 
+    @field_validator("inventory")
+    @classmethod
+    def _inventory_on_a_service(cls, inventory: str | None,
+                                info: ValidationInfo) -> str | None:
+        if inventory is not None and info.data.get("target") not in (None, "service"):
+            raise invalid("service_only", "an inventory of the team's hosts belongs to a "
+                                          "service target")
+        return inventory
+
     @field_validator("traffic")
     @classmethod
     def _service_needs_url(cls, traffic: TrafficSpec, info: ValidationInfo) -> TrafficSpec:
@@ -425,6 +457,7 @@ def scenario_schema() -> dict[str, Any]:
              "traffic": {"not": {"required": ["url"]}},
              "sli": {"properties": {"source": {"const": "traffic"}}},
              "alerting": {"not": {"const": "alertmanager"}},
+             "inventory": False,
              "stop_when": {"properties": {"alerts": {"maxItems": 0}}}}}},
         {"if": {"properties": {"alerting": {"const": "alertmanager"}}, "required": ["alerting"]},
          "then": {"required": ["alertmanager"]}},
@@ -435,8 +468,10 @@ def scenario_schema() -> dict[str, Any]:
         {"if": {"properties": {"sli": {"properties": {"source": {"const": "prometheus"}},
                                        "required": ["source"]}},
                 "required": ["sli"]},
-         "then": {"properties": {"sli": {
-             "required": ["prometheus", "success_ratio", "latency_p99_ms"]}}}},
+         "then": {"properties": {"sli": {"required": ["prometheus"]}}}},
+        # the objectives are the scenario's own unless an OpenSLO file gives them
+        {"if": {"properties": {"slo": {"not": {"required": ["openslo"]}}}},
+         "then": {"properties": {"slo": {"required": ["success_ratio", "latency_p99_ms"]}}}},
     ]
     return schema
 
@@ -453,18 +488,86 @@ def load_scenario(path: str | Path, *, check_experiment: bool = True) -> Scenari
     except PydanticError as exc:
         raise first_error(exc, path) from None
     experiment = path.parent / spec.experiment
-    if check_experiment:
-        try:
-            found = experiment.is_file()
-        except (OSError, ValueError):
-            found = False
-        if not found:
-            raise ValidationError(f"no such file: {experiment}", file=str(path),
-                                  field="experiment")
-    return _freeze(path, spec, experiment)
+    if check_experiment and not _is_file(experiment):
+        raise ValidationError(f"no such file: {experiment}", file=str(path),
+                              field="experiment")
+    inventory = path.parent / spec.inventory if spec.inventory is not None else None
+    if inventory is not None and not _is_file(inventory) and not _is_dir(inventory):
+        raise ValidationError(f"no such inventory: {inventory}", file=str(path),
+                              field="inventory")
+    return _freeze(path, spec, experiment, _objectives(path, spec), inventory)
 
 
-def _freeze(path: Path, spec: ScenarioSpec, experiment: Path) -> Scenario:
+def as_run(sc: Scenario) -> str:
+    """The scenario as a game day ran it, for its run directory: the files it names
+    (experiment, OpenSLO file, inventory) by absolute path, so the copy reads alone."""
+    raw = read_yaml(sc.path)
+    assert isinstance(raw, dict)  # it loaded as a scenario
+    raw["experiment"] = str(sc.experiment.resolve())
+    if sc.inventory is not None:
+        raw["inventory"] = str(sc.inventory.resolve())
+    if isinstance(raw.get("slo"), dict) and raw["slo"].get("openslo"):
+        raw["slo"]["openslo"] = str((sc.path.parent / raw["slo"]["openslo"]).resolve())
+    return (f"# {sc.path}, as run (the files it names by absolute path)\n"
+            + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _objectives(path: Path, spec: ScenarioSpec) -> tuple[Slo, dict[str, Any]]:
+    """The SLO and the SLI queries: the scenario's own, or the team's OpenSLO file's
+    where the scenario leaves them out (giving both is refused: one home for each)."""
+    slo, sli = spec.slo, spec.sli.model_dump()
+    success, latency = slo.success_ratio, slo.latency_p99_ms
+    prometheus = sli["source"] == "prometheus"
+    if slo.openslo is not None:
+        from gameday.slis.openslo import load_openslo
+
+        doc = path.parent / slo.openslo
+        if not _is_file(doc):
+            raise ValidationError(f"no such file: {doc}", file=str(path), field="slo.openslo")
+        imported = load_openslo(doc, rate_window_s=spec.sli.rate_window)
+        given = {("slo", "success_ratio"): success,
+                 ("sli", "success_ratio"): sli["success_ratio"] if prometheus else None}
+        if imported.latency_p99_ms is not None:
+            given |= {("slo", "latency_p99_ms"): latency,
+                      ("sli", "latency_p99_ms"): sli["latency_p99_ms"] if prometheus else None}
+        for (table, key), value in given.items():
+            if value is not None:
+                raise ValidationError(f"also given by {slo.openslo} ({imported.name}): leave "
+                                      "it out, or leave out the OpenSLO file",
+                                      file=str(path), field=f"{table}.{key}")
+        success = imported.success_ratio
+        latency = latency if imported.latency_p99_ms is None else imported.latency_p99_ms
+        if prometheus:
+            sli["success_ratio"] = imported.success_ratio_query
+            sli["latency_p99_ms"] = imported.latency_query or sli["latency_p99_ms"]
+        sli["openslo"] = {"file": str(doc), "slo": imported.name, "queries": imported.queries}
+    needed = {"slo.latency_p99_ms": latency}
+    if prometheus:
+        needed |= {f"sli.{k}": sli[k] for k in ("success_ratio", "latency_p99_ms")}
+    for where, value in needed.items():
+        if value is None:
+            why = " (the OpenSLO file has no latency SLO)" if slo.openslo else ""
+            raise ValidationError(f"is required{why}", file=str(path), field=where)
+    assert success is not None and latency is not None
+    return Slo(success_ratio=success, latency_p99_ms=latency, window_s=slo.window), sli
+
+
+def _freeze(path: Path, spec: ScenarioSpec, experiment: Path,
+            objectives: tuple[Slo, dict[str, Any]], inventory: Path | None) -> Scenario:
     t, a, r, to = spec.team, spec.alert, spec.response, spec.timeouts
     targets = {sev: dict(v) for sev, v in DEFAULT_TARGETS.items()}
     for sev, given in spec.targets.items():
@@ -477,9 +580,8 @@ def _freeze(path: Path, spec: ScenarioSpec, experiment: Path) -> Scenario:
                   ic_rotation=tuple(t.ic_rotation), scribe=t.scribe, comms=t.comms,
                   responders=tuple(t.responders)),
         traffic_rate=spec.traffic.rate, traffic_timeout_s=spec.traffic.timeout,
-        traffic_url=spec.traffic.url, sli=spec.sli.model_dump(), alertmanager=spec.alertmanager,
-        slo=Slo(success_ratio=spec.slo.success_ratio, latency_p99_ms=spec.slo.latency_p99_ms,
-                window_s=spec.slo.window),
+        traffic_url=spec.traffic.url, sli=objectives[1], alertmanager=spec.alertmanager,
+        slo=objectives[0],
         alert=Alert(name=a.name, for_s=a.for_, labels=dict(a.labels),
                     annotations=dict(a.annotations)),
         alerting=spec.alerting,
@@ -489,5 +591,5 @@ def _freeze(path: Path, spec: ScenarioSpec, experiment: Path) -> Scenario:
         timeouts=Timeouts(steady=to.steady, detect=to.detect, mitigate=to.mitigate,
                           recover=to.recover),
         targets=targets, customer_facing=spec.customer_facing or spec.service,
-        drill=spec.drill,
+        drill=spec.drill, inventory=inventory,
         stop_when=spec.stop_when.model_dump(by_alias=False) if spec.stop_when else None)

@@ -64,6 +64,8 @@ def query(prometheus: str, promql: str) -> float | None:
 class PrometheusSli(SampleLog):
     """An ``SliSource`` (``gameday.slis.samples``) reading the team's Prometheus."""
 
+    unit = "reading"
+
     def __init__(self, queries: Queries, *, objective_ratio: float,
                  samples_path: Path | None, load: SliSource | None = None,
                  first_within_s: float = 15.0):

@@ -103,6 +103,8 @@ def percentile(sorted_values: list[float], q: float) -> float:
 class SampleLog:
     """Samples kept in completion order for sliding windows, and appended to a file."""
 
+    unit = "request"
+
     def __init__(self, samples_path: Path | None):
         self._samples: deque[Sample] = deque()
         self._lock = threading.Lock()
@@ -156,6 +158,7 @@ class SliSource(Protocol):
     it and ``record`` each sample."""
 
     rate: float
+    unit: str  # what one sample is, in the review's words: "request" or "reading"
 
     def start(self) -> None: ...
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from gameday.core import safety
-from gameday.core.errors import GamedayError
+from gameday.core.errors import GamedayError, ValidationError
+from gameday.core.spec import read_yaml
 from gameday.scenarios.scenario import Scenario
 from gameday.slis.traffic import Traffic
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from gameday.slis.samples import SliSource
 
 REACHABLE_TIMEOUT_S = 5.0
+INVENTORY = "GAMEDAY_INVENTORY"  # read by the host faults and the runbooks
+HOST_FAULTS = "gameday.activities.hosts"
 
 
 class ServiceTarget:
@@ -39,7 +42,9 @@ class ServiceTarget:
 
     @property
     def env(self) -> dict[str, str]:
-        return {}
+        """The team's inventory, for host faults (in this process, and from ``gameday
+        recover`` after a crash: the lease keeps it) and runbooks."""
+        return {INVENTORY: str(self.sc.inventory.resolve())} if self.sc.inventory else {}
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -48,18 +53,31 @@ class ServiceTarget:
     @staticmethod
     def check(sc: Scenario) -> None:
         """Its entry point, and the team's Prometheus and Alertmanager it reads, must be
-        on the allowlist."""
+        on the allowlist; the hosts its host faults name, in its inventory."""
         file = str(sc.path)
         safety.allowed("urls", sc.traffic_url or "", field="traffic.url", file=file)
         if sc.sli.get("source") == "prometheus":
             safety.allowed("urls", sc.sli["prometheus"], field="sli.prometheus", file=file)
         if sc.alertmanager is not None:
             safety.allowed("urls", sc.alertmanager, field="alertmanager", file=file)
+        used = _hosts(sc.experiment)
+        if used and sc.inventory is None:
+            raise ValidationError("the experiment acts on hosts: the scenario needs the "
+                                  "team's inventory", file=file, field="inventory")
+        if sc.inventory is not None:
+            from gameday.targets.inventory import load_inventory
+
+            known = load_inventory(sc.inventory).hosts
+            for where, host in used:
+                if host not in known:
+                    raise ValidationError(f"{host!r} is not a host of the inventory "
+                                          f"{sc.inventory}", file=str(sc.experiment),
+                                          field=where)
 
     @staticmethod
     def pieces(sc: Scenario, experiment: dict[str, Any]) -> list[tuple[str, bool, str]]:
-        """The team's Prometheus (every query returns a series), its Alertmanager, and
-        each Toxiproxy proxy the experiment acts on."""
+        """The team's Prometheus (every query returns a series), its Alertmanager, each
+        host the experiment acts on (Ansible reaches it) and each Toxiproxy proxy."""
         found = []
         if sc.sli.get("source") == "prometheus":
             from gameday.slis.prometheus import query
@@ -80,6 +98,12 @@ class ServiceTarget:
                               + ("is firing already" if firing else "is not firing")))
             except GamedayError as exc:
                 found.append(("Alertmanager", False, str(exc)))
+        used = sorted({host for _, host in _hosts(sc.experiment)})
+        if used and sc.inventory is not None:
+            from gameday.targets.inventory import reachable
+
+            for host, (ok, said) in reachable(sc.inventory, used).items():
+                found.append((f"Host {host}", ok, f"{sc.inventory}: {said}"))
         for api, proxy in _proxies(experiment):
             from gameday.targets.toxiproxy import toxics
 
@@ -138,6 +162,26 @@ class ServiceTarget:
     @staticmethod
     def release(run_dir: Path, name: str) -> None:
         return None  # after a crash too: only the faults are rolled back
+
+
+def _hosts(path: Path) -> list[tuple[str, str]]:
+    """(where in the experiment, host) for each host its host faults name; an
+    experiment that does not read is left to the experiment's own validation."""
+    try:
+        experiment = read_yaml(path)
+    except ValidationError:
+        return []
+    found = []
+    for section in ("method", "rollbacks"):
+        activities = experiment.get(section) if isinstance(experiment, dict) else None
+        for index, activity in enumerate(activities if isinstance(activities, list) else []):
+            provider = activity.get("provider") if isinstance(activity, dict) else None
+            if isinstance(provider, dict) and provider.get("module") == HOST_FAULTS:
+                hosts = (provider.get("arguments") or {}).get("hosts")
+                for i, host in enumerate(hosts if isinstance(hosts, list) else []):
+                    found.append((f"{section}[{index}].provider.arguments.hosts[{i}]",
+                                  str(host)))
+    return found
 
 
 def _proxies(experiment: dict[str, Any]) -> list[tuple[str, str]]:

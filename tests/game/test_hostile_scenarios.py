@@ -382,20 +382,29 @@ def mutated_documents(draw: st.DrawFn) -> Any:
 def schema_documents(draw: st.DrawFn) -> Any:
     """A whole document drawn from the scenario's JSON Schema, nudged towards the ones
     that get far: an experiment that exists, a workload for a cluster, none of a
-    service's own pieces elsewhere, an alert that routes to a runbook."""
+    service's own pieces elsewhere, objectives of its own, an alert that routes to a
+    runbook."""
     doc = draw(from_schema(SCHEMA))
     if draw(st.integers(0, 3)):
         doc["experiment"] = draw(st.sampled_from(EXPERIMENT_REFS))
     if doc.get("target", "sandbox") != "sandbox" and draw(st.booleans()):
         doc["workload"] = {"namespace": "shop", "deployment": "frontend"}
     if doc.get("target", "sandbox") != "service" and draw(st.booleans()):
-        # what only a team's own service reads (its entry point, Prometheus, Alertmanager)
-        for key in ("sli", "alertmanager", "stop_when"):
+        # what only a team's own service reads (its entry point, Prometheus, Alertmanager,
+        # inventory)
+        for key in ("sli", "alertmanager", "stop_when", "inventory"):
             doc.pop(key, None)
         if isinstance(doc.get("traffic"), dict):
             doc["traffic"].pop("url", None)
         if doc.get("alerting") == "alertmanager":
             doc["alerting"] = "builtin"
+    if draw(st.integers(0, 3)) and isinstance(doc.get("slo"), dict):
+        # the scenario's own objectives, not a team's OpenSLO file (the schema asks for
+        # them only when that file is absent, which the drawing does not know)
+        doc["slo"].pop("openslo", None)
+        for key, value in (("success_ratio", 0.99), ("latency_p99_ms", 300)):
+            if doc["slo"].get(key) is None:
+                doc["slo"][key] = value
     if draw(st.booleans()):
         doc["alert"]["name"] = draw(st.sampled_from(ALERT_NAMES))
     if draw(st.booleans()):
@@ -523,16 +532,19 @@ def hostile_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _names(path: Path, data: bytes) -> set[str]:
-    """Files an error may name: the scenario, or the experiment it references (an
-    error in the experiment file names that file)."""
+    """Files an error may name: the scenario, or the experiment or OpenSLO file it
+    references (an error in one of those names that file)."""
     names = {str(path)}
     try:
         raw = yaml.safe_load(data.decode("utf-8"))
     except Exception:  # not text, not YAML: only the file itself can be named
         return names
     experiment = raw.get("experiment") if isinstance(raw, dict) else None
-    if isinstance(experiment, str):
-        names |= {str(path.parent / experiment), str(path.parent / experiment.strip())}
+    slo = raw.get("slo") if isinstance(raw, dict) else None
+    openslo = slo.get("openslo") if isinstance(slo, dict) else None
+    for other in (experiment, openslo):  # files the scenario names, read in turn
+        if isinstance(other, str):
+            names |= {str(path.parent / other), str(path.parent / other.strip())}
     return names
 
 

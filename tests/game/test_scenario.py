@@ -212,7 +212,7 @@ def test_messages_are_words_not_pydantic(tmp_path):
         "must be a string, not 3",
         "must not be empty",
         "unknown field (expected one of alert, alerting, alertmanager, customer_facing, "
-        "description, drill, evaluation_interval, experiment, name, recovery_window, "
+        "description, drill, evaluation_interval, experiment, inventory, name, recovery_window, "
         "response, service, sli, slo, stop_when, target, targets, team, timeouts, title, "
         "traffic, workload)",
         "must be one of centralized, distributed, hybrid, not 'anarchy'",
@@ -286,3 +286,50 @@ def test_hostile_files_exit_2_at_the_cli(tmp_path, kind):
     result = CliRunner().invoke(cli, ["run", str(path)])
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
+
+
+RATIO_SLO = """\
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: shop-availability}
+spec:
+  service: shop
+  indicator:
+    metadata: {name: shop-good}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {metricSource: {type: Prometheus, spec: {query: 'requests_total{code!~"5.."}'}}}
+        total: {metricSource: {type: Prometheus, spec: {query: requests_total}}}
+  objectives: [{target: 0.995}]
+"""
+
+
+def test_objectives_come_from_the_teams_openslo_file(tmp_path):
+    (tmp_path / "slo.yaml").write_text(RATIO_SLO)
+
+    def openslo(r):
+        r["slo"] = {"openslo": "slo.yaml", "latency_p99_ms": 250, "window": "2s"}
+
+    sc = load_scenario(write_variant(tmp_path, openslo))
+    assert (sc.slo.success_ratio, sc.slo.latency_p99_ms) == (0.995, 250)
+    assert sc.sli["openslo"]["slo"] == "shop-availability"
+
+
+@pytest.mark.parametrize("change,field,words", [
+    (lambda r: r["slo"].update(success_ratio=0.99), "slo.success_ratio", "also given by"),
+    (lambda r: r["slo"].pop("latency_p99_ms"), "slo.latency_p99_ms", "no latency SLO"),
+    (lambda r: r["slo"].update(openslo="nowhere.yaml"), "slo.openslo", "no such file"),
+    (lambda r: r.update(inventory="hosts.ini"), "inventory", "service target"),
+])
+def test_what_an_openslo_file_or_inventory_leaves_wrong_is_named(tmp_path, change, field,
+                                                                  words):
+    (tmp_path / "slo.yaml").write_text(RATIO_SLO)
+
+    def both(r):
+        r["slo"] = {"openslo": "slo.yaml", "latency_p99_ms": 250, "window": "2s"}
+        change(r)
+
+    with pytest.raises(ValidationError) as err:
+        load_scenario(write_variant(tmp_path, both))
+    assert err.value.field == field and words in str(err.value), str(err.value)

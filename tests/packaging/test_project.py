@@ -78,6 +78,8 @@ def installed(tmp_path_factory) -> Path:
                     "gameday/targets/sandbox/alerting/sandbox.rules.yml",
                     "gameday/targets/sandbox/shop.yaml", "gameday/scaffold/gameday.toml",
                     "gameday/scaffold_service/scenarios/dependency-latency.yaml",
+                    "gameday/scaffold_service/slos/service.yaml",
+                    "gameday/activities/plays/signal.yml",
                     "gameday/scaffold/scenarios/first-game-day.yaml",
                     "gameday/templates/review.html.j2", "gameday/templates/comms/internal.md.j2"):
         assert shipped in names, shipped

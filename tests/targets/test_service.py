@@ -66,12 +66,72 @@ def watched_by_the_team(scenario: Path, stack: TeamStack, alert: str, **timeouts
     """The scenario with the team's SLIs (their PromQL) and their alert (their
     Alertmanager) instead of gameday's own."""
     raw = yaml.safe_load(scenario.read_text())
-    raw["alert"]["name"], raw["alert"]["labels"] = alert, {"service": "podinfo"}
+    # their alert's name and labels: matchers for their Alertmanager, and what the
+    # fallback detector's alert carries if theirs never fires
+    raw["alert"]["name"], raw["alert"]["labels"] = alert, {"service": "podinfo",
+                                                          "proxy": PROXY}
     raw["alerting"], raw["alertmanager"] = "alertmanager", stack.alertmanager
     raw["sli"] = {"source": "prometheus", "prometheus": stack.prometheus,
                   "success_ratio": SUCCESS_RATIO, "latency_p99_ms": LATENCY_P99_MS,
                   "interval": "1s"}
     raw["timeouts"].update(timeouts)
+    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+OPENSLO = """\
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: podinfo-availability
+spec:
+  service: podinfo
+  budgetingMethod: Occurrences
+  timeWindow: [{duration: 28d, isRolling: true}]
+  indicator:
+    metadata: {name: podinfo-good-requests}
+    spec:
+      ratioMetric:
+        counter: true
+        good:
+          metricSource:
+            type: Prometheus
+            spec: {query: 'http_requests_total{job="podinfo",status!~"5.."}'}
+        total:
+          metricSource:
+            type: Prometheus
+            spec: {query: 'http_requests_total{job="podinfo"}'}
+  objectives: [{displayName: good requests, target: 0.99}]
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: podinfo-latency
+spec:
+  service: podinfo
+  budgetingMethod: Occurrences
+  timeWindow: [{duration: 28d, isRolling: true}]
+  indicator:
+    metadata: {name: podinfo-p99-ms}
+    spec:
+      thresholdMetric:
+        metricSource:
+          type: Prometheus
+          spec:
+            query: LATENCY
+  objectives: [{displayName: p99 under 300 ms, op: lt, value: 300}]
+"""
+
+
+def with_their_openslo(scenario: Path) -> None:
+    """The scenario's objectives and queries from the team's OpenSLO file instead."""
+    slos = scenario.parent.parent / "slos"
+    slos.mkdir(exist_ok=True)
+    (slos / "podinfo.yaml").write_text(OPENSLO.replace("LATENCY", repr(LATENCY_P99_MS)))
+    raw = yaml.safe_load(scenario.read_text())
+    raw["slo"] = {"openslo": "../slos/podinfo.yaml", "window": raw["slo"]["window"]}
+    for key in ("success_ratio", "latency_p99_ms"):
+        raw["sli"].pop(key)
+    raw["sli"]["rate_window"] = "5s"
     scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
@@ -233,12 +293,14 @@ def test_a_crashed_game_day_leaves_no_toxic_after_recover(tmp_path, stack):
 
 
 def test_their_alert_detects_it_and_their_runbook_contains_it(tmp_path, monitored):
-    """SLIs read with the team's PromQL; TTD measured to the moment their Alertmanager
-    reports their alert active; their alert's runbook_url routes their runbook."""
+    """SLIs read with the team's PromQL, taken from their OpenSLO file; TTD measured to
+    the moment their Alertmanager reports their alert active; their alert's runbook_url
+    routes their runbook."""
     stack = monitored
     scenario = write_project(tmp_path, stack)
     watched_by_the_team(scenario, stack, "PodinfoLatencyBurn", detect="30s",
                         mitigate="40s", recover="40s")
+    with_their_openslo(scenario)
     done = gameday(tmp_path, "run", str(scenario), "--json")
     assert done.returncode in (0, 1) and done.stdout, done.stderr[-3000:]  # targets may miss
     result = json.loads(done.stdout)
@@ -253,6 +315,10 @@ def test_their_alert_detects_it_and_their_runbook_contains_it(tmp_path, monitore
     injected = next(e for e in events if e.kind == "fault.injected")
     ttd = (fired.at_monotonic_ns - injected.at_monotonic_ns) / 1e9
     assert result["metrics"]["TTD"] == pytest.approx(ttd, abs=0.01)
+    review = Path(result["review"]).read_text()
+    assert ('sum(rate(http_requests_total{job="podinfo",status!~"5.."}[5s])) / '
+            'sum(rate(http_requests_total{job="podinfo"}[5s]))') in review
+    assert "first Prometheus reading outside the objective" in review
     assert stack.toxics() == [] and stack.unchanged()
 
 
@@ -265,8 +331,24 @@ def test_an_alert_too_slow_to_fire_is_the_finding(tmp_path, monitored):
     result = json.loads(done.stdout)
     events = Store(tmp_path / ".gameday" / "gameday.db").events(result["incident_id"])
     missed = next(e for e in events if e.kind == "detection.missed")
-    assert missed.data["alert"] == "PodinfoLatencyBurnSlowly"
-    assert "did not fire" in Path(result["review"]).read_text()
+    assert missed.data["alert"] == "PodinfoLatencyBurnSlowly" and missed.data["fallback"]
+    # their alert never fired: gameday's own burn detector opened the incident, TTD is
+    # measured to it, and the response went on (their runbook contained it)
+    fallback = next(e for e in events if e.kind == "alert.fired")
+    assert fallback.actor == "gameday" and fallback.data["fallback"]
+    assert fallback.at_monotonic_ns >= missed.at_monotonic_ns
+    injected = next(e for e in events if e.kind == "fault.injected")
+    assert result["metrics"]["TTD"] == pytest.approx(
+        (fallback.at_monotonic_ns - injected.at_monotonic_ns) / 1e9, abs=0.01)
+    assert result["metrics"]["TTD"] >= 8
+    assert result["status"] == "resolved" and result["verdict"]["status"] == "failed"
+    assert result["metrics"]["contained_by"] == "runbook remove-toxic"
+    review = Path(result["review"]).read_text()
+    outside = missed.data["outside_s"]
+    assert 0 < outside <= 8
+    assert (f"Alert PodinfoLatencyBurnSlowly did not fire within 8s; the SLIs were outside "
+            f"the objective for {outside:g} seconds") in review
+    assert "Prometheus readings during the impact" in review and LATENCY_P99_MS in review
     report = gameday(tmp_path, "report", "--json")
     proof = {a["alert"]: a for a in json.loads(report.stdout)["alerts"]}
     assert proof["PodinfoLatencyBurnSlowly"]["status"] == "never fired"
@@ -349,4 +431,174 @@ def test_preflight_checks_the_teams_own_pieces_and_says_which_failed(tmp_path, m
     missing = next(c for c in json.loads(failed.stdout)
                    if c["name"] == "Toxiproxy proxy payments-db")
     assert not missing["ok"] and "404" in missing["detail"]
+    assert stack.toxics() == [] and stack.unchanged()
+
+
+def backend_pattern(stack: TeamStack) -> str:
+    """The backend podinfo's command line, as ``pkill -f`` matches it (and nothing else)."""
+    return f"podinfo --host 127[.]0[.]0[.]1 --port {stack.podinfo_port}( |$)"
+
+
+def on_hosts(root: Path, scenario: Path, stack: TeamStack, *, runbook_hosts: str = "backend",
+             allowed: tuple[str, ...] = ("backend-host",)) -> None:
+    """The same project with the team's inventory (two hosts, both this machine), a fault
+    that freezes the backend podinfo on its host through Ansible, and their runbook that
+    thaws it, linked from the alert."""
+    python = sys.executable
+    (root / "inventory.ini").write_text(textwrap.dedent(f"""\
+        [backend]
+        backend-host ansible_connection=local ansible_python_interpreter={python}
+        [db]
+        db-host ansible_connection=local ansible_python_interpreter={python}
+        """))
+    toml = root / "gameday.toml"
+    toml.write_text(toml.read_text() + f"hosts = {json.dumps(list(allowed))}\n")
+
+    def signal(func: str) -> dict:
+        return {"type": "python", "module": "gameday.activities.hosts", "func": func,
+                "arguments": {"hosts": ["backend-host"], "process": backend_pattern(stack)}}
+
+    (root / "experiments" / "podinfo-slow.yaml").write_text(yaml.safe_dump({
+        "version": "1.0.0", "title": "the backend podinfo freezes",
+        "description": "SIGSTOP to the backend's process on its host.",
+        "method": [{"type": "action", "name": "freeze-backend",
+                    "provider": signal("pause_process")}],
+        "rollbacks": [{"type": "action", "name": "thaw-backend",
+                       "provider": signal("resume_process")}]}, sort_keys=False))
+    (root / "runbooks" / "thaw-backend.yml").write_text(yaml.safe_dump([{
+        "name": "Thaw a frozen podinfo backend", "hosts": runbook_hosts,
+        "gather_facts": False,
+        "vars": {"gameday_runbook": {
+            "summary": "Send SIGCONT to the backend podinfo on its host.",
+            "alerts": ["PodinfoSlow"], "auto": True, "destructive": False,
+            "parameters": {"port": {"type": "string", "required": True,
+                                    "pattern": "^[0-9]{2,5}$"}}}},
+        "tasks": [{"name": "Thaw it", "register": "thawed",
+                   "failed_when": "thawed.rc not in [0, 1]",
+                   "ansible.builtin.command": {"argv": [
+                       "pkill", "--signal", "CONT", "-f", "--",
+                       "podinfo --host 127[.]0[.]0[.]1 --port {{ port }}( |$)"]}}]}],
+        sort_keys=False))
+    raw = yaml.safe_load(scenario.read_text())
+    raw["inventory"] = "../inventory.ini"
+    raw["alert"]["labels"]["port"] = str(stack.podinfo_port)
+    raw["alert"]["annotations"]["runbook_url"] = "http://127.0.0.1:8080/runbooks/thaw-backend"
+    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def test_a_process_frozen_on_their_host_is_thawed_by_their_runbook(tmp_path, stack):
+    """A process fault through Ansible on the team's inventory: SIGSTOP to the backend
+    podinfo on ``backend-host``; their runbook (a play on the ``backend`` group) sends
+    SIGCONT; the game day ends resolved and the backend runs as before."""
+    scenario = write_project(tmp_path, stack)
+    on_hosts(tmp_path, scenario, stack)
+    checked = gameday(tmp_path, "validate", str(scenario))
+    assert checked.returncode == 0, checked.stderr
+    ready = gameday(tmp_path, "run", str(scenario), "--preflight", "--json")
+    checks = {c["name"]: c for c in json.loads(ready.stdout)}
+    assert checks["Host backend-host"]["ok"], checks       # Ansible reaches it
+    assert stack.state("backend") not in ("T", "t")          # and nothing was done to it
+    done = gameday(tmp_path, "run", str(scenario), "--json")
+    assert done.returncode in (0, 1) and done.stdout, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["status"] == "resolved", result
+    assert result["metrics"]["contained_by"] == "runbook thaw-backend"
+    events = Store(tmp_path / ".gameday" / "gameday.db").events(result["incident_id"])
+    injected = next(e for e in events if e.kind == "fault.injected")
+    assert injected.data["provider"]["func"] == "pause_process"
+    assert stack.state("backend") not in ("T", "t") and stack.unchanged()
+
+
+@pytest.mark.parametrize("runbook_hosts", ["all", "db", "backend:db"])
+def test_a_runbook_reaching_a_host_outside_the_allowlist_is_refused(
+        tmp_path, stack, runbook_hosts):
+    scenario = write_project(tmp_path, stack)
+    on_hosts(tmp_path, scenario, stack, runbook_hosts=runbook_hosts)
+    for command in (["validate", str(scenario)], ["run", str(scenario), "--json"]):
+        refused = gameday(tmp_path, *command)
+        assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
+        assert "thaw-backend.yml: [0].hosts" in refused.stderr, refused.stderr
+        assert "db-host" in refused.stderr and "Traceback" not in refused.stderr
+    assert stack.state("backend") not in ("T", "t") and stack.unchanged()
+
+
+def test_a_host_fault_outside_the_allowlist_or_inventory_is_refused(tmp_path, stack):
+    scenario = write_project(tmp_path, stack)
+    on_hosts(tmp_path, scenario, stack, allowed=("db-host",))
+    refused = gameday(tmp_path, "validate", str(scenario))
+    assert refused.returncode == 2
+    assert "method[0].provider.arguments.hosts[0]" in refused.stderr
+    assert "allowlist" in refused.stderr, refused.stderr
+    doc = yaml.safe_load((tmp_path / "experiments" / "podinfo-slow.yaml").read_text())
+    for activity in (*doc["method"], *doc["rollbacks"]):
+        activity["provider"]["arguments"]["hosts"] = ["web-9"]
+    (tmp_path / "experiments" / "podinfo-slow.yaml").write_text(yaml.safe_dump(doc))
+    (tmp_path / "gameday.toml").write_text((tmp_path / "gameday.toml").read_text().replace(
+        'hosts = ["db-host"]', 'hosts = ["web-9", "backend-host"]'))
+    refused = gameday(tmp_path, "run", str(scenario), "--json")
+    assert refused.returncode == 2, refused.stderr
+    assert "'web-9' is not a host of the inventory" in refused.stderr
+    assert stack.state("backend") not in ("T", "t") and stack.unchanged()
+
+
+def wait_for(store: Store, incident_id: int, kind: str, timeout: float = 60) -> object:
+    return eventually(lambda: next((e for e in store.events(incident_id) if e.kind == kind),
+                                   None), timeout, kind)
+
+
+def test_a_drill_on_their_service(tmp_path, stack):
+    """``gameday drill start`` on the team's service: people acknowledge, one runs their
+    runbook from the CLI, the incident commander resolves; the debrief scores them."""
+    scenario = write_project(tmp_path, stack)
+    raw = yaml.safe_load(scenario.read_text())
+    raw["timeouts"]["mitigate"] = "90s"
+    raw["drill"] = {"resolve_within": "30s"}
+    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
+    started = gameday(tmp_path, "drill", "start", str(scenario), "--json")
+    assert started.returncode == 0, started.stderr
+    drill = json.loads(started.stdout)
+    drill_id, incident_id = str(drill["drill_id"]), drill["incident_id"]
+    store = Store(tmp_path / ".gameday" / "gameday.db")
+    try:
+        gameday(tmp_path, "drill", "join", drill_id, "--as", "chidi", "--role",
+                "incident_commander")
+        wait_for(store, incident_id, "page.sent")
+        eventually(lambda: stack.toxics(), 30, "the latency toxic")
+        acked = gameday(tmp_path, "incident", "ack", str(incident_id), "--as", "ana")
+        assert acked.returncode == 0, acked.stderr
+        ran = gameday(tmp_path, "runbook", "run", "remove-toxic", "-e", f"proxy={PROXY}",
+                      "-e", f"toxiproxy={stack.api}", "--incident", str(incident_id),
+                      "--as", "ana")
+        assert ran.returncode == 0, ran.stderr
+        wait_for(store, incident_id, "mitigated")
+        resolved = gameday(tmp_path, "incident", "resolve", str(incident_id), "--as", "chidi")
+        assert resolved.returncode == 0, resolved.stderr
+        wait_for(store, incident_id, "target.stopped", timeout=120)
+    finally:
+        gameday(tmp_path, "drill", "end", drill_id, "--as", "game-master")
+    debrief = json.loads(gameday(tmp_path, "drill", "debrief", drill_id, "--json").stdout)
+    assert debrief["incident_state"] == "resolved"
+    cards = {c["person"]: c for c in debrief["scorecards"]}
+    assert {"ana", "chidi"} <= set(cards)
+    ran_by = {e["data"]["runbook"]: e["actor"] for e in debrief["timeline"]
+              if e["kind"] == "runbook.started"}
+    assert ran_by == {"remove-toxic": "ana"}
+    assert store.incident(incident_id)["kind"] == "drill"
+    assert stack.toxics() == [] and stack.unchanged()
+
+
+def test_a_scheduled_game_day_on_their_service(tmp_path, stack):
+    """A schedule of the service's game day, run now with its guardrails: it runs, is
+    recorded as the schedule's run, and leaves the service as it was."""
+    scenario = write_project(tmp_path, stack)
+    added = gameday(tmp_path, "schedule", "add", "podinfo-weekly",
+                    str(scenario.relative_to(tmp_path)), "--cron", "0 10 * * 2")
+    assert added.returncode == 0, added.stderr
+    ran = gameday(tmp_path, "schedule", "run-now", "podinfo-weekly")
+    assert ran.returncode == 0, ran.stdout + ran.stderr[-3000:]
+    store = Store(tmp_path / ".gameday" / "gameday.db")
+    run = store.schedule_runs("podinfo-weekly")[0]
+    assert run["status"] == "passed", run
+    incident = store.incident(run["incident_id"])
+    assert incident["kind"] == "gameday" and incident["state"] == "resolved"
     assert stack.toxics() == [] and stack.unchanged()

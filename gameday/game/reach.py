@@ -1,0 +1,49 @@
+"""What a game day's runbook may reach of a team's own hosts: checked by ``gameday
+validate`` and by ``gameday run`` before anything is injected."""
+
+from __future__ import annotations
+
+from gameday.core.errors import ValidationError
+from gameday.core.spec import read_yaml
+from gameday.runbooks.routing import route
+from gameday.runbooks.runbook import Runbook
+from gameday.scenarios.scenario import Scenario
+from gameday.targets.base import target_labels
+
+
+def within_hosts(sc: Scenario, runbook: Runbook) -> None:
+    """A runbook a service's alert links acts only on the inventory's hosts that the
+    allowlist names ([safety] hosts) and this one: each play's ``hosts`` pattern is
+    resolved in the team's inventory. A pattern only Ansible can resolve (a template, a
+    regex) is held at run time by the run's ``--limit`` to the same hosts."""
+    if sc.inventory is None:
+        return
+    from gameday.core.settings import current
+    from gameday.targets.inventory import load_inventory
+
+    inventory = load_inventory(sc.inventory)
+    allowed = set(current().safety.hosts) | {"localhost"}
+    plays = read_yaml(runbook.path)
+    for index, play in enumerate(plays if isinstance(plays, list) else []):
+        pattern = play.get("hosts") if isinstance(play, dict) else None
+        reached = inventory.resolve(pattern) if isinstance(pattern, str) else None
+        outside = sorted((reached or set()) - allowed)
+        if outside:
+            shown = ", ".join(current().safety.hosts) or "nothing"
+            raise ValidationError(
+                f"hosts {pattern!r} reaches {', '.join(outside)} in the inventory "
+                f"{sc.inventory}, outside the project's allowlist ([safety] hosts in "
+                f"gameday.toml: {shown})", file=str(runbook.path), field=f"[{index}].hosts")
+
+
+def linked_runbook_within_hosts(sc: Scenario) -> None:
+    """``within_hosts`` for the runbook the scenario's alert links, if it links one
+    (``gameday run``, before anything is injected)."""
+    if sc.inventory is None:
+        return
+    found = route(sc.alert.name, {**sc.alert.labels, **target_labels(sc)},
+                  sc.alert.annotations, runbook=sc.response.runbook,
+                  overrides=sc.response.params)
+    if found.runbook is not None:
+        within_hosts(sc, found.runbook)
+

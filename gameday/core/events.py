@@ -331,7 +331,6 @@ def alerting_ready(prometheus: str) -> Entry:
 
 def detection_missed(waited_s: float, alert: str, *, outside_s: float = 0.0,
                      fallback: bool = False) -> Entry:
-    """``fallback``: gameday's SLO burn detector opens the incident instead."""
     return Entry(Kind.DETECTION_MISSED, {"waited_s": waited_s, "alert": alert,
                                          "outside_s": round(outside_s, 2),
                                          "fallback": fallback})
@@ -469,7 +468,8 @@ def _incident_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
             sli = d.get("sli") or {}
             if not sli:
                 return f"{d.get('alertname')} from {actor}"
-            return (f"{d.get('alertname')}: success {_ratio(sli.get('success_ratio'))}, "
+            by = " (in its place: gameday's SLO burn detector)" if d.get("fallback") else ""
+            return (f"{d.get('alertname')}{by}: success {_ratio(sli.get('success_ratio'))}, "
                     f"p99 {sli.get('p99_ms') or 0:.0f} ms")
         case Kind.ALERT_RECEIVED | Kind.ALERT_RESOLVED:
             return f"{d.get('alertname')}"

@@ -21,7 +21,7 @@ from gameday.core.events import Kind, describe_event, in_time_order
 from gameday.core.policy import due_days
 from gameday.core.render import templates
 from gameday.core.states import RunStatus
-from gameday.game.scoring import Scorecard, first
+from gameday.game.scoring import Metrics, Scorecard, first
 from gameday.incidents.language import blame_warnings
 from gameday.scenarios.scenario import Scenario
 from gameday.slis.samples import sli_windows
@@ -211,6 +211,7 @@ def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
         "journal_status": journal.get("status"), "deviated": journal.get("deviated"),
         "run_dir": run_dir, "chart": chart, "generated_at": clock.now().isoformat(),
         "kubernetes": kubernetes_facts(run_dir, events, t0), "measured": measured_by(sc),
+        "detection": detection(events, sc, m),
         "runbook_artifacts": sorted(str(p.relative_to(run_dir)) for p in
                                     (run_dir / "runbooks").glob("*/artifacts/*/status")),
     }
@@ -231,9 +232,33 @@ def kubernetes_facts(run_dir: Path, events: list[dict[str, Any]], t0: int) -> di
     return {"replicas": rows, "events": k8s_events} if rows or k8s_events else {}
 
 
+def detection(events: list[dict[str, Any]], sc: Scenario, m: Metrics) -> str:
+    """How the fault was detected, in one sentence: whose alert fired, and when; or that
+    it did not, and what opened the incident instead."""
+    fired, missed = first(events, Kind.ALERT_FIRED), first(events, Kind.DETECTION_MISSED)
+    name = sc.alert.name
+    if missed is not None:
+        said = (f"{missed['data'].get('alert')} did not fire within "
+                f"{missed['data'].get('waited_s', 0):g} s; the SLIs were outside the "
+                f"objective for {missed['data'].get('outside_s', 0):g} s of it.")
+        if fired is not None and m.TTD is not None:
+            said += (f" gameday's SLO burn detector opened the incident in its place, "
+                     f"{m.TTD:.2f} s after the fault began (TTD).")
+        return said
+    if fired is None or m.TTD is None:
+        return f"No alert fired within {sc.timeouts.detect:g} s."
+    if fired["actor"] == "alertmanager":
+        return (f"{fired['data'].get('alertname') or name} fired {m.TTD:.2f} s after the fault "
+                "began (TTD): the moment Alertmanager first reported it active.")
+    return (f"The SLO burn alert fired {m.TTD:.2f} s after the fault began (TTD), on {name} "
+            f"(success ratio below {sc.slo.success_ratio} or p99 above "
+            f"{sc.slo.latency_p99_ms:g} ms over {sc.slo.window_s:g} s, held for "
+            f"{sc.alert.for_s:g} s).")
+
+
 def went_well(card: Scorecard) -> list[str]:
     m, out = card.metrics, []
-    if m.TTD is not None:
+    if m.TTD is not None and not m.detection_missed:
         out.append(f"The alert fired {m.TTD:.2f} s after the fault began.")
     if m.contained_by and m.contained_by.startswith("runbook"):
         out.append(f"The linked runbook contained the fault ({m.contained_by}).")

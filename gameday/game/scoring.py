@@ -135,9 +135,13 @@ def score(metrics: Metrics, targets_by_severity: Mapping[str, Mapping[str, float
     severity = m.severity_final or "SEV-4"
     targets = dict(targets_by_severity.get(severity, {}))
     found: list[Deduction | None] = []
-    if m.detection_missed or m.TTD is None:
+    if m.TTD is None:
         found.append(Deduction(40, "TTD", "the fault was never detected"))
     else:
+        if m.detection_missed:  # the fallback detector opened it: the response still counts
+            found.append(Deduction(40, "TTD", "the alert did not fire; gameday's SLO burn "
+                                              f"detector opened the incident {m.TTD:.1f} s "
+                                              "after the fault began"))
         found.append(late("TTA", m.TTA, targets.get("ack"), 10, 15, "acknowledgement"))
         if serious(severity):
             found.append(late("TTE", m.TTE, targets.get("engage_ic"), 10, 15,

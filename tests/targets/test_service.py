@@ -602,3 +602,27 @@ def test_a_scheduled_game_day_on_their_service(tmp_path, stack):
     incident = store.incident(run["incident_id"])
     assert incident["kind"] == "gameday" and incident["state"] == "resolved"
     assert stack.toxics() == [] and stack.unchanged()
+
+
+def test_a_crashed_game_day_leaves_no_frozen_process_after_recover(tmp_path, stack):
+    """SIGKILL while the backend is frozen on its host: ``gameday recover`` thaws it
+    through Ansible with the inventory the game day's lease kept."""
+    scenario = write_project(tmp_path, stack)
+    on_hosts(tmp_path, scenario, stack)
+    raw = yaml.safe_load(scenario.read_text())
+    raw["response"] = {"mode": "none"}
+    raw["timeouts"]["mitigate"] = "60s"
+    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAMEDAY_")}
+    run = subprocess.Popen([*GAMEDAY, "run", str(scenario)], cwd=tmp_path, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    try:
+        eventually(lambda: stack.state("backend") in ("T", "t"), 60, "the frozen backend")
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
+    assert stack.state("backend") in ("T", "t")
+    recovered = gameday(tmp_path, "recover")
+    assert recovered.returncode == 0, recovered.stderr
+    assert stack.state("backend") not in ("T", "t") and stack.unchanged()

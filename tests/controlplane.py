@@ -11,6 +11,7 @@ misspelled fields.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -73,3 +74,34 @@ def apply_strictly(cluster: k8s.Cluster, path: Path, *, dry_run: bool = False) -
     if proc.returncode != 0:
         raise GamedayError(f"kubectl apply refused {path.name}: {proc.stderr.strip()}")
     return proc.stderr
+
+
+@contextmanager
+def own_kwok_cluster(name: str, *, nodes: int = 2) -> Iterator[k8s.Cluster]:
+    """A kwok cluster as a team runs one: made with kwokctl here (not by gameday), empty
+    but for its nodes, deleted afterwards; what runs in it is the test's to apply."""
+    bindir = k8s.k8s_bin()
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    kwokctl = str(bindir / "kwokctl")
+
+    def run(*args: str, timeout: float = 300) -> None:
+        proc = subprocess.run([kwokctl, *args], env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        if proc.returncode != 0:
+            raise GamedayError(f"kwokctl {args[0]}: {proc.stderr.strip()[-500:]}")
+
+    subprocess.run([kwokctl, "delete", "cluster", "--name", name], env=env,
+                   capture_output=True, timeout=120)  # what an interrupted run left
+    run("create", "cluster", "--name", name, "--runtime", "binary",
+        "--config", str(ROOT / "k8s" / "kwok" / "kwokctl.yaml"),
+        "--kube-apiserver-binary", str(bindir / "kube-apiserver"),
+        "--kube-controller-manager-binary", str(bindir / "kube-controller-manager"),
+        "--kube-scheduler-binary", str(bindir / "kube-scheduler"),
+        "--kwok-controller-binary", str(bindir / "kwok"),
+        "--etcd-binary", str(bindir / "etcd"), "--wait", "120s")
+    try:
+        run("--name", name, "scale", "node", "--replicas", str(nodes))
+        yield k8s.Cluster("kwok", Path.home() / ".kwok" / "clusters" / name / "kubeconfig.yaml",
+                          f"kwok-{name}")
+    finally:
+        run("delete", "cluster", "--name", name, timeout=120)

@@ -255,6 +255,7 @@ from gameday.cli.db import db  # noqa: E402
 from gameday.cli.drill import drill  # noqa: E402
 from gameday.cli.incident import incident  # noqa: E402
 from gameday.cli.learning import actions, review, score  # noqa: E402
+from gameday.cli.rbac import rbac  # noqa: E402
 from gameday.cli.report import report  # noqa: E402
 from gameday.cli.runbook import runbook  # noqa: E402
 from gameday.cli.sandbox import sandbox  # noqa: E402
@@ -264,5 +265,5 @@ from gameday.cli.serve import serve  # noqa: E402
 from gameday.cli.user import user  # noqa: E402
 
 for command in (sandbox, incident, runbook, score, review, actions, report, serve, cluster, schema,
-                schedule, freeze, drill, user, db):
+                schedule, freeze, drill, user, db, rbac):
     cli.add_command(command)

@@ -2,7 +2,8 @@
 
 A team's own service is touched only where the project's allowlist (``[safety]`` in
 ``gameday.toml``) says: its entry points and the APIs faults call (``urls``, prefixes),
-its Toxiproxy APIs and proxies (``toxiproxy``, ``proxies``), its hosts (``hosts``). A
+its Toxiproxy APIs and proxies (``toxiproxy``, ``proxies``), its hosts (``hosts``), its
+clusters' kubeconfig contexts and the namespaces in them (``contexts``, ``namespaces``). A
 scenario cannot widen it. ``gameday validate`` checks a scenario and its experiment
 against it, and ``gameday run`` again before anything is injected (exit 2, naming the
 file and field); a fault's own activity checks once more before it acts.
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 from gameday.core.errors import ValidationError
 from gameday.core.settings import Safety, current
 
-LISTS = ("urls", "toxiproxy", "proxies", "hosts")
+LISTS = ("urls", "toxiproxy", "proxies", "hosts", "contexts", "namespaces")
 
 
 def _normal_url(url: str) -> tuple[str, str, str]:

@@ -103,6 +103,8 @@ SAFETY_KEYS = {
     "toxiproxy": "Toxiproxy APIs (http://HOST:PORT) faults may call",
     "proxies": "Toxiproxy proxies faults may put toxics on",
     "hosts": "inventory hosts runbooks and process faults may act on",
+    "contexts": "kubeconfig contexts of a team's clusters game days may act in",
+    "namespaces": "Kubernetes namespaces faults and runbooks may act in",
 }
 
 
@@ -115,6 +117,8 @@ class Safety:
     toxiproxy: tuple[str, ...] = ()
     proxies: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()
+    contexts: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

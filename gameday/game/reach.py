@@ -1,8 +1,9 @@
-"""What a game day's runbook may reach of a team's own hosts: checked by ``gameday
+"""What a game day may reach of a team's own hosts and clusters: checked by ``gameday
 validate`` and by ``gameday run`` before anything is injected."""
 
 from __future__ import annotations
 
+from gameday.core import safety
 from gameday.core.errors import ValidationError
 from gameday.core.spec import read_yaml
 from gameday.runbooks.routing import route
@@ -47,3 +48,28 @@ def linked_runbook_within_hosts(sc: Scenario) -> None:
     if found.runbook is not None:
         within_hosts(sc, found.runbook)
 
+
+
+def within_cluster(sc: Scenario) -> None:
+    """A kubernetes target's game day acts only in the allowlist's namespaces and
+    contexts: gameday's own view of the workload, each fault (its ``ns``), and each
+    kubectl command of the runbook its alert links (its ``--namespace`` and
+    ``--context``, which it must name), as ``gameday.game.rbac`` derives them; nothing
+    cluster-wide (nodes), and nothing it cannot derive."""
+    if sc.target != "kubernetes" or sc.cluster is None:
+        return
+    from gameday.game.rbac import all_needs
+
+    for need in all_needs(sc, sc.cluster["context"]):
+        wide = sorted({r.resource for r in need.rules if r.cluster})
+        if wide:
+            raise ValidationError(f"acts on {', '.join(wide)} across the whole cluster, "
+                                  "outside any namespace the allowlist can name",
+                                  file=need.file, field=need.where)
+        safety.allowed("namespaces", need.namespace, field=need.where, file=need.file)
+        if need.source == "runbook" and need.context is None:
+            raise ValidationError("a runbook for a team's cluster names the context it acts "
+                                  "in: add --context {{ context }} (the label the target "
+                                  "adds)", file=need.file, field=need.where)
+        if need.context is not None:
+            safety.allowed("contexts", need.context, field=need.where, file=need.file)

@@ -23,7 +23,7 @@ from gameday.core.states import IncidentState
 from gameday.game import chaos, interrupts
 from gameday.game.alert_sources import AlertSource, alert_source
 from gameday.game.detection import Detector
-from gameday.game.reach import linked_runbook_within_hosts
+from gameday.game.reach import linked_runbook_within_hosts, within_cluster
 from gameday.game.responders import Response, wait
 from gameday.game.stops import StopWatch
 from gameday.incidents.comms import describe_impact
@@ -168,6 +168,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     TARGETS[sc.target].check(sc)  # what it touches of a team's own system: the allowlist
     experiment = chaos.load_experiment(sc.experiment)  # validated before anything starts
     linked_runbook_within_hosts(sc)  # and the hosts its runbook would act on
+    within_cluster(sc)  # and the namespaces and contexts in a team's cluster
     if sc.response.mode == "drill" and sc.drill:  # second faults roll back with the rest
         experiment = chaos.with_drill_faults(experiment, sc.drill, str(sc.path))
     run_dir = new_run_dir(root or runs_root(), sc.name)

@@ -14,7 +14,7 @@ from pathlib import Path
 from gameday.core.errors import ValidationError
 from gameday.core.spec import read_yaml
 from gameday.game import chaos
-from gameday.game.reach import within_hosts
+from gameday.game.reach import within_cluster, within_hosts
 from gameday.runbooks.routing import route
 from gameday.runbooks.runbook import load_runbook
 from gameday.scenarios.scenario import load_scenario
@@ -51,5 +51,6 @@ def validate_file(file: Path) -> str:
         raise ValidationError(found.error, file=str(file), field=where)
     if found.runbook is not None:
         within_hosts(sc, found.runbook)
+    within_cluster(sc)
     linked = f", runbook {found.runbook.name}" if found.runbook else ""
     return f"ok  scenario   {file} (experiment {sc.experiment.name}{linked})"

@@ -47,8 +47,9 @@ HEARTBEAT_S = 5.0  # how often a process says it still holds its runs
 RUN_TTL_S = 30.0   # a run on another host whose heartbeat is older is orphaned
 DEFAULT_WORLD = "default"  # the process's own environment: where real incidents are
 # The variables that choose what a runbook's commands act on (``targets``: a game day's
-# sandbox, a cluster's kubeconfig and name).
-WORLD_VARS = ("GAMEDAY_SANDBOX", "KUBECONFIG", "GAMEDAY_CLUSTER")
+# sandbox, a cluster's kubeconfig, context and name, a service's inventory).
+WORLD_VARS = ("GAMEDAY_SANDBOX", "KUBECONFIG", "KUBERNETES_CONTEXT", "GAMEDAY_CLUSTER",
+              "GAMEDAY_INVENTORY")
 
 
 def world(env: Mapping[str, str] | None) -> str:
@@ -279,8 +280,9 @@ def wait_for_slot(store: Store, run_id: int, runbook: Runbook, *,
 def environment(incident: Incident | None, env: dict[str, str] | None = None
                 ) -> tuple[dict[str, str], Path | None]:
     """Where a runbook started by hand for ``incident`` acts, and the game day's run
-    directory: a game day's or a drill's runs go with it, against its own sandbox. A
-    game day still going on another host (its run directory is not here: another
+    directory: a game day's or a drill's runs go with it, against its own sandbox, or
+    the team's cluster context or inventory its target gave it (what its lease keeps).
+    A game day still going on another host (its run directory is not here: another
     ``gameday serve`` replica started the drill) is refused, never run against this
     host's sandbox instead."""
     env = dict(env or {})
@@ -294,4 +296,9 @@ def environment(incident: Incident | None, env: dict[str, str] | None = None
                            "runbook from the gameday serve that started it")
     if (Path(game_dir) / "sandbox").exists():
         env["GAMEDAY_SANDBOX"] = str(Path(game_dir) / "sandbox")
+    lease = next((row for row in incident.store.running_leases()
+                  if row["incident_id"] == incident.id), None)
+    target_env = (lease["undo"].get("env") or {}) if lease else {}
+    env.update({k: str(v) for k, v in target_env.items()
+                if k in WORLD_VARS and k != "GAMEDAY_SANDBOX"})
     return env, Path(game_dir)

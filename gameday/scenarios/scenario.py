@@ -13,19 +13,16 @@ editors (``gameday schema scenario``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
-    AfterValidator,
     Field,
-    StringConstraints,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic import ValidationError as PydanticError
 
@@ -33,7 +30,6 @@ from gameday.core.errors import ValidationError
 from gameday.core.policy import DEFAULT_TARGETS, MODELS, SEVERITIES, TARGET_KEYS
 from gameday.core.spec import (
     DAY,
-    Between,
     Identifier,
     Labels,
     Line,
@@ -57,12 +53,21 @@ from gameday.core.spec import (
 from gameday.core.spec import parse_duration as parse_duration  # part of this module's interface
 from gameday.runbooks.routing import runbook_in_link
 from gameday.scenarios.drill import DrillSpec
+from gameday.scenarios.parts import (
+    ClusterSpec,
+    HttpUrl,
+    SliSpec,
+    SloSpec,
+    StopSpec,
+    TrafficSpec,
+    WorkloadSpec,
+)
 
-TARGETS = ("sandbox", "kind", "kwok", "service")
-CLUSTERS = ("kind", "kwok")  # the targets that name a Kubernetes workload
+TARGETS = ("sandbox", "kind", "kwok", "service", "kubernetes")
+CLUSTERS = ("kind", "kwok", "kubernetes")  # the targets that name a Kubernetes workload
+OWN = ("service", "kubernetes")  # a team's own systems: their Prometheus, Alertmanager
 MODES = ("auto", "drill", "none")
 ALERTING = ("builtin", "prometheus", "alertmanager")
-SLI_SOURCES = ("traffic", "prometheus")
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,7 @@ class Scenario:
     stop_when: dict[str, Any] | None = None  # StopSpec: when the game day stops at once
     drill: DrillSpec | None = None  # injects and hints, for training drills
     inventory: Path | None = None  # a service target's Ansible inventory of its hosts
+    cluster: dict[str, str] | None = None  # a kubernetes target's kubeconfig and context
 
     def target_for(self, severity: str) -> dict[str, float]:
         return self.targets.get(severity, {})
@@ -160,88 +166,6 @@ class TeamSpec(Spec):
     scribe: Person | None = Field(default=None, description="Who keeps the incident's notes.")
     comms: Person | None = Field(default=None, description="The communications lead.")
     responders: People = Field(default=[], description="Subject-matter responders.")
-
-
-def _http_url(value: str) -> str:
-    try:
-        parts = urlsplit(value)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        ok = False
-    if not ok or any(c.isspace() for c in value) or len(value) > 500:
-        raise invalid("http_url", "must be an http(s) URL with a host, like "
-                                  "http://127.0.0.1:9898/")
-    return value
-
-
-HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+(/\S*)?$"),
-                    AfterValidator(_http_url)]
-PromQL = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                          max_length=2000)]
-
-
-class TrafficSpec(Spec):
-    """The synthetic traffic the SLIs are measured on."""
-
-    rate: Annotated[float, Between(1, 500)] = Field(
-        default=40, description="Requests per second.")
-    timeout: RunTime = Field(default=3.0, description="A request slower than this fails.")
-    url: HttpUrl | None = Field(default=None, description=(
-        "Where the requests go: a service target's entry point (required there; gameday's "
-        "own targets know theirs). It must be on the project's allowlist ([safety] urls)."))
-
-
-class SliSpec(Spec):
-    """Where the SLIs come from: synthetic traffic (gameday's own requests), or the
-    team's Prometheus with its own queries (a service target)."""
-
-    source: Annotated[str, OneOf(SLI_SOURCES)] = Field(
-        default="traffic", description="traffic (requests gameday sends) or prometheus.")
-    prometheus: HttpUrl | None = Field(default=None, description=(
-        "The team's Prometheus (prometheus source; on the allowlist, [safety] urls)."))
-    success_ratio: PromQL | None = Field(default=None, description=(
-        "PromQL for the share of good requests, 0 to 1 (prometheus source; or from "
-        "slo.openslo)."))
-    latency_p99_ms: PromQL | None = Field(default=None, description=(
-        "PromQL for the latency percentile the SLO names, in milliseconds "
-        "(prometheus source; or from slo.openslo)."))
-    interval: Annotated[float, Seconds(0.25, 60, inclusive=True)] = Field(
-        default=1.0, description="How often Prometheus is read (prometheus source).")
-    rate_window: Annotated[float, Seconds(1, 3600, inclusive=True)] = Field(
-        default=60.0, description=(
-            "The rate() window for the counters of an OpenSLO ratio metric (slo.openslo); "
-            "at least two of the team's scrape intervals."))
-
-    @model_validator(mode="after")
-    def _prometheus_needs_its_address(self) -> SliSpec:
-        if self.source == "prometheus" and self.prometheus is None:
-            raise invalid("required_for_source", "{key} is required when the source "
-                          "is prometheus", key="prometheus")
-        return self
-
-
-class SloSpec(Spec):
-    """The service level objective the alert and the severity are measured against."""
-
-    success_ratio: Annotated[float, Between(0.5, 1)] | None = Field(
-        default=None, description="Share of requests that must succeed, 0.5 to 1 (e.g. "
-                                  "0.99); required unless openslo gives it.")
-    latency_p99_ms: Annotated[float, Between(1, 3_600_000)] | None = Field(
-        default=None, description="Objective for the 99th percentile latency, in "
-                                  "milliseconds; required unless openslo gives it.")
-    window: RunTime = Field(default=2.0, description="The window the SLIs are measured over.")
-    openslo: Line | None = Field(default=None, description=(
-        "The team's SLO as they wrote it: an OpenSLO v1 file (relative to this file) with "
-        "a ratio SLO (the success objective and, with sli.source prometheus, its query) "
-        "and optionally a threshold SLO on latency in milliseconds."))
-
-    @model_validator(mode="after")
-    def _objectives(self) -> SloSpec:
-        for key in ("success_ratio", "latency_p99_ms"):
-            if self.openslo is None and getattr(self, key) is None:
-                raise invalid("missing", "{key} is required (or openslo, a file that "
-                                         "gives it)", key=key)
-        return self
 
 
 class AlertSpec(Spec):
@@ -295,29 +219,6 @@ class TimeoutsSpec(Spec):
     recover: RunTime = Field(default=Timeouts.recover, description="For the service to recover.")
 
 
-class StopSpec(Spec):
-    """When a game day stops at once, its fault rolled back: the SLIs far worse than
-    the experiment meant (held for ``for``), or one of the team's alerts that means a
-    real page firing."""
-
-    success_ratio_below: Annotated[float, Between(0, 1)] | None = Field(
-        default=None, description="Stop when the success ratio is below this.")
-    latency_p99_ms_above: Annotated[float, Between(1, 3_600_000)] | None = Field(
-        default=None, description="Stop when the p99 latency (ms) is above this.")
-    for_: Annotated[float, Seconds(inclusive=True)] = Field(
-        default=0.0, alias="for", description="How long the SLIs must stay past the floor.")
-    alerts: list[Identifier] = Field(default=[], description=(
-        "The team's alerts (alertnames in its Alertmanager) that stop the game day as soon "
-        "as one is active: a real page (a service target with alertmanager)."))
-
-
-class WorkloadSpec(Spec):
-    """The Kubernetes workload under test (kind and kwok targets)."""
-
-    namespace: Name | None = Field(default=None, description="Its namespace.")
-    deployment: Name | None = Field(default=None, description="Its Deployment.")
-
-
 Severity = Annotated[str, OneOf(SEVERITIES)]
 TargetKey = Annotated[str, OneOf(TARGET_KEYS)]
 Target = Annotated[float, Seconds(high=30 * DAY)]
@@ -332,8 +233,11 @@ class ScenarioSpec(Spec):
     description: Text = Field(default="", description="What happens and what is expected.")
     target: Annotated[str, OneOf(TARGETS)] = Field(
         default="sandbox", description="Where it runs: the embedded sandbox, a kind or "
-                                       "kwok cluster, or a team's own service (its entry "
-                                       "point is traffic.url).")
+                                       "kwok cluster gameday makes, a team's own service "
+                                       "(its entry point is traffic.url) or a team's own "
+                                       "Kubernetes cluster (cluster).")
+    cluster: ClusterSpec | None = Field(default=None, description=(
+        "The team's own cluster (required when the target is kubernetes)."))
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec, description=(
         "The Kubernetes workload; namespace and deployment are required unless the "
         "target is the sandbox."))
@@ -380,10 +284,23 @@ class ScenarioSpec(Spec):
     @field_validator("sli")
     @classmethod
     def _prometheus_on_a_service(cls, sli: SliSpec, info: ValidationInfo) -> SliSpec:
-        if sli.source != "traffic" and info.data.get("target") not in (None, "service"):
+        if sli.source != "traffic" and info.data.get("target") not in (None, *OWN):
             raise invalid("service_only", "a team's own Prometheus is read on a service "
-                                          "target only")
+                                          "or kubernetes target only")
         return sli
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_on_kubernetes(cls, cluster: ClusterSpec | None,
+                               info: ValidationInfo) -> ClusterSpec | None:
+        target = info.data.get("target")
+        if target == "kubernetes" and cluster is None:
+            raise invalid("required_for_target", "is required when the target is kubernetes")
+        if target != "kubernetes" and cluster is not None:
+            raise invalid("not_for_target", "names a team's own cluster: the kubernetes "
+                                            "target's (gameday makes its kind and kwok "
+                                            "clusters itself)")
+        return cluster
 
     @field_validator("alertmanager")
     @classmethod
@@ -393,9 +310,9 @@ class ScenarioSpec(Spec):
             if url is None:
                 raise invalid("required_for_alerting", "is required when alerting is "
                                                        "alertmanager")
-            if info.data.get("target") not in (None, "service"):
+            if info.data.get("target") not in (None, *OWN):
                 raise invalid("service_only", "a team's own Alertmanager is asked on a "
-                                              "service target only")
+                                              "service or kubernetes target only")
         return url
 
     @field_validator("stop_when")
@@ -423,9 +340,10 @@ class ScenarioSpec(Spec):
         if target == "service" and traffic.url is None:
             raise invalid("required_for_target", "url is required when the target is "
                                                  "service")
-        if target not in (None, "service") and traffic.url is not None:
-            raise invalid("not_for_target", "url is for a service target; {target} knows "
-                                            "its own entry point", target=target)
+        if target not in (None, *OWN) and traffic.url is not None:
+            raise invalid("not_for_target", "url is for a service or kubernetes target; "
+                                            "{target} knows its own entry point",
+                          target=target)
         return traffic
 
     @field_validator("workload")
@@ -452,12 +370,15 @@ def scenario_schema() -> dict[str, Any]:
              "workload": {"required": ["namespace", "deployment"]}}}},
         {"if": {"properties": {"target": {"const": "service"}}, "required": ["target"]},
          "then": {"required": ["traffic"], "properties": {"traffic": {"required": ["url"]}}},
-         # a team's own Prometheus and Alertmanager are read on a service target only
+         "else": {"properties": {"inventory": False}}},
+        {"if": {"properties": {"target": {"const": "kubernetes"}}, "required": ["target"]},
+         "then": {"required": ["cluster"]}, "else": {"properties": {"cluster": False}}},
+        # a team's own Prometheus and Alertmanager are read on its own systems only
+        {"if": {"properties": {"target": {"enum": list(OWN)}}, "required": ["target"]},
          "else": {"properties": {
              "traffic": {"not": {"required": ["url"]}},
              "sli": {"properties": {"source": {"const": "traffic"}}},
              "alerting": {"not": {"const": "alertmanager"}},
-             "inventory": False,
              "stop_when": {"properties": {"alerts": {"maxItems": 0}}}}}},
         {"if": {"properties": {"alerting": {"const": "alertmanager"}}, "required": ["alerting"]},
          "then": {"required": ["alertmanager"]}},
@@ -492,10 +413,29 @@ def load_scenario(path: str | Path, *, check_experiment: bool = True) -> Scenari
         raise ValidationError(f"no such file: {experiment}", file=str(path),
                               field="experiment")
     inventory = path.parent / spec.inventory if spec.inventory is not None else None
-    if inventory is not None and not _is_file(inventory) and not _is_dir(inventory):
+    if check_experiment and inventory is not None and not _is_file(inventory) \
+            and not _is_dir(inventory):
         raise ValidationError(f"no such inventory: {inventory}", file=str(path),
                               field="inventory")
-    return _freeze(path, spec, experiment, _objectives(path, spec), inventory)
+    return replace(_freeze(path, spec, experiment, _objectives(path, spec), inventory),
+                   cluster=_cluster(path, spec, check=check_experiment))
+
+
+def _cluster(path: Path, spec: ScenarioSpec, *, check: bool) -> dict[str, str] | None:
+    """A kubernetes target's kubeconfig (the scenario's, else $KUBECONFIG's first file,
+    else ~/.kube/config) and context."""
+    if spec.cluster is None:
+        return None
+    given = spec.cluster.kubeconfig
+    if given is not None:
+        kubeconfig = path.parent / Path(given).expanduser()
+    else:
+        listed = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+        kubeconfig = Path(listed[0] if listed else "~/.kube/config").expanduser()
+    if check and not _is_file(kubeconfig):
+        raise ValidationError(f"no such kubeconfig: {kubeconfig}", file=str(path),
+                              field="cluster.kubeconfig")
+    return {"kubeconfig": str(kubeconfig.resolve()), "context": spec.cluster.context}
 
 
 def as_run(sc: Scenario) -> str:
@@ -506,6 +446,8 @@ def as_run(sc: Scenario) -> str:
     raw["experiment"] = str(sc.experiment.resolve())
     if sc.inventory is not None:
         raw["inventory"] = str(sc.inventory.resolve())
+    if sc.cluster is not None:
+        raw["cluster"]["kubeconfig"] = sc.cluster["kubeconfig"]
     if isinstance(raw.get("slo"), dict) and raw["slo"].get("openslo"):
         raw["slo"]["openslo"] = str((sc.path.parent / raw["slo"]["openslo"]).resolve())
     return (f"# {sc.path}, as run (the files it names by absolute path)\n"

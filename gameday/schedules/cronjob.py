@@ -39,8 +39,8 @@ import yaml
 from gameday import __version__
 from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.settings import BUILTIN_RUNBOOKS
+from gameday.game import rbac
 from gameday.scenarios.scenario import Scenario
-from gameday.schedules import rbac
 from gameday.targets.cluster import IN_CLUSTER_CONTEXT, IN_CLUSTER_ENV
 
 # -- where things are in the pod ---------------------------------------------------------

@@ -16,6 +16,7 @@ from gameday.core.events import Entry
 from gameday.scenarios.scenario import Scenario
 from gameday.slis.samples import SliSource
 from gameday.slis.traffic import Traffic
+from gameday.targets.kubernetes import KubernetesTarget
 from gameday.targets.service import ServiceTarget
 
 if TYPE_CHECKING:
@@ -227,6 +228,8 @@ class KubeTarget:
 def target_labels(sc: Scenario) -> dict[str, str]:
     """The labels a target adds to its alerts, as a real one would: a cluster's
     kubeconfig context (known before the cluster exists, so ``validate`` checks them)."""
+    if sc.target == "kubernetes" and sc.cluster is not None:
+        return {"context": sc.cluster["context"]}
     if sc.target not in ("kind", "kwok"):
         return {}
     from gameday.targets.cluster import existing
@@ -251,7 +254,7 @@ class TargetKind(Protocol):
 
 TARGETS: dict[str, TargetKind] = {
     "sandbox": SandboxTarget, "kind": KubeTarget, "kwok": KubeTarget,
-    "service": ServiceTarget}
+    "service": ServiceTarget, "kubernetes": KubernetesTarget}
 
 
 def make_target(sc: Scenario, run_dir: Path) -> Target:

@@ -41,9 +41,11 @@ def use_kubeconfig(path: str | None) -> str | None:
 
 class KubeSampler(SampleLog):
     def __init__(self, kubeconfig: Path, namespace: str, deployment: str, *,
-                 interval_s: float = 0.1, samples_path: Path | None = None):
+                 interval_s: float = 0.1, samples_path: Path | None = None,
+                 context: str | None = None):
         super().__init__(samples_path)
         self.kubeconfig, self.namespace, self.deployment = kubeconfig, namespace, deployment
+        self.context = context  # None: the kubeconfig's current context
         self.interval_s = interval_s
         self.rate = 1 / interval_s
         self.baseline: int | None = None
@@ -53,7 +55,8 @@ class KubeSampler(SampleLog):
     def start(self) -> None:
         from kubernetes import client, config
 
-        api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        api = config.new_client_from_config(config_file=str(self.kubeconfig),
+                                            context=self.context)
         self._apps = client.AppsV1Api(api)
         deadline = time.monotonic() + 60
         while True:
@@ -109,8 +112,9 @@ class KubeWatch:
 
     def __init__(self, kubeconfig: Path, namespace: str, deployment: str,
                  record: Callable[[Entry], object], path: Path, *,
-                 interval_s: float = 0.5, limit: int = 300):
+                 interval_s: float = 0.5, limit: int = 300, context: str | None = None):
         self.kubeconfig, self.namespace, self.deployment = kubeconfig, namespace, deployment
+        self.context = context  # None: the kubeconfig's current context
         self.record, self.path, self.interval_s, self.limit = record, path, interval_s, limit
         self.seen: set[str] = set()
         self.recorded = 0
@@ -120,7 +124,8 @@ class KubeWatch:
     def start(self) -> None:
         from kubernetes import client, config
 
-        api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        api = config.new_client_from_config(config_file=str(self.kubeconfig),
+                                            context=self.context)
         self._core, self._apps = client.CoreV1Api(api), client.AppsV1Api(api)
         self.seen = {e.metadata.uid for e in self._events()}
         self._file = open(self.path, "a", buffering=1)  # noqa: SIM115

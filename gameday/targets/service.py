@@ -20,6 +20,7 @@ from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.spec import read_yaml
 from gameday.scenarios.scenario import Scenario
 from gameday.slis.traffic import Traffic
+from gameday.targets.team import prometheus_sli, team_pieces, team_urls_allowed
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,10 +57,7 @@ class ServiceTarget:
         on the allowlist; the hosts its host faults name, in its inventory."""
         file = str(sc.path)
         safety.allowed("urls", sc.traffic_url or "", field="traffic.url", file=file)
-        if sc.sli.get("source") == "prometheus":
-            safety.allowed("urls", sc.sli["prometheus"], field="sli.prometheus", file=file)
-        if sc.alertmanager is not None:
-            safety.allowed("urls", sc.alertmanager, field="alertmanager", file=file)
+        team_urls_allowed(sc)
         used = _hosts(sc.experiment)
         if used and sc.inventory is None:
             raise ValidationError("the experiment acts on hosts: the scenario needs the "
@@ -78,41 +76,13 @@ class ServiceTarget:
     def pieces(sc: Scenario, experiment: dict[str, Any]) -> list[tuple[str, bool, str]]:
         """The team's Prometheus (every query returns a series), its Alertmanager, each
         host the experiment acts on (Ansible reaches it) and each Toxiproxy proxy."""
-        found = []
-        if sc.sli.get("source") == "prometheus":
-            from gameday.slis.prometheus import query
-
-            for key in ("success_ratio", "latency_p99_ms"):
-                try:
-                    value = query(sc.sli["prometheus"], sc.sli[key])
-                    found.append((f"Prometheus: {key}", True, f"{value!r} at "
-                                                              f"{sc.sli['prometheus']}"))
-                except GamedayError as exc:
-                    found.append((f"Prometheus: {key}", False, str(exc)))
-        if sc.alertmanager is not None:
-            from gameday.targets.alertmanager import active
-
-            try:
-                firing = active(sc.alertmanager, {"alertname": sc.alert.name})
-                found.append(("Alertmanager", not firing, f"{sc.alertmanager}: {sc.alert.name} "
-                              + ("is firing already" if firing else "is not firing")))
-            except GamedayError as exc:
-                found.append(("Alertmanager", False, str(exc)))
+        found = team_pieces(sc, experiment)
         used = sorted({host for _, host in _hosts(sc.experiment)})
         if used and sc.inventory is not None:
             from gameday.targets.inventory import reachable
 
             for host, (ok, said) in reachable(sc.inventory, used).items():
                 found.append((f"Host {host}", ok, f"{sc.inventory}: {said}"))
-        for api, proxy in _proxies(experiment):
-            from gameday.targets.toxiproxy import toxics
-
-            try:
-                on = toxics(api, proxy)
-                found.append((f"Toxiproxy proxy {proxy}", not on,
-                              f"{api}: " + (f"toxics on it already: {on}" if on else "clean")))
-            except GamedayError as exc:
-                found.append((f"Toxiproxy proxy {proxy}", False, str(exc)))
         return found
 
     def up(self) -> dict[str, Any]:
@@ -135,17 +105,10 @@ class ServiceTarget:
     def sampler(self, samples_path: Path) -> SliSource:
         """Synthetic traffic to the entry point; with ``sli.source: prometheus`` that
         traffic is only load, and the SLIs are the team's queries."""
-        sc, sli = self.sc, self.sc.sli
-        if sli.get("source") != "prometheus":
+        sc = self.sc
+        if sc.sli.get("source") != "prometheus":
             return Traffic(self.url, sc.traffic_rate, sc.traffic_timeout_s, samples_path)
-        from gameday.slis.prometheus import PrometheusSli, Queries
-
-        load = Traffic(self.url, sc.traffic_rate, sc.traffic_timeout_s, None)
-        return PrometheusSli(Queries(sli["prometheus"], sli["success_ratio"],
-                                     sli["latency_p99_ms"], sli["interval"]),
-                             objective_ratio=sc.slo.success_ratio,
-                             samples_path=samples_path, load=load,
-                             first_within_s=sc.timeouts.steady)
+        return prometheus_sli(sc, samples_path)
 
     def state(self) -> dict[str, Any]:
         return {}
@@ -183,18 +146,3 @@ def _hosts(path: Path) -> list[tuple[str, str]]:
                                   str(host)))
     return found
 
-
-def _proxies(experiment: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (Toxiproxy API, proxy) pairs the experiment's activities act on."""
-    pairs = []
-    for section in ("method", "rollbacks"):
-        for activity in experiment.get(section) or []:
-            provider = activity.get("provider") if isinstance(activity, dict) else None
-            if isinstance(provider, dict) and \
-                    provider.get("module") == "gameday.activities.toxiproxy":
-                arguments = provider.get("arguments") or {}
-                pair = (str(arguments.get("api") or "http://127.0.0.1:8474"),
-                        str(arguments.get("proxy")))
-                if pair not in pairs:
-                    pairs.append(pair)
-    return pairs

@@ -141,3 +141,21 @@ def test_incident_list_pages(tmp_path):
     assert len(json.loads(since.output)) == 5
     future = CliRunner().invoke(cli, ["incident", "list", "--since", "2999-01-01", "--json"])
     assert json.loads(future.output) == []
+
+
+def test_rbac_shows_the_roles_a_kubernetes_game_day_needs():
+    """The same derivation as the exported CronJob's Role: the workload's namespace,
+    the fault (scale) and the linked runbook (kubectl scale and rollout status)."""
+    shown = CliRunner().invoke(cli, ["rbac", "scenarios/kwok-frontend-scaled-to-zero.yaml",
+                                     "--json"])
+    assert shown.exit_code == 0, shown.output
+    roles = json.loads(shown.output)
+    assert [(r["kind"], r["metadata"]["namespace"]) for r in roles] == [("Role",
+                                                                        "gameday-shop")]
+    rules = {(r["apiGroups"][0], r["resources"][0]): r["verbs"] for r in roles[0]["rules"]}
+    assert rules[("apps", "deployments/scale")] == ["patch"]
+    assert "watch" in rules[("apps", "deployments")]
+    as_yaml = CliRunner().invoke(cli, ["rbac", "scenarios/kwok-frontend-scaled-to-zero.yaml"])
+    assert list(yaml.safe_load_all(as_yaml.output)) == roles
+    sandbox = CliRunner().invoke(cli, ["rbac", "scenarios/checkout-bad-deploy.yaml"])
+    assert sandbox.exit_code == 2 and "target" in sandbox.output

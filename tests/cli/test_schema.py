@@ -67,7 +67,7 @@ def test_scenario_schema_structure():
     assert document["additionalProperties"] is False
     assert {"name", "title", "experiment", "service", "team", "slo", "alert"} <= \
         set(document["required"])
-    assert props["target"]["enum"] == ["sandbox", "kind", "kwok", "service"]
+    assert props["target"]["enum"] == ["sandbox", "kind", "kwok", "service", "kubernetes"]
     team = document["$defs"]["TeamSpec"]
     assert team["properties"]["model"]["enum"] == ["centralized", "distributed", "hybrid"]
     targets = props["targets"]
@@ -100,6 +100,10 @@ def test_every_shipped_scenario_matches_the_schema():
     lambda r: r["traffic"].update(url="http://127.0.0.1:9898/"),  # not a service target
     lambda r: r.update(target="service", traffic={"url": "ftp://x/"}),
     lambda r: r["alert"].update(labels={"bad-label": "x"}),
+    lambda r: r.update(target="kubernetes"),  # and no cluster
+    lambda r: r.update(cluster={"context": "staging"}),  # not a kubernetes target
+    lambda r: r.update(target="kubernetes", cluster={"context": "a b"},
+                       workload={"namespace": "shop", "deployment": "api"}),
 ])
 def test_schema_and_loader_refuse_the_same_files(tmp_path, change):
     check = validator(printed("scenario"))

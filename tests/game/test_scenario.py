@@ -211,8 +211,9 @@ def test_messages_are_words_not_pydantic(tmp_path):
         "must be a mapping, not 'fast'",
         "must be a string, not 3",
         "must not be empty",
-        "unknown field (expected one of alert, alerting, alertmanager, customer_facing, "
-        "description, drill, evaluation_interval, experiment, inventory, name, recovery_window, "
+        "unknown field (expected one of alert, alerting, alertmanager, cluster, "
+        "customer_facing, description, drill, evaluation_interval, experiment, inventory, "
+        "name, recovery_window, "
         "response, service, sli, slo, stop_when, target, targets, team, timeouts, title, "
         "traffic, workload)",
         "must be one of centralized, distributed, hybrid, not 'anarchy'",

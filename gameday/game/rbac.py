@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -114,16 +115,38 @@ TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
 Grants = dict[str | None, dict[tuple[str, str], set[str]]]  # namespace (None: cluster)
 
 
-def grants(scenario: Scenario) -> Grants:
-    grants: Grants = {}
-    workload_ns = scenario.workload["namespace"]
-    _grant(grants, OBSERVER, workload_ns)
-    for rules, ns in _experiment_needs(scenario.experiment):
-        _grant(grants, rules, ns)
-    book, params = linked_runbook(scenario)
+@dataclass(frozen=True)
+class Need:
+    """What one activity or runbook task needs: ``rules`` in ``namespace`` (cluster-wide
+    rules anywhere), from ``file`` at ``where``; ``context``: the kubeconfig context a
+    kubectl command names (``--context``), as it will run. ``source``: ``workload``
+    (gameday's own view), ``experiment`` or ``runbook``."""
+
+    rules: tuple[Rule, ...]
+    namespace: str
+    file: str
+    where: str
+    context: str | None = None
+    source: str = "runbook"
+
+
+def all_needs(scenario: Scenario, context: str = IN_CLUSTER_CONTEXT) -> list[Need]:
+    """Everything the scenario's game day does on the Kubernetes API: gameday's own view
+    of the workload, the experiment's activities, and the tasks of the runbook its alert
+    links (with ``context`` as the label the target adds)."""
+    found = [Need(OBSERVER, scenario.workload["namespace"], str(scenario.path),
+                  "workload.namespace", source="workload")]
+    found += _experiment_needs(scenario.experiment)
+    book, params = linked_runbook(scenario, context)
     if book is not None:
-        for rules, ns in _runbook_needs(book, params):
-            _grant(grants, rules, ns)
+        found += _runbook_needs(book, params)
+    return found
+
+
+def grants(scenario: Scenario, context: str = IN_CLUSTER_CONTEXT) -> Grants:
+    grants: Grants = {}
+    for need in all_needs(scenario, context):
+        _grant(grants, need.rules, need.namespace)
     return grants
 
 
@@ -138,7 +161,7 @@ def role_rules(scope: dict[tuple[str, str], set[str]]) -> list[dict[str, Any]]:
             for (group, resource), verbs in sorted(scope.items())]
 
 
-def _experiment_needs(path: Path) -> list[tuple[tuple[Rule, ...], str]]:
+def _experiment_needs(path: Path) -> list[Need]:
     """What each probe, action and rollback of the experiment needs, and where."""
     file = str(path)
     experiment = read_yaml(path)
@@ -179,7 +202,8 @@ def _experiment_needs(path: Path) -> list[tuple[tuple[Rule, ...], str]]:
             rules = declared.rbac
             arguments = provider.get("arguments") or {}
             ns = arguments.get("ns", "default") if isinstance(arguments, dict) else "default"
-            needs.append((rules, _configured(ns, configuration, file, f"{where} ({label})")))
+            needs.append(Need(rules, _configured(ns, configuration, file, f"{where} ({label})"),
+                              file, f"{where}.provider.arguments.ns", source="experiment"))
     return needs
 
 
@@ -197,13 +221,15 @@ def _configured(value: Any, configuration: Any, file: str, where: str) -> str:
     return value
 
 
-def linked_runbook(scenario: Scenario) -> tuple[Runbook | None, dict[str, Any]]:
+def linked_runbook(scenario: Scenario, context: str = IN_CLUSTER_CONTEXT
+                   ) -> tuple[Runbook | None, dict[str, Any]]:
     """The runbook a game day would run for the scenario's alert (auto mode only: in a
-    drill people run it, elsewhere), with its parameters as the pod would give them."""
+    drill people run it, elsewhere), with its parameters as the target would give them
+    (its ``context`` label: in the cluster, or the team's)."""
     if scenario.response.mode != "auto":
         return None, {}
     alert = scenario.alert
-    labels = {**alert.labels, "context": IN_CLUSTER_CONTEXT}  # what the target adds
+    labels = {**alert.labels, "context": context}  # what the target adds
     found = route(alert.name, labels, alert.annotations, runbook=scenario.response.runbook,
                   overrides=scenario.response.params)
     if found.error is not None:
@@ -213,12 +239,11 @@ def linked_runbook(scenario: Scenario) -> tuple[Runbook | None, dict[str, Any]]:
     return found.runbook, dict(found.params or {})
 
 
-def _runbook_needs(book: Runbook, params: Mapping[str, Any]
-                   ) -> list[tuple[tuple[Rule, ...], str]]:
+def _runbook_needs(book: Runbook, params: Mapping[str, Any]) -> list[Need]:
     """What each kubectl command of the runbook needs, and where."""
     file = str(book.path)
     plays = read_yaml(book.path)
-    needs: list[tuple[tuple[Rule, ...], str]] = []
+    needs: list[Need] = []
     for p, play in enumerate(plays if isinstance(plays, list) else []):
         if not isinstance(play, dict):
             continue
@@ -234,7 +259,7 @@ def _runbook_needs(book: Runbook, params: Mapping[str, Any]
 
 
 def _task_needs(book: Runbook, task: Any, where: str, params: Mapping[str, Any],
-                needs: list[tuple[tuple[Rule, ...], str]]) -> None:
+                needs: list[Need]) -> None:
     file = str(book.path)
     if not isinstance(task, dict):
         return
@@ -289,7 +314,7 @@ def _split(command: str) -> list[str]:
 
 
 def _kubectl_needs(argv: list[str], params: Mapping[str, Any], what: str, file: str,
-                   where: str) -> tuple[tuple[Rule, ...], str]:
+                   where: str) -> Need:
     shown = " ".join(argv)
 
     def refuse(why: str) -> ValidationError:
@@ -299,6 +324,7 @@ def _kubectl_needs(argv: list[str], params: Mapping[str, Any], what: str, file: 
         raise refuse("only kubectl commands have permissions gameday can derive")
     words: list[str] = []
     namespace: str | None = None
+    context: str | None = None
     i = 1
     while i < len(argv):
         arg = argv[i]
@@ -311,6 +337,8 @@ def _kubectl_needs(argv: list[str], params: Mapping[str, Any], what: str, file: 
                 value = argv[i] if i < len(argv) else ""
             if flag in ("--namespace", "-n"):
                 namespace = value
+            elif flag == "--context":
+                context = value
         else:
             words.append(arg)
         i += 1
@@ -332,11 +360,14 @@ def _kubectl_needs(argv: list[str], params: Mapping[str, Any], what: str, file: 
     if rules is None:
         known = sorted({f"kubectl {c.replace(' NAME', '')} {r}" for c, r in KUBECTL})
         raise refuse("its permissions are not known to gameday (known: " + ", ".join(known)
-                     + "); add it to gameday.schedules.rbac.KUBECTL rather than grant '*'")
+                     + "); add it to gameday.game.rbac.KUBECTL rather than grant '*'")
     ns = _template(namespace, params) if namespace is not None else "default"
     if ns is None or not DNS_LABEL.match(ns):
         raise refuse(f"its namespace {namespace!r} is not known before it runs")
-    return rules, ns
+    in_context = _template(context, params) if context is not None else None
+    if context is not None and in_context is None:
+        raise refuse(f"its context {context!r} is not known before it runs")
+    return Need(rules, ns, file, where, in_context)
 
 
 def _template(value: str, params: Mapping[str, Any]) -> str | None:

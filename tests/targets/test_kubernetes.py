@@ -1,0 +1,224 @@
+"""Game days in a team's own Kubernetes cluster: a kwok cluster this test makes itself
+(kwokctl, not ``gameday cluster up``), the test's own Deployments in two namespaces,
+one the project's allowlist names and one it does not. gameday gets the kubeconfig and
+the context; it never creates, changes or deletes the cluster, and nothing in the
+other namespace moves."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from controlplane import kubectl_binary, needs_build, own_kwok_cluster
+from serving import eventually
+
+from gameday.store import Store
+
+pytestmark = [pytest.mark.slow, needs_build]
+ROOT = Path(__file__).resolve().parents[2]
+GAMEDAY = [sys.executable, "-m", "gameday"]
+ALLOWED, OTHER = "payments", "ledger"
+
+MANIFESTS = "\n---\n".join(yaml.safe_dump(doc) for ns in (ALLOWED, OTHER) for doc in (
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": ns},
+     "data": {"mode": "live"}},
+    {"apiVersion": "apps/v1", "kind": "Deployment",
+     "metadata": {"name": "api", "namespace": ns, "labels": {"app": "api"}},
+     "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "api"}},
+              "template": {"metadata": {"labels": {"app": "api"}},
+                           "spec": {"containers": [{"name": "api",
+                                                    "image": "registry.invalid/api:1"}]}}}}))
+
+
+class TeamCluster:
+    def __init__(self, kubeconfig: Path, context: str):
+        self.kubeconfig, self.context = kubeconfig, context
+
+    def kubectl(self, *args: str) -> str:
+        binary = kubectl_binary()
+        assert binary
+        return subprocess.run([binary, "--kubeconfig", str(self.kubeconfig), "--context",
+                               self.context, *args], capture_output=True, text=True,
+                              timeout=60, check=True).stdout
+
+    def available(self, ns: str = ALLOWED) -> int:
+        found = json.loads(self.kubectl("-n", ns, "get", "deployment", "api", "-o", "json"))
+        return int(found["status"].get("availableReplicas") or 0)
+
+    def versions(self, ns: str = OTHER) -> dict[str, str]:
+        """Every object in ``ns`` and its resourceVersion."""
+        found = json.loads(self.kubectl("-n", ns, "get", "deployments,replicasets,pods,"
+                                        "configmaps,services", "-o", "json"))
+        return {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
+                for o in found["items"]}
+
+    def running(self) -> bool:
+        return self.kubectl("get", "--raw", "/readyz").strip() == "ok"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    name = f"team-{uuid.uuid4().hex[:6]}"
+    with own_kwok_cluster(name) as made:
+        team = TeamCluster(made.kubeconfig, made.context)
+        manifests = tmp_path_factory.mktemp("manifests") / "team.yaml"
+        manifests.write_text(MANIFESTS)
+        team.kubectl("apply", "-f", str(manifests))
+        for ns in (ALLOWED, OTHER):
+            eventually(lambda ns=ns: team.available(ns) == 3, 60, f"api in {ns} available")
+        yield team
+
+
+def experiment(ns: str = ALLOWED) -> dict:
+    def scale(replicas: int) -> dict:
+        return {"type": "python", "module": "chaosk8s.deployment.actions",
+                "func": "scale_deployment",
+                "arguments": {"name": "api", "replicas": replicas, "ns": ns}}
+
+    return {"version": "1.0.0", "title": "The api Deployment is scaled to zero",
+            "description": "A bad automation run scales the payments api to zero.",
+            "method": [{"type": "action", "name": "scale-api-to-zero",
+                        "provider": scale(0)}],
+            "rollbacks": [{"type": "action", "name": "scale-api-back",
+                           "provider": scale(3)}]}
+
+
+def write_project(root: Path, team: TeamCluster, *, namespaces: tuple[str, ...] = (ALLOWED,),
+                  doc: dict | None = None, runbook: str | None = None) -> Path:
+    for d in ("experiments", "runbooks", "scenarios"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "gameday.toml").write_text(textwrap.dedent(f"""\
+        [project]
+        name = "payments-team"
+
+        [safety]
+        contexts = ["{team.context}"]
+        namespaces = {json.dumps(list(namespaces))}
+        """))
+    (root / "experiments" / "api-scaled-to-zero.yaml").write_text(
+        yaml.safe_dump(doc or experiment(), sort_keys=False))
+    (root / "runbooks" / "k8s-scale-deployment.yml").write_text(
+        runbook or (ROOT / "runbooks" / "k8s-scale-deployment.yml").read_text())
+    scenario = {
+        "name": "api-scaled-to-zero", "title": "The payments api is scaled to zero",
+        "target": "kubernetes",
+        "cluster": {"kubeconfig": str(team.kubeconfig), "context": team.context},
+        "workload": {"namespace": ALLOWED, "deployment": "api"},
+        "experiment": "../experiments/api-scaled-to-zero.yaml", "service": "payments-api",
+        "team": {"name": "payments-team", "model": "hybrid", "oncall": ["ana"],
+                 "ic_rotation": ["chidi"]},
+        "slo": {"success_ratio": 0.99, "latency_p99_ms": 1000, "window": "2s"},
+        "alert": {"name": "DeploymentReplicasUnavailable", "for": "500ms",
+                  "labels": {"namespace": ALLOWED, "deployment": "api"},
+                  "annotations": {"runbook_url": "http://127.0.0.1:8080/runbooks/"
+                                                 "k8s-scale-deployment?replicas=3"}},
+        "response": {"mode": "auto"}, "recovery_window": "2s",
+        "timeouts": {"steady": "30s", "detect": "20s", "mitigate": "30s", "recover": "30s"},
+        "targets": {"SEV-1": {"ack": "5s", "engage_ic": "5s", "first_comms": "5s",
+                              "mitigate": "45s", "update_every": "20s"}}}
+    path = root / "scenarios" / "api-scaled-to-zero.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    return path
+
+
+def gameday(root: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GAMEDAY_", "KUBE"))}
+    env["GAMEDAY_K8S_BIN"] = str(ROOT / ".gameday" / "k8s" / "bin")
+    return subprocess.run([*GAMEDAY, *args], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_a_game_day_in_the_teams_cluster_is_contained_by_its_runbook(tmp_path, cluster):
+    before = cluster.versions()
+    assert {"Deployment/api", "ConfigMap/settings"} <= set(before)
+    scenario = write_project(tmp_path, cluster)
+    checked = gameday(tmp_path, "validate", str(scenario))
+    assert checked.returncode == 0, checked.stderr
+    done = gameday(tmp_path, "run", str(scenario), "--json")
+    assert done.returncode in (0, 1) and done.stdout, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["status"] == "resolved", result
+    assert result["metrics"]["contained_by"] == "runbook k8s-scale-deployment"
+    events = Store(tmp_path / ".gameday" / "gameday.db").events(result["incident_id"])
+    ready = next(e for e in events if e.kind == "target.ready")
+    assert ready.data["context"] == cluster.context and ready.data["target"] == "kubernetes"
+    started = next(e for e in events if e.kind == "runbook.started")
+    assert started.data["params"]["context"] == cluster.context
+    assert cluster.available() == 3
+    assert cluster.versions() == before          # the other namespace, object for object
+    assert cluster.running()                     # and the cluster is still there
+
+
+@pytest.mark.parametrize("change,field", [
+    ("namespace", "workload.namespace"),
+    ("fault", "method.0.provider.arguments.ns"),
+    ("all-namespaces", "0.tasks.0"),
+    ("no-context", "0.tasks.0"),
+])
+def test_what_the_allowlist_does_not_name_is_refused(tmp_path, cluster, change, field):
+    before = cluster.versions()
+    book = (ROOT / "runbooks" / "k8s-scale-deployment.yml").read_text()
+    if change == "all-namespaces":
+        book = book.replace('--namespace, "{{ k8s_namespace }}",\n               get,',
+                            '--all-namespaces,\n               get,')
+    if change == "no-context":
+        book = book.replace('argv: [kubectl, --context, "{{ context }}", --namespace, '
+                            '"{{ k8s_namespace }}",\n               get,',
+                            'argv: [kubectl, --namespace, "{{ k8s_namespace }}",\n'
+                            '               get,')
+    assert change in ("namespace", "fault") or book != (
+        ROOT / "runbooks" / "k8s-scale-deployment.yml").read_text()
+    scenario = write_project(
+        tmp_path, cluster, namespaces=(OTHER,) if change == "namespace" else (ALLOWED,),
+        doc=experiment(OTHER) if change == "fault" else None, runbook=book)
+    for command in (["validate", str(scenario)], ["run", str(scenario), "--json"]):
+        refused = gameday(tmp_path, *command)
+        assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
+        assert field in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert cluster.available() == 3 and cluster.versions() == before
+
+
+def test_a_context_not_in_the_kubeconfig_is_refused(tmp_path, cluster):
+    scenario = write_project(tmp_path, cluster)
+    raw = yaml.safe_load(scenario.read_text())
+    raw["cluster"]["context"] = "kwok-elsewhere"
+    scenario.write_text(yaml.safe_dump(raw))
+    (tmp_path / "gameday.toml").write_text((tmp_path / "gameday.toml").read_text().replace(
+        f'contexts = ["{cluster.context}"]', 'contexts = ["kwok-elsewhere"]'))
+    refused = gameday(tmp_path, "validate", str(scenario))
+    assert refused.returncode == 2 and "cluster.context" in refused.stderr
+    assert "no context 'kwok-elsewhere'" in refused.stderr
+
+
+def test_a_crashed_game_day_is_put_back_by_recover(tmp_path, cluster):
+    """SIGKILL while the api is scaled to zero: ``gameday recover`` scales it back, in
+    the team's context, and leaves the cluster running."""
+    scenario = write_project(tmp_path, cluster)
+    raw = yaml.safe_load(scenario.read_text())
+    raw["response"] = {"mode": "none"}
+    raw["timeouts"]["mitigate"] = "60s"
+    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GAMEDAY_", "KUBE"))}
+    env["GAMEDAY_K8S_BIN"] = str(ROOT / ".gameday" / "k8s" / "bin")
+    run = subprocess.Popen([*GAMEDAY, "run", str(scenario)], cwd=tmp_path, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    try:
+        eventually(lambda: cluster.available() == 0, 90, "the api scaled to zero")
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
+    recovered = gameday(tmp_path, "recover")
+    assert recovered.returncode == 0, recovered.stderr
+    eventually(lambda: cluster.available() == 3, 60, "the api back at three")
+    assert cluster.running()  # recover rolls faults back; it never deletes a team's cluster

@@ -31,32 +31,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+# A fault's Kubernetes rules are the runbooks' kind: one home (``runbooks.kubectl``).
+from gameday.runbooks.kubectl import Rule as Rule
+from gameday.runbooks.kubectl import cluster as cluster
+from gameday.runbooks.kubectl import ns as ns
+
 F = TypeVar("F", bound=Callable[..., object])
 
 BUILTIN = ("gameday.activities.toolkit", "gameday.activities.sandbox",
            "gameday.activities.kubernetes", "gameday.activities.toxiproxy",
            "gameday.activities.hosts")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """Verbs on one resource of one API group (``""`` is the core group; a subresource is
-    written ``deployments/scale``). ``cluster``: granted cluster-wide by the ClusterRole
-    (cluster-scoped resources, or calls across every namespace); otherwise in the
-    namespace the activity acts on (its ``ns`` argument, default "default")."""
-
-    group: str
-    resource: str
-    verbs: tuple[str, ...]
-    cluster: bool = False
-
-
-def ns(group: str, resource: str, *verbs: str) -> Rule:
-    return Rule(group, resource, verbs)
-
-
-def cluster(group: str, resource: str, *verbs: str) -> Rule:
-    return Rule(group, resource, verbs, cluster=True)
 
 
 @dataclass(frozen=True)

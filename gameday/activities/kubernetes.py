@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from gameday.activities import faults
-from gameday.activities.toolkit import CORDON
+from gameday.runbooks.kubectl import CORDON
 
 __all__ = ["roll_out_release", "remove_network_policy", "drain_nodes"]
 

@@ -6,13 +6,13 @@ the namespace of the activity's ``ns`` argument (default "default")."""
 from __future__ import annotations
 
 from gameday.activities.faults import cluster, declare, ns
+from gameday.runbooks.kubectl import CORDON
 
 _LIST_DEPLOYMENTS = (ns("apps", "deployments", "list"),)
 _WATCH_DEPLOYMENTS = (ns("apps", "deployments", "list", "watch"),)
 _LIST_PODS = (ns("", "pods", "list"),)
 _CREATE_POLICY = (ns("networking.k8s.io", "networkpolicies", "create"),)
 _DELETE_POLICY = (ns("networking.k8s.io", "networkpolicies", "delete"),)
-CORDON = (cluster("", "nodes", "list", "patch"),)
 
 _DEPLOYMENT_PROBES = "chaosk8s.deployment.probes"
 for _probe in ("deployment_available_and_healthy", "deployment_partially_available"):

@@ -40,6 +40,7 @@ from gameday import __version__
 from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.settings import BUILTIN_RUNBOOKS
 from gameday.game import rbac
+from gameday.runbooks.kubectl import DNS_LABEL
 from gameday.scenarios.scenario import Scenario
 from gameday.targets.cluster import IN_CLUSTER_CONTEXT, IN_CLUSTER_ENV
 
@@ -228,7 +229,7 @@ def _kubeconfig(namespace: str) -> str:
 
 
 def _check_name(value: str, field: str, limit: int) -> None:
-    if not rbac.DNS_LABEL.match(value) or len(value) > limit:
+    if not DNS_LABEL.match(value) or len(value) > limit:
         raise ValidationError(f"{value!r} must be lower-case letters, digits and '-', "
                               f"starting and ending with a letter or digit, at most {limit} "
                               "characters (a Kubernetes name)", field=field)

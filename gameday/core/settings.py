@@ -121,6 +121,45 @@ class Safety:
     namespaces: tuple[str, ...] = ()
 
 
+TARGET_KINDS = ("kubernetes", "service")
+TARGET_KEYS = {"name": "what it is called (its runs' world)",
+               "kind": "kubernetes (a cluster) or service (hosts in an inventory)",
+               "match": "the alert labels that say an alert is about it (each must equal)",
+               "kubeconfig": "kubernetes: the kubeconfig [default: $KUBECONFIG, else "
+                             "~/.kube/config]",
+               "context": "kubernetes: the context its runbooks act in",
+               "inventory": "service: the Ansible inventory its runbooks act on"}
+
+
+@dataclass(frozen=True)
+class AlertTarget:
+    """One of the team's own systems a real alert's runbook may act on (``[[targets]]``
+    in ``gameday.toml``): chosen by the alert's labels, never by a value the alert
+    carries alone; its runs get its environment, and a cluster's context label."""
+
+    name: str
+    kind: str
+    match: tuple[tuple[str, str], ...]
+    kubeconfig: str | None = None
+    context: str | None = None
+    inventory: str | None = None
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.match)
+
+    @property
+    def env(self) -> dict[str, str]:
+        if self.kind == "kubernetes":
+            assert self.kubeconfig and self.context
+            return {"KUBECONFIG": self.kubeconfig, "KUBERNETES_CONTEXT": self.context}
+        return {"GAMEDAY_INVENTORY": self.inventory} if self.inventory else {}
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """What the target adds to its alerts' labels (over the alert's own)."""
+        return {"context": self.context} if self.context else {}
+
+
 @dataclass(frozen=True)
 class Settings:
     root: Path                       # the project directory
@@ -135,6 +174,7 @@ class Settings:
     url: str = DEFAULT_URL           # where people reach ``gameday serve``
     url_given: bool = False          # ``url`` was set (environment or file), not the default
     safety: Safety = Safety()        # the allowlist of what game days may touch
+    targets: tuple[AlertTarget, ...] = ()  # the team's systems real alerts act on
 
     @property
     def runbook_dirs(self) -> tuple[Path, ...]:
@@ -213,7 +253,25 @@ class Settings:
             alerting_dir=pick("alerting_dir", root / "alerting"),
             sandbox_dir=pick("sandbox_dir", state / "sandbox"),
             name=name[0] if name else root.name, url=_url(url, url_where),
-            url_given=url_found is not None, safety=_safety(conf.get("safety")))
+            url_given=url_found is not None, safety=_safety(conf.get("safety")),
+            targets=_targets(conf.get("targets") or [], root))
+
+
+def _targets(tables: list[dict[str, Any]], root: Path) -> tuple[AlertTarget, ...]:
+    """``[[targets]]``, checked by ``read_project``; paths resolve against the project."""
+    found = []
+    for table in tables:
+        kubeconfig = None
+        if table["kind"] == "kubernetes":
+            listed = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+            given = table.get("kubeconfig") or (listed[0] if listed else "~/.kube/config")
+            kubeconfig = str((root / Path(given).expanduser()).resolve())
+        inventory = table.get("inventory")
+        found.append(AlertTarget(
+            table["name"], table["kind"], tuple(sorted(table["match"].items())),
+            kubeconfig=kubeconfig, context=table.get("context"),
+            inventory=str((root / inventory).resolve()) if inventory else None))
+    return tuple(found)
 
 
 def _safety(table: dict[str, list[str]] | None) -> Safety:
@@ -277,9 +335,12 @@ def read_project(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"not valid TOML: {exc}", file=str(path)) from None
     for section, value in data.items():
-        if section not in KNOWN and section != "safety":
-            raise ValidationError(f"unknown section (expected {', '.join(KNOWN)}, safety)",
-                                  file=str(path), field=section)
+        if section not in KNOWN and section not in ("safety", "targets"):
+            raise ValidationError(f"unknown section (expected {', '.join(KNOWN)}, safety, "
+                                  "targets)", file=str(path), field=section)
+        if section == "targets":
+            _check_targets(value, path)
+            continue
         if not isinstance(value, dict):
             raise ValidationError("must be a table", file=str(path), field=section)
         if section == "safety":
@@ -294,6 +355,50 @@ def read_project(path: Path) -> dict[str, Any]:
                 raise ValidationError("must be a non-empty string", file=str(path),
                                       field=f"{section}.{key}")
     return data
+
+
+def _check_targets(tables: Any, path: Path) -> None:
+    """``[[targets]]``: an array of tables, each a known kind with what it needs."""
+    file = str(path)
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ValidationError("must be an array of tables ([[targets]])", file=file,
+                              field="targets")
+    names: set[str] = set()
+    for i, table in enumerate(tables):
+        where = f"targets[{i}]"
+        for key, value in table.items():
+            if key not in TARGET_KEYS:
+                raise ValidationError(f"unknown key (expected {', '.join(TARGET_KEYS)})",
+                                      file=file, field=f"{where}.{key}")
+            if key != "match" and (not isinstance(value, str) or not value.strip()):
+                raise ValidationError("must be a non-empty string", file=file,
+                                      field=f"{where}.{key}")
+        for key in ("name", "kind", "match"):
+            if key not in table:
+                raise ValidationError("is required", file=file, field=f"{where}.{key}")
+        if table["name"] in names:
+            raise ValidationError(f"another target is called {table['name']!r}", file=file,
+                                  field=f"{where}.name")
+        names.add(table["name"])
+        if table["kind"] not in TARGET_KINDS:
+            raise ValidationError(f"must be one of {', '.join(TARGET_KINDS)}", file=file,
+                                  field=f"{where}.kind")
+        match = table["match"]
+        if not isinstance(match, dict) or not match or not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in match.items()):
+            raise ValidationError("must be a table of labels and their values "
+                                  "({service = \"checkout\"})", file=file,
+                                  field=f"{where}.match")
+        needed = {"kubernetes": ("context",), "service": ()}[table["kind"]]
+        wrong = {"kubernetes": ("inventory",), "service": ("kubeconfig", "context")}
+        for key in needed:
+            if key not in table:
+                raise ValidationError(f"is required for a {table['kind']} target", file=file,
+                                      field=f"{where}.{key}")
+        for key in wrong[table["kind"]]:
+            if key in table:
+                raise ValidationError(f"is not for a {table['kind']} target", file=file,
+                                      field=f"{where}.{key}")
 
 
 def _check_safety(table: dict[str, Any], path: Path) -> None:

@@ -37,6 +37,7 @@ from gameday.runbooks.routing import route
 from gameday.runbooks.runbook import Dirs, Runbook
 from gameday.runs import run as runs
 from gameday.runs.alerts import AlertInstance, Notification
+from gameday.runs.targets import admit, alert_target
 from gameday.store import Store
 
 ACTOR = "alertmanager"
@@ -133,7 +134,17 @@ class Intake:
             incident.declare(severity_from_labels(alert.labels), ACTOR, alert=alert.name)
         out: dict[str, Any] = {"alertname": alert.name, "incident_id": incident.id,
                                "duplicate": False}
-        found = route(alert.name, alert.labels, alert.annotations, dirs=self.runbook_dir)
+        try:
+            target = alert_target(incident, alert.labels)  # which of the team's systems
+        except GamedayError as exc:
+            incident.record(events.runbook_rejected(None, str(exc)), "gameday")
+            store.audit(ACTOR, Audit.RUNBOOK_REJECTED, {"runbook": None, "error": str(exc),
+                                                        "incident_id": incident.id})
+            return out | {"runbook": None, "error": str(exc)}
+        labels = {**alert.labels, **(target.labels if target else {})}
+        if target is not None:
+            out["target"] = target.name
+        found = route(alert.name, labels, alert.annotations, dirs=self.runbook_dir)
         if found.runbook is None:
             if found.error:
                 incident.record(events.runbook_rejected(None, found.error), "gameday")
@@ -152,8 +163,14 @@ class Intake:
             return out | {"error": error}
         try:
             env, _ = runs.environment(incident, self.env)
-        except GamedayError as exc:  # its game day runs on another host: never here
+            if target is not None:  # this alert's, should the incident's first differ
+                env.update(target.env)
+            admit(target, found.runbook, found.params)
+        except GamedayError as exc:  # elsewhere, or outside what the project allows
             incident.record(events.runbook_rejected(found.runbook.name, str(exc)), "gameday")
+            store.audit(ACTOR, Audit.RUNBOOK_REJECTED, {"runbook": found.runbook.name,
+                                                        "error": str(exc),
+                                                        "incident_id": incident.id})
             return out | {"error": str(exc)}
         start = Start(0, found.runbook, found.params, incident.id, ACTOR,
                       world=runs.world(env), kind=runs.kind(incident))

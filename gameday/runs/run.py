@@ -39,6 +39,7 @@ from gameday.core.events import (
 from gameday.core.settings import current as current_settings
 from gameday.incidents.incident import INCIDENT, TERMINAL_STATES, Incident, kind_of_row
 from gameday.runbooks.runbook import Runbook, RunbookResult, run_runbook
+from gameday.runs.targets import alert_target
 from gameday.store import Store
 from gameday.store.leases import alive, owner
 from gameday.store.rows import RunRow
@@ -280,15 +281,17 @@ def wait_for_slot(store: Store, run_id: int, runbook: Runbook, *,
 def environment(incident: Incident | None, env: dict[str, str] | None = None
                 ) -> tuple[dict[str, str], Path | None]:
     """Where a runbook started by hand for ``incident`` acts, and the game day's run
-    directory: a game day's or a drill's runs go with it, against its own sandbox, or
-    the team's cluster context or inventory its target gave it (what its lease keeps).
+    directory: a real alert's, in the team's system its labels choose (``targets``); a
+    game day's or a drill's runs go with it, against its own sandbox, or the team's
+    cluster context or inventory its target gave it (what its lease keeps).
     A game day still going on another host (its run directory is not here: another
     ``gameday serve`` replica started the drill) is refused, never run against this
     host's sandbox instead."""
     env = dict(env or {})
     game_dir = incident.row.get("run_dir") if incident is not None else None
     if not game_dir:
-        return env, None
+        target = alert_target(incident)  # a real alert's: the team's system it is about
+        return {**env, **(target.env if target else {})}, None
     assert incident is not None
     if not Path(game_dir).exists() and incident.state not in TERMINAL_STATES:
         raise GamedayError(f"incident {incident.id}'s game day runs on another host (its "

@@ -178,3 +178,37 @@ def test_the_allowlist_is_read_as_declared_and_refused_when_malformed(tmp_path):
         with pytest.raises(ValidationError) as refused:
             Settings.load(cwd=tmp_path, environ={})
         assert refused.value.field == field
+
+
+def test_the_teams_targets_are_read_and_refused_when_malformed(tmp_path):
+    """``[[targets]]``: the keys the configuration page names; a target is chosen by
+    every one of its match labels."""
+    from gameday.core.settings import TARGET_KEYS, Settings
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    assert all(f"- `{key}`: {text}" in page for key, text in TARGET_KEYS.items())
+    (tmp_path / "gameday.toml").write_text(
+        '[[targets]]\nname = "staging"\nkind = "kubernetes"\n'
+        'match = {cluster = "staging"}\nkubeconfig = "kube.yaml"\ncontext = "stg"\n\n'
+        '[[targets]]\nname = "podinfo"\nkind = "service"\nmatch = {service = "podinfo"}\n'
+        'inventory = "hosts.ini"\n')
+    staging, podinfo = Settings.load(cwd=tmp_path, environ={}).targets
+    assert staging.env == {"KUBECONFIG": str(tmp_path / "kube.yaml"),
+                           "KUBERNETES_CONTEXT": "stg"}
+    assert staging.labels == {"context": "stg"}
+    assert staging.matches({"cluster": "staging", "x": "y"})
+    assert not staging.matches({"cluster": "prod"}) and not staging.matches({})
+    assert podinfo.env == {"GAMEDAY_INVENTORY": str(tmp_path / "hosts.ini")}
+    base = '[[targets]]\nname = "a"\nkind = "kubernetes"\nmatch = {c = "x"}\ncontext = "k"\n'
+    for text, field in (
+            ('[targets]\nname = "a"\n', "targets"),
+            (base.replace('kind = "kubernetes"', 'kind = "mainframe"'), "targets[0].kind"),
+            (base.replace('match = {c = "x"}', "match = {}"), "targets[0].match"),
+            (base.replace('context = "k"\n', ""), "targets[0].context"),
+            (base + 'inventory = "h.ini"\n', "targets[0].inventory"),
+            (base + 'colour = "blue"\n', "targets[0].colour"),
+            (base + base, "targets[1].name")):
+        (tmp_path / "gameday.toml").write_text(text)
+        with pytest.raises(ValidationError) as refused:
+            Settings.load(cwd=tmp_path, environ={})
+        assert refused.value.field == field, (text, refused.value)

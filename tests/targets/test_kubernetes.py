@@ -222,3 +222,68 @@ def test_a_crashed_game_day_is_put_back_by_recover(tmp_path, cluster):
     assert recovered.returncode == 0, recovered.stderr
     eventually(lambda: cluster.available() == 3, 60, "the api back at three")
     assert cluster.running()  # recover rolls faults back; it never deletes a team's cluster
+
+
+def post_alerts(base: str, *alerts: dict) -> dict:
+    import urllib.request
+
+    from webhooks import AUTH, payload
+
+    request = urllib.request.Request(
+        base + "/api/v1/alerts", data=json.dumps(payload(*alerts)).encode(),
+        headers={**AUTH, "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def test_serve_runs_a_real_alerts_runbook_in_the_cluster_its_labels_choose(
+        tmp_path, cluster, gameday_serve):
+    """``[[targets]]`` in gameday.toml: the alert's labels choose the team's cluster, its
+    runbook runs in that target's context (the alert's own context label is not
+    believed), and an alert that matches no target is refused with the reason on its
+    incident."""
+    from webhooks import TOKEN
+
+    write_project(tmp_path, cluster)
+    with (tmp_path / "gameday.toml").open("a") as toml:
+        toml.write(textwrap.dedent(f"""
+            [[targets]]
+            name = "payments-staging"
+            kind = "kubernetes"
+            match = {{cluster = "staging", namespace = "{ALLOWED}"}}
+            kubeconfig = "{cluster.kubeconfig}"
+            context = "{cluster.context}"
+            """))
+    before = cluster.versions()
+    cluster.kubectl("-n", ALLOWED, "scale", "deployment/api", "--replicas=1")  # the outage
+    eventually(lambda: cluster.available() == 1, 60, "the api down to one replica")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GAMEDAY_", "KUBE"))}
+    env |= {"GAMEDAY_TOKEN": TOKEN, "GAMEDAY_K8S_BIN": str(ROOT / ".gameday" / "k8s" / "bin")}
+    served = gameday_serve(env, "--no-scheduler", cwd=tmp_path)
+    runbook_url = f"{served.base}/runbooks/k8s-scale-deployment?replicas=3"
+
+    def alert(fingerprint: str, **labels: str) -> dict:
+        return {"status": "firing", "labels": {"alertname": "DeploymentReplicasUnavailable",
+                                               "deployment": "api", **labels},
+                "annotations": {"summary": "api has too few replicas",
+                                "runbook_url": runbook_url},
+                "startsAt": "2026-11-22T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "", "fingerprint": fingerprint}
+
+    answer = post_alerts(served.base, alert("a1", cluster="staging", namespace=ALLOWED,
+                                            context="kwok-somewhere-else"))
+    first = answer["alerts"][0]
+    assert first["target"] == "payments-staging" and first.get("run_id"), answer
+    store = Store(tmp_path / ".gameday" / "gameday.db")
+    eventually(lambda: store.run(first["run_id"])["status"] == "successful", 90,
+               "the runbook's run")
+    assert store.run(first["run_id"])["params"]["context"] == cluster.context
+    assert cluster.available() == 3 and cluster.versions() == before
+    stray = post_alerts(served.base, alert("b2", cluster="prod", namespace=ALLOWED))
+    refused = stray["alerts"][0]
+    assert refused["runbook"] is None and "match none of the project's targets" in \
+        refused["error"]
+    events = store.events(refused["incident_id"])
+    assert any(e.kind == "runbook.rejected" and "payments-staging" in e.data["error"]
+               for e in events)
+    assert len(store.runs()) == 1 and cluster.running()

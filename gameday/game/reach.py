@@ -50,17 +50,20 @@ def linked_runbook_within_hosts(sc: Scenario) -> None:
 
 
 
-def within_cluster(sc: Scenario) -> None:
+def within_cluster(sc: Scenario, context: str | None = None) -> None:
     """A kubernetes target's game day acts only in the allowlist's namespaces and
     contexts: gameday's own view of the workload, each fault (its ``ns``), and each
     kubectl command of the runbook its alert links (its ``--namespace`` and
     ``--context``, which it must name), as ``gameday.game.rbac`` derives them; nothing
-    cluster-wide (nodes), and nothing it cannot derive."""
+    cluster-wide (nodes), and nothing it cannot derive. ``context``: the one the
+    target's label gives [default: the scenario's, or in the cluster ``in-cluster``]."""
     if sc.target != "kubernetes" or sc.cluster is None:
         return
     from gameday.game.rbac import all_needs
+    from gameday.targets.cluster import IN_CLUSTER_CONTEXT
 
-    for need in all_needs(sc, sc.cluster["context"]):
+    context = target_labels(sc)["context"] if context is None else context
+    for need in all_needs(sc, context):
         wide = sorted({r.resource for r in need.rules if r.cluster})
         if wide:
             raise ValidationError(f"acts on {', '.join(wide)} across the whole cluster, "
@@ -71,5 +74,6 @@ def within_cluster(sc: Scenario) -> None:
             raise ValidationError("a runbook for a team's cluster names the context it acts "
                                   "in: add --context {{ context }} (the label the target "
                                   "adds)", file=need.file, field=need.where)
-        if need.context is not None:
+        if need.context is not None and need.context != IN_CLUSTER_CONTEXT:
+            # (inside the cluster its ServiceAccount's Roles are the bound)
             safety.allowed("contexts", need.context, field=need.where, file=need.file)

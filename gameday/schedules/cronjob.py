@@ -40,6 +40,7 @@ from gameday import __version__
 from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.settings import BUILTIN_RUNBOOKS
 from gameday.game import rbac
+from gameday.game.reach import within_cluster
 from gameday.runbooks.kubectl import DNS_LABEL
 from gameday.scenarios.scenario import Scenario
 from gameday.targets.cluster import IN_CLUSTER_CONTEXT, IN_CLUSTER_ENV
@@ -92,10 +93,7 @@ def manifests(*, name: str, scenario: Scenario, scenario_path: str, cron: str | 
     ValidationError naming the flag, the scenario's field, or the experiment's activity
     or runbook's task it is about.
     """
-    if scenario.target == "sandbox":
-        raise ValidationError("the sandbox runs inside the game day's own process: export "
-                              "a kind or kwok scenario", file=str(scenario.path),
-                              field="target")
+    _exportable(scenario)
     _check_name(name, "name", MAX_NAME)
     _check_name(namespace, "--namespace", 63)
     if not image.strip() or any(c.isspace() for c in image):
@@ -210,6 +208,16 @@ def _cronjob(name: str, sa: str, metadata: dict[str, Any], labels: dict[str, str
         "spec": {"backoffLimit": 0, "activeDeadlineSeconds": deadline,
                  "template": {"metadata": {"labels": dict(labels)}, "spec": pod}}}
     return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": metadata, "spec": spec}
+
+
+def _exportable(scenario: Scenario) -> None:
+    """A scenario whose game day runs in a cluster; in a team's cluster, one whose
+    Roles stay inside the namespaces the allowlist names."""
+    if scenario.target in ("sandbox", "service"):
+        raise ValidationError(f"a {scenario.target} target does not run in a cluster: export "
+                              "a kind, kwok or kubernetes scenario", file=str(scenario.path),
+                              field="target")
+    within_cluster(scenario, IN_CLUSTER_CONTEXT)
 
 
 def _kubeconfig(namespace: str) -> str:

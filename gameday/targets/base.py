@@ -229,7 +229,9 @@ def target_labels(sc: Scenario) -> dict[str, str]:
     """The labels a target adds to its alerts, as a real one would: a cluster's
     kubeconfig context (known before the cluster exists, so ``validate`` checks them)."""
     if sc.target == "kubernetes" and sc.cluster is not None:
-        return {"context": sc.cluster["context"]}
+        from gameday.targets.kubernetes import where
+
+        return {"context": where(sc)[1]}
     if sc.target not in ("kind", "kwok"):
         return {}
     from gameday.targets.cluster import existing

@@ -21,6 +21,7 @@ from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.spec import read_yaml
 from gameday.scenarios.scenario import Scenario
 from gameday.slis.traffic import Traffic
+from gameday.targets.cluster import IN_CLUSTER_CONTEXT, in_cluster
 from gameday.targets.team import prometheus_sli, team_pieces, team_urls_allowed
 
 if TYPE_CHECKING:
@@ -31,6 +32,15 @@ if TYPE_CHECKING:
     from gameday.targets.kube import KubeWatch
 
 REACHABLE_TIMEOUT_S = 10.0
+
+
+def where(sc: Scenario) -> tuple[str, str]:
+    """The kubeconfig and context a game day uses: the scenario's, or inside the
+    cluster (an exported CronJob) the pod's own, as its ServiceAccount."""
+    assert sc.cluster is not None
+    if in_cluster():
+        return os.environ.get("KUBECONFIG", ""), IN_CLUSTER_CONTEXT
+    return sc.cluster["kubeconfig"], sc.cluster["context"]
 
 
 def _contexts(kubeconfig: str) -> list[str]:
@@ -47,7 +57,7 @@ class KubernetesTarget:
             raise GamedayError("a kubernetes target needs its cluster")
         self.sc, self.cluster = sc, sc.cluster
         self.namespace, self.deployment = sc.workload["namespace"], sc.workload["deployment"]
-        self.kubeconfig, self.context = self.cluster["kubeconfig"], self.cluster["context"]
+        self.kubeconfig, self.context = where(sc)
 
     @property
     def env(self) -> dict[str, str]:
@@ -71,10 +81,19 @@ class KubernetesTarget:
         namespace on the allowlist, the team's Prometheus and Alertmanager too."""
         assert sc.cluster is not None
         file, context = str(sc.path), sc.cluster["context"]
-        safety.allowed("contexts", context, field="cluster.context", file=file)
         safety.allowed("namespaces", sc.workload["namespace"], field="workload.namespace",
                        file=file)
         team_urls_allowed(sc)
+        if in_cluster():
+            return  # a CronJob in the cluster: its ServiceAccount's Roles say where
+        safety.allowed("contexts", context, field="cluster.context", file=file)
+        try:
+            found = Path(sc.cluster["kubeconfig"]).is_file()
+        except OSError:
+            found = False
+        if not found:
+            raise ValidationError(f"no such kubeconfig: {sc.cluster['kubeconfig']}",
+                                  file=file, field="cluster.kubeconfig")
         known = _contexts(sc.cluster["kubeconfig"])
         if context not in known:
             raise ValidationError(f"no context {context!r} in {sc.cluster['kubeconfig']} "

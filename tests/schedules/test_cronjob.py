@@ -181,8 +181,8 @@ def test_a_sandbox_scenario_cannot_be_exported():
     with pytest.raises(ValidationError) as caught:
         export("checkout-replica-crash")
     assert caught.value.field == "target"
-    assert caught.value.message == ("the sandbox runs inside the game day's own process: "
-                                    "export a kind or kwok scenario")
+    assert caught.value.message == ("a sandbox target does not run in a cluster: export a "
+                                    "kind, kwok or kubernetes scenario")
 
 
 def scenario_with(tmp_path: Path, experiment: dict[str, Any], **changes: Any):

@@ -287,3 +287,43 @@ def test_serve_runs_a_real_alerts_runbook_in_the_cluster_its_labels_choose(
     assert any(e.kind == "runbook.rejected" and "payments-staging" in e.data["error"]
                for e in events)
     assert len(store.runs()) == 1 and cluster.running()
+
+
+def test_the_exported_cronjob_is_limited_to_the_allowed_namespace(tmp_path, cluster):
+    """``gameday schedule export --kubernetes`` for a ``kubernetes`` target: applied
+    strictly in the team's cluster, its ServiceAccount may scale the api where the
+    allowlist says and nothing in the other namespace (the API server's own answer); a
+    fault in the other namespace is refused at export."""
+    scenario = write_project(tmp_path, cluster)
+    added = gameday(tmp_path, "schedule", "add", "api-nightly",
+                    str(scenario.relative_to(tmp_path)), "--cron", "0 3 * * 1-5")
+    assert added.returncode == 0, added.stderr
+    exported = gameday(tmp_path, "schedule", "export", "api-nightly", "--kubernetes",
+                       "--namespace", ALLOWED, "--image", "registry.example/gameday:0.1")
+    assert exported.returncode == 0, exported.stderr
+    docs = [d for d in yaml.safe_load_all(exported.stdout) if d]
+    roles = [d for d in docs if d["kind"] in ("Role", "ClusterRole")]
+    assert [(r["kind"], r["metadata"]["namespace"]) for r in roles] == [("Role", ALLOWED)]
+    (tmp_path / "cronjob.yaml").write_text(exported.stdout)
+    cluster.kubectl("apply", "--server-side", "--field-manager=gameday", "--validate=strict",
+                    "-f", str(tmp_path / "cronjob.yaml"))
+    sa = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]["name"]
+
+    def can_i(*args: str) -> bool:
+        binary = kubectl_binary()
+        assert binary
+        proc = subprocess.run([binary, "--kubeconfig", str(cluster.kubeconfig), "--context",
+                               cluster.context, "auth", "can-i",
+                               f"--as=system:serviceaccount:{ALLOWED}:{sa}", *args],
+                              capture_output=True, text=True, timeout=30)
+        return proc.stdout.strip() == "yes"
+
+    assert can_i("patch", "deployments/scale", "-n", ALLOWED)
+    assert not can_i("patch", "deployments/scale", "-n", OTHER)
+    assert not can_i("get", "configmaps", "-n", OTHER)
+    assert not can_i("delete", "deployments", "-n", ALLOWED)
+    (tmp_path / "experiments" / "api-scaled-to-zero.yaml").write_text(
+        yaml.safe_dump(experiment(OTHER)))
+    refused = gameday(tmp_path, "schedule", "export", "api-nightly", "--kubernetes",
+                      "--namespace", ALLOWED, "--image", "registry.example/gameday:0.1")
+    assert refused.returncode == 2 and "method.0.provider.arguments.ns" in refused.stderr

@@ -74,6 +74,6 @@ def within_cluster(sc: Scenario, context: str | None = None) -> None:
             raise ValidationError("a runbook for a team's cluster names the context it acts "
                                   "in: add --context {{ context }} (the label the target "
                                   "adds)", file=need.file, field=need.where)
-        if need.context is not None and need.context != IN_CLUSTER_CONTEXT:
+        if need.context is not None and not (need.context == context == IN_CLUSTER_CONTEXT):
             # (inside the cluster its ServiceAccount's Roles are the bound)
             safety.allowed("contexts", need.context, field=need.where, file=need.file)

@@ -104,7 +104,9 @@ class Response:
         so the response is still rehearsed; TTD is measured to that moment."""
         sc, name = self.sc, self.alert[0]
         outside = self.det.outside_s()
-        fallback = self.det.burning() and not self.det.emit_alerts
+        # their alert (the team's Alertmanager) is the one that may need standing in for
+        fallback = self.det.burning() and not self.det.emit_alerts \
+            and self.sc.alertmanager is not None
         self.inc.record(events.detection_missed(sc.timeouts.detect, name, outside_s=outside,
                                                 fallback=fallback), "gameday")
         self.say(f"{name} did not fire within {sc.timeouts.detect:g}s (the SLIs were outside "

@@ -190,7 +190,11 @@ def _task_needs(book: Runbook, task: Any, where: str, params: Mapping[str, Any],
     if argv is None and isinstance(args, dict):
         argv = args.get("argv") or args.get("cmd")
     if isinstance(argv, str):
-        argv = _split(argv)
+        try:
+            argv = _split(argv)
+        except ValueError as exc:
+            raise ValidationError(f"task {label} of runbook {book.name}: {exc}", file=file,
+                                  field=where) from None
     if not isinstance(argv, list) or not argv:
         raise ValidationError(f"task {label} of runbook {book.name}: no command to read",
                               file=file, field=where)
@@ -206,7 +210,10 @@ def _split(command: str) -> list[str]:
         templates.append(m.group(0))
         return f"\x00{len(templates) - 1}\x00"
 
-    words = shlex.split(re.sub(r"\{\{.*?\}\}", hold, command))
+    try:
+        words = shlex.split(re.sub(r"\{\{.*?\}\}", hold, command))
+    except ValueError as exc:  # unbalanced quotes: Ansible would not run it either
+        raise ValueError(f"cannot split {command[:200]!r} into words: {exc}") from None
     return [re.sub(r"\x00(\d+)\x00", lambda m: templates[int(m.group(1))], w) for w in words]
 
 

@@ -320,6 +320,9 @@ def validate_params(runbook: Runbook, given: dict[str, Any]) -> dict[str, Any]:
             if p.choices and value not in p.choices:
                 raise ValidationError(f"must be one of {', '.join(p.choices)}, not {value!r}",
                                       file=where, field=p.name)
+            if value.startswith("-"):  # data from an alert is never a command's option
+                raise ValidationError(f"{value!r} starts with '-': a command would read it "
+                                      "as an option", file=where, field=p.name)
             if not p.choices and not re.fullmatch(p.pattern or SAFE_STRING.pattern, value):
                 raise ValidationError(f"{value!r} does not match "
                                       f"{p.pattern or SAFE_STRING.pattern}",

@@ -317,7 +317,7 @@ def test_the_sandbox_game_day_is_not_exported(project):
                    "--every", "1h").exit_code == 0
     refused(gameday("schedule", "export", "n", "--kubernetes", "--image", IMAGE),
             str(project / "scenarios" / "first-game-day.yaml"), "target:",
-            "export a kind or kwok scenario")
+            "export a kind, kwok or kubernetes scenario")
 
 
 def test_a_scenario_the_image_does_not_hold_is_refused(project):

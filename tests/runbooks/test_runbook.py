@@ -263,3 +263,14 @@ def test_a_folded_summary_is_one_line(tmp_path):
     path.write_text("- hosts: localhost\n  vars:\n    gameday_runbook:\n      summary: >\n"
                     "        Roll back\n        the release.\n")
     assert load_runbook(path).summary == "Roll back the release."
+
+
+@pytest.mark.parametrize("value", ["--server=https://elsewhere.example", "-A", "--as=admin"])
+def test_a_value_that_a_command_would_read_as_an_option_is_refused(value):
+    """Even where the runbook's own pattern would admit it: an alert's label is data."""
+    rb = find("k8s-scale-deployment")
+    given = {"context": "kwok-gameday", "namespace": "shop", "deployment": value,
+             "replicas": "3"}
+    with pytest.raises(ValidationError) as err:
+        validate_params(rb, rb.from_labels(given) | {"replicas": 3})
+    assert "starts with '-'" in str(err.value) and err.value.field == "deployment"

@@ -258,7 +258,9 @@ def test_serve_runs_a_real_alerts_runbook_in_the_cluster_its_labels_choose(
     cluster.kubectl("-n", ALLOWED, "scale", "deployment/api", "--replicas=1")  # the outage
     eventually(lambda: cluster.available() == 1, 60, "the api down to one replica")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GAMEDAY_", "KUBE"))}
-    env |= {"GAMEDAY_TOKEN": TOKEN, "GAMEDAY_K8S_BIN": str(ROOT / ".gameday" / "k8s" / "bin")}
+    bindir = ROOT / ".gameday" / "k8s" / "bin"  # the built kubectl, not whatever is on PATH
+    env |= {"GAMEDAY_TOKEN": TOKEN, "GAMEDAY_K8S_BIN": str(bindir),
+            "PATH": f"{bindir}{os.pathsep}{env.get('PATH', '')}"}
     served = gameday_serve(env, "--no-scheduler", cwd=tmp_path)
     runbook_url = f"{served.base}/runbooks/k8s-scale-deployment?replicas=3"
 

@@ -19,14 +19,30 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def wait_for_event(db: Path, kind: str, timeout: float = 60) -> None:
-    def seen() -> bool:
-        if not db.exists():
-            return False
-        store = Store(db)
-        return any(e.kind == kind for i in store.incidents() for e in store.events(i["id"]))
+def kinds_so_far(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    store = Store(db)
+    try:
+        return [e.kind for i in store.incidents() for e in store.events(i["id"])]
+    finally:
+        store.close()
 
-    eventually(seen, timeout, kind)
+
+def wait_for_event(db: Path, kind: str, proc: subprocess.Popen[str],
+                   timeout: float = 90) -> None:
+    """Until the run records ``kind``; fail at once if the run ends first, with what it
+    printed and recorded (a run that ended cannot record it later)."""
+    def seen() -> bool:
+        if kind in kinds_so_far(db):
+            return True
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"the run ended (exit {proc.returncode}) before "
+                                 f"{kind}; recorded {kinds_so_far(db)}; printed:\n{out}")
+        return False
+
+    eventually(seen, timeout, lambda: f"{kind}; recorded so far {kinds_so_far(db)}")
 
 
 @pytest.mark.parametrize("sig,moment", [(signal.SIGINT, "incident.declared"),
@@ -42,7 +58,7 @@ def test_signal_mid_fault_rolls_back_and_leaves_nothing(tmp_path, sig, moment):
                             cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for_event(db, moment)
+        wait_for_event(db, moment, proc)
         run_dir = next((tmp_path / "runs").iterdir())
         assert len(sandbox_processes(run_dir / "sandbox")) == 8
         proc.send_signal(sig)
@@ -50,6 +66,9 @@ def test_signal_mid_fault_rolls_back_and_leaves_nothing(tmp_path, sig, moment):
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     assert proc.returncode == 128 + sig, out  # 130 for SIGINT, 143 for SIGTERM
     assert "Traceback" not in out
     assert sandbox_processes(run_dir / "sandbox") == []

@@ -7,6 +7,9 @@ Go modules into ``.gameday/teamstack/bin``; where it has not run, ``needs_build`
 dependency path; ``monitor`` adds Debian's Prometheus scraping the frontend, with the
 team's own rules, and Alertmanager. gameday gets only their addresses. ``unchanged``
 says whether every process still runs with the configuration it was started with.
+
+``monitoring`` is that Prometheus and Alertmanager on their own, scraping whatever
+targets a test gives with the rules it gives (a team's cluster, ``kubestate``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import signal
 import subprocess
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +48,93 @@ def _answers(url: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def _popen(logs: Path, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    """``argv`` started as ``name``, its output in ``logs/NAME.log``."""
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"{name}.log", "wb") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+
+
+def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Monitoring:
+    """A team's Prometheus and the Alertmanager it sends its alerts to, on loopback."""
+
+    directory: Path
+    prometheus_port: int
+    alertmanager_port: int
+    procs: dict[str, subprocess.Popen[bytes]]
+    argv: dict[str, list[str]]
+
+    @property
+    def prometheus(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def alertmanager(self) -> str:
+        return f"http://127.0.0.1:{self.alertmanager_port}"
+
+    def stop(self) -> None:
+        _stop(list(self.procs.values()))
+
+
+def monitoring(directory: Path, jobs: Mapping[str, Sequence[str]], rules: str, *,
+               logs: Path | None = None) -> Monitoring:
+    """Debian's Prometheus scraping each job's targets (``HOST:PORT``, ``/metrics``)
+    every second with the team's ``rules`` (a rules file's YAML), and Alertmanager
+    receiving its alerts (group_wait 0); both ready when this returns. Their
+    configuration and data under ``directory``, their output in ``logs`` (default:
+    ``directory``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    prometheus_port, alertmanager_port = free_port(), free_port()
+    (directory / "team.rules.yml").write_text(rules)
+    (directory / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
+                   "scrape_timeout": "900ms"},
+        "rule_files": [str(directory / "*.rules.yml")],
+        "alerting": {"alertmanagers": [{"static_configs": [
+            {"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]},
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}
+                           for job, targets in jobs.items()]}))
+    (directory / "alertmanager.yml").write_text(yaml.safe_dump({
+        "route": {"receiver": "team", "group_wait": "0s", "group_interval": "1s",
+                  "repeat_interval": "1h"},
+        "receivers": [{"name": "team"}]}))
+    argv = {
+        "alertmanager": [
+            "prometheus-alertmanager", f"--config.file={directory / 'alertmanager.yml'}",
+            f"--storage.path={directory / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{alertmanager_port}",
+            "--cluster.listen-address="],
+        "prometheus": [
+            "prometheus", f"--config.file={directory / 'prometheus.yml'}",
+            f"--storage.tsdb.path={directory / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}"]}
+    started = Monitoring(directory, prometheus_port, alertmanager_port, {}, argv)
+    try:
+        for name, command in argv.items():
+            started.procs[name] = _popen(logs or directory, name, command)
+        eventually(lambda: _answers(f"{started.prometheus}/-/ready"), 30, "Prometheus ready")
+        eventually(lambda: _answers(f"{started.alertmanager}/-/ready"), 30,
+                   "Alertmanager ready")
+    except BaseException:
+        started.stop()
+        raise
+    return started
 
 
 @dataclass
@@ -78,10 +169,7 @@ class TeamStack:
         return f"http://127.0.0.1:{self.alertmanager_port}"
 
     def _start(self, name: str, argv: list[str]) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{name}.log", "wb") as log:
-            self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL)
+        self.procs[name] = _popen(self.logs, name, argv)
         self.argv[name] = argv
 
     def _podinfo(self, name: str, port: int, metrics: int, *more: str) -> None:
@@ -110,33 +198,12 @@ class TeamStack:
     def monitor(self, directory: Path, rules: str) -> TeamStack:
         """Prometheus scraping the frontend every second with the team's ``rules`` (a
         rules file's YAML), and Alertmanager receiving its alerts."""
-        directory.mkdir(parents=True, exist_ok=True)
-        self.prometheus_port, self.alertmanager_port = free_port(), free_port()
-        (directory / "team.rules.yml").write_text(rules)
-        (directory / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
-                       "scrape_timeout": "900ms"},
-            "rule_files": [str(directory / "*.rules.yml")],
-            "alerting": {"alertmanagers": [{"static_configs": [
-                {"targets": [f"127.0.0.1:{self.alertmanager_port}"]}]}]},
-            "scrape_configs": [{"job_name": "podinfo", "static_configs": [
-                {"targets": [f"127.0.0.1:{self.metrics_port}"]}]}]}))
-        (directory / "alertmanager.yml").write_text(yaml.safe_dump({
-            "route": {"receiver": "team", "group_wait": "0s", "group_interval": "1s",
-                      "repeat_interval": "1h"},
-            "receivers": [{"name": "team"}]}))
-        self._start("alertmanager", [
-            "prometheus-alertmanager", f"--config.file={directory / 'alertmanager.yml'}",
-            f"--storage.path={directory / 'alertmanager-data'}",
-            f"--web.listen-address=127.0.0.1:{self.alertmanager_port}",
-            "--cluster.listen-address="])
-        self._start("prometheus", [
-            "prometheus", f"--config.file={directory / 'prometheus.yml'}",
-            f"--storage.tsdb.path={directory / 'prometheus-data'}",
-            f"--web.listen-address=127.0.0.1:{self.prometheus_port}"])
-        eventually(lambda: _answers(f"{self.prometheus}/-/ready"), 30, "Prometheus ready")
-        eventually(lambda: _answers(f"{self.alertmanager}/-/ready"), 30,
-                   "Alertmanager ready")
+        found = monitoring(directory, {"podinfo": [f"127.0.0.1:{self.metrics_port}"]},
+                           rules, logs=self.logs)
+        self.prometheus_port, self.alertmanager_port = (found.prometheus_port,
+                                                        found.alertmanager_port)
+        self.procs |= found.procs
+        self.argv |= found.argv
         return self
 
     def add_rules(self, rules: str) -> None:
@@ -178,11 +245,4 @@ class TeamStack:
             proxy.get("upstream") == f"127.0.0.1:{self.podinfo_port}"
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop(list(self.procs.values()))

@@ -54,22 +54,27 @@ def wait(event: threading.Event, timeout_s: float, tick: Callable[[], None] | No
 
 class Response:
     def __init__(self, scenario: Scenario, incident: Incident, detector: Detector,
-                 run_dir: Path, env: dict[str, str], say: Say):
+                 run_dir: Path, env: dict[str, str], say: Say, *,
+                 target_labels: dict[str, str] | None = None):
         self.sc, self.inc, self.det = scenario, incident, detector
         self.run_dir, self.env, self.say = run_dir, env, say
         self.comms_seq = 0
         self.last_update = 0.0
         self.runbook_status: tuple[str, str] | None = None
+        # The labels the target adds to whichever alert fires (a cluster's context), over
+        # the alert's own: the runbook acts where the game day runs.
+        self.target_labels = dict(target_labels or {})
         # Where the alert comes from: the built-in detector, or a real Alertmanager
         # (see ``external_alert``), in which case ``alert`` is what it sent.
         self.fired = detector.fired
-        self.alert = (scenario.alert.name, dict(scenario.alert.labels),
+        self.alert = (scenario.alert.name,
+                      {**scenario.alert.labels, **self.target_labels},
                       dict(scenario.alert.annotations))
 
     def external_alert(self, name: str, labels: dict[str, str],
                        annotations: dict[str, str]) -> None:
         if not self.fired.is_set():
-            self.alert = (name, labels, annotations)
+            self.alert = (name, {**labels, **self.target_labels}, annotations)
             self.fired.set()
 
     # -- the hold ---------------------------------------------------------------------

@@ -252,9 +252,8 @@ class _Game:
                 entry, "detector", at_ns=at_ns, at_utc=at_utc),
             emit_alerts=self.source.detector_alerts)
         detector.start()
-        response = Response(sc, incident, detector, run_dir, env, self.say)
-        name, labels, annotations = response.alert
-        response.alert = (name, {**labels, **target.labels()}, annotations)
+        response = Response(sc, incident, detector, run_dir, env, self.say,
+                            target_labels=target.labels())
         self.source.start(run_dir, target, incident, response, detector)
         if sc.stop_when:
             self.stops = StopWatch(sc.stop_when, detector, incident,

@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 from controlplane import kubectl_binary, needs_build, own_kwok_cluster
+from kubestate import ClusterMonitoring
 from serving import eventually
 
 from gameday.store import Store
+from gameday.targets.sandbox.alerting import missing_binaries
 
 pytestmark = [pytest.mark.slow, needs_build]
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,6 +159,94 @@ def test_a_game_day_in_the_teams_cluster_is_contained_by_its_runbook(tmp_path, c
     assert cluster.available() == 3
     assert cluster.versions() == before          # the other namespace, object for object
     assert cluster.running()                     # and the cluster is still there
+
+
+# The team's objective for the api, in their PromQL over kube-state-metrics' series: the
+# share of the replicas it ran with lately (the most its spec asked for in ten minutes)
+# that are available now. A Deployment scaled to zero has a spec of zero too, so
+# available against the spec of the moment would read 0/0 (no number) and compare equal.
+API = f'{{namespace="{ALLOWED}",deployment="api"}}'
+TEAM_SUCCESS_RATIO = (f"kube_deployment_status_replicas_available{API} / "
+                      f"max_over_time(kube_deployment_spec_replicas{API}[10m])")
+TEAM_ALERT = "KubeDeploymentReplicasUnavailable"
+
+
+def team_rules() -> str:
+    """The team's own rule, as they would write it over kube-state-metrics: fewer
+    replicas available than the Deployment ran with lately, held for a second."""
+    return yaml.safe_dump({"groups": [{"name": "deployments", "interval": "1s", "rules": [{
+        "alert": TEAM_ALERT,
+        "expr": ("kube_deployment_status_replicas_available < "
+                 "max_over_time(kube_deployment_spec_replicas[10m])"),
+        "for": "1s", "labels": {"severity": "page"},
+        "annotations": {"summary": "{{ $labels.namespace }}/{{ $labels.deployment }} has "
+                                   "fewer replicas available than it ran with",
+                        "runbook_url": "http://127.0.0.1:8080/runbooks/"
+                                       "k8s-scale-deployment?replicas=3"}}]}]})
+
+
+@pytest.fixture
+def team_monitoring(tmp_path, cluster):
+    """The team's monitoring of their cluster, fresh for the test (no alert of an earlier
+    test's outage still active in it)."""
+    if missing_binaries():
+        pytest.skip(f"needs Debian's {', '.join(missing_binaries())} (make test installs them)")
+    watching = ClusterMonitoring(tmp_path / "monitoring", cluster.kubeconfig, cluster.context,
+                                 ALLOWED, team_rules()).start()
+    try:
+        yield watching
+    finally:
+        watching.stop()
+
+
+def test_the_teams_own_alert_detects_it_in_their_cluster(tmp_path, cluster, team_monitoring):
+    """The team's own monitoring of the cluster: SLIs read with their PromQL from their
+    Prometheus, which scrapes kube-state-metrics' series of the allowed namespace; TTD
+    measured to the moment their Alertmanager reports their alert active, its
+    runbook_url routing the runbook, run in the scenario's context."""
+    watching = team_monitoring
+    before = cluster.versions()
+    scenario = write_project(tmp_path, cluster)
+    with (tmp_path / "gameday.toml").open("a") as toml:
+        toml.write(f'urls = ["{watching.prometheus}", "{watching.alertmanager}"]\n')
+    raw = yaml.safe_load(scenario.read_text())
+    # their alert's name and labels: matchers for their Alertmanager
+    raw["alert"]["name"] = TEAM_ALERT
+    raw["alerting"], raw["alertmanager"] = "alertmanager", watching.alertmanager
+    raw["sli"] = {"source": "prometheus", "prometheus": watching.prometheus,
+                  "success_ratio": TEAM_SUCCESS_RATIO,
+                  "latency_p99_ms": "vector(0)",  # replicas have no latency
+                  "interval": "1s"}
+    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
+    checked = gameday(tmp_path, "validate", str(scenario))
+    assert checked.returncode == 0, checked.stderr
+    done = gameday(tmp_path, "run", str(scenario), "--json")
+    assert done.returncode in (0, 1) and done.stdout, done.stderr[-3000:]  # targets may miss
+    result = json.loads(done.stdout)
+    assert result["status"] == "resolved", result
+    assert result["metrics"]["runbook_status"] == "successful"
+    assert result["metrics"]["contained_by"] == "runbook k8s-scale-deployment"
+    events = Store(tmp_path / ".gameday" / "gameday.db").events(result["incident_id"])
+    assert not any(e.kind == "detection.missed" for e in events)
+    fired = next(e for e in events if e.kind == "alert.fired")
+    assert fired.actor == "alertmanager" and not fired.data["fallback"], fired
+    assert fired.data["alertname"] == TEAM_ALERT and fired.data["starts_at"]
+    labels = fired.data["labels"]
+    assert labels["severity"] == "page" and labels["job"] == "kube-state-metrics"  # theirs
+    assert (labels["namespace"], labels["deployment"]) == (ALLOWED, "api")
+    assert any(e.kind == "impact.started" for e in events)  # their PromQL saw it too
+    injected = next(e for e in events if e.kind == "fault.injected")
+    assert fired.at_monotonic_ns > injected.at_monotonic_ns
+    ttd = (fired.at_monotonic_ns - injected.at_monotonic_ns) / 1e9
+    assert result["metrics"]["TTD"] == pytest.approx(ttd, abs=0.01)
+    started = next(e for e in events if e.kind == "runbook.started")
+    assert started.data["runbook"] == "k8s-scale-deployment"
+    assert started.data["params"]["context"] == cluster.context
+    assert started.at_monotonic_ns > fired.at_monotonic_ns
+    assert cluster.available() == 3
+    assert cluster.versions() == before          # the other namespace, object for object
+    assert cluster.running() and watching.running()
+    assert watching.exporter.scrapes > 0
 
 
 @pytest.mark.parametrize("change,field", [

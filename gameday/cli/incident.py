@@ -56,7 +56,7 @@ def show(state: State, incident_id: int, as_json: bool) -> None:
     click.echo(f"#{data['id']} {data['title']} [{data['severity'] or '-'}] {data['state']}")
     for role, held_by in data["roles"].items():
         click.echo(f"  {role.replace('_', ' ')}: {held_by}")
-    from gameday.core.events import describe_event
+    from gameday.core.sentences import describe_event
 
     t0 = data["timeline"][0]["at_monotonic_ns"] if data["timeline"] else 0
     for e in data["timeline"]:

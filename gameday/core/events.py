@@ -1,12 +1,13 @@
-"""The timeline's vocabulary: every kind of event, the shape of its payload, and how
-a person reads it.
+"""The timeline's vocabulary: every kind of event and the shape of its payload
+(``sentences`` says how a person reads each).
 
 Writers build an ``Entry`` with the constructor of its kind (``alert_fired(...)``,
 ``runbook_task(...)``) and hand it to ``Incident.record``; the store refuses a kind
 that is not a ``Kind``. Readers (scoring, the review, the CLI, the web pages) compare
-against ``Kind`` members and render with ``describe``: the terminal, the review and
-the incident page say the same thing about the same event. ``in_time_order`` is the
-one ordering of a timeline: by when it happened, then by sequence.
+against ``Kind`` members and render with ``sentences.describe``: the terminal, the
+review and the incident page say the same thing about the same event.
+``in_time_order`` is the one ordering of a timeline: by when it happened, then by
+sequence.
 
 Payloads are plain JSON mappings in the store; every constructor writes all of its
 keys (``None`` where a writer has nothing), so one kind has one shape.
@@ -144,8 +145,9 @@ def impact_started(status: int, latency_ms: float, unit: str = "request") -> Ent
 
 def mitigated(confirmed_after_s: float, requests: int, bad_requests: int,
               failed_requests: int, unit: str = "request") -> Entry:
-    """Back inside the objective; ``requests`` samples (requests, or Prometheus
-    ``reading``s) since impact began, ``bad_requests`` of them outside it."""
+    """Back inside the objective; ``requests`` samples (requests, Prometheus
+    ``reading``s, a Deployment's ``replica`` slots) since impact began, ``bad_requests``
+    of them outside it."""
     return Entry(Kind.MITIGATED, {"confirmed_after_s": confirmed_after_s,
                                   "requests": requests, "bad_requests": bad_requests,
                                   "failed_requests": failed_requests, "unit": unit})
@@ -437,163 +439,3 @@ def in_time_order(events: Iterable[Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = [dict(e) if isinstance(e, Mapping) else e.as_dict()
                                   for e in events]
     return sorted(rows, key=lambda e: (e["at_monotonic_ns"], e["seq"]))
-
-
-def _ratio(value: Any) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def describe(kind: str, actor: str, data: Mapping[str, Any]) -> str:
-    """One line a person reads: the same in the terminal, the review and the web."""
-    for lines in (_incident_line, _runbook_line, _game_line):
-        line = lines(kind, actor, data)
-        if line is not None:
-            return line
-    return ", ".join(f"{k}={v}" for k, v in data.items()
-                     if isinstance(v, str | int | float | bool))[:120]
-
-
-def _incident_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
-    """The fault, the alert and what people do about it."""
-    match kind:
-        case Kind.FAULT_INJECTED | Kind.FAULT_ROLLED_BACK | Kind.CHAOS_ACTION_FAILED:
-            return f"{d.get('activity')} ({d.get('status')})"
-        case Kind.IMPACT_STARTED:
-            if d.get("unit") == "reading":
-                return ("first Prometheus reading outside the objective: "
-                        + ("success ratio below it" if d.get("status") != 200 else
-                           f"p99 {d.get('latency_ms')} ms"))
-            return f"first bad request: status {d.get('status')}, {d.get('latency_ms')} ms"
-        case Kind.ALERT_FIRED:
-            sli = d.get("sli") or {}
-            if not sli:
-                return f"{d.get('alertname')} from {actor}"
-            by = " (in its place: gameday's SLO burn detector)" if d.get("fallback") else ""
-            return (f"{d.get('alertname')}{by}: success {_ratio(sli.get('success_ratio'))}, "
-                    f"p99 {sli.get('p99_ms') or 0:.0f} ms")
-        case Kind.ALERT_RECEIVED | Kind.ALERT_RESOLVED:
-            return f"{d.get('alertname')}"
-        case Kind.INCIDENT_DECLARED:
-            if d.get("model"):
-                return f"{d['severity']} ({d.get('model')} model, {d.get('mode')} response)"
-            return f"{d['severity']} on {d.get('alert')}"
-        case Kind.INCIDENT_ACKNOWLEDGED:
-            return f"by {actor}" + (f" via {d['via']}" if d.get("via") else "")
-        case Kind.INCIDENT_ESCALATED | Kind.INCIDENT_CANCELLED | Kind.INCIDENT_ABORTED:
-            return str(d.get("reason"))
-        case Kind.INCIDENT_RESOLVED:
-            return f"by {actor}: {d.get('how')}" if d.get("how") else f"by {actor}"
-        case Kind.MITIGATION_DECLARED:
-            return (f"{actor} declares the impact contained"
-                    + (f": {d.get('how')}" if d.get("how") else ""))
-        case Kind.PAGE_SENT:
-            return f"{d['person']} as {d['role'].replace('_', ' ')}: {d['reason']}"
-        case Kind.ROLE_ASSIGNED:
-            text = f"{d['role'].replace('_', ' ')}: {d['person']}"
-            return text + (f" ({d['reason']})" if d.get("reason") else "")
-        case Kind.SEVERITY_CHANGED:
-            return f"{d.get('previous')} -> {d['severity']}: {d.get('reason')}"
-        case Kind.COMMS_POSTED:
-            return f"{d['audience']} update by {actor}"
-        case Kind.NOTE_ADDED:
-            return f"{actor}: {d.get('text')}"
-        case _:
-            return None
-
-
-def _runbook_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
-    """A runbook run, from its queueing to its end."""
-    match kind:
-        case Kind.RUNBOOK_QUEUED:
-            return f"{d['runbook']} (run {d.get('run_id')})"
-        case Kind.APPROVAL_REQUESTED:
-            return (f"{d['runbook']} (run {d.get('run_id')}) waits for a second person's "
-                    f"approval until {str(d.get('expires_at'))[11:19]} UTC")
-        case Kind.RUNBOOK_APPROVED:
-            return (f"{d['runbook']} (run {d.get('run_id')}) approved by {actor}, asked by "
-                    f"{d.get('requested_by')}")
-        case Kind.APPROVAL_EXPIRED:
-            return (f"{d['runbook']} (run {d.get('run_id')}): nobody approved it by "
-                    f"{str(d.get('expires_at'))[11:19]} UTC; it will not run")
-        case Kind.RUNBOOK_STARTED:
-            params = " ".join(f"{k}={v}" for k, v in (d.get("params") or {}).items())
-            return f"{d['runbook']} {params}".strip() + (" (check mode)" if d.get("check") else "")
-        case Kind.RUNBOOK_TASK:
-            return f"{d['status']:8} {d.get('task')}"
-        case Kind.RUNBOOK_FINISHED:
-            text = f"{d['runbook']}: {d['status']} (rc {d.get('rc')})"
-            return text + (f": {d['error']}" if d.get("error") else "")
-        case Kind.RUNBOOK_LATE:
-            return (f"{d['runbook']} (run {d.get('run_id')}): {d['status']} (rc {d.get('rc')})"
-                    f" arrived after the run had ended {d.get('ended_as')}; kept, not an end")
-        case Kind.RUNBOOK_REJECTED:
-            return f"{d.get('runbook') or 'runbook'} refused: {d.get('error')}"
-        case Kind.RUNBOOK_COALESCED:
-            return (f"{d.get('alert')} joined run {d.get('run_id')} of {d['runbook']} "
-                    f"({d.get('because')})")
-        case Kind.RUNBOOK_MISSING:
-            return f"no runbook linked to {d.get('alert')}"
-        case _:
-            return None
-
-
-def _game_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
-    """The game day, the drill and the target around the incident."""
-    match kind:
-        case Kind.MITIGATED:
-            unit = "Prometheus readings" if d.get("unit") == "reading" else "requests"
-            return (f"SLIs inside the objective; {d.get('bad_requests')} of "
-                    f"{d.get('requests')} {unit} missed it")
-        case Kind.STEADY_STATE_CHECKED:
-            return f"{d['phase']}: {'met' if d['met'] else 'NOT met'}"
-        case Kind.STEADY_STATE_REACHED:
-            sli = d.get("sli") or {}
-            return (f"success {_ratio(sli.get('success_ratio'))}, "
-                    f"p99 {sli.get('p99_ms') or 0:.0f} ms")
-        case Kind.RUN_CRASHED:
-            faults = ", ".join(d.get("faults") or []) or "none"
-            return (f"process {d.get('pid')} on {d.get('host')} gone, silent "
-                    f"{d.get('silent_s')} s; faults to undo: {faults}")
-        case Kind.DRILL_STARTED:
-            return (f"drill {d.get('drill_id')} run by {d.get('game_master')} "
-                    f"({d.get('difficulty')})")
-        case Kind.DRILL_JOINED:
-            return f"{d.get('person')} joins as {d.get('role')}"
-        case Kind.DRILL_INJECT:
-            return f"{d.get('sender')}: {d.get('message')}"
-        case Kind.DRILL_FAULT:
-            return (f"second fault for {d.get('inject')}: {d.get('activity')} "
-                    f"({d.get('status')})")
-        case Kind.DRILL_HINT:
-            return f"hint ({d.get('stage')}, -{d.get('cost')}): {d.get('text')}"
-        case Kind.DRILL_PAUSED:
-            return "the drill clock stops"
-        case Kind.DRILL_RESUMED:
-            return "the drill clock runs again"
-        case Kind.DRILL_ENDED:
-            return str(d.get("reason") or "the drill ends")
-        case Kind.GAMEDAY_SCHEDULED:
-            return f"by schedule {d['schedule']} (due {str(d.get('due_at'))[:19]})"
-        case Kind.GAMEDAY_FROZEN:
-            return f"stopped by the freeze ({d.get('who')}: {d.get('reason') or 'no reason'})"
-        case Kind.GAMEDAY_VERDICT:
-            why = "; ".join(f"{name}: {text}" for name, text in (d.get("why") or {}).items())
-            return f"{d.get('status')} (exit {d.get('exit_code')})" + (f": {why}" if why else "")
-        case Kind.GAMEDAY_INTERRUPTED:
-            return f"by {d.get('signal') or 'a signal'}; experiment {d.get('experiment')}"
-        case Kind.GAME_STOPPED:
-            return f"stop condition: {d.get('reason')}; rolling the fault back"
-        case Kind.DETECTION_MISSED:
-            return f"no {d.get('alert')} alert within {d.get('waited_s')} s"
-        case Kind.RECOVERY_MISSED:
-            return f"the SLIs did not recover within {d.get('waited_s')} s"
-        case Kind.K8S_EVENT:
-            return f"{d.get('type')} {d.get('reason')} {d.get('object')}: {d.get('message')}"
-        case _:
-            return None
-
-
-def describe_event(event: Recorded | Mapping[str, Any]) -> str:
-    if isinstance(event, Mapping):
-        return describe(event["kind"], event["actor"], event["data"])
-    return describe(event.kind, event.actor, event.data)

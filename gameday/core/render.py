@@ -23,7 +23,7 @@ def secs(value: float | None) -> str:
 def templates() -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    from gameday.core.events import describe_event
+    from gameday.core.sentences import describe_event
     from gameday.core.states import KIND_LABELS
 
     def autoescape(name: str | None) -> bool:

@@ -18,6 +18,7 @@ from gameday.core import events
 from gameday.core.detached import spawn_gameday
 from gameday.core.errors import AlreadyRecorded, GamedayError, NotFound, ValidationError
 from gameday.core.events import Kind
+from gameday.core.sentences import describe_event
 from gameday.core.settings import Settings
 from gameday.core.states import DrillState
 from gameday.drills.scorecards import answered, scorecards
@@ -25,7 +26,6 @@ from gameday.incidents.incident import TERMINAL_STATES, Incident, held_roles
 from gameday.runbooks.routing import Route
 from gameday.scenarios.drill import Clock, DrillSpec, due_injects
 from gameday.scenarios.scenario import Scenario, load_scenario
-from gameday.slis.samples import sli_windows
 from gameday.store import Store, clock_ns
 from gameday.store.rows import DrillRow
 
@@ -257,7 +257,7 @@ class Drill:
         """The drill as it stands, for the console and ``GET /api/v1/drills/ID``: the
         incident, roles, clock, pages, injects and hints, the linked runbook, the
         timeline's events after ``after_seq`` (time order, each with its sentence) and
-        the SLI samples the game day wrote after byte ``sli_offset`` of its ``sli.jsonl``
+        the SLI windows the game day stored after the one numbered ``sli_offset``
         (``next_sli_offset`` says where to go on)."""
         from gameday.incidents import moves
 
@@ -277,7 +277,7 @@ class Drill:
             self._route = moves.linked(self.incident, timeline)
         route = self._route
         new = [e for e in events.in_time_order(timeline) if e["seq"] > after_seq]
-        samples, next_offset = self.sli_samples(row["run_dir"], sli_offset, t0)
+        samples, next_offset = self.sli_samples(sli_offset, t0)
         return {
             "drill": {k: row[k] for k in ("id", "scenario", "state", "difficulty",
                                           "game_master", "oncall")},
@@ -298,20 +298,19 @@ class Drill:
                           "latency_p99_ms": self.sc.slo.latency_p99_ms},
             "events": [{"seq": e["seq"], "t": round((e["at_monotonic_ns"] - t0) / 1e9, 2),
                         "at_utc": e["at_utc"], "kind": e["kind"], "actor": e["actor"],
-                        "text": events.describe_event(e)} for e in new],
+                        "text": describe_event(e)} for e in new],
             "last_seq": max((e.seq for e in timeline), default=after_seq),
             "sli": samples, "next_sli_offset": next_offset,
         }
 
-    @staticmethod
-    def sli_samples(run_dir: str | None, offset: int,
-                    t0: int) -> tuple[list[dict[str, Any]], int]:
-        """The game day's SLI windows after byte ``offset`` of its ``sli.jsonl``, each
-        ``t`` in seconds on the timeline's scale."""
-        windows, next_offset = sli_windows(run_dir, offset)
+    def sli_samples(self, after: int, t0: int) -> tuple[list[dict[str, Any]], int]:
+        """The game day's SLI windows stored after id ``after`` (any replica reads them),
+        each ``t`` in seconds on the timeline's scale, and the id to read on from."""
+        windows, next_after = self.store.sli_windows(self.incident.id, after)
         return [{"t": round((w["at_ns"] - t0) / 1e9, 2), "success_ratio": w.get("success_ratio"),
-                 "p99_ms": w.get("p99_ms"), "outside": bool(w.get("outside"))}
-                for w in windows], next_offset
+                 "p99_ms": w.get("p99_ms"), "outside": bool(w.get("outside")),
+                 "unit": w.get("unit") or "request"}
+                for w in windows], next_after
 
     # -- the debrief ------------------------------------------------------------------------
     def debrief(self) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class Prometheus:
                                 "alertmanager")
                 return
             incident.record(events.alert_fired(
-                alert.name, alert.labels, alert.annotations,
+                alert.name, {**alert.labels, **response.target_labels}, alert.annotations,
                 sli=(detector.current() or detector.traffic.sli(1.0)).as_dict(),
                 starts_at=alert.starts_at, fingerprint=alert.fingerprint), "alertmanager")
             response.external_alert(alert.name, alert.labels, alert.annotations)
@@ -160,7 +160,7 @@ class Alertmanager:
             incident.record(events.alert_received(name, labels), "alertmanager")
             return
         incident.record(events.alert_fired(
-            name, labels, annotations,
+            name, {**labels, **response.target_labels}, annotations,
             sli=(detector.current() or detector.traffic.sli(1.0)).as_dict(),
             starts_at=str(alert.get("startsAt") or ""), fingerprint=fingerprint),
             "alertmanager")

@@ -11,11 +11,15 @@ moments come out of it, each measured from request samples or evaluations:
   objective for the alert's ``for`` duration;
 - ``mitigated``: confirmed once the window SLI has stayed inside the objective for the
   recovery window; dated at the first good request after the last bad one.
+
+Every evaluated window goes to the run directory's ``sli.jsonl`` and, a second at a
+time, to the store (``SliLog``), where any ``gameday serve`` replica charts it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +32,49 @@ from gameday.scenarios.scenario import Alert, Slo
 from gameday.slis.samples import Sample, Sli, SliSource
 
 Report = Callable[[Entry, int, str], object]  # what, at_ns, at_utc; returns are ignored
+Publish = Callable[[list[dict[str, object]]], object]  # windows to the store
+PUBLISH_EVERY_S = 1.0
+PENDING_LIMIT = 600  # windows kept for the store while it does not answer
+log = logging.getLogger(__name__)
+
+
+class SliLog:
+    """Where the detector's windows go: a line each in ``sli.jsonl`` at once, and to
+    the store (``publish``) at most once a second. A store that does not answer keeps
+    the game day going: its windows wait for the next try (the newest ones, at most
+    ``PENDING_LIMIT``), and the file has them all."""
+
+    def __init__(self, path: Path | None, publish: Publish | None = None) -> None:
+        self._file = open(path, "a", buffering=1) if path else None  # noqa: SIM115
+        self._publish = publish
+        self._pending: list[dict[str, object]] = []
+        self._flushed = time.monotonic()
+
+    def write(self, window: dict[str, object]) -> None:
+        if self._file and not self._file.closed:
+            self._file.write(json.dumps(window) + "\n")
+        if self._publish is None:
+            return
+        self._pending = [*self._pending, window][-PENDING_LIMIT:]
+        if time.monotonic() - self._flushed >= PUBLISH_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        self._flushed = time.monotonic()
+        if not self._pending or self._publish is None:
+            return
+        try:
+            self._publish(self._pending)
+        except Exception as exc:  # the store is down: the game day goes on
+            log.warning("SLI windows not stored yet (%d waiting): %s", len(self._pending),
+                        exc)
+            return
+        self._pending = []
+
+    def close(self) -> None:
+        self.flush()
+        if self._file:
+            self._file.close()
 
 
 def outside(sli: Sli, slo: Slo) -> bool:
@@ -57,7 +104,7 @@ class DetectorState:
 class Detector:
     def __init__(self, traffic: SliSource, slo: Slo, alert: Alert, *, interval_s: float,
                  recovery_window_s: float, report: Report, sli_path: Path | None = None,
-                 emit_alerts: bool = True):
+                 publish: Publish | None = None, emit_alerts: bool = True):
         self.traffic, self.slo, self.alert = traffic, slo, alert
         self.interval_s, self.recovery_window_s = interval_s, recovery_window_s
         self.report = report
@@ -67,7 +114,7 @@ class Detector:
         self.mitigated = threading.Event()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._file = open(sli_path, "a", buffering=1) if sli_path else None  # noqa: SIM115
+        self._log = SliLog(sli_path, publish)
         self._thread = threading.Thread(target=self._loop, name="detector", daemon=True)
 
     @property
@@ -80,8 +127,7 @@ class Detector:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        if self._file:
-            self._file.close()
+        self._log.close()
 
     def arm(self, at_ns: int) -> None:
         """Start looking for impact: called when the fault is live."""
@@ -125,8 +171,7 @@ class Detector:
     def evaluate(self, now_ns: int) -> None:
         sli = self.traffic.sli(self.slo.window_s, now_ns)
         breaching = outside(sli, self.slo)
-        if self._file and not self._file.closed:
-            self._file.write(json.dumps({**sli.as_dict(), "outside": breaching}) + "\n")
+        self._log.write({**sli.as_dict(), "outside": breaching, "unit": self.unit})
         with self._lock:
             st = self.state
             st.last = sli

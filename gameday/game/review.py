@@ -17,9 +17,10 @@ from typing import Any
 
 from gameday.activities import faults
 from gameday.core import charts, clock
-from gameday.core.events import Kind, describe_event, in_time_order
+from gameday.core.events import Kind, in_time_order
 from gameday.core.policy import due_days
 from gameday.core.render import templates
+from gameday.core.sentences import describe_event
 from gameday.core.states import RunStatus
 from gameday.game.scoring import Metrics, Scorecard, first
 from gameday.incidents.language import blame_warnings
@@ -167,7 +168,7 @@ def measured_by(sc: Scenario) -> dict[str, Any]:
                        f"{sli['interval']:g}s with the team's queries",
                 "queries": {"success ratio": sli["success_ratio"],
                             "p99 latency (ms)": sli["latency_p99_ms"]}}
-    if sc.target == "kwok":
+    if sc.target == "kwok" or (sc.target == "kubernetes" and sc.traffic_url is None):
         return {"unit": "replica samples", "queries": {},
                 "how": f"the available replicas of {sc.workload.get('deployment')}, read "
                        "from the API server"}

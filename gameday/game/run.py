@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -245,9 +245,13 @@ class _Game:
         generator = self.generator = target.sampler(run_dir / "samples.jsonl")
         generator.start()
         samples.LIVE = generator
+        # The alert as it fires in this world: the target's labels (a cluster's context)
+        # over the scenario's, as the runbook it links needs them.
+        alert = replace(sc.alert, labels={**sc.alert.labels, **target.labels()})
         detector = self.detector = Detector(
-            generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
+            generator, sc.slo, alert, interval_s=sc.evaluation_interval_s,
             recovery_window_s=sc.recovery_window_s, sli_path=run_dir / samples.SLI_FILE,
+            publish=lambda windows: self.store.add_sli_windows(incident.id, windows),
             report=lambda entry, at_ns, at_utc: incident.record(
                 entry, "detector", at_ns=at_ns, at_utc=at_utc),
             emit_alerts=self.source.detector_alerts)

@@ -9,7 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from gameday.core.events import Entry, Kind, describe
+from gameday.core.events import Entry, Kind
+from gameday.core.sentences import describe
 from gameday.store import Event
 
 # Keyed by str: Event.kind is a plain str read back from the store.

@@ -65,7 +65,8 @@ from typing import Any
 
 from gameday.core import clock
 from gameday.core.errors import ValidationError
-from gameday.core.events import Kind, describe, gameday_verdict, in_time_order
+from gameday.core.events import Kind, gameday_verdict, in_time_order
+from gameday.core.sentences import describe
 from gameday.core.states import IncidentState, Outcome, RunStatus
 from gameday.game import scoring
 from gameday.game.scoring import Metrics, compute_metrics, first, span

@@ -20,7 +20,6 @@ from gameday.incidents.comms import AUDIENCES
 from gameday.incidents.incident import TERMINAL_STATES, Incident
 from gameday.incidents.language import blame_warnings
 from gameday.runbooks.routing import Route, route
-from gameday.slis.samples import last_sli_window
 from gameday.store import Event, clock_ns
 
 MAX_TEXT = 4000    # a status update or a note
@@ -169,7 +168,7 @@ def _facts(inc: Incident) -> dict[str, Any]:
     from gameday.incidents import comms
 
     timeline = inc.events()
-    sli = last_sli_window(inc.row.get("run_dir")) or next(
+    sli = inc.store.last_sli_window(inc.id) or next(
         (e.data.get("sli") or e.data.get("measured") for e in reversed(timeline)
          if e.kind in (Kind.IMPACT_STARTED, Kind.ALERT_FIRED, Kind.INCIDENT_DECLARED)
          and (e.data.get("sli") or e.data.get("measured"))), None)

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from gameday.core.errors import GamedayError
-from gameday.core.events import Entry, describe
+from gameday.core.events import Entry
+from gameday.core.sentences import describe
 from gameday.core.states import RunStatus
 from gameday.incidents.incident import Incident
 from gameday.people.auth import Forbidden

@@ -36,6 +36,7 @@ from gameday.core.events import (
     runbook_queued,
     with_run_id,
 )
+from gameday.core.settings import TARGET_KINDS
 from gameday.core.settings import current as current_settings
 from gameday.incidents.incident import INCIDENT, TERMINAL_STATES, Incident, kind_of_row
 from gameday.runbooks.runbook import Runbook, RunbookResult, run_runbook
@@ -284,24 +285,29 @@ def environment(incident: Incident | None, env: dict[str, str] | None = None
     directory: a real alert's, in the team's system its labels choose (``targets``); a
     game day's or a drill's runs go with it, against its own sandbox, or the team's
     cluster context or inventory its target gave it (what its lease keeps).
-    A game day still going on another host (its run directory is not here: another
-    ``gameday serve`` replica started the drill) is refused, never run against this
-    host's sandbox instead."""
+
+    A game day going on on another host (its run directory is not here: another
+    ``gameday serve`` replica started the drill) is reached from here only on a team's
+    own system (a cluster, a service: the project's configuration reaches it from any
+    host); a world gameday built on that host (a sandbox, a kwok or kind cluster) is
+    refused, never replaced by this host's."""
     env = dict(env or {})
     game_dir = incident.row.get("run_dir") if incident is not None else None
     if not game_dir:
         target = alert_target(incident)  # a real alert's: the team's system it is about
         return {**env, **(target.env if target else {})}, None
     assert incident is not None
-    if not Path(game_dir).exists() and incident.state not in TERMINAL_STATES:
+    lease = next((row for row in incident.store.running_leases()
+                  if row["incident_id"] == incident.id), None)
+    here = Path(game_dir).exists()
+    if not here and incident.state not in TERMINAL_STATES and not (
+            lease and lease["undo"].get("target") in TARGET_KINDS):
         raise GamedayError(f"incident {incident.id}'s game day runs on another host (its "
                            f"run directory {game_dir} is not on this one): run the "
                            "runbook from the gameday serve that started it")
     if (Path(game_dir) / "sandbox").exists():
         env["GAMEDAY_SANDBOX"] = str(Path(game_dir) / "sandbox")
-    lease = next((row for row in incident.store.running_leases()
-                  if row["incident_id"] == incident.id), None)
     target_env = (lease["undo"].get("env") or {}) if lease else {}
     env.update({k: str(v) for k, v in target_env.items()
                 if k in WORLD_VARS and k != "GAMEDAY_SANDBOX"})
-    return env, Path(game_dir)
+    return env, (Path(game_dir) if here else None)

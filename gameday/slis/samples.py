@@ -4,7 +4,8 @@ A source (synthetic traffic against an entry point, a Deployment's status, ...) 
 ``Sample``s into a ``SampleLog``: kept in memory for the detector's sliding windows and
 appended to ``samples.jsonl`` in the run directory for charts and audits. ``SliSource``
 is what a game day asks of one (docs/extending.md: adding an SLI source). The SLI
-windows the detector computes go to ``sli.jsonl`` (``sli_windows`` reads them back).
+windows the detector computes go to ``sli.jsonl`` (``sli_windows`` reads them back)
+and to the store (``gameday.store.slis``).
 """
 
 from __future__ import annotations
@@ -84,16 +85,6 @@ def sli_windows(run_dir: str | os.PathLike[str] | None, offset: int = 0,
     return out, offset + len(whole)
 
 
-def last_sli_window(run_dir: str | os.PathLike[str] | None) -> dict[str, Any] | None:
-    """The latest window with requests in it: what the SLIs are now."""
-    path = Path(run_dir) / SLI_FILE if run_dir else None
-    if path is None or not path.is_file():
-        return None
-    size = path.stat().st_size
-    windows, _ = sli_windows(run_dir, max(0, size - 4096))
-    return next((w for w in reversed(windows) if w.get("total")), None)
-
-
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of already sorted values."""
     rank = max(1, int(-(-q * len(sorted_values) // 1)))
@@ -158,7 +149,7 @@ class SliSource(Protocol):
     it and ``record`` each sample."""
 
     rate: float
-    unit: str  # what one sample is, in the review's words: "request" or "reading"
+    unit: str  # what one sample is: "request", "reading" or "replica" (events.SAMPLES)
 
     def start(self) -> None: ...
 

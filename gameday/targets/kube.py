@@ -40,6 +40,7 @@ def use_kubeconfig(path: str | None) -> str | None:
 
 
 class KubeSampler(SampleLog):
+    unit = "replica"  # a sample: one replica slot, available or not, at one read
     def __init__(self, kubeconfig: Path, namespace: str, deployment: str, *,
                  interval_s: float = 0.1, samples_path: Path | None = None,
                  context: str | None = None):

@@ -1,7 +1,8 @@
 """The drill console: training drills run from a browser, live.
 
-Pages (signed in): ``/drills`` lists drills and starts one (a scenario, or a spin of
-the Wheel of Misfortune); ``/drills/ID`` is the console: everyone sees the incident,
+Pages (signed in): ``/drills`` lists drills and starts one (a scenario on the sandbox
+or on a team's own cluster or service, or a spin of the Wheel of Misfortune, which
+spins sandbox scenarios only); ``/drills/ID`` is the console: everyone sees the incident,
 its roles, the drill clock, the SLIs as a chart that updates, stakeholder messages and
 the timeline; each role gets its own controls (the incident commander changes
 severity, escalates, hands over and resolves; the comms lead writes updates from the
@@ -35,11 +36,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.policy import ROLES
+from gameday.core.settings import TARGET_KINDS
 from gameday.core.states import DrillState
 from gameday.drills.master import Drill, spin, start_drill
 from gameday.incidents.moves import one_of, text
 from gameday.people.auth import Forbidden
-from gameday.scenarios.scenario import load_scenario
+from gameday.scenarios.scenario import Scenario, load_scenario
 from gameday.web.context import (
     caller,
     check_csrf,
@@ -69,8 +71,9 @@ def _base_url(request: Request) -> str:
 
 # -- starting one ---------------------------------------------------------------------------
 def scenarios(request: Request) -> list[dict[str, Any]]:
-    """The project's scenarios a drill can run (sandbox ones validate and need nothing
-    but this machine)."""
+    """The project's scenarios a drill can run from here: on the sandbox (nothing but
+    this machine) or on a team's own cluster or service (its allowlist checked when the
+    drill starts), each saying where it acts."""
     settings = shared(request).settings
     out = []
     for path in sorted((settings.root / "scenarios").glob("*.y*ml")):
@@ -78,10 +81,20 @@ def scenarios(request: Request) -> list[dict[str, Any]]:
             sc = load_scenario(path, check_experiment=False)
         except GamedayError:
             continue
-        if sc.target == "sandbox":
+        if sc.target in ("sandbox", *TARGET_KINDS):
             out.append({"path": settings.relative(path), "name": sc.name, "title": sc.title,
+                        "target": sc.target, "where": _where(sc),
                         "injects": len(sc.drill.injects) if sc.drill else 0})
     return out
+
+
+def _where(sc: Scenario) -> str:
+    """Where a drill acts, in a few words: the sandbox, a context's namespace, hosts."""
+    if sc.cluster is not None:
+        return f"{sc.cluster['context']}, namespace {sc.workload['namespace']}"
+    if sc.target == "service":
+        return f"the service at {sc.traffic_url or sc.sli.get('prometheus') or 'its hosts'}"
+    return "the sandbox"
 
 
 def _start(request: Request, who: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -97,8 +110,9 @@ def _start(request: Request, who: str, data: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError("give a scenario, or spin the wheel", field="scenario")
         known = {s["path"] for s in scenarios(request)}
         if given not in known:
-            raise ValidationError(f"{given[:200]!r} is not one of the project's sandbox "
-                                  "scenarios", field="scenario")
+            raise ValidationError(f"{given[:200]!r} is not one of the project's scenarios "
+                                  "a drill runs on (sandbox, kubernetes, service)",
+                                  field="scenario")
         chosen = state.settings.resolve(given)
     return start_drill(state.store, state.settings, chosen, game_master=who,
                        difficulty=difficulty, oncall=oncall, base_url=_base_url(request))

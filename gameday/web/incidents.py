@@ -2,7 +2,7 @@
 runbook run, the timeline as sentences), and its blameless review.
 
 A timeline row says when (seconds from the incident's first event, and the UTC
-clock), what kind of event, who, and the sentence ``events.describe`` gives it: the
+clock), what kind of event, who, and the sentence ``sentences.describe`` gives it: the
 same line the terminal and the review print. Payloads are never shown raw.
 """
 

@@ -26,7 +26,7 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def drill(tmp_path: Path):
     """A drill whose game day has declared its incident and paged ana: the store as the
-    drill's process leaves it, with SLI windows in its run directory."""
+    drill's process leaves it, with SLI windows in the store."""
     raw = yaml.safe_load((ROOT / "scenarios/checkout-replica-crash.yaml").read_text())
     raw["experiment"] = str(ROOT / "experiments/checkout-replica-crash.yaml")
     scenario = tmp_path / "drill.yaml"
@@ -50,12 +50,14 @@ def drill(tmp_path: Path):
     inc.declare("SEV-3", "gameday", alert="CheckoutAvailabilityBurn",
                 measured_severity="SEV-2")
     inc.page("ana", "incident_commander", "CheckoutAvailabilityBurn fired")
-    with open(run_dir / "sli.jsonl", "w") as f:
-        for i, ratio in enumerate((1.0, 0.66, 0.67)):
-            f.write(json.dumps({"at_ns": at + i * 500_000_000, "total": 40,
-                                "success_ratio": ratio, "p99_ms": 20.0,
-                                "outside": ratio < 0.99}) + "\n")
-        f.write('{"at_ns": 1')  # the line the game day is writing right now
+    from gameday.game.detection import SliLog
+
+    windows = SliLog(run_dir / "sli.jsonl",
+                     publish=lambda found: store.add_sli_windows(inc.id, found))
+    for i, ratio in enumerate((1.0, 0.66, 0.67)):
+        windows.write({"at_ns": at + i * 500_000_000, "total": 40, "success_ratio": ratio,
+                       "p99_ms": 20.0, "outside": ratio < 0.99})
+    windows.close()  # the game day's detector: to the file, and to the store
     app = create_app(token=TOKEN, store=store, data_dir=tmp_path / "data")
     with TestClient(app) as client:
         yield client, store, drill_id, inc.id
@@ -76,7 +78,7 @@ def test_the_snapshot_is_what_the_console_shows(drill):
     assert snap["runbook"]["link"] == \
         f"/runbooks/restart-replica?service=checkout&incident={incident_id}"
     assert snap["injects_left"] == ["exec-asks-eta", "support-tickets", "payments-slow"]
-    assert [s["success_ratio"] for s in snap["sli"]] == [1.0, 0.66, 0.67]  # whole lines
+    assert [s["success_ratio"] for s in snap["sli"]] == [1.0, 0.66, 0.67]
     assert [s["t"] for s in snap["sli"]] == [0.0, 0.5, 1.0]
     later = client.get(f"/api/v1/drills/{drill_id}", headers=BEARER).json()
     assert later["next_sli_offset"] == snap["next_sli_offset"] > 0

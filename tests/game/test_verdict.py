@@ -18,6 +18,7 @@ import pytest
 
 from gameday.core import events as ev
 from gameday.core.errors import ValidationError
+from gameday.core.sentences import describe
 from gameday.game.verdict import (
     ACKNOWLEDGED,
     DETECTED,
@@ -424,7 +425,7 @@ def test_every_game_day_puts_its_verdict_on_its_timeline(sc, store, run_dir):
     assert last.kind == ev.Kind.GAMEDAY_VERDICT
     assert last.data == {"status": "passed", "exit_code": 0, "failed": [], "why": {},
                          "skipped": []}
-    assert ev.describe(last.kind, last.actor, last.data) == "passed (exit 0)"
+    assert describe(last.kind, last.actor, last.data) == "passed (exit 0)"
     # judged again with its verdict on the record: the same verdict, the same duration
     assert judge(s, sc, store.events(good)) == v and v.duration_s == 8.2
 
@@ -437,7 +438,7 @@ def test_a_failed_game_day_records_why(sc, store, run_dir):
     *_, last = store.events(late)
     assert last.data["status"] == "failed" and last.data["failed"] == [ACKNOWLEDGED]
     assert last.data["why"] == {ACKNOWLEDGED: "acknowledgement took 6.00s, target 5s"}
-    assert ev.describe(last.kind, last.actor, last.data) == (
+    assert describe(last.kind, last.actor, last.data) == (
         "failed (exit 1): acknowledged within target: acknowledgement took 6.00s, target 5s")
 
 

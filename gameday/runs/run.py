@@ -34,13 +34,14 @@ from gameday.core.events import (
     runbook_finished,
     runbook_late_result,
     runbook_queued,
+    runbook_rejected,
     with_run_id,
 )
 from gameday.core.settings import TARGET_KINDS
 from gameday.core.settings import current as current_settings
 from gameday.incidents.incident import INCIDENT, TERMINAL_STATES, Incident, kind_of_row
 from gameday.runbooks.runbook import Runbook, RunbookResult, run_runbook
-from gameday.runs.targets import alert_target
+from gameday.runs.targets import admit_run, alert_target
 from gameday.store import Store
 from gameday.store.leases import alive, owner
 from gameday.store.rows import RunRow
@@ -76,7 +77,9 @@ def queue(store: Store, runbook: Runbook, params: dict[str, Any], *,
           env: Mapping[str, str] | None = None) -> int:
     """Record a run that is about to start (or wait for a free worker) in this process:
     it is this process's to run, and ``recovery`` ends it if the process dies first.
-    ``env``: the environment it will run with (its world)."""
+    ``env``: the environment it will run with (its world). Refused (GamedayError, on
+    the incident's record) in a team's cluster outside the project's allowlist."""
+    _admitted(store, runbook, params, incident=incident, who=who, env=env)
     run_id = store.create_run(incident.id if incident else None, runbook.name, params, who,
                               check, owner=owner(), world=world(env), kind=kind(incident))
     store.audit(who, Audit.RUNBOOK_RUN, {"run_id": run_id, "runbook": runbook.name,
@@ -87,11 +90,25 @@ def queue(store: Store, runbook: Runbook, params: dict[str, Any], *,
     return run_id
 
 
+def _admitted(store: Store, runbook: Runbook, params: dict[str, Any], *,
+              incident: Incident | None, who: str, env: Mapping[str, str] | None) -> None:
+    try:
+        admit_run(incident, runbook, params, env)
+    except GamedayError as exc:
+        store.audit(who, Audit.RUNBOOK_REJECTED, {
+            "runbook": runbook.name, "error": str(exc),
+            "incident_id": incident.id if incident else None})
+        if incident:
+            incident.record(runbook_rejected(runbook.name, str(exc)), who)
+        raise
+
+
 def ask_approval(store: Store, runbook: Runbook, params: dict[str, Any], *,
                  incident: Incident | None, who: str, check: bool, within_s: float,
                  env: Mapping[str, str] | None = None) -> int:
     """Four eyes: record a run that waits for a second person until ``within_s`` from
-    now (``Dispatcher.approve``); nothing runs before."""
+    now (``Dispatcher.approve``); nothing runs before. Refused as ``queue`` refuses."""
+    _admitted(store, runbook, params, incident=incident, who=who, env=env)
     until = (clock.now() + timedelta(seconds=within_s)).isoformat(timespec="microseconds")
     run_id = store.create_run(incident.id if incident else None, runbook.name, params, who,
                               check, approve_by=until, world=world(env),

@@ -5,9 +5,10 @@ kubeconfig and context, a service by its inventory) gets each real alert's runs 
 environment of the one whose ``match`` labels the alert carries, never one the alert
 names alone: a cluster's context label is the target's, over any the alert sends. An
 alert that matches none acts nowhere (its incident records why). A run in a cluster is
-checked against the project's allowlist before it starts: every kubectl command's
-namespace and context ([safety] namespaces, contexts), as ``runbooks.kubectl`` reads
-them. A game day's or a drill's incident acts in its own target, never here.
+checked against the project's allowlist before it is queued, however it was asked
+for (``admit_run``): every kubectl command's namespace and context ([safety]
+namespaces, contexts), as ``runbooks.kubectl`` reads them. A game day's or a drill's
+incident acts in its own target, and a run in its cluster is held to it the same way.
 """
 
 from __future__ import annotations
@@ -49,17 +50,56 @@ def admit(target: AlertTarget | None, runbook: Runbook, params: Mapping[str, Any
     namespace or context outside the project's allowlist, or that it cannot read."""
     if target is None or target.kind != "kubernetes":
         return
+    assert target.context is not None
+    _within(target.context, target.name, runbook, params, vetted=False)
+
+
+def admit_run(incident: Incident | None, runbook: Runbook, params: Mapping[str, Any],
+              env: Mapping[str, str] | None) -> None:
+    """Any run about to be queued or to wait for approval (a one-click page, four eyes,
+    ``gameday runbook run --incident``, an alert's), by the world it will act in
+    (``env``): in a team's cluster it acts only where the allowlist says and in that
+    cluster's context. A game day's or a drill's cluster is the context its target
+    gave it (its lease's, checked against the allowlist when the game day started); a
+    real incident's is the ``[[targets]]`` entry whose kubeconfig and context it is."""
+    context = (env or {}).get("KUBERNETES_CONTEXT")
+    if not context:
+        return
+    if incident is not None and incident.row.get("run_dir"):
+        lease = next((row for row in incident.store.running_leases()
+                      if row["incident_id"] == incident.id), None)
+        if lease is not None and lease["undo"].get("target") == "kubernetes":
+            _within(context, f"incident {incident.id}'s cluster", runbook, params,
+                    vetted=True)
+        return
+    kubeconfig = (env or {}).get("KUBECONFIG")
+    for target in current().targets:
+        if target.kind == "kubernetes" and (target.context, target.kubeconfig) == \
+                (context, kubeconfig):
+            admit(target, runbook, params)
+            return
+
+
+def _within(context: str, name: str, runbook: Runbook, params: Mapping[str, Any], *,
+            vetted: bool) -> None:
+    """Every kubectl command of the run in ``context`` (the one ``name`` acts in; with
+    ``vetted``, already checked against the allowlist's contexts) and in the
+    allowlist's namespaces, nothing across the whole cluster."""
     try:
         for need in runbook_needs(runbook, params):
             if need.context is None:
                 raise ValidationError("names no --context: a runbook for a team's cluster "
                                       "says which one it acts in", file=need.file,
                                       field=need.where)
-            safety.allowed("contexts", need.context, field=need.where, file=need.file)
-            safety.allowed("namespaces", need.namespace, field=need.where, file=need.file)
-            if need.context != target.context:
-                raise ValidationError(f"acts in context {need.context!r}, not the "
-                                      f"{target.name} target's ({target.context})",
+            wide = sorted({r.resource for r in need.rules if r.cluster})
+            if wide:
+                raise ValidationError(f"acts on {', '.join(wide)} across the whole cluster",
                                       file=need.file, field=need.where)
+            if not vetted:
+                safety.allowed("contexts", need.context, field=need.where, file=need.file)
+            safety.allowed("namespaces", need.namespace, field=need.where, file=need.file)
+            if need.context != context:
+                raise ValidationError(f"acts in context {need.context!r}, not {name}'s "
+                                      f"({context})", file=need.file, field=need.where)
     except ValidationError as exc:
-        raise GamedayError(f"not run in {target.name}: {exc}") from None
+        raise GamedayError(f"not run in {name}: {exc}") from None

@@ -430,22 +430,21 @@ def test_a_runbook_for_a_game_day_on_another_host_is_refused(client, app_and_sto
                        headers=AUTH).status_code == 202
 
 
-def test_a_game_day_on_a_teams_cluster_runs_its_runbooks_from_any_replica(
+def test_a_game_day_on_a_teams_service_runs_its_runbooks_from_any_replica(
         client, app_and_store, tmp_path):
-    """A drill on a team's own cluster, started by another replica: its run directory is
-    not here, but its world is the project's (the kubeconfig and context its lease
-    keeps), so a run asked of this replica goes ahead there, not on this host's sandbox."""
+    """A drill on a team's own service, started by another replica: its run directory is
+    not here, but its world is the project's (the inventory its lease keeps), so a run
+    asked of this replica goes ahead there, not on this host's sandbox."""
     _, store = app_and_store
-    elsewhere = store.create_incident("drill", scenario="api-scaled-to-zero",
+    elsewhere = store.create_incident("drill", scenario="checkout-frozen",
                                       run_dir=str(tmp_path / "on-another-host"), kind="drill")
     store.update_incident(elsewhere, state="declared")
     store.take_lease(elsewhere, run_dir=str(tmp_path / "on-another-host"), host="replica-a",
-                     pid=1, started=1, target="kubernetes")
-    store.record_undo(elsewhere, {"target": "kubernetes", "faults": [], "rollbacks": [],
-                                  "env": {"KUBECONFIG": "/etc/team/kubeconfig",
-                                          "KUBERNETES_CONTEXT": "staging"}})
+                     pid=1, started=1, target="service")
+    store.record_undo(elsewhere, {"target": "service", "faults": [], "rollbacks": [],
+                                  "env": {"GAMEDAY_INVENTORY": "/etc/team/hosts.ini"}})
     body = {"as": "ana", "params": {"service": "checkout"}, "incident": elsewhere}
     answer = client.post("/api/v1/runbooks/restart-it/run", json=body, headers=AUTH)
     assert answer.status_code == 202, answer.text
     (run,) = store.runs()
-    assert run["incident_id"] == elsewhere and "staging" in run["world"], run["world"]
+    assert run["incident_id"] == elsewhere and "hosts.ini" in run["world"], run["world"]

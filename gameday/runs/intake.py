@@ -56,6 +56,9 @@ class Start:
     check: bool = False
     world: str = runs.DEFAULT_WORLD  # where it acts and what it serves (``runs``)
     kind: str = IncidentKind.INCIDENT
+    # The environment it was checked for (``runs.environment``, and an alert's own
+    # target over its incident's first): it runs in that one. None: its incident's.
+    env: dict[str, str] | None = None
 
     @property
     def queue(self) -> tuple[bool, str, str]:
@@ -173,7 +176,7 @@ class Intake:
                                                         "incident_id": incident.id})
             return out | {"error": str(exc)}
         start = Start(0, found.runbook, found.params, incident.id, ACTOR,
-                      world=runs.world(env), kind=runs.kind(incident))
+                      world=runs.world(env), kind=runs.kind(incident), env=env)
         joined = self._joinable(start)
         if joined:
             run_id, because = joined

@@ -127,7 +127,7 @@ class Dispatcher:
         run_id = runs.queue(self.store, runbook, params, incident=incident, who=who,
                             check=check, env=env)
         self._launch(Start(run_id, runbook, params, incident_id, who, check,
-                           world=runs.world(env), kind=runs.kind(incident)))
+                           world=runs.world(env), kind=runs.kind(incident), env=env))
         return run_id
 
     def approve(self, run_id: int, who: str) -> None:
@@ -226,8 +226,9 @@ class Dispatcher:
         stream = self.streams[start.run_id]
         incident = Incident(self.store, start.incident_id) if start.incident_id else None
         try:
-            try:  # a drill's run acts on its own sandbox
-                env, _ = runs.environment(incident, self.env)
+            try:  # where it was checked to act, else its incident's (a drill's sandbox)
+                env = start.env if start.env is not None else \
+                    runs.environment(incident, self.env)[0]
             except GamedayError as exc:
                 runs.cancel(self.store, start.run_id, start.runbook.name, incident=incident,
                             who=start.who, reason=str(exc))

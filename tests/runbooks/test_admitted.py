@@ -124,3 +124,45 @@ def test_a_run_outside_any_cluster_is_not_held_to_it(team):
     store = Store(team / "g.db")
     runs.queue(store, find("k8s-scale-ledger"), params(), incident=None, who="ana")
     assert len(store.runs()) == 1
+
+
+def test_an_alert_from_a_second_cluster_runs_in_its_own(team):
+    """Two alerts from two clusters join one incident (same service): each alert's run
+    is checked for, and starts in, the cluster its own labels choose, not the first
+    alert's."""
+    from webhooks import alert, payload
+
+    from gameday.core.settings import current
+    from gameday.runs.alerts import parse
+    from gameday.runs.intake import Delivery, Intake
+
+    with (team / "gameday.toml").open("a") as toml:
+        toml.write(textwrap.dedent(f"""
+            [[targets]]
+            name = "payments-canary"
+            kind = "kubernetes"
+            match = {{cluster = "canary"}}
+            kubeconfig = "{team / 'kubeconfig'}"
+            context = "canary"
+            """))
+    (team / "gameday.toml").write_text((team / "gameday.toml").read_text().replace(
+        'contexts = ["staging"]', 'contexts = ["staging", "canary"]'))
+    assert [t.name for t in current().targets] == ["payments-staging", "payments-canary"]
+    store = Store(team / "g.db")
+    intake = Intake(store, runbook_dir=team / "runbooks", env={})
+    starts = []
+    for n, cluster in enumerate(("staging", "canary")):
+        fired = alert("DeploymentReplicasUnavailable", fingerprint=f"f{n}",
+                      service="payments-api", annotations={
+                          "runbook_url": "http://127.0.0.1:8080/runbooks/"
+                                         "k8s-scale-deployment?replicas=3"})
+        fired["labels"] |= {"cluster": cluster, "namespace": "payments", "deployment": "api"}
+        answers, started = intake.handle([Delivery(parse(payload(fired)), "alertmanager")])
+        (answer,) = answers
+        assert isinstance(answer, dict) and answer["alerts"][0].get("run_id"), answer
+        starts += started
+    assert starts[0].incident_id == starts[1].incident_id     # one incident
+    assert [s.env["KUBERNETES_CONTEXT"] for s in starts if s.env] == ["staging", "canary"]
+    assert [s.params["context"] for s in starts] == ["staging", "canary"]
+    assert [r["world"].split("KUBERNETES_CONTEXT=")[1] for r in store.runs()] == \
+        ["staging", "canary"]

@@ -78,10 +78,14 @@ class SliLog:
 
 
 def outside(sli: Sli, slo: Slo) -> bool:
+    """Whether the window misses the objective. Nothing completed in the whole window
+    misses it (the entry point hangs); a Prometheus reading with no number (NaN: a
+    ratio of no requests) is judged by what it has, as SLO tools count no traffic as
+    no burn."""
     if sli.total == 0:
-        return True  # nothing completed in the whole window: the entry point hangs
-    assert sli.success_ratio is not None and sli.p99_ms is not None
-    return sli.success_ratio < slo.success_ratio or sli.p99_ms > slo.latency_p99_ms
+        return True
+    return (sli.success_ratio is not None and sli.success_ratio < slo.success_ratio) or \
+        (sli.p99_ms is not None and sli.p99_ms > slo.latency_p99_ms)
 
 
 def bad(sample: Sample, slo: Slo) -> bool:

@@ -75,3 +75,23 @@ def test_latency_breach_fires():
     feed(traffic, 110, 115, latency_ms=800)
     evaluate_until(det, 110, 115)
     assert [r[0] for r in reports][:2] == ["impact.started", "alert.fired"]
+
+
+def test_a_prometheus_reading_with_no_number_is_judged_by_what_it_has():
+    """The team's query returns NaN (0/0: no requests in its window): the detector goes
+    on (it does not stop on it), counting what has no number as no burn; a number
+    outside the objective still is."""
+    from gameday.slis.prometheus import PrometheusSli, Queries
+
+    readings = PrometheusSli(Queries("http://127.0.0.1:1", "ratio", "p99"),
+                             objective_ratio=0.99, samples_path=None)
+    reports = []
+    det = Detector(readings, SLO, ALERT, interval_s=0.25, recovery_window_s=1.0,
+                   report=lambda entry, at, utc: reports.append(entry.kind))
+    det.arm(1)
+    for ratio, p99, outside in ((None, None, False), (1.0, None, False),
+                                (None, 900.0, True), (0.5, None, True)):
+        readings._record(ratio, p99)
+        det.evaluate(readings._latest[-1][0])
+        assert det.current() is not None and det.current().success_ratio == ratio
+        assert det.healthy() is not outside, (ratio, p99)

@@ -107,6 +107,8 @@ def _experiment_needs(path: Path) -> list[Need]:
                     + "); declare them with gameday.activities.faults (docs/extending.md) "
                     "rather than grant '*'", file=file, field=f"{where}.provider")
             rules = declared.rbac
+            if not rules:
+                continue  # a proxy's, a host's, the sandbox's: nothing on the Kubernetes API
             arguments = provider.get("arguments") or {}
             ns = arguments.get("ns", "default") if isinstance(arguments, dict) else "default"
             needs.append(Need(rules, _configured(ns, configuration, file, f"{where} ({label})"),

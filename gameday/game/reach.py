@@ -16,7 +16,10 @@ def within_hosts(sc: Scenario, runbook: Runbook) -> None:
     """A runbook a service's alert links acts only on the inventory's hosts that the
     allowlist names ([safety] hosts) and this one: each play's ``hosts`` pattern is
     resolved in the team's inventory. A pattern only Ansible can resolve (a template, a
-    regex) is held at run time by the run's ``--limit`` to the same hosts."""
+    regex) is held at run time by the run's ``--limit`` to the same hosts. ``--limit``
+    does not hold a task's ``delegate_to`` or hosts a task adds (``add_host``,
+    ``group_by``): a delegate must be an allowlisted host by name, and adding hosts is
+    refused."""
     if sc.inventory is None:
         return
     from gameday.core.settings import current
@@ -35,6 +38,34 @@ def within_hosts(sc: Scenario, runbook: Runbook) -> None:
                 f"hosts {pattern!r} reaches {', '.join(outside)} in the inventory "
                 f"{sc.inventory}, outside the project's allowlist ([safety] hosts in "
                 f"gameday.toml: {shown})", file=str(runbook.path), field=f"[{index}].hosts")
+        if isinstance(play, dict):
+            _tasks_within(play, allowed, str(runbook.path), f"[{index}]")
+
+
+ADDS_HOSTS = {"add_host", "group_by", "ansible.builtin.add_host", "ansible.builtin.group_by"}
+BLOCKS = ("tasks", "pre_tasks", "post_tasks", "handlers", "block", "rescue", "always")
+
+
+def _tasks_within(node: dict[str, object], allowed: set[str], file: str, where: str) -> None:
+    """Each task under ``node`` (a play, or a block) delegates only to allowlisted hosts
+    and adds none."""
+    for key in BLOCKS:
+        tasks = node.get(key)
+        for i, task in enumerate(tasks if isinstance(tasks, list) else []):
+            if not isinstance(task, dict):
+                continue
+            at = f"{where}.{key}.{i}"
+            added = ADDS_HOSTS & set(task)
+            if added:
+                raise ValidationError(f"{sorted(added)[0]} adds hosts as the play runs, "
+                                      "where the allowlist cannot hold them", file=file,
+                                      field=at)
+            delegate = task.get("delegate_to")
+            if delegate is not None and str(delegate) not in allowed | {"127.0.0.1"}:
+                raise ValidationError(f"delegate_to {delegate!r} is not a host the "
+                                      "allowlist names ([safety] hosts; by name, not a "
+                                      "template)", file=file, field=f"{at}.delegate_to")
+            _tasks_within(task, allowed, file, at)
 
 
 def linked_runbook_within_hosts(sc: Scenario) -> None:
@@ -63,6 +94,7 @@ def within_cluster(sc: Scenario, context: str | None = None) -> None:
     from gameday.targets.cluster import IN_CLUSTER_CONTEXT
 
     context = target_labels(sc)["context"] if context is None else context
+    _client_not_redirected(sc)
     for need in all_needs(sc, context):
         wide = sorted({r.resource for r in need.rules if r.cluster})
         if wide:
@@ -77,3 +109,29 @@ def within_cluster(sc: Scenario, context: str | None = None) -> None:
         if need.context is not None and not (need.context == context == IN_CLUSTER_CONTEXT):
             # (inside the cluster its ServiceAccount's Roles are the bound)
             safety.allowed("contexts", need.context, field=need.where, file=need.file)
+
+
+CLIENT_KEYS = ("KUBERNETES_", "KUBECONFIG")  # what chaosk8s reads from secrets or the env
+
+
+def _client_not_redirected(sc: Scenario) -> None:
+    """The experiment may not point the Kubernetes client elsewhere: chaosk8s reads
+    ``KUBERNETES_CONTEXT``, ``KUBERNETES_HOST``, credentials and the like from an
+    activity's secrets before the environment the target sets, so a secret (or a
+    configuration value) of that name would act in a cluster the allowlist never saw."""
+    file = str(sc.experiment)
+    experiment = read_yaml(sc.experiment)
+    if not isinstance(experiment, dict):
+        return  # the experiment's own checks say why
+    for section in ("secrets", "configuration"):
+        scopes = experiment.get(section)
+        if section == "configuration":
+            scopes = {"": scopes}
+        for scope, values in (scopes or {}).items() if isinstance(scopes, dict) else ():
+            for key in values if isinstance(values, dict) else ():
+                if str(key).upper().startswith(CLIENT_KEYS):
+                    where = ".".join(p for p in (section, str(scope), str(key)) if p)
+                    raise ValidationError(
+                        f"{key} would point the Kubernetes client away from the target's "
+                        "cluster: the target gives it the kubeconfig and context "
+                        "(cluster in the scenario)", file=file, field=where)

@@ -104,3 +104,41 @@ def test_a_runbook_importing_another_playbook_is_refused(tmp_path, monkeypatch):
         within_cluster(project(tmp_path, book))
     assert caught.value.field == "1.import_playbook"
     assert "cannot see" in caught.value.message
+
+
+@pytest.mark.parametrize("section,where", [
+    ({"secrets": {"k8s": {"KUBERNETES_CONTEXT": "prod"}}}, "secrets.k8s.KUBERNETES_CONTEXT"),
+    ({"secrets": {"k8s": {"kubernetes_host": "https://elsewhere:6443"}}},
+     "secrets.k8s.kubernetes_host"),
+    ({"configuration": {"KUBECONFIG": "/etc/prod.conf"}}, "configuration.KUBECONFIG"),
+])
+def test_an_experiment_pointing_the_client_elsewhere_is_refused(tmp_path, monkeypatch,
+                                                                section, where):
+    """chaosk8s reads the context, host and credentials from an activity's secrets before
+    the environment the target sets: such a key is refused, naming it."""
+    monkeypatch.chdir(tmp_path)
+    sc = project(tmp_path, shipped())
+    experiment = yaml.safe_load(sc.experiment.read_text()) | section
+    sc.experiment.write_text(yaml.safe_dump(experiment))
+    with pytest.raises(ValidationError) as caught:
+        within_cluster(sc)
+    assert (caught.value.file, caught.value.field) == (str(sc.experiment), where)
+    assert "away from the target's cluster" in caught.value.message
+
+
+def test_a_fault_off_the_kubernetes_api_needs_no_namespace(tmp_path, monkeypatch):
+    """A Toxiproxy toxic beside the cluster's fault acts on no Kubernetes API: it needs
+    no namespace (not "default") on the allowlist."""
+    monkeypatch.chdir(tmp_path)
+    sc = project(tmp_path, shipped())
+    (tmp_path / "gameday.toml").write_text((tmp_path / "gameday.toml").read_text().replace(
+        'namespaces = ["payments", "default"]', 'namespaces = ["payments"]\n'
+        'proxies = ["podinfo-backend"]\nurls = ["http://127.0.0.1:8474"]'))
+    experiment = yaml.safe_load(sc.experiment.read_text())
+    experiment["method"].append({
+        "type": "action", "name": "slow-backend", "provider": {
+            "type": "python", "module": "gameday.activities.toxiproxy", "func": "add_toxic",
+            "arguments": {"proxy": "podinfo-backend", "type": "latency",
+                          "attributes": {"latency": 300}}}})
+    sc.experiment.write_text(yaml.safe_dump(experiment))
+    within_cluster(sc)

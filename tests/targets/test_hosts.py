@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from chaoslib.exceptions import ActivityFailed
 
 from gameday.activities import faults
@@ -170,3 +171,32 @@ def test_a_host_the_play_fails_on_is_named_with_ansibles_message(project: Path,
                          "app-9 ansible_connection=local ansible_python_interpreter=/no/python\n")
     with pytest.raises(ActivityFailed, match="SIGCONT on app-9: .*/no/python"):
         resume_process(["app-1", "app-9"], "nothing-matches-this", inventory=str(inventory))
+
+
+@pytest.mark.parametrize("task,field,says", [
+    ({"delegate_to": "app-2"}, "[0].tasks.0.delegate_to", "'app-2' is not a host"),
+    ({"delegate_to": "{{ groups.app[1] }}"}, "[0].tasks.0.delegate_to", "not a template"),
+    ({"block": [{"name": "inner", "ansible.builtin.ping": {}, "delegate_to": "app-2"}]},
+     "[0].tasks.0.block.0.delegate_to", "'app-2'"),
+    ({"ansible.builtin.add_host": {"name": "app-2"}}, "[0].tasks.0", "adds hosts"),
+])
+def test_a_runbook_reaching_past_its_limit_is_refused(project, inventory, task, field, says):
+    """``--limit`` holds a play's hosts, not a task's delegate or hosts a task adds: a
+    runbook on app-1 that delegates to app-2, or adds hosts, is refused naming the task."""
+    from types import SimpleNamespace
+
+    from gameday.core.errors import ValidationError
+    from gameday.game.reach import within_hosts
+
+    book = project / "thaw.yml"
+    step = {"name": "step", **({} if "block" in task or "add_host" in str(task)
+                               else {"ansible.builtin.ping": {}}), **task}
+    book.write_text(yaml.safe_dump([{"name": "thaw", "hosts": "app-1", "tasks": [step]}]))
+    sc = SimpleNamespace(inventory=inventory)
+    with pytest.raises(ValidationError) as caught:
+        within_hosts(sc, SimpleNamespace(path=book))  # type: ignore[arg-type]
+    assert (caught.value.file, caught.value.field) == (str(book), field)
+    assert says in caught.value.message
+    step = {"name": "step", "ansible.builtin.ping": {}, "delegate_to": "app-1"}
+    book.write_text(yaml.safe_dump([{"name": "thaw", "hosts": "app-1", "tasks": [step]}]))
+    within_hosts(sc, SimpleNamespace(path=book))  # type: ignore[arg-type]

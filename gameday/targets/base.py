@@ -143,6 +143,15 @@ class SandboxTarget:
 
 
 KIND_ENTRYPOINT = "http://127.0.0.1:30080/"  # the frontend's NodePort, see kind-config.yaml
+# Inside the cluster (a CronJob's pod) the same frontend by its Service's name: the
+# host's port mapping is not there (k8s/shop/shop.yaml).
+KIND_IN_CLUSTER = "http://frontend.gameday-shop.svc:9898/"
+
+
+def kind_entrypoint() -> str:
+    from gameday.targets.cluster import in_cluster
+
+    return KIND_IN_CLUSTER if in_cluster() else KIND_ENTRYPOINT
 
 
 class KubeTarget:
@@ -179,8 +188,8 @@ class KubeTarget:
         from gameday.targets.kube import KubeSampler
 
         if self.sc.target == "kind":
-            return Traffic(KIND_ENTRYPOINT, self.sc.traffic_rate, self.sc.traffic_timeout_s,
-                           samples_path)
+            return Traffic(kind_entrypoint(), self.sc.traffic_rate,
+                           self.sc.traffic_timeout_s, samples_path)
         workload = self.sc.workload
         return KubeSampler(self._cluster().kubeconfig, workload["namespace"],
                            workload["deployment"], samples_path=samples_path)

@@ -48,6 +48,26 @@ def test_shop_manifests_are_consistent():
     assert frontend["spec"]["ports"][0]["nodePort"] == 30080
 
 
+def test_kind_traffic_inside_the_cluster_goes_to_the_frontends_service(monkeypatch):
+    """A kind game day sends its traffic to the host's port mapping; inside the cluster
+    (a CronJob's pod) there is none, so it goes to the frontend's Service by name, on
+    the port the shop's manifest gives it."""
+    from gameday.scenarios.scenario import load_scenario
+    from gameday.targets.base import KubeTarget
+
+    docs = list(yaml.safe_load_all((ROOT / "k8s" / "shop" / "shop.yaml").read_text()))
+    service = next(d for d in docs if d["kind"] == "Service"
+                   and d["spec"].get("type") == "NodePort")  # what the host reaches
+    sc = load_scenario(ROOT / "scenarios" / "kind-frontend-scaled-to-zero.yaml",
+                       check_experiment=False)
+    outside = KubeTarget(sc, Path()).sampler(None)
+    assert (outside.host, outside.port) == ("127.0.0.1", 30080)
+    monkeypatch.setenv(k8s.IN_CLUSTER_ENV, "1")
+    inside = KubeTarget(sc, Path()).sampler(None)
+    name = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
+    assert (inside.host, inside.port) == (name, service["spec"]["ports"][0]["port"])
+
+
 @pytest.mark.skipif(shutil.which("kind") is not None, reason="kind is installed here")
 def test_cluster_up_without_kind_fails_cleanly(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["cluster", "up"])

@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from gameday.chat import commands
 from gameday.chat.base import Chat, ChatDown, Message
 from gameday.chat.config import ChatConfig
-from gameday.core import events
+from gameday.core import clock, events
 from gameday.core.audit import Audit
 from gameday.core.errors import GamedayError
 from gameday.core.events import Kind
@@ -33,20 +34,17 @@ log = logging.getLogger(__name__)
 LABELS: dict[str, str] = {IncidentKind.INCIDENT: "INCIDENT",
                           IncidentKind.GAMEDAY: "GAME DAY", IncidentKind.DRILL: "DRILL"}
 TICK_S = 0.5
+RECENT_S = 3600.0  # an incident still open but older than this gets no room of its own
 
 
 class Relay:
     def __init__(self, store: Store, chat: Chat, config: ChatConfig, *, owner: str,
-                 base_url: str, room_kwargs: dict[str, Any] | None = None,
-                 since_id: int = 0) -> None:
+                 base_url: str, room_kwargs: dict[str, Any] | None = None) -> None:
         """``room_kwargs``: how a command reaches runs in this server (``commands.Room``:
-        ``start_run``, ``approve_run``, ``approval_ttl``, ``runbook_dir``);
-        ``since_id``: incidents up to it are left alone (they were open before the
-        project had a chat)."""
+        ``start_run``, ``approve_run``, ``approval_ttl``, ``runbook_dir``)."""
         self.store, self.chat, self.config = store, chat, config
         self.owner, self.base_url = owner, base_url.rstrip("/")
         self.room_kwargs = room_kwargs or {}
-        self.since_id = since_id
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="chat-relay", daemon=True)
         self.on_reply: Callable[[Message, str], None] | None = None
@@ -85,7 +83,8 @@ class Relay:
     def tick(self) -> None:
         """Each incident that should have a room gets one; each room gets the events
         it has not had; a room whose incident is over says so and is closed."""
-        for row in self.store.chat_incidents(self.since_id):
+        since = (clock.now() - timedelta(seconds=RECENT_S)).isoformat(timespec="seconds")
+        for row in self.store.chat_incidents(since):
             if kind_of_row(row) not in self.config.kinds:
                 continue
             room = self.store.chat_room(int(row["id"]))
@@ -134,10 +133,30 @@ class Relay:
             for event in new:
                 self._post_event(incident, room["room"], event, row)
         if row["state"] in INCIDENT_ENDED and not new:
+            for line in self._debrief(incident.id):
+                self.chat.post(room["room"], line)
             self.chat.close_room(room["room"], "[over] " + self.room_name(row),
                                  f"#{row['id']} is {row['state']}: this room stays as "
                                  "the record")
             self.store.close_chat_room(incident.id)
+
+    def _debrief(self, incident_id: int) -> list[str]:
+        """A drill's scorecards, as its debrief computes them from the timeline."""
+        from gameday.core.settings import current
+        from gameday.drills.master import Drill
+
+        drill = next((d for d in self.store.drills() if d["incident_id"] == incident_id),
+                     None)
+        if drill is None:
+            return []
+        try:
+            cards = Drill.load(self.store, current(), int(drill["id"])).debrief()["scorecards"]
+        except GamedayError as exc:  # its scenario moved since: the debrief page says so
+            return [f"debrief: {exc}"]
+        return ["debrief: " + "; ".join(
+            f"{c['person']} {c['score']}"
+            + (f" ({', '.join(d['why'] for d in c['deductions'][:3])})" if c["deductions"]
+               else "") for c in cards)]
 
     def _post_event(self, incident: Incident, room: str, event: Event,
                     row: dict[str, Any]) -> None:

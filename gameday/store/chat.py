@@ -69,14 +69,15 @@ class ChatStore(Database):
         row = self._db.execute("SELECT * FROM chat_rooms WHERE room = ?", (room,)).fetchone()
         return dict(row) if row else None
 
-    def chat_incidents(self, since_id: int = 0) -> list[dict[str, Any]]:
-        """Incidents a room is for now: still going (after ``since_id``: the relay
-        leaves older ones alone), or over with their room still open."""
+    def chat_incidents(self, since: str) -> list[dict[str, Any]]:
+        """Incidents a room is for now: still going and opened since ``since`` (UTC ISO:
+        the relay leaves long-forgotten ones alone), or over with their room still
+        open."""
         ended = ", ".join(f"'{s}'" for s in sorted(INCIDENT_ENDED))
         return [dict(r) for r in self._db.execute(
-            f"SELECT * FROM incidents WHERE (state NOT IN ({ended}) AND id > ?) OR id IN"
-            " (SELECT incident_id FROM chat_rooms WHERE state IN ('open', 'opening'))"
-            " ORDER BY id", (since_id,))]
+            f"SELECT * FROM incidents WHERE (state NOT IN ({ended}) AND created_at >= ?)"
+            " OR id IN (SELECT incident_id FROM chat_rooms WHERE state IN ('open',"
+            " 'opening')) ORDER BY id", (since,))]
 
     def open_chat_rooms(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._db.execute(

@@ -38,7 +38,7 @@ from gameday.people.auth import Auth
 from gameday.runs.intake import COALESCE_WINDOW_S
 from gameday.runs.pool import Dispatcher
 from gameday.store import Store
-from gameday.web import api, drills, incidents, insights, moves, runbooks, schedules, signin
+from gameday.web import api, chat, drills, incidents, insights, moves, runbooks, schedules, signin
 from gameday.web.exceptions import HANDLERS
 
 if TYPE_CHECKING:
@@ -81,6 +81,9 @@ ROUTES = [
     Route("/api/v1/drills/{id:id}", drills.api_state),
     Route("/api/v1/drills/{id:id}/debrief", drills.api_debrief),
     Route("/api/v1/drills/{id:id}/{move}", drills.api_move, methods=["POST"]),
+    # what Slack pushes: slash commands and buttons (signed by Slack, not a token)
+    Route("/api/v1/chat/slack/commands", chat.slack_commands, methods=["POST"]),
+    Route("/api/v1/chat/slack/actions", chat.slack_actions, methods=["POST"]),
     # pages
     Route("/incidents", incidents.incident_list),
     Route("/incidents/{id:id}", incidents.incident_page),
@@ -158,6 +161,7 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
     app.state.four_eyes = four_eyes
     app.state.approval_ttl = approval_ttl
     app.state.scheduler = scheduler  # runs scheduled game days here (serve --scheduler)
+    app.state.relay = None  # the chat relay (gameday.chat.relay), when [chat] names one
     return app
 
 

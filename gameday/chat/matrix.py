@@ -60,8 +60,10 @@ class MatrixChat:
         if self._client is None:
             from nio import AsyncClient, AsyncClientConfig
 
-            client = AsyncClient(self.homeserver, self.user,
-                                 config=AsyncClientConfig(encryption_enabled=False))
+            # no retry loops of its own (nio retries a 429 or a timeout forever): a call
+            # that fails is the relay's to try again
+            client = AsyncClient(self.homeserver, self.user, config=AsyncClientConfig(
+                encryption_enabled=False, max_limit_exceeded=0, max_timeouts=0))
             client.restore_login(self.user, DEVICE, self._token)
             first = await client.sync(timeout=0, full_state=False)
             since = getattr(first, "next_batch", None)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -47,7 +46,8 @@ class Relay:
         self.room_kwargs = room_kwargs or {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="chat-relay", daemon=True)
-        self.on_reply: Callable[[Message, str], None] | None = None
+        # events a move from chat made here: its reply said it; not posted again
+        self._answered: set[tuple[int, int]] = set()
 
     # -- running ------------------------------------------------------------------------
     def start(self) -> None:
@@ -160,6 +160,9 @@ class Relay:
 
     def _post_event(self, incident: Incident, room: str, event: Event,
                     row: dict[str, Any]) -> None:
+        if (incident.id, event.seq) in self._answered:
+            self._answered.discard((incident.id, event.seq))
+            return
         if event.kind not in self.config.post or event.actor == "chat":
             return
         line = f"{event.kind}: {describe(event.kind, event.actor, event.data)}"
@@ -195,7 +198,8 @@ class Relay:
             return None
         if not self.store.claim_chat_message(message.id, int(room["incident_id"])):
             return None  # another replica took it
-        incident = Incident(self.store, int(room["incident_id"]))
+        incident = Incident(self.store, int(room["incident_id"]),
+                            listener=lambda e: self._answered.add((e.incident_id, e.seq)))
         person = self.store.chat_person(message.account)
         user = self.store.user(person) if person else None
         if person is None or user is None:

@@ -161,7 +161,6 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
     app.state.four_eyes = four_eyes
     app.state.approval_ttl = approval_ttl
     app.state.scheduler = scheduler  # runs scheduled game days here (serve --scheduler)
-    app.state.relay = None  # the chat relay (gameday.chat.relay), when [chat] names one
     return app
 
 

@@ -31,11 +31,11 @@ class Person:
     """Someone in chat: a real matrix-nio client of their own account."""
 
     def __init__(self, base: str, user_id: str, token: str) -> None:
-        from nio import AsyncClient, AsyncClientConfig
+        from chatserver import client_config
+        from nio import AsyncClient
 
         self.id = user_id
-        self.client = AsyncClient(base, user_id,
-                                  config=AsyncClientConfig(encryption_enabled=False))
+        self.client = AsyncClient(base, user_id, config=client_config())
         self.client.restore_login(user_id, "TEST", token)
         self.since: str | None = None
         self.heard: list[tuple[str, str, str]] = []  # (room, sender, body)

@@ -35,6 +35,7 @@ test: setup
 	./scripts/system-deps
 	./scripts/build-controlplane
 	./scripts/build-teamstack
+	./scripts/build-chatserver
 	$(VENV)/bin/ruff check gameday tests bench
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
@@ -53,6 +54,8 @@ lock:
 		pyproject.toml requirements/build.in --extra test -o requirements/test.txt
 	$(UV_COMPILE) pyproject.toml requirements/build.in -c requirements/test.txt \
 		-o requirements/app.txt
+	$(UV_COMPILE) $(if $(filter all,$(UPGRADE)),--upgrade) requirements/synapse.in \
+		-o requirements/synapse.txt
 
 clean:
 	rm -rf $(VENV) .gameday

@@ -56,6 +56,20 @@ def postgres():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory):
+    """A real Matrix homeserver for the session (``tests/chatserver.py``), its log in its
+    directory under pytest's temporary directory; skips where Synapse is not installed.
+    Tests share it: each registers users of its own names."""
+    import chatserver
+
+    if not chatserver.available():
+        pytest.skip(chatserver.NOT_BUILT)
+    server = chatserver.Synapse(tmp_path_factory.mktemp("synapse"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_store(request, tmp_path: Path):
     """The store on each database it runs on: a SQLite file, and a fresh PostgreSQL

@@ -74,7 +74,15 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
         schedules = Scheduler(state.store, state.settings, say=click.echo,
                               env={"GAMEDAY_URL": state.settings.url
                                    if state.settings.url_given else f"http://{host}:{port}"})
-    app = create_app(token=token, store=state.store, scheduler=schedules,
+    from gameday.chat.config import load as chat_config
+
+    chat = None
+    config = chat_config(state.settings)  # a [chat] that does not parse: exit 2, named
+    if config is not None:
+        from gameday.chat.connect import connect
+
+        chat = connect(config, state.settings.root)  # its token is there; not yet used
+    app = create_app(token=token, store=state.store, scheduler=schedules, chat=chat,
                      data_dir=(data_dir or state.settings.serve_dir).resolve(),
                      max_concurrent=max_concurrent, env=env, coalesce_window=coalesce_window,
                      settings=state.settings, four_eyes=four_eyes, approval_ttl=approval_ttl,
@@ -82,7 +90,8 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     from gameday.runbooks.runbook import prewarm
 
     prewarm()  # the warm runbook executor imports Ansible while the server starts
-    click.echo(f"gameday serve on http://{host}:{port} (webhook: POST /api/v1/alerts)")
+    click.echo(f"gameday serve on http://{host}:{port} (webhook: POST /api/v1/alerts)"
+               + (f"; incident rooms in {config.kind}" if config else ""))
     if schedules:
         schedules.start()
     try:

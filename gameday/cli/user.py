@@ -119,3 +119,29 @@ def revoke(state: State, name: str) -> None:
         raise click.ClickException(f"no active user {name}")
     state.store.audit(getpass.getuser(), Audit.USER_REVOKED, {"name": name})
     click.echo(f"{name} revoked")
+
+
+@user.command()
+@click.argument("name", callback=person)
+@click.option("--chat", "account", required=True, metavar="ACCOUNT",
+              help="Their chat account: a Matrix user id (@ana:example.org) or a Slack "
+                   "member id (U012AB3CD).")
+@pass_state
+def link(state: State, name: str, account: str) -> None:
+    """Link NAME's chat ACCOUNT: what they do in an incident's room is done as NAME,
+    with NAME's role (an account is one person; linking it again moves it)."""
+    import getpass
+    import re
+
+    from gameday.core.audit import Audit
+
+    if not re.fullmatch(r"@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:[0-9]{1,5})?|[UW][A-Z0-9]{2,20}",
+                        account):
+        raise click.BadParameter("a Matrix user id (@ana:example.org) or a Slack member "
+                                 "id (U012AB3CD)", param_hint="--chat")
+    if state.store.user(name) is None:
+        raise click.ClickException(f"no active user {name} (gameday user add {name})")
+    state.store.link_chat_account(account, name)
+    state.store.audit(getpass.getuser(), Audit.CHAT_LINKED, {"name": name,
+                                                              "account": account})
+    click.echo(f"{account} is {name} in chat")

@@ -23,6 +23,8 @@ class Audit(StrEnum):
     USER_ROTATED = "user.rotated"
     USER_ROLE_CHANGED = "user.role_changed"
     FORBIDDEN = "forbidden"
+    CHAT_REFUSED = "chat.refused"     # a chat account gameday does not know, or may not
+    CHAT_LINKED = "chat.linked"       # a chat account linked to a person
     APPROVAL_REQUESTED = "approval.requested"
     APPROVED = "approval.granted"
     APPROVAL_EXPIRED = "approval.expired"

@@ -30,3 +30,8 @@ def epoch_ns() -> int:
     """``epoch()`` in nanoseconds: how an incident's monotonic clock is reached from
     another host (see ``store.clock_ns``)."""
     return time.time_ns()
+
+
+def iso(at_epoch_ns: int) -> str:
+    """A moment given in nanoseconds since the Unix epoch, as a timeline stamps it."""
+    return datetime.fromtimestamp(at_epoch_ns / 1e9, UTC).isoformat(timespec="microseconds")

@@ -84,6 +84,9 @@ class Kind(StrEnum):
     DRILL_RESUMED = "drill.resumed"
     DRILL_ENDED = "drill.ended"
     K8S_EVENT = "k8s.event"
+    # the incident's room in chat
+    CHAT_ROOM_OPENED = "chat.room_opened"
+    CHAT_UNAVAILABLE = "chat.unavailable"
 
 
 @dataclass(frozen=True)
@@ -429,6 +432,15 @@ def k8s_event(type_: str | None, reason: str | None, obj: str | None, message: s
     return Entry(Kind.K8S_EVENT, {"type": type_, "reason": reason, "object": obj,
                                   "message": message, "count": count, "source": source,
                                   "at": at})
+
+
+def chat_room_opened(chat: str, room: str, name: str) -> Entry:
+    return Entry(Kind.CHAT_ROOM_OPENED, {"chat": chat, "room": room, "name": name})
+
+
+def chat_unavailable(chat: str, error: str) -> Entry:
+    """The chat did not answer: the incident goes on; the relay tries again."""
+    return Entry(Kind.CHAT_UNAVAILABLE, {"chat": chat, "error": error[:300]})
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -162,6 +162,10 @@ def _game_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
             return f"the SLIs did not recover within {d.get('waited_s')} s"
         case Kind.K8S_EVENT:
             return f"{d.get('type')} {d.get('reason')} {d.get('object')}: {d.get('message')}"
+        case Kind.CHAT_ROOM_OPENED:
+            return f"room {d.get('name')} opened in {d.get('chat')}"
+        case Kind.CHAT_UNAVAILABLE:
+            return f"{d.get('chat')} did not answer (tried again): {d.get('error')}"
         case _:
             return None
 

@@ -175,6 +175,7 @@ class Settings:
     url_given: bool = False          # ``url`` was set (environment or file), not the default
     safety: Safety = Safety()        # the allowlist of what game days may touch
     targets: tuple[AlertTarget, ...] = ()  # the team's systems real alerts act on
+    chat: dict[str, Any] | None = None    # ``[chat]`` as written (``gameday.chat.config``)
 
     @property
     def runbook_dirs(self) -> tuple[Path, ...]:
@@ -254,7 +255,7 @@ class Settings:
             sandbox_dir=pick("sandbox_dir", state / "sandbox"),
             name=name[0] if name else root.name, url=_url(url, url_where),
             url_given=url_found is not None, safety=_safety(conf.get("safety")),
-            targets=_targets(conf.get("targets") or [], root))
+            targets=_targets(conf.get("targets") or [], root), chat=conf.get("chat"))
 
 
 def _targets(tables: list[dict[str, Any]], root: Path) -> tuple[AlertTarget, ...]:
@@ -335,9 +336,9 @@ def read_project(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"not valid TOML: {exc}", file=str(path)) from None
     for section, value in data.items():
-        if section not in KNOWN and section not in ("safety", "targets"):
+        if section not in KNOWN and section not in ("safety", "targets", "chat"):
             raise ValidationError(f"unknown section (expected {', '.join(KNOWN)}, safety, "
-                                  "targets)", file=str(path), field=section)
+                                  "targets, chat)", file=str(path), field=section)
         if section == "targets":
             _check_targets(value, path)
             continue
@@ -346,6 +347,8 @@ def read_project(path: Path) -> dict[str, Any]:
         if section == "safety":
             _check_safety(value, path)
             continue
+        if section == "chat":
+            continue  # its keys are gameday.chat.config's to read
         for key, item in value.items():
             if key not in KNOWN[section]:
                 raise ValidationError(

@@ -10,7 +10,8 @@ and ``severity`` are projections of those events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from gameday.core import events
@@ -66,6 +67,7 @@ class Incident:
         self.store = store
         self.id = incident_id
         self.listener = listener
+        self.said_at: int | None = None  # ``said``: the moves' own moment, epoch ns
 
     @classmethod
     def open(cls, store: Store, title: str, **fields: Any) -> Incident:
@@ -94,6 +96,17 @@ class Incident:
     def roles(self) -> dict[str, str]:
         return held_roles(self.events())
 
+    @contextmanager
+    def said(self, at_epoch_ns: int | None) -> Iterator[None]:
+        """Moves recorded in the block are dated when the person made them (a chat
+        message's time on its server), not when they reached the store: a response time
+        measured from chat is the person's, not the relay's."""
+        self.said_at = at_epoch_ns
+        try:
+            yield
+        finally:
+            self.said_at = None
+
     def record(self, entry: Entry, actor: str, *, at_ns: int | None = None,
                at_utc: str | None = None, once: str | None = None) -> Event:
         """Append an event; state-changing kinds must be valid transitions, judged on
@@ -112,9 +125,11 @@ class Incident:
             updates["state"] = target
         if entry.kind in (Kind.INCIDENT_DECLARED, Kind.SEVERITY_CHANGED):
             updates["severity"] = entry.data["severity"]
+        said = self.said_at if at_ns is None and at_utc is None else None
         event = self.store.append(self.id, entry.kind, actor, entry.data, at_monotonic_ns=at_ns,
                                   at_utc=at_utc, incident_updates=updates, state_check=check,
-                                  once=(once, entry.data[once]) if once else None)
+                                  once=(once, entry.data[once]) if once else None,
+                                  at_epoch_ns=said)
         if self.listener:
             self.listener(event)
         return event

@@ -29,6 +29,7 @@ from gameday.store.base import (
     upgrade,
     utc_now,
 )
+from gameday.store.chat import ChatStore
 from gameday.store.drills import DrillStore
 from gameday.store.incidents import IncidentStore
 from gameday.store.people import PeopleStore
@@ -41,6 +42,7 @@ __all__ = ["BOOT_ID", "HEAD", "KINDS", "Connection", "Cursor", "Database", "Even
            "params_key", "upgrade", "utc_now"]
 
 
-class Store(IncidentStore, RunStore, DrillStore, ScheduleStore, PeopleStore, SliStore):
+class Store(IncidentStore, RunStore, DrillStore, ScheduleStore, PeopleStore, SliStore,
+            ChatStore):
     """The whole store: every aggregate's reads and writes, one engine, one
     transaction at a time per thread (``transaction()`` joins them)."""

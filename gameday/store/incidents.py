@@ -22,6 +22,8 @@ from gameday.store.base import (
 )
 from gameday.store.rows import ActionRow, AlertInstanceRow, IncidentRow, LeaseRow
 
+SAID_WITHIN_S = 600.0  # a move dated by when it was said (a chat message) is this recent
+
 
 class IncidentStore(Database):
     # -- incidents -------------------------------------------------------------------
@@ -86,10 +88,13 @@ class IncidentStore(Database):
                *, at_monotonic_ns: int | None = None, at_utc: str | None = None,
                incident_updates: dict[str, Any] | None = None,
                state_check: Callable[[str], None] | None = None,
-               once: tuple[str, Any] | None = None) -> Event:
+               once: tuple[str, Any] | None = None,
+               at_epoch_ns: int | None = None) -> Event:
         """Append one event (and update the incident's projection in the same
         transaction). Timestamps are read here, at the moment it is recorded, unless
-        the caller measured the moment itself (for example a request's end). A kind
+        the caller measured the moment itself (for example a request's end), or knows
+        the wall-clock moment a person made the move (``at_epoch_ns``: a chat message's
+        time, within ``SAID_WITHIN_S`` before now). A kind
         that is not in the vocabulary (``events.Kind``) is refused: a typo would
         otherwise score silently wrong.
 
@@ -101,6 +106,9 @@ class IncidentStore(Database):
             raise GamedayError(f"unknown event kind {kind!r} (see gameday.core.events.Kind)")
         local, epoch = time.monotonic_ns(), clock.epoch_ns()  # the moment it is recorded
         utc = at_utc or utc_now()
+        if at_epoch_ns is not None and 0 <= epoch - at_epoch_ns <= SAID_WITHIN_S * 1e9:
+            local, epoch = local - (epoch - at_epoch_ns), at_epoch_ns  # when it was said
+            utc = clock.iso(at_epoch_ns)
         with self._tx() as db:
             # The incident's ``last_seq`` (a trigger raises it with every event): on
             # PostgreSQL its row lock orders the incident's appends, no gap, no duplicate

@@ -29,13 +29,16 @@ from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import Route
 
+from gameday.chat.base import Chat
+from gameday.chat.config import load as chat_config
+from gameday.chat.relay import Relay
 from gameday.core.settings import Settings
 from gameday.core.settings import current as current_settings
 from gameday.people.auth import Auth
 from gameday.runs.intake import COALESCE_WINDOW_S
 from gameday.runs.pool import Dispatcher
 from gameday.store import Store
-from gameday.web import api, drills, incidents, insights, moves, runbooks, schedules, signin
+from gameday.web import api, chat, drills, incidents, insights, moves, runbooks, schedules, signin
 from gameday.web.exceptions import HANDLERS
 
 if TYPE_CHECKING:
@@ -78,6 +81,9 @@ ROUTES = [
     Route("/api/v1/drills/{id:id}", drills.api_state),
     Route("/api/v1/drills/{id:id}/debrief", drills.api_debrief),
     Route("/api/v1/drills/{id:id}/{move}", drills.api_move, methods=["POST"]),
+    # what Slack pushes: slash commands and buttons (signed by Slack, not a token)
+    Route("/api/v1/chat/slack/commands", chat.slack_commands, methods=["POST"]),
+    Route("/api/v1/chat/slack/actions", chat.slack_actions, methods=["POST"]),
     # pages
     Route("/incidents", incidents.incident_list),
     Route("/incidents/{id:id}", incidents.incident_page),
@@ -112,7 +118,7 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
                settings: Settings | None = None, four_eyes: str = "destructive",
                approval_ttl: float = APPROVAL_TTL_S, user_header: str | None = None,
                trusted_proxies: tuple[str, ...] = (),
-               scheduler: Scheduler | None = None) -> Starlette:
+               scheduler: Scheduler | None = None, chat: Chat | None = None) -> Starlette:
     # refuses a short token, or a trusted header without its proxies, before any worker
     auth = Auth(token, store, user_header=user_header, trusted_proxies=trusted_proxies)
     dispatcher = Dispatcher(store, runbook_dir=runbook_dir, data_dir=data_dir,
@@ -131,21 +137,42 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
                 await asyncio.sleep(SWEEP_EVERY_S)
 
         sweeper = asyncio.create_task(expire())
+        if relay is not None:
+            relay.start()
         yield
         sweeper.cancel()
+        if relay is not None:
+            await asyncio.to_thread(relay.stop)
         # SIGTERM too: the scheduler's game days stop and its claims go, while running
         # playbooks finish
         await asyncio.gather(asyncio.to_thread(scheduler.stop) if scheduler else asyncio.sleep(0),
                              asyncio.to_thread(dispatcher.shutdown))
 
+    settings = settings or current_settings()
+    relay = _relay(store, chat, dispatcher, settings, approval_ttl, runbook_dir)
     app = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.store = store
     app.state.auth = auth
     app.state.dispatcher = dispatcher
     app.state.intake_slots = asyncio.Semaphore(INTAKE_SLOTS)
     app.state.runbook_dir = runbook_dir
-    app.state.settings = settings or current_settings()
+    app.state.settings = settings
+    app.state.relay = relay  # the incident rooms in chat (None: the project names none)
     app.state.four_eyes = four_eyes
     app.state.approval_ttl = approval_ttl
     app.state.scheduler = scheduler  # runs scheduled game days here (serve --scheduler)
     return app
+
+
+def _relay(store: Store, chat: Chat | None, dispatcher: Dispatcher, settings: Settings,
+           approval_ttl: float, runbook_dir: Path | None) -> Relay | None:
+    """The incident rooms, when the project names a chat: commands from a room run
+    their runbooks through this server's dispatcher, as the one-click page does."""
+    config = chat_config(settings)
+    if chat is None or config is None:
+        return None
+    from gameday.store.leases import owner
+
+    return Relay(store, chat, config, owner=owner(), base_url=settings.url, room_kwargs={
+        "start_run": dispatcher.start, "approve_run": dispatcher.approve,
+        "approval_ttl": approval_ttl, "runbook_dir": runbook_dir})

@@ -32,6 +32,7 @@ from gameday.runs.pool import Dispatcher
 from gameday.store import Store
 
 if TYPE_CHECKING:
+    from gameday.chat.relay import Relay
     from gameday.schedules.scheduler import Scheduler
 
 
@@ -47,6 +48,7 @@ class Shared(Protocol):
     four_eyes: str            # destructive | all | off: which runs wait for a second person
     approval_ttl: float
     scheduler: Scheduler | None  # runs scheduled game days in this process, if it does
+    relay: Relay | None       # the incident rooms in chat, when the project names a chat
 
 
 def shared(request: Request) -> Shared:

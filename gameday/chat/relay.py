@@ -1,0 +1,226 @@
+"""The relay between the store and the chat, inside ``gameday serve``: a room per
+incident (game day, drill or real, labelled so nobody takes a rehearsal for an outage),
+its people invited and paged there, its timeline posted as it happens, and what people
+say in the room taken as commands (``commands``) or, opted in, as the scribe's notes.
+
+Every replica of ``gameday serve`` may run one: the store decides who makes a room and
+who posts which events (claims), and a message is acted on once. A chat that does not
+answer is recorded on the incident (``chat.unavailable``), tried again, and never holds
+up anything: incidents, game days and runs go on without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from typing import Any
+
+from gameday.chat import commands
+from gameday.chat.base import Chat, ChatDown, Message
+from gameday.chat.config import ChatConfig
+from gameday.core import clock, events
+from gameday.core.audit import Audit
+from gameday.core.errors import GamedayError
+from gameday.core.events import Kind
+from gameday.core.sentences import describe
+from gameday.core.states import INCIDENT_ENDED, IncidentKind
+from gameday.incidents import moves
+from gameday.incidents.incident import Incident, kind_of_row
+from gameday.store import Event, Store
+
+log = logging.getLogger(__name__)
+LABELS: dict[str, str] = {IncidentKind.INCIDENT: "INCIDENT",
+                          IncidentKind.GAMEDAY: "GAME DAY", IncidentKind.DRILL: "DRILL"}
+TICK_S = 0.5
+RECENT_S = 3600.0  # an incident still open but older than this gets no room of its own
+
+
+class Relay:
+    def __init__(self, store: Store, chat: Chat, config: ChatConfig, *, owner: str,
+                 base_url: str, room_kwargs: dict[str, Any] | None = None) -> None:
+        """``room_kwargs``: how a command reaches runs in this server (``commands.Room``:
+        ``start_run``, ``approve_run``, ``approval_ttl``, ``runbook_dir``)."""
+        self.store, self.chat, self.config = store, chat, config
+        self.owner, self.base_url = owner, base_url.rstrip("/")
+        self.room_kwargs = room_kwargs or {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="chat-relay", daemon=True)
+        # events a move from chat made here: its reply said it; not posted again
+        self._answered: set[tuple[int, int]] = set()
+
+    # -- running ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.chat.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+                for message in self.chat.receive(TICK_S):
+                    reply = self.handle(message)
+                    if reply:
+                        self._say(message.room, reply)
+            except ChatDown as exc:
+                log.warning("chat: %s", exc)
+                self._stop.wait(TICK_S)
+            except Exception:  # never let one bad turn end the relay
+                log.exception("chat relay")
+                self._stop.wait(TICK_S)
+
+    def _say(self, room: str, text: str) -> None:
+        try:
+            self.chat.post(room, text)
+        except ChatDown as exc:
+            log.warning("chat: a reply was not posted: %s", exc)
+
+    # -- rooms and the timeline ---------------------------------------------------------
+    def tick(self) -> None:
+        """Each incident that should have a room gets one; each room gets the events
+        it has not had; a room whose incident is over says so and is closed."""
+        since = (clock.now() - timedelta(seconds=RECENT_S)).isoformat(timespec="seconds")
+        for row in self.store.chat_incidents(since):
+            if kind_of_row(row) not in self.config.kinds:
+                continue
+            room = self.store.chat_room(int(row["id"]))
+            if room is None or room["state"] == "opening":
+                room = self._open(row)
+            if room is None or room["state"] != "open":
+                continue
+            self._post_new(row, room)
+
+    def _open(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        incident = Incident(self.store, int(row["id"]))
+        if not self.store.claim_chat_room(incident.id, self.config.kind, self.owner):
+            return None
+        name = self.room_name(row)
+        try:
+            room = self.chat.open_room(name, self._topic(row), self._invited(incident))
+        except ChatDown as exc:
+            self.store.chat_room_failed(incident.id, str(exc))
+            incident.record(events.chat_unavailable(self.config.kind, str(exc)), "chat")
+            return None
+        self.store.chat_room_made(incident.id, room)
+        incident.record(events.chat_room_opened(self.config.kind, room, name), "chat")
+        return self.store.chat_room(incident.id)
+
+    def room_name(self, row: dict[str, Any]) -> str:
+        label = LABELS.get(kind_of_row(row), "INCIDENT")
+        return f"[{label}] {self.config.room_prefix} #{row['id']}: {row['title']}"[:200]
+
+    def _topic(self, row: dict[str, Any]) -> str:
+        rehearsal = kind_of_row(row) != IncidentKind.INCIDENT
+        return ((f"A {LABELS[kind_of_row(row)].lower()}: a rehearsal, not a real incident. "
+                 if rehearsal else "")
+                + f"{self.base_url}/incidents/{row['id']} - commands: !gd help")
+
+    def _invited(self, incident: Incident) -> list[str]:
+        people = {p for r, p in incident.roles().items() if r in self.config.invite}
+        people |= {e.data["person"] for e in incident.events() if e.kind == Kind.PAGE_SENT
+                   and e.data.get("role") in self.config.invite}
+        return sorted({a["account"] for p in people for a in self.store.chat_accounts(p)})
+
+    def _post_new(self, row: dict[str, Any], room: dict[str, Any]) -> None:
+        incident = Incident(self.store, int(row["id"]))
+        seen = int(room["last_seq"])
+        new = [e for e in incident.events() if e.seq > seen]
+        if new and self.store.advance_chat_room(incident.id, seen, new[-1].seq):
+            for event in new:
+                self._post_event(incident, room["room"], event, row)
+        if row["state"] in INCIDENT_ENDED and not new:
+            for line in self._debrief(incident.id):
+                self.chat.post(room["room"], line)
+            self.chat.close_room(room["room"], "[over] " + self.room_name(row),
+                                 f"#{row['id']} is {row['state']}: this room stays as "
+                                 "the record")
+            self.store.close_chat_room(incident.id)
+
+    def _debrief(self, incident_id: int) -> list[str]:
+        """A drill's scorecards, as its debrief computes them from the timeline."""
+        from gameday.core.settings import current
+        from gameday.drills.master import Drill
+
+        drill = next((d for d in self.store.drills() if d["incident_id"] == incident_id),
+                     None)
+        if drill is None:
+            return []
+        try:
+            cards = Drill.load(self.store, current(), int(drill["id"])).debrief()["scorecards"]
+        except GamedayError as exc:  # its scenario moved since: the debrief page says so
+            return [f"debrief: {exc}"]
+        return ["debrief: " + "; ".join(
+            f"{c['person']} {c['score']}"
+            + (f" ({', '.join(d['why'] for d in c['deductions'][:3])})" if c["deductions"]
+               else "") for c in cards)]
+
+    def _post_event(self, incident: Incident, room: str, event: Event,
+                    row: dict[str, Any]) -> None:
+        if (incident.id, event.seq) in self._answered:
+            self._answered.discard((incident.id, event.seq))
+            return
+        if event.kind not in self.config.post or event.actor == "chat":
+            return
+        line = f"{event.kind}: {describe(event.kind, event.actor, event.data)}"
+        if event.kind == Kind.PAGE_SENT:
+            person = event.data["person"]
+            accounts = [a["account"] for a in self.store.chat_accounts(person)]
+            if accounts and event.data.get("role") in self.config.invite:
+                self.chat.invite(room, accounts)
+            who = " ".join(accounts) or person
+            what = (" (a rehearsal)" if kind_of_row(row) != IncidentKind.INCIDENT else "")
+            line = (f"PAGE{what} {who}: you are paged as "
+                    f"{str(event.data['role']).replace('_', ' ')} - answer with !gd ack")
+        elif event.kind == Kind.ALERT_FIRED:
+            route = moves.linked(incident)
+            if route is not None and route.runbook is not None:
+                line += (f" - runbook {route.runbook.name}: !gd run, or "
+                         f"{self.base_url}{route.link(incident.id)}")
+        self.chat.post(room, line)
+
+    # -- what people say ----------------------------------------------------------------
+    def handle(self, message: Message) -> str | None:
+        """A message from a room: a command (the move made, a line saying so), a note
+        (opted in), or nothing. A command from an account no gameday person is linked
+        to is refused and audited."""
+        room = self.store.chat_room_by_id(message.room)
+        if room is None:
+            return None  # not an incident's room
+        try:
+            command = commands.parse(message.text)
+        except GamedayError as exc:
+            return f"refused: {exc}"
+        if command is None and not self.config.notes:
+            return None
+        if not self.store.claim_chat_message(message.id, int(room["incident_id"])):
+            return None  # another replica took it
+        incident = Incident(self.store, int(room["incident_id"]),
+                            listener=lambda e: self._answered.add((e.incident_id, e.seq)))
+        person = self.store.chat_person(message.account)
+        user = self.store.user(person) if person else None
+        if person is None or user is None:
+            if command is None:
+                return None  # talk from someone gameday does not know: not a note
+            self.store.audit(message.account, Audit.CHAT_REFUSED, {
+                "incident_id": incident.id, "command": command.verb,
+                "why": "no gameday person is linked to this chat account"})
+            return (f"refused: {message.account} is not linked to a gameday person "
+                    "(gameday user link PERSON --chat ACCOUNT)")
+        with incident.said(message.at_epoch_ns):
+            try:
+                if command is None:
+                    _, warnings = moves.add_note(incident, person, message.text)
+                    return ("; ".join(f"blameless? \"{w['phrase']}\" puts it on a person"
+                                      for w in warnings) or None)
+                return commands.apply(command, commands.Room(
+                    self.store, incident, person, str(user["role"]), **self.room_kwargs))
+            except GamedayError as exc:
+                if command is not None:
+                    self.store.audit(person, Audit.CHAT_REFUSED, {
+                        "incident_id": incident.id, "command": command.verb,
+                        "why": str(exc)[:300]})
+                return f"refused: {exc}"

@@ -1,0 +1,1 @@
+"""Incident rooms in chat: a real Synapse on loopback and real Matrix clients."""

@@ -183,7 +183,12 @@ def _approve(c: Command, room: Room) -> str:
         raise ValidationError("approve RUN (the run's number)", field="approve")
     if room.approve_run is None:
         raise GamedayError("runs are approved from the chat of gameday serve")
-    room.approve_run(int(c.args[0]), room.person)
+    from gameday.people.auth import Forbidden
+
+    try:
+        room.approve_run(int(c.args[0]), room.person)
+    except Forbidden as exc:  # their own request: four eyes are two people
+        raise GamedayError(str(exc)) from None
     return f"{room.person} approved run {c.args[0]}: it starts"
 
 

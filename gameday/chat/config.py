@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 from pydantic import ValidationError as PydanticError
@@ -29,6 +29,7 @@ from gameday.core.policy import ROLES
 from gameday.core.settings import Settings
 from gameday.core.spec import OneOf, Spec, first_error
 
+CHATS = ("matrix", "slack")
 KINDS = ("incident", "gameday", "drill")
 # What a room hears by default: the incident's course, pages, people's moves, the
 # runbook's runs and the drill's injects; not every task line or Kubernetes event.
@@ -43,7 +44,7 @@ POSTED = (Kind.INCIDENT_DECLARED, Kind.PAGE_SENT, Kind.INCIDENT_ACKNOWLEDGED,
 class ChatConfig(Spec):
     """The project's chat (``[chat]``)."""
 
-    kind: Literal["matrix", "slack"]
+    kind: Annotated[str, OneOf(CHATS)]
     homeserver: str | None = Field(default=None, description=(
         "matrix: the homeserver's client API, http(s)://HOST[:PORT]"))
     user: str | None = Field(default=None, description=(

@@ -160,6 +160,9 @@ class Relay:
 
     def _post_event(self, incident: Incident, room: str, event: Event,
                     row: dict[str, Any]) -> None:
+        if event.kind in (Kind.PAGE_SENT, Kind.ROLE_ASSIGNED) and \
+                event.data.get("role") in self.config.invite:
+            self._invite(room, str(event.data["person"]))  # paged, or given a role
         if (incident.id, event.seq) in self._answered:
             self._answered.discard((incident.id, event.seq))
             return
@@ -169,8 +172,6 @@ class Relay:
         if event.kind == Kind.PAGE_SENT:
             person = event.data["person"]
             accounts = [a["account"] for a in self.store.chat_accounts(person)]
-            if accounts and event.data.get("role") in self.config.invite:
-                self.chat.invite(room, accounts)
             who = " ".join(accounts) or person
             what = (" (a rehearsal)" if kind_of_row(row) != IncidentKind.INCIDENT else "")
             line = (f"PAGE{what} {who}: you are paged as "
@@ -181,6 +182,11 @@ class Relay:
                 line += (f" - runbook {route.runbook.name}: !gd run, or "
                          f"{self.base_url}{route.link(incident.id)}")
         self.chat.post(room, line)
+
+    def _invite(self, room: str, person: str) -> None:
+        accounts = [a["account"] for a in self.store.chat_accounts(person)]
+        if accounts:
+            self.chat.invite(room, accounts)
 
     # -- what people say ----------------------------------------------------------------
     def handle(self, message: Message) -> str | None:
@@ -224,3 +230,6 @@ class Relay:
                         "incident_id": incident.id, "command": command.verb,
                         "why": str(exc)[:300]})
                 return f"refused: {exc}"
+            except Exception:  # a fault of gameday's: said in the room, logged here
+                log.exception("chat: %s from %s", message.text[:80], message.account)
+                return "failed: gameday could not do that (its log says why)"

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gameday.incidents.incident import Incident
 from gameday.store import Store
 
 pytestmark = pytest.mark.slow
@@ -74,7 +75,7 @@ class Person:
 
 def project(root: Path, synapse: Any) -> Path:
     """A project whose chat is the test's Synapse, and a sandbox game day played by
-    people (response ``drill``): ben answers as responder, ana commands."""
+    people (response ``drill``): ben, the on-call, commands; ana responds."""
     root.mkdir()
     (root / "gameday.toml").write_text(textwrap.dedent(f"""\
         [project]
@@ -141,16 +142,16 @@ def test_a_game_day_played_from_chat(tmp_path, synapse, gameday_serve):
 
     # dated by the messages, not by when the relay read them
     for kind, actor, key in (("incident.acknowledged", "ben", "ben ack"),
-                             ("severity.changed", "ana", "severity"),
-                             ("incident.resolved", "ana", "resolve")):
+                             ("severity.changed", "ben", "severity"),
+                             ("incident.resolved", "ben", "resolve")):
         stamped = at(kind, actor).at_utc
         assert abs(_epoch_ms(stamped) - said[key]) <= 1, (kind, stamped, said[key])
-    page = next(e for e in timeline if e.kind == "page.sent" and e.data["person"] == "ben")
+    fired = next(e for e in timeline if e.kind == "alert.fired")
     ack = at("incident.acknowledged", "ben")
-    tta = verdict["metrics"]["tta_s"]
-    assert tta == pytest.approx((ack.at_monotonic_ns - page.at_monotonic_ns) / 1e9, abs=0.01)
+    assert verdict["metrics"]["TTA"] == pytest.approx(   # the alert to ben's message
+        (ack.at_monotonic_ns - fired.at_monotonic_ns) / 1e9, abs=0.01)
     (chat_run,) = [r for r in store.runs() if r["runbook"] == "restart-replica"]
-    assert chat_run["started_by"] == "ben" and chat_run["status"] == "successful"
+    assert chat_run["started_by"] == "ana" and chat_run["status"] == "successful"
     review = (Path(verdict["run_dir"]) / "review.md").read_text()
     assert "replica 2 answers again after the restart" in review   # the chat's note
     refused = [a for a in store.audit_log() if a["action"] == "chat.refused"]
@@ -168,24 +169,26 @@ async def play(synapse: Any, people: dict[str, tuple[str, str]], db: Path) -> di
     ana, ben, mallory = clients["ana"], clients["ben"], clients["mallory"]
     said: dict[str, int] = {}
     try:
+        # SEV-3 under the hybrid model: the owning team's on-call commands
         paged = await ben.until(lambda p: p.said("answer with !gd ack"), "his page", 120)
         room = paged[0]
-        await ana.until(lambda p: p.said("incident commander"), "her page")
-        assert "[GAME DAY]" in _room_name(await ana.client.room_get_state(room))
+        assert "incident commander" in paged[2]
+        assert "[GAME DAY]" in _room_name(await ben.client.room_get_state(room))
         said["ben ack"] = await ben.say(room, "!gd ack")
-        said["ana ack"] = await ana.say(room, "!gd ack")
-        await ana.until(lambda p: p.said("ana acknowledged"), "her ack taken")
-        await ana.client.room_invite(room, mallory.id)  # a stranger in the room
+        await ben.until(lambda p: p.said("ben acknowledged"), "his ack taken")
+        await ben.say(room, "!gd assign responder ana")        # she is invited
+        await ana.until(lambda p: room in p.client.rooms, "her invite")
+        await ben.client.room_invite(room, mallory.id)          # a stranger in the room
         await mallory.client.join(room)
         await mallory.say(room, "!gd resolve it was nothing")
-        await ana.until(lambda p: p.said("is not linked to a gameday person"), "a refusal")
-        said["severity"] = await ana.say(room, "!gd severity SEV-2 a third of checkouts fail")
-        await ben.say(room, "!gd run")
-        await ben.until(lambda p: p.said("restart-replica: successful"), "the run's end", 120)
-        await ben.say(room, "replica 2 answers again after the restart")  # a note
-        await ana.until(lambda p: p.said("mitigated"), "the SLIs back", 120)
-        said["resolve"] = await ana.say(room, "!gd resolve restart-replica brought it back")
-        await ana.until(lambda p: p.said("this room stays as the record"), "the end", 120)
+        await ben.until(lambda p: p.said("is not linked to a gameday person"), "a refusal")
+        said["severity"] = await ben.say(room, "!gd severity SEV-2 a third of checkouts fail")
+        await ana.say(room, "!gd run")
+        await ana.until(lambda p: p.said("restart-replica: successful"), "the run's end", 120)
+        await ana.say(room, "replica 2 answers again after the restart")  # a note
+        await ben.until(lambda p: p.said("SLIs inside the objective"), "the SLIs back", 120)
+        said["resolve"] = await ben.say(room, "!gd resolve restart-replica brought it back")
+        await ben.until(lambda p: p.said("this room stays as the record"), "the end", 120)
     finally:
         for person in clients.values():
             await person.client.close()
@@ -201,3 +204,69 @@ def _epoch_ms(utc: str) -> int:
     from datetime import datetime
 
     return round(datetime.fromisoformat(utc).timestamp() * 1000)
+
+
+def test_a_destructive_run_asked_in_chat_waits_for_a_second_person(
+        tmp_path, synapse, gameday_serve):
+    """A real alert's incident gets an [INCIDENT] room; a destructive runbook asked for
+    there waits for someone else's ``!gd approve``, then runs; the person who asked may
+    not approve it."""
+    import urllib.request
+
+    from webhooks import alert, payload, write_runbook
+
+    bot, bot_password = synapse.register("gameday-2")
+    people = {name: synapse.register(name) for name in ("chidi", "dana")}
+    root = tmp_path / "team"
+    scenario = project(root, synapse)
+    scenario.unlink()
+    (root / "gameday.toml").write_text((root / "gameday.toml").read_text().replace(
+        "@gameday:localhost", bot))
+    (root / "runbooks").mkdir()
+    write_runbook(root / "runbooks", "failover-db", ["DbDown"], auto=False, destructive=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAMEDAY_")}
+    env |= {"GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(tmp_path / "g.db"),
+            "GAMEDAY_CHAT_TOKEN": synapse.login("gameday-2", bot_password)}
+    for name in people:
+        gameday(root, env, "user", "add", name, "--role", "commander")
+        gameday(root, env, "user", "link", name, "--chat", people[name][0])
+    served = gameday_serve(env, "--no-scheduler", "--data-dir", str(tmp_path / "data"),
+                           cwd=root)
+    db_down = alert("DbDown", fingerprint="db1", service="orders")
+    request = urllib.request.Request(
+        served.base + "/api/v1/alerts", data=json.dumps(payload(db_down)).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    incident_id = json.loads(urllib.request.urlopen(request, timeout=30).read())[
+        "alerts"][0]["incident_id"]
+    store = Store(tmp_path / "g.db")
+    incident = Incident(store, incident_id)   # the team's pager pages them (its record)
+    incident.page("chidi", "incident_commander", "DbDown fired")
+    incident.page("dana", "responder", "DbDown fired")
+    asyncio.run(four_eyes(synapse, people))
+    (run,) = store.runs()
+    assert run["runbook"] == "failover-db" and run["status"] == "successful"
+    assert run["started_by"] == "chidi" and run["approved_by"] == "dana"
+    kinds = [e.kind for e in store.events(incident_id)]
+    assert kinds.index("runbook.approval_requested") < kinds.index("runbook.approved") < \
+        kinds.index("runbook.finished")
+
+
+async def four_eyes(synapse: Any, people: dict[str, tuple[str, str]]) -> None:
+    clients = {name: Person(synapse.base_url, user_id, synapse.login(name, password))
+               for name, (user_id, password) in people.items()}
+    chidi, dana = clients["chidi"], clients["dana"]
+    try:
+        paged = await chidi.until(lambda p: p.said("answer with !gd ack"), "his page")
+        room = paged[0]
+        assert "[INCIDENT]" in _room_name(await chidi.client.room_get_state(room))
+        await dana.until(lambda p: room in p.client.rooms, "her invite")
+        await chidi.say(room, "!gd run failover-db service=orders")
+        asked = await chidi.until(lambda p: p.said("waits for a second person"), "the wait")
+        run_id = asked[2].split()[1]
+        await chidi.say(room, f"!gd approve {run_id}")     # not his own
+        await chidi.until(lambda p: p.said("a second person approves it"), "a refusal")
+        await dana.say(room, f"!gd approve {run_id}")
+        await dana.until(lambda p: p.said("failover-db: successful"), "the run's end", 120)
+    finally:
+        for person in clients.values():
+            await person.client.close()

@@ -43,6 +43,10 @@ class Chat(Protocol):
     def close_room(self, room: str, name: str, text: str) -> None:
         """The incident is over: say so, rename (or archive) the room."""
 
+    def history(self, room: str, limit: int) -> list[Message]:
+        """The room's last ``limit`` messages, oldest first (everyone's, gameday's too):
+        what the incident page shows of the room."""
+
     def receive(self, timeout_s: float) -> list[Message]:
         """What people said in the rooms since the last call (waits up to
         ``timeout_s`` for something); [] for a chat that pushes over HTTP."""

@@ -123,6 +123,20 @@ class MatrixChat:
 
         self._call(close())
 
+    def history(self, room: str, limit: int) -> list[Message]:
+        async def back() -> list[Message]:
+            from nio import MessageDirection, RoomMessageNotice, RoomMessageText
+
+            client = await self._client_ready()
+            found = self._ok(await client.room_messages(
+                room, start=None, direction=MessageDirection.back, limit=limit),
+                f"the history of {room}")
+            return [Message(e.event_id, room, e.sender, e.body, e.server_timestamp * 1_000_000)
+                    for e in reversed(found.chunk)
+                    if isinstance(e, RoomMessageText | RoomMessageNotice)]
+
+        return self._call(back())
+
     def receive(self, timeout_s: float) -> list[Message]:
         async def sync() -> list[Message]:
             from nio import RoomMessageText

@@ -150,6 +150,14 @@ class SlackChat:
         self._call("conversations.archive", lambda c: c.conversations_archive(channel=room),
                    fine=("already_archived",))
 
+    def history(self, room: str, limit: int) -> list[Message]:
+        """``conversations.history``: newest first there, oldest first here."""
+        found = self._call("conversations.history", lambda c: c.conversations_history(
+            channel=room, limit=limit))
+        return [Message(str(m.get("ts")), room, str(m.get("user") or m.get("bot_id") or ""),
+                        str(m.get("text") or ""), int(float(m.get("ts") or 0) * 1e9))
+                for m in reversed(found.get("messages") or [])]
+
     def receive(self, timeout_s: float) -> list[Message]:
         """[]: Slack pushes to ``gameday serve`` instead. It waits ``timeout_s`` (or
         until ``close``) all the same, so the relay's loop keeps its pace."""

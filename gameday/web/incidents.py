@@ -8,6 +8,7 @@ same line the terminal and the review print. Payloads are never shown raw.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,40 @@ async def incident_page(request: Request) -> Response:
     inc = found.as_dict() | {"kind": kind_of_row(found.row)}
     return page("incident.html", who=who, inc=inc, timeline=timeline_rows(inc["timeline"]),
                 runs=store.runs(incident_id=inc["id"]),
-                has_review=review_file(inc) is not None)
+                has_review=review_file(inc) is not None,
+                room=await asyncio.to_thread(room_messages, request, inc["id"]))
+
+
+ROOM_LINES = 60  # the room's last messages the incident page shows
+
+
+def room_messages(request: Request, incident_id: int) -> dict[str, Any] | None:
+    """The incident's room in chat, as the chat has it now (its last messages, who
+    said each: a person's gameday name when their account is linked); None when it
+    has none. A chat that does not answer is said, not fatal."""
+    from gameday.chat.base import ChatDown
+    from gameday.core.clock import iso
+
+    state = shared(request)
+    room = state.store.chat_room(incident_id)
+    if state.relay is None or room is None or not room["room"]:
+        return None
+    relay = state.relay
+    shown: dict[str, Any] = {"chat": room["chat"], "messages": [], "error": None,
+                             "name": relay.room_name(dict(state.store.incident(incident_id)))}
+    try:
+        said = relay.chat.history(room["room"], ROOM_LINES)
+    except ChatDown as exc:
+        shown["error"] = f"the room's messages could not be read: {exc}"
+        return shown
+    bot = getattr(relay.chat, "user", None)
+    for m in said:
+        person = state.store.chat_person(m.account)
+        shown["messages"].append({"at": iso(m.at_epoch_ns), "text": m.text,
+                                  "gameday": m.account == bot,
+                                  "who": "gameday" if m.account == bot
+                                  else f"{person} ({m.account})" if person else m.account})
+    return shown
 
 
 async def review(request: Request) -> Response:

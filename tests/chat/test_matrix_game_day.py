@@ -115,8 +115,10 @@ def test_a_game_day_played_from_chat(tmp_path, synapse, gameday_serve):
     env |= {"GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(tmp_path / "g.db"),
             "GAMEDAY_RUNS": str(tmp_path / "runs"),
             "GAMEDAY_CHAT_TOKEN": synapse.login("gameday", bot_password)}
+    tokens = {}
     for name, role in (("ana", "commander"), ("ben", "commander")):
-        gameday(root, env, "user", "add", name, "--role", role)
+        tokens[name] = json.loads(gameday(root, env, "user", "add", name, "--role", role,
+                                          "--json"))["token"]
         gameday(root, env, "user", "link", name, "--chat", people[name][0])
     served = gameday_serve(env, "--no-scheduler", "--data-dir", str(tmp_path / "data"),
                            cwd=root)
@@ -159,6 +161,43 @@ def test_a_game_day_played_from_chat(tmp_path, synapse, gameday_serve):
     kinds = [e.kind for e in timeline]
     assert "chat.room_opened" in kinds
     assert served.proc.poll() is None
+    room_in_the_incident_page(tmp_path, served.base, verdict["incident_id"], tokens["ben"])
+
+
+def room_in_the_incident_page(tmp_path: Path, base: str, incident_id: int,
+                              token: str) -> None:
+    """The incident page shows the room as the homeserver has it, in Chromium."""
+    import shutil
+
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        return  # make test installs them; the room's record is checked above
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1200,1400"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    try:
+        driver.get(f"{base}/incidents/{incident_id}")
+        driver.find_element(By.ID, "token").send_keys(token)
+        driver.find_element(By.ID, "signin").click()
+        room = WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "room")))
+        said = room.text
+        assert "!gd ack" in said and "you are paged as incident commander" in said
+        assert "ben (@ben:localhost)" in said and "not linked to a gameday person" in said
+        driver.execute_script("document.getElementById('room').scrollIntoView()")
+        if os.environ.get("GAMEDAY_SCREENSHOTS"):
+            driver.save_screenshot(str(Path(os.environ["GAMEDAY_SCREENSHOTS"])
+                                       / "chat-room.png"))
+    finally:
+        driver.quit()
 
 
 async def play(synapse: Any, people: dict[str, tuple[str, str]], db: Path) -> dict[str, Any]:

@@ -44,7 +44,7 @@ POSTED = (Kind.INCIDENT_DECLARED, Kind.PAGE_SENT, Kind.INCIDENT_ACKNOWLEDGED,
 class ChatConfig(Spec):
     """The project's chat (``[chat]``)."""
 
-    kind: Annotated[str, OneOf(CHATS)]
+    kind: Annotated[str, OneOf(CHATS)] = Field(description="matrix or slack")
     homeserver: str | None = Field(default=None, description=(
         "matrix: the homeserver's client API, http(s)://HOST[:PORT]"))
     user: str | None = Field(default=None, description=(
@@ -57,8 +57,8 @@ class ChatConfig(Spec):
         "slack: the environment variable holding the app's signing secret"))
     api_url: str | None = Field(default=None, description=(
         "slack: Slack's Web API base URL [default: Slack's own]"))
-    room_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,30}$")] = (
-        "gameday")
+    room_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,30}$")] = Field(
+        default="gameday", description="what every room's name says after its label")
     invite: list[Annotated[str, OneOf(ROLES)]] = Field(default=list(ROLES), description=(
         "the roles whose holders are invited to an incident's room (and paged there)"))
     kinds: list[Annotated[str, OneOf(KINDS)]] = Field(default=list(KINDS), description=(

@@ -86,3 +86,13 @@ def test_serve_refuses_a_chat_it_cannot_read_and_link_refuses_what_is_not_an_acc
     assert nobody.returncode == 1 and "no active user zed" in nobody.stderr
     linked = gameday(tmp_path, "user", "link", "ana", "--chat", "@ana:localhost")
     assert linked.returncode == 0 and "@ana:localhost is ana" in linked.stdout
+
+
+def test_the_configuration_page_names_every_chat_key():
+    from gameday.chat.config import ChatConfig
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    section = page[page.index("`[chat]`"):]
+    flat = " ".join(section.split())
+    for name, field in ChatConfig.model_fields.items():
+        assert f"- `{name}`: {field.description}" in flat, name

@@ -65,7 +65,11 @@ class MatrixChat:
             client = AsyncClient(self.homeserver, self.user, config=AsyncClientConfig(
                 encryption_enabled=False, max_limit_exceeded=0, max_timeouts=0))
             client.restore_login(self.user, DEVICE, self._token)
-            first = await client.sync(timeout=0, full_state=False)
+            try:
+                first = await client.sync(timeout=0, full_state=False)
+            except BaseException:
+                await client.close()  # its connections, before trying again later
+                raise
             since = getattr(first, "next_batch", None)
             if since is None:
                 await client.close()
@@ -161,3 +165,5 @@ class MatrixChat:
                 self._call(self._client.close(), timeout=5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()

@@ -21,6 +21,7 @@ from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.policy import ROLES, may
 from gameday.incidents import moves
 from gameday.incidents.incident import Incident
+from gameday.runs.run import approval_window
 from gameday.store import Store
 
 PREFIXES = ("!gameday", "!gd", "/gameday")
@@ -40,6 +41,7 @@ HELP = {
     "help": "help: these commands",
 }
 NEEDS = {"approve": "approve"}  # every other verb needs "run" (a responder)
+WORDS = ("run", "assign", "approve", "hint")  # read as shell words; the rest as typed
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,13 @@ def parse(text: str) -> Command | None:
     if verb not in HELP:
         raise ValidationError(f"no command {verb[:40]!r}; {first} help lists them",
                               field="command")
-    try:
-        args = tuple(shlex.split(rest))
-    except ValueError as exc:
-        raise ValidationError(f"cannot read the arguments: {exc}", field=verb) from None
+    if verb in WORDS:  # arguments, not prose: "don't" in a note is no open quote
+        try:
+            args = tuple(shlex.split(rest))
+        except ValueError as exc:
+            raise ValidationError(f"cannot read the arguments: {exc}", field=verb) from None
+    else:
+        args = tuple(rest.split())
     return Command(verb, args, rest.strip())
 
 
@@ -79,6 +84,7 @@ class Room:
     start_run: Callable[..., int] | None = None      # Dispatcher.start
     approve_run: Callable[[int, str], None] | None = None  # Dispatcher.approve
     approval_ttl: float | None = None   # four eyes: how long a destructive run waits
+    four_eyes: str = "destructive"      # which runs wait (gameday serve --four-eyes)
     runbook_dir: Any = None
 
 
@@ -165,11 +171,9 @@ def _run(c: Command, room: Room) -> str:
     else:
         raise GamedayError("the alert links no runbook: name one (run RUNBOOK KEY=VALUE)")
     params = validate_params(book, {**{k: str(v) for k, v in params.items()}, **given})
-    within = None
-    if book.destructive and not check:
-        if not may(room.role, "run_destructive"):
-            raise GamedayError(f"{room.person} may not ask for destructive runs")
-        within = room.approval_ttl
+    if book.destructive and not check and not may(room.role, "run_destructive"):
+        raise GamedayError(f"{room.person} may not ask for destructive runs")
+    within = approval_window(book.destructive, check, room.four_eyes, room.approval_ttl)
     run_id = room.start_run(book, params, room.incident.id, room.person, check=check,
                             approve_within=within)
     if within is not None:
@@ -183,6 +187,10 @@ def _approve(c: Command, room: Room) -> str:
         raise ValidationError("approve RUN (the run's number)", field="approve")
     if room.approve_run is None:
         raise GamedayError("runs are approved from the chat of gameday serve")
+    run = room.store.run(int(c.args[0]))
+    if run["incident_id"] != room.incident.id:
+        raise GamedayError(f"run {c.args[0]} is not this incident's: approve it in its own "
+                           "room, or on its page")
     from gameday.people.auth import Forbidden
 
     try:

@@ -24,6 +24,7 @@ from gameday.chat.config import ChatConfig
 
 T = TypeVar("T")
 CALL_TIMEOUT_S = 15.0
+HISTORY_TIMEOUT_S = 4.0  # the incident page waits this long for the room, at most
 DEVICE = "GAMEDAY"
 
 
@@ -39,6 +40,7 @@ class MatrixChat:
         self._thread.start()
         self._client: Any = None
         self._since: str | None = None
+        self._making: asyncio.Lock | None = None  # one client, whichever thread asks first
 
     # -- plumbing -----------------------------------------------------------------------
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float = CALL_TIMEOUT_S) -> T:
@@ -57,6 +59,12 @@ class MatrixChat:
         """The signed-in client, made on first use (a homeserver down at start-up is
         tried again on the next call); its first sync only marks where reading
         starts: what was said before gameday listened is not a command."""
+        if self._making is None:
+            self._making = asyncio.Lock()  # made on the client's own loop
+        async with self._making:
+            return await self._make_client()
+
+    async def _make_client(self) -> Any:
         if self._client is None:
             from nio import AsyncClient, AsyncClientConfig
 
@@ -139,7 +147,7 @@ class MatrixChat:
                     for e in reversed(found.chunk)
                     if isinstance(e, RoomMessageText | RoomMessageNotice)]
 
-        return self._call(back())
+        return self._call(back(), timeout=HISTORY_TIMEOUT_S)
 
     def receive(self, timeout_s: float) -> list[Message]:
         async def sync() -> list[Message]:

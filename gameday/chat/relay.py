@@ -59,9 +59,16 @@ class Relay:
         self.chat.close()
 
     def _loop(self) -> None:
+        """Rooms and posts, then what people said: each half on its own, so trouble
+        with one (a room the chat refuses, a store that blinks) never stops the other,
+        and nothing ends the relay."""
         while not self._stop.is_set():
             try:
                 self.tick()
+            except Exception:
+                log.exception("chat relay: rooms and posts")
+                self._stop.wait(TICK_S)
+            try:
                 for message in self.chat.receive(TICK_S):
                     reply = self.handle(message)
                     if reply:
@@ -69,8 +76,8 @@ class Relay:
             except ChatDown as exc:
                 log.warning("chat: %s", exc)
                 self._stop.wait(TICK_S)
-            except Exception:  # never let one bad turn end the relay
-                log.exception("chat relay")
+            except Exception:
+                log.exception("chat relay: messages")
                 self._stop.wait(TICK_S)
 
     def _say(self, room: str, text: str) -> None:
@@ -87,11 +94,19 @@ class Relay:
         for row in self.store.chat_incidents(since):
             if kind_of_row(row) not in self.config.kinds:
                 continue
-            room = self.store.chat_room(int(row["id"]))
-            if room is None or room["state"] == "opening":
-                room = self._open(row)
-            if room is None or room["state"] != "open":
-                continue
+            try:
+                self._turn(row)
+            except ChatDown as exc:  # this room's trouble: the others go on
+                log.warning("chat: incident %s: %s", row["id"], exc)
+
+    def _turn(self, row: dict[str, Any]) -> None:
+        room = self.store.chat_room(int(row["id"]))
+        if room is not None and room["state"] == "opening" and row["state"] in INCIDENT_ENDED:
+            self.store.close_chat_room(int(row["id"]))  # over before a room could be made
+            return
+        if room is None or room["state"] == "opening":
+            room = self._open(row)
+        if room is not None and room["state"] == "open":
             self._post_new(row, room)
 
     def _open(self, row: dict[str, Any]) -> dict[str, Any] | None:
@@ -102,8 +117,10 @@ class Relay:
         try:
             room = self.chat.open_room(name, self._topic(row), self._invited(incident))
         except ChatDown as exc:
+            before = self.store.chat_room(incident.id)
             self.store.chat_room_failed(incident.id, str(exc))
-            incident.record(events.chat_unavailable(self.config.kind, str(exc)), "chat")
+            if before is None or not before["error"]:  # once an outage, not every try
+                incident.record(events.chat_unavailable(self.config.kind, str(exc)), "chat")
             return None
         self.store.chat_room_made(incident.id, room)
         incident.record(events.chat_room_opened(self.config.kind, room, name), "chat")
@@ -126,19 +143,30 @@ class Relay:
         return sorted({a["account"] for p in people for a in self.store.chat_accounts(p)})
 
     def _post_new(self, row: dict[str, Any], room: dict[str, Any]) -> None:
+        """Each event not yet posted, one at a time: claimed (so one replica posts it),
+        posted, or given back when the chat fails, to be tried again next turn."""
         incident = Incident(self.store, int(row["id"]))
         seen = int(room["last_seq"])
         new = [e for e in incident.events() if e.seq > seen]
-        if new and self.store.advance_chat_room(incident.id, seen, new[-1].seq):
-            for event in new:
+        for event in new:
+            if not self.store.advance_chat_room(incident.id, seen, event.seq):
+                return  # another replica is posting these
+            try:
                 self._post_event(incident, room["room"], event, row)
-        if row["state"] in INCIDENT_ENDED and not new:
-            for line in self._debrief(incident.id):
-                self.chat.post(room["room"], line)
-            self.chat.close_room(room["room"], "[over] " + self.room_name(row),
-                                 f"#{row['id']} is {row['state']}: this room stays as "
-                                 "the record")
-            self.store.close_chat_room(incident.id)
+            except ChatDown:
+                self.store.advance_chat_room(incident.id, event.seq, seen)
+                raise
+            seen = event.seq
+        if row["state"] in INCIDENT_ENDED and not new and \
+                self.store.claim_chat_close(incident.id):
+            try:
+                for line in self._debrief(incident.id):
+                    self.chat.post(room["room"], line)
+                self.chat.close_room(room["room"], "[over] " + self.room_name(row),
+                                     f"#{row['id']} is {row['state']}: this room stays as "
+                                     "the record")
+            finally:  # closed either way: a room someone archived is not retried forever
+                self.store.close_chat_room(incident.id)
 
     def _debrief(self, incident_id: int) -> list[str]:
         """A drill's scorecards, as its debrief computes them from the timeline."""
@@ -196,14 +224,20 @@ class Relay:
         room = self.store.chat_room_by_id(message.room)
         if room is None:
             return None  # not an incident's room
+        unreadable: GamedayError | None = None
         try:
             command = commands.parse(message.text)
         except GamedayError as exc:
-            return f"refused: {exc}"
-        if command is None and not self.config.notes:
+            command, unreadable = None, exc  # answered once, by whoever claims it
+        if command is None and unreadable is None and not self.config.notes:
             return None
         if not self.store.claim_chat_message(message.id, int(room["incident_id"])):
             return None  # another replica took it
+        if unreadable is not None:
+            return f"refused: {unreadable}"
+        if room["state"] != "open":
+            return (f"refused: incident {room['incident_id']} is over; this room is its "
+                    "record" if command is not None else None)
         incident = Incident(self.store, int(room["incident_id"]),
                             listener=lambda e: self._answered.add((e.incident_id, e.seq)))
         person = self.store.chat_person(message.account)
@@ -216,19 +250,20 @@ class Relay:
                 "why": "no gameday person is linked to this chat account"})
             return (f"refused: {message.account} is not linked to a gameday person "
                     "(gameday user link PERSON --chat ACCOUNT)")
+        talk = command is None  # a note: with the same rights as ``!gd note``
+        if command is None:
+            command = commands.Command("note", (), message.text.strip())
         with incident.said(message.at_epoch_ns):
             try:
-                if command is None:
-                    _, warnings = moves.add_note(incident, person, message.text)
-                    return ("; ".join(f"blameless? \"{w['phrase']}\" puts it on a person"
-                                      for w in warnings) or None)
-                return commands.apply(command, commands.Room(
+                reply = commands.apply(command, commands.Room(
                     self.store, incident, person, str(user["role"]), **self.room_kwargs))
+                return None if talk and reply == "noted" else reply
             except GamedayError as exc:
-                if command is not None:
-                    self.store.audit(person, Audit.CHAT_REFUSED, {
-                        "incident_id": incident.id, "command": command.verb,
-                        "why": str(exc)[:300]})
+                if talk:
+                    return None  # talk from someone who may not write notes: just talk
+                self.store.audit(person, Audit.CHAT_REFUSED, {
+                    "incident_id": incident.id, "command": command.verb,
+                    "why": str(exc)[:300]})
                 return f"refused: {exc}"
             except Exception:  # a fault of gameday's: said in the room, logged here
                 log.exception("chat: %s from %s", message.text[:80], message.account)

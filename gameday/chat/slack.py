@@ -270,6 +270,8 @@ def message_from_action(payload: Mapping[str, Any]) -> Message:
         raise ValidationError("no action", field="payload.actions")
     action = actions[0]
     value = _json_field(action, "value", "payload.actions[0].value")
+    if action.get("action_id") != ACK_ACTION or value != "ack":  # only the button we post
+        raise ValidationError("not a button gameday posted", field="payload.actions[0]")
     at = _json_field(action, "action_ts", "payload.actions[0].action_ts")
     user = _json_field(payload.get("user"), "id", "payload.user.id")
     channel = _json_field(payload.get("channel"), "id", "payload.channel.id")

@@ -103,6 +103,16 @@ def _admitted(store: Store, runbook: Runbook, params: dict[str, Any], *,
         raise
 
 
+def approval_window(destructive: bool, check: bool, four_eyes: str,
+                    ttl: float | None) -> float | None:
+    """Four eyes: how long a run waits for a second person, or None when it starts at
+    once: destructive runs (every run with ``--four-eyes all``, none with ``off``);
+    never a check-mode run, which changes nothing."""
+    if check or four_eyes == "off" or ttl is None:
+        return None
+    return ttl if destructive or four_eyes == "all" else None
+
+
 def ask_approval(store: Store, runbook: Runbook, params: dict[str, Any], *,
                  incident: Incident | None, who: str, check: bool, within_s: float,
                  env: Mapping[str, str] | None = None) -> int:

@@ -77,17 +77,19 @@ class ChatStore(Database):
         return [dict(r) for r in self._db.execute(
             f"SELECT * FROM incidents WHERE (state NOT IN ({ended}) AND created_at >= ?)"
             " OR id IN (SELECT incident_id FROM chat_rooms WHERE state IN ('open',"
-            " 'opening')) ORDER BY id", (since,))]
-
-    def open_chat_rooms(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._db.execute(
-            "SELECT * FROM chat_rooms WHERE state = 'open' ORDER BY incident_id")]
+            " 'opening', 'closing')) ORDER BY id", (since,))]
 
     def advance_chat_room(self, incident_id: int, seen: int, to: int) -> bool:
         """Events after ``seen`` up to ``to`` are this replica's to post: True once."""
         with self._tx() as db:
             return db.execute("UPDATE chat_rooms SET last_seq = ? WHERE incident_id = ?"
                               " AND last_seq = ?", (to, incident_id, seen)).rowcount == 1
+
+    def claim_chat_close(self, incident_id: int) -> bool:
+        """This replica says the incident is over in its room: True once."""
+        with self._tx() as db:
+            return db.execute("UPDATE chat_rooms SET state = 'closing' WHERE incident_id = ?"
+                              " AND state = 'open'", (incident_id,)).rowcount == 1
 
     def close_chat_room(self, incident_id: int) -> None:
         with self._tx() as db:

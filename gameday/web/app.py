@@ -149,7 +149,7 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
                              asyncio.to_thread(dispatcher.shutdown))
 
     settings = settings or current_settings()
-    relay = _relay(store, chat, dispatcher, settings, approval_ttl, runbook_dir)
+    relay = _relay(store, chat, dispatcher, settings, approval_ttl, four_eyes, runbook_dir)
     app = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.store = store
     app.state.auth = auth
@@ -165,7 +165,7 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
 
 
 def _relay(store: Store, chat: Chat | None, dispatcher: Dispatcher, settings: Settings,
-           approval_ttl: float, runbook_dir: Path | None) -> Relay | None:
+           approval_ttl: float, four_eyes: str, runbook_dir: Path | None) -> Relay | None:
     """The incident rooms, when the project names a chat: commands from a room run
     their runbooks through this server's dispatcher, as the one-click page does."""
     config = chat_config(settings)
@@ -175,4 +175,4 @@ def _relay(store: Store, chat: Chat | None, dispatcher: Dispatcher, settings: Se
 
     return Relay(store, chat, config, owner=owner(), base_url=settings.url, room_kwargs={
         "start_run": dispatcher.start, "approve_run": dispatcher.approve,
-        "approval_ttl": approval_ttl, "runbook_dir": runbook_dir})
+        "approval_ttl": approval_ttl, "four_eyes": four_eyes, "runbook_dir": runbook_dir})

@@ -28,6 +28,7 @@ from gameday.incidents.incident import kind_of_row
 from gameday.report.freshness import runbook_freshness
 from gameday.runbooks.runbook import Runbook, find, validate_params
 from gameday.runs.pool import Dispatcher
+from gameday.runs.run import approval_window
 from gameday.store import Store
 from gameday.store.rows import RunRow
 from gameday.web.context import (
@@ -78,9 +79,9 @@ def approval(request: Request, rb: Runbook, check: bool) -> float | None:
     state = shared(request)
     if rb.destructive and not check:
         caller(request, need="run_destructive")
-    if check or state.four_eyes == "off" or not state.auth.personal():
+    if not state.auth.personal():
         return None
-    return state.approval_ttl if rb.destructive or state.four_eyes == "all" else None
+    return approval_window(rb.destructive, check, state.four_eyes, state.approval_ttl)
 
 
 async def run_runbook(request: Request) -> Response:

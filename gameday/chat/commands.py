@@ -204,8 +204,7 @@ def _hint(c: Command, room: Room) -> str:
     from gameday.core.settings import current
     from gameday.drills.master import Drill
 
-    drill = next((d for d in room.store.drills() if d["incident_id"] == room.incident.id),
-                 None)
+    drill = room.store.drill_of(room.incident.id)
     if drill is None:
         raise GamedayError("hints are for drills")
     given = Drill.load(room.store, current(), int(drill["id"])).hint(

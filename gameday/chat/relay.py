@@ -24,14 +24,13 @@ from gameday.core.audit import Audit
 from gameday.core.errors import GamedayError
 from gameday.core.events import Kind
 from gameday.core.sentences import describe
-from gameday.core.states import INCIDENT_ENDED, IncidentKind
+from gameday.core.states import INCIDENT_ENDED, KIND_LABELS, IncidentKind
 from gameday.incidents import moves
 from gameday.incidents.incident import Incident, kind_of_row
 from gameday.store import Event, Store
 
 log = logging.getLogger(__name__)
-LABELS: dict[str, str] = {IncidentKind.INCIDENT: "INCIDENT",
-                          IncidentKind.GAMEDAY: "GAME DAY", IncidentKind.DRILL: "DRILL"}
+LABELS = {kind: label.replace("real ", "").upper() for kind, label in KIND_LABELS.items()}
 TICK_S = 0.5
 RECENT_S = 3600.0  # an incident still open but older than this gets no room of its own
 
@@ -122,7 +121,10 @@ class Relay:
             if before is None or not before["error"]:  # once an outage, not every try
                 incident.record(events.chat_unavailable(self.config.kind, str(exc)), "chat")
             return None
-        self.store.chat_room_made(incident.id, room)
+        if not self.store.chat_room_made(incident.id, room, self.owner):
+            self.chat.close_room(room, "[not used] " + name, "another gameday serve made "
+                                 "this incident's room first: this one is not used")
+            return None
         incident.record(events.chat_room_opened(self.config.kind, room, name), "chat")
         return self.store.chat_room(incident.id)
 
@@ -147,7 +149,7 @@ class Relay:
         posted, or given back when the chat fails, to be tried again next turn."""
         incident = Incident(self.store, int(row["id"]))
         seen = int(room["last_seq"])
-        new = [e for e in incident.events() if e.seq > seen]
+        new = self.store.events(incident.id, after_seq=seen)
         for event in new:
             if not self.store.advance_chat_room(incident.id, seen, event.seq):
                 return  # another replica is posting these
@@ -173,8 +175,7 @@ class Relay:
         from gameday.core.settings import current
         from gameday.drills.master import Drill
 
-        drill = next((d for d in self.store.drills() if d["incident_id"] == incident_id),
-                     None)
+        drill = self.store.drill_of(incident_id)
         if drill is None:
             return []
         try:

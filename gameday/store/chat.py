@@ -11,7 +11,7 @@ from gameday.core import clock
 from gameday.core.states import INCIDENT_ENDED
 from gameday.store.base import Database, utc_now
 
-CLAIM_TTL_S = 30.0  # a room being made by a replica that died: another may make it
+CLAIM_TTL_S = 120.0  # a room being made by a replica that died: another may make it
 
 
 class ChatStore(Database):
@@ -48,10 +48,13 @@ class ChatStore(Database):
                               " AND claimed_at < ?",
                               (by, now, incident_id, now - CLAIM_TTL_S)).rowcount == 1
 
-    def chat_room_made(self, incident_id: int, room: str) -> None:
+    def chat_room_made(self, incident_id: int, room: str, by: str) -> bool:
+        """The room ``by`` made is the incident's: True unless another replica took the
+        claim over meanwhile (its room is the one)."""
         with self._tx() as db:
-            db.execute("UPDATE chat_rooms SET room = ?, state = 'open', error = NULL"
-                       " WHERE incident_id = ?", (room, incident_id))
+            return db.execute("UPDATE chat_rooms SET room = ?, state = 'open', error = NULL"
+                              " WHERE incident_id = ? AND claimed_by = ? AND state ="
+                              " 'opening'", (room, incident_id, by)).rowcount == 1
 
     def chat_room_failed(self, incident_id: int, error: str) -> None:
         """The room could not be made (the chat server is down): kept on the record,

@@ -30,6 +30,12 @@ class DrillStore(Database):
             raise NotFound(f"no drill {drill_id}")
         return cast(DrillRow, dict(row))
 
+    def drill_of(self, incident_id: int) -> DrillRow | None:
+        """The drill an incident is, if it is one."""
+        row = self._db.execute("SELECT * FROM drills WHERE incident_id = ?",
+                               (incident_id,)).fetchone()
+        return cast(DrillRow, dict(row)) if row else None
+
     def drills(self) -> list[DrillRow]:
         return [cast(DrillRow, dict(r))
                 for r in self._db.execute("SELECT * FROM drills ORDER BY id DESC")]

@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 NOT_A_ROOM = "this channel is not an incident's room"
+ANSWER_WITHIN_S = 2.5  # Slack gives a slash command 3 s
 REFUSED = "refused:"
 
 
@@ -61,12 +63,25 @@ async def slack_commands(request: Request) -> Response:
         message = message_from_command(form)
     except ValidationError as exc:
         return _bad(exc)
-    said = await asyncio.to_thread(_handle, relay, message)
+    move = asyncio.ensure_future(asyncio.to_thread(_handle, relay, message))
+    try:  # Slack waits 3 s for the answer: the move goes on past that, answered later
+        said = await asyncio.wait_for(asyncio.shield(move), ANSWER_WITHIN_S)
+    except TimeoutError:
+        move.add_done_callback(lambda done: _late(relay, message, done))
+        return JSONResponse({"response_type": "ephemeral",
+                             "text": "working on it: the answer comes in the channel"})
     if said is None:
         return Response(status_code=200)
     text, refused = said
     return JSONResponse({"response_type": "ephemeral" if refused else "in_channel",
                          "text": text})
+
+
+def _late(relay: Relay, message: Message, done: asyncio.Future[Any]) -> None:
+    """A slash command's answer after Slack stopped waiting: posted as a button's is."""
+    said = None if done.cancelled() or done.exception() else done.result()
+    if said is not None:
+        threading.Thread(target=_reply, args=(relay, message, *said), daemon=True).start()
 
 
 async def slack_actions(request: Request) -> Response:
@@ -80,11 +95,14 @@ async def slack_actions(request: Request) -> Response:
         message = message_from_action(_payload(_form(body)))
     except ValidationError as exc:
         return _bad(exc)
-    said = await asyncio.to_thread(_handle, relay, message)
-    if said is None:
-        return Response(status_code=200)
-    return Response(status_code=200, background=BackgroundTask(_reply, relay, message,
-                                                               *said))
+    return Response(status_code=200, background=BackgroundTask(_act, relay, message))
+
+
+def _act(relay: Relay, message: Message) -> None:
+    """A button's move, once Slack has had its 200, and its reply."""
+    said = _handle(relay, message)
+    if said is not None:
+        _reply(relay, message, *said)
 
 
 async def _signed(request: Request) -> tuple[Relay, bytes] | Response:

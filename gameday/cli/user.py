@@ -121,27 +121,59 @@ def revoke(state: State, name: str) -> None:
     click.echo(f"{name} revoked")
 
 
+ACCOUNT = (r"@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:[0-9]{1,5})?"  # a Matrix user id
+           r"|[UW][A-Z0-9]{2,20}")                         # a Slack member id
+
+
+def _account(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    import re
+
+    if not re.fullmatch(ACCOUNT, value):
+        raise click.BadParameter("a Matrix user id (@ana:example.org) or a Slack member "
+                                 "id (U012AB3CD)", param_hint="--chat")
+    return value
+
+
 @user.command()
 @click.argument("name", callback=person)
-@click.option("--chat", "account", required=True, metavar="ACCOUNT",
+@click.option("--chat", "account", required=True, metavar="ACCOUNT", callback=_account,
               help="Their chat account: a Matrix user id (@ana:example.org) or a Slack "
                    "member id (U012AB3CD).")
+@click.option("--move", is_flag=True,
+              help="The account is someone else's now: give it to NAME.")
 @pass_state
-def link(state: State, name: str, account: str) -> None:
+def link(state: State, name: str, account: str, move: bool) -> None:
     """Link NAME's chat ACCOUNT: what they do in an incident's room is done as NAME,
-    with NAME's role (an account is one person; linking it again moves it)."""
+    with NAME's role. An account is one person's: taking it from someone else takes
+    --move, so a typo never lets one person act as another."""
     import getpass
-    import re
 
     from gameday.core.audit import Audit
 
-    if not re.fullmatch(r"@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:[0-9]{1,5})?|[UW][A-Z0-9]{2,20}",
-                        account):
-        raise click.BadParameter("a Matrix user id (@ana:example.org) or a Slack member "
-                                 "id (U012AB3CD)", param_hint="--chat")
     if state.store.user(name) is None:
         raise click.ClickException(f"no active user {name} (gameday user add {name})")
+    holder = state.store.chat_person(account)
+    if holder not in (None, name) and not move:
+        raise click.ClickException(f"{account} is {holder}'s: --move gives it to {name}")
     state.store.link_chat_account(account, name)
-    state.store.audit(getpass.getuser(), Audit.CHAT_LINKED, {"name": name,
-                                                              "account": account})
+    state.store.audit(getpass.getuser(), Audit.CHAT_LINKED, {"name": name, "account": account,
+                                                              "from": holder})
     click.echo(f"{account} is {name} in chat")
+
+
+@user.command()
+@click.argument("name", callback=person)
+@click.option("--chat", "account", required=True, metavar="ACCOUNT", callback=_account)
+@pass_state
+def unlink(state: State, name: str, account: str) -> None:
+    """ACCOUNT no longer acts as NAME in chat."""
+    import getpass
+
+    from gameday.core.audit import Audit
+
+    if not state.store.unlink_chat_account(account, name):
+        raise click.ClickException(f"{account} is not {name}'s")
+    state.store.audit(getpass.getuser(), Audit.CHAT_LINKED, {"name": None,
+                                                              "account": account,
+                                                              "from": name})
+    click.echo(f"{account} is nobody in chat")

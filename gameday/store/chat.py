@@ -22,6 +22,11 @@ class ChatStore(Database):
             db.execute("INSERT INTO chat_accounts (account, person, added_at)"
                        " VALUES (?, ?, ?)", (account, person, utc_now()))
 
+    def unlink_chat_account(self, account: str, person: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM chat_accounts WHERE account = ? AND person = ?",
+                              (account, person)).rowcount == 1
+
     def chat_person(self, account: str) -> str | None:
         row = self._db.execute("SELECT person FROM chat_accounts WHERE account = ?",
                                (account,)).fetchone()

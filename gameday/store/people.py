@@ -74,6 +74,8 @@ class PeopleStore(Database):
                                 " LIMIT 1").fetchone() is not None
 
     def revoke_user(self, name: str) -> bool:
+        """Their token and sessions end, and their chat accounts are theirs no more."""
         with self._tx() as db:
+            db.execute("DELETE FROM chat_accounts WHERE person = ?", (name,))
             return db.execute("UPDATE users SET revoked_at = ? WHERE name = ? AND"
                               " revoked_at IS NULL", (utc_now(), name)).rowcount == 1

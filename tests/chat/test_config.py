@@ -86,6 +86,24 @@ def test_serve_refuses_a_chat_it_cannot_read_and_link_refuses_what_is_not_an_acc
     assert nobody.returncode == 1 and "no active user zed" in nobody.stderr
     linked = gameday(tmp_path, "user", "link", "ana", "--chat", "@ana:localhost")
     assert linked.returncode == 0 and "@ana:localhost is ana" in linked.stdout
+    assert gameday(tmp_path, "user", "add", "bob", "--role", "commander").returncode == 0
+    typo = gameday(tmp_path, "user", "link", "bob", "--chat", "@ana:localhost")
+    assert typo.returncode == 1 and "is ana's: --move" in typo.stderr   # never silently
+    moved = gameday(tmp_path, "user", "link", "bob", "--chat", "@ana:localhost", "--move")
+    assert moved.returncode == 0
+    assert gameday(tmp_path, "user", "unlink", "ana", "--chat", "@ana:localhost"
+                   ).returncode == 1                                      # bob's now
+    assert gameday(tmp_path, "user", "unlink", "bob", "--chat", "@ana:localhost"
+                   ).returncode == 0
+    assert gameday(tmp_path, "user", "link", "ana", "--chat", "@ana:localhost"
+                   ).returncode == 0
+    assert gameday(tmp_path, "user", "revoke", "ana").returncode == 0
+    from gameday.store import Store
+
+    store = Store(tmp_path / ".gameday" / "gameday.db")
+    assert store.chat_person("@ana:localhost") is None                    # revoked: unlinked
+    audit = [a["action"] for a in store.audit_log()]
+    assert audit.count("chat.linked") == 4   # link, move, unlink, link again
 
 
 def test_the_configuration_page_names_every_chat_key():

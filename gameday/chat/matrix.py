@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ T = TypeVar("T")
 CALL_TIMEOUT_S = 15.0
 HISTORY_TIMEOUT_S = 4.0  # the incident page waits this long for the room, at most
 DEVICE = "GAMEDAY"
+MENTION = re.compile(r"@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
 
 
 class MatrixChat:
@@ -118,8 +120,12 @@ class MatrixChat:
     def post(self, room: str, text: str) -> None:
         async def send() -> None:
             client = await self._client_ready()
-            self._ok(await client.room_send(room, "m.room.message",
-                                            {"msgtype": "m.text", "body": text}),
+            self._ok(await client.room_send(room, "m.room.message", {
+                "msgtype": "m.text", "body": text,
+                # who it notifies, said outright: the accounts a page names, nobody
+                # else (not the whole room, whatever a relayed line contains)
+                "m.mentions": {"user_ids": MENTION.findall(text)
+                               if text.startswith("PAGE") else []}}),
                      f"a message to {room}")
 
         self._call(send())

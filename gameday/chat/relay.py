@@ -113,10 +113,10 @@ class Relay:
         if not self.store.claim_chat_room(incident.id, self.config.kind, self.owner):
             return None
         name = self.room_name(row)
+        before = self.store.chat_room(incident.id)
         try:
             room = self.chat.open_room(name, self._topic(row), self._invited(incident))
         except ChatDown as exc:
-            before = self.store.chat_room(incident.id)
             self.store.chat_room_failed(incident.id, str(exc))
             if before is None or not before["error"]:  # once an outage, not every try
                 incident.record(events.chat_unavailable(self.config.kind, str(exc)), "chat")
@@ -126,7 +126,26 @@ class Relay:
                                  "this incident's room first: this one is not used")
             return None
         incident.record(events.chat_room_opened(self.config.kind, room, name), "chat")
+        if before is not None and before["error"]:
+            self._catch_up(incident, room)
         return self.store.chat_room(incident.id)
+
+    def _catch_up(self, incident: Incident, room: str) -> None:
+        """A room made late (the chat was down): where things stand and the pages
+        nobody has answered yet, not the backlog line by line (the incident page has
+        the story so far)."""
+        timeline = incident.events()
+        answered = {e.actor for e in timeline if e.kind in (
+            Kind.INCIDENT_ACKNOWLEDGED, Kind.ROLE_ASSIGNED)}
+        self.store.advance_chat_room(incident.id, 0, timeline[-1].seq)
+        row = incident.row
+        self.chat.post(room, f"opened late ({self.config.kind} did not answer): "
+                             f"#{row['id']} is {row['state']}, "
+                             f"{row.get('severity') or 'no severity yet'}; the story so far "
+                             f"is at {self.base_url}/incidents/{row['id']}")
+        for page in (e for e in timeline if e.kind == Kind.PAGE_SENT
+                     and e.data["person"] not in answered):
+            self._post_event(incident, room, page, dict(row))
 
     def room_name(self, row: dict[str, Any]) -> str:
         label = LABELS.get(kind_of_row(row), "INCIDENT")

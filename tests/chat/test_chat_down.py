@@ -28,6 +28,7 @@ def test_a_homeserver_that_does_not_answer_is_recorded_and_tried_again(
     store = Store(tmp_path / "g.db")
     incident = Incident.open(store, "orders fail", service="orders")
     incident.declare("SEV-2", "alertmanager")
+    incident.page("ana", "incident_commander", "OrdersFailing fired")
     dead = ChatConfig(kind="matrix", homeserver=f"http://127.0.0.1:{free_port()}",
                       user="@gameday:localhost")
     relay = Relay(store, MatrixChat(dead, "syt_not_a_real_token"), dead, owner="test",
@@ -50,4 +51,11 @@ def test_a_homeserver_that_does_not_answer_is_recorded_and_tried_again(
     room = store.chat_room(incident.id)
     assert room["state"] == "open" and room["room"].startswith("!")
     assert [e.kind for e in incident.events()].count("chat.room_opened") == 1
+    # late: where it stands and the page nobody answered, not the backlog
+    said = [m.text for m in back.chat.history(room["room"], 20)]
+    assert said[0].startswith("opened late (matrix did not answer)") and "SEV-1" in said[0]
+    assert [t for t in said if t.startswith("PAGE")] == [
+        "PAGE ana: you are paged as incident commander - answer with !gd ack"]
+    assert not any(t.startswith("incident.declared") for t in said)
+    assert room["last_seq"] == incident.events()[-1].seq
     back.chat.close()

@@ -57,6 +57,7 @@ class Router:
                 self.reply(status, body)
 
         self._server = QuietServer(("127.0.0.1", self.port), RouterHandler)
+        self.port = int(self._server.server_address[1])  # the kernel's pick, for port 0
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                          name=f"router-{self.service}", daemon=True).start()
 

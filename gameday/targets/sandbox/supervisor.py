@@ -97,17 +97,20 @@ class Supervisor:
             # Releases with a built-in fault are only ever deployed by a game day.
             good = [r.version for r in spec.releases if not r.error_ratio]
             self.services[name] = Service(
-                name=name, router_port=free_port(), release=good[-1], history=list(good),
+                name=name, router_port=0, release=good[-1], history=list(good),
                 flags=dict(spec.flags))
+        for svc in self.services.values():
+            # the router binds a port the kernel picks and keeps it: never one chosen
+            # here and lost to another process before the bind
+            router = Router(svc.name, 0, upstreams=partial(self._rotation, svc),
+                            latency_ms=partial(self._latency, svc))
+            router.start()
+            svc.router_port = router.port
+            self.routers.append(router)
         write_json(self.state_dir / "topology.json",
                    {"routers": {n: s.router_port for n, s in self.services.items()}})
         write_json(self.state_dir / "flags.json", {n: s.flags for n, s in self.services.items()})
         for svc in self.services.values():
-            router = Router(svc.name, svc.router_port,
-                            upstreams=partial(self._rotation, svc),
-                            latency_ms=partial(self._latency, svc))
-            router.start()
-            self.routers.append(router)
             for i in range(self.shop.services[svc.name].replicas):
                 svc.replicas.append(Replica(svc.name, i + 1, free_port(), svc.release))
         everyone = [r for s in self.services.values() for r in s.replicas]

@@ -167,23 +167,14 @@ def test_a_game_day_played_from_chat(tmp_path, synapse, gameday_serve):
 def room_in_the_incident_page(tmp_path: Path, base: str, incident_id: int,
                               token: str) -> None:
     """The incident page shows the room as the homeserver has it, in Chromium."""
-    import shutil
-
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        return  # make test installs them; the room's record is checked above
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from chromium import CHROMIUM, DRIVER, browser
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1200,1400"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    if not (CHROMIUM and DRIVER):
+        return  # make test installs them; the room's record is checked above
+    driver = browser(tmp_path, size="1200,1400")
     try:
         driver.get(f"{base}/incidents/{incident_id}")
         driver.find_element(By.ID, "token").send_keys(token)

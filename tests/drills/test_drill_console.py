@@ -14,34 +14,18 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from chromium import browser, needs_chromium
 
 from gameday.drills.scorecards import scorecards
 from gameday.scenarios.scenario import load_scenario
 from gameday.store import Store
 from gameday.targets.sandbox.supervisor import free_port
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not (CHROMIUM and DRIVER),
-    reason="needs Debian's chromium and chromium-driver (make test installs them)")]
+pytestmark = [pytest.mark.slow, needs_chromium]
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = "scenarios/checkout-replica-crash.yaml"
 TOKEN = "drill-console-token-0123456789"
 SHOTS = os.environ.get("GAMEDAY_SCREENSHOTS")  # set to refresh docs/img
-
-
-def browser(tmp_path: Path, name: str, size: str = "1280,1100"):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--no-first-run", "--disable-background-networking", "--disable-sync",
-                 "--disable-component-update", "--disable-quic",
-                 f"--user-data-dir={tmp_path / ('chromium-' + name)}", f"--window-size={size}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
 
 
 def api(base: str, path: str, body: dict | None = None) -> dict:
@@ -92,7 +76,7 @@ def test_three_people_run_a_drill_in_chromium(tmp_path, gameday_serve):
         (other,) = (p for p in rotation if p != ic)
         people = {ic: "incident_commander", "fay": "comms_lead", other: "responder"}
         for name in people:
-            d = drivers[name] = browser(tmp_path, name, "420,1500" if name == "fay"
+            d = drivers[name] = browser(tmp_path, f"chromium-{name}", "420,1500" if name == "fay"
                                         else "1280,1100")
             d.get(started["join_url"])                      # sign-in first, then the console
             d.find_element(By.ID, "name").send_keys(name)

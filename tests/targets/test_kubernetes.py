@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,16 +69,23 @@ class TeamCluster:
         return self.kubectl("get", "--raw", "/readyz").strip() == "ok"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    name = f"team-{uuid.uuid4().hex[:6]}"
-    with own_kwok_cluster(name) as made:
+@contextmanager
+def team_cluster(prefix: str, manifests_dir: Path) -> Iterator[TeamCluster]:
+    """A kwok cluster the test makes itself, the team's api running three replicas in
+    both namespaces; deleted afterwards."""
+    with own_kwok_cluster(f"{prefix}-{uuid.uuid4().hex[:6]}") as made:
         team = TeamCluster(made.kubeconfig, made.context)
-        manifests = tmp_path_factory.mktemp("manifests") / "team.yaml"
+        manifests = manifests_dir / "team.yaml"
         manifests.write_text(MANIFESTS)
         team.kubectl("apply", "-f", str(manifests))
         for ns in (ALLOWED, OTHER):
             eventually(lambda ns=ns: team.available(ns) == 3, 60, f"api in {ns} available")
+        yield team
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with team_cluster("team", tmp_path_factory.mktemp("manifests")) as team:
         yield team
 
 

@@ -10,20 +10,17 @@ import json
 import os
 import shutil
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
-from controlplane import needs_build, own_kwok_cluster
+from chromium import browser, needs_chromium
+from controlplane import needs_build
 from serving import eventually
-from test_kubernetes import ALLOWED, MANIFESTS, OTHER, TeamCluster, write_project
+from test_kubernetes import ALLOWED, team_cluster, write_project
 
 from gameday.store import Store
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = [pytest.mark.slow, needs_build, pytest.mark.skipif(
-    not (CHROMIUM and DRIVER),
-    reason="needs Debian's chromium and chromium-driver (make test installs them)")]
+pytestmark = [pytest.mark.slow, needs_build, needs_chromium]
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "k8s-drill-token-0123456789abcdef"
 SHOTS = os.environ.get("GAMEDAY_SCREENSHOTS")  # set to refresh docs/img
@@ -31,28 +28,8 @@ SHOTS = os.environ.get("GAMEDAY_SCREENSHOTS")  # set to refresh docs/img
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with own_kwok_cluster(f"drill-{uuid.uuid4().hex[:6]}") as made:
-        team = TeamCluster(made.kubeconfig, made.context)
-        manifests = tmp_path_factory.mktemp("manifests") / "team.yaml"
-        manifests.write_text(MANIFESTS)
-        team.kubectl("apply", "-f", str(manifests))
-        for ns in (ALLOWED, OTHER):
-            eventually(lambda ns=ns: team.available(ns) == 3, 60, f"api in {ns} available")
+    with team_cluster("drill", tmp_path_factory.mktemp("manifests")) as team:
         yield team
-
-
-def browser(tmp_path: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--no-first-run", "--disable-background-networking", "--disable-sync",
-                 "--disable-component-update", "--disable-quic",
-                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1280,1100"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
 
 
 def api(base: str, path: str, body: dict | None = None) -> dict:

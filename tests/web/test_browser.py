@@ -12,29 +12,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from chromium import browser, needs_chromium
 
 from gameday.targets.sandbox import start_sandbox, stop_sandbox
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not (CHROMIUM and DRIVER),
-    reason="needs Debian's chromium and chromium-driver (make test installs them)")]
+pytestmark = [pytest.mark.slow, needs_chromium]
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "browser-token-0123456789abcdef"
-
-
-def browser(tmp_path: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--no-first-run", "--disable-background-networking", "--disable-sync",
-                 "--disable-component-update", "--disable-quic",
-                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1200,1000"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
 
 
 def test_run_button_in_chromium(tmp_path, gameday_serve):
@@ -71,7 +55,7 @@ def test_run_button_in_chromium(tmp_path, gameday_serve):
         link = answer["alerts"][0]["link"]
         assert link.startswith("/runbooks/drain-replica?")   # not automatic: a link
 
-        driver = browser(tmp_path)
+        driver = browser(tmp_path, size="1200,1000")
         wait = WebDriverWait(driver, 60)
         driver.get(base + link)                                # sign-in first
         driver.find_element(By.ID, "name").send_keys("ana")
@@ -120,7 +104,7 @@ def test_a_responder_pulls_the_freeze_in_chromium(tmp_path, gameday_serve):
     base = gameday_serve(env, "--data-dir", str(tmp_path / "data")).base
     driver = None
     try:
-        driver = browser(tmp_path)
+        driver = browser(tmp_path, size="1200,1000")
         wait = WebDriverWait(driver, 30)
         driver.get(base + "/schedules")                       # sign-in first
         driver.find_element(By.ID, "token").send_keys(rhea)
@@ -189,7 +173,7 @@ def test_pages_say_which_world_in_chromium(tmp_path, gameday_serve):
             headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
         real = json.loads(urllib.request.urlopen(request, timeout=30).read())["incident_id"]
 
-        driver = browser(tmp_path)
+        driver = browser(tmp_path, size="1200,1000")
         wait = WebDriverWait(driver, 30)
         driver.get(base + "/incidents")                         # sign-in first
         driver.find_element(By.ID, "name").send_keys("ana")

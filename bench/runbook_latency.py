@@ -8,11 +8,22 @@ Both tools run the same playbook, whose first task writes the wall-clock time it
 
 ansible-rulebook (with its built-in eda.builtin.webhook source) is installed into
 bench/.venv-eda on first use. Prints each tool's median and p90 and the ratio, and for
-(a) Ansible's floor: a bare process that imported Ansible, ran the playbook once, and
-forks for each trial to run it again with Ansible's own PlaybookCLI (no webhook, no
-records, no artifacts): fork -> first task running. --fallback adds gameday serve with
-its warm executor turned off (GAMEDAY_WARM_EXECUTOR=0: ansible-runner starts
-ansible-playbook afresh for every run), the path before the warm executor.
+(a) two floors:
+
+  - Ansible's floor: a bare process that imported Ansible, ran the playbook once, and
+    forks for each trial to run it again with Ansible's own PlaybookCLI and its linear
+    strategy (no webhook, no records, no artifacts): fork -> first task running;
+  - the exec floor: fork and exec the first task's command, no Ansible at all (the
+    command is a Python one-liner, so this is mostly Python starting up).
+
+--fallback adds gameday serve without its fast path (GAMEDAY_MITOGEN=0: the warm
+executor with Ansible's own strategy) and with its warm executor turned off
+(GAMEDAY_WARM_EXECUTOR=0: ansible-runner starts ansible-playbook afresh for every run).
+
+A trial whose first task never runs is reported as timed out, with what the tool said,
+and counted; the others still give figures. Between trials each tool is given until its
+run has ended (gameday: its run's record says so; ansible-rulebook: no ansible-playbook
+left under it), so that no trial's alert lands while the previous run is still going.
 
     .venv/bin/python bench/runbook_latency.py [--trials 10] [--only a|b] [--fallback]
 """
@@ -39,6 +50,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EDA_VENV = ROOT / "bench" / ".venv-eda"
 TOKEN = "bench-token-0123456789abcdef"
 FLOOR = "warm fork (floor)"
+EXEC_FLOOR = "exec (no Ansible)"
+TIMEOUT_S = 60.0
+TERMINAL = {"successful", "failed", "canceled", "error", "timeout", "refused"}
 
 
 def until(check, timeout: float, what: str):
@@ -115,10 +129,11 @@ class Tool:
             self.proc.kill()
 
 
-def start_gameday(work: Path, fx: dict, env: dict, warm: bool = True) -> Tool:
+def start_gameday(work: Path, fx: dict, env: dict, warm: bool = True,
+                  fast: bool = True) -> Tool:
     port = free_port()
-    name = "gameday serve" if warm else "gameday (no warm)"
-    data = work / ("gameday" if warm else "gameday-cold")
+    name = ("gameday serve" if fast else "gameday (linear)") if warm else "gameday (no warm)"
+    data = work / name.replace(" ", "-").replace("(", "").replace(")", "")
     proc = subprocess.Popen(
         # --coalesce-window 0: every trial starts a run of its own (alerts with the same
         # parameters would otherwise join the previous trial's successful run)
@@ -127,7 +142,8 @@ def start_gameday(work: Path, fx: dict, env: dict, warm: bool = True) -> Tool:
         stderr=subprocess.DEVNULL,
         env={**env, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_RUNBOOKS": str(fx["books"]),
              "GAMEDAY_DB": str(data / "gameday.db"),
-             "GAMEDAY_WARM_EXECUTOR": "1" if warm else "0"})
+             "GAMEDAY_WARM_EXECUTOR": "1" if warm else "0",
+             "GAMEDAY_MITOGEN": "1" if fast else "0"})
     tool = Tool(name, f"http://127.0.0.1:{port}/api/v1/alerts", proc)
     until(lambda: healthy(f"http://127.0.0.1:{port}/healthz"), 30, "gameday serve")
     return tool
@@ -135,6 +151,10 @@ def start_gameday(work: Path, fx: dict, env: dict, warm: bool = True) -> Tool:
 
 def start_gameday_cold(work: Path, fx: dict, env: dict) -> Tool:
     return start_gameday(work, fx, env, warm=False)
+
+
+def start_gameday_linear(work: Path, fx: dict, env: dict) -> Tool:
+    return start_gameday(work, fx, env, fast=False)
 
 
 def start_eda(work: Path, fx: dict, env: dict) -> Tool:
@@ -171,22 +191,103 @@ def payload(i: int) -> bytes:
             "fingerprint": f"bench{i}"}]}).encode()
 
 
-def trial(fx: dict, trigger) -> float:
+class TimedOut(Exception):
+    """A trial's first task did not run within TIMEOUT_S (or its run never ended)."""
+
+
+def trial(fx: dict, trigger, settle=None) -> float:
+    """Seconds from ``trigger()`` to the first task running. ``settle(said)`` then
+    waits until the tool's run has ended (``said``: what ``trigger`` returned)."""
     for f in (fx["marker"], fx["done"]):
         f.unlink(missing_ok=True)
     t0 = time.time()
-    trigger()
-    until(lambda: fx["marker"].exists() and fx["marker"].read_text(), 60, "first task")
+    said = trigger()
+    try:
+        until(lambda: fx["marker"].exists() and fx["marker"].read_text(), TIMEOUT_S,
+              "first task")
+    except TimeoutError as exc:
+        raise TimedOut(f"no first task within {TIMEOUT_S:.0f} s; the tool said {said!r}") \
+            from exc
     ran = float(fx["marker"].read_text())
-    until(fx["done"].exists, 60, "playbook end")
-    time.sleep(1)  # the run ends (gameday would coalesce the next alert into a running run)
+    try:
+        until(fx["done"].exists, TIMEOUT_S, "playbook end")
+        if settle is not None:
+            settle(said)
+    except TimeoutError as exc:
+        raise TimedOut(f"the run did not end within {TIMEOUT_S:.0f} s ({exc})") from exc
     return ran - t0
 
 
-def post(tool: Tool, i: int) -> None:
+def post(tool: Tool, i: int) -> dict:
     request = urllib.request.Request(tool.url, data=payload(i), headers={
         "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).read()
+    body = urllib.request.urlopen(request, timeout=10).read()
+    try:
+        return json.loads(body) if body else {}
+    except ValueError:
+        return {"answer": body[:200].decode(errors="replace")}
+
+
+def settled(tool: Tool):
+    """How to wait until a run of ``tool`` has ended."""
+    if tool.name.startswith("gameday"):
+        api = tool.url.rsplit("/alerts", 1)[0]
+
+        def run_ended(said: dict) -> None:
+            for run_id in run_ids(said):
+                until(lambda run_id=run_id: run_status(api, run_id) in TERMINAL, TIMEOUT_S,
+                      f"run {run_id} ending")
+        return run_ended
+
+    def no_playbook_left(said: dict) -> None:
+        until(lambda: not playbooks_under(tool.proc.pid), TIMEOUT_S, "ansible-playbook ending")
+    return no_playbook_left
+
+
+def run_ids(said) -> list[int]:
+    """The runs an answer of gameday's webhook started or joined."""
+    found: list[int] = []
+    if isinstance(said, dict):
+        if isinstance(said.get("run_id"), int):
+            found.append(said["run_id"])
+        for value in said.values():
+            found.extend(run_ids(value))
+    elif isinstance(said, list):
+        for value in said:
+            found.extend(run_ids(value))
+    return sorted(set(found))
+
+
+def run_status(api: str, run_id: int) -> str:
+    request = urllib.request.Request(f"{api}/runs/{run_id}",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    return str(json.loads(urllib.request.urlopen(request, timeout=10).read()).get("status"))
+
+
+def playbooks_under(root: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if any(a.endswith(b"ansible-playbook") for a in argv[:2]) and \
+                    root in ancestors(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def ancestors(pid: int) -> list[int]:
+    out = []
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+        out.append(pid)
+    return out
 
 
 def warm_up(tool: Tool, fx: dict) -> None:
@@ -194,12 +295,25 @@ def warm_up(tool: Tool, fx: dict) -> None:
     production (gameday serve starts its warm executor when it starts, or else after
     its second run)."""
     for i in (98, 99):
-        trial(fx, lambda i=i: post(tool, i))
+        trial(fx, lambda i=i: post(tool, i), settled(tool))
     time.sleep(5)
 
 
-def webhook_trials(tool: Tool, fx: dict, trials: int) -> list[float]:
-    return [trial(fx, lambda i=i: post(tool, i)) for i in range(trials)]
+def webhook_trials(tool: Tool, fx: dict, trials: int) -> list[float | None]:
+    return counted(tool.name, [lambda i=i: trial(fx, lambda: post(tool, i), settled(tool))
+                               for i in range(trials)])
+
+
+def counted(name: str, trials) -> list[float | None]:
+    """Each trial's figure, or None for one that timed out (said, and counted)."""
+    results: list[float | None] = []
+    for one in trials:
+        try:
+            results.append(one())
+        except TimedOut as exc:
+            print(f"  {name}: a trial timed out: {exc}", flush=True)
+            results.append(None)
+    return results
 
 
 # -- Ansible's floor: a bare warm fork ---------------------------------------------------
@@ -263,17 +377,31 @@ def floor_trials(fx: dict, trials: int, env: dict) -> list[float]:
             proc.stdin.write("go\n")
             proc.stdin.flush()
 
-        results = []
-        for _ in range(trials + 1):
-            results.append(trial(fx, fork))
-            proc.stdout.readline()  # its child has ended
-        return results[1:]  # the first, like the tools' warm-up, is not counted
+        def one() -> float:
+            try:
+                return trial(fx, fork)
+            finally:
+                proc.stdout.readline()  # its child has ended
+
+        return counted(FLOOR, [one for _ in range(trials + 1)])[1:]  # the first: warm-up
     finally:
         proc.stdin.close()
         proc.wait(30)
 
 
-def chain_trials(tool: Tool, fx: dict, trials: int, work: Path) -> list[float]:
+def exec_trials(fx: dict, trials: int) -> list[float | None]:
+    """Fork and exec the first task's command, as its worker would at the very least:
+    no Ansible, no records (the physical floor on this machine)."""
+    code = "import sys, time; open(sys.argv[1], 'w').write(repr(time.time()))"
+
+    def run_it() -> None:
+        subprocess.run([sys.executable, "-c", code, str(fx["marker"])], check=True)
+        fx["done"].touch()
+
+    return counted(EXEC_FLOOR, [lambda: trial(fx, run_it) for _ in range(trials + 1)])[1:]
+
+
+def chain_trials(tool: Tool, fx: dict, trials: int, work: Path) -> list[float | None]:
     from gameday.targets.sandbox import start_sandbox, stop_sandbox
     from gameday.targets.sandbox.alerting import start_alerting
 
@@ -286,8 +414,8 @@ def chain_trials(tool: Tool, fx: dict, trials: int, work: Path) -> list[float]:
     try:
         until(lambda: stack.targets_up() == 7, 60, "targets up")
         for _ in range(trials):
-            results.append(trial(fx, lambda: shop.operate(
-                "signal", service="checkout", replica=2, signal="KILL")))
+            results.extend(counted(tool.name, [lambda: trial(fx, lambda: shop.operate(
+                "signal", service="checkout", replica=2, signal="KILL"))]))
             shop.operate("restart", service="checkout", only_failed=True)
             until(lambda: stack.targets_up() == 7 and not firing(stack), 60, "recovery")
     finally:
@@ -300,8 +428,10 @@ def firing(stack) -> bool:
     return bool(stack.query("/api/v1/alerts")["data"]["alerts"])
 
 
-def summary(values: list[float]) -> tuple[float, float]:
-    ordered = sorted(values)
+def summary(values: list[float | None]) -> tuple[float, float]:
+    ordered = sorted(v for v in values if v is not None)
+    if not ordered:
+        return float("nan"), float("nan")
     p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
     return statistics.median(ordered), p90
 
@@ -318,7 +448,8 @@ def main() -> None:
     args = parser.parse_args()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
                                  f"{os.environ.get('PATH', '')}"}
-    starts = [start_gameday, start_eda] + ([start_gameday_cold] if args.fallback else [])
+    starts = [start_gameday, start_eda] + (
+        [start_gameday_linear, start_gameday_cold] if args.fallback else [])
     with tempfile.TemporaryDirectory(prefix="gameday-bench-") as tmp:
         work = Path(tmp)
         fx = write_fixtures(work)
@@ -337,20 +468,25 @@ def main() -> None:
                 tool.stop()
         if args.only in (None, "a"):
             results["a"][FLOOR] = floor_trials(fx, args.trials, env)
+            results["a"][EXEC_FLOOR] = exec_trials(fx, args.trials)
     titles = {"a": "(a) webhook POST -> first runbook task",
               "b": "(b) scrape target killed -> first containment task"}
     for key, by_tool in results.items():
         print(f"\n{titles[key]}  ({args.trials} trials each)")
         stats = {name: summary(values) for name, values in by_tool.items()}
         for name, (median, p90) in stats.items():
-            print(f"  {name:18} median {median * 1000:7.0f} ms   p90 {p90 * 1000:7.0f} ms")
+            lost = sum(v is None for v in by_tool[name])
+            print(f"  {name:18} median {median * 1000:7.0f} ms   p90 {p90 * 1000:7.0f} ms"
+                  + (f"   timed out {lost} of {len(by_tool[name])}" if lost else ""))
         g, e = stats["gameday serve"], stats["ansible-rulebook"]
         print(f"  ratio ansible-rulebook / gameday: median {e[0] / g[0]:.2f}x, "
               f"p90 {e[1] / g[1]:.2f}x")
-        if FLOOR in stats:
-            f = stats[FLOOR]
-            print(f"  gameday minus the floor: median {(g[0] - f[0]) * 1000:+.0f} ms, "
-                  f"p90 {(g[1] - f[1]) * 1000:+.0f} ms  (the floor: fork -> first task)")
+        for floor, what in ((FLOOR, "Ansible's floor: a warm fork of ansible-playbook"),
+                            (EXEC_FLOOR, "the exec floor: fork and exec the command")):
+            if floor in stats:
+                f = stats[floor]
+                print(f"  gameday above {what}: median {(g[0] - f[0]) * 1000:+.0f} ms, "
+                      f"p90 {(g[1] - f[1]) * 1000:+.0f} ms")
 
 
 if __name__ == "__main__":

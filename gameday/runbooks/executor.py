@@ -67,6 +67,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
+from gameday.runbooks import fastpath
+
 log = logging.getLogger(__name__)
 
 SETTING = "GAMEDAY_WARM_EXECUTOR"
@@ -166,6 +168,7 @@ class WarmExecutor:
         self._dir: Path | None = None
         self._ready = False
         self._fingerprint: dict[str, str] = {}
+        self._fast: str | None = "not started"  # why no run takes the fast path (fastpath)
         self._failed: str | None = None  # why it cannot start: sticky
         self._restarts = 0
         self._declined = 0  # runs that found it not started
@@ -255,6 +258,9 @@ class WarmExecutor:
         if not hello.get("ready"):
             self._fail(f"the warm executor could not start: {hello.get('error')}")
         self._fingerprint = hello["fingerprint"]
+        self._fast = hello.get("fast", "the zygote does not offer it")
+        if self._fast:
+            log.info("the warm executor runs without its fast path: %s", self._fast)
         self._ready = True
 
     def _fail(self, why: str) -> NoReturn:
@@ -310,11 +316,12 @@ class WarmExecutor:
 
     # one run
     def run(self, runner: Any, *, cancel: threading.Event,
-            tick: Callable[[], None] | None = None) -> None:
+            tick: Callable[[], None] | None = None) -> str:
         """Run ansible-runner's prepared ``runner`` (``init_runner``) in a fresh child of
         the zygote, writing what ``Runner.run`` writes and calling its event handler;
-        sets ``runner.status`` and ``runner.rc``. Raises Unavailable, before anything
-        ran, when the zygote cannot take it."""
+        sets ``runner.status`` and ``runner.rc``, and says which path ran it:
+        ``"mitogen"`` (the fast path, ``fastpath``) or ``"warm"``. Raises Unavailable,
+        before anything ran, when the zygote cannot take it."""
         config = runner.config
         self.ensure()
         theirs, ours = self._fingerprint, fingerprint(config.env)
@@ -322,13 +329,21 @@ class WarmExecutor:
             keys = sorted(k for k in theirs.keys() | ours.keys() if theirs.get(k) != ours.get(k))
             raise Unavailable("its Ansible settings differ from the ones the warm executor "
                               f"imported Ansible with ({', '.join(keys)})")
-        child = self._spawn(list(config.command), str(config.cwd), dict(config.env))
+        why = (self._fast or fastpath.available()
+               or fastpath.why_not(config.playbook, config.env, TEAM_INVENTORY))
+        if why and not self._fast:
+            log.info("runbook %s runs without the fast path: %s",
+                     Path(config.playbook).name, why)
+        child = self._spawn(list(config.command), str(config.cwd), dict(config.env),
+                            fast=not why)
         try:
             _follow(runner, child, cancel, tick)
         finally:
             child.close()
+        return "warm" if why else "mitogen"
 
-    def _spawn(self, argv: list[str], cwd: str, env: dict[str, str]) -> _Child:
+    def _spawn(self, argv: list[str], cwd: str, env: dict[str, str],
+               fast: bool = False) -> _Child:
         with self._lock:
             where = self._dir / "sock" if self._dir is not None else None
         if where is None:
@@ -340,7 +355,8 @@ class WarmExecutor:
             conn.settimeout(REPLY_TIMEOUT_S)
             try:
                 conn.connect(str(where))
-                payload = json.dumps({"argv": argv, "cwd": cwd, "env": env}).encode() + b"\n"
+                payload = json.dumps({"argv": argv, "cwd": cwd, "env": env,
+                                      "fast": fast}).encode() + b"\n"
                 sent = socket.send_fds(conn, [payload], [write_end])
                 conn.sendall(payload[sent:])
             finally:

@@ -339,7 +339,9 @@ class RunbookResult:
     rc: int | None
     artifacts: Path
     tasks: dict[str, int]
-    executor: str = "ansible-runner"  # or "warm": which path ran it (``gameday.runbooks.executor``)
+    # which path ran it: "mitogen" (the warm executor's fast path), "warm" (the warm
+    # executor, Ansible's own strategy) or "ansible-runner" (gameday.runbooks.executor)
+    executor: str = "ansible-runner"
 
     @property
     def ok(self) -> bool:
@@ -411,8 +413,7 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
     kwargs.update(event_handler=handler, cancel_callback=cancel.is_set)
     report(events.runbook_started(runbook.name, params, check, str(data_dir)))
     try:
-        status, rc = _run_warm(kwargs, cancel, tick, could_not_start)
-        used = "warm"
+        status, rc, used = _run_warm(kwargs, cancel, tick, could_not_start)
     except executor.Unavailable as exc:
         expected = isinstance(exc, executor.NotStarted) or not executor.enabled()[0]
         (log.info if expected else log.warning)(
@@ -433,7 +434,7 @@ SetUpError = Callable[[Exception], RunbookError]
 
 def _run_warm(kwargs: dict[str, Any], cancel: threading.Event,
               tick: Callable[[], None] | None,
-              could_not_start: SetUpError) -> tuple[str, int | None]:
+              could_not_start: SetUpError) -> tuple[str, int | None, str]:
     """In a forked child of the warm executor; Unavailable when it cannot take the run
     (nothing ran)."""
     from ansible_runner.exceptions import AnsibleRunnerException
@@ -452,8 +453,8 @@ def _run_warm(kwargs: dict[str, Any], cancel: threading.Event,
         runner = init_runner(**kwargs)
     except (AnsibleRunnerException, OSError) as exc:
         raise could_not_start(exc) from exc
-    warm.run(runner, cancel=cancel, tick=tick)
-    return runner.status, runner.rc
+    used = warm.run(runner, cancel=cancel, tick=tick)
+    return runner.status, runner.rc, used
 
 
 def _run_async(kwargs: dict[str, Any], cancel: threading.Event,

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
+from gameday.runbooks import fastpath
 from gameday.runbooks.executor import INVENTORY, REPLY_TIMEOUT_S, fingerprint
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class _Zygote:
         self.fingerprint: dict[str, str] = {}
         self.warm_argv: list[str] = []
         self.config_messages: dict[str, Any] = {}
+        self.fast: str | None = "not prepared"  # why runs cannot take the fast path
 
     def main(self, warm_up: bool) -> int:
         hello = os.fdopen(os.dup(1), "w")
@@ -67,7 +69,7 @@ class _Zygote:
             raise  # the traceback goes to zygote.log, where the parent reads the reason
         try:
             if _say(hello, {"ready": True, "pid": os.getpid(),
-                            "fingerprint": self.fingerprint}):
+                            "fingerprint": self.fingerprint, "fast": self.fast}):
                 self.serve()
         finally:
             self.shutdown()
@@ -84,7 +86,10 @@ class _Zygote:
         warm = self.dir / "warm-up"
         warm.mkdir()
         playbook = warm / "warm-up.yml"
-        playbook.write_text(json.dumps(WARM_UP_PLAY))  # JSON is YAML
+        self.fast = fastpath.available()
+        plays = WARM_UP_PLAY if self.fast else [  # both strategies warmed
+            *WARM_UP_PLAY, {**WARM_UP_PLAY[0], "strategy": fastpath.STRATEGY}]
+        playbook.write_text(json.dumps(plays))  # JSON is YAML
         runner = init_runner(private_data_dir=str(warm), playbook=str(playbook),
                              inventory=INVENTORY, envvars={}, quiet=True, ident="run",
                              cancel_callback=lambda: False)
@@ -92,6 +97,8 @@ class _Zygote:
         self.fingerprint = fingerprint(env)
         # Ansible's own scratch directory: inside ours, so it goes when we go
         env.setdefault("ANSIBLE_LOCAL_TEMP", str(self.dir / "tmp"))
+        if not self.fast:
+            env = fastpath.zygote_env(env)
         os.environ.clear()
         os.environ.update(env)
         os.chdir(runner.config.cwd)
@@ -101,6 +108,8 @@ class _Zygote:
         import ansible.executor.playbook_executor  # type: ignore[import-untyped]  # noqa: F401
 
         self.config_messages = _config_messages()  # every run reports them, as a cold one
+        if not self.fast:
+            fastpath.prepare_zygote()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(self.dir / "sock"))
         self.listener.listen(64)
@@ -117,6 +126,8 @@ class _Zygote:
             if exc.code:
                 print(f"gameday executor: the warm-up playbook ended with {exc.code}",
                       file=sys.stderr)
+        if not self.fast:
+            fastpath.settle_zygote()
         self._single_threaded(5.0)
 
     def _single_threaded(self, wait: float) -> bool:
@@ -220,6 +231,31 @@ class _Zygote:
     def kill(self, pid: int | None) -> None:
         if pid is not None and pid in self.runs:
             _kill_run(pid)
+            self.kill_tasks(pid)
+
+    def tasks_file(self, pid: int) -> Path:
+        """Where a fast run records its task processes (``fastpath``)."""
+        return self.dir / f"tasks-{pid}"
+
+    def kill_tasks(self, pid: int) -> None:
+        """A fast run's task processes live under Mitogen's multiplexer, a child of the
+        zygote, not under the run: SIGKILL each the run recorded, with everything below
+        it, while it is still one of the zygote's (a recorded pid that ended may since
+        name another process)."""
+        recorded = fastpath.task_pids(self.tasks_file(pid))
+        if not recorded:
+            return
+        ours = _descendants(os.getpid())
+        for task in recorded:
+            if task not in ours:
+                continue
+            with contextlib.suppress(OSError):
+                os.kill(task, signal.SIGSTOP)  # it starts nothing more while we look
+            for below in _descendants(task):
+                with contextlib.suppress(OSError):
+                    os.kill(below, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.kill(task, signal.SIGKILL)
 
     def forget(self, conn: socket.socket) -> None:
         pid = self.conns.pop(conn, None)
@@ -238,6 +274,7 @@ class _Zygote:
             if not done:
                 continue
             conn = self.runs.pop(pid)
+            self.tasks_file(pid).unlink(missing_ok=True)
             if conn is not None:
                 if status == -1:
                     self.tell(conn, {"rc": None})
@@ -302,6 +339,8 @@ class _Zygote:
             sys.argv = list(request["argv"])
             atexit._clear()  # the zygote's clean-up is not the run's
             _reset_ansible(self.config_messages)
+            if request.get("fast") and not self.fast:
+                fastpath.enter_run(str(self.tasks_file(os.getpid())))
             from ansible.cli.playbook import PlaybookCLI
 
             try:

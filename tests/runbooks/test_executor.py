@@ -1,6 +1,8 @@
 """The warm runbook executor (``gameday.runbooks.executor``): runs forked from a warm zygote leave
 what ansible-runner leaves, report the same events, stop at once when cancelled, never
-see each other, and fall back to ansible-runner when the zygote cannot start."""
+see each other, and fall back to ansible-runner when the zygote cannot start. Each holds
+on both warm paths: Mitogen's (``gameday.runbooks.fastpath``) and Ansible's own
+strategy, which a run takes when the fast path cannot run it."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import pytest
 import yaml
 from serving import eventually
 
-from gameday.runbooks import executor
+from gameday.runbooks import executor, fastpath
 from gameday.runbooks.runbook import load_runbook, run_runbook
 
 
@@ -48,7 +50,20 @@ def zygote():
 def warm(zygote, monkeypatch):
     monkeypatch.setattr(executor, "_default", zygote)
     monkeypatch.delenv(executor.SETTING, raising=False)
+    monkeypatch.delenv(fastpath.SETTING, raising=False)
     return zygote
+
+
+WARM_PATHS = ["mitogen", "warm"]
+
+
+def take(path: str, monkeypatch) -> None:
+    """Runs from here on go this way: "mitogen" (the fast path), "warm" (the warm
+    executor with Ansible's own strategy) or "ansible-runner" (no warm executor)."""
+    if path == "warm":
+        monkeypatch.setenv(fastpath.SETTING, "0")
+    elif path == "ansible-runner":
+        monkeypatch.setenv(executor.SETTING, "0")
 
 
 def run(rb_path: Path, data: Path, params: dict | None = None, **kwargs):
@@ -142,9 +157,11 @@ def noisy_imports(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("path", WARM_PATHS)
 def test_a_warm_run_leaves_what_ansible_runner_leaves(warm, noisy_imports, tmp_path,
-                                                      monkeypatch):
+                                                      monkeypatch, path):
     """Even when Ansible's imports warn: neither path records a warning as output."""
+    take(path, monkeypatch)
     rb = playbook(tmp_path, [
         {"name": "say it", "ansible.builtin.command": {"argv": ["echo", "{{ word }}"]}},
         {"name": "skip me", "ansible.builtin.command": {"argv": ["false"]}, "when": False},
@@ -155,7 +172,7 @@ def test_a_warm_run_leaves_what_ansible_runner_leaves(warm, noisy_imports, tmp_p
     monkeypatch.setenv(executor.SETTING, "0")
     cold, cold_seen = run(rb, tmp_path / "cold", {"word": "hello"})
 
-    assert (hot.executor, cold.executor) == ("warm", "ansible-runner")
+    assert (hot.executor, cold.executor) == (path, "ansible-runner")
     assert (hot.status, hot.rc, hot.tasks) == (cold.status, cold.rc, cold.tasks) == \
         ("successful", 0, {"ok": 2, "failed": 1, "skipped": 1, "unreachable": 0})
     assert same_run(hot_seen, tmp_path / "warm") == same_run(cold_seen, tmp_path / "cold")
@@ -177,12 +194,14 @@ def test_a_warm_run_leaves_what_ansible_runner_leaves(warm, noisy_imports, tmp_p
     assert sorted(hot_cmd["env"]) == sorted(set(cold_cmd["env"]) - {executor.SETTING})
 
 
-def test_a_failing_task_fails_the_run_with_its_rc(warm, tmp_path):
+@pytest.mark.parametrize("path", WARM_PATHS)
+def test_a_failing_task_fails_the_run_with_its_rc(warm, tmp_path, monkeypatch, path):
+    take(path, monkeypatch)
     rb = playbook(tmp_path, [
         {"name": "break", "ansible.builtin.command": {"argv": ["sh", "-c", "echo no >&2; exit 3"]}},
         {"name": "never", "ansible.builtin.command": {"argv": ["true"]}}])
     result, seen = run(rb, tmp_path / "data")
-    assert result.executor == "warm"
+    assert result.executor == path
     assert (result.status, result.rc) == ("failed", 2)  # ansible-playbook's rc: a task failed
     assert (result.artifacts / "status").read_text() == "failed"
     assert (result.artifacts / "rc").read_text() == "2"
@@ -192,30 +211,35 @@ def test_a_failing_task_fails_the_run_with_its_rc(warm, tmp_path):
     assert "never" not in [d["task"] for k, d in seen if k == "runbook.task"]
 
 
-def test_a_playbook_ansible_refuses_fails_like_ansible_playbook(warm, tmp_path):
+@pytest.mark.parametrize("path", WARM_PATHS)
+def test_a_playbook_ansible_refuses_fails_like_ansible_playbook(warm, tmp_path, monkeypatch,
+                                                                path):
+    take(path, monkeypatch)
     rb = playbook(tmp_path, [{"name": "bad", "ansible.builtin.no_such_module": {}}])
     result, _ = run(rb, tmp_path / "data")
-    assert result.executor == "warm"
+    assert result.executor == path
     assert result.status == "failed" and result.rc not in (0, None, 250)
     assert "no_such_module" in (result.artifacts / "stdout").read_text()
 
 
-def test_check_mode_changes_nothing(warm, tmp_path):
+@pytest.mark.parametrize("path", WARM_PATHS)
+def test_check_mode_changes_nothing(warm, tmp_path, monkeypatch, path):
+    take(path, monkeypatch)
     target = tmp_path / "made"
     rb = playbook(tmp_path, [{"name": "touch", "ansible.builtin.command": {
         "argv": ["touch", str(target)], "creates": str(target)}}])
     result, _ = run(rb, tmp_path / "data", check=True)
-    assert result.ok and result.executor == "warm" and not target.exists()
+    assert result.ok and result.executor == path and not target.exists()
 
 
 # -- cancelling --------------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("path", ["warm", "ansible-runner"])
+@pytest.mark.parametrize("path", [*WARM_PATHS, "ansible-runner"])
 def test_cancel_stops_a_running_playbook_at_once(warm, tmp_path, monkeypatch, path):
-    """Both paths: the run ends canceled at once, and nothing of its tree (the task's
-    command in its worker's own session) is alive a second after the cancel."""
-    if path == "ansible-runner":
-        monkeypatch.setenv(executor.SETTING, "0")
+    """Every path: the run ends canceled at once, and nothing of its tree (the task's
+    command in its worker's own session, or under Mitogen's multiplexer) is alive a
+    second after the cancel."""
+    take(path, monkeypatch)
     seconds = 30 + random.randint(1, 99999) / 100000
     rb = playbook(tmp_path, [
         {"name": "wait", "ansible.builtin.command": {"argv": ["sleep", str(seconds)]}},
@@ -246,6 +270,111 @@ def test_cancel_stops_a_running_playbook_at_once(warm, tmp_path, monkeypatch, pa
 
 
 @pytest.mark.slow
+def test_cancel_stops_a_fast_task_that_started_no_command(warm, tmp_path):
+    """On the fast path a task runs in a process under Mitogen's multiplexer, outside
+    the run's tree: a cancel kills it too, even when it runs no command of its own."""
+    rb = playbook(tmp_path, [{"name": "wait", "ansible.builtin.wait_for": {
+        "path": str(tmp_path / "never"), "timeout": 300}}])
+    zygote = warm._proc.pid
+    before = zygote_tree(zygote)
+    cancel, grew = threading.Event(), []
+
+    def on_event(entry):
+        if entry.data.get("task") == "wait" and entry.data.get("status") == "started":
+            def later():
+                if until(lambda: zygote_tree(zygote) - before - run_tree(zygote), 10):
+                    grew.extend(zygote_tree(zygote) - before - run_tree(zygote))
+                cancel.set()
+            threading.Thread(target=later, daemon=True).start()
+
+    started = time.monotonic()
+    result = run_runbook(load_runbook(rb), {}, tmp_path / "data", cancel=cancel,
+                         on_event=on_event)
+    assert time.monotonic() - started < 10
+    assert (result.status, result.executor) == ("canceled", "mitogen")
+    assert grew, "the task never ran under the multiplexer"
+    assert until(lambda: not (zygote_tree(zygote) & set(grew)), 2), \
+        "the task's process outlived the cancel"
+
+
+def zygote_tree(zygote: int) -> set[int]:
+    from gameday.runbooks.zygote import _descendants
+
+    return _descendants(zygote)
+
+
+def run_tree(zygote: int) -> set[int]:
+    """The runs' own processes: the zygote's children that lead a process group of
+    their own (Mitogen's multiplexer does not), and everything below them."""
+    from gameday.runbooks.zygote import _descendants
+
+    found: set[int] = set()
+    for pid in _descendants(zygote):
+        if _parent(pid) == zygote and os.getpgid(pid) == pid:
+            found |= {pid} | _descendants(pid)
+    return found
+
+
+def test_a_run_the_fast_path_cannot_take_runs_warm_saying_why(warm, tmp_path, caplog):
+    rb = playbook(tmp_path, [{"name": "x", "ansible.builtin.command": {"argv": ["true"]}}])
+    plays = yaml.safe_load(rb.read_text())
+    plays[0]["strategy"] = "linear"
+    rb.write_text(yaml.safe_dump(plays))
+    with caplog.at_level(logging.INFO, logger="gameday"):
+        result, _ = run(rb, tmp_path / "data")
+    assert result.ok and result.executor == "warm"
+    assert any("without the fast path" in r.getMessage() and "own strategy (linear)"
+               in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("path", WARM_PATHS)
+def test_a_run_sees_its_own_environment_and_directory(warm, tmp_path, monkeypatch, path):
+    """What a command sees (the run's environment, its working directory) is what
+    ``ansible-playbook`` would give it."""
+    rb = playbook(tmp_path, [{"name": "look", "ansible.builtin.command": {"argv": [
+        "sh", "-c", 'echo "${GAMEDAY_PROBE:-unset} $(pwd)"']}}])
+    outputs = {}
+    for how in (path, "ansible-runner"):
+        take(how, monkeypatch)
+        result, seen = run(rb, tmp_path / how, env={"GAMEDAY_PROBE": "mine"})
+        assert result.ok and result.executor == how
+        outputs[how] = [d["stdout"].replace(str(tmp_path / how), "DATA") for k, d in seen
+                        if k == "runbook.task" and d["status"] == "ok"]
+    assert outputs[path] == outputs["ansible-runner"]
+    assert outputs[path][0].startswith("mine ")
+
+
+def test_a_playbook_with_module_utils_of_its_own_is_not_fast(tmp_path):
+    book = tmp_path / "book.yml"
+    book.write_text(yaml.safe_dump([{"name": "p", "hosts": "localhost", "tasks": []}]))
+    assert fastpath.why_not(book, {}, executor.TEAM_INVENTORY) is None
+    (tmp_path / "module_utils").mkdir()
+    assert "module utilities" in fastpath.why_not(book, {}, executor.TEAM_INVENTORY)
+
+
+@pytest.mark.parametrize(("play", "env", "why"), [
+    ({"tasks": [{"name": "t", "ansible.builtin.command": "true"}]}, {}, None),
+    ({"connection": "local", "tasks": [{"block": [
+        {"name": "t", "delegate_to": "localhost", "ansible.builtin.command": "true"}]}]},
+     {}, None),
+    ({"tasks": []}, {executor.TEAM_INVENTORY: "/inv.yml"}, "the target's own inventory"),
+    ({"strategy": "free", "tasks": []}, {}, "own strategy (free)"),
+    ({"connection": "ssh", "tasks": []}, {}, "the ssh connection"),
+    ({"vars": {"ansible_connection": "docker"}, "tasks": []}, {}, "ansible_connection"),
+    ({"roles": ["web"]}, {}, "uses roles"),
+    ({"tasks": [{"block": [{"name": "deep", "ansible.builtin.include_tasks": "x.yml"}]}]},
+     {}, "'deep' uses ansible.builtin.include_tasks"),
+    ({"handlers": [{"name": "away", "delegate_to": "db1", "ansible.builtin.command": "x"}]},
+     {}, "'away' is delegated to db1"),
+])
+def test_which_runs_the_fast_path_takes(tmp_path, play, env, why):
+    book = tmp_path / "book.yml"
+    book.write_text(yaml.safe_dump([{"name": "p", "hosts": "localhost", **play}]))
+    said = fastpath.why_not(book, env, executor.TEAM_INVENTORY)
+    assert (said is None) if why is None else (said is not None and why in said), said
+
+
+@pytest.mark.slow
 def test_an_interrupt_stops_the_playbook_before_it_propagates(warm, tmp_path):
     seconds = 30 + random.randint(1, 99999) / 100000
     rb = playbook(tmp_path, [{"name": "wait", "ansible.builtin.command": {
@@ -266,7 +395,7 @@ def test_an_interrupt_stops_the_playbook_before_it_propagates(warm, tmp_path):
 def test_an_interrupt_while_a_warm_run_starts_is_not_swallowed(warm, tmp_path, monkeypatch):
     from chaoslib.exceptions import InterruptExecution
 
-    def interrupted(self, *args):
+    def interrupted(self, *args, **kwargs):
         raise InterruptExecution("SIGTERM signal received")
 
     monkeypatch.setattr(executor.WarmExecutor, "_spawn", interrupted)
@@ -280,9 +409,11 @@ def test_an_interrupt_while_a_warm_run_starts_is_not_swallowed(warm, tmp_path, m
 
 # -- isolation ---------------------------------------------------------------------------
 @pytest.mark.slow
-def test_runs_at_once_from_threads_see_only_their_own(warm, tmp_path):
+@pytest.mark.parametrize("path", WARM_PATHS)
+def test_runs_at_once_from_threads_see_only_their_own(warm, tmp_path, monkeypatch, path):
     """Two runs at the same time (each waits until the other has started), then a
     third: each sees its own extra vars, and no fact one run cached reaches another."""
+    take(path, monkeypatch)
     rb = playbook(tmp_path, [
         {"name": "nothing from before", "ansible.builtin.assert": {
             "that": ["mine is not defined"]}},
@@ -308,7 +439,7 @@ def test_runs_at_once_from_threads_see_only_their_own(warm, tmp_path):
     (tmp_path / "gamma.here").touch()
     go("gamma", "gamma")
     for word, (result, seen) in results.items():
-        assert result.ok and result.executor == "warm", (word, seen)
+        assert result.ok and result.executor == path, (word, seen)
         said = [d["stdout"] for k, d in seen if k == "runbook.task" and d.get("task") == "say"
                 and d["status"] == "ok"]
         assert said == [word]
@@ -381,7 +512,7 @@ def test_a_process_that_did_not_prewarm_starts_it_at_its_second_runbook(
     finally:
         own.stop()
     assert (first.executor, second.executor, third.executor) == \
-        ("ansible-runner", "ansible-runner", "warm")
+        ("ansible-runner", "ansible-runner", "mitogen")
     said = [r for r in caplog.records if "runs through ansible-runner" in r.getMessage()]
     assert [r.levelno for r in said] == [logging.INFO, logging.INFO]
     assert "not started in this process" in said[0].getMessage()
@@ -423,7 +554,7 @@ def test_a_zygote_that_dies_is_replaced(tmp_path, monkeypatch):
         second, _ = run(rb, tmp_path / "two")
     finally:
         own.stop()
-    assert first.executor == second.executor == "warm" and second.ok
+    assert first.executor == second.executor == "mitogen" and second.ok
 
 
 @pytest.mark.slow

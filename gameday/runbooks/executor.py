@@ -336,6 +336,9 @@ class WarmExecutor:
                      Path(config.playbook).name, why)
         child = self._spawn(list(config.command), str(config.cwd), dict(config.env),
                             fast=not why)
+        if not why and not child.fast:
+            self._fast = why = child.slow or "the zygote took it without its fast path"
+            log.warning("the warm executor's fast path stopped: %s", why)
         try:
             _follow(runner, child, cancel, tick)
         finally:
@@ -372,6 +375,7 @@ class WarmExecutor:
             child.close()
             raise Unavailable(f"the warm executor refused the run: {reply.get('error')}")
         child.pid = int(reply["pid"])
+        child.fast, child.slow = bool(reply.get("fast")), reply.get("slow")
         conn.setblocking(False)
         return child
 
@@ -381,6 +385,8 @@ class _Child:
 
     def __init__(self, conn: socket.socket, out: int) -> None:
         self.conn, self.out, self.pid = conn, out, 0
+        self.fast = False  # whether it took the fast path
+        self.slow: str | None = None  # if not, and it was asked to: why
         self._buf = b""
         self._out_open = True
 

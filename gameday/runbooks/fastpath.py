@@ -174,6 +174,24 @@ def _always(self: Any) -> bool:
     return True
 
 
+def broken() -> str | None:
+    """Why the zygote's Mitogen can no longer take runs (None: it can): its connection
+    multiplexer has gone (a run started now would fail before its first task)."""
+    import ansible_mitogen.process
+
+    model = ansible_mitogen.process._classic_worker_model
+    if model is None:
+        return "Mitogen's connection multiplexer was never started"
+    for mux in model._muxes:
+        try:
+            done, _ = os.waitpid(mux.pid, os.WNOHANG)
+        except ChildProcessError:
+            done = mux.pid
+        if done:
+            return f"Mitogen's connection multiplexer (pid {mux.pid}) has exited"
+    return None
+
+
 # -- in a run's child -----------------------------------------------------------------------
 def enter_run(tasks_file: str) -> None:
     """This run takes the fast path: plays default to Mitogen's strategy, and each

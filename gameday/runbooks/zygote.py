@@ -184,13 +184,18 @@ class _Zygote:
             self.tell(conn, {"error": f"the zygote is not single-threaded ({names})"})
             conn.close()
             return
+        slow = None
+        if request.get("fast"):
+            slow = self.fast or fastpath.broken()
+            if slow:  # this run goes Ansible's own way; the caller says why
+                self.fast, request["fast"] = slow, False
         pid = self.fork(request, fds[0])
         os.close(fds[0])
         self.runs[pid] = conn
         self.conns[conn] = pid
         conn.setblocking(False)
         self.sel.register(conn, selectors.EVENT_READ, "run")
-        self.tell(conn, {"pid": pid})
+        self.tell(conn, {"pid": pid, "fast": bool(request.get("fast")), "slow": slow})
 
     def request(self, conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
         conn.settimeout(REPLY_TIMEOUT_S)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from gameday.core import events
 from gameday.core.events import in_time_order as timeline
 from gameday.game.scoring import compute_metrics
+from gameday.incidents.incident import Incident
 from gameday.store import Store
 from gameday.targets.sandbox.client import sandbox_processes
 
@@ -74,11 +77,22 @@ def test_timeline_is_ordered_by_measured_time(crash):
     assert roles["incident_commander"] in ("chidi", "dana")  # hybrid: dedicated IC
 
 
-def test_incident_show_lists_the_timeline_in_time_order(crash):
+def test_incident_show_lists_the_timeline_in_time_order(crash, tmp_path):
     """Recording order is not time order (impact is dated by the request that showed it,
-    recorded later); what people read is in time order, ties broken by sequence."""
-    result, _ = crash
-    env = {**os.environ, "GAMEDAY_DB": str(crash[1].path)}
+    a move made in chat by its server's time, each recorded later); what people read is
+    in time order, ties broken by sequence. Whether the game day itself recorded one
+    out of order depends on how its requests fell, so a copy of its store gets one
+    more: a note dated just after the fault, recorded last."""
+    result, store = crash
+    copy = tmp_path / "gameday.db"
+    with sqlite3.connect(store.path) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    fault = next(e for e in Store(copy).events(result["incident_id"])
+                 if e.kind == "fault.injected")
+    Incident(Store(copy), result["incident_id"]).record(
+        events.note_added("seen just after the fault, written down later"), "dana",
+        at_ns=fault.at_monotonic_ns + 1, at_utc=fault.at_utc)
+    env = {**os.environ, "GAMEDAY_DB": str(copy)}
     proc = subprocess.run([sys.executable, "-m", "gameday", "incident", "show",
                            str(result["incident_id"]), "--json"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
@@ -87,6 +101,9 @@ def test_incident_show_lists_the_timeline_in_time_order(crash):
     keys = [(e["at_monotonic_ns"], e["seq"]) for e in shown]
     assert keys == sorted(keys)
     assert [e["seq"] for e in shown] != sorted(e["seq"] for e in shown)  # it did reorder
+    after_fault = [e["kind"] for e in shown][[e["kind"] for e in shown].index(
+        "fault.injected") + 1]
+    assert after_fault == "note.added"
     run = next(e for e in shown if e["kind"] == "runbook.started")
     assert run["data"]["run_id"] == 1  # the game day's run is on the record
     assert crash[1].run(1)["status"] == "successful"

@@ -315,6 +315,33 @@ def run_tree(zygote: int) -> set[int]:
     return found
 
 
+@pytest.mark.slow
+def test_a_fast_path_that_broke_falls_back_saying_why(tmp_path, monkeypatch, caplog):
+    """Mitogen's multiplexer dies under a running executor: the next runs go Ansible's
+    own way in the same warm executor, and a warning says why, once."""
+    own = executor.WarmExecutor()
+    monkeypatch.setattr(executor, "_default", own)
+    monkeypatch.delenv(executor.SETTING, raising=False)
+    monkeypatch.delenv(fastpath.SETTING, raising=False)
+    rb = playbook(tmp_path, [{"name": "x", "ansible.builtin.command": {"argv": ["true"]}}])
+    own.start()
+    try:
+        first, _ = run(rb, tmp_path / "one")
+        zygote = own._proc.pid
+        muxes = [p for p in zygote_tree(zygote) if _parent(p) == zygote]
+        assert len(muxes) == 1  # between runs, the zygote's only child
+        os.kill(muxes[0], signal.SIGKILL)
+        with caplog.at_level(logging.INFO, logger="gameday"):
+            second, _ = run(rb, tmp_path / "two")
+            third, _ = run(rb, tmp_path / "three")
+    finally:
+        own.stop()
+    assert (first.executor, second.executor, third.executor) == ("mitogen", "warm", "warm")
+    assert second.ok and third.ok
+    said = [r.getMessage() for r in caplog.records if "fast path stopped" in r.getMessage()]
+    assert len(said) == 1 and "multiplexer" in said[0] and "exited" in said[0]
+
+
 def test_a_run_the_fast_path_cannot_take_runs_warm_saying_why(warm, tmp_path, caplog):
     rb = playbook(tmp_path, [{"name": "x", "ansible.builtin.command": {"argv": ["true"]}}])
     plays = yaml.safe_load(rb.read_text())

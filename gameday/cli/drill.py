@@ -10,6 +10,9 @@ import click
 
 from gameday.cli.common import State, emit, pass_state, person
 from gameday.core.policy import ROLES
+from gameday.core.settings import TARGET_KINDS
+
+DRILL_TARGETS = ("sandbox", *TARGET_KINDS)
 
 ME = click.option("--as", "person", required=True, callback=person, metavar="NAME",
                   help="Who you are.")
@@ -31,22 +34,34 @@ def drill() -> None:
               help="The wheel spins only outages that happened here before: scenarios "
                    "past game days ran, or whose alert opened a real incident.")
 @click.option("--seed", type=int, help="Make the wheel's spin repeatable.")
+@click.option("--from-incident", "incident", type=click.IntRange(min=1), metavar="ID",
+              help="Replay real incident ID: its alert, service, severity and the "
+                   "questions people asked, with a fault from the registry that produces "
+                   "the same symptom.")
+@click.option("--target", type=click.Choice(DRILL_TARGETS), default="sandbox",
+              show_default=True, help="With --from-incident: where the fault goes (the "
+                                      "project's drill scenario for the service there "
+                                      "gives the team and the SLO).")
 @click.option("--game-master", "game_master", default="game-master", show_default=True,
               callback=person, help="Who runs the drill (the console gives them its "
                                     "controls when they sign in with this name).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def start(state: State, scenario: Path | None, pool: Path | None, difficulty: str,
-          history: bool, seed: int | None, game_master: str, as_json: bool) -> None:
-    """Start a drill of SCENARIO (or spin --wheel): the fault runs in its own process;
-    prints the drill's id, its incident and the join link (on GAMEDAY_URL, where
-    ``gameday serve`` runs the console)."""
+          history: bool, seed: int | None, incident: int | None, target: str,
+          game_master: str, as_json: bool) -> None:
+    """Start a drill of SCENARIO (or spin --wheel, or replay --from-incident ID): the
+    fault runs in its own process; prints the drill's id, its incident and the join
+    link (on GAMEDAY_URL, where ``gameday serve`` runs the console)."""
     from gameday.drills.master import spin, start_drill
 
-    if (scenario is None) == (pool is None):
-        raise click.UsageError("give a SCENARIO or --wheel POOL")
+    if sum(x is not None for x in (scenario, pool, incident)) != 1:
+        raise click.UsageError("give a SCENARIO, --wheel POOL or --from-incident ID")
     if history and pool is None:
         raise click.UsageError("--from-history goes with --wheel POOL")
+    if incident is not None:
+        _replay(state, incident, target, game_master, difficulty, as_json)
+        return
     if scenario is not None:
         chosen, oncall = scenario, None
     else:
@@ -61,6 +76,32 @@ def start(state: State, scenario: Path | None, pool: Path | None, difficulty: st
                f"#{started['incident_id']}, {difficulty})")
     if started.get("oncall"):
         click.echo(f"the wheel picked {started['oncall']} as on-call")
+    click.echo(f"join: {started['join_url']}")
+    click.echo(f"output: {started['log']}")
+
+
+def _replay(state: State, incident: int, target: str, game_master: str, difficulty: str,
+            as_json: bool) -> None:
+    """Replay a real incident: say which fault was chosen and why before anything else."""
+    from gameday.drills.replay import start_replay
+
+    started = start_replay(state.store, state.settings, incident, target=target,
+                           game_master=game_master, difficulty=difficulty)
+    if as_json:
+        emit(started)
+        return
+    r = started["replay"]
+    click.echo(f"drill {started['drill_id']}: a rehearsal of incident #{incident} "
+               f"({r['alert']}, service {r['service']}, team {r['team']}; run at "
+               f"{r['severity_declared'] or 'no severity'}, measured "
+               f"{r['severity_measured'] or 'never'})")
+    click.echo(f"symptom: {r['symptom']}, from {r['evidence']}")
+    click.echo(f"fault on the {r['target']}: {r['fault']}, because {r['why']}")
+    click.echo(f"injects from its timeline: {', '.join(r['injects']) or 'none'}")
+    for note in r["notes"]:
+        click.echo(f"note: {note}")
+    click.echo(f"scenario: {started['scenario']} (incident #{started['incident_id']}, "
+               f"{difficulty})")
     click.echo(f"join: {started['join_url']}")
     click.echo(f"output: {started['log']}")
 
@@ -143,12 +184,16 @@ def end(state: State, drill_id: int, person: str) -> None:
 @pass_state
 def debrief(state: State, drill_id: int, as_json: bool) -> None:
     """The timeline, a scorecard per person, the injects and how each was answered."""
-    data = _drill(state, drill_id).debrief()
+    from gameday.game.scoring import compute_metrics
+
+    data = _drill(state, drill_id).debrief(lambda ev: compute_metrics(ev).as_dict())
     if as_json:
         emit(data)
         return
     click.echo(f"drill {drill_id}: {data['scenario']}  incident #{data['incident_id']} "
                f"({data['incident_state']})")
+    if data["replay"]:
+        _beside(data["replay"])
     for card in data["scorecards"]:
         click.echo(f"\n{card['person']} ({', '.join(card['roles']) or 'paged'}): "
                    f"{card['score']}/100")
@@ -179,3 +224,20 @@ def list_drills(state: State, as_json: bool) -> None:
     if not rows:
         click.echo("no drills yet (gameday drill start SCENARIO)")
 
+
+
+def _beside(replay: dict[str, Any]) -> None:
+    """A replay's timings: the real incident's beside the drill's."""
+    click.echo(f"\na rehearsal of incident #{replay['incident']} ({replay['alert']}"
+               f"{': ' + replay['title'] if replay.get('title') else ''})")
+    if replay.get("missing"):
+        click.echo(f"  {replay['missing']}")
+    click.echo(f"  {'':50} {'real':>10} {'drill':>10}")
+    for row in replay["timings"]:
+        click.echo(f"  {row['what']:50} {_shown(row['real']):>10} {_shown(row['drill']):>10}")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} s" if isinstance(value, float | int) else str(value)

@@ -83,6 +83,7 @@ class Kind(StrEnum):
     DRILL_PAUSED = "drill.paused"
     DRILL_RESUMED = "drill.resumed"
     DRILL_ENDED = "drill.ended"
+    DRILL_REPLAY = "drill.replay"
     K8S_EVENT = "k8s.event"
     # the incident's room in chat
     CHAT_ROOM_OPENED = "chat.room_opened"
@@ -417,6 +418,15 @@ def drill_resumed() -> Entry:
 
 def drill_ended(reason: str) -> Entry:
     return Entry(Kind.DRILL_ENDED, {"reason": reason})
+
+
+def drill_replay(incident: int, alert: str, fault: str, why: str,
+                 injects: Sequence[str]) -> Entry:
+    """The drill rehearses real incident ``incident``: its alert, the fault chosen from
+    the registry to produce the same symptom and why, and the injects made from what
+    people asked on its timeline."""
+    return Entry(Kind.DRILL_REPLAY, {"incident": incident, "alert": alert, "fault": fault,
+                                     "why": why, "injects": list(injects)})
 
 
 def run_crashed(pid: int, host: str, silent_s: float, faults: list[str]) -> Entry:

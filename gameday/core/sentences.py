@@ -145,6 +145,9 @@ def _game_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
             return "the drill clock runs again"
         case Kind.DRILL_ENDED:
             return str(d.get("reason") or "the drill ends")
+        case Kind.DRILL_REPLAY:
+            return (f"rehearses incident #{d.get('incident')} ({d.get('alert')}): "
+                    f"{d.get('fault')}, because {d.get('why')}")
         case Kind.GAMEDAY_SCHEDULED:
             return f"by schedule {d['schedule']} (due {str(d.get('due_at'))[:19]})"
         case Kind.GAMEDAY_FROZEN:

@@ -8,8 +8,13 @@ read by the game-day process (injects, pause, end) and by the debrief (``drill``
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +24,7 @@ from gameday.core.detached import spawn_gameday
 from gameday.core.errors import AlreadyRecorded, GamedayError, NotFound, ValidationError
 from gameday.core.events import Kind
 from gameday.core.sentences import describe_event
-from gameday.core.settings import Settings
+from gameday.core.settings import TARGET_KINDS, Settings
 from gameday.core.states import DrillState
 from gameday.drills.scorecards import answered, scorecards
 from gameday.incidents.incident import TERMINAL_STATES, Incident, held_roles
@@ -31,6 +36,35 @@ from gameday.store.rows import DrillRow
 
 START_TIMEOUT_S = 120.0
 GAME_MASTER = "game-master"
+DRILL_TARGETS = ("sandbox", *TARGET_KINDS)  # where a drill's fault may go
+# A replay's debrief: the scorecard's metrics of the real incident beside the drill's,
+# and the two spans a real incident (which has no fault to time from) can be compared on.
+TIMINGS = (("TTD", "time to detect (fault → alert)"),
+           ("TTA", "time to acknowledge (alert → acknowledged)"),
+           ("TTE", "time to engage a commander (declared → IC)"),
+           ("TTFC", "time to first comms (declared → first update)"),
+           ("TTM", "time to mitigate (fault → mitigated)"),
+           ("TTR", "time to resolve (fault → resolved)"),
+           ("alert_to_mitigated", "alert → mitigated (measured, else declared)"),
+           ("alert_to_resolved", "alert → resolved"),
+           ("severity_declared", "severity declared"),
+           ("severity_measured", "severity measured"))
+Measure = Callable[[Sequence[Any]], Mapping[str, Any]]
+
+
+def drill_scenarios(settings: Settings) -> list[tuple[Path, Scenario]]:
+    """The project's scenarios (``scenarios/``) a drill can run: on the sandbox or on a
+    team's own cluster or service. What does not load is left out (``gameday
+    validate`` says why)."""
+    found = []
+    for path in sorted((settings.root / "scenarios").glob("*.y*ml")):
+        try:
+            sc = load_scenario(path, check_experiment=False)
+        except GamedayError:
+            continue
+        if sc.target in DRILL_TARGETS:
+            found.append((path, sc))
+    return found
 
 
 def spin(pool: Path, *, seed: int | None = None,
@@ -74,8 +108,12 @@ class DrillRun:
     def __init__(self, store: Store, drill_id: int) -> None:
         self.store, self.id = store, drill_id
         self.row = store.drill(drill_id)
+        self.replay: dict[str, Any] | None = None
+        self.injects: list[str] = []
 
     def scenario(self, sc: Scenario) -> Scenario:
+        self.replay = sc.replay
+        self.injects = [i.name for i in sc.drill.injects] if sc.drill else []
         drilled = replace(sc, response=replace(sc.response, mode="drill"))
         if self.row["oncall"]:
             drilled = replace(drilled, team=replace(sc.team, oncall=(self.row["oncall"],)))
@@ -85,9 +123,14 @@ class DrillRun:
         row = self.row
         self.store.update_drill(self.id, incident_id=incident_id, run_dir=str(run_dir),
                                 state=DrillState.RUNNING)
-        Incident(self.store, incident_id).record(events.drill_started(
+        incident = Incident(self.store, incident_id)
+        incident.record(events.drill_started(
             self.id, row["game_master"], row["difficulty"], row["oncall"]),
             row["game_master"])
+        if self.replay:  # which real incident, and why this fault: on its own record
+            incident.record(events.drill_replay(
+                self.replay["incident"], self.replay["alert"], self.replay["fault"],
+                self.replay["why"], self.injects), row["game_master"])
 
     def failed(self, error: Exception) -> None:
         self.store.update_drill(self.id, state=DrillState.FAILED)
@@ -281,6 +324,7 @@ class Drill:
         return {
             "drill": {k: row[k] for k in ("id", "scenario", "state", "difficulty",
                                           "game_master", "oncall")},
+            "replay": self.sc.replay,
             "incident": {k: inc.get(k) for k in ("id", "title", "state", "severity",
                                                  "service")},
             "roles": held_roles(timeline),
@@ -313,7 +357,10 @@ class Drill:
                 for w in windows], next_after
 
     # -- the debrief ------------------------------------------------------------------------
-    def debrief(self) -> dict[str, Any]:
+    def debrief(self, measure: Measure | None = None) -> dict[str, Any]:
+        """Scorecards, injects, hints and the timeline; for a drill that replays a real
+        incident, ``measure`` (the scorecard's ``compute_metrics``, which lives above
+        drills) times both, side by side."""
         timeline = self.timeline()
         row = self.store.drill(self.id)
         review = None
@@ -324,10 +371,76 @@ class Drill:
                 "difficulty": row["difficulty"], "game_master": row["game_master"],
                 "oncall": row["oncall"], "incident_id": self.incident.id,
                 "incident_state": self.incident.state,
+                "replay": self.replayed(timeline, measure),
                 "scorecards": [c.as_dict() for c in scorecards(self.sc, timeline)],
                 "injects": answered(self.spec, timeline),
                 "hints_taken": [e.data for e in timeline if e.kind == Kind.DRILL_HINT],
                 "timeline": events.in_time_order(timeline), "review": review}
+
+    def replayed(self, timeline: Sequence[Any], measure: Measure | None) -> dict[str, Any] | None:
+        """The real incident this drill rehearses and, measured alike, its timings beside
+        the drill's (None for a drill of a shipped scenario)."""
+        replay = self.sc.replay
+        if not replay:
+            return None
+        out: dict[str, Any] = {**replay, "title": None, "timings": []}
+        try:
+            real = Incident(self.store, replay["incident"])
+            out["title"] = real.row["title"]
+            real_events: list[Any] = real.events()
+        except NotFound:
+            out["missing"] = f"incident {replay['incident']} is no longer in the store"
+            real_events = []
+        if measure is not None:
+            was = {**measure(real_events), **from_alert(real_events)} if real_events else {}
+            now = {**measure(timeline), **from_alert(timeline)}
+            out["timings"] = [{"metric": key, "what": what, "real": was.get(key),
+                               "drill": now.get(key)} for key, what in TIMINGS]
+        return out
+
+
+def from_alert(timeline: Sequence[Any]) -> dict[str, float | None]:
+    """Seconds from the first alert to mitigation and to resolution: what a real
+    incident, which knows no fault, and its rehearsal can both be timed by. Mitigation
+    is the SLIs' recovery where they were measured, else the commander's call."""
+    ordered = events.in_time_order(timeline)
+
+    def first(*kinds: Kind) -> int | None:
+        return next((e["at_monotonic_ns"] for e in ordered if e["kind"] in kinds), None)
+
+    alert = first(Kind.ALERT_FIRED)
+    measured = first(Kind.MITIGATED)
+    mitigated = measured if measured is not None else first(Kind.MITIGATION_DECLARED)
+    resolved = first(Kind.INCIDENT_RESOLVED)
+
+    def since(ns: int | None) -> float | None:
+        return None if alert is None or ns is None else round((ns - alert) / 1e9, 3)
+
+    return {"alert_to_mitigated": since(mitigated), "alert_to_resolved": since(resolved)}
+
+
+def replay_elsewhere(settings: Settings, store: Store, incident_id: int, *, game_master: str,
+                     difficulty: str = "normal", target: str = "sandbox",
+                     base_url: str | None = None) -> dict[str, Any]:
+    """``gameday drill start --from-incident`` in a process of its own, for ``gameday
+    serve``: choosing the fault reads the fault registry, which imports the chaos
+    provider modules a web process stays out of. Its refusal is raised here as the
+    same error, with the same words."""
+    argv = [sys.executable, "-m", "gameday", "drill", "start", "--from-incident",
+            str(incident_id), "--target", target, "--game-master", game_master,
+            "--difficulty", difficulty, "--json"]
+    env = {**os.environ, "GAMEDAY_DB": store.url,
+           **({"GAMEDAY_URL": base_url} if base_url else {})}
+    done = subprocess.run(argv, cwd=settings.root, env=env, capture_output=True, text=True,
+                          timeout=START_TIMEOUT_S + 60)
+    if done.returncode == 0:
+        started: dict[str, Any] = json.loads(done.stdout)
+        return started
+    said = done.stderr.strip()
+    message = said.rpartition("Error: ")[2] if "Error: " in said else said[-500:]
+    if done.returncode == 2:
+        raise ValidationError(message, field="incident")
+    raise GamedayError(message)
 
 
 def fire_due_injects(incident: Incident, spec: DrillSpec) -> list[str]:

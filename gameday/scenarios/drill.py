@@ -58,6 +58,7 @@ EXPECTABLE = (Kind.COMMS_POSTED, Kind.SEVERITY_CHANGED, Kind.INCIDENT_ESCALATED,
 TRIGGERS = (Kind.INCIDENT_DECLARED, Kind.INCIDENT_ACKNOWLEDGED, Kind.SEVERITY_CHANGED,
             Kind.RUNBOOK_STARTED, Kind.RUNBOOK_FINISHED, Kind.COMMS_POSTED,
             Kind.INCIDENT_ESCALATED, Kind.MITIGATED, Kind.ROLE_ASSIGNED, Kind.DRILL_HINT)
+ANCHORS = (Kind.ALERT_FIRED, Kind.INCIDENT_DECLARED)
 MAX_HINT_COST = 50
 
 
@@ -84,6 +85,10 @@ class InjectSpec(Spec):
         default=None, description="When, on the drill clock (from the fault).")
     when: Annotated[str, OneOf(tuple(str(k) for k in TRIGGERS))] | None = Field(
         default=None, description="Or: when this event first happens.")
+    after: Annotated[str, OneOf(tuple(str(k) for k in ANCHORS))] | None = Field(
+        default=None, description=(
+            "Count at from this event's first moment instead of from the fault (a "
+            "replayed incident's questions keep their offsets from its alert)."))
     sender: Annotated[str, OneOf(SENDERS)] = Field(
         alias="from", description="Who it comes from, as people would see it.")
     message: Line = Field(description="What they say.")
@@ -99,6 +104,8 @@ class InjectSpec(Spec):
     def _one_trigger(self) -> InjectSpec:
         if (self.at is None) == (self.when is None):
             raise ValueError("give exactly one of at (a time) or when (an event)")
+        if self.after is not None and self.at is None:
+            raise ValueError("after counts at from an event: give at too")
         if (self.fault is None) != (self.rollback is None):
             raise ValueError("a fault needs its rollback (and a rollback its fault): a "
                              "fault must never outlive the drill")
@@ -224,5 +231,22 @@ def due_injects(spec: DrillSpec, timeline: Sequence[Any], now_ns: int) -> list[I
     fired = {_data(e).get("name") for e in timeline if _kind(e) == Kind.DRILL_INJECT}
     elapsed = clock.at(now_ns) or 0.0
     kinds = {_kind(e) for e in timeline if event_ns(e) >= clock.started_ns}
-    return [i for i in spec.injects if i.name not in fired and
-            ((i.at is not None and elapsed >= i.at) or (i.when is not None and i.when in kinds))]
+    since = _anchors(clock, timeline)
+
+    def due(i: InjectSpec) -> bool:
+        if i.when is not None:
+            return i.when in kinds
+        start = since.get(i.after) if i.after else 0.0
+        return i.at is not None and start is not None and elapsed - start >= i.at
+
+    return [i for i in spec.injects if i.name not in fired and due(i)]
+
+
+def _anchors(clock: Clock, timeline: Sequence[Any]) -> dict[str, float | None]:
+    """Drill seconds at the first moment of each event injects can count from."""
+    found: dict[str, float | None] = {}
+    for e in in_time_order(list(timeline)):
+        kind = _kind(e)
+        if kind in ANCHORS and kind not in found:
+            found[kind] = clock.at(event_ns(e))
+    return found

@@ -147,6 +147,7 @@ class Scenario:
     drill: DrillSpec | None = None  # injects and hints, for training drills
     inventory: Path | None = None  # a service target's Ansible inventory of its hosts
     cluster: dict[str, str] | None = None  # a kubernetes target's kubeconfig and context
+    replay: dict[str, Any] | None = None  # ReplaySpec: the real incident it rehearses
 
     def target_for(self, severity: str) -> dict[str, float]:
         return self.targets.get(severity, {})
@@ -222,6 +223,23 @@ class TimeoutsSpec(Spec):
 Severity = Annotated[str, OneOf(SEVERITIES)]
 TargetKey = Annotated[str, OneOf(TARGET_KEYS)]
 Target = Annotated[float, Seconds(high=30 * DAY)]
+SYMPTOMS = ("availability", "errors", "latency")  # the kinds of impact faults produce
+
+
+class ReplaySpec(Spec):
+    """The real incident a training drill rehearses (``gameday drill start
+    --from-incident``): the debrief puts its timings beside the drill's."""
+
+    incident: int = Field(ge=1, description="The real incident's id in the store.")
+    alert: Identifier = Field(description="The alert that opened it.")
+    severity_declared: Severity | None = Field(default=None, description=(
+        "The severity it was run at."))
+    severity_measured: Severity | None = Field(default=None, description=(
+        "The severity its measured impact implied, where it was measured."))
+    symptom: Annotated[str, OneOf(SYMPTOMS)] = Field(description=(
+        "The kind of impact the alert saw, which the drill's fault reproduces."))
+    fault: Line = Field(description="The fault registry's activity chosen (module:function).")
+    why: Line = Field(description="Why that fault: what it does that the incident showed.")
 
 
 class ScenarioSpec(Spec):
@@ -276,6 +294,8 @@ class ScenarioSpec(Spec):
     drill: DrillSpec | None = Field(default=None, description=(
         "Injects and hints for a training drill (gameday drill start): what happens to "
         "the responders, what is expected of them, and the help they can ask for."))
+    replay: ReplaySpec | None = Field(default=None, description=(
+        "The real incident this scenario rehearses, when it was made from one."))
     targets: dict[Severity, dict[TargetKey, Target]] = Field(default={}, description=(
         "Response targets per severity, overriding the defaults key by key: "
         + "; ".join(f"{sev} " + ", ".join(f"{k} {human_span(v)}" for k, v in keys.items())
@@ -532,4 +552,5 @@ def _freeze(path: Path, spec: ScenarioSpec, experiment: Path,
                           recover=to.recover),
         targets=targets, customer_facing=spec.customer_facing or spec.service,
         drill=spec.drill, inventory=inventory,
+        replay=spec.replay.model_dump() if spec.replay else None,
         stop_when=spec.stop_when.model_dump(by_alias=False) if spec.stop_when else None)

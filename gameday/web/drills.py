@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,19 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.policy import ROLES
-from gameday.core.settings import TARGET_KINDS
 from gameday.core.states import DrillState
-from gameday.drills.master import Drill, spin, start_drill
+from gameday.drills.master import (
+    DRILL_TARGETS,
+    Drill,
+    drill_scenarios,
+    replay_elsewhere,
+    spin,
+    start_drill,
+)
+from gameday.game.scoring import compute_metrics
 from gameday.incidents.moves import one_of, text
 from gameday.people.auth import Forbidden
-from gameday.scenarios.scenario import Scenario, load_scenario
+from gameday.scenarios.scenario import Scenario
 from gameday.web.context import (
     caller,
     check_csrf,
@@ -75,17 +82,10 @@ def scenarios(request: Request) -> list[dict[str, Any]]:
     this machine) or on a team's own cluster or service (its allowlist checked when the
     drill starts), each saying where it acts."""
     settings = shared(request).settings
-    out = []
-    for path in sorted((settings.root / "scenarios").glob("*.y*ml")):
-        try:
-            sc = load_scenario(path, check_experiment=False)
-        except GamedayError:
-            continue
-        if sc.target in ("sandbox", *TARGET_KINDS):
-            out.append({"path": settings.relative(path), "name": sc.name, "title": sc.title,
-                        "target": sc.target, "where": _where(sc),
-                        "injects": len(sc.drill.injects) if sc.drill else 0})
-    return out
+    return [{"path": settings.relative(path), "name": sc.name, "title": sc.title,
+             "target": sc.target, "where": _where(sc),
+             "injects": len(sc.drill.injects) if sc.drill else 0}
+            for path, sc in drill_scenarios(settings)]
 
 
 def _where(sc: Scenario) -> str:
@@ -100,6 +100,12 @@ def _where(sc: Scenario) -> str:
 def _start(request: Request, who: str, data: dict[str, Any]) -> dict[str, Any]:
     state = shared(request)
     difficulty = one_of(data.get("difficulty") or "normal", DIFFICULTIES, "difficulty")
+    if data.get("incident") is not None:
+        return replay_elsewhere(state.settings, state.store, _incident_id(data["incident"]),
+                                game_master=who, difficulty=difficulty,
+                                target=one_of(data.get("target") or "sandbox", DRILL_TARGETS,
+                                              "target"),
+                                base_url=_base_url(request))
     oncall = None
     if data.get("wheel"):
         chosen, oncall = spin(state.settings.root / "scenarios",
@@ -118,6 +124,15 @@ def _start(request: Request, who: str, data: dict[str, Any]) -> dict[str, Any]:
                        difficulty=difficulty, oncall=oncall, base_url=_base_url(request))
 
 
+def _incident_id(value: Any) -> int:
+    """The real incident to replay, as a form or a JSON body gives it."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and WHOLE.fullmatch(value) and int(value) > 0:
+        return int(value)
+    raise ValidationError("the id of a real incident, a whole number", field="incident")
+
+
 async def drill_list(request: Request) -> Response:
     """``GET /drills``: every drill and the form to start one; ``POST`` starts it (the
     signed-in person is the game master) and goes to its console."""
@@ -131,7 +146,8 @@ async def drill_list(request: Request) -> Response:
         try:
             started = await asyncio.to_thread(_start, request, who, {
                 "scenario": form.get("scenario"), "difficulty": form.get("difficulty"),
-                "wheel": form.get("wheel") == "yes", "history": form.get("history") == "yes"})
+                "wheel": form.get("wheel") == "yes", "history": form.get("history") == "yes",
+                "incident": form.get("incident"), "target": form.get("target")})
             return RedirectResponse(f"/drills/{started['drill_id']}", status_code=303)
         except GamedayError as exc:
             error = str(exc)
@@ -142,8 +158,8 @@ async def drill_list(request: Request) -> Response:
 
 async def api_start(request: Request) -> Response:
     """``POST /api/v1/drills`` ``{"scenario": "scenarios/x.yaml" | "wheel": true,
-    "history": bool, "difficulty": ..., "as": GAME_MASTER}``: what ``gameday drill
-    start --json`` prints."""
+    "history": bool | "incident": ID, "target": ..., "difficulty": ..., "as":
+    GAME_MASTER}``: what ``gameday drill start --json`` prints."""
     who, data = await move_request(request, need="start")
     started = await asyncio.to_thread(_start, request, who, data)
     return JSONResponse(started, status_code=201)
@@ -159,6 +175,7 @@ async def console(request: Request) -> Response:
                     message=f"Drill {row['id']} has not started ({row['state']}).")
     drill = _drill(request)
     return page("drill.html", who=who, drill=row, roles=ROLES, master=who == row["game_master"],
+                replay=drill.sc.replay,
                 injects=[i.name for i in drill.spec.injects],
                 csrf=csrf(request),
                 first=json.loads(json.dumps(drill.snapshot(), default=str)))
@@ -237,9 +254,14 @@ async def api_move(request: Request) -> Response:
 
 
 # -- the debrief ----------------------------------------------------------------------------
+def _measure(timeline: Sequence[Any]) -> Mapping[str, Any]:
+    """The scorecard's metrics, for a replay's real incident and its drill alike."""
+    return compute_metrics(timeline).as_dict()
+
+
 async def debrief_page(request: Request) -> Response:
     who = caller(request)
-    data = await asyncio.to_thread(_drill(request).debrief)
+    data = await asyncio.to_thread(_drill(request).debrief, _measure)
     review = data.get("review")
     return page("debrief.html", who=who, d=data, timeline=timeline_rows(data["timeline"]),
                 has_review=bool(review and Path(review).with_suffix(".html").is_file()))
@@ -247,5 +269,5 @@ async def debrief_page(request: Request) -> Response:
 
 async def api_debrief(request: Request) -> Response:
     caller(request)
-    data = await asyncio.to_thread(_drill(request).debrief)
+    data = await asyncio.to_thread(_drill(request).debrief, _measure)
     return JSONResponse(json.loads(json.dumps(data, default=str)))

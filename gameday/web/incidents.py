@@ -18,9 +18,10 @@ from starlette.responses import HTMLResponse, Response
 from gameday.core.errors import NotFound, ValidationError
 from gameday.core.events import Kind
 from gameday.core.states import RunStatus
+from gameday.drills.master import drill_scenarios
 from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, KINDS, Incident, kind_of_row
 from gameday.store.rows import IncidentRow
-from gameday.web.context import caller, page, shared
+from gameday.web.context import caller, csrf, identity, page, shared
 
 # The moments a reader scans for first stand out (as the terminal colours them);
 # a runbook's individual tasks step back unless one failed (the run page has them all).
@@ -127,7 +128,27 @@ async def incident_page(request: Request) -> Response:
     return page("incident.html", who=who, inc=inc, timeline=timeline_rows(inc["timeline"]),
                 runs=store.runs(incident_id=inc["id"]),
                 has_review=review_file(inc) is not None,
-                room=await asyncio.to_thread(room_messages, request, inc["id"]))
+                room=await asyncio.to_thread(room_messages, request, inc["id"]),
+                replay=await asyncio.to_thread(replay_offer, request, inc), csrf=csrf(request))
+
+
+def replay_offer(request: Request, inc: dict[str, Any]) -> dict[str, Any] | None:
+    """What the page offers to rehearse a real incident opened by an alert, to people
+    who may start drills: the targets the project has a drill scenario of its service
+    on (the sandbox first), or why there is none."""
+    if inc["kind"] != INCIDENT or not identity(request).may("start"):
+        return None
+    if not any(e["kind"] == Kind.ALERT_FIRED for e in inc["timeline"]):
+        return None
+    settings = shared(request).settings
+    service = inc.get("service") or "(none)"
+    targets = sorted({sc.target for _, sc in drill_scenarios(settings)
+                      if sc.service == service}, key=lambda t: (t != "sandbox", t))
+    if not targets:
+        return {"targets": [], "missing": f"no drill scenario in scenarios/ is for service "
+                                          f"{service}: a replay takes the team and the SLO "
+                                          "from one"}
+    return {"targets": targets, "missing": None}
 
 
 ROOM_LINES = 60  # the room's last messages the incident page shows

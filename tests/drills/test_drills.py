@@ -86,7 +86,25 @@ def test_injects_fire_on_time_and_on_events_never_while_paused():
     assert due_injects(spec, paused, int(60 * S)) == []  # 0.5 s of drill time only
 
 
+def test_an_inject_after_the_alert_keeps_its_offset_from_the_alert():
+    """A replayed incident's question came 10 s after its alert: in the drill it comes
+    10 s after the drill's alert, however long detection took, pauses left out."""
+    spec = DrillSpec.model_validate({"injects": [
+        {"name": "vp", "at": "10s", "after": "alert.fired", "from": "executive",
+         "message": "When is checkout back?"}]})
+    before = [ev("fault.injected", 10)]
+    assert due_injects(spec, before, int(60 * S)) == []      # no alert: nothing to count from
+    fired = [*before, ev("alert.fired", 14)]
+    assert due_injects(spec, fired, int(23.9 * S)) == []
+    assert [i.name for i in due_injects(spec, fired, int(24 * S))] == ["vp"]
+    paused = [*fired, ev("drill.paused", 16), ev("drill.resumed", 26)]
+    assert due_injects(spec, paused, int(33.9 * S)) == []
+    assert [i.name for i in due_injects(spec, paused, int(34 * S))] == ["vp"]
+
+
 @pytest.mark.parametrize("change, message", [
+    ({"injects": [{"name": "x", "after": "alert.fired", "when": "mitigated",
+                   "from": "support", "message": "m"}]}, "after counts at from an event"),
     ({"injects": [{"name": "x", "from": "executive", "message": "m"}]}, "exactly one of"),
     ({"injects": [{"name": "x", "at": "1s", "when": "mitigated", "from": "support",
                    "message": "m"}]}, "exactly one of"),

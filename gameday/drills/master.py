@@ -27,12 +27,18 @@ from gameday.core.sentences import describe_event
 from gameday.core.settings import TARGET_KINDS, Settings
 from gameday.core.states import DrillState
 from gameday.drills.scorecards import answered, scorecards
-from gameday.incidents.incident import TERMINAL_STATES, Incident, held_roles
+from gameday.incidents.incident import (
+    INCIDENT,
+    TERMINAL_STATES,
+    Incident,
+    held_roles,
+    kind_of_row,
+)
 from gameday.runbooks.routing import Route
 from gameday.scenarios.drill import Clock, DrillSpec, due_injects
 from gameday.scenarios.scenario import Scenario, load_scenario
 from gameday.store import Store, clock_ns
-from gameday.store.rows import DrillRow
+from gameday.store.rows import DrillRow, IncidentRow
 
 START_TIMEOUT_S = 120.0
 GAME_MASTER = "game-master"
@@ -383,7 +389,7 @@ class Drill:
         replay = self.sc.replay
         if not replay:
             return None
-        out: dict[str, Any] = {**replay, "title": None, "timings": []}
+        out: dict[str, Any] = {**replay, "title": None, "missing": None, "timings": []}
         try:
             real = Incident(self.store, replay["incident"])
             out["title"] = real.row["title"]
@@ -419,13 +425,42 @@ def from_alert(timeline: Sequence[Any]) -> dict[str, float | None]:
     return {"alert_to_mitigated": since(mitigated), "alert_to_resolved": since(resolved)}
 
 
+FIELD = "--from-incident"
+
+
+def replayable(store: Store, incident_id: int
+               ) -> tuple[IncidentRow, list[dict[str, Any]], dict[str, Any]]:
+    """A real incident opened by an alert: its row, its timeline in time order and the
+    alert that opened it; refused, saying what is missing, for an incident that is not
+    there (NotFound), a rehearsal, or one opened by hand."""
+    inc = Incident(store, incident_id)
+    row = inc.row
+    kind = kind_of_row(row)
+    if kind != INCIDENT:
+        raise ValidationError(f"incident {incident_id} is a {kind.replace('gameday', 'game day')}"
+                              ", a rehearsal itself: replay a real incident (gameday "
+                              "incident list --kind incident)", field=FIELD)
+    timeline = events.in_time_order(inc.events())
+    alert = next((e for e in timeline if e["kind"] == Kind.ALERT_FIRED), None)
+    if alert is None:
+        raise ValidationError(f"incident {incident_id} has no alert on its timeline (it was "
+                              "opened by hand): a replay needs the alert that opened it, "
+                              "to fire the same one", field=FIELD)
+    return row, timeline, alert
+
+
 def replay_elsewhere(settings: Settings, store: Store, incident_id: int, *, game_master: str,
                      difficulty: str = "normal", target: str = "sandbox",
                      base_url: str | None = None) -> dict[str, Any]:
     """``gameday drill start --from-incident`` in a process of its own, for ``gameday
     serve``: choosing the fault reads the fault registry, which imports the chaos
-    provider modules a web process stays out of. Its refusal is raised here as the
-    same error, with the same words."""
+    provider modules a web process stays out of. What this process can tell (no such
+    incident, a rehearsal, no alert) it refuses itself; the other process's refusal is
+    raised here as the same kind of error, with the same words."""
+    try:
+        replayable(store, incident_id)
+    except ValidationError as exc:
+        raise ValidationError(exc.message, field="incident") from None
     argv = [sys.executable, "-m", "gameday", "drill", "start", "--from-incident",
             str(incident_id), "--target", target, "--game-master", game_master,
             "--difficulty", difficulty, "--json"]

@@ -29,18 +29,16 @@ import yaml
 
 from gameday.activities import faults
 from gameday.core.errors import GamedayError, ValidationError
-from gameday.core.events import Kind, in_time_order
+from gameday.core.events import Kind
 from gameday.core.settings import Settings
 from gameday.core.spec import DAY, IDENTIFIER, LINE, NAME, human_span, read_yaml
-from gameday.drills.master import drill_scenarios, start_drill
-from gameday.incidents.incident import INCIDENT, Incident, kind_of_row
+from gameday.drills.master import FIELD, drill_scenarios, replayable, start_drill
 from gameday.runbooks.routing import rule_files, runbook_in_link
 from gameday.scenarios.drill import SENDERS
 from gameday.scenarios.scenario import SYMPTOMS, Scenario, as_run, load_scenario
 from gameday.store import Store
 from gameday.targets.sandbox.shop import load_shop
 
-FIELD = "--from-incident"
 MACHINES = ("alertmanager", "gameday", "detector", "chaos", "game-master")
 MAX_INJECTS = 50  # what a drill block holds
 ANSWER_WITHIN_S = 180.0  # an update asked for is expected within this, as the shipped ones
@@ -107,19 +105,7 @@ def plan(store: Store, settings: Settings, incident_id: int,
     """The drill a real incident makes on ``target``, or a refusal that names what is
     missing: the incident, its alert, a real (not rehearsed) one, a scenario to take
     the team from, a fault for its symptom."""
-    inc = Incident(store, incident_id)
-    row = inc.row  # NotFound for an id that is not there
-    kind = kind_of_row(row)
-    if kind != INCIDENT:
-        raise ValidationError(f"incident {incident_id} is a {kind.replace('gameday', 'game day')}"
-                              ", a rehearsal itself: replay a real incident (gameday "
-                              "incident list --kind incident)", field=FIELD)
-    timeline = in_time_order(inc.events())
-    alert = next((e for e in timeline if e["kind"] == Kind.ALERT_FIRED), None)
-    if alert is None:
-        raise ValidationError(f"incident {incident_id} has no alert on its timeline (it was "
-                              "opened by hand): a replay needs the alert that opened it, "
-                              "to fire the same one", field=FIELD)
+    row, timeline, alert = replayable(store, incident_id)
     name = str(alert["data"]["alertname"])
     labels = {str(k): str(v) for k, v in (alert["data"].get("labels") or {}).items()}
     annotations = {str(k): str(v) for k, v in

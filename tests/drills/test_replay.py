@@ -11,9 +11,11 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from chromium import browser, needs_chromium
 from starlette.testclient import TestClient
 
 from gameday.core import events
@@ -22,6 +24,7 @@ from gameday.drills.replay import plan
 from gameday.incidents.incident import Incident
 from gameday.scenarios.scenario import load_scenario
 from gameday.store import Store
+from gameday.targets.sandbox.supervisor import free_port
 from gameday.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,3 +262,119 @@ def test_a_target_without_a_drill_scenario_for_the_service(any_store, tmp_path):
                          "--target", "kubernetes")
     assert code == 2
     assert "no kubernetes drill scenario for service checkout in scenarios/" in said
+
+
+# -- the incident page ----------------------------------------------------------------------
+def test_only_a_real_incident_opened_by_an_alert_offers_a_replay(store, tmp_path):
+    real = opened_by_alert(store, tmp_path)
+    by_hand = Incident.open(store, "checkout is slow, says support", service="checkout").id
+    rehearsal = Incident.open(store, "Game day", service="checkout", kind="gameday").id
+    app = create_app(token=TOKEN, store=store, data_dir=tmp_path / "data")
+    with TestClient(app) as client:
+        def page(incident_id: int) -> str:
+            r = client.get(f"/incidents/{incident_id}",
+                           headers={"Authorization": f"Bearer {TOKEN}"})
+            assert r.status_code == 200
+            return r.text
+
+        assert 'id="replay-form"' in page(real) and 'name="incident" value' in page(real)
+        assert 'id="replay-form"' not in page(by_hand)
+        assert 'id="replay-form"' not in page(rehearsal)
+
+
+def test_the_api_refuses_what_cannot_be_replayed(store, tmp_path):
+    by_hand = Incident.open(store, "checkout is slow, says support", service="checkout").id
+    disk = opened_by_alert(store, tmp_path, {
+        "alertname": "DiskAlmostFull", "service": "checkout", "severity": "warning"},
+        {"summary": "The checkout database disk is 95% used"})
+    app = create_app(token=TOKEN, store=store, data_dir=tmp_path / "data")
+    with TestClient(app) as client:
+        def start(body: dict, status: int) -> dict:
+            r = client.post("/api/v1/drills", json={**body, "as": "gm"},
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+            assert r.status_code == status, r.text
+            return r.json()
+
+        assert "no incident 99" in start({"incident": 99}, 404)["error"]
+        assert start({"incident": "x"}, 422)["field"] == "incident"
+        assert start({"incident": 1, "target": "moon"}, 422)["field"] == "target"
+        said = start({"incident": by_hand}, 422)
+        assert said["field"] == "incident" and "opened by hand" in said["error"]
+        said = start({"incident": disk}, 422)   # told by the process that reads the registry
+        assert "shows no symptom a fault in the registry produces" in said["error"]
+    assert store.drills() == []
+
+
+SHOTS = os.environ.get("GAMEDAY_SCREENSHOTS")  # set to refresh docs/img
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_incident_page_replays_it_as_a_drill_in_chromium(tmp_path, gameday_serve):
+    """A commander opens a real incident, replays it from its page, lands in the drill's
+    console, and after the drill reads both timings in the debrief."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    root = project(tmp_path)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    db = tmp_path / "g.db"
+    env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(db),
+           "GAMEDAY_RUNS": str(tmp_path / "runs"), "GAMEDAY_URL": base}
+    gameday_serve(env, "--data-dir", str(tmp_path / "data"), "--no-scheduler", port=port,
+                  cwd=root)
+    request = urllib.request.Request(
+        f"{base}/api/v1/alerts", data=json.dumps(alertmanager(LABELS, ANNOTATIONS)).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    incident_id = json.loads(urllib.request.urlopen(request, timeout=30).read())["incident_id"]
+    store = Store(db)
+    what_happened(store, incident_id)
+    driver = browser(tmp_path, size="1280,1000")
+    drill_id = None
+    try:
+        wait = WebDriverWait(driver, 150)
+        driver.get(f"{base}/incidents/{incident_id}")            # sign-in first
+        driver.find_element(By.ID, "name").send_keys("gm")
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.ID, "signin").click()
+        wait.until(ec.presence_of_element_located((By.ID, "replay-form")))
+        assert "Replay as a drill" in driver.find_element(By.ID, "replay").text
+        assert driver.find_element(By.ID, "replay-target").get_attribute("value") == "sandbox"
+        shot(driver, tmp_path, "incident-replay")
+        driver.find_element(By.ID, "replay").click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p#replay")))
+        drill_id = int(driver.current_url.rstrip("/").rsplit("/", 1)[1])
+        banner = driver.find_element(By.CSS_SELECTOR, "p#replay").text
+        assert f"A rehearsal of real incident #{incident_id}" in banner
+        assert "gameday.activities.sandbox:kill_replica" in banner
+        urllib.request.urlopen(urllib.request.Request(
+            f"{base}/api/v1/drills/{drill_id}/end", data=json.dumps({"as": "gm"}).encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}),
+            timeout=30).close()
+        deadline = time.monotonic() + 120
+        while store.drill(drill_id)["state"] == "running":
+            assert time.monotonic() < deadline, "the drill's game day did not end"
+            time.sleep(0.5)
+        driver.get(f"{base}/drills/{drill_id}/debrief")
+        table = driver.find_element(By.ID, "replay-timings")
+        tta = table.find_element(By.CSS_SELECTOR, '[data-metric="TTA"] [data-real]').text
+        assert tta == "30.0 s"
+        resolved = table.find_element(By.CSS_SELECTOR,
+                                      '[data-metric="alert_to_resolved"] [data-real]').text
+        assert resolved == "360.0 s"
+        detected = table.find_element(By.CSS_SELECTOR, '[data-metric="TTD"] [data-drill]').text
+        assert detected.endswith(" s")                          # the drill's, measured
+        driver.execute_script("document.getElementById('replay').scrollIntoView()")
+        shot(driver, tmp_path, "drill-replay-debrief")
+    finally:
+        driver.quit()
+        if drill_id is not None:
+            gameday(root, env, "drill", "end", str(drill_id), "--as", "gm", check=False)
+
+
+def shot(driver, tmp_path: Path, name: str) -> None:
+    driver.save_screenshot(str(tmp_path / f"{name}.png"))
+    if SHOTS:
+        shutil.copy(tmp_path / f"{name}.png", Path(SHOTS) / f"{name}.png")

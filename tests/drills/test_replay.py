@@ -15,12 +15,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from chromium import browser, needs_chromium
+from click.testing import CliRunner
 from starlette.testclient import TestClient
 
+from gameday.cli.main import cli
 from gameday.core import events
+from gameday.core.errors import ValidationError
 from gameday.core.settings import Settings
-from gameday.drills.replay import plan
+from gameday.drills.replay import plan, write
 from gameday.incidents.incident import Incident
 from gameday.scenarios.scenario import load_scenario
 from gameday.store import Store
@@ -269,15 +273,19 @@ def test_only_a_real_incident_opened_by_an_alert_offers_a_replay(store, tmp_path
     real = opened_by_alert(store, tmp_path)
     by_hand = Incident.open(store, "checkout is slow, says support", service="checkout").id
     rehearsal = Incident.open(store, "Game day", service="checkout", kind="gameday").id
+    tokens = {name: json.loads(CliRunner().invoke(
+        cli, ["user", "add", name, "--role", role, "--json"]).output)["token"]
+        for name, role in (("rhea", "responder"), ("cleo", "commander"))}
     app = create_app(token=TOKEN, store=store, data_dir=tmp_path / "data")
     with TestClient(app) as client:
-        def page(incident_id: int) -> str:
+        def page(incident_id: int, token: str = tokens["cleo"]) -> str:
             r = client.get(f"/incidents/{incident_id}",
-                           headers={"Authorization": f"Bearer {TOKEN}"})
+                           headers={"Authorization": f"Bearer {token}"})
             assert r.status_code == 200
             return r.text
 
         assert 'id="replay-form"' in page(real) and 'name="incident" value' in page(real)
+        assert 'id="replay-form"' not in page(real, tokens["rhea"])  # may not start drills
         assert 'id="replay-form"' not in page(by_hand)
         assert 'id="replay-form"' not in page(rehearsal)
 
@@ -378,3 +386,48 @@ def shot(driver, tmp_path: Path, name: str) -> None:
     driver.save_screenshot(str(tmp_path / f"{name}.png"))
     if SHOTS:
         shutil.copy(tmp_path / f"{name}.png", Path(SHOTS) / f"{name}.png")
+
+
+# -- a team's own cluster -------------------------------------------------------------------
+def cluster_project(tmp_path: Path) -> Path:
+    """A project whose only drill scenario for payments-api is on the team's own cluster."""
+    root = tmp_path / "team"
+    for d in ("experiments", "scenarios"):
+        (root / d).mkdir(parents=True)
+    (root / "gameday.toml").write_text('[project]\nname = "payments-team"\n')
+    shutil.copy(ROOT / "experiments" / "k8s-frontend-scaled-to-zero.yaml",
+                root / "experiments" / "api-scaled-to-zero.yaml")
+    (root / "kubeconfig").write_text("")
+    scenario = {
+        "name": "api-scaled-to-zero", "title": "The payments api is scaled to zero",
+        "target": "kubernetes", "cluster": {"kubeconfig": "../kubeconfig", "context": "team"},
+        "workload": {"namespace": "payments", "deployment": "api"},
+        "experiment": "../experiments/api-scaled-to-zero.yaml", "service": "payments-api",
+        "team": {"name": "payments-team", "oncall": ["ana"], "ic_rotation": ["chidi"]},
+        "slo": {"success_ratio": 0.99, "latency_p99_ms": 1000, "window": "2s"},
+        "alert": {"name": "DeploymentReplicasUnavailable", "for": "500ms",
+                  "labels": {"namespace": "payments", "deployment": "api"}}}
+    (root / "scenarios" / "api-scaled-to-zero.yaml").write_text(yaml.safe_dump(scenario))
+    return root
+
+
+def test_on_the_teams_cluster_its_scenarios_fault_serves_the_same_symptom(any_store, tmp_path):
+    settings = Settings.load(cwd=cluster_project(tmp_path))
+    down = opened_by_alert(any_store, tmp_path, {
+        "alertname": "DeploymentReplicasUnavailable", "service": "payments-api",
+        "namespace": "payments", "deployment": "api", "severity": "critical"}, {})
+    replay = plan(any_store, settings, down, "kubernetes")
+    assert replay.fault.key == "chaosk8s.deployment.actions:scale_deployment"
+    assert "as api-scaled-to-zero's alert does" in replay.fault.why
+    sc = load_scenario(write(settings, replay))
+    assert sc.target == "kubernetes" and sc.cluster == {
+        "kubeconfig": str(settings.root / "kubeconfig"), "context": "team"}
+    assert sc.experiment == settings.root / "experiments" / "api-scaled-to-zero.yaml"
+    assert sc.replay["incident"] == down and sc.alert.labels["severity"] == "critical"
+
+    slow = opened_by_alert(any_store, tmp_path, {
+        "alertname": "PaymentsApiSlow", "service": "payments-api", "severity": "warning"},
+        {"summary": "payments-api p99 latency is above 1s"})
+    with pytest.raises(ValidationError, match="no fault in the registry produces latency on "
+                                              "kubernetes for payments-api here"):
+        plan(any_store, settings, slow, "kubernetes")

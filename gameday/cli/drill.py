@@ -59,6 +59,9 @@ def start(state: State, scenario: Path | None, pool: Path | None, difficulty: st
         raise click.UsageError("give a SCENARIO, --wheel POOL or --from-incident ID")
     if history and pool is None:
         raise click.UsageError("--from-history goes with --wheel POOL")
+    if target != "sandbox" and incident is None:
+        raise click.UsageError("--target goes with --from-incident ID (a scenario says its "
+                               "own target)")
     if incident is not None:
         _replay(state, incident, target, game_master, difficulty, as_json)
         return

@@ -30,6 +30,7 @@ import yaml
 from gameday.activities import faults
 from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.events import Kind
+from gameday.core.policy import worst
 from gameday.core.settings import Settings
 from gameday.core.spec import DAY, IDENTIFIER, LINE, NAME, human_span, read_yaml
 from gameday.drills.master import FIELD, drill_scenarios, replayable, start_drill
@@ -46,8 +47,8 @@ ANSWER_WITHIN_S = 180.0  # an update asked for is expected within this, as the s
 # How the alert's SLI reads, most telling first: a latency objective, then capacity
 # (replicas or targets down), then the share of requests failing.
 SIGNS = (("latency", re.compile(r"latency|duration|histogram_quantile|p9\d|slow", re.I)),
-         ("availability", re.compile(r"\bup\b[^<>=]*==\s*0|replica|unavailab|availab|"
-                                     r"\bdown\b|crash", re.I)),
+         ("availability", re.compile(r"\bup\s*(\{[^}]*\})?\s*==\s*0|replica|unavailab|"
+                                     r"availab|\bdown\b|crash", re.I)),
          ("errors", re.compile(r"error|5\.\.|5xx|fail|success", re.I)))
 # Who a stakeholder is, from their name or words, among the senders a drill knows.
 SENDER_WORDS = (("executive", re.compile(r"exec|\bvp\b|vp-|cto|ceo|director|leadership", re.I)),
@@ -137,10 +138,9 @@ def severities(timeline: Sequence[Mapping[str, Any]]) -> tuple[str | None, str |
     anybody measured it: a real alert seldom says)."""
     declared = next((e["data"].get("severity") for e in timeline
                      if e["kind"] == Kind.INCIDENT_DECLARED), None)
-    measured = [e["data"].get("measured_severity") for e in timeline
-                if e["kind"] in (Kind.INCIDENT_DECLARED, Kind.SEVERITY_CHANGED)
-                and e["data"].get("measured_severity")]
-    return declared, min(measured) if measured else None  # "SEV-1" < "SEV-2"
+    measured = worst(e["data"].get("measured_severity") for e in timeline
+                     if e["kind"] in (Kind.INCIDENT_DECLARED, Kind.SEVERITY_CHANGED))
+    return declared, measured
 
 
 def symptom_of(alert: str, labels: Mapping[str, str], annotations: Mapping[str, str],
@@ -321,8 +321,7 @@ def injects_from(timeline: Sequence[Mapping[str, Any]], alert: Mapping[str, Any]
                         "after": str(Kind.ALERT_FIRED), "from": sender,
                         "message": _line(f"{sender.capitalize()} asks for an update on "
                                          f"{service} (on the real incident the {audience} "
-                                         f"update went out {human_span(at or 1)} after the "
-                                         "alert)"),
+                                         f"update went out {_after(at)})"),
                         "expect": {"event": str(Kind.COMMS_POSTED), "audience": audience,
                                    "within": ANSWER_WITHIN_S, "role": "comms_lead"}})
         elif e["kind"] == Kind.NOTE_ADDED and e["actor"] not in people \
@@ -338,6 +337,10 @@ def injects_from(timeline: Sequence[Mapping[str, Any]], alert: Mapping[str, Any]
     if any(e["kind"] == Kind.PAGE_SENT for e in timeline):
         notes.append("its pages are not replayed: the drill pages the team's own roster")
     return out[:MAX_INJECTS]
+
+
+def _after(seconds: float) -> str:
+    return f"{human_span(seconds)} after the alert" if seconds else "with the alert"
 
 
 def _sender(text: str) -> str:

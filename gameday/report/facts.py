@@ -50,7 +50,7 @@ from gameday.store import Connection, Row, Store
 
 NO_VALUE = "(none)"  # a group for incidents without a team, service or severity
 GROUND_TRUTH = (GAMEDAY, DRILL)  # a fault was injected: timed from it, scored
-VERSION = 5  # of the derivation; a row kept by another is derived again
+VERSION = 6  # of the derivation; a row kept by another is derived again
 METRICS = ("TTD", "TTA", "TTE", "TTFC", "TTM", "TTR")
 
 
@@ -92,6 +92,8 @@ class Facets(NamedTuple):
     verdict: str | None  # passed | failed | deviated | interrupted, from the timeline
     verdict_failed: tuple[str, ...]  # the checks that failed
     targets_key: str | None
+    alert: str | None  # the alert a game day or drill waited for (``alert_word_sql``)
+    alert_fired: bool  # and whether its first word on it was the alert firing
 
 
 class Fact(NamedTuple):
@@ -126,6 +128,8 @@ class Fact(NamedTuple):
     budget: float | None
     score: int | None
     targets_key: str | None
+    alert: str | None
+    alert_fired: bool
 
     @property
     def week(self) -> str:
@@ -188,6 +192,38 @@ def json_value(path: str, *, postgres: bool, cast: str | None = None) -> str:
 _NUMBERS = {"requests": "bigint", "bad": "bigint"}  # the rest are text
 
 
+def alert_word_sql(where: str, *, postgres: bool) -> str:
+    """Each incident's first word on its alert, among its events matching ``where``:
+    the first ``alert.fired`` or ``detection.missed``, in recording order, that names
+    one (a non-empty string: the alert that fired, or the one waited for in vain), with
+    its ``seq`` and ``at_utc``: ``id, seq, at_utc, fired, alert``. Which alerts game
+    days proved (``alerts.proof``) counts these."""
+    fired, missed = Kind.ALERT_FIRED.value, Kind.DETECTION_MISSED.value
+    field = f"CASE kind WHEN '{fired}' THEN 'alertname' ELSE 'alert' END"
+    among = f"kind IN ('{fired}', '{missed}') AND {where}"
+    if postgres:
+        return (f"SELECT DISTINCT ON (incident_id) incident_id AS id, seq, at_utc,"
+                f" kind = '{fired}' AS fired, value #>> '{{}}' AS alert FROM"
+                f" (SELECT incident_id, seq, at_utc, kind, data_json::jsonb -> {field} AS value"
+                f" FROM events WHERE {among}) e WHERE jsonb_typeof(value) = 'string'"
+                f" AND value #>> '{{}}' <> '' ORDER BY incident_id, seq")
+    path = f"'$.' || {field}"
+    return (f"SELECT incident_id AS id, MIN(seq) AS seq, at_utc, kind = '{fired}' AS fired,"
+            f" json_extract(data_json, {path}) AS alert FROM events WHERE {among}"
+            f" AND json_type(data_json, {path}) = 'text'"
+            f" AND json_extract(data_json, {path}) <> '' GROUP BY incident_id")
+
+
+def alert_words(db: Connection, ids: Iterable[int]) -> dict[int, tuple[str, bool, str]]:
+    """``alert_word_sql`` of a few incidents: id -> (alert, fired, at_utc)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = db.tuples(alert_word_sql(f"incident_id IN ({','.join(map(str, wanted))})",
+                                    postgres=db.postgres))
+    return {r[0]: (r[4], bool(r[3]), r[2]) for r in rows}
+
+
 def derive_sql(where: str, *, dense: bool = True, postgres: bool = False) -> str:
     """Every incident matching ``where`` (over ``incidents i``) with its first moments.
     Each kind's aggregate reads ``events_by_kind``: one range, from the lowest incident
@@ -238,6 +274,9 @@ def derive_sql(where: str, *, dense: bool = True, postgres: bool = False) -> str
                 f" AND {bounded} GROUP BY incident_id)")
     columns.append("changed.measured1")
     joins.append("LEFT JOIN changed ON changed.id = sel.id")
+    ctes.append(f"word AS ({alert_word_sql(bounded, postgres=postgres)})")
+    columns.extend(["word.alert AS word_alert", "word.fired AS word_fired"])
+    joins.append("LEFT JOIN word ON word.id = sel.id")
     return (f"WITH {', '.join(ctes)} SELECT sel.*, {', '.join(columns)}"
             f" FROM sel {' '.join(joins)}")
 
@@ -358,11 +397,12 @@ def derive(db: Connection, where: str, targets: AnyTargets, *,
     out = []
     for r in db.execute(derive_sql(where, dense=dense, postgres=db.postgres)):
         mitigated = r["mitigated_t"] is not None
+        kind = kind_of(r["kind"], r["stored_kind"], r["mode"])
+        alert = r["word_alert"] if kind in GROUND_TRUTH else None
         f = Fact(
             id=r["id"], scenario=r["scenario"], service=r["service"], state=r["state"],
             severity_final=r["severity"], created_at=r["created_at"],
-            kind=kind_of(r["kind"], r["stored_kind"], r["mode"]),
-            team=r["team"], model=r["model"], TTD=_span(r["fault_t"], r["alert_t"]),
+            kind=kind, team=r["team"], model=r["model"], TTD=_span(r["fault_t"], r["alert_t"]),
             TTA=_span(r["alert_t"], r["ack_t"]), TTE=_span(r["declared_t"], r["ic_t"]),
             TTFC=_span(r["declared_t"], r["comms_t"]),
             TTM=_span(r["fault_t"], r["mitigated_t"]),
@@ -374,7 +414,8 @@ def derive(db: Connection, where: str, targets: AnyTargets, *,
                                      else None),
             verdict_failed=_failed_checks(r["verdict_failed"]),
             requests=r["requests"] if mitigated else None,
-            bad=r["bad"] if mitigated else None, budget=None, score=None, targets_key=None)
+            bad=r["bad"] if mitigated else None, budget=None, score=None, targets_key=None,
+            alert=alert, alert_fired=bool(alert and r["word_fired"]))
         out.append((_scored(f, targets.get(f.scenario or "")), r["upto"]))
     return out
 
@@ -422,7 +463,7 @@ def refresh(store: Store, targets: AnyTargets, where: str = "1 = 1",
     events since they were derived (their ``last_seq`` is past the row's ``upto``),
     those without a row and those another version kept; how many."""
     db = store.reader()
-    stale = sorted(r[0] for r in db.execute(
+    stale = sorted(r[0] for r in db.tuples(
         "SELECT i.id FROM incidents i LEFT JOIN incident_facts f ON f.incident_id = i.id"
         f" WHERE ({where}) AND (f.incident_id IS NULL OR f.upto < i.last_seq"
         f" OR f.version <> {VERSION:d})", dict(args or {})))
@@ -471,7 +512,8 @@ def _read(db: Connection, where: str, args: dict[str, Any]) -> list[Fact]:
             escalated=facets.escalated, detection_missed=facets.detection_missed,
             verdict=facets.verdict, verdict_failed=facets.verdict_failed,
             requests=requests, bad=bad, budget=budget, score=value,
-            targets_key=facets.targets_key))
+            targets_key=facets.targets_key, alert=facets.alert,
+            alert_fired=facets.alert_fired))
     return out
 
 
@@ -537,11 +579,9 @@ def table(store: Store, where: str, args: dict[str, Any],
     refresh): one query, read column by column, each distinct facets text decoded
     once."""
     refresh(store, targets, where, args)
-    cur = store.reader().cursor()
-    cur.row_factory = None  # plain tuples: a hundred thousand rows
-    rows = cur.execute(f"SELECT {', '.join(_TABLE)} {_JOIN} WHERE {where} ORDER BY i.id",
-                       args).fetchall()
-    columns = [list(map(itemgetter(k), rows)) for k in range(len(_TABLE))]
+    rows = store.reader().tuples(f"SELECT {', '.join(_TABLE)} {_JOIN} WHERE {where}"
+                                 " ORDER BY i.id", args)
+    columns = list(map(list, zip(*rows, strict=True))) if rows else [[] for _ in _TABLE]
     ids, created, texts = columns[:3]
     codes = {text: n for n, text in enumerate(dict.fromkeys(texts))}
     facets = [unpacked(text) for text in codes]

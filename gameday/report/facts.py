@@ -457,6 +457,11 @@ def _keep(store: Store, found: Sequence[tuple[Fact, int]]) -> None:
                        sorted((_kept(f, upto) for f, upto in found), key=itemgetter(0)))
 
 
+_LEFT_JOIN = "FROM incidents i LEFT JOIN incident_facts f ON f.incident_id = i.id"
+# A kept row is stale: none yet, events since it was derived, or another version's.
+_STALE = f"(f.incident_id IS NULL OR f.upto < i.last_seq OR f.version <> {VERSION:d})"
+
+
 def refresh(store: Store, targets: AnyTargets, where: str = "1 = 1",
             args: Mapping[str, Any] | None = None) -> int:
     """Derive again the incidents (matching ``where``, over ``incidents i``) with
@@ -464,9 +469,7 @@ def refresh(store: Store, targets: AnyTargets, where: str = "1 = 1",
     those without a row and those another version kept; how many."""
     db = store.reader()
     stale = sorted(r[0] for r in db.tuples(
-        "SELECT i.id FROM incidents i LEFT JOIN incident_facts f ON f.incident_id = i.id"
-        f" WHERE ({where}) AND (f.incident_id IS NULL OR f.upto < i.last_seq"
-        f" OR f.version <> {VERSION:d})", dict(args or {})))
+        f"SELECT i.id {_LEFT_JOIN} WHERE ({where}) AND {_STALE}", dict(args or {})))
     if not stale:
         return 0
     found: list[tuple[Fact, int]] = []
@@ -570,18 +573,35 @@ class Table:
 
 
 _TABLE = ("i.id", "i.created_at", "f.facets", "f.ttd", "f.tta", "f.tte", "f.ttfc", "f.ttm",
-          "f.ttr", "f.score")
+          "f.ttr", "f.score", _STALE)
+
+
+def _columns(store: Store, where: str, args: dict[str, Any]) -> list[list[Any]]:
+    """``_TABLE``'s columns over the incidents matching ``where``, in id order."""
+    rows = store.reader().tuples(f"SELECT {', '.join(_TABLE)} {_LEFT_JOIN} WHERE {where}"
+                                 " ORDER BY i.id", args)
+    return list(map(list, zip(*rows, strict=True))) if rows else [[] for _ in _TABLE]
+
+
+def _kept_only(columns: list[list[Any]]) -> list[list[Any]]:
+    """The rows with a kept row (an incident opened since the refresh has none yet)."""
+    if None not in columns[2]:
+        return columns
+    keep = [text is not None for text in columns[2]]
+    return [list(compress(column, keep)) for column in columns]
 
 
 def table(store: Store, where: str, args: dict[str, Any],
           targets: AnyTargets) -> Table:
-    """The incidents matching ``where`` (over ``incidents i``) as a ``Table`` (after a
-    refresh): one query, read column by column, each distinct facets text decoded
-    once."""
-    refresh(store, targets, where, args)
-    rows = store.reader().tuples(f"SELECT {', '.join(_TABLE)} {_JOIN} WHERE {where}"
-                                 " ORDER BY i.id", args)
-    columns = list(map(list, zip(*rows, strict=True))) if rows else [[] for _ in _TABLE]
+    """The incidents matching ``where`` (over ``incidents i``) as a ``Table``: one
+    query, read column by column, each distinct facets text decoded once. The same
+    query says which kept rows are stale (``_STALE``, what ``refresh`` asks): only then
+    are they derived again and read again."""
+    columns = _columns(store, where, args)
+    if any(columns[-1]):
+        refresh(store, targets, where, args)
+        columns = _columns(store, where, args)
+    columns = _kept_only(columns)
     ids, created, texts = columns[:3]
     codes = {text: n for n, text in enumerate(dict.fromkeys(texts))}
     facets = [unpacked(text) for text in codes]

@@ -46,7 +46,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
+from functools import cached_property, partial
 from itertools import chain, repeat
 from operator import is_not, itemgetter
 from pathlib import Path
@@ -259,8 +259,13 @@ class Sorted:
     runs: tuple[list[float], ...]
     among: list[float]
 
-    def __len__(self) -> int:
+    @cached_property
+    def size(self) -> int:
+        """How many values: counted once, asked for by every rank read."""
         return sum(map(len, self.runs))
+
+    def __len__(self) -> int:
+        return self.size
 
     def __getitem__(self, k: int) -> float:
         """The ``k``-th smallest (0-based): the first value of the kind with more than

@@ -197,9 +197,10 @@ class Connection:
     def tuples(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
         """Every row of a read as a plain tuple, straight from the driver's cursor: for
         the report's reads of a hundred thousand rows, where SQLAlchemy's result and a
-        ``Row`` per row cost more than the query itself."""
+        ``Row`` per row cost more than the query itself. PostgreSQL sends them in its
+        binary format (the same Python values; numbers are not parsed from text)."""
         args = dict(args) if isinstance(args, Mapping) else tuple(args)
-        cur = self._dbapi.cursor()
+        cur = self._dbapi.cursor(binary=True) if self._postgres else self._dbapi.cursor()
         try:
             cur.execute(self._sql(sql), args)
             return cast("list[tuple[Any, ...]]", cur.fetchall())

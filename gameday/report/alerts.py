@@ -5,7 +5,6 @@ failure modes rehearsed; one that missed the last time is suspect."""
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from gameday.incidents.incident import DRILL, GAMEDAY
@@ -24,7 +23,7 @@ def proof(db: Connection, t: Table) -> list[dict[str, Any]]:
     last_of = dict(zip(t.code, t.ids, strict=True))  # in id order: each code's latest
     alerts: dict[str, dict[str, Any]] = {}
     latest: dict[str, tuple[int, bool]] = {}  # alert -> (incident, fired)
-    for code, n in sorted(Counter(t.code).items()):
+    for code, n in sorted(t.per_code.items()):
         f = t.facets[code]
         if f.kind not in (GAMEDAY, DRILL) or not f.alert:
             continue

@@ -19,9 +19,10 @@ another ``VERSION`` wrote. Commit order does not matter, so this holds on Postgr
 too, where concurrent writers commit out of id order. A report over 100,000
 incidents reads their fact rows, not their 2,000,000 events. The times are columns;
 everything else that says what the incident was (kind, scenario, team, severities,
-runbook, containment, verdict: ``FACETS``) is one JSON array, ``facets``, the same
-text for incidents alike, so the report decodes a few hundred distinct facets
-instead of a hundred thousand rows (``table``). A game day's score is kept with the
+runbook, containment, verdict, the alert it waited for: ``Facets``) is one JSON array,
+the same text for incidents alike, kept once in ``report_facets`` and named by its
+number (``facets_id``), so the report reads a number a row and decodes a few hundred
+distinct facets instead of a hundred thousand rows (``table``). A game day's score is kept with the
 fingerprint of the targets it was scored against and scored again, and kept again,
 when its scenario's targets change.
 
@@ -37,7 +38,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import compress, islice
 from operator import itemgetter, le
 from pathlib import Path
@@ -436,25 +437,55 @@ def unpacked(text: str) -> Facets:
     return Facets._make(values)
 
 
-def _kept(f: Fact, upto: int) -> tuple[Any, ...]:
-    return (f.id, upto, VERSION, packed(f.facets), f.TTD, f.TTA, f.TTE, f.TTFC, f.TTM, f.TTR,
+def _numbered(tx: Connection, texts: Iterable[str]) -> dict[str, int]:
+    """Each facets text's number in ``report_facets`` (one row a distinct text), added
+    when new, in text order (two writers adding the same texts lock them in the same
+    order)."""
+    wanted = sorted(set(texts))
+    tx.executemany("INSERT INTO report_facets (facets) VALUES (?)"
+                   " ON CONFLICT (facets) DO NOTHING", [(text,) for text in wanted])
+    numbers: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        numbers.update(tx.tuples("SELECT facets, id FROM report_facets WHERE facets IN"
+                                 f" ({', '.join('?' for _ in chunk)})", chunk))
+    return numbers
+
+
+def _texts(db: Connection, numbers: Iterable[int]) -> dict[int, str]:
+    """The facets text of each number."""
+    wanted = sorted(set(numbers))
+    texts: dict[int, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        texts.update(db.tuples("SELECT id, facets FROM report_facets WHERE id IN"
+                               f" ({', '.join(map(str, chunk))})"))
+    return texts
+
+
+def _kept(f: Fact, upto: int, facets_id: int) -> tuple[Any, ...]:
+    return (f.id, upto, VERSION, facets_id, f.TTD, f.TTA, f.TTE, f.TTFC, f.TTM, f.TTR,
             f.requests, f.bad, f.budget, f.score)
 
 
-_KEPT = ("upto", "version", "facets", *COLUMNS)
+_KEPT = ("upto", "version", "facets_id", *COLUMNS)
 
 
 def _keep(store: Store, found: Sequence[tuple[Fact, int]]) -> None:
     """Keep derived rows, in id order (two processes refreshing at once take the rows'
     locks in the same order), never over a row derived from more events."""
     marks = ", ".join("?" for _ in range(1 + len(_KEPT)))
+    texts = [packed(f.facets) for f, _ in found]
     with store.transaction() as tx:
+        numbers = _numbered(tx, texts)
         tx.executemany(f"INSERT INTO incident_facts (incident_id, {', '.join(_KEPT)}) VALUES"
                        f" ({marks}) ON CONFLICT (incident_id) DO UPDATE SET"
                        f" {', '.join(f'{c} = excluded.{c}' for c in _KEPT)}"
                        " WHERE incident_facts.upto <= excluded.upto"
                        " OR incident_facts.version <> excluded.version",
-                       sorted((_kept(f, upto) for f, upto in found), key=itemgetter(0)))
+                       sorted((_kept(f, upto, numbers[text])
+                               for (f, upto), text in zip(found, texts, strict=True)),
+                              key=itemgetter(0)))
 
 
 _LEFT_JOIN = "FROM incidents i LEFT JOIN incident_facts f ON f.incident_id = i.id"
@@ -488,20 +519,23 @@ def _rescore(store: Store, ids: Iterable[int], targets: AnyTargets) -> None:
     ids = sorted(set(ids))
     for start in range(0, len(ids), 900):
         chunk = ids[start:start + 900]
-        rows = _read(db, f"i.id IN ({','.join(map(str, chunk))})", {})
+        rows = [_scored(f, targets.get(f.scenario or "")) for f in _read(
+            db, f"i.id IN ({','.join(map(str, chunk))})", {})]
         with store.transaction() as tx:
+            numbers = _numbered(tx, (packed(f.facets) for f in rows))
             for f in rows:
-                f = _scored(f, targets.get(f.scenario or ""))
-                tx.execute("UPDATE incident_facts SET facets = ?, budget = ?, score = ? WHERE"
-                           " incident_id = ?", (packed(f.facets), f.budget, f.score, f.id))
+                tx.execute("UPDATE incident_facts SET facets_id = ?, budget = ?, score = ?"
+                           " WHERE incident_id = ?",
+                           (numbers[packed(f.facets)], f.budget, f.score, f.id))
 
 
-_JOIN = "FROM incidents i JOIN incident_facts f ON f.incident_id = i.id"
+_JOIN = ("FROM incidents i JOIN incident_facts f ON f.incident_id = i.id"
+         " JOIN report_facets rf ON rf.id = f.facets_id")
 
 
 def _read(db: Connection, where: str, args: dict[str, Any]) -> list[Fact]:
     out = []
-    for r in db.execute(f"SELECT {ROW}, f.facets, {', '.join(f'f.{c}' for c in COLUMNS)}"
+    for r in db.execute(f"SELECT {ROW}, rf.facets, {', '.join(f'f.{c}' for c in COLUMNS)}"
                         f" {_JOIN} WHERE {where} ORDER BY i.id", args):
         facets = unpacked(r[6])
         ttd, tta, tte, ttfc, ttm, ttr, requests, bad, budget, value = r[7:]
@@ -553,6 +587,12 @@ class Table:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @cached_property
+    def per_code(self) -> Counter[int]:
+        """How many rows have each facets code, in the order codes first appear: what
+        most figures count by (read, never changed)."""
+        return Counter(self.code)
+
     def rows(self, keep: Iterable[bool]) -> list[int]:
         """The rows whose facets ``keep`` says yes to (one answer per code)."""
         wanted = list(keep)
@@ -572,7 +612,7 @@ class Table:
                      chronological=self.chronological and list(rows) == sorted(rows))
 
 
-_TABLE = ("i.id", "i.created_at", "f.facets", "f.ttd", "f.tta", "f.tte", "f.ttfc", "f.ttm",
+_TABLE = ("i.id", "i.created_at", "f.facets_id", "f.ttd", "f.tta", "f.tte", "f.ttfc", "f.ttm",
           "f.ttr", "f.score", _STALE)
 
 
@@ -602,15 +642,17 @@ def table(store: Store, where: str, args: dict[str, Any],
         refresh(store, targets, where, args)
         columns = _columns(store, where, args)
     columns = _kept_only(columns)
-    ids, created, texts = columns[:3]
-    codes = {text: n for n, text in enumerate(dict.fromkeys(texts))}
+    ids, created, numbers = columns[:3]
+    numbered = {number: n for n, number in enumerate(dict.fromkeys(numbers))}
+    text_of = _texts(store.reader(), numbered)
+    codes = {text_of[number]: n for number, n in numbered.items()}
     facets = [unpacked(text) for text in codes]
+    code = list(map(numbered.__getitem__, numbers))
     stale = [f.targets_key != _key(targets, f.scenario) for f in facets]
     if any(stale):
-        code = list(map(codes.__getitem__, texts))
         _rescore(store, compress(ids, map(stale.__getitem__, code)), targets)
         return table(store, where, args, targets)
-    return Table(ids=ids, created=created, code=list(map(codes.__getitem__, texts)),
+    return Table(ids=ids, created=created, code=code,
                  facets=facets, times=dict(zip(METRICS, columns[3:9], strict=True)),
                  score=columns[9], codes=codes,
                  chronological=all(map(le, created, islice(created, 1, None))))

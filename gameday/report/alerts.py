@@ -20,7 +20,6 @@ def proof(db: Connection, t: Table) -> list[dict[str, Any]]:
     alert is one of its facets (``Facets.alert``, ``alert_fired``), so this counts
     distinct facets; only the latest game day of each alert is read again, for when
     that word was recorded."""
-    last_of = dict(zip(t.code, t.ids, strict=True))  # in id order: each code's latest
     alerts: dict[str, dict[str, Any]] = {}
     latest: dict[str, tuple[int, bool]] = {}  # alert -> (incident, fired)
     for code, n in sorted(t.per_code.items()):
@@ -31,8 +30,8 @@ def proof(db: Connection, t: Table) -> list[dict[str, Any]]:
                                         "missed": 0})
         a["game_days"] += n
         a["fired" if f.alert_fired else "missed"] += n
-        if last_of[code] > latest.get(f.alert, (0, False))[0]:
-            latest[f.alert] = (last_of[code], f.alert_fired)
+        if t.latest_id[code] > latest.get(f.alert, (0, False))[0]:
+            latest[f.alert] = (t.latest_id[code], f.alert_fired)
     said = alert_words(db, (incident for incident, _ in latest.values()))
     for name, a in alerts.items():
         incident, fired = latest[name]

@@ -587,11 +587,29 @@ class Table:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def opened(self) -> tuple[str, str]:
+        """When the first and the last of them were opened (not empty): the ends of
+        ``created`` when it is chronological."""
+        if self.chronological:
+            return self.created[0], self.created[-1]
+        return min(self.created), max(self.created)
+
     @cached_property
     def per_code(self) -> Counter[int]:
         """How many rows have each facets code, in the order codes first appear: what
         most figures count by (read, never changed)."""
         return Counter(self.code)
+
+    @cached_property
+    def latest_id(self) -> dict[int, int]:
+        """Each facets code's latest incident (rows are in id order)."""
+        return dict(zip(self.code, self.ids, strict=True))
+
+    def latest_rows(self, keep: Iterable[bool], n: int) -> list[int]:
+        """The last ``n`` rows whose facets ``keep`` says yes to, latest first."""
+        wanted = list(keep)
+        return list(islice(compress(range(len(self.ids) - 1, -1, -1),
+                                    map(wanted.__getitem__, reversed(self.code))), n))
 
     def rows(self, keep: Iterable[bool]) -> list[int]:
         """The rows whose facets ``keep`` says yes to (one answer per code)."""

@@ -234,21 +234,30 @@ def _axis(t: Table, scope: Scope, now: datetime) -> list[str]:
     the window's end), never short of the data."""
     if not len(t) and scope.since is None:
         return []
-    days = [d for d in (min(t.created)[:10] if len(t) else None,
+    first, latest = t.opened() if len(t) else (None, None)
+    days = [d for d in (first[:10] if first else None,
                         scope.since.astimezone(UTC).date().isoformat() if scope.since
                         else None) if d]
     end = (scope.until or now).astimezone(UTC).date().isoformat()
-    last = max([end, max(t.created)[:10]] if len(t) else [end])
+    last = max([end, latest[:10]] if latest else [end])
     return week_axis(iso_week(min(days)), iso_week(last))
 
 
 # -- spreads: exact order statistics per group ---------------------------------------------
 def _runs(column: Sequence[float | None], ordered: list[int], spans: Spans
           ) -> list[list[float]]:
-    """Each span's values present, sorted."""
+    """Each span's values present, sorted. Most columns have a value in every row of
+    a kind: then each span is sorted as sliced, without a test per value."""
     values = list(map(column.__getitem__, ordered))
-    return [sorted(cast("Iterable[float]", filter(_present, values[s:e])))
-            for _, s, e in spans]
+    if None in values:
+        return [sorted(cast("Iterable[float]", filter(_present, values[s:e])))
+                for _, s, e in spans]
+    return [_sorted_in_place(cast("list[float]", values[s:e])) for _, s, e in spans]
+
+
+def _sorted_in_place(values: list[float]) -> list[float]:
+    values.sort()
+    return values
 
 
 @dataclass(frozen=True)
@@ -399,8 +408,9 @@ def response_times(t: Table, weeks: list[str]
     columns: dict[str, tuple[Sequence[float | None], Sequence[str]]] = {
         **{m: (t.times[m], DIMENSIONS) for m in METRICS}, "score": (t.score, ("scenario",))}
     week_of = {week: at for at, week in enumerate(weeks)}
-    day_week = {day: week_of[iso_week(day)] for day in set(map(_DAY, t.created))}
-    week_at = list(map(day_week.__getitem__, map(_DAY, t.created)))
+    days = list(map(_DAY, t.created))
+    day_week = {day: week_of[iso_week(day)] for day in set(days)}
+    week_at = list(map(day_week.__getitem__, days))
     in_cells = cells(t)
     for kind in KINDS:
         rows = t.rows(f.kind == kind for f in t.facets)
@@ -444,7 +454,7 @@ def outcomes(t: Table, kind: str, scores: Spread, scheduled: dict[int, str]
             f = t.fact(at)
             if f.kind == kind and f.verdict is None:
                 verdicts[status] += 1
-    escalated = t.rows(f.kind == kind and f.escalated for f in t.facets)
+    escalated = [f.kind == kind and f.escalated for f in t.facets]
     recorded = sum(verdicts.values())
     return {
         "n": sum(mine.values()),
@@ -452,10 +462,11 @@ def outcomes(t: Table, kind: str, scores: Spread, scheduled: dict[int, str]
         "score_by_scenario": {name: _summary(values.get("score", [])) for name, values in
                               sorted(scores.groups["scenario"].items())},
         "contained_by": dict(sorted(contained.items())),
-        "escalations": {"n": len(escalated), "of": sum(mine.values()),
+        "escalations": {"n": sum(n for c, n in mine.items() if escalated[c]),
+                        "of": sum(mine.values()),
                         "latest": [{"incident_id": ids[r], "scenario": t.fact(r).scenario,
                                     "runbook": t.fact(r).runbook, "at": t.created[r]}
-                                   for r in escalated[::-1][:10]],
+                                   for r in t.latest_rows(escalated, 10)],
                         "by_scenario": _escalations(t, escalated)},
         "detection_missed": sum(n for c, n in mine.items() if t.facets[c].detection_missed),
         "verdicts": {"recorded": recorded, "counts": dict(sorted(verdicts.items())),
@@ -465,14 +476,16 @@ def outcomes(t: Table, kind: str, scores: Spread, scheduled: dict[int, str]
     }
 
 
-def _escalations(t: Table, escalated: list[int]) -> list[dict[str, Any]]:
-    """Escalated game days by scenario and runbook, most first: how often, the latest."""
+def _escalations(t: Table, escalated: list[bool]) -> list[dict[str, Any]]:
+    """Escalated game days (``escalated``: per facets code) by scenario and runbook,
+    most first (ties: the first escalated first): how often, the latest."""
     seen: dict[tuple[str | None, str | None], list[int]] = {}
-    for r in escalated:
-        f = t.fact(r)
-        found = seen.setdefault((f.scenario, f.runbook), [0, 0])
-        found[0] += 1
-        found[1] = t.ids[r]
+    for code, n in t.per_code.items():  # codes in the order they first appear
+        if escalated[code]:
+            f = t.facets[code]
+            found = seen.setdefault((f.scenario, f.runbook), [0, 0])
+            found[0] += n
+            found[1] = max(found[1], t.latest_id[code])
     return [{"scenario": sc, "runbook": rb, "n": n, "latest": latest}
             for (sc, rb), (n, latest) in sorted(seen.items(), key=lambda kv: -kv[1][0])]
 

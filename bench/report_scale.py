@@ -1,5 +1,5 @@
 """``gameday report`` at scale: 100,000 incidents and 2,000,000 events, answered in at
-most a second?
+most 0.8 s on SQLite and a second on PostgreSQL?
 
 Builds a store (once; ``--rebuild`` builds it again) with a year of history: game days
 of eight scenarios (a tenth of them drills), and real incidents from alerts, 20
@@ -219,7 +219,12 @@ def main() -> None:
                         help="then add an event to N incidents and time one more report")
     parser.add_argument("--postgres", action="store_true",
                         help="build and report in a throwaway PostgreSQL server instead")
+    parser.add_argument("--within", type=float, default=None, metavar="SECONDS",
+                        help="the target for the worst run (0.8 s on SQLite, 1 s on"
+                             " PostgreSQL)")
     args = parser.parse_args()
+    if args.within is None:
+        args.within = 1.0 if args.postgres else 0.8
 
     if args.postgres:
         sys.path.insert(0, str(ROOT / "tests"))
@@ -257,7 +262,7 @@ def report(args: argparse.Namespace) -> None:
     db0 = insights.connection(Store(args.db))
     n_inc = db0.execute("SELECT COUNT(*) FROM incidents").fetchone()[0]
     n_ev = db0.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-    print(f"store: {n_inc} incidents, {n_ev} events")
+    print(f"store: {n_inc} incidents, {n_ev} events; load average {load_average()}")
     t = time.perf_counter()
     derived = incident_facts.refresh(Store(args.db), incident_facts.scenario_targets(db0))
     print(f"facts kept in step: {derived} incidents derived from their events in "
@@ -270,17 +275,29 @@ def report(args: argparse.Namespace) -> None:
         times = [timed(args.db, scope, runbooks, rules, f"{label} run {n + 1}")
                  for n in range(args.repeat)]
         print(f"{label}: median {statistics.median(times):.3f} s, worst {max(times):.3f} s "
-              f"over {args.repeat} runs {'OK' if max(times) <= 1.0 else 'OVER 1 s'}")
+              f"over {args.repeat} runs"
+              f" {'OK' if max(times) <= args.within else f'OVER {args.within} s'}")
     if args.touch:
         touch(args.db, args.touch)
         timed(args.db, insights.Scope(), runbooks, rules,
               f"all time, after new events on {args.touch} incidents")
+    print(f"load average {load_average()}")
+
+
+def load_average() -> str:
+    """The machine's load (1, 5, 15 minutes): other work on the same cores moves every
+    figure here."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def timed(path: Path | str, scope: insights.Scope, runbooks: list, rules: list,
           label: str) -> float:
     """One report as ``gameday report --json`` builds it; prints its stages."""
     stages: dict[str, float] = {}
+    cpu = time.process_time()
     t0 = time.perf_counter()
     last = [t0]
 
@@ -294,9 +311,10 @@ def timed(path: Path | str, scope: insights.Scope, runbooks: list, rules: list,
     text = insights.dumps(report)
     total = time.perf_counter() - t0
     stages["json"] = time.perf_counter() - last[0]
+    cpu = time.process_time() - cpu
     split = ", ".join(f"{stage} {took:.3f} s" for stage, took in stages.items())
     print(f"{label}: {total:.3f} s ({split}; json {len(text) // 1024} KiB;"
-          f" {sum(report.counts.values())} incidents)")
+          f" {sum(report.counts.values())} incidents; this process's CPU {cpu:.3f} s)")
     return total
 
 

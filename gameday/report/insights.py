@@ -46,7 +46,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import cached_property, partial
+from functools import partial
 from itertools import chain, repeat
 from operator import is_not, itemgetter
 from pathlib import Path
@@ -246,18 +246,10 @@ def _axis(t: Table, scope: Scope, now: datetime) -> list[str]:
 # -- spreads: exact order statistics per group ---------------------------------------------
 def _runs(column: Sequence[float | None], ordered: list[int], spans: Spans
           ) -> list[list[float]]:
-    """Each span's values present, sorted. Most columns have a value in every row of
-    a kind: then each span is sorted as sliced, without a test per value."""
+    """Each span's values present, sorted."""
     values = list(map(column.__getitem__, ordered))
-    if None in values:
-        return [sorted(cast("Iterable[float]", filter(_present, values[s:e])))
-                for _, s, e in spans]
-    return [_sorted_in_place(cast("list[float]", values[s:e])) for _, s, e in spans]
-
-
-def _sorted_in_place(values: list[float]) -> list[float]:
-    values.sort()
-    return values
+    return [sorted(cast("Iterable[float]", filter(_present, values[s:e])))
+            for _, s, e in spans]
 
 
 @dataclass(frozen=True)
@@ -268,13 +260,8 @@ class Sorted:
     runs: tuple[list[float], ...]
     among: list[float]
 
-    @cached_property
-    def size(self) -> int:
-        """How many values: counted once, asked for by every rank read."""
-        return sum(map(len, self.runs))
-
     def __len__(self) -> int:
-        return self.size
+        return sum(map(len, self.runs))
 
     def __getitem__(self, k: int) -> float:
         """The ``k``-th smallest (0-based): the first value of the kind with more than

@@ -656,10 +656,9 @@ def table(store: Store, where: str, args: dict[str, Any],
     query says which kept rows are stale (``_STALE``, what ``refresh`` asks): only then
     are they derived again and read again."""
     columns = _columns(store, where, args)
-    if any(columns[-1]):
+    if any(columns[-1]):  # a row without facts is stale too
         refresh(store, targets, where, args)
-        columns = _columns(store, where, args)
-    columns = _kept_only(columns)
+        columns = _kept_only(_columns(store, where, args))
     ids, created, numbers = columns[:3]
     numbered = {number: n for n, number in enumerate(dict.fromkeys(numbers))}
     text_of = _texts(store.reader(), numbered)

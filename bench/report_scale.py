@@ -1,5 +1,5 @@
 """``gameday report`` at scale: 100,000 incidents and 2,000,000 events, answered in at
-most a second?
+most 0.8 s on SQLite and a second on PostgreSQL?
 
 Builds a store (once; ``--rebuild`` builds it again) with a year of history: game days
 of eight scenarios (a tenth of them drills), and real incidents from alerts, 20
@@ -7,7 +7,11 @@ timeline events each on average, like the sandbox's own game days (fault, alert,
 declaration, pages, roles, comms, a runbook run with its tasks, mitigation, rollback,
 resolution, verdict), plus a runbook run per incident and two action items per game day.
 Rows are written straight into the store's tables (a game day takes seconds; this
-many would take days), with the store's own schema and indexes.
+many would take days), with the store's own schema and indexes. Each incident is
+written with the last ``seq`` of its timeline, as the events' trigger keeps it: left to
+the trigger, one bulk transaction would raise it twenty times an incident, and
+PostgreSQL would keep every version (61,200 pages for 100,000 incidents, twenty times
+what they take when events arrive one transaction at a time, as in use).
 
 Then times the report the way ``gameday report --json`` builds it (a fresh
 connection, the runbooks and alert rules on disk, JSON out), ``--repeat`` times, and
@@ -165,8 +169,8 @@ def build(path: Path | str, incidents: int, events: int, seed: int = 7) -> None:
             name, service = sc[0], sc[1]
             severity = next(json.loads(e[3])["severity"] for e in timeline
                             if e[0] == "incident.declared")
-            inc_rows.append((i, f"Game day: {name}", service, name, run_dirs[name],
-                             "resolved", severity, created, created))
+            row = (i, f"Game day: {name}", service, name, run_dirs[name], "resolved",
+                   severity, created, created)
             run_rows.append((i, sc[3] or "restart-replica", "{}", 0, "gameday",
                              "successful" if rng.random() < 0.97 else "failed", 0, created,
                              created, created))
@@ -178,17 +182,18 @@ def build(path: Path | str, incidents: int, events: int, seed: int = 7) -> None:
             service, team = rng.choice(SERVICES)
             timeline = alert_events(rng, service, team)
             timeline = timeline[:max(3, want)]  # real incidents absorb the difference
-            inc_rows.append((i, f"{service} down", service, None, None, "resolved",
-                             json.loads(timeline[1][3])["severity"], created, created))
+            row = (i, f"{service} down", service, None, None, "resolved",
+                   json.loads(timeline[1][3])["severity"], created, created)
         timeline += [ev("note.added", 999, {"text": "later"})] * max(0, want - len(timeline))
+        inc_rows.append((*row, len(timeline)))  # its last seq, as the events' trigger keeps it
         base = int(at.timestamp() * 1e9)
         for seq, (kind, t_s, actor, data) in enumerate(timeline, start=1):
             ev_rows.append((i, seq, created, base + int(t_s * 1e9), kind, actor, data))
         written += len(timeline)
         if i % 20000 == 0 or i == incidents:
             db.executemany("INSERT INTO incidents (id, title, service, scenario, run_dir,"
-                           " state, severity, created_at, updated_at) VALUES"
-                           " (?, ?, ?, ?, ?, ?, ?, ?, ?)", inc_rows)
+                           " state, severity, created_at, updated_at, last_seq) VALUES"
+                           " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inc_rows)
             db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", ev_rows)
             db.executemany("INSERT INTO runbook_runs (incident_id, runbook, params_json,"
                            " check_mode, started_by, status, rc, created_at, started_at,"
@@ -214,7 +219,12 @@ def main() -> None:
                         help="then add an event to N incidents and time one more report")
     parser.add_argument("--postgres", action="store_true",
                         help="build and report in a throwaway PostgreSQL server instead")
+    parser.add_argument("--within", type=float, default=None, metavar="SECONDS",
+                        help="the target for the worst run (0.8 s on SQLite, 1 s on"
+                             " PostgreSQL)")
     args = parser.parse_args()
+    if args.within is None:
+        args.within = 1.0 if args.postgres else 0.8
 
     if args.postgres:
         sys.path.insert(0, str(ROOT / "tests"))
@@ -252,7 +262,7 @@ def report(args: argparse.Namespace) -> None:
     db0 = insights.connection(Store(args.db))
     n_inc = db0.execute("SELECT COUNT(*) FROM incidents").fetchone()[0]
     n_ev = db0.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-    print(f"store: {n_inc} incidents, {n_ev} events")
+    print(f"store: {n_inc} incidents, {n_ev} events; load average {load_average()}")
     t = time.perf_counter()
     derived = incident_facts.refresh(Store(args.db), incident_facts.scenario_targets(db0))
     print(f"facts kept in step: {derived} incidents derived from their events in "
@@ -265,17 +275,29 @@ def report(args: argparse.Namespace) -> None:
         times = [timed(args.db, scope, runbooks, rules, f"{label} run {n + 1}")
                  for n in range(args.repeat)]
         print(f"{label}: median {statistics.median(times):.3f} s, worst {max(times):.3f} s "
-              f"over {args.repeat} runs {'OK' if max(times) <= 1.0 else 'OVER 1 s'}")
+              f"over {args.repeat} runs"
+              f" {'OK' if max(times) <= args.within else f'OVER {args.within} s'}")
     if args.touch:
         touch(args.db, args.touch)
         timed(args.db, insights.Scope(), runbooks, rules,
               f"all time, after new events on {args.touch} incidents")
+    print(f"load average {load_average()}")
+
+
+def load_average() -> str:
+    """The machine's load (1, 5, 15 minutes): other work on the same cores moves every
+    figure here."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def timed(path: Path | str, scope: insights.Scope, runbooks: list, rules: list,
           label: str) -> float:
     """One report as ``gameday report --json`` builds it; prints its stages."""
     stages: dict[str, float] = {}
+    cpu = time.process_time()
     t0 = time.perf_counter()
     last = [t0]
 
@@ -289,9 +311,10 @@ def timed(path: Path | str, scope: insights.Scope, runbooks: list, rules: list,
     text = insights.dumps(report)
     total = time.perf_counter() - t0
     stages["json"] = time.perf_counter() - last[0]
+    cpu = time.process_time() - cpu
     split = ", ".join(f"{stage} {took:.3f} s" for stage, took in stages.items())
     print(f"{label}: {total:.3f} s ({split}; json {len(text) // 1024} KiB;"
-          f" {sum(report.counts.values())} incidents)")
+          f" {sum(report.counts.values())} incidents; this process's CPU {cpu:.3f} s)")
     return total
 
 

@@ -26,15 +26,12 @@ def action_items(db: Connection, t: Table, *,
     now = now or clock.now()
     code_of = dict(zip(t.ids, t.code, strict=True))
     span = (t.ids[0], t.ids[-1]) if len(t) else (0, -1)  # in id order
-    cur = db.cursor()
-    cur.row_factory = None
-    done_codes = Counter(map(code_of.get, map(itemgetter(0), cur.execute(
+    done_codes = Counter(map(code_of.get, map(itemgetter(0), db.tuples(
         "SELECT incident_id FROM action_items WHERE incident_id BETWEEN ? AND ? AND"
         " status = 'done'", span))))
-    still_open = cur.execute(
+    still_open = db.tuples(
         "SELECT incident_id, owner, due < ?, created_at FROM action_items WHERE"
-        " incident_id BETWEEN ? AND ? AND status = 'open'",
-        (now.date().isoformat(), *span)).fetchall()
+        " incident_id BETWEEN ? AND ? AND status = 'open'", (now.date().isoformat(), *span))
     open_codes = list(map(code_of.get, map(itemgetter(0), still_open)))
     owned = Counter(zip(open_codes, map(itemgetter(1), still_open),
                         map(itemgetter(2), still_open), strict=True))

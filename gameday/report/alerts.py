@@ -5,12 +5,10 @@ failure modes rehearsed; one that missed the last time is suspect."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from gameday.core.events import Kind
 from gameday.incidents.incident import DRILL, GAMEDAY
-from gameday.report.facts import Table
+from gameday.report.facts import Table, alert_words
 from gameday.store import Connection
 
 PROVEN, NEVER, MISSED_LAST = "proven", "never fired", "missed last time"
@@ -18,33 +16,26 @@ PROVEN, NEVER, MISSED_LAST = "proven", "never fired", "missed last time"
 
 def proof(db: Connection, t: Table) -> list[dict[str, Any]]:
     """One row per alert, worst first: ``alert``, ``game_days``, ``fired``, ``missed``,
-    ``last`` (incident id), ``last_at``, ``status``."""
-    rehearsed = {t.ids[r] for r in range(len(t.ids))
-                 if t.facets[t.code[r]].kind in (GAMEDAY, DRILL)}
-    if not rehearsed:
-        return []
-    seen: dict[int, tuple[str, bool, str]] = {}  # incident -> (alert, fired, at)
-    for row in db.execute("SELECT incident_id, kind, at_utc, data_json FROM events WHERE"
-                          " kind IN (?, ?) ORDER BY incident_id, seq",
-                          (Kind.ALERT_FIRED.value, Kind.DETECTION_MISSED.value)):
-        incident = int(row["incident_id"])
-        if incident not in rehearsed or incident in seen:
-            continue  # the first word on an incident is its answer
-        data = json.loads(row["data_json"])
-        fired = row["kind"] == Kind.ALERT_FIRED
-        name = data.get("alertname") if fired else data.get("alert")
-        if name:
-            seen[incident] = (str(name), fired, str(row["at_utc"]))
+    ``last`` (incident id), ``last_at``, ``status``. Each game day's first word on its
+    alert is one of its facets (``Facets.alert``, ``alert_fired``), so this counts
+    distinct facets; only the latest game day of each alert is read again, for when
+    that word was recorded."""
     alerts: dict[str, dict[str, Any]] = {}
-    for incident in sorted(seen):
-        name, fired, at = seen[incident]
-        a = alerts.setdefault(name, {"alert": name, "game_days": 0, "fired": 0, "missed": 0})
-        a["game_days"] += 1
-        a["fired" if fired else "missed"] += 1
-        a.update(last=incident, last_at=at, last_fired=fired)
-    for a in alerts.values():
-        a["status"] = (NEVER if not a["fired"] else PROVEN if a.pop("last_fired")
-                       else MISSED_LAST)
-        a.pop("last_fired", None)
+    latest: dict[str, tuple[int, bool]] = {}  # alert -> (incident, fired)
+    for code, n in sorted(t.per_code.items()):
+        f = t.facets[code]
+        if f.kind not in (GAMEDAY, DRILL) or not f.alert:
+            continue
+        a = alerts.setdefault(f.alert, {"alert": f.alert, "game_days": 0, "fired": 0,
+                                        "missed": 0})
+        a["game_days"] += n
+        a["fired" if f.alert_fired else "missed"] += n
+        if t.latest_id[code] > latest.get(f.alert, (0, False))[0]:
+            latest[f.alert] = (t.latest_id[code], f.alert_fired)
+    said = alert_words(db, (incident for incident, _ in latest.values()))
+    for name, a in alerts.items():
+        incident, fired = latest[name]
+        a.update(last=incident, last_at=str(said[incident][2]))
+        a["status"] = NEVER if not a["fired"] else PROVEN if fired else MISSED_LAST
     order = {NEVER: 0, MISSED_LAST: 1, PROVEN: 2}
     return sorted(alerts.values(), key=lambda a: (order[a["status"]], a["alert"]))

@@ -19,9 +19,10 @@ another ``VERSION`` wrote. Commit order does not matter, so this holds on Postgr
 too, where concurrent writers commit out of id order. A report over 100,000
 incidents reads their fact rows, not their 2,000,000 events. The times are columns;
 everything else that says what the incident was (kind, scenario, team, severities,
-runbook, containment, verdict: ``FACETS``) is one JSON array, ``facets``, the same
-text for incidents alike, so the report decodes a few hundred distinct facets
-instead of a hundred thousand rows (``table``). A game day's score is kept with the
+runbook, containment, verdict, the alert it waited for: ``Facets``) is one JSON array,
+the same text for incidents alike, kept once in ``report_facets`` and named by its
+number (``facets_id``), so the report reads a number a row and decodes a few hundred
+distinct facets instead of a hundred thousand rows (``table``). A game day's score is kept with the
 fingerprint of the targets it was scored against and scored again, and kept again,
 when its scenario's targets change.
 
@@ -37,7 +38,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import compress, islice
 from operator import itemgetter, le
 from pathlib import Path
@@ -50,7 +51,7 @@ from gameday.store import Connection, Row, Store
 
 NO_VALUE = "(none)"  # a group for incidents without a team, service or severity
 GROUND_TRUTH = (GAMEDAY, DRILL)  # a fault was injected: timed from it, scored
-VERSION = 5  # of the derivation; a row kept by another is derived again
+VERSION = 6  # of the derivation; a row kept by another is derived again
 METRICS = ("TTD", "TTA", "TTE", "TTFC", "TTM", "TTR")
 
 
@@ -92,6 +93,8 @@ class Facets(NamedTuple):
     verdict: str | None  # passed | failed | deviated | interrupted, from the timeline
     verdict_failed: tuple[str, ...]  # the checks that failed
     targets_key: str | None
+    alert: str | None  # the alert a game day or drill waited for (``alert_word_sql``)
+    alert_fired: bool  # and whether its first word on it was the alert firing
 
 
 class Fact(NamedTuple):
@@ -126,6 +129,8 @@ class Fact(NamedTuple):
     budget: float | None
     score: int | None
     targets_key: str | None
+    alert: str | None
+    alert_fired: bool
 
     @property
     def week(self) -> str:
@@ -188,6 +193,38 @@ def json_value(path: str, *, postgres: bool, cast: str | None = None) -> str:
 _NUMBERS = {"requests": "bigint", "bad": "bigint"}  # the rest are text
 
 
+def alert_word_sql(where: str, *, postgres: bool) -> str:
+    """Each incident's first word on its alert, among its events matching ``where``:
+    the first ``alert.fired`` or ``detection.missed``, in recording order, that names
+    one (a non-empty string: the alert that fired, or the one waited for in vain), with
+    its ``seq`` and ``at_utc``: ``id, seq, at_utc, fired, alert``. Which alerts game
+    days proved (``alerts.proof``) counts these."""
+    fired, missed = Kind.ALERT_FIRED.value, Kind.DETECTION_MISSED.value
+    field = f"CASE kind WHEN '{fired}' THEN 'alertname' ELSE 'alert' END"
+    among = f"kind IN ('{fired}', '{missed}') AND {where}"
+    if postgres:
+        return (f"SELECT DISTINCT ON (incident_id) incident_id AS id, seq, at_utc,"
+                f" kind = '{fired}' AS fired, value #>> '{{}}' AS alert FROM"
+                f" (SELECT incident_id, seq, at_utc, kind, data_json::jsonb -> {field} AS value"
+                f" FROM events WHERE {among}) e WHERE jsonb_typeof(value) = 'string'"
+                f" AND value #>> '{{}}' <> '' ORDER BY incident_id, seq")
+    path = f"'$.' || {field}"
+    return (f"SELECT incident_id AS id, MIN(seq) AS seq, at_utc, kind = '{fired}' AS fired,"
+            f" json_extract(data_json, {path}) AS alert FROM events WHERE {among}"
+            f" AND json_type(data_json, {path}) = 'text'"
+            f" AND json_extract(data_json, {path}) <> '' GROUP BY incident_id")
+
+
+def alert_words(db: Connection, ids: Iterable[int]) -> dict[int, tuple[str, bool, str]]:
+    """``alert_word_sql`` of a few incidents: id -> (alert, fired, at_utc)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = db.tuples(alert_word_sql(f"incident_id IN ({','.join(map(str, wanted))})",
+                                    postgres=db.postgres))
+    return {r[0]: (r[4], bool(r[3]), r[2]) for r in rows}
+
+
 def derive_sql(where: str, *, dense: bool = True, postgres: bool = False) -> str:
     """Every incident matching ``where`` (over ``incidents i``) with its first moments.
     Each kind's aggregate reads ``events_by_kind``: one range, from the lowest incident
@@ -238,6 +275,9 @@ def derive_sql(where: str, *, dense: bool = True, postgres: bool = False) -> str
                 f" AND {bounded} GROUP BY incident_id)")
     columns.append("changed.measured1")
     joins.append("LEFT JOIN changed ON changed.id = sel.id")
+    ctes.append(f"word AS ({alert_word_sql(bounded, postgres=postgres)})")
+    columns.extend(["word.alert AS word_alert", "word.fired AS word_fired"])
+    joins.append("LEFT JOIN word ON word.id = sel.id")
     return (f"WITH {', '.join(ctes)} SELECT sel.*, {', '.join(columns)}"
             f" FROM sel {' '.join(joins)}")
 
@@ -358,11 +398,12 @@ def derive(db: Connection, where: str, targets: AnyTargets, *,
     out = []
     for r in db.execute(derive_sql(where, dense=dense, postgres=db.postgres)):
         mitigated = r["mitigated_t"] is not None
+        kind = kind_of(r["kind"], r["stored_kind"], r["mode"])
+        alert = r["word_alert"] if kind in GROUND_TRUTH else None
         f = Fact(
             id=r["id"], scenario=r["scenario"], service=r["service"], state=r["state"],
             severity_final=r["severity"], created_at=r["created_at"],
-            kind=kind_of(r["kind"], r["stored_kind"], r["mode"]),
-            team=r["team"], model=r["model"], TTD=_span(r["fault_t"], r["alert_t"]),
+            kind=kind, team=r["team"], model=r["model"], TTD=_span(r["fault_t"], r["alert_t"]),
             TTA=_span(r["alert_t"], r["ack_t"]), TTE=_span(r["declared_t"], r["ic_t"]),
             TTFC=_span(r["declared_t"], r["comms_t"]),
             TTM=_span(r["fault_t"], r["mitigated_t"]),
@@ -374,7 +415,8 @@ def derive(db: Connection, where: str, targets: AnyTargets, *,
                                      else None),
             verdict_failed=_failed_checks(r["verdict_failed"]),
             requests=r["requests"] if mitigated else None,
-            bad=r["bad"] if mitigated else None, budget=None, score=None, targets_key=None)
+            bad=r["bad"] if mitigated else None, budget=None, score=None, targets_key=None,
+            alert=alert, alert_fired=bool(alert and r["word_fired"]))
         out.append((_scored(f, targets.get(f.scenario or "")), r["upto"]))
     return out
 
@@ -395,25 +437,60 @@ def unpacked(text: str) -> Facets:
     return Facets._make(values)
 
 
-def _kept(f: Fact, upto: int) -> tuple[Any, ...]:
-    return (f.id, upto, VERSION, packed(f.facets), f.TTD, f.TTA, f.TTE, f.TTFC, f.TTM, f.TTR,
+def _numbered(tx: Connection, texts: Iterable[str]) -> dict[str, int]:
+    """Each facets text's number in ``report_facets`` (one row a distinct text), added
+    when new, in text order (two writers adding the same texts lock them in the same
+    order)."""
+    wanted = sorted(set(texts))
+    tx.executemany("INSERT INTO report_facets (facets) VALUES (?)"
+                   " ON CONFLICT (facets) DO NOTHING", [(text,) for text in wanted])
+    numbers: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        numbers.update(tx.tuples("SELECT facets, id FROM report_facets WHERE facets IN"
+                                 f" ({', '.join('?' for _ in chunk)})", chunk))
+    return numbers
+
+
+def _texts(db: Connection, numbers: Iterable[int]) -> dict[int, str]:
+    """The facets text of each number."""
+    wanted = sorted(set(numbers))
+    texts: dict[int, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        texts.update(db.tuples("SELECT id, facets FROM report_facets WHERE id IN"
+                               f" ({', '.join(map(str, chunk))})"))
+    return texts
+
+
+def _kept(f: Fact, upto: int, facets_id: int) -> tuple[Any, ...]:
+    return (f.id, upto, VERSION, facets_id, f.TTD, f.TTA, f.TTE, f.TTFC, f.TTM, f.TTR,
             f.requests, f.bad, f.budget, f.score)
 
 
-_KEPT = ("upto", "version", "facets", *COLUMNS)
+_KEPT = ("upto", "version", "facets_id", *COLUMNS)
 
 
 def _keep(store: Store, found: Sequence[tuple[Fact, int]]) -> None:
     """Keep derived rows, in id order (two processes refreshing at once take the rows'
     locks in the same order), never over a row derived from more events."""
     marks = ", ".join("?" for _ in range(1 + len(_KEPT)))
+    texts = [packed(f.facets) for f, _ in found]
     with store.transaction() as tx:
+        numbers = _numbered(tx, texts)
         tx.executemany(f"INSERT INTO incident_facts (incident_id, {', '.join(_KEPT)}) VALUES"
                        f" ({marks}) ON CONFLICT (incident_id) DO UPDATE SET"
                        f" {', '.join(f'{c} = excluded.{c}' for c in _KEPT)}"
                        " WHERE incident_facts.upto <= excluded.upto"
                        " OR incident_facts.version <> excluded.version",
-                       sorted((_kept(f, upto) for f, upto in found), key=itemgetter(0)))
+                       sorted((_kept(f, upto, numbers[text])
+                               for (f, upto), text in zip(found, texts, strict=True)),
+                              key=itemgetter(0)))
+
+
+_LEFT_JOIN = "FROM incidents i LEFT JOIN incident_facts f ON f.incident_id = i.id"
+# A kept row is stale: none yet, events since it was derived, or another version's.
+_STALE = f"(f.incident_id IS NULL OR f.upto < i.last_seq OR f.version <> {VERSION:d})"
 
 
 def refresh(store: Store, targets: AnyTargets, where: str = "1 = 1",
@@ -422,10 +499,8 @@ def refresh(store: Store, targets: AnyTargets, where: str = "1 = 1",
     events since they were derived (their ``last_seq`` is past the row's ``upto``),
     those without a row and those another version kept; how many."""
     db = store.reader()
-    stale = sorted(r[0] for r in db.execute(
-        "SELECT i.id FROM incidents i LEFT JOIN incident_facts f ON f.incident_id = i.id"
-        f" WHERE ({where}) AND (f.incident_id IS NULL OR f.upto < i.last_seq"
-        f" OR f.version <> {VERSION:d})", dict(args or {})))
+    stale = sorted(r[0] for r in db.tuples(
+        f"SELECT i.id {_LEFT_JOIN} WHERE ({where}) AND {_STALE}", dict(args or {})))
     if not stale:
         return 0
     found: list[tuple[Fact, int]] = []
@@ -444,20 +519,23 @@ def _rescore(store: Store, ids: Iterable[int], targets: AnyTargets) -> None:
     ids = sorted(set(ids))
     for start in range(0, len(ids), 900):
         chunk = ids[start:start + 900]
-        rows = _read(db, f"i.id IN ({','.join(map(str, chunk))})", {})
+        rows = [_scored(f, targets.get(f.scenario or "")) for f in _read(
+            db, f"i.id IN ({','.join(map(str, chunk))})", {})]
         with store.transaction() as tx:
+            numbers = _numbered(tx, (packed(f.facets) for f in rows))
             for f in rows:
-                f = _scored(f, targets.get(f.scenario or ""))
-                tx.execute("UPDATE incident_facts SET facets = ?, budget = ?, score = ? WHERE"
-                           " incident_id = ?", (packed(f.facets), f.budget, f.score, f.id))
+                tx.execute("UPDATE incident_facts SET facets_id = ?, budget = ?, score = ?"
+                           " WHERE incident_id = ?",
+                           (numbers[packed(f.facets)], f.budget, f.score, f.id))
 
 
-_JOIN = "FROM incidents i JOIN incident_facts f ON f.incident_id = i.id"
+_JOIN = ("FROM incidents i JOIN incident_facts f ON f.incident_id = i.id"
+         " JOIN report_facets rf ON rf.id = f.facets_id")
 
 
 def _read(db: Connection, where: str, args: dict[str, Any]) -> list[Fact]:
     out = []
-    for r in db.execute(f"SELECT {ROW}, f.facets, {', '.join(f'f.{c}' for c in COLUMNS)}"
+    for r in db.execute(f"SELECT {ROW}, rf.facets, {', '.join(f'f.{c}' for c in COLUMNS)}"
                         f" {_JOIN} WHERE {where} ORDER BY i.id", args):
         facets = unpacked(r[6])
         ttd, tta, tte, ttfc, ttm, ttr, requests, bad, budget, value = r[7:]
@@ -471,7 +549,8 @@ def _read(db: Connection, where: str, args: dict[str, Any]) -> list[Fact]:
             escalated=facets.escalated, detection_missed=facets.detection_missed,
             verdict=facets.verdict, verdict_failed=facets.verdict_failed,
             requests=requests, bad=bad, budget=budget, score=value,
-            targets_key=facets.targets_key))
+            targets_key=facets.targets_key, alert=facets.alert,
+            alert_fired=facets.alert_fired))
     return out
 
 
@@ -508,6 +587,30 @@ class Table:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def opened(self) -> tuple[str, str]:
+        """When the first and the last of them were opened (not empty): the ends of
+        ``created`` when it is chronological."""
+        if self.chronological:
+            return self.created[0], self.created[-1]
+        return min(self.created), max(self.created)
+
+    @cached_property
+    def per_code(self) -> Counter[int]:
+        """How many rows have each facets code, in the order codes first appear: what
+        most figures count by (read, never changed)."""
+        return Counter(self.code)
+
+    @cached_property
+    def latest_id(self) -> dict[int, int]:
+        """Each facets code's latest incident (rows are in id order)."""
+        return dict(zip(self.code, self.ids, strict=True))
+
+    def latest_rows(self, keep: Iterable[bool], n: int) -> list[int]:
+        """The last ``n`` rows whose facets ``keep`` says yes to, latest first."""
+        wanted = list(keep)
+        return list(islice(compress(range(len(self.ids) - 1, -1, -1),
+                                    map(wanted.__getitem__, reversed(self.code))), n))
+
     def rows(self, keep: Iterable[bool]) -> list[int]:
         """The rows whose facets ``keep`` says yes to (one answer per code)."""
         wanted = list(keep)
@@ -527,30 +630,46 @@ class Table:
                      chronological=self.chronological and list(rows) == sorted(rows))
 
 
-_TABLE = ("i.id", "i.created_at", "f.facets", "f.ttd", "f.tta", "f.tte", "f.ttfc", "f.ttm",
-          "f.ttr", "f.score")
+_TABLE = ("i.id", "i.created_at", "f.facets_id", "f.ttd", "f.tta", "f.tte", "f.ttfc", "f.ttm",
+          "f.ttr", "f.score", _STALE)
+
+
+def _columns(store: Store, where: str, args: dict[str, Any]) -> list[list[Any]]:
+    """``_TABLE``'s columns over the incidents matching ``where``, in id order."""
+    rows = store.reader().tuples(f"SELECT {', '.join(_TABLE)} {_LEFT_JOIN} WHERE {where}"
+                                 " ORDER BY i.id", args)
+    return list(map(list, zip(*rows, strict=True))) if rows else [[] for _ in _TABLE]
+
+
+def _kept_only(columns: list[list[Any]]) -> list[list[Any]]:
+    """The rows with a kept row (an incident opened since the refresh has none yet)."""
+    if None not in columns[2]:
+        return columns
+    keep = [text is not None for text in columns[2]]
+    return [list(compress(column, keep)) for column in columns]
 
 
 def table(store: Store, where: str, args: dict[str, Any],
           targets: AnyTargets) -> Table:
-    """The incidents matching ``where`` (over ``incidents i``) as a ``Table`` (after a
-    refresh): one query, read column by column, each distinct facets text decoded
-    once."""
-    refresh(store, targets, where, args)
-    cur = store.reader().cursor()
-    cur.row_factory = None  # plain tuples: a hundred thousand rows
-    rows = cur.execute(f"SELECT {', '.join(_TABLE)} {_JOIN} WHERE {where} ORDER BY i.id",
-                       args).fetchall()
-    columns = [list(map(itemgetter(k), rows)) for k in range(len(_TABLE))]
-    ids, created, texts = columns[:3]
-    codes = {text: n for n, text in enumerate(dict.fromkeys(texts))}
+    """The incidents matching ``where`` (over ``incidents i``) as a ``Table``: one
+    query, read column by column, each distinct facets text decoded once. The same
+    query says which kept rows are stale (``_STALE``, what ``refresh`` asks): only then
+    are they derived again and read again."""
+    columns = _columns(store, where, args)
+    if any(columns[-1]):  # a row without facts is stale too
+        refresh(store, targets, where, args)
+        columns = _kept_only(_columns(store, where, args))
+    ids, created, numbers = columns[:3]
+    numbered = {number: n for n, number in enumerate(dict.fromkeys(numbers))}
+    text_of = _texts(store.reader(), numbered)
+    codes = {text_of[number]: n for number, n in numbered.items()}
     facets = [unpacked(text) for text in codes]
+    code = list(map(numbered.__getitem__, numbers))
     stale = [f.targets_key != _key(targets, f.scenario) for f in facets]
     if any(stale):
-        code = list(map(codes.__getitem__, texts))
         _rescore(store, compress(ids, map(stale.__getitem__, code)), targets)
         return table(store, where, args, targets)
-    return Table(ids=ids, created=created, code=list(map(codes.__getitem__, texts)),
+    return Table(ids=ids, created=created, code=code,
                  facets=facets, times=dict(zip(METRICS, columns[3:9], strict=True)),
                  score=columns[9], codes=codes,
                  chronological=all(map(le, created, islice(created, 1, None))))

@@ -234,11 +234,12 @@ def _axis(t: Table, scope: Scope, now: datetime) -> list[str]:
     the window's end), never short of the data."""
     if not len(t) and scope.since is None:
         return []
-    days = [d for d in (min(t.created)[:10] if len(t) else None,
+    first, latest = t.opened() if len(t) else (None, None)
+    days = [d for d in (first[:10] if first else None,
                         scope.since.astimezone(UTC).date().isoformat() if scope.since
                         else None) if d]
     end = (scope.until or now).astimezone(UTC).date().isoformat()
-    last = max([end, max(t.created)[:10]] if len(t) else [end])
+    last = max([end, latest[:10]] if latest else [end])
     return week_axis(iso_week(min(days)), iso_week(last))
 
 
@@ -323,17 +324,27 @@ def _cell(f: incident_facts.Facets) -> tuple[str, str, str, str]:
             f.severity_final or NO_VALUE)
 
 
+Cells: TypeAlias = "tuple[list[tuple[str, str, str, str]], list[int]]"
+
+
+def cells(t: Table) -> Cells:
+    """The cells of ``t`` (incidents alike in every dimension of ``DIMENSIONS``), and
+    each row's."""
+    found: dict[tuple[str, str, str, str], int] = {}
+    cell_of = [found.setdefault(_cell(f), len(found)) for f in t.facets]
+    return list(found), list(map(cell_of.__getitem__, t.code))
+
+
 def spread(t: Table, rows: list[int], weeks: list[str], week_at: list[int],
-           columns: dict[str, tuple[Sequence[float | None], Sequence[str]]]) -> Spread:
+           columns: dict[str, tuple[Sequence[float | None], Sequence[str]]],
+           in_cells: Cells | None = None) -> Spread:
     """Over ``rows``: each column (name -> (a value per row of ``t``, the dimensions it
     is wanted by)) sorted overall, per group of those of ``DIMENSIONS`` and per week
     (``week_at``: each row's place in ``weeks``). Each column is sorted twice, within
-    cells (incidents alike in every dimension) and within weeks; a group of a
-    dimension is its cells' runs."""
-    cells: dict[tuple[str, str, str, str], int] = {}
-    cell_of = [cells.setdefault(_cell(f), len(cells)) for f in t.facets]
-    by_cell, cell_spans = ordered_spans(rows, list(map(cell_of.__getitem__, t.code)))
-    keys = list(cells)
+    cells (``in_cells``: ``cells(t)``, found once for every kind) and within weeks; a
+    group of a dimension is its cells' runs."""
+    keys, cell_at = in_cells or cells(t)
+    by_cell, cell_spans = ordered_spans(rows, cell_at)
     members: dict[str, dict[str, list[int]]] = {d: defaultdict(list) for d in DIMENSIONS}
     n: dict[str, dict[str, int]] = {d: defaultdict(int) for d in DIMENSIONS}
     for at, (cell, start, end) in enumerate(cell_spans):
@@ -384,11 +395,13 @@ def response_times(t: Table, weeks: list[str]
     columns: dict[str, tuple[Sequence[float | None], Sequence[str]]] = {
         **{m: (t.times[m], DIMENSIONS) for m in METRICS}, "score": (t.score, ("scenario",))}
     week_of = {week: at for at, week in enumerate(weeks)}
-    day_week = {day: week_of[iso_week(day)] for day in set(map(_DAY, t.created))}
-    week_at = list(map(day_week.__getitem__, map(_DAY, t.created)))
+    days = list(map(_DAY, t.created))
+    day_week = {day: week_of[iso_week(day)] for day in set(days)}
+    week_at = list(map(day_week.__getitem__, days))
+    in_cells = cells(t)
     for kind in KINDS:
         rows = t.rows(f.kind == kind for f in t.facets)
-        s = spreads[kind] = spread(t, rows, weeks, week_at, columns)
+        s = spreads[kind] = spread(t, rows, weeks, week_at, columns, in_cells)
         response[kind] = {"overall": {"n": len(rows), "metrics": _metrics(s.overall)},
                           **{f"by_{d}": _ordered({name: {"n": s.n[d][name],
                                                          "metrics": _metrics(values)}
@@ -408,7 +421,7 @@ def outcomes(t: Table, kind: str, scores: Spread, scheduled: dict[int, str]
     """For game days or drills: scores, containment, escalations, and the verdicts:
     each game day's own (``gameday.verdict``), else its schedule run's (``scheduled``:
     incident id -> status)."""
-    per_code = Counter(t.code)
+    per_code = t.per_code
     mine = {c: n for c, n in per_code.items() if t.facets[c].kind == kind}
     contained: Counter[str] = Counter()
     verdicts: Counter[str] = Counter()
@@ -428,7 +441,7 @@ def outcomes(t: Table, kind: str, scores: Spread, scheduled: dict[int, str]
             f = t.fact(at)
             if f.kind == kind and f.verdict is None:
                 verdicts[status] += 1
-    escalated = t.rows(f.kind == kind and f.escalated for f in t.facets)
+    escalated = [f.kind == kind and f.escalated for f in t.facets]
     recorded = sum(verdicts.values())
     return {
         "n": sum(mine.values()),
@@ -436,10 +449,11 @@ def outcomes(t: Table, kind: str, scores: Spread, scheduled: dict[int, str]
         "score_by_scenario": {name: _summary(values.get("score", [])) for name, values in
                               sorted(scores.groups["scenario"].items())},
         "contained_by": dict(sorted(contained.items())),
-        "escalations": {"n": len(escalated), "of": sum(mine.values()),
+        "escalations": {"n": sum(n for c, n in mine.items() if escalated[c]),
+                        "of": sum(mine.values()),
                         "latest": [{"incident_id": ids[r], "scenario": t.fact(r).scenario,
                                     "runbook": t.fact(r).runbook, "at": t.created[r]}
-                                   for r in escalated[::-1][:10]],
+                                   for r in t.latest_rows(escalated, 10)],
                         "by_scenario": _escalations(t, escalated)},
         "detection_missed": sum(n for c, n in mine.items() if t.facets[c].detection_missed),
         "verdicts": {"recorded": recorded, "counts": dict(sorted(verdicts.items())),
@@ -449,14 +463,16 @@ def outcomes(t: Table, kind: str, scores: Spread, scheduled: dict[int, str]
     }
 
 
-def _escalations(t: Table, escalated: list[int]) -> list[dict[str, Any]]:
-    """Escalated game days by scenario and runbook, most first: how often, the latest."""
+def _escalations(t: Table, escalated: list[bool]) -> list[dict[str, Any]]:
+    """Escalated game days (``escalated``: per facets code) by scenario and runbook,
+    most first (ties: the first escalated first): how often, the latest."""
     seen: dict[tuple[str | None, str | None], list[int]] = {}
-    for r in escalated:
-        f = t.fact(r)
-        found = seen.setdefault((f.scenario, f.runbook), [0, 0])
-        found[0] += 1
-        found[1] = t.ids[r]
+    for code, n in t.per_code.items():  # codes in the order they first appear
+        if escalated[code]:
+            f = t.facets[code]
+            found = seen.setdefault((f.scenario, f.runbook), [0, 0])
+            found[0] += n
+            found[1] = max(found[1], t.latest_id[code])
     return [{"scenario": sc, "runbook": rb, "n": n, "latest": latest}
             for (sc, rb), (n, latest) in sorted(seen.items(), key=lambda kv: -kv[1][0])]
 
@@ -502,7 +518,7 @@ def severity_accuracy(t: Table) -> dict[str, Any]:
     ``declared_too_low`` counts the first declaration. Counted once per distinct
     facets (a few hundred), not per incident."""
     combos: Counter[tuple[Any, ...]] = Counter()
-    for code, n in Counter(t.code).items():
+    for code, n in t.per_code.items():
         f = t.facets[code]
         combos[(f.kind, f.team, f.model, f.severity_final, f.severity_measured,
                 f.severity_declared)] += n
@@ -572,7 +588,7 @@ def build(store: Store, scope: Scope | None = None, *,
     t = table(store, scope)
     tick("facts")
     db = store.reader()
-    per_code = Counter(t.code)
+    per_code = t.per_code
     counts: dict[str, int] = {k: sum(n for c, n in per_code.items() if t.facets[c].kind == k)
                               for k in KINDS}
     response, trend, spreads = response_times(t, _axis(t, scope, now))

@@ -88,7 +88,7 @@ def families(r: Report, counts: dict[str, Any]) -> Iterator[Any]:
     yield _histograms(r)
     latest = _latest_scores(r)
     escalated: Counter[tuple[str, str]] = Counter()
-    for code, n in Counter(r.table.code).items():
+    for code, n in r.table.per_code.items():
         f = r.table.facets[code]
         if f.kind in GROUND_TRUTH and f.scenario:
             escalated[(f.kind, f.scenario)] += n if f.escalated else 0

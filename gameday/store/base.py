@@ -28,7 +28,7 @@ KINDS = frozenset(k.value for k in Kind)
 
 # The schema lives in Alembic revisions (``gameday/migrations/versions``); this is the
 # newest. SQLite stores are brought to it when opened; PostgreSQL by ``gameday db upgrade``.
-HEAD = "0007"
+HEAD = "0008"
 
 
 def _null_pool() -> Any:
@@ -194,11 +194,40 @@ class Connection:
         except DBAPIError as exc:
             raise self._driver_error(exc) from None
 
+    def tuples(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
+        """Every row of a read as a plain tuple, straight from the driver's cursor: for
+        the report's reads of a hundred thousand rows, where SQLAlchemy's result and a
+        ``Row`` per row cost more than the query itself. PostgreSQL sends them in its
+        binary format (the same Python values; numbers are not parsed from text)."""
+        args = dict(args) if isinstance(args, Mapping) else tuple(args)
+        cur = self._dbapi.cursor(binary=True) if self._postgres else self._dbapi.cursor()
+        try:
+            cur.execute(self._sql(sql), args)
+            return cast("list[tuple[Any, ...]]", cur.fetchall())
+        except Exception as exc:
+            raise self._raw_error(exc) from None
+        finally:
+            cur.close()
+
+    def _raw_error(self, orig: Exception) -> Exception:
+        """``_driver_error`` for a statement run on the driver's own cursor: a lost
+        PostgreSQL connection is also dropped from SQLAlchemy's pool, so the next
+        statement opens a new one."""
+        if self._postgres:
+            import psycopg
+
+            if isinstance(orig, psycopg.OperationalError):
+                with contextlib.suppress(Exception):
+                    self._conn.invalidate()
+        return self._unavailable(orig)
+
     def _driver_error(self, exc: Any) -> Exception:
         """The driver's own exception; on PostgreSQL a lost connection, a server
         shutting down or a transaction it rolled back (deadlock, serialization) is
         ``StoreUnavailable``: try again. The next statement opens a new connection."""
-        orig: Exception = exc.orig
+        return self._unavailable(exc.orig)
+
+    def _unavailable(self, orig: Exception) -> Exception:
         if self._postgres:
             import psycopg
 

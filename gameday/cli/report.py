@@ -94,6 +94,7 @@ def _print(data: dict[str, Any]) -> None:
     if data["stale_alerts"]:
         echo("  alerts linking a runbook not verified lately: " + ", ".join(
             f"{a['alert']} -> {a['runbook']}" for a in data["stale_alerts"]))
+    _print_trust(data["trust"], echo)
     _print_alerts(data["alerts"], echo)
     echo("\nACTION ITEMS")
     for kind, a in data["actions"].items():
@@ -105,6 +106,25 @@ def _print(data: dict[str, Any]) -> None:
                  f"overdue {a['overdue']}; oldest open {oldest}")
             for owner, n in a["overdue_by_owner"].items():
                 echo(f"    overdue: {owner} {n}")
+
+
+def _print_trust(trust: dict[str, Any], echo: Callable[[str], None]) -> None:
+    policy = trust["policy"]
+    echo(f"\nTRUST (automatic runs: require {policy['require']}, proof within "
+         f"{policy['max_age_days']} days)")
+    for t in trust["runbooks"]:
+        if t["auto"] or t["level"] != "unproven":
+            echo(f"  {t['level']:9} {t['runbook']:26} {t['why']}"
+                 + ("" if t["auto"] else "  (not automatic)"))
+    verb = "held back" if trust["held_now"] else "would be held under require = proven"
+    for h in trust["held"]:
+        echo(f"  {verb}: {h['alert']} -> {h['runbook']} ({h['level']})")
+    real = trust["real"]
+    if real["contained"]:
+        echo(f"  real incidents contained: {real['contained']} of {real['incidents']}: "
+             f"{real['by_proven_runbook']} by a proven runbook "
+             f"({real['proven_share']:.0%}), {real['by_other_runbook']} by another runbook, "
+             f"{real['by_people']} by people ({real['people_share']:.0%})")
 
 
 @click.command()
@@ -135,7 +155,8 @@ def report(state: State, since: datetime | None, service: str | None, team: str 
                            kind=kind, max_age_days=max_age)
     result = insights.build(state.store, scope,
                             runbooks=discover(state.settings.runbook_dirs),
-                            rule_files=rule_files(state.settings.rules_dirs))
+                            rule_files=rule_files(state.settings.rules_dirs),
+                            policy=state.settings.automation)
     if html:
         from gameday.report.page import render_html
 

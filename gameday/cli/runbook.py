@@ -22,19 +22,34 @@ def runbook() -> None:
 
 @runbook.command("list")
 @click.option("--json", "as_json", is_flag=True)
-def list_(as_json: bool) -> None:
-    """List runbooks with the alerts they serve."""
+@pass_state
+def list_(state: State, as_json: bool) -> None:
+    """List runbooks with the alerts they serve, and each one's trust: whether a game
+    day has proven it lately (the project's [automation] policy decides whether an
+    automatic one may run by itself), and what would restore it."""
+    from gameday.report.trust import exercising, runbook_trust
     from gameday.runbooks.runbook import discover
 
     books = discover()
+    policy, root = state.settings.automation, state.settings.root
+    trust = {rb.name: runbook_trust(state.store, rb.name, policy) for rb in books}
+    restore = {rb.name: trust[rb.name].restore(exercising(rb.name, [root / "scenarios"], root))
+               for rb in books}
     if as_json:
-        return emit([rb.as_dict() for rb in books])
+        return emit([rb.as_dict() | {"trust": trust[rb.name].as_dict()
+                                     | {"restore": restore[rb.name]}} for rb in books])
     for rb in books:
         tags = ", ".join(t for t, on in (("auto", rb.auto), ("destructive", rb.destructive))
                          if on)
         click.echo(f"{rb.name:20} {rb.summary}" + (f" [{tags}]" if tags else ""))
         if rb.alerts:
             click.echo(f"{'':20} alerts: {', '.join(rb.alerts)}")
+        t = trust[rb.name]
+        held = rb.auto and policy.needs_proof and not t.proven
+        click.echo(f"{'':20} trust: {t.level}: {t.why}"
+                   + (" (runs by itself: held for one click)" if held else ""))
+        if not t.proven:
+            click.echo(f"{'':20} to restore: {restore[rb.name]}")
 
 
 @runbook.command()

@@ -15,6 +15,7 @@ class Audit(StrEnum):
     RUNBOOK_RUN = "runbook.run"
     RUNBOOK_RESULT = "runbook.result"
     RUNBOOK_REJECTED = "runbook.rejected"
+    RUNBOOK_HELD = "runbook.held"     # the trust policy kept an automatic run for a click
     SCHEDULE_CHANGED = "schedule.changed"
     FREEZE = "freeze"
     GAMEDAY_STARTED = "gameday.started"

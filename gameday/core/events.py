@@ -61,6 +61,7 @@ class Kind(StrEnum):
     RUNBOOK_REJECTED = "runbook.rejected"
     RUNBOOK_COALESCED = "runbook.coalesced"
     RUNBOOK_MISSING = "runbook.missing"
+    RUNBOOK_HELD = "runbook.held"         # automatic, but not proven: it waits for a click
     # the game day around the incident
     TARGET_READY = "target.ready"
     TARGET_STOPPED = "target.stopped"
@@ -311,6 +312,12 @@ def runbook_coalesced(runbook: str, run_id: int, alert: str, *, fingerprint: str
     return Entry(Kind.RUNBOOK_COALESCED, {"runbook": runbook, "run_id": run_id,
                                           "alert": alert, "fingerprint": fingerprint,
                                           "because": because})
+
+
+def runbook_held(runbook: str, why: str, link: str) -> Entry:
+    """An automatic runbook the trust policy does not let run by itself: its run waits
+    for someone to click ``link`` (``gameday.report.trust``)."""
+    return Entry(Kind.RUNBOOK_HELD, {"runbook": runbook, "why": why, "link": link})
 
 
 def runbook_missing(alert: str) -> Entry:

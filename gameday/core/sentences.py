@@ -106,6 +106,9 @@ def _runbook_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
                     f"({d.get('because')})")
         case Kind.RUNBOOK_MISSING:
             return f"no runbook linked to {d.get('alert')}"
+        case Kind.RUNBOOK_HELD:
+            return (f"{d['runbook']} not run by itself: {d.get('why')}; it waits for one "
+                    "click")
         case _:
             return None
 

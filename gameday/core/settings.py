@@ -121,6 +121,30 @@ class Safety:
     namespaces: tuple[str, ...] = ()
 
 
+AUTOMATION_KEYS = {
+    "require": "proven (an automatic runbook runs by itself only while a game day has "
+               "proven it) or any [default: any]",
+    "max_age_days": "how recent that proof must be, in days [default: 30]",
+    "same_target": "the proof must come from the same kind of target as the alert's "
+                   "(true or false) [default: true]",
+}
+TRUST_LEVELS = ("proven", "any")
+
+
+@dataclass(frozen=True)
+class Automation:
+    """The trust policy for automatic runs (``[automation]`` in ``gameday.toml``):
+    ``gameday.report.trust`` judges each runbook against it."""
+
+    require: str = "any"
+    max_age_days: int = 30
+    same_target: bool = True
+
+    @property
+    def needs_proof(self) -> bool:
+        return self.require == "proven"
+
+
 TARGET_KINDS = ("kubernetes", "service")
 TARGET_KEYS = {"name": "what it is called (its runs' world)",
                "kind": "kubernetes (a cluster) or service (hosts in an inventory)",
@@ -176,6 +200,7 @@ class Settings:
     safety: Safety = Safety()        # the allowlist of what game days may touch
     targets: tuple[AlertTarget, ...] = ()  # the team's systems real alerts act on
     chat: dict[str, Any] | None = None    # ``[chat]`` as written (``gameday.chat.config``)
+    automation: Automation = Automation()  # the trust policy for automatic runs
 
     @property
     def runbook_dirs(self) -> tuple[Path, ...]:
@@ -255,7 +280,8 @@ class Settings:
             sandbox_dir=pick("sandbox_dir", state / "sandbox"),
             name=name[0] if name else root.name, url=_url(url, url_where),
             url_given=url_found is not None, safety=_safety(conf.get("safety")),
-            targets=_targets(conf.get("targets") or [], root), chat=conf.get("chat"))
+            targets=_targets(conf.get("targets") or [], root), chat=conf.get("chat"),
+            automation=Automation(**conf.get("automation", {})))
 
 
 def _targets(tables: list[dict[str, Any]], root: Path) -> tuple[AlertTarget, ...]:
@@ -336,9 +362,10 @@ def read_project(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"not valid TOML: {exc}", file=str(path)) from None
     for section, value in data.items():
-        if section not in KNOWN and section not in ("safety", "targets", "chat"):
-            raise ValidationError(f"unknown section (expected {', '.join(KNOWN)}, safety, "
-                                  "targets, chat)", file=str(path), field=section)
+        if section not in KNOWN and section not in OWN_SECTIONS:
+            raise ValidationError(f"unknown section (expected {', '.join(KNOWN)}, "
+                                  f"{', '.join(OWN_SECTIONS)})", file=str(path),
+                                  field=section)
         if section == "targets":
             _check_targets(value, path)
             continue
@@ -349,6 +376,9 @@ def read_project(path: Path) -> dict[str, Any]:
             continue
         if section == "chat":
             continue  # its keys are gameday.chat.config's to read
+        if section == "automation":
+            _check_automation(value, path)
+            continue
         for key, item in value.items():
             if key not in KNOWN[section]:
                 raise ValidationError(
@@ -404,6 +434,24 @@ def _check_targets(tables: Any, path: Path) -> None:
                                       field=f"{where}.{key}")
 
 
+def _check_automation(table: dict[str, Any], path: Path) -> None:
+    file = str(path)
+    for key, value in table.items():
+        field = f"automation.{key}"
+        if key not in AUTOMATION_KEYS:
+            raise ValidationError(f"unknown key (expected {', '.join(AUTOMATION_KEYS)})",
+                                  file=file, field=field)
+        if key == "require" and value not in TRUST_LEVELS:
+            raise ValidationError(f"must be one of {', '.join(TRUST_LEVELS)}", file=file,
+                                  field=field)
+        if key == "max_age_days" and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+            raise ValidationError("must be a whole number of days, at least 1", file=file,
+                                  field=field)
+        if key == "same_target" and not isinstance(value, bool):
+            raise ValidationError("must be true or false", file=file, field=field)
+
+
 def _check_safety(table: dict[str, Any], path: Path) -> None:
     for key, items in table.items():
         if key not in SAFETY_KEYS:
@@ -415,6 +463,7 @@ def _check_safety(table: dict[str, Any], path: Path) -> None:
                                   field=f"safety.{key}")
 
 
+OWN_SECTIONS = ("safety", "targets", "chat", "automation")  # checked by their own rules
 POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
 
 

@@ -29,12 +29,9 @@ never a sort of a hundred thousand values per group.
 
 **Weeks.** The trend has every ISO week from the window's start (``--since``, else the
 first incident in scope) to now, with ``n`` 0 for a week without data: a gap shows.
-
-**Runbook freshness**: ``freshness``; **action items**: ``actions``; **alerts**: ``alerts``.
-
-**Verdicts.** Every game day records its verdict on its timeline (``gameday.verdict``,
-``verdict.record``); the pass rate counts those, and for a scheduled game day from
-before that event, the verdict its schedule run kept.
+**Verdicts.** Every game day records its verdict on its timeline (``gameday.verdict``);
+the pass rate counts those (before that event, the verdict its schedule run kept).
+Elsewhere: ``freshness``, ``trust`` (the ladder of automatic runs), ``actions``, ``alerts``.
 """
 
 from __future__ import annotations
@@ -78,6 +75,7 @@ from gameday.report.freshness import (
     freshness,
     stale_alerts,
 )
+from gameday.report.trust import Automation, ladder
 from gameday.store import Connection, Store
 
 LABELS: dict[str, str] = {GAMEDAY: "game days", DRILL: "drills", INCIDENT: "incidents from alerts"}
@@ -557,6 +555,7 @@ class Report:
     stale_alerts: list[dict[str, Any]]
     actions: dict[str, Any]
     alerts: list[dict[str, Any]]  # which alerts game days proved (``alerts.proof``)
+    trust: dict[str, Any]  # the trust ladder of automatic runs (``trust.ladder``)
     # the incidents in scope and each kind's sorted values per group (``/metrics``)
     table: Table = field(repr=False, compare=False)
     spreads: dict[str, Spread] = field(default_factory=dict, repr=False, compare=False)
@@ -572,12 +571,12 @@ class Report:
                 "outcomes": self.outcomes, "severity": self.severity,
                 "runbooks": [f.as_dict() for f in self.runbooks],
                 "stale_alerts": self.stale_alerts, "actions": self.actions,
-                "alerts": self.alerts}
+                "alerts": self.alerts, "trust": self.trust}
 
 
 def build(store: Store, scope: Scope | None = None, *,
           runbooks: Sequence[Any] = (), rule_files: Sequence[Path] = (),
-          now: datetime | None = None,
+          policy: Automation | None = None, now: datetime | None = None,
           timer: Callable[[str], None] | None = None) -> Report:
     """The whole report. ``runbooks`` (``runbook.discover()``) and ``rule_files`` say
     which runbooks exist and which alerts link to them; ``timer(stage)`` is called
@@ -601,7 +600,8 @@ def build(store: Store, scope: Scope | None = None, *,
         response=response, trend=trend,
         outcomes={k: outcomes(t, k, spreads[k], scheduled) for k in GROUND_TRUTH},
         severity=severity_accuracy(t), runbooks=fresh, stale_alerts=stale_alerts(fresh),
-        actions=action_items(db, t, now=now), alerts=proof(db, t), table=t, spreads=spreads)
+        actions=action_items(db, t, now=now), alerts=proof(db, t), table=t, spreads=spreads,
+        trust=ladder(db, fresh, runbooks, policy or Automation(), t))
     tick("figures")
     return report
 

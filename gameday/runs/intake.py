@@ -75,14 +75,24 @@ class Delivery:
     who: str
 
 
+Hold = Callable[[str, str | None], str | None]
+
+
 class Intake:
+    """``hold``: the project's trust policy for automatic runs (``report.trust``):
+    given a runbook and the kind of target an alert is about, why its run must wait for
+    a person, or None to run it by itself. Asked only for real alerts, once per
+    runbook and target kind in a batch."""
+
     def __init__(self, store: Store, *, runbook_dir: Dirs = None,
                  coalesce_window: float = COALESCE_WINDOW_S,
-                 env: Mapping[str, str] | None = None):
+                 env: Mapping[str, str] | None = None, hold: Hold | None = None):
         self.store = store
         self.runbook_dir = runbook_dir
         self.coalesce_window = coalesce_window
         self.env = dict(env or {})  # where an alert's runbook acts (gameday serve's)
+        self.hold = hold
+        self._held: dict[tuple[str, str | None], str | None] = {}  # this batch's answers
 
     def handle(self, deliveries: Sequence[Delivery]) -> tuple[list[dict[str, Any] | Exception],
                                                                list[Start]]:
@@ -90,6 +100,7 @@ class Intake:
         the exception that rolled it back alone), and the runs to start."""
         answers: list[dict[str, Any] | Exception] = []
         starts: list[Start] = []
+        self._held.clear()
         with self.store.transaction():
             # One batch at a time across replicas: which open incident an alert joins,
             # which run it coalesces into, are decided on what the last batch wrote.
@@ -157,6 +168,13 @@ class Intake:
         out["link"] = found.link(incident.id)
         if not found.runbook.auto:
             return out
+        held = self._hold(incident, found.runbook.name, target.kind if target else None)
+        if held:
+            incident.record(events.runbook_held(found.runbook.name, held, out["link"]),
+                            "gameday")
+            store.audit(ACTOR, Audit.RUNBOOK_HELD, {"runbook": found.runbook.name,
+                                                    "why": held, "incident_id": incident.id})
+            return out | {"held": held}
         if found.error or found.params is None:
             error = str(found.error)
             incident.record(events.runbook_rejected(found.runbook.name, error), "gameday")
@@ -188,6 +206,16 @@ class Intake:
                             env=env)
         queued.append(replace(start, run_id=run_id))
         return out | {"run_id": run_id}
+
+    def _hold(self, incident: Incident, runbook: str, target_kind: str | None) -> str | None:
+        """Why this real alert's automatic run waits for a person (the trust policy),
+        or None. Rehearsals are never held: they are how a runbook earns its proof."""
+        if self.hold is None or runs.kind(incident) != IncidentKind.INCIDENT:
+            return None
+        key = (runbook, target_kind)
+        if key not in self._held:
+            self._held[key] = self.hold(runbook, target_kind)
+        return self._held[key]
 
     def _joinable(self, start: Start) -> tuple[int, str] | None:
         """The run this alert joins, and why: one with the same parameters, in the same

@@ -28,7 +28,7 @@ from gameday.incidents.incident import Incident
 from gameday.people.auth import Forbidden
 from gameday.runbooks.runbook import Dirs, Runbook, find
 from gameday.runs import run as runs
-from gameday.runs.intake import COALESCE_WINDOW_S, Batcher, Delivery, Intake, Start
+from gameday.runs.intake import COALESCE_WINDOW_S, Batcher, Delivery, Hold, Intake, Start
 from gameday.store import Store
 from gameday.store.leases import owner
 from gameday.store.rows import RunRow
@@ -62,14 +62,14 @@ class RunStream:
 class Dispatcher:
     def __init__(self, store: Store, *, runbook_dir: Dirs = None,
                  data_dir: Path, max_concurrent: int = 2, env: dict[str, str] | None = None,
-                 coalesce_window: float = COALESCE_WINDOW_S):
+                 coalesce_window: float = COALESCE_WINDOW_S, hold: Hold | None = None):
         self.store = store
         self.runbook_dir = runbook_dir
         self.data_dir = data_dir
         self.env = env or {}
         self.streams: OrderedDict[int, RunStream] = OrderedDict()
         self.intake = Intake(store, runbook_dir=runbook_dir, coalesce_window=coalesce_window,
-                             env=self.env)
+                             env=self.env, hold=hold)
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent,
                                         thread_name_prefix="runbook")
         self._workers = max_concurrent

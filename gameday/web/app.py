@@ -35,6 +35,7 @@ from gameday.chat.relay import Relay
 from gameday.core.settings import Settings
 from gameday.core.settings import current as current_settings
 from gameday.people.auth import Auth
+from gameday.report.trust import holder
 from gameday.runs.intake import COALESCE_WINDOW_S
 from gameday.runs.pool import Dispatcher
 from gameday.store import Store
@@ -121,9 +122,12 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
                scheduler: Scheduler | None = None, chat: Chat | None = None) -> Starlette:
     # refuses a short token, or a trusted header without its proxies, before any worker
     auth = Auth(token, store, user_header=user_header, trusted_proxies=trusted_proxies)
+    policy = (settings or current_settings()).automation
     dispatcher = Dispatcher(store, runbook_dir=runbook_dir, data_dir=data_dir,
                             max_concurrent=max_concurrent, env=env,
-                            coalesce_window=coalesce_window)
+                            coalesce_window=coalesce_window,
+                            hold=holder(store, policy) if policy and policy.needs_proof
+                            else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

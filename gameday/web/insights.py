@@ -44,8 +44,8 @@ def _build(request: Request, scope: insights.Scope) -> insights.Report:
         if hit and time.monotonic() - hit[0] < CACHE_S:
             return hit[1]
     rules = rule_files(current().rules_dirs)
-    report = insights.build(state.store, scope,
-                            runbooks=discover(state.runbook_dir), rule_files=rules)
+    report = insights.build(state.store, scope, runbooks=discover(state.runbook_dir),
+                            rule_files=rules, policy=state.settings.automation)
     with _lock:
         now = time.monotonic()
         for stale in [k for k, (at, _) in _cache.items() if now - at >= CACHE_S]:

@@ -23,9 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from gameday.core.errors import NotFound, ValidationError
+from gameday.core.settings import Settings
 from gameday.core.states import RUN_UNFINISHED, RunStatus
 from gameday.incidents.incident import kind_of_row
 from gameday.report.freshness import runbook_freshness
+from gameday.report.trust import Trust, exercising, runbook_trust
 from gameday.runbooks.runbook import Runbook, find, validate_params
 from gameday.runs.pool import Dispatcher
 from gameday.runs.run import approval_window
@@ -66,9 +68,19 @@ async def runbook_page(request: Request) -> Response:
             error = f"no incident {incident_id}"
     fresh = await asyncio.to_thread(
         lambda: runbook_freshness(state.store, rb.name))
+    trust, restore = await asyncio.to_thread(lambda: _trust(state.store, state.settings, rb))
     return page("runbook.html", who=who, rb=rb, commands=rb.commands(params), raw=raw,
                 params=params, error=error, inc=inc, fresh=fresh, filled=filled,
+                trust=trust, restore=restore, policy=state.settings.automation,
                 csrf=csrf(request))
+
+
+def _trust(store: Store, settings: Settings, rb: Runbook) -> tuple[Trust, str]:
+    """The runbook's trust, and what would restore it (a game day of a scenario that
+    exercises it, as the command that schedules one)."""
+    trust = runbook_trust(store, rb.name, settings.automation)
+    return trust, trust.restore(exercising(rb.name, [settings.root / "scenarios"],
+                                           settings.root))
 
 
 def approval(request: Request, rb: Runbook, check: bool) -> float | None:

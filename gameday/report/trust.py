@@ -1,0 +1,249 @@
+"""Automation earned by proof: whether an automatic runbook may run by itself.
+
+A runbook's trust is read from what game days and real runs did with it
+(``freshness``):
+
+- *proven*: a game day verified it (its run succeeded and contained the fault) within
+  the policy's age, on the same kind of target as the alert's when the policy asks for
+  that, and nothing since made it suspect;
+- *suspect*: since its last verification (or ever, if it has none) a run of it failed,
+  or a game day ran it fine without containing the fault;
+- *unproven*: anything else (never verified, verified too long ago, or only on another
+  kind of target).
+
+With ``[automation] require = "proven"`` an ``auto`` runbook that is not proven does
+not run by itself from a real alert: the run waits for one click (four eyes when it is
+destructive), and the incident's timeline, the audit log and the one-click page say
+why. Rehearsals are never held: they are how a runbook earns its proof.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gameday.core.events import Kind
+from gameday.core.settings import Automation as Automation  # the policy, for the report
+from gameday.core.states import IncidentKind, IncidentState, RunStatus
+from gameday.report.facts import Table, kind_sql
+from gameday.report.freshness import Freshness, runbook_freshness, runbook_of_url
+from gameday.store import Connection, Store
+
+PROVEN, UNPROVEN, SUSPECT = "proven", "unproven", "suspect"
+CONTAINED = (IncidentState.MITIGATED.value, IncidentState.RESOLVED.value,
+             IncidentState.REVIEWED.value)
+# the kinds of target a game day's ``target.ready`` names, as an alert's target says them
+KIND_OF_TARGET = {"sandbox": "sandbox", "kind": "kubernetes", "kwok": "kubernetes",
+                  "kubernetes": "kubernetes", "service": "service"}
+
+
+@dataclass(frozen=True)
+class Trust:
+    """One runbook's standing, and the sentence that explains it."""
+
+    runbook: str
+    level: str                      # proven | unproven | suspect
+    why: str                        # what the page and the timeline say
+    verified_by: int | None = None  # the game day (incident) that last proved it
+    verified_at: str | None = None
+    verified_on: str | None = None  # the kind of target it was proven on
+    suspect_run: int | None = None       # the run that failed since
+    suspect_gameday: int | None = None   # the game day that ran it without containing
+
+    @property
+    def proven(self) -> bool:
+        return self.level == PROVEN
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def restore(self, scenarios: list[str] | None = None) -> str:
+        """What would make it proven (again): a game day that exercises it, offered as
+        the command that schedules one with the first of ``scenarios`` (the project's
+        scenarios whose alert links it, ``exercising``)."""
+        if self.proven:
+            return "nothing: it is proven"
+        if not scenarios:
+            return (f"a game day that runs {self.runbook} and sees it contain the fault; "
+                    "no scenario here links it yet (its alert's runbook_url)")
+        return (f"a game day that runs it and sees it contain the fault: gameday schedule "
+                f"add verify-{self.runbook} {scenarios[0]} --cron '0 10 * * 1'")
+
+
+def exercising(runbook: str, scenario_dirs: Iterable[Path], root: Path) -> list[str]:
+    """The scenarios (paths as the project names them) whose alert links ``runbook``:
+    a game day of one of them is how it earns its proof."""
+    found = []
+    for folder in scenario_dirs:
+        for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
+            try:
+                doc = yaml.safe_load(path.read_text()) or {}
+                url = ((doc.get("alert") or {}).get("annotations") or {}).get("runbook_url")
+            except (OSError, yaml.YAMLError, AttributeError):
+                continue
+            if isinstance(url, str) and runbook_of_url(url) == runbook:
+                try:
+                    found.append(str(path.resolve().relative_to(root)))
+                except ValueError:
+                    found.append(str(path))
+    return found
+
+
+def judge(fresh: Freshness, policy: Automation, *, verified_on: str | None,
+          wanted_on: str | None) -> Trust:
+    """``fresh``'s runbook against ``policy``; ``verified_on``: the kind of target its
+    last verification ran on; ``wanted_on``: the kind the alert is about (None: any)."""
+    doubts = _doubts(fresh)
+    gaps = _gaps(fresh, policy, verified_on, wanted_on)
+    if doubts:
+        level, why = SUSPECT, "; ".join([*gaps, *doubts])
+    elif gaps:
+        level, why = UNPROVEN, "; ".join(gaps)
+    else:
+        level = PROVEN
+        why = f"proven by game day #{fresh.verified_by}, {fresh.ago}" + (
+            f" on {verified_on}" if verified_on else "")
+    return Trust(runbook=fresh.runbook, level=level, why=why,
+                 verified_by=fresh.verified_by, verified_at=fresh.verified_at,
+                 verified_on=verified_on,
+                 suspect_run=fresh.last_failed_run if fresh.failed_since_verified else None,
+                 suspect_gameday=_ran_without_containing(fresh))
+
+
+def _gaps(fresh: Freshness, policy: Automation, verified_on: str | None,
+          wanted_on: str | None) -> list[str]:
+    """What its proof lacks: none, too old, or from another kind of target."""
+    if fresh.verified_by is None:
+        return ["never verified by a game day"]
+    days = fresh.verified_days_ago or 0.0
+    out = []
+    if days > policy.max_age_days:
+        out.append(f"not verified for {days:.0f} days (the policy allows "
+                   f"{policy.max_age_days})")
+    if policy.same_target and wanted_on and verified_on and verified_on != wanted_on:
+        out.append(f"proven on {verified_on} only, and this alert is about a "
+                   f"{wanted_on} target")
+    return out
+
+
+def _doubts(fresh: Freshness) -> list[str]:
+    out = []
+    if fresh.failed_since_verified:
+        out.append(f"its last failed run (#{fresh.last_failed_run}) came after its last "
+                   "proof" if fresh.verified_by else
+                   f"run #{fresh.last_failed_run} of it failed")
+    wrong = _ran_without_containing(fresh)
+    if wrong is not None:
+        out.append(f"last game day #{wrong} ran it without containing the fault")
+    return out
+
+
+def _ran_without_containing(fresh: Freshness) -> int | None:
+    """The game day, after its last verification, where it ran fine but did not
+    contain the fault (incident ids grow with time)."""
+    wrong = fresh.ran_without_containing
+    if wrong is None or (fresh.verified_by is not None and wrong < fresh.verified_by):
+        return None
+    return wrong
+
+
+def verified_on(store: Store, incident_id: int | None) -> str | None:
+    """The kind of target a game day ran on (its ``target.ready``)."""
+    if incident_id is None:
+        return None
+    for event in store.events(incident_id):
+        if event.kind == "target.ready":
+            return KIND_OF_TARGET.get(str(event.data.get("target")))
+    return None
+
+
+def runbook_trust(store: Store, name: str, policy: Automation, *,
+                  wanted_on: str | None = None, now: datetime | None = None) -> Trust:
+    """One runbook's trust, from its own runs and game days."""
+    fresh = runbook_freshness(store, name, max_age_days=policy.max_age_days, now=now)
+    return judge(fresh, policy, verified_on=verified_on(store, fresh.verified_by),
+                 wanted_on=wanted_on)
+
+
+Hold = Callable[[str, str | None], str | None]
+
+
+def holder(store: Store, policy: Automation) -> Hold:
+    """The intake's question (``runs.intake.Intake``'s ``hold``): why an automatic
+    run of runbook NAME for an alert about a TARGET kind (None: gameday's own world)
+    must wait for a person, or None when it may run by itself."""
+    def hold(name: str, target_kind: str | None) -> str | None:
+        trust = runbook_trust(store, name, policy, wanted_on=target_kind)
+        return None if trust.proven else trust.why
+    return hold
+
+
+# -- the report's trust ladder ------------------------------------------------------------------
+def ladder(db: Connection, fresh: Sequence[Freshness], runbooks: Sequence[Any],
+           policy: Automation, t: Table) -> dict[str, Any]:
+    """Per runbook, proven / unproven / suspect with its dates; the alerts whose
+    automatic runbook is held back (or would be, under ``require = "proven"``); and how
+    the real incidents in scope were contained: by a runbook proven now, by another
+    runbook, or by people."""
+    on = _kinds_verified_on(db, [f.verified_by for f in fresh if f.verified_by])
+    auto = {rb.name for rb in runbooks if getattr(rb, "auto", False)}
+    trusts = {f.runbook: judge(f, policy, verified_on=on.get(f.verified_by or 0),
+                               wanted_on=None) for f in fresh}
+    rows = [tr.as_dict() | {"auto": tr.runbook in auto} for tr in trusts.values()]
+    held = [{"alert": alert, "runbook": f.runbook, "level": trusts[f.runbook].level,
+             "why": trusts[f.runbook].why}
+            for f in fresh if f.runbook in auto and not trusts[f.runbook].proven
+            for alert in f.alerts]
+    return {"policy": {"require": policy.require, "max_age_days": policy.max_age_days,
+                       "same_target": policy.same_target},
+            "held_now": policy.needs_proof, "runbooks": rows, "held": held,
+            "real": _containment(db, t, trusts)}
+
+
+def _containment(db: Connection, t: Table, trusts: Mapping[str, Trust]) -> dict[str, Any]:
+    """How the real incidents in scope were contained: an incident mitigated or
+    resolved with a successful run of a runbook on it (not in check mode) was contained
+    by that runbook (its first); one without, by people."""
+    real = {t.ids[r] for r, code in enumerate(t.code)
+            if t.facets[code].kind == IncidentKind.INCIDENT}
+    ended = ", ".join("?" for _ in CONTAINED)
+    by: Counter[str] = Counter()
+    for row in db.execute(
+            f"SELECT i.id, r.runbook FROM incidents i LEFT JOIN runbook_runs r ON r.id ="
+            f" (SELECT MIN(id) FROM runbook_runs WHERE incident_id = i.id AND status = ?"
+            f" AND check_mode = 0) WHERE {kind_sql('i')} = ? AND i.state IN ({ended})",
+            (RunStatus.SUCCESSFUL.value, IncidentKind.INCIDENT.value, *CONTAINED)):
+        if row["id"] not in real:
+            continue
+        runbook = row["runbook"]
+        if runbook is None:
+            by["people"] += 1
+        else:
+            by["proven" if runbook in trusts and trusts[runbook].proven else "other"] += 1
+    contained = sum(by.values())
+    return {"incidents": len(real), "contained": contained,
+            "by_proven_runbook": by["proven"], "by_other_runbook": by["other"],
+            "by_people": by["people"],
+            "proven_share": round(by["proven"] / contained, 3) if contained else None,
+            "people_share": round(by["people"] / contained, 3) if contained else None}
+
+
+def _kinds_verified_on(db: Connection, incidents: Sequence[int]) -> dict[int, str]:
+    """The kind of target each game day ran on (its ``target.ready``), in one query."""
+    if not incidents:
+        return {}
+    marks = ", ".join("?" for _ in incidents)
+    out: dict[int, str] = {}
+    for r in db.execute(f"SELECT incident_id, data_json FROM events WHERE kind = ?"
+                        f" AND incident_id IN ({marks})", (Kind.TARGET_READY.value, *incidents)):
+        kind = KIND_OF_TARGET.get(str(json.loads(r["data_json"]).get("target")))
+        if kind:
+            out[r["incident_id"]] = kind
+    return out

@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from gameday.report import facts as incident_facts  # noqa: E402
 from gameday.report import insights  # noqa: E402
+from gameday.report.objectives import scenario_targets  # noqa: E402
 from gameday.store import Store  # noqa: E402
 
 SCENARIOS = [  # scenario file, service, team, runbook that contains it (None: wrong link)
@@ -264,7 +265,7 @@ def report(args: argparse.Namespace) -> None:
     n_ev = db0.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     print(f"store: {n_inc} incidents, {n_ev} events; load average {load_average()}")
     t = time.perf_counter()
-    derived = incident_facts.refresh(Store(args.db), incident_facts.scenario_targets(db0))
+    derived = incident_facts.refresh(Store(args.db), scenario_targets(db0))
     print(f"facts kept in step: {derived} incidents derived from their events in "
           f"{time.perf_counter() - t:.3f} s (all of them after --rebuild; none when warm)")
     scopes = [("all time", insights.Scope())]

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from gameday.incidents.incident import DRILL, GAMEDAY
-from gameday.report.facts import Table, alert_words
+from gameday.report.facts import Table
+from gameday.report.moments import alert_words
 from gameday.store import Connection
 
 PROVEN, NEVER, MISSED_LAST = "proven", "never fired", "missed last time"

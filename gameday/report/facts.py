@@ -32,24 +32,29 @@ and ``load`` (one ``Fact`` per incident, for the few readers that want rows).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property, lru_cache
 from itertools import compress, islice
 from operator import itemgetter, le
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from gameday.core.events import Kind
 from gameday.game.scoring import Metrics, score
 from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, TERMINAL_STATES
+from gameday.report.moments import FIRST, NUMBERS, alert_word_sql, json_value
+from gameday.report.objectives import AnyTargets, Targets
 from gameday.store import Connection, Row, Store
 
 NO_VALUE = "(none)"  # a group for incidents without a team, service or severity
+
+
+def group_order(name: str) -> tuple[int, str]:
+    """Groups by name, the one for incidents without a value last."""
+    return (1, name) if name == NO_VALUE else (0, name)
 GROUND_TRUTH = (GAMEDAY, DRILL)  # a fault was injected: timed from it, scored
 VERSION = 6  # of the derivation; a row kept by another is derived again
 METRICS = ("TTD", "TTA", "TTE", "TTFC", "TTM", "TTR")
@@ -164,67 +169,6 @@ def iso_week(day: str) -> str:
 
 
 # -- from the events, in SQL ---------------------------------------------------------------
-_FIRST: dict[str, tuple[Kind, dict[str, str]]] = {
-    "fault": (Kind.FAULT_INJECTED, {}),
-    "alert": (Kind.ALERT_FIRED, {"team": "$.labels.team"}),
-    "declared": (Kind.INCIDENT_DECLARED, {"declared": "$.severity", "model": "$.model",
-                                          "mode": "$.mode", "measured0": "$.measured_severity"}),
-    "ack": (Kind.INCIDENT_ACKNOWLEDGED, {}),
-    "comms": (Kind.COMMS_POSTED, {}),
-    "mitigated": (Kind.MITIGATED, {"requests": "$.requests", "bad": "$.bad_requests"}),
-    "resolved": (Kind.INCIDENT_RESOLVED, {}),
-    "rolled_back": (Kind.FAULT_ROLLED_BACK, {}),
-    "rb_started": (Kind.RUNBOOK_STARTED, {"runbook": "$.runbook"}),
-    "rb_finished": (Kind.RUNBOOK_FINISHED, {"runbook_status": "$.status"}),
-    "escalated": (Kind.INCIDENT_ESCALATED, {}),
-    "missed": (Kind.DETECTION_MISSED, {}),
-}
-
-
-def json_value(path: str, *, postgres: bool, cast: str | None = None) -> str:
-    """SQL for the value at ``path`` (``$.labels.team``) of an event's ``data_json``:
-    SQLite's ``json_extract``; PostgreSQL's ``#>>`` (text, ``cast`` to a number)."""
-    if not postgres:
-        return f"json_extract(data_json, '{path}')"
-    value = f"(data_json::jsonb #>> '{{{','.join(path.removeprefix('$.').split('.'))}}}')"
-    return f"{value}::{cast}" if cast else value
-
-
-_NUMBERS = {"requests": "bigint", "bad": "bigint"}  # the rest are text
-
-
-def alert_word_sql(where: str, *, postgres: bool) -> str:
-    """Each incident's first word on its alert, among its events matching ``where``:
-    the first ``alert.fired`` or ``detection.missed``, in recording order, that names
-    one (a non-empty string: the alert that fired, or the one waited for in vain), with
-    its ``seq`` and ``at_utc``: ``id, seq, at_utc, fired, alert``. Which alerts game
-    days proved (``alerts.proof``) counts these."""
-    fired, missed = Kind.ALERT_FIRED.value, Kind.DETECTION_MISSED.value
-    field = f"CASE kind WHEN '{fired}' THEN 'alertname' ELSE 'alert' END"
-    among = f"kind IN ('{fired}', '{missed}') AND {where}"
-    if postgres:
-        return (f"SELECT DISTINCT ON (incident_id) incident_id AS id, seq, at_utc,"
-                f" kind = '{fired}' AS fired, value #>> '{{}}' AS alert FROM"
-                f" (SELECT incident_id, seq, at_utc, kind, data_json::jsonb -> {field} AS value"
-                f" FROM events WHERE {among}) e WHERE jsonb_typeof(value) = 'string'"
-                f" AND value #>> '{{}}' <> '' ORDER BY incident_id, seq")
-    path = f"'$.' || {field}"
-    return (f"SELECT incident_id AS id, MIN(seq) AS seq, at_utc, kind = '{fired}' AS fired,"
-            f" json_extract(data_json, {path}) AS alert FROM events WHERE {among}"
-            f" AND json_type(data_json, {path}) = 'text'"
-            f" AND json_extract(data_json, {path}) <> '' GROUP BY incident_id")
-
-
-def alert_words(db: Connection, ids: Iterable[int]) -> dict[int, tuple[str, bool, str]]:
-    """``alert_word_sql`` of a few incidents: id -> (alert, fired, at_utc)."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = db.tuples(alert_word_sql(f"incident_id IN ({','.join(map(str, wanted))})",
-                                    postgres=db.postgres))
-    return {r[0]: (r[4], bool(r[3]), r[2]) for r in rows}
-
-
 def derive_sql(where: str, *, dense: bool = True, postgres: bool = False) -> str:
     """Every incident matching ``where`` (over ``incidents i``) with its first moments.
     Each kind's aggregate reads ``events_by_kind``: one range, from the lowest incident
@@ -242,7 +186,7 @@ def derive_sql(where: str, *, dense: bool = True, postgres: bool = False) -> str
                else "incident_id IN (SELECT id FROM sel)")
 
     def extract(path: str, name: str | None = None) -> str:
-        return json_value(path, postgres=postgres, cast=_NUMBERS.get(name or ""))
+        return json_value(path, postgres=postgres, cast=NUMBERS.get(name or ""))
 
     def moment(alias: str, kind: str, extra: dict[str, str], also: str = "",
                which: str = "MIN") -> None:
@@ -260,7 +204,7 @@ def derive_sql(where: str, *, dense: bool = True, postgres: bool = False) -> str
         columns.extend([f"{alias}.t AS {alias}_t"] + [f"{alias}.{n}" for n in extra])
         joins.append(f"LEFT JOIN {alias} ON {alias}.id = sel.id")
 
-    for alias, (kind, extra) in _FIRST.items():
+    for alias, (kind, extra) in FIRST.items():
         moment(alias, kind.value, extra)
     # The IC engaged: the first incident_commander role.
     moment("ic", Kind.ROLE_ASSIGNED.value, {},
@@ -301,72 +245,6 @@ def _contained_by(r: Row) -> str | None:
 
 def _worst(a: str | None, b: str | None) -> str | None:
     return min(a, b) if a and b else a or b
-
-
-@dataclass(frozen=True)
-class Targets:
-    """What a scenario says about scoring its game days, and a fingerprint of it."""
-
-    by_severity: dict[str, dict[str, float]]
-    slo_success_ratio: float
-    key: str
-
-
-@lru_cache(maxsize=256)
-def _targets(path: str, _mtime_ns: int) -> Targets | None:
-    from gameday.scenarios.scenario import load_scenario
-
-    try:
-        sc = load_scenario(Path(path), check_experiment=False)
-    except Exception:  # a run directory from an older scenario format: no score
-        return None
-    by = {k: dict(v) for k, v in sc.targets.items()}
-    text = json.dumps([by, sc.slo.success_ratio], sort_keys=True)
-    return Targets(by, sc.slo.success_ratio, hashlib.sha1(text.encode()).hexdigest()[:12])
-
-
-def targets_of(run_dir: str | None) -> Targets | None:
-    """The targets of the scenario a run directory kept a copy of."""
-    if not run_dir:
-        return None
-    path = Path(run_dir) / "scenario.yaml"
-    try:
-        mtime = path.stat().st_mtime_ns
-    except OSError:
-        return None
-    return _targets(str(path), mtime)
-
-
-class ScenarioTargets(Mapping[str, "Targets | None"]):
-    """Each scenario's targets, from the run directory of its latest game day, looked
-    up when first asked for (``incidents_by_scenario``: one index probe and one file
-    read per scenario); ``None`` for a scenario no run directory keeps."""
-
-    def __init__(self, db: Connection) -> None:
-        self._db = db
-        self._found: dict[str, Targets | None] = {}
-
-    def __getitem__(self, scenario: str) -> Targets | None:
-        if scenario not in self._found:
-            row = self._db.execute(
-                "SELECT run_dir FROM incidents WHERE scenario = ? AND run_dir IS NOT NULL"
-                " ORDER BY id DESC LIMIT 1", (scenario,)).fetchone() if scenario else None
-            self._found[scenario] = targets_of(row[0]) if row else None
-        return self._found[scenario]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._found)
-
-    def __len__(self) -> int:
-        return len(self._found)
-
-
-def scenario_targets(db: Connection) -> ScenarioTargets:
-    """Each scenario's targets (``ScenarioTargets``)."""
-    return ScenarioTargets(db)
-
-
-AnyTargets = Mapping[str, Targets | None]
 
 
 def _key(targets: AnyTargets, scenario: str | None) -> str | None:

@@ -23,7 +23,8 @@ import yaml
 
 from gameday.core import clock
 from gameday.core.states import RunStatus
-from gameday.report.facts import GROUND_TRUTH, Table, ordered_spans, scenario_targets, table
+from gameday.report.facts import GROUND_TRUTH, Table, ordered_spans, table
+from gameday.report.objectives import scenario_targets
 from gameday.store import Connection, Row, Store
 
 DEFAULT_MAX_AGE_DAYS = 30

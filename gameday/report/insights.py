@@ -51,7 +51,6 @@ from typing import Any, TypeAlias, cast
 
 from gameday.core import clock
 from gameday.core.errors import ValidationError
-from gameday.core.policy import downplayed, rank, worse
 from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, KINDS
 from gameday.report import facts as incident_facts
 from gameday.report.actions import action_items
@@ -62,10 +61,10 @@ from gameday.report.facts import (
     Fact,
     Spans,
     Table,
+    group_order,
     iso_week,
     kind_sql,
     ordered_spans,
-    scenario_targets,
 )
 from gameday.report.facts import METRICS as METRICS  # the report's, for its readers
 from gameday.report.freshness import (
@@ -75,6 +74,8 @@ from gameday.report.freshness import (
     freshness,
     stale_alerts,
 )
+from gameday.report.objectives import scenario_targets
+from gameday.report.severity import severity_accuracy
 from gameday.report.trust import Automation, ladder
 from gameday.store import Connection, Store
 
@@ -202,12 +203,8 @@ def group(f: Fact, dimension: str) -> str:
     return getattr(f, "severity_final" if dimension == "severity" else dimension) or NO_VALUE
 
 
-def _group_order(name: str) -> tuple[int, str]:
-    return (1, name) if name == NO_VALUE else (0, name)
-
-
 def _ordered(groups: dict[str, Any]) -> dict[str, Any]:
-    return {name: groups[name] for name in sorted(groups, key=_group_order)}
+    return {name: groups[name] for name in sorted(groups, key=group_order)}
 
 
 # -- weeks -------------------------------------------------------------------------------
@@ -481,64 +478,6 @@ def _scheduled_verdicts(db: Connection) -> dict[int, str]:
     return {r[0]: r[1] for r in db.execute(
         f"SELECT incident_id, status FROM schedule_runs WHERE incident_id IS NOT NULL AND"
         f" status IN ({marks}) ORDER BY id", VERDICTS)}
-
-
-# -- severity accuracy -------------------------------------------------------------------
-def _accuracy(combos: Iterable[tuple[tuple[str | None, str | None, str | None], int]]
-              ) -> dict[str, Any]:
-    """Run at (the final severity, as the scorecard judges it) against measured, over
-    ``((final, measured, declared), count)``."""
-    out: dict[str, Any] = {"n": 0, "accurate": 0, "too_low": 0, "too_high": 0,
-                           "unmeasured": 0, "declared_too_low": 0}
-    for (final, measured, declared), count in combos:
-        if final is None:
-            continue
-        out["n"] += count
-        if measured is None:
-            out["unmeasured"] += count
-        elif downplayed(final, measured):
-            out["too_low"] += count
-        elif worse(final, measured):
-            out["too_high"] += count
-        else:
-            out["accurate"] += count
-        if downplayed(declared, measured):
-            out["declared_too_low"] += count
-    measured_n = out["n"] - out["unmeasured"]
-    out["too_low_share"] = round(out["too_low"] / measured_n, 3) if measured_n else None
-    return out
-
-
-def severity_accuracy(t: Table) -> dict[str, Any]:
-    """Per kind: declared vs measured severity as a matrix (declared -> measured ->
-    count), and the share run too low (downplayed) overall, per team and per response
-    model. ``declared`` is the severity the incident was run at (its final one);
-    ``declared_too_low`` counts the first declaration. Counted once per distinct
-    facets (a few hundred), not per incident."""
-    combos: Counter[tuple[Any, ...]] = Counter()
-    for code, n in t.per_code.items():
-        f = t.facets[code]
-        combos[(f.kind, f.team, f.model, f.severity_final, f.severity_measured,
-                f.severity_declared)] += n
-    out: dict[str, Any] = {}
-    for kind in KINDS:
-        mine = [(c[1:], n) for c, n in combos.items() if c[0] == kind]
-        matrix: dict[str, dict[str, int]] = {}
-        for (_, _, final, measured, _), count in mine:
-            if final is not None:
-                row = matrix.setdefault(final, {})
-                row[measured or "unmeasured"] = row.get(measured or "unmeasured", 0) + count
-        by: dict[str, dict[str, Any]] = {}
-        for dimension, at in (("team", 0), ("model", 1)):
-            groups: dict[str, list[Any]] = defaultdict(list)
-            for c, count in mine:
-                groups[c[at] or NO_VALUE].append((c[2:], count))
-            by[f"by_{dimension}"] = {k: _accuracy(groups[k])
-                                     for k in sorted(groups, key=_group_order)}
-        out[kind] = {"overall": _accuracy((c[2:], n) for c, n in mine),
-                     "matrix": {s: dict(sorted(matrix[s].items())) for s in
-                                sorted(matrix, key=rank)}, **by}
-    return out
 
 
 # -- the report --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ it runs here, else replayed from the incident's timeline (``Dispatcher.items``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections import OrderedDict, defaultdict, deque
@@ -106,6 +107,10 @@ class Dispatcher:
         """Hand a notification to the intake; the future is its answer, set once it is
         committed (an exception if it was refused)."""
         return self._batcher.submit(Delivery(note, who))
+
+    def answer(self, note: Any, who: str) -> asyncio.Future[dict[str, Any]]:
+        """``receive`` for the event loop this is called on: the answer is set there."""
+        return self._batcher.submit_to(Delivery(note, who), asyncio.get_running_loop())
 
     def _handle(self, deliveries: list[Delivery]) -> list[dict[str, Any] | Exception]:
         answers, starts = self.intake.handle(deliveries)

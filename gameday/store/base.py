@@ -124,28 +124,40 @@ class Row:
 class Cursor:
     """What ``Connection.execute`` returns: rows on demand, ``rowcount``."""
 
-    def __init__(self, result: Any) -> None:
-        self._result = result
-        self.rowcount: int = result.rowcount
-        self._keys = ({k: i for i, k in enumerate(result.keys())} if result.returns_rows
-                      else {})
+    def __init__(self, rows: Any, keys: list[str] | None, rowcount: int) -> None:
+        self._rows = rows  # a DBAPI cursor or a SQLAlchemy result; None: no rows
+        self.rowcount = rowcount
+        self._keys = {k: i for i, k in enumerate(keys)} if keys is not None else {}
+
+    @classmethod
+    def of_driver(cls, cursor: Any) -> Cursor:
+        description = cursor.description
+        if description is None:
+            return cls(None, None, cursor.rowcount)
+        return cls(cursor, [column[0] for column in description], cursor.rowcount)
+
+    @classmethod
+    def of_result(cls, result: Any) -> Cursor:
+        if not result.returns_rows:
+            return cls(None, None, result.rowcount)
+        return cls(result, list(result.keys()), result.rowcount)
 
     def _row(self, raw: Any) -> Row:
         return Row(self._keys, tuple(raw))
 
     def fetchone(self) -> Any:  # Row | None
-        if not self._result.returns_rows:
+        if self._rows is None:
             return None
-        raw = self._result.fetchone()
+        raw = self._rows.fetchone()
         return None if raw is None else self._row(raw)
 
     def fetchall(self) -> list[Row]:
         return list(self)
 
     def __iter__(self) -> Iterator[Row]:
-        if not self._result.returns_rows:
+        if self._rows is None:
             return iter(())
-        return (self._row(raw) for raw in self._result)
+        return (self._row(raw) for raw in self._rows)
 
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # :name, not a ::cast
@@ -154,12 +166,19 @@ _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # :name, not a ::cast
 class Connection:
     """One thread's connection to the store, through SQLAlchemy Core: SQL with ``?``
     placeholders on either database (PostgreSQL's driver is handed ``%s``), the
-    driver's own exceptions (``store.integrity_errors`` names them)."""
+    driver's own exceptions (``store.integrity_errors`` names them).
+
+    Statements go to the driver's cursor directly: SQLAlchemy's execution path (its
+    result objects, column metadata, events) cost five times what SQLite takes to run a
+    small statement, and an alert storm runs a dozen per alert. Its engine still opens,
+    pools and drops the connections; when something listens to its cursor events
+    (instrumentation, a test), statements go through SQLAlchemy so that they fire."""
 
     def __init__(self, conn: Any, postgres: bool) -> None:
         self._conn = conn
         self._postgres = postgres
         self._dbapi = conn.connection.dbapi_connection
+        self._translated: dict[str, str] = {}
 
     row_factory: Any = None  # rows are always ``Row``s; sqlite3's knob, accepted
 
@@ -171,63 +190,80 @@ class Connection:
     def _sql(self, sql: str) -> str:
         if not self._postgres:
             return sql
-        sql = sql.replace("%", "%%").replace("?", "%s")
-        return _NAMED.sub(r"%(\1)s", sql)
+        translated = self._translated.get(sql)
+        if translated is None:
+            translated = _NAMED.sub(r"%(\1)s", sql.replace("%", "%%").replace("?", "%s"))
+            if len(self._translated) < 4096:
+                self._translated[sql] = translated
+        return translated
+
+    @property
+    def _observed(self) -> bool:
+        """Something listens to SQLAlchemy's cursor events on this engine (first the
+        flags SQLAlchemy itself checks before it looks for listeners)."""
+        conn = self._conn
+        if not (conn._has_events or conn.engine._has_events):
+            return False
+        dispatch = conn.dispatch
+        return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
 
     def execute(self, sql: str, args: Any = ()) -> Cursor:
-        from sqlalchemy.exc import DBAPIError
-
         args = dict(args) if isinstance(args, Mapping) else tuple(args)
-        try:
-            return Cursor(self._conn.exec_driver_sql(self._sql(sql), args))
-        except DBAPIError as exc:
-            raise self._driver_error(exc) from None
+        if self._observed:
+            return Cursor.of_result(self._through_sqlalchemy(sql, args))
+        cursor = self._dbapi.cursor()
+        self._run(cursor.execute, self._sql(sql), args)
+        return Cursor.of_driver(cursor)
 
     def executemany(self, sql: str, rows: Any) -> None:
-        from sqlalchemy.exc import DBAPIError
-
         rows = [tuple(r) for r in rows]
         if not rows:
             return
-        try:
-            self._conn.exec_driver_sql(self._sql(sql), rows)
-        except DBAPIError as exc:
-            raise self._driver_error(exc) from None
+        if self._observed:
+            self._through_sqlalchemy(sql, rows)
+            return
+        self._run(self._dbapi.cursor().executemany, self._sql(sql), rows)
 
     def tuples(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
         """Every row of a read as a plain tuple, straight from the driver's cursor: for
-        the report's reads of a hundred thousand rows, where SQLAlchemy's result and a
-        ``Row`` per row cost more than the query itself. PostgreSQL sends them in its
-        binary format (the same Python values; numbers are not parsed from text)."""
+        the report's reads of a hundred thousand rows, where a row object per row costs
+        more than the query itself. PostgreSQL sends them in its binary format (the same
+        Python values; numbers are not parsed from text)."""
         args = dict(args) if isinstance(args, Mapping) else tuple(args)
         cur = self._dbapi.cursor(binary=True) if self._postgres else self._dbapi.cursor()
         try:
-            cur.execute(self._sql(sql), args)
+            self._run(cur.execute, self._sql(sql), args)
             return cast("list[tuple[Any, ...]]", cur.fetchall())
-        except Exception as exc:
-            raise self._raw_error(exc) from None
         finally:
             cur.close()
 
-    def _raw_error(self, orig: Exception) -> Exception:
-        """``_driver_error`` for a statement run on the driver's own cursor: a lost
-        PostgreSQL connection is also dropped from SQLAlchemy's pool, so the next
-        statement opens a new one."""
-        if self._postgres:
-            import psycopg
+    def _run(self, call: Any, sql: str, args: Any) -> None:
+        """One statement on the driver: its error as ``_driver_error`` says; a signal
+        landing inside it (KeyboardInterrupt, our ``Terminated``) drops the connection,
+        as SQLAlchemy does, so what it held is rolled back and the next statement opens
+        another (``invalidated``)."""
+        try:
+            call(sql, args)
+        except Exception as exc:
+            if self._postgres and (self._dbapi.closed or self._dbapi.broken):
+                self._conn.invalidate()  # the server went away: the next one reconnects
+            raise self._driver_error(exc) from None
+        except BaseException:
+            self._conn.invalidate()
+            raise
 
-            if isinstance(orig, psycopg.OperationalError):
-                with contextlib.suppress(Exception):
-                    self._conn.invalidate()
-        return self._unavailable(orig)
+    def _through_sqlalchemy(self, sql: str, args: Any) -> Any:
+        from sqlalchemy.exc import DBAPIError
 
-    def _driver_error(self, exc: Any) -> Exception:
+        try:
+            return self._conn.exec_driver_sql(self._sql(sql), args)
+        except DBAPIError as exc:
+            raise self._driver_error(exc.orig or exc) from None
+
+    def _driver_error(self, orig: Exception) -> Exception:
         """The driver's own exception; on PostgreSQL a lost connection, a server
         shutting down or a transaction it rolled back (deadlock, serialization) is
         ``StoreUnavailable``: try again. The next statement opens a new connection."""
-        return self._unavailable(exc.orig)
-
-    def _unavailable(self, orig: Exception) -> Exception:
         if self._postgres:
             import psycopg
 

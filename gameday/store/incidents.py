@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from gameday.core import clock
@@ -23,6 +24,20 @@ from gameday.store.base import (
 from gameday.store.rows import ActionRow, AlertInstanceRow, IncidentRow, LeaseRow
 
 SAID_WITHIN_S = 600.0  # a move dated by when it was said (a chat message) is this recent
+CLAIMS_PER_STATEMENT = 500  # alert instances claimed by one INSERT (6 values each)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An event taken now and written a little later (``append_many``), dated by the
+    clocks read when it was taken, as ``append`` would have dated it then."""
+
+    kind: str
+    actor: str
+    data: dict[str, Any]
+    at_utc: str = field(default_factory=utc_now)
+    local_ns: int = field(default_factory=time.monotonic_ns)
+    epoch_ns: int = field(default_factory=clock.epoch_ns)
 
 
 class IncidentStore(Database):
@@ -145,6 +160,32 @@ class IncidentStore(Database):
                            (*incident_updates.values(), utc, incident_id))
         return Event(incident_id, seq, utc, mono, kind, actor, data)
 
+    def append_many(self, pending: Mapping[int, Sequence[Pending]]) -> None:
+        """Append each incident's ``pending`` events, in order: the rows ``append`` would
+        have written one at a time when each was taken, for kinds that change nothing
+        about the incident (no state, no ``once``), in two statements whatever their
+        number (an alert storm's intake records two such events per alert)."""
+        for event in (e for events in pending.values() for e in events):
+            if event.kind not in KINDS:
+                raise GamedayError(f"unknown event kind {event.kind!r} (see "
+                                   "gameday.core.events.Kind)")
+        ids = sorted(i for i, events in pending.items() if events)
+        if not ids:
+            return
+        with self._tx() as db:  # the incidents' row locks, as ``append`` takes them
+            found = {int(r["id"]): dict(r) for r in db.execute(
+                "SELECT id, last_seq + 1 AS seq, clock_boot, clock_mono_ns, clock_epoch_ns"
+                f" FROM incidents WHERE id IN ({', '.join('?' * len(ids))}) ORDER BY id"
+                + (" FOR NO KEY UPDATE" if self.postgres else ""), ids)}
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise NotFound(f"no incident {missing[0]}")
+            rows = [(i, int(found[i]["seq"]) + n, e.at_utc,
+                     clock_ns(found[i], e.local_ns, e.epoch_ns), e.kind, e.actor,
+                     json.dumps(e.data, sort_keys=True, default=str))
+                    for i in ids for n, e in enumerate(pending[i])]
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
     def events(self, incident_id: int, *, after_seq: int = 0) -> list[Event]:
         rows = self._db.execute(
             "SELECT * FROM events WHERE incident_id = ? AND seq > ? ORDER BY seq",
@@ -180,23 +221,65 @@ class IncidentStore(Database):
 
     # -- alert instances (at-least-once delivery) ------------------------------------
     def claim_alert(self, key: str, *, alertname: str, group_key: str,
-                    fingerprint: str) -> bool:
-        """Record an alert instance; False if it was seen before (a redelivery)."""
+                    fingerprint: str, incident_id: int | None = None) -> bool:
+        """Record an alert instance (in ``incident_id``, when that is known already);
+        False if it was seen before (a redelivery)."""
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO alert_instances (key, alertname, group_key, fingerprint,"
-                " received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (key, alertname, group_key, fingerprint, utc_now()))
+                " received_at, incident_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (key, alertname, group_key, fingerprint, utc_now(), incident_id))
             return cur.rowcount == 1
+
+    def claim_alerts(self, claims: Sequence[tuple[str, str, str, str, int | None]]
+                     ) -> set[str]:
+        """``claim_alert`` for many instances at once (key, alertname, group key,
+        fingerprint, incident id; each key once): the keys that were new."""
+        new: set[str] = set()
+        received = utc_now()
+        with self._tx() as db:
+            for start in range(0, len(claims), CLAIMS_PER_STATEMENT):
+                chunk = claims[start:start + CLAIMS_PER_STATEMENT]
+                values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+                args = [v for c in chunk for v in (c[0], c[1], c[2], c[3], received, c[4])]
+                new.update(key for (key,) in db.execute(
+                    "INSERT INTO alert_instances (key, alertname, group_key, fingerprint,"
+                    f" received_at, incident_id) VALUES {values} ON CONFLICT DO NOTHING"
+                    " RETURNING key", args))
+        return new
 
     def bind_alert(self, key: str, incident_id: int) -> None:
         with self._tx() as db:
             db.execute("UPDATE alert_instances SET incident_id = ? WHERE key = ?",
                        (incident_id, key))
 
+    def alert_incidents(self, keys: Sequence[str]) -> dict[str, int | None]:
+        """The incident each of these alert instances is in (the ones stored)."""
+        found: dict[str, int | None] = {}
+        for start in range(0, len(keys), CLAIMS_PER_STATEMENT):
+            chunk = keys[start:start + CLAIMS_PER_STATEMENT]
+            found.update((str(r[0]), r[1]) for r in self._db.execute(
+                "SELECT key, incident_id FROM alert_instances WHERE key IN"
+                f" ({', '.join('?' * len(chunk))})", chunk))
+        return found
+
     def alert_instance(self, key: str) -> AlertInstanceRow | None:
         row = self._db.execute("SELECT * FROM alert_instances WHERE key = ?", (key,)).fetchone()
         return cast(AlertInstanceRow, dict(row)) if row else None
+
+    def open_incidents_for_groups(self, group_keys: Sequence[str]) -> dict[str, int | None]:
+        """``open_incident_for_group`` for several groups, in one statement."""
+        if not group_keys:
+            return {}
+        keys = list(dict.fromkeys(group_keys))
+        rows = self._db.execute(  # the same lookup per group as one at a time
+            f"WITH g(group_key) AS (VALUES {', '.join(['(?)'] * len(keys))})"
+            " SELECT g.group_key, (SELECT i.id FROM incidents i WHERE i.state IN"
+            " ('pending', 'declared', 'acknowledged', 'mitigated') AND EXISTS (SELECT 1"
+            " FROM alert_instances a WHERE a.group_key = g.group_key AND a.incident_id = i.id)"
+            " ORDER BY i.id DESC LIMIT 1) AS id FROM g", keys)
+        found = {str(r[0]): (int(r[1]) if r[1] is not None else None) for r in rows}
+        return {key: found.get(key) for key in keys}
 
     def open_incident_for_group(self, group_key: str) -> int | None:
         row = self._db.execute(  # few incidents are open; each is checked by the index

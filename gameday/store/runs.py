@@ -5,7 +5,7 @@ approval), a run's output when it is on no timeline, and the audit log.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from gameday.core.errors import NotFound
@@ -207,6 +207,14 @@ class RunStore(Database):
         with self._tx() as db:
             db.execute("INSERT INTO audit (at_utc, who, action, data_json) VALUES (?, ?, ?, ?)",
                        (utc_now(), who, action, json.dumps(data, sort_keys=True, default=str)))
+
+    def audit_many(self, entries: Sequence[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """Several audit entries (when, who, action, data), in order, in one statement."""
+        with self._tx() as db:
+            db.executemany("INSERT INTO audit (at_utc, who, action, data_json) VALUES"
+                           " (?, ?, ?, ?)", [(at, who, action, json.dumps(data, sort_keys=True,
+                                                                         default=str))
+                                             for at, who, action, data in entries])
 
     def audit_log(self) -> list[AuditRow]:
         return [cast(AuditRow, {**dict(r), "data": json.loads(r["data_json"])})

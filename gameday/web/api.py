@@ -6,7 +6,6 @@ body in ``X-Gameday-Signature``). Failures are answered by ``exceptions``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from starlette.requests import Request
@@ -27,7 +26,7 @@ async def post_alerts(request: Request) -> Response:
         body = await read_body(request)
         who = caller(request, body, need="alerts")
         note = decode(body)
-        result = await asyncio.wrap_future(state.dispatcher.receive(note, who))
+        result = await state.dispatcher.answer(note, who)
     return JSONResponse(result)
 
 

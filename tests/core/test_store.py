@@ -77,6 +77,42 @@ def test_one_alert_instance_is_claimed_once(any_store: Store):
     assert any_store.alert_instance("g|f|t")["incident_id"] == i
 
 
+def test_many_alert_instances_events_and_audit_entries_at_once(any_store: Store):
+    """What the intake writes for a batch at once: only new instances are claimed (and
+    said to be), events follow the incident's sequence, audit entries keep their order."""
+    from gameday.store.incidents import Pending
+
+    assert any_store.claim_alert("k0", alertname="A", group_key="g", fingerprint="f0")
+    i = any_store.create_incident("alert")
+    new = any_store.claim_alerts([("k0", "A", "g", "f0", i), ("k1", "A", "g", "f1", i),
+                                  ("k2", "A", "g", "f2", None)])
+    assert new == {"k1", "k2"}
+    assert any_store.alert_instance("k1")["incident_id"] == i
+    assert any_store.alert_instance("k0")["incident_id"] is None  # the first claim stands
+    assert any_store.alert_incidents(["k0", "k1", "nope"]) == {"k0": None, "k1": i}
+    any_store.append(i, FIRED, "x", {"n": 0})
+    j = any_store.create_incident("another")
+    any_store.append_many({j: [Pending(FIRED, "z", {"n": 9})],
+                           i: [Pending(FIRED, "x", {"n": 1}), Pending(FIRED, "y", {"n": 2})]})
+    assert [(e.seq, e.actor, e.data["n"]) for e in any_store.events(i)] == [
+        (1, "x", 0), (2, "x", 1), (3, "y", 2)]
+    assert [(e.seq, e.data["n"]) for e in any_store.events(j)] == [(1, 9)]
+    with pytest.raises(NotFound):
+        any_store.append_many({j + 1: [Pending(FIRED, "x", {})]})
+    with pytest.raises(GamedayError):
+        any_store.append_many({i: [Pending("no.such.kind", "x", {})]})
+    assert any_store.open_incidents_for_groups(["g", "none", "g"]) == {"g": i, "none": None}
+    any_store.bind_alert("k0", j)  # the newest open incident of the group
+    assert any_store.open_incidents_for_groups(["g"]) == {
+        "g": any_store.open_incident_for_group("g")} == {"g": j}
+    any_store.update_incident(j, state="resolved")
+    assert any_store.open_incidents_for_groups(["g"]) == {"g": i}
+    any_store.audit_many([("2026-12-06T00:00:00", "a", "one", {}),
+                          ("2026-12-06T00:00:01", "b", "two", {"k": 1})])
+    assert [(a["who"], a["action"], a["data"]) for a in any_store.audit_log()] == [
+        ("a", "one", {}), ("b", "two", {"k": 1})]
+
+
 def test_a_savepoint_rolls_back_alone_and_inner_calls_join_the_outer(any_store: Store):
     with any_store.transaction():
         kept = any_store.create_incident("kept")

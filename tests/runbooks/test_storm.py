@@ -200,6 +200,47 @@ def test_one_bad_notification_rolls_back_alone(tmp_path, books, monkeypatch):
     assert len(store.audit_log()) == 4  # two notifications, two queued runs
 
 
+def test_a_batch_written_at_once_records_what_one_at_a_time_records(tmp_path, books,
+                                                                     monkeypatch):
+    """The same batch (new groups and a known one, a redelivery inside the batch and one
+    of an earlier batch, a resolved alert, an alert with no runbook, a bad parameter,
+    two runs to queue) written all at once and one notification at a time: the same
+    answers, timelines, alert instances and audit log."""
+    def deliveries() -> list[Delivery]:
+        notes = [payload(alert(fingerprint="a0"), group="g-checkout"),
+                 payload(alert(fingerprint="a1"), alert(fingerprint="a2"), group="g-checkout"),
+                 payload(alert(fingerprint="c0", service="cart"), group="g-cart"),
+                 payload(alert(fingerprint="a1"), group="g-checkout"),  # again, same batch
+                 payload(alert(fingerprint="old"), group="g-checkout"),  # an earlier batch's
+                 payload(alert(fingerprint="a0", status="resolved"), status="resolved",
+                         group="g-checkout"),
+                 payload(alert("Unrouted", fingerprint="u0"), group="g-unrouted"),
+                 payload(alert(fingerprint="bad", service="Not Valid!"), group="g-bad"),
+                 payload(alert(fingerprint="c1", service="cart"), group="g-cart")]
+        return [Delivery(parse(n), "token") for n in notes]
+
+    def written(at_once: bool) -> tuple[list, dict, list, list]:
+        store = Store(tmp_path / f"at-once-{at_once}.db")
+        intake = Intake(store, runbook_dir=books)
+        intake.handle([Delivery(parse(payload(alert(fingerprint="old"), group="g-checkout")),
+                                "token")])
+        def refuse(_: list[Delivery]) -> None:
+            raise GamedayError("not this way")
+
+        monkeypatch.setattr(intake, "_one_by_one" if at_once else "_at_once", refuse)
+        answers, starts = intake.handle(deliveries())
+        monkeypatch.undo()
+        timelines = {i["id"]: [(e.seq, e.kind, e.actor, e.data) for e in store.events(i["id"])]
+                     for i in store.incidents()}
+        instances = [(r["key"], r["incident_id"]) for r in store.reader().execute(
+            "SELECT key, incident_id FROM alert_instances ORDER BY key")]
+        audit = [(a["who"], a["action"], a["data"]) for a in store.audit_log()]
+        return ([answers, [(s.run_id, s.params) for s in starts]], timelines, instances,
+                audit)
+
+    assert written(at_once=True) == written(at_once=False)
+
+
 def test_batcher_answers_each_submitter_and_keeps_order():
     seen: list[list[int]] = []
 
@@ -217,6 +258,33 @@ def test_batcher_answers_each_submitter_and_keeps_order():
             assert future.result() == i * 2
     assert [i for batch in seen for i in batch] == list(range(1, 41))
     assert max(len(batch) for batch in seen) <= 8
+
+
+def test_a_caller_that_went_away_does_not_stop_the_writer():
+    """A request given up on (its future cancelled) while its batch waits: the others,
+    and the batches after, are still answered, on a thread or on an event loop."""
+    started, release = threading.Event(), threading.Event()
+
+    def handle(items: list[int]) -> list[int | Exception]:
+        started.set()
+        release.wait(5)
+        return [i * 2 for i in items]
+
+    batcher: Batcher[int, int] = Batcher(handle, linger=0)
+    first = batcher.submit(1)
+    assert started.wait(5)
+    gone = batcher.submit(2)
+    assert gone.cancel()
+    release.set()
+    assert first.result(5) == 2 and batcher.submit(3).result(5) == 6
+
+    async def on_a_loop() -> int:
+        loop = asyncio.get_running_loop()
+        batcher.submit_to(4, loop).cancel()
+        return await asyncio.wait_for(batcher.submit_to(5, loop), 5)
+
+    assert asyncio.run(on_a_loop()) == 10
+    batcher.stop()
 
 
 def test_two_writers_on_one_store_open_one_incident_and_one_run(tmp_path, books):

@@ -1,0 +1,58 @@
+"""The intake's routing: ``routing.route`` for each alert, its answer kept while the
+runbooks on disk stay as they are (``Routes``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gameday.core.errors import GamedayError
+from gameday.runbooks.routing import Route, route
+from gameday.runbooks.runbook import Dirs, Runbook, discover
+from gameday.runs.alerts import AlertInstance
+
+
+class Routes:
+    """``routing.route`` for the intake, each answer kept while the runbooks stay as
+    they are (``check``, once a batch). The runbook an alert leads to depends on its
+    name and ``runbook_url`` only, and its parameters on the labels that runbook reads
+    (``Runbook.from_labels``): alerts that agree on those get the same answer, without
+    the runbook files being read again for each of them."""
+
+    MAX = 4096  # answers kept; past that, forgotten all at once
+
+    def __init__(self, dirs: Dirs) -> None:
+        self.dirs = dirs
+        self._books: list[Runbook] | None = None
+        self._answers: dict[tuple[Any, ...], Route] = {}
+
+    def check(self) -> None:
+        """Read the runbooks as they are now. ``discover`` hands back the very same
+        objects while a file's bytes stay the same: any other object (a file changed,
+        added or removed; another directory) forgets every answer. Runbooks that do not
+        load are routed alert by alert, as ``route`` reports them."""
+        try:
+            books: list[Runbook] | None = discover(self.dirs)
+        except GamedayError:
+            books = None
+        same = (books is not None and self._books is not None and len(books) == len(self._books)
+                and all(a is b for a, b in zip(books, self._books, strict=True)))
+        if not same or len(self._answers) > self.MAX:
+            self._answers.clear()
+        self._books = books  # held, so that no object's identity is reused meanwhile
+
+    def route(self, alert: AlertInstance) -> Route:
+        if self._books is None:
+            return route(alert.name, alert.labels, alert.annotations, dirs=self.dirs)
+        link = alert.annotations.get("runbook_url")
+        first = self._answers.get((alert.name, link))
+        if first is None:
+            first = route(alert.name, alert.labels, alert.annotations, dirs=self.dirs)
+            self._answers[(alert.name, link)] = first
+        if first.runbook is None:
+            return first
+        key = (alert.name, link, tuple(sorted(first.runbook.from_labels(alert.labels).items())))
+        found = self._answers.get(key)
+        if found is None:
+            found = route(alert.name, alert.labels, alert.annotations, dirs=self.dirs)
+            self._answers[key] = found
+        return found

@@ -46,6 +46,7 @@ class Freshness:
     last_failed_at: str | None = None
     failed_since_verified: bool = False
     ran_without_containing: int | None = None
+    ran_without_containing_at: str | None = None  # when that game day opened
     known: bool = True  # found among the runbooks on disk
     alerts: tuple[str, ...] = field(default=())
 
@@ -117,7 +118,7 @@ def freshness(db: Connection, t: Table, known: Sequence[str],
             verified[name] = (latest, max(compress(
                 map(ids.__getitem__, rows), map(latest.__eq__, map(created.__getitem__, rows)))))
     # The latest game day each ran in without containing the fault (a wrong link).
-    wrong = {name: ids[rows[-1]] for name, rows in _rows_by(
+    wrong_rows = {name: rows[-1] for name, rows in _rows_by(
         t, [f.runbook if ok and not p else None
             for f, ok, p in zip(t.facets, ran, proved, strict=True)]).items()}
     failed: dict[str, Row] = {}
@@ -127,7 +128,7 @@ def freshness(db: Connection, t: Table, known: Sequence[str],
                         f" status IN ({marks}) GROUP BY runbook)", FAILED_RUNS):
         failed[r["runbook"]] = r
     out = []
-    for name in sorted({*known, *verified, *wrong, *failed}):
+    for name in sorted({*known, *verified, *wrong_rows, *failed}):
         last = verified.get(name)
         bad = failed.get(name)
         age = age_days(last[0], now) if last else None
@@ -141,7 +142,9 @@ def freshness(db: Connection, t: Table, known: Sequence[str],
             last_failed_at=bad["finished_at"] if bad else None,
             failed_since_verified=bool(bad and (last is None or (bad["finished_at"] or "")
                                                 > last[0])),
-            ran_without_containing=wrong.get(name),
+            ran_without_containing=ids[wrong_rows[name]] if name in wrong_rows else None,
+            ran_without_containing_at=created[wrong_rows[name]] if name in wrong_rows
+            else None,
             known=name in known, alerts=tuple(sorted(alerts.get(name, ())))))
     return out
 

@@ -146,10 +146,11 @@ def _doubts(fresh: Freshness) -> list[str]:
 
 
 def _ran_without_containing(fresh: Freshness) -> int | None:
-    """The game day, after its last verification, where it ran fine but did not
-    contain the fault (incident ids grow with time)."""
-    wrong = fresh.ran_without_containing
-    if wrong is None or (fresh.verified_by is not None and wrong < fresh.verified_by):
+    """The game day, opened after its last verification, where it ran fine but did
+    not contain the fault."""
+    wrong, at = fresh.ran_without_containing, fresh.ran_without_containing_at
+    if wrong is None or (fresh.verified_at is not None and at is not None
+                         and at < fresh.verified_at):
         return None
     return wrong
 

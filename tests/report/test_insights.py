@@ -466,6 +466,28 @@ def test_escalations_and_containment(store, history, tmp_path):
 
 
 @pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
+def test_the_trust_ladder(store, history, tmp_path):
+    """Per runbook its rung and why (the policy's age, a failed run or a game day that
+    ran it without containing the fault after its last proof), and the alerts held."""
+    from gameday.core.settings import Automation
+
+    books = [SimpleNamespace(name=rb.name, alerts=rb.alerts, auto=True) for rb in RUNBOOKS]
+    r = insights.build(store, Scope(), runbooks=books, rule_files=rules(tmp_path),
+                       policy=Automation(require="proven"), now=NOW)
+    trust = {t["runbook"]: t for t in r.trust["runbooks"]}
+    assert trust["restart-replica"]["level"] == "proven"  # the wrong game day came first
+    assert trust["restart-replica"]["why"].startswith(f"proven by game day #{history['crash0']}")
+    assert trust["rollback-release"]["level"] == "suspect"
+    assert trust["rollback-release"]["why"] == (
+        f"not verified for 40 days (the policy allows 30); its last failed run "
+        f"(#{history['failed_run']}) came after its last proof")
+    assert trust["disable-flag"]["level"] == "unproven"
+    held = {(h["alert"], h["runbook"], h["level"]) for h in r.trust["held"]}
+    assert ("CheckoutErrorsAfterDeploy", "rollback-release", "suspect") in held
+    assert not any(h[1] == "restart-replica" for h in held) and r.trust["held_now"]
+    assert r.trust["real"]["incidents"] == 3
+
+
 def test_runbook_freshness(store, history, tmp_path):
     r = build(store, tmp_path, Scope(max_age_days=30))
     fresh = {f.runbook: f for f in r.runbooks}

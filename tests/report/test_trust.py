@@ -53,7 +53,8 @@ def test_a_recent_proof_on_the_same_kind_of_target_is_proven():
     ({"last_failed_run": 7, "last_failed_at": "2026-11-02T00:00:00+00:00",
       "failed_since_verified": True}, "sandbox", None, SUSPECT,
      "its last failed run (#7) came after its last proof"),
-    ({"status": "stale", "verified_days_ago": 41.0, "ran_without_containing": 15},
+    ({"status": "stale", "verified_days_ago": 41.0, "ran_without_containing": 15,
+      "ran_without_containing_at": "2026-11-02T10:00:00+00:00"},
      "sandbox", None, SUSPECT,
      "not verified for 41 days (the policy allows 30); last game day #15 ran it without "
      "containing the fault"),
@@ -65,8 +66,9 @@ def test_what_keeps_a_runbook_from_being_proven(kw, on, wanted, level, why):
 
 
 def test_a_game_day_before_the_last_proof_does_not_make_it_suspect():
-    trust = judge(fresh(ran_without_containing=9), POLICY, verified_on="sandbox",
-                  wanted_on=None)
+    trust = judge(fresh(ran_without_containing=19,
+                        ran_without_containing_at="2026-10-30T10:00:00+00:00"),
+                  POLICY, verified_on="sandbox", wanted_on=None)
     assert trust.level == PROVEN
 
 

@@ -22,7 +22,7 @@ from gameday.core.errors import Frozen, GamedayError, NotFound, SandboxError, Va
 from gameday.core.states import IncidentState
 from gameday.game import chaos, interrupts
 from gameday.game.alert_sources import AlertSource, alert_source
-from gameday.game.detection import Detector
+from gameday.game.detection import Detector, outside
 from gameday.game.reach import linked_runbook_within_hosts, within_cluster
 from gameday.game.responders import Response, wait
 from gameday.game.stops import StopWatch
@@ -119,20 +119,24 @@ class GameHooks:
             self.response.run()
 
 
-def wait_steady(detector: Detector, sc: Scenario, source: samples.SliSource) -> None:
+def wait_steady(sc: Scenario, source: samples.SliSource) -> samples.Sli:
     """Until the window holds enough samples (as many as ``source`` says a window needs)
-    and the SLIs are inside the objective."""
+    and the SLIs are inside the objective; returns that window. The window is judged
+    again as each sample arrives, so the steady state counts from the sample that made
+    it, not from the next look at an interval."""
     needed = source.needed(sc.slo.window_s)
     deadline = time.monotonic() + sc.timeouts.steady
-    while time.monotonic() < deadline:
-        sli = detector.current()
-        if sli is not None and sli.total >= needed and detector.healthy():
-            return
-        time.sleep(sc.evaluation_interval_s)
-    sli = detector.current()
-    raise SandboxError(f"the target did not reach its steady state within "
-                       f"{sc.timeouts.steady:g}s (last window: "
-                       f"{describe_impact(sli.as_dict() if sli else None)})")
+    seen = 0
+    while True:
+        sli = source.sli(sc.slo.window_s)
+        if sli.total >= needed and not outside(sli, sc.slo):
+            return sli
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SandboxError(f"the target did not reach its steady state within "
+                               f"{sc.timeouts.steady:g}s (last window: "
+                               f"{describe_impact(sli.as_dict())})")
+        seen = source.wait_recorded(seen, left)
 
 
 def refuse_if_frozen(store: Store) -> None:
@@ -264,10 +268,8 @@ class _Game:
                                    alertmanager=sc.alertmanager,
                                    every_s=sc.evaluation_interval_s)
             self.stops.start()
-        wait_steady(detector, sc, generator)
-        steady = detector.current()
-        incident.record(events.steady_state_reached(steady.as_dict() if steady else None),
-                        "gameday")
+        steady = wait_steady(sc, generator)
+        incident.record(events.steady_state_reached(steady.as_dict()), "gameday")
         self.watch = target.watch(run_dir, lambda entry: incident.record(entry, "kubernetes"))
         with settings.overridden(**target.settings):  # the activities act on our target
             self.journal = chaos.run(experiment, run_dir, GameHooks(
@@ -383,7 +385,6 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
     run_dir = new_run_dir(root or runs_root(), f"{sc.name}-preflight")
     target = make_target(sc, run_dir)
     generator: samples.SliSource | None = None
-    detector: Detector | None = None
     try:
         try:
             ready = target.up()
@@ -400,15 +401,10 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
         # with the load running: the pieces of the world gameday does not start
         checks += [Preflight(*piece) for piece in TARGETS[sc.target].pieces(sc, experiment)]
         samples.LIVE = generator
-        detector = Detector(generator, sc.slo, sc.alert, interval_s=sc.evaluation_interval_s,
-                            recovery_window_s=sc.recovery_window_s,
-                            report=lambda entry, at_ns, at_utc: None, emit_alerts=False)
-        detector.start()
         try:
-            wait_steady(detector, sc, generator)
-            sli = detector.current()
+            sli = wait_steady(sc, generator)
             checks.append(Preflight("SLIs inside the objective", True,
-                                    describe_impact(sli.as_dict() if sli else None)))
+                                    describe_impact(sli.as_dict())))
         except SandboxError as exc:
             checks.append(Preflight("SLIs inside the objective", False, str(exc)))
         with settings.overridden(**target.settings):
@@ -418,8 +414,6 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
         return checks
     finally:
         with interrupts.shielded():
-            if detector:
-                detector.stop()
             if generator:
                 samples.LIVE = None
                 generator.stop()

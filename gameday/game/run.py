@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -137,6 +138,16 @@ def wait_steady(sc: Scenario, source: samples.SliSource) -> samples.Sli:
                                f"{sc.timeouts.steady:g}s (last window: "
                                f"{describe_impact(sli.as_dict())})")
         seen = source.wait_recorded(seen, left)
+
+
+def release_runbook_executor() -> None:
+    """The game is over and nothing in this process runs a runbook any more: the warm
+    executor is stopped on a thread of its own, so that it exits while the target stops
+    and the review is written rather than when the process ends."""
+    from gameday.runbooks import executor
+
+    threading.Thread(target=executor.default().stop, name="executor-stop",
+                     daemon=True).start()
 
 
 def refuse_if_frozen(store: Store) -> None:
@@ -279,6 +290,8 @@ class _Game:
             finish(incident, detector, response, sc, self.say)
 
     def stop(self) -> None:
+        if self.sc.response.mode == "auto":
+            release_runbook_executor()
         self.source.stop()  # first, so a stopping shop pages nobody
         if self.stops:
             self.stops.stop()

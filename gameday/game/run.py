@@ -346,16 +346,20 @@ def conclude(result: GameResult, store: Store) -> dict[str, Any]:
     """Score the run from its stored events, write its review and put its verdict on
     the timeline (``verdict.record``): the run's summary."""
     from gameday.game.verdict import record
+    from gameday.scenarios.scenario import load_scenario
 
-    summary = rescore(result.run_dir, store) | {
+    # the run's copy of its scenario, read once for the score, the review and the verdict
+    sc = load_scenario(result.run_dir / "scenario.yaml", check_experiment=False)
+    summary = rescore(result.run_dir, store, sc) | {
         "status": result.status, "experiment": result.experiment_status,
         "interrupted": result.interrupted, "stopped": result.stopped}
-    record(store, summary)
+    record(store, summary, sc)
     return summary
 
 
-def rescore(run_dir: Path, store: Store) -> dict[str, Any]:
-    """Recompute the scorecard and the review of a run directory from the store."""
+def rescore(run_dir: Path, store: Store, sc: Scenario | None = None) -> dict[str, Any]:
+    """Recompute the scorecard and the review of a run directory from the store (``sc``:
+    the run's copy of its scenario, if the caller has read it already)."""
     from gameday.game.review import write_review
     from gameday.game.scoring import compute_metrics, score
     from gameday.scenarios.scenario import load_scenario
@@ -365,7 +369,8 @@ def rescore(run_dir: Path, store: Store) -> dict[str, Any]:
     if not info_path.exists():
         raise NotFound(f"{run_dir} is not a game day's run directory (no run.json)")
     info = json.loads(info_path.read_text())
-    sc = load_scenario(run_dir / "scenario.yaml", check_experiment=False)
+    if sc is None:
+        sc = load_scenario(run_dir / "scenario.yaml", check_experiment=False)
     incident_id = info["incident_id"]
     metrics = compute_metrics(store.events(incident_id), sc.slo.success_ratio)
     card = score(metrics, sc.targets)

@@ -2,9 +2,9 @@
 
 It serves ``/healthz``, ``/metrics`` and its business path. Its release (from
 ``shop.yaml``, as the supervisor copied it to the state directory) decides how it
-behaves; feature flags are re-read from
-``flags.json`` in the state directory while it runs; its dependencies are reached
-through their router ports listed in ``topology.json``.
+behaves; feature flags are re-read from ``flags.json`` in the state directory while it
+runs; its dependencies are reached through their router ports listed in
+``topology.json``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from gameday.core.errors import GamedayError
 from gameday.game import interrupts
 from gameday.game.recovery import recover
-from gameday.game.run import conclude, run_gameday
+from gameday.game.run import conclude, release_runbook_executor, run_gameday
 from gameday.game.ui import Progress
 from gameday.game.verdict import INTERRUPTED_EXIT, Verdict, judge, write_junit
 from gameday.scenarios.scenario import Scenario
@@ -88,4 +88,6 @@ def play(sc: Scenario, store: Store, ui: Progress, *, runs_dir: Path,
         done = Outcome(summary, verdict)
         if present is not None:
             present(done)
+    if sc.response.mode == "auto":  # its runbook ran in the warm executor
+        release_runbook_executor()
     return done

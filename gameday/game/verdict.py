@@ -334,7 +334,7 @@ def judge(summary: Mapping[str, Any], scenario: Scenario, events: Iterable[Any],
     return Verdict(status, code, tuple(checks), started_at, duration)
 
 
-def record(store: Store, summary: Mapping[str, Any]) -> Verdict:
+def record(store: Store, summary: Mapping[str, Any], sc: Scenario | None = None) -> Verdict:
     """Judge a finished game day on its scenario's own checks (the copy in its run
     directory; no ``--min-score``: that is a gate's, not the game day's) and put the
     verdict on its timeline (``gameday.verdict``: passed or not, and each failed
@@ -342,8 +342,10 @@ def record(store: Store, summary: Mapping[str, Any]) -> Verdict:
     run by hand. ``summary``: ``game.conclude``'s. An interrupted game day (a signal,
     the freeze) is judged on nothing it did not get to: its ``gameday.interrupted``
     event is its verdict on the record, and nothing is added after its target stopped.
+    ``sc``: that copy, if the caller has read it already.
     """
-    sc = load_scenario(Path(summary["run_dir"]) / "scenario.yaml", check_experiment=False)
+    if sc is None:
+        sc = load_scenario(Path(summary["run_dir"]) / "scenario.yaml", check_experiment=False)
     found = judge(summary, sc, store.events(summary["incident_id"]))
     if not summary.get("interrupted"):
         entry = gameday_verdict(found.status, found.exit_code,

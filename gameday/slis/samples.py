@@ -99,6 +99,8 @@ class SampleLog:
     def __init__(self, samples_path: Path | None):
         self._samples: deque[Sample] = deque()
         self._lock = threading.Lock()
+        self._recorded = threading.Condition(self._lock)
+        self._count = 0  # samples recorded so far
         self._file = open(samples_path, "a", buffering=1) if samples_path else None  # noqa: SIM115
 
     def close(self) -> None:
@@ -117,6 +119,16 @@ class SampleLog:
                 self._samples.popleft()
             if self._file and not self._file.closed:
                 self._file.write(json.dumps(asdict(sample)) + "\n")
+            self._count += 1
+            self._recorded.notify_all()
+
+    def wait_recorded(self, seen: int, timeout: float) -> int:
+        """How many samples have been recorded, once more than ``seen`` have or
+        ``timeout`` has passed: whoever judges the samples wakes when one arrives,
+        rather than look again at an interval of its own."""
+        with self._recorded:
+            self._recorded.wait_for(lambda: self._count > seen, timeout)
+            return self._count
 
     def between(self, start_ns: int, end_ns: int) -> list[Sample]:
         """Samples that completed in ``(start_ns, end_ns]``."""
@@ -145,8 +157,8 @@ class SampleLog:
 class SliSource(Protocol):
     """Where a game day reads its SLIs from. ``start`` begins sampling, ``stop`` ends it
     (and closes the samples file); ``rate`` is how many samples a second it expects (the
-    steady-state wait uses it). ``between`` and ``sli`` come with ``SampleLog``: subclass
-    it and ``record`` each sample."""
+    steady-state wait uses it). ``between``, ``sli`` and ``wait_recorded`` come with
+    ``SampleLog``: subclass it and ``record`` each sample."""
 
     rate: float
     unit: str  # what one sample is: "request", "reading" or "replica" (events.SAMPLES)
@@ -160,3 +172,5 @@ class SliSource(Protocol):
     def sli(self, window_s: float, at_ns: int | None = None) -> Sli: ...
 
     def needed(self, window_s: float) -> int: ...
+
+    def wait_recorded(self, seen: int, timeout: float) -> int: ...

@@ -6,9 +6,11 @@ mode 0600), ``state.json`` (every process, port, release and flag), ``logs/``.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -80,22 +82,39 @@ def start_sandbox(state_dir: Path, *, detach: bool = False) -> SandboxClient:
     if not detach:
         cmd += ["--parent-pid", str(os.getpid())]
     (state_dir / "logs").mkdir(exist_ok=True)
-    with open(state_dir / "logs" / "supervisor.log", "ab") as log:
-        # A new session: Ctrl-C in the terminal reaches gameday, which rolls back first.
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    ready, told = os.pipe()  # the supervisor says "ready" on it, or exits and closes it
+    try:
+        with open(state_dir / "logs" / "supervisor.log", "ab") as log:
+            # A new session: Ctrl-C in the terminal reaches gameday, which rolls back first.
+            proc = subprocess.Popen([*cmd, "--ready-fd", str(told)], stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, pass_fds=(told,))
+    finally:
+        os.close(told)
     _started[state_dir] = proc
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if (state_dir / "supervisor.json").exists():
-            return SandboxClient(state_dir)
-        if proc.poll() is not None:
-            _started.pop(state_dir, None)
-            raise SandboxError(f"the sandbox failed to start; see {state_dir}/logs/supervisor.log")
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    raise SandboxError(f"the sandbox did not start within {START_TIMEOUT_S:.0f}s")
+    try:
+        said = _hear(ready, START_TIMEOUT_S)
+    finally:
+        os.close(ready)
+    if said is None:
+        proc.kill()
+        proc.wait()
+        raise SandboxError(f"the sandbox did not start within {START_TIMEOUT_S:.0f}s")
+    if not said.startswith(b"ready"):
+        _started.pop(state_dir, None)
+        raise SandboxError(f"the sandbox failed to start; see {state_dir}/logs/supervisor.log")
+    return SandboxClient(state_dir)
+
+
+def _hear(fd: int, timeout: float) -> bytes | None:
+    """What the supervisor says on its readiness pipe: ``ready`` once every replica
+    serves, nothing if it exited first; ``None`` if it said nothing within ``timeout``.
+    Waiting on the pipe, start-up ends the moment the sandbox is ready."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            return None
+    return os.read(fd, 64)
 
 
 def stop_sandbox(state_dir: Path) -> list[int]:
@@ -108,7 +127,7 @@ def stop_sandbox(state_dir: Path) -> list[int]:
     try:
         client = SandboxClient(state_dir)
         client.operate("shutdown")
-        _wait_gone(client.pid, 10)
+        _wait_gone(client.pid, 10, _started.get(state_dir))
     except (SandboxError, NotFound):
         pass
     killed = []
@@ -168,7 +187,14 @@ def _alive(state_dir: Path) -> bool:
     return bool(data.get("pid")) and _belongs(data["pid"], state_dir)
 
 
-def _wait_gone(pid: int, timeout: float) -> None:
+def _wait_gone(pid: int, timeout: float,
+               started: subprocess.Popen[bytes] | None = None) -> None:
+    """Until ``pid`` has exited. A supervisor this process started is waited for as its
+    parent (the kernel says when it exits); any other is looked for every 50 ms."""
+    if started is not None and started.pid == pid:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            started.wait(timeout)
+        return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -3,9 +3,12 @@ and exposing Prometheus metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import selectors
 import signal
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,17 +30,70 @@ def bind_to_parent(expected_ppid: int) -> None:
         os._exit(1)
 
 
-def exit_on_sigterm(server: ThreadingHTTPServer) -> None:
+def exit_on_sigterm(server: QuietServer) -> None:
+    """SIGTERM ends ``server.serve`` at once, and so the process, with status 0."""
     def stop(signum: int, frame: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        server.stop_soon()
 
     signal.signal(signal.SIGTERM, stop)
 
 
 class QuietServer(ThreadingHTTPServer):
+    """A threaded HTTP server whose stop takes effect at once.
+
+    ``serve_forever`` notices a shutdown only when its poll interval next runs out, and
+    a sandbox stops a dozen servers: ``serve`` waits on the listening socket and on a
+    wake-up socket together, so ``stop_soon`` ends it as soon as it is called."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    timeout = 0  # ``handle_request`` never waits: ``serve`` saw a connection waiting
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
+        # made before binding: on a port that is taken, the server is closed at once
+        self._wake, self._waker = socket.socketpair()
+        self._waker.setblocking(False)
+        self._stopping = False
+        self._lock = threading.RLock()  # re-entered by a signal handler on the serving thread
+        self._idle = threading.Event()  # set while ``serve`` is not running
+        self._idle.set()
+        super().__init__(address, handler)
+
+    def serve(self) -> None:
+        """Handle requests until ``stop_soon`` or ``stop``."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._idle.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._wake, selectors.EVENT_READ)
+                while not self._stopping:
+                    for key, _ in selector.select():
+                        if key.fileobj is self and not self._stopping:
+                            self.handle_request()
+        finally:
+            self._idle.set()
+
+    def stop_soon(self) -> None:
+        """Ask ``serve`` to return, without waiting for it (safe in a signal handler)."""
+        with self._lock:
+            self._stopping = True
+            with contextlib.suppress(OSError):  # already woken, or already closed
+                self._waker.send(b"\0")
+
+    def stop(self) -> None:
+        """Stop serving, wait until ``serve`` has returned, and close the sockets."""
+        self.stop_soon()
+        self._idle.wait()
+        self.server_close()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake.close()
+        self._waker.close()
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -58,13 +58,12 @@ class Router:
 
         self._server = QuietServer(("127.0.0.1", self.port), RouterHandler)
         self.port = int(self._server.server_address[1])  # the kernel's pick, for port 0
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                         name=f"router-{self.service}", daemon=True).start()
+        threading.Thread(target=self._server.serve, name=f"router-{self.service}",
+                         daemon=True).start()
 
     def stop(self) -> None:
         if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
 
 def forward(port: int, path: str) -> tuple[int, bytes]:

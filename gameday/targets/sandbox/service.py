@@ -1,9 +1,10 @@
 """One replica of one shop service: a real HTTP process on 127.0.0.1.
 
 It serves ``/healthz``, ``/metrics`` and its business path. Its release (from
-``shop.yaml``) decides how it behaves; feature flags are re-read from
-``flags.json`` in the state directory while it runs; its dependencies are reached
-through their router ports listed in ``topology.json``.
+``shop.yaml``, as the supervisor copied it to the state directory) decides how it
+behaves; feature flags are re-read from ``flags.json`` in the state directory while it
+runs; its dependencies are reached through their router ports listed in
+``topology.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from gameday.targets.sandbox.process import (
     bind_to_parent,
     exit_on_sigterm,
 )
-from gameday.targets.sandbox.shop import load_shop
+from gameday.targets.sandbox.shop import SHOP_COPY, load_shop
 
 DEPENDENCY_TIMEOUT_S = 2.0
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     bind_to_parent(args.parent_pid)
 
-    shop = load_shop()
+    shop = load_shop(args.state_dir / SHOP_COPY)
     spec = shop.services[args.service]
     release = spec.release(args.release)
     topology = json.loads((args.state_dir / "topology.json").read_text())
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     exit_on_sigterm(server)
     print(f"{args.service}-{args.replica} {release.version} pid {os.getpid()} "
           f"serving on 127.0.0.1:{args.port}", flush=True)
-    server.serve_forever(poll_interval=0.2)
+    server.serve()
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
-
-import yaml
+from typing import Any
 
 from gameday.core.errors import NotFound
 
@@ -54,11 +54,26 @@ class Shop:
 
 
 SHOP_FILE = Path(__file__).with_name("shop.yaml")
+SHOP_COPY = "shop.json"  # the shop as a supervisor runs it, in its state directory
 
 
 @cache
 def load_shop(path: Path = SHOP_FILE) -> Shop:
-    raw = yaml.safe_load(path.read_text())
+    """The shop in ``path``: ``shop.yaml``, or the JSON copy a supervisor writes for its
+    replicas (``as_json``), which then start without importing a YAML parser."""
+    if path.suffix == ".json":
+        return shop_from(json.loads(path.read_text()))
+    import yaml
+
+    return shop_from(yaml.safe_load(path.read_text()))
+
+
+def as_json(shop: Shop) -> dict[str, Any]:
+    """The shop as ``load_shop`` reads it back from JSON."""
+    return asdict(shop)
+
+
+def shop_from(raw: dict[str, Any]) -> Shop:
     services = {
         name: ServiceSpec(
             name=name,

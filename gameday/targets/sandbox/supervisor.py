@@ -11,6 +11,7 @@ crash leaves enough on disk to clean up (see ``client.stop_sandbox``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -30,7 +31,7 @@ from typing import Any
 from gameday.core.errors import GamedayError, NotFound, SandboxError
 from gameday.targets.sandbox.process import PORT_TAKEN, Handler, QuietServer, bind_to_parent
 from gameday.targets.sandbox.router import Router, Upstream
-from gameday.targets.sandbox.shop import Shop, load_shop
+from gameday.targets.sandbox.shop import SHOP_COPY, Shop, as_json, load_shop
 
 READY_TIMEOUT_S = 15.0
 
@@ -110,6 +111,7 @@ class Supervisor:
         write_json(self.state_dir / "topology.json",
                    {"routers": {n: s.router_port for n, s in self.services.items()}})
         write_json(self.state_dir / "flags.json", {n: s.flags for n, s in self.services.items()})
+        write_json(self.state_dir / SHOP_COPY, as_json(self.shop))
         for svc in self.services.values():
             for i in range(self.shop.services[svc.name].replicas):
                 svc.replicas.append(Replica(svc.name, i + 1, free_port(), svc.release))
@@ -125,8 +127,7 @@ class Supervisor:
         self.stopping.set()
         with self.lock:
             procs = [r.proc for s in self.services.values() for r in s.replicas if r.proc]
-        for proc in procs:
-            terminate(proc)
+        terminate(*procs)
         for router in self.routers:
             router.stop()
         self._spawner.shutdown(wait=False)
@@ -338,19 +339,20 @@ def healthy(port: int) -> bool:
         conn.close()
 
 
-def terminate(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a replica for good, frozen or not."""
-    if proc.poll() is not None:
-        return
-    try:
-        proc.send_signal(signal.SIGCONT)
-        proc.terminate()
-        proc.wait(timeout=3)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=3)
-    except ProcessLookupError:
-        pass
+def terminate(*procs: subprocess.Popen[bytes]) -> None:
+    """Stop replicas for good, frozen or not: all of them told at once, then waited
+    for, so stopping the shop takes as long as its slowest replica, not their sum."""
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+    for proc in running:
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=3)
 
 
 OPERATIONS = {
@@ -388,7 +390,7 @@ def serve_control(sup: Supervisor) -> QuietServer:
                 args = json.loads(self.rfile.read(length) or b"{}")
                 if op == "shutdown":
                     self.reply(200, b'{"status": "stopping"}')
-                    threading.Thread(target=server.shutdown, daemon=True).start()
+                    server.stop_soon()
                     return
                 if op not in OPERATIONS:
                     return self.reply(404, json.dumps({"error": f"no operation {op}"}).encode())
@@ -407,6 +409,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gameday-sandbox-supervisor")
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--parent-pid", type=int, help="die with this process (omit to detach)")
+    parser.add_argument("--ready-fd", type=int, help="write 'ready' to it once every replica "
+                                                     "serves, then close it")
     args = parser.parse_args(argv)
     if args.parent_pid:
         bind_to_parent(args.parent_pid)
@@ -415,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     server = serve_control(sup)
 
     def stop(signum: int, frame: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        server.stop_soon()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -425,7 +429,13 @@ def main(argv: list[str] | None = None) -> None:
                    {"pid": os.getpid(), "port": server.server_address[1], "token": sup.token},
                    mode=0o600)
         print(f"sandbox supervisor pid {os.getpid()} ready", flush=True)
-        server.serve_forever(poll_interval=0.2)
+        if args.ready_fd is not None:
+            # nobody listening any more (the starter died): detached, the sandbox runs on;
+            # attached, it dies with its parent anyway
+            with contextlib.suppress(OSError):
+                os.write(args.ready_fd, b"ready\n")
+            os.close(args.ready_fd)
+        server.serve()
     except GamedayError as exc:
         print(f"sandbox failed to start: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)

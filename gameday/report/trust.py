@@ -32,7 +32,7 @@ import yaml
 from gameday.core.events import Kind
 from gameday.core.settings import Automation as Automation  # the policy, for the report
 from gameday.core.states import IncidentKind, IncidentState, RunStatus
-from gameday.report.facts import Table, kind_sql
+from gameday.report.facts import Table
 from gameday.report.freshness import Freshness, runbook_freshness, runbook_of_url
 from gameday.store import Connection, Store
 
@@ -209,27 +209,28 @@ def ladder(db: Connection, fresh: Sequence[Freshness], runbooks: Sequence[Any],
 
 
 def _containment(db: Connection, t: Table, trusts: Mapping[str, Trust]) -> dict[str, Any]:
-    """How the real incidents in scope were contained: an incident mitigated or
-    resolved with a successful run of a runbook on it (not in check mode) was contained
-    by that runbook (its first); one without, by people."""
-    real = {t.ids[r] for r, code in enumerate(t.code)
-            if t.facets[code].kind == IncidentKind.INCIDENT}
-    ended = ", ".join("?" for _ in CONTAINED)
+    """How the real incidents in scope were contained: one that ended (mitigated,
+    resolved, reviewed) after its runbook ran successfully (the facts' first run) was
+    contained by that runbook; one without, by people."""
+    marks = ", ".join("?" for _ in CONTAINED)
+    ended = {i for (i,) in db.tuples(  # a real incident has no scenario
+        f"SELECT id FROM incidents WHERE scenario IS NULL AND state IN ({marks})",
+        CONTAINED)}
+    real = {code for code, f in enumerate(t.facets) if f.kind == IncidentKind.INCIDENT}
     by: Counter[str] = Counter()
-    for row in db.execute(
-            f"SELECT i.id, r.runbook FROM incidents i LEFT JOIN runbook_runs r ON r.id ="
-            f" (SELECT MIN(id) FROM runbook_runs WHERE incident_id = i.id AND status = ?"
-            f" AND check_mode = 0) WHERE {kind_sql('i')} = ? AND i.state IN ({ended})",
-            (RunStatus.SUCCESSFUL.value, IncidentKind.INCIDENT.value, *CONTAINED)):
-        if row["id"] not in real:
+    for incident, code in zip(t.ids, t.code, strict=True):
+        if code not in real:
             continue
-        runbook = row["runbook"]
-        if runbook is None:
-            by["people"] += 1
+        by["incidents"] += 1
+        if incident not in ended:
+            continue
+        f = t.facets[code]
+        if f.runbook and f.runbook_status == RunStatus.SUCCESSFUL:
+            by["proven" if f.runbook in trusts and trusts[f.runbook].proven else "other"] += 1
         else:
-            by["proven" if runbook in trusts and trusts[runbook].proven else "other"] += 1
-    contained = sum(by.values())
-    return {"incidents": len(real), "contained": contained,
+            by["people"] += 1
+    contained = by["proven"] + by["other"] + by["people"]
+    return {"incidents": by["incidents"], "contained": contained,
             "by_proven_runbook": by["proven"], "by_other_runbook": by["other"],
             "by_people": by["people"],
             "proven_share": round(by["proven"] / contained, 3) if contained else None,

@@ -60,8 +60,8 @@ class _Zygote:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
         try:
-            self.prepare()
-            if warm_up:
+            self.prepare(warm_up)
+            if warm_up or not self.fast:  # the fast path needs its multiplexer either way
                 self.warm_up()
         except BaseException as exc:
             if not _say(hello, {"ready": False, "error": f"{type(exc).__name__}: {exc}"}):
@@ -78,17 +78,20 @@ class _Zygote:
             shutil.rmtree(self.dir, ignore_errors=True)
         return 0
 
-    def prepare(self) -> None:
+    def prepare(self, warm_up: bool = True) -> None:
         """The environment a run's ``ansible-playbook`` would have (as ansible-runner
-        prepares it), then Ansible imported under it."""
+        prepares it), then Ansible imported under it. Without ``warm_up`` (a zygote
+        replacing one that died), only the fast path's play is warmed: it starts
+        Mitogen's multiplexer and warm interpreter, which every fast run needs."""
         from ansible_runner.interface import init_runner
 
         warm = self.dir / "warm-up"
         warm.mkdir()
         playbook = warm / "warm-up.yml"
         self.fast = fastpath.available()
-        plays = WARM_UP_PLAY if self.fast else [  # both strategies warmed
-            *WARM_UP_PLAY, {**WARM_UP_PLAY[0], "strategy": fastpath.STRATEGY}]
+        fast_play = [{**WARM_UP_PLAY[0], "strategy": fastpath.STRATEGY}]
+        plays = (WARM_UP_PLAY if self.fast else  # both strategies warmed, or the fast one
+                 [*WARM_UP_PLAY, *fast_play] if warm_up else fast_play)
         playbook.write_text(json.dumps(plays))  # JSON is YAML
         runner = init_runner(private_data_dir=str(warm), playbook=str(playbook),
                              inventory=INVENTORY, envvars={}, quiet=True, ident="run",

@@ -432,15 +432,17 @@ class Database:
         from alembic import command
 
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
+        # Through SQLAlchemy, so that it knows a transaction is open: Alembic then runs
+        # every revision inside this one instead of committing it (and the lock) early.
+        db._through_sqlalchemy("BEGIN IMMEDIATE", ())
         try:
             if self._revision_in_tx() != HEAD:
                 command.upgrade(_alembic_config(self._local.sa), "head")
             if db.in_transaction:
-                db.execute("COMMIT")
+                db._through_sqlalchemy("COMMIT", ())
         except BaseException:
             if db.in_transaction:
-                db.execute("ROLLBACK")
+                db._through_sqlalchemy("ROLLBACK", ())
             raise
 
     def _revision_in_tx(self) -> str | None:

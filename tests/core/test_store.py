@@ -415,3 +415,18 @@ def test_who_wins_is_decided_under_the_incidents_lock(any_store: Store):
     assert kinds.count("incident.resolved") == 1 and kinds.count("drill.inject") == 1
     for store in replicas:
         store.close()
+
+
+def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path):
+    """Each new SQLite store is migrated under its write lock: four processes opening
+    the same new file at once all succeed (none runs a revision a second time)."""
+    import subprocess
+    import sys
+
+    for n in range(3):
+        path = tmp_path / f"new-{n}.db"
+        procs = [subprocess.Popen([sys.executable, "-c",
+                                   f"from gameday.store import Store; Store({str(path)!r})"],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0, 0], errors

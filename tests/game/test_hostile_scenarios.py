@@ -386,6 +386,8 @@ def schema_documents(draw: st.DrawFn) -> Any:
     runbook."""
     doc = draw(from_schema(SCHEMA))
     if draw(st.integers(0, 3)):
+        doc.pop("replay", None)  # written by `gameday drill start --from-incident`
+    if draw(st.integers(0, 3)):
         doc["experiment"] = draw(st.sampled_from(EXPERIMENT_REFS))
     if doc.get("target", "sandbox") != "sandbox" and draw(st.booleans()):
         doc["workload"] = {"namespace": "shop", "deployment": "frontend"}

@@ -213,7 +213,7 @@ def test_messages_are_words_not_pydantic(tmp_path):
         "must not be empty",
         "unknown field (expected one of alert, alerting, alertmanager, cluster, "
         "customer_facing, description, drill, evaluation_interval, experiment, inventory, "
-        "name, recovery_window, "
+        "name, recovery_window, replay, "
         "response, service, sli, slo, stop_when, target, targets, team, timeouts, title, "
         "traffic, workload)",
         "must be one of centralized, distributed, hybrid, not 'anarchy'",

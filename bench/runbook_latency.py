@@ -265,29 +265,18 @@ def run_status(api: str, run_id: int) -> str:
 
 
 def playbooks_under(root: int) -> list[int]:
+    """The ``ansible-playbook`` processes below ``root``."""
+    from gameday.runbooks.zygote import _descendants
+
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in _descendants(root):
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if any(a.endswith(b"ansible-playbook") for a in argv[:2]) and \
-                    root in ancestors(int(entry.name)):
-                found.append(int(entry.name))
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
+        if any(a.endswith(b"ansible-playbook") for a in argv[:2]):
+            found.append(pid)
     return found
-
-
-def ancestors(pid: int) -> list[int]:
-    out = []
-    while pid > 1:
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            break
-        out.append(pid)
-    return out
 
 
 def warm_up(tool: Tool, fx: dict) -> None:

@@ -27,14 +27,14 @@ def list_(state: State, as_json: bool) -> None:
     """List runbooks with the alerts they serve, and each one's trust: whether a game
     day has proven it lately (the project's [automation] policy decides whether an
     automatic one may run by itself), and what would restore it."""
-    from gameday.report.trust import exercising, runbook_trust
+    from gameday.report.trust import standing
     from gameday.runbooks.runbook import discover
 
     books = discover()
-    policy, root = state.settings.automation, state.settings.root
-    trust = {rb.name: runbook_trust(state.store, rb.name, policy) for rb in books}
-    restore = {rb.name: trust[rb.name].restore(exercising(rb.name, [root / "scenarios"], root))
-               for rb in books}
+    policy = state.settings.automation
+    found = standing(state.store, state.settings, [rb.name for rb in books])
+    trust = {name: t for name, (t, _) in found.items()}
+    restore = {name: r for name, (_, r) in found.items()}
     if as_json:
         return emit([rb.as_dict() | {"trust": trust[rb.name].as_dict()
                                      | {"restore": restore[rb.name]}} for rb in books])

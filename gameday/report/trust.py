@@ -31,6 +31,7 @@ import yaml
 
 from gameday.core.events import Kind
 from gameday.core.settings import Automation as Automation  # the policy, for the report
+from gameday.core.settings import Settings
 from gameday.core.states import IncidentKind, IncidentState, RunStatus
 from gameday.report.facts import Table
 from gameday.report.freshness import Freshness, runbook_freshness, runbook_of_url
@@ -80,7 +81,13 @@ class Trust:
 def exercising(runbook: str, scenario_dirs: Iterable[Path], root: Path) -> list[str]:
     """The scenarios (paths as the project names them) whose alert links ``runbook``:
     a game day of one of them is how it earns its proof."""
-    found = []
+    return linking(scenario_dirs, root).get(runbook, [])
+
+
+def linking(scenario_dirs: Iterable[Path], root: Path) -> dict[str, list[str]]:
+    """Each runbook the scenarios' alerts link (``runbook_url``), and those scenarios:
+    every scenario file read once, however many runbooks are asked about."""
+    found: dict[str, list[str]] = {}
     for folder in scenario_dirs:
         for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
             try:
@@ -88,12 +95,25 @@ def exercising(runbook: str, scenario_dirs: Iterable[Path], root: Path) -> list[
                 url = ((doc.get("alert") or {}).get("annotations") or {}).get("runbook_url")
             except (OSError, yaml.YAMLError, AttributeError):
                 continue
-            if isinstance(url, str) and runbook_of_url(url) == runbook:
+            name = runbook_of_url(url) if isinstance(url, str) else None
+            if name:
                 try:
-                    found.append(str(path.resolve().relative_to(root)))
+                    found.setdefault(name, []).append(str(path.resolve().relative_to(root)))
                 except ValueError:
-                    found.append(str(path))
+                    found.setdefault(name, []).append(str(path))
     return found
+
+
+def standing(store: Store, settings: Settings, names: Iterable[str]
+             ) -> dict[str, tuple[Trust, str]]:
+    """Each runbook's trust under the project's policy, and what would restore it (a
+    game day of a project scenario that links it): ``runbook list`` and its page."""
+    links = linking([settings.root / "scenarios"], settings.root)
+    out = {}
+    for name in names:
+        trust = runbook_trust(store, name, settings.automation)
+        out[name] = (trust, trust.restore(links.get(name)))
+    return out
 
 
 def judge(fresh: Freshness, policy: Automation, *, verified_on: str | None,
@@ -159,10 +179,7 @@ def verified_on(store: Store, incident_id: int | None) -> str | None:
     """The kind of target a game day ran on (its ``target.ready``)."""
     if incident_id is None:
         return None
-    for event in store.events(incident_id):
-        if event.kind == "target.ready":
-            return KIND_OF_TARGET.get(str(event.data.get("target")))
-    return None
+    return _kinds_verified_on(store.reader(), [incident_id]).get(incident_id)
 
 
 def runbook_trust(store: Store, name: str, policy: Automation, *,

@@ -27,7 +27,7 @@ from gameday.core.settings import Settings
 from gameday.core.states import RUN_UNFINISHED, RunStatus
 from gameday.incidents.incident import kind_of_row
 from gameday.report.freshness import runbook_freshness
-from gameday.report.trust import Trust, exercising, runbook_trust
+from gameday.report.trust import Trust, standing
 from gameday.runbooks.runbook import Runbook, find, validate_params
 from gameday.runs.pool import Dispatcher
 from gameday.runs.run import approval_window
@@ -76,11 +76,8 @@ async def runbook_page(request: Request) -> Response:
 
 
 def _trust(store: Store, settings: Settings, rb: Runbook) -> tuple[Trust, str]:
-    """The runbook's trust, and what would restore it (a game day of a scenario that
-    exercises it, as the command that schedules one)."""
-    trust = runbook_trust(store, rb.name, settings.automation)
-    return trust, trust.restore(exercising(rb.name, [settings.root / "scenarios"],
-                                           settings.root))
+    """The runbook's trust, and what would restore it (``trust.standing``)."""
+    return standing(store, settings, [rb.name])[rb.name]
 
 
 def approval(request: Request, rb: Runbook, check: bool) -> float | None:

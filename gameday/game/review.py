@@ -116,7 +116,10 @@ def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
     t_end = max([rows[-1]["at_ns"], *(e["at_monotonic_ns"] for e in events
                                       if e["kind"] in {k for k, _, _ in MARKERS})])
     span_s = max((t_end - t0) / 1e9, 1.0)
-    max_p99 = max(max(r["p99_ms"] for r in rows), slo_p99 * 2)
+    # a Prometheus reading with no number (NaN) leaves a gap in its line
+    ratios = [r for r in rows if r.get("success_ratio") is not None]
+    latencies = [r for r in rows if r.get("p99_ms") is not None]
+    max_p99 = max([*(r["p99_ms"] for r in latencies), slo_p99 * 2])
 
     def x(ns: int) -> float:
         return float(left + (ns - t0) / 1e9 / span_s * (w - left - right))
@@ -132,9 +135,9 @@ def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
         charts.svg_open(w, h),
         f.box(),
         charts.line(left, w - right, objective, objective, "#2ca02c", dash="4 3"),
-        charts.polyline([(x(r["at_ns"]), y_ratio(r["success_ratio"])) for r in rows],
+        charts.polyline([(x(r["at_ns"]), y_ratio(r["success_ratio"])) for r in ratios],
                         "#1f77b4", width=2),
-        charts.polyline([(x(r["at_ns"]), y_ms(r["p99_ms"])) for r in rows], "#ff7f0e",
+        charts.polyline([(x(r["at_ns"]), y_ms(r["p99_ms"])) for r in latencies], "#ff7f0e",
                         width=1.5, dash="2 2"),
         charts.text(left, h - 8, "0 s"),
         charts.text(w - right - 30, h - 8, f"{span_s:.0f} s"),

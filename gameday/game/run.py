@@ -130,7 +130,10 @@ def wait_steady(sc: Scenario, source: samples.SliSource) -> samples.Sli:
     seen = 0
     while True:
         sli = source.sli(sc.slo.window_s)
-        if sli.total >= needed and not outside(sli, sc.slo):
+        # a reading with no number (no requests in Prometheus's window yet) is no
+        # steady state: the fault would go in against a service nobody measured
+        if sli.total >= needed and sli.success_ratio is not None \
+                and not outside(sli, sc.slo):
             return sli
         left = deadline - time.monotonic()
         if left <= 0:

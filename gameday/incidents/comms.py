@@ -53,8 +53,11 @@ def missing_fields(audience: str, text: str) -> list[str]:
 def describe_impact(sli: dict[str, Any] | None) -> str:
     if not sli or not sli.get("total"):
         return "no requests completing"
-    return (f"{sli['success_ratio'] * 100:.1f}% of requests succeed, "
-            f"p99 latency {sli['p99_ms']:.0f} ms")
+    ratio, p99 = sli.get("success_ratio"), sli.get("p99_ms")
+    # a Prometheus reading with no number (NaN: a ratio of no requests) has none to show
+    return (f"{ratio * 100:.1f}% of requests succeed" if ratio is not None
+            else "no success ratio read") + (f", p99 latency {p99:.0f} ms" if p99 is not None
+                                            else ", no p99 latency read")
 
 
 def human_duration(seconds: float) -> str:

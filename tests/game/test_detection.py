@@ -95,3 +95,31 @@ def test_a_prometheus_reading_with_no_number_is_judged_by_what_it_has():
         det.evaluate(readings._latest[-1][0])
         assert det.current() is not None and det.current().success_ratio == ratio
         assert det.healthy() is not outside, (ratio, p99)
+
+
+def test_a_reading_with_no_number_is_not_a_steady_state(tmp_path):
+    """Before the load shows in the team's Prometheus its ratio is NaN: no steady state
+    yet (nothing would measure the fault), and the wait says so instead of crashing."""
+    import pytest
+
+    from gameday.core.errors import SandboxError
+    from gameday.game.run import wait_steady
+    from gameday.incidents.comms import describe_impact
+    from gameday.slis.prometheus import PrometheusSli, Queries
+
+    readings = PrometheusSli(Queries("http://127.0.0.1:1", "ratio", "p99"),
+                             objective_ratio=0.99, samples_path=None)
+
+    class Steady:
+        slo = SLO
+
+        class timeouts:
+            steady = 0.3
+
+    readings._record(None, None)
+    with pytest.raises(SandboxError, match="no success ratio read, no p99 latency read"):
+        wait_steady(Steady, readings)
+    readings._record(1.0, 12.0)
+    assert wait_steady(Steady, readings).success_ratio == 1.0
+    assert describe_impact({"total": 3, "success_ratio": None, "p99_ms": 40.0}) == \
+        "no success ratio read, p99 latency 40 ms"

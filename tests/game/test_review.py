@@ -51,3 +51,19 @@ def test_sli_windows_skip_a_line_cut_by_a_crash(tmp_path):
     assert [w["at_ns"] for w in windows] == [1, 2]
     assert offset < (tmp_path / "sli.jsonl").stat().st_size   # the cut line is read later
     assert sli_windows(tmp_path / "nothing") == ([], 0)
+
+
+def test_the_chart_leaves_a_gap_for_readings_with_no_number(tmp_path):
+    """A team's Prometheus answers NaN while its window holds no requests: those
+    readings have no point on the chart, and the review is still written."""
+    import json
+
+    from gameday.game.review import chart_svg
+
+    rows = [{"at_ns": (i + 1) * 1_000_000_000, "total": 1,
+             "success_ratio": None if i < 2 else 1.0, "p99_ms": None if i < 3 else 120.0}
+            for i in range(6)]
+    (tmp_path / "sli.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    svg = chart_svg(tmp_path, [], 0.99, 300)
+    ratio, latency = (line for line in svg.splitlines() if line.startswith("<polyline"))
+    assert ratio.count(",") == 4 and latency.count(",") == 3

@@ -17,6 +17,7 @@ from serving import eventually
 from teamstack import PROXY, TeamStack, needs_build
 
 from gameday.store import Store
+from gameday.targets.alertmanager import active
 from gameday.targets.sandbox.alerting import missing_binaries
 
 pytestmark = [pytest.mark.slow, needs_build]
@@ -377,6 +378,35 @@ def test_a_stop_condition_rolls_the_fault_back_at_once(tmp_path, stack):
     assert (rolled.at_monotonic_ns - stopped.at_monotonic_ns) / 1e9 <= 0.5
     assert not any(e.kind == "gameday.interrupted" for e in events)  # not a signal
     assert stack.toxics() == [] and stack.unchanged()
+
+
+def test_their_page_firing_stops_the_game_day(tmp_path, monitored):
+    """``stop_when.alerts``: the team's paging alert fires in their Alertmanager while
+    nobody contains the fault (gameday's own detector opened the incident): the fault is
+    rolled back at once and the game day ends aborted, exit 5."""
+    stack = monitored
+    scenario = write_project(tmp_path, stack)
+    raw = yaml.safe_load(scenario.read_text())
+    raw["response"] = {"mode": "none"}
+    raw["timeouts"]["mitigate"] = "60s"
+    raw["alertmanager"] = stack.alertmanager
+    raw["stop_when"] = {"alerts": ["PodinfoLatencyBurn"]}
+    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
+    done = gameday(tmp_path, "run", str(scenario), "--json")
+    assert done.returncode == 5 and done.stdout, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["verdict"]["status"] == "stopped" and result["status"] == "aborted"
+    events = Store(tmp_path / ".gameday" / "gameday.db").events(result["incident_id"])
+    stopped = next(e for e in events if e.kind == "game.stopped")
+    assert stopped.data["reason"] == "the team's alert PodinfoLatencyBurn is firing (a real page)"
+    injected = next(e for e in events if e.kind == "fault.injected")
+    rolled = next(e for e in events if e.kind == "fault.rolled_back")
+    assert injected.at_monotonic_ns < stopped.at_monotonic_ns <= rolled.at_monotonic_ns
+    assert (rolled.at_monotonic_ns - stopped.at_monotonic_ns) / 1e9 <= 0.5
+    assert stack.toxics() == [] and stack.unchanged()
+    # their page resolves by itself once the latency is gone: later tests start quiet
+    eventually(lambda: not active(stack.alertmanager, {"alertname": "PodinfoLatencyBurn"}),
+               90, "PodinfoLatencyBurn resolved")
 
 
 def test_a_fresh_project_for_a_service_runs_as_the_docs_say(tmp_path, monitored):

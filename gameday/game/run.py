@@ -415,6 +415,8 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
         generator = target.sampler(run_dir / "samples.jsonl")
         try:
             generator.start()
+        except ValidationError:
+            raise  # a query the team's Prometheus refuses: the file's mistake, exit 2
         except GamedayError as exc:  # a team's SLIs that cannot be read
             generator = None
             return [*checks, Preflight("SLIs readable", False, str(exc))]

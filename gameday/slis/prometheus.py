@@ -12,6 +12,7 @@ within the scenario's steady-state timeout, or the game day ends before any faul
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -23,12 +24,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from gameday.core.errors import GamedayError
+from gameday.core.errors import GamedayError, ValidationError
 from gameday.slis.samples import Sample, SampleLog, Sli, SliSource
 from gameday.store import utc_now
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 5.0
+
+
+Origin = tuple[str, str]  # the file and the field a query was written in
 
 
 @dataclass(frozen=True)
@@ -37,21 +41,28 @@ class Queries:
     success_ratio: str      # PromQL: the share of good requests, 0..1
     latency_p99_ms: str     # PromQL: the latency percentile the SLO names, in ms
     interval_s: float = 1.0
+    origins: tuple[Origin, Origin] | None = None  # where each was written
 
 
-def query(prometheus: str, promql: str) -> float | None:
+def query(prometheus: str, promql: str, origin: Origin | None = None) -> float | None:
     """One instant query's single value; None for a series that has no number (NaN).
-    Raises GamedayError when Prometheus is unreachable, refuses the query, or it
-    returns no series."""
+    Raises GamedayError when Prometheus is unreachable or the query returns no series;
+    a query Prometheus cannot parse or run (400, 422) is the file's mistake: a
+    ValidationError naming ``origin``'s file and field when given."""
     url = (prometheus.rstrip("/") + "/api/v1/query?"
            + urllib.parse.urlencode({"query": promql}))
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as answer:
             body = json.loads(answer.read())
     except urllib.error.HTTPError as exc:
-        detail = exc.read()[:300].decode(errors="replace")
-        raise GamedayError(f"Prometheus at {prometheus} refused {promql!r}: {detail}") \
-            from None
+        detail = exc.read(4096).decode(errors="replace")
+        with contextlib.suppress(ValueError, AttributeError):  # Prometheus's JSON error
+            detail = json.loads(detail).get("error") or detail
+        detail = detail[:300]
+        message = f"Prometheus at {prometheus} refuses the query {promql!r}: {detail}"
+        if origin is not None and exc.code in (400, 422):
+            raise ValidationError(message, file=origin[0], field=origin[1]) from None
+        raise GamedayError(message) from None
     except (OSError, ValueError) as exc:
         raise GamedayError(f"Prometheus at {prometheus} unreachable: {exc}") from None
     result = (body.get("data") or {}).get("result") or []
@@ -81,7 +92,9 @@ class PrometheusSli(SampleLog):
 
     def read(self) -> tuple[float | None, float | None]:
         q = self.queries
-        return query(q.prometheus, q.success_ratio), query(q.prometheus, q.latency_p99_ms)
+        ratio_from, latency_from = q.origins or (None, None)
+        return (query(q.prometheus, q.success_ratio, ratio_from),
+                query(q.prometheus, q.latency_p99_ms, latency_from))
 
     def start(self) -> None:
         """Start the load, then read until the queries answer (a rate needs two scrapes
@@ -93,6 +106,8 @@ class PrometheusSli(SampleLog):
             try:
                 self._record(*self.read())
                 break
+            except ValidationError:
+                raise  # a query Prometheus refuses will not answer later
             except GamedayError:
                 if time.monotonic() >= deadline:
                     raise

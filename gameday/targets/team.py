@@ -36,9 +36,10 @@ def team_pieces(sc: Scenario, experiment: dict[str, Any]) -> list[tuple[str, boo
     if sc.sli.get("source") == "prometheus":
         from gameday.slis.prometheus import query
 
-        for key in ("success_ratio", "latency_p99_ms"):
+        for key, origin in zip(("success_ratio", "latency_p99_ms"), query_origins(sc),
+                               strict=True):
             try:
-                value = query(sc.sli["prometheus"], sc.sli[key])
+                value = query(sc.sli["prometheus"], sc.sli[key], origin)
                 found.append((f"Prometheus: {key}", True, f"{value!r} at "
                                                           f"{sc.sli['prometheus']}"))
             except GamedayError as exc:
@@ -64,6 +65,17 @@ def team_pieces(sc: Scenario, experiment: dict[str, Any]) -> list[tuple[str, boo
     return found
 
 
+def query_origins(sc: Scenario) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Where the success ratio and latency queries were written: the scenario's ``sli``
+    or the team's OpenSLO file."""
+    own = str(sc.path)
+    imported = sc.sli.get("openslo")
+    if not imported:
+        return (own, "sli.success_ratio"), (own, "sli.latency_p99_ms")
+    slo = (imported["file"], f"SLO {imported['slo']}")
+    return slo, (slo if "latency" in imported["queries"] else (own, "sli.latency_p99_ms"))
+
+
 def prometheus_sli(sc: Scenario, samples_path: Path) -> SliSource:
     """The SLIs read with the team's queries; synthetic traffic to the URL the team
     gives (if any) runs beside them as load."""
@@ -73,7 +85,8 @@ def prometheus_sli(sc: Scenario, samples_path: Path) -> SliSource:
     load = (Traffic(sc.traffic_url, sc.traffic_rate, sc.traffic_timeout_s, None)
             if sc.traffic_url else None)
     return PrometheusSli(Queries(sli["prometheus"], sli["success_ratio"],
-                                 sli["latency_p99_ms"], sli["interval"]),
+                                 sli["latency_p99_ms"], sli["interval"],
+                                 query_origins(sc)),
                          objective_ratio=sc.slo.success_ratio, samples_path=samples_path,
                          load=load, first_within_s=sc.timeouts.steady)
 

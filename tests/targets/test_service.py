@@ -464,6 +464,40 @@ def test_preflight_checks_the_teams_own_pieces_and_says_which_failed(tmp_path, m
     assert stack.toxics() == [] and stack.unchanged()
 
 
+@pytest.mark.parametrize("change,code,words", [
+    ("invalid", 2, "podinfo-slow.yaml: sli.success_ratio: Prometheus at"),
+    ("no-series", 1, "returns no series"),
+    ("no-prometheus", 1, "unreachable"),
+    ("no-alertmanager", 1, "Alertmanager at http://127.0.0.1:9/ unreachable"),
+])
+def test_a_query_or_piece_that_cannot_answer_is_named_and_nothing_is_injected(
+        tmp_path, monitored, change, code, words):
+    """A query their Prometheus refuses is the file's mistake (exit 2, naming the file
+    and field); a query with no series or a piece that does not answer fails preflight
+    and the game day (exit 1, saying where); never a traceback, never a fault."""
+    stack = monitored
+    scenario = write_project(tmp_path, stack)
+    watched_by_the_team(scenario, stack, "PodinfoLatencyBurn", steady="4s")
+    raw = yaml.safe_load(scenario.read_text())
+    if change == "invalid":
+        raw["sli"]["success_ratio"] = "sum(rate(http_requests_total[5s]"
+    elif change == "no-series":
+        raw["sli"]["success_ratio"] = 'sum(rate(podinfo_no_such_metric_total[5s]))'
+    elif change == "no-prometheus":
+        raw["sli"]["prometheus"] = "http://127.0.0.1:9"
+    else:
+        raw["alertmanager"] = "http://127.0.0.1:9/"
+    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
+    (tmp_path / "gameday.toml").write_text((tmp_path / "gameday.toml").read_text().replace(
+        "urls = [", 'urls = ["http://127.0.0.1:9", '))
+    for command in (["run", str(scenario), "--preflight"], ["run", str(scenario), "--json"]):
+        failed = gameday(tmp_path, *command, timeout=120)
+        said = failed.stdout + failed.stderr
+        assert failed.returncode == code, (command, said[-3000:])
+        assert words in said and "Traceback" not in said, said[-3000:]
+    assert stack.toxics() == [] and stack.unchanged()
+
+
 def backend_pattern(stack: TeamStack) -> str:
     """The backend podinfo's command line, as ``pkill -f`` matches it (and nothing else)."""
     return f"podinfo --host 127[.]0[.]0[.]1 --port {stack.podinfo_port}( |$)"

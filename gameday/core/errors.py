@@ -12,6 +12,8 @@
     ├── StoreUnavailable         exit 1: the store cannot be reached, or lost its connection
     │                            (``gameday serve`` answers 503 with Retry-After)
     └── Frozen                   exit 4: game days are frozen (``gameday freeze on``)
+        └── RealIncidentOpen     exit 4: a real incident is open for the service a game
+                                 day would act on (its own systems)
 
 Stages raise these; only ``cli`` turns them into Click exceptions.
 """
@@ -56,3 +58,8 @@ class StoreUnavailable(GamedayError):
 
 class Frozen(GamedayError):
     exit_code = 4
+
+
+class RealIncidentOpen(Frozen):
+    """Not a freeze anyone pulled, but the same guardrail: no game day starts on a
+    team's own service while a real incident is open for it."""

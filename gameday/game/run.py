@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from gameday.core import clock, events, settings
-from gameday.core.errors import Frozen, GamedayError, NotFound, SandboxError, ValidationError
+from gameday.core.errors import (
+    Frozen,
+    GamedayError,
+    NotFound,
+    RealIncidentOpen,
+    SandboxError,
+    ValidationError,
+)
 from gameday.core.states import IncidentState
 from gameday.game import chaos, interrupts
 from gameday.game.alert_sources import AlertSource, alert_source
@@ -28,9 +35,9 @@ from gameday.game.reach import linked_runbook_within_hosts, within_cluster
 from gameday.game.responders import Response, wait
 from gameday.game.stops import StopWatch
 from gameday.incidents.comms import describe_impact
-from gameday.incidents.incident import TERMINAL_STATES, Incident
+from gameday.incidents.incident import TERMINAL_STATES, Incident, real_incident_open
 from gameday.scenarios.drill import DrillSpec
-from gameday.scenarios.scenario import Scenario, as_run
+from gameday.scenarios.scenario import OWN, Scenario, as_run
 from gameday.slis import samples
 from gameday.store import Event, Store, utc_now
 from gameday.store.leases import Lease
@@ -163,6 +170,16 @@ def refuse_if_frozen(store: Store) -> None:
                      "lifts it")
 
 
+def refuse_during_real_incident(store: Store, sc: Scenario) -> None:
+    """A game day on a team's own system waits while a real incident is open for its
+    service, as a schedule's does (the sandbox is gameday's own world: it never is)."""
+    if sc.target in OWN:
+        real = real_incident_open(store, sc.service)
+        if real:
+            raise RealIncidentOpen(f"{real}; game days on {sc.service} wait until it "
+                                   "is resolved")
+
+
 def stop_for_freeze(incident: Incident, frozen: FreezeRow) -> None:
     """Called by the lease's thread when the freeze is pulled while this game day
     runs: on the record, then stopped as Ctrl-C stops it (rollbacks, exit 130)."""
@@ -178,6 +195,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     """``on_open(incident_id, run_dir)`` is called once both exist, before the target
     starts (a scheduled game day records them on its scheduled run)."""
     refuse_if_frozen(store)
+    refuse_during_real_incident(store, sc)
     alerting = alerting or sc.alerting
     if alerting == "prometheus" and sc.target != "sandbox":
         raise GamedayError("--alerting prometheus works with the sandbox target only")
@@ -402,6 +420,10 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
     frozen = store.freeze()
     checks.append(Preflight("not frozen", frozen is None, "game days may run" if not frozen
                             else f"frozen by {frozen['who']}: {frozen['reason'] or ''}"))
+    if sc.target in OWN:
+        real = real_incident_open(store, sc.service)
+        checks.append(Preflight("no real incident", real is None,
+                                real or f"none open for {sc.service}"))
     run_dir = new_run_dir(root or runs_root(), f"{sc.name}-preflight")
     target = make_target(sc, run_dir)
     generator: samples.SliSource | None = None

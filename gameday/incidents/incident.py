@@ -39,6 +39,19 @@ TERMINAL_STATES = tuple(s for s in IncidentState if s in INCIDENT_ENDED)
 INCIDENT, GAMEDAY, DRILL = IncidentKind.INCIDENT, IncidentKind.GAMEDAY, IncidentKind.DRILL
 KINDS = (GAMEDAY, DRILL, INCIDENT)
 
+
+def real_incident_open(store: Store, service: str) -> str | None:
+    """Why no game day may start on ``service`` now: a real incident (opened by an
+    alert) still open for it; None when there is none. A rehearsal never adds a fault to
+    a service people are fighting for real (schedules and game days on a team's own
+    systems ask this before they start)."""
+    real = store.open_alert_incidents(service)
+    if not real:
+        return None
+    first = real[0]
+    return f"a real incident is open for {service}: #{first['id']} {first['title']!r} " \
+           f"({first['state']})"
+
 STATE_OF_EVENT = {
     Kind.INCIDENT_DECLARED: S.DECLARED,
     Kind.INCIDENT_ACKNOWLEDGED: S.ACKNOWLEDGED,

@@ -35,6 +35,7 @@ from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.settings import Settings
 from gameday.core.spec import human_span
 from gameday.core.states import SCHEDULE_RUN_UNFINISHED, ScheduleRunStatus
+from gameday.incidents.incident import real_incident_open
 from gameday.schedules import notify
 from gameday.schedules.schedule import Schedule, from_row
 from gameday.store import Store, utc_now
@@ -81,10 +82,9 @@ def guardrail(store: Store, schedule: Schedule, scenario: Any, *, now: datetime,
     window = schedule.blackout(now)
     if window:
         return f"inside the blackout {window.text!r} ({schedule.tz})"
-    real = store.open_alert_incidents(scenario.service)
+    real = real_incident_open(store, scenario.service)
     if real:
-        return (f"a real incident is open for {scenario.service}: #{real[0]['id']} "
-                f"{real[0]['title']!r} ({real[0]['state']})")
+        return real
     key = target_key(scenario)
     for other in store.schedule_runs(limit=1000, unfinished=True):
         if other["id"] == run_id:

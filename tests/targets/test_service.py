@@ -668,6 +668,36 @@ def test_a_scheduled_game_day_on_their_service(tmp_path, stack):
     assert stack.toxics() == [] and stack.unchanged()
 
 
+def test_no_game_day_starts_on_their_service_during_a_real_incident(tmp_path, stack):
+    """A real alert for podinfo opened an incident: game days on podinfo wait (exit 4,
+    naming it), preflight says so, a schedule's run is skipped; nothing is injected."""
+    from gameday.runs.alerts import parse
+    from gameday.runs.intake import Delivery, Intake
+
+    scenario = write_project(tmp_path, stack)
+    store = Store(tmp_path / ".gameday" / "gameday.db")
+    note = parse({"version": "4", "status": "firing", "groupKey": "g", "truncatedAlerts": 0,
+                  "alerts": [{"status": "firing", "fingerprint": "f", "startsAt": "now",
+                              "labels": {"alertname": "PodinfoErrors", "service": "podinfo"},
+                              "annotations": {"summary": "podinfo is failing for real"}}]})
+    Intake(store).handle([Delivery(note, "token")])
+    refused = gameday(tmp_path, "run", str(scenario), "--json")
+    assert refused.returncode == 4, refused.stdout + refused.stderr[-2000:]
+    assert "a real incident is open for podinfo" in refused.stderr
+    assert "podinfo is failing for real" in refused.stderr and "Traceback" not in refused.stderr
+    checked = gameday(tmp_path, "run", str(scenario), "--preflight", "--json")
+    assert checked.returncode == 1
+    real = next(c for c in json.loads(checked.stdout) if c["name"] == "no real incident")
+    assert not real["ok"] and "podinfo is failing for real" in real["detail"]
+    gameday(tmp_path, "schedule", "add", "podinfo-weekly",
+            str(scenario.relative_to(tmp_path)), "--cron", "0 10 * * 2")
+    gameday(tmp_path, "schedule", "run-now", "podinfo-weekly")
+    run = store.schedule_runs("podinfo-weekly")[0]
+    assert run["status"] == "skipped" and "real incident" in run["reason"]
+    assert [i["kind"] for i in store.incidents()] == ["incident"]  # no game day opened
+    assert stack.toxics() == [] and stack.unchanged()
+
+
 def test_a_crashed_game_day_leaves_no_frozen_process_after_recover(tmp_path, stack):
     """SIGKILL while the backend is frozen on its host: ``gameday recover`` thaws it
     through Ansible with the inventory the game day's lease kept."""

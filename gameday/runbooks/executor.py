@@ -10,7 +10,10 @@ module cache, and then forks one child per run. The child resets Ansible's
 process-wide singletons (the CLI-args context, vault secrets, display de-duplication,
 the display callback's context), runs the playbook with Ansible's own ``PlaybookCLI``
 (what ``ansible-playbook`` runs) and exits. Runs never share a process, so nothing
-leaks from one to the next.
+leaks from one to the next. The zygote keeps one child forked and reset ahead of time
+(a *spare*, waiting on a socket of its own): the next run is handed to it, and its fork
+and set-up are off the run's path; the spare is replaced once a run ends (or a second
+after it was taken), and a run that finds none is forked there and then.
 
 The run itself is ansible-runner's: the caller prepares it with ``init_runner`` (the
 same ``env/``, ``inventory/`` and ``artifacts/<ident>/command`` as the fallback

@@ -18,14 +18,18 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from gameday.runbooks import child as in_child
 from gameday.runbooks import fastpath
 from gameday.runbooks.executor import INVENTORY, REPLY_TIMEOUT_S, fingerprint
 
 log = logging.getLogger(__name__)
+# A spare child taken by a run is replaced as soon as a run ends, or this long after it
+# was taken: not at once, where its fork would take CPU from the run starting
+SPARE_AFTER_S = 1.0
 
 WARM_UP_PLAY = [{"name": "gameday warm-up", "hosts": "localhost", "gather_facts": False,
                  "tasks": [{"name": "warm the command module",
@@ -52,6 +56,10 @@ class _Zygote:
         self.warm_argv: list[str] = []
         self.config_messages: dict[str, Any] = {}
         self.awx_display: list[Any] = []  # ansible-runner's display callback modules
+        # a child forked ahead of its run, set up and waiting for it (its pid and our end
+        # of its socket), and when the next one is forked (None: none is wanted)
+        self.spare: tuple[int, socket.socket] | None = None
+        self.spare_due: float | None = None
         self.fast: str | None = "not prepared"  # why runs cannot take the fast path
 
     def main(self, warm_up: bool) -> int:
@@ -113,7 +121,7 @@ class _Zygote:
         import ansible.cli.playbook  # type: ignore[import-untyped]  # noqa: F401
         import ansible.executor.playbook_executor  # type: ignore[import-untyped]  # noqa: F401
 
-        self.config_messages = _config_messages()  # every run reports them, as a cold one
+        self.config_messages = in_child.config_messages()  # every run reports them, as a cold one
         if not self.fast:
             fastpath.prepare_zygote()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -141,7 +149,7 @@ class _Zygote:
         once (walking every module takes a child 5 ms), and every object the zygote
         holds is moved out of the garbage collector's sight, so a child's collections
         neither scan them nor copy the pages they sit on."""
-        self.awx_display = list(_awx_display_modules())
+        self.awx_display = list(in_child.awx_display_modules())
         gc.collect()
         gc.freeze()
 
@@ -163,8 +171,14 @@ class _Zygote:
         self.sel.register(self.listener, selectors.EVENT_READ, "accept")
         self.sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "lifeline")
         self.sel.register(r, selectors.EVENT_READ, "child ended")
+        self.spare_due = time.monotonic()
         while True:
-            for key, _ in self.sel.select():
+            due = self.spare_due if self.spare is None else None
+            if due is not None and due <= time.monotonic():
+                self.fork_spare()
+                continue
+            for key, _ in self.sel.select(None if due is None
+                                          else max(0.0, due - time.monotonic())):
                 if key.data == "accept":
                     self.accept()
                 elif key.data == "lifeline":
@@ -204,7 +218,7 @@ class _Zygote:
             slow = self.fast or fastpath.broken()
             if slow:  # this run goes Ansible's own way; the caller says why
                 self.fast, request["fast"] = slow, False
-        pid = self.fork(request, fds[0])
+        pid = self.hand_to_spare(request, fds[0]) or self.fork(request, fds[0])
         os.close(fds[0])
         self.runs[pid] = conn
         self.conns[conn] = pid
@@ -212,8 +226,9 @@ class _Zygote:
         self.sel.register(conn, selectors.EVENT_READ, "run")
         self.tell(conn, {"pid": pid, "fast": bool(request.get("fast")), "slow": slow})
 
-    def request(self, conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
-        conn.settimeout(REPLY_TIMEOUT_S)
+    def request(self, conn: socket.socket, timeout: float | None = REPLY_TIMEOUT_S
+                ) -> tuple[dict[str, Any], list[int]]:
+        conn.settimeout(timeout)
         data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 1)
         try:
             while not data.endswith(b"\n"):
@@ -286,6 +301,9 @@ class _Zygote:
         conn.close()
 
     def reap(self) -> None:
+        if self.spare is not None and _ended(self.spare[0]):
+            self.spare[1].close()
+            self.spare, self.spare_due = None, time.monotonic() + SPARE_AFTER_S
         for pid in list(self.runs):
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
@@ -295,6 +313,8 @@ class _Zygote:
                 continue
             conn = self.runs.pop(pid)
             self.tasks_file(pid).unlink(missing_ok=True)
+            if self.spare is None:
+                self.spare_due = time.monotonic()
             if conn is not None:
                 if status == -1:
                     self.tell(conn, {"rc": None})
@@ -305,6 +325,7 @@ class _Zygote:
                 self.forget(conn)
 
     def shutdown(self) -> None:
+        self.drop_spare()
         for pid in list(self.runs):
             self.kill(pid)
         for pid in list(self.runs):
@@ -315,8 +336,60 @@ class _Zygote:
         if self.listener is not None:
             self.listener.close()
 
-    # the child
+    # the children
     def fork(self, request: dict[str, Any], out: int) -> int:
+        """A child for ``request`` forked now, when no spare was waiting."""
+        return self._fork(lambda blocked, zygote: self.child(request, out, blocked, zygote))
+
+    def fork_spare(self) -> None:
+        """A child forked ahead of its run: it sets itself up (its process group, its
+        signals, Ansible's state put back) and waits for the run, which then starts
+        without waiting for either (``hand_to_spare``). Forked while the zygote is
+        single-threaded only; otherwise tried again a little later."""
+        self.spare_due = None
+        if threading.active_count() > 1:
+            self.spare_due = time.monotonic() + SPARE_AFTER_S
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+        def wait_for_run(blocked: set[signal.Signals], zygote: int) -> NoReturn:
+            ours.close()
+            self.spare_child(theirs, blocked, zygote)
+
+        pid = self._fork(wait_for_run)
+        theirs.close()
+        self.spare = (pid, ours)
+
+    def hand_to_spare(self, request: dict[str, Any], out: int) -> int | None:
+        """Give ``request`` and its output pipe to the spare child; its pid, or None
+        when there is no spare (or it did not take them: it is killed)."""
+        if self.spare is None:
+            return None
+        (pid, conn), self.spare = self.spare, None
+        self.spare_due = time.monotonic() + SPARE_AFTER_S  # once this run is under way
+        payload = json.dumps(request).encode() + b"\n"
+        try:
+            sent = socket.send_fds(conn, [payload], [out])
+            conn.sendall(payload[sent:])
+        except OSError:
+            _kill_run(pid)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            return None
+        finally:
+            conn.close()
+        return pid
+
+    def drop_spare(self) -> None:
+        if self.spare is not None:
+            (pid, conn), self.spare = self.spare, None
+            conn.close()  # it reads the end of its socket and exits
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+    def _fork(self, body: Callable[[set[signal.Signals], int], NoReturn]) -> int:
         blocked = {signal.SIGCHLD, signal.SIGTERM}
         zygote = os.getpid()
         sys.stdout.flush()
@@ -326,7 +399,7 @@ class _Zygote:
             pid = os.fork()
             if pid == 0:
                 try:
-                    self.child(request, out, blocked, zygote)
+                    body(blocked, zygote)
                 finally:
                     os._exit(250)
             with contextlib.suppress(OSError):
@@ -339,49 +412,76 @@ class _Zygote:
               zygote: int) -> NoReturn:
         code = 250
         try:
-            os.setpgid(0, 0)  # its own process group: a cancel kills all of it
-            signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGCHLD, signal.SIGTERM):
-                signal.signal(sig, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
-            _die_with(zygote)
-            self._close_inherited()
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            os.close(null)
-            os.dup2(out, 1)
-            os.dup2(out, 2)
-            os.close(out)
-            os.chdir(request["cwd"])
-            os.environ.clear()
-            os.environ.update(request["env"])
-            sys.argv = list(request["argv"])
-            atexit._clear()  # the zygote's clean-up is not the run's
-            _reset_ansible(self.config_messages, self.awx_display)
-            if request.get("fast") and not self.fast:
-                fastpath.enter_run(str(self.tasks_file(os.getpid())))
-            from ansible.cli.playbook import PlaybookCLI
-
-            try:
-                PlaybookCLI.cli_executor(list(request["argv"]))
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            self._set_up(blocked, zygote)
+            code = self._run(request, out)
         except BaseException:
             import traceback
 
             traceback.print_exc()
         finally:
-            with contextlib.suppress(BaseException):
-                atexit._run_exitfuncs()  # what the run registered (temporary files)
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
+            _exit(code)
+
+    def spare_child(self, conn: socket.socket, blocked: set[signal.Signals],
+                    zygote: int) -> NoReturn:
+        code = 250
+        try:
+            self._set_up(blocked, zygote)
+            try:
+                request, fds = self.request(conn, timeout=None)
+            except (OSError, ValueError):  # the zygote went, or let this spare go
+                os._exit(0)
+            finally:
+                conn.close()
+            if len(fds) != 1:
+                os._exit(250)
+            code = self._run(request, fds[0])
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            _exit(code)
+
+    def _set_up(self, blocked: set[signal.Signals], zygote: int) -> None:
+        """What every child does before its run is known."""
+        os.setpgid(0, 0)  # its own process group: a cancel kills all of it
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+        in_child.die_with(zygote)
+        self._close_inherited()
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        atexit._clear()  # the zygote's clean-up is not the run's
+        in_child.reset_ansible(self.config_messages, self.awx_display)
+
+    def _run(self, request: dict[str, Any], out: int) -> int:
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(out)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = list(request["argv"])
+        in_child.isolated_cache(self.awx_display)
+        if request.get("fast") and not self.fast:
+            fastpath.enter_run(str(self.tasks_file(os.getpid())))
+        from ansible.cli.playbook import PlaybookCLI
+
+        try:
+            PlaybookCLI.cli_executor(list(request["argv"]))
+            return 0
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 
     def _close_inherited(self) -> None:
         with contextlib.suppress(OSError):
             self.sel.close()
+        if self.spare is not None:
+            self.spare[1].close()
         for conn in list(self.conns):
             conn.close()
         if self.listener is not None:
@@ -390,6 +490,22 @@ class _Zygote:
             for fd in self.wakeup:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+
+def _exit(code: int) -> NoReturn:
+    """A child's end: what its run registered at exit (temporary files), its output."""
+    with contextlib.suppress(BaseException):
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def _ended(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] != 0
+    except ChildProcessError:
+        return True
 
 
 def _say(hello: Any, message: dict[str, Any]) -> bool:
@@ -473,82 +589,3 @@ def _descendants(root: int) -> set[int]:
                 found.add(child)
                 todo.append(child)
     return found
-
-
-def _die_with(zygote: int) -> None:
-    """Linux: the child is killed if the zygote dies (it would otherwise run on,
-    unsupervised). Elsewhere the zygote's lifeline still ends its runs."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != zygote:  # it died before that took effect
-        os._exit(250)
-
-
-def _config_messages() -> dict[str, Any]:
-    """What Ansible's configuration had to say when it was read (warnings,
-    deprecations): the first playbook run reports and forgets them."""
-    import copy
-
-    from ansible.constants import config  # type: ignore[import-untyped]
-
-    return {name: copy.copy(getattr(config, name))
-            for name in ("_errors", "WARNINGS", "DEPRECATED") if hasattr(config, name)}
-
-
-def _reset_ansible(config_messages: dict[str, Any], awx_display: list[Any]) -> None:
-    """Undo what the zygote's imports and warm-up left in Ansible's process-wide state, so
-    the child starts as ``ansible-playbook`` would: the parsed CLI arguments (a
-    singleton: left alone, the child would run with the warm-up's), vault secrets
-    (refuses a second initialisation), warnings already shown, the task ids' random
-    prefix, and ansible-runner's display callback context (the run's artifact
-    directory is read when it is created), what the configuration had to say. Each
-    step is skipped where this Ansible has no such thing."""
-    import copy
-    import secrets
-    import warnings
-
-    from ansible import context
-    from ansible.constants import config
-    from ansible.utils.context_objects import (  # type: ignore[import-untyped]
-        CLIArgs,
-        GlobalCLIArgs,
-    )
-    from ansible.utils.display import Display  # type: ignore[import-untyped]
-
-    context.CLIARGS = CLIArgs({})
-    GlobalCLIArgs._Singleton__instance = None
-    for name, value in config_messages.items():
-        setattr(config, name, copy.copy(value))
-    with contextlib.suppress(ImportError):
-        from ansible.parsing.vault import VaultSecretsContext  # type: ignore[import-untyped]
-
-        VaultSecretsContext._current = None
-    display = Display()
-    for name in ("_warns", "_deprecations", "_errors"):
-        seen = getattr(display, name, None)
-        if seen is not None:
-            seen.clear()
-    with contextlib.suppress(ImportError):
-        import ansible.utils.vars as ansible_vars  # type: ignore[import-untyped]
-
-        ansible_vars.cur_id = 0
-        ansible_vars.random_int = f"{secrets.randbelow(2 ** 32):08x}"
-    for module in awx_display:
-        context_ = module.event_context
-        context_._global_ctx = {}
-        context_._local = threading.local()
-        if os.environ.get("AWX_ISOLATED_DATA_DIR"):
-            context_.cache = module.IsolatedFileWrite()
-    # The plugin loader is initialised once per process; the zygote did it.
-    warnings.filterwarnings("ignore", message="AnsibleCollectionFinder has already been")
-
-
-def _awx_display_modules() -> Iterator[Any]:
-    for module in list(sys.modules.values()):
-        callback = getattr(module, "CallbackModule", None)
-        if (getattr(callback, "CALLBACK_NAME", None) == "awx_display"
-                and hasattr(module, "event_context") and hasattr(module, "IsolatedFileWrite")):
-            yield module

@@ -315,6 +315,43 @@ def run_tree(zygote: int) -> set[int]:
     return found
 
 
+@pytest.mark.parametrize("path", WARM_PATHS)
+def test_a_run_starts_in_the_child_forked_ahead_of_it(warm, tmp_path, monkeypatch, path):
+    """The zygote keeps one child forked and set up before any run asks: the next run
+    is that child (its task's worker is below it), and another takes its place."""
+    from gameday.runbooks.zygote import _descendants
+
+    take(path, monkeypatch)
+    zygote = warm._proc.pid
+    seen: list[list[int]] = []
+    assert until(lambda: seen.append(waiting_children(zygote)) or len(seen[-1]) == 1, 5), seen
+    spare = seen[-1][0]
+    release = tmp_path / "release"
+    rb = playbook(tmp_path, [{"name": "wait", "ansible.builtin.wait_for": {
+        "path": str(release), "timeout": 30}}])
+    below: list[int] = []
+
+    def watch() -> None:  # the task waits until the run is seen below the spare
+        until(lambda: below.extend(_descendants(spare)) or bool(below), 20)
+        release.touch()
+
+    threading.Thread(target=watch, daemon=True).start()
+    result, _ = run(rb, tmp_path / "data")
+    assert result.ok and result.executor == path
+    assert below, "the run did not start in the spare child"
+    assert until(lambda: waiting_children(zygote) not in ([], [spare]), 5), \
+        "no new spare took its place"
+
+
+def waiting_children(zygote: int) -> list[int]:
+    """The zygote's children that lead a process group of their own and have nothing
+    below them: a spare waiting for its run."""
+    from gameday.runbooks.zygote import _descendants
+
+    return sorted(pid for pid in _descendants(zygote) if _parent(pid) == zygote
+                  and os.getpgid(pid) == pid and not _descendants(pid))
+
+
 @pytest.mark.slow
 def test_a_fast_path_that_broke_falls_back_saying_why(tmp_path, monkeypatch, caplog):
     """Mitogen's multiplexer dies under a running executor: the next runs go Ansible's
@@ -328,8 +365,11 @@ def test_a_fast_path_that_broke_falls_back_saying_why(tmp_path, monkeypatch, cap
     try:
         first, _ = run(rb, tmp_path / "one")
         zygote = own._proc.pid
-        muxes = [p for p in zygote_tree(zygote) if _parent(p) == zygote]
-        assert len(muxes) == 1  # between runs, the zygote's only child
+        # between runs, the zygote's only child in its own process group (the spare
+        # child waiting for the next run leads a group of its own)
+        muxes = [p for p in zygote_tree(zygote) if _parent(p) == zygote
+                 and os.getpgid(p) != p]
+        assert len(muxes) == 1, muxes
         os.kill(muxes[0], signal.SIGKILL)
         assert until(lambda: _parent(muxes[0]) is None, 10), "the multiplexer lived on"
         with caplog.at_level(logging.INFO, logger="gameday"):

@@ -35,6 +35,7 @@ is pinned to one Mitogen release, sits behind the classic path, and
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 from collections.abc import Iterator, Mapping
@@ -51,6 +52,7 @@ UNSEEN = ("roles", "import_playbook", "include_tasks", "import_tasks", "include_
           "import_role", "ansible.builtin.include_tasks", "ansible.builtin.import_tasks",
           "ansible.builtin.include_role", "ansible.builtin.import_role",
           "ansible.builtin.import_playbook")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where built in
 BLOCKS = ("pre_tasks", "tasks", "post_tasks", "handlers", "block", "rescue", "always")
 
 
@@ -75,15 +77,26 @@ def why_not(playbook: str | os.PathLike[str], env: Mapping[str, str],
     """Why this run cannot take the fast path (None: it can)."""
     if env.get(team_inventory):
         return "it runs against the target's own inventory (only local runs are fast)"
+    if env.get("ANSIBLE_MODULE_UTILS") or (Path(playbook).parent / "module_utils").is_dir():
+        # the warm interpreter has Ansible's own module utilities imported
+        return "it brings module utilities of its own"
     try:
-        plays = yaml.safe_load(Path(playbook).read_text())
+        seen = os.stat(playbook)
+    except OSError as exc:
+        return f"its playbook could not be read ({exc})"
+    return _plays_why_not(os.fspath(playbook), seen.st_ino, seen.st_size, seen.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _plays_why_not(playbook: str, inode: int, size: int, mtime_ns: int) -> str | None:
+    """What in the playbook keeps it off the fast path, read once per version of the
+    file (its inode, size and modification time)."""
+    try:
+        plays = yaml.load(Path(playbook).read_text(), Loader=_LOADER)
     except (OSError, yaml.YAMLError) as exc:
         return f"its playbook could not be read ({exc})"
     if not isinstance(plays, list):
         return "its playbook is not a list of plays"
-    if env.get("ANSIBLE_MODULE_UTILS") or (Path(playbook).parent / "module_utils").is_dir():
-        # the warm interpreter has Ansible's own module utilities imported
-        return "it brings module utilities of its own"
     for play in plays:
         if not isinstance(play, dict):
             return "a play is not a mapping"

@@ -95,3 +95,45 @@ def isolated_cache(awx_display: list[Any]) -> None:
     if os.environ.get("AWX_ISOLATED_DATA_DIR"):
         for module in awx_display:
             module.event_context.cache = module.IsolatedFileWrite()
+
+
+def prepare() -> dict[str, Any]:
+    """In the zygote, once warm: what every run's ``ansible-playbook`` builds alike
+    before its first task (its argument parser; the inventory plugins, loaded and
+    configured by the same settings), built once so that no run spends its first
+    milliseconds on them. Each child uses them once (``use_prepared``)."""
+    from ansible.cli.playbook import PlaybookCLI  # type: ignore[import-untyped]
+    from ansible.inventory.manager import InventoryManager  # type: ignore[import-untyped]
+
+    cli = PlaybookCLI(["ansible-playbook"])
+    cli.init_parser()
+    plugins = InventoryManager._fetch_inventory_plugins(InventoryManager.__new__(
+        InventoryManager))
+    return {"parser": cli.parser, "inventory_plugins": plugins}
+
+
+def use_prepared(prepared: dict[str, Any]) -> None:
+    """In a run's child: the first argument parser and the first inventory plugins the
+    run asks for are the zygote's (``prepare``); any after those are built as usual."""
+    from ansible.cli.playbook import PlaybookCLI
+    from ansible.inventory.manager import InventoryManager
+
+    if not prepared:
+        return
+    init_parser = PlaybookCLI.init_parser
+    fetch = InventoryManager._fetch_inventory_plugins
+    left = dict(prepared)
+
+    def prepared_parser(self: Any) -> None:
+        parser = left.pop("parser", None)
+        if parser is None:
+            init_parser(self)
+        else:
+            self.parser = parser
+
+    def prepared_plugins(self: Any) -> list[Any]:
+        plugins: list[Any] | None = left.pop("inventory_plugins", None)
+        return fetch(self) if plugins is None else plugins
+
+    PlaybookCLI.init_parser = prepared_parser
+    InventoryManager._fetch_inventory_plugins = prepared_plugins

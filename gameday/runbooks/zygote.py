@@ -56,6 +56,7 @@ class _Zygote:
         self.warm_argv: list[str] = []
         self.config_messages: dict[str, Any] = {}
         self.awx_display: list[Any] = []  # ansible-runner's display callback modules
+        self.prepared: dict[str, Any] = {}  # what every run builds alike (child.prepare)
         # a child forked ahead of its run, set up and waiting for it (its pid and our end
         # of its socket), and when the next one is forked (None: none is wanted)
         self.spare: tuple[int, socket.socket] | None = None
@@ -150,6 +151,7 @@ class _Zygote:
         holds is moved out of the garbage collector's sight, so a child's collections
         neither scan them nor copy the pages they sit on."""
         self.awx_display = list(in_child.awx_display_modules())
+        self.prepared = in_child.prepare()
         gc.collect()
         gc.freeze()
 
@@ -457,6 +459,7 @@ class _Zygote:
         os.close(null)
         atexit._clear()  # the zygote's clean-up is not the run's
         in_child.reset_ansible(self.config_messages, self.awx_display)
+        in_child.use_prepared(self.prepared)
 
     def _run(self, request: dict[str, Any], out: int) -> int:
         os.dup2(out, 1)

@@ -266,7 +266,7 @@ def run_status(api: str, run_id: int) -> str:
 
 def playbooks_under(root: int) -> list[int]:
     """The ``ansible-playbook`` processes below ``root``."""
-    from gameday.runbooks.zygote import _descendants
+    from gameday.runbooks.trees import descendants as _descendants
 
     found = []
     for pid in _descendants(root):

@@ -449,8 +449,7 @@ def _follow(runner: Any, child: _Child, cancel: threading.Event,
     artifact_dir = config.artifact_dir
     os.makedirs(artifact_dir, mode=0o700, exist_ok=True)
     job_events = os.path.join(artifact_dir, "job_events")
-    if not os.path.exists(job_events):
-        os.mkdir(job_events, 0o700)
+    os.makedirs(job_events, 0o700, exist_ok=True)  # the child's display callback may be first
     command = os.path.join(artifact_dir, "command")
     with codecs.open(command, "w", encoding="utf-8") as f:
         os.chmod(command, stat.S_IRUSR | stat.S_IWUSR)

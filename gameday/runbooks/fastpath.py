@@ -82,19 +82,18 @@ def why_not(playbook: str | os.PathLike[str], env: Mapping[str, str],
         return "it brings module utilities of its own"
     try:
         seen = os.stat(playbook)
-    except OSError as exc:
+        return _plays_why_not(os.fspath(playbook), (seen.st_dev, seen.st_ino, seen.st_size,
+                                                    seen.st_mtime_ns, seen.st_ctime_ns))
+    except (OSError, yaml.YAMLError) as exc:  # not kept: it is read again next time
         return f"its playbook could not be read ({exc})"
-    return _plays_why_not(os.fspath(playbook), seen.st_ino, seen.st_size, seen.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=256)
-def _plays_why_not(playbook: str, inode: int, size: int, mtime_ns: int) -> str | None:
+def _plays_why_not(playbook: str, version: tuple[int, ...]) -> str | None:
     """What in the playbook keeps it off the fast path, read once per version of the
-    file (its inode, size and modification time)."""
-    try:
-        plays = yaml.load(Path(playbook).read_text(), Loader=_LOADER)
-    except (OSError, yaml.YAMLError) as exc:
-        return f"its playbook could not be read ({exc})"
+    file (its device, inode, size, and modification and change times). Raises when it
+    cannot be read (nothing is kept)."""
+    plays = yaml.load(Path(playbook).read_text(), Loader=_LOADER)
     if not isinstance(plays, list):
         return "its playbook is not a list of plays"
     for play in plays:

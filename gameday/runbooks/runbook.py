@@ -464,12 +464,12 @@ def _run_async(kwargs: dict[str, Any], cancel: threading.Event,
     import ansible_runner
     from ansible_runner.exceptions import AnsibleRunnerException
 
-    from gameday.runbooks import zygote
+    from gameday.runbooks import trees
 
     def canceled() -> bool:  # the playbook's whole tree killed at once, then ansible-runner
         if not cancel.is_set():
             return False
-        zygote.kill_fallback_run(kwargs["private_data_dir"])
+        trees.kill_fallback_run(kwargs["private_data_dir"])
         return True
 
     done = threading.Event()

@@ -1,6 +1,7 @@
 """The warm executor's zygote: the single-threaded process that imported Ansible once and
-forks one child per runbook run (the protocol and the reasons are in ``executor``'s
-docstring), and how a run's whole process tree is killed, whichever path ran it.
+forks one child per runbook run, one of them ahead of its run (the protocol and the
+reasons are in ``executor``'s docstring). What a child does to Ansible is ``child``'s;
+killing a run's whole tree is ``trees``'.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from gameday.runbooks import child as in_child
-from gameday.runbooks import fastpath
+from gameday.runbooks import fastpath, trees
 from gameday.runbooks.executor import INVENTORY, REPLY_TIMEOUT_S, fingerprint
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class _Zygote:
         # of its socket), and when the next one is forked (None: none is wanted)
         self.spare: tuple[int, socket.socket] | None = None
         self.spare_due: float | None = None
+        self.spare_failures = 0  # spares in a row that died before taking a run
         self.fast: str | None = "not prepared"  # why runs cannot take the fast path
 
     def main(self, warm_up: bool) -> int:
@@ -220,7 +222,7 @@ class _Zygote:
             slow = self.fast or fastpath.broken()
             if slow:  # this run goes Ansible's own way; the caller says why
                 self.fast, request["fast"] = slow, False
-        pid = self.hand_to_spare(request, fds[0]) or self.fork(request, fds[0])
+        pid = self.hand_to_spare(request, fds[0]) or self.fork(request, fds[0], conn)
         os.close(fds[0])
         self.runs[pid] = conn
         self.conns[conn] = pid
@@ -267,7 +269,7 @@ class _Zygote:
 
     def kill(self, pid: int | None) -> None:
         if pid is not None and pid in self.runs:
-            _kill_run(pid)
+            trees.kill_run(pid)
             self.kill_tasks(pid)
 
     def tasks_file(self, pid: int) -> Path:
@@ -282,13 +284,13 @@ class _Zygote:
         recorded = fastpath.task_pids(self.tasks_file(pid))
         if not recorded:
             return
-        ours = _descendants(os.getpid())
+        ours = trees.descendants(os.getpid())
         for task in recorded:
             if task not in ours:
                 continue
             with contextlib.suppress(OSError):
                 os.kill(task, signal.SIGSTOP)  # it starts nothing more while we look
-            for below in _descendants(task):
+            for below in trees.descendants(task):
                 with contextlib.suppress(OSError):
                     os.kill(below, signal.SIGKILL)
             with contextlib.suppress(OSError):
@@ -305,7 +307,8 @@ class _Zygote:
     def reap(self) -> None:
         if self.spare is not None and _ended(self.spare[0]):
             self.spare[1].close()
-            self.spare, self.spare_due = None, time.monotonic() + SPARE_AFTER_S
+            self.spare = None
+            self._spare_failed("the spare child ended before its run")
         for pid in list(self.runs):
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
@@ -315,7 +318,7 @@ class _Zygote:
                 continue
             conn = self.runs.pop(pid)
             self.tasks_file(pid).unlink(missing_ok=True)
-            if self.spare is None:
+            if self.spare is None and not self.spare_failures:
                 self.spare_due = time.monotonic()
             if conn is not None:
                 if status == -1:
@@ -339,9 +342,15 @@ class _Zygote:
             self.listener.close()
 
     # the children
-    def fork(self, request: dict[str, Any], out: int) -> int:
-        """A child for ``request`` forked now, when no spare was waiting."""
-        return self._fork(lambda blocked, zygote: self.child(request, out, blocked, zygote))
+    def fork(self, request: dict[str, Any], out: int, conn: socket.socket) -> int:
+        """A child for ``request`` forked now, when no spare was waiting. It closes the
+        caller's connection (``conn``, not yet among ``conns``): the caller must see it
+        close when the zygote goes, not when the run's last worker does."""
+        def body(blocked: set[signal.Signals], zygote: int) -> NoReturn:
+            conn.close()
+            self.child(request, out, blocked, zygote)
+
+        return self._fork(body)
 
     def fork_spare(self) -> None:
         """A child forked ahead of its run: it sets itself up (its process group, its
@@ -352,15 +361,33 @@ class _Zygote:
         if threading.active_count() > 1:
             self.spare_due = time.monotonic() + SPARE_AFTER_S
             return
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError as exc:
+            self._spare_failed(f"no socket for a spare child ({exc})")
+            return
 
         def wait_for_run(blocked: set[signal.Signals], zygote: int) -> NoReturn:
             ours.close()
             self.spare_child(theirs, blocked, zygote)
 
-        pid = self._fork(wait_for_run)
-        theirs.close()
+        try:
+            pid = self._fork(wait_for_run)
+        except OSError as exc:  # out of processes or memory: runs are forked when asked
+            ours.close()
+            self._spare_failed(f"no spare child ({exc})")
+            return
+        finally:
+            theirs.close()
         self.spare = (pid, ours)
+
+    def _spare_failed(self, why: str) -> None:
+        """A spare that could not be forked, or died waiting: tried again later, each
+        time twice as late (up to a minute), so a spare that cannot live costs little."""
+        self.spare_failures += 1
+        wait = min(60.0, SPARE_AFTER_S * 2 ** min(self.spare_failures, 6))
+        print(f"gameday executor: {why}; another in {wait:g} s", file=sys.stderr)
+        self.spare_due = time.monotonic() + wait
 
     def hand_to_spare(self, request: dict[str, Any], out: int) -> int | None:
         """Give ``request`` and its output pipe to the spare child; its pid, or None
@@ -371,15 +398,17 @@ class _Zygote:
         self.spare_due = time.monotonic() + SPARE_AFTER_S  # once this run is under way
         payload = json.dumps(request).encode() + b"\n"
         try:
+            conn.settimeout(REPLY_TIMEOUT_S)  # a wedged spare never stalls the zygote
             sent = socket.send_fds(conn, [payload], [out])
             conn.sendall(payload[sent:])
         except OSError:
-            _kill_run(pid)
+            trees.kill_run(pid)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             return None
         finally:
             conn.close()
+        self.spare_failures = 0
         return pid
 
     def drop_spare(self) -> None:
@@ -521,74 +550,3 @@ def _say(hello: Any, message: dict[str, Any]) -> bool:
             hello.close()
         return False
     return True
-
-
-def _kill_run(pid: int) -> None:
-    """SIGKILL a run: the child's process group, and the groups its descendants lead.
-    Ansible's workers each start a session of their own (``os.setsid``), so the task's
-    command is in the worker's group, not the child's: killing the child's group alone
-    (what ansible-runner does) leaves a running ``sleep 30`` behind. The child is
-    stopped first so that it starts no new worker while its tree is read."""
-    with contextlib.suppress(OSError):
-        os.killpg(pid, signal.SIGSTOP)
-    ours = os.getpgid(0)
-    for _ in range(3):  # again, for what forked while we looked
-        groups = set()
-        for descendant in _descendants(pid):
-            with contextlib.suppress(OSError):
-                groups.add(os.getpgid(descendant))
-        groups -= {pid, ours}
-        if not groups:
-            break
-        for group in groups:
-            with contextlib.suppress(OSError):
-                os.killpg(group, signal.SIGKILL)
-    with contextlib.suppress(OSError):
-        os.killpg(pid, signal.SIGKILL)
-        return
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def kill_fallback_run(private_data_dir: str) -> bool:
-    """Kill, at once and whole, the ``ansible-playbook`` that ansible-runner started in
-    this process for ``private_data_dir`` (the fallback path): ansible-runner's own
-    cancel kills the playbook's process group only, seconds later, and leaves the
-    task's command running in its worker's session. Its argv names the run's directory
-    (``-i DIR/inventory/...``), which tells it from other runs going on here. False if
-    no such process (it ended, or has not started)."""
-    marker = os.fsencode(os.path.join(private_data_dir, ""))
-    for pid in sorted(_descendants(os.getpid())):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            leader = os.getsid(pid) == pid  # pexpect starts it in a session of its own
-        except OSError:
-            continue
-        if leader and any(os.path.basename(a) == b"ansible-playbook" for a in argv[:2]) \
-                and any(a.startswith(marker) for a in argv):
-            _kill_run(pid)
-            return True
-    return False
-
-
-def _descendants(root: int) -> set[int]:
-    """The processes below ``root`` (Linux: read from /proc; elsewhere none)."""
-    children: dict[int, list[int]] = {}
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found

@@ -298,7 +298,7 @@ def test_cancel_stops_a_fast_task_that_started_no_command(warm, tmp_path):
 
 
 def zygote_tree(zygote: int) -> set[int]:
-    from gameday.runbooks.zygote import _descendants
+    from gameday.runbooks.trees import descendants as _descendants
 
     return _descendants(zygote)
 
@@ -306,7 +306,7 @@ def zygote_tree(zygote: int) -> set[int]:
 def run_tree(zygote: int) -> set[int]:
     """The runs' own processes: the zygote's children that lead a process group of
     their own (Mitogen's multiplexer does not), and everything below them."""
-    from gameday.runbooks.zygote import _descendants
+    from gameday.runbooks.trees import descendants as _descendants
 
     found: set[int] = set()
     for pid in _descendants(zygote):
@@ -319,7 +319,7 @@ def run_tree(zygote: int) -> set[int]:
 def test_a_run_starts_in_the_child_forked_ahead_of_it(warm, tmp_path, monkeypatch, path):
     """The zygote keeps one child forked and set up before any run asks: the next run
     is that child (its task's worker is below it), and another takes its place."""
-    from gameday.runbooks.zygote import _descendants
+    from gameday.runbooks.trees import descendants as _descendants
 
     take(path, monkeypatch)
     zygote = warm._proc.pid
@@ -346,7 +346,7 @@ def test_a_run_starts_in_the_child_forked_ahead_of_it(warm, tmp_path, monkeypatc
 def waiting_children(zygote: int) -> list[int]:
     """The zygote's children that lead a process group of their own and have nothing
     below them: a spare waiting for its run."""
-    from gameday.runbooks.zygote import _descendants
+    from gameday.runbooks.trees import descendants as _descendants
 
     return sorted(pid for pid in _descendants(zygote) if _parent(pid) == zygote
                   and os.getpgid(pid) == pid and not _descendants(pid))
@@ -442,6 +442,24 @@ def test_which_runs_the_fast_path_takes(tmp_path, play, env, why):
     book.write_text(yaml.safe_dump([{"name": "p", "hosts": "localhost", **play}]))
     said = fastpath.why_not(book, env, executor.TEAM_INVENTORY)
     assert (said is None) if why is None else (said is not None and why in said), said
+
+
+def test_a_playbook_changed_in_place_is_read_again(tmp_path):
+    """What keeps a playbook off the fast path is read once per version of the file,
+    and a change shows however it was made: the same size, its old modification time
+    put back, or a file that could not be read before (never kept)."""
+    book = tmp_path / "book.yml"
+    fast = "- {name: p, hosts: localhost, strategy: linear}\n"
+    slow = "- {name: p, hosts: localhost, strategy: free__}\n"
+    broken = "- {name: p, hosts: localhost, strategy: [linear\n"
+    assert len(fast) == len(slow) == len(broken)
+    book.write_text(broken)
+    stamp = book.stat().st_mtime_ns
+    assert "could not be read" in fastpath.why_not(book, {}, executor.TEAM_INVENTORY)
+    for text, why in ((slow, "free__"), (fast, "linear"), (slow, "free__")):
+        book.write_text(text)
+        os.utime(book, ns=(stamp, stamp))  # as `cp -p` or `touch -r` would leave it
+        assert why in fastpath.why_not(book, {}, executor.TEAM_INVENTORY)
 
 
 @pytest.mark.slow

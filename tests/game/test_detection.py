@@ -123,3 +123,16 @@ def test_a_reading_with_no_number_is_not_a_steady_state(tmp_path):
     assert wait_steady(Steady, readings).success_ratio == 1.0
     assert describe_impact({"total": 3, "success_ratio": None, "p99_ms": 40.0}) == \
         "no success ratio read, p99 latency 40 ms"
+
+
+def test_the_newest_sample_says_recovering_when_none_is_that_recent():
+    """Samples slower than the look-back (a loaded machine's replica samples): the
+    newest one decides, so a fix that landed stops severity bumps at once."""
+    import time
+
+    traffic, det, _ = detector_with_reports()
+    now = time.monotonic_ns() / S
+    feed(traffic, now - 3.0, now - 2.0, status=500)
+    assert not det.recovering()
+    feed(traffic, now - 1.9, now - 1.0)  # good, but older than the look-back
+    assert det.recovering()

@@ -356,20 +356,26 @@ def test_an_alert_too_slow_to_fire_is_the_finding(tmp_path, monitored):
     assert stack.toxics() == [] and stack.unchanged()
 
 
-def test_a_stop_condition_rolls_the_fault_back_at_once(tmp_path, stack):
-    """Nobody contains it, the SLIs go past the floor: the fault is rolled back at once,
-    the game day ends aborted with the reason, exit 5, the service as it was."""
-    scenario = write_project(tmp_path, stack)
+def stopped_game_day(root: Path, stack: TeamStack, stop_when: dict, **more: object) -> list:
+    """A game day nobody contains, with ``stop_when``: it must end aborted by the stop
+    (exit 5); its timeline."""
+    scenario = write_project(root, stack)
     raw = yaml.safe_load(scenario.read_text())
     raw["response"] = {"mode": "none"}
     raw["timeouts"]["mitigate"] = "60s"
-    raw["stop_when"] = {"latency_p99_ms_above": 350, "for": "1s"}
+    raw.update(more, stop_when=stop_when)
     scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
-    done = gameday(tmp_path, "run", str(scenario), "--json")
+    done = gameday(root, "run", str(scenario), "--json")
     assert done.returncode == 5 and done.stdout, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert result["verdict"]["status"] == "stopped" and result["status"] == "aborted"
-    events = Store(tmp_path / ".gameday" / "gameday.db").events(result["incident_id"])
+    return Store(root / ".gameday" / "gameday.db").events(result["incident_id"])
+
+
+def test_a_stop_condition_rolls_the_fault_back_at_once(tmp_path, stack):
+    """Nobody contains it, the SLIs go past the floor: the fault is rolled back at once,
+    the game day ends aborted with the reason, exit 5, the service as it was."""
+    events = stopped_game_day(tmp_path, stack, {"latency_p99_ms_above": 350, "for": "1s"})
     stopped = next(e for e in events if e.kind == "game.stopped")
     assert "p99 latency" in stopped.data["reason"] and "above 350 ms" in stopped.data["reason"]
     rolled = next(e for e in events if e.kind == "fault.rolled_back")
@@ -385,18 +391,8 @@ def test_their_page_firing_stops_the_game_day(tmp_path, monitored):
     nobody contains the fault (gameday's own detector opened the incident): the fault is
     rolled back at once and the game day ends aborted, exit 5."""
     stack = monitored
-    scenario = write_project(tmp_path, stack)
-    raw = yaml.safe_load(scenario.read_text())
-    raw["response"] = {"mode": "none"}
-    raw["timeouts"]["mitigate"] = "60s"
-    raw["alertmanager"] = stack.alertmanager
-    raw["stop_when"] = {"alerts": ["PodinfoLatencyBurn"]}
-    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
-    done = gameday(tmp_path, "run", str(scenario), "--json")
-    assert done.returncode == 5 and done.stdout, done.stderr[-3000:]
-    result = json.loads(done.stdout)
-    assert result["verdict"]["status"] == "stopped" and result["status"] == "aborted"
-    events = Store(tmp_path / ".gameday" / "gameday.db").events(result["incident_id"])
+    events = stopped_game_day(tmp_path, stack, {"alerts": ["PodinfoLatencyBurn"]},
+                              alertmanager=stack.alertmanager)
     stopped = next(e for e in events if e.kind == "game.stopped")
     assert stopped.data["reason"] == "the team's alert PodinfoLatencyBurn is firing (a real page)"
     injected = next(e for e in events if e.kind == "fault.injected")

@@ -28,3 +28,19 @@ def browser(tmp_path: Path, name: str = "chromium", size: str = "1280,1100") -> 
                  f"--user-data-dir={tmp_path / name}", f"--window-size={size}"):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+
+
+def sign_in(driver: Any, token: str, then: str, name: str | None = None,
+            timeout: float = 60) -> Any:
+    """Fill in the sign-in form a page shows first, submit it, and wait for the element
+    ``then`` of the page behind it (the click returns before that page has loaded)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if name is not None:
+        driver.find_element(By.ID, "name").send_keys(name)
+    driver.find_element(By.ID, "token").send_keys(token)
+    driver.find_element(By.ID, "signin").click()
+    return WebDriverWait(driver, timeout).until(
+        ec.presence_of_element_located((By.ID, then)))

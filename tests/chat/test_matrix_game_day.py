@@ -167,19 +167,14 @@ def test_a_game_day_played_from_chat(tmp_path, synapse, gameday_serve):
 def room_in_the_incident_page(tmp_path: Path, base: str, incident_id: int,
                               token: str) -> None:
     """The incident page shows the room as the homeserver has it, in Chromium."""
-    from chromium import CHROMIUM, DRIVER, browser
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
+    from chromium import CHROMIUM, DRIVER, browser, sign_in
 
     if not (CHROMIUM and DRIVER):
         return  # make test installs them; the room's record is checked above
     driver = browser(tmp_path, size="1200,1400")
     try:
         driver.get(f"{base}/incidents/{incident_id}")
-        driver.find_element(By.ID, "token").send_keys(token)
-        driver.find_element(By.ID, "signin").click()
-        room = WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "room")))
+        room = sign_in(driver, token, "room", timeout=30)
         said = room.text
         assert "!gd ack" in said and "you are paged as incident commander" in said
         assert "ben (@ben:localhost)" in said and "not linked to a gameday person" in said

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from chromium import browser, needs_chromium
+from chromium import browser, needs_chromium, sign_in
 
 from gameday.drills.scorecards import scorecards
 from gameday.scenarios.scenario import load_scenario
@@ -79,10 +79,7 @@ def test_three_people_run_a_drill_in_chromium(tmp_path, gameday_serve):
             d = drivers[name] = browser(tmp_path, f"chromium-{name}", "420,1500" if name == "fay"
                                         else "1280,1100")
             d.get(started["join_url"])                      # sign-in first, then the console
-            d.find_element(By.ID, "name").send_keys(name)
-            d.find_element(By.ID, "token").send_keys(TOKEN)
-            d.find_element(By.ID, "signin").click()
-            WebDriverWait(d, 30).until(ec.presence_of_element_located((By.ID, "timeline")))
+            sign_in(d, TOKEN, "timeline", name=name, timeout=30)
         commander, fay, responder = drivers[ic], drivers["fay"], drivers[other]
         wait = {n: WebDriverWait(d, 90) for n, d in drivers.items()}
 

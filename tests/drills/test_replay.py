@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chromium import browser, needs_chromium
+from chromium import browser, needs_chromium, sign_in
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
@@ -344,10 +344,7 @@ def test_the_incident_page_replays_it_as_a_drill_in_chromium(tmp_path, gameday_s
     try:
         wait = WebDriverWait(driver, 150)
         driver.get(f"{base}/incidents/{incident_id}")            # sign-in first
-        driver.find_element(By.ID, "name").send_keys("gm")
-        driver.find_element(By.ID, "token").send_keys(TOKEN)
-        driver.find_element(By.ID, "signin").click()
-        wait.until(ec.presence_of_element_located((By.ID, "replay-form")))
+        sign_in(driver, TOKEN, "replay-form", name="gm")
         assert "Replay as a drill" in driver.find_element(By.ID, "replay").text
         assert driver.find_element(By.ID, "replay-target").get_attribute("value") == "sandbox"
         shot(driver, tmp_path, "incident-replay")

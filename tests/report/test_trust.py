@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from chromium import browser, needs_chromium
+from chromium import browser, needs_chromium, sign_in
 from serving import eventually
 from webhooks import AUTH, TOKEN, payload
 
@@ -241,10 +241,7 @@ def test_automation_is_earned_by_a_game_day_and_lost_again(tmp_path, gameday_ser
         driver = browser(tmp_path, size="1280,1500")
         try:
             driver.get(served.base + third["link"])  # the held run's one click
-            driver.find_element(By.ID, "name").send_keys("dana")
-            driver.find_element(By.ID, "token").send_keys(TOKEN)
-            driver.find_element(By.ID, "signin").click()
-            trust = driver.find_element(By.ID, "trust").text
+            trust = sign_in(driver, TOKEN, "trust", name="dana").text
             assert trust.startswith("Suspect: ") and third["held"] in trust
             assert "Automatic, but held" in trust and "To restore it" in trust
             assert driver.find_element(By.ID, "run").is_enabled()

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from chromium import browser, needs_chromium
+from chromium import browser, needs_chromium, sign_in
 from controlplane import needs_build
 from serving import eventually
 from test_kubernetes import ALLOWED, team_cluster, write_project
@@ -70,9 +70,7 @@ def test_a_drill_in_the_teams_cluster_played_from_another_replica(
     try:
         wait = WebDriverWait(driver, 90)
         driver.get(f"{second.base}/drills/{drill_id}")     # sign-in first, on the other one
-        driver.find_element(By.ID, "name").send_keys(commander)
-        driver.find_element(By.ID, "token").send_keys(TOKEN)
-        driver.find_element(By.ID, "signin").click()
+        sign_in(driver, TOKEN, "page-box", name=commander)
         wait.until(ec.visibility_of_element_located((By.ID, "page-box")))
         driver.find_element(By.ID, "ack").click()
         wait.until(ec.visibility_of_element_located((By.ID, "panel-ic")))

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from chromium import browser, needs_chromium
+from chromium import browser, needs_chromium, sign_in
 
 from gameday.targets.sandbox import start_sandbox, stop_sandbox
 
@@ -58,10 +58,7 @@ def test_run_button_in_chromium(tmp_path, gameday_serve):
         driver = browser(tmp_path, size="1200,1000")
         wait = WebDriverWait(driver, 60)
         driver.get(base + link)                                # sign-in first
-        driver.find_element(By.ID, "name").send_keys("ana")
-        driver.find_element(By.ID, "token").send_keys(TOKEN)
-        driver.find_element(By.ID, "signin").click()
-        wait.until(ec.presence_of_element_located((By.ID, "run")))
+        sign_in(driver, TOKEN, "run", name="ana")
         assert driver.find_element(By.ID, "p.service").get_attribute("value") == "payments"
         assert "gameday sandbox drain" in driver.page_source
         driver.find_element(By.ID, "confirm").click()          # destructive: confirm
@@ -107,9 +104,7 @@ def test_a_responder_pulls_the_freeze_in_chromium(tmp_path, gameday_serve):
         driver = browser(tmp_path, size="1200,1000")
         wait = WebDriverWait(driver, 30)
         driver.get(base + "/schedules")                       # sign-in first
-        driver.find_element(By.ID, "token").send_keys(rhea)
-        driver.find_element(By.ID, "signin").click()
-        wait.until(ec.presence_of_element_located((By.ID, "freeze")))
+        sign_in(driver, rhea, "freeze")
         assert "Run now" not in driver.page_source            # a responder starts nothing
         driver.find_element(By.NAME, "reason").send_keys("real incident on checkout")
         driver.find_element(By.CSS_SELECTOR, "#freeze button").click()
@@ -176,10 +171,7 @@ def test_pages_say_which_world_in_chromium(tmp_path, gameday_serve):
         driver = browser(tmp_path, size="1200,1000")
         wait = WebDriverWait(driver, 30)
         driver.get(base + "/incidents")                         # sign-in first
-        driver.find_element(By.ID, "name").send_keys("ana")
-        driver.find_element(By.ID, "token").send_keys(TOKEN)
-        driver.find_element(By.ID, "signin").click()
-        wait.until(ec.presence_of_element_located((By.ID, "incidents")))
+        sign_in(driver, TOKEN, "incidents", name="ana")
         rows = driver.find_elements(By.CSS_SELECTOR, "#incidents tr[class^=kind-row-]")
         kinds = [r.find_element(By.CSS_SELECTOR, ".badge").text for r in rows]
         assert kinds == ["real incident", "drill", "game day"]  # newest first

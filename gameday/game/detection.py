@@ -35,7 +35,7 @@ Report = Callable[[Entry, int, str], object]  # what, at_ns, at_utc; returns are
 Publish = Callable[[list[dict[str, object]]], object]  # windows to the store
 PUBLISH_EVERY_S = 1.0
 PENDING_LIMIT = 600  # windows kept for the store while it does not answer
-RECENT_S = 10.0  # how far back recovering() looks for the newest sample, when none is recent
+RECENT_S = 10.0  # how far back recovering() looks for the newest sample
 log = logging.getLogger(__name__)
 
 
@@ -143,15 +143,15 @@ class Detector:
         with self._lock:
             return self.state.last
 
-    def recovering(self, lookback_s: float = 0.5) -> bool:
-        """Whether the newest samples all meet the objective: the window SLI still shows
-        the damage for a while after a fix, and must not drive a severity bump then."""
+    def recovering(self) -> bool:
+        """Whether the newest sample (of the last ``RECENT_S``) meets the objective: the
+        fix has landed, and mitigation will be dated at the first good sample after the
+        last bad one; the window SLI still shows the damage for a while after that, and
+        must not drive a severity bump then. A look-back of any length would still hold
+        the bad samples from just before the fix."""
         now = time.monotonic_ns()
-        # none that recent (samples come slower, e.g. a loaded machine's replica
-        # samples): the newest there is, for a fix must not wait on the next sample
-        recent = self.traffic.between(now - int(lookback_s * 1e9), now) or \
-            self.traffic.between(now - int(RECENT_S * 1e9), now)[-1:]
-        return bool(recent) and not any(bad(s, self.slo) for s in recent)
+        newest = self.traffic.between(now - int(RECENT_S * 1e9), now)[-1:]
+        return bool(newest) and not bad(newest[0], self.slo)
 
     def outside_s(self) -> float:
         """How long the window SLI has been outside the objective since the fault went

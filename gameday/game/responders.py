@@ -205,11 +205,11 @@ class Response:
     def watch_severity(self) -> None:
         sli = self.det.current()
         current = self.inc.severity
-        if sli is None or current is None or self.det.mitigated.is_set() \
-                or self.det.recovering():
+        if sli is None or current is None or self.det.mitigated.is_set():
             return
         measured = measured_severity(sli, self.sc.slo)
-        if worse(measured, current):
+        # whether the fix has landed is asked last, as close to the record as can be
+        if worse(measured, current) and not self.det.recovering():
             self.raise_severity(measured, f"measured impact worsened: "
                                           f"{comms.describe_impact(sli.as_dict())}")
 

@@ -125,14 +125,22 @@ def test_a_reading_with_no_number_is_not_a_steady_state(tmp_path):
         "no success ratio read, p99 latency 40 ms"
 
 
-def test_the_newest_sample_says_recovering_when_none_is_that_recent():
-    """Samples slower than the look-back (a loaded machine's replica samples): the
-    newest one decides, so a fix that landed stops severity bumps at once."""
+def test_the_newest_sample_says_whether_the_fix_has_landed():
+    """The newest sample decides, however close the bad ones before it are (a kwok
+    Deployment's replica samples right after the runbook scaled it back) and however
+    old it is (samples slower than usual on a loaded machine): a fix that landed stops
+    severity bumps at once."""
     import time
 
     traffic, det, _ = detector_with_reports()
+    assert not det.recovering()  # no sample at all
     now = time.monotonic_ns() / S
     feed(traffic, now - 3.0, now - 2.0, status=500)
     assert not det.recovering()
-    feed(traffic, now - 1.9, now - 1.0)  # good, but older than the look-back
+    feed(traffic, now - 1.9, now - 1.0)  # good, older than any short look-back
     assert det.recovering()
+    feed(traffic, now - 0.9, now - 0.1, status=500)
+    feed(traffic, now - 0.05, now - 0.02)  # the fix, right after bad samples
+    assert det.recovering()
+    feed(traffic, now - 0.01, now - 0.005, status=500)
+    assert not det.recovering()

@@ -17,10 +17,13 @@ Then times the report the way ``gameday report --json`` builds it (a fresh
 connection, the runbooks and alert rules on disk, JSON out), ``--repeat`` times, and
 prints each run's time, split into its stages (``facts``: the fact rows read, after
 deriving any that changed; ``percentiles``: every p50/p90; ``figures``: the rest;
-``json``), then the median and the worst. Before them the kept facts are brought in
-step (``incident_facts.refresh``: every incident after ``--rebuild``, none when
-warm), timed apart; ``--touch N`` then adds an event to N incidents and times one
-more report, which derives those again (a report after a busy day).
+``json``), then the median and the worst, between two floor lines measured before and
+after them (``floors``: the fact rows read by the driver alone, and sorting as much as
+the percentiles sort), for the machine's speed moves from hour to hour. Before them
+the kept facts are brought in step (``incident_facts.refresh``: every incident after
+``--rebuild``, none when warm), timed apart; ``--touch N`` then adds an event to N
+incidents and times one more report, which derives those again (a report after a
+busy day).
 
     .venv/bin/python bench/report_scale.py [--incidents 100000] [--events 2000000]
         [--db /tmp/gameday-report-scale.db] [--rebuild] [--repeat 5] [--since 30d]
@@ -268,6 +271,7 @@ def report(args: argparse.Namespace) -> None:
     derived = incident_facts.refresh(Store(args.db), scenario_targets(db0))
     print(f"facts kept in step: {derived} incidents derived from their events in "
           f"{time.perf_counter() - t:.3f} s (all of them after --rebuild; none when warm)")
+    print(floors(args.db), flush=True)
     scopes = [("all time", insights.Scope())]
     if args.since:
         scopes.append((f"since {args.since}",
@@ -282,7 +286,33 @@ def report(args: argparse.Namespace) -> None:
         touch(args.db, args.touch)
         timed(args.db, insights.Scope(), runbooks, rules,
               f"all time, after new events on {args.touch} incidents")
+    print(floors(args.db))
     print(f"load average {load_average()}")
+
+
+FLOOR_SQL = ("SELECT i.id, i.created_at, f.facets_id, f.ttd, f.tta, f.tte, f.ttfc, f.ttm,"
+             " f.ttr, f.score FROM incidents i LEFT JOIN incident_facts f"
+             " ON f.incident_id = i.id ORDER BY i.id")
+
+
+def floors(path: Path | str, sorts: int = 21) -> str:
+    """Two floors, measured now: reading the fact rows alone (the same columns, the
+    same driver, no Python over them) and sorting 100,000 floats ``sorts`` times (as
+    many values as the percentiles sort, in smaller pieces). This machine's speed moves
+    by a fifth, and at times by half, from one hour to the next; the report's time over
+    these is what compares across runs."""
+    rng = random.Random(3)
+    values = [rng.expovariate(0.01) for _ in range(100_000)]
+    t = time.perf_counter()
+    for _ in range(sorts):
+        sorted(values)
+    sorting = time.perf_counter() - t
+    t = time.perf_counter()
+    rows = len(Store(path).reader().tuples(FLOOR_SQL))
+    reading = time.perf_counter() - t
+    return (f"floors: the fact rows read by the driver alone {reading:.3f} s ({rows} rows);"
+            f" sorting 100,000 floats {sorts} times {sorting:.3f} s"
+            f" (together {reading + sorting:.3f} s)")
 
 
 def load_average() -> str:

@@ -21,11 +21,11 @@ paused spans are not taken out here (its debrief does that).
 every distribution is ``{n, p50, p90}``, exact. Percentiles interpolate linearly
 between the closest ranks (numpy's default, ``statistics.quantiles(method=
 "inclusive")``): the p50 of 1, 2, 3, 4 is 2.5 and its p90 is 3.7. How they are
-computed fast (``spread``): the rows of a kind are grouped once into *cells*
-(incidents alike in scenario, service, team and severity) and once into weeks; each
-metric's values are sorted within each cell, and a group of any dimension (a team, a
-service) is its cells' sorted runs merged (``sorted`` finds the runs and merges them),
-never a sort of a hundred thousand values per group.
+computed fast (``spread``, with numpy): each row's group in every dimension and its
+week are numbered once (``groups_of``); each metric's column is sorted once per kind,
+and each grouping is a stable sort of that order by the group's number (a radix sort),
+so every group's values come out sorted as one slice of one array (``group_runs``):
+never a sort per group, never a Python loop over the rows.
 
 **Weeks.** The trend has every ISO week from the window's start (``--since``, else the
 first incident in scope) to now, with ``n`` 0 for a week without data: a gap shows.
@@ -38,16 +38,15 @@ from __future__ import annotations
 
 import json
 import re
-from bisect import bisect_left, bisect_right
-from collections import Counter, defaultdict
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from itertools import chain, repeat
 from operator import is_not, itemgetter
 from pathlib import Path
-from typing import Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from gameday.core import clock
 from gameday.core.errors import ValidationError
@@ -59,12 +58,10 @@ from gameday.report.facts import (
     GROUND_TRUTH,
     NO_VALUE,
     Fact,
-    Spans,
     Table,
     group_order,
     iso_week,
     kind_sql,
-    ordered_spans,
 )
 from gameday.report.facts import METRICS as METRICS  # the report's, for its readers
 from gameday.report.freshness import (
@@ -78,6 +75,10 @@ from gameday.report.objectives import scenario_targets
 from gameday.report.severity import severity_accuracy
 from gameday.report.trust import Automation, ladder
 from gameday.store import Connection, Store
+
+if TYPE_CHECKING:  # numpy itself is imported when a report is built
+    import numpy as np
+    from numpy.typing import NDArray
 
 LABELS: dict[str, str] = {GAMEDAY: "game days", DRILL: "drills", INCIDENT: "incidents from alerts"}
 DIMENSIONS = ("scenario", "service", "team", "severity")
@@ -129,14 +130,11 @@ def percentile(ordered: Ranked, q: float) -> float:
         raise ValueError("no values")
     pos = (len(ordered) - 1) * q
     low = int(pos)
-    if isinstance(ordered, Sorted):  # the two ranks in one search
-        a, b = ordered.pair(low)
-    else:
-        a, b = ordered[low], ordered[min(low + 1, len(ordered) - 1)]
+    a, b = float(ordered[low]), float(ordered[min(low + 1, len(ordered) - 1)])
     return a + (b - a) * (pos - low)
 
 
-Ranked: TypeAlias = "Sequence[float] | Sorted"  # sorted values, or runs read by rank
+Ranked: TypeAlias = "Sequence[float] | NDArray[np.float64]"  # sorted values
 _present = partial(is_not, None)  # filter() with it runs at C speed
 _DAY = itemgetter(slice(0, 10))  # the date of an ISO time
 
@@ -239,65 +237,12 @@ def _axis(t: Table, scope: Scope, now: datetime) -> list[str]:
 
 
 # -- spreads: exact order statistics per group ---------------------------------------------
-def _runs(column: Sequence[float | None], ordered: list[int], spans: Spans
-          ) -> list[list[float]]:
-    """Each span's values present, sorted."""
-    values = list(map(column.__getitem__, ordered))
-    return [sorted(cast("Iterable[float]", filter(_present, values[s:e])))
-            for _, s, e in spans]
+Values: TypeAlias = "NDArray[np.float64]"  # one group's values of one column, sorted
 
 
-@dataclass(frozen=True)
-class Sorted:
-    """A group's values as sorted runs (one per cell), with every value of its kind
-    sorted (``among``): its ``k``-th smallest is found by bisection, never by merging."""
-
-    runs: tuple[list[float], ...]
-    among: list[float]
-
-    def __len__(self) -> int:
-        return sum(map(len, self.runs))
-
-    def __getitem__(self, k: int) -> float:
-        """The ``k``-th smallest (0-based): the first value of the kind with more than
-        ``k`` of the group's values at or below it."""
-        if len(self.runs) == 1:
-            return self.runs[0][k]
-        if not 0 <= k < len(self):
-            raise IndexError(k)
-        runs, among = self.runs, self.among
-        lo, hi = 0, len(among) - 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if sum(map(bisect_right, runs, repeat(among[mid]))) > k:
-                hi = mid
-            else:
-                lo = mid + 1
-        return among[lo]
-
-    def pair(self, k: int) -> tuple[float, float]:
-        """The ``k``-th and the next (the last twice at the end): one search, not two."""
-        low = self[k]
-        if k + 1 >= len(self):
-            return low, low
-        if len(self.runs) == 1:
-            return low, self.runs[0][k + 1]
-        if sum(map(bisect_right, self.runs, repeat(low))) > k + 1:
-            return low, low  # ties
-        return low, min(run[at] for run in self.runs
-                        if (at := bisect_right(run, low)) < len(run))
-
-    def values(self) -> list[float]:
-        """All of them, sorted."""
-        return self.runs[0] if len(self.runs) == 1 else sorted(chain.from_iterable(self.runs))
-
-
-Values = Sorted | list[float]
-
-
-def ordered(values: Values) -> list[float]:
+def ordered(values: Values | Sequence[float]) -> list[float]:
     """Every value, sorted, as a list."""
-    return values.values() if isinstance(values, Sorted) else values
+    return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
 @dataclass(frozen=True)
@@ -306,10 +251,10 @@ class Spread:
     ``groups[dimension][group][column]`` and ``weeks[week][column]``; ``n`` counts the
     incidents of each group, whether or not they have a value."""
 
-    overall: dict[str, list[float]]
+    overall: dict[str, Values]
     groups: dict[str, dict[str, dict[str, Values]]]
     n: dict[str, dict[str, int]]
-    weeks: dict[str, dict[str, list[float]]]
+    weeks: dict[str, dict[str, Values]]
     week_n: dict[str, int]
     week_escalated: dict[str, int]
 
@@ -319,63 +264,91 @@ def _cell(f: incident_facts.Facets) -> tuple[str, str, str, str]:
             f.severity_final or NO_VALUE)
 
 
-Cells: TypeAlias = "tuple[list[tuple[str, str, str, str]], list[int]]"
+@dataclass(frozen=True)
+class Groups:
+    """The table's rows by group, found once for every kind and column: each row's group
+    in each dimension of ``DIMENSIONS`` and its week (``key``), and the groups' names."""
+
+    names: dict[str, list[str]]
+    key: dict[str, NDArray[np.intp]]
+    escalated: NDArray[np.intp]  # per row
 
 
-def cells(t: Table) -> Cells:
-    """The cells of ``t`` (incidents alike in every dimension of ``DIMENSIONS``), and
-    each row's."""
-    found: dict[tuple[str, str, str, str], int] = {}
-    cell_of = [found.setdefault(_cell(f), len(found)) for f in t.facets]
-    return list(found), list(map(cell_of.__getitem__, t.code))
+def groups_of(t: Table, weeks: list[str], week_at: Sequence[int]) -> Groups:
+    """``Groups`` of ``t``: each facets code's group in each dimension, then each row's
+    through its code (``week_at``: each row's place in ``weeks``)."""
+    import numpy as np
+
+    code = np.asarray(t.code, dtype=np.intp)
+    cells = [_cell(f) for f in t.facets]
+    names: dict[str, list[str]] = {"week": weeks}
+    key: dict[str, NDArray[np.intp]] = {"week": np.asarray(week_at, dtype=np.intp)}
+    for i, dimension in enumerate(DIMENSIONS):
+        found: dict[str, int] = {}
+        of_code = np.array([found.setdefault(c[i], len(found)) for c in cells], dtype=np.intp)
+        names[dimension], key[dimension] = list(found), of_code[code]
+    escalated = np.array([int(f.escalated) for f in t.facets], dtype=np.intp)[code]
+    return Groups(names, key, escalated)
 
 
-def spread(t: Table, rows: list[int], weeks: list[str], week_at: list[int],
-           columns: dict[str, tuple[Sequence[float | None], Sequence[str]]],
-           in_cells: Cells | None = None) -> Spread:
-    """Over ``rows``: each column (name -> (a value per row of ``t``, the dimensions it
-    is wanted by)) sorted overall, per group of those of ``DIMENSIONS`` and per week
-    (``week_at``: each row's place in ``weeks``). Each column is sorted twice, within
-    cells (``in_cells``: ``cells(t)``, found once for every kind) and within weeks; a
-    group of a dimension is its cells' runs."""
-    keys, cell_at = in_cells or cells(t)
-    by_cell, cell_spans = ordered_spans(rows, cell_at)
-    members: dict[str, dict[str, list[int]]] = {d: defaultdict(list) for d in DIMENSIONS}
-    n: dict[str, dict[str, int]] = {d: defaultdict(int) for d in DIMENSIONS}
-    for at, (cell, start, end) in enumerate(cell_spans):
-        for dimension, name in zip(DIMENSIONS, keys[cell], strict=True):
-            members[dimension][name].append(at)
-            n[dimension][name] += end - start
-    by_week, week_spans = ordered_spans(rows, week_at)
-    escalated = [int(f.escalated) for f in t.facets]
-    overall: dict[str, list[float]] = {}
-    groups: dict[str, dict[str, dict[str, Values]]] = {
-        d: {name: {} for name in members[d]} for d in DIMENSIONS}
-    by_week_values: dict[str, dict[str, list[float]]] = {weeks[w]: {} for w, _, _ in week_spans}
+def group_runs(values: Values, key: NDArray[np.intp], size: int
+           ) -> tuple[Values, list[tuple[int, int, int]]]:
+    """``values`` (sorted) ordered by ``key`` and, within a key, still by value (a
+    stable sort by key: a radix sort for small keys), with where each key's run starts
+    and ends: every group's values sorted, from one sort of the column."""
+    import numpy as np
+
+    by_key = np.argsort(key.astype(np.int32 if size >= 2 ** 15 else np.int16), kind="stable")
+    ends = np.cumsum(np.bincount(key, minlength=size)).tolist()
+    return values[by_key], [(g, start, end) for g, (start, end)
+                            in enumerate(zip([0, *ends[:-1]], ends, strict=True))]
+
+
+def spread(rows: Sequence[int], groups: Groups,
+           columns: dict[str, tuple[NDArray[np.float64], Sequence[str]]]) -> Spread:
+    """Over ``rows`` (of the table ``groups`` was found for): each column (name -> (a
+    value per row, NaN for none; the dimensions it is wanted by)) sorted overall, per
+    group of those of ``DIMENSIONS`` and per week. Each column is sorted once; each
+    grouping is a stable sort of that order by the group's number."""
+    import numpy as np
+
+    at = np.asarray(rows, dtype=np.intp)
+    key = {name: k[at] for name, k in groups.key.items()}
+    counts = {name: np.bincount(k, minlength=len(groups.names[name])).tolist()
+              for name, k in key.items()}
+    n = {d: {groups.names[d][g]: c for g, c in enumerate(counts[d]) if c} for d in DIMENSIONS}
+    weeks = groups.names["week"]
+    escalated = np.bincount(key["week"], weights=groups.escalated[at],
+                            minlength=len(weeks)).tolist()
+    overall: dict[str, Values] = {}
+    by_group: dict[str, dict[str, dict[str, Values]]] = {
+        d: {name: {} for name in n[d]} for d in DIMENSIONS}
+    by_week: dict[str, dict[str, Values]] = {
+        weeks[w]: {} for w, c in enumerate(counts["week"]) if c}
     for name, (column, dimensions) in columns.items():
-        runs = _runs(column, by_cell, cell_spans)
-        if not any(runs):  # no value at all (an alert's TTD): no groups, no weeks
-            overall[name] = []
+        values = column[at]
+        present = ~np.isnan(values)
+        kept = values[present]
+        if not len(kept):  # no value at all (an alert's TTD): no groups, no weeks
+            overall[name] = kept
             continue
-        everything = overall[name] = Sorted(tuple(runs), []).values() if runs else []
-        for dimension in dimensions:
-            for group_name, ats in members[dimension].items():
-                groups[dimension][group_name][name] = Sorted(tuple(runs[a] for a in ats),
-                                                             everything)
-        for (w, _, _), values in zip(week_spans, _runs(column, by_week, week_spans),
-                                     strict=True):
-            by_week_values[weeks[w]][name] = values
-    return Spread(
-        overall=overall, groups=groups, n={d: dict(v) for d, v in n.items()},
-        weeks=by_week_values,
-        week_n={weeks[w]: end - start for w, start, end in week_spans},
-        week_escalated={weeks[w]: sum(map(escalated.__getitem__,
-                                          map(t.code.__getitem__, by_week[start:end])))
-                        for w, start, end in week_spans})
+        by_value = np.argsort(kept, kind="stable")
+        everything = overall[name] = kept[by_value]
+        for dimension in (*dimensions, "week"):
+            runs, spans = group_runs(everything, key[dimension][present][by_value],
+                                 len(groups.names[dimension]))
+            for g, start, end in spans:
+                if counts[dimension][g]:
+                    into = by_week if dimension == "week" else by_group[dimension]
+                    into[groups.names[dimension][g]][name] = runs[start:end]
+    return Spread(overall=overall, groups=by_group, n=n, weeks=by_week,
+                  week_n={weeks[w]: c for w, c in enumerate(counts["week"]) if c},
+                  week_escalated={weeks[w]: int(escalated[w])
+                                  for w, c in enumerate(counts["week"]) if c})
 
 
 # -- response times ----------------------------------------------------------------------
-def _metrics(values: Mapping[str, Values]) -> dict[str, Any]:
+def _metrics(values: Mapping[str, Ranked]) -> dict[str, Any]:
     return {m: _summary(values.get(m, [])) for m in METRICS}
 
 
@@ -384,19 +357,21 @@ def response_times(t: Table, weeks: list[str]
     """Per kind: TTx ``{n, p50, p90}`` overall and per scenario, service, team and
     severity (the final one); per ISO week of ``weeks`` (oldest first, empty weeks
     too) with the score's and the escalations; and each kind's ``Spread``."""
+    import numpy as np
+
     response: dict[str, Any] = {}
     trend: dict[str, Any] = {}
     spreads: dict[str, Spread] = {}
-    columns: dict[str, tuple[Sequence[float | None], Sequence[str]]] = {
-        **{m: (t.times[m], DIMENSIONS) for m in METRICS}, "score": (t.score, ("scenario",))}
+    columns: dict[str, tuple[NDArray[np.float64], Sequence[str]]] = {
+        m: (np.array(t.times[m], dtype=np.float64), DIMENSIONS) for m in METRICS}
+    columns["score"] = (np.array(t.score, dtype=np.float64), ("scenario",))  # None: NaN
     week_of = {week: at for at, week in enumerate(weeks)}
     days = list(map(_DAY, t.created))
     day_week = {day: week_of[iso_week(day)] for day in set(days)}
-    week_at = list(map(day_week.__getitem__, days))
-    in_cells = cells(t)
+    groups = groups_of(t, weeks, list(map(day_week.__getitem__, days)))
     for kind in KINDS:
         rows = t.rows(f.kind == kind for f in t.facets)
-        s = spreads[kind] = spread(t, rows, weeks, week_at, columns, in_cells)
+        s = spreads[kind] = spread(rows, groups, columns)
         response[kind] = {"overall": {"n": len(rows), "metrics": _metrics(s.overall)},
                           **{f"by_{d}": _ordered({name: {"n": s.n[d][name],
                                                          "metrics": _metrics(values)}

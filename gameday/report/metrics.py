@@ -50,7 +50,7 @@ def _histograms(r: Report) -> Any:
     for kind, spread in r.spreads.items():
         for service, by_metric in spread.groups["service"].items():
             for metric in METRICS:
-                if by_metric.get(metric):
+                if metric in by_metric and len(by_metric[metric]):
                     groups[(kind, metric, service)] = ordered(by_metric[metric])
     for labels, values in sorted(groups.items()):
         buckets = [(str(float(b)), bisect_right(values, b)) for b in BUCKETS]

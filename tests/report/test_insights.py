@@ -13,6 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -217,15 +219,25 @@ def test_every_group_matches_a_plain_sort(store, tmp_path):
     assert r.counts["drill"] == 4 and r.response["drill"]["overall"]["metrics"]["TTM"]["n"] == 4
 
 
-def test_sorted_runs_answer_any_rank():
-    runs = ([1.0, 1.0, 4.0], [0.5, 2.0, 2.0, 9.0], [3.0])
-    among = sorted([*runs[0], *runs[1], *runs[2], 7.0, 8.0])  # the kind's other values too
-    s = insights.Sorted(runs, among)
-    assert len(s) == 8 and [s[k] for k in range(8)] == sorted(sum(runs, []))
-    assert s.values() == [0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 4.0, 9.0]
-    assert insights.percentile(s, 0.9) == insights.percentile(s.values(), 0.9)
-    with pytest.raises(IndexError):
-        s[8]
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.floats(0, 1e6, allow_nan=False)),
+                min_size=1, max_size=60))
+def test_every_group_is_sorted_from_one_sort_of_its_column(rows):
+    """A column sorted once, then stably by group (ties in any order): each group's run
+    is its values sorted, and its percentiles are those of a plain sorted list."""
+    import numpy as np
+
+    values = np.array([v for _, v in rows])
+    order = np.argsort(values, kind="stable")
+    runs, spans = insights.group_runs(values[order],
+                                      np.array([g for g, _ in rows])[order], 5)
+    assert [g for g, _, _ in spans] == list(range(5))
+    for g, start, end in spans:
+        expected = sorted(v for k, v in rows if k == g)
+        assert runs[start:end].tolist() == expected
+        if expected:
+            for q in (0.5, 0.9):
+                assert percentile(runs[start:end], q) == percentile(expected, q)
 
 
 # -- verdicts and the pass rate ------------------------------------------------------------

@@ -36,11 +36,13 @@ Elsewhere: ``freshness``, ``trust`` (the ladder of automatic runs), ``actions``,
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -488,6 +490,22 @@ class Report:
                 "alerts": self.alerts, "trust": self.trust}
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused, then as it was: a report over 100,000
+    incidents makes a few million objects in cycle-free rows, lists and arrays, and
+    the collector walked all of them twice a report (0.14 s of 0.85 s), freeing
+    nothing that reference counting does not. Another thread's report that paused it
+    first leaves it to that one to resume."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def build(store: Store, scope: Scope | None = None, *,
           runbooks: Sequence[Any] = (), rule_files: Sequence[Path] = (),
           policy: Automation | None = None, now: datetime | None = None,
@@ -495,6 +513,14 @@ def build(store: Store, scope: Scope | None = None, *,
     """The whole report. ``runbooks`` (``runbook.discover()``) and ``rule_files`` say
     which runbooks exist and which alerts link to them; ``timer(stage)`` is called
     after each stage (the bench uses it)."""
+    with _no_cycle_collection():
+        return _build(store, scope, runbooks=runbooks, rule_files=rule_files,
+                      policy=policy, now=now, timer=timer)
+
+
+def _build(store: Store, scope: Scope | None, *, runbooks: Sequence[Any],
+           rule_files: Sequence[Path], policy: Automation | None, now: datetime | None,
+           timer: Callable[[str], None] | None) -> Report:
     now = now or clock.now()
     scope = scope or Scope()
     tick = timer or (lambda stage: None)
@@ -527,4 +553,5 @@ def connection(store: Store) -> Connection:
 
 
 def dumps(report: Report) -> str:
-    return json.dumps(report.as_dict(), indent=2, default=str)
+    with _no_cycle_collection():  # as while it was built
+        return json.dumps(report.as_dict(), indent=2, default=str)

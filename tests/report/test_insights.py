@@ -240,6 +240,22 @@ def test_every_group_is_sorted_from_one_sort_of_its_column(rows):
                 assert percentile(runs[start:end], q) == percentile(expected, q)
 
 
+def test_a_report_pauses_the_cycle_collector_and_leaves_it_as_it_was(store):
+    """Paused while the report is built (its objects hold no cycles), then as before."""
+    import gc
+
+    gameday(store)
+    paused: list[bool] = []
+    insights.build(store, timer=lambda stage: paused.append(not gc.isenabled()))
+    assert paused == [True, True, True] and gc.isenabled()
+    gc.disable()
+    try:
+        insights.build(store)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 # -- verdicts and the pass rate ------------------------------------------------------------
 def judged(store: Store, incident_id: int, status: str, failed: dict[str, str]) -> None:
     entry = events.gameday_verdict(status, {"passed": 0, "failed": 1, "deviated": 3}[status],

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from serving import eventually
-from teamstack import PROXY, TeamStack, needs_build
+from teamstack import PROXY, TeamStack, _get, needs_build
 
 from gameday.store import Store
 from gameday.targets.alertmanager import active
@@ -426,7 +426,11 @@ def test_a_fresh_project_for_a_service_runs_as_the_docs_say(tmp_path, monitored)
     assert result["metrics"]["contained_by"] == "runbook remove-toxic"
     events = Store(project / ".gameday" / "gameday.db").events(result["incident_id"])
     fired = next(e for e in events if e.kind == "alert.fired")
-    assert (fired.actor, fired.data["alertname"]) == ("alertmanager", "ServiceLatencyBurn")
+    assert (fired.actor, fired.data["alertname"]) == ("alertmanager", "ServiceLatencyBurn"), (
+        "what their Prometheus and Alertmanager held:",
+        [r for g in _get(f"{stack.prometheus}/api/v1/rules")["data"]["groups"]  # type: ignore[index]
+         for r in g["rules"] if r["name"] == "ServiceLatencyBurn"],
+        _get(f"{stack.alertmanager}/api/v2/alerts"), [e.data for e in events][:8])
     assert stack.toxics() == [] and stack.unchanged()
 
 

@@ -290,9 +290,9 @@ def report(args: argparse.Namespace) -> None:
     print(f"load average {load_average()}")
 
 
-FLOOR_SQL = ("SELECT i.id, i.created_at, f.facets_id, f.ttd, f.tta, f.tte, f.ttfc, f.ttm,"
-             " f.ttr, f.score FROM incidents i LEFT JOIN incident_facts f"
-             " ON f.incident_id = i.id ORDER BY i.id")
+# the report's own read of the fact rows (``incident_facts.table``), nothing after it
+FLOOR_SQL = (f"SELECT {', '.join(incident_facts._TABLE)} {incident_facts._LEFT_JOIN}"
+             " ORDER BY i.id")
 
 
 def floors(path: Path | str, sorts: int = 21) -> str:

@@ -266,10 +266,10 @@ def run_status(api: str, run_id: int) -> str:
 
 def playbooks_under(root: int) -> list[int]:
     """The ``ansible-playbook`` processes below ``root``."""
-    from gameday.runbooks.trees import descendants as _descendants
+    from gameday.runbooks.trees import descendants
 
     found = []
-    for pid in _descendants(root):
+    for pid in descendants(root):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:

@@ -242,9 +242,9 @@ def _axis(t: Table, scope: Scope, now: datetime) -> list[str]:
 Values: TypeAlias = "NDArray[np.float64]"  # one group's values of one column, sorted
 
 
-def ordered(values: Values | Sequence[float]) -> list[float]:
-    """Every value, sorted, as a list."""
-    return values.tolist() if hasattr(values, "tolist") else list(values)
+def ordered(values: Values) -> list[float]:
+    """Every value of a group, sorted, as a list."""
+    return cast("list[float]", values.tolist())
 
 
 @dataclass(frozen=True)

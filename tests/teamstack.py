@@ -9,7 +9,8 @@ team's own rules, and Alertmanager. gameday gets only their addresses. ``unchang
 says whether every process still runs with the configuration it was started with.
 
 ``monitoring`` is that Prometheus and Alertmanager on their own, scraping whatever
-targets a test gives with the rules it gives (a team's cluster, ``kubestate``).
+targets a test gives with the rules it gives (a team's cluster, ``kubestate``). Both
+return only once Prometheus sends its alerts to that Alertmanager (``sends_alerts``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ def _answers(url: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def sends_alerts(prometheus: str) -> bool:
+    """Whether Prometheus has an Alertmanager to send its alerts to. It has none for a few
+    seconds after it starts and after every reload (its notifier waits for the next
+    discovery sync, every 5 s); an alert that fires then is dropped and sent again only
+    after ``resend_delay`` (1 min), past any game day's detect timeout."""
+    found = _get(f"{prometheus}/api/v1/alertmanagers")
+    return isinstance(found, dict) and bool(found["data"]["activeAlertmanagers"])
 
 
 def _popen(logs: Path, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -131,6 +141,8 @@ def monitoring(directory: Path, jobs: Mapping[str, Sequence[str]], rules: str, *
         eventually(lambda: _answers(f"{started.prometheus}/-/ready"), 30, "Prometheus ready")
         eventually(lambda: _answers(f"{started.alertmanager}/-/ready"), 30,
                    "Alertmanager ready")
+        eventually(lambda: sends_alerts(started.prometheus), 30,
+                   "Prometheus to send its alerts to Alertmanager")
     except BaseException:
         started.stop()
         raise
@@ -220,6 +232,9 @@ class TeamStack:
             return names <= {r["name"] for g in groups for r in g["rules"]}
 
         eventually(loaded, 30, f"Prometheus to load {sorted(names)}")
+        # the notifier was reset before the rules were loaded, in the same reload
+        eventually(lambda: sends_alerts(self.prometheus), 30,
+                   "Prometheus to send its alerts to Alertmanager again")
 
     def toxics(self) -> list[dict[str, object]]:
         found = _get(f"{self.api}/proxies/{PROXY}/toxics")

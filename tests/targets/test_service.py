@@ -427,10 +427,12 @@ def test_a_fresh_project_for_a_service_runs_as_the_docs_say(tmp_path, monitored)
     events = Store(project / ".gameday" / "gameday.db").events(result["incident_id"])
     fired = next(e for e in events if e.kind == "alert.fired")
     assert (fired.actor, fired.data["alertname"]) == ("alertmanager", "ServiceLatencyBurn"), (
-        "what their Prometheus and Alertmanager held:",
-        [r for g in _get(f"{stack.prometheus}/api/v1/rules")["data"]["groups"]  # type: ignore[index]
-         for r in g["rules"] if r["name"] == "ServiceLatencyBurn"],
-        _get(f"{stack.alertmanager}/api/v2/alerts"), [e.data for e in events][:8])
+        "what their Prometheus and Alertmanager held: " + json.dumps({  # in full, not cut
+            "rule": [r for g in _get(f"{stack.prometheus}/api/v1/rules")["data"]["groups"]  # type: ignore[index]
+                     for r in g["rules"] if r["name"] == "ServiceLatencyBurn"],
+            "sends to": _get(f"{stack.prometheus}/api/v1/alertmanagers"),
+            "alerts": _get(f"{stack.alertmanager}/api/v2/alerts"),
+            "timeline": [(e.kind, e.data) for e in events][:8]}, default=str, indent=1))
     assert stack.toxics() == [] and stack.unchanged()
 
 

@@ -103,12 +103,13 @@ class Monitoring:
 
 
 def monitoring(directory: Path, jobs: Mapping[str, Sequence[str]], rules: str, *,
-               logs: Path | None = None) -> Monitoring:
+               logs: Path | None = None, alerting: bool = True) -> Monitoring:
     """Debian's Prometheus scraping each job's targets (``HOST:PORT``, ``/metrics``)
     every second with the team's ``rules`` (a rules file's YAML), and Alertmanager
     receiving its alerts (group_wait 0); both ready when this returns. Their
     configuration and data under ``directory``, their output in ``logs`` (default:
-    ``directory``)."""
+    ``directory``). ``alerting=False``: Prometheus alone, its alerts sent nowhere (a
+    mistake in its configuration)."""
     directory.mkdir(parents=True, exist_ok=True)
     prometheus_port, alertmanager_port = free_port(), free_port()
     (directory / "team.rules.yml").write_text(rules)
@@ -117,7 +118,7 @@ def monitoring(directory: Path, jobs: Mapping[str, Sequence[str]], rules: str, *
                    "scrape_timeout": "900ms"},
         "rule_files": [str(directory / "*.rules.yml")],
         "alerting": {"alertmanagers": [{"static_configs": [
-            {"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]},
+            {"targets": [f"127.0.0.1:{alertmanager_port}"] if alerting else []}]}]},
         "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}
                            for job, targets in jobs.items()]}))
     (directory / "alertmanager.yml").write_text(yaml.safe_dump({
@@ -134,15 +135,18 @@ def monitoring(directory: Path, jobs: Mapping[str, Sequence[str]], rules: str, *
             "prometheus", f"--config.file={directory / 'prometheus.yml'}",
             f"--storage.tsdb.path={directory / 'prometheus-data'}",
             f"--web.listen-address=127.0.0.1:{prometheus_port}"]}
+    if not alerting:
+        del argv["alertmanager"]
     started = Monitoring(directory, prometheus_port, alertmanager_port, {}, argv)
     try:
         for name, command in argv.items():
             started.procs[name] = _popen(logs or directory, name, command)
         eventually(lambda: _answers(f"{started.prometheus}/-/ready"), 30, "Prometheus ready")
-        eventually(lambda: _answers(f"{started.alertmanager}/-/ready"), 30,
-                   "Alertmanager ready")
-        eventually(lambda: sends_alerts(started.prometheus), 30,
-                   "Prometheus to send its alerts to Alertmanager")
+        if alerting:
+            eventually(lambda: _answers(f"{started.alertmanager}/-/ready"), 30,
+                       "Alertmanager ready")
+            eventually(lambda: sends_alerts(started.prometheus), 30,
+                       "Prometheus to send its alerts to Alertmanager")
     except BaseException:
         started.stop()
         raise

@@ -67,6 +67,7 @@ class Kind(StrEnum):
     TARGET_STOPPED = "target.stopped"
     ALERTING_READY = "alerting.ready"
     DETECTION_MISSED = "detection.missed"
+    DETECTION_TRACED = "detection.traced"  # where the team's alert stopped, as they tell it
     RECOVERY_MISSED = "recovery.missed"
     GAMEDAY_FAILED = "gameday.failed"
     GAMEDAY_INTERRUPTED = "gameday.interrupted"
@@ -347,6 +348,11 @@ def detection_missed(waited_s: float, alert: str, *, outside_s: float = 0.0,
     return Entry(Kind.DETECTION_MISSED, {"waited_s": waited_s, "alert": alert,
                                          "outside_s": round(outside_s, 2),
                                          "fallback": fallback})
+
+
+def detection_traced(alert: str, found: dict[str, Any]) -> Entry:
+    """Where ``alert`` stopped on its way (``gameday.targets.team.where_it_stopped``)."""
+    return Entry(Kind.DETECTION_TRACED, {"alert": alert, **found})
 
 
 def recovery_missed(waited_s: float) -> Entry:

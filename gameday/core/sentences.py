@@ -164,6 +164,8 @@ def _game_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
             return f"stop condition: {d.get('reason')}; rolling the fault back"
         case Kind.DETECTION_MISSED:
             return f"no {d.get('alert')} alert within {d.get('waited_s')} s"
+        case Kind.DETECTION_TRACED:
+            return f"{d.get('alert')}: {where_it_stopped(d)}"
         case Kind.RECOVERY_MISSED:
             return f"the SLIs did not recover within {d.get('waited_s')} s"
         case Kind.K8S_EVENT:
@@ -174,6 +176,31 @@ def _game_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
             return f"{d.get('chat')} did not answer (tried again): {d.get('error')}"
         case _:
             return None
+
+
+def where_it_stopped(traced: Mapping[str, Any]) -> str:
+    """A ``detection.traced`` in words: where the team's alert stopped on its way."""
+    pending, firing = traced.get("pending_after_s"), traced.get("firing_after_s")
+    if firing is None:
+        if pending is not None:
+            return (f"it was pending in their Prometheus from {pending:g} s after the fault "
+                    "began; the rule's for: duration kept it from firing within the detect "
+                    "timeout")
+        return ("its expression was never true in their Prometheus after the fault began "
+                "(no ALERTS series for it)")
+    said = f"their Prometheus had it firing {firing:g} s after the fault began"
+    match traced.get("alertmanager"):
+        case "silenced":
+            return (f"{said}; their Alertmanager held it silenced "
+                    f"(silence {', '.join(traced.get('silenced_by') or [])})")
+        case "inhibited":
+            return f"{said}; their Alertmanager held it inhibited by another alert"
+        case "active":
+            return f"{said}; it reached their Alertmanager only after the detect timeout"
+        case "absent":
+            return (f"{said}, but it never reached their Alertmanager (where that Prometheus "
+                    "sends alerts: its /api/v1/alertmanagers)")
+    return said
 
 
 def describe_event(event: Recorded | Mapping[str, Any]) -> str:

@@ -67,6 +67,7 @@ class Response:
         # Where the alert comes from: the built-in detector, or a real Alertmanager
         # (see ``external_alert``), in which case ``alert`` is what it sent.
         self.fired = detector.fired
+        self.tracing: threading.Thread | None = None  # where their alert stopped
         self.alert = (scenario.alert.name,
                       {**scenario.alert.labels, **self.target_labels},
                       dict(scenario.alert.annotations))
@@ -126,7 +127,29 @@ class Response:
                        "latency_p99_ms": sc.slo.latency_p99_ms, "window_s": sc.slo.window_s}),
             "gameday")
         self.fired.set()
+        self.tracing = threading.Thread(target=self.trace, name="trace-alert", daemon=True)
+        self.tracing.start()
         return True
+
+    def trace(self) -> None:
+        """Ask the team's Prometheus and Alertmanager where their alert stopped (beside
+        the response, which it must not delay) and put what they say on the timeline."""
+        from datetime import datetime
+
+        from gameday.targets.team import where_it_stopped
+
+        injected = next((e for e in self.inc.events() if e.kind == Kind.FAULT_INJECTED), None)
+        if injected is None:
+            return
+        found = where_it_stopped(self.sc, datetime.fromisoformat(injected.at_utc))
+        if found:
+            self.inc.record(events.detection_traced(self.sc.alert.name, found), "gameday")
+
+    def close(self) -> None:
+        """Wait a little for the trace of a missed alert (done long before, unless their
+        Prometheus is slow to answer), so that the review reads it."""
+        if self.tracing is not None:
+            self.tracing.join(timeout=5)
 
     @property
     def drilling(self) -> bool:

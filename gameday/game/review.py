@@ -20,7 +20,7 @@ from gameday.core import charts, clock
 from gameday.core.events import Kind, in_time_order
 from gameday.core.policy import due_days
 from gameday.core.render import templates
-from gameday.core.sentences import describe_event
+from gameday.core.sentences import describe_event, where_it_stopped
 from gameday.core.states import RunStatus
 from gameday.game.scoring import Metrics, Scorecard, first
 from gameday.incidents.language import blame_warnings
@@ -90,9 +90,39 @@ def _missed(events: list[dict[str, Any]]) -> Finding:
               "seconds.")
     if data.get("fallback"):
         factor += " gameday's SLO burn detector opened the incident in its place."
-    return Finding("detection", factor,
-                   f"Make {data.get('alert')} fire for this failure mode (its expression or "
-                   "its for: duration), or add an SLO burn alert that does", "team")
+    traced = first(events, Kind.DETECTION_TRACED)
+    if traced is None:
+        return Finding("detection", factor, _make_it_fire(data.get("alert")), "team")
+    said = where_it_stopped(traced["data"])
+    return Finding("detection", f"{factor} Where it stopped: {said}.",
+                   _unblock(data.get("alert"), traced["data"]), "team")
+
+
+def _make_it_fire(alert: object) -> str:
+    return (f"Make {alert} fire for this failure mode (its expression or its for: duration), "
+            "or add an SLO burn alert that does")
+
+
+def _unblock(alert: object, traced: dict[str, Any]) -> str:
+    """What to change, by where the team's alert stopped (``detection.traced``)."""
+    if traced.get("firing_after_s") is None:
+        if traced.get("pending_after_s") is not None:
+            return (f"Shorten {alert}'s for: duration so that it fires for this failure "
+                    "mode, or add an SLO burn alert that does")
+        return _make_it_fire(alert)
+    match traced.get("alertmanager"):
+        case "silenced":
+            return (f"Review the silence that hid {alert} "
+                    f"({', '.join(traced.get('silenced_by') or [])}): it hides real pages too; "
+                    "give silences an end and an owner")
+        case "inhibited":
+            return f"Check the inhibit rule that suppressed {alert} during this failure mode"
+        case "absent":
+            return ("Check where the Prometheus that evaluates it sends alerts (its "
+                    "alerting configuration, /api/v1/alertmanagers) and what drops them on "
+                    "the way")
+    return (f"Make {alert} reach Alertmanager sooner (its for: duration, its rule group's "
+            "interval, Prometheus's evaluation interval)")
 
 
 def track_actions(store: Store, incident_id: int, found: list[Finding], sc: Scenario,
@@ -245,6 +275,9 @@ def detection(events: list[dict[str, Any]], sc: Scenario, m: Metrics) -> str:
         said = (f"{missed['data'].get('alert')} did not fire within "
                 f"{missed['data'].get('waited_s', 0):g} s; the SLIs were outside the "
                 f"objective for {missed['data'].get('outside_s', 0):g} s of it.")
+        traced = first(events, Kind.DETECTION_TRACED)
+        if traced is not None:
+            said += f" Where it stopped: {where_it_stopped(traced['data'])}."
         if fired is not None and m.TTD is not None:
             said += (f" gameday's SLO burn detector opened the incident in its place, "
                      f"{m.TTD:.2f} s after the fault began (TTD).")

@@ -256,6 +256,7 @@ class _Game:
         self.lease, self.run_dir, self.say = lease, run_dir, say
         self.generator: samples.SliSource | None = None
         self.detector: Detector | None = None
+        self.response: Response | None = None
         self.source: AlertSource = alert_source(alerting)
         self.watch: Watch | None = None
         self.stops: StopWatch | None = None
@@ -293,8 +294,8 @@ class _Game:
                 entry, "detector", at_ns=at_ns, at_utc=at_utc),
             emit_alerts=self.source.detector_alerts)
         detector.start()
-        response = Response(sc, incident, detector, run_dir, env, self.say,
-                            target_labels=target.labels())
+        response = self.response = Response(sc, incident, detector, run_dir, env, self.say,
+                                            target_labels=target.labels())
         self.source.start(run_dir, target, incident, response, detector)
         if sc.stop_when:
             self.stops = StopWatch(sc.stop_when, detector, incident,
@@ -313,6 +314,8 @@ class _Game:
 
     def stop(self) -> None:
         self.source.stop()  # first, so a stopping shop pages nobody
+        if self.response:
+            self.response.close()
         if self.stops:
             self.stops.stop()
             self.stopped = self.stops.reason

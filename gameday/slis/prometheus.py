@@ -23,6 +23,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gameday.core.errors import GamedayError, ValidationError
 from gameday.slis.samples import Sample, SampleLog, Sli, SliSource
@@ -42,6 +43,23 @@ class Queries:
     latency_p99_ms: str     # PromQL: the latency percentile the SLO names, in ms
     interval_s: float = 1.0
     origins: tuple[Origin, Origin] | None = None  # where each was written
+
+
+def api(prometheus: str, path: str, **params: str) -> Any:
+    """The ``data`` of one answer of Prometheus's HTTP API (``path`` under ``/api/v1/``).
+    Raises GamedayError, saying where, when it cannot answer: unreachable, a path it
+    does not serve (a Prometheus-compatible store may not serve them all), an error."""
+    url = (f"{prometheus.rstrip('/')}/api/v1/{path}"
+           + (f"?{urllib.parse.urlencode(params)}" if params else ""))
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as answer:
+            body = json.loads(answer.read())
+    except (OSError, ValueError) as exc:
+        raise GamedayError(f"Prometheus at {prometheus} cannot answer /api/v1/{path}: "
+                           f"{exc}") from None
+    if not isinstance(body, dict) or body.get("status") != "success":
+        raise GamedayError(f"Prometheus at {prometheus} cannot answer /api/v1/{path}")
+    return body.get("data")
 
 
 def query(prometheus: str, promql: str, origin: Origin | None = None) -> float | None:

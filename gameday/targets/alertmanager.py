@@ -14,8 +14,20 @@ TIMEOUT_S = 5.0
 
 def active(alertmanager: str, matchers: dict[str, str]) -> list[dict[str, Any]]:
     """The alerts Alertmanager holds active (not silenced or inhibited) that match."""
-    query = [("active", "true"), ("silenced", "false"), ("inhibited", "false"),
-             *(("filter", f'{k}="{v}"') for k, v in matchers.items())]
+    return _alerts(alertmanager, matchers, active="true", silenced="false",
+                   inhibited="false")
+
+
+def held(alertmanager: str, matchers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every alert Alertmanager holds that matches, silenced and inhibited ones too: each
+    says why in its ``status`` (``state``: active, suppressed or unprocessed;
+    ``silencedBy`` and ``inhibitedBy``: the silences' ids, the inhibiting alerts')."""
+    return _alerts(alertmanager, matchers, active="true", silenced="true",
+                   inhibited="true", unprocessed="true")
+
+
+def _alerts(alertmanager: str, matchers: dict[str, str], **only: str) -> list[dict[str, Any]]:
+    query = [*only.items(), *(("filter", f'{k}="{v}"') for k, v in matchers.items())]
     url = alertmanager.rstrip("/") + "/api/v2/alerts?" + urllib.parse.urlencode(query)
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as answer:

@@ -67,3 +67,31 @@ def test_the_chart_leaves_a_gap_for_readings_with_no_number(tmp_path):
     svg = chart_svg(tmp_path, [], 0.99, 300)
     ratio, latency = (line for line in svg.splitlines() if line.startswith("<polyline"))
     assert ratio.count(",") == 4 and latency.count(",") == 3
+
+
+@pytest.mark.parametrize("traced,said,action", [
+    ({}, "its expression was never true in their Prometheus after the fault began",
+     "Make Slow fire for this failure mode"),
+    ({"pending_after_s": 2.0}, "it was pending in their Prometheus from 2 s after the fault "
+     "began; the rule's for: duration kept it from firing", "Shorten Slow's for: duration"),
+    ({"pending_after_s": 1.0, "firing_after_s": 3.0, "alertmanager": "inhibited"},
+     "their Prometheus had it firing 3 s after the fault began; their Alertmanager held it "
+     "inhibited by another alert", "Check the inhibit rule that suppressed Slow"),
+    ({"firing_after_s": 7.5, "alertmanager": "active"}, "firing 7.5 s after the fault began; "
+     "it reached their Alertmanager only after the detect timeout",
+     "Make Slow reach Alertmanager sooner"),
+    ({"firing_after_s": 2.0, "alertmanager": "absent"}, "firing 2 s after the fault began, but "
+     "it never reached their Alertmanager", "Check where the Prometheus that evaluates it"),
+])
+def test_where_a_missed_alert_stopped_says_what_to_change(traced, said, action):
+    """Each place a team's alert can stop (``detection.traced``) in words, in the finding
+    and its action item; the silenced and absent ones are in tests/targets on a real
+    Prometheus and Alertmanager."""
+    from gameday.game.review import _missed
+
+    events = [{"kind": "detection.missed", "data": {"alert": "Slow", "waited_s": 8.0,
+                                                    "outside_s": 6.0, "fallback": True}},
+              {"kind": "detection.traced", "data": {"alert": "Slow", **traced}}]
+    finding = _missed(events)
+    assert "Where it stopped: " in finding.factor and said in finding.factor
+    assert finding.action.startswith(action)

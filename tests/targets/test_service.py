@@ -9,14 +9,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 from serving import eventually
-from teamstack import PROXY, TeamStack, _get, needs_build
+from teamstack import PROXY, TeamStack, _get, monitoring, needs_build
 
 from gameday.store import Store
+from gameday.store.base import Event
 from gameday.targets.alertmanager import active
 from gameday.targets.sandbox.alerting import missing_binaries
 
@@ -350,9 +353,97 @@ def test_an_alert_too_slow_to_fire_is_the_finding(tmp_path, monitored):
     assert (f"Alert PodinfoLatencyBurnSlowly did not fire within 8s; the SLIs were outside "
             f"the objective for {outside:g} seconds") in review
     assert "Prometheus readings during the impact" in review and LATENCY_P99_MS in review
+    # where it stopped, as their Prometheus tells it: pending, held by its for: 10m
+    traced = next(e for e in events if e.kind == "detection.traced")
+    assert "firing_after_s" not in traced.data and 0 <= traced.data["pending_after_s"] <= 8
+    assert (f"Where it stopped: it was pending in their Prometheus from "
+            f"{traced.data['pending_after_s']:g} s after the fault began") in review
+    assert "Shorten PodinfoLatencyBurnSlowly's for: duration" in review
     report = gameday(tmp_path, "report", "--json")
     proof = {a["alert"]: a for a in json.loads(report.stdout)["alerts"]}
     assert proof["PodinfoLatencyBurnSlowly"]["status"] == "never fired"
+    assert stack.toxics() == [] and stack.unchanged()
+
+
+def _api(method: str, url: str, body: dict | None = None) -> object:
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode()
+                                     if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return json.loads(answer.read() or b"null")
+
+
+def missed_and_traced(root: Path, scenario: Path) -> tuple[dict, Event, str]:
+    """A game day whose alert never reaches gameday: its result, the trace of where the
+    alert stopped, and the review."""
+    done = gameday(root, "run", str(scenario), "--json")
+    assert done.returncode == 1 and done.stdout, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["status"] == "resolved" and result["verdict"]["status"] == "failed"
+    events = Store(root / ".gameday" / "gameday.db").events(result["incident_id"])
+    assert next(e for e in events if e.kind == "alert.fired").actor == "gameday"  # fallback
+    traced = next(e for e in events if e.kind == "detection.traced")
+    return result, traced, Path(result["review"]).read_text()
+
+
+def test_a_silence_that_hides_their_page_is_where_it_stopped(tmp_path, monitored):
+    """Their rule fires, but a silence someone left in their Alertmanager hides it: the
+    review says so, with the silence's id, and what to do about it."""
+    stack = monitored
+    now = datetime.now(UTC)
+    silence = _api("POST", f"{stack.alertmanager}/api/v2/silences", {
+        "matchers": [{"name": "alertname", "value": "PodinfoLatencyBurn", "isRegex": False,
+                      "isEqual": True}],
+        "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=10)).isoformat(),
+        "createdBy": "podinfo-team", "comment": "maintenance that ended long ago"})
+    silence_id = silence["silenceID"]  # type: ignore[index]
+    try:
+        scenario = write_project(tmp_path, stack)
+        watched_by_the_team(scenario, stack, "PodinfoLatencyBurn", detect="8s")
+        _, traced, review = missed_and_traced(tmp_path, scenario)
+    finally:
+        _api("DELETE", f"{stack.alertmanager}/api/v2/silence/{silence_id}")
+    assert traced.data["alertmanager"] == "silenced", traced.data
+    assert traced.data["silenced_by"] == [silence_id]
+    assert 0 < traced.data["firing_after_s"] <= 8
+    assert (f"their Prometheus had it firing {traced.data['firing_after_s']:g} s after the "
+            f"fault began; their Alertmanager held it silenced (silence {silence_id})") in review
+    assert f"Review the silence that hid PodinfoLatencyBurn ({silence_id})" in review
+    assert stack.toxics() == [] and stack.unchanged()
+
+
+def test_a_prometheus_that_sends_its_alerts_nowhere_is_named(tmp_path, monitored):
+    """Their SLIs and their rule in a Prometheus whose alerting configuration names no
+    Alertmanager: --preflight says so; a game day finds the rule firing and never in
+    their Alertmanager."""
+    stack = monitored
+    # their rules under names the stack's own Prometheus (which does send) does not have
+    lonely = monitoring(tmp_path / "lonely", {"podinfo": [f"127.0.0.1:{stack.metrics_port}"]},
+                        team_rules(stack).replace("PodinfoLatencyBurn", "PodinfoLatencyUnsent"),
+                        alerting=False)
+    try:
+        scenario = write_project(tmp_path, stack, safety=textwrap.dedent(f"""\
+            [safety]
+            urls = ["{stack.entrypoint}", "{lonely.prometheus}", "{stack.alertmanager}"]
+            toxiproxy = ["{stack.api}"]
+            proxies = ["{PROXY}"]
+            """))
+        watched_by_the_team(scenario, stack, "PodinfoLatencyUnsent", detect="8s")
+        raw = yaml.safe_load(scenario.read_text())
+        raw["sli"]["prometheus"] = lonely.prometheus
+        scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
+        ready = gameday(tmp_path, "run", str(scenario), "--preflight", "--json")
+        assert ready.returncode == 1, ready.stdout + ready.stderr[-2000:]
+        sends = next(c for c in json.loads(ready.stdout) if c["name"] == "Prometheus sends alerts")
+        assert not sends["ok"] and sends["detail"].startswith(
+            f"{lonely.prometheus} evaluates PodinfoLatencyUnsent but sends alerts to no "
+            "Alertmanager"), sends
+        _, traced, review = missed_and_traced(tmp_path, scenario)
+    finally:
+        lonely.stop()
+    assert traced.data["alertmanager"] == "absent" and traced.data["firing_after_s"] <= 8
+    assert "but it never reached their Alertmanager" in review
+    assert "Check where the Prometheus that evaluates it sends alerts" in review
     assert stack.toxics() == [] and stack.unchanged()
 
 
@@ -446,8 +537,12 @@ def test_preflight_checks_the_teams_own_pieces_and_says_which_failed(tmp_path, m
     assert ready.returncode == 0, ready.stdout + ready.stderr[-2000:]
     checks = {c["name"]: c for c in json.loads(ready.stdout)}
     for name in ("Prometheus: success_ratio", "Prometheus: latency_p99_ms", "Alertmanager",
-                 f"Toxiproxy proxy {PROXY}", "SLIs inside the objective"):
+                 "Prometheus sends alerts", f"Toxiproxy proxy {PROXY}",
+                 "SLIs inside the objective"):
         assert checks[name]["ok"], checks[name]
+    assert checks["Prometheus sends alerts"]["detail"] == (
+        f"{stack.prometheus} evaluates PodinfoLatencyBurn and sends alerts to "
+        f"http://127.0.0.1:{stack.alertmanager_port}/api/v2/alerts")
     doc = experiment(stack)
     for activity in (*doc["method"], *doc["rollbacks"]):
         activity["provider"]["arguments"]["proxy"] = "payments-db"  # allowed, not there

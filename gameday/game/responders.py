@@ -12,6 +12,7 @@ the containment window runs out. Three modes:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from gameday.scenarios.scenario import Scenario
 
 POLL_S = 0.05
 Say = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 def wait(event: threading.Event, timeout_s: float, tick: Callable[[], None] | None = None) -> bool:
@@ -68,6 +70,7 @@ class Response:
         # (see ``external_alert``), in which case ``alert`` is what it sent.
         self.fired = detector.fired
         self.tracing: threading.Thread | None = None  # where their alert stopped
+        self.trace_lock, self.closed = threading.Lock(), False
         self.alert = (scenario.alert.name,
                       {**scenario.alert.labels, **self.target_labels},
                       dict(scenario.alert.annotations))
@@ -133,23 +136,34 @@ class Response:
 
     def trace(self) -> None:
         """Ask the team's Prometheus and Alertmanager where their alert stopped (beside
-        the response, which it must not delay) and put what they say on the timeline."""
+        the response, which it must not delay; a few seconds at most) and put what they
+        say on the timeline, unless the game day has ended meanwhile."""
         from datetime import datetime
 
-        from gameday.targets.team import where_it_stopped
+        from gameday.targets.alert_path import where_it_stopped
 
-        injected = next((e for e in self.inc.events() if e.kind == Kind.FAULT_INJECTED), None)
-        if injected is None:
-            return
-        found = where_it_stopped(self.sc, datetime.fromisoformat(injected.at_utc))
-        if found:
-            self.inc.record(events.detection_traced(self.sc.alert.name, found), "gameday")
+        try:
+            injected = next((e for e in self.inc.events() if e.kind == Kind.FAULT_INJECTED),
+                            None)
+            found = (where_it_stopped(self.sc, datetime.fromisoformat(injected.at_utc))
+                     if injected is not None else {})
+            with self.trace_lock:
+                if found and not self.closed:
+                    self.inc.record(events.detection_traced(self.sc.alert.name, found),
+                                    "gameday")
+        except Exception as exc:  # a finding less; never the game day's end
+            log.warning("could not trace where %s stopped: %s", self.sc.alert.name, exc)
 
-    def close(self) -> None:
-        """Wait a little for the trace of a missed alert (done long before, unless their
-        Prometheus is slow to answer), so that the review reads it."""
-        if self.tracing is not None:
-            self.tracing.join(timeout=5)
+    def close(self, *, wait: bool = True) -> None:
+        """The game day ends: wait for the trace of a missed alert (done long before,
+        unless their Prometheus is slow to answer) so that the review reads it, unless
+        told not to (a signal); after this nothing more is traced."""
+        from gameday.targets.alert_path import TRACE_WITHIN_S
+
+        if self.tracing is not None and wait:
+            self.tracing.join(timeout=TRACE_WITHIN_S + 1)
+        with self.trace_lock:
+            self.closed = True
 
     @property
     def drilling(self) -> bool:

@@ -90,12 +90,30 @@ def _missed(events: list[dict[str, Any]]) -> Finding:
               "seconds.")
     if data.get("fallback"):
         factor += " gameday's SLO burn detector opened the incident in its place."
-    traced = first(events, Kind.DETECTION_TRACED)
+    traced = _traced(events)
     if traced is None:
         return Finding("detection", factor, _make_it_fire(data.get("alert")), "team")
-    said = where_it_stopped(traced["data"])
-    return Finding("detection", f"{factor} Where it stopped: {said}.",
-                   _unblock(data.get("alert"), traced["data"]), "team")
+    return Finding("detection", f"{factor} Where it stopped: {where_it_stopped(traced)}.",
+                   _unblock(data.get("alert"), traced), "team")
+
+
+def _traced(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Where the team's alert stopped (``detection.traced``), with what happened after
+    it was asked: an instance their Alertmanager reported later arrived late."""
+    traced = first(events, Kind.DETECTION_TRACED)
+    if traced is None:
+        return None
+    data = dict(traced["data"])
+    injected = first(events, Kind.FAULT_INJECTED)
+    late = next((e for e in events if e["kind"] == Kind.ALERT_RECEIVED
+                 and e["actor"] == "alertmanager" and e["seq"] > traced["seq"]), None)
+    if late is not None and data.get("alertmanager") in ("absent", "no answer", None) \
+            and data.get("firing_after_s") is not None:
+        data["alertmanager"] = "active"
+        if injected is not None:
+            data["arrived_after_s"] = round(
+                (late["at_monotonic_ns"] - injected["at_monotonic_ns"]) / 1e9, 1)
+    return data
 
 
 def _make_it_fire(alert: object) -> str:
@@ -105,7 +123,15 @@ def _make_it_fire(alert: object) -> str:
 
 def _unblock(alert: object, traced: dict[str, Any]) -> str:
     """What to change, by where the team's alert stopped (``detection.traced``)."""
+    if traced.get("rule_error"):
+        return f"Fix {alert}'s rule: their Prometheus cannot evaluate it"
+    if traced.get("labels_differ") and traced.get("alertmanager") in (None, "other labels"):
+        return (f"Give the scenario's alert.labels the labels {alert} carries (or the rule "
+                "the labels the runbook needs)")
     if traced.get("firing_after_s") is None:
+        if (traced.get("pending_runs") or 1) > 1:
+            return (f"Make {alert}'s expression hold through this failure mode (a longer "
+                    "rate window, a lower threshold), or add an SLO burn alert that does")
         if traced.get("pending_after_s") is not None:
             return (f"Shorten {alert}'s for: duration so that it fires for this failure "
                     "mode, or add an SLO burn alert that does")
@@ -121,6 +147,9 @@ def _unblock(alert: object, traced: dict[str, Any]) -> str:
             return ("Check where the Prometheus that evaluates it sends alerts (its "
                     "alerting configuration, /api/v1/alertmanagers) and what drops them on "
                     "the way")
+        case "no answer":
+            return (f"Find out why their Alertmanager did not answer, then run the game day "
+                    f"again to see whether {alert} reaches it")
     return (f"Make {alert} reach Alertmanager sooner (its for: duration, its rule group's "
             "interval, Prometheus's evaluation interval)")
 
@@ -275,9 +304,9 @@ def detection(events: list[dict[str, Any]], sc: Scenario, m: Metrics) -> str:
         said = (f"{missed['data'].get('alert')} did not fire within "
                 f"{missed['data'].get('waited_s', 0):g} s; the SLIs were outside the "
                 f"objective for {missed['data'].get('outside_s', 0):g} s of it.")
-        traced = first(events, Kind.DETECTION_TRACED)
+        traced = _traced(events)
         if traced is not None:
-            said += f" Where it stopped: {where_it_stopped(traced['data'])}."
+            said += f" Where it stopped: {where_it_stopped(traced)}."
         if fired is not None and m.TTD is not None:
             said += (f" gameday's SLO burn detector opened the incident in its place, "
                      f"{m.TTD:.2f} s after the fault began (TTD).")

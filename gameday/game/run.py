@@ -314,8 +314,8 @@ class _Game:
 
     def stop(self) -> None:
         self.source.stop()  # first, so a stopping shop pages nobody
-        if self.response:
-            self.response.close()
+        if self.response:  # after a signal, nobody waits for a trace
+            self.response.close(wait=interrupts.received is None)
         if self.stops:
             self.stops.stop()
             self.stopped = self.stops.reason

@@ -45,15 +45,26 @@ class Queries:
     origins: tuple[Origin, Origin] | None = None  # where each was written
 
 
-def api(prometheus: str, path: str, **params: str) -> Any:
+class NotServed(GamedayError):
+    """A path of Prometheus's API this server does not serve (404): a
+    Prometheus-compatible store (Thanos, Mimir, VictoriaMetrics) serves only some."""
+
+
+def api(prometheus: str, path: str, *, timeout_s: float = TIMEOUT_S, **params: str) -> Any:
     """The ``data`` of one answer of Prometheus's HTTP API (``path`` under ``/api/v1/``).
-    Raises GamedayError, saying where, when it cannot answer: unreachable, a path it
-    does not serve (a Prometheus-compatible store may not serve them all), an error."""
+    Raises NotServed for a path it does not serve, and GamedayError, saying where, when
+    it cannot answer otherwise: unreachable, an error."""
     url = (f"{prometheus.rstrip('/')}/api/v1/{path}"
            + (f"?{urllib.parse.urlencode(params)}" if params else ""))
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as answer:
+        with urllib.request.urlopen(url, timeout=timeout_s) as answer:
             body = json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise NotServed(f"Prometheus at {prometheus} does not serve /api/v1/{path}") \
+                from None
+        raise GamedayError(f"Prometheus at {prometheus} cannot answer /api/v1/{path}: "
+                           f"{exc}") from None
     except (OSError, ValueError) as exc:
         raise GamedayError(f"Prometheus at {prometheus} cannot answer /api/v1/{path}: "
                            f"{exc}") from None

@@ -91,6 +91,7 @@ def _vocabulary() -> set[str]:
 # Ansible task's, a sandbox replica's, Alertmanager's, a Chaos Toolkit journal's.
 FOREIGN = ("task_status", "alert.status", "note.status", "rep.status", "replica", "journal")
 FOREIGN_FILES = {"alerts.py": "Alertmanager's firing/resolved",
+                 "alert_path.py": "Prometheus's pending/firing (its ALERTS series)",
                  "sandbox.py": "the sandbox's replicas (activities/, commands/)"}
 
 

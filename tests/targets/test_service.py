@@ -405,7 +405,7 @@ def test_a_silence_that_hides_their_page_is_where_it_stopped(tmp_path, monitored
         _api("DELETE", f"{stack.alertmanager}/api/v2/silence/{silence_id}")
     assert traced.data["alertmanager"] == "silenced", traced.data
     assert traced.data["silenced_by"] == [silence_id]
-    assert 0 < traced.data["firing_after_s"] <= 8
+    assert 0 <= traced.data["firing_after_s"] <= 8, traced.data
     assert (f"their Prometheus had it firing {traced.data['firing_after_s']:g} s after the "
             f"fault began; their Alertmanager held it silenced (silence {silence_id})") in review
     assert f"Review the silence that hid PodinfoLatencyBurn ({silence_id})" in review
@@ -441,8 +441,9 @@ def test_a_prometheus_that_sends_its_alerts_nowhere_is_named(tmp_path, monitored
         _, traced, review = missed_and_traced(tmp_path, scenario)
     finally:
         lonely.stop()
-    assert traced.data["alertmanager"] == "absent" and traced.data["firing_after_s"] <= 8
-    assert "but it never reached their Alertmanager" in review
+    assert traced.data.get("alertmanager") == "absent", traced.data
+    assert 0 <= traced.data["firing_after_s"] <= 8
+    assert "but it had not reached their Alertmanager when the wait ended" in review
     assert "Check where the Prometheus that evaluates it sends alerts" in review
     assert stack.toxics() == [] and stack.unchanged()
 

@@ -96,10 +96,10 @@ class Prometheus:
                                     gameday_url=self.receiver.base_url)
         deadline = time.monotonic() + self.SCRAPED_WITHIN_S
         expected = sum(len(s["replicas"]) for s in state["services"].values())
-        while self.stack.targets_up() < expected:
+        while self.stack.targets_up() < expected or not self.stack.sends_alerts():
             if time.monotonic() > deadline:
-                raise GamedayError("Prometheus did not scrape every sandbox replica "
-                                   f"within {self.SCRAPED_WITHIN_S:g}s")
+                raise GamedayError("Prometheus did not scrape every sandbox replica and "
+                                   f"find its Alertmanager within {self.SCRAPED_WITHIN_S:g}s")
             time.sleep(0.2)
         incident.record(events.alerting_ready(self.stack.prometheus_url), "gameday")
 

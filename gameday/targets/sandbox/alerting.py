@@ -74,6 +74,13 @@ class AlertingStack:
         data = self.query("/api/v1/targets?state=active")
         return sum(1 for t in data["data"]["activeTargets"] if t["health"] == "up")
 
+    def sends_alerts(self) -> bool:
+        """Whether Prometheus has found its Alertmanager. Until its first discovery sync
+        (up to 5 s after it starts) it has none: an alert firing then is dropped and
+        sent again only after ``resend_delay``, a minute later."""
+        data = self.query("/api/v1/alertmanagers")
+        return bool(data["data"]["activeAlertmanagers"])
+
 
 def missing_binaries() -> list[str]:
     return [b for b in BINARIES.values() if shutil.which(b) is None]

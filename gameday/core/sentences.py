@@ -183,42 +183,42 @@ def where_it_stopped(traced: Mapping[str, Any]) -> str:
     (``gameday.targets.alert_path.where_it_stopped`` says what each field means)."""
     pending, firing = traced.get("pending_after_s"), traced.get("firing_after_s")
     if traced.get("rule_error"):
-        return f"their Prometheus could not evaluate it: {traced['rule_error']}"
+        return f"the team's Prometheus could not evaluate it: {traced['rule_error']}"
     differ = "; ".join(f"{k}: {theirs!r} there, {ours!r} in the scenario"
                        for k, (theirs, ours) in (traced.get("labels_differ") or {}).items())
     if firing is None:
         if differ:
-            return ("their Prometheus had it only with other labels than the scenario's "
+            return ("the team's Prometheus had it only with other labels than the scenario's "
                     f"alert.labels ({differ})")
         if pending is not None and (traced.get("pending_runs") or 1) > 1:
-            return (f"it went pending in their Prometheus {traced['pending_runs']} times from "
+            return (f"it went pending in the team's Prometheus {traced['pending_runs']} times from "
                     f"{pending:g} s after the fault began, its expression never holding for "
                     "the rule's for: duration")
         if pending is not None:
-            return (f"it was pending in their Prometheus from {pending:g} s after the fault "
+            return (f"it was pending in the team's Prometheus from {pending:g} s after the fault "
                     "began; the rule's for: duration kept it from firing within the detect "
                     "timeout")
-        return ("its expression was never true in their Prometheus after the fault began "
+        return ("its expression was never true in the team's Prometheus after the fault began "
                 "(no ALERTS series for it)")
-    said = f"their Prometheus had it firing {firing:g} s after the fault began"
+    said = f"the team's Prometheus had it firing {firing:g} s after the fault began"
     match traced.get("alertmanager"):
         case "silenced":
-            return (f"{said}; their Alertmanager held it silenced "
+            return (f"{said}; the team's Alertmanager held it silenced "
                     f"(silence {', '.join(traced.get('silenced_by') or [])})")
         case "inhibited":
-            return f"{said}; their Alertmanager held it inhibited by another alert"
+            return f"{said}; the team's Alertmanager held it inhibited by another alert"
         case "active":
             late = traced.get("arrived_after_s")
-            return (f"{said}; it reached their Alertmanager only after the wait ended"
+            return (f"{said}; it reached the team's Alertmanager only after the wait ended"
                     + (f", {late:g} s after the fault began" if late is not None else ""))
         case "other labels":
-            return (f"{said}; their Alertmanager held it with other labels than the "
+            return (f"{said}; the team's Alertmanager held it with other labels than the "
                     f"scenario's alert.labels ({differ})")
         case "absent":
-            return (f"{said}, but it had not reached their Alertmanager when the wait ended "
+            return (f"{said}, but it had not reached the team's Alertmanager when the wait ended "
                     "(where that Prometheus sends alerts: its /api/v1/alertmanagers)")
         case "no answer":
-            return f"{said}; their Alertmanager did not answer when asked what it held"
+            return f"{said}; the team's Alertmanager did not answer when asked what it held"
     return said
 
 

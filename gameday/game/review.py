@@ -124,7 +124,7 @@ def _make_it_fire(alert: object) -> str:
 def _unblock(alert: object, traced: dict[str, Any]) -> str:
     """What to change, by where the team's alert stopped (``detection.traced``)."""
     if traced.get("rule_error"):
-        return f"Fix {alert}'s rule: their Prometheus cannot evaluate it"
+        return f"Fix {alert}'s rule: the team's Prometheus cannot evaluate it"
     if traced.get("labels_differ") and traced.get("alertmanager") in (None, "other labels"):
         return (f"Give the scenario's alert.labels the labels {alert} carries (or the rule "
                 "the labels the runbook needs)")
@@ -148,7 +148,7 @@ def _unblock(alert: object, traced: dict[str, Any]) -> str:
                     "alerting configuration, /api/v1/alertmanagers) and what drops them on "
                     "the way")
         case "no answer":
-            return (f"Find out why their Alertmanager did not answer, then run the game day "
+            return (f"Find out why the team's Alertmanager did not answer, then run the game day "
                     f"again to see whether {alert} reaches it")
     return (f"Make {alert} reach Alertmanager sooner (its for: duration, its rule group's "
             "interval, Prometheus's evaluation interval)")

@@ -70,36 +70,37 @@ def test_the_chart_leaves_a_gap_for_readings_with_no_number(tmp_path):
 
 
 @pytest.mark.parametrize("traced,said,action", [
-    ({}, "its expression was never true in their Prometheus after the fault began",
+    ({}, "its expression was never true in the team's Prometheus after the fault began",
      "Make Slow fire for this failure mode"),
-    ({"rule_error": "many-to-many matching not allowed"}, "their Prometheus could not "
+    ({"rule_error": "many-to-many matching not allowed"}, "the team's Prometheus could not "
      "evaluate it: many-to-many matching not allowed", "Fix Slow's rule"),
-    ({"labels_differ": {"service": ["cart", "podinfo"]}}, "their Prometheus had it only with "
+    ({"labels_differ": {"service": ["cart", "podinfo"]}}, "the team's Prometheus had it only with "
      "other labels than the scenario's alert.labels (service: 'cart' there, 'podinfo' in the "
      "scenario)", "Give the scenario's alert.labels the labels Slow carries"),
-    ({"pending_after_s": 2.0}, "it was pending in their Prometheus from 2 s after the fault "
+    ({"pending_after_s": 2.0}, "it was pending in the team's Prometheus from 2 s after the fault "
      "began; the rule's for: duration kept it from firing", "Shorten Slow's for: duration"),
-    ({"pending_after_s": 1.0, "pending_runs": 3}, "it went pending in their Prometheus 3 "
+    ({"pending_after_s": 1.0, "pending_runs": 3}, "it went pending in the team's Prometheus 3 "
      "times from 1 s after the fault began, its expression never holding",
      "Make Slow's expression hold through this failure mode"),
     ({"firing_after_s": 3.0, "alertmanager": "silenced", "silenced_by": ["a1", "b2"]},
-     "firing 3 s after the fault began; their Alertmanager held it silenced (silence a1, b2)",
+     "firing 3 s after the fault began; the team's Alertmanager held it silenced (silence a1, b2)",
      "Review the silence that hid Slow (a1, b2)"),
     ({"pending_after_s": 1.0, "firing_after_s": 3.0, "alertmanager": "inhibited"},
-     "their Prometheus had it firing 3 s after the fault began; their Alertmanager held it "
-     "inhibited by another alert", "Check the inhibit rule that suppressed Slow"),
+     "the team's Prometheus had it firing 3 s after the fault began; the team's Alertmanager "
+     "held it inhibited by another alert", "Check the inhibit rule that suppressed Slow"),
     ({"firing_after_s": 7.5, "alertmanager": "active"}, "firing 7.5 s after the fault began; "
-     "it reached their Alertmanager only after the wait ended",
+     "it reached the team's Alertmanager only after the wait ended",
      "Make Slow reach Alertmanager sooner"),
     ({"firing_after_s": 2.0, "alertmanager": "other labels",
-      "labels_differ": {"proxy": ["db", "api"]}}, "their Alertmanager held it with other "
+      "labels_differ": {"proxy": ["db", "api"]}}, "the team's Alertmanager held it with other "
      "labels than the scenario's alert.labels (proxy: 'db' there, 'api' in the scenario)",
      "Give the scenario's alert.labels the labels Slow carries"),
     ({"firing_after_s": 2.0, "alertmanager": "absent"}, "firing 2 s after the fault began, but "
-     "it had not reached their Alertmanager when the wait ended",
+     "it had not reached the team's Alertmanager when the wait ended",
      "Check where the Prometheus that evaluates it"),
     ({"firing_after_s": 2.0, "alertmanager": "no answer"}, "firing 2 s after the fault began; "
-     "their Alertmanager did not answer", "Find out why their Alertmanager did not answer"),
+     "the team's Alertmanager did not answer",
+     "Find out why the team's Alertmanager did not answer"),
 ])
 def test_where_a_missed_alert_stopped_says_what_to_change(traced, said, action):
     """Each place a team's alert can stop (``detection.traced``) in words, in the finding
@@ -126,7 +127,7 @@ def missed_then(traced: dict, *later: dict) -> list[dict]:
 
 
 def test_an_alert_their_alertmanager_reports_after_the_trace_arrived_late():
-    """Asked at the end of the wait, their Alertmanager did not hold it yet; it reported
+    """Asked at the end of the wait, the team's Alertmanager did not hold it yet; it reported
     it 12.5 s after the fault began: the review says it came late, not that it never
     did."""
     from gameday.game.review import _missed
@@ -134,6 +135,6 @@ def test_an_alert_their_alertmanager_reports_after_the_trace_arrived_late():
     finding = _missed(missed_then({"firing_after_s": 7.8, "alertmanager": "absent"},
                                   {"at_s": 22.5, "kind": "alert.received",
                                    "actor": "alertmanager"}))
-    assert ("firing 7.8 s after the fault began; it reached their Alertmanager only after the "
+    assert ("firing 7.8 s after the fault began; it reached the team's Alertmanager only after the "
             "wait ended, 12.5 s after the fault began") in finding.factor, finding.factor
     assert finding.action.startswith("Make Slow reach Alertmanager sooner")

@@ -356,7 +356,7 @@ def test_an_alert_too_slow_to_fire_is_the_finding(tmp_path, monitored):
     # where it stopped, as their Prometheus tells it: pending, held by its for: 10m
     traced = next(e for e in events if e.kind == "detection.traced")
     assert "firing_after_s" not in traced.data and 0 <= traced.data["pending_after_s"] <= 8
-    assert (f"Where it stopped: it was pending in their Prometheus from "
+    assert (f"Where it stopped: it was pending in the team's Prometheus from "
             f"{traced.data['pending_after_s']:g} s after the fault began") in review
     assert "Shorten PodinfoLatencyBurnSlowly's for: duration" in review
     report = gameday(tmp_path, "report", "--json")
@@ -406,8 +406,9 @@ def test_a_silence_that_hides_their_page_is_where_it_stopped(tmp_path, monitored
     assert traced.data["alertmanager"] == "silenced", traced.data
     assert traced.data["silenced_by"] == [silence_id]
     assert 0 <= traced.data["firing_after_s"] <= 8, traced.data
-    assert (f"their Prometheus had it firing {traced.data['firing_after_s']:g} s after the "
-            f"fault began; their Alertmanager held it silenced (silence {silence_id})") in review
+    assert (f"the team's Prometheus had it firing {traced.data['firing_after_s']:g} s after "
+            f"the fault began; the team's Alertmanager held it silenced (silence {silence_id})"
+            ) in review
     assert f"Review the silence that hid PodinfoLatencyBurn ({silence_id})" in review
     assert stack.toxics() == [] and stack.unchanged()
 
@@ -443,7 +444,7 @@ def test_a_prometheus_that_sends_its_alerts_nowhere_is_named(tmp_path, monitored
         lonely.stop()
     assert traced.data.get("alertmanager") == "absent", traced.data
     assert 0 <= traced.data["firing_after_s"] <= 8
-    assert "but it had not reached their Alertmanager when the wait ended" in review
+    assert "but it had not reached the team's Alertmanager when the wait ended" in review
     assert "Check where the Prometheus that evaluates it sends alerts" in review
     assert stack.toxics() == [] and stack.unchanged()
 

@@ -28,6 +28,7 @@ import pytest
 import yaml
 from serving import eventually
 
+from gameday.slis.prometheus import alertmanagers
 from gameday.targets.sandbox.supervisor import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,12 +53,10 @@ def _answers(url: str) -> bool:
 
 
 def sends_alerts(prometheus: str) -> bool:
-    """Whether Prometheus has an Alertmanager to send its alerts to. It has none for a few
-    seconds after it starts and after every reload (its notifier waits for the next
-    discovery sync, every 5 s); an alert that fires then is dropped and sent again only
-    after ``resend_delay`` (1 min), past any game day's detect timeout."""
-    found = _get(f"{prometheus}/api/v1/alertmanagers")
-    return isinstance(found, dict) and bool(found["data"]["activeAlertmanagers"])
+    """Whether Prometheus has an Alertmanager to send its alerts to: none for a few
+    seconds after it starts and after every reload (``alertmanagers``), and an alert
+    that fires then arrives a minute later, past any game day's detect timeout."""
+    return bool(alertmanagers(prometheus))
 
 
 def _popen(logs: Path, name: str, argv: list[str]) -> subprocess.Popen[bytes]:

@@ -351,7 +351,7 @@ def detection_missed(waited_s: float, alert: str, *, outside_s: float = 0.0,
 
 
 def detection_traced(alert: str, found: dict[str, Any]) -> Entry:
-    """Where ``alert`` stopped on its way (``gameday.targets.team.where_it_stopped``)."""
+    """Where ``alert`` stopped on its way (``gameday.targets.alert_path.where_it_stopped``)."""
     return Entry(Kind.DETECTION_TRACED, {"alert": alert, **found})
 
 

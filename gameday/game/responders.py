@@ -158,9 +158,9 @@ class Response:
         """The game day ends: wait for the trace of a missed alert (done long before,
         unless their Prometheus is slow to answer) so that the review reads it, unless
         told not to (a signal); after this nothing more is traced."""
-        from gameday.targets.alert_path import TRACE_WITHIN_S
-
         if self.tracing is not None and wait:
+            from gameday.targets.alert_path import TRACE_WITHIN_S
+
             self.tracing.join(timeout=TRACE_WITHIN_S + 1)
         with self.trace_lock:
             self.closed = True

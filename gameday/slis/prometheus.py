@@ -73,6 +73,15 @@ def api(prometheus: str, path: str, *, timeout_s: float = TIMEOUT_S, **params: s
     return body.get("data")
 
 
+def alertmanagers(prometheus: str) -> list[str]:
+    """Where Prometheus sends its alerts now: its active Alertmanagers' URLs. None for a
+    few seconds after it starts and after every reload (until its next discovery sync,
+    every 5 s): an alert that fires then is dropped and sent again only after its
+    ``resend_delay``, a minute later by default."""
+    found = (api(prometheus, "alertmanagers") or {}).get("activeAlertmanagers") or []
+    return [str(a.get("url", "?")) for a in found]
+
+
 def query(prometheus: str, promql: str, origin: Origin | None = None) -> float | None:
     """One instant query's single value; None for a series that has no number (NaN).
     Raises GamedayError when Prometheus is unreachable or the query returns no series;

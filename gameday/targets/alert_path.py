@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from gameday.core import clock
 from gameday.core.errors import GamedayError
 from gameday.scenarios.scenario import Scenario
-from gameday.slis.prometheus import NotServed, api
+from gameday.slis.prometheus import NotServed, alertmanagers, api
 from gameday.targets.alertmanager import held
 
 TRACE_WITHIN_S = 4.0  # every question of a trace, together
@@ -41,10 +41,8 @@ def _rule(prometheus: str, alert: str, timeout_s: float) -> dict[str, Any] | Non
 
 def sends_alerts(sc: Scenario) -> list[tuple[str, bool, str]]:
     """Preflight: when the team's Prometheus evaluates the scenario's alert, it sends
-    alerts to an Alertmanager at all. It has none for a few seconds after it starts or
-    reloads, and an alert that fires then reaches Alertmanager only after its
-    ``resend_delay`` (1 min by default), too late for any game day. A store that does
-    not serve the question is not held against it."""
+    alerts to an Alertmanager at all (``alertmanagers``: none just after it starts or
+    reloads). A store that does not serve the question is not held against it."""
     prometheus, name = _prometheus(sc), sc.alert.name
     if prometheus is None or sc.alertmanager is None:
         return []
@@ -53,8 +51,7 @@ def sends_alerts(sc: Scenario) -> list[tuple[str, bool, str]]:
         if _rule(prometheus, name, TRACE_WITHIN_S) is None:
             return [(check, True, f"{name} is not a rule of {prometheus}: another "
                                   "Prometheus or ruler evaluates it (not checked here)")]
-        sends = [str(a.get("url", "?")) for a in
-                 (api(prometheus, "alertmanagers") or {}).get("activeAlertmanagers") or []]
+        sends = alertmanagers(prometheus)
     except NotServed as exc:
         return [(check, True, f"not checked: {exc}")]
     except GamedayError as exc:

@@ -75,11 +75,11 @@ class AlertingStack:
         return sum(1 for t in data["data"]["activeTargets"] if t["health"] == "up")
 
     def sends_alerts(self) -> bool:
-        """Whether Prometheus has found its Alertmanager. Until its first discovery sync
-        (up to 5 s after it starts) it has none: an alert firing then is dropped and
-        sent again only after ``resend_delay``, a minute later."""
-        data = self.query("/api/v1/alertmanagers")
-        return bool(data["data"]["activeAlertmanagers"])
+        """Whether Prometheus has found its Alertmanager (``alertmanagers``: not until its
+        first discovery sync, up to 5 s after it starts)."""
+        from gameday.slis.prometheus import alertmanagers
+
+        return bool(alertmanagers(self.prometheus_url))
 
 
 def missing_binaries() -> list[str]:

@@ -145,6 +145,11 @@ def _files(dirs: Dirs) -> dict[str, Path]:
     return first_found(runbook_dirs(dirs), "*.yml", "*.yaml", key=lambda path: path.stem)
 
 
+def runbook_files(dirs: Dirs = None) -> list[Path]:
+    """The runbook files ``discover`` reads, in its order."""
+    return [path for _, path in sorted(_files(dirs).items())]
+
+
 def discover(dirs: Dirs = None) -> list[Runbook]:
     return [load_runbook(path) for _, path in sorted(_files(dirs).items())]
 

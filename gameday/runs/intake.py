@@ -50,6 +50,7 @@ from gameday.core.audit import Audit
 from gameday.core.errors import GamedayError, StoreUnavailable
 from gameday.core.events import Entry
 from gameday.core.policy import severity_from_labels
+from gameday.core.settings import AlertTarget
 from gameday.core.settings import current as current_settings
 from gameday.core.states import IncidentKind, RunStatus
 from gameday.incidents.incident import STATE_OF_EVENT, Incident, kind_of_row
@@ -245,6 +246,7 @@ class Intake:
         self._routes_lock = threading.Lock()
         self._lasting: dict[int, tuple[dict[str, str], str]] = {}
         self._settings: object = None  # the settings ``_lasting`` was worked out with
+        self._targets: Sequence[AlertTarget] = ()  # theirs
 
     @property
     def _moment(self) -> Moment:
@@ -262,8 +264,9 @@ class Intake:
         failing one rolls back alone."""
         with self._routes_lock:
             self._routes.check()
-            if current_settings() is not self._settings:  # other targets, perhaps
-                self._settings = current_settings()
+            settings = current_settings()
+            if settings is not self._settings:  # other targets, perhaps
+                self._settings, self._targets = settings, settings.targets
                 self._lasting.clear()
         try:
             try:
@@ -338,7 +341,8 @@ class Intake:
         out: dict[str, Any] = {"alertname": alert.name, "incident_id": incident.id,
                                "duplicate": False}
         try:
-            target = alert_target(incident, alert.labels)  # which of the team's systems
+            # which of the team's systems (the project's, as the batch read them)
+            target = alert_target(incident, alert.labels, targets=self._targets)
         except GamedayError as exc:
             moment.record(incident, events.runbook_rejected(None, str(exc)), "gameday")
             moment.audit(ACTOR, Audit.RUNBOOK_REJECTED, {"runbook": None, "error": str(exc),

@@ -3,12 +3,19 @@ runbooks on disk stay as they are (``Routes``)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from gameday.core import clock
 from gameday.core.errors import GamedayError
 from gameday.runbooks.routing import Route, route
-from gameday.runbooks.runbook import Dirs, Runbook, discover
+from gameday.runbooks.runbook import Dirs, Runbook, discover, runbook_files
 from gameday.runs.alerts import AlertInstance
+
+# A file changed this recently may change again within the same timestamp (the kernel
+# stamps files from a clock that ticks every few milliseconds): it is read, not trusted.
+RECENT_NS = 2_000_000_000
+Signature = tuple[tuple[str, int, int, int], ...]
 
 
 class Routes:
@@ -24,19 +31,33 @@ class Routes:
         self.dirs = dirs
         self._books: list[Runbook] | None = None
         self._answers: dict[tuple[Any, ...], Route] = {}
+        self._seen: Signature | None = None
 
     def check(self) -> None:
-        """Read the runbooks as they are now. ``discover`` hands back the very same
-        objects while a file's bytes stay the same: any other object (a file changed,
-        added or removed; another directory) forgets every answer. Runbooks that do not
-        load are routed alert by alert, as ``route`` reports them."""
+        """Read the runbooks as they are now, unless no runbook file was added, removed,
+        replaced or written since the last check (the files' names, inodes, sizes and
+        modification times), and none of them was written in the last two seconds.
+        ``discover`` hands back the very same objects while a file's bytes stay the
+        same: any other object (a file changed, added or removed; another directory)
+        forgets every answer. Runbooks that do not load are routed alert by alert, as
+        ``route`` reports them."""
+        if len(self._answers) > self.MAX:
+            self._answers.clear()
+        seen, settled = _signature(self.dirs), clock.epoch_ns() - RECENT_NS
+        if seen is not None and seen == self._seen and \
+                all(mtime < settled for _, _, _, mtime in seen):
+            return
+        self._seen = seen
+        self._read()
+
+    def _read(self) -> None:
         try:
             books: list[Runbook] | None = discover(self.dirs)
         except GamedayError:
             books = None
         same = (books is not None and self._books is not None and len(books) == len(self._books)
                 and all(a is b for a, b in zip(books, self._books, strict=True)))
-        if not same or len(self._answers) > self.MAX:
+        if not same:
             self._answers.clear()
         self._books = books  # held, so that no object's identity is reused meanwhile
 
@@ -56,3 +77,14 @@ class Routes:
             found = route(alert.name, alert.labels, alert.annotations, dirs=self.dirs)
             self._answers[key] = found
         return found
+
+
+def _signature(dirs: Dirs) -> Signature | None:
+    """What the runbook files are on disk without reading them; None if that cannot be
+    told (a directory or a file that cannot be listed or looked at)."""
+    try:
+        files = runbook_files(dirs)
+        stats = [(str(path), os.stat(path)) for path in files]
+    except (OSError, GamedayError):
+        return None
+    return tuple((path, st.st_ino, st.st_size, st.st_mtime_ns) for path, st in stats)

@@ -13,7 +13,7 @@ incident acts in its own target, and a run in its cluster is held to it the same
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gameday.core import safety
@@ -25,12 +25,13 @@ from gameday.runbooks.kubectl import runbook_needs
 from gameday.runbooks.runbook import Runbook
 
 
-def alert_target(incident: Incident | None,
-                 labels: Mapping[str, str] | None = None) -> AlertTarget | None:
+def alert_target(incident: Incident | None, labels: Mapping[str, str] | None = None, *,
+                 targets: Sequence[AlertTarget] | None = None) -> AlertTarget | None:
     """The target a real incident's alert (``labels``, else its first alert's) belongs
-    to; None when the project names none, or for a game day's incident. GamedayError
-    when the project names some and none matches."""
-    targets = current().targets
+    to, among ``targets`` (the project's: ``current().targets``); None when the project
+    names none, or for a game day's incident. GamedayError when the project names some
+    and none matches."""
+    targets = current().targets if targets is None else targets
     if not targets or incident is None or incident.row.get("run_dir"):
         return None
     if labels is None:

@@ -241,6 +241,35 @@ def test_a_batch_written_at_once_records_what_one_at_a_time_records(tmp_path, bo
     assert written(at_once=True) == written(at_once=False)
 
 
+def test_a_runbook_changed_between_batches_is_routed_anew(tmp_path, books):
+    """The runbook files are only looked at (not read) while they stay the same: a
+    file written since, or added, is read before the next batch is routed, whatever
+    its timestamps say."""
+    store = Store(tmp_path / "g.db")
+    intake = Intake(store, runbook_dir=books)
+    settled = time.time() - 60
+    for path in books.iterdir():
+        os.utime(path, (settled, settled))
+
+    def routed(fingerprint: str) -> dict:
+        note = parse(payload(alert(fingerprint=fingerprint), group=f"g-{fingerprint}"))
+        answers, _ = intake.handle([Delivery(note, "token")])
+        return answers[0]["alerts"][0]
+
+    assert routed("one")["runbook"] == "restart-it"
+    assert routed("two")["runbook"] == "restart-it"  # nothing changed: looked at only
+    write_runbook(books, "restart-it", ["Other"])  # no longer about Boom; written now
+    assert routed("three")["runbook"] is None
+    write_runbook(books, "restart-it", ["Boom"], auto=False)
+    os.utime(books / "restart-it.yml", (settled, settled))  # the old time, other bytes
+    answer = routed("four")
+    assert answer["runbook"] == "restart-it" and "run_id" not in answer
+    write_runbook(books, "boom-too", ["Boom"])  # a new file, with an old time
+    (books / "restart-it.yml").unlink()
+    os.utime(books / "boom-too.yml", (settled, settled))
+    assert routed("five")["runbook"] == "boom-too"
+
+
 def test_batcher_answers_each_submitter_and_keeps_order():
     seen: list[list[int]] = []
 

@@ -30,18 +30,22 @@ from one asyncio process on the same machine, so the figures are a floor.
 
 ``--postgres`` runs gameday on a throwaway PostgreSQL server (Debian's, started as
 the tests start it: ``tests/pg.py``, which turns fsync off) instead of SQLite.
+``--intake thread`` records alerts in a thread of ``gameday serve`` instead of its writer
+process (``gameday serve --intake``); the server's CPU counts its children's either way.
 ``--profile FILE`` samples every thread of ``gameday serve`` during the storm and
 writes where its time went (stages, hottest functions, CPU per thread) to FILE.
 
     .venv/bin/python bench/alert_storm.py [--seconds 30] [--clients 16]
         [--alerts-per-post 1] [--services 4] [--redeliver 10]
-        [--only gameday|ansible-rulebook] [--postgres] [--profile FILE]
+        [--only gameday|ansible-rulebook] [--postgres] [--intake process|thread]
+        [--profile FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -178,10 +182,40 @@ async def run_storm(tool: str, port: int, path: str, args: argparse.Namespace) -
     return storm
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes ``pid`` started that still run, and theirs."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User and system time of process ``pid`` so far (its children not included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User and system time of process ``pid`` so far, with its children's: those it
+    has waited for, and those still running (gameday's writer process, the playbooks
+    either tool runs)."""
+    total = 0
+    for each in (pid, *descendants(pid)):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def writer_pid(pid: int) -> int | None:
+    """gameday serve's writer process (``gameday.web.writer``), if it runs one."""
+    for child in descendants(pid):
+        with contextlib.suppress(OSError):
+            if b"gameday.web.writer" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return child
+    return None
 
 
 def measured(tool: str, pid: int, port: int, path: str, args: argparse.Namespace) -> Storm:
@@ -247,6 +281,7 @@ class Gameday:
     coalesced: int
     rss_before: int
     rss_peak: int
+    writer_peak: int  # its writer process's (0: none, --intake thread)
 
 
 @contextmanager
@@ -298,7 +333,7 @@ def storm_gameday(args: argparse.Namespace) -> Gameday:
     toml.write_text(toml.read_text().replace('require = "proven"', 'require = "any"'))
     port = free_port()
     with store_url(work, args.postgres) as url:
-        serve = ["serve", "--port", str(port)]
+        serve = ["serve", "--port", str(port), "--intake", args.intake]
         command = ([sys.executable, __file__, "--sampled", str(args.profile), *serve]
                    if args.profile else [sys.executable, "-m", "gameday", *serve])
         server = subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL,
@@ -308,13 +343,15 @@ def storm_gameday(args: argparse.Namespace) -> Gameday:
             rss_before = rss_kib(server.pid, "VmRSS")
             storm = measured("gameday serve", server.pid, port, "/api/v1/alerts", args)
             peak = rss_kib(server.pid, "VmHWM")
+            writer = writer_pid(server.pid)
+            writer_peak = rss_kib(writer, "VmHWM") if writer else 0
         finally:
             stop(server)
         stored, rows, runs, coalesced = read_store(url)
     shutil.rmtree(work, ignore_errors=True)
     return Gameday(storm, lost=len(storm.accepted - stored), stored=len(stored),
                    dupes=rows - len(stored), runs=runs, coalesced=coalesced,
-                   rss_before=rss_before, rss_peak=peak)
+                   rss_before=rss_before, rss_peak=peak, writer_peak=writer_peak)
 
 
 # -- ansible-rulebook ------------------------------------------------------------------------
@@ -401,13 +438,16 @@ def report(args: argparse.Namespace, g: Gameday | None, r: Rulebook | None) -> N
           f"per POST, {args.services} services, {args.seconds:.0f} s per tool, one after "
           f"the other; load average {Path('/proc/loadavg').read_text().strip()}")
     if g:
-        print(f"gameday serve ({'PostgreSQL' if args.postgres else 'SQLite'})")
+        print(f"gameday serve ({'PostgreSQL' if args.postgres else 'SQLite'}; --intake "
+              f"{args.intake})")
         print_storm(g.storm)
         print(f"  lost       {g.lost}   (stored {g.stored}, duplicates stored {g.dupes}"
               f"{refused(g.storm)})")
         print(f"  runs       {g.runs}   runbook.coalesced events {g.coalesced}")
         print(f"  server RSS {g.rss_before / 1024:.0f} MiB before, "
-              f"peak {g.rss_peak / 1024:.0f} MiB")
+              f"peak {g.rss_peak / 1024:.0f} MiB"
+              + (f"; its writer process's peak {g.writer_peak / 1024:.0f} MiB"
+                 if g.writer_peak else ""))
     if r:
         print(f"ansible-rulebook ({r.version}; eda.builtin.webhook, throttle once_within "
               f"{COALESCE} by service)")
@@ -565,8 +605,12 @@ def main() -> int:
                         help="storm one tool only")
     parser.add_argument("--postgres", action="store_true",
                         help="gameday on a throwaway PostgreSQL server, not SQLite")
+    parser.add_argument("--intake", choices=["process", "thread"], default="process",
+                        help="gameday serve --intake: where alerts are recorded")
     parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="sample gameday serve's threads; where the time went, to FILE")
+                        help="sample gameday serve's threads (its writer process's too with "
+                             "--intake thread, which puts them in the server's); where the "
+                             "time went, to FILE")
     args = parser.parse_args()
     if args.profile:
         args.profile = args.profile.resolve()

@@ -36,13 +36,17 @@ from gameday.cli.common import Duration, State, pass_state
                    "asking, from --trusted-proxy addresses only; the name must be a user.")
 @click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
               help="An address or network of the reverse proxy that sets the header.")
+@click.option("--intake", type=click.Choice(["process", "thread"]), default="process",
+              show_default=True,
+              help="Where alerts are recorded: a process of its own (another core in an "
+                   "alert storm) or a thread of this one.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where ansible-runner's artifacts for each run go "
                    "[default: .gameday/serve in the project].")
 @pass_state
 def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
           coalesce_window: float, scheduler: bool, four_eyes: str, approval_ttl: float,
-          trusted_user_header: str | None, trusted_proxies: tuple[str, ...],
+          trusted_user_header: str | None, trusted_proxies: tuple[str, ...], intake: str,
           data_dir: Path | None) -> None:
     """Receive Alertmanager webhooks and serve one-click runbook pages."""
     import uvicorn
@@ -86,7 +90,8 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
                      data_dir=(data_dir or state.settings.serve_dir).resolve(),
                      max_concurrent=max_concurrent, env=env, coalesce_window=coalesce_window,
                      settings=state.settings, four_eyes=four_eyes, approval_ttl=approval_ttl,
-                     user_header=trusted_user_header, trusted_proxies=trusted_proxies)
+                     user_header=trusted_user_header, trusted_proxies=trusted_proxies,
+                     intake_process=intake == "process")
     from gameday.runbooks.runbook import prewarm
 
     prewarm()  # the warm runbook executor imports Ansible while the server starts

@@ -193,6 +193,11 @@ def runbook_trust(store: Store, name: str, policy: Automation, *,
 Hold = Callable[[str, str | None], str | None]
 
 
+def hold_for(store: Store, policy: Automation | None) -> Hold | None:
+    """``holder`` when the policy asks for proof, else None: nothing is held."""
+    return holder(store, policy) if policy and policy.needs_proof else None
+
+
 def holder(store: Store, policy: Automation) -> Hold:
     """The intake's question (``runs.intake.Intake``'s ``hold``): why an automatic
     run of runbook NAME for an alert about a TARGET kind (None: gameday's own world)

@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from gameday.core import clock, events
 from gameday.core.audit import Audit
@@ -227,6 +227,15 @@ Hold = Callable[[str, str | None], str | None]
 Answers = tuple[list[dict[str, Any] | Exception], list[Start]]  # a batch's, and its runs
 
 
+class Writes(Protocol):
+    """What records a batch: ``Intake`` in this process, or one in a process of its
+    own (``web.writer``)."""
+
+    def handle(self, deliveries: Sequence[Delivery]) -> Answers: ...
+
+    def close(self) -> None: ...
+
+
 class Intake:
     """``hold``: the project's trust policy for automatic runs (``report.trust``):
     given a runbook and the kind of target an alert is about, why its run must wait for
@@ -247,6 +256,9 @@ class Intake:
         self._lasting: dict[int, tuple[dict[str, str], str]] = {}
         self._settings: object = None  # the settings ``_lasting`` was worked out with
         self._targets: Sequence[AlertTarget] = ()  # theirs
+
+    def close(self) -> None:
+        """Nothing to let go of: the store is the caller's."""
 
     @property
     def _moment(self) -> Moment:
@@ -484,18 +496,26 @@ Answer = TypeVar("Answer")
 class Batcher(Generic[Item, Answer]):
     """One thread that takes everything queued so far (up to ``max_batch``) and hands
     it to ``handle`` at once; each submitter gets its own answer as a future. An answer
-    that is an exception is raised to its submitter alone."""
+    that is an exception is raised to its submitter alone.
+
+    With ``threads=2`` a second batch is gathered and handed over while the first is
+    being handled: for a ``handle`` that hands batches on to another process, which
+    takes them in the order they came (``web.writer``), so that it never waits for
+    this one between batches."""
 
     _STOP = object()
 
     def __init__(self, handle: Callable[[list[Item]], Sequence[Answer | Exception]], *,
-                 max_batch: int = 128, linger: float = LINGER_S, name: str = "intake"):
+                 max_batch: int = 128, linger: float = LINGER_S, name: str = "intake",
+                 threads: int = 1):
         self._handle = handle
         self._max_batch = max_batch
         self._linger = linger
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._work, name=name, daemon=True)
+                         for _ in range(threads)]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, item: Item) -> Future[Answer]:
         future: Future[Answer] = Future()
@@ -510,9 +530,11 @@ class Batcher(Generic[Item, Answer]):
         return future
 
     def stop(self) -> None:
-        """Finish what was submitted, then end the thread."""
-        self._queue.put(self._STOP)
-        self._thread.join()
+        """Finish what was submitted, then end the threads."""
+        for _ in self._threads:
+            self._queue.put(self._STOP)
+        for thread in self._threads:
+            thread.join()
 
     def _work(self) -> None:
         expected = 1

@@ -1,7 +1,8 @@
 """What ``gameday serve`` runs: alerts in (``intake``, a batch at a time), runbook
 runs out, on a bounded pool.
 
-Notifications go to the intake's writer thread (``Batcher``); a request is answered
+Notifications go to the intake's writer thread (``Batcher``), which records each batch
+itself or hands it to a process of its own (``web.writer``); a request is answered
 once its batch is committed. Runs start after that: at most ``max_concurrent`` at
 once in all, and at most the runbook's own ``concurrency`` of each runbook; the rest
 wait their turn in order. On shutdown the running ones finish and the waiting ones
@@ -29,7 +30,16 @@ from gameday.incidents.incident import Incident
 from gameday.people.auth import Forbidden
 from gameday.runbooks.runbook import Dirs, Runbook, find
 from gameday.runs import run as runs
-from gameday.runs.intake import COALESCE_WINDOW_S, Batcher, Delivery, Hold, Intake, Start
+from gameday.runs.intake import (
+    COALESCE_WINDOW_S,
+    LINGER_S,
+    Batcher,
+    Delivery,
+    Hold,
+    Intake,
+    Start,
+    Writes,
+)
 from gameday.store import Store
 from gameday.store.leases import owner
 from gameday.store.rows import RunRow
@@ -63,14 +73,17 @@ class RunStream:
 class Dispatcher:
     def __init__(self, store: Store, *, runbook_dir: Dirs = None,
                  data_dir: Path, max_concurrent: int = 2, env: dict[str, str] | None = None,
-                 coalesce_window: float = COALESCE_WINDOW_S, hold: Hold | None = None):
+                 coalesce_window: float = COALESCE_WINDOW_S, hold: Hold | None = None,
+                 writer: Writes | None = None):
         self.store = store
         self.runbook_dir = runbook_dir
         self.data_dir = data_dir
         self.env = env or {}
         self.streams: OrderedDict[int, RunStream] = OrderedDict()
-        self.intake = Intake(store, runbook_dir=runbook_dir, coalesce_window=coalesce_window,
-                             env=self.env, hold=hold)
+        # what records alerts: given (``web.writer``: another process), else a thread here
+        self.intake: Writes = writer or Intake(store, runbook_dir=runbook_dir,
+                                               coalesce_window=coalesce_window, env=self.env,
+                                               hold=hold)
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent,
                                         thread_name_prefix="runbook")
         self._workers = max_concurrent
@@ -80,7 +93,9 @@ class Dispatcher:
         # waiting runs, a queue per (rehearsal?, runbook, world): real ones tried first
         self._waiting: defaultdict[tuple[bool, str, str], deque[Start]] = defaultdict(deque)
         self._closing = False
-        self._batcher: Batcher[Delivery, dict[str, Any]] = Batcher(self._handle)
+        # another process writes: the next batch is handed over while it takes one
+        self._batcher: Batcher[Delivery, dict[str, Any]] = Batcher(
+            self._handle, threads=2 if writer else 1, linger=0.0 if writer else LINGER_S)
 
     def items(self, run: RunRow) -> list[dict[str, Any]]:
         """A run's events so far: live when it runs (or ran) in this process, else as
@@ -94,6 +109,7 @@ class Dispatcher:
     def shutdown(self) -> None:
         """Stop taking alerts, let running playbooks finish, cancel the waiting runs."""
         self._batcher.stop()
+        self.intake.close()
         with self._lock:
             self._closing = True
             waiting = [start for queue in self._waiting.values() for start in queue]

@@ -37,12 +37,13 @@ from gameday.chat.relay import Relay
 from gameday.core.settings import Settings
 from gameday.core.settings import current as current_settings
 from gameday.people.auth import Auth
-from gameday.report.trust import holder
+from gameday.report.trust import hold_for
 from gameday.runs.intake import COALESCE_WINDOW_S
 from gameday.runs.pool import Dispatcher
 from gameday.store import Store
 from gameday.web import api, chat, drills, incidents, insights, moves, runbooks, schedules, signin
 from gameday.web.exceptions import HANDLERS
+from gameday.web.writer import Spec, Writer
 
 if TYPE_CHECKING:
     from gameday.schedules.scheduler import Scheduler
@@ -147,15 +148,19 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
                settings: Settings | None = None, four_eyes: str = "destructive",
                approval_ttl: float = APPROVAL_TTL_S, user_header: str | None = None,
                trusted_proxies: tuple[str, ...] = (),
-               scheduler: Scheduler | None = None, chat: Chat | None = None) -> Starlette:
+               scheduler: Scheduler | None = None, chat: Chat | None = None,
+               intake_process: bool = False) -> Starlette:
+    """The app; with ``intake_process``, alerts are recorded by a process of its own
+    (``writer``: another core in a storm), else by a thread of this one."""
     # refuses a short token, or a trusted header without its proxies, before any worker
     auth = Auth(token, store, user_header=user_header, trusted_proxies=trusted_proxies)
-    policy = (settings or current_settings()).automation
+    settings = settings or current_settings()
+    writer = Writer(Spec(store.url, runbook_dir, coalesce_window, dict(env or {}), settings)) \
+        if intake_process else None
     dispatcher = Dispatcher(store, runbook_dir=runbook_dir, data_dir=data_dir,
                             max_concurrent=max_concurrent, env=env,
                             coalesce_window=coalesce_window,
-                            hold=holder(store, policy) if policy and policy.needs_proof
-                            else None)
+                            hold=hold_for(store, settings.automation), writer=writer)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -180,7 +185,6 @@ def create_app(*, token: str, store: Store, data_dir: Path, runbook_dir: Path | 
         await asyncio.gather(asyncio.to_thread(scheduler.stop) if scheduler else asyncio.sleep(0),
                              asyncio.to_thread(dispatcher.shutdown))
 
-    settings = settings or current_settings()
     relay = _relay(store, chat, dispatcher, settings, approval_ttl, four_eyes, runbook_dir)
     app = App(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.store = store

@@ -30,14 +30,14 @@ from one asyncio process on the same machine, so the figures are a floor.
 
 ``--postgres`` runs gameday on a throwaway PostgreSQL server (Debian's, started as
 the tests start it: ``tests/pg.py``, which turns fsync off) instead of SQLite.
-``--intake thread`` records alerts in a thread of ``gameday serve`` instead of its writer
-process (``gameday serve --intake``); the server's CPU counts its children's either way.
+``--intake`` is ``gameday serve --intake``: where alerts are recorded (auto: its writer
+process on SQLite, a thread on PostgreSQL); the server's CPU counts its children's.
 ``--profile FILE`` samples every thread of ``gameday serve`` during the storm and
 writes where its time went (stages, hottest functions, CPU per thread) to FILE.
 
     .venv/bin/python bench/alert_storm.py [--seconds 30] [--clients 16]
         [--alerts-per-post 1] [--services 4] [--redeliver 10]
-        [--only gameday|ansible-rulebook] [--postgres] [--intake process|thread]
+        [--only gameday|ansible-rulebook] [--postgres] [--intake auto|process|thread]
         [--profile FILE]
 """
 
@@ -438,8 +438,9 @@ def report(args: argparse.Namespace, g: Gameday | None, r: Rulebook | None) -> N
           f"per POST, {args.services} services, {args.seconds:.0f} s per tool, one after "
           f"the other; load average {Path('/proc/loadavg').read_text().strip()}")
     if g:
-        print(f"gameday serve ({'PostgreSQL' if args.postgres else 'SQLite'}; --intake "
-              f"{args.intake})")
+        intake = args.intake if args.intake != "auto" else \
+            "thread" if args.postgres else "process"
+        print(f"gameday serve ({'PostgreSQL' if args.postgres else 'SQLite'}; --intake {intake})")
         print_storm(g.storm)
         print(f"  lost       {g.lost}   (stored {g.stored}, duplicates stored {g.dupes}"
               f"{refused(g.storm)})")
@@ -605,7 +606,7 @@ def main() -> int:
                         help="storm one tool only")
     parser.add_argument("--postgres", action="store_true",
                         help="gameday on a throwaway PostgreSQL server, not SQLite")
-    parser.add_argument("--intake", choices=["process", "thread"], default="process",
+    parser.add_argument("--intake", choices=["auto", "process", "thread"], default="auto",
                         help="gameday serve --intake: where alerts are recorded")
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="sample gameday serve's threads (its writer process's too with "

@@ -36,10 +36,11 @@ from gameday.cli.common import Duration, State, pass_state
                    "asking, from --trusted-proxy addresses only; the name must be a user.")
 @click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
               help="An address or network of the reverse proxy that sets the header.")
-@click.option("--intake", type=click.Choice(["process", "thread"]), default="process",
+@click.option("--intake", type=click.Choice(["auto", "process", "thread"]), default="auto",
               show_default=True,
               help="Where alerts are recorded: a process of its own (another core in an "
-                   "alert storm) or a thread of this one.")
+                   "alert storm) or a thread of this one; auto: a process on SQLite, a "
+                   "thread on PostgreSQL (whose server is another process already).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where ansible-runner's artifacts for each run go "
                    "[default: .gameday/serve in the project].")
@@ -91,7 +92,8 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
                      max_concurrent=max_concurrent, env=env, coalesce_window=coalesce_window,
                      settings=state.settings, four_eyes=four_eyes, approval_ttl=approval_ttl,
                      user_header=trusted_user_header, trusted_proxies=trusted_proxies,
-                     intake_process=intake == "process")
+                     intake_process=intake == "process" or (intake == "auto"
+                                                            and not state.store.postgres))
     from gameday.runbooks.runbook import prewarm
 
     prewarm()  # the warm runbook executor imports Ansible while the server starts

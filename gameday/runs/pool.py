@@ -84,6 +84,7 @@ class Dispatcher:
         self.intake: Writes = writer or Intake(store, runbook_dir=runbook_dir,
                                                coalesce_window=coalesce_window, env=self.env,
                                                hold=hold)
+        self._elsewhere = writer is not None
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent,
                                         thread_name_prefix="runbook")
         self._workers = max_concurrent
@@ -130,6 +131,8 @@ class Dispatcher:
 
     def _handle(self, deliveries: list[Delivery]) -> list[dict[str, Any] | Exception]:
         answers, starts = self.intake.handle(deliveries)
+        if starts and self._elsewhere:  # queued by the writer process: ours to run now
+            self.store.adopt_runs(owner(), [start.run_id for start in starts])
         for start in starts:
             self._launch(start)
         return answers

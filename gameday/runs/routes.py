@@ -35,8 +35,9 @@ class Routes:
 
     def check(self) -> None:
         """Read the runbooks as they are now, unless no runbook file was added, removed,
-        replaced or written since the last check (the files' names, inodes, sizes and
-        modification times), and none of them was written in the last two seconds.
+        replaced or written since the last check that found none of them written in
+        the two seconds before it (the files' names, inodes, sizes and modification
+        times).
         ``discover`` hands back the very same objects while a file's bytes stay the
         same: any other object (a file changed, added or removed; another directory)
         forgets every answer. Runbooks that do not load are routed alert by alert, as
@@ -44,10 +45,12 @@ class Routes:
         if len(self._answers) > self.MAX:
             self._answers.clear()
         seen, settled = _signature(self.dirs), clock.epoch_ns() - RECENT_NS
-        if seen is not None and seen == self._seen and \
-                all(mtime < settled for _, _, _, mtime in seen):
+        if seen is not None and seen == self._seen:
             return
-        self._seen = seen
+        # Trusted from the next check on only if no file was written lately: a file
+        # written again within the same tick would look the same.
+        self._seen = seen if seen is not None and \
+            all(mtime < settled for _, _, _, mtime in seen) else None
         self._read()
 
     def _read(self) -> None:

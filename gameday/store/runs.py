@@ -98,6 +98,17 @@ class RunStore(Database):
                        f" owner = ? AND status IN ('queued', 'running') AND id IN ({marks})",
                        (owner, *ids))
 
+    def adopt_runs(self, owner: str, run_ids: Iterable[int]) -> None:
+        """Queued runs another process recorded for ``owner`` to run (the intake's
+        writer process, ``web.writer``): ``owner``'s from now on, heartbeat and all."""
+        ids = sorted(set(run_ids))
+        if not ids:
+            return
+        marks = ", ".join("?" for _ in ids)
+        with self._tx() as db:
+            db.execute(f"UPDATE runbook_runs SET owner = ?, heartbeat = {self._clock_sql} "
+                       f"WHERE status = 'queued' AND id IN ({marks})", (owner, *ids))
+
     def stale_runs(self, ttl_s: float) -> list[RunRow]:
         """Unfinished runs whose heartbeat is older than ``ttl_s`` by the database's
         clock (PostgreSQL; none on SQLite)."""

@@ -8,12 +8,15 @@ and answers it as ``Intake.handle`` does, because the process runs that very
 ``Intake`` on the same store, with the same runbooks, settings and trust policy. The
 server parses and checks each request as before; only the batch crosses, pickled, over
 a socket pair (``multiprocessing.connection``), and its answers and the runs to start
-come back. Runs start in ``gameday serve``, as before.
+come back. Runs start in ``gameday serve``, as before: the runs a batch queued are the
+server's from the moment its answer arrives (``Store.adopt_runs``).
 
 When the process ends (a crash, the kernel's OOM killer, a person's ``kill``), the
-batch it held is answered 503 with Retry-After: the sender delivers it again, and what
-had been committed is then a known instance, answered as a duplicate. The next batch
-starts a new process. ``gameday serve`` closes the connection once its last batch is
+batches it had not answered are answered 503 with Retry-After, saying how it ended:
+the sender delivers them again, and what had been committed is then a known instance,
+answered as a duplicate (a run such a batch queued is still the writer's, and is
+ended on the record by the next sweep, as any run whose process is gone). The next
+batch starts a new process. ``gameday serve`` closes the connection once its last batch is
 answered; the process ends when it reads that, or by itself when ``gameday serve``
 is gone without closing it. It ignores SIGINT and SIGTERM: they are for ``gameday
 serve``, which stops it in that order.
@@ -34,7 +37,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -61,6 +64,18 @@ class Spec:
     settings: Settings
 
 
+@dataclass
+class _Child:
+    """One writer process: its connection, and the futures of the batches it was sent,
+    in order, not yet answered."""
+
+    proc: subprocess.Popen[bytes]
+    sock: socket.socket  # ours: shut down to say the end
+    conn: Connection  # on a descriptor of its own, read by ``reader``
+    waiting: deque[Future[Any]] = field(default_factory=deque)
+    reader: threading.Thread | None = None
+
+
 class Writer:
     """``Intake.handle`` in another process. Batches may be handed over from several
     threads at once (the dispatcher's ``Batcher`` keeps the next one ready): they are
@@ -70,18 +85,16 @@ class Writer:
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
-        self._lock = threading.Lock()  # the connection, the process and what waits
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._conn: Connection | None = None  # what batches are sent on
-        self._sock: socket.socket | None = None  # its socket
-        self._waiting: deque[Future[Any]] = deque()  # sent, in order, not yet answered
+        self._lock = threading.Lock()  # which process takes batches, and what waits
+        self._child: _Child | None = None
         self._closed = False
         with self._lock:
             self._start()  # now, so that the first alert does not wait for its imports
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        child = self._child
+        return child.proc.pid if child else None
 
     def handle(self, deliveries: Sequence[Delivery]) -> Answers:
         answer: Future[Any] = Future()
@@ -89,15 +102,13 @@ class Writer:
             if self._closed:
                 raise StoreUnavailable("gameday serve is stopping: the intake takes no more "
                                        "alerts")
-            if self._conn is None:
-                self._start()
-            assert self._conn is not None
+            child = self._child or self._start()
             try:
-                self._conn.send(list(deliveries))
+                child.conn.send(list(deliveries))
             except (OSError, pickle.PickleError) as exc:
-                self._lost_locked(exc)
-                raise _ended(exc) from None
-            self._waiting.append(answer)
+                self._retire(child)
+                raise _ended(child, exc) from None
+            child.waiting.append(answer)
         reply = answer.result()
         if reply[0] == "raised":
             raise reply[1]
@@ -105,73 +116,94 @@ class Writer:
         return answers, starts
 
     def close(self) -> None:
-        """Let the process end (it reads the end of its connection), then reap it."""
+        """Let the process end (it reads the end of its connection once it has answered
+        what it was sent), and wait until it has."""
         with self._lock:
             self._closed = True
-            proc = self._lost_locked(None)
-        _reap(proc)
+            child = self._child
+            if child is not None:
+                self._retire(child)
+        if child is not None and child.reader is not None:
+            child.reader.join()
 
-    def _start(self) -> None:
+    def _start(self) -> _Child:
+        """A new process, taking batches from now on (the lock held)."""
         ours, theirs = socket.socketpair()
         try:
+            # -P: nothing in the project's directory stands in for an installed module;
+            # a session of its own: a terminal's Ctrl-C is for gameday serve alone
             proc = subprocess.Popen(
-                [sys.executable, "-m", "gameday.web.writer", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+                [sys.executable, "-P", "-m", "gameday.web.writer", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            ours.close()
+            raise StoreUnavailable(f"the intake's writer process could not start: {exc}") \
+                from None
         finally:
             theirs.close()
-        # the reader's own descriptor: shutting ``ours`` down wakes it, closing would not
-        conn = Connection(os.dup(ours.fileno()))
-        conn.send(self.spec)
-        self._proc, self._conn, self._sock = proc, conn, ours
-        threading.Thread(target=self._read, args=(conn,), name="intake-answers",
-                         daemon=True).start()
-
-    def _read(self, conn: Connection) -> None:
-        """The answers of one process, each to the batch it is for, until it ends."""
+        child = _Child(proc, ours, Connection(os.dup(ours.fileno())))
+        child.reader = threading.Thread(target=self._read, args=(child,),
+                                        name="intake-answers", daemon=True)
+        self._child = child
         try:
-            if not conn.poll(START_S):
+            child.conn.send(self.spec)
+        except (OSError, pickle.PickleError):
+            self._retire(child)  # its reader says why, and reaps it
+        child.reader.start()
+        return child
+
+    def _retire(self, child: _Child) -> None:
+        """No more batches go to ``child`` (the lock held): it ends once it has answered
+        what it was sent, and its reader gives those answers on until then."""
+        if self._child is child:
+            self._child = None
+        with contextlib.suppress(OSError):
+            child.sock.shutdown(socket.SHUT_WR)
+
+    def _read(self, child: _Child) -> None:
+        """The answers of one process, each to the batch it is for, until it ends; then
+        whatever it left unanswered fails, once it has been reaped."""
+        error: BaseException | None = None
+        try:
+            if not child.conn.poll(START_S):
                 raise OSError(f"not ready within {START_S:.0f}s")
-            ready = conn.recv()
+            ready = child.conn.recv()
             if ready[0] != "ready":
                 raise OSError(ready[1])
             while True:
-                reply = conn.recv()
+                reply = child.conn.recv()
                 with self._lock:
-                    answer = self._waiting.popleft()
+                    answer = child.waiting.popleft()
                 answer.set_result(reply)
-        except (OSError, EOFError, pickle.PickleError) as exc:
-            with self._lock:
-                proc = self._lost_locked(exc) if self._conn is conn else None
-            _reap(proc)
+        except BaseException as exc:  # noqa: BLE001 - its end (EOF), or an answer unread
+            error = exc
         finally:
-            conn.close()
-
-    def _lost_locked(self, exc: BaseException | None) -> subprocess.Popen[bytes] | None:
-        """Forget the process: end its connection (it exits when it reads that), and
-        fail what waited for it (the next batch starts another). Its ``Popen`` is
-        handed back, to be reaped outside the lock."""
-        sock, proc = self._sock, self._proc
-        self._conn, self._proc, self._sock = None, None, None
-        if sock is not None:
+            with self._lock:
+                self._retire(child)
+                waiting, child.waiting = child.waiting, deque()
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)  # the process and the reader see the end
-            sock.close()
-        waiting, self._waiting = self._waiting, deque()
-        for answer in waiting:
-            answer.set_exception(_ended(exc))
-        return proc
+                child.sock.shutdown(socket.SHUT_RDWR)
+            child.sock.close()
+            child.conn.close()
+            _reap(child.proc)
+            for answer in waiting:
+                answer.set_exception(_ended(child, error))
 
 
-def _ended(exc: BaseException | None) -> StoreUnavailable:
-    return StoreUnavailable(f"the intake's writer process ended ({exc or 'no answer'}): the "
-                            "batch was not answered, send it again")
+def _ended(child: _Child, exc: BaseException | None) -> StoreUnavailable:
+    """Why a batch was not answered: how its process ended, as far as is known."""
+    code = child.proc.returncode
+    how = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0
+           else f"exit status {code}" if code is not None
+           else f"{type(exc).__name__}: {exc}" if exc is not None and str(exc)
+           else "no answer")
+    return StoreUnavailable(f"the intake's writer process (pid {child.proc.pid}) ended "
+                            f"({how}) before it answered the batch; send it again")
 
 
-def _reap(proc: subprocess.Popen[bytes] | None) -> None:
-    """Wait for the process to end (it does once its connection is closed); kill it
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Wait for the process to end (it does once its connection is shut); kill it
     should it linger."""
-    if proc is None:
-        return
     try:
         proc.wait(STOP_S)
     except subprocess.TimeoutExpired:
@@ -221,7 +253,10 @@ def serve(conn: Connection) -> int:
             reply: tuple[Any, ...] = ("answered", [portable(a) for a in answers], starts)
         except Exception as exc:  # noqa: BLE001 - the whole batch failed: its senders hear it
             reply = ("raised", portable(exc))
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except OSError:  # gameday serve is gone
+            return 0
 
 
 def main(argv: list[str]) -> int:

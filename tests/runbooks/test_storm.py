@@ -16,6 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 from webhooks import AUTH, TOKEN, alert, payload, wait_runs_done, write_runbook
 
+from gameday.core import clock
 from gameday.core.errors import GamedayError
 from gameday.game import recovery
 from gameday.incidents.incident import Incident
@@ -241,7 +242,7 @@ def test_a_batch_written_at_once_records_what_one_at_a_time_records(tmp_path, bo
     assert written(at_once=True) == written(at_once=False)
 
 
-def test_a_runbook_changed_between_batches_is_routed_anew(tmp_path, books):
+def test_a_runbook_changed_between_batches_is_routed_anew(tmp_path, books, monkeypatch):
     """The runbook files are only looked at (not read) while they stay the same: a
     file written since, or added, is read before the next batch is routed, whatever
     its timestamps say."""
@@ -268,6 +269,15 @@ def test_a_runbook_changed_between_batches_is_routed_anew(tmp_path, books):
     (books / "restart-it.yml").unlink()
     os.utime(books / "boom-too.yml", (settled, settled))
     assert routed("five")["runbook"] == "boom-too"
+    # written twice within one tick of the file clock: the second, same size and same
+    # time, is read even once that time is long past
+    stamp = time.time_ns()
+    os.utime(books / "boom-too.yml", ns=(stamp, stamp))
+    assert routed("six")["runbook"] == "boom-too"
+    write_runbook(books, "boom-too", ["Bxxm"])
+    os.utime(books / "boom-too.yml", ns=(stamp, stamp))
+    monkeypatch.setattr(clock, "epoch_ns", lambda: stamp + 10_000_000_000)
+    assert routed("seven")["runbook"] is None
 
 
 def test_batcher_answers_each_submitter_and_keeps_order():

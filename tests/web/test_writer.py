@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from gameday.core.errors import StoreUnavailable, ValidationError
 from gameday.core.settings import current
 from gameday.runs.alerts import parse
 from gameday.runs.intake import Delivery, Intake
+from gameday.runs.pool import Dispatcher
 from gameday.store import Store
 from gameday.web.writer import Spec, Writer, portable
 
@@ -74,9 +76,15 @@ def test_a_process_that_died_costs_its_batch_a_503_and_is_replaced(tmp_path, boo
         assert first["alerts"][0]["duplicate"] is False
         dead = w.pid
         assert dead is not None
-        os.kill(dead, signal.SIGKILL)
-        with pytest.raises(StoreUnavailable, match="writer process ended"):
-            w.handle(deliveries("f1"))
+        os.kill(dead, signal.SIGSTOP)  # it takes the next batch, and never answers it
+        with ThreadPoolExecutor(1) as pool:
+            sent = pool.submit(w.handle, deliveries("f1"))
+            eventually(lambda: w._child is not None and w._child.waiting, 10,
+                       "the batch to be sent")
+            os.kill(dead, signal.SIGKILL)
+            with pytest.raises(StoreUnavailable, match=rf"\(pid {dead}\) ended \(killed by "
+                                                       "SIGKILL\) before it answered"):
+                sent.result(30)
         # the next batch gets a new process; what the dead one committed is known
         (again, new), _ = w.handle(deliveries("f0", "f1"))
         assert w.pid not in (None, dead)
@@ -85,6 +93,32 @@ def test_a_process_that_died_costs_its_batch_a_503_and_is_replaced(tmp_path, boo
     finally:
         w.close()
     assert store.alert_instance(deliveries("f1")[0].note.alerts[0].key) is not None
+
+
+def test_a_run_waiting_for_its_turn_outlives_the_writer_that_queued_it(tmp_path):
+    """Runs a batch queued are gameday serve's once it has the answer: a run still
+    waiting for a slot when the writer process dies is not taken for orphaned."""
+    books = tmp_path / "runbooks"
+    books.mkdir()
+    write_runbook(books, "one-at-a-time", ["Boom"], sleep=1.0)
+    store = Store(tmp_path / "g.db")
+    dispatcher = Dispatcher(store, runbook_dir=books, data_dir=tmp_path / "data",
+                            writer=writer(store, books))
+    try:
+        for service in ("cart", "shop"):
+            (note,) = deliveries(f"r-{service}", service=service)
+            assert "run_id" in dispatcher.receive(note.note, "token").result(30)["alerts"][0]
+        eventually(lambda: [r["status"] for r in store.runs()] == ["running", "queued"], 30,
+                   "one run running, the other waiting for the runbook's one slot")
+        pid = dispatcher.intake.pid  # type: ignore[attr-defined]
+        os.kill(pid, signal.SIGKILL)
+        eventually(lambda: dispatcher.intake._child is None, 10,  # type: ignore[attr-defined]
+                   "the writer's end to be seen")
+        dispatcher.sweep()  # runs whose process is gone end here: not these
+        eventually(lambda: [r["status"] for r in store.runs()] == ["successful"] * 2, 60,
+                   lambda: f"both runs to succeed: {[r['status'] for r in store.runs()]}")
+    finally:
+        dispatcher.shutdown()
 
 
 def test_a_process_ends_when_closed_and_takes_nothing_after(tmp_path, books):

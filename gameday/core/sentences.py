@@ -184,7 +184,8 @@ def where_it_stopped(traced: Mapping[str, Any]) -> str:
     pending, firing = traced.get("pending_after_s"), traced.get("firing_after_s")
     if traced.get("rule_error"):
         return f"the team's Prometheus could not evaluate it: {traced['rule_error']}"
-    differ = "; ".join(f"{k}: {theirs!r} there, {ours!r} in the scenario"
+    differ = "; ".join(f"{k}: {'none' if theirs is None else repr(theirs)} there, {ours!r} "
+                       "in the scenario"
                        for k, (theirs, ours) in (traced.get("labels_differ") or {}).items())
     if firing is None:
         if differ:

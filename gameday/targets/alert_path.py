@@ -135,8 +135,13 @@ def _agree(labels: dict[str, Any], matchers: dict[str, str]) -> bool:
     return all(labels.get(k, v) == v for k, v in matchers.items())
 
 
-def _differ(labels: dict[str, Any], matchers: dict[str, str]) -> dict[str, list[str | None]]:
-    return {k: [labels.get(k), v] for k, v in matchers.items() if labels.get(k, v) != v}
+def _differ(labels: dict[str, Any], matchers: dict[str, str], *,
+            missing: bool = False) -> dict[str, list[str | None]]:
+    """The scenario's labels the alert carries with another value (``[theirs, ours]``);
+    with ``missing``, and those it does not carry at all (``[None, ours]``): in
+    Alertmanager, which matched none of them, a label left out is what differs."""
+    return {k: [labels.get(k), v] for k, v in matchers.items()
+            if labels.get(k, None if missing else v) != v}
 
 
 def _in_alertmanager(alertmanager: str, name: str, matchers: dict[str, str],
@@ -149,7 +154,8 @@ def _in_alertmanager(alertmanager: str, name: str, matchers: dict[str, str],
             other = held(alertmanager, {"alertname": name}, timeout_s=left())
             if other:
                 return {"alertmanager": "other labels",
-                        "labels_differ": _differ(other[0].get("labels") or {}, matchers)}
+                        "labels_differ": _differ(other[0].get("labels") or {}, matchers,
+                                                 missing=True)}
             return {"alertmanager": "absent"}
     except GamedayError:
         return {"alertmanager": "no answer"}

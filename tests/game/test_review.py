@@ -95,6 +95,10 @@ def test_the_chart_leaves_a_gap_for_readings_with_no_number(tmp_path):
       "labels_differ": {"proxy": ["db", "api"]}}, "the team's Alertmanager held it with other "
      "labels than the scenario's alert.labels (proxy: 'db' there, 'api' in the scenario)",
      "Give the scenario's alert.labels the labels Slow carries"),
+    ({"firing_after_s": 2.0, "alertmanager": "other labels",
+      "labels_differ": {"service": [None, "podinfo"]}}, "the team's Alertmanager held it with "
+     "other labels than the scenario's alert.labels (service: none there, 'podinfo' in the "
+     "scenario)", "Give the scenario's alert.labels the labels Slow carries"),
     ({"firing_after_s": 2.0, "alertmanager": "absent"}, "firing 2 s after the fault began, but "
      "it had not reached the team's Alertmanager when the wait ended",
      "Check where the Prometheus that evaluates it"),
@@ -138,3 +142,15 @@ def test_an_alert_their_alertmanager_reports_after_the_trace_arrived_late():
     assert ("firing 7.8 s after the fault began; it reached the team's Alertmanager only after the "
             "wait ended, 12.5 s after the fault began") in finding.factor, finding.factor
     assert finding.action.startswith("Make Slow reach Alertmanager sooner")
+
+
+def test_a_label_their_alertmanager_lacks_is_what_differs():
+    """In Prometheus a scenario label the series lacks is left out of the comparison; in
+    Alertmanager, which matched none of them, it is the difference."""
+    from gameday.targets.alert_path import _differ
+
+    assert _differ({"alertname": "Slow"}, {"service": "podinfo"}) == {}
+    assert _differ({"alertname": "Slow"}, {"service": "podinfo"}, missing=True) == \
+        {"service": [None, "podinfo"]}
+    assert _differ({"service": "cart"}, {"service": "podinfo"}, missing=True) == \
+        {"service": ["cart", "podinfo"]}

@@ -151,7 +151,7 @@ def runbook_files(dirs: Dirs = None) -> list[Path]:
 
 
 def discover(dirs: Dirs = None) -> list[Runbook]:
-    return [load_runbook(path) for _, path in sorted(_files(dirs).items())]
+    return [load_runbook(path) for path in runbook_files(dirs)]
 
 
 def find(name: str, dirs: Dirs = None) -> Runbook:

@@ -63,13 +63,14 @@ class IdConvertor(Convertor[int]):
 
 
 register_url_convertor("id", IdConvertor())
+ALERTS = "/api/v1/alerts"  # the webhook: the one path ``App`` answers before Starlette does
 
 ROUTES = [
     Route("/", signin.root),
     Route("/healthz", api.healthz),
     Route("/login", signin.login, methods=["GET", "POST"]),
     # API
-    Route("/api/v1/alerts", api.post_alerts, methods=["POST"]),  # (``App`` takes POSTs first)
+    Route(ALERTS, api.post_alerts, methods=["POST"]),  # (``App`` takes POSTs first)
     Route("/api/v1/incidents/{id:id}", api.get_incident),
     Route("/api/v1/runs/{id:id}", api.get_run),
     Route("/api/v1/runbooks/{name}/run", runbooks.api_run, methods=["POST"]),
@@ -135,7 +136,6 @@ class App(Starlette):
         await response(scope, receive, send)
 
 
-ALERTS = "/api/v1/alerts"
 INTAKE_SLOTS = 64  # webhook requests read and parsed at once; the rest wait
 APPROVAL_TTL_S = 15 * 60  # how long a destructive run waits for a second person
 SWEEP_EVERY_S = 2.0

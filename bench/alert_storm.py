@@ -282,6 +282,19 @@ class Gameday:
     rss_before: int
     rss_peak: int
     writer_peak: int  # its writer process's (0: none, --intake thread)
+    page: Page | None = None  # the storm's incident page, read after the storm
+
+
+@dataclass
+class Page:
+    """The incident page of the storm's largest incident, as a person opens it at 3am:
+    how long it took, and the longest ``/healthz`` answer meanwhile (how long the
+    server stopped answering Alertmanager while it read the timeline)."""
+
+    incident_id: int
+    events: int
+    seconds: float
+    stall_ms: float
 
 
 @contextmanager
@@ -321,6 +334,49 @@ def read_store(url: str) -> tuple[set[str], int, dict[str, int], int]:
             results[3][0][0])
 
 
+def largest_incident(url: str) -> tuple[int, int]:
+    """The incident with the most events, and how many it has."""
+    query = ("SELECT incident_id, COUNT(*) FROM events GROUP BY incident_id"
+             " ORDER BY 2 DESC LIMIT 1")
+    if url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            row = conn.execute(query).fetchone()
+    else:
+        db = sqlite3.connect(url)
+        row = db.execute(query).fetchone()
+        db.close()
+    assert row, "the storm opened no incident"
+    return int(row[0]), int(row[1])
+
+
+def open_page(port: int, url: str) -> Page:
+    """GET the largest incident's page while ``/healthz`` is asked again and again."""
+    incident_id, count = largest_incident(url)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/incidents/{incident_id}",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    done, stalls = threading.Event(), [0.0]
+
+    def probe() -> None:
+        while not done.is_set():
+            t = time.perf_counter()
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=60).read()
+            stalls[0] = max(stalls[0], time.perf_counter() - t)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    t = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            answer.read()
+    finally:
+        seconds = time.perf_counter() - t
+        done.set()
+        prober.join(60)
+    return Page(incident_id, count, seconds, stalls[0] * 1e3)
+
+
 def storm_gameday(args: argparse.Namespace) -> Gameday:
     work = Path(tempfile.mkdtemp(prefix="gameday-storm-"))
     subprocess.run([sys.executable, "-m", "gameday", "init", str(work)], check=True,
@@ -345,13 +401,14 @@ def storm_gameday(args: argparse.Namespace) -> Gameday:
             peak = rss_kib(server.pid, "VmHWM")
             writer = writer_pid(server.pid)
             writer_peak = rss_kib(writer, "VmHWM") if writer else 0
+            page = open_page(port, url)
         finally:
             stop(server)
         stored, rows, runs, coalesced = read_store(url)
     shutil.rmtree(work, ignore_errors=True)
     return Gameday(storm, lost=len(storm.accepted - stored), stored=len(stored),
                    dupes=rows - len(stored), runs=runs, coalesced=coalesced,
-                   rss_before=rss_before, rss_peak=peak, writer_peak=writer_peak)
+                   rss_before=rss_before, rss_peak=peak, writer_peak=writer_peak, page=page)
 
 
 # -- ansible-rulebook ------------------------------------------------------------------------
@@ -449,6 +506,10 @@ def report(args: argparse.Namespace, g: Gameday | None, r: Rulebook | None) -> N
               f"peak {g.rss_peak / 1024:.0f} MiB"
               + (f"; its writer process's peak {g.writer_peak / 1024:.0f} MiB"
                  if g.writer_peak else ""))
+        if g.page:
+            print(f"  page       /incidents/{g.page.incident_id} ({g.page.events} events) "
+                  f"in {g.page.seconds:.2f} s; /healthz meanwhile at most "
+                  f"{g.page.stall_ms:.0f} ms")
     if r:
         print(f"ansible-rulebook ({r.version}; eda.builtin.webhook, throttle once_within "
               f"{COALESCE} by service)")

@@ -107,7 +107,7 @@ class Incident:
         return events.in_time_order(self.events())
 
     def roles(self) -> dict[str, str]:
-        return held_roles(self.events())
+        return held_roles(self.store.events(self.id, kinds=[Kind.ROLE_ASSIGNED]))
 
     @contextmanager
     def said(self, at_epoch_ns: int | None) -> Iterator[None]:
@@ -218,8 +218,9 @@ class Incident:
     def as_dict(self) -> dict[str, Any]:
         """The incident, its roles and its timeline in time order: what ``gameday
         incident show --json`` prints and ``/api/v1/incidents/ID`` returns."""
-        row = self.row
-        return {**row, "roles": self.roles(), "timeline": self.timeline()}
+        row, timeline = self.row, self.events()  # read once: a storm's are many
+        return {**row, "roles": held_roles(timeline),
+                "timeline": events.in_time_order(timeline)}
 
 
 def held_roles(timeline: list[Event]) -> dict[str, str]:

@@ -45,9 +45,9 @@ from typing import Any, NamedTuple
 from gameday.core.events import Kind
 from gameday.game.scoring import Metrics, score
 from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, TERMINAL_STATES
-from gameday.report.moments import FIRST, NUMBERS, alert_word_sql, json_value
+from gameday.report.moments import FIRST, NUMBERS, alert_word_sql
 from gameday.report.objectives import AnyTargets, Targets
-from gameday.store import Connection, Row, Store
+from gameday.store import Connection, Row, Store, json_value
 
 NO_VALUE = "(none)"  # a group for incidents without a team, service or severity
 

@@ -1,5 +1,5 @@
 """An incident's moments as SQL over its events: the first event of each kind the facts
-are derived from (``FIRST``), a payload value on either database (``json_value``),
+are derived from (``FIRST``), a payload value on either database (``store.json_value``),
 and a game day's first word on its alert (``alert_word_sql``)."""
 
 from __future__ import annotations
@@ -24,15 +24,6 @@ FIRST: dict[str, tuple[Kind, dict[str, str]]] = {
     "escalated": (Kind.INCIDENT_ESCALATED, {}),
     "missed": (Kind.DETECTION_MISSED, {}),
 }
-
-
-def json_value(path: str, *, postgres: bool, cast: str | None = None) -> str:
-    """SQL for the value at ``path`` (``$.labels.team``) of an event's ``data_json``:
-    SQLite's ``json_extract``; PostgreSQL's ``#>>`` (text, ``cast`` to a number)."""
-    if not postgres:
-        return f"json_extract(data_json, '{path}')"
-    value = f"(data_json::jsonb #>> '{{{','.join(path.removeprefix('$.').split('.'))}}}')"
-    return f"{value}::{cast}" if cast else value
 
 
 NUMBERS = {"requests": "bigint", "bad": "bigint"}  # the rest are text

@@ -25,6 +25,7 @@ from gameday.store.base import (
     _engine_url,
     clock_ns,
     integrity_errors,
+    json_value,
     params_key,
     upgrade,
     utc_now,
@@ -39,7 +40,7 @@ from gameday.store.slis import SliStore
 
 __all__ = ["BOOT_ID", "HEAD", "KINDS", "Connection", "Cursor", "Database", "Event", "Row",
            "Store", "_alembic_config", "_engine_url", "clock_ns", "integrity_errors",
-           "params_key", "upgrade", "utc_now"]
+           "json_value", "params_key", "upgrade", "utc_now"]
 
 
 class Store(IncidentStore, RunStore, DrillStore, ScheduleStore, PeopleStore, SliStore,

@@ -13,7 +13,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +100,15 @@ def _schedule_run(row: Row) -> ScheduleRunRow:
     return cast(ScheduleRunRow, data)
 
 
+def json_value(path: str, *, postgres: bool, cast: str | None = None) -> str:
+    """SQL for the value at ``path`` (``$.labels.team``) of an event's ``data_json``:
+    SQLite's ``json_extract``; PostgreSQL's ``#>>`` (text, ``cast`` to a number)."""
+    if not postgres:
+        return f"json_extract(data_json, '{path}')"
+    value = f"(data_json::jsonb #>> '{{{','.join(path.removeprefix('$.').split('.'))}}}')"
+    return f"{value}::{cast}" if cast else value
+
+
 class Row:
     """A result row read as sqlite3.Row is: by position, by column name, ``dict(row)``."""
 
@@ -174,9 +183,12 @@ class Connection:
     pools and drops the connections; when something listens to its cursor events
     (instrumentation, a test), statements go through SQLAlchemy so that they fire."""
 
-    def __init__(self, conn: Any, postgres: bool) -> None:
+    def __init__(self, conn: Any, postgres: bool, *, lost: Callable[[], None] | None = None,
+                 generation: int = 0) -> None:
         self._conn = conn
         self._postgres = postgres
+        self._lost = lost  # told when the server went away (``Database._db``)
+        self.generation = generation  # the store's, when it was opened
         self._dbapi = conn.connection.dbapi_connection
         self._translated: dict[str, str] = {}
 
@@ -247,6 +259,8 @@ class Connection:
         except Exception as exc:
             if self._postgres and (self._dbapi.closed or self._dbapi.broken):
                 self._conn.invalidate()  # the server went away: the next one reconnects
+                if self._lost is not None:
+                    self._lost()
             raise self._driver_error(exc) from None
         except BaseException:
             self._conn.invalidate()
@@ -382,6 +396,7 @@ class Database:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[Any] = []
+        self._generation = 0  # one more each time a connection found the server gone
         self._integrity = integrity_errors()
         from sqlalchemy import create_engine, event
 
@@ -456,7 +471,10 @@ class Database:
     @property
     def _db(self) -> Connection:
         db: Connection | None = getattr(self._local, "db", None)
-        if db is not None and db.invalidated:  # a signal landed mid-statement: start over
+        # A signal landed mid-statement, or (for a thread between transactions) another
+        # thread's connection found the server gone, as this one's then is: start over.
+        if db is not None and (db.invalidated or (db.generation != self._generation
+                                                  and not db.in_transaction)):
             with contextlib.suppress(Exception):
                 self._local.sa.close()
             db = None
@@ -468,12 +486,17 @@ class Database:
             except OperationalError as exc:
                 raise StoreUnavailable(f"cannot reach the store at {_redacted(self.url)}: "
                                        f"{str(exc.orig).strip()}") from None
-            db = Connection(sa, self.postgres)
+            db = Connection(sa, self.postgres, lost=self._server_lost,
+                            generation=self._generation)
             self._local.sa = sa
             self._local.db = db
             with self._lock:
                 self._open.append(sa)
         return db
+
+    def _server_lost(self) -> None:
+        with self._lock:
+            self._generation += 1
 
     def close(self) -> None:
         """Close every thread's connection (a store used after opens new ones)."""

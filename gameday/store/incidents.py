@@ -19,6 +19,7 @@ from gameday.store.base import (
     Event,
     _inserted_id,
     clock_ns,
+    json_value,
     utc_now,
 )
 from gameday.store.rows import ActionRow, AlertInstanceRow, IncidentRow, LeaseRow
@@ -186,12 +187,48 @@ class IncidentStore(Database):
                     for i in ids for n, e in enumerate(pending[i])]
             db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
-    def events(self, incident_id: int, *, after_seq: int = 0) -> list[Event]:
-        rows = self._db.execute(
-            "SELECT * FROM events WHERE incident_id = ? AND seq > ? ORDER BY seq",
-            (incident_id, after_seq))
-        return [Event(r["incident_id"], r["seq"], r["at_utc"], r["at_monotonic_ns"], r["kind"],
-                      r["actor"], json.loads(r["data_json"])) for r in rows]
+    def events(self, incident_id: int, *, after_seq: int = 0,
+               kinds: Sequence[str] | None = None,
+               seqs: Sequence[int] | None = None) -> list[Event]:
+        """The incident's events in recording order: after ``after_seq``, and only
+        those of ``kinds``, or only those numbered ``seqs``, when given."""
+        where = "incident_id = ? AND seq > ?"
+        args: list[Any] = [incident_id, after_seq]
+        if kinds is not None:
+            where += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            args += kinds
+        if seqs is None:
+            return self._events(where, args, incident_id)
+        wanted, found = sorted(set(seqs)), []
+        for start in range(0, len(wanted), CLAIMS_PER_STATEMENT):
+            chunk = wanted[start:start + CLAIMS_PER_STATEMENT]
+            found += self._events(f"{where} AND seq IN ({', '.join('?' * len(chunk))})",
+                                  [*args, *chunk], incident_id)
+        return found
+
+    def _events(self, where: str, args: Sequence[Any], incident_id: int) -> list[Event]:
+        rows = self._db.execute(  # by position: a storm's incident has many
+            "SELECT seq, at_utc, at_monotonic_ns, kind, actor, data_json FROM events"
+            f" WHERE {where} ORDER BY seq", args)
+        loads = json.loads
+        return [Event(incident_id, seq, at_utc, at_ns, kind, actor, loads(data))
+                for seq, at_utc, at_ns, kind, actor, data in rows]
+
+    def outline(self, incident_id: int, words: Mapping[str, str]
+                ) -> list[tuple[int, int, str, str | None]]:
+        """The incident's events in time order (``events.in_time_order``'s: when each
+        happened, ties by sequence) without their payloads: each one's ``seq``,
+        ``at_monotonic_ns``, kind, and for the kinds in ``words`` the payload's value
+        at that path (``$.alertname``), as text. For an alert storm's incident page,
+        which shows a few of its hundreds of thousands of events."""
+        cases = " ".join(f"WHEN ? THEN {json_value(path, postgres=self.postgres)}"
+                         for path in words.values())
+        word = f"CASE kind {cases} END" if words else "NULL"
+        return [(seq, at_ns, kind, None if value is None else str(value))
+                for seq, at_ns, kind, value in self._db.tuples(
+                    f"SELECT seq, at_monotonic_ns, kind, {word} FROM events"
+                    " WHERE incident_id = ? ORDER BY at_monotonic_ns, seq",
+                    [*words, incident_id])]
 
     # -- action items ----------------------------------------------------------------
     def upsert_action(self, incident_id: int, key: str, title: str, owner: str,

@@ -6,6 +6,7 @@ body in ``X-Gameday-Signature``). Failures are answered by ``exceptions``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.requests import Request
@@ -33,8 +34,12 @@ async def post_alerts(request: Request) -> Response:
 async def get_incident(request: Request) -> Response:
     """``GET /api/v1/incidents/ID``: exactly what ``gameday incident show ID --json`` prints."""
     caller(request)
-    data = Incident(shared(request).store, request.path_params["id"]).as_dict()
-    return Response(json.dumps(data, indent=2, default=str), media_type="application/json")
+    store, incident_id = shared(request).store, request.path_params["id"]
+
+    def read() -> str:  # beside the event loop: a storm's timeline is long
+        return json.dumps(Incident(store, incident_id).as_dict(), indent=2, default=str)
+
+    return Response(await asyncio.to_thread(read), media_type="application/json")
 
 
 async def get_run(request: Request) -> Response:

@@ -78,6 +78,68 @@ def test_three_deliveries_of_fifty_alerts_start_one_run(tmp_path, books):
     assert counted + shown == 150 and f"joined run {run['id']} " in storms[0]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request, tmp_path):
+    store = Store(request.getfixturevalue("postgres").database()
+                  if request.param == "postgresql" else tmp_path / "page.db")
+    yield store
+    store.close()
+
+
+def test_the_page_folds_a_storm_without_reading_it_as_the_timeline_folds(any_store):
+    """The incident page reads a storm's kinds, times and alert names and the rows it
+    shows, not every payload (``page_timeline``); what it shows is what folding the
+    whole timeline shows: runs of 5 and 6 storm rows, a run that joins two runs, one
+    without a name, a storm row dated before the one recorded ahead of it, and the
+    rest of a timeline around them."""
+    from gameday.core import events
+    from gameday.web.incidents import page_timeline
+
+    store = any_store
+    incident = Incident.open(store, "checkout storm", service="checkout")
+    n = iter(range(1000))
+
+    def fired(name: str = "CheckoutDown", at_ns: int | None = None) -> None:
+        incident.record(events.alert_fired(name, {"alertname": name}, {},
+                                           starts_at="2026-11-23T10:00:00Z",
+                                           fingerprint=f"f{next(n)}"), "alertmanager",
+                        at_ns=at_ns)
+
+    def joined(run_id: int) -> None:
+        incident.record(events.runbook_coalesced("restart-it", run_id, "CheckoutDown",
+                                                 fingerprint=f"f{next(n)}",
+                                                 because=f"run {run_id} is running"), "gameday")
+
+    def note(text: str) -> None:
+        incident.record(events.note_added(text), "ana")
+
+    note("before")
+    for _ in range(5):
+        fired()  # five: shown as they are, until one more turns out to be among them
+    between = incident.record(events.note_added("between"), "ana")
+    for i in range(6):
+        fired() if i % 2 else joined(7)  # six: four shown, one line for two
+    note("then the storm")
+    for i in range(300):
+        fired("Other" if i == 151 else "CheckoutDown") if i % 2 else joined(7 if i < 200 else 8)
+    fired("Unnamed")
+    note("after")
+    fired(at_ns=between.at_monotonic_ns - 1)  # recorded now, happened before "between"
+    incident.record(events.alert_fired("", {}, {}, starts_at="2026-11-23T10:00:00Z",
+                                       fingerprint="none"), "alertmanager")
+    for _ in range(6):
+        joined(9)
+
+    timeline = Incident(store, incident.id).timeline()
+    page, kinds = page_timeline(store, incident.id)
+    assert page == timeline_rows(timeline)
+    assert kinds == {e["kind"] for e in timeline}
+    storms = [r["summary"] for r in page if r["kind"] == "alert storm"]
+    assert len(storms) == 4 and len(page) < 40
+    assert storms[2].startswith("149 more alert instances fired (CheckoutDown, Other, "
+                                "Unnamed); 148 joined run 7, 8 instead of starting it again")
+
+
 def test_redelivery_stays_exact_within_a_storm(tmp_path, books):
     app, store = serve_app(tmp_path, books)
     with TestClient(app) as client:

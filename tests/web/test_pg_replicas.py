@@ -198,6 +198,48 @@ def test_a_lost_database_connection_is_a_503_then_recovers(tmp_path, postgres):
     store.close()
 
 
+def test_a_server_gone_costs_one_503_not_one_per_thread(postgres):
+    """``gameday serve`` reads the store from several threads, each with its own
+    connection. When one of them finds the server gone, the others' connections (to the
+    same server) are dropped too before their next transaction: a failover costs one
+    request a 503, not one per thread that had a connection."""
+    import psycopg
+
+    from gameday.core.errors import StoreUnavailable
+    from gameday.incidents.incident import Incident
+
+    url = postgres.database()
+    store = Store(url)
+    incident = Incident.open(store, "checkout down", service="checkout")
+    ready, answers = threading.Barrier(5), []
+
+    def read_twice() -> None:
+        store.incident(incident.id)  # this thread's connection, opened
+        ready.wait()  # the server's connections ended
+        ready.wait()  # the first thread found it out
+        try:
+            answers.append(store.incident(incident.id)["id"])
+        except StoreUnavailable as exc:
+            answers.append(exc)
+
+    threads = [threading.Thread(target=read_twice) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        ready.wait()
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
+                          " datname = current_database() AND pid <> pg_backend_pid()")
+        with pytest.raises(StoreUnavailable):
+            store.incident(incident.id)  # this thread's connection: gone, it finds
+        ready.wait()
+        for thread in threads:
+            thread.join(10)
+        assert answers == [incident.id] * 4
+    finally:
+        store.close()
+
+
 def test_two_replicas_put_one_alert_groups_alerts_in_one_incident(tmp_path, postgres):
     """Two alerts of one group, delivered to two replicas' intakes at the same moment:
     the second joins the incident the first opened (one batch at a time), and their

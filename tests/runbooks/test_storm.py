@@ -86,13 +86,15 @@ def any_store(request, tmp_path):
     store.close()
 
 
-def test_the_page_folds_a_storm_without_reading_it_as_the_timeline_folds(any_store):
+def test_the_page_folds_a_storm_without_reading_it_as_the_timeline_folds(any_store,
+                                                                         monkeypatch):
     """The incident page reads a storm's kinds, times and alert names and the rows it
     shows, not every payload (``page_timeline``); what it shows is what folding the
     whole timeline shows: runs of 5 and 6 storm rows, a run that joins two runs, one
     without a name, a storm row dated before the one recorded ahead of it, and the
     rest of a timeline around them."""
     from gameday.core import events
+    from gameday.store import incidents as incidents_store
     from gameday.web.incidents import page_timeline
 
     store = any_store
@@ -131,6 +133,7 @@ def test_the_page_folds_a_storm_without_reading_it_as_the_timeline_folds(any_sto
         joined(9)
 
     timeline = Incident(store, incident.id).timeline()
+    monkeypatch.setattr(incidents_store, "CLAIMS_PER_STATEMENT", 7)  # rows read in chunks
     page, kinds = page_timeline(store, incident.id)
     assert page == timeline_rows(timeline)
     assert kinds == {e["kind"] for e in timeline}

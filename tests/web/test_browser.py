@@ -197,3 +197,62 @@ def test_pages_say_which_world_in_chromium(tmp_path, gameday_serve):
     finally:
         if driver:
             driver.quit()
+
+
+def test_a_storms_incident_page_in_chromium(tmp_path, gameday_serve):
+    """At 3am, the incident of an alert storm: its first alerts as they came, then one
+    line that counts the hundreds more and the run they joined; the page reads what it
+    shows, not every event."""
+    from selenium.webdriver.common.by import By
+
+    from gameday.core import events
+    from gameday.incidents.incident import Incident
+    from gameday.runbooks.runbook import find
+    from gameday.runs import run as runs
+    from gameday.store import Store
+
+    shots = os.environ.get("GAMEDAY_SCREENSHOTS")  # set to refresh docs/img
+    db = tmp_path / "g.db"
+    store = Store(db)
+    incident = Incident.open(store, "checkout fails after the deploy", service="checkout")
+    labels = {"alertname": "CheckoutErrorsAfterDeploy", "service": "checkout",
+              "severity": "critical"}
+
+    def fired(n: int) -> None:
+        incident.record(events.alert_fired(
+            "CheckoutErrorsAfterDeploy", {**labels, "pod": f"checkout-{n}"},
+            {"summary": "checkout fails after the deploy"}, starts_at="2026-11-22T10:00:00Z",
+            fingerprint=f"fp{n}"), "alertmanager")
+
+    fired(0)
+    incident.declare("SEV-2", "alertmanager", alert="CheckoutErrorsAfterDeploy")
+    run_id = runs.queue(store, find("rollback-release"), {"service": "checkout"},
+                        incident=incident, who="alertmanager")
+    for n in range(1, 400):
+        fired(n)
+        incident.record(events.runbook_coalesced(
+            "rollback-release", run_id, "CheckoutErrorsAfterDeploy", fingerprint=f"fp{n}",
+            because=f"run {run_id} is queued"), "gameday")
+    incident.acknowledge("ana", via="page")
+    store.close()
+    env = {**os.environ, "GAMEDAY_TOKEN": TOKEN, "GAMEDAY_DB": str(db)}
+    base = gameday_serve(env, "--data-dir", str(tmp_path / "data"), "--no-scheduler").base
+    driver = None
+    try:
+        driver = browser(tmp_path, size="1200,900")
+        driver.get(f"{base}/incidents/{incident.id}")
+        sign_in(driver, TOKEN, "timeline", name="ana")
+        rows = driver.find_elements(By.CSS_SELECTOR, "#timeline tr")[1:]
+        kinds = [r.find_element(By.CSS_SELECTOR, ".kind").text for r in rows]
+        assert kinds.count("alert storm") == 1 and len(rows) < 20, kinds
+        storm = rows[kinds.index("alert storm")].find_element(By.CSS_SELECTOR, ".what").text
+        assert storm.startswith("397 more alert instances fired (CheckoutErrorsAfterDeploy); "
+                                f"397 joined run {run_id} instead of starting it again"), storm
+        assert kinds[-1] == "incident.acknowledged"
+        driver.execute_script("document.getElementById('timeline').scrollIntoView()")
+        driver.save_screenshot(str(tmp_path / "incident-storm.png"))
+        if shots:
+            shutil.copy(tmp_path / "incident-storm.png", Path(shots) / "incident-storm.png")
+    finally:
+        if driver:
+            driver.quit()

@@ -44,24 +44,33 @@ def list_(state: State, since: datetime | None, limit: int | None, kind: str | N
 
 @incident.command()
 @click.argument("incident_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Everything, every event included.")
+@click.option("--all", "every", is_flag=True,
+              help="Every event, an alert storm's too (folded into one line by default).")
 @pass_state
-def show(state: State, incident_id: int, as_json: bool) -> None:
-    """Show an incident with its roles and timeline."""
+def show(state: State, incident_id: int, as_json: bool, every: bool) -> None:
+    """Show an incident with its roles and timeline (an alert storm's first few alerts,
+    then one line that counts the rest, as the incident page shows it)."""
+    from gameday.core.sentences import describe_event
+    from gameday.incidents import storms
     from gameday.incidents.incident import Incident
 
-    data = Incident(state.store, incident_id).as_dict()
+    found = Incident(state.store, incident_id)
     if as_json:
-        return emit(data)
-    click.echo(f"#{data['id']} {data['title']} [{data['severity'] or '-'}] {data['state']}")
-    for role, held_by in data["roles"].items():
+        return emit(found.as_dict())
+    row = found.row
+    if every:
+        timeline = found.timeline()
+        t0 = timeline[0]["at_monotonic_ns"] if timeline else 0
+        rows = [storms.row(e, t0) for e in timeline]
+    else:
+        rows, _ = storms.timeline(state.store, incident_id)
+    click.echo(f"#{row['id']} {row['title']} [{row['severity'] or '-'}] {row['state']}")
+    for role, held_by in found.roles().items():
         click.echo(f"  {role.replace('_', ' ')}: {held_by}")
-    from gameday.core.sentences import describe_event
-
-    t0 = data["timeline"][0]["at_monotonic_ns"] if data["timeline"] else 0
-    for e in data["timeline"]:
-        click.echo(f"  {(e['at_monotonic_ns'] - t0) / 1e9:8.3f}s  {e['kind']:22} "
-                   f"{e['actor']:10} {describe_event(e)[:120]}")
+    for e in rows:
+        click.echo(f"  {e['t']:8.3f}s  {e['kind']:22} {e['actor']:10} "
+                   f"{(e['summary'] or describe_event(e))[:120]}")
 
 
 @incident.command()

@@ -19,6 +19,7 @@ from gameday.core.errors import NotFound, ValidationError
 from gameday.core.events import Kind
 from gameday.core.states import RunStatus
 from gameday.drills.master import drill_scenarios
+from gameday.incidents import storms
 from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, KINDS, Incident, kind_of_row
 from gameday.store import Store
 from gameday.store.rows import IncidentRow, RunRow
@@ -58,104 +59,23 @@ def review_file(incident: IncidentRow | dict[str, Any]) -> Path | None:
 
 
 def timeline_rows(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The events (already in time order) as the page shows them (``shown``), an alert
-    storm's thousands of rows folded into a few (``fold_storms``)."""
-    t0 = timeline[0]["at_monotonic_ns"] if timeline else 0
-    return fold_storms([shown(e, t0) for e in timeline])
-
-
-def shown(event: dict[str, Any], t0: int) -> dict[str, Any]:
-    """A timeline row: the event with ``t``, seconds since the first one (at ``t0``), and
-    ``tone``, the class that makes the moments that matter stand out."""
-    return {**event, "t": (event["at_monotonic_ns"] - t0) / 1e9, "tone": tone(event),
-            "summary": None}
-
-
-STORM = (Kind.ALERT_FIRED, Kind.RUNBOOK_COALESCED)
-STORM_SHOWN = 4  # rows of a storm shown as they are; the rest become one line
-# What a storm's line names of the rows it stands for: the alerts', the runs' they joined.
-STORM_WORDS: dict[str, str] = {Kind.ALERT_FIRED: "$.alertname",
-                               Kind.RUNBOOK_COALESCED: "$.run_id"}
-Word = tuple[str, str | None]  # an event's kind, and its ``STORM_WORDS`` value as text
-
-
-def storm_folds(kinds: list[str]) -> list[tuple[int, int]]:
-    """Where a timeline (its events' kinds, in time order) folds: for each run of
-    consecutive alert instances firing (and joining a run already under way) longer
-    than ``STORM_SHOWN`` + 1, the range of its rows past the first ``STORM_SHOWN``."""
-    folds: list[tuple[int, int]] = []
-    start = None
-    for i, kind in enumerate([*kinds, ""]):
-        if kind in STORM:
-            start = i if start is None else start
-            continue
-        if start is not None and i - start > STORM_SHOWN + 1:
-            folds.append((start + STORM_SHOWN, i))
-        start = None
-    return folds
-
-
-def storm_line(rest: list[Word], first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
-    """The one row that counts the folded rows ``rest`` (``first`` and ``last`` of them
-    as rows): how many alert instances fired, which alerts, and the runs they joined."""
-    fired = sorted({"?" if word is None else word for kind, word in rest
-                    if kind == Kind.ALERT_FIRED})
-    count = sum(1 for kind, _ in rest if kind == Kind.ALERT_FIRED)
-    text = f"{count} more alert instances fired ({', '.join(fired)})"
-    joined = [str(word) for kind, word in rest if kind == Kind.RUNBOOK_COALESCED]
-    if joined:
-        text += (f"; {len(joined)} joined run {', '.join(sorted(set(joined)))} instead of "
-                 "starting it again")
-    return {**last, "kind": "alert storm", "summary": f"{text} (until t = {last['t']:.2f} s)",
-            "tone": "k-alert", "t": first["t"], "at_utc": first["at_utc"]}
-
-
-def fold_storms(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Consecutive alert instances firing (and joining a run already under way) show
-    their first few rows, then one line that counts the rest."""
-    out: list[dict[str, Any]] = []
-    at = 0
-    for start, end in storm_folds([row["kind"] for row in rows]):
-        rest = rows[start:end]
-        out += rows[at:start]
-        out.append(storm_line([(e["kind"], _word(e)) for e in rest], rest[0], rest[-1]))
-        at = end
-    return out + rows[at:]
-
-
-def _word(event: dict[str, Any]) -> str | None:
-    value = event["data"].get(STORM_WORDS[event["kind"]].removeprefix("$."))
-    return None if value is None else str(value)
+    """The events (already in time order) as the page shows them: ``storms.rows``
+    (a storm folded) with each row's ``tone``."""
+    return toned(storms.rows(timeline))
 
 
 def page_timeline(store: Store, incident_id: int) -> tuple[list[dict[str, Any]], set[str]]:
-    """``timeline_rows`` of the incident's events, and the kinds among them, without
-    reading the events a storm folds away: their kinds, times and ``STORM_WORDS`` are
-    read, not their payloads. A storm's incident page reads a few rows, not hundreds
-    of thousands."""
-    outline = store.outline(incident_id, STORM_WORDS)
-    folds = storm_folds([kind for _, _, kind, _ in outline])
-    wanted, at = [], 0  # the rows shown, and each fold's first and last
-    for start, end in folds:
-        wanted += [*range(at, start), start, end - 1]
-        at = end
-    wanted += range(at, len(outline))
-    full = {e.seq: e.as_dict() for e in store.events(incident_id,
-                                                      seqs=[outline[i][0] for i in wanted])}
-    t0 = outline[0][1] if outline else 0
+    """``timeline_rows`` of the incident's events, read as they are shown
+    (``storms.timeline``: not the rows a storm folds away), and the kinds among them."""
+    rows, kinds = storms.timeline(store, incident_id)
+    return toned(rows), kinds
 
-    def row(i: int) -> dict[str, Any]:
-        return shown(full[outline[i][0]], t0)
 
-    rows: list[dict[str, Any]] = []
-    at = 0
-    for start, end in folds:
-        rows += [row(i) for i in range(at, start)]
-        rows.append(storm_line([(kind, word) for _, _, kind, word in outline[start:end]],
-                               row(start), row(end - 1)))
-        at = end
-    rows += [row(i) for i in range(at, len(outline))]
-    return rows, {kind for _, _, kind, _ in outline}
+def toned(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row with ``tone``, the class that makes the moments that matter stand out."""
+    for row in rows:
+        row["tone"] = "k-alert" if row["kind"] == storms.STORM_LINE else tone(row)
+    return rows
 
 
 SHOWN = (INCIDENT, GAMEDAY, DRILL)  # the list's filter, real incidents first

@@ -143,6 +143,36 @@ def test_the_page_folds_a_storm_without_reading_it_as_the_timeline_folds(any_sto
                                 "Unnamed); 148 joined run 7, 8 instead of starting it again")
 
 
+def test_incident_show_folds_a_storm_as_the_page_does(tmp_path):
+    """``gameday incident show`` prints a storm's first alerts and one line for the
+    rest, the page's rows; ``--all`` prints every event."""
+    from click.testing import CliRunner
+
+    from gameday.cli.main import cli
+    from gameday.core import events
+
+    store = Store(tmp_path / "g.db")
+    incident = Incident.open(store, "checkout storm", service="checkout")
+    for n in range(60):
+        incident.record(events.alert_fired("CheckoutDown", {"alertname": "CheckoutDown"}, {},
+                                           starts_at="2026-11-23T10:00:00Z",
+                                           fingerprint=f"f{n}"), "alertmanager")
+    incident.declare("SEV-2", "alertmanager", alert="CheckoutDown")
+    folded = CliRunner().invoke(cli, ["--db", str(store.path), "incident", "show",
+                                      str(incident.id)])
+    every = CliRunner().invoke(cli, ["--db", str(store.path), "incident", "show",
+                                     str(incident.id), "--all"])
+    assert folded.exit_code == 0 and every.exit_code == 0, folded.output + every.output
+    lines = folded.output.splitlines()
+    rows = timeline_rows(Incident(store, incident.id).timeline())
+    assert [line[13:35].strip() for line in lines[1:]] == [r["kind"] for r in rows]
+    (storm,) = [line for line in lines if " alert storm " in line]
+    assert "56 more alert instances fired (CheckoutDown)" in storm
+    assert len(every.output.splitlines()) == 1 + len(Incident(store, incident.id).timeline())
+    assert " alert storm " not in every.output
+    store.close()
+
+
 def test_redelivery_stays_exact_within_a_storm(tmp_path, books):
     app, store = serve_app(tmp_path, books)
     with TestClient(app) as client:

@@ -1,0 +1,114 @@
+"""An incident's timeline as people read it: an alert storm's thousands of rows folded
+into a few, on the incident page and in ``gameday incident show`` alike.
+
+A row is an event (in time order: when it happened, ties by sequence) with ``t``,
+seconds since the incident's first event, and ``summary``: None, or for the one row
+that stands for a storm's folded rows (kind ``STORM_LINE``), what it counts.
+Consecutive alert instances firing (and joining a run already under way) show their
+first ``STORM_SHOWN`` rows, then that one row.
+
+``timeline`` reads an incident's rows from the store without reading what it folds:
+the folded events' kinds, times and ``STORM_WORDS``, and the payloads of the rows
+shown. The same rows as ``fold`` over every event, whatever the storm's size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gameday.core.events import Kind
+from gameday.store import Store
+
+STORM = (Kind.ALERT_FIRED, Kind.RUNBOOK_COALESCED)
+STORM_SHOWN = 4  # rows of a storm shown as they are; the rest become one line
+STORM_LINE = "alert storm"  # the kind of that line
+# What the line names of the rows it stands for: their alerts, and the runs they joined.
+STORM_WORDS: dict[str, str] = {Kind.ALERT_FIRED: "$.alertname",
+                               Kind.RUNBOOK_COALESCED: "$.run_id"}
+Word = tuple[str, str | None]  # an event's kind, and its ``STORM_WORDS`` value as text
+
+
+def row(event: dict[str, Any], t0: int) -> dict[str, Any]:
+    """The event as a row, ``t0`` being its incident's first event's time."""
+    return {**event, "t": (event["at_monotonic_ns"] - t0) / 1e9, "summary": None}
+
+
+def rows(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every event (already in time order) as a row, a storm folded."""
+    t0 = timeline[0]["at_monotonic_ns"] if timeline else 0
+    return fold([row(e, t0) for e in timeline])
+
+
+def folds(kinds: list[str]) -> list[tuple[int, int]]:
+    """Where rows (their kinds, in time order) fold: for each run of storm rows longer
+    than ``STORM_SHOWN`` + 1, the range of its rows past the first ``STORM_SHOWN``."""
+    found: list[tuple[int, int]] = []
+    start = None
+    for i, kind in enumerate([*kinds, ""]):
+        if kind in STORM:
+            start = i if start is None else start
+            continue
+        if start is not None and i - start > STORM_SHOWN + 1:
+            found.append((start + STORM_SHOWN, i))
+        start = None
+    return found
+
+
+def line(rest: list[Word], first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
+    """The one row that counts the folded rows ``rest`` (``first`` and ``last`` of them
+    as rows): how many alert instances fired, which alerts, and the runs they joined."""
+    fired = sorted({"?" if word is None else word for kind, word in rest
+                    if kind == Kind.ALERT_FIRED})
+    count = sum(1 for kind, _ in rest if kind == Kind.ALERT_FIRED)
+    text = f"{count} more alert instances fired ({', '.join(fired)})"
+    joined = [str(word) for kind, word in rest if kind == Kind.RUNBOOK_COALESCED]
+    if joined:
+        text += (f"; {len(joined)} joined run {', '.join(sorted(set(joined)))} instead of "
+                 "starting it again")
+    return {**last, "kind": STORM_LINE, "summary": f"{text} (until t = {last['t']:.2f} s)",
+            "t": first["t"], "at_utc": first["at_utc"]}
+
+
+def fold(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with each storm's rows past its first few as one line."""
+    out: list[dict[str, Any]] = []
+    at = 0
+    for start, end in folds([r["kind"] for r in rows]):
+        rest = rows[start:end]
+        out += rows[at:start]
+        out.append(line([(e["kind"], _word(e)) for e in rest], rest[0], rest[-1]))
+        at = end
+    return out + rows[at:]
+
+
+def _word(event: dict[str, Any]) -> str | None:
+    value = event["data"].get(STORM_WORDS[event["kind"]].removeprefix("$."))
+    return None if value is None else str(value)
+
+
+def timeline(store: Store, incident_id: int) -> tuple[list[dict[str, Any]], set[str]]:
+    """``rows`` of the incident's events, read as they are shown, and the kinds among
+    them."""
+    outline = store.outline(incident_id, STORM_WORDS)
+    found = folds([kind for _, _, kind, _ in outline])
+    wanted, at = [], 0  # the rows shown, and each fold's first and last
+    for start, end in found:
+        wanted += [*range(at, start), start, end - 1]
+        at = end
+    wanted += range(at, len(outline))
+    full = {e.seq: e.as_dict() for e in store.events(incident_id,
+                                                      seqs=[outline[i][0] for i in wanted])}
+    t0 = outline[0][1] if outline else 0
+
+    def shown(i: int) -> dict[str, Any]:
+        return row(full[outline[i][0]], t0)
+
+    out: list[dict[str, Any]] = []
+    at = 0
+    for start, end in found:
+        out += [shown(i) for i in range(at, start)]
+        out.append(line([(kind, word) for _, _, kind, word in outline[start:end]],
+                        shown(start), shown(end - 1)))
+        at = end
+    out += [shown(i) for i in range(at, len(outline))]
+    return out, {kind for _, _, kind, _ in outline}

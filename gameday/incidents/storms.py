@@ -4,8 +4,8 @@ into a few, on the incident page and in ``gameday incident show`` alike.
 A row is an event (in time order: when it happened, ties by sequence) with ``t``,
 seconds since the incident's first event, and ``summary``: None, or for the one row
 that stands for a storm's folded rows (kind ``STORM_LINE``), what it counts.
-Consecutive alert instances firing (and joining a run already under way) show their
-first ``STORM_SHOWN`` rows, then that one row.
+Consecutive alert instances firing (and joining a run already under way), or resolving
+when the storm is over, show their first ``STORM_SHOWN`` rows, then that one row.
 
 ``timeline`` reads an incident's rows from the store without reading what it folds:
 the folded events' kinds, times and ``STORM_WORDS``, and the payloads of the rows
@@ -19,12 +19,13 @@ from typing import Any
 from gameday.core.events import Kind
 from gameday.store import Store
 
-STORM = (Kind.ALERT_FIRED, Kind.RUNBOOK_COALESCED)
+STORM = (Kind.ALERT_FIRED, Kind.RUNBOOK_COALESCED, Kind.ALERT_RESOLVED)
 STORM_SHOWN = 4  # rows of a storm shown as they are; the rest become one line
 STORM_LINE = "alert storm"  # the kind of that line
 # What the line names of the rows it stands for: their alerts, and the runs they joined.
 STORM_WORDS: dict[str, str] = {Kind.ALERT_FIRED: "$.alertname",
-                               Kind.RUNBOOK_COALESCED: "$.run_id"}
+                               Kind.RUNBOOK_COALESCED: "$.run_id",
+                               Kind.ALERT_RESOLVED: "$.alertname"}
 Word = tuple[str, str | None]  # an event's kind, and its ``STORM_WORDS`` value as text
 
 
@@ -56,16 +57,24 @@ def folds(kinds: list[str]) -> list[tuple[int, int]]:
 
 def line(rest: list[Word], first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
     """The one row that counts the folded rows ``rest`` (``first`` and ``last`` of them
-    as rows): how many alert instances fired, which alerts, and the runs they joined."""
-    fired = sorted({"?" if word is None else word for kind, word in rest
-                    if kind == Kind.ALERT_FIRED})
-    count = sum(1 for kind, _ in rest if kind == Kind.ALERT_FIRED)
-    text = f"{count} more alert instances fired ({', '.join(fired)})"
-    joined = [str(word) for kind, word in rest if kind == Kind.RUNBOOK_COALESCED]
+    as rows): how many alert instances fired, which alerts, the runs they joined, and
+    how many resolved."""
+    def words(of: str) -> tuple[int, str]:
+        found = ["?" if word is None else word for kind, word in rest if kind == of]
+        return len(found), ", ".join(sorted(set(found)))
+
+    (fired, names), (joined, runs), (resolved, gone) = (
+        words(Kind.ALERT_FIRED), words(Kind.RUNBOOK_COALESCED), words(Kind.ALERT_RESOLVED))
+    said = []
+    if fired or not (joined or resolved):
+        said.append(f"{fired} more alert instances fired ({names})")
     if joined:
-        text += (f"; {len(joined)} joined run {', '.join(sorted(set(joined)))} instead of "
-                 "starting it again")
-    return {**last, "kind": STORM_LINE, "summary": f"{text} (until t = {last['t']:.2f} s)",
+        said.append(f"{joined} joined run {runs} instead of starting it again")
+    if resolved:
+        said.append(f"{resolved} {'resolved' if said else 'more alert instances resolved'}"
+                    f" ({gone})")
+    return {**last, "kind": STORM_LINE,
+            "summary": f"{'; '.join(said)} (until t = {last['t']:.2f} s)",
             "t": first["t"], "at_utc": first["at_utc"]}
 
 

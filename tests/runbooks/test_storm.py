@@ -131,6 +131,10 @@ def test_the_page_folds_a_storm_without_reading_it_as_the_timeline_folds(any_sto
                                        fingerprint="none"), "alertmanager")
     for _ in range(6):
         joined(9)
+    note("over")
+    for i in range(10):  # the storm resolves: Alertmanager says so of every instance
+        incident.record(events.alert_resolved("Other" if i == 9 else "CheckoutDown", {},
+                                              fingerprint=f"f{i}"), "alertmanager")
 
     timeline = Incident(store, incident.id).timeline()
     monkeypatch.setattr(incidents_store, "CLAIMS_PER_STATEMENT", 7)  # rows read in chunks
@@ -138,9 +142,11 @@ def test_the_page_folds_a_storm_without_reading_it_as_the_timeline_folds(any_sto
     assert page == timeline_rows(timeline)
     assert kinds == {e["kind"] for e in timeline}
     storms = [r["summary"] for r in page if r["kind"] == "alert storm"]
-    assert len(storms) == 4 and len(page) < 40
+    assert len(storms) == 5 and len(page) < 40
     assert storms[2].startswith("149 more alert instances fired (CheckoutDown, Other, "
                                 "Unnamed); 148 joined run 7, 8 instead of starting it again")
+    assert storms[3].startswith("3 joined run 9 instead of starting it again (until")
+    assert storms[4].startswith("6 more alert instances resolved (CheckoutDown, Other) (until")
 
 
 def test_incident_show_folds_a_storm_as_the_page_does(tmp_path):

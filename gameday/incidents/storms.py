@@ -3,7 +3,8 @@ into a few, on the incident page and in ``gameday incident show`` alike.
 
 A row is an event (in time order: when it happened, ties by sequence) with ``t``,
 seconds since the incident's first event, and ``summary``: None, or for the one row
-that stands for a storm's folded rows (kind ``STORM_LINE``), what it counts.
+that stands for a storm's folded rows (kind ``STORM_LINE``), what it counts (and
+``ended``: they are all resolutions).
 Consecutive alert instances firing (and joining a run already under way), or resolving
 when the storm is over, show their first ``STORM_SHOWN`` rows, then that one row.
 
@@ -75,7 +76,8 @@ def line(rest: list[Word], first: dict[str, Any], last: dict[str, Any]) -> dict[
                     f" ({gone})")
     return {**last, "kind": STORM_LINE,
             "summary": f"{'; '.join(said)} (until t = {last['t']:.2f} s)",
-            "t": first["t"], "at_utc": first["at_utc"]}
+            "t": first["t"], "at_utc": first["at_utc"],
+            "ended": not (fired or joined)}  # only resolutions: the storm is over
 
 
 def fold(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

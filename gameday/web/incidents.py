@@ -36,6 +36,8 @@ TONE = {Kind.FAULT_INJECTED: "k-bad", Kind.IMPACT_STARTED: "k-bad",
 
 
 def tone(event: dict[str, Any]) -> str:
+    if event["kind"] == storms.STORM_LINE:  # a storm's rows, or its resolutions
+        return "k-good" if event["ended"] else "k-alert"
     if event["kind"] == Kind.RUNBOOK_TASK:  # Ansible's words for a task
         task_status = event["data"].get("status")
         return "k-bad" if task_status in ("failed", "unreachable") else "k-minor"
@@ -74,7 +76,7 @@ def page_timeline(store: Store, incident_id: int) -> tuple[list[dict[str, Any]],
 def toned(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each row with ``tone``, the class that makes the moments that matter stand out."""
     for row in rows:
-        row["tone"] = "k-alert" if row["kind"] == storms.STORM_LINE else tone(row)
+        row["tone"] = tone(row)
     return rows
 
 
@@ -99,7 +101,8 @@ async def incident_page(request: Request) -> Response:
 
     def read() -> tuple[dict[str, Any], list[dict[str, Any]], set[str], list[RunRow]]:
         found = Incident(store, request.path_params["id"])
-        inc = {**found.row, "roles": found.roles(), "kind": kind_of_row(found.row)}
+        row = found.row
+        inc = {**row, "roles": found.roles(), "kind": kind_of_row(row)}
         timeline, kinds = page_timeline(store, found.id)
         return inc, timeline, kinds, store.runs(incident_id=found.id)
 

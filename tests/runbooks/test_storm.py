@@ -147,6 +147,7 @@ def test_the_page_folds_a_storm_without_reading_it_as_the_timeline_folds(any_sto
                                 "Unnamed); 148 joined run 7, 8 instead of starting it again")
     assert storms[3].startswith("3 joined run 9 instead of starting it again (until")
     assert storms[4].startswith("6 more alert instances resolved (CheckoutDown, Other) (until")
+    assert [r["tone"] for r in page if r["kind"] == "alert storm"] == ["k-alert"] * 4 + ["k-good"]
 
 
 def test_incident_show_folds_a_storm_as_the_page_does(tmp_path):

@@ -301,12 +301,12 @@ class WarmExecutor:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()  # its lifeline: it kills what runs and exits
             if not ready:  # still importing or warming up: it would not hear that yet
-                proc.kill()
+                _kill_group(proc)
             try:
                 proc.wait(2 if wait else 0.2)
             except subprocess.TimeoutExpired:
                 if wait:
-                    proc.kill()
+                    _kill_group(proc)
                     proc.wait()
             if proc.stdout:
                 proc.stdout.close()
@@ -436,6 +436,16 @@ class _Child:
         if self._out_open:
             self._out_open = False
             os.close(self.out)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the zygote and what shares its process group (it leads one of its own):
+    during its warm-up, Mitogen's multiplexer and the interpreters it started. Killed
+    alone there, the zygote leaves them behind for good (the multiplexer waits forever
+    for threads of its own as it shuts down)."""
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.kill()  # should it have left its group (it never does)
 
 
 def _follow(runner: Any, child: _Child, cancel: threading.Event,

@@ -646,6 +646,42 @@ def test_a_zygote_that_dies_is_replaced(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_zygote_stopped_while_it_warms_up_leaves_nothing_behind():
+    """Stopped before it is ready (``gameday serve`` stopped as it starts, a command that
+    ends first), the zygote is killed with what it started meanwhile: Mitogen's
+    multiplexer and its interpreters. The multiplexer can hang as it shuts down (its
+    threads wait for one another): here it is stopped (SIGSTOP), so that only a kill
+    ends it."""
+    own = executor.WarmExecutor()
+    own.start()
+    assert own._proc is not None
+    zygote = own._proc.pid
+    try:
+        assert until(lambda: len(_group(zygote)) >= 2, 60), "the warm-up started no multiplexer"
+        for pid in _group(zygote):
+            if pid != zygote:
+                os.kill(pid, signal.SIGSTOP)
+        assert not own._ready
+    finally:
+        own.stop()
+    assert until(lambda: not _group(zygote), 5), f"left behind: {_group(zygote)}"
+
+
+def _group(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
 def test_nothing_outlives_the_process_that_ran_it(tmp_path):
     """The gameday process is killed mid-run: the zygote sees its lifeline close and
     kills the run's process group, then exits."""

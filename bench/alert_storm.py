@@ -316,38 +316,33 @@ def store_url(work: Path, postgres: bool) -> Iterator[str]:
         server.stop()
 
 
-def read_store(url: str) -> tuple[set[str], int, dict[str, int], int]:
-    """Distinct instance keys, instance rows, runs by status, runbook.coalesced events."""
-    queries = ("SELECT key FROM alert_instances", "SELECT COUNT(*) FROM alert_instances",
-               "SELECT status, COUNT(*) FROM runbook_runs GROUP BY status",
-               "SELECT COUNT(*) FROM events WHERE kind = 'runbook.coalesced'")
+def queried(url: str, *queries: str) -> list[list[tuple]]:
+    """Each query's rows, read straight from gameday's store (SQLite or PostgreSQL)."""
     if url.startswith("postgresql://"):
         import psycopg
 
         with psycopg.connect(url) as conn:
-            results = [conn.execute(q).fetchall() for q in queries]
-    else:
-        db = sqlite3.connect(url)
-        results = [db.execute(q).fetchall() for q in queries]
+            return [conn.execute(q).fetchall() for q in queries]
+    db = sqlite3.connect(url)
+    try:
+        return [db.execute(q).fetchall() for q in queries]
+    finally:
         db.close()
-    return ({key for (key,) in results[0]}, results[1][0][0], dict(results[2]),
-            results[3][0][0])
+
+
+def read_store(url: str) -> tuple[set[str], int, dict[str, int], int]:
+    """Distinct instance keys, instance rows, runs by status, runbook.coalesced events."""
+    keys, rows, runs, coalesced = queried(
+        url, "SELECT key FROM alert_instances", "SELECT COUNT(*) FROM alert_instances",
+        "SELECT status, COUNT(*) FROM runbook_runs GROUP BY status",
+        "SELECT COUNT(*) FROM events WHERE kind = 'runbook.coalesced'")
+    return {key for (key,) in keys}, rows[0][0], dict(runs), coalesced[0][0]
 
 
 def largest_incident(url: str) -> tuple[int, int]:
     """The incident with the most events, and how many it has."""
-    query = ("SELECT incident_id, COUNT(*) FROM events GROUP BY incident_id"
-             " ORDER BY 2 DESC LIMIT 1")
-    if url.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(url) as conn:
-            row = conn.execute(query).fetchone()
-    else:
-        db = sqlite3.connect(url)
-        row = db.execute(query).fetchone()
-        db.close()
-    assert row, "the storm opened no incident"
+    ((row, *_),) = queried(url, "SELECT incident_id, COUNT(*) FROM events"
+                                " GROUP BY incident_id ORDER BY 2 DESC LIMIT 1")
     return int(row[0]), int(row[1])
 
 

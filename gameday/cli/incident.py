@@ -59,12 +59,8 @@ def show(state: State, incident_id: int, as_json: bool, every: bool) -> None:
     if as_json:
         return emit(found.as_dict())
     row = found.row
-    if every:
-        timeline = found.timeline()
-        t0 = timeline[0]["at_monotonic_ns"] if timeline else 0
-        rows = [storms.row(e, t0) for e in timeline]
-    else:
-        rows, _ = storms.timeline(state.store, incident_id)
+    rows = storms.rows(found.timeline(), folded=False) if every else \
+        storms.timeline(state.store, incident_id)[0]
     click.echo(f"#{row['id']} {row['title']} [{row['severity'] or '-'}] {row['state']}")
     for role, held_by in found.roles().items():
         click.echo(f"  {role.replace('_', ' ')}: {held_by}")

@@ -15,6 +15,7 @@ shown. The same rows as ``fold`` over every event, whatever the storm's size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gameday.core.events import Kind
@@ -35,10 +36,12 @@ def row(event: dict[str, Any], t0: int) -> dict[str, Any]:
     return {**event, "t": (event["at_monotonic_ns"] - t0) / 1e9, "summary": None}
 
 
-def rows(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every event (already in time order) as a row, a storm folded."""
+def rows(timeline: list[dict[str, Any]], *, folded: bool = True) -> list[dict[str, Any]]:
+    """Every event (already in time order) as a row, a storm folded unless not
+    ``folded``."""
     t0 = timeline[0]["at_monotonic_ns"] if timeline else 0
-    return fold([row(e, t0) for e in timeline])
+    every = [row(e, t0) for e in timeline]
+    return fold(every) if folded else every
 
 
 def folds(kinds: list[str]) -> list[tuple[int, int]]:
@@ -82,14 +85,21 @@ def line(rest: list[Word], first: dict[str, Any], last: dict[str, Any]) -> dict[
 
 def fold(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows with each storm's rows past its first few as one line."""
+    return _folded(len(rows), folds([r["kind"] for r in rows]), rows.__getitem__,
+                   lambda start, end: [(r["kind"], _word(r)) for r in rows[start:end]])
+
+
+def _folded(count: int, found: list[tuple[int, int]], shown: Callable[[int], dict[str, Any]],
+            words: Callable[[int, int], list[Word]]) -> list[dict[str, Any]]:
+    """The ``count`` rows (the ``i``-th: ``shown(i)``) with each range in ``found`` as
+    one line (what it counts: ``words(start, end)``)."""
     out: list[dict[str, Any]] = []
     at = 0
-    for start, end in folds([r["kind"] for r in rows]):
-        rest = rows[start:end]
-        out += rows[at:start]
-        out.append(line([(e["kind"], _word(e)) for e in rest], rest[0], rest[-1]))
+    for start, end in found:
+        out += [shown(i) for i in range(at, start)]
+        out.append(line(words(start, end), shown(start), shown(end - 1)))
         at = end
-    return out + rows[at:]
+    return out + [shown(i) for i in range(at, count)]
 
 
 def _word(event: dict[str, Any]) -> str | None:
@@ -114,12 +124,6 @@ def timeline(store: Store, incident_id: int) -> tuple[list[dict[str, Any]], set[
     def shown(i: int) -> dict[str, Any]:
         return row(full[outline[i][0]], t0)
 
-    out: list[dict[str, Any]] = []
-    at = 0
-    for start, end in found:
-        out += [shown(i) for i in range(at, start)]
-        out.append(line([(kind, word) for _, _, kind, word in outline[start:end]],
-                        shown(start), shown(end - 1)))
-        at = end
-    out += [shown(i) for i in range(at, len(outline))]
-    return out, {kind for _, _, kind, _ in outline}
+    return (_folded(len(outline), found, shown,
+                    lambda start, end: [(kind, word) for _, _, kind, word in outline[start:end]]),
+            {kind for _, _, kind, _ in outline})

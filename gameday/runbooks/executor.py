@@ -445,7 +445,6 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     for threads of its own as it shuts down)."""
     with contextlib.suppress(OSError):
         os.killpg(proc.pid, signal.SIGKILL)
-    proc.kill()  # should it have left its group (it never does)
 
 
 def _follow(runner: Any, child: _Child, cancel: threading.Event,

@@ -10,7 +10,7 @@ and ``severity`` are projections of those events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -214,6 +214,21 @@ class Incident:
         if IncidentState.CANCELLED in TRANSITIONS[state]:
             return self.cancel(reason, actor)
         return self.abort(reason, actor)
+
+    def events_page(self, after_seq: int, limit: int,
+                    kinds: Sequence[str] | None = None) -> dict[str, Any]:
+        """Up to ``limit`` of the incident's events numbered after ``after_seq`` (of
+        ``kinds``, when given), for a script that follows the incident or reads a
+        storm's timeline a page at a time: ``last_seq`` is where the next page starts,
+        ``more`` says whether it is there already. In recording order, not time order:
+        an event can be recorded after one that happened later, and a reader paging by
+        time would skip it. NotFound for an incident that is not there."""
+        self.row  # noqa: B018 (NotFound first: an unknown incident is not an empty one)
+        read = self.store.events(self.id, after_seq=after_seq, kinds=kinds, limit=limit + 1)
+        page = read[:limit]
+        return {"incident_id": self.id, "after": after_seq,
+                "events": [e.as_dict() for e in page],
+                "last_seq": page[-1].seq if page else after_seq, "more": len(read) > limit}
 
     def as_dict(self) -> dict[str, Any]:
         """The incident, its roles and its timeline in time order: what ``gameday

@@ -189,16 +189,18 @@ class IncidentStore(Database):
 
     def events(self, incident_id: int, *, after_seq: int = 0,
                kinds: Sequence[str] | None = None,
-               seqs: Sequence[int] | None = None) -> list[Event]:
+               seqs: Sequence[int] | None = None, limit: int | None = None) -> list[Event]:
         """The incident's events in recording order: after ``after_seq``, and only
-        those of ``kinds``, or only those numbered ``seqs``, when given."""
+        those of ``kinds``, or only those numbered ``seqs``, when given; the first
+        ``limit`` of them, when given (with ``seqs``: not both)."""
         where = "incident_id = ? AND seq > ?"
         args: list[Any] = [incident_id, after_seq]
         if kinds is not None:
             where += f" AND kind IN ({', '.join('?' * len(kinds))})"
             args += kinds
         if seqs is None:
-            return self._events(where, args, incident_id)
+            return self._events(where, args, incident_id, limit)
+        assert limit is None, "seqs and limit together"
         wanted, found = sorted(set(seqs)), []
         for start in range(0, len(wanted), CLAIMS_PER_STATEMENT):
             chunk = wanted[start:start + CLAIMS_PER_STATEMENT]
@@ -206,10 +208,15 @@ class IncidentStore(Database):
                                   [*args, *chunk], incident_id)
         return found
 
-    def _events(self, where: str, args: Sequence[Any], incident_id: int) -> list[Event]:
+    def _events(self, where: str, args: Sequence[Any], incident_id: int,
+                limit: int | None = None) -> list[Event]:
+        if limit is not None:
+            where, args = f"{where} ORDER BY seq LIMIT ?", [*args, limit]
+        else:
+            where += " ORDER BY seq"
         rows = self._db.execute(  # by position: a storm's incident has many
             "SELECT seq, at_utc, at_monotonic_ns, kind, actor, data_json FROM events"
-            f" WHERE {where} ORDER BY seq", args)
+            f" WHERE {where}", args)
         loads = json.loads
         return [Event(incident_id, seq, at_utc, at_ns, kind, actor, loads(data))
                 for seq, at_utc, at_ns, kind, actor, data in rows]

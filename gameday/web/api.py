@@ -12,9 +12,15 @@ import json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gameday.core.errors import ValidationError
+from gameday.core.events import Kind
 from gameday.incidents.incident import Incident
 from gameday.runs.alerts import decode
-from gameday.web.context import caller, read_body, shared
+from gameday.web.context import caller, read_body, shared, whole
+
+EVENTS_PAGE = 1000       # events a page of ``/api/v1/incidents/ID/events`` holds unless asked
+EVENTS_PAGE_MOST = 10_000
+KINDS = frozenset(Kind)
 
 
 async def post_alerts(request: Request) -> Response:
@@ -38,6 +44,28 @@ async def get_incident(request: Request) -> Response:
 
     def read() -> str:  # beside the event loop: a storm's timeline is long
         return json.dumps(Incident(store, incident_id).as_dict(), indent=2, default=str)
+
+    return Response(await asyncio.to_thread(read), media_type="application/json")
+
+
+async def get_incident_events(request: Request) -> Response:
+    """``GET /api/v1/incidents/ID/events?after=SEQ&limit=N&kind=KIND``: a page of the
+    incident's events in recording order (``Incident.events_page``), ``kind`` as often
+    as wanted. For a script following an incident, and for a storm's incident, whose
+    whole timeline (``GET /api/v1/incidents/ID``) runs to hundreds of thousands of
+    events."""
+    caller(request)
+    store, incident_id = shared(request).store, request.path_params["id"]
+    after = whole(request, "after", 0)
+    limit = whole(request, "limit", EVENTS_PAGE, least=1, most=EVENTS_PAGE_MOST)
+    kinds = request.query_params.getlist("kind") or None
+    for kind in kinds or ():
+        if kind not in KINDS:
+            raise ValidationError(f"no event kind {kind!r}", field="kind")
+
+    def read() -> str:
+        return json.dumps(Incident(store, incident_id).events_page(after, limit, kinds),
+                          default=str)
 
     return Response(await asyncio.to_thread(read), media_type="application/json")
 

@@ -1,9 +1,9 @@
 """The ASGI app behind ``gameday serve`` (Starlette): ``create_app(...)``.
 
 API (bearer token or, for webhooks, an HMAC signature; ``api``):
-``POST /api/v1/alerts``, ``GET /api/v1/incidents/ID``, ``GET /api/v1/runs/ID``,
-``GET /metrics`` (Prometheus text); the moves people make in an incident and a
-drill (``moves``, ``drills``).
+``POST /api/v1/alerts``, ``GET /api/v1/incidents/ID`` and its events a page at a time
+(``/events``), ``GET /api/v1/runs/ID``, ``GET /metrics`` (Prometheus text); the moves
+people make in an incident and a drill (``moves``, ``drills``).
 Pages (session cookie after ``/login``; ``signin``, ``incidents``, ``runbooks``):
 ``/incidents``, ``/incidents/ID``, ``/incidents/ID/review``, ``/schedules``, ``/insights``,
 ``/drills`` and the drill console ``/drills/ID`` (live from ``/drills/ID/events``),
@@ -72,6 +72,7 @@ ROUTES = [
     # API
     Route(ALERTS, api.post_alerts, methods=["POST"]),  # (``App`` takes POSTs first)
     Route("/api/v1/incidents/{id:id}", api.get_incident),
+    Route("/api/v1/incidents/{id:id}/events", api.get_incident_events),
     Route("/api/v1/runs/{id:id}", api.get_run),
     Route("/api/v1/runbooks/{name}/run", runbooks.api_run, methods=["POST"]),
     Route("/api/v1/runs/{id:id}/approve", runbooks.api_approve, methods=["POST"]),

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qsl
@@ -96,6 +97,24 @@ def caller(request: Request, body: bytes | None = None, need: str = "view") -> s
     """Who is asking (``token``, ``signed-webhook`` or a person's name), once it is
     clear they may do ``need``."""
     return allowed(request, need, body).name
+
+
+WHOLE = re.compile(r"[0-9]{1,15}")
+
+
+def whole(request: Request, name: str, default: int, *, most: int | None = None,
+          least: int = 0) -> int:
+    """The query parameter ``name`` (``?after=12``) as a whole number from ``least`` to
+    ``most``, ``default`` when it is not given; else a ValidationError naming it."""
+    given = request.query_params.get(name)
+    if given is None:
+        return default
+    if not WHOLE.fullmatch(given) or int(given) < least or (most is not None
+                                                              and int(given) > most):
+        upto = f" to {most}" if most is not None else " or more"
+        raise ValidationError(f"must be a whole number from {least}{upto}, not {given!r}",
+                              field=name)
+    return int(given)
 
 
 def caller_or_none(request: Request) -> str | None:

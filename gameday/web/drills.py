@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from gameday.incidents.moves import one_of, text
 from gameday.people.auth import Forbidden
 from gameday.scenarios.scenario import Scenario
 from gameday.web.context import (
+    WHOLE,
     caller,
     check_csrf,
     csrf,
@@ -58,11 +58,11 @@ from gameday.web.context import (
     page,
     read_form,
     shared,
+    whole,
 )
 from gameday.web.incidents import timeline_rows
 
 DIFFICULTIES = ("easy", "normal", "hard")
-WHOLE = re.compile(r"[0-9]{1,15}")
 POLL_S = 0.5      # the game day writes from its own process: the stream reads the store
 PING_S = 15       # keeps proxies from closing a quiet stream
 
@@ -204,11 +204,8 @@ async def drill_events(request: Request) -> Response:
     """``/drills/ID/events?after=SEQ&sli=OFFSET``: server-sent events of the console."""
     caller(request)
     drill = _drill(request)  # 404 before the stream starts
-    after = request.query_params.get("after", "0")
-    offset = request.query_params.get("sli", "0")
-    if not (WHOLE.fullmatch(after) and WHOLE.fullmatch(offset)):
-        raise ValidationError("after and sli are whole numbers", field="after")
-    return EventSourceResponse(follow(drill, int(after), int(offset)), ping=PING_S,
+    after, offset = whole(request, "after", 0), whole(request, "sli", 0)
+    return EventSourceResponse(follow(drill, after, offset), ping=PING_S,
                                headers={"Cache-Control": "no-store"})
 
 

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from webhooks import AUTH, TOKEN, alert, payload, wait_runs_done, write_runbook
 
 from gameday.core import clock
-from gameday.core.errors import GamedayError
+from gameday.core.errors import GamedayError, NotFound
 from gameday.game import recovery
 from gameday.incidents.incident import Incident
 from gameday.runbooks.runbook import find
@@ -148,6 +148,45 @@ def test_the_page_folds_a_storm_without_reading_it_as_the_timeline_folds(any_sto
     assert storms[3].startswith("3 joined run 9 instead of starting it again (until")
     assert storms[4].startswith("6 more alert instances resolved (CheckoutDown, Other) (until")
     assert [r["tone"] for r in page if r["kind"] == "alert storm"] == ["k-alert"] * 4 + ["k-good"]
+
+
+def test_a_storms_events_come_a_page_at_a_time_in_recording_order(any_store):
+    """``Incident.events_page`` (``GET /api/v1/incidents/ID/events``): the pages, one
+    after the other, are the whole timeline in recording order, an event dated before
+    those recorded ahead of it included; a page is the limit's size, the last says
+    there is no more, and a kind filter pages the same way."""
+    from gameday.core import events
+    from gameday.core.events import Kind
+
+    store = any_store
+    incident = Incident.open(store, "checkout storm", service="checkout")
+    first = None
+    for n in range(25):
+        at = first.at_monotonic_ns - 1 if first is not None and n == 17 else None
+        event = incident.record(events.alert_fired(
+            "CheckoutDown", {"alertname": "CheckoutDown"}, {},
+            starts_at="2026-11-23T10:00:00Z", fingerprint=f"f{n}"), "alertmanager", at_ns=at)
+        first = first or event
+        if n % 10 == 4:
+            incident.record(events.note_added(f"note {n}"), "ana")
+    everything = [e.as_dict() for e in store.events(incident.id)]
+
+    pages, after = [], 0
+    while not pages or pages[-1]["more"]:
+        pages.append(incident.events_page(after, 5))
+        after = pages[-1]["last_seq"]
+    assert [e for p in pages for e in p["events"]] == everything
+    assert [len(p["events"]) for p in pages] == [5, 5, 5, 5, 5, 3]
+    assert after == everything[-1]["seq"]
+    assert incident.events_page(after, 5) == {"incident_id": incident.id, "after": after,
+                                              "events": [], "last_seq": after, "more": False}
+    notes = incident.events_page(0, 2, [Kind.NOTE_ADDED])
+    assert [e["data"]["text"] for e in notes["events"]] == ["note 4", "note 14"]
+    assert notes["more"] is True
+    rest = incident.events_page(notes["last_seq"], 2, [Kind.NOTE_ADDED])
+    assert [e["data"]["text"] for e in rest["events"]] == ["note 24"] and not rest["more"]
+    with pytest.raises(NotFound):
+        Incident(store, incident.id + 1).events_page(0, 5)
 
 
 def test_incident_show_folds_a_storm_as_the_page_does(tmp_path):

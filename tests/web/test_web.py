@@ -118,6 +118,45 @@ def test_api_incident_matches_cli_json(client, app_and_store):
     assert json.loads(out.output) == api
 
 
+def test_a_script_follows_an_incident_a_page_of_events_at_a_time(client, app_and_store):
+    """``GET /api/v1/incidents/ID/events``: pages in recording order from ``after``; the
+    last page's ``last_seq`` is where a script waits for what comes next, and what
+    comes next is all it reads; a malformed parameter is named, an unknown incident
+    is 404, and it wants a token like the rest of the API."""
+    _, store = app_and_store
+    first = client.post("/api/v1/alerts", json=payload(alert()), headers=AUTH).json()
+    incident_id = first["incident_id"]
+    wait_runs_done(store, 1)
+    url = f"/api/v1/incidents/{incident_id}/events"
+    whole = client.get(f"/api/v1/incidents/{incident_id}", headers=AUTH).json()["timeline"]
+
+    read, after, more = [], 0, True
+    while more:
+        page = client.get(url, params={"after": after, "limit": 2}, headers=AUTH).json()
+        assert len(page["events"]) <= 2
+        read, after, more = read + page["events"], page["last_seq"], page["more"]
+    assert sorted(read, key=lambda e: e["seq"]) == read
+    assert sorted(whole, key=lambda e: e["seq"]) == read
+
+    client.post("/api/v1/alerts", json=payload(alert(fingerprint="other")), headers=AUTH)
+    new = client.get(url, params={"after": after}, headers=AUTH).json()
+    assert [e["kind"] for e in new["events"]][:1] == ["alert.fired"]
+    assert new["events"][0]["data"]["fingerprint"] == "other" and new["events"][0]["seq"] > after
+    fired = client.get(url, params=[("kind", "alert.fired"), ("kind", "incident.declared")],
+                       headers=AUTH).json()
+    assert [e["kind"] for e in fired["events"]] == ["alert.fired", "incident.declared",
+                                                    "alert.fired"]
+
+    for params, field in [({"after": "-1"}, "after"), ({"after": "1.5"}, "after"),
+                          ({"limit": "0"}, "limit"), ({"limit": "10001"}, "limit"),
+                          ({"limit": "many"}, "limit"), ({"kind": "alert.fird"}, "kind")]:
+        bad = client.get(url, params=params, headers=AUTH)
+        assert bad.status_code == 422 and bad.json()["field"] == field, (params, bad.text)
+    missing = client.get(f"/api/v1/incidents/{incident_id + 1}/events", headers=AUTH)
+    assert missing.status_code == 404 and f"no incident {incident_id + 1}" in missing.text
+    assert client.get(url).status_code == 401
+
+
 def test_a_new_firing_of_the_same_alert_joins_the_open_incident(client, app_and_store):
     _, store = app_and_store
     a = client.post("/api/v1/alerts", json=payload(alert()), headers=AUTH).json()

@@ -346,10 +346,11 @@ def largest_incident(url: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def open_page(port: int, url: str) -> Page:
-    """GET the largest incident's page while ``/healthz`` is asked again and again."""
-    incident_id, count = largest_incident(url)
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/incidents/{incident_id}",
+def timed_get(port: int, path: str) -> tuple[float, float]:
+    """GET ``path`` from gameday serve as a person opens it, while another thread asks
+    ``/healthz`` again and again: the seconds it took, and the longest ``/healthz``
+    answer meanwhile in ms (how long the server stopped answering Alertmanager)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
                                      headers={"Authorization": f"Bearer {TOKEN}"})
     done, stalls = threading.Event(), [0.0]
 
@@ -369,7 +370,13 @@ def open_page(port: int, url: str) -> Page:
         seconds = time.perf_counter() - t
         done.set()
         prober.join(60)
-    return Page(incident_id, count, seconds, stalls[0] * 1e3)
+    return seconds, stalls[0] * 1e3
+
+
+def open_page(port: int, url: str) -> Page:
+    """The largest incident's page (``timed_get``)."""
+    incident_id, count = largest_incident(url)
+    return Page(incident_id, count, *timed_get(port, f"/incidents/{incident_id}"))
 
 
 def storm_gameday(args: argparse.Namespace) -> Gameday:

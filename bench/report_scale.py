@@ -31,6 +31,13 @@ busy day).
 
 ``--postgres`` builds the same store in a throwaway PostgreSQL server (Debian's, as
 the tests start it: ``tests/pg.py``) and times the same report over it.
+
+``--pages`` then serves the store (``gameday serve`` in a fresh project) and opens the
+pages people open over a year of history, each while another thread asks ``/healthz``
+again and again (``alert_storm.timed_get``): the incident list (newest, a page in the
+middle, real incidents only), one incident, and the insights page (then again, from
+its cache). It prints how long each took and the longest ``/healthz`` answer
+meanwhile: how long Alertmanager would have waited.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import json
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -223,6 +231,8 @@ def main() -> None:
                         help="then add an event to N incidents and time one more report")
     parser.add_argument("--postgres", action="store_true",
                         help="build and report in a throwaway PostgreSQL server instead")
+    parser.add_argument("--pages", action="store_true",
+                        help="then time the pages people open over the store, served")
     parser.add_argument("--within", type=float, default=None, metavar="SECONDS",
                         help="the target for the worst run (0.8 s on SQLite, 1 s on"
                              " PostgreSQL)")
@@ -243,6 +253,8 @@ def main() -> None:
             build(args.db, args.incidents, args.events)
             print(f"built in {time.perf_counter() - t:.0f} s", file=sys.stderr)
             report(args)
+            if args.pages:
+                pages(args)
         finally:
             server.stop()
         return
@@ -255,6 +267,43 @@ def main() -> None:
         build(args.db, args.incidents, args.events)
         print(f"built in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     report(args)
+    if args.pages:
+        pages(args)
+
+
+def pages(args: argparse.Namespace) -> None:
+    """The pages people open over the store, served (``--pages``)."""
+    from alert_storm import TOKEN, child_env, healthy, stop, timed_get, until
+
+    from gameday.targets.sandbox.supervisor import free_port
+
+    db = insights.connection(Store(args.db))
+    (newest, middle), (incident,) = (
+        db.execute("SELECT MAX(id), MAX(id) / 2 FROM incidents").fetchone(),
+        db.execute("SELECT id FROM incidents WHERE scenario IS NULL ORDER BY id DESC"
+                   " LIMIT 1").fetchone())  # a real incident (the rows carry no kind)
+    work = Path(tempfile.mkdtemp(prefix="gameday-pages-"))
+    subprocess.run([sys.executable, "-m", "gameday", "init", str(work)], check=True,
+                   stdout=subprocess.DEVNULL, env=child_env())
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "gameday", "serve", "--port", str(port)],
+                              cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=child_env(GAMEDAY_TOKEN=TOKEN, GAMEDAY_DB=str(args.db)))
+    try:
+        until(lambda: healthy(port), 60, "gameday serve", server)
+        print(f"pages, served ({newest} incidents; load average {load_average()}):")
+        for label, path in [("incident list, the newest", "/incidents"),
+                            ("incident list, a page in the middle", f"/incidents?before={middle}"),
+                            ("real incidents only", "/incidents?kind=incident"),
+                            ("an incident", f"/incidents/{incident}"),
+                            ("insights", "/insights"),
+                            ("insights again (its cache)", "/insights")]:
+            seconds, stall = timed_get(port, path)
+            print(f"  {label:36} {seconds * 1e3:7.0f} ms   /healthz at most {stall:5.0f} ms"
+                  f"   {path}")
+    finally:
+        stop(server)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def report(args: argparse.Namespace) -> None:

@@ -23,15 +23,19 @@ def incident() -> None:
               help="Only the newest this many (still listed oldest first).")
 @click.option("--kind", type=click.Choice(["incident", "gameday", "drill"]),
               help="Only real incidents, game days or drills.")
+@click.option("--before", type=click.IntRange(min=1), metavar="ID",
+              help="Only incidents opened before incident ID (with --limit: the page "
+                   "before it).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def list_(state: State, since: datetime | None, limit: int | None, kind: str | None,
-          as_json: bool) -> None:
+          before: int | None, as_json: bool) -> None:
     """List incidents, oldest first, each marked real incident, game day or drill."""
     from gameday.core.states import KIND_LABELS
 
     rows = state.store.incidents(
-        since=since.astimezone(UTC).isoformat() if since else None, limit=limit, kind=kind)
+        since=since.astimezone(UTC).isoformat() if since else None, limit=limit, kind=kind,
+        before=before)
     if as_json:
         return emit(rows)
     if not rows:

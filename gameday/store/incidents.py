@@ -66,12 +66,16 @@ class IncidentStore(Database):
         return cast(IncidentRow, dict(row))
 
     def incidents(self, *, since: str | None = None, limit: int | None = None,
-                  kind: str | None = None) -> list[IncidentRow]:
-        """Oldest first; ``since`` (UTC ISO) and ``limit`` (the newest that many) page;
-        ``kind``: only real incidents, game days or drills."""
-        sql, args = "SELECT * FROM incidents WHERE 1 = 1", []
+                  kind: str | None = None, before: int | None = None) -> list[IncidentRow]:
+        """Oldest first; ``since`` (UTC ISO), ``before`` (an id: the ones opened before
+        it) and ``limit`` (the newest that many) page; ``kind``: only real incidents,
+        game days or drills."""
+        sql = "SELECT * FROM incidents WHERE 1 = 1"
+        args: list[object] = []
         if since:
             sql, args = sql + " AND created_at >= ?", [since]
+        if before is not None:
+            sql, args = sql + " AND id < ?", [*args, before]
         if kind:  # a row from before kinds were kept: a game day if it has a scenario
             sql, args = sql + (" AND COALESCE(kind, CASE WHEN scenario IS NULL THEN"
                                " 'incident' ELSE 'gameday' END) = ?"), [*args, kind]

@@ -23,7 +23,7 @@ from gameday.incidents import storms
 from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, KINDS, Incident, kind_of_row
 from gameday.store import Store
 from gameday.store.rows import IncidentRow, RunRow
-from gameday.web.context import caller, csrf, identity, page, shared
+from gameday.web.context import caller, csrf, identity, page, shared, whole
 
 # The moments a reader scans for first stand out (as the terminal colours them);
 # a runbook's individual tasks step back unless one failed (the run page has them all).
@@ -81,18 +81,26 @@ def toned(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 SHOWN = (INCIDENT, GAMEDAY, DRILL)  # the list's filter, real incidents first
+LISTED = 100  # incidents a page of the list shows: a year of game days and alerts is many
 
 
 async def incident_list(request: Request) -> Response:
-    """``/incidents[?kind=incident|gameday|drill]``: newest first, each marked real
-    incident, game day or drill; the filter keeps one kind."""
+    """``/incidents[?kind=incident|gameday|drill][&before=ID]``: the newest ``LISTED``
+    (opened before incident ``before``, when given), newest first, each marked real
+    incident, game day or drill, with a link to the older ones; the filter keeps one
+    kind."""
     who = caller(request)
     kind = request.query_params.get("kind") or None
     if kind is not None and kind not in KINDS:
         raise ValidationError(f"one of {', '.join(KINDS)}, not {kind[:40]!r}", field="kind")
-    rows = shared(request).store.incidents(kind=kind)[::-1]
-    return page("incidents.html", who=who, kind=kind, kinds=SHOWN,
-                incidents=[{**r, "kind": kind_of_row(r)} for r in rows])
+    before = whole(request, "before", 0) or None
+    store = shared(request).store
+    # beside the event loop, which goes on answering Alertmanager meanwhile
+    rows = (await asyncio.to_thread(store.incidents, kind=kind, before=before,
+                                    limit=LISTED + 1))[::-1]
+    older = rows[LISTED - 1]["id"] if len(rows) > LISTED else None
+    return page("incidents.html", who=who, kind=kind, kinds=SHOWN, before=before,
+                older=older, incidents=[{**r, "kind": kind_of_row(r)} for r in rows[:LISTED]])
 
 
 async def incident_page(request: Request) -> Response:

@@ -204,6 +204,13 @@ def test_incident_list_in_the_terminal_says_which_kind(store):
     games = CliRunner().invoke(cli, ["incident", "list", "--kind", "gameday", "--json"])
     assert [r["title"] for r in json.loads(games.output)] == ["a gameday"]
     assert CliRunner().invoke(cli, ["incident", "list", "--kind", "outage"]).exit_code == 2
+    ids = [r["id"] for r in json.loads(CliRunner().invoke(cli, ["incident", "list",
+                                                                "--json"]).output)]
+    page = CliRunner().invoke(cli, ["incident", "list", "--before", str(ids[2]), "--limit",
+                                    "1", "--json"])
+    assert [r["id"] for r in json.loads(page.output)] == [ids[1]]  # the page before it
+    bad = CliRunner().invoke(cli, ["incident", "list", "--before", "last"])
+    assert bad.exit_code == 2 and "--before" in bad.output
 
 
 def test_a_run_ended_elsewhere_before_it_started_never_runs(any_store, tmp_path, books):

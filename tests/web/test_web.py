@@ -331,6 +331,49 @@ def section(html: str, element_id: str) -> str:
     return html[start:html.index("</table>", start)]
 
 
+def test_the_incident_list_shows_a_page_at_a_time_newest_first(client, app_and_store):
+    """A year of game days and alerts is thousands of incidents: the list shows the
+    newest hundred and links to the older ones, page after page, the kind filter
+    kept; a malformed ``before`` is named."""
+    import re
+
+    _, store = app_and_store
+    kinds = {}
+    for n in range(230):
+        kind = "gameday" if n % 3 == 0 else "incident"
+        kinds[store.create_incident(f"incident {n}", kind=kind)] = kind
+    sign_in(client)
+
+    def listed(url: str) -> tuple[list[int], str | None, str]:
+        text = client.get(url).text
+        ids = [int(i) for i in re.findall(r'<tr class="kind-row-\w+"><td><a href="/incidents/'
+                                          r'(\d+)">', text)]
+        older = re.search(r'href="(/incidents\?[^"]*before=\d+)" rel="next"', text)
+        return ids, older.group(1).replace("&amp;", "&") if older else None, text
+
+    seen, url = [], "/incidents"
+    while url:
+        ids, url, text = listed(url)
+        assert len(ids) == (100 if url else 30)
+        seen += ids
+    assert seen == sorted(kinds, reverse=True)
+    assert "No older incidents." in text and 'rel="first"' in text
+
+    seen, url = [], "/incidents?kind=gameday"
+    while url:
+        ids, url, text = listed(url)
+        assert url is None or "kind=gameday" in url
+        seen += ids
+    assert seen == sorted((i for i, k in kinds.items() if k == "gameday"), reverse=True)
+    first, older, text = listed("/incidents?kind=gameday")
+    assert older is None and len(first) == 77 and 'id="pages"' not in text  # one page
+    first, older, text = listed(f"/incidents?kind=gameday&before={first[40]}")
+    assert older is None and len(first) == 36 and "No older game days." in text
+
+    bad = client.get("/incidents?before=yesterday")
+    assert bad.status_code == 422 and "before" in bad.text
+
+
 def test_incident_page_lists_runs_and_reads_as_sentences(client, app_and_store):
     _, store = app_and_store
     first = client.post("/api/v1/alerts", json=payload(alert()), headers=AUTH).json()

@@ -61,7 +61,7 @@ async def get_incident_events(request: Request) -> Response:
     kinds = request.query_params.getlist("kind") or None
     for kind in kinds or ():
         if kind not in KINDS:
-            raise ValidationError(f"no event kind {kind!r}", field="kind")
+            raise ValidationError(f"no event kind {kind[:60]!r}", field="kind")
 
     def read() -> str:
         return json.dumps(Incident(store, incident_id).events_page(after, limit, kinds),

@@ -100,20 +100,19 @@ def caller(request: Request, body: bytes | None = None, need: str = "view") -> s
 
 
 WHOLE = re.compile(r"[0-9]{1,15}")
+MOST = 10**15 - 1  # what ``WHOLE`` takes, well inside the store's 64-bit integers
 
 
-def whole(request: Request, name: str, default: int, *, most: int | None = None,
-          least: int = 0) -> int:
+def whole(request: Request, name: str, default: int, *, least: int = 0,
+          most: int = MOST) -> int:
     """The query parameter ``name`` (``?after=12``) as a whole number from ``least`` to
     ``most``, ``default`` when it is not given; else a ValidationError naming it."""
     given = request.query_params.get(name)
     if given is None:
         return default
-    if not WHOLE.fullmatch(given) or int(given) < least or (most is not None
-                                                              and int(given) > most):
-        upto = f" to {most}" if most is not None else " or more"
-        raise ValidationError(f"must be a whole number from {least}{upto}, not {given!r}",
-                              field=name)
+    if not WHOLE.fullmatch(given) or not least <= int(given) <= most:
+        raise ValidationError(f"must be a whole number from {least} to {most}, not "
+                              f"{given[:40]!r}", field=name)
     return int(given)
 
 

@@ -148,10 +148,12 @@ def test_a_script_follows_an_incident_a_page_of_events_at_a_time(client, app_and
                                                     "alert.fired"]
 
     for params, field in [({"after": "-1"}, "after"), ({"after": "1.5"}, "after"),
+                          ({"after": "9" * 400}, "after"),
                           ({"limit": "0"}, "limit"), ({"limit": "10001"}, "limit"),
                           ({"limit": "many"}, "limit"), ({"kind": "alert.fird"}, "kind")]:
         bad = client.get(url, params=params, headers=AUTH)
         assert bad.status_code == 422 and bad.json()["field"] == field, (params, bad.text)
+        assert len(bad.text) < 300  # what was given is quoted, not all of it
     missing = client.get(f"/api/v1/incidents/{incident_id + 1}/events", headers=AUTH)
     assert missing.status_code == 404 and f"no incident {incident_id + 1}" in missing.text
     assert client.get(url).status_code == 401

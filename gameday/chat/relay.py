@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +27,7 @@ from gameday.core.errors import GamedayError
 from gameday.core.events import Kind
 from gameday.core.sentences import describe
 from gameday.core.states import INCIDENT_ENDED, KIND_LABELS, IncidentKind
-from gameday.incidents import moves
+from gameday.incidents import moves, storms
 from gameday.incidents.incident import Incident, kind_of_row
 from gameday.store import Event, Store
 
@@ -33,6 +35,40 @@ log = logging.getLogger(__name__)
 LABELS = {kind: label.replace("real ", "").upper() for kind, label in KIND_LABELS.items()}
 TICK_S = 0.5
 RECENT_S = 3600.0  # an incident still open but older than this gets no room of its own
+READ = 500  # events a turn reads at a time
+STORM_EVERY_S = 60.0  # an alert storm still going is summed up in its room this often
+HEEDED = (Kind.PAGE_SENT, Kind.ROLE_ASSIGNED)  # a room's people are invited on these
+
+
+@dataclass
+class _Storm:
+    """An alert storm in a room, as its events are read in order: how many storm events
+    in a row so far, and those past the first ``STORM_SHOWN``, claimed and tallied for
+    one line (``storms.Tally``), said when the storm is over or every ``STORM_EVERY_S``."""
+
+    run: int = 0
+    tally: storms.Tally | None = None
+    first: Event | None = None  # the first tallied: said as itself should it stay alone
+    since: float = 0.0  # time.monotonic() when it was tallied
+
+    def hold(self, event: Event) -> None:
+        if self.tally is None:
+            self.tally, self.first, self.since = storms.Tally(), event, time.monotonic()
+        self.tally.add(event.kind, storms.word(event.kind, event.data))
+
+
+@dataclass
+class _Read:
+    """Events read after ``seen`` and not said one by one (a storm's, or what the room
+    does not hear): claimed together, up to the last of them."""
+
+    seen: int
+    quiet: list[Event] = field(default_factory=list)
+    held: list[Event] = field(default_factory=list)  # the storm's, among ``quiet``
+
+    @property
+    def last(self) -> int:
+        return self.quiet[-1].seq if self.quiet else self.seen
 
 
 class Relay:
@@ -47,6 +83,7 @@ class Relay:
         self._thread = threading.Thread(target=self._loop, name="chat-relay", daemon=True)
         # events a move from chat made here: its reply said it; not posted again
         self._answered: set[tuple[int, int]] = set()
+        self._storms: dict[int, _Storm] = {}  # each room's, by incident
 
     # -- running ------------------------------------------------------------------------
     def start(self) -> None:
@@ -134,11 +171,11 @@ class Relay:
         """A room made late (the chat was down): where things stand and the pages
         nobody has answered yet, not the backlog line by line (the incident page has
         the story so far)."""
-        timeline = incident.events()
-        answered = {e.actor for e in timeline if e.kind in (
-            Kind.INCIDENT_ACKNOWLEDGED, Kind.ROLE_ASSIGNED)}
-        self.store.advance_chat_room(incident.id, 0, timeline[-1].seq)
-        row = incident.row
+        row = incident.row  # what it says, not every event: a storm's are many
+        timeline = self.store.events(incident.id, kinds=[
+            Kind.INCIDENT_ACKNOWLEDGED, Kind.ROLE_ASSIGNED, Kind.PAGE_SENT])
+        answered = {e.actor for e in timeline if e.kind != Kind.PAGE_SENT}
+        self.store.advance_chat_room(incident.id, 0, int(row["last_seq"]))
         self.chat.post(room, f"opened late ({self.config.kind} did not answer): "
                              f"#{row['id']} is {row['state']}, "
                              f"{row.get('severity') or 'no severity yet'}; the story so far "
@@ -159,35 +196,102 @@ class Relay:
 
     def _invited(self, incident: Incident) -> list[str]:
         people = {p for r, p in incident.roles().items() if r in self.config.invite}
-        people |= {e.data["person"] for e in incident.events() if e.kind == Kind.PAGE_SENT
-                   and e.data.get("role") in self.config.invite}
+        people |= {e.data["person"] for e in self.store.events(incident.id,
+                                                               kinds=[Kind.PAGE_SENT])
+                   if e.data.get("role") in self.config.invite}
         return sorted({a["account"] for p in people for a in self.store.chat_accounts(p)})
 
     def _post_new(self, row: dict[str, Any], room: dict[str, Any]) -> None:
-        """Each event not yet posted, one at a time: claimed (so one replica posts it),
-        posted, or given back when the chat fails, to be tried again next turn."""
+        """Each event not yet posted, in order: claimed (so one replica posts it),
+        posted, or given back when the chat fails, to be tried again next turn. An
+        alert storm's events past its first ``STORM_SHOWN`` are not posted one by one:
+        they are claimed a range at a time and counted in one line once something the
+        room hears comes between them, or every ``STORM_EVERY_S`` while the storm goes
+        on (``incidents.storms``, as the incident page folds them); events the room does
+        not hear are claimed the same way. The events are read a few hundred at a
+        time."""
         incident = Incident(self.store, int(row["id"]))
-        seen = int(room["last_seq"])
-        new = self.store.events(incident.id, after_seq=seen)
-        for event in new:
-            if not self.store.advance_chat_room(incident.id, seen, event.seq):
-                return  # another replica is posting these
-            try:
-                self._post_event(incident, room["room"], event, row)
-            except ChatDown:
-                self.store.advance_chat_room(incident.id, event.seq, seen)
-                raise
-            seen = event.seq
-        if row["state"] in INCIDENT_ENDED and not new and \
-                self.store.claim_chat_close(incident.id):
+        where, storm = str(room["room"]), self._storms.setdefault(incident.id, _Storm())
+        read, anything = _Read(int(room["last_seq"])), False
+        while True:
+            new = self.store.events(incident.id, after_seq=read.last, limit=READ)
+            anything = anything or bool(new)
+            for event in new:
+                heard = self._heard(incident, event)
+                if event.kind in storms.STORM:
+                    storm.run += 1
+                    if storm.run > storms.STORM_SHOWN:
+                        read.quiet.append(event)
+                        read.held.append(event)
+                        continue
+                elif heard:  # what the room hears between a storm's events ends it
+                    storm.run = 0
+                    if read.held or storm.tally is not None:  # its line first
+                        if not self._claim(incident, read, storm):
+                            return
+                        self._say_storm(incident, where, storm, row)
+                if not heard:
+                    read.quiet.append(event)
+                    continue
+                if not self._claim(incident, read, storm) or \
+                        not self.store.advance_chat_room(incident.id, read.seen, event.seq):
+                    return  # another replica is posting these
+                try:
+                    self._post_event(incident, where, event, row)
+                except ChatDown:
+                    self.store.advance_chat_room(incident.id, event.seq, read.seen)
+                    raise
+                read.seen = event.seq
+            if not self._claim(incident, read, storm):
+                return
+            if len(new) < READ:
+                break
+        over = row["state"] in INCIDENT_ENDED
+        if storm.tally is not None and (over or time.monotonic() - storm.since >= STORM_EVERY_S):
+            self._say_storm(incident, where, storm, row)
+        if over and not anything and self.store.claim_chat_close(incident.id):
+            self._storms.pop(incident.id, None)
             try:
                 for line in self._debrief(incident.id):
-                    self.chat.post(room["room"], line)
-                self.chat.close_room(room["room"], "[over] " + self.room_name(row),
+                    self.chat.post(where, line)
+                self.chat.close_room(where, "[over] " + self.room_name(row),
                                      f"#{row['id']} is {row['state']}: this room stays as "
                                      "the record")
             finally:  # closed either way: a room someone archived is not retried forever
                 self.store.close_chat_room(incident.id)
+
+    def _heard(self, incident: Incident, event: Event) -> bool:
+        """Whether the event is for this room one by one: posted, its person invited, or
+        a chat move's own (its reply said it)."""
+        return (event.kind in self.config.post or event.kind in HEEDED
+                or (incident.id, event.seq) in self._answered)
+
+    def _claim(self, incident: Incident, read: _Read, storm: _Storm) -> bool:
+        """Claim the events read and not said one by one; the storm's are then its to
+        count. False: another replica is posting them."""
+        if not read.quiet:
+            return True
+        if not self.store.advance_chat_room(incident.id, read.seen, read.last):
+            return False
+        for event in read.held:
+            storm.hold(event)
+        read.seen, read.quiet, read.held = read.last, [], []
+        return True
+
+    def _say_storm(self, incident: Incident, where: str, storm: _Storm,
+                   row: dict[str, Any]) -> None:
+        """The storm's line (a storm one event longer than shown: that event), if the
+        room hears any of its kinds; should the chat fail, it is said next turn."""
+        tally, first = storm.tally, storm.first
+        if tally is None or first is None:
+            return
+        if tally.total == 1:
+            self._post_event(incident, where, first, row)
+        elif any(kind in self.config.post for kind in tally.counts):
+            said, _ = tally.summary()
+            self.chat.post(where, f"{storms.STORM_LINE}: {said} - the whole timeline: "
+                                  f"{self.base_url}/incidents/{incident.id}")
+        storm.tally, storm.first = None, None
 
     def _debrief(self, incident_id: int) -> list[str]:
         """A drill's scorecards, as its debrief computes them from the timeline."""

@@ -154,7 +154,8 @@ def add_note(inc: Incident, who: str, body: Any) -> tuple[Event, list[dict[str, 
 def linked(inc: Incident, timeline: list[Event] | None = None) -> Route | None:
     """The runbook the incident's alert links to, parameters filled in from its labels
     (``timeline``: the incident's events, when the caller has read them already)."""
-    fired = next((e for e in (inc.events() if timeline is None else timeline)
+    fired = next((e for e in (timeline if timeline is not None else  # only the first
+                              inc.store.events(inc.id, kinds=[Kind.ALERT_FIRED], limit=1))
                   if e.kind == Kind.ALERT_FIRED), None)
     if fired is None:
         return None

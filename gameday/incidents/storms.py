@@ -15,7 +15,9 @@ shown. The same rows as ``fold`` over every event, whatever the storm's size.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from gameday.core.events import Kind
@@ -59,34 +61,60 @@ def folds(kinds: list[str]) -> list[tuple[int, int]]:
     return found
 
 
+@dataclass
+class Tally:
+    """What a storm's line counts, as its rows come: how many of each kind, and their
+    words (``STORM_WORDS``). The incident page and ``incident show`` tally a storm's
+    folded rows at once (``line``); a chat room as they arrive (``chat.relay``)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    words: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(self, kind: str, word: str | None) -> None:
+        self.counts[kind] += 1
+        self.words.setdefault(kind, set()).add("?" if word is None else word)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> tuple[str, bool]:
+        """What the line says: how many alert instances fired, which alerts, the runs
+        they joined, and how many resolved; and whether they were all resolutions (the
+        storm is over)."""
+        def counted(of: str) -> tuple[int, str]:
+            return self.counts[of], ", ".join(sorted(self.words.get(of, ())))
+
+        (fired, names), (joined, runs), (resolved, gone) = (
+            counted(Kind.ALERT_FIRED), counted(Kind.RUNBOOK_COALESCED),
+            counted(Kind.ALERT_RESOLVED))
+        said = []
+        if fired or not (joined or resolved):
+            said.append(f"{fired} more alert instances fired ({names})")
+        if joined:
+            said.append(f"{joined} joined run {runs} instead of starting it again")
+        if resolved:
+            said.append(f"{resolved} {'resolved' if said else 'more alert instances resolved'}"
+                        f" ({gone})")
+        return "; ".join(said), not (fired or joined)
+
+
 def line(rest: list[Word], first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
     """The one row that counts the folded rows ``rest`` (``first`` and ``last`` of them
-    as rows): how many alert instances fired, which alerts, the runs they joined, and
-    how many resolved."""
-    def words(of: str) -> tuple[int, str]:
-        found = ["?" if word is None else word for kind, word in rest if kind == of]
-        return len(found), ", ".join(sorted(set(found)))
-
-    (fired, names), (joined, runs), (resolved, gone) = (
-        words(Kind.ALERT_FIRED), words(Kind.RUNBOOK_COALESCED), words(Kind.ALERT_RESOLVED))
-    said = []
-    if fired or not (joined or resolved):
-        said.append(f"{fired} more alert instances fired ({names})")
-    if joined:
-        said.append(f"{joined} joined run {runs} instead of starting it again")
-    if resolved:
-        said.append(f"{resolved} {'resolved' if said else 'more alert instances resolved'}"
-                    f" ({gone})")
-    return {**last, "kind": STORM_LINE,
-            "summary": f"{'; '.join(said)} (until t = {last['t']:.2f} s)",
-            "t": first["t"], "at_utc": first["at_utc"],
-            "ended": not (fired or joined)}  # only resolutions: the storm is over
+    as rows): ``Tally.summary`` of them, until when."""
+    tally = Tally()
+    for kind, word in rest:
+        tally.add(kind, word)
+    said, ended = tally.summary()
+    return {**last, "kind": STORM_LINE, "summary": f"{said} (until t = {last['t']:.2f} s)",
+            "t": first["t"], "at_utc": first["at_utc"], "ended": ended}
 
 
 def fold(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows with each storm's rows past its first few as one line."""
     return _folded(len(rows), folds([r["kind"] for r in rows]), rows.__getitem__,
-                   lambda start, end: [(r["kind"], _word(r)) for r in rows[start:end]])
+                   lambda start, end: [(r["kind"], word(r["kind"], r["data"]))
+                                       for r in rows[start:end]])
 
 
 def _folded(count: int, found: list[tuple[int, int]], shown: Callable[[int], dict[str, Any]],
@@ -102,8 +130,9 @@ def _folded(count: int, found: list[tuple[int, int]], shown: Callable[[int], dic
     return out + [shown(i) for i in range(at, count)]
 
 
-def _word(event: dict[str, Any]) -> str | None:
-    value = event["data"].get(STORM_WORDS[event["kind"]].removeprefix("$."))
+def word(kind: str, data: dict[str, Any]) -> str | None:
+    """A storm event's ``STORM_WORDS`` value, as text."""
+    value = data.get(STORM_WORDS[kind].removeprefix("$."))
     return None if value is None else str(value)
 
 

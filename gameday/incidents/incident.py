@@ -181,8 +181,8 @@ class Incident:
         and each role they were paged for becomes theirs. A dedicated IC taking over
         leaves the previous IC as deputy."""
         done: list[Event] = []
-        pages = [e for e in self.events()
-                 if e.kind == Kind.PAGE_SENT and e.data["person"] == person]
+        pages = [e for e in self.store.events(self.id, kinds=[Kind.PAGE_SENT])
+                 if e.data["person"] == person]
         if not pages:
             raise GamedayError(f"{person} was not paged for incident {self.id}")
         if self.state == IncidentState.DECLARED:

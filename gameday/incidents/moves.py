@@ -168,7 +168,9 @@ def _facts(inc: Incident) -> dict[str, Any]:
     live values)."""
     from gameday.incidents import comms
 
-    timeline = inc.events()
+    timeline = inc.store.events(inc.id, kinds=[  # what the facts come from, not a storm's
+        Kind.IMPACT_STARTED, Kind.ALERT_FIRED, Kind.INCIDENT_DECLARED, Kind.RUNBOOK_STARTED,
+        Kind.RUNBOOK_FINISHED])
     sli = inc.store.last_sli_window(inc.id) or next(
         (e.data.get("sli") or e.data.get("measured") for e in reversed(timeline)
          if e.kind in (Kind.IMPACT_STARTED, Kind.ALERT_FIRED, Kind.INCIDENT_DECLARED)

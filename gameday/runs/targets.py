@@ -35,7 +35,8 @@ def alert_target(incident: Incident | None, labels: Mapping[str, str] | None = N
     if not targets or incident is None or incident.row.get("run_dir"):
         return None
     if labels is None:
-        fired = next((e for e in incident.events() if e.kind == Kind.ALERT_FIRED), None)
+        fired = next(iter(incident.store.events(incident.id, kinds=[Kind.ALERT_FIRED],
+                                                limit=1)), None)  # its first alert only
         labels = dict(fired.data.get("labels") or {}) if fired else {}
     for target in targets:
         if target.matches(labels):

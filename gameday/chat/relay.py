@@ -11,10 +11,11 @@ up anything: incidents, game days and runs go on without it.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -42,19 +43,40 @@ HEEDED = (Kind.PAGE_SENT, Kind.ROLE_ASSIGNED)  # a room's people are invited on 
 
 @dataclass
 class _Storm:
-    """An alert storm in a room, as its events are read in order: how many storm events
-    in a row so far, and those past the first ``STORM_SHOWN``, claimed and tallied for
-    one line (``storms.Tally``), said when the storm is over or every ``STORM_EVERY_S``."""
+    """Where a room stands in an alert storm, as its events are claimed in order: how
+    many storm events in a row so far, and those past the first ``STORM_SHOWN``,
+    tallied for one line (``storms.Tally``): their counts and words, the first one's
+    ``seq`` (said as itself should it stay alone) and when it came (epoch seconds).
+    Kept with each claim (``chat_rooms.storm``), so whichever replica posts next, or
+    this one after a restart, goes on where it stopped."""
 
     run: int = 0
-    tally: storms.Tally | None = None
-    first: Event | None = None  # the first tallied: said as itself should it stay alone
-    since: float = 0.0  # time.monotonic() when it was tallied
+    counts: dict[str, int] = field(default_factory=dict)
+    words: dict[str, list[str]] = field(default_factory=dict)
+    first: int | None = None
+    since: float = 0.0
+
+    @classmethod
+    def of(cls, text: str | None) -> _Storm:
+        return cls(**json.loads(text)) if text else cls()
+
+    def text(self) -> str | None:
+        return json.dumps(asdict(self)) if self.run or self.first is not None else None
 
     def hold(self, event: Event) -> None:
-        if self.tally is None:
-            self.tally, self.first, self.since = storms.Tally(), event, time.monotonic()
-        self.tally.add(event.kind, storms.word(event.kind, event.data))
+        if self.first is None:
+            self.first, self.since = event.seq, clock.epoch()
+        self.counts[event.kind] = self.counts.get(event.kind, 0) + 1
+        word = storms.word(event.kind, event.data)
+        said = self.words.setdefault(event.kind, [])
+        if (word or "?") not in said:
+            said.append(word or "?")
+
+    def tally(self) -> storms.Tally:
+        return storms.Tally(Counter(self.counts), {k: set(v) for k, v in self.words.items()})
+
+    def said(self) -> None:
+        self.counts, self.words, self.first, self.since = {}, {}, None, 0.0
 
 
 @dataclass
@@ -64,7 +86,6 @@ class _Read:
 
     seen: int
     quiet: list[Event] = field(default_factory=list)
-    held: list[Event] = field(default_factory=list)  # the storm's, among ``quiet``
 
     @property
     def last(self) -> int:
@@ -83,7 +104,6 @@ class Relay:
         self._thread = threading.Thread(target=self._loop, name="chat-relay", daemon=True)
         # events a move from chat made here: its reply said it; not posted again
         self._answered: set[tuple[int, int]] = set()
-        self._storms: dict[int, _Storm] = {}  # each room's, by incident
 
     # -- running ------------------------------------------------------------------------
     def start(self) -> None:
@@ -172,8 +192,9 @@ class Relay:
         nobody has answered yet, not the backlog line by line (the incident page has
         the story so far)."""
         row = incident.row  # what it says, not every event: a storm's are many
-        timeline = self.store.events(incident.id, kinds=[
+        timeline = [e for e in self.store.events(incident.id, kinds=[
             Kind.INCIDENT_ACKNOWLEDGED, Kind.ROLE_ASSIGNED, Kind.PAGE_SENT])
+            if e.seq <= int(row["last_seq"])]  # what comes after is posted as it comes
         answered = {e.actor for e in timeline if e.kind != Kind.PAGE_SENT}
         self.store.advance_chat_room(incident.id, 0, int(row["last_seq"]))
         self.chat.post(room, f"opened late ({self.config.kind} did not answer): "
@@ -209,37 +230,37 @@ class Relay:
         room hears comes between them, or every ``STORM_EVERY_S`` while the storm goes
         on (``incidents.storms``, as the incident page folds them); events the room does
         not hear are claimed the same way. The events are read a few hundred at a
-        time."""
+        time; where the room stands in a storm is kept with each claim (``_Storm``)."""
         incident = Incident(self.store, int(row["id"]))
-        where, storm = str(room["room"]), self._storms.setdefault(incident.id, _Storm())
+        where, storm = str(room["room"]), _Storm.of(room.get("storm"))
         read, anything = _Read(int(room["last_seq"])), False
         while True:
             new = self.store.events(incident.id, after_seq=read.last, limit=READ)
             anything = anything or bool(new)
             for event in new:
-                heard = self._heard(incident, event)
-                if event.kind in storms.STORM:
+                heard, stormy = self._heard(incident, event), event.kind in storms.STORM
+                if stormy and storm.run >= storms.STORM_SHOWN:
                     storm.run += 1
-                    if storm.run > storms.STORM_SHOWN:
-                        read.quiet.append(event)
-                        read.held.append(event)
-                        continue
-                elif heard:  # what the room hears between a storm's events ends it
-                    storm.run = 0
-                    if read.held or storm.tally is not None:  # its line first
-                        if not self._claim(incident, read, storm):
-                            return
-                        self._say_storm(incident, where, storm, row)
-                if not heard:
+                    storm.hold(event)
                     read.quiet.append(event)
                     continue
-                if not self._claim(incident, read, storm) or \
-                        not self.store.advance_chat_room(incident.id, read.seen, event.seq):
+                if not heard:  # what the room does not hear leaves a storm be
+                    storm.run += 1 if stormy else 0
+                    read.quiet.append(event)
+                    continue
+                if not self._claim(incident, read, storm):
                     return  # another replica is posting these
+                if not stormy and storm.first is not None:  # a storm over: its line first
+                    self._say_storm(incident, where, storm, row, read.seen)
+                before = storm.text()
+                storm.run = storm.run + 1 if stormy else 0
+                if not self.store.advance_chat_room(incident.id, read.seen, event.seq,
+                                                    storm.text()):
+                    return
                 try:
                     self._post_event(incident, where, event, row)
                 except ChatDown:
-                    self.store.advance_chat_room(incident.id, event.seq, read.seen)
+                    self.store.advance_chat_room(incident.id, event.seq, read.seen, before)
                     raise
                 read.seen = event.seq
             if not self._claim(incident, read, storm):
@@ -247,10 +268,9 @@ class Relay:
             if len(new) < READ:
                 break
         over = row["state"] in INCIDENT_ENDED
-        if storm.tally is not None and (over or time.monotonic() - storm.since >= STORM_EVERY_S):
-            self._say_storm(incident, where, storm, row)
+        if storm.first is not None and (over or clock.epoch() - storm.since >= STORM_EVERY_S):
+            self._say_storm(incident, where, storm, row, read.seen)
         if over and not anything and self.store.claim_chat_close(incident.id):
-            self._storms.pop(incident.id, None)
             try:
                 for line in self._debrief(incident.id):
                     self.chat.post(where, line)
@@ -267,31 +287,30 @@ class Relay:
                 or (incident.id, event.seq) in self._answered)
 
     def _claim(self, incident: Incident, read: _Read, storm: _Storm) -> bool:
-        """Claim the events read and not said one by one; the storm's are then its to
-        count. False: another replica is posting them."""
+        """Claim the events read and not said one by one, with where the room then
+        stands in a storm. False: another replica is posting them."""
         if not read.quiet:
             return True
-        if not self.store.advance_chat_room(incident.id, read.seen, read.last):
+        if not self.store.advance_chat_room(incident.id, read.seen, read.last, storm.text()):
             return False
-        for event in read.held:
-            storm.hold(event)
-        read.seen, read.quiet, read.held = read.last, [], []
+        read.seen, read.quiet = read.last, []
         return True
 
     def _say_storm(self, incident: Incident, where: str, storm: _Storm,
-                   row: dict[str, Any]) -> None:
+                   row: dict[str, Any], seen: int) -> None:
         """The storm's line (a storm one event longer than shown: that event), if the
-        room hears any of its kinds; should the chat fail, it is said next turn."""
-        tally, first = storm.tally, storm.first
-        if tally is None or first is None:
-            return
-        if tally.total == 1:
-            self._post_event(incident, where, first, row)
+        room hears any of its kinds, then kept as said. Should the chat fail, it is
+        said next turn; should this replica stop in between, the next says it again."""
+        tally = storm.tally()
+        if tally.total == 1 and storm.first is not None:
+            for event in self.store.events(incident.id, seqs=[storm.first]):
+                self._post_event(incident, where, event, row)
         elif any(kind in self.config.post for kind in tally.counts):
             said, _ = tally.summary()
             self.chat.post(where, f"{storms.STORM_LINE}: {said} - the whole timeline: "
                                   f"{self.base_url}/incidents/{incident.id}")
-        storm.tally, storm.first = None, None
+        storm.said()
+        self.store.advance_chat_room(incident.id, seen, seen, storm.text())
 
     def _debrief(self, incident_id: int) -> list[str]:
         """A drill's scorecards, as its debrief computes them from the timeline."""

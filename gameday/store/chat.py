@@ -87,11 +87,15 @@ class ChatStore(Database):
             " OR id IN (SELECT incident_id FROM chat_rooms WHERE state IN ('open',"
             " 'opening', 'closing')) ORDER BY id", (since,))]
 
-    def advance_chat_room(self, incident_id: int, seen: int, to: int) -> bool:
-        """Events after ``seen`` up to ``to`` are this replica's to post: True once."""
+    def advance_chat_room(self, incident_id: int, seen: int, to: int,
+                          storm: str | None = None) -> bool:
+        """Events after ``seen`` up to ``to`` are this replica's to post: True once.
+        ``storm``: where the room stands in an alert storm once they are (the relay's
+        JSON), kept with the claim."""
         with self._tx() as db:
-            return db.execute("UPDATE chat_rooms SET last_seq = ? WHERE incident_id = ?"
-                              " AND last_seq = ?", (to, incident_id, seen)).rowcount == 1
+            return db.execute("UPDATE chat_rooms SET last_seq = ?, storm = ? WHERE"
+                              " incident_id = ? AND last_seq = ?",
+                              (to, storm, incident_id, seen)).rowcount == 1
 
     def claim_chat_close(self, incident_id: int) -> bool:
         """This replica says the incident is over in its room: True once."""

@@ -11,6 +11,7 @@ import pytest
 from chatserver import needs_synapse
 
 from gameday.chat import relay as relay_module
+from gameday.chat.base import ChatDown
 from gameday.chat.config import ChatConfig
 from gameday.chat.matrix import MatrixChat
 from gameday.chat.relay import Relay
@@ -19,6 +20,39 @@ from gameday.incidents.incident import Incident
 from gameday.store import Store
 
 pytestmark = [needs_synapse, pytest.mark.slow]
+BASE = "http://127.0.0.1:8080"
+
+
+def relay_for(store: Store, synapse, bot: tuple[str, str, str], replica: str) -> Relay:
+    """A relay (a replica of gameday serve) signed in as the project's bot (``bot``:
+    its name, id and password) with a session of its own."""
+    name, user, password = bot
+    config = ChatConfig(kind="matrix", homeserver=synapse.base_url, user=user)
+    return Relay(store, MatrixChat(config, synapse.login(name, password)), config,
+                 owner=replica, base_url=BASE)
+
+
+class Storm:
+    """An alert storm on one incident, as the intake records it: each instance fired,
+    then joined the run already going."""
+
+    def __init__(self, incident: Incident) -> None:
+        self.incident, self.n = incident, 0
+
+    def __call__(self, instances: int, run_id: int = 7) -> None:
+        for _ in range(instances):
+            self.n += 1
+            fingerprint = f"f{self.n}"
+            self.incident.record(events.alert_fired(
+                "CheckoutDown", {"alertname": "CheckoutDown"}, {},
+                starts_at="2026-11-23T10:00:00Z", fingerprint=fingerprint), "alertmanager")
+            self.incident.record(events.runbook_coalesced(
+                "restart-it", run_id, "CheckoutDown", fingerprint=fingerprint,
+                because=f"run {run_id} is running"), "gameday")
+
+
+def said(relay: Relay, room: str, since: int = 0) -> list[str]:
+    return [m.text for m in relay.chat.history(room, 30)][since:]
 
 
 def test_a_storm_is_a_few_lines_in_its_room_and_its_claims_are_ranges(
@@ -84,4 +118,56 @@ def test_a_storm_is_a_few_lines_in_its_room_and_its_claims_are_ranges(
         assert store.chat_room(incident.id)["last_seq"] == incident.events()[-1].seq
     finally:
         relay.chat.close()
+        store.close()
+
+
+def test_a_storm_is_counted_whole_across_an_outage_a_restart_and_two_replicas(
+        tmp_path: Path, synapse, monkeypatch):
+    """Where a room stands in a storm is kept with each claim: a chat that fails while
+    the first alerts are posted still gets them one by one; a replica that restarts,
+    or another that takes its turn, counts what the first held."""
+    store = Store(tmp_path / "g.db")
+    incident = Incident.open(store, "checkout storm", service="checkout")
+    incident.declare("SEV-2", "alertmanager")
+    storm = Storm(incident)
+    bot = ("gameday-storms", *synapse.register("gameday-storms"))
+    first, second = relay_for(store, synapse, bot, "a"), relay_for(store, synapse, bot, "b")
+    try:
+        first.tick()
+        room = store.chat_room(incident.id)["room"]
+        storm(3)
+        post = first.chat.post
+
+        def down(room: str, text: str) -> None:
+            raise ChatDown("the homeserver is away")
+
+        monkeypatch.setattr(first.chat, "post", down)
+        for _ in range(4):  # four turns while the chat is down: nothing counted twice
+            first.tick()
+        monkeypatch.setattr(first.chat, "post", post)
+        first.tick()
+        # the storm's first four events: two instances fired, each joined the run
+        assert [t.split(":")[0] for t in said(first, room)] == [
+            "incident.declared", "alert.fired", "alert.fired"]
+
+        storm(10)  # held by the first replica, which then stops
+        first.tick()
+        first.chat.close()
+        restarted = relay_for(store, synapse, bot, "a")
+        storm(5)
+        restarted.tick()  # the first replica's turn again, as a new process
+        storm(5)
+        second.tick()  # and another replica's
+        incident.record(events.note_added("the storm is over"), "ana")
+        first = restarted
+        second.tick()
+        lines = said(second, room, 3)
+        assert [t.split(":")[0] for t in lines] == ["alert storm", "note.added"]
+        # the third instance, held while the chat was down, and the 20 after it
+        assert lines[0].startswith("alert storm: 21 more alert instances fired (CheckoutDown);"
+                                   " 21 joined run 7 instead of starting it again")
+        assert store.chat_room(incident.id)["last_seq"] == incident.events()[-1].seq
+    finally:
+        first.chat.close()
+        second.chat.close()
         store.close()

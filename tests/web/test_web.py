@@ -372,6 +372,7 @@ def test_the_incident_list_shows_a_page_at_a_time_newest_first(client, app_and_s
     first, older, text = listed(f"/incidents?kind=gameday&before={first[40]}")
     assert older is None and len(first) == 36 and "No older game days." in text
 
+    assert "No older incidents." in client.get(f"/incidents?before={min(kinds)}").text
     bad = client.get("/incidents?before=yesterday")
     assert bad.status_code == 422 and "before" in bad.text
 

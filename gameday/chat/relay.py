@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 
@@ -58,7 +58,22 @@ class _Storm:
 
     @classmethod
     def of(cls, text: str | None) -> _Storm:
-        return cls(**json.loads(text)) if text else cls()
+        """The state kept as ``text``; a fresh one when there is none, or it cannot be
+        read (written by another version: its fields it does not know are left out)."""
+        if not text:
+            return cls()
+        try:
+            known = {f.name for f in fields(cls)}
+            state = cls(**{k: v for k, v in json.loads(text).items() if k in known})
+            if not (isinstance(state.run, int) and isinstance(state.counts, dict)
+                    and isinstance(state.words, dict)
+                    and isinstance(state.first, int | None)
+                    and isinstance(state.since, int | float)):
+                raise ValueError(f"not a storm state: {text[:100]}")
+            return state
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.warning("chat: a room's storm state is unreadable (%s): counted afresh", exc)
+            return cls()
 
     def text(self) -> str | None:
         return json.dumps(asdict(self)) if self.run or self.first is not None else None
@@ -69,8 +84,8 @@ class _Storm:
         self.counts[event.kind] = self.counts.get(event.kind, 0) + 1
         word = storms.word(event.kind, event.data)
         said = self.words.setdefault(event.kind, [])
-        if (word or "?") not in said:
-            said.append(word or "?")
+        if ("?" if word is None else word) not in said:
+            said.append("?" if word is None else word)
 
     def tally(self) -> storms.Tally:
         return storms.Tally(Counter(self.counts), {k: set(v) for k, v in self.words.items()})
@@ -81,10 +96,13 @@ class _Storm:
 
 @dataclass
 class _Read:
-    """Events read after ``seen`` and not said one by one (a storm's, or what the room
-    does not hear): claimed together, up to the last of them."""
+    """Where a turn stands in a room: its claims reach ``seen`` with the storm state
+    ``state`` (the text the store holds: the next claim compares both); the events
+    read after ``seen`` and not said one by one (a storm's, or what the room does not
+    hear), claimed together, up to the last of them."""
 
     seen: int
+    state: str | None
     quiet: list[Event] = field(default_factory=list)
 
     @property
@@ -196,7 +214,8 @@ class Relay:
             Kind.INCIDENT_ACKNOWLEDGED, Kind.ROLE_ASSIGNED, Kind.PAGE_SENT])
             if e.seq <= int(row["last_seq"])]  # what comes after is posted as it comes
         answered = {e.actor for e in timeline if e.kind != Kind.PAGE_SENT}
-        self.store.advance_chat_room(incident.id, 0, int(row["last_seq"]))
+        self.store.advance_chat_room(incident.id, 0, int(row["last_seq"]), storm=None,
+                                     was=None)
         self.chat.post(room, f"opened late ({self.config.kind} did not answer): "
                              f"#{row['id']} is {row['state']}, "
                              f"{row.get('severity') or 'no severity yet'}; the story so far "
@@ -233,7 +252,7 @@ class Relay:
         time; where the room stands in a storm is kept with each claim (``_Storm``)."""
         incident = Incident(self.store, int(row["id"]))
         where, storm = str(room["room"]), _Storm.of(room.get("storm"))
-        read, anything = _Read(int(room["last_seq"])), False
+        read, anything = _Read(int(room["last_seq"]), room.get("storm")), False
         while True:
             new = self.store.events(incident.id, after_seq=read.last, limit=READ)
             anything = anything or bool(new)
@@ -242,6 +261,7 @@ class Relay:
                 if stormy and storm.run >= storms.STORM_SHOWN:
                     storm.run += 1
                     storm.hold(event)
+                    self._answered.discard((incident.id, event.seq))  # counted, not said
                     read.quiet.append(event)
                     continue
                 if not heard:  # what the room does not hear leaves a storm be
@@ -250,26 +270,27 @@ class Relay:
                     continue
                 if not self._claim(incident, read, storm):
                     return  # another replica is posting these
-                if not stormy and storm.first is not None:  # a storm over: its line first
-                    self._say_storm(incident, where, storm, row, read.seen)
-                before = storm.text()
+                if not stormy and storm.first is not None and \
+                        not self._say_storm(incident, where, storm, row, read):
+                    return  # a storm over: its line first
+                seen, before = read.seen, read.state
                 storm.run = storm.run + 1 if stormy else 0
-                if not self.store.advance_chat_room(incident.id, read.seen, event.seq,
-                                                    storm.text()):
+                if not self._advance(incident, read, event.seq, storm):
                     return
                 try:
                     self._post_event(incident, where, event, row)
                 except ChatDown:
-                    self.store.advance_chat_room(incident.id, event.seq, read.seen, before)
+                    self.store.advance_chat_room(incident.id, event.seq, seen, storm=before,
+                                                 was=read.state)
                     raise
-                read.seen = event.seq
             if not self._claim(incident, read, storm):
                 return
             if len(new) < READ:
                 break
         over = row["state"] in INCIDENT_ENDED
-        if storm.first is not None and (over or clock.epoch() - storm.since >= STORM_EVERY_S):
-            self._say_storm(incident, where, storm, row, read.seen)
+        if storm.first is not None and (over or clock.epoch() - storm.since >= STORM_EVERY_S) \
+                and not self._say_storm(incident, where, storm, row, read):
+            return
         if over and not anything and self.store.claim_chat_close(incident.id):
             try:
                 for line in self._debrief(incident.id):
@@ -291,26 +312,45 @@ class Relay:
         stands in a storm. False: another replica is posting them."""
         if not read.quiet:
             return True
-        if not self.store.advance_chat_room(incident.id, read.seen, read.last, storm.text()):
+        if not self._advance(incident, read, read.last, storm):
             return False
-        read.seen, read.quiet = read.last, []
+        read.quiet = []
+        return True
+
+    def _advance(self, incident: Incident, read: _Read, to: int, storm: _Storm) -> bool:
+        """The room's claims from ``read.seen`` (and its storm state) to ``to`` with
+        ``storm``: False when another replica moved either first."""
+        state = storm.text()
+        if not self.store.advance_chat_room(incident.id, read.seen, to, storm=state,
+                                            was=read.state):
+            return False
+        read.seen, read.state = to, state
         return True
 
     def _say_storm(self, incident: Incident, where: str, storm: _Storm,
-                   row: dict[str, Any], seen: int) -> None:
+                   row: dict[str, Any], read: _Read) -> bool:
         """The storm's line (a storm one event longer than shown: that event), if the
-        room hears any of its kinds, then kept as said. Should the chat fail, it is
-        said next turn; should this replica stop in between, the next says it again."""
-        tally = storm.tally()
-        if tally.total == 1 and storm.first is not None:
-            for event in self.store.events(incident.id, seqs=[storm.first]):
-                self._post_event(incident, where, event, row)
-        elif any(kind in self.config.post for kind in tally.counts):
-            said, _ = tally.summary()
-            self.chat.post(where, f"{storms.STORM_LINE}: {said} - the whole timeline: "
-                                  f"{self.base_url}/incidents/{incident.id}")
+        room hears any of its kinds: claimed as an event is (False: another replica
+        says it), and given back should the chat fail, to be said next turn. Should
+        this replica stop between saying it and the claim, it is not said again: the
+        claim comes first."""
+        tally, first, held = storm.tally(), storm.first, read.state
         storm.said()
-        self.store.advance_chat_room(incident.id, seen, seen, storm.text())
+        if not self._advance(incident, read, read.seen, storm):
+            return False
+        try:
+            if tally.total == 1 and first is not None:
+                for event in self.store.events(incident.id, seqs=[first]):
+                    self._post_event(incident, where, event, row)
+            elif any(kind in self.config.post for kind in tally.counts):
+                said, _ = tally.summary()
+                self.chat.post(where, f"{storms.STORM_LINE}: {said} - the whole timeline: "
+                                      f"{self.base_url}/incidents/{incident.id}")
+        except ChatDown:
+            self.store.advance_chat_room(incident.id, read.seen, read.seen, storm=held,
+                                         was=read.state)
+            raise
+        return True
 
     def _debrief(self, incident_id: int) -> list[str]:
         """A drill's scorecards, as its debrief computes them from the timeline."""

@@ -87,15 +87,17 @@ class ChatStore(Database):
             " OR id IN (SELECT incident_id FROM chat_rooms WHERE state IN ('open',"
             " 'opening', 'closing')) ORDER BY id", (since,))]
 
-    def advance_chat_room(self, incident_id: int, seen: int, to: int,
-                          storm: str | None = None) -> bool:
-        """Events after ``seen`` up to ``to`` are this replica's to post: True once.
-        ``storm``: where the room stands in an alert storm once they are (the relay's
-        JSON), kept with the claim."""
+    def advance_chat_room(self, incident_id: int, seen: int, to: int, *,
+                          storm: str | None, was: str | None) -> bool:
+        """Events after ``seen`` up to ``to`` are this replica's to post, with where the
+        room then stands in an alert storm (``storm``, the relay's JSON, which was
+        ``was``): True once. Both are compared and set together, so a storm's line is
+        claimed as an event is."""
+        same = "IS NOT DISTINCT FROM" if self.postgres else "IS"
         with self._tx() as db:
             return db.execute("UPDATE chat_rooms SET last_seq = ?, storm = ? WHERE"
-                              " incident_id = ? AND last_seq = ?",
-                              (to, storm, incident_id, seen)).rowcount == 1
+                              f" incident_id = ? AND last_seq = ? AND storm {same} ?",
+                              (to, storm, incident_id, seen, was)).rowcount == 1
 
     def claim_chat_close(self, incident_id: int) -> bool:
         """This replica says the incident is over in its room: True once."""

@@ -19,7 +19,6 @@ from gameday.core import events
 from gameday.incidents.incident import Incident
 from gameday.store import Store
 
-pytestmark = [needs_synapse, pytest.mark.slow]
 BASE = "http://127.0.0.1:8080"
 
 
@@ -55,6 +54,8 @@ def said(relay: Relay, room: str, since: int = 0) -> list[str]:
     return [m.text for m in relay.chat.history(room, 30)][since:]
 
 
+@needs_synapse
+@pytest.mark.slow
 def test_a_storm_is_a_few_lines_in_its_room_and_its_claims_are_ranges(
         tmp_path: Path, synapse, monkeypatch):
     store = Store(tmp_path / "g.db")
@@ -68,7 +69,7 @@ def test_a_storm_is_a_few_lines_in_its_room_and_its_claims_are_ranges(
     claims = []
     advance = store.advance_chat_room
     monkeypatch.setattr(store, "advance_chat_room",
-                        lambda *args: claims.append(args) or advance(*args))
+                        lambda *args, **kw: claims.append(args) or advance(*args, **kw))
     n = iter(range(10_000))
 
     def storm(instances: int, run_id: int = 7) -> None:
@@ -121,6 +122,8 @@ def test_a_storm_is_a_few_lines_in_its_room_and_its_claims_are_ranges(
         store.close()
 
 
+@needs_synapse
+@pytest.mark.slow
 def test_a_storm_is_counted_whole_across_an_outage_a_restart_and_two_replicas(
         tmp_path: Path, synapse, monkeypatch):
     """Where a room stands in a storm is kept with each claim: a chat that fails while
@@ -171,3 +174,29 @@ def test_a_storm_is_counted_whole_across_an_outage_a_restart_and_two_replicas(
         first.chat.close()
         second.chat.close()
         store.close()
+
+
+def test_a_rooms_claims_compare_where_it_stands_in_a_storm_too(any_store):
+    """``advance_chat_room`` moves ``last_seq`` and the storm state together, only from
+    what the claimant read of both: a replica that read the state before another said
+    the storm's line cannot say it again, nor count its events twice."""
+    incident = Incident.open(any_store, "checkout storm", service="checkout")
+    assert any_store.claim_chat_room(incident.id, "matrix", "a")
+    assert any_store.chat_room_made(incident.id, "!room", "a")
+    held = '{"run": 9, "first": 5}'
+    assert any_store.advance_chat_room(incident.id, 0, 10, storm=held, was=None)
+    assert any_store.advance_chat_room(incident.id, 10, 10, storm=None, was=held)  # said
+    # another replica read (10, held) before the line was said: both of its moves fail
+    assert not any_store.advance_chat_room(incident.id, 10, 10, storm=None, was=held)
+    assert not any_store.advance_chat_room(incident.id, 10, 12, storm=held, was=held)
+    room = any_store.chat_room(incident.id)
+    assert (room["last_seq"], room["storm"]) == (10, None)
+    assert any_store.advance_chat_room(incident.id, 10, 12, storm='{"run": 11}', was=None)
+
+
+def test_a_storm_state_from_another_version_is_read_or_counted_afresh():
+    from gameday.chat.relay import _Storm
+
+    assert _Storm.of('{"run": 7, "first": 3, "since": 1.5, "later": true}').run == 7
+    for unreadable in ("not json", "[1, 2]", '{"run": "x"}', '{"counts": 5}', "null"):
+        assert _Storm.of(unreadable) == _Storm(), unreadable

@@ -168,15 +168,14 @@ def _facts(inc: Incident) -> dict[str, Any]:
     live values)."""
     from gameday.incidents import comms
 
-    timeline = inc.store.events(inc.id, kinds=[  # what the facts come from, not a storm's
-        Kind.IMPACT_STARTED, Kind.ALERT_FIRED, Kind.INCIDENT_DECLARED, Kind.RUNBOOK_STARTED,
-        Kind.RUNBOOK_FINISHED])
-    sli = inc.store.last_sli_window(inc.id) or next(
-        (e.data.get("sli") or e.data.get("measured") for e in reversed(timeline)
-         if e.kind in (Kind.IMPACT_STARTED, Kind.ALERT_FIRED, Kind.INCIDENT_DECLARED)
-         and (e.data.get("sli") or e.data.get("measured"))), None)
-    started = next((e for e in timeline if e.kind == Kind.IMPACT_STARTED), None)
-    runs = [e for e in timeline if e.kind in (Kind.RUNBOOK_STARTED, Kind.RUNBOOK_FINISHED)]
+    store = inc.store  # the events the facts come from: not a storm's every alert
+    sli = store.last_sli_window(inc.id) or next(
+        (e.data.get("sli") or e.data.get("measured") for e in reversed(store.events(
+            inc.id, kinds=[Kind.IMPACT_STARTED, Kind.ALERT_FIRED, Kind.INCIDENT_DECLARED],
+            having=["$.sli", "$.measured"]))
+         if e.data.get("sli") or e.data.get("measured")), None)
+    started = next(iter(store.events(inc.id, kinds=[Kind.IMPACT_STARTED], limit=1)), None)
+    runs = store.events(inc.id, kinds=[Kind.RUNBOOK_STARTED, Kind.RUNBOOK_FINISHED])
     runbook = None
     if runs:
         last = runs[-1]

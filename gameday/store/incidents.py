@@ -192,16 +192,20 @@ class IncidentStore(Database):
             db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def events(self, incident_id: int, *, after_seq: int = 0,
-               kinds: Sequence[str] | None = None,
+               kinds: Sequence[str] | None = None, having: Sequence[str] = (),
                seqs: Sequence[int] | None = None, limit: int | None = None) -> list[Event]:
         """The incident's events in recording order: after ``after_seq``, and only
-        those of ``kinds``, or only those numbered ``seqs``, when given; the first
-        ``limit`` of them, when given (with ``seqs``: not both)."""
+        those of ``kinds``, or with a value at one of the payload paths ``having``
+        (``$.sli``), or numbered ``seqs``, when given; the first ``limit`` of them,
+        when given (with ``seqs``: not both)."""
         where = "incident_id = ? AND seq > ?"
         args: list[Any] = [incident_id, after_seq]
         if kinds is not None:
             where += f" AND kind IN ({', '.join('?' * len(kinds))})"
             args += kinds
+        if having:
+            where += " AND ({})".format(" OR ".join(
+                f"{json_value(path, postgres=self.postgres)} IS NOT NULL" for path in having))
         if seqs is None:
             return self._events(where, args, incident_id, limit)
         assert limit is None, "seqs and limit together"

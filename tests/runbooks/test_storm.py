@@ -189,6 +189,64 @@ def test_a_storms_events_come_a_page_at_a_time_in_recording_order(any_store):
         Incident(store, incident.id + 1).events_page(0, 5)
 
 
+def test_a_status_update_reads_a_storms_facts_not_its_alerts(any_store, monkeypatch):
+    """Drafting a status update during a storm (``moves.draft_update``) reads the
+    events its facts come from, not the storm's every alert, and finds what reading
+    them all found: the last measurement (an alert's SLI, the declaration's), when the
+    impact started, the last run."""
+    from gameday.core import events
+    from gameday.core.events import Kind
+    from gameday.incidents import moves
+    from gameday.incidents.comms import facts as comms_facts
+
+    store = any_store
+    incident = Incident.open(store, "checkout storm", service="checkout")
+
+    def fired(n: int, sli: dict | None = None) -> None:
+        incident.record(events.alert_fired("CheckoutDown", {"alertname": "CheckoutDown"}, {},
+                                           sli=sli, starts_at="2026-11-23T10:00:00Z",
+                                           fingerprint=f"f{n}"), "alertmanager")
+
+    fired(0, sli={"total": 100, "success_ratio": 0.8, "p99_ms": 120})
+    incident.declare("SEV-2", "alertmanager", alert="CheckoutDown",
+                     measured={"total": 200, "success_ratio": 0.6, "p99_ms": 300})
+    incident.record(events.impact_started(500, 12.0), "gameday")
+    incident.record(events.runbook_started("restart-it", {"service": "checkout"}, False,
+                                           "/tmp/a", run_id=1), "gameday")
+    for n in range(1, 400):
+        fired(n, sli={} if n == 200 else None)  # an empty measurement is none
+    incident.record(events.runbook_finished("restart-it", "successful", 0, run_id=1),
+                    "gameday")
+
+    def the_old_way(inc: Incident) -> dict:  # every event read, as before
+        timeline = inc.events()
+        sli = inc.store.last_sli_window(inc.id) or next(
+            (e.data.get("sli") or e.data.get("measured") for e in reversed(timeline)
+             if e.kind in (Kind.IMPACT_STARTED, Kind.ALERT_FIRED, Kind.INCIDENT_DECLARED)
+             and (e.data.get("sli") or e.data.get("measured"))), None)
+        started = next(e for e in timeline if e.kind == Kind.IMPACT_STARTED)
+        last = [e for e in timeline if e.kind in (Kind.RUNBOOK_STARTED,
+                                                  Kind.RUNBOOK_FINISHED)][-1]
+        row = inc.row
+        ago = (moves.clock_ns(row) - started.at_monotonic_ns) / 1e9
+        return comms_facts(row, roles=inc.roles(), sli=sli,
+                           runbook=(last.data["runbook"], last.data["status"]), every=None,
+                           started_ago=ago, customer_summary="checkout")
+
+    read = []
+    events_of = store.events
+    monkeypatch.setattr(store, "events", lambda *a, **kw: read.append(
+        len(found := events_of(*a, **kw))) or found)
+    facts = moves._facts(incident)
+    assert sum(read) < 10, read
+    monkeypatch.undo()
+    expected = the_old_way(incident)
+    assert facts["impact"] == expected["impact"] == "60.0% of requests succeed, p99 latency 300 ms"
+    for key in expected:
+        if key != "started_ago":  # measured from now: a moment later each time
+            assert facts[key] == expected[key], key
+
+
 def test_incident_show_folds_a_storm_as_the_page_does(tmp_path):
     """``gameday incident show`` prints a storm's first alerts and one line for the
     rest, the page's rows; ``--all`` prints every event."""

@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -45,14 +44,13 @@ HEEDED = (Kind.PAGE_SENT, Kind.ROLE_ASSIGNED)  # a room's people are invited on 
 class _Storm:
     """Where a room stands in an alert storm, as its events are claimed in order: how
     many storm events in a row so far, and those past the first ``STORM_SHOWN``,
-    tallied for one line (``storms.Tally``): their counts and words, the first one's
-    ``seq`` (said as itself should it stay alone) and when it came (epoch seconds).
-    Kept with each claim (``chat_rooms.storm``), so whichever replica posts next, or
-    this one after a restart, goes on where it stopped."""
+    tallied for one line (``storms.Tally``), with the first one's ``seq`` (said as
+    itself should it stay alone) and when it came (epoch seconds). Kept with each
+    claim (``chat_rooms.storm``), so whichever replica posts next, or this one after a
+    restart, goes on where it stopped."""
 
     run: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    words: dict[str, list[str]] = field(default_factory=dict)
+    tally: storms.Tally | None = None
     first: int | None = None
     since: float = 0.0
 
@@ -63,35 +61,31 @@ class _Storm:
         if not text:
             return cls()
         try:
-            known = {f.name for f in fields(cls)}
-            state = cls(**{k: v for k, v in json.loads(text).items() if k in known})
-            if not (isinstance(state.run, int) and isinstance(state.counts, dict)
-                    and isinstance(state.words, dict)
-                    and isinstance(state.first, int | None)
+            data = json.loads(text)
+            state = cls(run=data.get("run", 0), first=data.get("first"),
+                        since=data.get("since", 0.0),
+                        tally=storms.Tally.of(data["tally"]) if data.get("tally") else None)
+            if not (isinstance(state.run, int) and isinstance(state.first, int | None)
                     and isinstance(state.since, int | float)):
                 raise ValueError(f"not a storm state: {text[:100]}")
             return state
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
             log.warning("chat: a room's storm state is unreadable (%s): counted afresh", exc)
             return cls()
 
     def text(self) -> str | None:
-        return json.dumps(asdict(self)) if self.run or self.first is not None else None
+        if not self.run and self.first is None:
+            return None
+        return json.dumps({"run": self.run, "first": self.first, "since": self.since,
+                           "tally": self.tally.as_dict() if self.tally else None})
 
     def hold(self, event: Event) -> None:
-        if self.first is None:
-            self.first, self.since = event.seq, clock.epoch()
-        self.counts[event.kind] = self.counts.get(event.kind, 0) + 1
-        word = storms.word(event.kind, event.data)
-        said = self.words.setdefault(event.kind, [])
-        if ("?" if word is None else word) not in said:
-            said.append("?" if word is None else word)
-
-    def tally(self) -> storms.Tally:
-        return storms.Tally(Counter(self.counts), {k: set(v) for k, v in self.words.items()})
+        if self.tally is None:
+            self.tally, self.first, self.since = storms.Tally(), event.seq, clock.epoch()
+        self.tally.add(event.kind, storms.word(event.kind, event.data))
 
     def said(self) -> None:
-        self.counts, self.words, self.first, self.since = {}, {}, None, 0.0
+        self.tally, self.first, self.since = None, None, 0.0
 
 
 @dataclass
@@ -334,12 +328,14 @@ class Relay:
         says it), and given back should the chat fail, to be said next turn. Should
         this replica stop between saying it and the claim, it is not said again: the
         claim comes first."""
-        tally, first, held = storm.tally(), storm.first, read.state
+        tally, first, held = storm.tally, storm.first, read.state
+        if tally is None or first is None:
+            return True  # nothing held
         storm.said()
         if not self._advance(incident, read, read.seen, storm):
             return False
         try:
-            if tally.total == 1 and first is not None:
+            if tally.total == 1:
                 for event in self.store.events(incident.id, seqs=[first]):
                     self._post_event(incident, where, event, row)
             elif any(kind in self.config.post for kind in tally.counts):

@@ -78,6 +78,16 @@ class Tally:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def as_dict(self) -> dict[str, Any]:
+        """As JSON holds it (``of`` reads it back)."""
+        return {"counts": dict(self.counts),
+                "words": {kind: sorted(said) for kind, said in self.words.items()}}
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Tally:
+        return cls(Counter(data["counts"]), {kind: set(said)
+                                             for kind, said in data["words"].items()})
+
     def summary(self) -> tuple[str, bool]:
         """What the line says: how many alert instances fired, which alerts, the runs
         they joined, and how many resolved; and whether they were all resolutions (the

@@ -13,14 +13,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gameday.core.errors import ValidationError
-from gameday.core.events import Kind
 from gameday.incidents.incident import Incident
 from gameday.runs.alerts import decode
+from gameday.store import KINDS
 from gameday.web.context import caller, read_body, shared, whole
 
 EVENTS_PAGE = 1000       # events a page of ``/api/v1/incidents/ID/events`` holds unless asked
 EVENTS_PAGE_MOST = 10_000
-KINDS = frozenset(Kind)
 
 
 async def post_alerts(request: Request) -> Response:

@@ -65,7 +65,7 @@ STATE_OF_EVENT = {
 
 def kind_of_row(row: Mapping[str, Any]) -> str:
     """An incident row's kind; one from before the column was kept is a game day when
-    it has a scenario (as ``incident_facts.kind_sql`` reads it)."""
+    it has a scenario (as ``store.incidents.kind_sql`` reads it)."""
     return str(row.get("kind") or (GAMEDAY if row.get("scenario") else INCIDENT))
 
 

@@ -44,10 +44,11 @@ from typing import Any, NamedTuple
 
 from gameday.core.events import Kind
 from gameday.game.scoring import Metrics, score
-from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, TERMINAL_STATES
+from gameday.incidents.incident import DRILL, GAMEDAY, TERMINAL_STATES
 from gameday.report.moments import FIRST, NUMBERS, alert_word_sql
 from gameday.report.objectives import AnyTargets, Targets
 from gameday.store import Connection, Row, Store, json_value
+from gameday.store.incidents import kind_sql
 
 NO_VALUE = "(none)"  # a group for incidents without a team, service or severity
 
@@ -58,16 +59,6 @@ def group_order(name: str) -> tuple[int, str]:
 GROUND_TRUTH = (GAMEDAY, DRILL)  # a fault was injected: timed from it, scored
 VERSION = 6  # of the derivation; a row kept by another is derived again
 METRICS = ("TTD", "TTA", "TTE", "TTFC", "TTM", "TTR")
-
-
-def kind_sql(alias: str = "i") -> str:
-    """Which kind an incident row is: its ``kind`` (written when it was opened), else,
-    for a row from before that column, ``gameday`` with a scenario and ``incident``
-    without (``kind_of`` then tells a drill by its declaration). A new kind (a
-    tabletop exercise with no fault, say) is a new value of the column and a member
-    of ``KINDS``: every figure gets a column for it."""
-    return (f"COALESCE({alias}.kind, CASE WHEN {alias}.scenario IS NULL THEN '{INCIDENT}'"
-            f" ELSE '{GAMEDAY}' END)")
 
 
 def kind_of(row_kind: str, stored: str | None, mode: str | None) -> str:

@@ -14,7 +14,7 @@ incident a scenario opened (it knows when the fault began: TTD, TTM and TTR star
 ``fault.injected``); a *drill* is a game day with people responding (``gameday
 drill``; its incident's ``kind``); an *incident* was opened by an alert and only knows
 when the alert fired, so its TTD, TTM and TTR are absent, not guessed.
-``incident_facts.kind_sql`` and ``kind_of`` are the one place that decides. A drill's
+``store.incidents.kind_sql`` and ``report.facts.kind_of`` are the one place that decides. A drill's
 paused spans are not taken out here (its debrief does that).
 
 **Medians and percentiles, never a bare mean** (Google's "Incident Metrics in SRE"):
@@ -63,7 +63,6 @@ from gameday.report.facts import (
     Table,
     group_order,
     iso_week,
-    kind_sql,
 )
 from gameday.report.facts import METRICS as METRICS  # the report's, for its readers
 from gameday.report.freshness import (
@@ -77,6 +76,7 @@ from gameday.report.objectives import scenario_targets
 from gameday.report.severity import severity_accuracy
 from gameday.report.trust import Automation, ladder
 from gameday.store import Connection, Store
+from gameday.store.incidents import kind_sql
 
 if TYPE_CHECKING:  # numpy itself is imported when a report is built
     import numpy as np

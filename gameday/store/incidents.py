@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from gameday.core import clock
 from gameday.core.errors import AlreadyRecorded, GamedayError, NotFound
+from gameday.core.states import IncidentKind
 from gameday.store.base import (
     BOOT_ID,
     KINDS,
@@ -26,6 +27,21 @@ from gameday.store.rows import ActionRow, AlertInstanceRow, IncidentRow, LeaseRo
 
 SAID_WITHIN_S = 600.0  # a move dated by when it was said (a chat message) is this recent
 CLAIMS_PER_STATEMENT = 500  # alert instances claimed by one INSERT (6 values each)
+
+
+def kind_sql(alias: str = "i") -> str:
+    """Which kind an incident row is: its ``kind`` (written when it was opened), else,
+    for a row from before that column, ``gameday`` with a scenario and ``incident``
+    without (``report.facts.kind_of`` then tells a drill by its declaration). A new
+    kind (a tabletop exercise with no fault, say) is a new value of the column and a
+    member of ``IncidentKind``: every figure of the report gets a column for it."""
+    return (f"COALESCE({alias}.kind, CASE WHEN {alias}.scenario IS NULL THEN"
+            f" '{IncidentKind.INCIDENT}' ELSE '{IncidentKind.GAMEDAY}' END)")
+
+
+# A real incident (``i``): what an alert joins. A game day's or a drill's never takes in
+# a real alert, even of an alert group its own Alertmanager used.
+REAL = f"{kind_sql()} = '{IncidentKind.INCIDENT}'"
 
 
 @dataclass(frozen=True)
@@ -76,9 +92,8 @@ class IncidentStore(Database):
             sql, args = sql + " AND created_at >= ?", [since]
         if before is not None:
             sql, args = sql + " AND id < ?", [*args, before]
-        if kind:  # a row from before kinds were kept: a game day if it has a scenario
-            sql, args = sql + (" AND COALESCE(kind, CASE WHEN scenario IS NULL THEN"
-                               " 'incident' ELSE 'gameday' END) = ?"), [*args, kind]
+        if kind:
+            sql, args = sql + f" AND {kind_sql('incidents')} = ?", [*args, kind]
         if limit:
             rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))
             return [cast(IncidentRow, dict(r)) for r in rows][::-1]
@@ -327,17 +342,18 @@ class IncidentStore(Database):
         rows = self._db.execute(  # the same lookup per group as one at a time
             f"WITH g(group_key) AS (VALUES {', '.join(['(?)'] * len(keys))})"
             " SELECT g.group_key, (SELECT i.id FROM incidents i WHERE i.state IN"
-            " ('pending', 'declared', 'acknowledged', 'mitigated') AND EXISTS (SELECT 1"
-            " FROM alert_instances a WHERE a.group_key = g.group_key AND a.incident_id = i.id)"
-            " ORDER BY i.id DESC LIMIT 1) AS id FROM g", keys)
+            f" ('pending', 'declared', 'acknowledged', 'mitigated') AND {REAL} AND EXISTS"
+            " (SELECT 1 FROM alert_instances a WHERE a.group_key = g.group_key"
+            " AND a.incident_id = i.id) ORDER BY i.id DESC LIMIT 1) AS id FROM g", keys)
         found = {str(r[0]): (int(r[1]) if r[1] is not None else None) for r in rows}
         return {key: found.get(key) for key in keys}
 
     def open_incident_for_group(self, group_key: str) -> int | None:
         row = self._db.execute(  # few incidents are open; each is checked by the index
             "SELECT i.id FROM incidents i WHERE i.state IN ('pending', 'declared',"
-            " 'acknowledged', 'mitigated') AND EXISTS (SELECT 1 FROM alert_instances a"
-            " WHERE a.group_key = ? AND a.incident_id = i.id) ORDER BY i.id DESC LIMIT 1",
+            f" 'acknowledged', 'mitigated') AND {REAL} AND EXISTS (SELECT 1 FROM"
+            " alert_instances a WHERE a.group_key = ? AND a.incident_id = i.id)"
+            " ORDER BY i.id DESC LIMIT 1",
             (group_key,)).fetchone()
         return int(row[0]) if row else None
 

@@ -100,6 +100,30 @@ def test_a_real_alert_never_joins_a_rehearsals_run(any_store, tmp_path, books):
                                   succeeded_since=None) is None
 
 
+@pytest.mark.parametrize("kind", ["gameday", "drill"])
+def test_a_real_alert_never_joins_a_rehearsals_incident(any_store, tmp_path, books, kind):
+    """A game day's (or a drill's) own Alertmanager delivered an alert of the same group
+    as a real one to its receiver: the real alert still opens a real incident of its
+    own, and its runbook runs for it, in the real world, held by nothing a rehearsal
+    proved or did."""
+    from gameday.game.receiver import AlertReceiver
+
+    game = rehearsal(any_store, tmp_path, kind, "gd")
+    AlertReceiver(any_store, game.id, lambda a: None, lambda a: None).take(
+        parse(payload(alert(fingerprint="rehearsed"))).alerts[0])
+    assert any_store.open_incident_for_group('{}:{alertname="Boom"}') is None
+    intake = Intake(any_store, runbook_dir=books, env=SERVE_ENV)
+    first = deliver(intake, "real-1")
+    assert first["incident_id"] != game.id
+    real = any_store.incident(first["incident_id"])
+    assert real["kind"] == "incident" and real["scenario"] is None
+    run = any_store.run(first["run_id"])
+    assert (run["kind"], run["world"]) == ("incident", "GAMEDAY_SANDBOX=/srv/gameday/sandbox")
+    second = deliver(intake, "real-2")  # the real incident is the group's from now on
+    assert second["incident_id"] == first["incident_id"]
+    assert [e.kind for e in any_store.events(game.id)].count("alert.fired") == 0
+
+
 def test_concurrency_counts_per_world_and_real_runs_first(any_store):
     def queued(world: str, kind: str) -> int:
         return any_store.create_run(None, "one-at-a-time", PARAMS, "t", False, owner="h:1:1",

@@ -50,8 +50,8 @@ class UsageFailure(click.ClickException):
 @click.group(cls=GamedayGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gameday")
 @click.option("--db", envvar="GAMEDAY_DB", metavar="PATH",
-              help="The store: a SQLite file or sqlite:///PATH [default: "
-                   ".gameday/gameday.db in the project; env GAMEDAY_DB].")
+              help="The store: a SQLite file, sqlite:///PATH or a postgresql:// URL "
+                   "[default: .gameday/gameday.db in the project; env GAMEDAY_DB].")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None) -> None:
     """Chaos game days and runbook automation for incident response.

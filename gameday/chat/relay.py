@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -110,6 +111,9 @@ class Relay:
         """``room_kwargs``: how a command reaches runs in this server (``commands.Room``:
         ``start_run``, ``approve_run``, ``approval_ttl``, ``runbook_dir``)."""
         self.store, self.chat, self.config = store, chat, config
+        # Slack's signing secret, read once: gameday serve then takes it out of the
+        # environment its runbooks inherit (``cli.serve``)
+        self.signing_secret = os.environ.get(config.signing_secret_env, "")
         self.owner, self.base_url = owner, base_url.rstrip("/")
         self.room_kwargs = room_kwargs or {}
         self._stop = threading.Event()

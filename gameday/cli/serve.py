@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 import click
@@ -65,10 +66,14 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     if not loopback:
         click.echo(f"warning: binding {host}: gameday serve runs playbooks; keep it "
                    "behind TLS and a firewall", err=True)
+    # What only this process needs stays in it: runbooks, game days and drills started
+    # from here inherit its environment, and ansible-runner writes a run's environment
+    # into its artifacts (artifacts/*/command). The token is in ``token`` already.
+    os.environ.pop("GAMEDAY_TOKEN", None)
     # Runbooks drive the project's sandbox and record into the same store, from
-    # whatever directory ansible-runner gives them.
-    env = {"GAMEDAY_SANDBOX": str(state.settings.sandbox_dir),
-           "GAMEDAY_DB": state.store.url}
+    # whatever directory ansible-runner gives them (its password, if any, never in
+    # their environment: Store.child_env).
+    env = {"GAMEDAY_SANDBOX": str(state.settings.sandbox_dir), **state.store.child_env()}
     from gameday.game.recovery import recover
 
     recover(state.store, say=click.echo)  # game days that crashed while nobody watched
@@ -94,6 +99,9 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
                      user_header=trusted_user_header, trusted_proxies=trusted_proxies,
                      intake_process=intake == "process" or (intake == "auto"
                                                             and not state.store.postgres))
+    if config is not None:  # its token and Slack's signing secret are read: kept here
+        for name in (config.token_env, config.signing_secret_env):
+            os.environ.pop(name, None)
     from gameday.runbooks.runbook import prewarm
 
     prewarm()  # the warm runbook executor imports Ansible while the server starts

@@ -13,14 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
-def spawn_gameday(scenario: Path, *, cwd: Path, db_url: str, flag: tuple[str, int],
+def spawn_gameday(scenario: Path, *, cwd: Path, store_env: Mapping[str, str],
+                  flag: tuple[str, int],
                   log: Path | None, env: Mapping[str, str] | None = None
                   ) -> subprocess.Popen[bytes]:
     """``gameday run SCENARIO --FLAG ID`` (``--schedule-run`` or ``--drill``) against the
-    store at ``db_url``, in its own session, its output appended to ``log`` (or this
-    terminal's, when ``log`` is None)."""
+    store ``store_env`` names (``Store.child_env``), in its own session, its output
+    appended to ``log`` (or this terminal's, when ``log`` is None)."""
     argv = [sys.executable, "-m", "gameday", "run", str(scenario), flag[0], str(flag[1])]
-    environ = {**os.environ, **(env or {}), "GAMEDAY_DB": db_url}
+    environ = {**os.environ, **(env or {}), **store_env}
     if log is None:
         return subprocess.Popen(argv, cwd=cwd, env=environ)
     log.parent.mkdir(parents=True, exist_ok=True)

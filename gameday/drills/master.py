@@ -160,8 +160,8 @@ def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master
     drill_id = store.create_drill(relative, game_master=game_master, difficulty=difficulty,
                                   oncall=oncall)
     log = settings.runs_dir / f"drill-{drill_id:04d}.log"
-    child = spawn_gameday(settings.resolve(relative), cwd=settings.root, db_url=store.url,
-                          flag=("--drill", drill_id), log=log)
+    child = spawn_gameday(settings.resolve(relative), cwd=settings.root,
+                          store_env=store.child_env(), flag=("--drill", drill_id), log=log)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         row = store.drill(drill_id)
@@ -464,7 +464,7 @@ def replay_elsewhere(settings: Settings, store: Store, incident_id: int, *, game
     argv = [sys.executable, "-m", "gameday", "drill", "start", "--from-incident",
             str(incident_id), "--target", target, "--game-master", game_master,
             "--difficulty", difficulty, "--json"]
-    env = {**os.environ, "GAMEDAY_DB": store.url,
+    env = {**os.environ, **store.child_env(),
            **({"GAMEDAY_URL": base_url} if base_url else {})}
     done = subprocess.run(argv, cwd=settings.root, env=env, capture_output=True, text=True,
                           timeout=START_TIMEOUT_S + 60)

@@ -217,7 +217,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
         incident.listener = on_event
         (run_dir / "run.json").write_text(json.dumps(
             {"scenario": sc.name, "incident_id": incident.id,
-             "db": store.url, "started_at": clock.now().isoformat()},
+             "db": store.shown_url, "started_at": clock.now().isoformat()},
             indent=2))
         target = make_target(sc, run_dir)
         lease = Lease(store, incident.id, run_dir, sc.target, experiment,
@@ -273,7 +273,7 @@ class _Game:
 
             prewarm()  # Ansible imported while the target comes up: the runbook starts warm
         ready = target.up()
-        env = {**target.env, "GAMEDAY_DB": self.store.url}
+        env = {**target.env, **self.store.child_env()}
         os.environ.update(target.env)  # for the chaos activities running in this process
         if "KUBECONFIG" in target.env:
             from gameday.targets.kube import use_kubeconfig

@@ -110,19 +110,26 @@ AGE = re.compile(r"(\d+(?:\.\d+)?)([hdw])")
 AGE_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # no incident was opened before
+
+
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``30d``, ``2w``, ``12h`` back from ``now``, or a date or time (UTC unless it
     says otherwise). A ``ValidationError`` of ``--since`` for anything else."""
     text = text.strip()
     m = AGE.fullmatch(text)
-    if m:
-        return (now or clock.now()) - timedelta(seconds=float(m[1]) * AGE_UNITS[m[2]])
     try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(f"{text!r} is neither an age like 30d, 2w or 12h nor a date "
-                              "like 2026-11-01", field="--since") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+        if m:
+            at = (now or clock.now()) - timedelta(seconds=float(m[1]) * AGE_UNITS[m[2]])
+        else:
+            at = datetime.fromisoformat(text)
+            at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        at = None
+    if at is None or at < EARLIEST:
+        raise ValidationError(f"{text[:40]!r} is neither an age like 30d, 2w or 12h nor a "
+                              "date like 2026-11-01 (from 1970 on)", field="--since")
+    return at
 
 
 # -- percentiles -------------------------------------------------------------------------

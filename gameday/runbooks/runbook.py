@@ -311,8 +311,11 @@ def validate_params(runbook: Runbook, given: dict[str, Any]) -> dict[str, Any]:
                 ord(c) < 32 or ord(c) == 127 for c in value):
             raise ValidationError("must not contain template markers or control characters",
                                   file=where, field=p.name)
+        if value.startswith("-"):  # data from an alert is never a command's option
+            raise ValidationError(f"{value!r} starts with '-': a command would read it "
+                                  "as an option", file=where, field=p.name)
         if p.type == "integer":
-            if not re.fullmatch(r"-?\d{1,9}", value):
+            if not re.fullmatch(r"\d{1,9}", value):
                 raise ValidationError(f"must be an integer, not {value!r}", file=where,
                                       field=p.name)
             out[p.name] = int(value)
@@ -325,9 +328,6 @@ def validate_params(runbook: Runbook, given: dict[str, Any]) -> dict[str, Any]:
             if p.choices and value not in p.choices:
                 raise ValidationError(f"must be one of {', '.join(p.choices)}, not {value!r}",
                                       file=where, field=p.name)
-            if value.startswith("-"):  # data from an alert is never a command's option
-                raise ValidationError(f"{value!r} starts with '-': a command would read it "
-                                      "as an option", file=where, field=p.name)
             if not p.choices and not re.fullmatch(p.pattern or SAFE_STRING.pattern, value):
                 raise ValidationError(f"{value!r} does not match "
                                       f"{p.pattern or SAFE_STRING.pattern}",

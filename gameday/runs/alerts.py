@@ -11,10 +11,12 @@ repeated notification carries the same key.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from gameday.core.errors import GamedayError, ValidationError
+from gameday.core.text import LARGEST, suspect, unkept
 
 WHERE = "alertmanager payload"
 
@@ -66,6 +68,20 @@ def _text(data: dict[str, Any], key: str, field: str, required: bool = True) -> 
     return value
 
 
+# Alertmanager's times are RFC 3339 (Go's, to the nanosecond; "0001-01-01T00:00:00Z"
+# for an alert with no end yet).
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?"
+                     r"(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+
+
+def _time(data: dict[str, Any], key: str, field: str, required: bool = True) -> str:
+    value = _text(data, key, field, required)
+    if value and not RFC3339.fullmatch(value):
+        raise ValidationError(f"must be an RFC 3339 time like 2026-11-22T10:00:00Z, not "
+                              f"{value[:40]!r}", file=WHERE, field=field)
+    return value
+
+
 def parse(payload: Any) -> Notification:
     if not isinstance(payload, dict):
         raise ValidationError("must be a JSON object", file=WHERE)
@@ -80,8 +96,12 @@ def parse(payload: Any) -> Notification:
     if not isinstance(alerts, list) or not alerts:
         raise ValidationError("must be a non-empty list", file=WHERE, field="alerts")
     truncated = payload.get("truncatedAlerts", 0)
-    if not isinstance(truncated, int) or truncated < 0:
+    if isinstance(truncated, bool) or not isinstance(truncated, int) \
+            or not 0 <= truncated <= LARGEST:
         raise ValidationError("must be a count", file=WHERE, field="truncatedAlerts")
+    receiver = payload.get("receiver", "")
+    if not isinstance(receiver, str):
+        raise ValidationError("must be a string", file=WHERE, field="receiver")
     parsed = []
     for i, raw in enumerate(alerts):
         where = f"alerts[{i}]"
@@ -96,11 +116,11 @@ def parse(payload: Any) -> Notification:
             raise ValidationError("is required", file=WHERE, field=f"{where}.labels.alertname")
         parsed.append(AlertInstance(
             group_key=group_key, fingerprint=_text(raw, "fingerprint", f"{where}.fingerprint"),
-            status=a_status, starts_at=_text(raw, "startsAt", f"{where}.startsAt"),
-            ends_at=_text(raw, "endsAt", f"{where}.endsAt", required=False),
+            status=a_status, starts_at=_time(raw, "startsAt", f"{where}.startsAt"),
+            ends_at=_time(raw, "endsAt", f"{where}.endsAt", required=False),
             labels=labels, annotations=_strings(raw.get("annotations"), f"{where}.annotations"),
             generator_url=_text(raw, "generatorURL", f"{where}.generatorURL", required=False)))
-    return Notification(status=status, receiver=str(payload.get("receiver", "")),
+    return Notification(status=status, receiver=receiver,
                         group_key=group_key, truncated=truncated, alerts=tuple(parsed))
 
 
@@ -125,4 +145,8 @@ def decode(body: bytes) -> Notification:
         payload = json.loads(body or b"null")
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise Rejected(400, f"not JSON: {str(exc)[:200]}") from None
+    if suspect(body):
+        unfit = unkept(payload)
+        if unfit:
+            raise ValidationError(unfit[1], file=WHERE, field=unfit[0])
     return parse(payload)

@@ -376,13 +376,7 @@ class Intake:
         out["link"] = found.link(incident.id)
         if not found.runbook.auto:
             return out
-        held = self._held(moment, incident, found.runbook.name, target.kind if target else None)
-        if held:
-            moment.record(incident, events.runbook_held(found.runbook.name, held, out["link"]),
-                          "gameday")
-            moment.audit(ACTOR, Audit.RUNBOOK_HELD, {"runbook": found.runbook.name,
-                                                     "why": held, "incident_id": incident.id})
-            return out | {"held": held}
+        # values the runbook refuses first: a held run must be one a click could start
         if found.error or found.params is None:
             error = str(found.error)
             moment.record(incident, events.runbook_rejected(found.runbook.name, error), "gameday")
@@ -390,6 +384,13 @@ class Intake:
                                                         "error": error,
                                                         "incident_id": incident.id})
             return out | {"error": error}
+        held = self._held(moment, incident, found.runbook.name, target.kind if target else None)
+        if held:
+            moment.record(incident, events.runbook_held(found.runbook.name, held, out["link"]),
+                          "gameday")
+            moment.audit(ACTOR, Audit.RUNBOOK_HELD, {"runbook": found.runbook.name,
+                                                     "why": held, "incident_id": incident.id})
+            return out | {"held": held}
         try:
             env, kind = moment.environment(incident, self.env)
             if target is not None:  # this alert's, should the incident's first differ

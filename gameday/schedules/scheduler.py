@@ -266,7 +266,8 @@ class Scheduler:
         log = None if attach else \
             self.settings.runs_dir / f"scheduled-{run_id:05d}-{schedule.name}.log"
         return spawn_gameday(self.settings.resolve(schedule.scenario), cwd=self.settings.root,
-                             db_url=self.store.url, flag=("--schedule-run", run_id), log=log,
+                             store_env=self.store.child_env(),
+                             flag=("--schedule-run", run_id), log=log,
                              env=self.env)
 
 

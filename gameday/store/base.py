@@ -7,10 +7,13 @@ same on SQLite and PostgreSQL. Each aggregate's reads and writes are a mixin of
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import sqlite3
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -313,6 +316,42 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _escaped(field: object) -> str:
+    return "*" if field is None else str(field).replace("\\", "\\\\").replace(":", "\\:")
+
+
+def child_env(url: str) -> dict[str, str]:
+    """How a child process (a runbook, a game day, a drill) is told the store at ``url``
+    (``GAMEDAY_DB``). A PostgreSQL password never goes into an environment: ansible-runner
+    writes a run's whole environment into its artifacts (``artifacts/*/command``). It
+    goes into a libpq password file of this user's (0600, in a 0700 directory of the
+    temporary directory), which ``PGPASSFILE`` names and psycopg reads when it connects."""
+    if "://" not in url:
+        return {"GAMEDAY_DB": url}
+    from sqlalchemy.engine import URL, make_url
+
+    parsed = make_url(url)
+    if parsed.password is None:
+        return {"GAMEDAY_DB": url}
+    private = Path(tempfile.gettempdir()) / f"gameday-{os.getuid()}"
+    private.mkdir(mode=0o700, exist_ok=True)
+    st = private.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise GamedayError(f"{private} is not a directory of this user's: cannot keep the "
+                           "store's password for the runs it starts")
+    os.chmod(private, 0o700)
+    line = ":".join(_escaped(f) for f in (parsed.host, parsed.port, parsed.database,
+                                            parsed.username, parsed.password))
+    passfile = private / f"pgpass-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+    fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(line + "\n")
+    bare = URL.create(parsed.drivername, username=parsed.username, host=parsed.host,
+                      port=parsed.port, database=parsed.database, query=parsed.query)
+    return {"GAMEDAY_DB": bare.render_as_string(hide_password=False),
+            "PGPASSFILE": str(passfile)}
+
+
 def _engine_url(target: str) -> str:
     """The SQLAlchemy URL of a store setting (a SQLite path, or a postgresql:// URL,
     driven by psycopg 3)."""
@@ -371,8 +410,9 @@ class Database:
         keeps current); else the project's (``settings``: ``--db``, ``GAMEDAY_DB``,
         ``gameday.toml``, ``.gameday/gameday.db``).
 
-        ``url``: the store as a child process is told it (``GAMEDAY_DB``). ``path``: the
-        SQLite file, or for PostgreSQL the URL as a ``Path`` (never a file)."""
+        ``url``: the store's address (``child_env``: as a child process is told it;
+        ``shown_url``: as it may be shown or written). ``path``: the SQLite file, or for
+        PostgreSQL the URL as a ``Path`` (never a file)."""
         if path is None:
             from gameday.core.settings import current
 
@@ -497,6 +537,15 @@ class Database:
     def _server_lost(self) -> None:
         with self._lock:
             self._generation += 1
+
+    def child_env(self) -> dict[str, str]:
+        """How a child process is told this store (``child_env``)."""
+        return child_env(self.url)
+
+    @property
+    def shown_url(self) -> str:
+        """The store's address as it may be shown or written: never its password."""
+        return _redacted(self.url)
 
     def close(self) -> None:
         """Close every thread's connection (a store used after opens new ones)."""

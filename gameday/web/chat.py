@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -112,7 +111,7 @@ async def _signed(request: Request) -> tuple[Relay, bytes] | Response:
     if relay is None or relay.config.kind != "slack":
         raise NotFound("no chat configured" if relay is None else "no Slack chat configured")
     body = await read_body(request)
-    secret = os.environ.get(relay.config.signing_secret_env, "")
+    secret = relay.signing_secret
     try:
         verify(secret, request.headers, body, clock.epoch())
     except Unsigned as exc:

@@ -27,6 +27,7 @@ from gameday.core.errors import ValidationError
 from gameday.core.policy import may
 from gameday.core.render import templates
 from gameday.core.settings import Settings
+from gameday.core.text import unkept
 from gameday.people.auth import SESSION_COOKIE, Auth, Forbidden, Identity, Unauthorized
 from gameday.runs.alerts import MAX_BODY, Rejected
 from gameday.runs.pool import Dispatcher
@@ -116,6 +117,17 @@ def whole(request: Request, name: str, default: int, *, least: int = 0,
     return int(given)
 
 
+def given_id(value: str, field: str) -> int | None:
+    """An id a form or a query carries (``incident=12``): None when empty, else a whole
+    number from 1 to ``MOST``, or a ValidationError naming ``field``."""
+    if value == "":
+        return None
+    if not WHOLE.fullmatch(value) or int(value) < 1:
+        raise ValidationError(f"must be an id (a whole number from 1 to {MOST}), not "
+                              f"{value[:40]!r}", field=field)
+    return int(value)
+
+
 def caller_or_none(request: Request) -> str | None:
     try:
         return identity(request).name
@@ -199,6 +211,9 @@ async def read_json(request: Request) -> dict[str, Any]:
         raise Rejected(400, "the body is not JSON") from None
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object", field="body")
+    unfit = unkept(data)
+    if unfit:
+        raise ValidationError(unfit[1], field=unfit[0])
     return data
 
 
@@ -243,10 +258,22 @@ async def move_request(request: Request, need: str = "run") -> tuple[str, dict[s
 async def read_form(request: Request) -> dict[str, str]:
     """The page forms are small and urlencoded: parse them without a multipart library."""
     body = await read_body(request)
-    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    unfit = unkept(form)
+    if unfit:
+        raise ValidationError(unfit[1], field=unfit[0])
+    return form
+
+
+# Pages run things (a runbook's Run, a move) from forms with a CSRF token: never inside
+# another site's frame (clickjacking), never kept by a cache.
+PAGE = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'",
+        "Cache-Control": "no-store"}
 
 
 def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     """Render ``web/NAME``; every page extends ``web/base.html`` and gets ``who``."""
     html = templates().get_template(f"web/{name}").render(**context)
-    return HTMLResponse(html, status_code=status)
+    # Text kept before its checks (a lone surrogate from an older gameday, or from a
+    # command line's undecodable bytes) shows as a replacement mark, never as a 500.
+    return HTMLResponse(html.encode("utf-8", "replace"), status_code=status, headers=PAGE)

@@ -37,6 +37,7 @@ from gameday.web.context import (
     caller,
     check_csrf,
     csrf,
+    given_id,
     identity,
     move_request,
     page,
@@ -58,14 +59,16 @@ async def runbook_page(request: Request) -> Response:
         params = validate_params(rb, raw)
     except ValidationError as exc:
         error, filled = str(exc), False  # shown on the page, and Run is disabled
-    incident_id = request.query_params.get("incident", "")
     inc = None
-    if incident_id.isdigit():
-        try:
-            row = state.store.incident(int(incident_id))
+    try:
+        incident_id = given_id(request.query_params.get("incident", ""), "incident")
+        if incident_id is not None:
+            row = state.store.incident(incident_id)
             inc = {**row, "kind": kind_of_row(row)}
-        except NotFound:
-            error = f"no incident {incident_id}"
+    except ValidationError as exc:
+        error = str(exc)
+    except NotFound:
+        error = f"no incident {incident_id}"
     fresh = await asyncio.to_thread(
         lambda: runbook_freshness(state.store, rb.name))
     trust, restore = await asyncio.to_thread(lambda: _trust(state.store, state.settings, rb))
@@ -102,12 +105,16 @@ async def run_runbook(request: Request) -> Response:
     if rb.destructive and form.get("confirm") != "yes":
         raise HTTPException(400, "This runbook is destructive: tick the confirmation.")
     params = validate_params(rb, {k[2:]: v for k, v in form.items() if k.startswith("p.")})
-    incident_id = form.get("incident", "")
+    incident_id = given_id(form.get("incident", ""), "incident")
+    if incident_id is not None:
+        state.store.incident(incident_id)  # 404 for one that does not exist
+    if form.get("mode", "run") not in ("run", "check"):
+        raise ValidationError(f"must be run or check, not {form['mode'][:40]!r}",
+                              field="mode")
     check = form.get("mode") == "check"
     within = approval(request, rb, check)
     run_id = await asyncio.to_thread(  # the store decides when it starts: off the loop
-        state.dispatcher.start, rb, params,
-        int(incident_id) if incident_id.isdigit() else None, who, check=check,
+        state.dispatcher.start, rb, params, incident_id, who, check=check,
         approve_within=within)
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
@@ -152,7 +159,10 @@ async def api_run(request: Request) -> Response:
                 or not 0 < incident_id < 2**63:
             raise ValidationError("an incident id", field="incident")
         state.store.incident(incident_id)  # 404 for one that does not exist
-    check = data.get("check") is True
+    check = data.get("check", False)
+    if not isinstance(check, bool):
+        raise ValidationError(f"must be true or false, not {str(check)[:40]!r}",
+                              field="check")
     within = approval(request, rb, check)
     run_id = await asyncio.to_thread(state.dispatcher.start, rb, params, incident_id, who,
                                      check=check, approve_within=within)

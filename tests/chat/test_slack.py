@@ -268,7 +268,7 @@ def test_slacks_example_request_reaches_the_endpoint(served, monkeypatch):
     and answered (its channel is nobody's incident room)."""
     import time_machine
 
-    monkeypatch.setenv("GAMEDAY_SLACK_SIGNING_SECRET", DOC_SECRET)
+    served.relay.signing_secret = DOC_SECRET  # as if the server had been started with it
     headers = {"X-Slack-Signature": DOC_SIGNATURE, "X-Slack-Request-Timestamp": DOC_TIMESTAMP,
                "Content-Type": "application/x-www-form-urlencoded"}
     with time_machine.travel(int(DOC_TIMESTAMP) + 60, tick=False):

@@ -172,7 +172,8 @@ def test_a_blackout_skips(store):
 def test_a_real_incident_for_the_service_skips(store, scenario):
     settings = stored(store)
     note = parse({"version": "4", "status": "firing", "groupKey": "g", "truncatedAlerts": 0,
-                  "alerts": [{"status": "firing", "fingerprint": "f", "startsAt": "now",
+                  "alerts": [{"status": "firing", "fingerprint": "f",
+                              "startsAt": "2026-11-22T10:00:00Z",
                               "labels": {"alertname": "CheckoutErrors",
                                          "service": scenario.service},
                               "annotations": {"summary": "checkout is failing for real"}}]})

@@ -776,7 +776,8 @@ def test_no_game_day_starts_on_their_service_during_a_real_incident(tmp_path, st
     scenario = write_project(tmp_path, stack)
     store = Store(tmp_path / ".gameday" / "gameday.db")
     note = parse({"version": "4", "status": "firing", "groupKey": "g", "truncatedAlerts": 0,
-                  "alerts": [{"status": "firing", "fingerprint": "f", "startsAt": "now",
+                  "alerts": [{"status": "firing", "fingerprint": "f",
+                              "startsAt": "2026-11-22T10:00:00Z",
                               "labels": {"alertname": "PodinfoErrors", "service": "podinfo"},
                               "annotations": {"summary": "podinfo is failing for real"}}]})
     Intake(store).handle([Delivery(note, "token")])

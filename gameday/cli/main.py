@@ -102,9 +102,10 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
 
     Exit codes: 0 the response met its targets; 1 it missed a target (or --min-score);
     2 usage or a scenario that does not validate; 3 the steady state did not come back;
-    4 game days are frozen; 5 a stop condition (stop_when) ended it, its fault rolled back
-    at once; 130 or 143 SIGINT or SIGTERM interrupted it (its faults rolled back, its
-    processes stopped, the review written from what was recorded).
+    4 game days are frozen, or a real incident is open for the service; 5 a stop
+    condition (stop_when) ended it, its fault rolled back at once; 130 or 143 SIGINT or
+    SIGTERM interrupted it (its faults rolled back, its processes stopped, the review
+    written from what was recorded).
     """
     from gameday.game import interrupts
     from gameday.scenarios.scenario import load_scenario

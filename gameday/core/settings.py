@@ -2,9 +2,9 @@
 
 A game-day project is a directory with a ``gameday.toml`` (``gameday init`` writes
 one). gameday looks for it from the working directory upwards, so commands work from
-anywhere inside the project, and paths written in it (and in scenarios) resolve
-against the project, never against the working directory. Without a project file the
-working directory is the project.
+anywhere inside the project, and paths written in it resolve against the project (a
+scenario's against the scenario file), never against the working directory. Without a
+project file the working directory is the project.
 
 Precedence: a command-line option, then an environment variable, then
 ``gameday.toml``, then the default. A path given on the command line or in the

@@ -62,7 +62,8 @@ def cli(ctx: click.Context, db: str | None) -> None:
     """
     from gameday.core import settings
 
-    resolved = settings.Settings.load(db=db)
+    from_env = ctx.get_parameter_source("db") == click.core.ParameterSource.ENVIRONMENT
+    resolved = settings.Settings.load(db=db, db_from="GAMEDAY_DB" if from_env else "--db")
     settings.use(resolved)
     ctx.obj = State(resolved)
 

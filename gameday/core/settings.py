@@ -25,6 +25,7 @@ the built-in one.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -61,8 +62,8 @@ class Setting(NamedTuple):
 SETTINGS = (
     Setting("db", "--db", "GAMEDAY_DB", "store", "db", ".gameday/gameday.db",
             "the store: a SQLite file, `sqlite:///PATH`, or "
-            "`postgresql://USER@HOST[:PORT]/DB` (`postgresql+psycopg://` too); other URLs "
-            "are refused (exit 2)"),
+            "`postgresql://USER@HOST[:PORT]/DB` (`postgresql+psycopg://` too); other URLs, "
+            "and what only starts like one (`sqlite:gd.db`), are refused (exit 2)"),
     Setting("runs_dir", None, "GAMEDAY_RUNS", "paths", "runs", ".gameday/runs",
             "where run directories go"),
     Setting("runbooks_dir", None, "GAMEDAY_RUNBOOKS", "paths", "runbooks", "runbooks",
@@ -238,7 +239,9 @@ class Settings:
 
     @classmethod
     def load(cls, *, cwd: Path | None = None, environ: Mapping[str, str] | None = None,
-             db: str | None = None) -> Settings:
+             db: str | None = None, db_from: str = "--db") -> Settings:
+        """``db``: the store given on the command line, or by ``db_from`` (the
+        environment variable the command line's option read)."""
         cwd = (cwd or Path.cwd()).resolve()
         env = os.environ if environ is None else environ
         project_file = find_project(cwd)
@@ -261,9 +264,11 @@ class Settings:
             return ((cwd if where == BY_FIELD[field].variable else root) / value).resolve()
 
         state = pick("state_dir", root / ".gameday")
-        db_value, db_where = (db, "--db") if db else given("db") or ("", "")
-        if db_value:
-            store_target(db_value)  # refuse what is not a store before anything else
+        db_value, db_where = (db, db_from) if db is not None else given("db") or ("", "")
+        if db_value or db_where:
+            # refuse what is not a store before anything else, naming where it was given
+            store_target(db_value, db_where, str(project_file)
+                         if db_where.startswith("[") else None)
             if "://" not in db_value:
                 base = root if db_where.startswith("[") else cwd
                 db_value = str((base / db_value).resolve())
@@ -467,41 +472,58 @@ OWN_SECTIONS = ("safety", "targets", "chat", "automation")  # checked by their o
 POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
 
 
-def store_target(db: str) -> str:
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # ``mysql:``, ``sqlite:``: a URL's start
+
+
+def store_target(db: str, where: str = "--db", file: str | None = None) -> str:
     """What a store setting names: a SQLite file (as a path) or a PostgreSQL URL
-    (``postgresql://`` or ``postgresql+psycopg://``, as given). Anything else is refused."""
+    (``postgresql://`` or ``postgresql+psycopg://``, as given). Anything else is refused,
+    naming ``where`` it was given (``--db``, ``GAMEDAY_DB``, ``[store] db`` of ``file``)."""
     if "://" in db and db.split("://", 1)[0] in POSTGRES_SCHEMES:
         try:
             parts = urlsplit(db)
             parts.port  # noqa: B018  (a port that is not a number raises)
         except ValueError as exc:
-            raise ValidationError(f"is not a valid PostgreSQL URL: {exc}", field="--db") from None
+            raise ValidationError(f"is not a valid PostgreSQL URL: {exc}", file=file,
+                                  field=where) from None
         if not (parts.hostname or "host=" in parts.query) or parts.path in ("", "/"):
             raise ValidationError("a PostgreSQL URL is postgresql://USER[:PASSWORD]@HOST"
-                                  "[:PORT]/DATABASE", field="--db")
+                                  "[:PORT]/DATABASE", file=file, field=where)
         return db
-    return str(store_path(db))
+    return str(store_path(db, where, file))
 
 
-def store_path(db: str) -> Path:
-    """The SQLite file a store setting names. A URL of another kind is refused, never
-    taken for a file name."""
+def store_path(db: str, where: str = "--db", file: str | None = None) -> Path:
+    """The SQLite file a store setting names. A URL of another kind, or what starts like
+    one (``sqlite:gd.db``, ``mysql:x``), is refused, never taken for a file name; so is
+    what exists and is not a file (a directory, a device)."""
+    def refuse(message: str) -> ValidationError:
+        return ValidationError(message, file=file, field=where)
+
     if "://" not in db:
         if not db.strip() or "\0" in db:
-            raise ValidationError("is not a file name or a sqlite:/// URL", field="--db")
-        return Path(db)
-    try:
-        parts = urlsplit(db)
-    except ValueError as exc:
-        raise ValidationError(f"is not a file name or a URL: {exc}", field="--db") from None
-    if parts.scheme != "sqlite":
-        raise ValidationError(f"{parts.scheme}:// stores are not supported; give a SQLite "
-                              "file name, a sqlite:///PATH URL or a postgresql:// URL",
-                              field="--db")
-    if parts.netloc or not parts.path:
-        raise ValidationError("a SQLite URL is sqlite:///relative/path or "
-                              "sqlite:////absolute/path", field="--db")
-    return Path(parts.path[1:] if parts.path.startswith("/") else parts.path)
+            raise refuse("is not a file name or a sqlite:/// URL")
+        if SCHEME.match(db):
+            raise refuse(f"{db[:40]!r} starts like a URL but is not one: give a SQLite file "
+                         "name, a sqlite:///PATH URL or a postgresql:// URL")
+        path = Path(db)
+    else:
+        try:
+            parts = urlsplit(db)
+        except ValueError as exc:
+            raise refuse(f"is not a file name or a URL: {exc}") from None
+        if parts.scheme != "sqlite":
+            raise refuse(f"{parts.scheme}:// stores are not supported; give a SQLite file "
+                         "name, a sqlite:///PATH URL or a postgresql:// URL")
+        named = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if parts.netloc or not named.strip("/"):
+            raise refuse("a SQLite URL is sqlite:///relative/path or "
+                         "sqlite:////absolute/path")
+        path = Path(named)
+    if path.exists() and not path.is_file():
+        raise refuse(f"{db[:80]} is {'a directory' if path.is_dir() else 'not a regular file'},"
+                     " not a SQLite store")
+    return path
 
 
 _current: Settings | None = None

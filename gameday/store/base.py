@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from gameday.core import clock
-from gameday.core.errors import GamedayError, StoreUnavailable
+from gameday.core.errors import GamedayError, StoreUnavailable, ValidationError
 from gameday.core.events import Kind
 from gameday.store.rows import ScheduleRunRow
 
@@ -452,7 +452,19 @@ class Database:
                 dbapi.isolation_level = None
                 dbapi.execute("PRAGMA journal_mode=WAL")
                 dbapi.execute("PRAGMA foreign_keys=ON")
-        self._check_schema()
+        if self.postgres:
+            self._check_schema()
+            return
+        try:
+            self._check_schema()
+        except Exception as exc:  # the file's first read: no SQLite store at all?
+            cause = getattr(exc, "orig", exc)
+            if isinstance(cause, sqlite3.DatabaseError) and not isinstance(
+                    cause, sqlite3.OperationalError):  # not locked or unreachable: garbage
+                self.close()
+                raise ValidationError(f"is not a SQLite store ({cause})",
+                                      file=str(self.path)) from None
+            raise
 
     def _check_schema(self) -> None:
         at = self._revision()

@@ -53,7 +53,8 @@ def test_flag_beats_environment_beats_file(tmp_path):
     ("[paths]\nrunbok = 'x'\n", "paths.runbok"),
     ("[colour]\nx = 'y'\n", "colour"),
     ("[paths]\nruns = 3\n", "paths.runs"),
-    ("[store]\ndb = 'mysql://db/gameday'\n", "--db"),
+    ("[store]\ndb = 'mysql://db/gameday'\n", "[store] db"),
+    ("[store]\ndb = 'sqlite:from-toml.db'\n", "[store] db"),
 ])
 def test_bad_project_files_name_file_and_field(tmp_path, text, field):
     root = project(tmp_path, text)
@@ -88,6 +89,37 @@ def test_store_urls_that_are_not_ours_are_refused_not_taken_for_files(url):
 def test_postgresql_urls_name_a_store(url):
     assert store_target(url) == url
     assert Settings.load(cwd=ROOT, environ={"GAMEDAY_DB": url}).db == url
+
+
+@pytest.mark.parametrize("url", ["sqlite:gd.db", "mysql:x", "postgresql:/u@h/db",
+                                 "postgres:db", "sqlite:///", "/dev/null", "."])
+def test_what_only_starts_like_a_url_or_is_no_file_is_refused_not_created(tmp_path, url,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError) as err:
+        Settings.load(cwd=tmp_path, environ={}, db=url)
+    assert err.value.field == "--db"
+    with pytest.raises(ValidationError) as err:
+        Settings.load(cwd=tmp_path, environ={"GAMEDAY_DB": url})
+    assert err.value.field == "GAMEDAY_DB"
+    assert list(tmp_path.iterdir()) == []  # no store made under that name
+
+
+def test_cli_names_where_a_store_it_refuses_was_given(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from gameday.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a database\n")
+    given = CliRunner().invoke(cli, ["--db", "", "incident", "list"])
+    assert given.exit_code == 2 and "--db" in given.output, given.output
+    from_env = CliRunner().invoke(cli, ["incident", "list"], env={"GAMEDAY_DB": "mysql:x"})
+    assert from_env.exit_code == 2 and "GAMEDAY_DB" in from_env.output, from_env.output
+    garbage = CliRunner().invoke(cli, ["--db", "notes.txt", "incident", "list"])
+    assert garbage.exit_code == 2 and "notes.txt: is not a SQLite store" in garbage.output
+    assert "Traceback" not in garbage.output
+    assert (tmp_path / "notes.txt").read_text() == "not a database\n"
 
 
 def test_cli_refuses_a_database_url_it_does_not_understand(tmp_path):

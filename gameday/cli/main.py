@@ -247,7 +247,7 @@ def experiment_run(state: State, file: Path, run_dir: Path | None) -> None:
     from gameday.game import chaos
     from gameday.game.run import new_run_dir
 
-    exp = chaos.load_experiment(file)
+    exp = chaos.load_experiment(file, game_day=False)  # by hand: the user's own bounds
     if run_dir is None:
         run_dir = new_run_dir(state.settings.runs_dir, file.stem)
     run_dir.mkdir(parents=True, exist_ok=True)

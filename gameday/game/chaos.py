@@ -23,8 +23,10 @@ from gameday.game import interrupts
 CONTROL = {"gameday": {"provider": {"type": "python", "module": "gameday.game.control"}}}
 
 
-def load_experiment(path: str | Path) -> dict[str, Any]:
-    """Parse and validate an experiment; errors name the file and what is wrong."""
+def load_experiment(path: str | Path, *, game_day: bool = True) -> dict[str, Any]:
+    """Parse and validate an experiment; errors name the file and what is wrong. A game
+    day's (``game_day``: a scenario's, not one run by hand with ``gameday experiment
+    run``) stays within the project's allowlist (``bounded``)."""
     from chaoslib.exceptions import ChaosException
     from chaoslib.experiment import ensure_experiment_is_valid
     from chaoslib.loader import parse_experiment_from_file
@@ -58,7 +60,44 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
         for i, one in enumerate(value) if isinstance(value, list) else ((None, value),):
             safety.allowed(kind, str(one), file=str(path),
                            field=where if i is None else f"{where}[{i}]")
+    if game_day:
+        bounded(experiment, str(path))
     return experiment
+
+
+UNBOUNDED = ("a process provider runs any command on this host, which the project's "
+             "allowlist ([safety] in gameday.toml) cannot bound: write the fault as a Python "
+             "function declared with @fault (docs/extending.md), or run the experiment by "
+             "hand with `gameday experiment run`")
+
+
+def bounded(experiment: dict[str, Any], file: str,
+            activities: list[tuple[str, Any]] | None = None) -> None:
+    """A game day's activities stay within the allowlist as far as their providers say
+    where they act: an ``http`` provider's URL (its configuration substituted) must be
+    among ``[safety] urls``, and a ``process`` provider, which could run anything, is
+    refused. ``activities``: (where, activity) to check instead of the experiment's."""
+    from chaoslib import substitute
+    from chaoslib.configuration import load_configuration
+
+    if activities is None:
+        hypothesis = experiment.get("steady-state-hypothesis")
+        activities = [(f"{section}[{i}]", activity) for section, listed in (
+            ("steady-state-hypothesis.probes",
+             hypothesis.get("probes") if isinstance(hypothesis, dict) else None),
+            ("method", experiment.get("method")), ("rollbacks", experiment.get("rollbacks")))
+            for i, activity in enumerate(listed if isinstance(listed, list) else [])]
+    configuration = None
+    for where, activity in activities:
+        provider = activity.get("provider") if isinstance(activity, dict) else None
+        kind = provider.get("type") if isinstance(provider, dict) else None
+        if kind == "process":
+            raise ValidationError(UNBOUNDED, file=file, field=f"{where}.provider")
+        if kind == "http" and isinstance(provider, dict):
+            if configuration is None:
+                configuration = load_configuration(experiment.get("configuration") or {})
+            url = substitute(str(provider.get("url", "")), configuration, {})
+            safety.allowed("urls", str(url), file=file, field=f"{where}.provider.url")
 
 
 def with_drill_faults(experiment: dict[str, Any], drill: Any, file: str) -> dict[str, Any]:
@@ -80,6 +119,8 @@ def with_drill_faults(experiment: dict[str, Any], drill: Any, file: str) -> dict
             except Exception as exc:  # chaoslib raises plain errors on some shapes
                 raise ValidationError(f"not a valid Chaos Toolkit action: {exc!r}"[:300],
                                       file=file, field=f"drill.injects.{i}.{key}") from None
+    bounded(experiment, file, [(f"drill.injects.{i}.{key}", getattr(inject, key))
+                               for i, inject in faults for key in ("fault", "rollback")])
     if not faults:
         return experiment
     return {**experiment, "rollbacks": [*(experiment.get("rollbacks") or []),

@@ -35,7 +35,7 @@ def validate_file(file: Path) -> str:
         rb = load_runbook(file)
         return f"ok  runbook    {file} ({rb.name})"
     if isinstance(raw, dict) and "method" in raw:
-        chaos.load_experiment(file)
+        chaos.load_experiment(file, game_day=False)  # as `gameday experiment run` runs it
         return f"ok  experiment {file}"
     sc = load_scenario(file)
     TARGETS[sc.target].check(sc)  # a team's own system: only what the allowlist admits

@@ -7,13 +7,10 @@ same on SQLite and PostgreSQL. Each aggregate's reads and writes are a mixin of
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
 import sqlite3
-import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +23,7 @@ from gameday.core import clock
 from gameday.core.errors import GamedayError, StoreUnavailable, ValidationError
 from gameday.core.events import Kind
 from gameday.store.rows import ScheduleRunRow
+from gameday.store.urls import child_env, redacted
 
 KINDS = frozenset(k.value for k in Kind)
 
@@ -307,51 +305,6 @@ class Connection:
         return bool(self._dbapi.in_transaction)
 
 
-def _redacted(url: str) -> str:
-    """A store's address as it may be shown: a password never is."""
-    if "://" not in url:  # a SQLite file
-        return url
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _escaped(field: object) -> str:
-    return "*" if field is None else str(field).replace("\\", "\\\\").replace(":", "\\:")
-
-
-def child_env(url: str) -> dict[str, str]:
-    """How a child process (a runbook, a game day, a drill) is told the store at ``url``
-    (``GAMEDAY_DB``). A PostgreSQL password never goes into an environment: ansible-runner
-    writes a run's whole environment into its artifacts (``artifacts/*/command``). It
-    goes into a libpq password file of this user's (0600, in a 0700 directory of the
-    temporary directory), which ``PGPASSFILE`` names and psycopg reads when it connects."""
-    if "://" not in url:
-        return {"GAMEDAY_DB": url}
-    from sqlalchemy.engine import URL, make_url
-
-    parsed = make_url(url)
-    if parsed.password is None:
-        return {"GAMEDAY_DB": url}
-    private = Path(tempfile.gettempdir()) / f"gameday-{os.getuid()}"
-    private.mkdir(mode=0o700, exist_ok=True)
-    st = private.lstat()
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        raise GamedayError(f"{private} is not a directory of this user's: cannot keep the "
-                           "store's password for the runs it starts")
-    os.chmod(private, 0o700)
-    line = ":".join(_escaped(f) for f in (parsed.host, parsed.port, parsed.database,
-                                            parsed.username, parsed.password))
-    passfile = private / f"pgpass-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
-    fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(line + "\n")
-    bare = URL.create(parsed.drivername, username=parsed.username, host=parsed.host,
-                      port=parsed.port, database=parsed.database, query=parsed.query)
-    return {"GAMEDAY_DB": bare.render_as_string(hide_password=False),
-            "PGPASSFILE": str(passfile)}
-
-
 def _engine_url(target: str) -> str:
     """The SQLAlchemy URL of a store setting (a SQLite path, or a postgresql:// URL,
     driven by psycopg 3)."""
@@ -396,7 +349,7 @@ def upgrade(url: str) -> str:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242015)")
             command.upgrade(_alembic_config(conn), "head")
     except OperationalError as exc:
-        raise StoreUnavailable(f"cannot reach the store at {_redacted(engine_url)}: "
+        raise StoreUnavailable(f"cannot reach the store at {redacted(engine_url)}: "
                                f"{str(exc.orig).strip()}") from None
     finally:
         engine.dispose()
@@ -473,12 +426,12 @@ class Database:
         if at is not None and at.isdigit() and int(at) > int(HEAD):
             self.close()
             raise GamedayError(
-                f"the store at {_redacted(self.url)} has schema {at}, newer than this "
+                f"the store at {redacted(self.url)} has schema {at}, newer than this "
                 f"gameday's ({HEAD}): run the gameday that upgraded it, or a newer one")
         if self.postgres:
             self.close()
             raise GamedayError(
-                f"the store at {_redacted(self.url)} has schema {at or 'none'}, this gameday "
+                f"the store at {redacted(self.url)} has schema {at or 'none'}, this gameday "
                 f"needs {HEAD}: run `gameday db upgrade` (with the same --db / GAMEDAY_DB)")
         self._upgrade_sqlite()
 
@@ -536,7 +489,7 @@ class Database:
             try:
                 sa = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             except OperationalError as exc:
-                raise StoreUnavailable(f"cannot reach the store at {_redacted(self.url)}: "
+                raise StoreUnavailable(f"cannot reach the store at {redacted(self.url)}: "
                                        f"{str(exc.orig).strip()}") from None
             db = Connection(sa, self.postgres, lost=self._server_lost,
                             generation=self._generation)
@@ -557,7 +510,7 @@ class Database:
     @property
     def shown_url(self) -> str:
         """The store's address as it may be shown or written: never its password."""
-        return _redacted(self.url)
+        return redacted(self.url)
 
     def close(self) -> None:
         """Close every thread's connection (a store used after opens new ones)."""

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import yaml
 
-from gameday.store.base import child_env
+from gameday.store.urls import child_env
 
 ROLE = "secretive"
 PASSWORD = "Sup3r:S3cret\\pw'x"  # a colon and a backslash: escaped in the password file

@@ -16,7 +16,7 @@ from gameday.core.spec import read_yaml
 from gameday.game import chaos
 from gameday.game.reach import within_cluster, within_hosts
 from gameday.runbooks.routing import route
-from gameday.runbooks.runbook import load_runbook
+from gameday.runbooks.runbook import load_runbook, syntax_check
 from gameday.scenarios.scenario import load_scenario
 from gameday.targets.base import TARGETS, target_labels
 
@@ -25,6 +25,9 @@ def validate_paths(paths: Iterable[Path]) -> Iterator[str]:
     """Yield one line per valid file; raise ValidationError at the first bad one."""
     for path in paths:
         files = sorted(path.glob("*.y*ml")) if path.is_dir() else [path]
+        if not files:  # checking nothing is no "ok"
+            raise ValidationError("is a directory with no .yaml or .yml file in it",
+                                  file=str(path))
         for file in files:
             yield validate_file(file)
 
@@ -33,6 +36,7 @@ def validate_file(file: Path) -> str:
     raw = read_yaml(file)  # unreadable, binary, broken or absurd: ValidationError
     if isinstance(raw, list):
         rb = load_runbook(file)
+        syntax_check(file)
         return f"ok  runbook    {file} ({rb.name})"
     if isinstance(raw, dict) and "method" in raw:
         chaos.load_experiment(file, game_day=False)  # as `gameday experiment run` runs it
@@ -50,6 +54,7 @@ def validate_file(file: Path) -> str:
                  else "alert.labels")
         raise ValidationError(found.error, file=str(file), field=where)
     if found.runbook is not None:
+        syntax_check(found.runbook.path)
         within_hosts(sc, found.runbook)
     within_cluster(sc)
     linked = f", runbook {found.runbook.name}" if found.runbook else ""

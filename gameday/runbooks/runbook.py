@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import shlex
 import threading
@@ -30,7 +31,7 @@ from pydantic import ValidationError as PydanticError
 from pydantic_core import PydanticCustomError
 
 from gameday.core import events
-from gameday.core.errors import NotFound, RunbookError, ValidationError
+from gameday.core.errors import GamedayError, NotFound, RunbookError, ValidationError
 from gameday.core.events import Entry
 from gameday.core.spec import (
     IDENTIFIER,
@@ -284,6 +285,38 @@ def runbook_schema() -> dict[str, Any]:
                            "vars.gameday_runbook.",
             "type": "array", "minItems": 1, "prefixItems": [first_play],
             "items": {"type": "object"}, "$defs": {**defs, "RunbookMetadata": meta}}
+
+
+def syntax_check(path: Path) -> None:
+    """Ansible's own reading of the playbook (``ansible-playbook --syntax-check``): a task
+    of a module it cannot resolve, or tasks that are not a list, fail here, not in a
+    run whose failure would count against the runbook's trust."""
+    import subprocess
+    import sys
+
+    from gameday.runbooks.executor import ansible_envvars
+
+    seen = path.resolve().stat()
+    key = (str(path.resolve()), seen.st_mtime_ns, seen.st_size)
+    if key in _SYNTAX_OK:  # one process validating many scenarios of one runbook
+        return
+    binary = Path(sys.executable).parent / "ansible-playbook"
+    try:
+        done = subprocess.run([str(binary), "--syntax-check", str(path.resolve())],
+                              capture_output=True, text=True, timeout=120,
+                              cwd=path.resolve().parent,
+                              env={**os.environ, **ansible_envvars(None)})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GamedayError(f"cannot check {path} with ansible-playbook: {exc}") from None
+    if done.returncode != 0:
+        said = [line.strip() for line in (done.stderr + done.stdout).splitlines()
+                if line.startswith(("[ERROR]", "ERROR!"))]
+        raise ValidationError("Ansible cannot run it: " + " ".join(
+            (said or [(done.stderr or done.stdout).strip()[-300:]])[:2])[:500], file=str(path))
+    _SYNTAX_OK.add(key)
+
+
+_SYNTAX_OK: set[tuple[str, int, int]] = set()  # runbook files Ansible read, as they were
 
 
 # -- parameters -----------------------------------------------------------------------

@@ -1,0 +1,43 @@
+"""``gameday validate`` reads a runbook as Ansible will (``ansible-playbook
+--syntax-check``): a module Ansible cannot resolve, or tasks that are not a list, fail
+validation (exit 2, naming the file), not a run whose failure would count against the
+runbook's trust; and a directory with nothing to check is not "ok"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from gameday.cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILT_IN = ROOT / "gameday" / "targets" / "sandbox" / "runbooks" / "restart-replica.yml"
+
+
+@pytest.mark.parametrize("break_it,said", [
+    (lambda play: play["tasks"][0].update(
+        {"no.such.module": play["tasks"][0].pop("ansible.builtin.command")}),
+     "couldn't resolve module/action 'no.such.module'"),
+    (lambda play: play.update(tasks="x"), "malformed block"),
+])
+def test_a_runbook_ansible_cannot_run_does_not_validate(tmp_path, monkeypatch, break_it, said):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runbooks").mkdir()
+    plays = yaml.safe_load(BUILT_IN.read_text())
+    break_it(plays[0])
+    broken = tmp_path / "runbooks" / "restart-replica.yml"
+    broken.write_text(yaml.safe_dump(plays))
+    result = CliRunner().invoke(cli, ["validate", str(broken)])
+    assert result.exit_code == 2, result.output
+    assert f"{broken}: Ansible cannot run it" in result.output and said in result.output
+    assert CliRunner().invoke(cli, ["validate", str(BUILT_IN)]).exit_code == 0
+
+
+def test_a_directory_with_nothing_to_check_is_not_ok(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(cli, ["validate", "empty"])
+    assert result.exit_code == 2 and "no .yaml or .yml file" in result.output, result.output

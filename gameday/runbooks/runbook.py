@@ -300,14 +300,14 @@ def syntax_check(path: Path) -> None:
     key = (str(path.resolve()), seen.st_mtime_ns, seen.st_size)
     if key in _SYNTAX_OK:  # one process validating many scenarios of one runbook
         return
-    binary = Path(sys.executable).parent / "ansible-playbook"
-    try:
-        done = subprocess.run([str(binary), "--syntax-check", str(path.resolve())],
+    try:  # this interpreter's Ansible, as the warm executor runs it (no script needed)
+        done = subprocess.run([sys.executable, "-m", "ansible.cli.playbook", "--syntax-check",
+                               str(path.resolve())],
                               capture_output=True, text=True, timeout=120,
                               cwd=path.resolve().parent,
                               env={**os.environ, **ansible_envvars(None)})
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise GamedayError(f"cannot check {path} with ansible-playbook: {exc}") from None
+        raise GamedayError(f"cannot check {path} with Ansible: {exc}") from None
     if done.returncode != 0:
         said = [line.strip() for line in (done.stderr + done.stdout).splitlines()
                 if line.startswith(("[ERROR]", "ERROR!"))]

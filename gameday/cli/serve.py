@@ -58,6 +58,16 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
 
     # its identity settings, checked before anything runs (create_app checks them too)
     Auth(token, user_header=trusted_user_header, trusted_proxies=trusted_proxies)
+    if approval_ttl <= 0:
+        raise click.BadParameter("a run waiting for approval needs some time to get it",
+                                 param_hint="--approval-ttl")
+    import socket
+
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise click.BadParameter(f"{host[:80]!r} is not an address to bind: {exc}",
+                                 param_hint="--host") from None
 
     try:
         loopback = ipaddress.ip_address(host).is_loopback

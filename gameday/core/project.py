@@ -19,7 +19,13 @@ from pathlib import Path
 
 from gameday import __version__
 from gameday.core.errors import GamedayError, ValidationError
-from gameday.core.settings import BUILTIN_RULES, BUILTIN_RUNBOOKS, PROJECT_FILE
+from gameday.core.settings import (
+    BUILTIN_RULES,
+    BUILTIN_RUNBOOKS,
+    PROJECT_FILE,
+    PROJECT_NAME,
+    PROJECT_NAME_RULE,
+)
 
 SCAFFOLD = "scaffold"
 SERVICE_SCAFFOLD = "scaffold_service"  # gameday init --for service
@@ -39,7 +45,6 @@ SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 PROXY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 # Stored without their dot (package data leaves dotfiles out).
 RENAMED = {"gitignore": ".gitignore", "dockerignore": ".dockerignore"}
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_. -]{0,62}$")
 
 
 def service_values(given: dict[str, str | None]) -> dict[bytes, bytes]:
@@ -64,9 +69,8 @@ def init_project(directory: Path, name: str | None = None, *, kind: str = "sandb
     addresses)."""
     directory = directory.resolve()
     name = name or directory.name
-    if not NAME.fullmatch(name):
-        raise ValidationError("must be letters, digits, spaces, '.', '_' or '-' "
-                              "(at most 63)", field="--name")
+    if not PROJECT_NAME.fullmatch(name):
+        raise ValidationError(PROJECT_NAME_RULE, field="--name")
     extra = service_values(values or {}) if kind == "service" else {}
     if (directory / PROJECT_FILE).exists():
         raise GamedayError(f"{directory} is already a game-day project ({PROJECT_FILE})")

@@ -261,7 +261,13 @@ class Settings:
             if found is None:
                 return default
             value, where = found
-            return ((cwd if where == BY_FIELD[field].variable else root) / value).resolve()
+            path = ((cwd if where == BY_FIELD[field].variable else root) / value).resolve()
+            file = None if where == BY_FIELD[field].variable else str(project_file)
+            if path.exists() and not path.is_dir():
+                raise ValidationError(f"{path} is not a directory", file=file, field=where)
+            if field in READ and not path.exists():  # given, and not there: never ignored
+                raise ValidationError(f"{path} does not exist", file=file, field=where)
+            return path
 
         state = pick("state_dir", root / ".gameday")
         db_value, db_where = (db, db_from) if db is not None else given("db") or ("", "")
@@ -283,7 +289,8 @@ class Settings:
             runbooks_dir=pick("runbooks_dir", root / "runbooks"),
             alerting_dir=pick("alerting_dir", root / "alerting"),
             sandbox_dir=pick("sandbox_dir", state / "sandbox"),
-            name=name[0] if name else root.name, url=_url(url, url_where),
+            name=name[0] if name else root.name,
+            url=_url(url, url_where, str(project_file) if url_where.startswith("[") else None),
             url_given=url_found is not None, safety=_safety(conf.get("safety")),
             targets=_targets(conf.get("targets") or [], root), chat=conf.get("chat"),
             automation=Automation(**conf.get("automation", {})))
@@ -312,7 +319,7 @@ def _safety(table: dict[str, list[str]] | None) -> Safety:
     return Safety(True, **{key: tuple(table.get(key) or ()) for key in SAFETY_KEYS})
 
 
-def _url(value: str, field: str) -> str:
+def _url(value: str, field: str, file: str | None = None) -> str:
     """The server's address: an http(s) URL with a host, without a trailing slash."""
     try:
         parts = urlsplit(value)
@@ -321,7 +328,7 @@ def _url(value: str, field: str) -> str:
         ok = False
     if not ok or any(c.isspace() for c in value):
         raise ValidationError(f"{value[:200]!r} is not an http(s) URL like "
-                              f"{DEFAULT_URL}", field=field)
+                              f"{DEFAULT_URL}", file=file, field=field)
     return value.rstrip("/")
 
 
@@ -392,6 +399,8 @@ def read_project(path: Path) -> dict[str, Any]:
             if not isinstance(item, str) or not item.strip():
                 raise ValidationError("must be a non-empty string", file=str(path),
                                       field=f"{section}.{key}")
+            if (section, key) == ("project", "name") and not PROJECT_NAME.fullmatch(item):
+                raise ValidationError(PROJECT_NAME_RULE, file=str(path), field="project.name")
     return data
 
 
@@ -471,6 +480,12 @@ def _check_safety(table: dict[str, Any], path: Path) -> None:
 OWN_SECTIONS = ("safety", "targets", "chat", "automation")  # checked by their own rules
 POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
 
+
+PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_. -]{0,62}$")  # as ``gameday init`` names
+PROJECT_NAME_RULE = "must be letters, digits, spaces, '.', '_' or '-' (at most 63)"
+# given, a directory gameday reads and never makes must be there (the project's alert
+# rules may be left out: a CronJob's image holds none)
+READ = ("runbooks_dir",)
 
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # ``mysql:``, ``sqlite:``: a URL's start
 

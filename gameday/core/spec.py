@@ -257,6 +257,8 @@ def read_bytes(path: Path) -> bytes:
     cannot be read."""
     file = str(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO would hang
+            raise ValidationError("is not a regular file", file=file)
         with path.open("rb") as f:
             data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
@@ -272,6 +274,28 @@ def read_bytes(path: Path) -> bytes:
     return data
 
 
+class _Strict(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (which YAML would
+    settle silently, the last one winning)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the constructor below says so
+                continue
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found the key {key!r} twice", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_yaml(data: bytes, file: str) -> Any:
     """``data`` (read from ``file``) as one YAML document."""
     try:
@@ -283,7 +307,7 @@ def parse_yaml(data: bytes, file: str) -> Any:
         raise ValidationError("is not UTF-8 text (it holds NUL bytes): binary, or UTF-16?",
                               file=file)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Strict)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ValidationError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}",

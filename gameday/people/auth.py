@@ -103,6 +103,9 @@ class Auth:
         if self.user_header and not self.proxies:
             raise BadSetting("name the proxies it is trusted from (--trusted-proxy)",
                              field="--trusted-user-header")
+        if self.proxies and not self.user_header:
+            raise BadSetting("trusts a proxy for nothing: name the header it sets "
+                             "(--trusted-user-header)", field="--trusted-proxy")
 
     def _trusted(self, client: str | None) -> bool:
         try:

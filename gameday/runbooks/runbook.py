@@ -21,7 +21,7 @@ import re
 import shlex
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -202,9 +202,18 @@ def _load_runbook(path: Path, data: bytes) -> Runbook:
                    for name, p in (spec.parameters or {}).items())
     tasks = tuple(task for play in plays if isinstance(play, dict)
                   for task in _as_list(play.get("tasks")) if isinstance(task, dict))
-    return Runbook(name=path.stem, path=path, summary=spec.summary, alerts=tuple(spec.alerts),
-                   auto=spec.auto, destructive=spec.destructive, parameters=params,
-                   tasks=tasks, concurrency=spec.concurrency)
+    runbook = Runbook(name=path.stem, path=path, summary=spec.summary,
+                      alerts=tuple(spec.alerts), auto=spec.auto, destructive=spec.destructive,
+                      parameters=params, tasks=tasks, concurrency=spec.concurrency)
+    for p in params:  # a default is a value like any other: it must pass its own checks
+        if p.default is not None:
+            try:
+                validate_params(replace(runbook, parameters=(p,)), {p.name: p.default})
+            except ValidationError as exc:
+                raise ValidationError(f"the default {exc.message}", file=str(path),
+                                      field=f"vars.gameday_runbook.parameters.{p.name}."
+                                            "default") from None
+    return runbook
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -22,6 +22,7 @@ def project(tmp_path: Path, text: str = "") -> Path:
 
 def test_found_from_a_subdirectory_and_paths_resolve_against_the_project(tmp_path):
     root = project(tmp_path, '[project]\nname = "shop"\n[paths]\nrunbooks = "ops/books"\n')
+    (root / "ops" / "books").mkdir(parents=True)
     s = Settings.load(cwd=root / "deep" / "er", environ={})
     assert s.root == root.resolve() and s.name == "shop"
     assert s.project_file == (root / "gameday.toml").resolve()
@@ -184,6 +185,9 @@ def test_every_key_gameday_toml_accepts_is_a_declared_setting(tmp_path):
         sections.setdefault(s.section, []).append(f'{s.key} = "{value}"')
     (tmp_path / "gameday.toml").write_text("".join(
         f"[{section}]\n" + "\n".join(lines) + "\n" for section, lines in sections.items()))
+    for n, s in enumerate(SETTINGS):  # the directories gameday reads must be there
+        if s.field == "runbooks_dir":
+            (tmp_path / f"x{n}").mkdir()
     loaded = Settings.load(cwd=tmp_path, environ={})
     assert loaded.name == "x7" and loaded.runs_dir == tmp_path / "x1"
     (tmp_path / "gameday.toml").write_text('[paths]\nscratch = "x"\n')
@@ -244,3 +248,60 @@ def test_the_teams_targets_are_read_and_refused_when_malformed(tmp_path):
         with pytest.raises(ValidationError) as refused:
             Settings.load(cwd=tmp_path, environ={})
         assert refused.value.field == field, (text, refused.value)
+
+
+@pytest.mark.parametrize("text,field", [
+    ("[project]\nname = 'Bad Name!'\n", "project.name"),
+    ("[serve]\nurl = 'not a url'\n", "[serve] url"),
+    ("[paths]\nrunbooks = 'nowhere'\n", "[paths] runbooks"),
+    ("[paths]\nruns = 'a-file'\n", "[paths] runs"),
+])
+def test_a_project_file_value_that_cannot_be_is_named_with_its_file(tmp_path, text, field):
+    root = project(tmp_path, text)
+    (root / "a-file").write_text("not a directory\n")
+    with pytest.raises(ValidationError) as err:
+        Settings.load(cwd=root, environ={})
+    assert (err.value.file, err.value.field) == (str(root / "gameday.toml"), field)
+
+
+def test_a_directory_given_in_the_environment_is_never_ignored(tmp_path):
+    root = project(tmp_path)
+    (root / "a-file").write_text("x\n")
+    for environ, said in (({"GAMEDAY_RUNBOOKS": "nope"}, "does not exist"),
+                          ({"GAMEDAY_RUNS": "a-file"}, "is not a directory")):
+        with pytest.raises(ValidationError, match=said) as err:
+            Settings.load(cwd=root, environ=environ)
+        assert err.value.field == next(iter(environ))
+
+
+def test_yaml_keys_given_twice_and_files_that_are_not_files_are_refused(tmp_path):
+    import os
+
+    from gameday.core.spec import read_yaml
+
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("name: a\ntitle: t\nname: b\n")
+    with pytest.raises(ValidationError, match="found the key 'name' twice") as err:
+        read_yaml(twice)
+    assert err.value.field == "line 3"
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ValidationError, match="is not a regular file"):
+        read_yaml(fifo)  # never waits for a writer
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("base: &b {a: 1}\nuse:\n  <<: *b\n  c: 2\n")
+    assert read_yaml(merged)["use"] == {"a": 1, "c": 2}
+
+
+def test_serve_refuses_options_that_cannot_work(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from gameday.cli.main import cli
+
+    monkeypatch.chdir(project(tmp_path))
+    env = {"GAMEDAY_TOKEN": "a-token-of-twenty-chars"}
+    for args, named in ((["--host", "not a host"], "--host"),
+                        (["--approval-ttl", "0s"], "--approval-ttl"),
+                        (["--trusted-proxy", "10.0.0.0/8"], "--trusted-proxy")):
+        result = CliRunner().invoke(cli, ["serve", "--port", "0", *args], env=env)
+        assert result.exit_code == 2 and named in result.output, (args, result.output)

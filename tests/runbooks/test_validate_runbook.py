@@ -41,3 +41,19 @@ def test_a_directory_with_nothing_to_check_is_not_ok(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(cli, ["validate", "empty"])
     assert result.exit_code == 2 and "no .yaml or .yml file" in result.output, result.output
+
+
+@pytest.mark.parametrize("spec,said", [
+    ({"type": "string", "pattern": "^[a-z]+$", "default": "BAD VALUE; rm"}, "does not match"),
+    ({"type": "integer", "default": "x"}, "must be an integer"),
+    ({"type": "string", "default": "-rf"}, "would read it as an option"),
+])
+def test_a_default_that_fails_its_own_checks_does_not_validate(tmp_path, spec, said):
+    plays = yaml.safe_load(BUILT_IN.read_text())
+    plays[0]["vars"]["gameday_runbook"]["parameters"]["service"] = spec
+    path = tmp_path / "restart-replica.yml"
+    path.write_text(yaml.safe_dump(plays))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "vars.gameday_runbook.parameters.service.default: the default" in result.output
+    assert said in result.output

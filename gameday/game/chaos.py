@@ -42,6 +42,7 @@ def load_experiment(path: str | Path, *, game_day: bool = True) -> dict[str, Any
         raise ValidationError(f"not a valid experiment file: {exc}", file=str(path)) from None
     if not isinstance(experiment, dict):
         raise ValidationError("an experiment must be a mapping", file=str(path))
+    _shaped(experiment, str(path))
     _quiet(None)
     try:
         ensure_experiment_is_valid(experiment)
@@ -63,6 +64,29 @@ def load_experiment(path: str | Path, *, game_day: bool = True) -> dict[str, Any
     if game_day:
         bounded(experiment, str(path))
     return experiment
+
+
+def _shaped(experiment: dict[str, Any], file: str) -> None:
+    """The lists and mappings chaoslib walks without checking their kind first (a
+    ``method: kill`` would be a TypeError there, naming nothing)."""
+    for key in ("method", "rollbacks"):
+        listed = experiment.get(key)
+        if listed is not None and not isinstance(listed, list):
+            raise ValidationError("must be a list of activities", file=file, field=key)
+        for i, activity in enumerate(listed or []):
+            if not isinstance(activity, dict):
+                raise ValidationError("must be an activity (a mapping)", file=file,
+                                      field=f"{key}[{i}]")
+    hypothesis = experiment.get("steady-state-hypothesis")
+    if hypothesis is None:
+        return
+    if not isinstance(hypothesis, dict):
+        raise ValidationError("must be a mapping", file=file, field="steady-state-hypothesis")
+    probes = hypothesis.get("probes")
+    if probes is not None and not (isinstance(probes, list)
+                                   and all(isinstance(p, dict) for p in probes)):
+        raise ValidationError("must be a list of probes (mappings)", file=file,
+                              field="steady-state-hypothesis.probes")
 
 
 UNBOUNDED = ("a process provider runs any command on this host, which the project's "

@@ -95,3 +95,20 @@ def test_an_http_provider_the_allowlist_admits_is_fine(project):
         "provider": {"type": "http", "url": "http://127.0.0.1:2/health"}}, where="probes")
     refused = gameday(project, "validate", str(outside))
     assert refused.returncode == 2 and "outside the project's allowlist" in refused.stderr
+
+
+@pytest.mark.parametrize("change,field", [
+    (lambda e: e.update(method="kill"), "method"),
+    (lambda e: e.update(rollbacks=["undo"]), "rollbacks[0]"),
+    (lambda e: e["steady-state-hypothesis"].update(probes="all"),
+     "steady-state-hypothesis.probes"),
+])
+def test_an_experiment_of_the_wrong_shape_is_named(project, change, field):
+    experiment = yaml.safe_load((project / "experiments" / "kill-a-checkout-replica.yaml")
+                                .read_text())
+    change(experiment)
+    path = project / "experiments" / "shape.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    checked = gameday(project, "validate", str(path))
+    assert checked.returncode == 2 and f"shape.yaml: {field}: must be" in checked.stderr, \
+        checked.stderr

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from gameday.cli.common import State, emit, pass_state, person
+from gameday.cli.common import ID, State, emit, pass_state, person
 from gameday.core.policy import ROLES
 from gameday.core.settings import TARGET_KINDS
 
@@ -33,8 +33,8 @@ def drill() -> None:
 @click.option("--from-history", "history", is_flag=True,
               help="The wheel spins only outages that happened here before: scenarios "
                    "past game days ran, or whose alert opened a real incident.")
-@click.option("--seed", type=int, help="Make the wheel's spin repeatable.")
-@click.option("--from-incident", "incident", type=click.IntRange(min=1), metavar="ID",
+@click.option("--seed", type=int, help="With --wheel: make its spin repeatable.")
+@click.option("--from-incident", "incident", type=ID, metavar="ID",
               help="Replay real incident ID: its alert, service, severity and the "
                    "questions people asked, with a fault from the registry that produces "
                    "the same symptom.")
@@ -59,6 +59,9 @@ def start(state: State, scenario: Path | None, pool: Path | None, difficulty: st
         raise click.UsageError("give a SCENARIO, --wheel POOL or --from-incident ID")
     if history and pool is None:
         raise click.UsageError("--from-history goes with --wheel POOL")
+    if seed is not None and pool is None:
+        raise click.UsageError("--seed goes with --wheel POOL (it makes the wheel's spin "
+                               "repeatable; a SCENARIO or --from-incident spins nothing)")
     if target != "sandbox" and incident is None:
         raise click.UsageError("--target goes with --from-incident ID (a scenario says its "
                                "own target)")
@@ -116,7 +119,7 @@ def _drill(state: State, drill_id: int) -> Any:
 
 
 @drill.command()
-@click.argument("drill_id", type=int)
+@click.argument("drill_id", type=ID)
 @ME
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @pass_state
@@ -127,7 +130,7 @@ def join(state: State, drill_id: int, person: str, role: str) -> None:
 
 
 @drill.command()
-@click.argument("drill_id", type=int)
+@click.argument("drill_id", type=ID)
 @ME
 @pass_state
 def pause(state: State, drill_id: int, person: str) -> None:
@@ -137,7 +140,7 @@ def pause(state: State, drill_id: int, person: str) -> None:
 
 
 @drill.command()
-@click.argument("drill_id", type=int)
+@click.argument("drill_id", type=ID)
 @ME
 @pass_state
 def resume(state: State, drill_id: int, person: str) -> None:
@@ -147,7 +150,7 @@ def resume(state: State, drill_id: int, person: str) -> None:
 
 
 @drill.command()
-@click.argument("drill_id", type=int)
+@click.argument("drill_id", type=ID)
 @click.argument("name", required=False)
 @ME
 @click.option("--from", "sender", help="A hand-made inject: who it comes from.")
@@ -161,7 +164,7 @@ def inject(state: State, drill_id: int, name: str | None, person: str, sender: s
 
 
 @drill.command()
-@click.argument("drill_id", type=int)
+@click.argument("drill_id", type=ID)
 @ME
 @click.option("--stage", help="The stage you are stuck at [default: the next hint].")
 @pass_state
@@ -172,7 +175,7 @@ def hint(state: State, drill_id: int, person: str, stage: str | None) -> None:
 
 
 @drill.command()
-@click.argument("drill_id", type=int)
+@click.argument("drill_id", type=ID)
 @ME
 @pass_state
 def end(state: State, drill_id: int, person: str) -> None:
@@ -182,7 +185,7 @@ def end(state: State, drill_id: int, person: str) -> None:
 
 
 @drill.command()
-@click.argument("drill_id", type=int)
+@click.argument("drill_id", type=ID)
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def debrief(state: State, drill_id: int, as_json: bool) -> None:

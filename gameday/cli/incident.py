@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gameday.cli.common import Since, State, emit, pass_state, person
+from gameday.cli.common import COUNT, ID, Since, State, emit, pass_state, person
 from gameday.core.policy import AUDIENCES, ROLES, SEVERITIES
 
 
@@ -19,11 +19,11 @@ def incident() -> None:
 @incident.command("list")
 @click.option("--since", type=Since(), metavar="AGE|DATE",
               help="Only incidents opened since: 30d, 2w, or a date.")
-@click.option("--limit", type=click.IntRange(min=1),
+@click.option("--limit", type=COUNT,
               help="Only the newest this many (still listed oldest first).")
 @click.option("--kind", type=click.Choice(["incident", "gameday", "drill"]),
               help="Only real incidents, game days or drills.")
-@click.option("--before", type=click.IntRange(min=1), metavar="ID",
+@click.option("--before", type=ID, metavar="ID",
               help="Only incidents opened before incident ID (with --limit: the page "
                    "before it).")
 @click.option("--json", "as_json", is_flag=True)
@@ -47,7 +47,7 @@ def list_(state: State, since: datetime | None, limit: int | None, kind: str | N
 
 
 @incident.command()
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=ID)
 @click.option("--json", "as_json", is_flag=True, help="Everything, every event included.")
 @click.option("--all", "every", is_flag=True,
               help="Every event, an alert storm's too (folded into one line by default).")
@@ -74,7 +74,7 @@ def show(state: State, incident_id: int, as_json: bool, every: bool) -> None:
 
 
 @incident.command()
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=ID)
 @click.option("--as", "person", required=True, callback=person,
               help="Who answers the page.")
 @pass_state
@@ -87,7 +87,7 @@ def ack(state: State, incident_id: int, person: str) -> None:
 
 
 @incident.command()
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=ID)
 @click.argument("role", type=click.Choice(ROLES))
 @click.argument("person", callback=person)
 @click.option("--by", "actor", required=True, callback=person,
@@ -103,7 +103,7 @@ def assign(state: State, incident_id: int, role: str, person: str, actor: str) -
 
 
 @incident.command()
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=ID)
 @click.argument("severity", type=click.Choice(SEVERITIES))
 @click.option("--as", "person", required=True, callback=person,
               help="Who decides (the incident commander).")
@@ -118,7 +118,7 @@ def severity(state: State, incident_id: int, severity: str, person: str, reason:
 
 
 @incident.command()
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=ID)
 @click.option("--as", "person", required=True, callback=person,
               help="Who escalates (the incident commander).")
 @click.option("--reason", required=True, help="Why: the time box ran out, the fix failed...")
@@ -132,7 +132,7 @@ def escalate(state: State, incident_id: int, person: str, reason: str) -> None:
 
 
 @incident.command()
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=ID)
 @click.option("--as", "person", required=True, callback=person,
               help="Who declares it (the incident commander).")
 @click.option("--how", default="", help="What contained it.")
@@ -146,7 +146,7 @@ def mitigated(state: State, incident_id: int, person: str, how: str) -> None:
 
 
 @incident.command()
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=ID)
 @click.option("--as", "person", required=True, callback=person,
               help="Who resolves (the incident commander).")
 @click.option("--how", default="", help="How it was resolved.")
@@ -160,7 +160,7 @@ def resolve(state: State, incident_id: int, person: str, how: str) -> None:
 
 
 @incident.command()
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=ID)
 @click.option("--audience", type=click.Choice(AUDIENCES), required=True)
 @click.option("--as", "person", required=True, callback=person,
               help="Who posts (the comms lead).")
@@ -180,7 +180,7 @@ def comms(state: State, incident_id: int, audience: str, person: str,
 
 
 @incident.command()
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=ID)
 @click.argument("text")
 @click.option("--as", "person", required=True, callback=person,
               help="Who writes the note (the scribe, say).")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from gameday.cli.common import Since, State, emit, pass_state
+from gameday.cli.common import COUNT, ID, Since, State, emit, pass_state
 from gameday.core import clock
 
 RUN = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -19,9 +20,7 @@ RUN = click.Path(exists=True, file_okay=False, path_type=Path)
 @pass_state
 def score(state: State, run_dir: Path, as_json: bool) -> None:
     """Recompute RUN_DIR's score from its stored events."""
-    from gameday.game.run import rescore
-
-    summary = rescore(run_dir, state.store)
+    summary = _rescore(state, run_dir)
     if as_json:
         return emit(summary)
     click.echo(f"score {summary['score']}/100 (incident #{summary['incident_id']})")
@@ -37,10 +36,18 @@ def score(state: State, run_dir: Path, as_json: bool) -> None:
 @pass_state
 def review(state: State, run_dir: Path) -> None:
     """Regenerate RUN_DIR's review.md, review.html and chart from the store."""
+    summary = _rescore(state, run_dir)
+    click.echo(f"{summary['review']}\n{Path(summary['review']).with_suffix('.html')}")
+
+
+def _rescore(state: State, run_dir: Path) -> dict[str, Any]:
+    """``rescore``, its run.json checked first: one that is not what a game day wrote
+    is a ValidationError naming the file (exit 2), before anything is written."""
+    from gameday.game.review import run_info
     from gameday.game.run import rescore
 
-    summary = rescore(run_dir, state.store)
-    click.echo(f"{summary['review']}\n{Path(summary['review']).with_suffix('.html')}")
+    run_info(run_dir)
+    return rescore(run_dir, state.store)
 
 
 @click.group()
@@ -50,12 +57,12 @@ def actions() -> None:
 
 @actions.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include done items.")
-@click.option("--incident", "incident_id", type=int)
+@click.option("--incident", "incident_id", type=ID, help="Only this incident's items.")
 @click.option("--owner", help="Only this owner's items.")
 @click.option("--overdue", is_flag=True, help="Only open items past their due date.")
 @click.option("--since", type=Since(), metavar="AGE|DATE",
               help="Only items opened since: 30d, 2w, or a date.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option("--limit", type=COUNT, help="At most this many.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def list_(state: State, show_all: bool, incident_id: int | None, owner: str | None,
@@ -84,7 +91,7 @@ def list_(state: State, show_all: bool, incident_id: int | None, owner: str | No
 
 
 @actions.command()
-@click.argument("action_id", type=int)
+@click.argument("action_id", type=ID)
 @pass_state
 def done(state: State, action_id: int) -> None:
     """Mark an action item done."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from gameday.cli.common import Since, State, pass_state
+from gameday.cli.common import DAYS, Since, State, pass_state
 from gameday.core.states import IncidentKind
 
 KIND_CHOICES = ("gameday", "drill", "incident")  # insights.KINDS, without importing it
@@ -136,14 +136,16 @@ def _print_trust(trust: dict[str, Any], echo: Callable[[str], None]) -> None:
 @click.option("--kind", type=click.Choice(KIND_CHOICES),
               help="Game days (a scenario injected a fault), drills (a game day with "
                    "people responding) or incidents (opened by an alert).")
-@click.option("--max-age", "max_age", type=float, default=30.0, show_default=True,
-              metavar="DAYS", help="A runbook not verified for longer is stale.")
+@click.option("--max-age", "max_age", type=DAYS, default=30,
+              show_default=True, metavar="DAYS",
+              help="A runbook not verified for longer is stale (whole days, at least 1, "
+                   "as [automation] max_age_days).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report as one HTML file with its charts.")
 @pass_state
 def report(state: State, since: datetime | None, service: str | None, team: str | None,
-           scenario: str | None, kind: str | None, max_age: float, as_json: bool,
+           scenario: str | None, kind: str | None, max_age: int, as_json: bool,
            html: Path | None) -> None:
     """Response times (p50/p90 with n), severity accuracy, runbook freshness and action
     items across game days and real incidents, each kept apart."""
@@ -151,6 +153,8 @@ def report(state: State, since: datetime | None, service: str | None, team: str 
     from gameday.runbooks.routing import rule_files
     from gameday.runbooks.runbook import discover
 
+    if html:
+        _writable(html)  # before any work: a report that cannot be written is exit 2
     scope = insights.Scope(since=since, service=service, team=team, scenario=scenario,
                            kind=kind, max_age_days=max_age)
     result = insights.build(state.store, scope,
@@ -160,13 +164,36 @@ def report(state: State, since: datetime | None, service: str | None, team: str 
     if html:
         from gameday.report.page import render_html
 
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(render_html(result))
+        page = render_html(result)
+        try:
+            html.write_text(page)
+        except OSError as exc:
+            raise _unwritable(html, exc.strerror or str(exc)) from None
         click.echo(f"wrote {html}", err=as_json)
     if as_json:
         click.echo(insights.dumps(result))
     elif not html:
         _print(result.as_dict())
+
+
+def _writable(html: Path) -> None:
+    """That ``--html`` can be written: the check ``gameday run --junit`` makes
+    (``verdict.check_junit_path``: its directory is made, a file can be created in it,
+    it is not a directory), its error named for ``--html``."""
+    from gameday.core.errors import ValidationError
+    from gameday.game.verdict import check_junit_path
+
+    try:
+        check_junit_path(html)
+    except ValidationError as exc:
+        why = exc.message.rpartition(": ")[2]  # "cannot write the JUnit report P: WHY"
+        raise _unwritable(html, why) from None
+
+
+def _unwritable(html: Path, why: str) -> Exception:
+    from gameday.core.errors import ValidationError
+
+    return ValidationError(f"cannot write the HTML report {html}: {why}", field="--html")
 
 
 def _print_alerts(alerts: list[dict[str, Any]], echo: Callable[[str], None]) -> None:

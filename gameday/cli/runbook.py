@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from gameday.cli.common import State, emit, pass_state, person
+from gameday.cli.common import ID, State, emit, pass_state, person
 from gameday.core import clock
+
+if TYPE_CHECKING:
+    from gameday.core.events import Entry
 
 
 @click.group()
@@ -74,13 +81,66 @@ def show(name: str, as_json: bool) -> None:
 
 
 def parse_extra(values: tuple[str, ...]) -> dict[str, str]:
-    params = {}
+    """``-e KEY=VALUE`` as a dict; a key given twice is refused, not the last one taken."""
+    params: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{item!r} is not key=value", param_hint="-e")
+        if key in params:
+            raise click.BadParameter(
+                f"{key!r} is given twice ({key}={params[key][:40]!r} and "
+                f"{key}={value[:40]!r}): give each parameter once", param_hint="-e")
         params[key] = value
     return params
+
+
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE, as a shell reports a tool its broken pipe ended
+
+
+class _ReaderGone(Exception):
+    """Whoever read the run's output went away: stdout's pipe broke (``| head -1``)."""
+
+
+class _Output:
+    """The run's live output, shown by ``show`` (on ansible-runner's thread, or the warm
+    executor's loop). Showing it must never end that thread: a thread that dies leaves
+    the run waiting for it forever, ``running`` on the record. So a failure to show is
+    remembered, the output stops, and ``tick`` (the main thread, every 100 ms while the
+    run waits or runs) raises it there, where it stops the playbook as Ctrl-C does: the
+    run ends ``canceled`` on the record. A broken pipe is ``_ReaderGone``."""
+
+    def __init__(self, show: Callable[[Entry], None]) -> None:
+        self.show = show
+        self.failed: BaseException | None = None
+
+    def __call__(self, entry: Entry) -> None:
+        if self.failed is not None:
+            return
+        try:
+            self.show(entry)
+        except (Exception, SystemExit) as exc:  # rich turns EPIPE into SystemExit(1)
+            if isinstance(exc, BrokenPipeError) or isinstance(exc.__context__,
+                                                              BrokenPipeError):
+                _quiet_stdout()
+                self.failed = _ReaderGone()
+            else:
+                self.failed = exc
+
+    def tick(self) -> None:
+        if self.failed is not None:
+            raise self.failed
+
+
+def _quiet_stdout() -> None:
+    """What is written to stdout from now on goes nowhere, rather than failing again
+    (the summary line, the interpreter's last flush)."""
+    with contextlib.suppress(OSError, ValueError):  # not a real file (a test's runner)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
 
 
 @runbook.command("run")
@@ -88,7 +148,7 @@ def parse_extra(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("-e", "--extra", "extra", multiple=True, metavar="KEY=VALUE",
               help="A parameter (repeatable).")
 @click.option("--check", is_flag=True, help="Ansible check mode: show, change nothing.")
-@click.option("--incident", "incident_id", type=int,
+@click.option("--incident", "incident_id", type=ID,
               help="Record the run on this incident's timeline (drills).")
 @click.option("--as", "actor", default=None, callback=person,
               help="Who runs it [default: $USER].")
@@ -97,9 +157,9 @@ def parse_extra(values: tuple[str, ...]) -> dict[str, str]:
 @pass_state
 def run(state: State, name: str, extra: tuple[str, ...], check: bool,
         incident_id: int | None, actor: str | None, run_dir: Path | None) -> None:
-    """Run runbook NAME with its parameters validated; output is live."""
-    import os
-
+    """Run runbook NAME with its parameters validated; output is live. Should its reader
+    go away (`| head`: a broken pipe), the run is cancelled, ended on the record, and
+    the command exits 141 at once, as a Unix tool ends on SIGPIPE."""
     from gameday.core.spec import PERSON
     from gameday.game.ui import runbook_printer
     from gameday.incidents.incident import Incident
@@ -115,9 +175,18 @@ def run(state: State, name: str, extra: tuple[str, ...], check: bool,
     env, game_dir = runs.environment(inc)  # a drill's run acts on its game day's sandbox
     base = run_dir or game_dir or state.settings.state_dir / "runbook-runs"
     stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
-    result = runs.run(state.store, rb, params,
-                      (base / "runbooks" / f"{stamp}-{rb.name}").resolve(), incident=inc,
-                      who=actor, check=check, env=env, on_event=runbook_printer())
+    output = _Output(runbook_printer())
+    try:
+        result = runs.run(state.store, rb, params,
+                          (base / "runbooks" / f"{stamp}-{rb.name}").resolve(), incident=inc,
+                          who=actor, check=check, env=env, on_event=output,
+                          tick=output.tick)
+    except _ReaderGone:
+        click.echo(f"{rb.name}: canceled: its output's reader went away (broken pipe)",
+                   err=True)
+        sys.exit(SIGPIPE_EXIT)
+    if output.failed is not None and not isinstance(output.failed, _ReaderGone):
+        raise output.failed  # showing its last lines failed: the run itself is recorded
     click.echo(f"{rb.name}: {result.status} (rc {result.rc}); artifacts {result.artifacts}")
     if not result.ok:
         sys.exit(1)

@@ -24,12 +24,32 @@ if TYPE_CHECKING:
 @click.pass_context
 def sandbox(ctx: click.Context, state_dir: Path | None) -> None:
     """The embedded sandbox shop: frontend -> checkout -> payments (+ fraud)."""
+    given = state_dir is not None
     if state_dir is None:
         state = ctx.find_object(State)
         if state is None:
             raise RuntimeError("`sandbox` must run under the gameday CLI, which sets its State")
         state_dir = state.settings.sandbox_dir
+    _check_directory(state_dir, given)
     ctx.meta["gameday.sandbox_state"] = state_dir
+
+
+def _check_directory(state_dir: Path, given: bool) -> None:
+    """A state directory that is, or would have to be made under, something other than
+    a directory (a regular file) is a usage error naming where it was set, before any
+    command reads or writes in it."""
+    for path in (state_dir, *state_dir.parents):
+        if not path.exists():  # False also where a parent is a file (ENOTDIR)
+            continue
+        if path.is_dir():
+            return
+        what = "" if path == state_dir else f" ({path} is not a directory)"
+        if given:
+            raise click.BadParameter(f"{str(state_dir)!r} is not a directory{what}",
+                                     param_hint="--state-dir")
+        raise click.UsageError(f"the sandbox's state directory {state_dir} is not a "
+                               f"directory{what}; set it with --state-dir, GAMEDAY_SANDBOX "
+                               "or [paths] sandbox in gameday.toml")
 
 
 def _state_dir() -> Path:

@@ -17,11 +17,13 @@ from typing import Any
 
 from gameday.activities import faults
 from gameday.core import charts, clock
+from gameday.core.errors import NotFound, ValidationError
 from gameday.core.events import Kind, in_time_order
 from gameday.core.policy import due_days
 from gameday.core.render import templates
 from gameday.core.sentences import describe_event, where_it_stopped
 from gameday.core.states import RunStatus
+from gameday.core.text import LARGEST
 from gameday.game.scoring import Metrics, Scorecard, first
 from gameday.incidents.language import blame_warnings
 from gameday.scenarios.scenario import Scenario
@@ -239,9 +241,47 @@ def measured_by(sc: Scenario) -> dict[str, Any]:
                                        f"{where}, measured by gameday", "queries": {}}
 
 
+def run_info(run_dir: Path) -> dict[str, Any]:
+    """What a run directory's ``run.json`` says (the game day wrote it when it started:
+    its scenario, its incident, the store, when), checked: NotFound when there is none,
+    a ValidationError naming the file (and the field) when it is not what a game day
+    writes, so ``gameday score`` and ``gameday review`` say so (exit 2)."""
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        raise NotFound(f"{run_dir} is not a game day's run directory (no run.json)")
+    info = _json_file(path)
+    if not isinstance(info, dict):
+        raise ValidationError("must be a JSON object, as a game day writes it",
+                              file=str(path))
+    incident_id = info.get("incident_id")
+    if isinstance(incident_id, bool) or not isinstance(incident_id, int) \
+            or not 1 <= incident_id <= LARGEST:
+        raise ValidationError(f"must be the id of the game day's incident, not "
+                              f"{str(incident_id)[:40]!r}", file=str(path),
+                              field="incident_id")
+    return info
+
+
+def _json_file(path: Path) -> Any:
+    """A run directory's JSON file, or a ValidationError naming it."""
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise ValidationError(f"cannot be read: {exc.strerror or exc}",
+                              file=str(path)) from None
+    except ValueError as exc:  # not JSON, not UTF-8
+        raise ValidationError(f"is not JSON ({exc})", file=str(path)) from None
+
+
 def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
                  run_dir: Path) -> dict[str, Any]:
-    """Render the review from the store; returns the facts it was rendered from."""
+    """Render the review from the store; returns the facts it was rendered from. The
+    run directory's files are read before anything is written."""
+    journal_path = run_dir / "journal.json"
+    journal = _json_file(journal_path) if journal_path.exists() else {}
+    if not isinstance(journal, dict):
+        raise ValidationError("must be a JSON object (Chaos Toolkit's journal)",
+                              file=str(journal_path))
     incident = store.incident(incident_id)
     events = in_time_order(store.events(incident_id))
     t0 = events[0]["at_monotonic_ns"] if events else 0
@@ -262,8 +302,6 @@ def write_review(store: Store, incident_id: int, sc: Scenario, card: Scorecard,
             roles[e["data"]["role"]] = e["data"]["person"]
     chart = chart_svg(run_dir, events, sc.slo.success_ratio, sc.slo.latency_p99_ms)
     (run_dir / "sli-chart.svg").write_text(chart)
-    journal_path = run_dir / "journal.json"
-    journal = json.loads(journal_path.read_text()) if journal_path.exists() else {}
     m = card.metrics
     facts = {
         "incident": incident, "scenario": sc, "card": card, "m": m, "roles": roles,

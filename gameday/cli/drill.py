@@ -180,8 +180,11 @@ def hint(state: State, drill_id: int, person: str, stage: str | None) -> None:
 @pass_state
 def end(state: State, drill_id: int, person: str) -> None:
     """End the drill: the fault is rolled back and the debrief is ready."""
-    _drill(state, drill_id).end(person)
-    click.echo(f"drill {drill_id} ending: its fault is rolled back")
+    drill = _drill(state, drill_id)
+    if drill.end(person):
+        click.echo(f"drill {drill_id} ending: its fault is rolled back")
+    else:
+        click.echo(f"drill {drill_id} is over already ({drill.incident.state})")
 
 
 @drill.command()

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gameday.cli.common import State, emit, pass_state, person
 from gameday.core import clock
-from gameday.store.rows import ScheduleRow
+
+if TYPE_CHECKING:  # the store is imported when a command runs, not for --help
+    from gameday.store.rows import ScheduleRow
 
 
 @click.group()
@@ -60,14 +62,17 @@ def add(state: State, name: str, scenario: Path, cron: str | None, tz: str | Non
 
 
 def _described(state: State, row: ScheduleRow, history: int) -> dict[str, Any]:
-    from gameday.schedules.schedule import from_row
+    from gameday.schedules.schedule import NeverFires, from_row
 
     made = from_row(row)
     now = clock.now()
     runs = state.store.schedule_runs(made.name, limit=history)
-    following = made.next_moment(now)
+    try:
+        following, never = made.next_moment(now).isoformat(), None
+    except NeverFires as exc:  # shown for what it is: one bad schedule hides no other
+        following, never = None, exc.why
     return made.as_dict() | {
-        "next": following.isoformat(),
+        "next": following, "never_fires": never,
         "runs": [{"id": r["id"], "due_at": r["due_at"], "status": r["status"],
                   "reason": r["reason"], "score": r["score"], "incident_id": r["incident_id"],
                   "review": (str(Path(r["run_dir"]) / "review.html") if r["run_dir"]
@@ -91,9 +96,13 @@ def list_schedules(state: State, as_json: bool, history: int) -> None:
         click.echo(f"FROZEN by {frozen['who']} since {frozen['at'][:19]}: "
                    f"{frozen['reason'] or ''}")
     if not described:
-        click.echo("no schedules (gameday schedule add NAME SCENARIO --every 1d)")
+        click.echo("no schedules (gameday schedule add NAME SCENARIO --every 24h)")
     for s in described:
-        state_word = "paused" if s["paused"] else f"next {s['next'][:19]}Z"
+        if s["never_fires"]:
+            state_word = ("paused, " if s["paused"] else "") + \
+                f"never fires: {s['never_fires']}"
+        else:
+            state_word = "paused" if s["paused"] else f"next {s['next'][:19]}Z"
         click.echo(f"{s['name']:20} {s['scenario']}  {s['when']}  {state_word}")
         for r in s["runs"]:
             score = f"score {r['score']:g}" if r["score"] is not None else ""
@@ -146,10 +155,12 @@ def remove(state: State, name: str) -> None:
 @pass_state
 def run_now(state: State, name: str) -> None:
     """Run NAME's game day now, here, with its guardrails, notifications and history
-    (exits as `gameday run` does; 4 when a guardrail skipped it)."""
+    (exits as `gameday run` does: 2 when its scenario does not load, 4 when a guardrail
+    skipped it; either skip is on its history)."""
     import getpass
 
     from gameday.core.audit import Audit
+    from gameday.scenarios.scenario import load_scenario
     from gameday.schedules.schedule import from_row
     from gameday.schedules.scheduler import Scheduler
 
@@ -164,8 +175,11 @@ def run_now(state: State, name: str) -> None:
     if run_id is None:  # cannot happen: a manual moment is this instant
         sys.exit(1)
     child = scheduler.children.get(run_id)
-    if child is None:
-        sys.exit(4)  # skipped: the reason was printed
+    if child is None:  # skipped, on the record, the reason printed
+        # A scenario that does not load is bad input, as for `gameday run`: its error
+        # (the file named), exit 2. Otherwise a guardrail said no: exit 4.
+        load_scenario(state.settings.resolve(made.scenario))
+        sys.exit(4)
     sys.exit(child.wait())
 
 

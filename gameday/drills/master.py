@@ -29,6 +29,7 @@ from gameday.core.states import DrillState
 from gameday.drills.scorecards import answered, scorecards
 from gameday.incidents.incident import (
     INCIDENT,
+    STATE_OF_EVENT,
     TERMINAL_STATES,
     Incident,
     held_roles,
@@ -212,12 +213,17 @@ class Drill:
         return self.incident.events()
 
     def _open(self) -> None:
-        if self.incident.state in TERMINAL_STATES or self.ended:
+        if self.over:
             raise GamedayError(f"drill {self.id} is over ({self.incident.state})")
 
     @property
     def ended(self) -> bool:
         return any(e.kind == Kind.DRILL_ENDED for e in self.timeline())
+
+    @property
+    def over(self) -> bool:
+        """Ended by its game master, or its incident is (resolving it ends the drill)."""
+        return self.incident.state in TERMINAL_STATES or self.ended
 
     @property
     def clock(self) -> Clock:
@@ -297,9 +303,17 @@ class Drill:
         self.incident.record(entry, person)
         return dict(entry.data)
 
-    def end(self, person: str) -> None:
-        self._open()
-        self.incident.record(events.drill_ended("ended by the game master"), _person(person))
+    def end(self, person: str) -> bool:
+        """End the drill: its game day rolls the fault back and writes the debrief.
+        Whether this ended it: a drill that is over already (its incident resolved,
+        which ends it too, or ended before) is left as it is and this succeeds, since
+        what the game master asked for is done (a script's clean-up, or the console's
+        button pressed as the incident commander resolves, is no error)."""
+        _person(person)
+        if self.over:
+            return False
+        self.incident.record(events.drill_ended("ended by the game master"), person)
+        return True
 
     # -- what the console shows -----------------------------------------------------------
     def snapshot(self, *, after_seq: int = 0, sli_offset: int = 0) -> dict[str, Any]:
@@ -479,8 +493,12 @@ def replay_elsewhere(settings: Settings, store: Store, incident_id: int, *, game
 
 
 def fire_due_injects(incident: Incident, spec: DrillSpec) -> list[str]:
-    """Called by the drill's game-day process a few times a second."""
+    """Called by the drill's game-day process a few times a second while the fault is
+    held: the injects whose moment or event has come fire. A drill whose incident is
+    over fires nothing more, and ends (``end_with_incident``)."""
     timeline = incident.events()
+    if end_with_incident(incident, timeline):
+        return []
     fired = []
     for inject in due_injects(spec, timeline, time.monotonic_ns()):
         try:
@@ -490,3 +508,19 @@ def fire_due_injects(incident: Incident, spec: DrillSpec) -> list[str]:
             continue  # fired by hand a moment ago
         fired.append(inject.name)
     return fired
+
+
+def end_with_incident(incident: Incident, timeline: Sequence[Any]) -> bool:
+    """Whether the drill's incident is over (read from ``timeline``, its events). People
+    may resolve it at any moment, before gameday has seen the SLIs back inside the
+    objective too: the drill then ends with it, ``drill.ended`` on the record once (why,
+    and by whom), which lets the game day's hold go, so the fault is rolled back, the
+    target stopped and the debrief written now, not when the time box runs out."""
+    over = next((e for e in timeline if STATE_OF_EVENT.get(e.kind) in TERMINAL_STATES), None)
+    if over is None:
+        return False
+    if not any(e.kind == Kind.DRILL_ENDED for e in timeline):
+        incident.record(events.drill_ended(
+            f"incident {STATE_OF_EVENT[over.kind]} by {over.actor}: the drill ends"),
+            GAME_MASTER)
+    return True

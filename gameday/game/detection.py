@@ -10,7 +10,10 @@ moments come out of it, each measured from request samples or evaluations:
 - ``alert.fired``: the evaluation at which the window SLI had been outside the
   objective for the alert's ``for`` duration;
 - ``mitigated``: confirmed once the window SLI has stayed inside the objective for the
-  recovery window; dated at the first good request after the last bad one.
+  recovery window; dated at the first good request after the last bad one. It is a
+  measurement, reported once whatever the incident's state: people may have resolved
+  it first, and ``report`` (``game.run.record_measured``) then records the recovery
+  without moving the incident back.
 
 Every evaluated window goes to the run directory's ``sli.jsonl`` and, a second at a
 time, to the store (``SliLog``), where any ``gameday serve`` replica charts it.

@@ -27,6 +27,7 @@ from gameday.core.errors import (
     SandboxError,
     ValidationError,
 )
+from gameday.core.events import Entry, Kind
 from gameday.core.states import IncidentState
 from gameday.game import chaos, interrupts
 from gameday.game.alert_sources import AlertSource, alert_source
@@ -35,7 +36,12 @@ from gameday.game.reach import linked_runbook_within_hosts, within_cluster
 from gameday.game.responders import Response, wait
 from gameday.game.stops import StopWatch
 from gameday.incidents.comms import describe_impact
-from gameday.incidents.incident import TERMINAL_STATES, Incident, real_incident_open
+from gameday.incidents.incident import (
+    TERMINAL_STATES,
+    Incident,
+    InvalidTransition,
+    real_incident_open,
+)
 from gameday.scenarios.drill import DrillSpec
 from gameday.scenarios.scenario import OWN, Scenario, as_run
 from gameday.slis import samples
@@ -125,6 +131,33 @@ class GameHooks:
     def hold(self) -> None:
         if self.injected:
             self.response.run()
+            self.let_recovery_show()
+
+    def let_recovery_show(self) -> None:
+        """People may resolve the incident at any moment, and a drill's hold then lets
+        go (``drills.master.end_with_incident``), perhaps while the SLIs are still coming
+        back from their fix: the steady-state hypothesis that follows the hold would find
+        the damage still in its window. So the hold waits for the detector to measure the
+        recovery, as long as one under way when they resolved takes to be confirmed (the
+        SLO window, the recovery window and an evaluation or two, counted from the
+        resolve), and no longer once a window of requests made after the resolve misses
+        the objective: nothing but the rollback will bring those back."""
+        if self.detector.mitigated.is_set():
+            return
+        resolved = self.incident.store.events(self.incident.id,
+                                              kinds=[Kind.INCIDENT_RESOLVED], limit=1)
+        if not resolved:
+            return
+        sc, since_ns = self.response.sc, resolved[0].at_monotonic_ns
+        window_ns = int(sc.slo.window_s * 1e9)
+        confirmed_by = since_ns + window_ns + int(
+            (sc.recovery_window_s + 2 * sc.evaluation_interval_s) * 1e9)
+        while not wait(self.detector.mitigated, sc.evaluation_interval_s):
+            sli = self.detector.current()
+            if time.monotonic_ns() >= confirmed_by or (
+                    sli is not None and sli.at_ns - window_ns >= since_ns
+                    and outside(sli, sc.slo)):
+                return
 
 
 def wait_steady(sc: Scenario, source: samples.SliSource) -> samples.Sli:
@@ -290,8 +323,8 @@ class _Game:
             generator, sc.slo, alert, interval_s=sc.evaluation_interval_s,
             recovery_window_s=sc.recovery_window_s, sli_path=run_dir / samples.SLI_FILE,
             publish=lambda windows: self.store.add_sli_windows(incident.id, windows),
-            report=lambda entry, at_ns, at_utc: incident.record(
-                entry, "detector", at_ns=at_ns, at_utc=at_utc),
+            report=lambda entry, at_ns, at_utc: record_measured(incident, entry, at_ns,
+                                                                at_utc),
             emit_alerts=self.source.detector_alerts)
         detector.start()
         response = self.response = Response(sc, incident, detector, run_dir, env, self.say,
@@ -329,19 +362,59 @@ class _Game:
         self.target.down()
         self.interrupted = interrupts.received is not None or (
             self.interrupted and self.stopped is None)
-        if self.stopped and self.incident.state not in TERMINAL_STATES:
-            self.incident.abort(f"stopped: {self.stopped}")
+        if self.stopped:
+            unless_ended(self.incident, lambda: self.incident.abort(f"stopped: {self.stopped}"))
         if self.interrupted:
             self.incident.record(events.gameday_interrupted(self.journal.get("status"),
                                                             interrupts.name()), "gameday")
-            self.incident.end_unfinished("interrupted")
+            unless_ended(self.incident, lambda: self.incident.end_unfinished("interrupted"))
         self.incident.record(events.target_stopped(self.target.name), "gameday")
         self.lease.release()
 
 
+def record_measured(incident: Incident, entry: Entry, at_ns: int, at_utc: str) -> None:
+    """What the detector measured, on the incident's timeline. ``mitigated`` also moves
+    the incident to mitigated, unless its state cannot take that any more: people may
+    resolve an incident at any time, also before the SLIs have been back inside the
+    objective for the recovery window (and with an external alert source the SLIs may
+    recover before the alert arrives). Then the recovery goes on the record as the
+    measurement it is, the incident's state left as it stands: dated at the first good
+    request, it still gives TTM, the budget burned and the scorecards their moment.
+
+    Which came first is decided under the incident's lock (``Incident.record``), so the
+    detector learns it there, by the refusal, and never loses a race with a person by
+    raising on its thread."""
+    try:
+        incident.record(entry, "detector", at_ns=at_ns, at_utc=at_utc)
+    except InvalidTransition:
+        if entry.kind != Kind.MITIGATED:
+            raise
+        event = incident.store.append(incident.id, entry.kind, "detector", entry.data,
+                                      at_monotonic_ns=at_ns, at_utc=at_utc)
+        if incident.listener:
+            incident.listener(event)
+
+
+def unless_ended(incident: Incident, move: Callable[[], object]) -> bool:
+    """Make one of the game day's own state-changing moves (resolve, cancel, abort)
+    unless the incident has ended by then; whether it made it. People may end it at
+    any moment, and a move refused under the incident's lock because theirs came first
+    is no error: the incident is where it should be."""
+    if incident.state in TERMINAL_STATES:
+        return False
+    try:
+        move()
+    except InvalidTransition:
+        if incident.state not in TERMINAL_STATES:
+            raise
+        return False
+    return True
+
+
 def finish(incident: Incident, detector: Detector, response: Response, sc: Scenario,
            say: Say) -> None:
-    """After the rollbacks: see the SLIs recover, then resolve."""
+    """After the rollbacks: see the SLIs recover, then resolve, unless people resolved
+    it already (at any moment: before the SLIs recovered too)."""
     if incident.state == IncidentState.PENDING:
         incident.cancel("never declared")
         return
@@ -351,18 +424,17 @@ def finish(incident: Incident, detector: Detector, response: Response, sc: Scena
         return
     if response.drilling:  # the incident commander resolves it, or the drill's time runs out
         deadline = time.monotonic() + (sc.drill or DrillSpec()).resolve_within
-        while time.monotonic() < deadline and incident.state != IncidentState.RESOLVED and not any(
-                e.kind == events.Kind.DRILL_ENDED for e in incident.events()):
+        while time.monotonic() < deadline and incident.state not in TERMINAL_STATES \
+                and not any(e.kind == Kind.DRILL_ENDED for e in incident.events()):
             time.sleep(0.2)
-        if incident.state == IncidentState.RESOLVED:
+        if incident.state in TERMINAL_STATES:
             return
         say("nobody resolved the drill's incident: resolving it")
     ic = incident.roles().get("incident_commander", "gameday")
-    incident.resolve(ic, how="SLIs inside the objective for the recovery window")
-    if not response.drilling:
-        response.post_updates(final=True)
-
-
+    unless_ended(incident, lambda: incident.resolve(
+        ic, how="SLIs inside the objective for the recovery window"))
+    if not response.drilling and incident.state == IncidentState.RESOLVED:
+        response.post_updates(final=True)  # whoever resolved it: the last update says so
 
 
 def conclude(result: GameResult, store: Store) -> dict[str, Any]:

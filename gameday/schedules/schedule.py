@@ -8,6 +8,12 @@ computes the same way (a hash of the schedule and the moment), so several
 them claim it. A moment missed (no ``gameday serve`` was running) is started late
 only within ``max_late``; older ones are skipped, on the record.
 
+A cron that matches no date (``0 3 30 2 *``: 30 February) is refused when the schedule
+is made, and so is a jitter not shorter than the time between its moments. A stored
+schedule whose next moment cannot be computed anyway (a store made before those checks,
+or a time zone the system's tzdata no longer has) raises ``NeverFires``, saying why:
+``schedule list`` shows it, and the scheduler reports it and runs the others.
+
 Blackouts are windows, read in the schedule's time zone, when its game days are
 skipped with the reason recorded::
 
@@ -28,7 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gameday.core import clock
-from gameday.core.errors import ValidationError
+from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.spec import NAME, human_span, parse_duration
 from gameday.store.rows import ScheduleRow
 
@@ -39,6 +45,20 @@ MAX_SPAN_S = 366 * 86_400.0
 DEFAULT_MAX_LATE_S = 600.0
 DATE_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.\.(\d{4}-\d{2}-\d{2}))?$")
 HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+# How far croniter looks for a cron's next moment: the rarest cron that fires at all
+# (the fifth Friday of February, i.e. 29 February on a Friday) goes 40 years without.
+CRON_HORIZON_YEARS = 50
+# How many of a cron's moments, within how long, its jitter is measured against.
+GAP_FIRINGS = 1000
+GAP_SPAN = timedelta(days=366)  # a year: both daylight-saving changes, every month
+
+
+class NeverFires(GamedayError):
+    """A schedule whose next moment cannot be computed, and ``why``."""
+
+    def __init__(self, schedule: str, why: str):
+        self.schedule, self.why = schedule, why
+        super().__init__(f"schedule {schedule} never fires: {why}")
 
 
 @dataclass(frozen=True)
@@ -132,7 +152,12 @@ class Schedule:
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.tz)
+        """Its time zone; NeverFires when this system does not know it."""
+        try:
+            return ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise NeverFires(self.name, f"{self.tz!r} is not a time zone this system knows "
+                                        "(its tzdata changed?)") from None
 
     @property
     def when(self) -> str:
@@ -143,7 +168,8 @@ class Schedule:
 
     # -- when it fires -------------------------------------------------------------------
     def next_fire(self, after: datetime) -> datetime:
-        """The first moment strictly after ``after`` (UTC)."""
+        """The first moment strictly after ``after`` (UTC); NeverFires, saying why, when
+        there is none."""
         if self.every_s:
             step = timedelta(seconds=self.every_s)
             n = max(0, int((after - self.created_at) / step) + 1)
@@ -151,12 +177,40 @@ class Schedule:
             while fire <= after:
                 fire += step
             return fire
-        from croniter import croniter
+        from croniter import CroniterBadDateError, CroniterError, croniter
 
-        assert self.cron, "a schedule has a cron expression or an interval"
+        if not self.cron:
+            raise NeverFires(self.name, "it has neither a cron expression nor an interval")
         local = after.astimezone(self.zone)
-        fire = croniter(self.cron, local).get_next(datetime)
+        try:
+            fire = croniter(self.cron, local, max_years_between_matches=CRON_HORIZON_YEARS
+                            ).get_next(datetime)
+        except CroniterBadDateError:
+            raise NeverFires(self.name, f"no date in the next {CRON_HORIZON_YEARS} years "
+                                        "matches it (a day its months do not have, like 30 "
+                                        "February?)") from None
+        except (CroniterError, ValueError) as exc:
+            raise NeverFires(self.name, f"the cron {self.cron!r} does not parse: {exc}"
+                             ) from None
         return fire.astimezone(UTC)
+
+    def shortest_gap(self, after: datetime, *, at_most: float = 0.0) -> float:
+        """The shortest time in seconds between two of its next moments (at most
+        ``GAP_FIRINGS`` of them, within ``GAP_SPAN`` of ``after``): elapsed time, so a
+        daily cron in a zone with daylight saving has a 23-hour gap. Stops early at a
+        gap of ``at_most`` or less."""
+        if self.every_s:
+            return self.every_s
+        fire = self.next_fire(after)
+        end = fire + GAP_SPAN
+        shortest = float("inf")
+        for _ in range(GAP_FIRINGS):
+            following = self.next_fire(fire)
+            shortest = min(shortest, (following - fire).total_seconds())
+            if shortest <= at_most or following > end:
+                break
+            fire = following
+        return shortest
 
     def next_moment(self, now: datetime) -> datetime:
         """When it fires next, as people are told: after now and after its last run."""
@@ -225,6 +279,7 @@ def make_schedule(name: str, scenario: str, *, cron: str | None = None, tz: str 
     def bad(option: str, message: str) -> ValidationError:
         return ValidationError(message, file=WHERE, field=option)
 
+    created = (created_at or clock.now()).replace(microsecond=0)
     if not NAME.fullmatch(name or ""):
         raise bad("NAME", f"{name!r}: use lowercase letters, digits, '.', '_' or '-' "
                           "(at most 63)")
@@ -239,6 +294,9 @@ def make_schedule(name: str, scenario: str, *, cron: str | None = None, tz: str 
                                 "(minute hour day-of-month month day-of-week)")
     else:
         every_s = _span("--every", every, low=MIN_EVERY_S)
+    if tz is not None and not tz.strip():
+        raise bad("--tz", "an empty time zone: name one (like Europe/Berlin or UTC), or "
+                          "leave --tz out for UTC")
     if tz is not None and cron is None:
         raise bad("--tz", "a time zone goes with --cron (--every counts seconds)")
     zone = tz or "UTC"
@@ -261,11 +319,21 @@ def make_schedule(name: str, scenario: str, *, cron: str | None = None, tz: str 
         if parts.scheme not in ("http", "https") or not parts.hostname \
                 or len(notify_url) > 2000 or any(c.isspace() for c in notify_url):
             raise bad("--notify", f"{notify_url[:100]!r} is not an http(s) URL")
-    return Schedule(name=name, scenario=scenario, cron=cron, tz=zone, every_s=every_s,
+    made = Schedule(name=name, scenario=scenario, cron=cron, tz=zone, every_s=every_s,
                     jitter_s=jitter_s, blackouts=tuple(b.text for b in parsed),
                     max_late_s=max_late_s, notify_url=notify_url, notify_format=notify_format,
-                    created_at=(created_at or clock.now()).replace(microsecond=0),
-                    parsed_blackouts=parsed)
+                    created_at=created, parsed_blackouts=parsed)
+    if cron is not None:
+        try:
+            made.next_fire(created)
+        except NeverFires as exc:
+            raise bad("--cron", f"{cron!r} never fires: {exc.why}") from None
+        if jitter_s:
+            gap = made.shortest_gap(created, at_most=jitter_s)
+            if jitter_s >= gap:
+                raise bad("--jitter", f"must be shorter than the time between the cron's "
+                                      f"moments (as little as {human_span(gap)})")
+    return made
 
 
 def _span(option: str, value: str | float | None, *, low: float) -> float:

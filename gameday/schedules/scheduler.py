@@ -1,13 +1,15 @@
 """Running scheduled game days: what ``gameday serve`` does every second, and what
 ``gameday schedule run-now`` does at once.
 
-Each tick looks at every schedule that is not paused. When one is due (its moment
-plus its jitter has come), the first process to claim that moment in the store runs
-it; the others see the claim and do nothing. Before starting, the guardrails: the
-freeze, the schedule's blackouts, a real incident open for the same service, a game
-day of the same schedule or on the same target still running (never two at once),
-and a moment missed by more than ``max_late``. Each refusal is a ``skipped`` run with
-its reason, in the schedule's history.
+Each tick looks at every schedule that is not paused, each on its own: one whose
+next moment cannot be computed (``NeverFires``), or that fails otherwise, is reported
+once and the others still start. When one is due (its moment plus its jitter has
+come), the first process to claim that moment in the store runs it; the others see
+the claim and do nothing. Before starting, the guardrails: the freeze, the schedule's
+blackouts, a real incident open for the same service, a game day of the same schedule
+or on the same target still running (never two at once), and a moment missed by more
+than ``max_late``. Each refusal is a ``skipped`` run with its reason, in the
+schedule's history.
 
 The game day runs in its own process (``gameday run SCENARIO --schedule-run ID``;
 chaoslib wants the main thread), its output in ``scheduled.log`` beside the run
@@ -37,10 +39,10 @@ from gameday.core.spec import human_span
 from gameday.core.states import SCHEDULE_RUN_UNFINISHED, ScheduleRunStatus
 from gameday.incidents.incident import real_incident_open
 from gameday.schedules import notify
-from gameday.schedules.schedule import Schedule, from_row
+from gameday.schedules.schedule import NeverFires, Schedule, from_row
 from gameday.store import Store, utc_now
 from gameday.store.leases import alive, owner
-from gameday.store.rows import FreezeRow, ScheduleRunRow
+from gameday.store.rows import FreezeRow, ScheduleRow, ScheduleRunRow
 
 if TYPE_CHECKING:
     from gameday.scenarios.scenario import Scenario
@@ -120,6 +122,7 @@ class Scheduler:
         self._children = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._trouble: dict[str, str] = {}  # what was said of a failing schedule, by name
 
     def start(self) -> None:
         self._thread.start()
@@ -177,21 +180,44 @@ class Scheduler:
             self.ended(child_id, child.returncode)
         reap(self.store)
         started = []
-        for row in self.store.schedules():
-            schedule = from_row(row)
-            if schedule.paused:
+        rows = self.store.schedules()
+        for row in rows:
+            name = row["name"]
+            try:  # one schedule's trouble never keeps the others from starting
+                run_id = self._tick_one(row, now)
+            except NeverFires as exc:
+                self._troubled(name, f"{exc}: it is skipped (gameday schedule remove "
+                                     f"{name})")
                 continue
-            found = schedule.due(now)
-            if found is None:
+            except Exception as exc:
+                self._troubled(name, f"schedule {name}: {type(exc).__name__}: {exc}")
                 continue
-            due, missed = found
-            begins = due.timestamp() + schedule.jitter(due)
-            if now.timestamp() < begins:
-                continue  # its jitter has not passed yet
-            run_id = self.begin(schedule, due, now=now, missed=missed)
+            self._trouble.pop(name, None)
             if run_id is not None:
                 started.append(run_id)
+        for gone in set(self._trouble) - {row["name"] for row in rows}:
+            del self._trouble[gone]
         return started
+
+    def _tick_one(self, row: ScheduleRow, now: datetime) -> int | None:
+        schedule = from_row(row)
+        if schedule.paused:
+            return None
+        found = schedule.due(now)
+        if found is None:
+            return None
+        due, missed = found
+        begins = due.timestamp() + schedule.jitter(due)
+        if now.timestamp() < begins:
+            return None  # its jitter has not passed yet
+        return self.begin(schedule, due, now=now, missed=missed)
+
+    def _troubled(self, name: str, said: str) -> None:
+        """Say what is wrong with a schedule once, not every second (again if it
+        changes, or comes back after the schedule was well)."""
+        if self._trouble.get(name) != said:
+            self._trouble[name] = said
+            self.say(f"scheduler: {said}")
 
     def ended(self, run_id: int, code: int) -> None:
         """A game-day process exited: if it never recorded its end, say so."""
@@ -216,25 +242,42 @@ class Scheduler:
                                                by=owner(), advance=not manual)
         if run_id is None:
             return None
+        try:
+            self._start(schedule, run_id, scenario, problem, due=due, now=now, missed=missed,
+                        manual=manual, attach=attach)
+        except Exception as exc:  # never leave a moment claimed that nothing will run
+            with contextlib.suppress(Exception):
+                if self.store.schedule_run(run_id)["status"] == ScheduleRunStatus.CLAIMED:
+                    self.store.update_schedule_run(
+                        run_id, status=ScheduleRunStatus.SKIPPED, finished_at=utc_now(),
+                        reason=f"it could not start: {type(exc).__name__}: {exc}"[:500])
+            raise
+        return run_id
+
+    def _start(self, schedule: Schedule, run_id: int, scenario: Any, problem: str | None, *,
+               due: datetime, now: datetime, missed: int, manual: bool, attach: bool) -> None:
+        """The claimed moment's game day started, or skipped with the reason."""
         late = now.timestamp() - due.timestamp() - schedule.jitter(due)
         if problem is None and not manual and late > schedule.max_late_s:
             problem = (f"started {human_span(late)} late, past --max-late "
                        f"{human_span(schedule.max_late_s)} (no gameday serve was running)")
         if problem is None and scenario is not None:
-            problem = guardrail(self.store, schedule, scenario, now=now, run_id=run_id)
+            try:
+                problem = guardrail(self.store, schedule, scenario, now=now, run_id=run_id)
+            except NeverFires as exc:  # its blackouts are in a zone this system lacks
+                problem = exc.why
         if missed and not manual:
             self.say(f"schedule {schedule.name}: {missed} earlier moment(s) were missed")
         if problem:
             self.skip(schedule, run_id, problem)
-            return run_id
+            return
         with self._children:  # decided under the lock stop() takes its snapshot under
             if self._stop.is_set():
                 self.skip(schedule, run_id, "gameday serve is stopping")
-                return run_id
+                return
             self.say(f"schedule {schedule.name}: starting game day {run_id} "
                      f"({schedule.scenario})")
             self.children[run_id] = self.spawn(schedule, run_id, attach=attach)
-        return run_id
 
     def run_now(self, name: str, who: str) -> ScheduleRunRow:
         """Start ``name``'s game day at once, with its guardrails (``gameday schedule

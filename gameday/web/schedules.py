@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from gameday.core import clock
 from gameday.core.errors import GamedayError, ValidationError
-from gameday.schedules.schedule import from_row
+from gameday.schedules.schedule import NeverFires, from_row
 from gameday.schedules.scheduler import Scheduler, set_freeze
 from gameday.store.rows import ScheduleRow
 from gameday.web.context import (
@@ -39,10 +39,14 @@ HISTORY = 10
 
 def _described(store: Any, row: ScheduleRow) -> dict[str, Any]:
     schedule = from_row(row)
-    following = schedule.next_moment(clock.now())
+    try:
+        following = schedule.next_moment(clock.now())
+        next_local = f"{following.astimezone(schedule.zone):%a %Y-%m-%d %H:%M %Z}"
+    except NeverFires as exc:  # shown for what it is: one bad schedule hides no other
+        next_local = f"never: {exc.why}"
     return {"name": schedule.name, "scenario": schedule.scenario, "when": schedule.when,
             "paused": schedule.paused, "blackouts": schedule.blackouts,
-            "next_local": f"{following.astimezone(schedule.zone):%a %Y-%m-%d %H:%M %Z}",
+            "next_local": next_local,
             "runs": store.schedule_runs(schedule.name, limit=HISTORY)}
 
 

@@ -51,7 +51,8 @@ def validate_file(file: Path) -> str:
     if found.error:
         where = ("response.runbook" if sc.response.runbook and found.runbook is None
                  else "alert.annotations.runbook_url" if found.runbook is None
-                 else "alert.labels")
+                 else f"response.params.{found.refused}"
+                 if found.refused in (sc.response.params or {}) else "alert.labels")
         raise ValidationError(found.error, file=str(file), field=where)
     if found.runbook is not None:
         syntax_check(found.runbook.path)

@@ -32,6 +32,7 @@ class Route:
     raw: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] | None = None
     error: str | None = None
+    refused: str | None = None  # the parameter whose value was refused, if one was
 
     @property
     def ok(self) -> bool:
@@ -100,7 +101,7 @@ def route(alert_name: str, labels: Mapping[str, str], annotations: Mapping[str, 
     try:
         params = validate_params(book, raw)
     except ValidationError as exc:
-        return Route(alert_name, book, raw, error=str(exc))
+        return Route(alert_name, book, raw, error=str(exc), refused=exc.field)
     return Route(alert_name, book, raw, params)
 
 

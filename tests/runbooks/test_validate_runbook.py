@@ -57,3 +57,19 @@ def test_a_default_that_fails_its_own_checks_does_not_validate(tmp_path, spec, s
     assert result.exit_code == 2, result.output
     assert "vars.gameday_runbook.parameters.service.default: the default" in result.output
     assert said in result.output
+
+
+def test_a_scenarios_own_parameter_is_named_where_it_was_written(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "gameday", "init", str(tmp_path / "p")],
+                   check=True, capture_output=True)
+    monkeypatch.chdir(tmp_path / "p")
+    scenario = tmp_path / "p" / "scenarios" / "first-game-day.yaml"
+    scenario.write_text(scenario.read_text().replace(
+        "response: {mode: auto}", 'response: {mode: auto, params: {service: "$(id)"}}'))
+    result = CliRunner().invoke(cli, ["validate", str(scenario)])
+    assert result.exit_code == 2, result.output
+    assert "first-game-day.yaml: response.params.service: runbook restart-replica" \
+        in result.output

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from gameday import __version__
-from gameday.cli.common import State, emit, pass_state
+from gameday.cli.common import ID, State, emit, pass_state
 from gameday.core.errors import GamedayError, ValidationError
 
 
@@ -93,8 +93,8 @@ def main() -> None:
 @click.option("--preflight", is_flag=True,
               help="Check the scenario, the freeze, the target and its steady state; "
                    "inject nothing, open no incident.")
-@click.option("--schedule-run", type=int, hidden=True)
-@click.option("--drill", "drill_id", type=int, hidden=True)
+@click.option("--schedule-run", type=ID, hidden=True)
+@click.option("--drill", "drill_id", type=ID, hidden=True)
 @pass_state
 def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
         junit: Path | None, min_score: int | None, preflight: bool,

@@ -11,7 +11,7 @@ file and field); a fault's own activity checks once more before it acts.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from gameday.core.errors import ValidationError
 from gameday.core.settings import Safety, current
@@ -32,6 +32,8 @@ def _within(value: str, allowed: tuple[str, ...], kind: str) -> bool:
         prefixes = [_normal_url(a) for a in allowed]
     except ValueError:
         return False
+    if {".", ".."} & set(unquote(path).split("/")):  # a client would leave the prefix:
+        return False  # ``/v1/faults/../../admin`` is sent as ``/admin``
     for p_scheme, p_netloc, p_path in prefixes:
         if (scheme, netloc) != (p_scheme, p_netloc):
             continue

@@ -265,7 +265,8 @@ class Settings:
             file = None if where == BY_FIELD[field].variable else str(project_file)
             if path.exists() and not path.is_dir():
                 raise ValidationError(f"{path} is not a directory", file=file, field=where)
-            if field in READ and not path.exists():  # given, and not there: never ignored
+            if field in READ and not path.exists() and value != BY_FIELD[field].default:
+                # given (other than the default ``gameday init`` writes), and not there
                 raise ValidationError(f"{path} does not exist", file=file, field=where)
             return path
 
@@ -273,11 +274,11 @@ class Settings:
         db_value, db_where = (db, db_from) if db is not None else given("db") or ("", "")
         if db_value or db_where:
             # refuse what is not a store before anything else, naming where it was given
-            store_target(db_value, db_where, str(project_file)
-                         if db_where.startswith("[") else None)
+            file = str(project_file) if db_where.startswith("[") else None
+            store_target(db_value, db_where, file, exists=False)
             if "://" not in db_value:
                 base = root if db_where.startswith("[") else cwd
-                db_value = str((base / db_value).resolve())
+                db_value = str(store_path(str((base / db_value).resolve()), db_where, file))
         else:
             db_value = str(state / "gameday.db")
         url_found = given("url")
@@ -490,7 +491,8 @@ READ = ("runbooks_dir",)
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # ``mysql:``, ``sqlite:``: a URL's start
 
 
-def store_target(db: str, where: str = "--db", file: str | None = None) -> str:
+def store_target(db: str, where: str = "--db", file: str | None = None, *,
+                 exists: bool = True) -> str:
     """What a store setting names: a SQLite file (as a path) or a PostgreSQL URL
     (``postgresql://`` or ``postgresql+psycopg://``, as given). Anything else is refused,
     naming ``where`` it was given (``--db``, ``GAMEDAY_DB``, ``[store] db`` of ``file``)."""
@@ -505,13 +507,15 @@ def store_target(db: str, where: str = "--db", file: str | None = None) -> str:
             raise ValidationError("a PostgreSQL URL is postgresql://USER[:PASSWORD]@HOST"
                                   "[:PORT]/DATABASE", file=file, field=where)
         return db
-    return str(store_path(db, where, file))
+    return str(store_path(db, where, file, exists=exists))
 
 
-def store_path(db: str, where: str = "--db", file: str | None = None) -> Path:
+def store_path(db: str, where: str = "--db", file: str | None = None, *,
+               exists: bool = True) -> Path:
     """The SQLite file a store setting names. A URL of another kind, or what starts like
     one (``sqlite:gd.db``, ``mysql:x``), is refused, never taken for a file name; so is
-    what exists and is not a file (a directory, a device)."""
+    what exists and is not a file (a directory, a device; ``exists``: looked at, for a
+    path already resolved where it is meant)."""
     def refuse(message: str) -> ValidationError:
         return ValidationError(message, file=file, field=where)
 
@@ -535,7 +539,7 @@ def store_path(db: str, where: str = "--db", file: str | None = None) -> Path:
             raise refuse("a SQLite URL is sqlite:///relative/path or "
                          "sqlite:////absolute/path")
         path = Path(named)
-    if path.exists() and not path.is_file():
+    if exists and path.exists() and not path.is_file():
         raise refuse(f"{db[:80]} is {'a directory' if path.is_dir() else 'not a regular file'},"
                      " not a SQLite store")
     return path

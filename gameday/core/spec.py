@@ -276,24 +276,35 @@ def read_bytes(path: Path) -> bytes:
 
 class _Strict(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (which YAML would
-    settle silently, the last one winning)."""
+    settle silently, the last one winning). Checked on the document as written, before
+    anything is built: merging (``<<: *anchor``) rewrites mappings as it builds them,
+    and a key a merge brings in may be given again on purpose."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
+    def construct_document(self, node: yaml.Node) -> Any:
+        seen: set[int] = set()
+        todo = [node]
+        while todo:
+            current = todo.pop()
+            if id(current) in seen:  # an alias: the anchored node, checked once
                 continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                repeated = key in seen
-                seen.add(key)
-            except TypeError:  # an unhashable key: the constructor below says so
-                continue
-            if repeated:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found the key {key!r} twice", key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)
+            seen.add(id(current))
+            if isinstance(current, yaml.MappingNode):
+                keys: set[tuple[str, str]] = set()
+                for key, value in current.value:
+                    todo += [key, value]
+                    if not isinstance(key, yaml.ScalarNode) or key.tag == MERGE:
+                        continue
+                    if (key.tag, key.value) in keys:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping", current.start_mark,
+                            f"found the key {key.value!r} twice", key.start_mark)
+                    keys.add((key.tag, key.value))
+            elif isinstance(current, yaml.SequenceNode):
+                todo += current.value
+        return super().construct_document(node)
+
+
+MERGE = "tag:yaml.org,2002:merge"
 
 
 def parse_yaml(data: bytes, file: str) -> Any:

@@ -90,38 +90,81 @@ def _shaped(experiment: dict[str, Any], file: str) -> None:
 
 
 UNBOUNDED = ("a process provider runs any command on this host, which the project's "
-             "allowlist ([safety] in gameday.toml) cannot bound: write the fault as a Python "
-             "function declared with @fault (docs/extending.md), or run the experiment by "
-             "hand with `gameday experiment run`")
+             "allowlist ([safety] in gameday.toml) cannot bound")
+UNDECLARED = ("is declared by nothing: gameday knows what an activity touches and what "
+              "undoes it only from its declaration")
+ELSEWHERE = ("write the fault as a Python function declared with @fault, or declare a third "
+             "party's with faults.declare (docs/extending.md), or run the experiment by hand "
+             "with `gameday experiment run`")
 
 
 def bounded(experiment: dict[str, Any], file: str,
             activities: list[tuple[str, Any]] | None = None) -> None:
-    """A game day's activities stay within the allowlist as far as their providers say
-    where they act: an ``http`` provider's URL (its configuration substituted) must be
-    among ``[safety] urls``, and a ``process`` provider, which could run anything, is
-    refused. ``activities``: (where, activity) to check instead of the experiment's."""
-    from chaoslib import substitute
-    from chaoslib.configuration import load_configuration
-
+    """A game day's activities stay within what gameday can bound: a ``python`` provider
+    must name a declared activity (``activities.faults``: what it touches is then checked
+    against ``[safety]``, ``load_experiment``), an ``http`` provider's URL (its
+    configuration substituted) must be among ``[safety] urls``, and a ``process``
+    provider, which could run anything, is refused; so are ``controls`` (any Python,
+    around every activity). A probe's tolerance that is itself a probe is checked the
+    same way. ``activities``: (where, activity) to check instead of the experiment's."""
     if activities is None:
+        if experiment.get("controls"):
+            raise ValidationError(f"controls run any Python around the experiment: "
+                                  f"{ELSEWHERE}", file=file, field="controls")
         hypothesis = experiment.get("steady-state-hypothesis")
         activities = [(f"{section}[{i}]", activity) for section, listed in (
             ("steady-state-hypothesis.probes",
              hypothesis.get("probes") if isinstance(hypothesis, dict) else None),
             ("method", experiment.get("method")), ("rollbacks", experiment.get("rollbacks")))
             for i, activity in enumerate(listed if isinstance(listed, list) else [])]
-    configuration = None
-    for where, activity in activities:
-        provider = activity.get("provider") if isinstance(activity, dict) else None
+    configuration: dict[str, Any] | None = None
+    while activities:
+        where, activity = activities.pop(0)
+        if not isinstance(activity, dict):
+            continue
+        if activity.get("controls"):
+            raise ValidationError(f"controls run any Python around the activity: "
+                                  f"{ELSEWHERE}", file=file, field=f"{where}.controls")
+        tolerance = activity.get("tolerance")
+        if isinstance(tolerance, dict) and tolerance.get("type") == "probe":
+            activities.append((f"{where}.tolerance", tolerance))
+        provider = activity.get("provider")
         kind = provider.get("type") if isinstance(provider, dict) else None
+        if not isinstance(provider, dict) or kind is None:
+            continue  # a ``ref`` to an activity checked where it is written
         if kind == "process":
-            raise ValidationError(UNBOUNDED, file=file, field=f"{where}.provider")
-        if kind == "http" and isinstance(provider, dict):
+            raise ValidationError(f"{UNBOUNDED}: {ELSEWHERE}", file=file,
+                                  field=f"{where}.provider")
+        if kind == "python":
+            key = f"{provider.get('module')}:{provider.get('func')}"
+            if faults.lookup(key) is None:
+                raise ValidationError(f"{key.replace(':', '.')} {UNDECLARED}: {ELSEWHERE}",
+                                      file=file, field=f"{where}.provider")
+        elif kind == "http":
             if configuration is None:
-                configuration = load_configuration(experiment.get("configuration") or {})
-            url = substitute(str(provider.get("url", "")), configuration, {})
-            safety.allowed("urls", str(url), file=file, field=f"{where}.provider.url")
+                configuration = _configuration(experiment)
+            _within_urls(str(provider.get("url", "")), configuration, file,
+                         f"{where}.provider.url")
+
+
+def _configuration(experiment: dict[str, Any]) -> dict[str, Any]:
+    from chaoslib.configuration import load_configuration
+
+    loaded: dict[str, Any] = load_configuration(experiment.get("configuration") or {})
+    return loaded
+
+
+def _within_urls(url: str, configuration: dict[str, Any], file: str, field: str) -> None:
+    """An http provider's URL, its configuration substituted, within ``[safety] urls``; a
+    URL that still names something unknown until the run (a secret) is refused."""
+    from chaoslib import substitute
+
+    url = str(substitute(url, configuration, {}))
+    if "${" in url:
+        raise ValidationError(f"{url[:120]!r} is known only when the game day runs (a secret "
+                              "or an unset configuration value): the allowlist cannot check "
+                              "it", file=file, field=field)
+    safety.allowed("urls", url, file=file, field=field)
 
 
 def with_drill_faults(experiment: dict[str, Any], drill: Any, file: str) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def validate_file(file: Path) -> str:
     raw = read_yaml(file)  # unreadable, binary, broken or absurd: ValidationError
     if isinstance(raw, list):
         rb = load_runbook(file)
-        syntax_check(file)
+        syntax_check(rb)
         return f"ok  runbook    {file} ({rb.name})"
     if isinstance(raw, dict) and "method" in raw:
         chaos.load_experiment(file, game_day=False)  # as `gameday experiment run` runs it
@@ -55,7 +55,7 @@ def validate_file(file: Path) -> str:
                  if found.refused in (sc.response.params or {}) else "alert.labels")
         raise ValidationError(found.error, file=str(file), field=where)
     if found.runbook is not None:
-        syntax_check(found.runbook.path)
+        syntax_check(found.runbook)
         within_hosts(sc, found.runbook)
     within_cluster(sc)
     linked = f", runbook {found.runbook.name}" if found.runbook else ""

@@ -296,32 +296,45 @@ def runbook_schema() -> dict[str, Any]:
             "items": {"type": "object"}, "$defs": {**defs, "RunbookMetadata": meta}}
 
 
-def syntax_check(path: Path) -> None:
+def syntax_check(runbook: Runbook) -> None:
     """Ansible's own reading of the playbook (``ansible-playbook --syntax-check``): a task
     of a module it cannot resolve, or tasks that are not a list, fail here, not in a
-    run whose failure would count against the runbook's trust."""
+    run whose failure would count against the runbook's trust. Its parameters are given
+    (each one's default, first choice, or a value of its type), as a run gives them, and
+    it is read from a directory of its own, as runs are (no ``ansible.cfg`` beside the
+    runbook that a run would not read); a variable only a run's inventory or facts
+    define (``... is undefined``) is left for the run."""
+    import json
     import subprocess
     import sys
+    import tempfile
 
     from gameday.runbooks.executor import ansible_envvars
 
-    seen = path.resolve().stat()
-    key = (str(path.resolve()), seen.st_mtime_ns, seen.st_size)
+    path = runbook.path.resolve()
+    seen = path.stat()
+    key = (str(path), seen.st_mtime_ns, seen.st_size)
     if key in _SYNTAX_OK:  # one process validating many scenarios of one runbook
         return
-    try:  # this interpreter's Ansible, as the warm executor runs it (no script needed)
-        done = subprocess.run([sys.executable, "-m", "ansible.cli.playbook", "--syntax-check",
-                               str(path.resolve())],
-                              capture_output=True, text=True, timeout=120,
-                              cwd=path.resolve().parent,
-                              env={**os.environ, **ansible_envvars(None)})
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise GamedayError(f"cannot check {path} with Ansible: {exc}") from None
-    if done.returncode != 0:
-        said = [line.strip() for line in (done.stderr + done.stdout).splitlines()
-                if line.startswith(("[ERROR]", "ERROR!"))]
+    values = {p.name: (p.default if p.default is not None else p.choices[0] if p.choices
+                       else {"integer": "1", "boolean": "true"}.get(p.type, "x"))
+              for p in runbook.parameters}
+    with tempfile.TemporaryDirectory(prefix="gameday-syntax-") as scratch:
+        extra = Path(scratch) / "params.json"
+        extra.write_text(json.dumps(values))
+        try:  # this interpreter's Ansible, as the warm executor runs it (no script needed)
+            done = subprocess.run(
+                [sys.executable, "-m", "ansible.cli.playbook", "--syntax-check",
+                 "-e", f"@{extra}", str(path)], capture_output=True, text=True,
+                timeout=120, cwd=scratch, env={**os.environ, **ansible_envvars(None)})
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise GamedayError(f"cannot check {runbook.path} with Ansible: {exc}") from None
+    said = [line.strip() for line in (done.stderr + done.stdout).splitlines()
+            if line.startswith(("[ERROR]", "ERROR!"))]
+    if done.returncode != 0 and not any("is undefined" in line for line in said):
         raise ValidationError("Ansible cannot run it: " + " ".join(
-            (said or [(done.stderr or done.stdout).strip()[-300:]])[:2])[:500], file=str(path))
+            (said or [(done.stderr or done.stdout).strip()[-300:]])[:2])[:500],
+            file=str(runbook.path))
     _SYNTAX_OK.add(key)
 
 

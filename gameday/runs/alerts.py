@@ -141,8 +141,9 @@ def decode(body: bytes) -> Notification:
     what is not JSON (or nests beyond reason), ValidationError (422) naming the field."""
     if len(body) > MAX_BODY:
         raise Rejected(413, f"payload larger than {MAX_BODY} bytes")
-    try:
-        payload = json.loads(body or b"null")
+    try:  # UTF-8, as JSON on the wire is (RFC 8259): never UTF-16 or -32, which
+        # json.loads would take from bytes, spelling past ``suspect``'s look
+        payload = json.loads((body or b"null").decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise Rejected(400, f"not JSON: {str(exc)[:200]}") from None
     if suspect(body):

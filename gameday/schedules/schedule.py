@@ -195,16 +195,32 @@ class Schedule:
         return fire.astimezone(UTC)
 
     def shortest_gap(self, after: datetime, *, at_most: float = 0.0) -> float:
-        """The shortest time in seconds between two of its next moments (at most
-        ``GAP_FIRINGS`` of them, within ``GAP_SPAN`` of ``after``): elapsed time, so a
-        daily cron in a zone with daylight saving has a 23-hour gap. Stops early at a
-        gap of ``at_most`` or less."""
+        """The shortest time in seconds between two of its moments within ``GAP_SPAN``
+        of ``after`` (its next ``GAP_FIRINGS``, and those around each change of its
+        zone's clocks in that year): elapsed time, so a daily cron in a zone with
+        daylight saving has a 23-hour gap. Stops early at a gap of ``at_most`` or
+        less."""
         if self.every_s:
             return self.every_s
         fire = self.next_fire(after)
         end = fire + GAP_SPAN
+        shortest = self._gaps(fire, GAP_FIRINGS, end, at_most)
+        # a frequent cron's first firings end before the clocks change: look there too,
+        # so the answer does not depend on the day the schedule was made
+        day = timedelta(days=1)
+        moment = after
+        while shortest > at_most and moment < end:
+            if moment.astimezone(self.zone).utcoffset() != \
+                    (moment + day).astimezone(self.zone).utcoffset():
+                start = self.next_fire(moment - day)
+                shortest = min(shortest, self._gaps(start, GAP_FIRINGS, moment + 2 * day,
+                                                    at_most))
+            moment += day
+        return shortest
+
+    def _gaps(self, fire: datetime, firings: int, end: datetime, at_most: float) -> float:
         shortest = float("inf")
-        for _ in range(GAP_FIRINGS):
+        for _ in range(firings):
             following = self.next_fire(fire)
             shortest = min(shortest, (following - fire).total_seconds())
             if shortest <= at_most or following > end:

@@ -206,7 +206,7 @@ async def read_json(request: Request) -> dict[str, Any]:
     reason), 422 not an object."""
     body = await read_body(request)
     try:
-        data = json.loads(body or b"{}")
+        data = json.loads((body or b"{}").decode("utf-8"))  # UTF-8 only (RFC 8259)
     except (ValueError, RecursionError):
         raise Rejected(400, "the body is not JSON") from None
     if not isinstance(data, dict):

@@ -23,7 +23,7 @@ from gameday.incidents import storms
 from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, KINDS, Incident, kind_of_row
 from gameday.store import Store
 from gameday.store.rows import IncidentRow, RunRow
-from gameday.web.context import caller, csrf, identity, page, shared, whole
+from gameday.web.context import PAGE, caller, csrf, identity, page, shared, whole
 
 # The moments a reader scans for first stand out (as the terminal colours them);
 # a runbook's individual tasks step back unless one failed (the run page has them all).
@@ -48,7 +48,8 @@ def tone(event: dict[str, Any]) -> str:
 
 # The review is a generated, self-contained document (styles and its SVG chart
 # inline, no scripts): let the browser load nothing else for it.
-REVIEW_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+REVIEW_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                 "frame-ancestors 'none'")
 
 
 def review_file(incident: IncidentRow | dict[str, Any]) -> Path | None:
@@ -187,4 +188,4 @@ async def review(request: Request) -> Response:
         raise NotFound(f"Incident {inc['id']} has no review yet: its game day writes one "
                        "when it ends (`gameday review RUN_DIR` writes it again).")
     return HTMLResponse(path.read_text(encoding="utf-8"),
-                        headers={"Content-Security-Policy": REVIEW_POLICY})
+                        headers={**PAGE, "Content-Security-Policy": REVIEW_POLICY})

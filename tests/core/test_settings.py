@@ -305,3 +305,36 @@ def test_serve_refuses_options_that_cannot_work(tmp_path, monkeypatch):
                         (["--trusted-proxy", "10.0.0.0/8"], "--trusted-proxy")):
         result = CliRunner().invoke(cli, ["serve", "--port", "0", *args], env=env)
         assert result.exit_code == 2 and named in result.output, (args, result.output)
+
+
+def test_merge_keys_read_as_yaml_reads_them(tmp_path):
+    """A key a merge (``<<: *anchor``) brings in may be given again on purpose, also in
+    a mapping merged further on: only a key written twice in one mapping is refused."""
+    import yaml
+
+    from gameday.core.spec import read_yaml
+
+    text = ("- hosts: localhost\n"
+            "  vars: {http: &http {method: GET, timeout: 5}}\n"
+            "  tasks:\n"
+            "    - block:\n"
+            "        - uri: &health {<<: *http, url: http://h/health, timeout: 10}\n"
+            "    - uri: {<<: *health}\n")
+    path = tmp_path / "merged.yml"
+    path.write_text(text)
+    assert read_yaml(path) == yaml.safe_load(text)
+
+
+def test_a_relative_store_is_looked_at_where_it_resolves(tmp_path):
+    root = project(tmp_path, '[store]\ndb = "data.db"\n')
+    (root / "data.db").mkdir()
+    (root / "sub").mkdir()
+    for cwd in (root, root / "sub"):  # from anywhere in the project: the same refusal
+        with pytest.raises(ValidationError, match="is a directory") as err:
+            Settings.load(cwd=cwd, environ={})
+        assert err.value.field == "[store] db"
+
+
+def test_the_runbooks_directory_init_names_may_be_left_out(tmp_path):
+    root = project(tmp_path, '[paths]\nrunbooks = "runbooks"\n')  # as gameday init writes
+    assert Settings.load(cwd=root, environ={}).runbooks_dir == (root / "runbooks").resolve()

@@ -112,3 +112,55 @@ def test_an_experiment_of_the_wrong_shape_is_named(project, change, field):
     checked = gameday(project, "validate", str(path))
     assert checked.returncode == 2 and f"shape.yaml: {field}: must be" in checked.stderr, \
         checked.stderr
+
+
+@pytest.mark.parametrize("activity,where,field,said", [
+    ({"type": "action", "name": "anything", "provider": {
+        "type": "python", "module": "os", "func": "system",
+        "arguments": {"command": "touch /tmp/never"}}},
+     "method", "method[0].provider", "os.system is declared by nothing"),
+    ({"type": "action", "name": "their-api", "provider": {
+        "type": "python", "module": "chaoslib.provider.http", "func": "run_http_activity",
+        "arguments": {"activity": {"provider": {"type": "http",
+                                                "url": "http://evil.example.com/"}}}}},
+     "method", "method[0].provider", "declared by nothing"),
+    ({"type": "probe", "name": "looks-fine", "provider": {
+        "type": "python", "module": "gameday.activities.sandbox", "func": "slo_met",
+        "arguments": {"success_ratio": 0.99, "latency_p99_ms": 300, "window_s": 2}},
+      "tolerance": {"type": "probe", "name": "and-this", "provider": {
+          "type": "process", "path": "sh", "arguments": ["-c", "true"]}}},
+     "probes", "steady-state-hypothesis.probes[0].tolerance.provider", "a process provider"),
+    ({"type": "action", "name": "traced", "controls": [{"name": "x", "provider": {
+        "type": "python", "module": "os"}}], "provider": {
+        "type": "python", "module": "gameday.activities.sandbox", "func": "slo_met",
+        "arguments": {"success_ratio": 0.99, "latency_p99_ms": 300, "window_s": 2}}},
+     "method", "method[0].controls", "controls run any Python"),
+])
+def test_what_gameday_cannot_bound_is_refused_in_a_game_day(project, activity, where, field,
+                                                            said):
+    scenario = with_activity(project, "unbound", activity, where=where)
+    checked = gameday(project, "validate", str(scenario))
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    assert f"unbound.yaml: {field}: " in checked.stderr and said in checked.stderr, \
+        checked.stderr
+
+
+def test_a_url_the_allowlist_would_only_see_at_run_time_or_past_its_prefix_is_refused(
+        project):
+    from gameday.core import safety
+    from gameday.core.errors import ValidationError
+    from gameday.core.settings import Safety
+
+    allowed = Safety(urls=("http://api.example.com/v1/faults",), declared=True)
+    for url in ("http://api.example.com/v1/faults/../../admin",
+                "http://api.example.com/v1/faults/%2e%2e/admin",
+                "http://api.example.com/v1/faults/./x/../../../admin"):
+        with pytest.raises(ValidationError):
+            safety.allowed("urls", url, field="url", safety=allowed)
+    assert safety.allowed("urls", "http://api.example.com/v1/faults/x", field="url",
+                          safety=allowed)
+    scenario = with_activity(project, "secret", {
+        "type": "probe", "name": "their-health", "tolerance": 200,
+        "provider": {"type": "http", "url": "http://127.0.0.1:1/${token}"}}, where="probes")
+    checked = gameday(project, "validate", str(scenario))
+    assert checked.returncode == 2 and "known only when the game day runs" in checked.stderr

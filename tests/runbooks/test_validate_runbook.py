@@ -73,3 +73,19 @@ def test_a_scenarios_own_parameter_is_named_where_it_was_written(tmp_path, monke
     assert result.exit_code == 2, result.output
     assert "first-game-day.yaml: response.params.service: runbook restart-replica" \
         in result.output
+
+
+def test_a_runbook_whose_imports_name_a_parameter_validates(tmp_path, monkeypatch):
+    """The syntax check gives the parameters as a run does, and reads the runbook from a
+    directory of its own: a static import named by a parameter is found."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "restart.yml").write_text("- ansible.builtin.debug: {msg: hi}\n")
+    (tmp_path / "act.yml").write_text(yaml.safe_dump([{
+        "name": "act", "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars": {"gameday_runbook": {"summary": "act", "parameters": {
+            "action": {"type": "string", "choices": ["restart", "reload"],
+                       "required": True}}}},
+        "tasks": [{"ansible.builtin.import_tasks": "tasks/{{ action }}.yml"}]}]))
+    result = CliRunner().invoke(cli, ["validate", "act.yml"])
+    assert result.exit_code == 0, result.output

@@ -240,3 +240,16 @@ def test_the_schedules_page_shows_a_schedule_that_never_fires_beside_the_others(
         page = client.get("/schedules", headers={"Authorization": f"Bearer {token}"})
     assert page.status_code == 200, page.text
     assert "never: " in page.text and "Mars/Olympus" in page.text and "c-ok" in page.text
+
+
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)
+def test_a_frequent_crons_gap_at_the_clock_change_counts_whatever_the_day():
+    """Every two hours in Berlin: one gap of one hour, the night the clocks go back (or
+    three hours, the night they go forward). Its first thousand firings may end before
+    either: the check looks at the clock changes of the coming year too."""
+    with pytest.raises(ValidationError) as caught:
+        make_schedule("often", SCENARIO, cron="0 */2 * * *", tz="Europe/Berlin",
+                      jitter="90m")
+    assert caught.value.field == "--jitter"
+    assert make_schedule("often", SCENARIO, cron="0 */2 * * *", tz="Europe/Berlin",
+                         jitter="50m")

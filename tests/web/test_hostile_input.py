@@ -172,3 +172,17 @@ def test_pages_are_never_framed_or_cached(served):
         assert page.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert page.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_json_is_utf8_on_the_wire_so_no_encoding_spells_past_the_checks(served, encoding):
+    """json.loads would take UTF-16 and -32 from bytes, where a NUL or a lone surrogate
+    is spelled with bytes the check does not look for: such a body is refused whole."""
+    client, store = served
+    body = spelled("service", "db down").replace("db down", "a\\u0000b")
+    for url, content in (("/api/v1/alerts", body),
+                         ("/api/v1/incidents/1/note", '{"as": "ana", "text": "hi"}')):
+        answer = client.post(url, content=content.encode(encoding),
+                             headers={**AUTH, "Content-Type": "application/json"})
+        assert answer.status_code == 400, (url, answer.text)
+    assert store.incidents() == []

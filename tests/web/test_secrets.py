@@ -107,3 +107,22 @@ def test_serves_runs_keep_no_token_and_no_password(tmp_path, guarded, gameday_se
     leaks = [(str(p), s) for p in kept for s in secrets
              if s.encode() in p.read_bytes()]
     assert leaks == []
+
+
+def test_a_password_in_the_query_is_kept_out_as_well(tmp_path, monkeypatch):
+    """libpq takes ``?password=`` too; and the user's own password file still follows
+    gameday's line, so a runbook's own ``psql`` keeps finding what it found before."""
+    from gameday.store.urls import redacted
+
+    own = tmp_path / "my.pgpass"
+    own.write_text("proddb:5432:*:ops:their-own\n")
+    own.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(own))
+    url = "postgresql://u@db:5433/gd?password=s3cr:et&sslmode=require"
+    told = child_env(url)
+    assert "s3cr" not in json.dumps(told) and "sslmode=require" in told["GAMEDAY_DB"]
+    assert Path(told["PGPASSFILE"]).read_text() == \
+        "db:5433:gd:u:s3cr\\:et\nproddb:5432:*:ops:their-own\n"
+    assert "s3cr" not in redacted(url) and "***" in redacted(url)
+    with pytest.raises(Exception, match="line break"):
+        child_env("postgresql://u:a%0Ab@db/gd")

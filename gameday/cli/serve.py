@@ -58,24 +58,7 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
 
     # its identity settings, checked before anything runs (create_app checks them too)
     Auth(token, user_header=trusted_user_header, trusted_proxies=trusted_proxies)
-    if approval_ttl <= 0:
-        raise click.BadParameter("a run waiting for approval needs some time to get it",
-                                 param_hint="--approval-ttl")
-    import socket
-
-    try:
-        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise click.BadParameter(f"{host[:80]!r} is not an address to bind: {exc}",
-                                 param_hint="--host") from None
-
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
-        click.echo(f"warning: binding {host}: gameday serve runs playbooks; keep it "
-                   "behind TLS and a firewall", err=True)
+    _check_options(host, port, approval_ttl)
     # What only this process needs stays in it: runbooks, game days and drills started
     # from here inherit its environment, and ansible-runner writes a run's environment
     # into its artifacts (artifacts/*/command). The token is in ``token`` already.
@@ -129,3 +112,25 @@ def serve(state: State, host: str, port: int, token: str, max_concurrent: int,
     finally:  # the app's shutdown stopped it already, unless the server never started
         if schedules:
             schedules.stop()
+
+
+def _check_options(host: str, port: int, approval_ttl: float) -> None:
+    """What cannot work is refused before anything starts (exit 2, naming it); binding
+    beyond loopback is said out loud."""
+    import socket
+
+    if approval_ttl <= 0:
+        raise click.BadParameter("a run waiting for approval needs some time to get it",
+                                 param_hint="--approval-ttl")
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise click.BadParameter(f"{host[:80]!r} is not an address to bind: {exc}",
+                                 param_hint="--host") from None
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        click.echo(f"warning: binding {host}: gameday serve runs playbooks; keep it "
+                   "behind TLS and a firewall", err=True)

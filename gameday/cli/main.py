@@ -106,7 +106,8 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
     4 game days are frozen, or a real incident is open for the service; 5 a stop
     condition (stop_when) ended it, its fault rolled back at once; 130 or 143 SIGINT or
     SIGTERM interrupted it (its faults rolled back, its processes stopped, the review
-    written from what was recorded).
+    written from what was recorded); 141 its output's reader went away (a broken pipe),
+    stopped the same way.
     """
     from gameday.game import interrupts
     from gameday.scenarios.scenario import load_scenario

@@ -13,6 +13,7 @@ that undoes the fault is never cut short by the signal asking for it.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -85,6 +86,17 @@ def raise_if_received() -> None:
 def exit_code() -> int | None:
     """``128 + signal`` if a signal arrived, else None."""
     return None if received is None else 128 + received
+
+
+def reader_gone() -> None:
+    """Whoever read the output went away (``gameday run ... | head -1``: a broken pipe).
+    From any thread: the game day stops as on SIGTERM (its fault rolled back, its review
+    written), on the record as SIGPIPE, and exits 141, as a shell reports a tool its
+    broken pipe ended."""
+    global received
+    if received is None:
+        received = signal.SIGPIPE
+    os.kill(os.getpid(), signal.SIGTERM)  # the handler runs on the main thread
 
 
 def name() -> str | None:

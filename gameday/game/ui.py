@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +13,7 @@ from rich.markup import escape
 
 from gameday.core.events import Entry, Kind
 from gameday.core.sentences import describe
+from gameday.game import interrupts
 from gameday.store import Event
 
 # Keyed by str: Event.kind is a plain str read back from the store.
@@ -27,35 +30,56 @@ class Progress:
     def __init__(self, quiet: bool = False):
         self.console = Console(stderr=quiet, highlight=False, soft_wrap=True)
         self.t0 = time.monotonic_ns()
+        self._gone = False
+
+    def _print(self, *args: Any, stop: bool = True) -> None:
+        """Print, from any thread; a reader that went away (a broken pipe, which rich
+        turns into ``SystemExit(1)``) stops the game day as a signal would
+        (``interrupts.reader_gone``), and what follows goes nowhere: the clean-up that
+        undoes the fault never fails on the output it reports."""
+        if self._gone:
+            return
+        try:
+            self.console.print(*args)
+        except (BrokenPipeError, SystemExit) as exc:
+            if not (isinstance(exc, BrokenPipeError)
+                    or isinstance(exc.__context__, BrokenPipeError)):
+                raise
+            self._gone = True
+            with contextlib.suppress(OSError, ValueError):  # later writes: /dev/null
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.console.file.fileno())
+            if stop:  # the game day's own summary, once it is over, stops nothing
+                interrupts.reader_gone()
 
     def _at(self, ns: int | None = None) -> str:
         return f"{((ns or time.monotonic_ns()) - self.t0) / 1e9:7.2f}s"
 
     def say(self, text: str) -> None:
-        self.console.print(f"[dim]{self._at()}[/]  {escape(text)}")
+        self._print(f"[dim]{self._at()}[/]  {escape(text)}")
 
     def event(self, e: Event) -> None:
         style = STYLE.get(e.kind, "")
         text = escape(describe(e.kind, e.actor, e.data))
         kind = f"[{style}]{e.kind:22}[/]" if style else f"{e.kind:22}"
-        self.console.print(f"[dim]{self._at(e.at_monotonic_ns)}[/]  {kind} {text}")
+        self._print(f"[dim]{self._at(e.at_monotonic_ns)}[/]  {kind} {text}")
         if e.kind == Kind.RUNBOOK_TASK and e.data.get("stdout"):
             for line in e.data["stdout"].splitlines()[-12:]:
-                self.console.print(f"[dim]{'':33}| {escape(line)}[/]")
+                self._print(f"[dim]{'':33}| {escape(line)}[/]")
 
     def finish(self, result: Any, summary: dict[str, Any]) -> dict[str, Any]:
-        c = self.console
-        c.print()
-        c.print(f"[bold]incident #{result.incident_id}: {result.status}[/]"
-                f"  (experiment: {result.experiment_status})")
+        lines = ["", f"[bold]incident #{result.incident_id}: {result.status}[/]"
+                     f"  (experiment: {result.experiment_status})"]
         if summary.get("score") is not None:
-            c.print(f"[bold]score {summary['score']}/100[/]")
+            lines.append(f"[bold]score {summary['score']}/100[/]")
             for name, value in (summary.get("metrics") or {}).items():
                 if name in ("TTD", "TTA", "TTE", "TTFC", "TTM", "TTR"):
-                    c.print(f"  {name:5} {'-' if value is None else f'{value:.2f}s'}")
+                    lines.append(f"  {name:5} {'-' if value is None else f'{value:.2f}s'}")
         if summary.get("review"):
-            c.print(f"review: {summary['review']}")
-        c.print(f"run directory: {result.run_dir}")
+            lines.append(f"review: {summary['review']}")
+        lines.append(f"run directory: {result.run_dir}")
+        for line in lines:  # the game day is over: a reader gone now stops nothing
+            self._print(line, stop=False)
         return summary
 
 

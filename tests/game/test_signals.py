@@ -82,3 +82,38 @@ def test_signal_mid_fault_rolls_back_and_leaves_nothing(tmp_path, sig, moment):
     kinds = [e.kind for e in store.events(incident["id"])]
     assert "fault.rolled_back" in kinds and "gameday.interrupted" in kinds
     assert kinds[-1] == "target.stopped"  # nothing (a playbook, say) carried on after
+
+
+@pytest.mark.parametrize("moment", ["target.ready", "fault.injected"])
+def test_a_reader_that_goes_away_stops_the_game_day_as_a_signal_would(tmp_path, moment):
+    """``gameday run ... | head``: the pipe breaks when the reader has had enough. The game
+    day stops as on SIGTERM, on the record as SIGPIPE, its fault rolled back and its
+    incident ended, and exits 141, as a shell reports a tool its broken pipe ended."""
+    db = tmp_path / "g.db"
+    env = {**os.environ, "GAMEDAY_DB": str(db), "GAMEDAY_RUNS": str(tmp_path / "runs")}
+    read, write = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "gameday", "run",
+                             "scenarios/checkout-replica-crash.yaml"], cwd=ROOT, env=env,
+                            stdout=write, stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    try:
+        wait_for_event(db, moment, proc)
+        os.close(read)  # the reader goes away; the next line written finds the pipe broken
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+    assert proc.returncode == 141, err[-2000:]
+    assert "Traceback" not in err, err[-3000:]
+    store = Store(db)
+    (incident,) = store.incidents()
+    assert incident["state"] in ("cancelled", "aborted", "resolved"), incident
+    interrupted = [e for e in store.events(incident["id"]) if e.kind == "gameday.interrupted"]
+    assert interrupted and "SIGPIPE" in json.dumps(interrupted[0].data)
+    for run_dir in (tmp_path / "runs").glob("*"):
+        assert sandbox_processes(run_dir / "sandbox") == []
+    assert store.running_leases() == []
+    store.close()

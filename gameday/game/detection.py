@@ -120,6 +120,8 @@ class Detector:
         self.state = DetectorState()
         self.fired = threading.Event()
         self.mitigated = threading.Event()
+        self._unsent: list[tuple[Entry, int, str]] = []  # measured, not yet on the record
+        self._said: str | None = None  # the last reason the record refused, logged once
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._log = SliLog(sli_path, publish)
@@ -175,7 +177,10 @@ class Detector:
     def _loop(self) -> None:
         next_at = time.monotonic()
         while not self._stop.is_set():
-            self.evaluate(time.monotonic_ns())
+            try:
+                self.evaluate(time.monotonic_ns())
+            except Exception:  # one bad evaluation never ends the game day's measuring
+                log.exception("detector: an evaluation failed; measuring goes on")
             next_at += self.interval_s
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
@@ -184,44 +189,72 @@ class Detector:
         breaching = outside(sli, self.slo)
         self._log.write({**sli.as_dict(), "outside": breaching, "unit": self.unit})
         with self._lock:
-            st = self.state
-            st.last = sli
-            if st.armed_ns is None or st.mitigated_ns is not None:
+            reports = self._measured(sli, breaching, now_ns)
+        self._send(reports)
+
+    def _measured(self, sli: Sli, breaching: bool,
+                  now_ns: int) -> list[tuple[Entry, int, str]]:
+        """What this evaluation found to report (called under the lock)."""
+        reports: list[tuple[Entry, int, str]] = []
+        st = self.state
+        st.last = sli
+        if st.armed_ns is None or st.mitigated_ns is not None:
+            return reports
+        if breaching and st.evaluated_ns is not None:
+            st.outside_ns += now_ns - st.evaluated_ns
+        st.evaluated_ns = now_ns
+        if st.impact_ns is None:
+            first = next((s for s in self.traffic.between(st.armed_ns, now_ns)
+                          if bad(s, self.slo)), None)
+            if first is not None:
+                st.impact_ns = first.end_ns
+                reports.append((events.impact_started(first.status, first.latency_ms,
+                                                      self.unit),
+                                first.end_ns, first.at_utc))
+        if breaching:
+            st.healthy_since_ns = None
+            st.breach_since_ns = st.breach_since_ns or now_ns
+            held = (now_ns - st.breach_since_ns) / 1e9
+            if st.fired_ns is None and st.impact_ns is not None and held >= self.alert.for_s:
+                # Recovery is tracked from here; with an external alert source (real
+                # Alertmanager) the built-in alert is not reported.
+                st.fired_ns = now_ns
+                if self.emit_alerts:
+                    reports.append((self._alert(sli), now_ns, sli.at_utc))
+        else:
+            st.breach_since_ns = None
+            if st.fired_ns is not None:
+                st.healthy_since_ns = st.healthy_since_ns or now_ns
+                if (now_ns - st.healthy_since_ns) / 1e9 >= self.recovery_window_s:
+                    reports.append(self._mitigation(now_ns))
+        return reports
+
+    def _send(self, reports: list[tuple[Entry, int, str]]) -> None:
+        """Put what was measured on the record, in order, each dated when it happened.
+        While the record cannot take it (the store is down), it waits for the next
+        evaluation, but the game day does not: its signals are set at once, so a store
+        outage never holds the fault in place until a timeout."""
+        self._unsent += reports
+        while self._unsent:
+            entry, at_ns, at_utc = self._unsent[0]
+            try:
+                self.report(entry, at_ns, at_utc)
+            except Exception as exc:
+                if str(exc) != self._said:
+                    self._said = str(exc)
+                    log.warning("detector: %s not on the record yet (%d waiting): %s",
+                                entry.kind, len(self._unsent), exc)
+                for waiting, _, _ in self._unsent:
+                    self._signal(waiting)
                 return
-            if breaching and st.evaluated_ns is not None:
-                st.outside_ns += now_ns - st.evaluated_ns
-            st.evaluated_ns = now_ns
-            reports: list[tuple[Entry, int, str]] = []
-            if st.impact_ns is None:
-                first = next((s for s in self.traffic.between(st.armed_ns, now_ns)
-                              if bad(s, self.slo)), None)
-                if first is not None:
-                    st.impact_ns = first.end_ns
-                    reports.append((events.impact_started(first.status, first.latency_ms,
-                                                          self.unit),
-                                    first.end_ns, first.at_utc))
-            if breaching:
-                st.healthy_since_ns = None
-                st.breach_since_ns = st.breach_since_ns or now_ns
-                held = (now_ns - st.breach_since_ns) / 1e9
-                if st.fired_ns is None and st.impact_ns is not None and held >= self.alert.for_s:
-                    # Recovery is tracked from here; with an external alert source (real
-                    # Alertmanager) the built-in alert is not reported.
-                    st.fired_ns = now_ns
-                    if self.emit_alerts:
-                        reports.append((self._alert(sli), now_ns, sli.at_utc))
-            else:
-                st.breach_since_ns = None
-                if st.fired_ns is not None:
-                    st.healthy_since_ns = st.healthy_since_ns or now_ns
-                    if (now_ns - st.healthy_since_ns) / 1e9 >= self.recovery_window_s:
-                        reports.append(self._mitigation(now_ns))
-        for entry, at_ns, at_utc in reports:
-            self.report(entry, at_ns, at_utc)
-            if entry.kind == Kind.ALERT_FIRED:
-                self.fired.set()
-            elif entry.kind == Kind.MITIGATED:
-                self.mitigated.set()
+            self._unsent.pop(0)
+            self._signal(entry)
+
+    def _signal(self, entry: Entry) -> None:
+        if entry.kind == Kind.ALERT_FIRED:
+            self.fired.set()
+        elif entry.kind == Kind.MITIGATED:
+            self.mitigated.set()
 
     def _alert(self, sli: Sli) -> Entry:
         return events.alert_fired(

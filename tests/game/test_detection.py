@@ -144,3 +144,30 @@ def test_the_newest_sample_says_whether_the_fix_has_landed():
     assert det.recovering()
     feed(traffic, now - 0.01, now - 0.005, status=500)
     assert not det.recovering()
+
+
+def test_a_record_that_cannot_be_written_never_holds_the_game_day_up():
+    """The store goes away while the fault is live: the detector's signals still come
+    (the game day goes on to roll the fault back), and what it measured goes on the
+    record once the store is back, in order, each dated when it happened."""
+    from gameday.core.errors import StoreUnavailable
+
+    traffic = Traffic("http://127.0.0.1:1/", 40, 1, None)
+    reports, down = [], [True]
+
+    def report(entry, at, utc):
+        if down[0]:
+            raise StoreUnavailable("the store is not answering")
+        reports.append((entry.kind, at))
+
+    det = Detector(traffic, SLO, ALERT, interval_s=0.25, recovery_window_s=1.0, report=report)
+    feed(traffic, 100, 110)
+    det.arm(110 * S)
+    feed(traffic, 110.3, 113, status=502, rate=10)
+    feed(traffic, 110, 120)
+    evaluate_until(det, 110, 120)
+    assert det.fired.is_set() and det.mitigated.is_set() and reports == []
+    down[0] = False
+    det.evaluate(121 * S)
+    assert [kind for kind, _ in reports] == ["impact.started", "alert.fired", "mitigated"]
+    assert reports[0][1] == int(110.3 * S) and 113 * S <= reports[2][1] <= 113.1 * S

@@ -150,27 +150,33 @@ def not_undone(experiment: dict[str, object]) -> list[tuple[int, str, Fault]]:
     return missing
 
 
+def activities(experiment: dict[str, object]) -> list[tuple[str, object]]:
+    """Each activity of ``experiment`` (its hypothesis's probes, its method, its
+    rollbacks) and where it is (``method[0]``)."""
+    hypothesis = experiment.get("steady-state-hypothesis")
+    probes = hypothesis.get("probes") if isinstance(hypothesis, dict) else None
+    return [(f"{section}[{index}]", activity)
+            for section, listed in (("steady-state-hypothesis.probes", probes),
+                                    ("method", experiment.get("method")),
+                                    ("rollbacks", experiment.get("rollbacks")))
+            for index, activity in enumerate(listed if isinstance(listed, list) else [])]
+
+
 def reaches(experiment: dict[str, object]) -> list[tuple[str, str, object]]:
     """What ``experiment``'s activities touch of a team's own system: (where in the
     experiment, the ``[safety]`` list, the value), from their ``touches`` declarations."""
     found = []
-    hypothesis = experiment.get("steady-state-hypothesis")
-    probes = hypothesis.get("probes") if isinstance(hypothesis, dict) else None
-    for section, activities in (("steady-state-hypothesis.probes", probes),
-                                ("method", experiment.get("method")),
-                                ("rollbacks", experiment.get("rollbacks"))):
-        for index, activity in enumerate(activities if isinstance(activities, list) else []):
-            key = _python_key(activity)
-            declared = lookup(key) if key else None
-            if not declared or not declared.touches:
-                continue
-            provider = activity["provider"] if isinstance(activity, dict) else {}
-            arguments = provider.get("arguments") if isinstance(provider, dict) else None
-            given = arguments if isinstance(arguments, dict) else {}
-            defaults = dict(declared.defaults)
-            for argument, kind in declared.touches:
-                if argument in given or argument in defaults:
-                    value = given.get(argument, defaults.get(argument))
-                    found.append((f"{section}[{index}].provider.arguments.{argument}",
-                                  kind, value))
+    for where, activity in activities(experiment):
+        key = _python_key(activity)
+        declared = lookup(key) if key else None
+        if not declared or not declared.touches:
+            continue
+        provider = activity["provider"] if isinstance(activity, dict) else {}
+        arguments = provider.get("arguments") if isinstance(provider, dict) else None
+        given = arguments if isinstance(arguments, dict) else {}
+        defaults = dict(declared.defaults)
+        for argument, kind in declared.touches:
+            if argument in given or argument in defaults:
+                value = given.get(argument, defaults.get(argument))
+                found.append((f"{where}.provider.arguments.{argument}", kind, value))
     return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -120,9 +119,10 @@ class _Output:
         try:
             self.show(entry)
         except (Exception, SystemExit) as exc:  # rich turns EPIPE into SystemExit(1)
-            if isinstance(exc, BrokenPipeError) or isinstance(exc.__context__,
-                                                              BrokenPipeError):
-                _quiet_stdout()
+            from gameday.game.ui import reader_went_away, write_nowhere
+
+            if reader_went_away(exc):
+                write_nowhere(sys.stdout)
                 self.failed = _ReaderGone()
             else:
                 self.failed = exc
@@ -130,17 +130,6 @@ class _Output:
     def tick(self) -> None:
         if self.failed is not None:
             raise self.failed
-
-
-def _quiet_stdout() -> None:
-    """What is written to stdout from now on goes nowhere, rather than failing again
-    (the summary line, the interpreter's last flush)."""
-    with contextlib.suppress(OSError, ValueError):  # not a real file (a test's runner)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())
-        finally:
-            os.close(devnull)
 
 
 @runbook.command("run")

@@ -256,13 +256,17 @@ class Settings:
             value = conf.get(setting.section, {}).get(setting.key)
             return (str(value), f"[{setting.section}] {setting.key}") if value else None
 
+        def file_of(where: str) -> str | None:
+            """The project file, for a value given there (``[section] key``)."""
+            return str(project_file) if where.startswith("[") else None
+
         def pick(field: str, default: Path) -> Path:
             found = given(field)
             if found is None:
                 return default
             value, where = found
             path = ((cwd if where == BY_FIELD[field].variable else root) / value).resolve()
-            file = None if where == BY_FIELD[field].variable else str(project_file)
+            file = file_of(where)
             if path.exists() and not path.is_dir():
                 raise ValidationError(f"{path} is not a directory", file=file, field=where)
             if field in READ and not path.exists() and value != BY_FIELD[field].default:
@@ -274,10 +278,10 @@ class Settings:
         db_value, db_where = (db, db_from) if db is not None else given("db") or ("", "")
         if db_value or db_where:
             # refuse what is not a store before anything else, naming where it was given
-            file = str(project_file) if db_where.startswith("[") else None
+            file = file_of(db_where)
             store_target(db_value, db_where, file, exists=False)
             if "://" not in db_value:
-                base = root if db_where.startswith("[") else cwd
+                base = root if file else cwd
                 db_value = str(store_path(str((base / db_value).resolve()), db_where, file))
         else:
             db_value = str(state / "gameday.db")
@@ -291,7 +295,7 @@ class Settings:
             alerting_dir=pick("alerting_dir", root / "alerting"),
             sandbox_dir=pick("sandbox_dir", state / "sandbox"),
             name=name[0] if name else root.name,
-            url=_url(url, url_where, str(project_file) if url_where.startswith("[") else None),
+            url=_url(url, url_where, file_of(url_where)),
             url_given=url_found is not None, safety=_safety(conf.get("safety")),
             targets=_targets(conf.get("targets") or [], root), chat=conf.get("chat"),
             automation=Automation(**conf.get("automation", {})))

@@ -111,12 +111,7 @@ def bounded(experiment: dict[str, Any], file: str,
         if experiment.get("controls"):
             raise ValidationError(f"controls run any Python around the experiment: "
                                   f"{ELSEWHERE}", file=file, field="controls")
-        hypothesis = experiment.get("steady-state-hypothesis")
-        activities = [(f"{section}[{i}]", activity) for section, listed in (
-            ("steady-state-hypothesis.probes",
-             hypothesis.get("probes") if isinstance(hypothesis, dict) else None),
-            ("method", experiment.get("method")), ("rollbacks", experiment.get("rollbacks")))
-            for i, activity in enumerate(listed if isinstance(listed, list) else [])]
+        activities = faults.activities(experiment)
     configuration: dict[str, Any] | None = None
     while activities:
         where, activity = activities.pop(0)

@@ -376,23 +376,10 @@ def record_measured(incident: Incident, entry: Entry, at_ns: int, at_utc: str) -
     """What the detector measured, on the incident's timeline. ``mitigated`` also moves
     the incident to mitigated, unless its state cannot take that any more: people may
     resolve an incident at any time, also before the SLIs have been back inside the
-    objective for the recovery window (and with an external alert source the SLIs may
-    recover before the alert arrives). Then the recovery goes on the record as the
-    measurement it is, the incident's state left as it stands: dated at the first good
-    request, it still gives TTM, the budget burned and the scorecards their moment.
-
-    Which came first is decided under the incident's lock (``Incident.record``), so the
-    detector learns it there, by the refusal, and never loses a race with a person by
-    raising on its thread."""
-    try:
-        incident.record(entry, "detector", at_ns=at_ns, at_utc=at_utc)
-    except InvalidTransition:
-        if entry.kind != Kind.MITIGATED:
-            raise
-        event = incident.store.append(incident.id, entry.kind, "detector", entry.data,
-                                      at_monotonic_ns=at_ns, at_utc=at_utc)
-        if incident.listener:
-            incident.listener(event)
+    objective for the recovery window. Then the recovery goes on the record as the
+    measurement it is (``Incident.record``'s ``measured``), dated at the first good
+    request: it still gives TTM, the budget burned and the scorecards their moment."""
+    incident.record(entry, "detector", at_ns=at_ns, at_utc=at_utc, measured=True)
 
 
 def unless_ended(incident: Incident, move: Callable[[], object]) -> bool:

@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -26,6 +26,23 @@ STYLE: dict[str, str] = {
     Kind.FAULT_ROLLED_BACK: "green"}
 
 
+def reader_went_away(exc: BaseException) -> bool:
+    """Whether printing failed because whoever read the output went away (a broken pipe,
+    which rich turns into ``SystemExit(1)``)."""
+    return isinstance(exc, BrokenPipeError) or isinstance(exc.__context__, BrokenPipeError)
+
+
+def write_nowhere(stream: IO[str]) -> None:
+    """What is written to ``stream`` from now on goes to /dev/null, rather than failing
+    again (the next line, a summary, the interpreter's last flush)."""
+    with contextlib.suppress(OSError, ValueError):  # not a real file (a test's runner)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+
+
 class Progress:
     def __init__(self, quiet: bool = False):
         self.console = Console(stderr=quiet, highlight=False, soft_wrap=True)
@@ -42,13 +59,10 @@ class Progress:
         try:
             self.console.print(*args)
         except (BrokenPipeError, SystemExit) as exc:
-            if not (isinstance(exc, BrokenPipeError)
-                    or isinstance(exc.__context__, BrokenPipeError)):
+            if not reader_went_away(exc):
                 raise
             self._gone = True
-            with contextlib.suppress(OSError, ValueError):  # later writes: /dev/null
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, self.console.file.fileno())
+            write_nowhere(self.console.file)
             if stop:  # the game day's own summary, once it is over, stops nothing
                 interrupts.reader_gone()
 

@@ -121,12 +121,26 @@ class Incident:
             self.said_at = None
 
     def record(self, entry: Entry, actor: str, *, at_ns: int | None = None,
-               at_utc: str | None = None, once: str | None = None) -> Event:
+               at_utc: str | None = None, once: str | None = None,
+               measured: bool = False) -> Event:
         """Append an event; state-changing kinds must be valid transitions, judged on
         the state the incident has when the event is written (two replicas resolving at
         once: one wins). ``once``: a field of the payload no other event of this kind
-        may share (an inject fires once, whoever fires it)."""
-        target = STATE_OF_EVENT.get(entry.kind)
+        may share (an inject fires once, whoever fires it). ``measured``: a measurement
+        (the detector's ``mitigated``): should the state no longer take it (people
+        resolved the incident first), it goes on the record as it is, the state left
+        where it stands."""
+        try:
+            return self._record(entry, actor, at_ns=at_ns, at_utc=at_utc, once=once,
+                                moves=True)
+        except InvalidTransition:
+            if not measured:
+                raise
+        return self._record(entry, actor, at_ns=at_ns, at_utc=at_utc, once=once, moves=False)
+
+    def _record(self, entry: Entry, actor: str, *, at_ns: int | None, at_utc: str | None,
+                once: str | None, moves: bool) -> Event:
+        target = STATE_OF_EVENT.get(entry.kind) if moves else None
         updates: dict[str, Any] = {}
         check = None
         if target:

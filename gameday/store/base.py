@@ -405,9 +405,6 @@ class Database:
                 dbapi.isolation_level = None
                 dbapi.execute("PRAGMA journal_mode=WAL")
                 dbapi.execute("PRAGMA foreign_keys=ON")
-        if self.postgres:
-            self._check_schema()
-            return
         try:
             self._check_schema()
         except Exception as exc:  # the file's first read: no SQLite store at all?

@@ -35,9 +35,9 @@ def redacted(url: str) -> str:
     if "://" not in url:  # a SQLite file
         return url
     bare, password = _parts(url)
-    shown: str = bare.render_as_string(hide_password=False)
-    return shown.replace("://", "://***@", 1) if password is not None and "@" not in shown \
-        else shown.replace("@", ":***@", 1) if password is not None else shown
+    shown: str = (bare if password is None else bare.set(password=password)
+                  ).render_as_string(hide_password=True)
+    return shown
 
 
 def _escaped(field: object) -> str:

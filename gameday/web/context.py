@@ -109,23 +109,21 @@ def whole(request: Request, name: str, default: int, *, least: int = 0,
     """The query parameter ``name`` (``?after=12``) as a whole number from ``least`` to
     ``most``, ``default`` when it is not given; else a ValidationError naming it."""
     given = request.query_params.get(name)
-    if given is None:
-        return default
-    if not WHOLE.fullmatch(given) or not least <= int(given) <= most:
-        raise ValidationError(f"must be a whole number from {least} to {most}, not "
-                              f"{given[:40]!r}", field=name)
-    return int(given)
+    return default if given is None else _number(given, name, least, most)
 
 
 def given_id(value: str, field: str) -> int | None:
     """An id a form or a query carries (``incident=12``): None when empty, else a whole
     number from 1 to ``MOST``, or a ValidationError naming ``field``."""
-    if value == "":
-        return None
-    if not WHOLE.fullmatch(value) or int(value) < 1:
-        raise ValidationError(f"must be an id (a whole number from 1 to {MOST}), not "
-                              f"{value[:40]!r}", field=field)
-    return int(value)
+    return None if value == "" else _number(value, field, 1, MOST, what="an id")
+
+
+def _number(given: str, field: str, least: int, most: int, what: str = "") -> int:
+    if not WHOLE.fullmatch(given) or not least <= int(given) <= most:
+        rule = f"a whole number from {least} to {most}"
+        raise ValidationError(f"must be {f'{what} ({rule})' if what else rule}, not "
+                              f"{given[:40]!r}", field=field)
+    return int(given)
 
 
 def caller_or_none(request: Request) -> str | None:

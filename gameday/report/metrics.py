@@ -2,7 +2,10 @@
 metrics (``prometheus-client``, imported only when scraped).
 
 Everything is read from the store at scrape time, so every replica of ``gameday
-serve`` on one store says the same thing and nothing is lost on restart:
+serve`` on one store says the same thing and nothing is lost on restart. Every series
+about incidents, alerts or runs has a ``kind`` (``incident``, ``gameday``, ``drill``):
+a rehearsal's alerts (a game day's own Alertmanager) and runs are never counted with
+the real ones an on-call watches.
 
 ============================================  ==========================================
 gameday_incidents{kind}                       incidents in the store, per kind
@@ -16,8 +19,8 @@ gameday_runbook_last_verified_timestamp_seconds{runbook}
 gameday_runbook_max_age_seconds{runbook}      verified longer ago than this is stale
 gameday_runbook_failed_since_verified{runbook}
 gameday_action_items_open{kind} / _overdue{kind,team} / completion_ratio{kind}
-gameday_alerts_received_total                 alert instances taken (redeliveries not)
-gameday_runbook_runs{status}                  runs queued, running (and every ending)
+gameday_alerts_received_total{kind}           alert instances taken (redeliveries not)
+gameday_runbook_runs{kind,status}             runs queued, running (and every ending)
 ============================================  ==========================================
 """
 
@@ -29,9 +32,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from gameday.incidents.incident import KINDS
+from gameday.incidents.incident import INCIDENT, KINDS
 from gameday.report.facts import GROUND_TRUTH
 from gameday.report.insights import METRICS, Report, ordered
+from gameday.store.incidents import kind_sql
 
 # Seconds: sandbox game days answer in seconds, real incidents in minutes to hours.
 BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
@@ -129,20 +133,30 @@ def families(r: Report, counts: dict[str, Any]) -> Iterator[Any]:
                 ["kind"], [([k], a[k]["completion_rate"]) for k in KINDS
                            if a[k]["completion_rate"] is not None])
     received = CounterMetricFamily("gameday_alerts_received",
-                                   "Alert instances received (redeliveries not counted)")
-    received.add_metric([], counts["alerts_received"])
+                                   "Alert instances received (redeliveries not counted), "
+                                   "per kind of incident they went to", labels=["kind"])
+    for kind, n in sorted(counts["alerts_received"].items()):
+        received.add_metric([kind], n)
     yield received
-    yield gauge("gameday_runbook_runs", "Runbook runs by status (queued and running now)",
-                ["status"], [([status], n) for status, n in
-                             sorted(counts["runs_by_status"].items())])
+    yield gauge("gameday_runbook_runs", "Runbook runs by kind and status (queued and "
+                "running now)", ["kind", "status"],
+                [([kind, status], n) for (kind, status), n in
+                 sorted(counts["runs_by_status"].items())])
 
 
 def counters(db: Any) -> dict[str, Any]:
-    """The store's own counts: alert instances taken, runs by status."""
-    received = db.execute("SELECT COUNT(*) FROM alert_instances").fetchone()[0]
-    by_status = {s: 0 for s in ("queued", "running")}
-    for status, n in db.execute("SELECT status, COUNT(*) FROM runbook_runs GROUP BY status"):
-        by_status[status] = n
+    """The store's own counts, per kind: alert instances taken (the kind of the incident
+    each went to; one in none yet was taken by ``gameday serve``'s intake, which opens
+    only real incidents), runs by status (the kind each run keeps)."""
+    received = {k: 0 for k in KINDS}
+    for kind, n in db.tuples(f"SELECT {kind_sql()}, COUNT(*)"
+                             " FROM alert_instances a LEFT JOIN incidents i"
+                             " ON i.id = a.incident_id GROUP BY 1"):
+        received[kind] = n
+    by_status = {(k, s): 0 for k in KINDS for s in ("queued", "running")}
+    for kind, status, n in db.tuples(f"SELECT COALESCE(kind, '{INCIDENT}'), status, COUNT(*)"
+                                     " FROM runbook_runs GROUP BY 1, 2"):
+        by_status[(kind, status)] = n
     return {"alerts_received": received, "runs_by_status": by_status}
 
 

@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+# How long the incident page waits for a room's history, at most, whatever the chat: a
+# chat that takes the connection and says nothing costs the page this, and no more.
+HISTORY_TIMEOUT_S = 4.0
+
 
 class ChatDown(Exception):
     """The chat did not answer or refused: recorded, retried, never fatal."""

@@ -20,12 +20,11 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from gameday.chat.base import ChatDown, Message
+from gameday.chat.base import HISTORY_TIMEOUT_S, ChatDown, Message
 from gameday.chat.config import ChatConfig
 
 T = TypeVar("T")
 CALL_TIMEOUT_S = 15.0
-HISTORY_TIMEOUT_S = 4.0  # the incident page waits this long for the room, at most
 DEVICE = "GAMEDAY"
 MENTION = re.compile(r"@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
 

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from gameday.chat.base import ChatDown, Message
+from gameday.chat.base import HISTORY_TIMEOUT_S, ChatDown, Message
 from gameday.core import clock
 from gameday.core.errors import ValidationError
 
@@ -95,8 +95,11 @@ class SlackChat:
         from slack_sdk import WebClient
 
         self._token = token
-        self._client = WebClient(token=token, base_url=(api_url or SLACK_API).rstrip("/")
-                                 + "/", timeout=timeout_s)
+        base = (api_url or SLACK_API).rstrip("/") + "/"
+        self._client = WebClient(token=token, base_url=base, timeout=timeout_s)
+        # the incident page's read of the room: its own short wait, never tried twice
+        self._reader = WebClient(token=token, base_url=base, retry_handlers=[],
+                                 timeout=max(1, int(min(timeout_s, HISTORY_TIMEOUT_S))))
         self.buttons = buttons
         self._closed = threading.Event()
 
@@ -151,9 +154,11 @@ class SlackChat:
                    fine=("already_archived",))
 
     def history(self, room: str, limit: int) -> list[Message]:
-        """``conversations.history``: newest first there, oldest first here."""
-        found = self._call("conversations.history", lambda c: c.conversations_history(
-            channel=room, limit=limit))
+        """``conversations.history``: newest first there, oldest first here; read for
+        the incident page, so a Slack that does not answer costs it
+        ``HISTORY_TIMEOUT_S`` at most (``ChatDown``), as a homeserver's does."""
+        found = self._call("conversations.history", lambda c: self._reader
+                           .conversations_history(channel=room, limit=limit))
         return [Message(str(m.get("ts")), room, str(m.get("user") or m.get("bot_id") or ""),
                         str(m.get("text") or ""), int(float(m.get("ts") or 0) * 1e9))
                 for m in reversed(found.get("messages") or [])]

@@ -573,3 +573,42 @@ def test_slack_sdk_is_loaded_only_when_a_slack_chat_is_used():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_slack_that_never_answers_holds_the_incident_page_no_longer_than_matrix(
+        tmp_path, monkeypatch):
+    """The incident page shows the room as Slack has it; a Slack that takes the
+    connection and then says nothing costs the page a few seconds (as a homeserver's
+    does, ``base.HISTORY_TIMEOUT_S``), not the Web API calls' own wait and its retry:
+    the page is read at 3am, and says the room could not be read."""
+    import socket
+
+    from gameday.chat.base import HISTORY_TIMEOUT_S
+
+    monkeypatch.setenv("GAMEDAY_CHAT_TOKEN", TOKEN)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # takes connections (the kernel's backlog), never reads or answers
+    try:
+        store = Store(tmp_path / "silent.db")
+        incident = Incident.open(store, "checkout is failing", service="checkout")
+        incident.declare("SEV-2", "gameday")
+        assert store.claim_chat_room(incident.id, "slack", "replica-1")
+        assert store.chat_room_made(incident.id, "C0SILENT", "replica-1")
+        config = _config(f"http://127.0.0.1:{silent.getsockname()[1]}/api/")
+        relay = Relay(store, SlackChat.from_config(config, tmp_path), config,
+                      owner="replica-1", base_url="http://gameday.test")
+        app = create_app(token=WEB_TOKEN, store=store, data_dir=tmp_path / "data")
+        app.state.relay = relay
+        with TestClient(app) as client:
+            began = time.monotonic()
+            page = client.get(f"/incidents/{incident.id}",
+                              headers={"Authorization": f"Bearer {WEB_TOKEN}"})
+            took = time.monotonic() - began
+        assert page.status_code == 200
+        assert 'id="room-error"' in page.text and "could not be read" in page.text
+        assert TOKEN not in page.text
+        assert took < HISTORY_TIMEOUT_S + 4, f"the page waited {took:.1f} s for Slack"
+        store.close()
+    finally:
+        silent.close()

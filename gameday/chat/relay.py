@@ -179,7 +179,25 @@ class Relay:
         if room is None or room["state"] == "opening":
             room = self._open(row)
         if room is not None and room["state"] == "open":
-            self._post_new(row, room)
+            try:
+                self._post_new(row, room)
+            except ChatDown as exc:
+                self._unavailable(row, room, exc)
+                raise
+            if room["error"]:  # lines went out again: the next outage is recorded too
+                after = self.store.chat_room(int(row["id"]))
+                if after is not None and after["last_seq"] != room["last_seq"]:
+                    self.store.chat_room_failed(int(row["id"]), "")
+
+    def _unavailable(self, row: dict[str, Any], room: dict[str, Any], exc: ChatDown) -> None:
+        """The room's chat stopped taking its lines: on the incident's record once for
+        the outage (the room keeps the error), as when the room could not be made; the
+        lines are tried again next turn."""
+        if room["error"]:
+            return
+        self.store.chat_room_failed(int(row["id"]), str(exc) or "no answer")
+        Incident(self.store, int(row["id"])).record(
+            events.chat_unavailable(self.config.kind, str(exc)), "chat")
 
     def _open(self, row: dict[str, Any]) -> dict[str, Any] | None:
         incident = Incident(self.store, int(row["id"]))

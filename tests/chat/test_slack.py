@@ -612,3 +612,27 @@ def test_a_slack_that_never_answers_holds_the_incident_page_no_longer_than_matri
         store.close()
     finally:
         silent.close()
+
+
+def test_a_chat_that_stops_answering_after_the_room_is_made_is_on_the_record(served):
+    """The room was made; then Slack stops taking lines: the page it could not post is
+    on the incident's timeline as ``chat.unavailable`` (once for the outage, not once a
+    turn), the incident goes on, and the line is posted once Slack is back."""
+    served.slack.fail["chat.postMessage"] = "service_unavailable"
+    served.incident.page("bob", "scribe", "more hands")
+    for _ in range(3):
+        served.relay.tick()
+    down = [e for e in served.incident.events() if e.kind == Kind.CHAT_UNAVAILABLE]
+    assert [e.data for e in down] == [{"chat": "slack", "error":
+                                       "slack chat.postMessage: service_unavailable"}]
+    served.incident.acknowledge("ana", via="cli")  # it goes on without its room
+    assert served.incident.state == "acknowledged"
+    del served.slack.fail["chat.postMessage"]
+    served.relay.tick()
+    posted = [a["text"] for a in served.slack.called("chat.postMessage")]
+    assert any(t.startswith("PAGE bob") for t in posted)
+    assert any(t.startswith("incident.acknowledged") for t in posted)
+    served.slack.fail["chat.postMessage"] = "service_unavailable"  # a second outage
+    served.incident.page("cy", "scribe", "more hands")
+    served.relay.tick()
+    assert len([e for e in served.incident.events() if e.kind == Kind.CHAT_UNAVAILABLE]) == 2

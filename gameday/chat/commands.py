@@ -12,6 +12,7 @@ says, in a line for the room, what happened. Both raise ``ValidationError`` or
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.policy import ROLES, may
+from gameday.core.text import LARGEST
 from gameday.incidents import moves
 from gameday.incidents.incident import Incident
 from gameday.runs.run import approval_window
@@ -42,6 +44,7 @@ HELP = {
 }
 NEEDS = {"approve": "approve"}  # every other verb needs "run" (a responder)
 WORDS = ("run", "assign", "approve", "hint")  # read as shell words; the rest as typed
+RUN_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits, within the store's 64 bits (LARGEST)
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,7 @@ def _run(c: Command, room: Room) -> str:
 
 
 def _approve(c: Command, room: Room) -> str:
-    if len(c.args) != 1 or not c.args[0].isdigit():
+    if len(c.args) != 1 or not RUN_ID.fullmatch(c.args[0]) or int(c.args[0]) > LARGEST:
         raise ValidationError("approve RUN (the run's number)", field="approve")
     if room.approve_run is None:
         raise GamedayError("runs are approved from the chat of gameday serve")

@@ -28,6 +28,7 @@ from gameday.core.errors import GamedayError
 from gameday.core.events import Kind
 from gameday.core.sentences import describe
 from gameday.core.states import INCIDENT_ENDED, KIND_LABELS, IncidentKind
+from gameday.core.text import WHY, bad_text
 from gameday.incidents import moves, storms
 from gameday.incidents.incident import Incident, kind_of_row
 from gameday.store import Event, Store
@@ -432,8 +433,12 @@ class Relay:
             command, unreadable = None, exc  # answered once, by whoever claims it
         if command is None and unreadable is None and not self.config.notes:
             return None
+        if any(bad_text(t) for t in (message.id, message.account)):
+            return None  # no chat server sends these: nothing to claim or answer
         if not self.store.claim_chat_message(message.id, int(room["incident_id"])):
             return None  # another replica took it
+        if unreadable is None and bad_text(message.text):  # as the web API refuses it
+            unreadable = GamedayError(f"the message {WHY}: nothing was recorded")
         if unreadable is not None:
             return f"refused: {unreadable}"
         if room["state"] != "open":

@@ -55,3 +55,51 @@ def test_a_run_is_approved_only_in_its_own_incidents_room(tmp_path):
     room.incident = real
     commands.apply(commands.Command("approve", (str(waiting),), str(waiting)), room)
     assert approved == [(waiting, "ben")]
+
+
+@pytest.mark.parametrize("given", ["99999999999999999999999", "9223372036854775808", "١٢",
+                                   "+3"])
+def test_approve_takes_a_run_number_the_store_keeps_and_nothing_else(tmp_path, given):
+    """A number past the store's 64 bits, digits of another script or a sign are not a
+    run's number: refused naming ``approve`` before the store is asked."""
+    store = Store(tmp_path / "g.db")
+    real = Incident.open(store, "orders fail", service="orders")
+    approved: list[tuple[int, str]] = []
+    room = commands.Room(store, real, "ben", "commander",
+                         approve_run=lambda run, who: approved.append((run, who)))
+    with pytest.raises(ValidationError) as refused:
+        commands.apply(commands.Command("approve", (given,), given), room)
+    assert refused.value.field == "approve" and approved == []
+
+
+@pytest.mark.parametrize("said", ["!gd note half \ud800 a surrogate", "!gd note a \x00 NUL",
+                                  "checking the \ud83d deploy"])
+def test_a_message_the_store_cannot_keep_is_refused_in_words(tmp_path, caplog, said):
+    """Text a store cannot keep (a lone surrogate SQLite cannot encode, a NUL PostgreSQL
+    refuses), as any Matrix client may send it: refused in the room, nothing recorded,
+    no traceback in the log."""
+    import hashlib
+    import logging
+
+    from gameday.chat.base import Message
+    from gameday.chat.config import ChatConfig
+    from gameday.chat.relay import Relay
+    from gameday.chat.slack import SlackChat
+
+    store = Store(tmp_path / "g.db")
+    store.add_user("ana", "responder", hashlib.sha256(b"ana").hexdigest(), "test")
+    store.link_chat_account("@ana:localhost", "ana")
+    incident = Incident.open(store, "orders fail", service="orders")
+    incident.declare("SEV-3", "alertmanager")
+    assert store.claim_chat_room(incident.id, "matrix", "r1")
+    assert store.chat_room_made(incident.id, "!room:localhost", "r1")
+    config = ChatConfig(kind="matrix", homeserver="http://127.0.0.1:9",
+                        user="@gameday:localhost", notes=True)
+    relay = Relay(store, SlackChat("unused", "http://127.0.0.1:9/api/"), config,
+                  owner="r1", base_url="http://gameday.test")
+    before = [e.seq for e in incident.events()]
+    with caplog.at_level(logging.WARNING):
+        reply = relay.handle(Message("$1", "!room:localhost", "@ana:localhost", said, 0))
+    assert reply is not None and reply.startswith("refused:")
+    assert [e.seq for e in incident.events()] == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -42,6 +42,7 @@ from gameday.runs.intake import COALESCE_WINDOW_S
 from gameday.runs.pool import Dispatcher
 from gameday.store import Store
 from gameday.web import api, chat, drills, incidents, insights, moves, runbooks, schedules, signin
+from gameday.web.context import METRICS
 from gameday.web.exceptions import HANDLERS
 from gameday.web.writer import Spec, Writer
 
@@ -103,7 +104,7 @@ ROUTES = [
     Route("/drills/{id:id}/events", drills.drill_events),
     Route("/drills/{id:id}/debrief", drills.debrief_page),
     Route("/insights", insights.insights_page),
-    Route("/metrics", insights.metrics),
+    Route(METRICS, insights.metrics),
     Route("/runbooks/{name}", runbooks.runbook_page),
     Route("/runbooks/{name}/run", runbooks.run_runbook, methods=["POST"]),
     Route("/runs/{id:id}", runbooks.run_page),

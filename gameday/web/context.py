@@ -63,6 +63,14 @@ def for_machines(request: Request) -> bool:
     return path.startswith("/api/") or path.endswith("/events")
 
 
+METRICS = "/metrics"
+
+
+def for_prometheus(request: Request) -> bool:
+    """``/metrics`` answers in Prometheus' text format, its failures in plain text."""
+    return request.url.path == METRICS
+
+
 WHAT = {"view": "see this", "run": "run runbooks or make moves",
         "run_destructive": "run a destructive runbook", "approve": "approve runs",
         "start": "start drills or game days", "admin": "manage people",

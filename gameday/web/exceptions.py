@@ -16,7 +16,8 @@
     sqlite3.OperationalError  503 with Retry-After: the store is busy or full; a
                         webhook sender retries, nothing was recorded
 
-The API and the event streams get ``{"error": …}``; people get a page that says what
+The API and the event streams get ``{"error": …}``; ``/metrics`` gets a line of plain
+text (what Prometheus shows for a failed scrape); people get a page that says what
 went wrong and where to go next.
 """
 
@@ -30,12 +31,12 @@ from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from gameday.core.errors import GamedayError, NotFound, StoreUnavailable, ValidationError
 from gameday.people.auth import Forbidden, Unauthorized
 from gameday.runs.alerts import Rejected
-from gameday.web.context import caller_or_none, for_machines, page
+from gameday.web.context import caller_or_none, for_machines, for_prometheus, page
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 TITLES = {400: "Bad request", 401: "Sign in", 403: "Forbidden", 404: "Not found",
@@ -48,6 +49,8 @@ def answer(request: Request, status: int, message: str, *,
     if for_machines(request):
         return JSONResponse({"error": message, **extra}, status_code=status,
                             headers=dict(headers or {}))
+    if for_prometheus(request):
+        return PlainTextResponse(f"{message}\n", status_code=status, headers=dict(headers or {}))
     response = page("error.html", status=status, who=caller_or_none(request),
                     title=TITLES.get(status, f"Error {status}"), message=message)
     response.headers.update(headers or {})
@@ -76,6 +79,9 @@ async def unauthorized(request: Request, exc: Exception) -> Response:
     if for_machines(request):
         return JSONResponse({"error": "unauthorized"}, status_code=401,
                             headers={"WWW-Authenticate": "Bearer"})
+    if for_prometheus(request):
+        return PlainTextResponse("a bearer token is required\n", status_code=401,
+                                 headers={"WWW-Authenticate": "Bearer"})
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 

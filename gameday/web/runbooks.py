@@ -18,7 +18,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
@@ -28,7 +27,7 @@ from gameday.core.states import RUN_UNFINISHED, RunStatus
 from gameday.incidents.incident import kind_of_row
 from gameday.report.freshness import runbook_freshness
 from gameday.report.trust import Trust, standing
-from gameday.runbooks.runbook import Runbook, find, validate_params
+from gameday.runbooks.runbook import Runbook, find, runbook_files, validate_params
 from gameday.runs.pool import Dispatcher
 from gameday.runs.run import approval_window
 from gameday.store import Store
@@ -48,20 +47,39 @@ from gameday.web.context import (
 POLL_S = 0.2
 
 
+def named(request: Request) -> Runbook:
+    """The runbook the path names. An unknown one is a 404 that lists the runbooks this
+    server knows, never the directories on its disk it read them from."""
+    name, dirs = request.path_params["name"], shared(request).runbook_dir
+    try:
+        return find(name, dirs)
+    except NotFound:
+        known = ", ".join(path.stem for path in runbook_files(dirs)) or "none"
+        raise NotFound(f"no runbook {name[:80]!r} (known: {known})") from None
+
+
 # -- the one-click page -------------------------------------------------------------------
 async def runbook_page(request: Request) -> Response:
+    """``/runbooks/NAME?param=value&incident=ID``: the page an alert links to."""
     who = caller(request)
-    state = shared(request)
-    rb = find(request.path_params["name"], state.runbook_dir)
     raw = {k: v for k, v in request.query_params.items() if k != "incident"}
-    error, params, filled = None, {}, True
+    return await one_click(request, who, named(request), raw,
+                           request.query_params.get("incident", ""))
+
+
+async def one_click(request: Request, who: str, rb: Runbook, raw: dict[str, str],
+                    incident: str, error: str | None = None, status: int = 200) -> Response:
+    """The one-click page of ``rb`` with the values ``raw`` in its form: the alert's,
+    or what a person typed before Run said no (``error``), kept for them to correct."""
+    state = shared(request)
+    params, filled = {}, True
     try:
         params = validate_params(rb, raw)
     except ValidationError as exc:
-        error, filled = str(exc), False  # shown on the page, and Run is disabled
+        error, filled = error or str(exc), False  # the commands keep their placeholders
     inc = None
     try:
-        incident_id = given_id(request.query_params.get("incident", ""), "incident")
+        incident_id = given_id(incident, "incident")
         if incident_id is not None:
             row = state.store.incident(incident_id)
             inc = {**row, "kind": kind_of_row(row)}
@@ -72,8 +90,8 @@ async def runbook_page(request: Request) -> Response:
     fresh = await asyncio.to_thread(
         lambda: runbook_freshness(state.store, rb.name))
     trust, restore = await asyncio.to_thread(lambda: _trust(state.store, state.settings, rb))
-    return page("runbook.html", who=who, rb=rb, commands=rb.commands(params), raw=raw,
-                params=params, error=error, inc=inc, fresh=fresh, filled=filled,
+    return page("runbook.html", status=status, who=who, rb=rb, commands=rb.commands(params),
+                raw=raw, params=params, error=error, inc=inc, fresh=fresh, filled=filled,
                 trust=trust, restore=restore, policy=state.settings.automation,
                 csrf=csrf(request))
 
@@ -101,10 +119,16 @@ async def run_runbook(request: Request) -> Response:
     state = shared(request)
     form = await read_form(request)
     check_csrf(request, form.get("csrf", ""))
-    rb = find(request.path_params["name"], state.runbook_dir)
-    if rb.destructive and form.get("confirm") != "yes":
-        raise HTTPException(400, "This runbook is destructive: tick the confirmation.")
-    params = validate_params(rb, {k[2:]: v for k, v in form.items() if k.startswith("p.")})
+    rb = named(request)
+    raw = {k[2:]: v for k, v in form.items() if k.startswith("p.")}
+    if rb.destructive and form.get("confirm") != "yes":  # the page again, as typed
+        return await one_click(request, who, rb, raw, form.get("incident", ""), status=400,
+                               error="This runbook is destructive: tick the confirmation.")
+    try:
+        params = validate_params(rb, raw)
+    except ValidationError as exc:
+        return await one_click(request, who, rb, raw, form.get("incident", ""),
+                               error=str(exc), status=422)
     incident_id = given_id(form.get("incident", ""), "incident")
     if incident_id is not None:
         state.store.incident(incident_id)  # 404 for one that does not exist
@@ -144,7 +168,7 @@ async def api_run(request: Request) -> Response:
     progress is ``GET /api/v1/runs/ID``."""
     who, data = await move_request(request, need="run")
     state = shared(request)
-    rb = find(request.path_params["name"], state.runbook_dir)
+    rb = named(request)
     raw = data.get("params") or {}
     if not isinstance(raw, dict) or not all(isinstance(v, str | int | float | bool)
                                             for v in raw.values()):

@@ -59,7 +59,8 @@ async def schedule_list(request: Request) -> Response:
                 schedules=[_described(store, row) for row in store.schedules()],
                 csrf=csrf(request), may_freeze=person.may("freeze"),
                 may_unfreeze=person.may("unfreeze"),
-                may_start=person.may("start") and state.scheduler is not None)
+                may_start=person.may("start") and state.scheduler is not None,
+                runs_here=state.scheduler is not None)
 
 
 def _scheduler(request: Request) -> Scheduler:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from starlette.testclient import TestClient
 from webhooks import AUTH, TOKEN, alert, payload, wait_runs_done, write_runbook
 
@@ -272,7 +273,11 @@ def test_runbook_page_refuses_hostile_prefill(client):
     sign_in(client)
     page = client.get("/runbooks/restart-it", params={"service": "$(id)"})
     assert page.status_code == 200 and 'id="error"' in page.text
-    assert 'id="run" disabled' in page.text
+    assert "echo &#39;restarting {{ service }}&#39;" in page.text  # never filled with it
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    refused = client.post("/runbooks/restart-it/run",
+                          data={"csrf": csrf, "p.service": "$(id)", "mode": "run"})
+    assert refused.status_code == 422 and 'id="error"' in refused.text
 
 
 # -- errors are answered once, by the app's exception handlers ------------------------------
@@ -289,6 +294,89 @@ def test_not_found_is_a_page_for_people_and_json_for_the_api(client):
         page = client.get(path)
         assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
         assert says in page.text and 'id="error"' in page.text and "signed in as ana" in page.text
+
+
+def test_an_unknown_runbook_names_the_known_ones_never_the_servers_directories(
+        client, books):
+    """A runbook link with a typo, or one renamed since the alert rule was written: the
+    404 lists the runbooks there are, not where on the server's disk they live."""
+    sign_in(client)
+    for path in ("/runbooks/no-such-book", "/runbooks/no-such-book?service=checkout"):
+        page = client.get(path)
+        assert page.status_code == 404 and "known: manual-fix, restart-it, slow-fix" in page.text
+        assert str(books) not in page.text and "/runbooks/," not in page.text
+    api = client.post("/api/v1/runbooks/no-such-book/run", headers=AUTH,
+                      json={"params": {"service": "checkout"}, "as": "ana"})
+    assert api.status_code == 404 and str(books) not in api.json()["error"]
+    assert "restart-it" in api.json()["error"]
+
+
+def test_run_keeps_what_was_typed_when_it_says_no(client, app_and_store):
+    """Run with a value the runbook refuses, or without ticking a destructive one's
+    confirmation: the same page again, saying why, with what the person typed still in
+    the form (not an error page and the alert's values back), and nothing started."""
+    _, store = app_and_store
+    sign_in(client)
+    page = client.get("/runbooks/manual-fix?service=checkout")
+    assert 'id="run" disabled' not in page.text and 'id="confirm" required' in page.text
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    typed = {"csrf": csrf, "p.service": "Checkout EU", "mode": "run", "confirm": "yes"}
+    again = client.post("/runbooks/manual-fix/run", data=typed)
+    assert again.status_code == 422 and 'id="error"' in again.text
+    assert 'value="Checkout EU"' in again.text and "Runbook manual-fix" in again.text
+    assert 'id="run" disabled' not in again.text      # corrected, it runs
+    unticked = client.post("/runbooks/manual-fix/run",
+                           data={**typed, "p.service": "payments", "confirm": ""})
+    assert unticked.status_code == 400 and "tick the confirmation" in unticked.text
+    assert 'value="payments"' in unticked.text
+    assert store.runs() == []
+
+
+def test_schedules_page_says_when_this_server_does_not_run_them(client, tmp_path,
+                                                                monkeypatch):
+    """``gameday serve --no-scheduler`` (a replica, or schedules run as CronJobs): the
+    page still shows each schedule's next moment, and says this server is not what
+    starts it, so nobody waits on it for a game day."""
+    from gameday.cli.main import cli
+
+    sign_in(client)
+    assert 'id="elsewhere"' not in client.get("/schedules").text  # no schedule, no word
+    monkeypatch.setenv("GAMEDAY_DB", str(tmp_path / "serve.db"))
+    added = CliRunner().invoke(cli, ["schedule", "add", "nightly",
+                                     "scenarios/checkout-replica-crash.yaml", "--every", "6h"])
+    assert added.exit_code == 0, added.output
+    page = client.get("/schedules")
+    assert "nightly" in page.text and 'id="elsewhere"' in page.text
+    assert "--no-scheduler" in page.text and "Run now" not in page.text
+
+
+def test_metrics_fails_in_text_for_prometheus(tmp_path, postgres):
+    """Prometheus reads ``/metrics`` as text and shows a failed scrape's body: the store
+    gone (PostgreSQL restarted or failed over) is a 503 in a line of text with
+    Retry-After, never the HTML page people get; so are 401 and 403."""
+    import psycopg
+
+    from gameday.store import Store
+
+    url = postgres.database()
+    store = Store(url)
+    app = create_app(token=TOKEN, store=store, data_dir=tmp_path / "data")
+    with TestClient(app) as client:
+        assert client.get("/metrics", headers=AUTH).status_code == 200
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
+                          " datname = current_database() AND pid <> pg_backend_pid()")
+        lost = client.get("/metrics", headers=AUTH)
+        assert lost.status_code == 503 and lost.headers["retry-after"] == "5"
+        assert lost.headers["content-type"].startswith("text/plain")
+        assert lost.text == "the store cannot take requests now; retry\n"
+        anonymous = client.get("/metrics")
+        assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+        assert anonymous.headers["content-type"].startswith("text/plain")
+        wrong = client.get("/metrics", headers={"Authorization": "Bearer not-the-token"})
+        assert wrong.status_code == 403 and wrong.headers["content-type"].startswith(
+            "text/plain") and "<html" not in wrong.text
+    store.close()
 
 
 def test_unauthorized_is_401_for_machines_and_sign_in_for_people(client):

@@ -112,12 +112,22 @@ def attention(report: Report) -> list[dict[str, str]]:
     return out
 
 
-def context(report: Report) -> dict[str, Any]:
+def context(report: Report, base: str = "") -> dict[str, Any]:
+    """What ``insights/figures.html`` renders; its links to incidents, runs and runbooks
+    start with ``base``: nothing on the server's own page, the server's address in a
+    file read away from it."""
     return {"r": report.as_dict(), "charts": figures(report), "attention": attention(report),
             "metrics": METRICS, "labels": LABELS, "ground_truth": GROUND_TRUTH,
-            "alert_metrics": ("TTA", "TTE", "TTFC")}
+            "alert_metrics": ("TTA", "TTE", "TTFC"), "base": base}
 
 
-def render_html(report: Report) -> str:
-    """One self-contained HTML file (``gameday report --html``)."""
-    return templates().get_template("insights/report.html").render(**context(report))
+def render_html(report: Report, base: str | None = None) -> str:
+    """One self-contained HTML file (``gameday report --html``). Opened from a disk, a
+    link like ``/incidents/4`` would lead nowhere: its links go to ``gameday serve`` at
+    ``base``, the project's ``[serve] url`` unless given."""
+    if base is None:
+        from gameday.core.settings import current
+
+        base = current().url
+    return templates().get_template("insights/report.html").render(
+        **context(report, base.rstrip("/")))

@@ -162,11 +162,12 @@ class Relay:
     # -- rooms and the timeline ---------------------------------------------------------
     def tick(self) -> None:
         """Each incident that should have a room gets one; each room gets the events
-        it has not had; a room whose incident is over says so and is closed."""
+        it has not had; a room whose incident is over says so and is closed. Real
+        incidents first: a rehearsal's room never delays a real one's page."""
         since = (clock.now() - timedelta(seconds=RECENT_S)).isoformat(timespec="seconds")
-        for row in self.store.chat_incidents(since):
-            if kind_of_row(row) not in self.config.kinds:
-                continue
+        rows = [row for row in self.store.chat_incidents(since)
+                if kind_of_row(row) in self.config.kinds]
+        for row in sorted(rows, key=lambda r: kind_of_row(r) != IncidentKind.INCIDENT):
             try:
                 self._turn(row)
             except ChatDown as exc:  # this room's trouble: the others go on

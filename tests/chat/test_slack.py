@@ -636,3 +636,34 @@ def test_a_chat_that_stops_answering_after_the_room_is_made_is_on_the_record(ser
     served.incident.page("cy", "scribe", "more hands")
     served.relay.tick()
     assert len([e for e in served.incident.events() if e.kind == Kind.CHAT_UNAVAILABLE]) == 2
+
+
+def test_a_real_incidents_room_is_served_before_any_rehearsals(slack, tmp_path, monkeypatch):
+    """One relay serves every room in turn: a drill opened first (its room, its page,
+    its timeline) never comes before a real incident's room and page, so a rehearsal
+    never delays the real on-call's page in chat."""
+    monkeypatch.setenv("GAMEDAY_CHAT_TOKEN", TOKEN)
+    store = Store(tmp_path / "order.db")
+    store.add_user("ana", "responder", hashlib.sha256(b"ana").hexdigest(), "test")
+    store.link_chat_account("U0ANA", "ana")
+    drill = Incident.open(store, "checkout is slow", service="checkout", kind="drill",
+                          run_dir=str(tmp_path / "drill"))
+    drill.declare("SEV-3", "gameday")
+    drill.page("ana", "incident_commander", "a drill")
+    real = Incident.open(store, "payments down", service="payments")
+    real.declare("SEV-1", "alertmanager")
+    real.page("ana", "incident_commander", "PaymentsDown fired")
+    config = _config(slack.url)
+    relay = Relay(store, SlackChat.from_config(config, tmp_path), config, owner="r1",
+                  base_url="http://gameday.test")
+    relay.tick()
+    made = [a["name"] for a in slack.called("conversations.create")]
+    assert made == [f"incident-gameday-{real.id}-payments-down",
+                    f"drill-gameday-{drill.id}-checkout-is-slow"]
+    pages = [a["text"] for a in slack.called("chat.postMessage")
+             if a["text"].startswith("PAGE")]
+    assert pages == ["PAGE <@U0ANA>: you are paged as incident commander - answer with "
+                     "/gameday ack",
+                     "PAGE (a rehearsal) <@U0ANA>: you are paged as incident commander - "
+                     "answer with /gameday ack"]
+    store.close()

@@ -539,8 +539,9 @@ def _build(store: Store, scope: Scope | None, *, runbooks: Sequence[Any],
                               for k in KINDS}
     response, trend, spreads = response_times(t, _axis(t, scope, now))
     tick("percentiles")
-    fresh = freshness(db, t, [rb.name for rb in runbooks], alert_links(rule_files, runbooks),
-                      max_age_days=scope.max_age_days, now=now)
+    fresh = freshness(db, _proofs(store, t, scope), [rb.name for rb in runbooks],
+                      alert_links(rule_files, runbooks), max_age_days=scope.max_age_days,
+                      now=now)
     scheduled = _scheduled_verdicts(db)
     report = Report(
         scope=scope, generated_at=now.isoformat(timespec="seconds"), counts=counts,
@@ -551,6 +552,22 @@ def _build(store: Store, scope: Scope | None, *, runbooks: Sequence[Any],
         trust=ladder(db, fresh, runbooks, policy or Automation(), t))
     tick("figures")
     return report
+
+
+# The incidents that can prove a runbook: game days and drills that ran one.
+RAN_A_RUNBOOK = (f"{kind_sql()} IN ('{GAMEDAY}', '{DRILL}')"
+                 " AND i.id IN (SELECT incident_id FROM runbook_runs)")
+
+
+def _proofs(store: Store, t: Table, scope: Scope) -> Table:
+    """The incidents runbook freshness and the trust ladder are read from: every game
+    day and drill that ran a runbook, whatever the report's window and filters (``t``
+    when it has them all), since they say what the intake does now: a runbook a game
+    day proved ten days ago runs by itself today, whether or not a report of the last
+    week, of real incidents or of another service shows that game day."""
+    if scope == Scope(max_age_days=scope.max_age_days):
+        return t
+    return incident_facts.table(store, RAN_A_RUNBOOK, {}, scenario_targets(store.reader()))
 
 
 def connection(store: Store) -> Connection:

@@ -102,7 +102,8 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
     """Run the game day described by SCENARIO (a scenarios/*.yaml file).
 
     Exit codes: 0 the response met its targets; 1 it missed a target (or --min-score);
-    2 usage or a scenario that does not validate; 3 the steady state did not come back;
+    2 usage or a scenario that does not validate; 3 the steady state did not come back
+    (or a rollback did not succeed: `gameday recover` plays it again);
     4 game days are frozen, or a real incident is open for the service; 5 a stop
     condition (stop_when) ended it, its fault rolled back at once; 130 or 143 SIGINT or
     SIGTERM interrupted it (its faults rolled back, its processes stopped, the review
@@ -171,7 +172,8 @@ def _preflight(state: State, sc: Any, as_json: bool) -> int:
 def recover_command(state: State, as_json: bool) -> None:
     """Finish game days that crashed: roll back their faults, stop what they left
     running, end their incidents (aborted). `gameday run` and `gameday serve` do this
-    when they start."""
+    when they start. Exit 1 when a rollback did not succeed: the fault may still be in,
+    and the next recover tries again."""
     from gameday.game.recovery import recover
 
     done = recover(state.store, say=(lambda text: None) if as_json else click.echo)
@@ -179,6 +181,10 @@ def recover_command(state: State, as_json: bool) -> None:
         emit(done)
     elif not done:
         click.echo("nothing to recover")
+    if any(not result["undone"] for result in done):
+        raise click.ClickException("a rollback did not succeed: the fault may still be "
+                                   "in; fix what stopped it, then run `gameday recover` "
+                                   "again")
 
 
 @cli.command()

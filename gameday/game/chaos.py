@@ -2,8 +2,10 @@
 
 ``run`` runs any experiment with rollbacks under the ``always`` strategy and inside
 chaoslib's signal handling, so SIGINT or SIGTERM ends the run ``interrupted`` with
-its rollbacks played. A game day passes a ``hooks`` object: the gameday control
-(``gameday.game.control``) forwards chaoslib's hooks to it while the experiment runs.
+its rollbacks played (in a game day, all of them: a signal during the rollbacks is
+remembered until they are done, ``control``). A game day passes a ``hooks`` object:
+the gameday control (``gameday.game.control``) forwards chaoslib's hooks to it while
+the experiment runs.
 chaoslib is imported lazily: ``gameday --help`` does not pay for it.
 """
 
@@ -265,7 +267,7 @@ def run(experiment: dict[str, Any], run_dir: Path, hooks: Any | None = None) -> 
     if hooks is not None:
         settings["controls"] = json.loads(json.dumps(CONTROL))
         load_global_controls(settings)
-        control.install(hooks)
+        control.install(hooks, shield=interrupts.shielded)
     # A background process started by a non-interactive shell ignores SIGINT; make
     # Ctrl-C (and kill -INT) interrupt the run so rollbacks follow.
     previous = signal.getsignal(signal.SIGINT)
@@ -276,5 +278,7 @@ def run(experiment: dict[str, Any], run_dir: Path, hooks: Any | None = None) -> 
     finally:
         signal.signal(signal.SIGINT, previous)
         control.uninstall()
+    if hooks is not None and interrupts.received is not None:
+        journal["status"] = "interrupted"  # one the rollbacks' shield only remembered
     (run_dir / "journal.json").write_text(json.dumps(journal, indent=2, default=str))
     return journal

@@ -7,8 +7,12 @@ SIGTERM handler while an experiment runs, which raises an ``Exception`` that an
 activity in progress would take as its own failure; ``install()`` points that handler
 at ours, so a signal during a chaos action is never mistaken for the action failing.
 
-Inside ``shielded()`` (the clean-up, the review) a signal is only remembered: the work
-that undoes the fault is never cut short by the signal asking for it.
+Inside ``shielded()`` (the rollbacks, the clean-up, the review) a signal is only
+remembered: the work that undoes the fault is never cut short by the signal asking for
+it. Once one signal has interrupted the game day, everything after it is that
+clean-up: a second Ctrl-C (or SIGTERM) is remembered too, never raised, so it cannot cut
+short the rollbacks the first one started (to abandon them: SIGKILL, then ``gameday
+recover``).
 """
 
 from __future__ import annotations
@@ -30,28 +34,32 @@ class Terminated(SystemExit):
 
 received: int | None = None  # the first signal that arrived
 _shield_depth = 0
+_unwinding = False  # a signal (or ``stop_main``) has interrupted: the rest is clean-up
 _asked = False  # this process asked its main thread to stop (``stop_main``): not a signal
 
 
 def _handler(signum: int, frame: FrameType | None = None) -> None:
-    global received, _asked
+    global received, _asked, _unwinding
     if signum == signal.SIGINT and _asked:
         _asked = False
-        if not _shield_depth:
+        if not _shield_depth and not _unwinding:
+            _unwinding = True
             raise KeyboardInterrupt
         return
     if received is None:
         received = signum
-    if _shield_depth:  # Python runs signal handlers on the main thread only
+    if _shield_depth or _unwinding:  # Python runs signal handlers on the main thread only
         return
+    _unwinding = True
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated()
 
 
 def install() -> None:
-    global received
+    global received, _unwinding
     received = None
+    _unwinding = False
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
     try:

@@ -7,10 +7,15 @@ gone (same host: the pid is not running, or is another process now) or its heart
 is older than ``LEASE_TTL_S``. Recovery claims the lease (so a second recover does
 nothing), records ``run.crashed``, plays the experiment's rollbacks against the target
 if a fault had started (each a ``fault.rolled_back``; the sandbox dies with the game
-day, and its faults with it, so there they are recorded as gone with the target),
-stops whatever the run left
+day, and a kind or kwok cluster is deleted when the game day stops it, their faults with
+them, so there they are recorded as gone with the target), stops whatever the run left
 (every process carrying its ``GAMEDAY_RUN`` marker, the sandbox, a cluster it created)
 and ends the incident ``aborted``.
+
+A game day whose rollbacks did not all succeed keeps its lease when it ends
+(``store.leases.Lease.release``), so recovery plays them again once its process is
+gone. A recovery whose rollbacks fail puts the lease back: the fault may still be in,
+and the next ``gameday recover`` tries again (``gameday recover`` exits 1 meanwhile).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 
 from gameday.core import clock, events, settings
 from gameday.core.errors import GamedayError
+from gameday.core.events import Kind
 from gameday.core.states import DrillState
 from gameday.game import chaos
 from gameday.incidents.incident import TERMINAL_STATES, Incident
@@ -35,6 +41,7 @@ from gameday.store.leases import LEASE_TTL_S, process_start, stop_leftovers
 from gameday.store.rows import LeaseRow, RunRow
 
 ACTOR = "recover"
+TARGET_GONE = "target gone"  # a rollback's status where the fault went with its world
 
 
 def expired(lease: LeaseRow, now: float | None = None,
@@ -60,14 +67,29 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _target_gone(run_dir: Path, undo: dict[str, Any], incident: Incident) -> bool:
+    """Whether the world the faults were in is gone, and the faults with it: the
+    sandbox dies with its game day; a kind or kwok cluster is deleted when the game day
+    stops its target (``target.stopped`` on the record), unless it ran inside it."""
+    target = undo.get("target")
+    if target == "sandbox":
+        from gameday.targets.sandbox.client import sandbox_processes
+
+        return not sandbox_processes(run_dir / "sandbox")
+    if target in ("kind", "kwok"):
+        from gameday.targets.cluster import in_cluster
+
+        return not in_cluster() and bool(incident.store.events(
+            incident.id, kinds=[Kind.TARGET_STOPPED], limit=1))
+    return False
+
+
 def _rollbacks(run_dir: Path, undo: dict[str, Any], incident: Incident) -> None:
     """Play the experiment's rollbacks against the target, each on the timeline."""
-    from gameday.targets.sandbox.client import sandbox_processes
-
     experiment = json.loads((run_dir / "experiment.json").read_text())
-    if undo.get("target") == "sandbox" and not sandbox_processes(run_dir / "sandbox"):
-        for rb in experiment.get("rollbacks") or []:  # the fault went with the sandbox
-            incident.record(events.fault_rolled_back(rb.get("name"), "target gone",
+    if _target_gone(run_dir, undo, incident):
+        for rb in experiment.get("rollbacks") or []:  # the fault went with the target
+            incident.record(events.fault_rolled_back(rb.get("name"), TARGET_GONE,
                                                      rb.get("provider"), 0.0), ACTOR)
         return
     from gameday.targets.kube import use_kubeconfig
@@ -112,11 +134,13 @@ def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
     if target == "sandbox":  # it dies with the game day (PDEATHSIG); its faults with it
         stop_leftovers(str(run_dir))
         _stop_target(run_dir, target)
+    undone = True
     if faults:
         try:
             _rollbacks(run_dir, undo, incident)
         except Exception as exc:  # keep going: stop what is left, end the incident
             errors.append(f"rollbacks: {exc}")
+            undone = False
     stopped = stop_leftovers(str(run_dir))
     try:
         with _environment(undo.get("env") or {}):  # the cluster it created, by its name
@@ -128,8 +152,11 @@ def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
     for drill in store.drills():  # a drill's game day: its console and list stop waiting
         if drill["incident_id"] == incident_id and drill["state"] == DrillState.RUNNING:
             store.update_drill(drill["id"], state=DrillState.FAILED)
+    if not undone:  # the fault may still be in: the next recover tries again
+        store.reopen_lease(incident_id)
     return {"incident_id": incident_id, "run_dir": str(run_dir), "faults": faults,
-            "stopped": stopped, "state": incident.state, "errors": errors}
+            "undone": undone, "stopped": stopped, "state": incident.state,
+            "errors": errors}
 
 
 def orphaned_runs(store: Store) -> list[RunRow]:
@@ -153,8 +180,17 @@ def recover(store: Store, *, ttl: float = LEASE_TTL_S,
             continue
         result = recover_one(store, lease)
         if result:
-            say(f"recovered crashed game day #{result['incident_id']} ({result['run_dir']}): "
-                f"rolled back {', '.join(result['faults']) or 'no fault'}, "
-                f"stopped {len(result['stopped'])} processes, incident {result['state']}")
+            say(said(result))
             done.append(result)
     return done
+
+
+def said(result: dict[str, Any]) -> str:
+    """One recovered game day, as ``recover`` tells it."""
+    head = f"crashed game day #{result['incident_id']} ({result['run_dir']}): "
+    tail = (f"stopped {len(result['stopped'])} processes, incident {result['state']}"
+            + "".join(f"; {error}" for error in result["errors"]))
+    if not result["undone"]:
+        return (f"{head}NOT rolled back ({', '.join(result['faults'])}: the fault may "
+                f"still be in; the next `gameday recover` tries again), {tail}")
+    return f"recovered {head}rolled back {', '.join(result['faults']) or 'no fault'}, {tail}"

@@ -7,7 +7,8 @@ and answers a gate's questions, one ``Check`` each:
 steady state before the fault  ``steady_state.reached``, and the experiment's hypothesis
                                (``steady_state.checked``, phase ``before``) was not refuted
 steady state after the fault   the experiment did not deviate (hypothesis ``after`` met),
-                               no ``recovery.missed``, the incident was resolved
+                               no ``recovery.missed``, every rollback succeeded, the
+                               incident was resolved
 detected within target         TTD, no ``detection.missed``, within the scenario's
                                ``timeouts.detect`` (the policy has no detection target)
 acknowledged within target     TTA, within the ``ack`` target when there is one
@@ -28,8 +29,8 @@ Exit codes:
 1     failed: the response missed a target, a runbook failed, the score is below the
       minimum, or the steady state was never reached before the fault
 2     (reserved: a usage or validation error, raised before a verdict exists)
-3     deviated: the steady state did not come back (the experiment deviated, or the
-      SLIs did not recover); wins over 1
+3     deviated: the steady state did not come back (the experiment deviated, the SLIs
+      did not recover, or a rollback did not succeed); wins over 1
 130   interrupted by SIGINT (Ctrl-C, or the freeze pulled during the game day)
 143   interrupted by SIGTERM
 ====  ==================================================================================
@@ -204,9 +205,10 @@ def _steady_after(ev: list[dict[str, Any]], summary: Mapping[str, Any]) -> _Outc
                         "after the fault")
     if missed is not None:
         problems.append(_text(missed))
+    if problems and resolved and missed is None:
+        problems.append("the SLIs recovered only after the experiment's rollbacks")
+    problems += _not_rolled_back(ev)
     if problems:
-        if resolved and missed is None:
-            problems.append("the SLIs recovered only after the experiment's rollbacks")
         return _failed(STEADY_AFTER, "; ".join(problems), lost=True)
     met = first(ev, Kind.STEADY_STATE_CHECKED, phase="after", met=True)
     if not resolved:
@@ -215,6 +217,20 @@ def _steady_after(ev: list[dict[str, Any]], summary: Mapping[str, Any]) -> _Outc
                        absent=True)
     return _passed(STEADY_AFTER, "the SLIs recovered and the incident was resolved"
                    + ("; the experiment's hypothesis was met" if met else ""))
+
+
+def _not_rolled_back(ev: list[dict[str, Any]]) -> list[str]:
+    """Each rollback whose last run on the record did not succeed: the fault it undoes
+    may still be in (the game day keeps its lease, and ``gameday recover`` plays it
+    again)."""
+    last: dict[str, dict[str, Any]] = {}
+    for e in ev:
+        if e["kind"] == Kind.FAULT_ROLLED_BACK:
+            last[str(e["data"].get("activity"))] = e
+    return [f"rollback {name} did not succeed ({e['data'].get('status')}): the fault may "
+            "still be in; `gameday recover` plays it again"
+            for name, e in last.items()
+            if e["data"].get("status") not in ("succeeded", "target gone")]
 
 
 def _detected(ev: list[dict[str, Any]], m: Metrics, sc: Scenario) -> _Outcome:

@@ -384,6 +384,14 @@ class IncidentStore(Database):
                              " state = 'running'", (state, incident_id))
             return cur.rowcount == 1
 
+    def reopen_lease(self, incident_id: int, state: str = "recovered") -> bool:
+        """Put a lease ended as ``state`` back to running: its faults are still to be
+        undone (a recovery whose rollbacks failed), so the next recovery tries again."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE leases SET state = 'running' WHERE incident_id = ?"
+                             " AND state = ?", (incident_id, state))
+            return cur.rowcount == 1
+
     def running_leases(self) -> list[LeaseRow]:
         return [cast(LeaseRow, {**dict(r), "undo": json.loads(r["undo_json"])})
                 for r in self._db.execute(

@@ -41,16 +41,18 @@ Say = Callable[[str], None]
 log = logging.getLogger(__name__)
 
 
-def wait(event: threading.Event, timeout_s: float, tick: Callable[[], None] | None = None) -> bool:
-    """Wait for ``event`` in short steps, so signals reach the main thread promptly."""
+def wait(event: threading.Event, timeout_s: float,
+         tick: Callable[[], bool] | None = None) -> bool:
+    """Wait for ``event`` in short steps, so signals reach the main thread promptly;
+    ``tick`` runs at each step and ends the wait early (False) when it says so."""
     deadline = time.monotonic() + timeout_s
     while not event.is_set():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
         event.wait(min(POLL_S, remaining))
-        if tick:
-            tick()
+        if tick and tick() and not event.is_set():
+            return False
     return True
 
 
@@ -103,7 +105,8 @@ class Response:
         self.post_updates()
         if sc.response.mode == "auto":
             self.contain()
-        if not wait(self.det.mitigated, sc.timeouts.mitigate, tick=self.tick):
+        if not wait(self.det.mitigated, sc.timeouts.mitigate, tick=self.tick) \
+                and not self.inc.ended:  # a person who resolved it by hand lets the hold go
             self.escalate()
 
     def fall_back(self) -> bool:
@@ -205,9 +208,20 @@ class Response:
                 self.say(f"second fault for {inject.name}: {inject.fault.get('name')} "
                          f"({status})")
 
-    def tick(self) -> None:
-        self.watch_severity()
-        self.post_updates(due_only=True)
+    def tick(self) -> bool:
+        """A step of the hold; whether the incident has ended (people may resolve it by
+        hand at any moment, whatever the response mode): then the hold lets go."""
+        if self.inc.ended:
+            return True
+        self.keep_up()
+        return False
+
+    def keep_up(self) -> None:
+        """Severity as measured, and the updates that are due (also while a runbook
+        runs: one that has started finishes, whoever resolves the incident)."""
+        if not self.inc.ended:
+            self.watch_severity()
+            self.post_updates(due_only=True)
 
     # -- people -----------------------------------------------------------------------
     def staff(self, severity: str) -> None:
@@ -217,10 +231,11 @@ class Response:
         if who.dedicated_ic:
             self.inc.page(who.incident_commander, "incident_commander",
                           reason=f"{severity} under the {self.sc.team.model} model")
-        if self.sc.response.mode == "auto":
-            self.inc.engage(who.oncall, via="auto")
+        if self.sc.response.mode == "auto":  # unless a person ended it first
+            self.inc.unless_ended(lambda: self.inc.engage(who.oncall, via="auto"))
             if who.dedicated_ic:
-                self.inc.engage(who.incident_commander, via="auto")
+                self.inc.unless_ended(
+                    lambda: self.inc.engage(who.incident_commander, via="auto"))
             self.assign_support_roles()
         elif self.drilling:  # people answer: the roster's scribe and comms lead are paged too
             team = self.sc.team
@@ -333,7 +348,7 @@ class Response:
         try:
             result = runs.run(self.inc.store, runbook, found.params,
                               self.run_dir / "runbooks" / f"{seq:02d}-{runbook.name}",
-                              incident=self.inc, who=actor, env=self.env, tick=self.tick)
+                              incident=self.inc, who=actor, env=self.env, tick=self.keep_up)
         except GamedayError as exc:
             self.runbook_status = (runbook.name, "could not start")
             self.say(str(exc))

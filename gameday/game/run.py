@@ -39,7 +39,6 @@ from gameday.incidents.comms import describe_impact
 from gameday.incidents.incident import (
     TERMINAL_STATES,
     Incident,
-    InvalidTransition,
     real_incident_open,
 )
 from gameday.scenarios.drill import DrillSpec
@@ -140,15 +139,16 @@ class GameHooks:
         the damage still in its window. So the hold waits for the detector to measure the
         recovery, as long as one under way when they resolved takes to be confirmed (the
         SLO window, the recovery window and an evaluation or two, counted from the
-        resolve), and no longer once a window of requests made after the resolve misses
-        the objective: nothing but the rollback will bring those back."""
+        resolve, or from the end of a runbook still running then), and no longer once a
+        window of requests made after both misses the objective: nothing but the rollback
+        will bring those back."""
         if self.detector.mitigated.is_set():
             return
-        resolved = self.incident.store.events(self.incident.id,
-                                              kinds=[Kind.INCIDENT_RESOLVED], limit=1)
-        if not resolved:
+        moves = self.incident.store.events(
+            self.incident.id, kinds=[Kind.INCIDENT_RESOLVED, Kind.RUNBOOK_FINISHED])
+        if not any(e.kind == Kind.INCIDENT_RESOLVED for e in moves):
             return
-        sc, since_ns = self.response.sc, resolved[0].at_monotonic_ns
+        sc, since_ns = self.response.sc, max(e.at_monotonic_ns for e in moves)
         window_ns = int(sc.slo.window_s * 1e9)
         confirmed_by = since_ns + window_ns + int(
             (sc.recovery_window_s + 2 * sc.evaluation_interval_s) * 1e9)
@@ -363,11 +363,11 @@ class _Game:
         self.interrupted = interrupts.received is not None or (
             self.interrupted and self.stopped is None)
         if self.stopped:
-            unless_ended(self.incident, lambda: self.incident.abort(f"stopped: {self.stopped}"))
+            self.incident.unless_ended(lambda: self.incident.abort(f"stopped: {self.stopped}"))
         if self.interrupted:
             self.incident.record(events.gameday_interrupted(self.journal.get("status"),
                                                             interrupts.name()), "gameday")
-            unless_ended(self.incident, lambda: self.incident.end_unfinished("interrupted"))
+            self.incident.unless_ended(lambda: self.incident.end_unfinished("interrupted"))
         self.incident.record(events.target_stopped(self.target.name), "gameday")
         self.lease.release()
 
@@ -380,22 +380,6 @@ def record_measured(incident: Incident, entry: Entry, at_ns: int, at_utc: str) -
     measurement it is (``Incident.record``'s ``measured``), dated at the first good
     request: it still gives TTM, the budget burned and the scorecards their moment."""
     incident.record(entry, "detector", at_ns=at_ns, at_utc=at_utc, measured=True)
-
-
-def unless_ended(incident: Incident, move: Callable[[], object]) -> bool:
-    """Make one of the game day's own state-changing moves (resolve, cancel, abort)
-    unless the incident has ended by then; whether it made it. People may end it at
-    any moment, and a move refused under the incident's lock because theirs came first
-    is no error: the incident is where it should be."""
-    if incident.state in TERMINAL_STATES:
-        return False
-    try:
-        move()
-    except InvalidTransition:
-        if incident.state not in TERMINAL_STATES:
-            raise
-        return False
-    return True
 
 
 def finish(incident: Incident, detector: Detector, response: Response, sc: Scenario,
@@ -418,7 +402,7 @@ def finish(incident: Incident, detector: Detector, response: Response, sc: Scena
             return
         say("nobody resolved the drill's incident: resolving it")
     ic = incident.roles().get("incident_commander", "gameday")
-    unless_ended(incident, lambda: incident.resolve(
+    incident.unless_ended(lambda: incident.resolve(
         ic, how="SLIs inside the objective for the recovery window"))
     if not response.drilling and incident.state == IncidentState.RESOLVED:
         response.post_updates(final=True)  # whoever resolved it: the last update says so

@@ -219,6 +219,25 @@ class Incident:
     def abort(self, reason: str, actor: str = "gameday") -> Event:
         return self.record(events.incident_aborted(reason), actor)
 
+    @property
+    def ended(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def unless_ended(self, move: Callable[[], object]) -> bool:
+        """Make one of the game day's own state-changing moves (engage, resolve, cancel,
+        abort) unless the incident has ended by then; whether it made it. People may end
+        it at any moment, and a move refused under the incident's lock because theirs
+        came first is no error: the incident is where it should be."""
+        if self.ended:
+            return False
+        try:
+            move()
+        except InvalidTransition:
+            if not self.ended:
+                raise
+            return False
+        return True
+
     def end_unfinished(self, reason: str, actor: str = "gameday") -> Event | None:
         """A game day that cannot finish its incident ends it: cancelled if nothing was
         mitigated yet, else aborted. Nothing if it had already ended."""

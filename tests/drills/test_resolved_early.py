@@ -33,7 +33,7 @@ from gameday.core.detached import spawn_gameday
 from gameday.core.errors import GamedayError
 from gameday.core.settings import Settings
 from gameday.drills import master
-from gameday.game.run import record_measured, unless_ended
+from gameday.game.run import record_measured
 from gameday.game.scoring import compute_metrics
 from gameday.incidents.incident import Incident, InvalidTransition
 from gameday.scenarios.drill import DrillSpec
@@ -213,6 +213,46 @@ def test_a_game_day_resolved_by_hand_while_its_runbook_runs(tmp_path: Path) -> N
     nothing_left(result["run_dir"])
 
 
+@pytest.mark.slow
+def test_a_game_day_nobody_responds_to_ends_when_a_person_resolves_it(tmp_path: Path) -> None:
+    """``response: none``: nobody is meant to respond, and the hold waits for the SLIs or
+    the containment window. A person who resolves the incident by hand ends the hold at
+    once: the fault is rolled back, and nothing is escalated or paged on an incident
+    that is over."""
+    path = scenario(tmp_path, "none")
+    raw = yaml.safe_load(path.read_text())
+    raw["timeouts"]["mitigate"] = "10m"  # far past PROMPTLY_S: the hold must not wait it out
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    game = subprocess.Popen([sys.executable, "-m", "gameday", "run", str(path), "--json"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        store = Store(os.environ["GAMEDAY_DB"])
+        paged = eventually(lambda: next((e for i in store.incidents()
+                                         for e in store.events(i["id"])
+                                         if e.kind == "page.sent"), None), 90, "a page")
+        incident_id = paged.incident_id
+        resolve_before_mitigated(store, incident_id, "chidi")
+        out, err = game.communicate(timeout=PROMPTLY_S)
+    finally:
+        if game.poll() is None:
+            game.kill()
+            game.communicate()
+    assert "Traceback" not in out + err, err[-3000:]
+    result = json.loads(out)
+    assert result["status"] == "resolved"
+    assert game.returncode == result["verdict"]["exit_code"], (result["verdict"], err)
+    events = store.events(incident_id)
+    resolved = next(e for e in events if e.kind == "incident.resolved")
+    assert resolved.actor == "chidi"
+    after = [e.kind for e in events if e.seq > resolved.seq]
+    assert "incident.escalated" not in after and "page.sent" not in after, after
+    rolled = [e for e in events if e.kind == "fault.rolled_back"]
+    assert rolled and {e.data["status"] for e in rolled} == {"succeeded"}, rolled
+    assert (rolled[0].at_monotonic_ns - resolved.at_monotonic_ns) / 1e9 < PROMPTLY_S
+    assert result["metrics"]["contained_by"] == "experiment rollback"
+    nothing_left(result["run_dir"])
+
+
 # -- the same rules, without a sandbox -------------------------------------------------------
 def opened(store: Store) -> Incident:
     incident = Incident.open(store, "drill", service="checkout", kind="drill")
@@ -240,13 +280,13 @@ def test_the_game_days_own_resolve_loses_to_a_persons_without_an_error(store):
         incident.resolve("chidi")    # a person's move, a moment before the game day's
         incident.resolve("gameday")  # refused under the incident's lock
 
-    assert unless_ended(incident, theirs_lands_first) is False
+    assert incident.unless_ended(theirs_lands_first) is False
     assert [e.actor for e in store.events(incident.id)
             if e.kind == "incident.resolved"] == ["chidi"]
-    assert unless_ended(incident, lambda: incident.resolve("gameday")) is False
+    assert incident.unless_ended(lambda: incident.resolve("gameday")) is False
     pending = Incident.open(store, "not declared", kind="drill")
     with pytest.raises(InvalidTransition):  # a refusal for another reason is not hidden
-        unless_ended(pending, lambda: pending.resolve("gameday"))
+        pending.unless_ended(lambda: pending.resolve("gameday"))
 
 
 def test_a_drill_ends_with_its_incident_once_and_ending_it_again_is_done(store):

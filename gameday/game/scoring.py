@@ -54,6 +54,9 @@ class Metrics:
         return asdict(self)
 
 
+RUNBOOK_MOMENTS = (Kind.RUNBOOK_STARTED, Kind.RUNBOOK_FINISHED)
+
+
 def compute_metrics(events: Iterable[Any], slo_success_ratio: float = 0.99) -> Metrics:
     ev = in_time_order(events)
     fault = first(ev, Kind.FAULT_INJECTED)
@@ -65,8 +68,10 @@ def compute_metrics(events: Iterable[Any], slo_success_ratio: float = 0.99) -> M
     mitigated = first(ev, Kind.MITIGATED)
     resolved = first(ev, Kind.INCIDENT_RESOLVED)
     rolled_back = first(ev, Kind.FAULT_ROLLED_BACK)
-    started = first(ev, Kind.RUNBOOK_STARTED)
-    finished = first(ev, Kind.RUNBOOK_FINISHED)
+    # a runbook's dry run (--check) changes nothing: its first run for real is the one
+    ran = [e for e in ev if e["kind"] not in RUNBOOK_MOMENTS or not e["data"].get("check")]
+    started = first(ran, Kind.RUNBOOK_STARTED)
+    finished = first(ran, Kind.RUNBOOK_FINISHED)
 
     severity_events = [e for e in ev
                        if e["kind"] in (Kind.INCIDENT_DECLARED, Kind.SEVERITY_CHANGED)]

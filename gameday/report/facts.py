@@ -45,7 +45,13 @@ from typing import Any, NamedTuple
 from gameday.core.events import Kind
 from gameday.game.scoring import Metrics, score
 from gameday.incidents.incident import DRILL, GAMEDAY, TERMINAL_STATES
-from gameday.report.moments import FIRST, NUMBERS, alert_word_sql
+from gameday.report.moments import (
+    FIRST,
+    NUMBERS,
+    REAL_RUNS_ONLY,
+    alert_word_sql,
+    not_a_dry_run,
+)
 from gameday.report.objectives import AnyTargets, Targets
 from gameday.store import Connection, Row, Store, json_value
 from gameday.store.incidents import kind_sql
@@ -57,7 +63,7 @@ def group_order(name: str) -> tuple[int, str]:
     """Groups by name, the one for incidents without a value last."""
     return (1, name) if name == NO_VALUE else (0, name)
 GROUND_TRUTH = (GAMEDAY, DRILL)  # a fault was injected: timed from it, scored
-VERSION = 6  # of the derivation; a row kept by another is derived again
+VERSION = 7  # of the derivation; a row kept by another is derived again
 METRICS = ("TTD", "TTA", "TTE", "TTFC", "TTM", "TTR")
 
 
@@ -196,7 +202,8 @@ def derive_sql(where: str, *, dense: bool = True, postgres: bool = False) -> str
         joins.append(f"LEFT JOIN {alias} ON {alias}.id = sel.id")
 
     for alias, (kind, extra) in FIRST.items():
-        moment(alias, kind.value, extra)
+        moment(alias, kind.value, extra, f" AND {not_a_dry_run(postgres=postgres)}"
+               if alias in REAL_RUNS_ONLY else "")
     # The IC engaged: the first incident_commander role.
     moment("ic", Kind.ROLE_ASSIGNED.value, {},
            f" AND {extract('$.role')} = 'incident_commander'")

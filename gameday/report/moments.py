@@ -27,6 +27,16 @@ FIRST: dict[str, tuple[Kind, dict[str, str]]] = {
 
 
 NUMBERS = {"requests": "bigint", "bad": "bigint"}  # the rest are text
+# A runbook's dry run (``--check``) changes nothing: it neither contains a fault nor
+# proves the runbook, so the runbook's moments are its first run for real.
+REAL_RUNS_ONLY = ("rb_started", "rb_finished")
+
+
+def not_a_dry_run(*, postgres: bool) -> str:
+    """SQL true for an event whose payload's ``check`` is not true (absent included)."""
+    if postgres:
+        return "(data_json::jsonb #>> '{check}') IS DISTINCT FROM 'true'"
+    return "json_extract(data_json, '$.check') IS NOT 1"
 
 
 def alert_word_sql(where: str, *, postgres: bool) -> str:

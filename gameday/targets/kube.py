@@ -24,6 +24,18 @@ from gameday.slis.samples import Sample, SampleLog
 from gameday.store import utc_now
 
 
+def unanswered() -> tuple[type[Exception], ...]:
+    """What the kubernetes client raises when the API server does not answer: an
+    ``ApiException`` for an answer it did not like, urllib3's errors (not ``OSError``s)
+    for a connection refused, reset or timed out. A sampler or a watch counts such a read
+    as nothing read and goes on: a fault on the control plane, or a network blip, is
+    what they are there to see, not the end of them."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    return ApiException, HTTPError, OSError
+
+
 def use_kubeconfig(path: str | None) -> str | None:
     """Point the kubernetes client's default kubeconfig (what chaosk8s's activities
     load) at ``path``. The client reads ``$KUBECONFIG`` once, when it is first imported,
@@ -79,11 +91,10 @@ class KubeSampler(SampleLog):
         self.close()
 
     def _status(self) -> tuple[int, int] | None:
-        from kubernetes.client.exceptions import ApiException
-
         try:
-            dep = self._apps.read_namespaced_deployment_status(self.deployment, self.namespace)
-        except (ApiException, OSError):
+            dep = self._apps.read_namespaced_deployment_status(self.deployment, self.namespace,
+                                                               _request_timeout=5)
+        except unanswered():
             return None
         # A Deployment the controller has not observed yet has no status: none available.
         available = dep.status.available_replicas if dep.status is not None else None
@@ -141,21 +152,17 @@ class KubeWatch:
         self._file.close()
 
     def _events(self) -> list[Any]:
-        from kubernetes.client.exceptions import ApiException
-
         found = []
         for ns in (self.namespace, "default"):
             try:
                 items = self._core.list_namespaced_event(ns, _request_timeout=5).items
-            except (ApiException, OSError):
+            except unanswered():
                 continue
             found += [e for e in items if ns == self.namespace
                       or e.involved_object.kind == "Node"]
         return found
 
     def _poll(self) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         fresh = [e for e in self._events() if e.metadata.uid not in self.seen]
         fresh.sort(key=_event_time)
         for e in fresh:
@@ -174,7 +181,7 @@ class KubeWatch:
         try:
             dep = self._apps.read_namespaced_deployment_status(
                 self.deployment, self.namespace, _request_timeout=5)
-        except (ApiException, OSError):
+        except unanswered():
             return
         st = dep.status
         if st is None:  # not observed by the controller yet: no counts to write

@@ -38,7 +38,7 @@ def list_(state: State, as_json: bool) -> None:
 
     books = discover()
     policy = state.settings.automation
-    found = standing(state.store, state.settings, [rb.name for rb in books])
+    found = standing(state.store, state.settings, books)
     trust = {name: t for name, (t, _) in found.items()}
     restore = {name: r for name, (_, r) in found.items()}
     if as_json:

@@ -272,10 +272,11 @@ def approval_expired(runbook: str, run_id: int, expires_at: str | None) -> Entry
 
 
 def runbook_started(runbook: str, params: Mapping[str, Any], check: bool, artifacts: str,
-                    run_id: int | None = None) -> Entry:
+                    run_id: int | None = None, version: str | None = None) -> Entry:
+    """``version``: the playbook's (``Runbook.version``), which a proof holds for."""
     return Entry(Kind.RUNBOOK_STARTED, {"runbook": runbook, "params": dict(params),
                                         "check": check, "artifacts": artifacts,
-                                        "run_id": run_id})
+                                        "run_id": run_id, "version": version})
 
 
 def runbook_task(runbook: str, task: str | None, status: str, *, rc: int | None = None,

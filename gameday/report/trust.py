@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from gameday.core.settings import Settings
 from gameday.core.states import IncidentKind, IncidentState, RunStatus
 from gameday.report.facts import Table
 from gameday.report.freshness import Freshness, runbook_freshness, runbook_of_url
+from gameday.runs.intake import Hold
 from gameday.store import Connection, Store
 
 PROVEN, UNPROVEN, SUSPECT = "proven", "unproven", "suspect"
@@ -55,6 +56,7 @@ class Trust:
     verified_by: int | None = None  # the game day (incident) that last proved it
     verified_at: str | None = None
     verified_on: str | None = None  # the kind of target it was proven on
+    verified_version: str | None = None  # the runbook's version that game day ran
     suspect_run: int | None = None       # the run that failed since
     suspect_gameday: int | None = None   # the game day that ran it without containing
 
@@ -104,24 +106,36 @@ def linking(scenario_dirs: Iterable[Path], root: Path) -> dict[str, list[str]]:
     return found
 
 
-def standing(store: Store, settings: Settings, names: Iterable[str]
+def standing(store: Store, settings: Settings, runbooks: Iterable[Any]
              ) -> dict[str, tuple[Trust, str]]:
     """Each runbook's trust under the project's policy, and what would restore it (a
     game day of a project scenario that links it): ``runbook list`` and its page."""
     links = linking([settings.root / "scenarios"], settings.root)
     out = {}
-    for name in names:
-        trust = runbook_trust(store, name, settings.automation)
-        out[name] = (trust, trust.restore(links.get(name)))
+    for rb in runbooks:
+        trust = runbook_trust(store, rb.name, settings.automation, version=rb.version)
+        out[rb.name] = (trust, trust.restore(links.get(rb.name)))
     return out
 
 
-def judge(fresh: Freshness, policy: Automation, *, verified_on: str | None,
-          wanted_on: str | None) -> Trust:
-    """``fresh``'s runbook against ``policy``; ``verified_on``: the kind of target its
-    last verification ran on; ``wanted_on``: the kind the alert is about (None: any)."""
+@dataclass(frozen=True)
+class Proof:
+    """What the game day that last verified a runbook ran: on which kind of target
+    (its ``target.ready``), and which version of the runbook (its first run for real;
+    None when it was recorded before runs kept one)."""
+
+    on: str | None = None
+    version: str | None = None
+
+
+def judge(fresh: Freshness, policy: Automation, *, proof: Proof = Proof(),
+          wanted_on: str | None = None, version: str | None = None) -> Trust:
+    """``fresh``'s runbook against ``policy``; ``proof``: what its last verification
+    ran; ``wanted_on``: the kind of target the alert is about (None: any); ``version``:
+    the runbook as it is now (None: not compared)."""
+    verified_on = proof.on
     doubts = _doubts(fresh)
-    gaps = _gaps(fresh, policy, verified_on, wanted_on)
+    gaps = _gaps(fresh, policy, verified_on, wanted_on) + _changed(fresh, proof, version)
     if doubts:
         level, why = SUSPECT, "; ".join([*gaps, *doubts])
     elif gaps:
@@ -132,7 +146,7 @@ def judge(fresh: Freshness, policy: Automation, *, verified_on: str | None,
             f" on {verified_on}" if verified_on else "")
     return Trust(runbook=fresh.runbook, level=level, why=why,
                  verified_by=fresh.verified_by, verified_at=fresh.verified_at,
-                 verified_on=verified_on,
+                 verified_on=verified_on, verified_version=proof.version,
                  suspect_run=fresh.last_failed_run if fresh.failed_since_verified else None,
                  suspect_gameday=_ran_without_containing(fresh))
 
@@ -151,6 +165,18 @@ def _gaps(fresh: Freshness, policy: Automation, verified_on: str | None,
         out.append(f"proven on {verified_on} only, and this alert is about a "
                    f"{wanted_on} target")
     return out
+
+
+def _changed(fresh: Freshness, proof: Proof, version: str | None) -> list[str]:
+    """A proof holds for the playbook that ran: one changed since (or proven before
+    runs kept their version) is not proven until a game day runs it as it is now."""
+    if fresh.verified_by is None or version is None or proof.version == version:
+        return []
+    if proof.version is None:
+        return [f"game day #{fresh.verified_by} proved it before gameday kept which version "
+                "of a runbook ran"]
+    return [f"changed since game day #{fresh.verified_by} proved it (version "
+            f"{proof.version} then, {version} now)"]
 
 
 def _doubts(fresh: Freshness) -> list[str]:
@@ -175,22 +201,15 @@ def _ran_without_containing(fresh: Freshness) -> int | None:
     return wrong
 
 
-def verified_on(store: Store, incident_id: int | None) -> str | None:
-    """The kind of target a game day ran on (its ``target.ready``)."""
-    if incident_id is None:
-        return None
-    return _kinds_verified_on(store.reader(), [incident_id]).get(incident_id)
-
-
 def runbook_trust(store: Store, name: str, policy: Automation, *,
-                  wanted_on: str | None = None, now: datetime | None = None) -> Trust:
-    """One runbook's trust, from its own runs and game days."""
+                  version: str | None = None, wanted_on: str | None = None,
+                  now: datetime | None = None) -> Trust:
+    """One runbook's trust, from its own runs and game days; ``version``: the runbook
+    as it is now (``Runbook.version``), which its proof must have run."""
     fresh = runbook_freshness(store, name, max_age_days=policy.max_age_days, now=now)
-    return judge(fresh, policy, verified_on=verified_on(store, fresh.verified_by),
-                 wanted_on=wanted_on)
-
-
-Hold = Callable[[str, str | None], str | None]
+    proofs = _proofs(store.reader(), [fresh.verified_by] if fresh.verified_by else [])
+    return judge(fresh, policy, proof=proofs.get(fresh.verified_by or 0, Proof()),
+                 wanted_on=wanted_on, version=version)
 
 
 def hold_for(store: Store, policy: Automation | None) -> Hold | None:
@@ -202,8 +221,8 @@ def holder(store: Store, policy: Automation) -> Hold:
     """The intake's question (``runs.intake.Intake``'s ``hold``): why an automatic
     run of runbook NAME for an alert about a TARGET kind (None: gameday's own world)
     must wait for a person, or None when it may run by itself."""
-    def hold(name: str, target_kind: str | None) -> str | None:
-        trust = runbook_trust(store, name, policy, wanted_on=target_kind)
+    def hold(name: str, version: str, target_kind: str | None) -> str | None:
+        trust = runbook_trust(store, name, policy, version=version, wanted_on=target_kind)
         return None if trust.proven else trust.why
     return hold
 
@@ -215,10 +234,11 @@ def ladder(db: Connection, fresh: Sequence[Freshness], runbooks: Sequence[Any],
     automatic runbook is held back (or would be, under ``require = "proven"``); and how
     the real incidents in scope were contained: by a runbook proven now, by another
     runbook, or by people."""
-    on = _kinds_verified_on(db, [f.verified_by for f in fresh if f.verified_by])
+    proofs = _proofs(db, [f.verified_by for f in fresh if f.verified_by])
     auto = {rb.name for rb in runbooks if getattr(rb, "auto", False)}
-    trusts = {f.runbook: judge(f, policy, verified_on=on.get(f.verified_by or 0),
-                               wanted_on=None) for f in fresh}
+    versions = {rb.name: getattr(rb, "version", None) or None for rb in runbooks}
+    trusts = {f.runbook: judge(f, policy, proof=proofs.get(f.verified_by or 0, Proof()),
+                               version=versions.get(f.runbook)) for f in fresh}
     rows = [tr.as_dict() | {"auto": tr.runbook in auto} for tr in trusts.values()]
     held = [{"alert": alert, "runbook": f.runbook, "level": trusts[f.runbook].level,
              "why": trusts[f.runbook].why}
@@ -259,15 +279,23 @@ def _containment(db: Connection, t: Table, trusts: Mapping[str, Trust]) -> dict[
             "people_share": round(by["people"] / contained, 3) if contained else None}
 
 
-def _kinds_verified_on(db: Connection, incidents: Sequence[int]) -> dict[int, str]:
-    """The kind of target each game day ran on (its ``target.ready``), in one query."""
+def _proofs(db: Connection, incidents: Sequence[int]) -> dict[int, Proof]:
+    """What each game day ran (``Proof``), in one query: the kind of target its
+    ``target.ready`` names, and the version its first run for real (not ``--check``,
+    as the facts' ``rb_started``) recorded."""
     if not incidents:
         return {}
     marks = ", ".join("?" for _ in incidents)
-    out: dict[int, str] = {}
-    for r in db.execute(f"SELECT incident_id, data_json FROM events WHERE kind = ?"
-                        f" AND incident_id IN ({marks})", (Kind.TARGET_READY.value, *incidents)):
-        kind = KIND_OF_TARGET.get(str(json.loads(r["data_json"]).get("target")))
-        if kind:
-            out[r["incident_id"]] = kind
-    return out
+    on: dict[int, str] = {}
+    version: dict[int, str | None] = {}
+    for r in db.execute(f"SELECT incident_id, kind, data_json FROM events WHERE kind IN (?, ?)"
+                        f" AND incident_id IN ({marks}) ORDER BY incident_id, seq",
+                        (Kind.TARGET_READY.value, Kind.RUNBOOK_STARTED.value, *incidents)):
+        data, incident = json.loads(r["data_json"]), r["incident_id"]
+        if r["kind"] == Kind.TARGET_READY:
+            kind = KIND_OF_TARGET.get(str(data.get("target")))
+            if kind:
+                on[incident] = kind
+        elif not data.get("check") and incident not in version:
+            version[incident] = data.get("version")
+    return {i: Proof(on=on.get(i), version=version.get(i)) for i in {*on, *version}}

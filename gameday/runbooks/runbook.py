@@ -15,6 +15,7 @@ ansible-runner's artifacts are written under the run's directory either way.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -86,6 +87,10 @@ class Runbook:
     parameters: tuple[Parameter, ...]
     tasks: tuple[dict[str, Any], ...] = field(default=())
     concurrency: int = 1  # runs of it at once under gameday serve; more wait their turn
+    # The plays as Ansible reads them (comments and layout aside), digested: what a run
+    # ran, and what a game day's proof holds for (``report.trust``: a runbook changed
+    # since it was proven is not proven).
+    version: str = ""
 
     def from_labels(self, labels: dict[str, str]) -> dict[str, str]:
         """The parameter values an alert's labels carry: each parameter takes the label
@@ -108,7 +113,8 @@ class Runbook:
         return shown
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "summary": self.summary,
+        return {"name": self.name, "path": str(self.path), "version": self.version,
+                "summary": self.summary,
                 "alerts": list(self.alerts), "auto": self.auto,
                 "destructive": self.destructive, "concurrency": self.concurrency,
                 "parameters": [p.__dict__ | {"choices": list(p.choices)}
@@ -204,7 +210,8 @@ def _load_runbook(path: Path, data: bytes) -> Runbook:
                   for task in _as_list(play.get("tasks")) if isinstance(task, dict))
     runbook = Runbook(name=path.stem, path=path, summary=spec.summary,
                       alerts=tuple(spec.alerts), auto=spec.auto, destructive=spec.destructive,
-                      parameters=params, tasks=tasks, concurrency=spec.concurrency)
+                      parameters=params, tasks=tasks, concurrency=spec.concurrency,
+                      version=_version(plays))
     for p in params:  # a default is a value like any other: it must pass its own checks
         if p.default is not None:
             try:
@@ -214,6 +221,12 @@ def _load_runbook(path: Path, data: bytes) -> Runbook:
                                       field=f"vars.gameday_runbook.parameters.{p.name}."
                                             "default") from None
     return runbook
+
+
+def _version(plays: list[Any]) -> str:
+    """The plays' digest, independent of comments, quoting, key order and layout."""
+    canonical = json.dumps(plays, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(canonical.encode(), digest_size=6).hexdigest()
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -471,7 +484,8 @@ def run_runbook(runbook: Runbook, params: dict[str, Any], data_dir: Path, *,
 
     kwargs = executor.runner_kwargs(runbook.path, data_dir, params, env=env, check=check)
     kwargs.update(event_handler=handler, cancel_callback=cancel.is_set)
-    report(events.runbook_started(runbook.name, params, check, str(data_dir)))
+    report(events.runbook_started(runbook.name, params, check, str(data_dir),
+                                  version=runbook.version))
     try:
         status, rc, used = _run_warm(kwargs, cancel, tick, could_not_start)
     except executor.Unavailable as exc:

@@ -126,7 +126,7 @@ class Moment:
         self.seen: dict[str, int | None] = {}  # instances of earlier batches: their incident
         self._events: dict[int, list[Pending]] = {}  # by incident, in order
         self._audits: list[tuple[str, str, str, dict[str, Any]]] = []
-        self.held: dict[tuple[str, str | None], str | None] = {}  # the trust policy's word
+        self.held: dict[tuple[str, str, str | None], str | None] = {}  # the trust policy's word
 
     def forget(self) -> None:
         """After a notification rolled back: what it wrote, and saw, is gone."""
@@ -223,7 +223,8 @@ class Moment:
             self.store.audit_many(audits)
 
 
-Hold = Callable[[str, str | None], str | None]
+# report.trust.holder: (runbook, its version now, the alert's target kind) -> why it waits
+Hold = Callable[[str, str, str | None], str | None]
 Answers = tuple[list[dict[str, Any] | Exception], list[Start]]  # a batch's, and its runs
 
 
@@ -384,7 +385,7 @@ class Intake:
                                                         "error": error,
                                                         "incident_id": incident.id})
             return out | {"error": error}
-        held = self._held(moment, incident, found.runbook.name, target.kind if target else None)
+        held = self._held(moment, incident, found.runbook, target.kind if target else None)
         if held:
             moment.record(incident, events.runbook_held(found.runbook.name, held, out["link"]),
                           "gameday")
@@ -446,16 +447,16 @@ class Intake:
     def _run_key(start: Start) -> tuple[str, str, str, str]:
         return start.runbook.name, params_key(start.params), start.world, start.kind
 
-    def _held(self, moment: Moment, incident: Incident, runbook: str,
+    def _held(self, moment: Moment, incident: Incident, runbook: Runbook,
               target_kind: str | None) -> str | None:
-        """Why this real alert's automatic run waits for a person (the trust policy),
-        or None. Rehearsals are never held: they are how a runbook earns its proof."""
+        """Why this real alert's automatic run waits for a person (the trust policy), or
+        None. Rehearsals are never held: they are how a runbook earns its proof."""
         if self.hold is None or moment.environment(incident, self.env)[1] != \
                 IncidentKind.INCIDENT:
             return None
-        if (runbook, target_kind) not in moment.held:
-            moment.held[runbook, target_kind] = self.hold(runbook, target_kind)
-        return moment.held[runbook, target_kind]
+        if (key := (runbook.name, runbook.version, target_kind)) not in moment.held:
+            moment.held[key] = self.hold(*key)
+        return moment.held[key]
 
     def _joinable(self, start: Start) -> tuple[int, str] | None:
         """The run this alert joins, and why: one with the same parameters, in the same

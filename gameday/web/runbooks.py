@@ -98,7 +98,7 @@ async def one_click(request: Request, who: str, rb: Runbook, raw: dict[str, str]
 
 def _trust(store: Store, settings: Settings, rb: Runbook) -> tuple[Trust, str]:
     """The runbook's trust, and what would restore it (``trust.standing``)."""
-    return standing(store, settings, [rb.name])[rb.name]
+    return standing(store, settings, [rb])[rb.name]
 
 
 def approval(request: Request, rb: Runbook, check: bool) -> float | None:

@@ -20,7 +20,7 @@ from webhooks import AUTH, TOKEN, payload
 from gameday.core.errors import ValidationError
 from gameday.core.settings import Automation, Settings
 from gameday.report.freshness import Freshness
-from gameday.report.trust import PROVEN, SUSPECT, UNPROVEN, exercising, judge
+from gameday.report.trust import PROVEN, SUSPECT, UNPROVEN, Proof, exercising, judge
 from gameday.store import Store
 from gameday.targets.sandbox import start_sandbox, stop_sandbox
 
@@ -38,7 +38,7 @@ def fresh(**kw) -> Freshness:
 
 # -- the rules -----------------------------------------------------------------------------
 def test_a_recent_proof_on_the_same_kind_of_target_is_proven():
-    trust = judge(fresh(), POLICY, verified_on="sandbox", wanted_on=None)
+    trust = judge(fresh(), POLICY, proof=Proof(on="sandbox"), wanted_on=None)
     assert trust.level == PROVEN and trust.proven
     assert trust.why == "proven by game day #12, 3 days ago on sandbox"
 
@@ -60,7 +60,7 @@ def test_a_recent_proof_on_the_same_kind_of_target_is_proven():
      "containing the fault"),
 ])
 def test_what_keeps_a_runbook_from_being_proven(kw, on, wanted, level, why):
-    trust = judge(fresh(**kw), POLICY, verified_on=on, wanted_on=wanted)
+    trust = judge(fresh(**kw), POLICY, proof=Proof(on=on), wanted_on=wanted)
     assert (trust.level, trust.why) == (level, why)
     assert not trust.proven and "gameday" in trust.restore(["scenarios/crash.yaml"])
 
@@ -68,14 +68,28 @@ def test_what_keeps_a_runbook_from_being_proven(kw, on, wanted, level, why):
 def test_a_game_day_before_the_last_proof_does_not_make_it_suspect():
     trust = judge(fresh(ran_without_containing=19,
                         ran_without_containing_at="2026-10-30T10:00:00+00:00"),
-                  POLICY, verified_on="sandbox", wanted_on=None)
+                  POLICY, proof=Proof(on="sandbox"), wanted_on=None)
     assert trust.level == PROVEN
 
 
 def test_a_policy_that_asks_for_no_sameness_accepts_any_target():
     trust = judge(fresh(), Automation(require="proven", same_target=False),
-                  verified_on="sandbox", wanted_on="service")
+                  proof=Proof(on="sandbox"), wanted_on="service")
     assert trust.proven
+
+
+@pytest.mark.parametrize(("then", "now", "level", "why"), [
+    ("a1b2c3", "a1b2c3", PROVEN, "proven by game day #12, 3 days ago on sandbox"),
+    ("a1b2c3", None, PROVEN, "proven by game day #12, 3 days ago on sandbox"),
+    ("a1b2c3", "d4e5f6", UNPROVEN,
+     "changed since game day #12 proved it (version a1b2c3 then, d4e5f6 now)"),
+    (None, "d4e5f6", UNPROVEN,
+     "game day #12 proved it before gameday kept which version of a runbook ran"),
+])
+def test_a_proof_holds_for_the_version_of_the_runbook_that_ran(then, now, level, why):
+    trust = judge(fresh(), POLICY, proof=Proof(on="sandbox", version=then), version=now)
+    assert (trust.level, trust.why) == (level, why)
+    assert trust.verified_version == then
 
 
 def test_the_scenarios_that_exercise_a_runbook_are_offered():
@@ -83,7 +97,7 @@ def test_the_scenarios_that_exercise_a_runbook_are_offered():
     assert "scenarios/checkout-replica-crash.yaml" in found
     assert all(f.startswith("scenarios/") for f in found)
     trust = judge(fresh(status="never verified", verified_by=None, verified_at=None,
-                        verified_days_ago=None), POLICY, verified_on=None, wanted_on=None)
+                        verified_days_ago=None), POLICY, wanted_on=None)
     assert trust.restore(found) == (
         f"a game day that runs it and sees it contain the fault: gameday schedule add "
         f"verify-restart-replica {found[0]} --cron '0 10 * * 1'")
@@ -193,6 +207,10 @@ def test_automation_is_earned_by_a_game_day_and_lost_again(tmp_path, gameday_ser
     project = tmp_path / "project"
     project.mkdir()
     (project / "gameday.toml").write_text('[automation]\nrequire = "proven"\n')
+    (project / "runbooks").mkdir()  # the team's own copy of it, which they will change
+    runbook = project / "runbooks" / "restart-replica.yml"
+    original = (ROOT / "gameday/targets/sandbox/runbooks/restart-replica.yml").read_text()
+    runbook.write_text(original)
     db = tmp_path / "gameday.db"
     start_sandbox(tmp_path / "sandbox")  # where the real alerts' runbook acts
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GAMEDAY_DB": str(db),
@@ -220,6 +238,16 @@ def test_automation_is_earned_by_a_game_day_and_lost_again(tmp_path, gameday_ser
         assert ran["status"] == "successful" and ran["started_by"] == "alertmanager"
         move(served.base, second["incident_id"], "resolve", how="the runbook's restart held")
 
+        # A proof holds for what ran: changed since, it waits for a click again; a
+        # comment or the layout is no change, and put back as it was it runs by itself.
+        runbook.write_text(original.replace("\n  - name:", "\n\n  # a step\n  - name: "))
+        assert "run_id" in answer_of(post(served.base, real_alert(4)))
+        runbook.write_text(original.replace("summary: Restart", "summary: Restart at once"))
+        changed = answer_of(post(served.base, real_alert(5)))
+        assert "run_id" not in changed and changed["held"].startswith(
+            f"changed since game day #{proved['incident_id']} proved it (version "), changed
+        runbook.write_text(original)
+
         wrong = game_day(project, env, "checkout-bad-deploy-wrong-runbook")
         third = answer_of(post(served.base, real_alert(3)))
         assert "run_id" not in third
@@ -233,8 +261,7 @@ def test_automation_is_earned_by_a_game_day_and_lost_again(tmp_path, gameday_ser
         assert levels["restart-replica"] == SUSPECT and report["held_now"]
         assert {"alert": "CheckoutAvailabilityBurn", "runbook": "restart-replica",
                 "level": SUSPECT, "why": third["held"]} in report["held"]
-        assert report["real"]["incidents"] == 3
-        assert report["real"] == {"incidents": 3, "contained": 2, "by_proven_runbook": 0,
+        assert report["real"] == {"incidents": 5, "contained": 2, "by_proven_runbook": 0,
                                   "by_other_runbook": 1, "by_people": 1,
                                   "proven_share": 0.0, "people_share": 0.5}
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import click
 
 from gameday.cli.common import ID, State, emit, pass_state, person
 from gameday.core.policy import ROLES
-from gameday.core.settings import TARGET_KINDS
+from gameday.core.settings import DEFAULT_URL, TARGET_KINDS
 
 DRILL_TARGETS = ("sandbox", *TARGET_KINDS)
 
@@ -52,7 +53,8 @@ def start(state: State, scenario: Path | None, pool: Path | None, difficulty: st
           game_master: str, as_json: bool) -> None:
     """Start a drill of SCENARIO (or spin --wheel, or replay --from-incident ID): the
     fault runs in its own process; prints the drill's id, its incident and the join
-    link (on GAMEDAY_URL, where ``gameday serve`` runs the console)."""
+    link (on [serve] url or GAMEDAY_URL, where ``gameday serve`` runs the console;
+    without either, on its default address, and the output says so)."""
     from gameday.drills.master import spin, start_drill
 
     if sum(x is not None for x in (scenario, pool, incident)) != 1:
@@ -77,13 +79,24 @@ def start(state: State, scenario: Path | None, pool: Path | None, difficulty: st
                           difficulty=difficulty, oncall=oncall)
     if as_json:
         emit(started)
+        _assumed(started)
         return
     click.echo(f"drill {started['drill_id']}: {started['scenario']} (incident "
                f"#{started['incident_id']}, {difficulty})")
     if started.get("oncall"):
         click.echo(f"the wheel picked {started['oncall']} as on-call")
     click.echo(f"join: {started['join_url']}")
+    _assumed(started)
     click.echo(f"output: {started['log']}")
+
+
+def _assumed(started: dict[str, Any]) -> None:
+    """Where nobody said where ``gameday serve`` runs, the join link is on its default
+    address: say so (on stderr, beside a script's JSON), and how to make it right."""
+    if started.get("join_url_assumed"):
+        click.echo("note: the join link assumes gameday serve at its default address "
+                   f"({DEFAULT_URL}); where it runs elsewhere, set [serve] url in "
+                   "gameday.toml or GAMEDAY_URL to its address", err=True)
 
 
 def _replay(state: State, incident: int, target: str, game_master: str, difficulty: str,
@@ -95,6 +108,7 @@ def _replay(state: State, incident: int, target: str, game_master: str, difficul
                            game_master=game_master, difficulty=difficulty)
     if as_json:
         emit(started)
+        _assumed(started)
         return
     r = started["replay"]
     click.echo(f"drill {started['drill_id']}: a rehearsal of incident #{incident} "
@@ -109,6 +123,7 @@ def _replay(state: State, incident: int, target: str, game_master: str, difficul
     click.echo(f"scenario: {started['scenario']} (incident #{started['incident_id']}, "
                f"{difficulty})")
     click.echo(f"join: {started['join_url']}")
+    _assumed(started)
     click.echo(f"output: {started['log']}")
 
 
@@ -228,11 +243,17 @@ def list_drills(state: State, as_json: bool) -> None:
         emit(rows)
         return
     for d in rows:
-        click.echo(f"{d['id']:>4} {d['created_at'][:19]}  {d['state']:8} incident "
+        click.echo(f"{d['id']:>4} {_utc(d['created_at'])}  {d['state']:8} incident "
                    f"#{d['incident_id'] or '-'}  {d['scenario']}")
     if not rows:
         click.echo("no drills yet (gameday drill start SCENARIO)")
 
+
+def _utc(stamp: str) -> str:
+    """A stored moment (ISO 8601, UTC) as people read it, saying its zone."""
+    at = datetime.fromisoformat(stamp)
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).strftime(
+        "%Y-%m-%d %H:%M:%S UTC")
 
 
 def _beside(replay: dict[str, Any]) -> None:

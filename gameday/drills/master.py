@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -57,6 +58,33 @@ TIMINGS = (("TTD", "time to detect (fault → alert)"),
            ("severity_declared", "severity declared"),
            ("severity_measured", "severity measured"))
 Measure = Callable[[Sequence[Any]], Mapping[str, Any]]
+# What a scenario's title opens with to say what it is ("Game day: ...", "Game day (kwok):
+# ...", or a drill's own "Drill: ..."), and where, in parentheses.
+_OPENING = re.compile(r"(?:game day|drill)\s*(\([^)]*\))?\s*:\s*(?=\S)", re.IGNORECASE)
+
+
+def _said(title: str) -> tuple[str, str]:
+    """Where a title says it runs (`` (kwok)``, or nothing) and what it says happens."""
+    opening = _OPENING.match(title)
+    if opening is None:
+        return "", title
+    return (f" {opening.group(1)}" if opening.group(1) else ""), title[opening.end():]
+
+
+def drill_title(title: str) -> str:
+    """A drill's incident title, from its scenario's: "Game day: a checkout replica
+    crashes" is drilled as "Drill: a checkout replica crashes", "Game day (kwok): ..." as
+    "Drill (kwok): ...", anything else is prefixed "Drill: "."""
+    where, what = _said(title)
+    return f"Drill{where}: {what}"
+
+
+def heading(drill_id: int, title: str) -> str:
+    """What the console and the debrief call drill ``drill_id`` with incident ``title``:
+    "Drill 3: a checkout replica crashes", a drill opened under its scenario's game-day
+    title before drills had their own ("Game day: ...") alike."""
+    where, what = _said(title)
+    return f"Drill {drill_id}{where}: {what}"
 
 
 def drill_scenarios(settings: Settings) -> list[tuple[Path, Scenario]]:
@@ -119,9 +147,13 @@ class DrillRun:
         self.injects: list[str] = []
 
     def scenario(self, sc: Scenario) -> Scenario:
+        """The scenario as a drill runs it: people respond, its incident is titled as a
+        drill's (a replay's says already that it rehearses incident #N), the wheel's pick
+        is the one on call."""
         self.replay = sc.replay
         self.injects = [i.name for i in sc.drill.injects] if sc.drill else []
-        drilled = replace(sc, response=replace(sc.response, mode="drill"))
+        drilled = replace(sc, response=replace(sc.response, mode="drill"),
+                          title=sc.title if sc.replay else drill_title(sc.title))
         if self.row["oncall"]:
             drilled = replace(drilled, team=replace(sc.team, oncall=(self.row["oncall"],)))
         return drilled
@@ -179,7 +211,9 @@ def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master
     url = (base_url or settings.url).rstrip("/")
     return {"drill_id": drill_id, "incident_id": row["incident_id"], "scenario": relative,
             "difficulty": difficulty, "oncall": oncall, "pid": child.pid,
-            "join_url": f"{url}/drills/{drill_id}", "log": str(log)}
+            "join_url": f"{url}/drills/{drill_id}", "log": str(log),
+            # nobody said where `gameday serve` runs: the link is on the default address
+            "join_url_assumed": base_url is None and not settings.url_given}
 
 
 def _person(name: str, field: str = "--as") -> str:
@@ -347,6 +381,7 @@ class Drill:
             "replay": self.sc.replay,
             "incident": {k: inc.get(k) for k in ("id", "title", "state", "severity",
                                                  "service")},
+            "heading": heading(self.id, inc["title"]),
             "roles": held_roles(timeline),
             "clock": {"seconds": clock.at(clock_ns(inc)), "paused": clock.paused},
             "over": (any(e.kind == Kind.DRILL_ENDED for e in timeline)
@@ -360,7 +395,9 @@ class Drill:
                          "error": route.error} if route and route.runbook else None),
             "objective": {"success_ratio": self.sc.slo.success_ratio,
                           "latency_p99_ms": self.sc.slo.latency_p99_ms},
-            "events": [{"seq": e["seq"], "t": round((e["at_monotonic_ns"] - t0) / 1e9, 2),
+            # ``ns`` and ``seq`` place an event that comes late among those shown already
+            "events": [{"seq": e["seq"], "ns": e["at_monotonic_ns"] - t0,
+                        "t": round((e["at_monotonic_ns"] - t0) / 1e9, 2),
                         "at_utc": e["at_utc"], "kind": e["kind"], "actor": e["actor"],
                         "text": describe_event(e)} for e in new],
             "last_seq": max((e.seq for e in timeline), default=after_seq),
@@ -387,7 +424,8 @@ class Drill:
         if row["run_dir"]:
             path = Path(row["run_dir"]) / "review.md"
             review = str(path) if path.is_file() else None
-        return {"drill_id": self.id, "scenario": row["scenario"], "state": row["state"],
+        return {"drill_id": self.id, "heading": heading(self.id, self.incident.row["title"]),
+                "scenario": row["scenario"], "state": row["state"],
                 "difficulty": row["difficulty"], "game_master": row["game_master"],
                 "oncall": row["oncall"], "incident_id": self.incident.id,
                 "incident_state": self.incident.state,

@@ -62,6 +62,7 @@ def test_three_people_run_a_drill_in_chromium(tmp_path, gameday_serve):
             timeout=150, check=True).stdout)
         drill_id, incident_id = started["drill_id"], started["incident_id"]
         assert started["join_url"] == f"{base}/drills/{drill_id}"
+        assert started["join_url_assumed"] is False   # GAMEDAY_URL says where serve is
 
         # Who is on call is the rotation's business (the week decides): whoever the store
         # says was paged commands, the other one of the rotation responds.
@@ -82,6 +83,10 @@ def test_three_people_run_a_drill_in_chromium(tmp_path, gameday_serve):
             sign_in(d, TOKEN, "timeline", name=name, timeout=30)
         commander, fay, responder = drivers[ic], drivers["fay"], drivers[other]
         wait = {n: WebDriverWait(d, 90) for n, d in drivers.items()}
+        # A drill's incident is titled as a drill, not as the scenario's game day.
+        assert store.incident(incident_id)["title"] == "Drill: a checkout replica crashes"
+        assert commander.find_element(By.ID, "heading").text == \
+            f"Drill {drill_id}: a checkout replica crashes"
 
         # The on-call's page arrives: they answer it and command.
         wait[ic].until(ec.visibility_of_element_located((By.ID, "page-box")))
@@ -138,6 +143,8 @@ def test_three_people_run_a_drill_in_chromium(tmp_path, gameday_serve):
 
         # The debrief: a scorecard per person, numbers from the stored events.
         commander.get(f"{base}/drills/{drill_id}/debrief")
+        assert commander.find_element(By.ID, "heading").text == \
+            f"Debrief: Drill {drill_id}: a checkout replica crashes"
         cards = {el.get_attribute("data-person"): el
                  for el in commander.find_elements(By.CSS_SELECTOR, "#scorecards .card")}
         assert set(cards) == {ic, "fay", other, "eli"}   # eli, the scribe, never came

@@ -8,14 +8,18 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from serving import eventually
 
+from gameday.cli.main import cli
 from gameday.core.errors import ValidationError
-from gameday.drills.master import spin
+from gameday.drills.master import DrillRun, drill_title, heading, spin
 from gameday.drills.scorecards import scorecards
 from gameday.scenarios.drill import Clock, DrillSpec, due_injects
 from gameday.scenarios.scenario import load_scenario
@@ -176,9 +180,50 @@ def test_the_wheel_picks_a_sandbox_scenario_and_an_oncall():
     assert spin(ROOT / "scenarios", seed=7) == spin(ROOT / "scenarios", seed=7)
 
 
+# -- what a drill is called, and when it started ---------------------------------------------
+@pytest.mark.parametrize("title, drilled, shown", [
+    ("Game day: a checkout replica crashes", "Drill: a checkout replica crashes",
+     "Drill 7: a checkout replica crashes"),
+    ("Game day (kwok): every node is cordoned", "Drill (kwok): every node is cordoned",
+     "Drill 7 (kwok): every node is cordoned"),
+    ("podinfo answers 400 ms late", "Drill: podinfo answers 400 ms late",
+     "Drill 7: podinfo answers 400 ms late"),
+    ("Drill: the fraud dependency slows down", "Drill: the fraud dependency slows down",
+     "Drill 7: the fraud dependency slows down"),
+    ("Game days: a list", "Drill: Game days: a list", "Drill 7: Game days: a list"),
+])
+def test_a_drill_is_titled_as_a_drill(title, drilled, shown):
+    assert drill_title(title) == drilled
+    assert heading(7, title) == shown == heading(7, drilled)
+
+
+def test_a_drills_incident_takes_a_drills_title(store, drill_scenario):
+    """The title the drill's game day opens its incident with; a replay's says already
+    that it rehearses a real incident."""
+    sc = load_scenario(drill_scenario)
+    run = DrillRun(store, store.create_drill(str(drill_scenario), game_master="gm",
+                                             difficulty="normal", oncall=None))
+    assert run.scenario(sc).title == "Drill: a checkout replica crashes"
+    assert run.scenario(sc).response.mode == "drill"
+    replay = replace(sc, title="Rehearsal of incident #4: checkout down",
+                     replay={"incident": 4, "alert": "A", "fault": "f", "why": "w"})
+    assert run.scenario(replay).title == "Rehearsal of incident #4: checkout down"
+
+
+def test_drill_list_says_its_times_are_utc(moment, store):
+    store.create_drill("scenarios/checkout-replica-crash.yaml", game_master="gm",
+                       difficulty="normal", oncall=None)
+    listed = CliRunner().invoke(cli, ["drill", "list"])
+    assert listed.exit_code == 0, listed.output
+    started = moment.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    assert listed.output.startswith(f"   1 {started}:")
+    assert " UTC  starting" in listed.output
+
+
 # -- a whole drill through the CLI -----------------------------------------------------------
 def gameday(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gameday", *args], cwd=ROOT,
+    env = {k: v for k, v in os.environ.items() if k != "GAMEDAY_URL"}
+    return subprocess.run([sys.executable, "-m", "gameday", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=check)
 
 
@@ -192,9 +237,16 @@ def wait_for(store: Store, incident_id: int, kind: str, timeout: float = 90, **m
 @pytest.mark.slow
 def test_a_scripted_drill_from_start_to_debrief(drill_scenario):
     store = Store(os.environ["GAMEDAY_DB"])
-    started = json.loads(gameday("drill", "start", str(drill_scenario), "--json").stdout)
+    begun = gameday("drill", "start", str(drill_scenario), "--json")
+    started = json.loads(begun.stdout)
     drill_id, incident_id = started["drill_id"], started["incident_id"]
-    assert started["join_url"].endswith(f"/drills/{drill_id}")
+    # Nobody said where gameday serve runs: the link is on its default address, and the
+    # output says so and how to set it, beside the JSON a script reads.
+    assert started["join_url"] == f"http://127.0.0.1:8080/drills/{drill_id}"
+    assert started["join_url_assumed"] is True
+    assert "the join link assumes gameday serve at its default address" in begun.stderr
+    assert "GAMEDAY_URL" in begun.stderr and "[serve] url" in begun.stderr
+    assert store.incident(incident_id)["title"] == "Drill: a checkout replica crashes"
     try:
         for person, role in (("ana", "incident_commander"), ("cara", "comms_lead"),
                              ("ben", "responder")):

@@ -76,6 +76,9 @@ class Kind(StrEnum):
     GAMEDAY_FROZEN = "gameday.frozen"
     GAMEDAY_VERDICT = "gameday.verdict"
     RUN_CRASHED = "run.crashed"
+    # a real alert while a rehearsal has a fault in the same service (``runs.intake``)
+    REHEARSAL_LIVE = "rehearsal.live"  # on the real incident: which rehearsal may be its cause
+    REAL_INCIDENT_BESIDE = "real_incident.beside"  # on the rehearsal: the real incident
     # training drills
     DRILL_STARTED = "drill.started"
     DRILL_JOINED = "drill.joined"
@@ -334,6 +337,21 @@ def with_run_id(entry: Entry, run_id: int) -> Entry:
 # -- the game day ---------------------------------------------------------------------------
 def target_ready(target: str, **details: Any) -> Entry:
     return Entry(Kind.TARGET_READY, {"target": target, **details})
+
+
+def rehearsal_live(incident: int, kind: str, scenario: str | None, service: str,
+                   target: str) -> Entry:
+    """A real incident opened while a game day or drill (``incident``) was at work on
+    the same ``service`` of the team's own ``target``: its alert may be the rehearsal's."""
+    return Entry(Kind.REHEARSAL_LIVE, {"incident": incident, "kind": kind,
+                                       "scenario": scenario, "service": service,
+                                       "target": target})
+
+
+def real_incident_beside(incident: int, alert: str, service: str) -> Entry:
+    """On the rehearsal: the real incident ``incident`` opened for its service meanwhile."""
+    return Entry(Kind.REAL_INCIDENT_BESIDE, {"incident": incident, "alert": alert,
+                                             "service": service})
 
 
 def target_stopped(target: str) -> Entry:

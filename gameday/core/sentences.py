@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gameday.core.events import Kind, Recorded
+from gameday.core.states import IncidentKind
 
 SAMPLES = {"request": "requests", "reading": "Prometheus readings",
            "replica": "replica samples"}  # what an SLI source's samples are, in words
@@ -166,6 +167,14 @@ def _game_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
             return f"no {d.get('alert')} alert within {d.get('waited_s')} s"
         case Kind.DETECTION_TRACED:
             return f"{d.get('alert')}: {where_it_stopped(d)}"
+        case Kind.REHEARSAL_LIVE:
+            what = "game day" if d.get("kind") == IncidentKind.GAMEDAY else "drill"
+            return (f"{what} #{d.get('incident')} ({d.get('scenario')}) has a fault in "
+                    f"{d.get('service')} ({d.get('target')}) right now: this alert may be "
+                    "the rehearsal's; the response goes on as for any real alert")
+        case Kind.REAL_INCIDENT_BESIDE:
+            return (f"real incident #{d.get('incident')} opened for {d.get('service')} from "
+                    f"{d.get('alert')} while this ran: the team's own paging saw it")
         case Kind.RECOVERY_MISSED:
             return f"the SLIs did not recover within {d.get('waited_s')} s"
         case Kind.K8S_EVENT:

@@ -63,6 +63,25 @@ STATE_OF_EVENT = {
 }
 
 
+def beside_rehearsals(store: Store, incident: Incident, alert: str
+                      ) -> list[tuple[Incident, Entry]]:
+    """What ties a new real ``incident`` to the game days and drills at work on its
+    service on the team's own systems, each side on its own timeline: on the real one,
+    that its alert may be the rehearsal's (its response goes on as for any real alert:
+    nothing is held back for it); on the rehearsal, the real incident beside it."""
+    row = incident.row
+    service = row.get("service")
+    if not service:
+        return []
+    out = []
+    for r in store.live_rehearsals(service):
+        out.append((incident, events.rehearsal_live(r["id"], kind_of_row(r), r["scenario"],
+                                                    service, str(r.get("target")))))
+        out.append((Incident(store, r["id"]),
+                    events.real_incident_beside(incident.id, alert, service)))
+    return out
+
+
 def kind_of_row(row: Mapping[str, Any]) -> str:
     """An incident row's kind; one from before the column was kept is a game day when
     it has a scenario (as ``store.incidents.kind_sql`` reads it)."""

@@ -24,12 +24,12 @@ notification to its commit, so no other batch changes what it looked up, and on
 SQLite nothing else does (the write lock). On PostgreSQL a person or a finishing run
 may change an incident or a run meanwhile; the batch then decides as of its start, as
 if it had arrived those milliseconds earlier. It therefore looks each thing up once
-(``Moment``):
-the open incident of each alert group, each incident's world, the run each runbook
-and parameters join, and keeps them current as it opens incidents and queues runs. A
-notification that rolls back makes it forget all of them. Each alert's runbook and
-parameters are remembered longer, for as long as the runbook files stay the same
-(``Routes``: checked once a batch).
+(``Moment``): the open incident of each alert group, each incident's world, the run
+each runbook and parameters join, and keeps them current as it opens incidents and
+queues runs. A notification that rolls back makes it forget all of them. Each alert's
+runbook and parameters are remembered longer, as long as the runbook files stay the
+same (``Routes``: checked once a batch). A new real incident says so when a rehearsal
+is at work on its service (``beside_rehearsals``).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from gameday.core.policy import severity_from_labels
 from gameday.core.settings import AlertTarget
 from gameday.core.settings import current as current_settings
 from gameday.core.states import IncidentKind, RunStatus
-from gameday.incidents.incident import STATE_OF_EVENT, Incident, kind_of_row
+from gameday.incidents.incident import STATE_OF_EVENT, Incident, beside_rehearsals, kind_of_row
 from gameday.runbooks.routing import route
 from gameday.runbooks.runbook import Dirs, Runbook
 from gameday.runs import run as runs
@@ -81,8 +81,7 @@ class Start:
     check: bool = False
     world: str = runs.DEFAULT_WORLD  # where it acts and what it serves (``runs``)
     kind: str = IncidentKind.INCIDENT
-    # The environment it was checked for (``runs.environment``, and an alert's own
-    # target over its incident's first): it runs in that one. None: its incident's.
+    # checked for this environment (an alert's own target over its incident's): None, its incident's
     env: dict[str, str] | None = None
 
     @property
@@ -164,7 +163,6 @@ class Moment:
             self.worlds[key] = runs.world(env)
         return self.worlds[key]
 
-    # -- writes --------------------------------------------------------------------------
     def claim_all(self, notes: Sequence[Notification]) -> None:
         """Claim every firing instance of the batch, each in its group's open incident
         when it has one (the first of a key, should a batch carry it twice)."""
@@ -441,6 +439,8 @@ class Intake:
         if existing is None:
             moment.flush()
             incident.declare(severity_from_labels(alert.labels), ACTOR, alert=alert.name)
+            for where, entry in beside_rehearsals(store, incident, alert.name):
+                moment.record(where, entry, ACTOR)
         return incident
 
     @staticmethod

@@ -397,6 +397,19 @@ class IncidentStore(Database):
                 for r in self._db.execute(
             "SELECT * FROM leases WHERE state = 'running' ORDER BY incident_id")]
 
+    def live_rehearsals(self, service: str) -> list[IncidentRow]:
+        """Game days and drills still open for ``service`` on the team's own systems
+        (their ``target.ready`` names a ``service`` or ``kubernetes`` target, not a world
+        gameday builds), with that ``target``: the faults that can fire the team's real
+        alerts."""
+        target = json_value("$.target", postgres=self.postgres)
+        return [cast(IncidentRow, dict(r)) for r in self._db.execute(
+            "SELECT i.*, t.target FROM incidents i JOIN (SELECT DISTINCT incident_id,"
+            f" {target} AS target FROM events WHERE kind = 'target.ready') t"
+            " ON t.incident_id = i.id WHERE i.kind IN ('gameday', 'drill') AND i.service = ?"
+            " AND i.state IN ('pending', 'declared', 'acknowledged', 'mitigated')"
+            " AND t.target IN ('service', 'kubernetes') ORDER BY i.id", (service,))]
+
     def open_alert_incidents(self, service: str) -> list[IncidentRow]:
         """Real incidents (opened by an alert, not by a game day) still open for
         ``service``."""

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from gameday.cli.common import ID, State, emit, pass_state, person
+from gameday.cli.common import ID, State, emit, pass_state, person, utc
 from gameday.core.policy import ROLES
 from gameday.core.settings import DEFAULT_URL, TARGET_KINDS
 
@@ -243,17 +242,10 @@ def list_drills(state: State, as_json: bool) -> None:
         emit(rows)
         return
     for d in rows:
-        click.echo(f"{d['id']:>4} {_utc(d['created_at'])}  {d['state']:8} incident "
+        click.echo(f"{d['id']:>4} {utc(d['created_at'])}  {d['state']:8} incident "
                    f"#{d['incident_id'] or '-'}  {d['scenario']}")
     if not rows:
         click.echo("no drills yet (gameday drill start SCENARIO)")
-
-
-def _utc(stamp: str) -> str:
-    """A stored moment (ISO 8601, UTC) as people read it, saying its zone."""
-    at = datetime.fromisoformat(stamp)
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).strftime(
-        "%Y-%m-%d %H:%M:%S UTC")
 
 
 def _beside(replay: dict[str, Any]) -> None:

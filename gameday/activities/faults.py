@@ -12,7 +12,13 @@ An activity is a ``python`` provider's ``module:function``. Its declaration says
   injects it, and the action item that follows (systems and processes, never people);
 - ``touches``: which of its arguments name a part of a team's own system, and the
   ``[safety]`` list that must admit it (``{"proxy": "proxies"}``): ``gameday validate``
-  and ``gameday run`` refuse an experiment that reaches outside the allowlist.
+  and ``gameday run`` refuse an experiment that reaches outside the allowlist;
+- ``acts_on``: what, given its arguments (the function's defaults filled in), it acts on,
+  as ``Part``s: each a tuple of (argument, value) pairs, say the toxic
+  ``(("name", "gameday-latency"), ("proxy", "checkout-payments"), ("api", ...))``. A fault
+  and the rollbacks that undo it declare the same one, so ``not_undone`` can tell a
+  rollback that undoes something else (another toxic, another host) from one that
+  undoes the fault: the first would report success and leave the fault in.
 
 gameday's own activities declare themselves with ``@fault`` beside their code
 (``gameday.activities.sandbox``, ``gameday.activities.kubernetes``);
@@ -28,8 +34,8 @@ import contextlib
 import importlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 # A fault's Kubernetes rules are the runbooks' kind: one home (``runbooks.kubectl``).
 from gameday.runbooks.kubectl import Rule as Rule
@@ -37,6 +43,9 @@ from gameday.runbooks.kubectl import cluster as cluster
 from gameday.runbooks.kubectl import ns as ns
 
 F = TypeVar("F", bound=Callable[..., object])
+Part = tuple[tuple[str, str], ...]  # one thing an activity acts on: (argument, value)s
+# an activity's arguments -> what it acts on (the values made strings into Parts)
+ActsOn = Callable[[Mapping[str, Any]], Iterable[tuple[tuple[str, Any], ...]]]
 
 BUILTIN = ("gameday.activities.toolkit", "gameday.activities.sandbox",
            "gameday.activities.kubernetes", "gameday.activities.toxiproxy",
@@ -54,6 +63,8 @@ class Fault:
     probe: bool = False                   # reads, never changes anything
     touches: tuple[tuple[str, str], ...] = ()  # (argument, [safety] list) it reaches
     defaults: tuple[tuple[str, object], ...] = ()  # those arguments' defaults
+    # what it acts on, from an activity's arguments as given; None: it cannot tell
+    acts_on: Callable[[Mapping[str, Any]], frozenset[Part] | None] | None = None
 
     @property
     def module(self) -> str:
@@ -77,28 +88,62 @@ def declare(module: str, function: str, *, rollback: Iterable[str] = (),
             rbac: Iterable[Rule] = (), local: bool = False, factor: str | None = None,
             action: str | None = None, probe: bool = False,
             touches: Mapping[str, str] | None = None,
-            defaults: Mapping[str, object] | None = None) -> Fault:
-    """Declare an activity of a module you cannot decorate (a third party's)."""
+            defaults: Mapping[str, object] | None = None,
+            acts_on: ActsOn | None = None) -> Fault:
+    """Declare an activity of a module you cannot decorate (a third party's); its
+    ``acts_on`` is given the arguments as the experiment writes them."""
     key, undo = _key(module, function, rollback)
     declared = Fault(key, undo, tuple(rbac), local, factor, action, probe,
-                     tuple((touches or {}).items()), tuple((defaults or {}).items()))
+                     tuple((touches or {}).items()), tuple((defaults or {}).items()),
+                     None if acts_on is None else _parts(acts_on))
     _REGISTRY[key] = declared
     return declared
 
 
+def _parts(acts_on: ActsOn, bind: Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
+           = dict) -> Callable[[Mapping[str, Any]], frozenset[Part] | None]:
+    def parts(arguments: Mapping[str, Any]) -> frozenset[Part] | None:
+        bound = bind(arguments)
+        if bound is None:
+            return None
+        return frozenset(tuple((str(argument), str(value)) for argument, value in part)
+                         for part in acts_on(bound))
+    return parts
+
+
+def _binder(func: Callable[..., object]) -> Callable[[Mapping[str, Any]], dict[str, Any] | None]:
+    """An activity's arguments as ``func`` takes them, its defaults filled in; None for
+    arguments it does not take (chaoslib refuses those itself)."""
+    signature = inspect.signature(func)
+
+    def bind(arguments: Mapping[str, Any]) -> dict[str, Any] | None:
+        try:
+            bound = signature.bind_partial(**arguments)
+        except TypeError:
+            return None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+    return bind
+
+
 def fault(*, rollback: Iterable[str] = (), rbac: Iterable[Rule] = (), local: bool = False,
           factor: str | None = None, action: str | None = None,
-          probe: bool = False, touches: Mapping[str, str] | None = None) -> Callable[[F], F]:
+          probe: bool = False, touches: Mapping[str, str] | None = None,
+          acts_on: ActsOn | None = None) -> Callable[[F], F]:
     """Declare the decorated function (an action, a rollback or a probe); the function
-    itself is unchanged, so Chaos Toolkit calls it as it is."""
+    itself is unchanged, so Chaos Toolkit calls it as it is. Its ``acts_on`` is given
+    the arguments as the function binds them, its defaults filled in."""
     def register(func: F) -> F:
         parameters = inspect.signature(func).parameters
         defaults = {name: parameters[name].default for name in touches or {}
                     if name in parameters
                     and parameters[name].default is not inspect.Parameter.empty}
-        declare(func.__module__, func.__name__, rollback=rollback, rbac=rbac, local=local,
-                factor=factor, action=action, probe=probe, touches=touches,
-                defaults=defaults)
+        declared = declare(func.__module__, func.__name__, rollback=rollback, rbac=rbac,
+                           local=local, factor=factor, action=action, probe=probe,
+                           touches=touches, defaults=defaults)
+        if acts_on is not None:
+            _REGISTRY[declared.key] = replace(declared,
+                                              acts_on=_parts(acts_on, _binder(func)))
         return func
     return register
 
@@ -134,20 +179,89 @@ def _python_key(activity: object) -> str | None:
     return f"{provider.get('module')}:{provider.get('func')}"
 
 
-def not_undone(experiment: dict[str, object]) -> list[tuple[int, str, Fault]]:
-    """The faults ``experiment``'s method injects that none of its rollbacks undoes:
-    (index in ``method``, the action's name, its declaration)."""
-    method = experiment.get("method")
-    rollbacks = experiment.get("rollbacks")
-    undo = {_python_key(r) for r in rollbacks} if isinstance(rollbacks, list) else set()
-    missing = []
-    for index, activity in enumerate(method if isinstance(method, list) else []):
-        key = _python_key(activity)
-        declared = lookup(key) if key else None
-        if declared and declared.rollback and not undo & set(declared.rollback):
-            name = activity.get("name") if isinstance(activity, dict) else None
-            missing.append((index, str(name or key), declared))
-    return missing
+@dataclass(frozen=True)
+class NotUndone:
+    """A fault that no rollback undoes: ``field``, where to put it right (the fault, or
+    the argument of the rollback that acts on something else), and why."""
+
+    field: str
+    reason: str
+
+
+def _arguments(activity: object) -> dict[str, Any]:
+    provider = activity.get("provider") if isinstance(activity, dict) else None
+    arguments = provider.get("arguments") if isinstance(provider, dict) else None
+    return arguments if isinstance(arguments, dict) else {}
+
+
+def _dotted(key: str) -> str:
+    return key.replace(":", ".")
+
+
+def not_undone(experiment: dict[str, object]) -> list[NotUndone]:
+    """The faults ``experiment``'s method injects that none of its rollbacks undoes: no
+    rollback of a function that undoes it, or (where both declare ``acts_on``) none
+    that acts on what the fault acts on."""
+    method, rollbacks = experiment.get("method"), experiment.get("rollbacks")
+    undo = [(f"rollbacks[{i}]", r)
+            for i, r in enumerate(rollbacks if isinstance(rollbacks, list) else [])]
+    found = [undone_by(f"method[{index}]", activity, undo)
+             for index, activity in enumerate(method if isinstance(method, list) else [])]
+    return [one for one in found if one is not None]
+
+
+def undone_by(where: str, activity: object,
+              rollbacks: list[tuple[str, object]]) -> NotUndone | None:
+    """Why none of ``rollbacks`` ((where, activity) each) undoes the fault ``activity``
+    (at ``where``); None when one does, or it is no fault to undo."""
+    key = _python_key(activity)
+    declared = lookup(key) if key else None
+    if key is None or declared is None or not declared.rollback:
+        return None
+    name = str((activity.get("name") if isinstance(activity, dict) else None) or key)
+    candidates = [(at, r) for at, r in rollbacks if _python_key(r) in declared.rollback]
+    if not candidates:
+        return NotUndone(where, (
+            f"action {name!r} injects {_dotted(key)}, and no rollback undoes it: add one of "
+            f"{', '.join(_dotted(k) for k in declared.rollback)} to rollbacks, so the fault "
+            "cannot outlive the game day"))
+    wanted = declared.acts_on(_arguments(activity)) if declared.acts_on else None
+    if wanted is None:
+        return None  # it does not say what it acts on: a rollback of its kind undoes it
+    undone: list[tuple[str, object, frozenset[Part]]] = []
+    for at, rollback in candidates:
+        undo = lookup(str(_python_key(rollback)))
+        parts = undo.acts_on(_arguments(rollback)) if undo and undo.acts_on else None
+        if parts is None:
+            return None  # nor does this rollback: its kind undoes the fault
+        undone.append((at, rollback, parts))
+    covered: frozenset[Part] = frozenset().union(*(parts for _, _, parts in undone))
+    left = sorted(wanted - covered)
+    return _acts_elsewhere(where, name, left[0], undone) if left else None
+
+
+def _acts_elsewhere(where: str, name: str, part: Part,
+                    undone: list[tuple[str, object, frozenset[Part]]]) -> NotUndone:
+    """The rollback nearest to undoing ``part`` (the most arguments alike), and what it
+    acts on instead."""
+    ours = dict(part)
+
+    def alike(theirs: Part) -> int:
+        return sum(ours.get(argument) == value for argument, value in theirs)
+
+    at, rollback, theirs = max(((at, rb, p) for at, rb, parts in undone for p in parts),
+                               key=lambda found: alike(found[2]),
+                               default=(undone[0][0], undone[0][1], ()))
+    other = dict(theirs)
+    differ = [argument for argument in ours if other.get(argument) != ours[argument]] \
+        or list(ours)
+    label = (rollback.get("name") if isinstance(rollback, dict) else None) or at
+    said = ", ".join(f"{a} {other[a]!r}" for a in differ if a in other) or "nothing"
+    return NotUndone(f"{at}.provider.arguments.{differ[0]}", (
+        f"rollback {label!r} does not undo action {name!r} ({where}): the action acts on "
+        f"{', '.join(f'{a} {ours[a]!r}' for a in differ)}, the rollback on {said}, so it "
+        "would report success and leave the fault in: give the rollback the action's "
+        f"{', '.join(differ)}"))
 
 
 def activities(experiment: dict[str, object]) -> list[tuple[str, object]]:

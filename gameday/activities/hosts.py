@@ -5,16 +5,19 @@ Use them from an experiment with a ``python`` provider, module
 given hosts whose full command line matches an extended regex (``pkill -f``), the
 frozen-but-alive failure health checks that only ask "is it running?" miss;
 ``resume_process`` thaws them (SIGCONT), and is a rollback that does not fail when
-nothing matches any more. The signal is sent by a small play shipped with gameday
-(``plays/signal.yml``) run through ansible-runner against the team's inventory
-(``inventory``, else ``GAMEDAY_INVENTORY``, which a game day sets from its target).
-Only hosts on the project's allowlist (``[safety] hosts`` in ``gameday.toml``) that are
-hosts of that inventory are touched, checked before anything runs.
+nothing matches any more (so it names the fault's hosts, process and inventory:
+``gameday validate`` refuses one that would thaw something else). The signal is sent by
+a small play shipped with gameday (``plays/signal.yml``) run through ansible-runner
+against the team's inventory (``inventory``, else ``GAMEDAY_INVENTORY``, which a game
+day sets from its target). Only hosts on the project's allowlist (``[safety] hosts`` in
+``gameday.toml``) that are hosts of that inventory are touched, checked before anything
+runs.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,15 @@ VARIABLE = "GAMEDAY_INVENTORY"
 MAX_PROCESS = 200
 TIMEOUT_S = 300  # the whole play, connections included
 TOUCHES = {"hosts": "hosts"}
+
+
+def _processes(arguments: Mapping[str, Any]) -> list[tuple[tuple[str, Any], ...]]:
+    """What a process activity acts on: on each host, the processes ``process`` matches,
+    the host as the inventory names it (the activity's, else the game day's)."""
+    hosts = arguments.get("hosts")
+    inventory = arguments.get("inventory") or f"${VARIABLE}"
+    return [(("hosts", host), ("process", arguments.get("process")), ("inventory", inventory))
+            for host in (hosts if isinstance(hosts, list) else [hosts])]
 
 
 def _checked(hosts: Any, process: Any, inventory: str | None) -> Path:
@@ -135,7 +147,7 @@ def _signal(hosts: list[str], process: str, inventory: str | None, signal: str, 
             "matched": {h: results[h].get("rc") == 0 for h in hosts}}
 
 
-@fault(local=True, rollback=("resume_process",), touches=TOUCHES,
+@fault(local=True, rollback=("resume_process",), touches=TOUCHES, acts_on=_processes,
        factor="A process that hangs without exiting (frozen, deadlocked, stalled on I/O) "
               "still looks alive: it is neither restarted nor taken out of rotation.",
        action="Check that the process answers (a liveness probe or heartbeat with a "
@@ -147,7 +159,7 @@ def pause_process(hosts: list[str], process: str,
     return _signal(hosts, process, inventory, "STOP", must_match=True)
 
 
-@fault(local=True, touches=TOUCHES)
+@fault(local=True, touches=TOUCHES, acts_on=_processes)
 def resume_process(hosts: list[str], process: str,
                    inventory: str | None = None) -> dict[str, Any]:
     """Thaw (SIGCONT) every process on ``hosts`` whose full command line matches

@@ -4,13 +4,17 @@ Use them from an experiment with a ``python`` provider, module
 ``gameday.activities.toxiproxy``: ``add_toxic`` puts a toxic (``latency``, ``timeout``,
 ``reset_peer``, ``bandwidth``, ``slow_close``, ``limit_data``, ``slicer``) on a proxy
 through Toxiproxy's HTTP API, ``remove_toxic`` takes it away again (and is a rollback that
-does not fail when a runbook got there first). Only proxies on the project's allowlist
+does not fail when a runbook got there first, only when the toxic is gone: a proxy
+Toxiproxy does not have is a failure). Both act on the toxic by its name on the proxy at
+the API (``acts_on``): a rollback that removes another toxic is refused before anything
+runs. Only proxies on the project's allowlist
 are touched (``[safety]`` in ``gameday.toml``: ``toxiproxy`` API addresses and
 ``proxies``), checked before the request is made.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gameday.activities.faults import fault
@@ -42,7 +46,18 @@ def _call(api: str, method: str, path: str, body: dict[str, Any] | None = None,
 TOUCHES = {"api": "toxiproxy", "proxy": "proxies"}
 
 
-@fault(local=True, rollback=("remove_toxic",), touches=TOUCHES,
+def toxic_name(name: str | None, type: str | None) -> str:
+    """The toxic's name: ``name``, else ``gameday-TYPE`` (what add_toxic calls it)."""
+    return name or f"gameday-{type}"
+
+
+def _toxic(arguments: Mapping[str, Any]) -> list[tuple[tuple[str, Any], ...]]:
+    """What a toxic activity acts on: the toxic, by name, on its proxy, at its API."""
+    return [(("name", toxic_name(arguments.get("name"), arguments.get("type"))),
+             ("proxy", arguments.get("proxy")), ("api", str(arguments.get("api")).rstrip("/")))]
+
+
+@fault(local=True, rollback=("remove_toxic",), touches=TOUCHES, acts_on=_toxic,
        factor="A dependency on the request path has no timeout budget or fallback: when it "
               "slows down or drops connections, every request waits on it.",
        action="Give the dependency call a timeout below the latency objective and a "
@@ -55,17 +70,17 @@ def add_toxic(proxy: str, type: str, attributes: dict[str, Any] | None = None,
 
     if type not in TYPES:
         raise ActivityFailed(f"unknown toxic type {type!r} (known: {', '.join(TYPES)})")
-    body = {"name": name or f"gameday-{type}", "type": type, "stream": stream,
+    body = {"name": toxic_name(name, type), "type": type, "stream": stream,
             "toxicity": toxicity, "attributes": dict(attributes or {})}
     return dict(_call(api, "POST", f"/proxies/{proxy}/toxics", body, proxy=proxy))
 
 
-@fault(local=True, touches=TOUCHES)
+@fault(local=True, touches=TOUCHES, acts_on=_toxic)
 def remove_toxic(proxy: str, name: str | None = None, type: str | None = None,
                  api: str = "http://127.0.0.1:8474") -> dict[str, Any]:
-    """Remove toxic ``name`` (or ``gameday-TYPE``) from ``proxy``; one already gone is
-    not an error."""
-    toxic = name or f"gameday-{type}"
+    """Remove toxic ``name`` (or ``gameday-TYPE``) from ``proxy``; a toxic already gone
+    is not an error, a proxy Toxiproxy does not have is (the toxic may be on another)."""
+    toxic = toxic_name(name, type)
     from gameday.targets.toxiproxy import GONE
 
     answer = _call(api, "DELETE", f"/proxies/{proxy}/toxics/{toxic}", proxy=proxy)

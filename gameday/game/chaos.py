@@ -53,12 +53,8 @@ def load_experiment(path: str | Path, *, game_day: bool = True) -> dict[str, Any
                               field=_field_of(str(exc))) from None
     except Exception as exc:  # chaoslib raises plain errors on some malformed shapes
         raise ValidationError(f"invalid experiment: {exc!r}", file=str(path)) from None
-    for index, name, fault in faults.not_undone(experiment):
-        raise ValidationError(
-            f"action {name!r} injects {fault.key.replace(':', '.')}, and no rollback undoes "
-            f"it: add one of {', '.join(k.replace(':', '.') for k in fault.rollback)} to "
-            "rollbacks, so the fault cannot outlive the game day",
-            file=str(path), field=f"method[{index}]")
+    for undone in faults.not_undone(experiment):
+        raise ValidationError(undone.reason, file=str(path), field=undone.field)
     for where, kind, value in faults.reaches(experiment):
         for i, one in enumerate(value) if isinstance(value, list) else ((None, value),):
             safety.allowed(kind, str(one), file=str(path),
@@ -172,8 +168,8 @@ def with_drill_faults(experiment: dict[str, Any], drill: Any, file: str) -> dict
     from chaoslib.activity import ensure_activity_is_valid
     from chaoslib.exceptions import ChaosException
 
-    faults = [(i, inject) for i, inject in enumerate(drill.injects) if inject.fault]
-    for i, inject in faults:
+    second = [(i, inject) for i, inject in enumerate(drill.injects) if inject.fault]
+    for i, inject in second:
         for key in ("fault", "rollback"):
             try:
                 ensure_activity_is_valid(getattr(inject, key))
@@ -184,11 +180,16 @@ def with_drill_faults(experiment: dict[str, Any], drill: Any, file: str) -> dict
                 raise ValidationError(f"not a valid Chaos Toolkit action: {exc!r}"[:300],
                                       file=file, field=f"drill.injects.{i}.{key}") from None
     bounded(experiment, file, [(f"drill.injects.{i}.{key}", getattr(inject, key))
-                               for i, inject in faults for key in ("fault", "rollback")])
-    if not faults:
+                               for i, inject in second for key in ("fault", "rollback")])
+    for i, inject in second:  # each second fault's own rollback undoes it
+        undone = faults.undone_by(f"drill.injects.{i}.fault", inject.fault,
+                                  [(f"drill.injects.{i}.rollback", inject.rollback)])
+        if undone:
+            raise ValidationError(undone.reason, file=file, field=undone.field)
+    if not second:
         return experiment
     return {**experiment, "rollbacks": [*(experiment.get("rollbacks") or []),
-                                        *(dict(inject.rollback) for _, inject in faults)]}
+                                        *(dict(inject.rollback) for _, inject in second)]}
 
 
 def run_action(run_dir: Path, action: dict[str, Any]) -> str:

@@ -12,11 +12,25 @@ from gameday.core.errors import GamedayError
 
 TIMEOUT_S = 10.0
 GONE = object()  # what a DELETE of something that is not there answers
+# Toxiproxy's 404s say what it did not find: "toxic not found", "proxy not found"
+FOUND_NOT = {"toxics": "toxic not found", "proxies": "proxy not found"}
+
+
+def _gone(path: str, answer: bytes) -> bool:
+    """Whether Toxiproxy's 404 to a DELETE of ``path`` says that very thing is not there
+    (``/proxies/P/toxics/T``: toxic T; not proxy P, which may only be misnamed)."""
+    try:
+        said = json.loads(answer)
+    except ValueError:
+        return False
+    kind = path.rstrip("/").split("/")[-2:-1]
+    return isinstance(said, dict) and bool(kind) and said.get("error") == FOUND_NOT.get(kind[0])
 
 
 def call(api: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """``method path`` on the API at ``api``: the answer's JSON (None when empty,
-    ``GONE`` for a DELETE of what is not there); a GamedayError otherwise."""
+    ``GONE`` for a DELETE of what Toxiproxy says is not there, not what holds it); a
+    GamedayError otherwise."""
     request = urllib.request.Request(api.rstrip("/") + path, method=method,
                                      data=None if body is None else json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
@@ -24,10 +38,11 @@ def call(api: str, method: str, path: str, body: dict[str, Any] | None = None) -
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:
             raw = answer.read()
     except urllib.error.HTTPError as exc:
-        if method == "DELETE" and exc.code == 404:
+        answer = exc.read()[:2000]
+        if method == "DELETE" and exc.code == 404 and _gone(path, answer):
             return GONE
         raise GamedayError(f"toxiproxy {method} {path}: {exc.code} "
-                           f"{exc.read()[:200].decode(errors='replace')}") from None
+                           f"{answer[:200].decode(errors='replace')}") from None
     except OSError as exc:
         raise GamedayError(f"toxiproxy at {api} unreachable: {exc}") from None
     return json.loads(raw) if raw else None

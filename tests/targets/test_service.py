@@ -271,6 +271,20 @@ def test_a_fault_without_its_rollback_is_refused(tmp_path, stack):
     assert stack.toxics() == []
 
 
+def test_a_rollback_that_would_remove_another_toxic_is_refused(tmp_path, stack):
+    """The fault names its toxic; the rollback, by type, would remove gameday-latency,
+    hear Toxiproxy's "toxic not found" and report success: refused, nothing injected."""
+    doc = experiment(stack)
+    doc["method"][0]["provider"]["arguments"]["name"] = "slow-podinfo"
+    scenario = write_project(tmp_path, stack, doc=doc)
+    for command in (["validate", str(scenario)], ["run", str(scenario), "--json"]):
+        refused = gameday(tmp_path, *command)
+        assert refused.returncode == 2, (command, refused.stdout, refused.stderr[-3000:])
+        assert "podinfo-slow.yaml: rollbacks[0].provider.arguments.name:" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert stack.toxics() == [] and stack.unchanged()
+
+
 def test_a_crashed_game_day_leaves_no_toxic_after_recover(tmp_path, stack):
     """SIGKILL mid-fault: nothing rolls back until ``gameday recover``, which does, and
     leaves the team's service running as it was."""

@@ -5,7 +5,7 @@ Use them from an experiment with a ``python`` provider, module
 given hosts whose full command line matches an extended regex (``pkill -f``), the
 frozen-but-alive failure health checks that only ask "is it running?" miss;
 ``resume_process`` thaws them (SIGCONT), and is a rollback that does not fail when
-nothing matches any more (so it names the fault's hosts, process and inventory:
+nothing matches any more (so it names the fault's hosts and process:
 ``gameday validate`` refuses one that would thaw something else). The signal is sent by
 a small play shipped with gameday (``plays/signal.yml``) run through ansible-runner
 against the team's inventory (``inventory``, else ``GAMEDAY_INVENTORY``, which a game
@@ -33,11 +33,11 @@ TOUCHES = {"hosts": "hosts"}
 
 
 def _processes(arguments: Mapping[str, Any]) -> list[tuple[tuple[str, Any], ...]]:
-    """What a process activity acts on: on each host, the processes ``process`` matches,
-    the host as the inventory names it (the activity's, else the game day's)."""
+    """What a process activity acts on: on each host, the processes ``process`` matches
+    (a host by its name: an inventory of its own, say one a rollback only has later,
+    names the same host)."""
     hosts = arguments.get("hosts")
-    inventory = arguments.get("inventory") or f"${VARIABLE}"
-    return [(("hosts", host), ("process", arguments.get("process")), ("inventory", inventory))
+    return [(("hosts", host), ("process", arguments.get("process")))
             for host in (hosts if isinstance(hosts, list) else [hosts])]
 
 

@@ -24,11 +24,12 @@ from typing import Any
 
 from gameday.core.errors import GamedayError
 from gameday.core.events import Entry
+from gameday.core.policy import may
 from gameday.core.sentences import describe
 from gameday.core.states import RunStatus
 from gameday.incidents.incident import Incident
 from gameday.people.auth import Forbidden
-from gameday.runbooks.runbook import Dirs, Runbook, find
+from gameday.runbooks.runbook import Dirs, Runbook, find, validate_params
 from gameday.runs import run as runs
 from gameday.runs.intake import (
     COALESCE_WINDOW_S,
@@ -40,6 +41,7 @@ from gameday.runs.intake import (
     Start,
     Writes,
 )
+from gameday.runs.targets import admit_run
 from gameday.store import Store
 from gameday.store.leases import owner
 from gameday.store.rows import RunRow
@@ -156,7 +158,10 @@ class Dispatcher:
 
     def approve(self, run_id: int, who: str) -> None:
         """A second person approves a waiting run: it starts. Refused to the person who
-        asked for it, and once its time ran out (it is then ``expired`` for good)."""
+        asked for it, once its time ran out (it is then ``expired`` for good), once its
+        asker may no longer ask for it (revoked, or their role changed since), and when
+        the runbook as it reads now refuses its values or where it would act (it is
+        read again: the run is queued with what is on disk now)."""
         self.expire_approvals()
         run = self.store.run(run_id)
         if run["status"] != RunStatus.AWAITING_APPROVAL:
@@ -164,15 +169,30 @@ class Dispatcher:
         if run["started_by"] == who:
             raise Forbidden(f"{who} asked for run {run_id}: a second person approves it")
         book = find(run["runbook"], self.runbook_dir)  # before anything is decided
+        self._still_asked(run, book)
         incident = Incident(self.store, run["incident_id"]) if run["incident_id"] else None
+        env, _ = runs.environment(incident, self.env)
+        params = validate_params(book, run["params"])
+        admit_run(incident, book, params, env)
         if not self.store.approve_run(run_id, who, owner()):
             self.expire_approvals()
             raise GamedayError(f"run {run_id} is {self.store.run(run_id)['status']}: it can "
                                "no longer be approved")
         runs.approved(self.store, run, who, incident=incident)
-        self._launch(Start(run_id, book, run["params"], run["incident_id"], run["started_by"],
+        self._launch(Start(run_id, book, params, run["incident_id"], run["started_by"],
                            bool(run["check_mode"]), world=run["world"] or runs.DEFAULT_WORLD,
-                           kind=run["kind"] or "incident"))
+                           kind=run["kind"] or "incident", env=env))
+
+    def _still_asked(self, run: RunRow, book: Runbook) -> None:
+        """Whether the person who asked for a waiting run may still ask for it: a revoked
+        person's request, or one a role they no longer hold allowed, is not approved."""
+        need = "run_destructive" if book.destructive and not run["check_mode"] else "run"
+        asker = self.store.user(run["started_by"])
+        if asker is not None and may(str(asker["role"]), need):
+            return
+        now = "no longer a gameday user" if asker is None else f"a {asker['role']} now"
+        raise Forbidden(f"{run['started_by']} asked for run {run['id']} and is {now}: someone "
+                        "who may ask for it must ask again")
 
     def expire_approvals(self) -> None:
         """Runs nobody approved in time: expired on the record, never to run."""

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -25,6 +26,7 @@ from gameday.core.errors import NotFound, ValidationError
 from gameday.core.settings import Settings
 from gameday.core.states import RUN_UNFINISHED, RunStatus
 from gameday.incidents.incident import kind_of_row
+from gameday.people.auth import Forbidden, Unauthorized
 from gameday.report.freshness import runbook_freshness
 from gameday.report.trust import Trust, standing
 from gameday.runbooks.runbook import Runbook, find, runbook_files, validate_params
@@ -45,6 +47,7 @@ from gameday.web.context import (
 )
 
 POLL_S = 0.2
+RECHECK_S = 2.0  # how often an open stream asks again who reads it
 
 
 def named(request: Request) -> Runbook:
@@ -105,13 +108,21 @@ def approval(request: Request, rb: Runbook, check: bool) -> float | None:
     """Four eyes: how long a run of ``rb`` waits for a second person, or None when it
     starts at once. Asking for a destructive run takes a commander; once people have
     their own identities, a destructive run (any run, with ``--four-eyes all``; never a
-    check-mode one, which changes nothing) needs someone else to approve it."""
+    check-mode one, which changes nothing) needs someone else to approve it, and is
+    asked for with the asker's own token: the shared token in a colleague's name would
+    let one person be both."""
     state = shared(request)
-    if rb.destructive and not check:
+    destructive = rb.destructive and not check
+    if destructive:
         caller(request, need="run_destructive")
     if not state.auth.personal():
         return None
-    return approval_window(rb.destructive, check, state.four_eyes, state.approval_ttl)
+    within = approval_window(rb.destructive, check, state.four_eyes, state.approval_ttl)
+    if (destructive or within is not None) and identity(request).via == "token":
+        what = "is destructive" if destructive else "waits for a second person"
+        raise Forbidden(f"a run of {rb.name} {what}: ask for it with your own token "
+                        "(gameday user add), not the shared one")
+    return within
 
 
 async def run_runbook(request: Request) -> Response:
@@ -240,11 +251,18 @@ def sse(item: dict[str, Any], event: str | None = None) -> str:
     return f"{head}data: {json.dumps(item, default=str)}\n\n"
 
 
-async def follow(store: Store, dispatcher: Dispatcher, run_id: int) -> AsyncIterator[str]:
+async def follow(store: Store, dispatcher: Dispatcher, run_id: int,
+                 present: Callable[[], bool] = lambda: True) -> AsyncIterator[str]:
     """Every event of the run, then ``done`` with how it ended. Live runs are read from
-    their stream; others from the store, until their row says they finished."""
-    sent = 0
+    their stream; others from the store, until their row says they finished. Every
+    ``RECHECK_S`` it asks ``present`` whether the person reading may still: a revoked
+    person's stream ends there, as their next request would be refused."""
+    sent, asked = 0, time.monotonic()
     while True:
+        if time.monotonic() - asked >= RECHECK_S:
+            asked = time.monotonic()
+            if not present():
+                return
         run = store.run(run_id)
         stream = dispatcher.streams.get(run_id)
         items = stream.since(sent) if stream else dispatcher.items(run)[sent:]
@@ -261,6 +279,14 @@ async def run_events(request: Request) -> Response:
     caller(request)
     state = shared(request)
     run = state.store.run(request.path_params["id"])  # 404 before the stream starts
-    return StreamingResponse(follow(state.store, state.dispatcher, run["id"]),
+
+    def present() -> bool:
+        try:
+            caller(request)
+        except (Unauthorized, Forbidden):
+            return False
+        return True
+
+    return StreamingResponse(follow(state.store, state.dispatcher, run["id"], present),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-store"})

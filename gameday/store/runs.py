@@ -142,16 +142,15 @@ class RunStore(Database):
             return cur.rowcount == 1
 
     def expire_approvals(self) -> list[RunRow]:
-        """End the runs whose approval time ran out; they can never be approved now."""
+        """End the runs whose approval time ran out; they can never be approved now. In
+        one statement: of two replicas sweeping at once, each run is returned (and so
+        recorded as expired) by the one that ended it."""
         now = utc_now()
         with self._tx() as db:
             rows = [cast(RunRow, dict(r)) for r in db.execute(
-                "SELECT * FROM runbook_runs WHERE status = 'awaiting_approval'"
-                " AND approve_by <= ?", (now,))]
-            for row in rows:
-                db.execute("UPDATE runbook_runs SET status = 'expired', finished_at = ?"
-                           " WHERE id = ? AND status = 'awaiting_approval'", (now, row["id"]))
-        return rows
+                "UPDATE runbook_runs SET status = 'expired', finished_at = ? WHERE"
+                " status = 'awaiting_approval' AND approve_by <= ? RETURNING *", (now, now))]
+        return sorted(rows, key=lambda row: row["id"])
 
     def joinable_run(self, runbook: str, params: dict[str, Any], *, world: str = "default",
                      kind: str = "incident",

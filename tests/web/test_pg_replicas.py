@@ -327,3 +327,43 @@ def test_a_run_whose_replica_died_is_ended_once_when_its_heartbeat_stops(tmp_pat
                               succeeded_since=None) is None  # no alert joins it now
     for s in (store, *replicas):
         s.close()
+
+
+def test_an_approval_two_replicas_find_expired_is_expired_once(tmp_path, postgres):
+    """Both replicas sweep every few seconds (and a run's page looks too): a run whose
+    approval ran out is ended by one of them, and its incident says so once. The row is
+    held while both look, so both find it before either ends it."""
+    import psycopg
+
+    from gameday.incidents.incident import Incident
+    from gameday.runs.pool import Dispatcher
+
+    url = postgres.database()
+    store = Store(url)
+    incident = Incident.open(store, "payments replica 2 is slow", service="payments")
+    run_id = store.create_run(incident.id, "drain-replica", {"service": "payments"}, "cleo",
+                              False, approve_by="2000-01-01T00:00:00+00:00")
+    replicas = [Store(url), Store(url)]
+    dispatchers = [Dispatcher(r, data_dir=tmp_path / f"data{i}")
+                   for i, r in enumerate(replicas)]
+    with psycopg.connect(url) as holder, psycopg.connect(url, autocommit=True) as watch:
+        holder.execute("SELECT 1 FROM runbook_runs WHERE id = %s FOR UPDATE", (run_id,))
+        threads = [threading.Thread(target=d.expire_approvals) for d in dispatchers]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while watch.execute("SELECT count(*) FROM pg_stat_activity WHERE"
+                            " wait_event_type = 'Lock'").fetchone()[0] < 2:
+            assert time.monotonic() < deadline, "the replicas never reached the run"
+            time.sleep(0.05)
+        holder.rollback()
+        for t in threads:
+            t.join()
+    assert store.run(run_id)["status"] == "expired"
+    expired = [e for e in store.events(incident.id) if e.kind == "runbook.approval_expired"]
+    audited = [a for a in store.audit_log() if a["action"] == "approval.expired"]
+    assert len(expired) == 1 and len(audited) == 1
+    for d in dispatchers:
+        d.shutdown()
+    for s in (store, *replicas):
+        s.close()

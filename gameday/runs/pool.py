@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from gameday.core.audit import Audit
 from gameday.core.errors import GamedayError
 from gameday.core.events import Entry
 from gameday.core.policy import may
@@ -169,7 +170,7 @@ class Dispatcher:
         if run["started_by"] == who:
             raise Forbidden(f"{who} asked for run {run_id}: a second person approves it")
         book = find(run["runbook"], self.runbook_dir)  # before anything is decided
-        self._still_asked(run, book)
+        self._still_asked(run, book, who)
         incident = Incident(self.store, run["incident_id"]) if run["incident_id"] else None
         env, _ = runs.environment(incident, self.env)
         params = validate_params(book, run["params"])
@@ -183,14 +184,18 @@ class Dispatcher:
                            bool(run["check_mode"]), world=run["world"] or runs.DEFAULT_WORLD,
                            kind=run["kind"] or "incident", env=env))
 
-    def _still_asked(self, run: RunRow, book: Runbook) -> None:
+    def _still_asked(self, run: RunRow, book: Runbook, who: str) -> None:
         """Whether the person who asked for a waiting run may still ask for it: a revoked
-        person's request, or one a role they no longer hold allowed, is not approved."""
+        person's request, or one a role they no longer hold allowed, is not approved
+        (``who`` tried: the audit log says so)."""
         need = "run_destructive" if book.destructive and not run["check_mode"] else "run"
         asker = self.store.user(run["started_by"])
         if asker is not None and may(str(asker["role"]), need):
             return
         now = "no longer a gameday user" if asker is None else f"a {asker['role']} now"
+        self.store.audit(who, Audit.FORBIDDEN, {"need": "approve", "run_id": run["id"],
+                                                "requested_by": run["started_by"],
+                                                "why": f"the requester is {now}"})
         raise Forbidden(f"{run['started_by']} asked for run {run['id']} and is {now}: someone "
                         "who may ask for it must ask again")
 

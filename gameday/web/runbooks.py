@@ -22,6 +22,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
+from gameday.core.audit import Audit
 from gameday.core.errors import NotFound, ValidationError
 from gameday.core.settings import Settings
 from gameday.core.states import RUN_UNFINISHED, RunStatus
@@ -120,6 +121,9 @@ def approval(request: Request, rb: Runbook, check: bool) -> float | None:
     within = approval_window(rb.destructive, check, state.four_eyes, state.approval_ttl)
     if (destructive or within is not None) and identity(request).via == "token":
         what = "is destructive" if destructive else "waits for a second person"
+        state.store.audit("token", Audit.FORBIDDEN, {
+            "need": "run_destructive" if destructive else "run", "role": "admin",
+            "path": request.url.path, "via": "token", "runbook": rb.name})
         raise Forbidden(f"a run of {rb.name} {what}: ask for it with your own token "
                         "(gameday user add), not the shared one")
     return within

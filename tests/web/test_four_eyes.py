@@ -78,6 +78,8 @@ def test_the_shared_token_never_asks_for_a_run_a_second_person_approves(served, 
         assert status == 403, answer
         assert "your own token" in answer["error"]
     assert store.runs() == []       # nothing waits for cleo to approve it
+    refused = [a for a in store.audit_log() if a["action"] == "forbidden"]
+    assert len(refused) == 2 and {a["data"]["via"] for a in refused} == {"token"}
     check = call(base, f"/api/v1/runbooks/{runbook}/run", TOKEN,
                  {**body, "check": True, "as": "rhea"})   # changes nothing: no second person
     assert check[0] == 202 and check[1]["status"] != "awaiting_approval"
@@ -96,6 +98,8 @@ def test_a_run_is_not_approved_once_its_asker_may_no_longer_ask(served, change):
     assert "cleo" in answer["error"] and "ask again" in answer["error"]
     run = store.run(asked["run_id"])
     assert run["status"] == "awaiting_approval" and run["approved_by"] is None
+    (refused,) = [a for a in store.audit_log() if a["action"] == "forbidden"]
+    assert refused["who"] == "carl" and refused["data"]["requested_by"] == "cleo"
 
 
 def test_an_approval_runs_the_runbook_as_it_reads_now(served):

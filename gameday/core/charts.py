@@ -7,6 +7,9 @@ review has always written). ``line_chart`` draws series over a shared x axis (we
 say) with a y axis that starts at zero, gridlines, a legend, and a point per value
 whose ``<title>`` is its tooltip; a missing value breaks the line rather than
 pretending to be zero. ``bar_rows`` draws one horizontal stacked bar per row.
+``time_ticks`` puts round seconds on a time axis, and ``flags`` finds where the labels of
+moments on it go (``Mark``: a vertical line and its name) so that none covers another or
+another's line.
 """
 
 from __future__ import annotations
@@ -71,6 +74,20 @@ def text(x: float, y: float, content: str, *, fill: str | None = None,
     attrs += f' text-anchor="{anchor}"' if anchor else ""
     attrs += f' font-weight="{weight}"' if weight else ""
     return f'<text x="{num(x)}" y="{num(y)}"{attrs}>{escape(content)}</text>'
+
+
+def spans(x: float, y: float, parts: Sequence[tuple[str, str]], *,
+          anchor: str | None = None) -> str:
+    """One line of text in several colours: ``parts`` are (content, fill)."""
+    attrs = f' text-anchor="{anchor}"' if anchor else ""
+    inner = "".join(f'<tspan fill="{fill}">{escape(content)}</tspan>' for content, fill in parts)
+    return f'<text x="{num(x)}" y="{num(y)}"{attrs}>{inner}</text>'
+
+
+def text_width(content: str, font_size: float) -> float:
+    """How wide ``content`` is drawn, a little over: a sans-serif's characters average
+    well under 0.62 em (DejaVu Sans, Arial, Helvetica)."""
+    return 0.62 * font_size * len(content)
 
 
 def dot(x: float, y: float, color: str, title: str) -> str:
@@ -224,3 +241,89 @@ def bar_rows(rows: Sequence[tuple[str, Sequence[int]]], segments: Sequence[Segme
                           fill="#444"))
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+STEPS_S = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+
+
+def time_ticks(span_s: float, most: int = 10) -> list[float]:
+    """Round seconds for a time axis that starts at 0 and shows ``span_s``: a step a
+    person counts in (1, 2, 5, 10, 15, 30 s, 1, 2, 5 min...), at most ``most`` ticks,
+    and the last tick at or past ``span_s`` (where the axis ends)."""
+    step = next((s for s in STEPS_S if span_s / s <= most - 1), None)
+    if step is None:
+        step = 3600 * nice_max(span_s / 3600 / (most - 1))
+    count = int(span_s // step) + 1 if span_s % step else int(span_s // step)
+    return [round(k * step, 6) for k in range(count + 1)]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A moment on a time axis: a vertical line at ``x``, named ``label``."""
+
+    x: float
+    label: str
+    color: str
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Where the name of one or more marks (closer together than a label's gap) is
+    written: in ``lane`` (0 is next to the plot, each lane one line of text further),
+    from ``left`` to ``right``, beside their lines, which reach up to it."""
+
+    marks: tuple[Mark, ...]
+    lane: int
+    left: float
+    right: float
+
+    @property
+    def low(self) -> float:
+        return self.marks[0].x
+
+    @property
+    def high(self) -> float:
+        return self.marks[-1].x
+
+
+def flags(marks: Sequence[Mark], *, width: float, font_size: float,
+          gap: float = 6.0) -> list[Flag]:
+    """Lanes for the names of ``marks`` so that no name covers another, nor the line of
+    another mark on its way up to its own name. Marks closer than ``gap`` share a name
+    (``alert, ack``). A name is written after its line; where it would leave the
+    chart (``width``), before it if it covers no other line there, else after it all
+    the same: the chart is made wider (its right edge: the largest ``right``). Names
+    are placed from the right, so an earlier one climbs over the lines it covers."""
+    groups: list[list[Mark]] = []
+    for m in sorted(marks, key=lambda m: m.x):
+        if groups and m.x - groups[-1][-1].x < gap:
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    placed: list[Flag] = []
+    for group in reversed(groups):
+        w = text_width(", ".join(m.label for m in group), font_size)
+        at = group[-1].x + 3
+        before = group[0].x - 3 - w
+        if at + w > width - 1 and before >= 1 and not any(
+                before - gap / 2 <= m.x <= group[0].x for g in groups if g is not group
+                for m in g):
+            at = before
+        lane = 0
+        while not _free(placed, Flag(tuple(group), lane, at, at + w), gap):
+            lane += 1
+        placed.append(Flag(tuple(group), lane, at, at + w))
+    return sorted(placed, key=lambda f: f.low)
+
+
+def _free(placed: Sequence[Flag], new: Flag, gap: float) -> bool:
+    """Whether ``new`` covers no placed name in its lane and no placed line, and its own
+    lines pass no placed name below it."""
+    for p in placed:
+        if p.lane == new.lane and new.left < p.right + gap and p.left < new.right + gap:
+            return False
+        if p.lane >= new.lane and new.left - gap / 2 <= p.high and p.low <= new.right + gap / 2:
+            return False
+        if p.lane <= new.lane and p.left - gap / 2 <= new.high and new.low <= p.right + gap / 2:
+            return False
+    return True

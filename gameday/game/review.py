@@ -10,6 +10,7 @@ through a blame-language check whose warnings are printed in the review.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -165,61 +166,99 @@ def track_actions(store: Store, incident_id: int, found: list[Finding], sc: Scen
     return store.actions(incident_id=incident_id)
 
 
+RATIO, LATENCY, OBJECTIVE, GRID = "#1f77b4", "#ff7f0e", "#2ca02c", "#e3e3e3"
+WIDTH, LEFT, RIGHT, PLOT_HEIGHT = 860, 56, 64, 240
+LANE = 14  # one line of the moments' names above the plot
+
+
 def chart_svg(run_dir: Path, events: list[dict[str, Any]], slo_ratio: float,
               slo_p99: float) -> str:
-    """The SLIs over time with markers for the response's moments, as inline SVG."""
+    """The SLIs over time with markers for the response's moments, as inline SVG: time
+    in round seconds from the timeline's first event (the review's ``t``), the success
+    ratio on the left axis, p99 latency on the right, a legend above, and the moments'
+    names in lanes between the legend and the plot, none covering another."""
     rows = [r for r in sli_windows(run_dir, limit=None, finished=True)[0] if r.get("total")]
-    f = charts.Frame(860, 320, left=56, right=56, top=20, bottom=40)
-    w, h, left, right, top, bottom = f.width, f.height, f.left, f.right, f.top, f.bottom
     if not rows:
-        return charts.empty(w, "no SLI samples recorded")
-    t0 = rows[0]["at_ns"]
-    t_end = max([rows[-1]["at_ns"], *(e["at_monotonic_ns"] for e in events
-                                      if e["kind"] in {k for k, _, _ in MARKERS})])
-    span_s = max((t_end - t0) / 1e9, 1.0)
+        return charts.empty(WIDTH, "no SLI samples recorded")
+    t0 = min([rows[0]["at_ns"], *(e["at_monotonic_ns"] for e in events[:1])])
+    moments = [(e["at_monotonic_ns"], label, color) for kind, label, color in MARKERS
+               if (e := first(events, kind)) is not None]
+    ticks = charts.time_ticks(max(
+        (max([rows[-1]["at_ns"], *(at for at, _, _ in moments)]) - t0) / 1e9, 1.0))
     # a Prometheus reading with no number (NaN) leaves a gap in its line
     ratios = [r for r in rows if r.get("success_ratio") is not None]
     latencies = [r for r in rows if r.get("p99_ms") is not None]
-    max_p99 = max([*(r["p99_ms"] for r in latencies), slo_p99 * 2])
+    top_ms = 4 * charts.nice_max(max([*(r["p99_ms"] for r in latencies), slo_p99 * 2]) / 4)
 
     def x(ns: int) -> float:
-        return float(left + (ns - t0) / 1e9 / span_s * (w - left - right))
+        return float(LEFT + (ns - t0) / 1e9 / ticks[-1] * (WIDTH - LEFT - RIGHT))
 
-    def y_ratio(v: float) -> float:
-        return top + (1 - v) * (h - top - bottom)
+    flags = charts.flags([charts.Mark(x(at), label, color) for at, label, color in moments],
+                         width=WIDTH, font_size=11)
+    lanes = max((flag.lane + 1 for flag in flags), default=0)
+    wider = max([0, *(math.ceil(flag.right) + 2 - WIDTH for flag in flags)])  # a long name
+    f = charts.Frame(WIDTH + wider, 30 + LANE * lanes + PLOT_HEIGHT + 28, left=LEFT,
+                     right=RIGHT + wider, top=30 + LANE * lanes, bottom=28)
 
-    def y_ms(v: float) -> float:
-        return float(top + (1 - v / max_p99) * (h - top - bottom))
+    def y(share: float) -> float:
+        return f.top + (1 - share) * f.inner_height
 
-    objective = float(y_ratio(slo_ratio))
-    parts = [
-        charts.svg_open(w, h),
-        f.box(),
-        charts.line(left, w - right, objective, objective, "#2ca02c", dash="4 3"),
-        charts.polyline([(x(r["at_ns"]), y_ratio(r["success_ratio"])) for r in ratios],
-                        "#1f77b4", width=2),
-        charts.polyline([(x(r["at_ns"]), y_ms(r["p99_ms"])) for r in latencies], "#ff7f0e",
-                        width=1.5, dash="2 2"),
-        charts.text(left, h - 8, "0 s"),
-        charts.text(w - right - 30, h - 8, f"{span_s:.0f} s"),
-        charts.text(4, top + 10, "100%", fill="#1f77b4"),
-        charts.text(4, h - bottom, "0%", fill="#1f77b4"),
-        charts.text(w - right + 4, top + 10, f"{max_p99:.0f}ms", fill="#ff7f0e"),
-        charts.text(left + 4, top + 12, "success ratio", fill="#1f77b4"),
-        charts.text(left + 90, top + 12, "p99 latency", fill="#ff7f0e"),
-        charts.text(left + 170, top + 12, "objective", fill="#2ca02c"),
-    ]
-    lane = 0
-    for kind, label, color in MARKERS:
-        e = first(events, kind)
-        if e is None:
-            continue
-        xe = x(e["at_monotonic_ns"])
-        lane += 1
-        parts.append(charts.line(xe, xe, top, h - bottom, color, width=1.5))
-        parts.append(charts.text(xe + 3, top + 14 + 13 * lane, label, fill=color))
-    parts.append("</svg>")
-    return "\n".join(parts)
+    return "\n".join([
+        charts.svg_open(f.width, f.height, label="Success ratio and p99 latency over the "
+                                                 "game day, with the response's moments"),
+        f.box(), *_chart_axes(f, ticks, top_ms),
+        charts.line(f.left, f.width - f.right, y(slo_ratio), y(slo_ratio), OBJECTIVE,
+                    dash="4 3"),
+        charts.polyline([(x(r["at_ns"]), y(r["success_ratio"])) for r in ratios], RATIO,
+                        width=2),
+        charts.polyline([(x(r["at_ns"]), y(r["p99_ms"] / top_ms)) for r in latencies],
+                        LATENCY, width=1.5, dash="2 2"),
+        *_chart_legend(slo_ratio), *_chart_flags(f, flags), "</svg>"])
+
+
+def _chart_axes(f: charts.Frame, ticks: list[float], top_ms: float) -> list[str]:
+    """Gridlines with the success ratio's quarters on the left, the latency's on the
+    right, and the seconds under the plot."""
+    parts = []
+    for k in range(5):
+        at = f.top + (4 - k) / 4 * f.inner_height
+        parts += [charts.line(f.left, f.width - f.right, at, at, GRID),
+                  charts.text(f.left - 6, at + 4, f"{25 * k}%", fill=RATIO, anchor="end"),
+                  charts.text(f.width - f.right + 6, at + 4, f"{top_ms * k / 4:g} ms",
+                              fill=LATENCY)]
+    for t in ticks:
+        at = f.left + t / ticks[-1] * f.inner_width
+        parts += [charts.line(at, at, f.top, f.height - f.bottom, GRID),
+                  charts.text(at, f.height - f.bottom + 18, f"{t:g} s", fill="#444",
+                              anchor="middle")]
+    return parts
+
+
+def _chart_legend(slo_ratio: float) -> list[str]:
+    parts, at = [], float(LEFT)
+    for name, color, dash, width in (
+            ("success ratio (left)", RATIO, None, 2.0),
+            ("p99 latency (right)", LATENCY, "2 2", 1.5),
+            (f"objective: {slo_ratio * 100:.4g}% succeed", OBJECTIVE, "4 3", None)):
+        parts += [charts.line(at, at + 18, 12, 12, color, width=width, dash=dash),
+                  charts.text(at + 23, 16, name, fill="#222")]
+        at += 23 + charts.text_width(name, 11) + 18
+    return parts
+
+
+def _chart_flags(f: charts.Frame, flags: list[charts.Flag]) -> list[str]:
+    """Each moment's line from the bottom of the plot up to its name."""
+    parts = []
+    for flag in flags:
+        baseline = f.top - 12 - LANE * flag.lane
+        for m in flag.marks:
+            parts.append(charts.line(m.x, m.x, f.height - f.bottom, baseline - 4, m.color,
+                                     width=1.5))
+        words: list[tuple[str, str]] = []
+        for m in flag.marks:
+            words += [(", ", "#444"), (m.label, m.color)]
+        parts.append(charts.spans(flag.left, baseline, words[1:]))
+    return parts
 
 
 def measured_by(sc: Scenario) -> dict[str, Any]:

@@ -12,10 +12,14 @@ them, so there they are recorded as gone with the target), stops whatever the ru
 (every process carrying its ``GAMEDAY_RUN`` marker, the sandbox, a cluster it created)
 and ends the incident ``aborted``.
 
-A game day whose rollbacks did not all succeed keeps its lease when it ends
-(``store.leases.Lease.release``), so recovery plays them again once its process is
-gone. A recovery whose rollbacks fail puts the lease back: the fault may still be in,
-and the next ``gameday recover`` tries again (``gameday recover`` exits 1 meanwhile).
+A game day whose rollbacks did not all succeed, or whose target could not be stopped,
+keeps its lease when it ends (``store.leases.Lease.release``), so recovery plays them
+again (those whose last run did not succeed) and stops the target once its process is
+gone. A recovery whose rollbacks fail, or that cannot stop the target, puts the lease
+back: the fault, or the world it is in, may still be there, and the next ``gameday
+recover`` tries again (``gameday recover`` exits 1 meanwhile when a rollback failed).
+A target recovery stopped is on the record (``target.stopped``): a cluster's faults
+went with it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from gameday.game import chaos
 from gameday.incidents.incident import TERMINAL_STATES, Incident
 from gameday.runs import run as runs
 from gameday.store import Store
-from gameday.store.leases import LEASE_TTL_S, process_start, stop_leftovers
+from gameday.store.leases import LEASE_TTL_S, not_undone, process_start, stop_leftovers
 from gameday.store.rows import LeaseRow, RunRow
 
 ACTOR = "recover"
@@ -135,24 +139,30 @@ def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
         stop_leftovers(str(run_dir))
         _stop_target(run_dir, target)
     undone = True
-    if faults:
+    # every rollback already succeeded (a game day that could not stop its target):
+    # nothing to play again
+    if faults and not_undone(store, incident_id, list(undo.get("rollbacks") or [])):
         try:
             _rollbacks(run_dir, undo, incident)
         except Exception as exc:  # keep going: stop what is left, end the incident
             errors.append(f"rollbacks: {exc}")
             undone = False
     stopped = stop_leftovers(str(run_dir))
+    target_stopped = True
     try:
         with _environment(undo.get("env") or {}):  # the cluster it created, by its name
             _stop_target(run_dir, target)
+        incident.record(events.target_stopped(target), ACTOR)  # its faults went with it
     except Exception as exc:
-        errors.append(f"stopping the target: {exc}")
+        errors.append(f"stopping the target: {' '.join(str(exc).split())[:600]} (the "
+                      "next `gameday recover` tries again)")
+        target_stopped = False
     if incident.state not in TERMINAL_STATES:
         incident.abort("the game day crashed; recovered", ACTOR)
     for drill in store.drills():  # a drill's game day: its console and list stop waiting
         if drill["incident_id"] == incident_id and drill["state"] == DrillState.RUNNING:
             store.update_drill(drill["id"], state=DrillState.FAILED)
-    if not undone:  # the fault may still be in: the next recover tries again
+    if not undone or not target_stopped:  # the fault, or its world, may still be in
         store.reopen_lease(incident_id)
     return {"incident_id": incident_id, "run_dir": str(run_dir), "faults": faults,
             "undone": undone, "stopped": stopped, "state": incident.state,

@@ -359,7 +359,7 @@ class _Game:
         if self.generator:
             samples.LIVE = None
             self.generator.stop()
-        self.target.down()
+        left = self.take_down()
         self.interrupted = interrupts.received is not None or (
             self.interrupted and self.stopped is None)
         if self.stopped:
@@ -368,8 +368,23 @@ class _Game:
             self.incident.record(events.gameday_interrupted(self.journal.get("status"),
                                                             interrupts.name()), "gameday")
             self.incident.unless_ended(lambda: self.incident.end_unfinished("interrupted"))
-        self.incident.record(events.target_stopped(self.target.name), "gameday")
-        self.lease.release()
+        if left is None:
+            self.incident.record(events.target_stopped(self.target.name), "gameday")
+        else:  # the verdict says so; its lease stays, for ``gameday recover``
+            self.incident.record(events.gameday_failed(left), "gameday")
+            self.say(left)
+        self.lease.release(target_stopped=left is None)
+
+    def take_down(self) -> str | None:
+        """The target down; what went wrong if it could not be (a ``kwokctl delete`` that
+        fails, a sandbox that will not stop): the game day still ends its record."""
+        try:
+            self.target.down()
+        except Exception as exc:
+            said = " ".join(str(exc).split())[:600] or type(exc).__name__
+            return (f"the {self.target.name} target could not be stopped ({said}); its "
+                    "lease is kept: `gameday recover` stops it")
+        return None
 
 
 def record_measured(incident: Incident, entry: Entry, at_ns: int, at_utc: str) -> None:

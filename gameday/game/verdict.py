@@ -8,7 +8,8 @@ steady state before the fault  ``steady_state.reached``, and the experiment's hy
                                (``steady_state.checked``, phase ``before``) was not refuted
 steady state after the fault   the experiment did not deviate (hypothesis ``after`` met),
                                no ``recovery.missed``, every rollback succeeded, the
-                               incident was resolved
+                               incident was resolved, and the target was stopped (no
+                               ``gameday.failed`` as the game day ended)
 detected within target         TTD, no ``detection.missed``, within the scenario's
                                ``timeouts.detect`` (the policy has no detection target)
 acknowledged within target     TTA, within the ``ack`` target when there is one
@@ -27,7 +28,8 @@ Exit codes:
 ====  ==================================================================================
 0     passed: every check passed
 1     failed: the response missed a target, a runbook failed, the score is below the
-      minimum, or the steady state was never reached before the fault
+      minimum, the steady state was never reached before the fault, or the target
+      could not be stopped (its lease stays: ``gameday recover`` stops it)
 2     (reserved: a usage or validation error, raised before a verdict exists)
 3     deviated: the steady state did not come back (the experiment deviated, the SLIs
       did not recover, or a rollback did not succeed); wins over 1
@@ -208,13 +210,17 @@ def _steady_after(ev: list[dict[str, Any]], summary: Mapping[str, Any]) -> _Outc
     if problems and resolved and missed is None:
         problems.append("the SLIs recovered only after the experiment's rollbacks")
     problems += _not_rolled_back(ev)
+    left = [str(e["data"].get("error")) for e in ev if e["kind"] == Kind.GAMEDAY_FAILED]
     if problems:
-        return _failed(STEADY_AFTER, "; ".join(problems), lost=True)
+        return _failed(STEADY_AFTER, "; ".join(problems + left), lost=True)
     met = first(ev, Kind.STEADY_STATE_CHECKED, phase="after", met=True)
     if not resolved:
         return _failed(STEADY_AFTER, ("the experiment's hypothesis was met, but " if met else "")
-                       + f"the incident ended {status}; the SLIs' recovery was never observed",
-                       absent=True)
+                       + f"the incident ended {status}; the SLIs' recovery was never observed"
+                       + "".join(f"; {why}" for why in left), absent=True)
+    if left:  # its target could not be stopped: it is still there (exit 1)
+        return _failed(STEADY_AFTER, "the SLIs recovered and the incident was resolved, but "
+                       + "; ".join(left))
     return _passed(STEADY_AFTER, "the SLIs recovered and the incident was resolved"
                    + ("; the experiment's hypothesis was met" if met else ""))
 

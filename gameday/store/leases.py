@@ -68,17 +68,17 @@ class Lease:
                     frozen_seen = True
                     self.on_freeze(frozen)
 
-    def release(self) -> bool:
+    def release(self, *, target_stopped: bool = True) -> bool:
         """The game day is over: the heartbeat stops, and the lease is let go once
         what undoes its faults is on the record as done (each of the experiment's
-        rollbacks' last ``fault.rolled_back`` succeeded). While one is not, the lease
-        stays, so ``gameday recover`` (also run by the next ``gameday run`` and
-        ``gameday serve``) plays the rollbacks again once this process is gone.
-        Whether it was let go."""
+        rollbacks' last ``fault.rolled_back`` succeeded) and its target stopped. While
+        not, the lease stays, so ``gameday recover`` (also run by the next ``gameday
+        run`` and ``gameday serve``) plays the rollbacks again and stops the target once
+        this process is gone. Whether it was let go."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
-        if self.undo["faults"] and self.not_undone():
+        if not target_stopped or (self.undo["faults"] and self.not_undone()):
             return False
         self.store.release_lease(self.incident_id)
         return True
@@ -86,11 +86,16 @@ class Lease:
     def not_undone(self) -> list[str]:
         """The experiment's rollbacks whose last run on the record did not succeed (or
         that never ran)."""
-        last: dict[str, Any] = {}
-        for event in self.store.events(self.incident_id, kinds=[Kind.FAULT_ROLLED_BACK]):
-            last[str(event.data.get("activity"))] = event.data.get("status")
-        return [name for name in self.undo["rollbacks"]
-                if last.get(str(name)) != "succeeded"]
+        return not_undone(self.store, self.incident_id, self.undo["rollbacks"])
+
+
+def not_undone(store: Store, incident_id: int, rollbacks: list[Any]) -> list[str]:
+    """Of ``rollbacks`` (their names), those whose last run on the incident's record did
+    not succeed (or that never ran)."""
+    last: dict[str, Any] = {}
+    for event in store.events(incident_id, kinds=[Kind.FAULT_ROLLED_BACK]):
+        last[str(event.data.get("activity"))] = event.data.get("status")
+    return [str(name) for name in rollbacks if last.get(str(name)) != "succeeded"]
 
 
 def owner(pid: int | None = None) -> str:

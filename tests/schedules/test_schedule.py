@@ -157,8 +157,30 @@ def begin(store: Store, settings: Settings, now: datetime | None = None) -> dict
 def test_the_freeze_skips_with_who_and_why(store):
     settings = stored(store)
     store.set_freeze(True, "release 4.2 going out", "ana")
+    at = datetime.fromisoformat(store.freeze()["at"]).astimezone(UTC)
     run = begin(store, settings)
     assert run["status"] == "skipped" and "ana" in run["reason"] and "4.2" in run["reason"]
+    assert f"since {at:%Y-%m-%d %H:%M:%S} UTC:" in run["reason"], run["reason"]
+
+
+@pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS), in its zone
+def test_schedules_output_says_the_zone_of_every_time(store):
+    """gameday schedule list and gameday freeze: the freeze, the next moment and each
+    run's due moment in UTC, said so, whatever the machine's zone."""
+    settings = stored(store, every="1h")  # its next moment as still when listed
+    store.set_freeze(True, "release 4.2", "ana")
+    begin(store, settings)
+    frozen_at = datetime.fromisoformat(store.freeze()["at"]).astimezone(UTC)
+    (run,) = store.schedule_runs("nightly")
+    due = datetime.fromisoformat(run["due_at"]).astimezone(UTC)
+    following = from_row(store.schedule("nightly")).next_moment(clock.now())
+    listed = CliRunner().invoke(cli, ["schedule", "list"])
+    lever = CliRunner().invoke(cli, ["freeze"])
+    assert listed.exit_code == 0 and lever.exit_code == 0, listed.output + lever.output
+    since = f"since {frozen_at:%Y-%m-%d %H:%M:%S} UTC:"
+    assert since in listed.output and since in lever.output, listed.output + lever.output
+    assert f"{due:%Y-%m-%d %H:%M:%S} UTC  skipped" in listed.output, listed.output
+    assert f"next {following:%Y-%m-%d %H:%M:%S} UTC" in listed.output, listed.output
 
 
 @pytest.mark.usefixtures("moment")  # at each pinned date (conftest.MOMENTS)

@@ -59,12 +59,30 @@ def world(env: Mapping[str, str] | None) -> str:
     """Where a run with ``env`` acts, as a key: the target-choosing variables it sets,
     or ``default`` when it sets none (it acts where the process that runs it does). The
     project's own sandbox is the default world too: ``gameday serve`` names it, a
-    ``gameday runbook run`` by hand does not, and both act on it."""
+    ``gameday runbook run`` by hand does not, and both act on it. A game day's sandbox,
+    in its run directory, is its own world, also in the game day's process, whose
+    settings point at it while the experiment runs."""
     chosen = {k: env[k] for k in WORLD_VARS if env and env.get(k)}
     sandbox = chosen.get("GAMEDAY_SANDBOX")
-    if sandbox and Path(sandbox).resolve() == current_settings().sandbox_dir.resolve():
+    if sandbox and _projects_sandbox(Path(sandbox)):
         del chosen["GAMEDAY_SANDBOX"]
     return " ".join(f"{k}={v}" for k, v in chosen.items()) or DEFAULT_WORLD
+
+
+def _projects_sandbox(sandbox: Path) -> bool:
+    """Whether ``sandbox`` is the project's own, not one in a game day's run directory."""
+    here, sandbox = current_settings(), sandbox.resolve()
+    return sandbox == here.sandbox_dir.resolve() \
+        and not sandbox.is_relative_to(here.runs_dir.resolve())
+
+
+def acted_on(key: str | None, run_dir: str | None) -> str:
+    """A run's world as its incident's page says it: ``its own sandbox`` for a game
+    day's or a drill's run on the sandbox in its run directory (``run_dir``), else the
+    world's key (``default``: where real incidents are handled)."""
+    if run_dir and key == world({"GAMEDAY_SANDBOX": str(Path(run_dir) / "sandbox")}):
+        return "its own sandbox"
+    return key or DEFAULT_WORLD
 
 
 def kind(incident: Incident | None) -> str:

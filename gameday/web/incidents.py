@@ -21,8 +21,9 @@ from gameday.core.states import RunStatus
 from gameday.drills.master import drill_scenarios
 from gameday.incidents import storms
 from gameday.incidents.incident import DRILL, GAMEDAY, INCIDENT, KINDS, Incident, kind_of_row
+from gameday.runs.run import acted_on
 from gameday.store import Store
-from gameday.store.rows import IncidentRow, RunRow
+from gameday.store.rows import IncidentRow
 from gameday.web.context import PAGE, caller, csrf, identity, page, shared, whole
 
 # The moments a reader scans for first stand out (as the terminal colours them);
@@ -108,12 +109,14 @@ async def incident_page(request: Request) -> Response:
     who = caller(request)
     store = shared(request).store
 
-    def read() -> tuple[dict[str, Any], list[dict[str, Any]], set[str], list[RunRow]]:
+    def read() -> tuple[dict[str, Any], list[dict[str, Any]], set[str],
+                     list[dict[str, Any]]]:
         found = Incident(store, request.path_params["id"])
         row = found.row
         inc = {**row, "roles": found.roles(), "kind": kind_of_row(row)}
         timeline, kinds = page_timeline(store, found.id)
-        return inc, timeline, kinds, store.runs(incident_id=found.id)
+        return inc, timeline, kinds, [{**r, "acted_on": acted_on(r["world"], row["run_dir"])}
+                                      for r in store.runs(incident_id=found.id)]
 
     # Beside the event loop, which goes on answering Alertmanager meanwhile.
     inc, timeline, kinds, runs = await asyncio.to_thread(read)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -38,13 +38,6 @@ class State:
 
 
 pass_state = click.make_pass_decorator(State)
-
-
-def utc(stamp: str) -> str:
-    """A stored moment (ISO 8601, UTC) as people read it, saying its zone."""
-    at = datetime.fromisoformat(stamp)
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).strftime(
-        "%Y-%m-%d %H:%M:%S UTC")
 
 
 def emit(data: Any) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from gameday.cli.common import ID, State, emit, pass_state, person, utc
+from gameday.cli.common import ID, State, emit, pass_state, person
+from gameday.core.clock import shown_utc
 from gameday.core.policy import ROLES
 from gameday.core.settings import DEFAULT_URL, TARGET_KINDS
 
@@ -242,7 +243,7 @@ def list_drills(state: State, as_json: bool) -> None:
         emit(rows)
         return
     for d in rows:
-        click.echo(f"{d['id']:>4} {utc(d['created_at'])}  {d['state']:8} incident "
+        click.echo(f"{d['id']:>4} {shown_utc(d['created_at'])}  {d['state']:8} incident "
                    f"#{d['incident_id'] or '-'}  {d['scenario']}")
     if not rows:
         click.echo("no drills yet (gameday drill start SCENARIO)")

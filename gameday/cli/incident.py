@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from gameday.cli.common import COUNT, ID, Since, State, emit, pass_state, person, utc
+from gameday.cli.common import COUNT, ID, Since, State, emit, pass_state, person
+from gameday.core.clock import shown_utc
 from gameday.core.policy import AUDIENCES, ROLES, SEVERITIES
 
 
@@ -43,7 +44,7 @@ def list_(state: State, since: datetime | None, limit: int | None, kind: str | N
     for r in rows:
         label = KIND_LABELS.get(r["kind"] or "incident", r["kind"])
         click.echo(f"{r['id']:>4}  {label:13} {r['severity'] or '-':6} {r['state']:12} "
-                   f"{utc(r['created_at'])}  {r['title']}")
+                   f"{shown_utc(r['created_at'])}  {r['title']}")
 
 
 @incident.command()

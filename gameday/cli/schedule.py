@@ -87,7 +87,7 @@ def _described(state: State, row: ScheduleRow, history: int) -> dict[str, Any]:
 @pass_state
 def list_schedules(state: State, as_json: bool, history: int) -> None:
     """Every schedule: when it runs next, and how its latest game days went."""
-    from gameday.schedules.scheduler import in_utc
+    from gameday.core.clock import shown_utc
 
     described = [_described(state, row, history) for row in state.store.schedules()]
     frozen = state.store.freeze()
@@ -95,7 +95,7 @@ def list_schedules(state: State, as_json: bool, history: int) -> None:
         emit({"frozen": frozen, "schedules": described})
         return
     if frozen:
-        click.echo(f"FROZEN by {frozen['who']} since {in_utc(frozen['at'])}: "
+        click.echo(f"FROZEN by {frozen['who']} since {shown_utc(frozen['at'])}: "
                    f"{frozen['reason'] or 'no reason given'}")
     if not described:
         click.echo("no schedules (gameday schedule add NAME SCENARIO --every 24h)")
@@ -104,13 +104,13 @@ def list_schedules(state: State, as_json: bool, history: int) -> None:
             state_word = ("paused, " if s["paused"] else "") + \
                 f"never fires: {s['never_fires']}"
         else:
-            state_word = "paused" if s["paused"] else f"next {in_utc(s['next'])}"
+            state_word = "paused" if s["paused"] else f"next {shown_utc(s['next'])}"
         click.echo(f"{s['name']:20} {s['scenario']}  {s['when']}  {state_word}")
         for r in s["runs"]:
             score = f"score {r['score']:g}" if r["score"] is not None else ""
             detail = r["reason"] or (f"incident #{r['incident_id']}" if r["incident_id"]
                                      else "")
-            click.echo(f"  {r['id']:>5} {in_utc(r['due_at'])}  {r['status']:11} {score:10} "
+            click.echo(f"  {r['id']:>5} {shown_utc(r['due_at'])}  {r['status']:11} {score:10} "
                        f"{detail}")
 
 
@@ -234,8 +234,9 @@ def freeze(state: State, switch: str | None, reason: str | None, who: str,
     """The safety lever: `freeze on` blocks every new game day and stops the running
     ones with their rollbacks (they exit 130); `freeze off` lifts it. Without ON/OFF:
     whether game days are frozen."""
+    from gameday.core.clock import shown_utc
     from gameday.core.errors import ValidationError
-    from gameday.schedules.scheduler import in_utc, set_freeze
+    from gameday.schedules.scheduler import set_freeze
 
     store = state.store
     if switch is not None:
@@ -248,7 +249,7 @@ def freeze(state: State, switch: str | None, reason: str | None, who: str,
     if as_json:
         emit({"frozen": frozen, "running_game_days": running})
     elif frozen:
-        click.echo(f"game days are FROZEN by {frozen['who']} since {in_utc(frozen['at'])}: "
+        click.echo(f"game days are FROZEN by {frozen['who']} since {shown_utc(frozen['at'])}: "
                    f"{frozen['reason'] or 'no reason given'}")
         if running and switch == "on":
             click.echo(f"stopping {len(running)} running game day(s) "

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-from gameday.cli.common import State, emit, pass_state, person, utc
+from gameday.cli.common import State, emit, pass_state, person
+from gameday.core.clock import shown_utc
 from gameday.core.policy import ACCESS_ROLES
 
 
@@ -98,8 +99,8 @@ def list_users(state: State, as_json: bool) -> None:
         emit(rows)
         return
     for u in rows:
-        revoked = f"  revoked {utc(u['revoked_at'])}" if u["revoked_at"] else ""
-        click.echo(f"{u['name']:20} {u['role']:10} added {utc(u['created_at'])} by "
+        revoked = f"  revoked {shown_utc(u['revoked_at'])}" if u["revoked_at"] else ""
+        click.echo(f"{u['name']:20} {u['role']:10} added {shown_utc(u['created_at'])} by "
                    f"{u['created_by']}{revoked}")
     if not rows:
         click.echo("nobody yet: the shared token signs people in (gameday user add NAME "

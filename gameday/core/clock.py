@@ -35,3 +35,10 @@ def epoch_ns() -> int:
 def iso(at_epoch_ns: int) -> str:
     """A moment given in nanoseconds since the Unix epoch, as a timeline stamps it."""
     return datetime.fromtimestamp(at_epoch_ns / 1e9, UTC).isoformat(timespec="microseconds")
+
+
+def shown_utc(at: str | datetime) -> str:
+    """A stored moment (ISO 8601; the store writes UTC) as people read it, saying its
+    zone: ``2026-11-23 22:30:39 UTC``; a moment without a zone is taken as UTC."""
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return f"{moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"

@@ -27,7 +27,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,13 +52,6 @@ TICK_S = 1.0
 # when it stops (gameday serve on SIGTERM): inside Kubernetes' default 30 s grace.
 STOP_GRACE_S = 20.0
 Say = Callable[[str], None]
-
-
-def in_utc(at: str | datetime) -> str:
-    """A stored moment (ISO 8601; the store writes UTC) as people read it, saying its
-    zone: ``2026-11-23 22:30:39 UTC``."""
-    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
-    return f"{moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def target_key(scenario: Any) -> str:
@@ -87,7 +80,7 @@ def guardrail(store: Store, schedule: Schedule, scenario: Any, *, now: datetime,
     """Why the schedule's game day must not start now, or None."""
     frozen = store.freeze()
     if frozen:
-        return (f"frozen by {frozen['who']} since {in_utc(frozen['at'])}: "
+        return (f"frozen by {frozen['who']} since {clock.shown_utc(frozen['at'])}: "
                 f"{frozen['reason'] or 'no reason given'}")
     window = schedule.blackout(now)
     if window:

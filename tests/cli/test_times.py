@@ -1,6 +1,6 @@
 """The command line prints a stored moment in UTC and says so, whatever the machine's
 zone or the day (each pinned moment of ``conftest.MOMENTS``, clock changes included):
-``incident list`` and ``user list``, as ``drill list`` does (``cli.common.utc``)."""
+``incident list``, ``user list``, ``drill list`` and the schedules (``clock.shown_utc``)."""
 
 from __future__ import annotations
 

@@ -172,8 +172,8 @@ def _preflight(state: State, sc: Any, as_json: bool) -> int:
 def recover_command(state: State, as_json: bool) -> None:
     """Finish game days that crashed: roll back their faults, stop what they left
     running, end their incidents (aborted). `gameday run` and `gameday serve` do this
-    when they start. Exit 1 when a rollback did not succeed: the fault may still be in,
-    and the next recover tries again."""
+    when they start. Exit 1 when a rollback did not succeed (the fault may still be in)
+    or a target could not be stopped: the next recover tries again."""
     from gameday.game.recovery import recover
 
     done = recover(state.store, say=(lambda text: None) if as_json else click.echo)
@@ -185,6 +185,9 @@ def recover_command(state: State, as_json: bool) -> None:
         raise click.ClickException("a rollback did not succeed: the fault may still be "
                                    "in; fix what stopped it, then run `gameday recover` "
                                    "again")
+    if any(result["errors"] for result in done):
+        raise click.ClickException("a target could not be stopped: fix what stopped it, "
+                                   "then run `gameday recover` again")
 
 
 @cli.command()

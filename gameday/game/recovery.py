@@ -130,9 +130,12 @@ def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
     undo = lease["undo"]
     incident = Incident(store, incident_id)
     faults = list(undo.get("faults") or [])
-    incident.record(events.run_crashed(lease["pid"], lease["host"],
-                                       round(clock.epoch() - lease["heartbeat"], 1), faults),
-                    ACTOR)
+    # a game day that ended (its verdict is on the record) but could not stop its
+    # target kept its lease for this; one without a verdict crashed
+    crashed = not store.events(incident_id, kinds=[Kind.GAMEDAY_VERDICT], limit=1)
+    if crashed:
+        incident.record(events.run_crashed(lease["pid"], lease["host"], round(
+            clock.epoch() - lease["heartbeat"], 1), faults), ACTOR)
     errors = []
     target = undo.get("target", "sandbox")
     if target == "sandbox":  # it dies with the game day (PDEATHSIG); its faults with it
@@ -166,7 +169,7 @@ def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
         store.reopen_lease(incident_id)
     return {"incident_id": incident_id, "run_dir": str(run_dir), "faults": faults,
             "undone": undone, "stopped": stopped, "state": incident.state,
-            "errors": errors}
+            "errors": errors, "crashed": crashed}
 
 
 def orphaned_runs(store: Store) -> list[RunRow]:
@@ -197,7 +200,9 @@ def recover(store: Store, *, ttl: float = LEASE_TTL_S,
 
 def said(result: dict[str, Any]) -> str:
     """One recovered game day, as ``recover`` tells it."""
-    head = f"crashed game day #{result['incident_id']} ({result['run_dir']}): "
+    head = (f"{'crashed ' if result.get('crashed', True) else ''}game day "
+            f"#{result['incident_id']} ({result['run_dir']}"
+            f"{')' if result.get('crashed', True) else ', its target left running)'}: ")
     tail = (f"stopped {len(result['stopped'])} processes, incident {result['state']}"
             + "".join(f"; {error}" for error in result["errors"]))
     if not result["undone"]:

@@ -109,6 +109,9 @@ def test_a_cluster_that_cannot_be_deleted_is_said_and_left_to_recover(tmp_path, 
         rec, (first,) = _recover(env)
         assert any("stopping the target" in e for e in first["errors"]), first
         assert first["state"] == "resolved" and first["undone"], first
+        assert rec.returncode == 1 and "could not be stopped" in rec.stderr, rec.stderr
+        assert first["crashed"] is False  # it ended; only its target was left running
+        assert "run.crashed" not in [e.kind for e in store.events(result["incident_id"])]
         assert len(store.running_leases()) == 1
         config.write_text(saved)
         rec, (second,) = _recover(env)

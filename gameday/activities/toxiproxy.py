@@ -72,7 +72,9 @@ def add_toxic(proxy: str, type: str, attributes: dict[str, Any] | None = None,
         raise ActivityFailed(f"unknown toxic type {type!r} (known: {', '.join(TYPES)})")
     body = {"name": toxic_name(name, type), "type": type, "stream": stream,
             "toxicity": toxicity, "attributes": dict(attributes or {})}
-    return dict(_call(api, "POST", f"/proxies/{proxy}/toxics", body, proxy=proxy))
+    from gameday.targets.toxiproxy import toxics_path
+
+    return dict(_call(api, "POST", toxics_path(proxy), body, proxy=proxy))
 
 
 @fault(local=True, touches=TOUCHES, acts_on=_toxic)
@@ -81,13 +83,15 @@ def remove_toxic(proxy: str, name: str | None = None, type: str | None = None,
     """Remove toxic ``name`` (or ``gameday-TYPE``) from ``proxy``; a toxic already gone
     is not an error, a proxy Toxiproxy does not have is (the toxic may be on another)."""
     toxic = toxic_name(name, type)
-    from gameday.targets.toxiproxy import GONE
+    from gameday.targets.toxiproxy import GONE, toxics_path
 
-    answer = _call(api, "DELETE", f"/proxies/{proxy}/toxics/{toxic}", proxy=proxy)
+    answer = _call(api, "DELETE", toxics_path(proxy, toxic), proxy=proxy)
     return {"proxy": proxy, "toxic": toxic, "removed": answer is not GONE}
 
 
 @fault(local=True, probe=True, touches=TOUCHES)
 def toxics(proxy: str, api: str = "http://127.0.0.1:8474") -> list[dict[str, Any]]:
     """The toxics on ``proxy`` now."""
-    return list(_call(api, "GET", f"/proxies/{proxy}/toxics", proxy=proxy) or [])
+    from gameday.targets.toxiproxy import toxics_path
+
+    return list(_call(api, "GET", toxics_path(proxy), proxy=proxy) or [])

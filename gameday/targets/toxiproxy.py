@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import quote
 
 from gameday.core.errors import GamedayError
 
@@ -14,6 +15,13 @@ TIMEOUT_S = 10.0
 GONE = object()  # what a DELETE of something that is not there answers
 # Toxiproxy's 404s say what it did not find: "toxic not found", "proxy not found"
 FOUND_NOT = {"toxics": "toxic not found", "proxies": "proxy not found"}
+
+
+def toxics_path(proxy: str, toxic: str | None = None) -> str:
+    """``/proxies/P/toxics[/T]``, each name one path segment whatever it holds (a ``/``
+    or ``..`` in a name never reaches another of Toxiproxy's resources)."""
+    path = f"/proxies/{quote(str(proxy), safe='')}/toxics"
+    return path if toxic is None else f"{path}/{quote(str(toxic), safe='')}"
 
 
 def _gone(path: str, answer: bytes) -> bool:
@@ -49,4 +57,4 @@ def call(api: str, method: str, path: str, body: dict[str, Any] | None = None) -
 
 
 def toxics(api: str, proxy: str) -> list[dict[str, Any]]:
-    return list(call(api, "GET", f"/proxies/{proxy}/toxics") or [])
+    return list(call(api, "GET", toxics_path(proxy)) or [])

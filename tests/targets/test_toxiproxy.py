@@ -56,3 +56,16 @@ def test_a_toxic_already_gone_is_removed_a_missing_proxy_is_not(api):
     # a runbook got there first: the rollback has nothing left to do, and says so
     assert remove_toxic(PROXY, type="latency", api=api) == {
         "proxy": PROXY, "toxic": "gameday-latency", "removed": False}
+
+
+def test_a_toxic_name_is_one_path_segment_whatever_it_holds(api):
+    """A name with ``/`` or ``..`` in it never reaches another of Toxiproxy's resources:
+    removing toxic ``../../proxies/checkout-payments`` is not a DELETE of the proxy."""
+    from gameday.targets.toxiproxy import toxics_path
+
+    assert toxics_path("p q", "../x") == "/proxies/p%20q/toxics/..%2Fx"
+    with pytest.raises(ActivityFailed, match="toxiproxy DELETE"):
+        remove_toxic(PROXY, name="../../proxies/checkout-payments", api=api)
+    names = [p["name"] for p in json.loads(urllib.request.urlopen(f"{api}/proxies",
+                                                                  timeout=5).read()).values()]
+    assert names == [PROXY]  # still there

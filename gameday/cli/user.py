@@ -108,7 +108,7 @@ def list_users(state: State, as_json: bool) -> None:
 
 
 @user.command()
-@click.argument("name")
+@click.argument("name", callback=person)
 @pass_state
 def revoke(state: State, name: str) -> None:
     """Revoke NAME's token and sessions at once."""

@@ -58,6 +58,18 @@ def test_tokens_are_stored_hashed_listed_without_them_and_revocable(people):
     assert CliRunner().invoke(cli, ["user", "revoke", "rhea"]).exit_code == 1
 
 
+@pytest.mark.parametrize("name", ["Rhea Smith", "\x1b[2Jrhea", "r" * 200])
+def test_user_revoke_reads_a_name_as_user_add_does(people, name):
+    """A name no one can have is a usage error naming NAME (exit 2), not a search for
+    it whose answer echoes it back as typed."""
+    store, _ = people
+    refused = CliRunner().invoke(cli, ["user", "revoke", name])
+    assert refused.exit_code == 2 and "NAME" in refused.output, refused.output
+    assert "\x1b" not in refused.output and "no active user" not in refused.output
+    assert [u["revoked_at"] for u in store.users()] == [None] * 4
+    assert not [e for e in store.audit_log() if e["action"] == "user.revoked"]
+
+
 def test_roles_decide_who_may_run(people, tmp_path):
     store, tokens = people
     with TestClient(app_for(store, tmp_path)) as client:

@@ -174,9 +174,10 @@ def _run(c: Command, room: Room) -> str:
     else:
         raise GamedayError("the alert links no runbook: name one (run RUNBOOK KEY=VALUE)")
     params = validate_params(book, {**{k: str(v) for k, v in params.items()}, **given})
-    if book.destructive and not check and not may(room.role, "run_destructive"):
+    harmless = book.changes_nothing(check)  # a dry run that acts is gated as a real one
+    if book.destructive and not harmless and not may(room.role, "run_destructive"):
         raise GamedayError(f"{room.person} may not ask for destructive runs")
-    within = approval_window(book.destructive, check, room.four_eyes, room.approval_ttl)
+    within = approval_window(book.destructive, harmless, room.four_eyes, room.approval_ttl)
     run_id = room.start_run(book, params, room.incident.id, room.person, check=check,
                             approve_within=within)
     if within is not None:

@@ -49,6 +49,7 @@ from gameday.core.spec import (
     read_bytes,
 )
 from gameday.core.states import RunStatus
+from gameday.runbooks.dry_run import acting_in_check_mode
 
 TYPES = ("string", "integer", "boolean")
 SAFE_STRING = re.compile(r"^[A-Za-z0-9_.:/=@+-]{1,128}$")
@@ -91,6 +92,18 @@ class Runbook:
     # ran, and what a game day's proof holds for (``report.trust``: a runbook changed
     # since it was proven is not proven).
     version: str = ""
+    # What runs for real even in check mode (``dry_run``: a ``check_mode: false`` task,
+    # or one gameday cannot read), one line each: a dry run of it changes things.
+    dry_run_acts: tuple[str, ...] = ()
+
+    @property
+    def dry_run_changes_nothing(self) -> bool:
+        return not self.dry_run_acts
+
+    def changes_nothing(self, check: bool) -> bool:
+        """Whether a run of it changes nothing, so that it may skip four eyes and the
+        commander role: a check-mode run, of a runbook whose dry run is dry."""
+        return check and self.dry_run_changes_nothing
 
     def from_labels(self, labels: dict[str, str]) -> dict[str, str]:
         """The parameter values an alert's labels carry: each parameter takes the label
@@ -117,6 +130,8 @@ class Runbook:
                 "summary": self.summary,
                 "alerts": list(self.alerts), "auto": self.auto,
                 "destructive": self.destructive, "concurrency": self.concurrency,
+                "dry_run_changes_nothing": self.dry_run_changes_nothing,
+                "dry_run_acts": list(self.dry_run_acts),
                 "parameters": [p.__dict__ | {"choices": list(p.choices)}
                                for p in self.parameters]}
 
@@ -178,17 +193,19 @@ def load_runbook(path: Path) -> Runbook:
     key = (path, hashlib.blake2b(data, digest_size=16).digest())
     found = _PARSED.get(key)
     if found is None:
-        found = _load_runbook(path, data)
+        found, alone = _load_runbook(path, data)
         if len(_PARSED) >= 256:
             _PARSED.clear()
-        _PARSED[key] = found
+        if alone:  # one that read task files it includes is read again with them
+            _PARSED[key] = found
     return found
 
 
 _PARSED: dict[tuple[Path, bytes], Runbook] = {}
 
 
-def _load_runbook(path: Path, data: bytes) -> Runbook:
+def _load_runbook(path: Path, data: bytes) -> tuple[Runbook, bool]:
+    """The runbook, and whether it was read from ``path`` alone (no included file)."""
     plays = parse_yaml(data, str(path))
     if not isinstance(plays, list) or not plays or not isinstance(plays[0], dict):
         raise ValidationError("a runbook is a playbook: a list of plays", file=str(path),
@@ -208,10 +225,11 @@ def _load_runbook(path: Path, data: bytes) -> Runbook:
                    for name, p in (spec.parameters or {}).items())
     tasks = tuple(task for play in plays if isinstance(play, dict)
                   for task in _as_list(play.get("tasks")) if isinstance(task, dict))
+    acts, included = acting_in_check_mode(plays, path)
     runbook = Runbook(name=path.stem, path=path, summary=spec.summary,
                       alerts=tuple(spec.alerts), auto=spec.auto, destructive=spec.destructive,
                       parameters=params, tasks=tasks, concurrency=spec.concurrency,
-                      version=_version(plays))
+                      version=_version(plays), dry_run_acts=acts)
     for p in params:  # a default is a value like any other: it must pass its own checks
         if p.default is not None:
             try:
@@ -220,7 +238,7 @@ def _load_runbook(path: Path, data: bytes) -> Runbook:
                 raise ValidationError(f"the default {exc.message}", file=str(path),
                                       field=f"vars.gameday_runbook.parameters.{p.name}."
                                             "default") from None
-    return runbook
+    return runbook, not included
 
 
 def _version(plays: list[Any]) -> str:

@@ -160,9 +160,11 @@ class Dispatcher:
     def approve(self, run_id: int, who: str) -> None:
         """A second person approves a waiting run: it starts. Refused to the person who
         asked for it, once its time ran out (it is then ``expired`` for good), once its
-        asker may no longer ask for it (revoked, or their role changed since), and when
-        the runbook as it reads now refuses its values or where it would act (it is
-        read again: the run is queued with what is on disk now)."""
+        asker may no longer ask for it (revoked, or their role changed since), once the
+        runbook changed since it was asked for (its ``version``: the approver approves
+        what was asked for), and when the runbook as it reads now refuses its values or
+        where it would act (it is read again: the run is queued with what is on disk
+        now)."""
         self.expire_approvals()
         run = self.store.run(run_id)
         if run["status"] != RunStatus.AWAITING_APPROVAL:
@@ -170,6 +172,7 @@ class Dispatcher:
         if run["started_by"] == who:
             raise Forbidden(f"{who} asked for run {run_id}: a second person approves it")
         book = find(run["runbook"], self.runbook_dir)  # before anything is decided
+        self._as_asked(run, book, who)
         self._still_asked(run, book, who)
         incident = Incident(self.store, run["incident_id"]) if run["incident_id"] else None
         env, _ = runs.environment(incident, self.env)
@@ -184,11 +187,27 @@ class Dispatcher:
                            bool(run["check_mode"]), world=run["world"] or runs.DEFAULT_WORLD,
                            kind=run["kind"] or "incident", env=env))
 
+    def _as_asked(self, run: RunRow, book: Runbook, who: str) -> None:
+        """Whether the runbook reads as it did when the run was asked for: one changed
+        since (``Runbook.version``) is not approved (``who`` tried: the audit log says
+        so), and someone asks again for it as it is now."""
+        asked = run.get("runbook_version")
+        if asked == book.version:
+            return
+        why = (f"runbook {book.name} changed since it was asked for" if asked else
+               f"run {run['id']} was asked for before gameday kept runbook versions")
+        self.store.audit(who, Audit.FORBIDDEN, {
+            "need": "approve", "run_id": run["id"], "runbook": book.name,
+            "requested_by": run["started_by"], "asked_version": asked,
+            "version": book.version, "why": why})
+        raise GamedayError(f"{why}: ask again")
+
     def _still_asked(self, run: RunRow, book: Runbook, who: str) -> None:
         """Whether the person who asked for a waiting run may still ask for it: a revoked
         person's request, or one a role they no longer hold allowed, is not approved
         (``who`` tried: the audit log says so)."""
-        need = "run_destructive" if book.destructive and not run["check_mode"] else "run"
+        harmless = book.changes_nothing(bool(run["check_mode"]))
+        need = "run_destructive" if book.destructive and not harmless else "run"
         asker = self.store.user(run["started_by"])
         if asker is not None and may(str(asker["role"]), need):
             return

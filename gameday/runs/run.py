@@ -99,7 +99,8 @@ def queue(store: Store, runbook: Runbook, params: dict[str, Any], *,
     the incident's record) in a team's cluster outside the project's allowlist."""
     _admitted(store, runbook, params, incident=incident, who=who, env=env)
     run_id = store.create_run(incident.id if incident else None, runbook.name, params, who,
-                              check, owner=owner(), world=world(env), kind=kind(incident))
+                              check, owner=owner(), world=world(env), kind=kind(incident),
+                              version=runbook.version)
     store.audit(who, Audit.RUNBOOK_RUN, {"run_id": run_id, "runbook": runbook.name,
                                          "params": params, "check": check,
                                          "incident_id": incident.id if incident else None})
@@ -121,12 +122,13 @@ def _admitted(store: Store, runbook: Runbook, params: dict[str, Any], *,
         raise
 
 
-def approval_window(destructive: bool, check: bool, four_eyes: str,
+def approval_window(destructive: bool, harmless: bool, four_eyes: str,
                     ttl: float | None) -> float | None:
     """Four eyes: how long a run waits for a second person, or None when it starts at
     once: destructive runs (every run with ``--four-eyes all``, none with ``off``);
-    never a check-mode run, which changes nothing."""
-    if check or four_eyes == "off" or ttl is None:
+    never a ``harmless`` one (``Runbook.changes_nothing``: a check-mode run of a runbook
+    whose dry run is dry)."""
+    if harmless or four_eyes == "off" or ttl is None:
         return None
     return ttl if destructive or four_eyes == "all" else None
 
@@ -140,9 +142,10 @@ def ask_approval(store: Store, runbook: Runbook, params: dict[str, Any], *,
     until = (clock.now() + timedelta(seconds=within_s)).isoformat(timespec="microseconds")
     run_id = store.create_run(incident.id if incident else None, runbook.name, params, who,
                               check, approve_by=until, world=world(env),
-                              kind=kind(incident))
+                              kind=kind(incident), version=runbook.version)
     store.audit(who, Audit.APPROVAL_REQUESTED, {
-        "run_id": run_id, "runbook": runbook.name, "params": params, "check": check,
+        "run_id": run_id, "runbook": runbook.name, "version": runbook.version,
+        "params": params, "check": check,
         "incident_id": incident.id if incident else None, "expires_at": until})
     if incident:
         incident.record(approval_requested(runbook.name, run_id, until), who)

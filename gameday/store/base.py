@@ -29,7 +29,7 @@ KINDS = frozenset(k.value for k in Kind)
 
 # The schema lives in Alembic revisions (``gameday/migrations/versions``); this is the
 # newest. SQLite stores are brought to it when opened; PostgreSQL by ``gameday db upgrade``.
-HEAD = "0009"
+HEAD = "0010"
 
 
 def _null_pool() -> Any:

@@ -49,6 +49,7 @@ class RunRow(TypedDict):
     late_status: str | None
     late_rc: int | None
     late_at: str | None
+    runbook_version: str | None  # Runbook.version when it was asked for (None: before 0010)
 
 
 class AuditRow(TypedDict):

@@ -41,22 +41,24 @@ class RunStore(Database):
     def create_run(self, incident_id: int | None, runbook: str, params: dict[str, Any],
                    started_by: str, check: bool, owner: str | None = None,
                    approve_by: str | None = None, *, world: str = "default",
-                   kind: str = "incident") -> int:
+                   kind: str = "incident", version: str | None = None) -> int:
         """``owner``: the process that will run it (``lease.owner()``), so a run whose
         process died is not waited for, nor joined, forever. With ``approve_by`` the run
         waits (``awaiting_approval``) for a second person until then. ``world``: where it
         acts (``runs.world``); ``kind``: what it serves (a real ``incident``, a
-        ``gameday``, a ``drill``)."""
+        ``gameday``, a ``drill``); ``version``: the runbook's as it was asked for
+        (``Runbook.version``: an approval holds for that one only)."""
         status = "awaiting_approval" if approve_by else "queued"
         owned = None if approve_by else owner
         beat = self._clock_sql if owned else "NULL"
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO runbook_runs (incident_id, runbook, params_json, check_mode,"
-                " started_by, status, created_at, owner, approve_by, heartbeat, world, kind)"
-                f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {beat}, ?, ?) RETURNING id",
+                " started_by, status, created_at, owner, approve_by, heartbeat, world, kind,"
+                f" runbook_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {beat}, ?, ?, ?)"
+                " RETURNING id",
                 (incident_id, runbook, params_key(params), int(check), started_by, status,
-                 utc_now(), owned, approve_by, world, kind))
+                 utc_now(), owned, approve_by, world, kind, version))
             return _inserted_id(cur)
 
     def claim_run_slot(self, run_id: int, runbook: str, concurrency: int) -> str:

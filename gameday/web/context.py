@@ -14,6 +14,8 @@ import contextlib
 import hmac
 import json
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qsl
@@ -134,6 +136,30 @@ def _number(given: str, field: str, least: int, most: int, what: str = "") -> in
     return int(given)
 
 
+RECHECK_S = 2.0  # how often an open stream asks again who reads it
+
+
+def presence(request: Request, every: float = RECHECK_S) -> Callable[[], bool]:
+    """For a stream that stays open (``/runs/ID/events``, ``/drills/ID/events``): whether
+    the person reading it still may (``caller``), asked again once ``every`` seconds
+    have passed since the last time (True in between). A revoked person's stream ends
+    at the next question, as their next request would be refused."""
+    asked = time.monotonic()
+
+    def present() -> bool:
+        nonlocal asked
+        if time.monotonic() - asked < every:
+            return True
+        asked = time.monotonic()
+        try:
+            caller(request)
+        except (Unauthorized, Forbidden):
+            return False
+        return True
+
+    return present
+
+
 def caller_or_none(request: Request) -> str | None:
     try:
         return identity(request).name
@@ -241,11 +267,17 @@ async def move_request(request: Request, need: str = "run") -> tuple[str, dict[s
 
         name = person(data.get("as"), "as")
         if auth.personal():
+            refused = {"need": need, "role": "admin", "path": request.url.path,
+                       "via": "token", "as": name}
             if need in PERSONAL:
+                shared(request).store.audit("token", Audit.FORBIDDEN, {
+                    **refused, "why": "a move a person makes with their own token"})
                 raise Forbidden(f"to {WHAT[need]}, use your own token (gameday user add), "
                                 "not the shared one")
             user = auth.store.user(name) if auth.store is not None else None
             if user is None:
+                shared(request).store.audit("token", Audit.FORBIDDEN, {
+                    **refused, "why": f"{name} is not a gameday user"})
                 raise Forbidden(f"{name} is not a gameday user (gameday user add)")
             if not may(str(user["role"]), need):  # in someone's name, with their rights
                 shared(request).store.audit(name, Audit.FORBIDDEN, {

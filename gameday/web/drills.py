@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ from gameday.web.context import (
     identity,
     move_request,
     page,
+    presence,
     read_form,
     shared,
     whole,
@@ -181,12 +182,16 @@ async def console(request: Request) -> Response:
                 first=json.loads(json.dumps(drill.snapshot(), default=str)))
 
 
-async def follow(drill: Drill, after_seq: int, offset: int) -> AsyncIterator[dict[str, str]]:
+async def follow(drill: Drill, after_seq: int, offset: int,
+                 present: Callable[[], bool] = lambda: True) -> AsyncIterator[dict[str, str]]:
     """The snapshot whenever something changed: new events, new SLI samples, the drill
     state; the clock ticks in the page between messages. Ends once the drill is over
-    and said so."""
+    and said so, or once ``present`` (``context.presence``) says the person reading may
+    no longer (revoked, their session ended)."""
     head = None
     while True:
+        if not present():
+            return
         snap = await asyncio.to_thread(drill.snapshot, after_seq=after_seq, sli_offset=offset)
         now = json.dumps({k: v for k, v in snap.items() if k not in ("clock", "events", "sli",
                                                                      "next_sli_offset")},
@@ -205,7 +210,7 @@ async def drill_events(request: Request) -> Response:
     caller(request)
     drill = _drill(request)  # 404 before the stream starts
     after, offset = whole(request, "after", 0), whole(request, "sli", 0)
-    return EventSourceResponse(follow(drill, after, offset), ping=PING_S,
+    return EventSourceResponse(follow(drill, after, offset, presence(request)), ping=PING_S,
                                headers={"Cache-Control": "no-store"})
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -27,10 +26,10 @@ from gameday.core.errors import NotFound, ValidationError
 from gameday.core.settings import Settings
 from gameday.core.states import RUN_UNFINISHED, RunStatus
 from gameday.incidents.incident import kind_of_row
-from gameday.people.auth import Forbidden, Unauthorized
+from gameday.people.auth import Forbidden
 from gameday.report.freshness import runbook_freshness
 from gameday.report.trust import Trust, standing
-from gameday.runbooks.runbook import Runbook, find, runbook_files, validate_params
+from gameday.runbooks.runbook import Dirs, Runbook, find, runbook_files, validate_params
 from gameday.runs.pool import Dispatcher
 from gameday.runs.run import approval_window
 from gameday.store import Store
@@ -43,12 +42,12 @@ from gameday.web.context import (
     identity,
     move_request,
     page,
+    presence,
     read_form,
     shared,
 )
 
 POLL_S = 0.2
-RECHECK_S = 2.0  # how often an open stream asks again who reads it
 
 
 def named(request: Request) -> Runbook:
@@ -109,16 +108,18 @@ def approval(request: Request, rb: Runbook, check: bool) -> float | None:
     """Four eyes: how long a run of ``rb`` waits for a second person, or None when it
     starts at once. Asking for a destructive run takes a commander; once people have
     their own identities, a destructive run (any run, with ``--four-eyes all``; never a
-    check-mode one, which changes nothing) needs someone else to approve it, and is
-    asked for with the asker's own token: the shared token in a colleague's name would
-    let one person be both."""
+    check-mode one that changes nothing: ``Runbook.changes_nothing``, so not one of a
+    runbook with tasks that run for real in check mode) needs someone else to approve
+    it, and is asked for with the asker's own token: the shared token in a colleague's
+    name would let one person be both."""
     state = shared(request)
-    destructive = rb.destructive and not check
+    harmless = rb.changes_nothing(check)
+    destructive = rb.destructive and not harmless
     if destructive:
         caller(request, need="run_destructive")
     if not state.auth.personal():
         return None
-    within = approval_window(rb.destructive, check, state.four_eyes, state.approval_ttl)
+    within = approval_window(rb.destructive, harmless, state.four_eyes, state.approval_ttl)
     if (destructive or within is not None) and identity(request).via == "token":
         what = "is destructive" if destructive else "waits for a second person"
         state.store.audit("token", Audit.FORBIDDEN, {
@@ -243,11 +244,37 @@ async def run_page(request: Request) -> Response:
     run = state.store.run(request.path_params["id"])
     done = finished(run, state.dispatcher)
     waiting = run["status"] == RunStatus.AWAITING_APPROVAL
-    can_approve = waiting and who != run["started_by"] and \
+    why, as_asked = waits_because(run, state.runbook_dir) if waiting else ("", False)
+    can_approve = waiting and as_asked and who != run["started_by"] and \
         identity(request).may("approve")
     lines = output_lines(state.dispatcher.items(run)) if done else []
     return page("run.html", who=who, run=run, done=done, lines=lines, ending=ending(run),
-                waiting=waiting, can_approve=can_approve, csrf=csrf(request))
+                waiting=waiting, why=why, as_asked=as_asked, can_approve=can_approve,
+                csrf=csrf(request))
+
+
+def waits_because(run: RunRow, dirs: Dirs) -> tuple[str, bool]:
+    """Why a waiting run waits for a second person, as its page says it, and whether
+    it can still be approved: not once its runbook changed since it was asked for
+    (``Dispatcher.approve`` refuses it then), or is gone."""
+    try:
+        book = find(run["runbook"], dirs)
+    except (NotFound, ValidationError):
+        return f"Runbook {run['runbook']} is gone or no longer reads: ask again", False
+    if run["runbook_version"] is None:
+        return (f"Run {run['id']} was asked for before gameday kept runbook versions: ask "
+                "again"), False
+    if run["runbook_version"] != book.version:
+        return (f"Runbook {book.name} changed since it was asked for: this run can no "
+                "longer be approved; ask again for it as it is now"), False
+    why = "this runbook is destructive" if book.destructive else (
+        "this runbook is not destructive, but every run here waits for a second person "
+        "(gameday serve --four-eyes all)")
+    if run["check_mode"] and not book.dry_run_changes_nothing:
+        why += (", and its check mode is not dry: " + "; ".join(book.dry_run_acts[:3]) +
+                (" and more" if len(book.dry_run_acts) > 3 else "") +
+                " run for real even in check mode")
+    return why, True
 
 
 def sse(item: dict[str, Any], event: str | None = None) -> str:
@@ -258,15 +285,12 @@ def sse(item: dict[str, Any], event: str | None = None) -> str:
 async def follow(store: Store, dispatcher: Dispatcher, run_id: int,
                  present: Callable[[], bool] = lambda: True) -> AsyncIterator[str]:
     """Every event of the run, then ``done`` with how it ended. Live runs are read from
-    their stream; others from the store, until their row says they finished. Every
-    ``RECHECK_S`` it asks ``present`` whether the person reading may still: a revoked
-    person's stream ends there, as their next request would be refused."""
-    sent, asked = 0, time.monotonic()
+    their stream; others from the store, until their row says they finished. It ends
+    once ``present`` (``context.presence``) says the person reading may no longer."""
+    sent = 0
     while True:
-        if time.monotonic() - asked >= RECHECK_S:
-            asked = time.monotonic()
-            if not present():
-                return
+        if not present():
+            return
         run = store.run(run_id)
         stream = dispatcher.streams.get(run_id)
         items = stream.since(sent) if stream else dispatcher.items(run)[sent:]
@@ -283,14 +307,7 @@ async def run_events(request: Request) -> Response:
     caller(request)
     state = shared(request)
     run = state.store.run(request.path_params["id"])  # 404 before the stream starts
-
-    def present() -> bool:
-        try:
-            caller(request)
-        except (Unauthorized, Forbidden):
-            return False
-        return True
-
-    return StreamingResponse(follow(state.store, state.dispatcher, run["id"], present),
+    return StreamingResponse(follow(state.store, state.dispatcher, run["id"],
+                                    presence(request)),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-store"})

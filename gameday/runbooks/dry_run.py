@@ -1,0 +1,128 @@
+"""Whether a runbook's dry run is dry: the tasks that run for real in check mode.
+
+``--check`` runs a playbook in Ansible's check mode, and ``gameday serve`` lets such a
+run skip four eyes and the commander role because it changes nothing. But a task whose
+``check_mode`` is false (its own, its block's, its play's, or an include's, ``apply``
+too) runs for real in check mode, and so may one whose ``check_mode`` is templated
+(decided when it runs): a common idiom for a read-only task that registers output, and
+a way for any task to act. ``load_runbook`` reads them here, from the plays and from
+the task files they include or import by a name written out, and a check-mode run of
+a runbook whose dry run acts gets a real run's gates (``Runbook.changes_nothing``).
+What cannot be read here (a role, a file named by a template or not there, a playbook
+imported) is taken as acting: nothing is assumed harmless unread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gameday.core.errors import ValidationError
+from gameday.core.spec import parse_yaml, read_bytes
+
+# What Ansible's ``boolean()`` reads as true: only these keep a task in check mode.
+TRUE = frozenset({"true", "yes", "on", "y", "t", "1"})
+_PREFIXED = ("", "ansible.builtin.", "ansible.legacy.")
+INCLUDES = frozenset(p + n for p in _PREFIXED for n in ("include_tasks", "import_tasks",
+                                                        "include"))
+ROLES = frozenset(p + n for p in _PREFIXED for n in ("include_role", "import_role"))
+PLAYBOOKS = frozenset(p + "import_playbook" for p in _PREFIXED)
+TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
+BLOCKS = ("block", "rescue", "always")
+MAX_DEPTH = 8  # includes within includes
+
+# A task's check mode: None follows the run's (--check), True stays in check mode, a
+# string says why it acts for real.
+Mode = bool | str | None
+
+
+def acting_in_check_mode(plays: list[Any], path: Path) -> tuple[tuple[str, ...], bool]:
+    """What runs for real in a check-mode run of ``plays`` (read from ``path``), one
+    line each: the task, where it is, and why (``'Read pods' (play 1): check_mode:
+    false``), empty when its dry run is dry; and whether other files were read for it
+    (then the answer holds only as long as they do not change)."""
+    walk = _Walk()
+    for n, play in enumerate(plays, 1):
+        if isinstance(play, dict):
+            walk.play(play, f"play {n}", path)
+    return tuple(dict.fromkeys(walk.found)), bool(walk.seen)
+
+
+def setting(value: Any) -> Mode:
+    """A ``check_mode`` keyword as Ansible reads it: True keeps check mode; anything
+    else (false, a template decided when it runs) says why the task acts."""
+    if value is True or value == 1 and not isinstance(value, bool) or \
+            isinstance(value, str) and value.strip().lower() in TRUE:
+        return True
+    if value is False or isinstance(value, str) and value.strip().lower() in (
+            "false", "no", "off", "n", "f", "0"):
+        return "check_mode: false"
+    return f"check_mode: {str(value)[:60]} (decided when it runs)"
+
+
+class _Walk:
+    def __init__(self) -> None:
+        self.found: list[str] = []
+        self.seen: set[tuple[Path, Mode]] = set()
+
+    def play(self, play: dict[str, Any], where: str, path: Path) -> None:
+        for key in PLAYBOOKS & play.keys():
+            self.found.append(f"{where}: {key} {str(play[key])[:60]} (not read here)")
+        if play.get("roles"):
+            self.found.append(f"{where}: roles (not read here)")
+        mode = _mode(play, None)
+        for key in TASK_LISTS:
+            self.tasks(play.get(key), mode, where, path, 0)
+
+    def tasks(self, tasks: Any, mode: Mode, where: str, path: Path, depth: int) -> None:
+        for task in tasks if isinstance(tasks, list) else ():
+            if isinstance(task, dict):
+                self.task(task, _mode(task, mode), where, path, depth)
+
+    def task(self, task: dict[str, Any], mode: Mode, where: str, path: Path,
+             depth: int) -> None:
+        name = f"{str(task.get('name') or 'a task')[:60]!r} ({where})"
+        if any(key in task for key in BLOCKS):
+            for key in BLOCKS:
+                self.tasks(task.get(key), mode, where, path, depth)
+            return
+        if ROLES & task.keys():
+            self.found.append(f"{name}: a role (not read here)")
+            return
+        keyword = next((key for key in INCLUDES if key in task), None)
+        if keyword is not None:
+            include = task[keyword] if task[keyword] is not None else task.get("args")
+            args = include if isinstance(include, dict) else task.get("args")
+            applied = args.get("apply") if isinstance(args, dict) else None
+            if isinstance(applied, dict) and "check_mode" in applied:
+                mode = setting(applied["check_mode"])
+            self.include(include, mode, name, path, depth)
+        elif isinstance(mode, str):
+            self.found.append(f"{name}: {mode}")
+
+    def include(self, target: Any, mode: Mode, name: str, path: Path, depth: int) -> None:
+        """The tasks of an included or imported file, read where Ansible looks first
+        (beside the file that includes it, or in its ``tasks/``)."""
+        file = target.get("file") if isinstance(target, dict) else target
+        if not isinstance(file, str) or "{{" in file or "{%" in file:
+            self.found.append(f"{name}: includes {str(file)[:60]} (not read here)")
+            return
+        found = next((c for c in (path.parent / file, path.parent / "tasks" / file)
+                      if c.is_file()), None)
+        if found is None or depth >= MAX_DEPTH:
+            why = "not found" if found is None else "included too deep"
+            self.found.append(f"{name}: includes {file[:60]} ({why})")
+            return
+        if (found.resolve(), mode) in self.seen:
+            return
+        self.seen.add((found.resolve(), mode))
+        try:
+            tasks = parse_yaml(read_bytes(found), str(found))
+        except (OSError, ValidationError):
+            self.found.append(f"{name}: includes {file[:60]} (cannot be read)")
+            return
+        self.tasks(tasks, mode, f"{found.name}, included by {name}", found, depth + 1)
+
+
+def _mode(node: dict[str, Any], inherited: Mode) -> Mode:
+    return setting(node["check_mode"]) if "check_mode" in node else inherited

@@ -183,7 +183,9 @@ def test_pages_say_which_world_in_chromium(tmp_path, gameday_serve):
         rows[0].find_element(By.CSS_SELECTOR, "a").click()
         wait.until(ec.presence_of_element_located((By.ID, "rehearsal")))
         assert "not a real incident" in driver.find_element(By.ID, "rehearsal").text
-        assert "GAMEDAY_SANDBOX=" in driver.find_element(By.ID, "runs").text
+        acted = driver.find_element(By.CSS_SELECTOR, "#runs code.world")
+        assert acted.text == "its own sandbox"  # the whole key on hover
+        assert acted.get_attribute("title").startswith("GAMEDAY_SANDBOX=")
 
         driver.get(f"{base}/runbooks/rollback-release?service=checkout&incident={real}")
         wait.until(ec.presence_of_element_located((By.ID, "commands")))

@@ -152,7 +152,7 @@ def test_a_value_the_runbook_refuses_is_rejected_before_the_trust_policy_holds_i
     """An automatic runbook not yet trusted waits for a click; a click could never start
     it with a label value the runbook refuses, so the alert is told that instead."""
     store = Store(tmp_path / "s.db")
-    intake = Intake(store, runbook_dir=books, hold=lambda runbook, kind: "never verified")
+    intake = Intake(store, runbook_dir=books, hold=lambda runbook, version, kind: "never verified")
     bad = parse(payload(alert(service="x; rm -rf / {{ 7*7 }}")))
     (answer,), _ = intake.handle([Delivery(bad, "alertmanager")])
     (said,) = answer["alerts"]

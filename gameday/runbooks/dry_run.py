@@ -36,16 +36,20 @@ MAX_DEPTH = 8  # includes within includes
 Mode = bool | str | None
 
 
-def acting_in_check_mode(plays: list[Any], path: Path) -> tuple[tuple[str, ...], bool]:
+def acting_in_check_mode(plays: list[Any], path: Path
+                         ) -> tuple[tuple[str, ...], dict[str, Any]]:
     """What runs for real in a check-mode run of ``plays`` (read from ``path``), one
     line each: the task, where it is, and why (``'Read pods' (play 1): check_mode:
-    false``), empty when its dry run is dry; and whether other files were read for it
-    (then the answer holds only as long as they do not change)."""
+    false``), empty when its dry run is dry; and the task files read for it, by their
+    path from the runbook's directory, with their tasks (the answer, and the runbook's
+    version, hold only as long as they do not change)."""
     walk = _Walk()
     for n, play in enumerate(plays, 1):
         if isinstance(play, dict):
             walk.play(play, f"play {n}", path)
-    return tuple(dict.fromkeys(walk.found)), bool(walk.seen)
+    read = {(str(p.relative_to(path.parent.resolve())) if p.is_relative_to(
+        path.parent.resolve()) else str(p)): tasks for p, tasks in walk.read.items()}
+    return tuple(dict.fromkeys(walk.found)), read
 
 
 def setting(value: Any) -> Mode:
@@ -64,6 +68,7 @@ class _Walk:
     def __init__(self) -> None:
         self.found: list[str] = []
         self.seen: set[tuple[Path, Mode]] = set()
+        self.read: dict[Path, Any] = {}  # each task file read, its tasks
 
     def play(self, play: dict[str, Any], where: str, path: Path) -> None:
         for key in PLAYBOOKS & play.keys():
@@ -121,6 +126,7 @@ class _Walk:
         except (OSError, ValidationError):
             self.found.append(f"{name}: includes {file[:60]} (cannot be read)")
             return
+        self.read[found.resolve()] = tasks
         self.tasks(tasks, mode, f"{found.name}, included by {name}", found, depth + 1)
 
 

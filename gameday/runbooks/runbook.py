@@ -229,7 +229,7 @@ def _load_runbook(path: Path, data: bytes) -> tuple[Runbook, bool]:
     runbook = Runbook(name=path.stem, path=path, summary=spec.summary,
                       alerts=tuple(spec.alerts), auto=spec.auto, destructive=spec.destructive,
                       parameters=params, tasks=tasks, concurrency=spec.concurrency,
-                      version=_version(plays), dry_run_acts=acts)
+                      version=_version(plays, included), dry_run_acts=acts)
     for p in params:  # a default is a value like any other: it must pass its own checks
         if p.default is not None:
             try:
@@ -241,9 +241,11 @@ def _load_runbook(path: Path, data: bytes) -> tuple[Runbook, bool]:
     return runbook, not included
 
 
-def _version(plays: list[Any]) -> str:
-    """The plays' digest, independent of comments, quoting, key order and layout."""
-    canonical = json.dumps(plays, sort_keys=True, default=str, separators=(",", ":"))
+def _version(plays: list[Any], included: dict[str, Any]) -> str:
+    """The digest of the plays and of the task files they include (by their path from
+    the runbook), independent of comments, quoting, key order and layout."""
+    canonical = json.dumps([plays, included] if included else plays, sort_keys=True,
+                           default=str, separators=(",", ":"))
     return hashlib.blake2b(canonical.encode(), digest_size=6).hexdigest()
 
 

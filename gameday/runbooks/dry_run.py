@@ -43,7 +43,7 @@ def acting_in_check_mode(plays: list[Any], path: Path
     false``), empty when its dry run is dry; and the task files read for it, by their
     path from the runbook's directory, with their tasks (the answer, and the runbook's
     version, hold only as long as they do not change)."""
-    walk = _Walk()
+    walk = _Walk(path.parent)
     for n, play in enumerate(plays, 1):
         if isinstance(play, dict):
             walk.play(play, f"play {n}", path)
@@ -65,7 +65,8 @@ def setting(value: Any) -> Mode:
 
 
 class _Walk:
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
+        self.root = root  # the playbook's directory, where Ansible also looks
         self.found: list[str] = []
         self.seen: set[tuple[Path, Mode]] = set()
         self.read: dict[Path, Any] = {}  # each task file read, its tasks
@@ -106,13 +107,15 @@ class _Walk:
             self.found.append(f"{name}: {mode}")
 
     def include(self, target: Any, mode: Mode, name: str, path: Path, depth: int) -> None:
-        """The tasks of an included or imported file, read where Ansible looks first
-        (beside the file that includes it, or in its ``tasks/``)."""
+        """The tasks of an included or imported file, read where Ansible looks (beside
+        the file that includes it, or in its ``tasks/``; then from the playbook's
+        directory, or its ``tasks/``)."""
         file = target.get("file") if isinstance(target, dict) else target
         if not isinstance(file, str) or "{{" in file or "{%" in file:
             self.found.append(f"{name}: includes {str(file)[:60]} (not read here)")
             return
-        found = next((c for c in (path.parent / file, path.parent / "tasks" / file)
+        found = next((c for c in (path.parent / file, path.parent / "tasks" / file,
+                                  self.root / file, self.root / "tasks" / file)
                       if c.is_file()), None)
         if found is None or depth >= MAX_DEPTH:
             why = "not found" if found is None else "included too deep"

@@ -14,6 +14,7 @@ ansible-runner's artifacts are written under the run's directory either way.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -92,6 +93,7 @@ class Runbook:
     # ran, and what a game day's proof holds for (``report.trust``: a runbook changed
     # since it was proven is not proven).
     version: str = ""
+    includes: tuple[Path, ...] = ()  # the task files read with it (``dry_run``)
     # What runs for real even in check mode (``dry_run``: a ``check_mode: false`` task,
     # or one gameday cannot read), one line each: a dry run of it changes things.
     dry_run_acts: tuple[str, ...] = ()
@@ -229,7 +231,8 @@ def _load_runbook(path: Path, data: bytes) -> tuple[Runbook, bool]:
     runbook = Runbook(name=path.stem, path=path, summary=spec.summary,
                       alerts=tuple(spec.alerts), auto=spec.auto, destructive=spec.destructive,
                       parameters=params, tasks=tasks, concurrency=spec.concurrency,
-                      version=_version(plays, included), dry_run_acts=acts)
+                      version=_version(plays, included), dry_run_acts=acts,
+                      includes=tuple(included_paths(path, included)))
     for p in params:  # a default is a value like any other: it must pass its own checks
         if p.default is not None:
             try:
@@ -241,9 +244,22 @@ def _load_runbook(path: Path, data: bytes) -> tuple[Runbook, bool]:
     return runbook, not included
 
 
+def included_paths(path: Path, included: dict[str, Any]) -> list[Path]:
+    """The task files ``acting_in_check_mode`` read for the runbook at ``path``."""
+    return [path.parent.resolve() / name for name in included]
+
+
 def _version(plays: list[Any], included: dict[str, Any]) -> str:
     """The digest of the plays and of the task files they include (by their path from
-    the runbook), independent of comments, quoting, key order and layout."""
+    the runbook), independent of comments, quoting, key order and layout, and of the
+    words people read about it (its summary, its parameters' descriptions)."""
+    plays = copy.deepcopy(plays)
+    meta = plays[0].get("vars", {}).get("gameday_runbook")
+    if isinstance(meta, dict):
+        meta.pop("summary", None)
+        for spec in (meta.get("parameters") or {}).values():
+            if isinstance(spec, dict):
+                spec.pop("description", None)
     canonical = json.dumps([plays, included] if included else plays, sort_keys=True,
                            default=str, separators=(",", ":"))
     return hashlib.blake2b(canonical.encode(), digest_size=6).hexdigest()

@@ -4,6 +4,8 @@ runbooks on disk stay as they are (``Routes``)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from gameday.core import clock
@@ -44,7 +46,8 @@ class Routes:
         ``route`` reports them."""
         if len(self._answers) > self.MAX:
             self._answers.clear()
-        seen, settled = _signature(self.dirs), clock.epoch_ns() - RECENT_NS
+        included = [p for book in self._books or () for p in book.includes]
+        seen, settled = _signature(self.dirs, included), clock.epoch_ns() - RECENT_NS
         if seen is not None and seen == self._seen:
             return
         # Trusted from the next check on only if no file was written lately: a file
@@ -82,11 +85,12 @@ class Routes:
         return found
 
 
-def _signature(dirs: Dirs) -> Signature | None:
-    """What the runbook files are on disk without reading them; None if that cannot be
-    told (a directory or a file that cannot be listed or looked at)."""
+def _signature(dirs: Dirs, included: Sequence[Path] = ()) -> Signature | None:
+    """What the runbook files, and the task files they include, are on disk without
+    reading them; None if that cannot be told (a directory or a file that cannot be
+    listed or looked at)."""
     try:
-        files = runbook_files(dirs)
+        files = [*runbook_files(dirs), *included]
         stats = [(str(path), os.stat(path)) for path in files]
     except (OSError, GamedayError):
         return None

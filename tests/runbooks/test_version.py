@@ -47,3 +47,67 @@ def test_an_edit_to_an_included_task_file_is_a_new_version(tmp_path: Path):
     included.write_text(yaml.safe_dump([{"name": "restart", "ansible.builtin.command": {
         "argv": ["rm", "-rf", "/tmp/{{ service }}"]}}]))
     assert load_runbook(path).version != first
+
+
+def test_the_words_about_it_are_no_change(tmp_path: Path):
+    path = write(tmp_path, [{"name": "restart", "ansible.builtin.command": {
+        "argv": ["echo", "{{ service }}"]}}])
+    first = load_runbook(path).version
+    META["summary"] = "restart the service, then check it serves"
+    META["parameters"]["service"]["description"] = "the service to restart"
+    try:
+        write(tmp_path, [{"name": "restart", "ansible.builtin.command": {
+            "argv": ["echo", "{{ service }}"]}}])
+        assert load_runbook(path).version == first
+    finally:
+        META["summary"] = "restart it"
+        META["parameters"]["service"].pop("description")
+
+
+def steps(tmp_path: Path) -> tuple[Path, Path]:
+    """A runbook importing tasks/a.yml, which imports b.yml: Ansible finds it in the
+    playbook's tasks/ too."""
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "a.yml").write_text(yaml.safe_dump([
+        {"name": "then b", "ansible.builtin.import_tasks": "b.yml"}]))
+    b = tmp_path / "tasks" / "b.yml"
+    b.write_text(yaml.safe_dump([{"name": "step b", "ansible.builtin.command": {
+        "argv": ["echo", "{{ service }}"]}}]))
+    path = write(tmp_path, [{"name": "a", "ansible.builtin.import_tasks": "a.yml"}])
+    return path, b
+
+
+def test_a_file_an_included_file_includes_is_in_the_version(tmp_path: Path):
+    path, b = steps(tmp_path)
+    runbook = load_runbook(path)
+    assert {p.name for p in runbook.includes} == {"a.yml", "b.yml"}
+    b.write_text(yaml.safe_dump([{"name": "step b", "ansible.builtin.command": {
+        "argv": ["rm", "-rf", "/tmp/{{ service }}"]}}]))
+    assert load_runbook(path).version != runbook.version
+
+
+def test_serve_routes_an_alert_to_the_version_on_disk_after_an_included_file_changes(
+        tmp_path: Path):
+    """``runs.routes`` looks at the runbook files without reading them while they stay
+    the same: the task files they include are looked at too."""
+    import os
+
+    from gameday.runs.alerts import AlertInstance
+    from gameday.runs.routes import Routes
+
+    path, b = steps(tmp_path)
+    for file in (path, b, tmp_path / "tasks" / "a.yml"):  # settled: not written lately
+        os.utime(file, (file.stat().st_atime - 60, file.stat().st_mtime - 60))
+    routes = Routes(tmp_path)
+    alert = AlertInstance("{}:{}", "f1", "firing", "2026-11-22T10:00:00Z", "",
+                          {"alertname": "Down", "service": "checkout"}, {}, "")
+    routes.check()
+    before = routes.route(alert).runbook
+    assert before is not None
+    b.write_text(yaml.safe_dump([{"name": "step b", "ansible.builtin.command": {
+        "argv": ["rm", "-rf", "/tmp/{{ service }}"]}}]))
+    os.utime(b, (b.stat().st_atime - 60, b.stat().st_mtime - 60))
+    routes.check()
+    after = routes.route(alert).runbook
+    assert after is not None and after.version == load_runbook(path).version
+    assert after.version != before.version

@@ -4,8 +4,9 @@ Use them from an experiment with a ``python`` provider, module
 ``gameday.activities.toxiproxy``: ``add_toxic`` puts a toxic (``latency``, ``timeout``,
 ``reset_peer``, ``bandwidth``, ``slow_close``, ``limit_data``, ``slicer``) on a proxy
 through Toxiproxy's HTTP API, ``remove_toxic`` takes it away again (and is a rollback that
-does not fail when a runbook got there first, only when the toxic is gone: a proxy
-Toxiproxy does not have is a failure). Both act on the toxic by its name on the proxy at
+does not fail when a runbook got there first, or a restarted Toxiproxy lost the proxy and
+its toxics with it; only when Toxiproxy cannot be reached). Both act on the toxic by its
+name on the proxy at
 the API (``acts_on``): a rollback that removes another toxic is refused before anything
 runs. Only proxies on the project's allowlist
 are touched (``[safety]`` in ``gameday.toml``: ``toxiproxy`` API addresses and
@@ -81,7 +82,8 @@ def add_toxic(proxy: str, type: str, attributes: dict[str, Any] | None = None,
 def remove_toxic(proxy: str, name: str | None = None, type: str | None = None,
                  api: str = "http://127.0.0.1:8474") -> dict[str, Any]:
     """Remove toxic ``name`` (or ``gameday-TYPE``) from ``proxy``; a toxic already gone
-    is not an error, a proxy Toxiproxy does not have is (the toxic may be on another)."""
+    is not an error, nor is its proxy gone (every toxic on it went with it: a restarted
+    Toxiproxy); a Toxiproxy that does not answer is."""
     toxic = toxic_name(name, type)
     from gameday.targets.toxiproxy import GONE, toxics_path
 

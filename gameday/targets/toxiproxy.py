@@ -25,14 +25,17 @@ def toxics_path(proxy: str, toxic: str | None = None) -> str:
 
 
 def _gone(path: str, answer: bytes) -> bool:
-    """Whether Toxiproxy's 404 to a DELETE of ``path`` says that very thing is not there
-    (``/proxies/P/toxics/T``: toxic T; not proxy P, which may only be misnamed)."""
+    """Whether Toxiproxy's 404 to a DELETE of ``path`` says that very thing is not there,
+    or the proxy that held it (``/proxies/P/toxics/T``: toxic T, or proxy P with every
+    toxic it had: a Toxiproxy restarted since the fault keeps neither). A game day's
+    rollback names the fault's own proxy (``activities.faults``' ``acts_on``)."""
     try:
         said = json.loads(answer)
     except ValueError:
         return False
-    kind = path.rstrip("/").split("/")[-2:-1]
-    return isinstance(said, dict) and bool(kind) and said.get("error") == FOUND_NOT.get(kind[0])
+    kinds = path.rstrip("/").split("/")[1::2]  # proxies, toxics: what each name is
+    return isinstance(said, dict) and said.get("error") in {FOUND_NOT[k] for k in kinds
+                                                             if k in FOUND_NOT}
 
 
 def call(api: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:

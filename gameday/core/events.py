@@ -125,6 +125,12 @@ def fault_injected(activity: str | None, status: str | None,
                                        "took_s": took_s})
 
 
+# A rollback's status once its fault is out: it ran, or the fault went with its world
+# (the sandbox, a cluster gameday deleted). Any other last status: the fault may be in.
+TARGET_GONE = "target gone"
+UNDONE = ("succeeded", TARGET_GONE)
+
+
 def fault_rolled_back(activity: str | None, status: str | None,
                       provider: Mapping[str, Any] | None, took_s: float) -> Entry:
     return Entry(Kind.FAULT_ROLLED_BACK, {**_activity(activity, status, provider),

@@ -45,7 +45,6 @@ from gameday.store.leases import LEASE_TTL_S, not_undone, process_start, stop_le
 from gameday.store.rows import LeaseRow, RunRow
 
 ACTOR = "recover"
-TARGET_GONE = "target gone"  # a rollback's status where the fault went with its world
 
 
 def expired(lease: LeaseRow, now: float | None = None,
@@ -88,12 +87,17 @@ def _target_gone(run_dir: Path, undo: dict[str, Any], incident: Incident) -> boo
     return False
 
 
-def _rollbacks(run_dir: Path, undo: dict[str, Any], incident: Incident) -> None:
-    """Play the experiment's rollbacks against the target, each on the timeline."""
+def _rollbacks(run_dir: Path, undo: dict[str, Any], incident: Incident,
+               pending: list[str]) -> None:
+    """Play the experiment's rollbacks named ``pending`` (those that have not undone
+    their fault yet) against the target, each on the timeline: one that succeeded
+    before is not played twice."""
     experiment = json.loads((run_dir / "experiment.json").read_text())
+    rollbacks = [rb for rb in experiment.get("rollbacks") or []
+                 if str(rb.get("name")) in pending]
     if _target_gone(run_dir, undo, incident):
-        for rb in experiment.get("rollbacks") or []:  # the fault went with the target
-            incident.record(events.fault_rolled_back(rb.get("name"), TARGET_GONE,
+        for rb in rollbacks:  # the fault went with the target
+            incident.record(events.fault_rolled_back(rb.get("name"), events.TARGET_GONE,
                                                      rb.get("provider"), 0.0), ACTOR)
         return
     from gameday.targets.kube import use_kubeconfig
@@ -103,7 +107,7 @@ def _rollbacks(run_dir: Path, undo: dict[str, Any], incident: Incident) -> None:
     previous = use_kubeconfig(env.get("KUBECONFIG"))
     try:
         with _environment(env), settings.overridden(sandbox_dir=run_dir / "sandbox"):
-            for rb in experiment.get("rollbacks") or []:
+            for rb in rollbacks:
                 began = time.monotonic()
                 status = chaos.execute(experiment, rb)  # one that cannot run is recorded
                 incident.record(events.fault_rolled_back(
@@ -130,10 +134,13 @@ def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
     undo = lease["undo"]
     incident = Incident(store, incident_id)
     faults = list(undo.get("faults") or [])
-    # a game day that ended (its verdict is on the record) but could not stop its
-    # target kept its lease for this; one without a verdict crashed
-    crashed = not store.events(incident_id, kinds=[Kind.GAMEDAY_VERDICT], limit=1)
-    if crashed:
+    # a game day that ended (its verdict, or its interruption, on the record) kept its
+    # lease for a rollback or a target it could not finish; one without either crashed,
+    # said once however many recovers it takes
+    ended = store.events(incident_id, kinds=[Kind.GAMEDAY_VERDICT, Kind.GAMEDAY_INTERRUPTED,
+                                             Kind.RUN_CRASHED], limit=1)
+    crashed = not ended or ended[0].kind == Kind.RUN_CRASHED
+    if not ended:
         incident.record(events.run_crashed(lease["pid"], lease["host"], round(
             clock.epoch() - lease["heartbeat"], 1), faults), ACTOR)
     errors = []
@@ -144,9 +151,10 @@ def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
     undone = True
     # every rollback already succeeded (a game day that could not stop its target):
     # nothing to play again
-    if faults and not_undone(store, incident_id, list(undo.get("rollbacks") or [])):
+    pending = not_undone(store, incident_id, list(undo.get("rollbacks") or []))
+    if faults and pending:
         try:
-            _rollbacks(run_dir, undo, incident)
+            _rollbacks(run_dir, undo, incident, pending)
         except Exception as exc:  # keep going: stop what is left, end the incident
             errors.append(f"rollbacks: {exc}")
             undone = False

@@ -68,7 +68,7 @@ from typing import Any
 
 from gameday.core import clock
 from gameday.core.errors import ValidationError
-from gameday.core.events import Kind, gameday_verdict, in_time_order
+from gameday.core.events import UNDONE, Kind, gameday_verdict, in_time_order
 from gameday.core.sentences import describe
 from gameday.core.states import IncidentState, Outcome, RunStatus
 from gameday.game import scoring
@@ -236,7 +236,7 @@ def _not_rolled_back(ev: list[dict[str, Any]]) -> list[str]:
     return [f"rollback {name} did not succeed ({e['data'].get('status')}): the fault may "
             "still be in; `gameday recover` plays it again"
             for name, e in last.items()
-            if e["data"].get("status") not in ("succeeded", "target gone")]
+            if e["data"].get("status") not in UNDONE]
 
 
 def _detected(ev: list[dict[str, Any]], m: Metrics, sc: Scenario) -> _Outcome:
@@ -262,11 +262,15 @@ def _runbook(ev: list[dict[str, Any]]) -> _Outcome:
     if finished:
         return _passed(RUNBOOK, "; ".join(_text(e) for e in finished),
                        _run_seconds(ev, finished[0]))
-    started = first(ev, Kind.RUNBOOK_STARTED)
+    started = next((e for e in ev if e["kind"] == Kind.RUNBOOK_STARTED
+                    and not e["data"].get("check")), None)
     if started is not None:
         return _failed(RUNBOOK, f"runbook {started['data']['runbook']} never finished",
                        absent=True)
-    return _failed(RUNBOOK, "no runbook was run", absent=True)
+    dry = first(ev, Kind.RUNBOOK_STARTED)
+    return _failed(RUNBOOK, "no runbook was run" + (
+        f" for real (only a dry run of {dry['data']['runbook']})" if dry else ""),
+        absent=True)
 
 
 def _run_seconds(ev: list[dict[str, Any]], finished: dict[str, Any]) -> float | None:

@@ -256,9 +256,11 @@ def _canceled(store: Store, run_id: int, runbook: str, *, incident: Incident | N
     store.audit(who, Audit.RUNBOOK_RESULT, {"run_id": run_id, "runbook": runbook,
                                             "status": "canceled", "rc": None,
                                             "reason": reason})
-    if incident:
+    if incident:  # a dry run's end is a dry run's, as its start was
+        row = store.run(run_id)
         incident.record(runbook_finished(runbook, "canceled", None, error=reason,
-                                         run_id=run_id), who)
+                                         run_id=run_id,
+                                         check=bool(row and row["check_mode"])), who)
 
 
 def orphaned(store: Store, *, who: str = "gameday") -> list[RunRow]:

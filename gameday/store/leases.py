@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gameday.core.events import Kind
+from gameday.core.events import UNDONE, Kind
 from gameday.store import Store
 from gameday.store.rows import FreezeRow
 
@@ -91,11 +91,11 @@ class Lease:
 
 def not_undone(store: Store, incident_id: int, rollbacks: list[Any]) -> list[str]:
     """Of ``rollbacks`` (their names), those whose last run on the incident's record did
-    not succeed (or that never ran)."""
+    not undo their fault (``events.UNDONE``), or that never ran."""
     last: dict[str, Any] = {}
     for event in store.events(incident_id, kinds=[Kind.FAULT_ROLLED_BACK]):
         last[str(event.data.get("activity"))] = event.data.get("status")
-    return [str(name) for name in rollbacks if last.get(str(name)) != "succeeded"]
+    return [str(name) for name in rollbacks if last.get(str(name)) not in UNDONE]
 
 
 def owner(pid: int | None = None) -> str:

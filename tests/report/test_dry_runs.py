@@ -73,3 +73,24 @@ def test_the_run_for_real_after_a_dry_run_is_the_one_that_counts(any_store):
                                                  "restart-replica")
     trust = runbook_trust(any_store, "restart-replica", Automation(require="proven"))
     assert trust.level == PROVEN and trust.verified_by == incident.id, trust
+
+
+def test_the_verdict_says_only_a_dry_run_ran(store):
+    from gameday.game.verdict import _runbook
+
+    incident = drill(store, dry_run_first=True, for_real=False)
+    outcome = _runbook([e.as_dict() for e in incident.events()])
+    assert "no runbook was run for real (only a dry run of restart-replica)" in str(outcome)
+
+
+def test_a_cancelled_dry_run_ends_as_a_dry_run(store):
+    from gameday.runs import run as runs
+
+    incident = drill(store, dry_run_first=False, for_real=False)
+    run_id = store.create_run(incident.id, "restart-replica", PARAMS, "ana", True,
+                              kind="drill")
+    runs.cancel(store, run_id, "restart-replica", incident=incident, who="ana",
+                reason="its server stopped")
+    (ended,) = [e for e in incident.events() if e.kind == "runbook.finished"]
+    assert ended.data["status"] == "canceled" and ended.data["check"] is True
+    assert contained_by(store, incident) == ("responders", None)

@@ -128,6 +128,14 @@ def test_a_rollback_that_fails_is_kept_for_recover_until_it_succeeds(tmp_path, s
         assert "rolled back freeze-backend" in fixed.stdout
         assert stack.state("backend") not in ("T", "t")
         assert store.running_leases() == []
+        # It ended with its verdict: never said to have crashed, however many recovers
+        # it took; each recover played the one rollback that had not undone its fault.
+        assert "crashed" not in again.stdout + fixed.stdout
+        kinds = [e.kind for e in store.events(result["incident_id"])]
+        assert "run.crashed" not in kinds
+        rolled = [e.data["status"] for e in store.events(result["incident_id"])
+                  if e.kind == "fault.rolled_back"]
+        assert rolled[-1] == "succeeded" and rolled.count("succeeded") == 1, rolled
         assert gameday(tmp_path, "recover").stdout.strip() == "nothing to recover"
     finally:
         os.kill(stack.procs["backend"].pid, signal.SIGCONT)

@@ -102,6 +102,8 @@ class Response:
             self.say(self.drill_instructions())
             self.drill_hold()
             return
+        if self.inc.ended:  # a person resolved it at once: nothing to post or to run
+            return
         self.post_updates()
         if sc.response.mode == "auto":
             self.contain()

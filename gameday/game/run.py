@@ -139,9 +139,9 @@ class GameHooks:
         the damage still in its window. So the hold waits for the detector to measure the
         recovery, as long as one under way when they resolved takes to be confirmed (the
         SLO window, the recovery window and an evaluation or two, counted from the
-        resolve, or from the end of a runbook still running then), and no longer once a
-        window of requests made after both misses the objective: nothing but the rollback
-        will bring those back."""
+        resolve, or from the end of a runbook run that finished after it), and no longer
+        once a window of requests made after both misses the objective: nothing but the
+        rollback will bring those back."""
         if self.detector.mitigated.is_set():
             return
         moves = self.incident.store.events(

@@ -9,11 +9,16 @@ a way for any task to act. ``load_runbook`` reads them here, from the plays and 
 the task files they include or import by a name written out, and a check-mode run of
 a runbook whose dry run acts gets a real run's gates (``Runbook.changes_nothing``).
 What cannot be read here (a role, a file named by a template or not there, a playbook
-imported) is taken as acting: nothing is assumed harmless unread.
+imported) is taken as acting: nothing is assumed harmless unread. The same reading
+gives the runbook's version (``version_of``: the plays and the task files read,
+digested), which a game day's proof and a waiting approval hold for.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +140,24 @@ class _Walk:
 
 def _mode(node: dict[str, Any], inherited: Mode) -> Mode:
     return setting(node["check_mode"]) if "check_mode" in node else inherited
+
+
+def included_paths(path: Path, included: dict[str, Any]) -> list[Path]:
+    """The task files ``acting_in_check_mode`` read for the runbook at ``path``."""
+    return [path.parent.resolve() / name for name in included]
+
+
+def version_of(plays: list[Any], included: dict[str, Any]) -> str:
+    """The digest of the plays and of the task files they include (by their path from
+    the runbook), independent of comments, quoting, key order and layout, and of the
+    words people read about it (its summary, its parameters' descriptions)."""
+    plays = copy.deepcopy(plays)
+    meta = plays[0].get("vars", {}).get("gameday_runbook")
+    if isinstance(meta, dict):
+        meta.pop("summary", None)
+        for spec in (meta.get("parameters") or {}).values():
+            if isinstance(spec, dict):
+                spec.pop("description", None)
+    canonical = json.dumps([plays, included] if included else plays, sort_keys=True,
+                           default=str, separators=(",", ":"))
+    return hashlib.blake2b(canonical.encode(), digest_size=6).hexdigest()

@@ -14,7 +14,6 @@ ansible-runner's artifacts are written under the run's directory either way.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -50,7 +49,7 @@ from gameday.core.spec import (
     read_bytes,
 )
 from gameday.core.states import RunStatus
-from gameday.runbooks.dry_run import acting_in_check_mode
+from gameday.runbooks.dry_run import acting_in_check_mode, included_paths, version_of
 
 TYPES = ("string", "integer", "boolean")
 SAFE_STRING = re.compile(r"^[A-Za-z0-9_.:/=@+-]{1,128}$")
@@ -231,7 +230,7 @@ def _load_runbook(path: Path, data: bytes) -> tuple[Runbook, bool]:
     runbook = Runbook(name=path.stem, path=path, summary=spec.summary,
                       alerts=tuple(spec.alerts), auto=spec.auto, destructive=spec.destructive,
                       parameters=params, tasks=tasks, concurrency=spec.concurrency,
-                      version=_version(plays, included), dry_run_acts=acts,
+                      version=version_of(plays, included), dry_run_acts=acts,
                       includes=tuple(included_paths(path, included)))
     for p in params:  # a default is a value like any other: it must pass its own checks
         if p.default is not None:
@@ -242,27 +241,6 @@ def _load_runbook(path: Path, data: bytes) -> tuple[Runbook, bool]:
                                       field=f"vars.gameday_runbook.parameters.{p.name}."
                                             "default") from None
     return runbook, not included
-
-
-def included_paths(path: Path, included: dict[str, Any]) -> list[Path]:
-    """The task files ``acting_in_check_mode`` read for the runbook at ``path``."""
-    return [path.parent.resolve() / name for name in included]
-
-
-def _version(plays: list[Any], included: dict[str, Any]) -> str:
-    """The digest of the plays and of the task files they include (by their path from
-    the runbook), independent of comments, quoting, key order and layout, and of the
-    words people read about it (its summary, its parameters' descriptions)."""
-    plays = copy.deepcopy(plays)
-    meta = plays[0].get("vars", {}).get("gameday_runbook")
-    if isinstance(meta, dict):
-        meta.pop("summary", None)
-        for spec in (meta.get("parameters") or {}).values():
-            if isinstance(spec, dict):
-                spec.pop("description", None)
-    canonical = json.dumps([plays, included] if included else plays, sort_keys=True,
-                           default=str, separators=(",", ":"))
-    return hashlib.blake2b(canonical.encode(), digest_size=6).hexdigest()
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -353,7 +331,6 @@ def syntax_check(runbook: Runbook) -> None:
     it is read from a directory of its own, as runs are (no ``ansible.cfg`` beside the
     runbook that a run would not read); a variable only a run's inventory or facts
     define (``... is undefined``) is left for the run."""
-    import json
     import subprocess
     import sys
     import tempfile

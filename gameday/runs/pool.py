@@ -191,14 +191,12 @@ class Dispatcher:
         """Whether the runbook reads as it did when the run was asked for: one changed
         since (``Runbook.version``) is not approved (``who`` tried: the audit log says
         so), and someone asks again for it as it is now."""
-        asked = run.get("runbook_version")
-        if asked == book.version:
+        why = runs.not_as_asked(run, book)
+        if why is None:
             return
-        why = (f"runbook {book.name} changed since it was asked for" if asked else
-               f"run {run['id']} was asked for before gameday kept runbook versions")
         self.store.audit(who, Audit.FORBIDDEN, {
             "need": "approve", "run_id": run["id"], "runbook": book.name,
-            "requested_by": run["started_by"], "asked_version": asked,
+            "requested_by": run["started_by"], "asked_version": run.get("runbook_version"),
             "version": book.version, "why": why})
         raise GamedayError(f"{why}: ask again")
 

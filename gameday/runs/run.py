@@ -85,6 +85,18 @@ def acted_on(key: str | None, run_dir: str | None) -> str:
     return key or DEFAULT_WORLD
 
 
+def not_as_asked(run: Mapping[str, Any], book: Runbook) -> str | None:
+    """Why a run waiting for approval can no longer be approved as it was asked for: its
+    runbook changed since (``Runbook.version``), or it was asked for before runs kept
+    one; None while the runbook reads as it did. ``Dispatcher.approve`` refuses it, and
+    the run's page says so, in these words."""
+    asked = run.get("runbook_version")
+    if asked == book.version:
+        return None
+    return (f"runbook {book.name} changed since it was asked for" if asked else
+            f"run {run['id']} was asked for before gameday kept runbook versions")
+
+
 def kind(incident: Incident | None) -> str:
     """What a run serves: its incident's kind; a run outside any incident is real work."""
     return kind_of_row(incident.row) if incident is not None else INCIDENT

@@ -31,7 +31,7 @@ from gameday.report.freshness import runbook_freshness
 from gameday.report.trust import Trust, standing
 from gameday.runbooks.runbook import Dirs, Runbook, find, runbook_files, validate_params
 from gameday.runs.pool import Dispatcher
-from gameday.runs.run import approval_window
+from gameday.runs.run import approval_window, not_as_asked
 from gameday.store import Store
 from gameday.store.rows import RunRow
 from gameday.web.context import (
@@ -261,12 +261,10 @@ def waits_because(run: RunRow, dirs: Dirs) -> tuple[str, bool]:
         book = find(run["runbook"], dirs)
     except (NotFound, ValidationError):
         return f"Runbook {run['runbook']} is gone or no longer reads: ask again", False
-    if run["runbook_version"] is None:
-        return (f"Run {run['id']} was asked for before gameday kept runbook versions: ask "
-                "again"), False
-    if run["runbook_version"] != book.version:
-        return (f"Runbook {book.name} changed since it was asked for: this run can no "
-                "longer be approved; ask again for it as it is now"), False
+    changed = not_as_asked(run, book)
+    if changed is not None:
+        return (f"{changed[0].upper()}{changed[1:]}: this run can no longer be approved; "
+                "ask again for it as it is now"), False
     why = "this runbook is destructive" if book.destructive else (
         "this runbook is not destructive, but every run here waits for a second person "
         "(gameday serve --four-eyes all)")

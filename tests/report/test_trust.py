@@ -238,11 +238,13 @@ def test_automation_is_earned_by_a_game_day_and_lost_again(tmp_path, gameday_ser
         assert ran["status"] == "successful" and ran["started_by"] == "alertmanager"
         move(served.base, second["incident_id"], "resolve", how="the runbook's restart held")
 
-        # A proof holds for what ran: changed since, it waits for a click again; a
-        # comment or the layout is no change, and put back as it was it runs by itself.
+        # A proof holds for what ran: changed since (every replica restarted, not only
+        # the failed ones), it waits for a click again; a comment, the layout or the
+        # summary is no change, and put back as it was it runs by itself.
         runbook.write_text(original.replace("\n  - name:", "\n\n  # a step\n  - name: "))
         assert "run_id" in answer_of(post(served.base, real_alert(4)))
-        runbook.write_text(original.replace("summary: Restart", "summary: Restart at once"))
+        runbook.write_text(original.replace("summary: Restart", "summary: Restart at once")
+                           .replace('"{{ service }}", --failed]', '"{{ service }}"]'))
         changed = answer_of(post(served.base, real_alert(5)))
         assert "run_id" not in changed and changed["held"].startswith(
             f"changed since game day #{proved['incident_id']} proved it (version "), changed

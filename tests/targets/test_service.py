@@ -249,9 +249,10 @@ def test_a_game_day_on_a_teams_own_service_is_contained_by_its_runbook(tmp_path,
 def test_what_the_allowlist_does_not_name_is_refused_before_anything_runs(
         tmp_path, stack, change, field):
     doc = experiment(stack, proxy="payments-db") if change == "proxy" else None
-    if change == "api":
+    if change == "api":  # the fault's and its rollback's (one that differs is refused too)
         doc = experiment(stack)
-        doc["method"][0]["provider"]["arguments"]["api"] = "http://127.0.0.1:1"
+        for activity in (doc["method"][0], doc["rollbacks"][0]):
+            activity["provider"]["arguments"]["api"] = "http://127.0.0.1:1"
     url = "http://127.0.0.1:1/" if change == "url" else None
     safety = "" if change == "no-safety" else None
     scenario = write_project(tmp_path, stack, safety=safety, url=url, doc=doc)

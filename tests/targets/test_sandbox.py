@@ -99,6 +99,41 @@ def test_a_replica_whose_port_was_taken_restarts_on_another(shop):
         assert hit(shop.entrypoint) == {200: 30}
 
 
+def test_a_replica_whose_port_another_replica_took_restarts_on_another(shop):
+    """As above, when what took the port is another replica, which answers /healthz
+    too: only the restarted replica's own answer says it is up (a restart once took
+    checkout-1's answer for checkout-2's, which had exited: port in use)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Replica(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "ok", "pid": os.getpid()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    shop.operate("signal", service="payments", replica=1, signal="KILL")
+    time.sleep(0.3)
+    old = shop.state()["services"]["payments"]["replicas"][0]["port"]
+    ThreadingHTTPServer.allow_reuse_address = True  # past TIME_WAIT
+    other = ThreadingHTTPServer(("127.0.0.1", old), Replica)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        svc = shop.operate("restart", service="payments", only_failed=True)
+        replica = svc["replicas"][0]
+        assert replica["status"] == "running" and replica["port"] != old, replica
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert hit(shop.entrypoint) == {200: 30}
+
+
 def test_freeze_times_out_and_thaws(shop):
     shop.operate("signal", service="payments", replica=1, signal="STOP")
     assert shop.state()["services"]["payments"]["replicas"][0]["status"] == "frozen"

@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> None:
 
     class ServiceHandler(Handler):
         def do_GET(self) -> None:
-            if self.path == "/healthz":
-                return self.reply(200, b'{"status": "ok"}')
+            if self.path == "/healthz":  # which process answers: ports get reused
+                return self.reply(200, json.dumps({"status": "ok",
+                                                   "pid": os.getpid()}).encode())
             if self.path == "/metrics":
                 return self.reply(200, metrics.render(), "text/plain; version=0.0.4")
             started = time.perf_counter()

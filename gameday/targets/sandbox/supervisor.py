@@ -308,7 +308,7 @@ class Supervisor:
                     continue
                 raise SandboxError(f"{rep.service}-{rep.index} exited while starting; "
                                    f"see {self.state_dir}/logs/{rep.service}-{rep.index}.log")
-            if healthy(rep.port):
+            if rep.proc and healthy(rep.port, rep.proc.pid):
                 rep.status = "running"
                 return
             time.sleep(0.02)
@@ -328,12 +328,15 @@ class Supervisor:
                     self.save()
 
 
-def healthy(port: int) -> bool:
+def healthy(port: int, pid: int) -> bool:
+    """Whether replica process ``pid`` answers on ``port``: another replica that took the
+    port meanwhile (one restarted on the port this one had) does not count."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
     try:
         conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
+        answer = conn.getresponse()
+        return answer.status == 200 and json.loads(answer.read()).get("pid") == pid
+    except (OSError, http.client.HTTPException, ValueError, AttributeError):
         return False
     finally:
         conn.close()

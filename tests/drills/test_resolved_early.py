@@ -180,32 +180,36 @@ def test_a_drill_resolved_before_mitigated_is_recorded_ends_by_itself(
                        for d in c["deductions"])
 
 
-@pytest.mark.slow
-def test_a_game_day_resolved_by_hand_while_its_runbook_runs(tmp_path: Path) -> None:
-    """``response: auto``: the linked runbook runs by itself, and a person resolves the
-    incident by hand as it starts. The game day measures the recovery, leaves the
-    person's resolution alone, and ends with its verdict."""
-    db = os.environ["GAMEDAY_DB"]
-    game = subprocess.Popen([sys.executable, "-m", "gameday", "run",
-                             str(scenario(tmp_path, "auto")), "--json"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def resolved_while_running(path: Path, first_kind: str) -> tuple[Store, int, int, str, str]:
+    """``gameday run PATH --json``, resolved by a person once its timeline has
+    ``first_kind``: the store, the incident, the game day's exit code and its output."""
+    game = subprocess.Popen([sys.executable, "-m", "gameday", "run", str(path), "--json"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        store = Store(db)
-        runbook = eventually(lambda: next((e for i in store.incidents()
-                                           for e in store.events(i["id"])
-                                           if e.kind == "runbook.started"), None), 90,
-                             "the runbook's start")
-        incident_id = runbook.incident_id
-        resolve_before_mitigated(store, incident_id, "chidi")
+        store = Store(os.environ["GAMEDAY_DB"])
+        seen = eventually(lambda: next((e for i in store.incidents()
+                                        for e in store.events(i["id"])
+                                        if e.kind == first_kind), None), 90, first_kind)
+        resolve_before_mitigated(store, seen.incident_id, "chidi")
         out, err = game.communicate(timeout=PROMPTLY_S)
     finally:
         if game.poll() is None:
             game.kill()
             game.communicate()
     assert "Traceback" not in out + err, err[-3000:]
+    return store, seen.incident_id, game.returncode, out, err
+
+
+@pytest.mark.slow
+def test_a_game_day_resolved_by_hand_while_its_runbook_runs(tmp_path: Path) -> None:
+    """``response: auto``: the linked runbook runs by itself, and a person resolves the
+    incident by hand as it starts. The game day measures the recovery, leaves the
+    person's resolution alone, and ends with its verdict."""
+    store, incident_id, code, out, err = resolved_while_running(scenario(tmp_path, "auto"),
+                                                                "runbook.started")
     result = json.loads(out)
     assert result["status"] == "resolved"
-    assert game.returncode == result["verdict"]["exit_code"] == 0, (result["verdict"], err)
+    assert code == result["verdict"]["exit_code"] == 0, (result["verdict"], err)
     seen = kinds(store, incident_id)
     assert "gameday.failed" not in seen and "recovery.missed" not in seen, seen
     assert seen.count("incident.resolved") == 1 and seen.count("mitigated") == 1
@@ -225,24 +229,10 @@ def test_a_game_day_nobody_responds_to_ends_when_a_person_resolves_it(tmp_path: 
     raw = yaml.safe_load(path.read_text())
     raw["timeouts"]["mitigate"] = "10m"  # far past PROMPTLY_S: the hold must not wait it out
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    game = subprocess.Popen([sys.executable, "-m", "gameday", "run", str(path), "--json"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        store = Store(os.environ["GAMEDAY_DB"])
-        paged = eventually(lambda: next((e for i in store.incidents()
-                                         for e in store.events(i["id"])
-                                         if e.kind == "page.sent"), None), 90, "a page")
-        incident_id = paged.incident_id
-        resolve_before_mitigated(store, incident_id, "chidi")
-        out, err = game.communicate(timeout=PROMPTLY_S)
-    finally:
-        if game.poll() is None:
-            game.kill()
-            game.communicate()
-    assert "Traceback" not in out + err, err[-3000:]
+    store, incident_id, code, out, err = resolved_while_running(path, "page.sent")
     result = json.loads(out)
     assert result["status"] == "resolved"
-    assert game.returncode == result["verdict"]["exit_code"], (result["verdict"], err)
+    assert code == result["verdict"]["exit_code"], (result["verdict"], err)
     events = store.events(incident_id)
     resolved = next(e for e in events if e.kind == "incident.resolved")
     assert resolved.actor == "chidi"

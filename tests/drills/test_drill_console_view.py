@@ -67,10 +67,16 @@ def api(base: str, path: str, body: dict) -> dict:
     return json.loads(urllib.request.urlopen(request, timeout=30).read())
 
 
-def shown_kinds(driver) -> list[str]:
-    from selenium.webdriver.common.by import By
+def texts(driver, selector: str) -> list[str]:
+    """What the page shows for each element ``selector`` finds, read in one script: the
+    live console redraws its rows, so an element found before may be gone a moment after."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent.trim())",
+        selector)
 
-    return [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#timeline td.kind")]
+
+def shown_kinds(driver) -> list[str]:
+    return texts(driver, "#timeline td.kind")
 
 
 def newest_first(store: Store, incident_id: int) -> list[str]:
@@ -103,16 +109,18 @@ def test_the_console_reads_in_time_order_and_says_who_is_paged(tmp_path, drill,
         # Nobody holds a role yet; who was paged, for what, is there to read.
         none = driver.find_element(By.ID, "roles-none")
         assert none.is_displayed() and "Nobody holds a role yet" in none.text
-        paged = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#paged li")]
+        paged = texts(driver, "#paged li")
         assert paged == ["ana as incident commander (CheckoutAvailabilityBurn fired): "
                          "not answered yet",
                          "fay as comms lead (the shop-checkout roster's comms lead): "
                          "not answered yet"]
 
         # The chart has a time axis: seconds since the drill started, evenly spaced.
-        ticks = driver.find_elements(By.CSS_SELECTOR, "#chart text.tick")
-        assert [t.text for t in ticks] == [f"{s} s" for s in range(0, 91, 15)]
-        xs = [float(t.get_attribute("x")) for t in ticks]
+        ticks = driver.execute_script(
+            "return [...document.querySelectorAll('#chart text.tick')]"
+            ".map(t => [t.textContent, parseFloat(t.getAttribute('x'))])")
+        assert [text for text, _ in ticks] == [f"{s} s" for s in range(0, 91, 15)]
+        xs = [x for _, x in ticks]
         gaps = {round(b - a, 1) for a, b in zip(xs, xs[1:], strict=False)}
         assert len(gaps) == 1 and gaps.pop() > 0
 

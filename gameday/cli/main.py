@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from gameday import __version__
-from gameday.cli.common import ID, State, emit, pass_state
+from gameday.cli.common import ID, State, emit, pass_state, person
 from gameday.core.errors import GamedayError, ValidationError
 
 
@@ -167,15 +167,29 @@ def _preflight(state: State, sc: Any, as_json: bool) -> int:
 
 
 @cli.command("recover")
+@click.option("--by-hand", "by_hand", type=ID, metavar="GAME_DAY",
+              help="Someone took out by hand what this game day (its incident's id) left "
+                   "and `gameday recover` could not undo: record it and let it go.")
+@click.option("--as", "who", callback=person, metavar="NAME",
+              help="--by-hand: who did it.")
+@click.option("--reason", help="--by-hand: what they did (one line).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
-def recover_command(state: State, as_json: bool) -> None:
+def recover_command(state: State, by_hand: int | None, who: str | None,
+                    reason: str | None, as_json: bool) -> None:
     """Finish game days that crashed: roll back their faults, stop what they left
     running, end their incidents (aborted). `gameday run` and `gameday serve` do this
     when they start. Exit 1 when a rollback did not succeed (the fault may still be in)
-    or a target could not be stopped: the next recover tries again."""
+    or a target could not be stopped: the next recover tries again. Meanwhile no game
+    day starts on that service of the team's (exit 4), until recover succeeds or
+    `--by-hand` says a person did it."""
     from gameday.game.recovery import recover
 
+    if by_hand is not None:
+        _by_hand(state, by_hand, who, reason, as_json)
+        return
+    if who is not None or reason is not None:
+        raise click.UsageError("--as and --reason go with --by-hand GAME_DAY")
     done = recover(state.store, say=(lambda text: None) if as_json else click.echo)
     if as_json:
         emit(done)
@@ -184,10 +198,28 @@ def recover_command(state: State, as_json: bool) -> None:
     if any(not result["undone"] for result in done):
         raise click.ClickException("a rollback did not succeed: the fault may still be "
                                    "in; fix what stopped it, then run `gameday recover` "
-                                   "again")
+                                   "again (or, once someone took it out by hand, `gameday "
+                                   "recover --by-hand GAME_DAY --as NAME --reason TEXT`)")
     if any(result["errors"] for result in done):
         raise click.ClickException("a target could not be stopped: fix what stopped it, "
                                    "then run `gameday recover` again")
+
+
+def _by_hand(state: State, game_day: int, who: str | None, reason: str | None,
+             as_json: bool) -> None:
+    from gameday.game.recovery import by_hand
+
+    if who is None:
+        raise click.BadParameter("who did it, by name", param_hint="--as")
+    done = by_hand(state.store, game_day, who, reason or "")
+    if as_json:
+        emit(done)
+        return
+    what = [f"rollback {name}" for name in done["rollbacks"]]
+    if done["target_stopped"]:
+        what.append(f"its {done['target']} target stopped")
+    click.echo(f"game day {game_day}: {', '.join(what) or 'nothing left'} undone by hand "
+               f"by {who} ({done['reason']}); no game day holds its service now")
 
 
 @cli.command()

@@ -19,6 +19,7 @@ class Audit(StrEnum):
     SCHEDULE_CHANGED = "schedule.changed"
     FREEZE = "freeze"
     GAMEDAY_STARTED = "gameday.started"
+    UNDONE_BY_HAND = "gameday.undone_by_hand"  # what a game day left, taken out by a person
     USER_ADDED = "user.added"
     USER_REVOKED = "user.revoked"
     USER_ROTATED = "user.rotated"

@@ -12,8 +12,10 @@
     ├── StoreUnavailable         exit 1: the store cannot be reached, or lost its connection
     │                            (``gameday serve`` answers 503 with Retry-After)
     └── Frozen                   exit 4: game days are frozen (``gameday freeze on``)
-        └── RealIncidentOpen     exit 4: a real incident is open for the service a game
-                                 day would act on (its own systems)
+        ├── RealIncidentOpen     exit 4: a real incident is open for the service a game
+        │                        day would act on (its own systems)
+        └── FaultMayBeIn         exit 4: another game day holds that service: it runs, or
+                                 its faults are not all undone (``gameday recover``)
 
 Stages raise these; only ``cli`` turns them into Click exceptions.
 """
@@ -63,3 +65,8 @@ class Frozen(GamedayError):
 class RealIncidentOpen(Frozen):
     """Not a freeze anyone pulled, but the same guardrail: no game day starts on a
     team's own service while a real incident is open for it."""
+
+
+class FaultMayBeIn(Frozen):
+    """The same guardrail: no game day starts on a team's own service while another
+    holds it (running, or ended with a fault its rollbacks have not undone)."""

@@ -125,16 +125,24 @@ def fault_injected(activity: str | None, status: str | None,
                                        "took_s": took_s})
 
 
-# A rollback's status once its fault is out: it ran, or the fault went with its world
-# (the sandbox, a cluster gameday deleted). Any other last status: the fault may be in.
+# A rollback's status once its fault is out: it ran, the fault went with its world (the
+# sandbox, a cluster gameday deleted), or a person undid it by hand and said so (``gameday
+# recover --by-hand``). Any other last status: the fault may be in.
 TARGET_GONE = "target gone"
-UNDONE = ("succeeded", TARGET_GONE)
+BY_HAND = "undone by hand"
+UNDONE = ("succeeded", TARGET_GONE, BY_HAND)
 
 
 def fault_rolled_back(activity: str | None, status: str | None,
                       provider: Mapping[str, Any] | None, took_s: float) -> Entry:
     return Entry(Kind.FAULT_ROLLED_BACK, {**_activity(activity, status, provider),
                                           "took_s": took_s})
+
+
+def fault_undone_by_hand(activity: str, reason: str) -> Entry:
+    """A rollback that never succeeded, its fault taken out by a person: what they did."""
+    return Entry(Kind.FAULT_ROLLED_BACK, {**_activity(activity, BY_HAND, None),
+                                          "took_s": 0.0, "reason": reason})
 
 
 def chaos_action_failed(activity: str | None, status: str | None,
@@ -360,8 +368,10 @@ def real_incident_beside(incident: int, alert: str, service: str) -> Entry:
                                              "service": service})
 
 
-def target_stopped(target: str) -> Entry:
-    return Entry(Kind.TARGET_STOPPED, {"target": target})
+def target_stopped(target: str, by_hand: str | None = None) -> Entry:
+    """The target gameday brought up is down (``by_hand``: a person stopped it, and how)."""
+    return Entry(Kind.TARGET_STOPPED, {"target": target, **(
+        {"status": BY_HAND, "reason": by_hand} if by_hand else {})})
 
 
 def alerting_ready(prometheus: str) -> Entry:

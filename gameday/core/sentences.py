@@ -31,7 +31,8 @@ def _incident_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
     """The fault, the alert and what people do about it."""
     match kind:
         case Kind.FAULT_INJECTED | Kind.FAULT_ROLLED_BACK | Kind.CHAOS_ACTION_FAILED:
-            return f"{d.get('activity')} ({d.get('status')})"
+            how = f": {d['reason']}" if d.get("reason") else ""  # a person's, by hand
+            return f"{d.get('activity')} ({d.get('status')}){how}"
         case Kind.IMPACT_STARTED:
             if d.get("unit") == "reading":
                 return ("first Prometheus reading outside the objective: "

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,19 +40,10 @@ from gameday.game import chaos
 from gameday.incidents.incident import TERMINAL_STATES, Incident
 from gameday.runs import run as runs
 from gameday.store import Store
-from gameday.store.leases import LEASE_TTL_S, not_undone, process_start, stop_leftovers
+from gameday.store.leases import LEASE_TTL_S, ended, expired, not_undone, stop_leftovers
 from gameday.store.rows import LeaseRow, RunRow
 
 ACTOR = "recover"
-
-
-def expired(lease: LeaseRow, now: float | None = None,
-            ttl: float = LEASE_TTL_S) -> bool:
-    if lease["host"] == socket.gethostname():
-        started = process_start(lease["pid"])
-        if started is None or (lease["started"] and started != lease["started"]):
-            return True
-    return bool((now or clock.epoch()) - lease["heartbeat"] > ttl)
 
 
 @contextmanager
@@ -137,10 +127,9 @@ def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
     # a game day that ended (its verdict, or its interruption, on the record) kept its
     # lease for a rollback or a target it could not finish; one without either crashed,
     # said once however many recovers it takes
-    ended = store.events(incident_id, kinds=[Kind.GAMEDAY_VERDICT, Kind.GAMEDAY_INTERRUPTED,
-                                             Kind.RUN_CRASHED], limit=1)
-    crashed = not ended or ended[0].kind == Kind.RUN_CRASHED
-    if not ended:
+    how = ended(store, incident_id)
+    crashed = how is None or how.kind == Kind.RUN_CRASHED
+    if how is None:
         incident.record(events.run_crashed(lease["pid"], lease["host"], round(
             clock.epoch() - lease["heartbeat"], 1), faults), ACTOR)
     errors = []
@@ -204,6 +193,46 @@ def recover(store: Store, *, ttl: float = LEASE_TTL_S,
             say(said(result))
             done.append(result)
     return done
+
+
+def by_hand(store: Store, incident_id: int, who: str, reason: str) -> dict[str, Any]:
+    """A person took out by hand what game day ``incident_id`` left and recovery could
+    not undo (its faults, or a target it could not stop), and says how (``reason``):
+    each rollback still pending is recorded undone by hand, so is the target if it was
+    not stopped, and the lease is let go. Refused while the game day runs (stopping it
+    rolls its faults back) and before ``gameday recover`` has tried."""
+    from gameday.core.audit import Audit
+    from gameday.core.errors import NotFound, ValidationError
+    from gameday.incidents.moves import text
+
+    reason = text(reason, "--reason", limit=500)
+    if "\n" in reason or "\t" in reason:
+        raise ValidationError("one line, at most 500 characters", field="--reason")
+    lease = next((row for row in store.running_leases()
+                  if row["incident_id"] == incident_id), None)
+    if lease is None:
+        raise NotFound(f"game day {incident_id} holds nothing: none of its faults or "
+                       "targets is waiting to be undone")
+    if not expired(lease):
+        raise GamedayError(f"game day {incident_id} is running (pid {lease['pid']} on "
+                           f"{lease['host']}): stop it (Ctrl-C, SIGTERM or `gameday freeze "
+                           "on`) and it rolls its faults back")
+    if ended(store, incident_id) is None:
+        raise GamedayError(f"game day {incident_id} stopped without finishing: run `gameday "
+                           "recover` first, it rolls back what it left")
+    if not store.release_lease(incident_id, "by hand"):
+        raise GamedayError(f"game day {incident_id} was let go meanwhile (another recover)")
+    incident = Incident(store, incident_id)
+    pending = not_undone(store, incident_id, list(lease["undo"].get("rollbacks") or []))
+    for name in pending:
+        incident.record(events.fault_undone_by_hand(name, reason), who)
+    stopped = bool(store.events(incident_id, kinds=[Kind.TARGET_STOPPED], limit=1))
+    if not stopped:
+        incident.record(events.target_stopped(lease["target"], by_hand=reason), who)
+    result = {"incident_id": incident_id, "rollbacks": pending, "target": lease["target"],
+              "target_stopped": not stopped, "reason": reason}
+    store.audit(who, Audit.UNDONE_BY_HAND, result)
+    return result
 
 
 def said(result: dict[str, Any]) -> str:

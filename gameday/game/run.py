@@ -20,6 +20,7 @@ from typing import Any
 
 from gameday.core import clock, events, settings
 from gameday.core.errors import (
+    FaultMayBeIn,
     Frozen,
     GamedayError,
     NotFound,
@@ -45,7 +46,7 @@ from gameday.scenarios.drill import DrillSpec
 from gameday.scenarios.scenario import OWN, Scenario, as_run
 from gameday.slis import samples
 from gameday.store import Event, Store, utc_now
-from gameday.store.leases import Lease
+from gameday.store.leases import Lease, holding
 from gameday.store.rows import FreezeRow
 from gameday.targets.base import TARGETS, Target, Watch, make_target
 
@@ -205,12 +206,17 @@ def refuse_if_frozen(store: Store) -> None:
 
 def refuse_during_real_incident(store: Store, sc: Scenario) -> None:
     """A game day on a team's own system waits while a real incident is open for its
-    service, as a schedule's does (the sandbox is gameday's own world: it never is)."""
+    service, as a schedule's does (the sandbox is gameday's own world: it never is),
+    and while another game day holds that service: running, or ended with a fault that
+    may still be in (``store.leases.holding``)."""
     if sc.target in OWN:
         real = real_incident_open(store, sc.service)
         if real:
             raise RealIncidentOpen(f"{real}; game days on {sc.service} wait until it "
                                    "is resolved")
+        held = holding(store, sc.service, OWN)
+        if held:
+            raise FaultMayBeIn(f"{held}; no other game day starts on {sc.service} meanwhile")
 
 
 def stop_for_freeze(incident: Incident, frozen: FreezeRow) -> None:
@@ -485,6 +491,9 @@ def preflight(sc: Scenario, store: Store, *, say: Say,
         real = real_incident_open(store, sc.service)
         checks.append(Preflight("no real incident", real is None,
                                 real or f"none open for {sc.service}"))
+        held = holding(store, sc.service, OWN)
+        checks.append(Preflight("no other game day", held is None,
+                                held or f"none holds {sc.service}"))
     run_dir = new_run_dir(root or runs_root(), f"{sc.name}-preflight")
     target = make_target(sc, run_dir)
     generator: samples.SliSource | None = None

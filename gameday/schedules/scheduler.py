@@ -38,10 +38,11 @@ from gameday.core.settings import Settings
 from gameday.core.spec import human_span
 from gameday.core.states import SCHEDULE_RUN_UNFINISHED, ScheduleRunStatus
 from gameday.incidents.incident import real_incident_open
+from gameday.scenarios.scenario import OWN
 from gameday.schedules import notify
 from gameday.schedules.schedule import NeverFires, Schedule, from_row
 from gameday.store import Store, utc_now
-from gameday.store.leases import alive, owner
+from gameday.store.leases import alive, holding, owner
 from gameday.store.rows import FreezeRow, ScheduleRow, ScheduleRunRow
 
 if TYPE_CHECKING:
@@ -88,6 +89,10 @@ def guardrail(store: Store, schedule: Schedule, scenario: Any, *, now: datetime,
     real = real_incident_open(store, scenario.service)
     if real:
         return real
+    if scenario.target in OWN:  # another game day at work there, or its fault left in
+        held = holding(store, scenario.service, OWN)
+        if held:
+            return held
     key = target_key(scenario)
     for other in store.schedule_runs(limit=1000, unfinished=True):
         if other["id"] == run_id:

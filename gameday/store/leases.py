@@ -12,13 +12,14 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
+from gameday.core import clock
 from gameday.core.events import UNDONE, Kind
-from gameday.store import Store
-from gameday.store.rows import FreezeRow
+from gameday.store import Event, Store
+from gameday.store.rows import FreezeRow, LeaseRow
 
 LEASE_EVERY_S = 1.0
 LEASE_TTL_S = 10.0
@@ -96,6 +97,48 @@ def not_undone(store: Store, incident_id: int, rollbacks: list[Any]) -> list[str
     for event in store.events(incident_id, kinds=[Kind.FAULT_ROLLED_BACK]):
         last[str(event.data.get("activity"))] = event.data.get("status")
     return [str(name) for name in rollbacks if last.get(str(name)) not in UNDONE]
+
+
+def expired(lease: LeaseRow, now: float | None = None, ttl: float = LEASE_TTL_S) -> bool:
+    """Whether the game day holding ``lease`` is gone: its process (on this host) is not
+    running, or is another process now, or its heartbeat is older than ``ttl``."""
+    if lease["host"] == socket.gethostname():
+        started = process_start(lease["pid"])
+        if started is None or (lease["started"] and started != lease["started"]):
+            return True
+    return bool((now or clock.epoch()) - lease["heartbeat"] > ttl)
+
+
+def ended(store: Store, incident_id: int) -> Event | None:
+    """How a game day holding a lease ended, if it did: its verdict, its interruption,
+    or ``gameday recover`` finding it crashed. None: its process went without a word."""
+    found = store.events(incident_id, kinds=[Kind.GAMEDAY_VERDICT, Kind.GAMEDAY_INTERRUPTED,
+                                             Kind.RUN_CRASHED], limit=1)
+    return found[0] if found else None
+
+
+def holding(store: Store, service: str, targets: Collection[str]) -> str | None:
+    """Why no game day may start on ``service`` in one of ``targets`` (a team's own
+    systems): another game day holds it, running or ended with faults its rollbacks
+    have not undone (or a target it could not stop). None when none does. A game day
+    that crashed holds it only once ``gameday recover`` has tried and failed."""
+    for lease in store.running_leases():
+        target = lease["target"]
+        if target not in targets or store.incident(lease["incident_id"])["service"] != service:
+            continue
+        game_day = lease["incident_id"]
+        if not expired(lease):
+            return f"game day {game_day} is running on {service} ({target})"
+        if not ended(store, game_day):  # crashed: the recover every game day starts with
+            continue  # takes it first (``session.play``), then asks again
+        pending = not_undone(store, game_day, list(lease["undo"].get("rollbacks") or []))
+        what = (f"a fault its rollbacks have not undone ({', '.join(pending)})" if pending
+                else f"its {target} target not stopped")
+        return (f"game day {game_day} left {what} on {service}: fix what stops "
+                f"{'them' if pending else 'it'} and run `gameday recover`, or, once someone "
+                f"has done it by hand, `gameday recover --by-hand {game_day} --as NAME "
+                "--reason TEXT`")
+    return None
 
 
 def owner(pid: int | None = None) -> str:

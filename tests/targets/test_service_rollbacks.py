@@ -140,3 +140,75 @@ def test_a_rollback_that_fails_is_kept_for_recover_until_it_succeeds(tmp_path, s
     finally:
         os.kill(stack.procs["backend"].pid, signal.SIGCONT)
     assert stack.unchanged()
+
+
+def test_a_fault_left_in_holds_its_service_until_someone_undoes_it_by_hand(tmp_path, stack):
+    """The rollback cannot run, so the backend stays frozen: the next game day on podinfo
+    is refused (exit 4, naming the one that holds it and both ways out) and injects
+    nothing, --preflight says so. Once a person has thawed it, `gameday recover
+    --by-hand` records who did what and lets go (bad input is refused first), and
+    podinfo is free for game days again."""
+    scenario = held_by_nobody(tmp_path, stack, mitigate="5s", recover="5s")
+    experiment = tmp_path / "experiments" / "podinfo-slow.yaml"
+    doc = yaml.safe_load(experiment.read_text())
+    doc["rollbacks"][0]["provider"]["arguments"]["inventory"] = "thaw.ini"
+    experiment.write_text(yaml.safe_dump(doc, sort_keys=False))
+    backend = stack.procs["backend"].pid
+    try:
+        done = gameday(tmp_path, "run", str(scenario), "--json")
+        assert done.returncode == 3, done.stdout[-2000:] + done.stderr[-3000:]
+        held = json.loads(done.stdout)["incident_id"]
+        store = Store(tmp_path / ".gameday" / "gameday.db")
+
+        # The next one: its recover plays the rollback again (it fails again), then the
+        # guardrail refuses before any incident is opened or fault injected.
+        refused = gameday(tmp_path, "run", str(scenario))
+        assert refused.returncode == 4, refused.stdout[-2000:] + refused.stderr[-2000:]
+        assert (f"game day {held} left a fault its rollbacks have not undone (thaw-backend) "
+                "on podinfo") in refused.stderr
+        assert f"gameday recover --by-hand {held}" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert [i["id"] for i in store.incidents()] == [held]
+        checked = gameday(tmp_path, "run", str(scenario), "--preflight", "--json")
+        other = next(c for c in json.loads(checked.stdout) if c["name"] == "no other game day")
+        assert not other["ok"] and f"game day {held} left a fault" in other["detail"]
+        gameday(tmp_path, "schedule", "add", "podinfo-weekly",
+                str(scenario.relative_to(tmp_path)), "--cron", "0 10 * * 2")
+        gameday(tmp_path, "schedule", "run-now", "podinfo-weekly")
+        skipped = store.schedule_runs("podinfo-weekly")[0]
+        assert skipped["status"] == "skipped", skipped
+        assert f"game day {held} left a fault" in skipped["reason"]
+        assert [i["id"] for i in store.incidents()] == [held]
+
+        for args, code, said in (
+                (["--by-hand", str(held), "--as", "ana"], 2, "--reason"),
+                (["--by-hand", str(held), "--as", "ana", "--reason", "a\nb"], 2, "one line"),
+                (["--by-hand", str(held), "--reason", "thawed"], 2, "--as"),
+                (["--as", "ana", "--reason", "thawed"], 2, "--by-hand"),
+                (["--by-hand", str(held + 1), "--as", "ana", "--reason", "thawed"], 1,
+                 f"game day {held + 1} holds nothing")):
+            bad = gameday(tmp_path, "recover", *args)
+            assert bad.returncode == code and said in bad.stderr, (args, bad.stderr)
+            assert "Traceback" not in bad.stderr
+        assert len(store.running_leases()) == 1
+
+        os.kill(backend, signal.SIGCONT)  # ana thaws it on its host
+        eventually(lambda: stack.state("backend") not in ("T", "t"), 10, "the thawed backend")
+        by_hand = gameday(tmp_path, "recover", "--by-hand", str(held), "--as", "ana",
+                          "--reason", "sent SIGCONT to podinfo's backend on its host")
+        assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
+        assert f"game day {held}: rollback thaw-backend undone by hand by ana" in by_hand.stdout
+        assert store.running_leases() == []
+        last = [e for e in store.events(held) if e.kind == "fault.rolled_back"][-1]
+        assert (last.actor, last.data["status"], last.data["reason"]) == \
+            ("ana", "undone by hand", "sent SIGCONT to podinfo's backend on its host")
+        audit = [a for a in store.audit_log() if a["action"] == "gameday.undone_by_hand"]
+        assert [(a["who"], a["data"]["rollbacks"]) for a in audit] == [("ana",
+                                                                       ["thaw-backend"])]
+        assert gameday(tmp_path, "recover").stdout.strip() == "nothing to recover"
+        again = gameday(tmp_path, "run", str(scenario), "--preflight", "--json")
+        other = next(c for c in json.loads(again.stdout) if c["name"] == "no other game day")
+        assert other["ok"], other
+    finally:
+        os.kill(backend, signal.SIGCONT)
+    assert stack.unchanged()

@@ -104,7 +104,8 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
     Exit codes: 0 the response met its targets; 1 it missed a target (or --min-score);
     2 usage or a scenario that does not validate; 3 the steady state did not come back
     (or a rollback did not succeed: `gameday recover` plays it again);
-    4 game days are frozen, or a real incident is open for the service; 5 a stop
+    4 game days are frozen, or a real incident is open for the service or another game
+    day holds it (its fault may still be in: `gameday recover`); 5 a stop
     condition (stop_when) ended it, its fault rolled back at once; 130 or 143 SIGINT or
     SIGTERM interrupted it (its faults rolled back, its processes stopped, the review
     written from what was recorded); 141 its output's reader went away (a broken pipe),
@@ -144,8 +145,10 @@ def run(state: State, scenario: Path, as_json: bool, alerting: str | None,
 
     done = play(sc, state.store, ui, runs_dir=state.settings.runs_dir, alerting=alerting,
                 occasion=occasion, junit=junit, min_score=min_score, present=present)
-    if done.verdict.exit_code:
-        sys.exit(done.verdict.exit_code)
+    state.store.close()  # a signal meanwhile is remembered (``interrupts.settle``) ...
+    code = done.verdict.exit_code or interrupts.exit_code()  # ... and never exits 0
+    if code:
+        sys.exit(code)
 
 
 def _preflight(state: State, sc: Any, as_json: bool) -> int:
@@ -215,11 +218,11 @@ def _by_hand(state: State, game_day: int, who: str | None, reason: str | None,
     if as_json:
         emit(done)
         return
-    what = [f"rollback {name}" for name in done["rollbacks"]]
+    what = [f"rollback {name} undone" for name in done["rollbacks"]]
     if done["target_stopped"]:
         what.append(f"its {done['target']} target stopped")
-    click.echo(f"game day {game_day}: {', '.join(what) or 'nothing left'} undone by hand "
-               f"by {who} ({done['reason']}); no game day holds its service now")
+    click.echo(f"game day {game_day}: {', '.join(what) or 'nothing left to undo'}, by hand "
+               f"by {who} ({done['reason']}); it holds nothing now")
 
 
 @cli.command()

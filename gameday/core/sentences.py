@@ -160,6 +160,8 @@ def _game_line(kind: str, actor: str, d: Mapping[str, Any]) -> str | None:
         case Kind.GAMEDAY_VERDICT:
             why = "; ".join(f"{name}: {text}" for name, text in (d.get("why") or {}).items())
             return f"{d.get('status')} (exit {d.get('exit_code')})" + (f": {why}" if why else "")
+        case Kind.TARGET_STOPPED if d.get("reason"):  # by a person's hands
+            return f"{d.get('target')} target stopped by hand: {d['reason']}"
         case Kind.GAMEDAY_INTERRUPTED:
             return f"by {d.get('signal') or 'a signal'}; experiment {d.get('experiment')}"
         case Kind.GAME_STOPPED:

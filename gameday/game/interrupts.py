@@ -85,6 +85,15 @@ def shielded() -> Iterator[None]:
         _shield_depth -= 1
 
 
+def settle() -> None:
+    """The game day is over and its verdict given: what is left is the way out (the
+    store closed, the exit). A signal from now on is remembered, never raised: it could
+    only interrupt that, midway (a database connection closing), and the exit code is
+    the verdict's."""
+    global _unwinding
+    _unwinding = True
+
+
 def raise_if_received() -> None:
     """Act now on a signal that arrived while shielded."""
     if received is not None and not _shield_depth:

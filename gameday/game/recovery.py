@@ -4,8 +4,9 @@
 A running game day holds a lease in the store with a heartbeat, and writes, before
 each fault, what undoes it (``game.Lease``). A lease has run out when its process is
 gone (same host: the pid is not running, or is another process now) or its heartbeat
-is older than ``LEASE_TTL_S``. Recovery claims the lease (so a second recover does
-nothing), records ``run.crashed``, plays the experiment's rollbacks against the target
+is older than ``LEASE_TTL_S`` (on another host only). Recovery takes the lease over for
+its own process (so a second recover does nothing, and the service stays held while it
+works), records ``run.crashed``, plays the experiment's rollbacks against the target
 if a fault had started (each a ``fault.rolled_back``; the sandbox dies with the game
 day, and a kind or kwok cluster is deleted when the game day stops it, their faults with
 them, so there they are recorded as gone with the target), stops whatever the run left
@@ -15,8 +16,8 @@ and ends the incident ``aborted``.
 A game day whose rollbacks did not all succeed, or whose target could not be stopped,
 keeps its lease when it ends (``store.leases.Lease.release``), so recovery plays them
 again (those whose last run did not succeed) and stops the target once its process is
-gone. A recovery whose rollbacks fail, or that cannot stop the target, puts the lease
-back: the fault, or the world it is in, may still be there, and the next ``gameday
+gone. A recovery whose rollbacks fail, or that cannot stop the target, gives the lease
+back as it found it: the fault, or the world it is in, may still be there, and the next ``gameday
 recover`` tries again (``gameday recover`` exits 1 meanwhile when a rollback failed).
 A target recovery stopped is on the record (``target.stopped``): a cluster's faults
 went with it.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,10 +42,20 @@ from gameday.game import chaos
 from gameday.incidents.incident import TERMINAL_STATES, Incident
 from gameday.runs import run as runs
 from gameday.store import Store
-from gameday.store.leases import LEASE_TTL_S, ended, expired, not_undone, stop_leftovers
+from gameday.store.leases import (
+    LEASE_TTL_S,
+    ended,
+    expired,
+    not_undone,
+    process_start,
+    stop_leftovers,
+)
 from gameday.store.rows import LeaseRow, RunRow
 
 ACTOR = "recover"
+# How long a recover holds a lease it took over, as other hosts see it (on this host,
+# while its process runs): enough for rollbacks that take their time.
+RECOVERING_S = 600.0
 
 
 @contextmanager
@@ -119,7 +131,10 @@ def _stop_target(run_dir: Path, target: str) -> None:
 
 def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
     incident_id, run_dir = lease["incident_id"], Path(lease["run_dir"])
-    if not store.release_lease(incident_id, "recovered"):
+    # held by this process meanwhile: the service stays held, a second recover skips it
+    if not store.claim_lease(lease, host=socket.gethostname(), pid=os.getpid(),
+                             started=process_start(os.getpid()) or 0,
+                             until=clock.epoch() + RECOVERING_S):
         return None  # another recover got there first
     undo = lease["undo"]
     incident = Incident(store, incident_id)
@@ -163,7 +178,9 @@ def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
         if drill["incident_id"] == incident_id and drill["state"] == DrillState.RUNNING:
             store.update_drill(drill["id"], state=DrillState.FAILED)
     if not undone or not target_stopped:  # the fault, or its world, may still be in
-        store.reopen_lease(incident_id)
+        store.give_back_lease(lease)  # for the next recover
+    else:
+        store.release_lease(incident_id, "recovered")
     return {"incident_id": incident_id, "run_dir": str(run_dir), "faults": faults,
             "undone": undone, "stopped": stopped, "state": incident.state,
             "errors": errors, "crashed": crashed}
@@ -199,8 +216,9 @@ def by_hand(store: Store, incident_id: int, who: str, reason: str) -> dict[str, 
     """A person took out by hand what game day ``incident_id`` left and recovery could
     not undo (its faults, or a target it could not stop), and says how (``reason``):
     each rollback still pending is recorded undone by hand, so is the target if it was
-    not stopped, and the lease is let go. Refused while the game day runs (stopping it
-    rolls its faults back) and before ``gameday recover`` has tried."""
+    not stopped, and the lease is let go, all in one transaction. Refused while the game
+    day runs (stopping it rolls its faults back), while a recover plays its rollbacks,
+    and before ``gameday recover`` has tried."""
     from gameday.core.audit import Audit
     from gameday.core.errors import NotFound, ValidationError
     from gameday.incidents.moves import text
@@ -213,25 +231,32 @@ def by_hand(store: Store, incident_id: int, who: str, reason: str) -> dict[str, 
     if lease is None:
         raise NotFound(f"game day {incident_id} holds nothing: none of its faults or "
                        "targets is waiting to be undone")
+    how = ended(store, incident_id)
+    where = f"pid {lease['pid']} on {lease['host']}"
     if not expired(lease):
-        raise GamedayError(f"game day {incident_id} is running (pid {lease['pid']} on "
-                           f"{lease['host']}): stop it (Ctrl-C, SIGTERM or `gameday freeze "
-                           "on`) and it rolls its faults back")
-    if ended(store, incident_id) is None:
+        raise GamedayError(
+            f"`gameday recover` is playing game day {incident_id}'s rollbacks again ({where}):"
+            " wait for it" if how is not None else
+            f"game day {incident_id} is running ({where}): stop it (Ctrl-C, SIGTERM or "
+            "`gameday freeze on`) and it rolls its faults back")
+    if how is None:
         raise GamedayError(f"game day {incident_id} stopped without finishing: run `gameday "
                            "recover` first, it rolls back what it left")
-    if not store.release_lease(incident_id, "by hand"):
-        raise GamedayError(f"game day {incident_id} was let go meanwhile (another recover)")
     incident = Incident(store, incident_id)
-    pending = not_undone(store, incident_id, list(lease["undo"].get("rollbacks") or []))
-    for name in pending:
-        incident.record(events.fault_undone_by_hand(name, reason), who)
+    faults = list(lease["undo"].get("faults") or [])
+    pending = not_undone(store, incident_id, list(lease["undo"].get("rollbacks") or [])) \
+        if faults else []
     stopped = bool(store.events(incident_id, kinds=[Kind.TARGET_STOPPED], limit=1))
-    if not stopped:
-        incident.record(events.target_stopped(lease["target"], by_hand=reason), who)
     result = {"incident_id": incident_id, "rollbacks": pending, "target": lease["target"],
               "target_stopped": not stopped, "reason": reason}
-    store.audit(who, Audit.UNDONE_BY_HAND, result)
+    with store.transaction():  # all of it on the record, or none
+        if not store.release_lease(incident_id, "by hand"):
+            raise GamedayError(f"game day {incident_id} was let go meanwhile")
+        for name in pending:
+            incident.record(events.fault_undone_by_hand(name, reason), who)
+        if not stopped:
+            incident.record(events.target_stopped(lease["target"], by_hand=reason), who)
+        store.audit(who, Audit.UNDONE_BY_HAND, result)
     return result
 
 

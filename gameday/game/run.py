@@ -214,9 +214,16 @@ def refuse_during_real_incident(store: Store, sc: Scenario) -> None:
         if real:
             raise RealIncidentOpen(f"{real}; game days on {sc.service} wait until it "
                                    "is resolved")
-        held = holding(store, sc.service, OWN)
-        if held:
-            raise FaultMayBeIn(f"{held}; no other game day starts on {sc.service} meanwhile")
+        refuse_if_held(store, sc)
+
+
+def refuse_if_held(store: Store, sc: Scenario, me: int | None = None) -> None:
+    """No game day starts on a team's own service another holds (``holding``); asked
+    again once this one's lease is taken (``me``), so that of two started at once only
+    the first goes on."""
+    held = holding(store, sc.service, OWN, me=me) if sc.target in OWN else None
+    if held:
+        raise FaultMayBeIn(f"{held}; no other game day starts on {sc.service} meanwhile")
 
 
 def stop_for_freeze(incident: Incident, frozen: FreezeRow) -> None:
@@ -269,6 +276,7 @@ def run_gameday(sc: Scenario, store: Store, *, say: Say,
     game = _Game(sc, store, incident, target, lease, run_dir, alerting, say)
     try:
         interrupts.raise_if_received()  # one that landed while the lease was taken
+        refuse_if_held(store, sc, me=incident.id)  # another that started at the same time
         game.play(experiment)
     except (KeyboardInterrupt, interrupts.Terminated):
         game.interrupted = True

@@ -57,7 +57,8 @@ def play(sc: Scenario, store: Store, ui: Progress, *, runs_dir: Path,
          present: Callable[[Outcome], None] | None = None) -> Outcome:
     """Run ``sc`` to its verdict. A signal during the game day rolls its faults back and
     is judged as one (``verdict.exit_code`` 130 or 143). From the end of the game day on,
-    a signal is remembered, not raised, through ``present`` (what the caller shows)."""
+    a signal is remembered, not raised, through ``present`` (what the caller shows) and
+    after it (``interrupts.settle``: the caller's way out)."""
     on_open: Callable[[int, Path], None] | None = None
     if occasion is not None:
         sc, on_open = occasion.scenario(sc), occasion.opened
@@ -88,6 +89,7 @@ def play(sc: Scenario, store: Store, ui: Progress, *, runs_dir: Path,
         done = Outcome(summary, verdict)
         if present is not None:
             present(done)
+        interrupts.settle()  # from here on, a signal can only cut the way out short
     if sc.response.mode == "auto":  # its runbook ran in the warm executor
         release_runbook_executor()
     return done

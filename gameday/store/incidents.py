@@ -384,13 +384,28 @@ class IncidentStore(Database):
                              " state = 'running'", (state, incident_id))
             return cur.rowcount == 1
 
-    def reopen_lease(self, incident_id: int, state: str = "recovered") -> bool:
-        """Put a lease ended as ``state`` back to running: its faults are still to be
-        undone (a recovery whose rollbacks failed), so the next recovery tries again."""
+    def claim_lease(self, lease: LeaseRow, *, host: str, pid: int, started: int,
+                    until: float) -> bool:
+        """A recover takes over ``lease`` (as it read it) for its process, with a
+        heartbeat of ``until``: it stays held meanwhile, and only one recover wins (the
+        lease must still be as read). False if another got it first."""
         with self._tx() as db:
-            cur = db.execute("UPDATE leases SET state = 'running' WHERE incident_id = ?"
-                             " AND state = ?", (incident_id, state))
+            cur = db.execute(
+                "UPDATE leases SET host = ?, pid = ?, started = ?, heartbeat = ? WHERE"
+                " incident_id = ? AND state = 'running' AND host = ? AND pid = ? AND"
+                " started = ? AND heartbeat = ?",
+                (host, pid, started, until, lease["incident_id"], lease["host"],
+                 lease["pid"], lease["started"], lease["heartbeat"]))
             return cur.rowcount == 1
+
+    def give_back_lease(self, lease: LeaseRow) -> None:
+        """A recover that could not undo everything gives ``lease`` back as it found it:
+        held by a process that is gone, for the next recover."""
+        with self._tx() as db:
+            db.execute("UPDATE leases SET host = ?, pid = ?, started = ?, heartbeat = ?"
+                       " WHERE incident_id = ? AND state = 'running'",
+                       (lease["host"], lease["pid"], lease["started"], lease["heartbeat"],
+                        lease["incident_id"]))
 
     def running_leases(self) -> list[LeaseRow]:
         return [cast(LeaseRow, {**dict(r), "undo": json.loads(r["undo_json"])})

@@ -7,6 +7,7 @@ crash can be found (``leftovers``) and stopped; ``recovery`` does that.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -20,6 +21,8 @@ from gameday.core import clock
 from gameday.core.events import UNDONE, Kind
 from gameday.store import Event, Store
 from gameday.store.rows import FreezeRow, LeaseRow
+
+log = logging.getLogger(__name__)
 
 LEASE_EVERY_S = 1.0
 LEASE_TTL_S = 10.0
@@ -62,12 +65,16 @@ class Lease:
         stops running game days too, on any host sharing the store)."""
         frozen_seen = False
         while not self._stop.wait(LEASE_EVERY_S):
-            self.store.heartbeat(self.incident_id)
-            if self.on_freeze and not frozen_seen:
-                frozen = self.store.freeze()
-                if frozen:
-                    frozen_seen = True
-                    self.on_freeze(frozen)
+            try:
+                self.store.heartbeat(self.incident_id)
+                frozen = self.store.freeze() if self.on_freeze and not frozen_seen else None
+            except Exception as exc:  # the store away a moment (a failover): next second
+                log.warning("game day %s: no heartbeat this time (%s: %s)", self.incident_id,
+                            type(exc).__name__, exc)
+                continue
+            if frozen and self.on_freeze:
+                frozen_seen = True
+                self.on_freeze(frozen)
 
     def release(self, *, target_stopped: bool = True) -> bool:
         """The game day is over: the heartbeat stops, and the lease is let go once
@@ -100,12 +107,13 @@ def not_undone(store: Store, incident_id: int, rollbacks: list[Any]) -> list[str
 
 
 def expired(lease: LeaseRow, now: float | None = None, ttl: float = LEASE_TTL_S) -> bool:
-    """Whether the game day holding ``lease`` is gone: its process (on this host) is not
-    running, or is another process now, or its heartbeat is older than ``ttl``."""
+    """Whether the process holding ``lease`` (the game day's, or a recover's) is gone. On
+    this host its process says: not running, or another process now (a heartbeat late
+    behind a busy machine or a store away for a moment never counts a live one gone).
+    On another host, its heartbeat older than ``ttl``."""
     if lease["host"] == socket.gethostname():
         started = process_start(lease["pid"])
-        if started is None or (lease["started"] and started != lease["started"]):
-            return True
+        return started is None or bool(lease["started"] and started != lease["started"])
     return bool((now or clock.epoch()) - lease["heartbeat"] > ttl)
 
 
@@ -117,21 +125,32 @@ def ended(store: Store, incident_id: int) -> Event | None:
     return found[0] if found else None
 
 
-def holding(store: Store, service: str, targets: Collection[str]) -> str | None:
+def holding(store: Store, service: str, targets: Collection[str], *,
+            me: int | None = None) -> str | None:
     """Why no game day may start on ``service`` in one of ``targets`` (a team's own
-    systems): another game day holds it, running or ended with faults its rollbacks
-    have not undone (or a target it could not stop). None when none does. A game day
-    that crashed holds it only once ``gameday recover`` has tried and failed."""
+    systems, by the scenario's service): another game day holds it, running (or being
+    recovered) or ended with faults its rollbacks have not undone (or a target it could
+    not stop). None when none does. A game day that crashed holds it only once ``gameday
+    recover`` has tried. ``me``: the game day asking again once its own lease is taken;
+    of two that started at once, the first opened goes on."""
     for lease in store.running_leases():
-        target = lease["target"]
-        if target not in targets or store.incident(lease["incident_id"])["service"] != service:
+        target, game_day = lease["target"], lease["incident_id"]
+        if target not in targets or game_day == me or \
+                store.incident(game_day)["service"] != service:
             continue
-        game_day = lease["incident_id"]
+        how = ended(store, game_day)
         if not expired(lease):
+            if how is not None:
+                return (f"`gameday recover` is playing the rollbacks of game day {game_day} "
+                        f"on {service} again (pid {lease['pid']} on {lease['host']})")
+            if me is not None and game_day > me:
+                continue  # it started after this one: it gives way
             return f"game day {game_day} is running on {service} ({target})"
-        if not ended(store, game_day):  # crashed: the recover every game day starts with
+        if how is None:  # crashed: the recover every game day starts with
             continue  # takes it first (``session.play``), then asks again
-        pending = not_undone(store, game_day, list(lease["undo"].get("rollbacks") or []))
+        faults = list(lease["undo"].get("faults") or [])
+        pending = not_undone(store, game_day, list(lease["undo"].get("rollbacks") or [])) \
+            if faults else []
         what = (f"a fault its rollbacks have not undone ({', '.join(pending)})" if pending
                 else f"its {target} target not stopped")
         return (f"game day {game_day} left {what} on {service}: fix what stops "

@@ -8,11 +8,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from gameday.core import events
+from gameday.core.clock import epoch as clock_now
 from gameday.core.errors import GamedayError, NotFound, ValidationError
 from gameday.game.recovery import by_hand
 from gameday.incidents.incident import Incident
@@ -96,3 +98,83 @@ def test_a_sandbox_game_day_never_holds_a_teams_service(tmp_path):
     left = game_day(store, tmp_path, service="checkout", target="sandbox", pid=exited_pid())
     Incident(store, left).record(events.run_crashed(1, "h", 30.0, ["slow"]), "recover")
     assert holding(store, "checkout", OWN) is None
+
+
+def test_of_two_game_days_started_at_once_the_first_goes_on(tmp_path):
+    """Both passed the first look before either took its lease; asked again with their
+    own lease taken, the later one gives way and the first does not."""
+    store = Store(tmp_path / "g.db")
+    first = game_day(store, tmp_path, service="payments", target="service", pid=os.getpid())
+    second = game_day(store, tmp_path, service="payments", target="service", pid=os.getpid())
+    assert holding(store, "payments", OWN, me=first) is None
+    assert holding(store, "payments", OWN, me=second) == \
+        f"game day {first} is running on payments (service)"
+
+
+def test_a_recover_playing_the_rollbacks_again_holds_the_service(tmp_path):
+    """While ``gameday recover`` plays a failed rollback again, the lease is its
+    process's: the service stays held, by_hand waits, and a rollback that fails again
+    gives the lease back to the process that is gone, for the next recover."""
+    store = Store(tmp_path / "g.db")
+    gone = game_day(store, tmp_path, service="payments", target="service", pid=exited_pid())
+    incident = Incident(store, gone)
+    incident.record(events.run_crashed(1, "h", 30.0, ["slow"]), "recover")
+    (lease,) = store.running_leases()
+    me = os.getpid()
+    assert store.claim_lease(lease, host=socket.gethostname(), pid=me,
+                             started=process_start(me) or 0, until=lease["heartbeat"] + 600)
+    assert not store.claim_lease(lease, host=socket.gethostname(), pid=me,  # one recover
+                                 started=process_start(me) or 0, until=0.0)
+    held = holding(store, "payments", OWN)
+    assert held is not None and held.startswith(
+        f"`gameday recover` is playing the rollbacks of game day {gone} on payments again "
+        f"(pid {me} on ")
+    with pytest.raises(GamedayError, match="wait for it"):
+        by_hand(store, gone, "ana", "thawed it")
+    store.give_back_lease(lease)
+    (back,) = store.running_leases()
+    assert (back["pid"], back["heartbeat"]) == (lease["pid"], lease["heartbeat"])
+    assert holding(store, "payments", OWN).startswith(f"game day {gone} left a fault")
+
+
+def test_a_live_game_day_here_is_never_taken_for_gone_by_its_heartbeat(tmp_path):
+    """A heartbeat late behind a busy machine, or a store away for a moment, does not
+    make recover roll back under a game day whose process still runs on this host."""
+    from gameday.store.leases import expired
+
+    store = Store(tmp_path / "g.db")
+    game_day(store, tmp_path, service="payments", target="service", pid=os.getpid())
+    (lease,) = store.running_leases()
+    assert not expired(lease, now=lease["heartbeat"] + 3600)
+    assert expired({**lease, "host": "elsewhere"}, now=lease["heartbeat"] + 3600)
+    assert expired({**lease, "pid": exited_pid()})
+
+
+def test_the_heartbeat_goes_on_after_the_store_was_away_a_moment(tmp_path, monkeypatch):
+    from gameday.core.errors import StoreUnavailable
+    from gameday.store.leases import Lease
+
+    store = Store(tmp_path / "g.db")
+    incident = store.create_incident("Game day: slow", service="payments",
+                                     scenario="s.yaml", kind="gameday")
+    lease = Lease(store, incident, tmp_path, "service", {"rollbacks": []})
+    beat, failures = store.heartbeat, []
+
+    def failover_once(incident_id: int) -> None:
+        if not failures:
+            failures.append(incident_id)
+            raise StoreUnavailable("the store's database connection failed")
+        beat(incident_id)
+
+    monkeypatch.setattr(store, "heartbeat", failover_once)
+    monkeypatch.delenv("GAMEDAY_RUN", raising=False)  # the lease sets it: put back after
+    lease.take({})
+    try:
+        (taken,) = store.running_leases()
+        deadline = taken["heartbeat"] + 30
+        while store.running_leases()[0]["heartbeat"] == taken["heartbeat"]:
+            assert clock_now() < deadline, "no heartbeat after the store came back"
+            time.sleep(0.1)
+        assert failures == [incident]
+    finally:
+        lease.release()

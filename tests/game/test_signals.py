@@ -117,3 +117,27 @@ def test_a_reader_that_goes_away_stops_the_game_day_as_a_signal_would(tmp_path, 
         assert sandbox_processes(run_dir / "sandbox") == []
     assert store.running_leases() == []
     store.close()
+
+
+def test_a_signal_once_the_verdict_is_given_is_remembered_not_raised():
+    """Once the game day is over (``interrupts.settle``), a signal cannot cut short the
+    way out: raised while the store closed a connection, it printed a traceback and
+    "Aborted!". It is remembered, so the exit code still says it came (never 0)."""
+    import time
+
+    from gameday.game import interrupts
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    interrupts.install()
+    try:
+        interrupts.settle()
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # the handler runs on this thread between two statements
+        except KeyboardInterrupt:
+            pytest.fail("a signal after the verdict was raised")
+        assert interrupts.exit_code() == 130 and interrupts.name() == "SIGINT"
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        interrupts.received = None

@@ -197,7 +197,7 @@ def test_a_fault_left_in_holds_its_service_until_someone_undoes_it_by_hand(tmp_p
         by_hand = gameday(tmp_path, "recover", "--by-hand", str(held), "--as", "ana",
                           "--reason", "sent SIGCONT to podinfo's backend on its host")
         assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
-        assert f"game day {held}: rollback thaw-backend undone by hand by ana" in by_hand.stdout
+        assert f"game day {held}: rollback thaw-backend undone, by hand by ana" in by_hand.stdout
         assert store.running_leases() == []
         last = [e for e in store.events(held) if e.kind == "fault.rolled_back"][-1]
         assert (last.actor, last.data["status"], last.data["reason"]) == \

@@ -11,7 +11,9 @@ a runbook whose dry run acts gets a real run's gates (``Runbook.changes_nothing`
 What cannot be read here (a role, a file named by a template or not there, a playbook
 imported) is taken as acting: nothing is assumed harmless unread. The same reading
 gives the runbook's version (``version_of``: the plays and the task files read,
-digested), which a game day's proof and a waiting approval hold for.
+digested, with the files its plays and tasks read by a name written out: ``vars_files``,
+roles, and what ``template``, ``copy``, ``script`` and ``include_vars`` take from this
+machine), which a game day's proof and a waiting approval hold for.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ PLAYBOOKS = frozenset(p + "import_playbook" for p in _PREFIXED)
 TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
 BLOCKS = ("block", "rescue", "always")
 MAX_DEPTH = 8  # includes within includes
+# What a task reads from this machine, and where Ansible looks for it first (beside the
+# playbook or the including task file, before that directory itself).
+READS = {p + module: (key, first) for p in _PREFIXED for module, key, first in (
+    ("template", "src", "templates"), ("copy", "src", "files"),
+    ("script", "cmd", "files"), ("include_vars", "file", "vars"))}
 
 # A task's check mode: None follows the run's (--check), True stays in check mode, a
 # string says why it acts for real.
@@ -42,19 +49,26 @@ Mode = bool | str | None
 
 
 def acting_in_check_mode(plays: list[Any], path: Path
-                         ) -> tuple[tuple[str, ...], dict[str, Any]]:
+                         ) -> tuple[tuple[str, ...], dict[str, Any], dict[str, str]]:
     """What runs for real in a check-mode run of ``plays`` (read from ``path``), one
     line each: the task, where it is, and why (``'Read pods' (play 1): check_mode:
-    false``), empty when its dry run is dry; and the task files read for it, by their
-    path from the runbook's directory, with their tasks (the answer, and the runbook's
-    version, hold only as long as they do not change)."""
+    false``), empty when its dry run is dry; the task files read for it, by their path
+    from the runbook's directory, with their tasks; and the other files the plays and
+    tasks read by a name written out (``READS``, ``vars_files``, every file of a role),
+    each with the digest of its bytes. The answer, and the runbook's version, hold only
+    as long as none of them changes."""
     walk = _Walk(path.parent)
     for n, play in enumerate(plays, 1):
         if isinstance(play, dict):
             walk.play(play, f"play {n}", path)
-    read = {(str(p.relative_to(path.parent.resolve())) if p.is_relative_to(
-        path.parent.resolve()) else str(p)): tasks for p, tasks in walk.read.items()}
-    return tuple(dict.fromkeys(walk.found)), read
+    read = {_shown(p, path): tasks for p, tasks in walk.read.items()}
+    files = {_shown(p, path): digest for p, digest in sorted(walk.files.items())}
+    return tuple(dict.fromkeys(walk.found)), read, files
+
+
+def _shown(p: Path, path: Path) -> str:
+    root = path.parent.resolve()
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
 
 
 def setting(value: Any) -> Mode:
@@ -75,12 +89,19 @@ class _Walk:
         self.found: list[str] = []
         self.seen: set[tuple[Path, Mode]] = set()
         self.read: dict[Path, Any] = {}  # each task file read, its tasks
+        self.files: dict[Path, str] = {}  # each other file read, the digest of its bytes
 
     def play(self, play: dict[str, Any], where: str, path: Path) -> None:
         for key in PLAYBOOKS & play.keys():
             self.found.append(f"{where}: {key} {str(play[key])[:60]} (not read here)")
         if play.get("roles"):
             self.found.append(f"{where}: roles (not read here)")
+        roles = play.get("roles")
+        for role in roles if isinstance(roles, list) else ():
+            self.role(role.get("role") or role.get("name") if isinstance(role, dict) else role)
+        names = play.get("vars_files")
+        for name in names if isinstance(names, list) else [names]:
+            self.digest(name, (self.root,))
         mode = _mode(play, None)
         for key in TASK_LISTS:
             self.tasks(play.get(key), mode, where, path, 0)
@@ -99,7 +120,10 @@ class _Walk:
             return
         if ROLES & task.keys():
             self.found.append(f"{name}: a role (not read here)")
+            role = task[next(iter(ROLES & task.keys()))]
+            self.role(role.get("name") if isinstance(role, dict) else role)
             return
+        self.reads(task, path)
         keyword = next((key for key in INCLUDES if key in task), None)
         if keyword is not None:
             include = task[keyword] if task[keyword] is not None else task.get("args")
@@ -138,19 +162,66 @@ class _Walk:
         self.tasks(tasks, mode, f"{found.name}, included by {name}", found, depth + 1)
 
 
+    def reads(self, task: dict[str, Any], path: Path) -> None:
+        """The file a ``READS`` task takes from this machine, where Ansible looks for it."""
+        module = next((m for m in READS if m in task), None)
+        if module is None:
+            return
+        key, first = READS[module]
+        args = task[module] if task[module] is not None else task.get("args")
+        script = module.endswith("script")
+        if isinstance(args, str):  # free form: ``src=a.j2 dest=/b``, ``fix.sh --now``
+            words = args.split()
+            pairs = dict(w.split("=", 1) for w in words if "=" in w)
+            args = pairs if pairs and not script else {key: words[0] if words else ""}
+        if not isinstance(args, dict) or str(args.get("remote_src")).lower() in TRUE:
+            return
+        name = args.get(key) or args.get("src") or args.get("dir") or \
+            args.get("_raw_params")
+        if script and isinstance(name, str) and name.split():
+            name = name.split()[0]
+        self.digest(name, tuple(d / sub for d in (path.parent, self.root)
+                                for sub in (first, ".")))
+
+    def role(self, name: Any) -> None:
+        """Every file of a role by a name written out, in ``roles/`` beside the playbook."""
+        if isinstance(name, str) and "{{" not in name and "/" not in name:
+            self.digest(name, (self.root / "roles",))
+
+    def digest(self, name: Any, where: tuple[Path, ...]) -> None:
+        """The first of ``where`` that has ``name`` (a file, or a directory's files): the
+        digest of its bytes. A name decided when it runs cannot be read here."""
+        if not isinstance(name, str) or not name or "{{" in name or "{%" in name:
+            return
+        found = next((d / name for d in where if (d / name).exists()), None)
+        if found is None:
+            return
+        for file in sorted(found.rglob("*")) if found.is_dir() else [found]:
+            if file.is_file():
+                try:
+                    data = file.read_bytes()
+                except OSError:
+                    continue
+                self.files[file.resolve()] = hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
 def _mode(node: dict[str, Any], inherited: Mode) -> Mode:
     return setting(node["check_mode"]) if "check_mode" in node else inherited
 
 
-def included_paths(path: Path, included: dict[str, Any]) -> list[Path]:
-    """The task files ``acting_in_check_mode`` read for the runbook at ``path``."""
-    return [path.parent.resolve() / name for name in included]
+def included_paths(path: Path, included: dict[str, Any], files: dict[str, str]
+                   ) -> list[Path]:
+    """The files ``acting_in_check_mode`` read for the runbook at ``path``: its task
+    files, then the others."""
+    return [path.parent.resolve() / name for name in (*included, *files)]
 
 
-def version_of(plays: list[Any], included: dict[str, Any]) -> str:
+def version_of(plays: list[Any], included: dict[str, Any],
+               files: dict[str, str] | None = None) -> str:
     """The digest of the plays and of the task files they include (by their path from
     the runbook), independent of comments, quoting, key order and layout, and of the
-    words people read about it (its summary, its parameters' descriptions)."""
+    words people read about it (its summary, its parameters' descriptions); and of the
+    bytes of every other file they read (``files``: a template, a role)."""
     plays = copy.deepcopy(plays)
     meta = plays[0].get("vars", {}).get("gameday_runbook")
     if isinstance(meta, dict):
@@ -158,6 +229,9 @@ def version_of(plays: list[Any], included: dict[str, Any]) -> str:
         for spec in (meta.get("parameters") or {}).values():
             if isinstance(spec, dict):
                 spec.pop("description", None)
-    canonical = json.dumps([plays, included] if included else plays, sort_keys=True,
-                           default=str, separators=(",", ":"))
+    if files:
+        shape: Any = [plays, included, files]
+    else:  # as before other files counted: a runbook that reads none keeps its version
+        shape = [plays, included] if included else plays
+    canonical = json.dumps(shape, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.blake2b(canonical.encode(), digest_size=6).hexdigest()

@@ -92,7 +92,7 @@ class Runbook:
     # ran, and what a game day's proof holds for (``report.trust``: a runbook changed
     # since it was proven is not proven).
     version: str = ""
-    includes: tuple[Path, ...] = ()  # the task files read with it (``dry_run``)
+    includes: tuple[Path, ...] = ()  # the task files and other files read with it
     # What runs for real even in check mode (``dry_run``: a ``check_mode: false`` task,
     # or one gameday cannot read), one line each: a dry run of it changes things.
     dry_run_acts: tuple[str, ...] = ()
@@ -226,12 +226,12 @@ def _load_runbook(path: Path, data: bytes) -> tuple[Runbook, bool]:
                    for name, p in (spec.parameters or {}).items())
     tasks = tuple(task for play in plays if isinstance(play, dict)
                   for task in _as_list(play.get("tasks")) if isinstance(task, dict))
-    acts, included = acting_in_check_mode(plays, path)
+    acts, included, files = acting_in_check_mode(plays, path)
     runbook = Runbook(name=path.stem, path=path, summary=spec.summary,
                       alerts=tuple(spec.alerts), auto=spec.auto, destructive=spec.destructive,
                       parameters=params, tasks=tasks, concurrency=spec.concurrency,
-                      version=version_of(plays, included), dry_run_acts=acts,
-                      includes=tuple(included_paths(path, included)))
+                      version=version_of(plays, included, files), dry_run_acts=acts,
+                      includes=tuple(included_paths(path, included, files)))
     for p in params:  # a default is a value like any other: it must pass its own checks
         if p.default is not None:
             try:
@@ -240,7 +240,7 @@ def _load_runbook(path: Path, data: bytes) -> tuple[Runbook, bool]:
                 raise ValidationError(f"the default {exc.message}", file=str(path),
                                       field=f"vars.gameday_runbook.parameters.{p.name}."
                                             "default") from None
-    return runbook, not included
+    return runbook, not included and not files
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -111,3 +111,56 @@ def test_serve_routes_an_alert_to_the_version_on_disk_after_an_included_file_cha
     after = routes.route(alert).runbook
     assert after is not None and after.version == load_runbook(path).version
     assert after.version != before.version
+
+
+def reading(tmp_path: Path) -> Path:
+    """A runbook whose play reads a vars file and a role, and whose tasks read a
+    template, a file to copy, a script and a vars file, each where Ansible looks for it;
+    and two it cannot cover: a name decided when it runs, a file on the managed host."""
+    for name, text in (("templates/app.conf.j2", "port={{ port }}\n"),
+                       ("files/motd", "hello\n"), ("files/fix.sh", "#!/bin/sh\necho ok\n"),
+                       ("vars/limits.yml", "limit: 3\n"), ("settings.yml", "port: 80\n"),
+                       ("roles/web/tasks/main.yml", "- ansible.builtin.debug: {msg: hi}\n"),
+                       ("roles/web/defaults/main.yml", "colour: blue\n")):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    path = tmp_path / "restart.yml"
+    path.write_text(yaml.safe_dump([{
+        "name": "restart", "hosts": "localhost", "gather_facts": False,
+        "vars": {"gameday_runbook": META}, "vars_files": ["settings.yml"],
+        "roles": [{"role": "web"}],
+        "tasks": [
+            {"ansible.builtin.template": {"src": "app.conf.j2", "dest": "/tmp/app.conf"}},
+            {"copy": "src=motd dest=/tmp/motd"},
+            {"ansible.builtin.script": "fix.sh --now"},
+            {"ansible.builtin.include_vars": {"file": "limits.yml"}},
+            {"ansible.builtin.template": {"src": "{{ service }}.j2", "dest": "/tmp/x"}},
+            {"ansible.builtin.copy": {"src": "/etc/hosts", "dest": "/tmp/h",
+                                      "remote_src": True}}]}]))
+    return path
+
+
+def test_the_files_its_plays_and_tasks_read_are_in_the_version(tmp_path: Path):
+    path = reading(tmp_path)
+    runbook = load_runbook(path)
+    read = {str(p.relative_to(tmp_path.resolve())) for p in runbook.includes}
+    assert read == {"templates/app.conf.j2", "files/motd", "files/fix.sh", "vars/limits.yml",
+                    "settings.yml", "roles/web/tasks/main.yml", "roles/web/defaults/main.yml"}
+    versions = {runbook.version}
+    for name in sorted(read):
+        file = tmp_path / name
+        file.write_text(file.read_text() + "# changed\n")
+        versions.add(load_runbook(path).version)
+    assert len(versions) == len(read) + 1  # each edit, a new version
+    (tmp_path / "other.j2").write_text("not read\n")  # a file nothing reads: no change
+    assert load_runbook(path).version in versions
+
+
+def test_a_runbook_that_reads_no_file_keeps_the_version_it_had(tmp_path: Path):
+    """Proofs recorded before files counted still hold for a runbook that reads none."""
+    from gameday.runbooks.dry_run import version_of
+
+    plays = [{"name": "restart", "tasks": [{"ansible.builtin.command": "true"}]}]
+    assert version_of(plays, {}, {}) == version_of(plays, {})
+    included = {"tasks/a.yml": [{"ansible.builtin.command": "true"}]}
+    assert version_of(plays, included, {}) == version_of(plays, included)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ PLAYBOOKS = frozenset(p + "import_playbook" for p in _PREFIXED)
 TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
 BLOCKS = ("block", "rescue", "always")
 MAX_DEPTH = 8  # includes within includes
+MAX_FILES = 500  # of a directory a role or a task reads
 # What a task reads from this machine, and where Ansible looks for it first (beside the
 # playbook or the including task file, before that directory itself).
 READS = {p + module: (key, first) for p in _PREFIXED for module, key, first in (
@@ -196,7 +198,9 @@ class _Walk:
         found = next((d / name for d in where if (d / name).exists()), None)
         if found is None:
             return
-        for file in sorted(found.rglob("*")) if found.is_dir() else [found]:
+        files = sorted(itertools.islice(found.rglob("*"), MAX_FILES)) if found.is_dir() \
+            else [found]  # a directory as large as / is not read whole
+        for file in files:
             if file.is_file():
                 try:
                     data = file.read_bytes()

@@ -22,7 +22,7 @@ from typing import Any
 
 from gameday.core import events
 from gameday.core.detached import spawn_gameday
-from gameday.core.errors import AlreadyRecorded, GamedayError, NotFound, ValidationError
+from gameday.core.errors import AlreadyRecorded, Frozen, GamedayError, NotFound, ValidationError
 from gameday.core.events import Kind
 from gameday.core.sentences import describe_event
 from gameday.core.settings import TARGET_KINDS, Settings
@@ -205,6 +205,10 @@ def start_drill(store: Store, settings: Settings, scenario: Path, *, game_master
                 child.terminate()
             store.update_drill(drill_id, state=DrillState.FAILED)
             tail = log.read_text(errors="replace")[-1500:].strip()
+            said = [line[len("Error: "):] for line in tail.splitlines()
+                    if line.startswith("Error: ")]
+            if child.poll() == Frozen.exit_code and said:  # a guardrail, as for a game day
+                raise Frozen(f"the drill's game day may not start: {said[-1]}")
             raise GamedayError(f"the drill's game day did not start (exit {child.poll()}):\n"
                                f"{tail}")
         time.sleep(0.1)

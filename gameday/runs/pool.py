@@ -292,6 +292,12 @@ class Dispatcher:
         stream = self.streams[start.run_id]
         incident = Incident(self.store, start.incident_id) if start.incident_id else None
         try:
+            gone = self._asker_gone(start)
+            if gone:  # it waited for a slot while its asker lost the right to ask
+                runs.cancel(self.store, start.run_id, start.runbook.name, incident=incident,
+                            who=start.who, reason=f"{gone}: someone who may ask for it "
+                                                  "must ask again")
+                return
             try:  # where it was checked to act, else its incident's (a drill's sandbox)
                 env = start.env if start.env is not None else \
                     runs.environment(incident, self.env)[0]
@@ -313,6 +319,21 @@ class Dispatcher:
                 self._forget_old_streams()
             with contextlib.suppress(Exception):  # the sweep tries again
                 self.pump()  # its slot and this worker are free
+
+    def _asker_gone(self, start: Start) -> str | None:
+        """Why the person who asked for a run that waited for its slot may no longer
+        have it run: revoked since, or holding a role that no longer lets them ask for
+        it. None for anyone else (automation, the shared token)."""
+        asker = self.store.person(start.who)
+        if asker is None:
+            return None
+        if asker["revoked_at"]:
+            return f"{start.who} asked for run {start.run_id} and was revoked since"
+        harmless = start.runbook.changes_nothing(start.check)
+        need = "run_destructive" if start.runbook.destructive and not harmless else "run"
+        if may(str(asker["role"]), need):
+            return None
+        return f"{start.who} asked for run {start.run_id} and is a {asker['role']} now"
 
     def _cancel(self, start: Start) -> None:
         with self._lock:

@@ -64,6 +64,13 @@ class PeopleStore(Database):
                                (name,)).fetchone()
         return cast(UserRow, dict(row)) if row else None
 
+    def person(self, name: str) -> UserRow | None:
+        """A user by name, revoked or not, without their token's hash (None: nobody
+        gameday knows by that name, such as the shared token or automation)."""
+        row = self._db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        return cast(UserRow, {k: row[k] for k in row.keys() if k != "token_sha256"}) \
+            if row else None  # noqa: SIM118
+
     def users(self) -> list[UserRow]:
         """Everyone, without their token's hash."""
         return [cast(UserRow, {k: r[k] for k in r.keys() if k != "token_sha256"})  # noqa: SIM118

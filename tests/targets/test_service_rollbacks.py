@@ -172,6 +172,10 @@ def test_a_fault_left_in_holds_its_service_until_someone_undoes_it_by_hand(tmp_p
         checked = gameday(tmp_path, "run", str(scenario), "--preflight", "--json")
         other = next(c for c in json.loads(checked.stdout) if c["name"] == "no other game day")
         assert not other["ok"] and f"game day {held} left a fault" in other["detail"]
+        drill = gameday(tmp_path, "drill", "start", str(scenario))
+        assert drill.returncode == 4, drill.stdout + drill.stderr[-2000:]
+        assert f"the drill's game day may not start: game day {held} left a fault" in \
+            drill.stderr and "Traceback" not in drill.stderr
         gameday(tmp_path, "schedule", "add", "podinfo-weekly",
                 str(scenario.relative_to(tmp_path)), "--cron", "0 10 * * 2")
         gameday(tmp_path, "schedule", "run-now", "podinfo-weekly")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from gameday.core import safety
 from gameday.core.errors import ValidationError
 from gameday.core.spec import read_yaml
+from gameday.runbooks.hosts import tasks_within
 from gameday.runbooks.routing import route
 from gameday.runbooks.runbook import Runbook
 from gameday.scenarios.scenario import Scenario
@@ -38,34 +39,7 @@ def within_hosts(sc: Scenario, runbook: Runbook) -> None:
                 f"hosts {pattern!r} reaches {', '.join(outside)} in the inventory "
                 f"{sc.inventory}, outside the project's allowlist ([safety] hosts in "
                 f"gameday.toml: {shown})", file=str(runbook.path), field=f"[{index}].hosts")
-        if isinstance(play, dict):
-            _tasks_within(play, allowed, str(runbook.path), f"[{index}]")
-
-
-ADDS_HOSTS = {"add_host", "group_by", "ansible.builtin.add_host", "ansible.builtin.group_by"}
-BLOCKS = ("tasks", "pre_tasks", "post_tasks", "handlers", "block", "rescue", "always")
-
-
-def _tasks_within(node: dict[str, object], allowed: set[str], file: str, where: str) -> None:
-    """Each task under ``node`` (a play, or a block) delegates only to allowlisted hosts
-    and adds none."""
-    for key in BLOCKS:
-        tasks = node.get(key)
-        for i, task in enumerate(tasks if isinstance(tasks, list) else []):
-            if not isinstance(task, dict):
-                continue
-            at = f"{where}.{key}.{i}"
-            added = ADDS_HOSTS & set(task)
-            if added:
-                raise ValidationError(f"{sorted(added)[0]} adds hosts as the play runs, "
-                                      "where the allowlist cannot hold them", file=file,
-                                      field=at)
-            delegate = task.get("delegate_to")
-            if delegate is not None and str(delegate) not in allowed | {"127.0.0.1"}:
-                raise ValidationError(f"delegate_to {delegate!r} is not a host the "
-                                      "allowlist names ([safety] hosts; by name, not a "
-                                      "template)", file=file, field=f"{at}.delegate_to")
-            _tasks_within(task, allowed, file, at)
+    tasks_within(runbook, allowed)  # and what --limit does not hold: delegates, added hosts
 
 
 def linked_runbook_within_hosts(sc: Scenario) -> None:

@@ -22,6 +22,7 @@ import copy
 import hashlib
 import itertools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,22 +51,34 @@ READS = {p + module: (key, first) for p in _PREFIXED for module, key, first in (
 Mode = bool | str | None
 
 
-def acting_in_check_mode(plays: list[Any], path: Path
-                         ) -> tuple[tuple[str, ...], dict[str, Any], dict[str, str]]:
+@dataclass(frozen=True)
+class Reading:
+    """What ``read_plays`` found in a runbook's plays and the files they name."""
+
+    acts: tuple[str, ...]  # what runs for real in a check-mode run, one line each, and why
+    included: dict[str, Any]  # task files read, by path from the runbook: their tasks
+    files: dict[str, str]  # other files read, by path from the runbook: their digests
+    task_files: tuple[Path, ...]  # every task list read: included files, roles' tasks
+    unread: tuple[str, ...]  # tasks it names but cannot be read here, one line each
+
+
+def read_plays(plays: list[Any], path: Path) -> Reading:
     """What runs for real in a check-mode run of ``plays`` (read from ``path``), one
     line each: the task, where it is, and why (``'Read pods' (play 1): check_mode:
     false``), empty when its dry run is dry; the task files read for it, by their path
-    from the runbook's directory, with their tasks; and the other files the plays and
-    tasks read by a name written out (``READS``, ``vars_files``, every file of a role),
-    each with the digest of its bytes. The answer, and the runbook's version, hold only
-    as long as none of them changes."""
+    from the runbook's directory, with their tasks; the other files the plays and tasks
+    read by a name written out (``READS``, ``vars_files``, every file of a role), each
+    with the digest of its bytes; and what could not be read. The answer, and the
+    runbook's version, hold only as long as none of them changes."""
     walk = _Walk(path.parent)
     for n, play in enumerate(plays, 1):
         if isinstance(play, dict):
             walk.play(play, f"play {n}", path)
-    read = {_shown(p, path): tasks for p, tasks in walk.read.items()}
-    files = {_shown(p, path): digest for p, digest in sorted(walk.files.items())}
-    return tuple(dict.fromkeys(walk.found)), read, files
+    return Reading(
+        acts=tuple(dict.fromkeys(walk.found)),
+        included={_shown(p, path): tasks for p, tasks in walk.read.items()},
+        files={_shown(p, path): digest for p, digest in sorted(walk.files.items())},
+        task_files=(*walk.read, *walk.role_tasks), unread=tuple(dict.fromkeys(walk.unread)))
 
 
 def _shown(p: Path, path: Path) -> str:
@@ -92,15 +105,23 @@ class _Walk:
         self.seen: set[tuple[Path, Mode]] = set()
         self.read: dict[Path, Any] = {}  # each task file read, its tasks
         self.files: dict[Path, str] = {}  # each other file read, the digest of its bytes
+        self.role_tasks: list[Path] = []  # the task lists of the roles read
+        self.unread: list[str] = []  # what names tasks that cannot be read here
+
+    def cannot_read(self, line: str) -> None:
+        """Tasks named that cannot be read here: taken as acting in check mode."""
+        self.found.append(line)
+        self.unread.append(line)
 
     def play(self, play: dict[str, Any], where: str, path: Path) -> None:
         for key in PLAYBOOKS & play.keys():
-            self.found.append(f"{where}: {key} {str(play[key])[:60]} (not read here)")
+            self.cannot_read(f"{where}: {key} {str(play[key])[:60]} (not read here)")
         if play.get("roles"):
             self.found.append(f"{where}: roles (not read here)")
         roles = play.get("roles")
-        for role in roles if isinstance(roles, list) else ():
-            self.role(role.get("role") or role.get("name") if isinstance(role, dict) else role)
+        for role in roles if isinstance(roles, list) else [roles] if roles else ():
+            self.role(role.get("role") or role.get("name") if isinstance(role, dict) else role,
+                      where)
         names = play.get("vars_files")
         for name in names if isinstance(names, list) else [names]:
             self.digest(name, (self.root,))
@@ -123,7 +144,7 @@ class _Walk:
         if ROLES & task.keys():
             self.found.append(f"{name}: a role (not read here)")
             role = task[next(iter(ROLES & task.keys()))]
-            self.role(role.get("name") if isinstance(role, dict) else role)
+            self.role(role.get("name") if isinstance(role, dict) else role, name)
             return
         self.reads(task, path)
         keyword = next((key for key in INCLUDES if key in task), None)
@@ -143,14 +164,14 @@ class _Walk:
         directory, or its ``tasks/``)."""
         file = target.get("file") if isinstance(target, dict) else target
         if not isinstance(file, str) or "{{" in file or "{%" in file:
-            self.found.append(f"{name}: includes {str(file)[:60]} (not read here)")
+            self.cannot_read(f"{name}: includes {str(file)[:60]} (not read here)")
             return
         found = next((c for c in (path.parent / file, path.parent / "tasks" / file,
                                   self.root / file, self.root / "tasks" / file)
                       if c.is_file()), None)
         if found is None or depth >= MAX_DEPTH:
             why = "not found" if found is None else "included too deep"
-            self.found.append(f"{name}: includes {file[:60]} ({why})")
+            self.cannot_read(f"{name}: includes {file[:60]} ({why})")
             return
         if (found.resolve(), mode) in self.seen:
             return
@@ -158,7 +179,7 @@ class _Walk:
         try:
             tasks = parse_yaml(read_bytes(found), str(found))
         except (OSError, ValidationError):
-            self.found.append(f"{name}: includes {file[:60]} (cannot be read)")
+            self.cannot_read(f"{name}: includes {file[:60]} (cannot be read)")
             return
         self.read[found.resolve()] = tasks
         self.tasks(tasks, mode, f"{found.name}, included by {name}", found, depth + 1)
@@ -185,10 +206,17 @@ class _Walk:
         self.digest(name, tuple(d / sub for d in (path.parent, self.root)
                                 for sub in (first, ".")))
 
-    def role(self, name: Any) -> None:
-        """Every file of a role by a name written out, in ``roles/`` beside the playbook."""
-        if isinstance(name, str) and "{{" not in name and "/" not in name:
-            self.digest(name, (self.root / "roles",))
+    def role(self, name: Any, where: str) -> None:
+        """Every file of a role by a name written out, in ``roles/`` beside the playbook;
+        its task lists (``tasks/``, ``handlers/``) are read as task files."""
+        role = self.root / "roles" / name if isinstance(name, str) and name and \
+            "{{" not in name and "/" not in name else None
+        if role is None or not role.is_dir():
+            self.unread.append(f"{where}: role {str(name)[:60]} (not read here)")
+            return
+        self.digest(name, (self.root / "roles",))
+        self.role_tasks += [p.resolve() for sub in ("tasks", "handlers")
+                            for p in sorted((role / sub).glob("*.y*ml"))]
 
     def digest(self, name: Any, where: tuple[Path, ...]) -> None:
         """The first of ``where`` that has ``name`` (a file, or a directory's files): the
@@ -215,7 +243,7 @@ def _mode(node: dict[str, Any], inherited: Mode) -> Mode:
 
 def included_paths(path: Path, included: dict[str, Any], files: dict[str, str]
                    ) -> list[Path]:
-    """The files ``acting_in_check_mode`` read for the runbook at ``path``: its task
+    """The files ``read_plays`` read for the runbook at ``path``: its task
     files, then the others."""
     return [path.parent.resolve() / name for name in (*included, *files)]
 

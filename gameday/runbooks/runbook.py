@@ -49,7 +49,7 @@ from gameday.core.spec import (
     read_bytes,
 )
 from gameday.core.states import RunStatus
-from gameday.runbooks.dry_run import acting_in_check_mode, included_paths, version_of
+from gameday.runbooks.dry_run import included_paths, read_plays, version_of
 
 TYPES = ("string", "integer", "boolean")
 SAFE_STRING = re.compile(r"^[A-Za-z0-9_.:/=@+-]{1,128}$")
@@ -93,6 +93,8 @@ class Runbook:
     # since it was proven is not proven).
     version: str = ""
     includes: tuple[Path, ...] = ()  # the task files and other files read with it
+    task_files: tuple[Path, ...] = ()  # of those, the task lists (included, roles')
+    unread: tuple[str, ...] = ()  # tasks it names that cannot be read here (``dry_run``)
     # What runs for real even in check mode (``dry_run``: a ``check_mode: false`` task,
     # or one gameday cannot read), one line each: a dry run of it changes things.
     dry_run_acts: tuple[str, ...] = ()
@@ -226,11 +228,14 @@ def _load_runbook(path: Path, data: bytes) -> tuple[Runbook, bool]:
                    for name, p in (spec.parameters or {}).items())
     tasks = tuple(task for play in plays if isinstance(play, dict)
                   for task in _as_list(play.get("tasks")) if isinstance(task, dict))
-    acts, included, files = acting_in_check_mode(plays, path)
+    reading = read_plays(plays, path)
+    included, files = reading.included, reading.files
     runbook = Runbook(name=path.stem, path=path, summary=spec.summary,
                       alerts=tuple(spec.alerts), auto=spec.auto, destructive=spec.destructive,
                       parameters=params, tasks=tasks, concurrency=spec.concurrency,
-                      version=version_of(plays, included, files), dry_run_acts=acts,
+                      version=version_of(plays, included, files),
+                      dry_run_acts=reading.acts, task_files=reading.task_files,
+                      unread=reading.unread,
                       includes=tuple(included_paths(path, included, files)))
     for p in params:  # a default is a value like any other: it must pass its own checks
         if p.default is not None:

@@ -21,6 +21,8 @@ from gameday.core.errors import GamedayError, ValidationError
 from gameday.core.events import Kind
 from gameday.core.settings import AlertTarget, current
 from gameday.incidents.incident import Incident
+from gameday.runbooks.executor import TEAM_INVENTORY
+from gameday.runbooks.hosts import tasks_within
 from gameday.runbooks.kubectl import runbook_needs
 from gameday.runbooks.runbook import Runbook
 
@@ -63,7 +65,14 @@ def admit_run(incident: Incident | None, runbook: Runbook, params: Mapping[str, 
     (``env``): in a team's cluster it acts only where the allowlist says and in that
     cluster's context. A game day's or a drill's cluster is the context its target
     gave it (its lease's, checked against the allowlist when the game day started); a
-    real incident's is the ``[[targets]]`` entry whose kubeconfig and context it is."""
+    real incident's is the ``[[targets]]`` entry whose kubeconfig and context it is. On
+    a team's hosts (an inventory's), no task delegates outside the allowlist or adds
+    hosts (``runbooks.hosts``)."""
+    if (env or {}).get(TEAM_INVENTORY):  # a team's hosts: what --limit does not hold
+        try:
+            tasks_within(runbook, current().safety.hosts)
+        except ValidationError as exc:
+            raise GamedayError(f"not run on the team's hosts: {exc}") from None
     context = (env or {}).get("KUBERNETES_CONTEXT")
     if not context:
         return

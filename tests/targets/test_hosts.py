@@ -193,10 +193,11 @@ def test_a_runbook_reaching_past_its_limit_is_refused(project, inventory, task, 
                                else {"ansible.builtin.ping": {}}), **task}
     book.write_text(yaml.safe_dump([{"name": "thaw", "hosts": "app-1", "tasks": [step]}]))
     sc = SimpleNamespace(inventory=inventory)
+    runbook = SimpleNamespace(path=book, task_files=(), unread=())
     with pytest.raises(ValidationError) as caught:
-        within_hosts(sc, SimpleNamespace(path=book))  # type: ignore[arg-type]
+        within_hosts(sc, runbook)  # type: ignore[arg-type]
     assert (caught.value.file, caught.value.field) == (str(book), field)
     assert says in caught.value.message
     step = {"name": "step", "ansible.builtin.ping": {}, "delegate_to": "app-1"}
     book.write_text(yaml.safe_dump([{"name": "thaw", "hosts": "app-1", "tasks": [step]}]))
-    within_hosts(sc, SimpleNamespace(path=book))  # type: ignore[arg-type]
+    within_hosts(sc, runbook)  # type: ignore[arg-type]

@@ -32,8 +32,11 @@ def add(state: State, name: str, role: str, as_json: bool) -> None:
     import getpass
 
     from gameday.core.audit import Audit
-    from gameday.people.auth import new_token, token_sha256
+    from gameday.people.auth import NOT_PEOPLE, new_token, token_sha256
 
+    if name in NOT_PEOPLE:
+        raise click.BadParameter(f"{name} is who gameday itself acts as, not a person's "
+                                 "name", param_hint="NAME")
     token = new_token()
     by = getpass.getuser()
     again = state.store.add_user(name, role, token_sha256(token), created_by=by)

@@ -39,6 +39,9 @@ SESSION_COOKIE = "gameday_session"
 SESSION_TTL_S = 12 * 3600
 SIGNATURE_HEADER = "X-Gameday-Signature"
 TOKEN_PREFIX = "gd_"
+# Who gameday itself acts as, never a person gameday knows (``gameday user add`` refuses
+# them): the shared token, the signed webhook, and the intake (``runs.intake.ACTOR``).
+NOT_PEOPLE = frozenset({"token", "signed-webhook", "alertmanager"})
 
 
 class Unauthorized(Exception):

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import itertools
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
 BLOCKS = ("block", "rescue", "always")
 MAX_DEPTH = 8  # includes within includes
 MAX_FILES = 500  # of a directory a role or a task reads
+MAX_BYTES = 16 << 20  # of a file (a role's archive): its size counts beyond
 # What a task reads from this machine, and where Ansible looks for it first (beside the
 # playbook or the including task file, before that directory itself).
 READS = {p + module: (key, first) for p in _PREFIXED for module, key, first in (
@@ -82,8 +84,9 @@ def read_plays(plays: list[Any], path: Path) -> Reading:
 
 
 def _shown(p: Path, path: Path) -> str:
-    root = path.parent.resolve()
-    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+    """A file as the version names it: by its path from the runbook's directory, so the
+    same project anywhere on disk has the same versions."""
+    return os.path.relpath(p, path.parent.resolve())
 
 
 def setting(value: Any) -> Mode:
@@ -106,6 +109,7 @@ class _Walk:
         self.read: dict[Path, Any] = {}  # each task file read, its tasks
         self.files: dict[Path, str] = {}  # each other file read, the digest of its bytes
         self.role_tasks: list[Path] = []  # the task lists of the roles read
+        self.roles: set[Path] = set()  # the roles read (each once)
         self.unread: list[str] = []  # what names tasks that cannot be read here
 
     def cannot_read(self, line: str) -> None:
@@ -206,35 +210,70 @@ class _Walk:
         self.digest(name, tuple(d / sub for d in (path.parent, self.root)
                                 for sub in (first, ".")))
 
-    def role(self, name: Any, where: str) -> None:
-        """Every file of a role by a name written out, in ``roles/`` beside the playbook;
-        its task lists (``tasks/``, ``handlers/``) are read as task files."""
+    def role(self, name: Any, where: str, depth: int = 0) -> None:
+        """A role by a name written out, in ``roles/`` beside the playbook: every file of
+        it in the version, and its task lists read as task files (``tasks/main.yml``,
+        ``handlers/main.yml``, what they include, the roles ``meta/main.yml`` depends on)."""
         role = self.root / "roles" / name if isinstance(name, str) and name and \
-            "{{" not in name and "/" not in name else None
-        if role is None or not role.is_dir():
+            "{{" not in name and "{%" not in name and "/" not in name else None
+        if role is None or not role.is_dir() or depth >= MAX_DEPTH:
             self.unread.append(f"{where}: role {str(name)[:60]} (not read here)")
             return
-        self.digest(name, (self.root / "roles",))
-        self.role_tasks += [p.resolve() for sub in ("tasks", "handlers")
-                            for p in sorted((role / sub).glob("*.y*ml"))]
+        if role in self.roles:
+            return
+        self.roles.add(role)
+        self.digest(str(name), (self.root / "roles",))
+        for sub in ("tasks", "handlers"):
+            main = next((f for f in (role / sub / "main.yml", role / sub / "main.yaml")
+                         if f.is_file()), None)
+            tasks = self.parsed(main, f"{where}: role {name}") if main else None
+            if main is not None and tasks is not None:
+                self.role_tasks.append(main.resolve())
+                self.tasks(tasks, None, f"role {name}", main, depth + 1)
+        meta = role / "meta" / "main.yml"
+        deps = (self.parsed(meta, f"{where}: role {name}") or {}) if meta.is_file() else {}
+        for dep in deps.get("dependencies") or [] if isinstance(deps, dict) else []:
+            self.role(dep.get("role") or dep.get("name") if isinstance(dep, dict) else dep,
+                      f"role {name}", depth + 1)
+
+    def parsed(self, path: Path, where: str) -> Any:
+        """A YAML file a role holds, or None (and said: not read) when it cannot be."""
+        try:
+            return parse_yaml(read_bytes(path), str(path))
+        except (OSError, ValidationError):
+            self.cannot_read(f"{where}: {path.name} (cannot be read)")
+            return None
 
     def digest(self, name: Any, where: tuple[Path, ...]) -> None:
         """The first of ``where`` that has ``name`` (a file, or a directory's files): the
-        digest of its bytes. A name decided when it runs cannot be read here."""
+        digest of its bytes. What cannot count: a name decided when it runs, anything
+        outside the project (the runbooks' directory's parent), what is not a regular
+        file, and past the first ``MAX_FILES`` of a directory or ``MAX_BYTES`` of a file."""
         if not isinstance(name, str) or not name or "{{" in name or "{%" in name:
             return
-        found = next((d / name for d in where if (d / name).exists()), None)
-        if found is None:
+        project = self.root.resolve().parent
+        try:
+            found = next((d / name for d in where if (d / name).exists()), None)
+            if found is None or not found.resolve().is_relative_to(project):
+                return
+            files = sorted(found.rglob("*"))[:MAX_FILES] if found.is_dir() else [found]
+            for file in files:
+                real = file.resolve()
+                if real.is_relative_to(project) and stat.S_ISREG(real.stat().st_mode):
+                    self.files[real] = _digest(real)
+        except OSError:  # a name too long, a directory it may not read: not counted
             return
-        files = sorted(itertools.islice(found.rglob("*"), MAX_FILES)) if found.is_dir() \
-            else [found]  # a directory as large as / is not read whole
-        for file in files:
-            if file.is_file():
-                try:
-                    data = file.read_bytes()
-                except OSError:
-                    continue
-                self.files[file.resolve()] = hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=8)
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            if f.tell() >= MAX_BYTES:
+                digest.update(str(path.stat().st_size).encode())  # and how large it is
+                break
+    return digest.hexdigest()
 
 
 def _mode(node: dict[str, Any], inherited: Mode) -> Mode:

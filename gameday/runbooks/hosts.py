@@ -16,10 +16,12 @@ from typing import Any
 
 from gameday.core.errors import ValidationError
 from gameday.core.spec import parse_yaml, read_bytes
+from gameday.runbooks import dry_run
 from gameday.runbooks.runbook import Runbook
 
 ADDS_HOSTS = frozenset(p + n for p in ("", "ansible.builtin.", "ansible.legacy.")
                        for n in ("add_host", "group_by"))
+INCLUDES = dry_run.INCLUDES | dry_run.ROLES
 TASK_LISTS = ("tasks", "pre_tasks", "post_tasks", "handlers", "block", "rescue", "always")
 LOCAL = frozenset({"localhost", "127.0.0.1"})
 
@@ -32,6 +34,10 @@ def tasks_within(runbook: Runbook, allowed: Collection[str]) -> None:
     plays = parse_yaml(read_bytes(runbook.path), str(runbook.path))
     for index, play in enumerate(plays if isinstance(plays, list) else []):
         if isinstance(play, dict):
+            roles = play.get("roles")
+            for r, role in enumerate(roles if isinstance(roles, list) else []):
+                if isinstance(role, dict):  # a role entry carries task keywords too
+                    _delegate(role, hosts, str(runbook.path), f"[{index}].roles.{r}")
             _within(play, hosts, str(runbook.path), f"[{index}]")
     for path in runbook.task_files:
         tasks = parse_yaml(read_bytes(path), str(path))
@@ -55,9 +61,18 @@ def _within(node: dict[str, Any], hosts: set[str], file: str, where: str) -> Non
                 raise ValidationError(f"{sorted(added)[0]} adds hosts as the play runs, "
                                       "where the allowlist cannot hold them", file=file,
                                       field=at)
-            delegate = task.get("delegate_to")
-            if delegate is not None and str(delegate) not in hosts:
-                raise ValidationError(f"delegate_to {delegate!r} is not a host the "
-                                      "allowlist names ([safety] hosts; by name, not a "
-                                      "template)", file=file, field=f"{at}.delegate_to")
+            _delegate(task, hosts, file, at)
+            for module in INCLUDES & set(task):  # what it applies to the tasks it includes
+                args = task[module] if isinstance(task[module], dict) else task.get("args")
+                applied = args.get("apply") if isinstance(args, dict) else None
+                if isinstance(applied, dict):
+                    _delegate(applied, hosts, file, f"{at}.{module}.apply")
             _within(task, hosts, file, at)
+
+
+def _delegate(node: dict[str, Any], hosts: set[str], file: str, at: str) -> None:
+    delegate = node.get("delegate_to")
+    if delegate is not None and str(delegate) not in hosts:
+        raise ValidationError(f"delegate_to {delegate!r} is not a host the allowlist "
+                              "names ([safety] hosts; by name, not a template)", file=file,
+                              field=f"{at}.delegate_to")

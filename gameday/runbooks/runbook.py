@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -194,21 +195,49 @@ def load_runbook(path: Path) -> Runbook:
     routes thousands of alerts a second through the same few runbooks)."""
     data = read_bytes(path)
     key = (path, hashlib.blake2b(data, digest_size=16).digest())
-    found = _PARSED.get(key)
-    if found is None:
-        found, alone = _load_runbook(path, data)
-        if len(_PARSED) >= 256:
-            _PARSED.clear()
-        if alone:  # one that read task files it includes is read again with them
-            _PARSED[key] = found
+    cached = _PARSED.get(key)
+    if cached is not None and cached[1] == read_with(cached[0]):
+        return cached[0]
+    found = _load_runbook(path, data)
+    if len(_PARSED) >= 256:
+        _PARSED.clear()
+    seen = read_with(found)
+    # kept only once no file was written lately: one written again within the same tick
+    # would look the same
+    if all(mtime < time.time_ns() - SETTLED_NS for *_, mtime in seen):
+        _PARSED[key] = (found, seen)
     return found
 
 
-_PARSED: dict[tuple[Path, bytes], Runbook] = {}
+def watched(book: Runbook) -> tuple[Path, ...]:
+    """The files read with ``book``, and their directories up to the runbook's."""
+    home = book.path.parent.resolve()
+    folders = [d for p in book.includes for d in p.parents
+               if d.is_relative_to(home) and d != home]
+    return tuple(dict.fromkeys((*book.includes, *folders)))
 
 
-def _load_runbook(path: Path, data: bytes) -> tuple[Runbook, bool]:
-    """The runbook, and whether it was read from ``path`` alone (no included file)."""
+def read_with(book: Runbook) -> tuple[tuple[str, int, int, int], ...]:
+    """What the files read with ``book`` look like now, without reading them: each
+    one's inode, size and modification time, and its directories' up to the runbook's
+    (a file added to a role changes its directory's)."""
+    seen = []
+    for p in watched(book):
+        try:
+            st = p.stat()
+        except OSError:
+            seen.append((str(p), 0, -1, 0))
+            continue
+        seen.append((str(p), st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(seen)
+
+
+_PARSED: dict[tuple[Path, bytes], tuple[Runbook, tuple[tuple[str, int, int, int], ...]]] = {}
+SETTLED_NS = 2_000_000_000
+
+
+def _load_runbook(path: Path, data: bytes) -> Runbook:
+    """The runbook in ``data``, read from ``path``, with the files it reads."""
     plays = parse_yaml(data, str(path))
     if not isinstance(plays, list) or not plays or not isinstance(plays[0], dict):
         raise ValidationError("a runbook is a playbook: a list of plays", file=str(path),
@@ -245,7 +274,7 @@ def _load_runbook(path: Path, data: bytes) -> tuple[Runbook, bool]:
                 raise ValidationError(f"the default {exc.message}", file=str(path),
                                       field=f"vars.gameday_runbook.parameters.{p.name}."
                                             "default") from None
-    return runbook, not included and not files
+    return runbook
 
 
 def _as_list(value: Any) -> list[Any]:

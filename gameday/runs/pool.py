@@ -29,7 +29,7 @@ from gameday.core.policy import may
 from gameday.core.sentences import describe
 from gameday.core.states import RunStatus
 from gameday.incidents.incident import Incident
-from gameday.people.auth import Forbidden
+from gameday.people.auth import NOT_PEOPLE, Forbidden
 from gameday.runbooks.runbook import Dirs, Runbook, find, validate_params
 from gameday.runs import run as runs
 from gameday.runs.intake import (
@@ -295,7 +295,7 @@ class Dispatcher:
             gone = self._asker_gone(start)
             if gone:  # it waited for a slot while its asker lost the right to ask
                 runs.cancel(self.store, start.run_id, start.runbook.name, incident=incident,
-                            who=start.who, reason=f"{gone}: someone who may ask for it "
+                            who="gameday", reason=f"{gone}: someone who may ask for it "
                                                   "must ask again")
                 return
             try:  # where it was checked to act, else its incident's (a drill's sandbox)
@@ -324,7 +324,7 @@ class Dispatcher:
         """Why the person who asked for a run that waited for its slot may no longer
         have it run: revoked since, or holding a role that no longer lets them ask for
         it. None for anyone else (automation, the shared token)."""
-        asker = self.store.person(start.who)
+        asker = None if start.who in NOT_PEOPLE else self.store.person(start.who)
         if asker is None:
             return None
         if asker["revoked_at"]:

@@ -11,7 +11,7 @@ from typing import Any
 from gameday.core import clock
 from gameday.core.errors import GamedayError
 from gameday.runbooks.routing import Route, route
-from gameday.runbooks.runbook import Dirs, Runbook, discover, runbook_files
+from gameday.runbooks.runbook import Dirs, Runbook, discover, runbook_files, watched
 from gameday.runs.alerts import AlertInstance
 
 # A file changed this recently may change again within the same timestamp (the kernel
@@ -46,7 +46,7 @@ class Routes:
         ``route`` reports them."""
         if len(self._answers) > self.MAX:
             self._answers.clear()
-        included = [p for book in self._books or () for p in book.includes]
+        included = [p for book in self._books or () for p in watched(book)]
         seen, settled = _signature(self.dirs, included), clock.epoch_ns() - RECENT_NS
         if seen is not None and seen == self._seen:
             return

@@ -45,3 +45,22 @@ def test_a_waiting_run_of_someone_revoked_or_demoted_since_never_runs(tmp_path):
                            "who may ask for it must ask again"}
     finally:
         dispatcher.shutdown()
+
+
+def test_who_gameday_acts_as_is_never_a_persons_name(tmp_path, monkeypatch):
+    """The intake's automatic runs are asked as ``alertmanager``, the shared token's as
+    ``token``: no person may take those names, so no revocation cancels their runs."""
+    import subprocess
+    import sys
+
+    from gameday.people.auth import NOT_PEOPLE
+    from gameday.runs.intake import ACTOR
+
+    assert ACTOR in NOT_PEOPLE and "token" in NOT_PEOPLE
+    monkeypatch.setenv("GAMEDAY_DB", str(tmp_path / "g.db"))
+    for name in sorted(NOT_PEOPLE):
+        refused = subprocess.run([sys.executable, "-m", "gameday", "user", "add", name,
+                                  "--role", "admin"], capture_output=True, text=True)
+        assert refused.returncode == 2 and "not a person's name" in refused.stderr, \
+            refused.stderr
+        assert "Traceback" not in refused.stderr

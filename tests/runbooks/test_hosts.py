@@ -86,3 +86,32 @@ def test_a_run_on_a_teams_hosts_is_refused_before_it_is_queued(tmp_path: Path, m
     with pytest.raises(GamedayError, match="not run on the team's hosts: .*'app-2'"):
         admit_run(None, book, {"service": "shop"}, {"GAMEDAY_INVENTORY": "hosts.ini"})
     admit_run(None, book, {"service": "shop"}, {})  # gameday's own localhost: no limit
+
+
+@pytest.mark.parametrize("layout,play,field", [
+    ({}, {"roles": [{"role": "thaw", "delegate_to": "app-2"}]}, "[0].roles.0.delegate_to"),
+    ({"tasks/steps.yml": PING_APP_2[:1]},
+     {"tasks": [{"ansible.builtin.include_tasks": {
+         "file": "steps.yml", "apply": {"delegate_to": "app-2"}}}]},
+     "[0].tasks.0.ansible.builtin.include_tasks.apply.delegate_to"),
+    ({"roles/thaw/tasks/main.yml": [{"ansible.builtin.include_tasks": "sub/more.yml"}],
+      "roles/thaw/tasks/sub/more.yml": PING_APP_2}, {"roles": ["thaw"]}, "[1].delegate_to"),
+    ({"roles/thaw/meta/main.yml": {"dependencies": [{"role": "base"}]},
+      "roles/base/tasks/main.yml": PING_APP_2}, {"roles": ["thaw"]}, "[1].delegate_to"),
+    ({"roles/thaw/tasks/main.yml": [{"ansible.builtin.include_role": {"name": "base"}}],
+      "roles/base/handlers/main.yml": PING_APP_2}, {"roles": ["thaw"]}, "[1].delegate_to"),
+])
+def test_every_way_a_role_or_an_include_delegates_is_seen(tmp_path: Path, layout, play,
+                                                          field):
+    """A role entry's keywords, what an include applies, a role's own includes, the
+    roles it depends on or includes: each delegates as a task does."""
+    (tmp_path / "roles" / "thaw" / "tasks").mkdir(parents=True)
+    (tmp_path / "roles" / "thaw" / "tasks" / "main.yml").write_text("[]\n")
+    for name, content in layout.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(yaml.safe_dump(content))
+    tasks = play.pop("tasks", [])
+    book = load_runbook(runbook(tmp_path, tasks, **play))
+    with pytest.raises(ValidationError) as caught:
+        tasks_within(book, ["app-1"])
+    assert caught.value.field == field and "'app-2'" in caught.value.message, caught.value

@@ -164,3 +164,25 @@ def test_a_runbook_that_reads_no_file_keeps_the_version_it_had(tmp_path: Path):
     assert version_of(plays, {}, {}) == version_of(plays, {})
     included = {"tasks/a.yml": [{"ansible.builtin.command": "true"}]}
     assert version_of(plays, included, {}) == version_of(plays, included)
+
+
+def test_the_same_project_anywhere_on_disk_has_the_same_versions(tmp_path: Path):
+    """Files are named by their path from the runbook, not where the project sits; a
+    file outside the project (``copy: src=/etc/hosts``) is not read at all."""
+    import shutil
+
+    first = tmp_path / "a" / "project"
+    (first / "runbooks").mkdir(parents=True)
+    (first / "templates").mkdir()
+    (first / "templates" / "app.j2").write_text("port={{ port }}\n")
+    (first / "runbooks" / "restart.yml").write_text(yaml.safe_dump([{
+        "name": "restart", "hosts": "localhost", "gather_facts": False,
+        "vars": {"gameday_runbook": META},
+        "tasks": [{"ansible.builtin.template": {"src": "../templates/app.j2",
+                                                "dest": "/tmp/app.conf"}},
+                  {"ansible.builtin.copy": {"src": "/etc/hosts", "dest": "/tmp/h"}}]}]))
+    second = tmp_path / "b" / "elsewhere" / "project"
+    shutil.copytree(first, second)
+    one, two = (load_runbook(p / "runbooks" / "restart.yml") for p in (first, second))
+    assert one.version == two.version
+    assert [p.name for p in one.includes] == ["app.j2"]  # not /etc/hosts

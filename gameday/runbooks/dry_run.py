@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gameday.core import clock
 from gameday.core.errors import ValidationError
 from gameday.core.spec import parse_yaml, read_bytes
 
@@ -306,3 +307,34 @@ def version_of(plays: list[Any], included: dict[str, Any],
         shape = [plays, included] if included else plays
     canonical = json.dumps(shape, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.blake2b(canonical.encode(), digest_size=6).hexdigest()
+
+
+# How the files read with a runbook look, without reading them: each one's path, inode,
+# size and modification time.
+Looks = tuple[tuple[str, int, int, int], ...]
+SETTLED_NS = 2_000_000_000  # files written less lately may change within the same tick
+
+
+def watched(path: Path, includes: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The files read with the runbook at ``path``, and their directories up to its
+    own (a file added to a role changes its directory's)."""
+    home = path.parent.resolve()
+    folders = [d for p in includes for d in p.parents if d.is_relative_to(home) and d != home]
+    return tuple(dict.fromkeys((*includes, *folders)))
+
+
+def looked_at(paths: tuple[Path, ...]) -> Looks:
+    seen = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            seen.append((str(p), 0, -1, 0))
+            continue
+        seen.append((str(p), st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(seen)
+
+
+def settled(seen: Looks) -> bool:
+    """Whether none of them was written lately."""
+    return all(mtime < clock.epoch_ns() - SETTLED_NS for *_, mtime in seen)

@@ -21,7 +21,6 @@ import os
 import re
 import shlex
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,7 +49,15 @@ from gameday.core.spec import (
     read_bytes,
 )
 from gameday.core.states import RunStatus
-from gameday.runbooks.dry_run import included_paths, read_plays, version_of
+from gameday.runbooks.dry_run import (
+    Looks,
+    included_paths,
+    looked_at,
+    read_plays,
+    settled,
+    version_of,
+    watched,
+)
 
 TYPES = ("string", "integer", "boolean")
 SAFE_STRING = re.compile(r"^[A-Za-z0-9_.:/=@+-]{1,128}$")
@@ -196,44 +203,18 @@ def load_runbook(path: Path) -> Runbook:
     data = read_bytes(path)
     key = (path, hashlib.blake2b(data, digest_size=16).digest())
     cached = _PARSED.get(key)
-    if cached is not None and cached[1] == read_with(cached[0]):
+    if cached is not None and cached[1] == looked_at(watched(cached[0].path, cached[0].includes)):
         return cached[0]
     found = _load_runbook(path, data)
     if len(_PARSED) >= 256:
         _PARSED.clear()
-    seen = read_with(found)
-    # kept only once no file was written lately: one written again within the same tick
-    # would look the same
-    if all(mtime < time.time_ns() - SETTLED_NS for *_, mtime in seen):
+    seen = looked_at(watched(found.path, found.includes))
+    if settled(seen):  # one written again within the same tick would look the same
         _PARSED[key] = (found, seen)
     return found
 
 
-def watched(book: Runbook) -> tuple[Path, ...]:
-    """The files read with ``book``, and their directories up to the runbook's."""
-    home = book.path.parent.resolve()
-    folders = [d for p in book.includes for d in p.parents
-               if d.is_relative_to(home) and d != home]
-    return tuple(dict.fromkeys((*book.includes, *folders)))
-
-
-def read_with(book: Runbook) -> tuple[tuple[str, int, int, int], ...]:
-    """What the files read with ``book`` look like now, without reading them: each
-    one's inode, size and modification time, and its directories' up to the runbook's
-    (a file added to a role changes its directory's)."""
-    seen = []
-    for p in watched(book):
-        try:
-            st = p.stat()
-        except OSError:
-            seen.append((str(p), 0, -1, 0))
-            continue
-        seen.append((str(p), st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(seen)
-
-
-_PARSED: dict[tuple[Path, bytes], tuple[Runbook, tuple[tuple[str, int, int, int], ...]]] = {}
-SETTLED_NS = 2_000_000_000
+_PARSED: dict[tuple[Path, bytes], tuple[Runbook, Looks]] = {}
 
 
 def _load_runbook(path: Path, data: bytes) -> Runbook:

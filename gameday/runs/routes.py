@@ -10,8 +10,9 @@ from typing import Any
 
 from gameday.core import clock
 from gameday.core.errors import GamedayError
+from gameday.runbooks.dry_run import watched
 from gameday.runbooks.routing import Route, route
-from gameday.runbooks.runbook import Dirs, Runbook, discover, runbook_files, watched
+from gameday.runbooks.runbook import Dirs, Runbook, discover, runbook_files
 from gameday.runs.alerts import AlertInstance
 
 # A file changed this recently may change again within the same timestamp (the kernel
@@ -46,7 +47,7 @@ class Routes:
         ``route`` reports them."""
         if len(self._answers) > self.MAX:
             self._answers.clear()
-        included = [p for book in self._books or () for p in watched(book)]
+        included = [p for book in self._books or () for p in watched(book.path, book.includes)]
         seen, settled = _signature(self.dirs, included), clock.epoch_ns() - RECENT_NS
         if seen is not None and seen == self._seen:
             return

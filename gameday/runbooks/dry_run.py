@@ -30,22 +30,16 @@ from typing import Any
 from gameday.core import clock
 from gameday.core.errors import ValidationError
 from gameday.core.spec import parse_yaml, read_bytes
+from gameday.runbooks.plays import BLOCKS, INCLUDES, PLAYBOOKS, PREFIXES, ROLES, TASK_LISTS
 
 # What Ansible's ``boolean()`` reads as true: only these keep a task in check mode.
 TRUE = frozenset({"true", "yes", "on", "y", "t", "1"})
-_PREFIXED = ("", "ansible.builtin.", "ansible.legacy.")
-INCLUDES = frozenset(p + n for p in _PREFIXED for n in ("include_tasks", "import_tasks",
-                                                        "include"))
-ROLES = frozenset(p + n for p in _PREFIXED for n in ("include_role", "import_role"))
-PLAYBOOKS = frozenset(p + "import_playbook" for p in _PREFIXED)
-TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
-BLOCKS = ("block", "rescue", "always")
 MAX_DEPTH = 8  # includes within includes
 MAX_FILES = 500  # of a directory a role or a task reads
 MAX_BYTES = 16 << 20  # of a file (a role's archive): its size counts beyond
 # What a task reads from this machine, and where Ansible looks for it first (beside the
 # playbook or the including task file, before that directory itself).
-READS = {p + module: (key, first) for p in _PREFIXED for module, key, first in (
+READS = {p + module: (key, first) for p in PREFIXES for module, key, first in (
     ("template", "src", "templates"), ("copy", "src", "files"),
     ("script", "cmd", "files"), ("include_vars", "file", "vars"))}
 

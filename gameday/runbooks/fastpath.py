@@ -44,16 +44,15 @@ from typing import Any
 
 import yaml
 
+from gameday.runbooks import plays
+
 SETTING = "GAMEDAY_MITOGEN"
 STRATEGY = "mitogen_linear"
 TASKS = "GAMEDAY_EXECUTOR_TASKS"  # the file a fast run writes its task processes' pids to
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-UNSEEN = ("roles", "import_playbook", "include_tasks", "import_tasks", "include_role",
-          "import_role", "ansible.builtin.include_tasks", "ansible.builtin.import_tasks",
-          "ansible.builtin.include_role", "ansible.builtin.import_role",
-          "ansible.builtin.import_playbook")
+UNSEEN = ("roles", *sorted(plays.PLAYBOOKS | plays.INCLUDES | plays.ROLES))
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where built in
-BLOCKS = ("pre_tasks", "tasks", "post_tasks", "handlers", "block", "rescue", "always")
+BLOCKS = plays.TASK_LISTS + plays.BLOCKS
 
 
 def available() -> str | None:

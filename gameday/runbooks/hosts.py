@@ -16,13 +16,12 @@ from typing import Any
 
 from gameday.core.errors import ValidationError
 from gameday.core.spec import parse_yaml, read_bytes
-from gameday.runbooks import dry_run
+from gameday.runbooks import plays
 from gameday.runbooks.runbook import Runbook
 
-ADDS_HOSTS = frozenset(p + n for p in ("", "ansible.builtin.", "ansible.legacy.")
-                       for n in ("add_host", "group_by"))
-INCLUDES = dry_run.INCLUDES | dry_run.ROLES
-TASK_LISTS = ("tasks", "pre_tasks", "post_tasks", "handlers", "block", "rescue", "always")
+ADDS_HOSTS = plays.named("add_host", "group_by")
+INCLUDES = plays.INCLUDES | plays.ROLES
+TASK_LISTS = plays.TASK_LISTS + plays.BLOCKS
 LOCAL = frozenset({"localhost", "127.0.0.1"})
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from gameday.core.errors import ValidationError
 from gameday.core.spec import read_yaml
+from gameday.runbooks import plays
 from gameday.runbooks.runbook import Runbook
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # a namespace, a name
@@ -127,24 +128,20 @@ REFUSED_FLAGS = frozenset({"--as", "--as-group", "--as-uid", "--all-namespaces",
                            "--client-key", "--username", "--password", "--filename", "-f",
                            "--kustomize", "-k", "--raw"})
 # Ansible modules that never reach the cluster.
-QUIET_MODULES = frozenset(f"{prefix}{name}" for prefix in ("", "ansible.builtin.")
-                          for name in ("debug", "set_fact", "assert", "fail", "pause",
-                                       "meta"))
-COMMAND_MODULES = frozenset({"command", "ansible.builtin.command"})
+QUIET_MODULES = plays.named("debug", "set_fact", "assert", "fail", "pause", "meta")
+COMMAND_MODULES = plays.named("command")
 # Tasks that run other tasks, from files gameday does not read.
-INCLUDES = frozenset(f"{prefix}{name}" for prefix in ("", "ansible.builtin.")
-                     for name in ("include_tasks", "import_tasks", "include_role",
-                                  "import_role", "include"))
+INCLUDES = plays.INCLUDES | plays.ROLES
 # Play keys that run a playbook or roles gameday does not read.
-PLAY_IMPORTS = ("import_playbook", "ansible.builtin.import_playbook", "include", "roles")
+PLAY_IMPORTS = (*sorted(plays.PLAYBOOKS), "include", "roles")
 TASK_KEYWORDS = frozenset({
     "name", "when", "register", "changed_when", "failed_when", "vars", "tags", "loop",
     "loop_control", "with_items", "ignore_errors", "retries", "delay", "until", "no_log",
     "args", "notify", "listen", "timeout", "check_mode", "diff", "run_once", "throttle",
     "any_errors_fatal", "environment", "become", "become_user", "collections",
     "module_defaults", "debugger", "ignore_unreachable"})
-BLOCKS = ("block", "rescue", "always")
-TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
+BLOCKS = plays.BLOCKS
+TASK_LISTS = plays.TASK_LISTS
 
 
 @dataclass(frozen=True)

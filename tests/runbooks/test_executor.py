@@ -434,6 +434,8 @@ def test_a_playbook_with_module_utils_of_its_own_is_not_fast(tmp_path):
     ({"roles": ["web"]}, {}, "uses roles"),
     ({"tasks": [{"block": [{"name": "deep", "ansible.builtin.include_tasks": "x.yml"}]}]},
      {}, "'deep' uses ansible.builtin.include_tasks"),
+    ({"tasks": [{"name": "legacy", "ansible.legacy.include_tasks": "x.yml"}]},
+     {}, "'legacy' uses ansible.legacy.include_tasks"),
     ({"handlers": [{"name": "away", "delegate_to": "db1", "ansible.builtin.command": "x"}]},
      {}, "'away' is delegated to db1"),
 ])

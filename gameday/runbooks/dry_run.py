@@ -143,6 +143,8 @@ class _Walk:
         if ROLES & task.keys():
             self.found.append(f"{name}: a role (not read here)")
             role = task[next(iter(ROLES & task.keys()))]
+            if isinstance(role, str) and "=" in role:  # free form: ``name=web tasks_from=x``
+                role = dict(w.split("=", 1) for w in role.split() if "=" in w)
             self.role(role.get("name") if isinstance(role, dict) else role, name)
             return
         self.reads(task, path)

@@ -100,6 +100,8 @@ def test_a_run_on_a_teams_hosts_is_refused_before_it_is_queued(tmp_path: Path, m
       "roles/base/tasks/main.yml": PING_APP_2}, {"roles": ["thaw"]}, "[1].delegate_to"),
     ({"roles/thaw/tasks/main.yml": [{"ansible.builtin.include_role": {"name": "base"}}],
       "roles/base/handlers/main.yml": PING_APP_2}, {"roles": ["thaw"]}, "[1].delegate_to"),
+    ({"roles/base/tasks/main.yml": PING_APP_2},
+     {"tasks": [{"ansible.builtin.import_role": "name=base"}]}, "[1].delegate_to"),
 ])
 def test_every_way_a_role_or_an_include_delegates_is_seen(tmp_path: Path, layout, play,
                                                           field):

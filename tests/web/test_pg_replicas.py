@@ -167,7 +167,7 @@ def test_a_game_day_on_postgresql_works_as_on_sqlite(tmp_path, postgres):
         store.close()
 
 
-def test_a_lost_database_connection_is_a_503_then_recovers(tmp_path, postgres, monkeypatch):
+def test_a_lost_database_connection_is_a_503_then_recovers(tmp_path, postgres, swept_once):
     """PostgreSQL restarted or failed over under ``gameday serve``: the request that
     finds its connection gone gets 503 with Retry-After (a webhook sender retries);
     the next one opens a new connection."""
@@ -177,18 +177,6 @@ def test_a_lost_database_connection_is_a_503_then_recovers(tmp_path, postgres, m
     from gameday.incidents.incident import Incident
     from gameday.web import app as web_app
 
-    # The sweep runs once at start and not again in this test: had it found the
-    # connections gone first, it would have taken the one 503 a failover costs.
-    swept, sweep = threading.Event(), web_app.Dispatcher.sweep
-
-    def sweep_once(self):  # type: ignore[no-untyped-def]
-        try:
-            return sweep(self)
-        finally:
-            swept.set()
-
-    monkeypatch.setattr(web_app.Dispatcher, "sweep", sweep_once)
-    monkeypatch.setattr(web_app, "SWEEP_EVERY_S", 3600.0)
     url = postgres.database()
     store = Store(url)
     incident = Incident.open(store, "checkout down", service="checkout")
@@ -196,7 +184,7 @@ def test_a_lost_database_connection_is_a_503_then_recovers(tmp_path, postgres, m
     auth = {"Authorization": f"Bearer {TOKEN}"}
     try:
         with TestClient(app) as client:
-            assert swept.wait(30), "gameday serve's first sweep did not finish"
+            assert swept_once.wait(30), "gameday serve's first sweep did not finish"
             assert client.get(f"/api/v1/incidents/{incident.id}", headers=auth).status_code == 200
             with psycopg.connect(url, autocommit=True) as admin:
                 gone = admin.execute(

@@ -350,7 +350,7 @@ def test_schedules_page_says_when_this_server_does_not_run_them(client, tmp_path
     assert "--no-scheduler" in page.text and "Run now" not in page.text
 
 
-def test_metrics_fails_in_text_for_prometheus(tmp_path, postgres):
+def test_metrics_fails_in_text_for_prometheus(tmp_path, postgres, swept_once):
     """Prometheus reads ``/metrics`` as text and shows a failed scrape's body: the store
     gone (PostgreSQL restarted or failed over) is a 503 in a line of text with
     Retry-After, never the HTML page people get; so are 401 and 403."""
@@ -361,22 +361,25 @@ def test_metrics_fails_in_text_for_prometheus(tmp_path, postgres):
     url = postgres.database()
     store = Store(url)
     app = create_app(token=TOKEN, store=store, data_dir=tmp_path / "data")
-    with TestClient(app) as client:
-        assert client.get("/metrics", headers=AUTH).status_code == 200
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
-                          " datname = current_database() AND pid <> pg_backend_pid()")
-        lost = client.get("/metrics", headers=AUTH)
-        assert lost.status_code == 503 and lost.headers["retry-after"] == "5"
-        assert lost.headers["content-type"].startswith("text/plain")
-        assert lost.text == "the store cannot take requests now; retry\n"
-        anonymous = client.get("/metrics")
-        assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
-        assert anonymous.headers["content-type"].startswith("text/plain")
-        wrong = client.get("/metrics", headers={"Authorization": "Bearer not-the-token"})
-        assert wrong.status_code == 403 and wrong.headers["content-type"].startswith(
-            "text/plain") and "<html" not in wrong.text
-    store.close()
+    try:
+        with TestClient(app) as client:  # no sweep after the first (``swept_once``)
+            assert client.get("/metrics", headers=AUTH).status_code == 200
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
+                              " datname = current_database() AND pid <> pg_backend_pid()")
+            lost = client.get("/metrics", headers=AUTH)
+            assert lost.status_code == 503 and lost.headers["retry-after"] == "5"
+            assert lost.headers["content-type"].startswith("text/plain")
+            assert lost.text == "the store cannot take requests now; retry\n"
+            anonymous = client.get("/metrics")
+            assert anonymous.status_code == 401
+            assert anonymous.headers["www-authenticate"] == "Bearer"
+            assert anonymous.headers["content-type"].startswith("text/plain")
+            wrong = client.get("/metrics", headers={"Authorization": "Bearer not-the-token"})
+            assert wrong.status_code == 403 and "<html" not in wrong.text
+            assert wrong.headers["content-type"].startswith("text/plain")
+    finally:  # a failed assertion leaves no open connection to a later test
+        store.close()
 
 
 def test_unauthorized_is_401_for_machines_and_sign_in_for_people(client):

@@ -13,9 +13,8 @@ STAMP  := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d
 SCENARIO ?= scenarios/checkout-replica-crash.yaml
 # The suite in this many processes (pytest-xdist, a test file's tests in one of them).
 # One by default: in two, a 2-core machine runs it in about 14 minutes instead of 26,
-# but a kwok cluster's components (kwokctl picks their ports itself) can meet ports the
-# other process's servers took meanwhile, and once in five runs a kwok game day's
-# deployment never came up. `make test TEST_WORKERS=2` for the faster run.
+# but once in five runs a kwok game day's deployment never came up there (the cause is
+# not established: docs/development.md). `make test TEST_WORKERS=2` for the faster run.
 TEST_WORKERS ?= 0
 UV_VERSION := 0.13.9
 UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \

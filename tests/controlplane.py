@@ -90,18 +90,22 @@ def own_kwok_cluster(name: str, *, nodes: int = 2) -> Iterator[k8s.Cluster]:
         if proc.returncode != 0:
             raise GamedayError(f"kwokctl {args[0]}: {proc.stderr.strip()[-500:]}")
 
-    subprocess.run([kwokctl, "delete", "cluster", "--name", name], env=env,
-                   capture_output=True, timeout=120)  # what an interrupted run left
-    run("create", "cluster", "--name", name, "--runtime", "binary",
-        "--config", str(ROOT / "k8s" / "kwok" / "kwokctl.yaml"),
-        "--kube-apiserver-binary", str(bindir / "kube-apiserver"),
-        "--kube-controller-manager-binary", str(bindir / "kube-controller-manager"),
-        "--kube-scheduler-binary", str(bindir / "kube-scheduler"),
-        "--kwok-controller-binary", str(bindir / "kwok"),
-        "--etcd-binary", str(bindir / "etcd"), "--wait", "120s")
+    # In turn with every other kwokctl create here (another test process's among them):
+    # two at once pick the same ports.
+    with k8s.kwokctl_turn():
+        subprocess.run([kwokctl, "delete", "cluster", "--name", name], env=env,
+                       capture_output=True, timeout=120)  # what an interrupted run left
+        run("create", "cluster", "--name", name, "--runtime", "binary",
+            "--config", str(ROOT / "k8s" / "kwok" / "kwokctl.yaml"),
+            "--kube-apiserver-binary", str(bindir / "kube-apiserver"),
+            "--kube-controller-manager-binary", str(bindir / "kube-controller-manager"),
+            "--kube-scheduler-binary", str(bindir / "kube-scheduler"),
+            "--kwok-controller-binary", str(bindir / "kwok"),
+            "--etcd-binary", str(bindir / "etcd"), "--wait", "120s")
     try:
         run("--name", name, "scale", "node", "--replicas", str(nodes))
         yield k8s.Cluster("kwok", Path.home() / ".kwok" / "clusters" / name / "kubeconfig.yaml",
                           f"kwok-{name}")
     finally:
-        run("delete", "cluster", "--name", name, timeout=120)
+        with k8s.kwokctl_turn():
+            run("delete", "cluster", "--name", name, timeout=120)

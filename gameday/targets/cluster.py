@@ -7,9 +7,15 @@ Everything goes through the tools' own command lines (``kind``, ``kwokctl``,
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +31,7 @@ KIND_CONFIG = Path("kind-config.yaml")
 KWOKCTL_CONFIG = Path("k8s") / "kwok" / "kwokctl.yaml"
 CONTROLPLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
                 "kwok", "kwokctl", "etcd")
-
+KWOKCTL_TURN_WAIT_S = 300  # a create with --wait 120s, or a delete, ahead of this one
 
 
 def in_cluster() -> bool:
@@ -64,6 +70,35 @@ def _run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float =
         detail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
         raise GamedayError(f"{what} failed (exit {proc.returncode}): " + " | ".join(detail))
     return proc.stdout
+
+
+@contextmanager
+def kwokctl_turn(*, wait_s: float = KWOKCTL_TURN_WAIT_S) -> Iterator[None]:
+    """One ``kwokctl create`` or ``delete`` at a time on this machine, whoever's home it
+    runs in. kwokctl picks its components' ports by trying them one by one from 32767
+    down, skipping only ports that answer and those its own home's clusters record: two
+    creating at once took the same ports, and the second cluster's API server stored its
+    objects in the first one's etcd (its Deployments then never came up, or vanished
+    with the other cluster). Each also rewrites ``~/.kube/config``."""
+    path = Path(tempfile.gettempdir()) / f"gameday-kwokctl-{os.getuid()}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() > deadline:
+                    raise GamedayError(f"another kwokctl create or delete on this machine "
+                                       f"held {path} for {wait_s:.0f} s; try again when it "
+                                       "has ended") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # lets the lock go with it
 
 
 def container_engine() -> str | None:
@@ -117,8 +152,9 @@ def up(provider: str, *, nodes: int = 3) -> Cluster:
                 "--kube-scheduler-binary", str(bindir / "kube-scheduler"),
                 "--kwok-controller-binary", str(bindir / "kwok"),
                 "--etcd-binary", str(bindir / "etcd"), "--wait", "120s"]
-        _run([str(bindir / args[0]), *args[1:]], env=env, timeout=300,
-             what="kwokctl create cluster")
+        with kwokctl_turn():
+            _run([str(bindir / args[0]), *args[1:]], env=env, timeout=300,
+                 what="kwokctl create cluster")
         cluster = existing("kwok")
         try:
             _run([str(bindir / "kwokctl"), "--name", cluster_name(), "scale", "node", "--replicas",
@@ -148,9 +184,10 @@ def down(provider: str) -> None:
         return
     bindir = k8s_bin()
     if (bindir / "kwokctl").exists():
-        _run([str(bindir / "kwokctl"), "delete", "cluster", "--name", cluster_name()],
-             env={"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"},
-             what="kwokctl delete cluster")
+        with kwokctl_turn():
+            _run([str(bindir / "kwokctl"), "delete", "cluster", "--name", cluster_name()],
+                 env={"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"},
+                 what="kwokctl delete cluster")
 
 
 def existing(provider: str) -> Cluster:

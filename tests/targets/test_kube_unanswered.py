@@ -57,11 +57,14 @@ def test_the_sampler_and_the_watch_outlive_an_api_server_that_stops_answering(tm
                               tmp_path / "k8s.jsonl", context=cluster.context)
             watch.start()
             try:
-                kwokctl("stop", "cluster")  # the API server goes away
-                seen = len(statuses(samples))
-                eventually(lambda: statuses(samples)[seen:].count(503) >= 10, 60,
-                           "samples of replicas the API server no longer shows")
-                kwokctl("start", "cluster")
+                # Stopped, the cluster's ports are free: no other kwokctl create may
+                # take them before it starts again.
+                with k8s.kwokctl_turn():
+                    kwokctl("stop", "cluster")  # the API server goes away
+                    seen = len(statuses(samples))
+                    eventually(lambda: statuses(samples)[seen:].count(503) >= 10, 60,
+                               "samples of replicas the API server no longer shows")
+                    kwokctl("start", "cluster")
                 answered = len(statuses(samples))
                 eventually(lambda: 200 in statuses(samples)[answered:], 120,
                            "samples of the replicas once it answers again")

@@ -2,9 +2,15 @@
 session cookie (HMAC-signed, HttpOnly, SameSite=Strict) in their name, which the
 timeline and the audit log record for what they do. While nobody has a token of their
 own (a single-user setup), the server's shared token and a name do.
+
+Only this server's own sign-in page signs a browser in: a page elsewhere that posts
+someone's token to ``/login`` (login CSRF) would sign the browser in as that someone,
+and what its owner then did would be recorded in another name.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -24,6 +30,20 @@ def next_page(request: Request) -> str:
     return target if ok else HOME
 
 
+def from_elsewhere(request: Request) -> bool:
+    """Whether a browser sent this from another site's or another server's page. Its
+    ``Sec-Fetch-Site`` says so (``same-site`` too: another port on this host is another
+    server); a browser too old to send it sends ``Origin`` with a form's POST. A client
+    that sends neither is not a browser a page could drive."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    return origin == "null" or urlsplit(origin).netloc != request.headers.get("host")
+
+
 async def login(request: Request) -> Response:
     nxt = next_page(request)
     state = shared(request)
@@ -31,6 +51,13 @@ async def login(request: Request) -> Response:
     if request.method == "GET":
         return page("login.html", who=None, next=nxt, error=None, personal=personal)
     form = await read_form(request)
+    if from_elsewhere(request):
+        state.store.audit("?", Audit.LOGIN_FAILED, {
+            "why": "sent from another site's page",
+            "origin": request.headers.get("origin", "")[:200]})
+        return page("login.html", status=403, who=None, next=nxt, personal=personal,
+                    error="That sign-in was sent from another site's page, so it was "
+                          "refused: sign in here.")
     name = form.get("name", "").strip()
     who = state.auth.sign_in(form.get("token", ""), name)
     if who is None or not PERSON.fullmatch(who.name):

@@ -103,6 +103,33 @@ def test_people_sign_in_with_their_own_token_and_the_audit_log_says_who(people, 
     assert ("cleo", "login") in logins and ("mallory", "login.failed") in logins
 
 
+@pytest.mark.parametrize("headers, signed_in", [
+    ({"Sec-Fetch-Site": "same-origin"}, True),        # this server's own sign-in page
+    ({"Sec-Fetch-Site": "none"}, True),               # typed or bookmarked
+    ({}, True),                                       # not a browser: curl, a script
+    ({"Origin": "http://testserver"}, True),          # a browser without Sec-Fetch-Site
+    ({"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, False),
+    ({"Sec-Fetch-Site": "same-site", "Origin": "http://testserver:9999"}, False),
+    ({"Origin": "https://evil.example"}, False),
+    ({"Origin": "null"}, False),                      # a sandboxed frame, a data: page
+])
+def test_only_this_servers_own_page_signs_a_browser_in(people, tmp_path, headers,
+                                                       signed_in):
+    """Login CSRF: another site's page posting someone's token to /login would sign the
+    browser in as them, and what its owner did next would be done in their name."""
+    store, tokens = people
+    with TestClient(app_for(store, tmp_path)) as client:
+        r = client.post("/login", data={"token": tokens["vic"]}, headers=headers,
+                        follow_redirects=False)
+        assert (r.status_code, SESSION_COOKIE in r.cookies) == \
+            ((303, True) if signed_in else (403, False))
+        if not signed_in:
+            assert "sent from another site" in r.text
+            assert client.get("/incidents", follow_redirects=False).status_code == 303
+    refused = [r for r in store.audit_log() if r["action"] == "login.failed"]
+    assert len(refused) == (0 if signed_in else 1)
+
+
 def test_a_destructive_run_waits_for_a_second_person(people, tmp_path):
     store, tokens = people
     path = "/api/v1/runbooks/drain-replica/run"

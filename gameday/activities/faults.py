@@ -44,8 +44,9 @@ from gameday.runbooks.kubectl import ns as ns
 
 F = TypeVar("F", bound=Callable[..., object])
 Part = tuple[tuple[str, str], ...]  # one thing an activity acts on: (argument, value)s
-# an activity's arguments -> what it acts on (the values made strings into Parts)
-ActsOn = Callable[[Mapping[str, Any]], Iterable[tuple[tuple[str, Any], ...]]]
+# an activity's arguments -> what it acts on (the values made strings into Parts); None
+# where its arguments leave that open (every replica of a service, say)
+ActsOn = Callable[[Mapping[str, Any]], Iterable[tuple[tuple[str, Any], ...]] | None]
 
 BUILTIN = ("gameday.activities.toolkit", "gameday.activities.sandbox",
            "gameday.activities.kubernetes", "gameday.activities.toxiproxy",
@@ -104,10 +105,11 @@ def _parts(acts_on: ActsOn, bind: Callable[[Mapping[str, Any]], Mapping[str, Any
            = dict) -> Callable[[Mapping[str, Any]], frozenset[Part] | None]:
     def parts(arguments: Mapping[str, Any]) -> frozenset[Part] | None:
         bound = bind(arguments)
-        if bound is None:
+        found = None if bound is None else acts_on(bound)
+        if found is None:
             return None
         return frozenset(tuple((str(argument), str(value)) for argument, value in part)
-                         for part in acts_on(bound))
+                         for part in found)
     return parts
 
 

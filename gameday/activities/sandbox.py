@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,8 +40,31 @@ def _client(state_dir: str | None, configuration: Configuration | None) -> Sandb
     return SandboxClient(Path(path))
 
 
+# What each activity acts on (``faults``' ``acts_on``): a replica of a service, a
+# service's release or its added latency, one of its flags; in one sandbox. A rollback
+# that restarts another replica, or another service's, would report success and leave
+# the fault in.
+Parts = list[tuple[tuple[str, Any], ...]]
+
+
+def _replica(arguments: Mapping[str, Any]) -> Parts | None:
+    if arguments.get("replica") is None:
+        return None  # every replica of the service: it undoes any one of them
+    return [(("service", arguments.get("service")), ("replica", arguments.get("replica")),
+             ("state_dir", arguments.get("state_dir")))]
+
+
+def _service(arguments: Mapping[str, Any]) -> Parts:
+    return [(("service", arguments.get("service")), ("state_dir", arguments.get("state_dir")))]
+
+
+def _flag(arguments: Mapping[str, Any]) -> Parts:
+    return [(("service", arguments.get("service")), ("name", arguments.get("name")),
+             ("state_dir", arguments.get("state_dir")))]
+
+
 # -- actions --------------------------------------------------------------------------
-@fault(local=True, rollback=("restart_replica",),
+@fault(local=True, rollback=("restart_replica",), acts_on=_replica,
        factor="Crashed replicas are not restarted automatically, and the router keeps "
               "sending them traffic: it has no health checks.",
        action="Add health checks to the router so a dead replica leaves rotation")
@@ -51,7 +75,7 @@ def kill_replica(service: str, replica: int = 1, state_dir: str | None = None,
         "signal", service=service, replica=replica, signal="KILL")
 
 
-@fault(local=True, rollback=("unfreeze_replica", "restart_replica"),
+@fault(local=True, rollback=("unfreeze_replica", "restart_replica"), acts_on=_replica,
        factor="The router has no outlier detection: a replica that accepts connections but "
               "never answers keeps its share of traffic.",
        action="Add passive outlier ejection and a tighter upstream timeout")
@@ -62,7 +86,7 @@ def freeze_replica(service: str, replica: int = 1, state_dir: str | None = None,
         "signal", service=service, replica=replica, signal="STOP")
 
 
-@fault(local=True)
+@fault(local=True, acts_on=_replica)
 def unfreeze_replica(service: str, replica: int = 1, state_dir: str | None = None,
                      configuration: Configuration | None = None) -> dict[str, Any]:
     """SIGCONT the frozen replica (a no-op if it was restarted meanwhile)."""
@@ -70,7 +94,7 @@ def unfreeze_replica(service: str, replica: int = 1, state_dir: str | None = Non
         "signal", service=service, replica=replica, signal="CONT")
 
 
-@fault(local=True)
+@fault(local=True, acts_on=_replica)
 def restart_replica(service: str, replica: int | None = None, only_failed: bool = True,
                     state_dir: str | None = None,
                     configuration: Configuration | None = None) -> dict[str, Any]:
@@ -80,7 +104,7 @@ def restart_replica(service: str, replica: int | None = None, only_failed: bool 
                                                      replica=replica, only_failed=only_failed)
 
 
-@fault(local=True, rollback=("rollback_release",),
+@fault(local=True, rollback=("rollback_release",), acts_on=_service,
        factor="A release reached every replica with no canary stage and no automatic "
               "rollback on error rate.",
        action="Gate rollouts on a canary's error rate with automatic rollback")
@@ -91,7 +115,7 @@ def deploy_release(service: str, version: str, state_dir: str | None = None,
                                                      version=version)
 
 
-@fault(local=True)
+@fault(local=True, acts_on=_service)
 def rollback_release(service: str, state_dir: str | None = None,
                      configuration: Configuration | None = None) -> dict[str, Any]:
     """Roll back to the release before the current one, unless that already happened."""
@@ -102,7 +126,7 @@ def rollback_release(service: str, state_dir: str | None = None,
     return client.operate("rollback", service=service)
 
 
-@fault(local=True, rollback=("remove_latency",),
+@fault(local=True, rollback=("remove_latency",), acts_on=_service,
        factor="Checkout calls a non-critical dependency synchronously, with a timeout "
               "longer than its own latency objective.",
        action="Give the fraud call a timeout budget and a fallback below the SLO")
@@ -114,20 +138,20 @@ def inject_latency(service: str, ms: int, replica: int | None = None,
                                                      replica=replica)
 
 
-@fault(local=True)
+@fault(local=True, acts_on=_service)
 def remove_latency(service: str, state_dir: str | None = None,
                    configuration: Configuration | None = None) -> dict[str, Any]:
     return _client(state_dir, configuration).operate("latency", service=service, ms=0)
 
 
-@fault(local=True, rollback=("set_flag",))
+@fault(local=True, rollback=("set_flag",), acts_on=_flag)
 def set_flag(service: str, name: str, value: bool, state_dir: str | None = None,
              configuration: Configuration | None = None) -> dict[str, Any]:
     return _client(state_dir, configuration).operate("flag", service=service, name=name,
                                                      value=value)
 
 
-@fault(local=True, rollback=("drain_replica", "restart_replica"))
+@fault(local=True, rollback=("drain_replica", "restart_replica"), acts_on=_replica)
 def drain_replica(service: str, replica: int, drained: bool = True,
                   state_dir: str | None = None,
                   configuration: Configuration | None = None) -> dict[str, Any]:

@@ -149,3 +149,49 @@ def test_a_drills_second_fault_is_undone_by_its_own_rollback(project):
         in refused.output
     assert f"does not undo action 'slow-payments' (drill.injects.{at}.fault)" \
         in refused.output
+
+
+def sandbox(label: str, func: str, **arguments: object) -> dict:
+    return action(label, "sandbox", func, arguments)
+
+
+KILL = sandbox("kill-checkout-2", "kill_replica", service="checkout", replica=2)
+FREEZE = sandbox("freeze-payments-1", "freeze_replica", service="payments")  # replica 1
+DEPLOY = sandbox("bad-release", "deploy_release", service="checkout", version="2.0.0")
+FLAG = sandbox("flag-off", "set_flag", service="checkout", name="fraud_check", value=False)
+
+
+@pytest.mark.parametrize("fault,rollback,field,says", [
+    (KILL, sandbox("restart", "restart_replica", service="checkout", replica=1),
+     "replica", "the rollback on replica '1'"),
+    (KILL, sandbox("restart", "restart_replica", service="payments", replica=2),
+     "service", "the rollback on service 'payments'"),
+    (KILL, sandbox("restart", "restart_replica", service="checkout", replica=2,
+                   state_dir="/srv/other-sandbox"), "state_dir", "'/srv/other-sandbox'"),
+    (FREEZE, sandbox("thaw", "unfreeze_replica", service="payments", replica=3),
+     "replica", "replica '3'"),
+    (DEPLOY, sandbox("back", "rollback_release", service="fraud"), "service", "'fraud'"),
+    (FLAG, sandbox("back", "set_flag", service="checkout", name="new_cart", value=True),
+     "name", "'new_cart'"),
+])
+def test_a_sandbox_rollback_for_another_replica_or_service_is_refused(project, fault,
+                                                                     rollback, field, says):
+    refused = validate(project, [fault], [rollback])
+    assert refused.exit_code == 2, refused.output
+    assert f"rollbacks[0].provider.arguments.{field}:" in refused.output, refused.output
+    assert f"does not undo action {fault['name']!r}" in refused.output
+    assert says in refused.output, refused.output
+
+
+@pytest.mark.parametrize("fault,rollback", [
+    (KILL, sandbox("restart", "restart_replica", service="checkout", replica="2")),
+    (KILL, sandbox("restart", "restart_replica", service="checkout")),  # every replica
+    (FREEZE, sandbox("thaw", "unfreeze_replica", service="payments", replica=1)),
+    (FREEZE, sandbox("restart", "restart_replica", service="payments", only_failed=False)),
+    (DEPLOY, sandbox("back", "rollback_release", service="checkout")),
+    (FLAG, sandbox("back", "set_flag", service="checkout", name="fraud_check", value=True)),
+])
+def test_a_sandbox_rollback_for_the_faults_replica_or_service_is_fine(project, fault,
+                                                                     rollback):
+    checked = validate(project, [fault], [rollback])
+    assert checked.exit_code == 0, checked.output

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gameday.core import clock, events, settings
+from gameday.core import events, settings
 from gameday.core.errors import GamedayError
 from gameday.core.events import Kind
 from gameday.core.states import DrillState
@@ -134,7 +134,7 @@ def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
     # held by this process meanwhile: the service stays held, a second recover skips it
     if not store.claim_lease(lease, host=socket.gethostname(), pid=os.getpid(),
                              started=process_start(os.getpid()) or 0,
-                             until=clock.epoch() + RECOVERING_S):
+                             hold_s=RECOVERING_S):
         return None  # another recover got there first
     undo = lease["undo"]
     incident = Incident(store, incident_id)
@@ -145,8 +145,8 @@ def recover_one(store: Store, lease: LeaseRow) -> dict[str, Any] | None:
     how = ended(store, incident_id)
     crashed = how is None or how.kind == Kind.RUN_CRASHED
     if how is None:
-        incident.record(events.run_crashed(lease["pid"], lease["host"], round(
-            clock.epoch() - lease["heartbeat"], 1), faults), ACTOR)
+        incident.record(events.run_crashed(lease["pid"], lease["host"],
+                                           round(lease["age"], 1), faults), ACTOR)
     errors = []
     target = undo.get("target", "sandbox")
     if target == "sandbox":  # it dies with the game day (PDEATHSIG); its faults with it
@@ -201,9 +201,8 @@ def recover(store: Store, *, ttl: float = LEASE_TTL_S,
         say(f"ended runbook run #{run['id']} ({run['runbook']}, {run['status']}): "
             f"its process is gone")
     done = []
-    now = clock.epoch()
     for lease in store.running_leases():
-        if not expired(lease, now, ttl):
+        if not expired(lease, ttl):
             continue
         result = recover_one(store, lease)
         if result:

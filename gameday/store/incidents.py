@@ -363,13 +363,16 @@ class IncidentStore(Database):
         """``started``: the process's start time (clock ticks since boot), so a pid
         reused by another process is not taken for the game day."""
         with self._tx() as db:
-            db.execute("INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?, '{}', ?, 'running')",
-                       (incident_id, run_dir, host, pid, started, target, clock.epoch()))
+            db.execute("INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?, '{}',"
+                       f" {self._clock_sql}, 'running')",
+                       (incident_id, run_dir, host, pid, started, target))
 
     def heartbeat(self, incident_id: int) -> None:
+        """By the database's clock, as every lease's age is read: hosts sharing the
+        store never compare their own clocks."""
         with self._tx() as db:
-            db.execute("UPDATE leases SET heartbeat = ? WHERE incident_id = ? AND"
-                       " state = 'running'", (clock.epoch(), incident_id))
+            db.execute(f"UPDATE leases SET heartbeat = {self._clock_sql} WHERE"
+                       " incident_id = ? AND state = 'running'", (incident_id,))
 
     def record_undo(self, incident_id: int, undo: dict[str, Any]) -> None:
         """What undoes the game day's faults, written before each one is injected."""
@@ -385,16 +388,18 @@ class IncidentStore(Database):
             return cur.rowcount == 1
 
     def claim_lease(self, lease: LeaseRow, *, host: str, pid: int, started: int,
-                    until: float) -> bool:
+                    hold_s: float) -> bool:
         """A recover takes over ``lease`` (as it read it) for its process, with a
-        heartbeat of ``until``: it stays held meanwhile, and only one recover wins (the
-        lease must still be as read). False if another got it first."""
+        heartbeat ``hold_s`` ahead (by the database's clock): it stays held meanwhile,
+        and only one recover wins (the lease must still be as read). False if another
+        got it first."""
         with self._tx() as db:
             cur = db.execute(
-                "UPDATE leases SET host = ?, pid = ?, started = ?, heartbeat = ? WHERE"
+                f"UPDATE leases SET host = ?, pid = ?, started = ?, heartbeat ="
+                f" {self._clock_sql} + ? WHERE"
                 " incident_id = ? AND state = 'running' AND host = ? AND pid = ? AND"
                 " started = ? AND heartbeat = ?",
-                (host, pid, started, until, lease["incident_id"], lease["host"],
+                (host, pid, started, hold_s, lease["incident_id"], lease["host"],
                  lease["pid"], lease["started"], lease["heartbeat"]))
             return cur.rowcount == 1
 
@@ -408,9 +413,12 @@ class IncidentStore(Database):
                         lease["incident_id"]))
 
     def running_leases(self) -> list[LeaseRow]:
+        """With each one's ``age``: seconds since its heartbeat, by the database's
+        clock (negative while a recover holds it)."""
         return [cast(LeaseRow, {**dict(r), "undo": json.loads(r["undo_json"])})
                 for r in self._db.execute(
-            "SELECT * FROM leases WHERE state = 'running' ORDER BY incident_id")]
+            f"SELECT *, {self._clock_sql} - heartbeat AS age FROM leases"
+            " WHERE state = 'running' ORDER BY incident_id")]
 
     def live_rehearsals(self, service: str) -> list[IncidentRow]:
         """Game days and drills still open for ``service`` on the team's own systems

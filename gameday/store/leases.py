@@ -17,7 +17,6 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-from gameday.core import clock
 from gameday.core.events import UNDONE, Kind
 from gameday.store import Event, Store
 from gameday.store.rows import FreezeRow, LeaseRow
@@ -106,15 +105,16 @@ def not_undone(store: Store, incident_id: int, rollbacks: list[Any]) -> list[str
     return [str(name) for name in rollbacks if last.get(str(name)) not in UNDONE]
 
 
-def expired(lease: LeaseRow, now: float | None = None, ttl: float = LEASE_TTL_S) -> bool:
+def expired(lease: LeaseRow, ttl: float = LEASE_TTL_S) -> bool:
     """Whether the process holding ``lease`` (the game day's, or a recover's) is gone. On
     this host its process says: not running, or another process now (a heartbeat late
     behind a busy machine or a store away for a moment never counts a live one gone).
-    On another host, its heartbeat older than ``ttl``."""
+    On another host, its heartbeat older than ``ttl`` by the database's clock (both
+    written and read there: the hosts' own clocks are never compared)."""
     if lease["host"] == socket.gethostname():
         started = process_start(lease["pid"])
         return started is None or bool(lease["started"] and started != lease["started"])
-    return bool((now or clock.epoch()) - lease["heartbeat"] > ttl)
+    return bool(lease["age"] > ttl)
 
 
 def ended(store: Store, incident_id: int) -> Event | None:

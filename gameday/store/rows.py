@@ -151,3 +151,4 @@ class LeaseRow(TypedDict):
     undo: dict[str, Any]
     heartbeat: float
     state: str
+    age: float  # seconds since the heartbeat, by the database's clock

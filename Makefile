@@ -12,7 +12,7 @@ LOCK   := requirements/test.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
 SCENARIO ?= scenarios/checkout-replica-crash.yaml
 # The suite in this many processes (pytest-xdist, a test file's tests in one of them):
-# two share a 2-core machine well, about 15 minutes instead of 26 (docs/development.md).
+# two share a 2-core machine well, 14 to 20 minutes instead of 26 (docs/development.md).
 # `make test TEST_WORKERS=0` runs it in this one.
 TEST_WORKERS ?= 2
 UV_VERSION := 0.13.9

@@ -46,7 +46,9 @@ def write_nowhere(stream: IO[str]) -> None:
 class Progress:
     def __init__(self, quiet: bool = False):
         self.console = Console(stderr=quiet, highlight=False, soft_wrap=True)
-        self.t0 = time.monotonic_ns()
+        # The game day's first event: lines count from it, as its review's timeline does
+        # (what is said before it has no time).
+        self.t0: int | None = None
         self._gone = False
 
     def _print(self, *args: Any, stop: bool = True) -> None:
@@ -67,12 +69,16 @@ class Progress:
                 interrupts.reader_gone()
 
     def _at(self, ns: int | None = None) -> str:
+        if self.t0 is None:
+            return " " * 8
         return f"{((ns or time.monotonic_ns()) - self.t0) / 1e9:7.2f}s"
 
     def say(self, text: str) -> None:
         self._print(f"[dim]{self._at()}[/]  {escape(text)}")
 
     def event(self, e: Event) -> None:
+        if self.t0 is None:
+            self.t0 = e.at_monotonic_ns
         style = STYLE.get(e.kind, "")
         text = escape(describe(e.kind, e.actor, e.data))
         kind = f"[{style}]{e.kind:22}[/]" if style else f"{e.kind:22}"

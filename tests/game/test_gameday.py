@@ -32,6 +32,7 @@ def run_scenario(name: str, tmp: Path) -> tuple[dict, Store]:
     assert proc.returncode in (0, 1, 3), proc.stderr[-3000:]  # the verdict's exit code
     result = json.loads(proc.stdout)
     assert proc.returncode == result["verdict"]["exit_code"]
+    (tmp / "terminal.txt").write_text(proc.stderr)  # the progress, with --json
     return result, Store(tmp / "gameday.db")
 
 
@@ -63,6 +64,24 @@ def test_run_directory_and_result(crash):
     status = run_dir / "runbooks" / "01-restart-replica" / "artifacts" / "run" / "status"
     assert status.read_text() == "successful"
     assert sandbox_processes(run_dir / "sandbox") == []
+
+
+def test_the_terminal_counts_time_from_where_the_review_does(crash):
+    """Both from the game day's first event: an event's time on the terminal is the
+    time the review's timeline gives it (what is said before it has no time)."""
+    import re
+
+    result, _ = crash
+    run_dir = Path(result["run_dir"])
+    terminal = (run_dir.parents[1] / "terminal.txt").read_text()
+    review = (run_dir / "review.md").read_text()
+    assert terminal.startswith(f"{'':8}  run directory {run_dir}"), terminal[:200]
+    for kind in ("target.ready", "fault.injected", "alert.fired", "runbook.started",
+                 "mitigated", "incident.resolved"):
+        said = re.search(rf"^ *([0-9.]+)s  {re.escape(kind)} ", terminal, re.MULTILINE)
+        reviewed = re.search(rf"^\| ([0-9.]+) \| {re.escape(kind)} \|", review, re.MULTILINE)
+        assert said and reviewed, kind
+        assert abs(float(said[1]) - float(reviewed[1])) < 0.006, (kind, said[0], reviewed[0])
 
 
 def test_timeline_is_ordered_by_measured_time(crash):

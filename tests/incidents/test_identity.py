@@ -10,20 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from people import TOKEN, add_user
 from starlette.testclient import TestClient
 
 from gameday.cli.main import cli
 from gameday.people.auth import SESSION_COOKIE, Auth, token_sha256
 from gameday.store import Store
 from gameday.web.app import create_app
-
-TOKEN = "shared-token-0123456789abcdef"
-
-
-def add_user(name: str, role: str) -> str:
-    result = CliRunner().invoke(cli, ["user", "add", name, "--role", role, "--json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)["token"]
 
 
 @pytest.fixture

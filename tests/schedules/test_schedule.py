@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from people import add_user
 from serving import eventually
 
 from gameday.cli.main import cli
@@ -469,10 +470,8 @@ def test_the_lever_and_run_now_from_the_schedules_page(store, tmp_path):
     from gameday.web.app import create_app
 
     settings = stored(store)
-    tokens = {}
-    for name, role in (("rhea", "responder"), ("cleo", "commander")):
-        added = CliRunner().invoke(cli, ["user", "add", name, "--role", role, "--json"])
-        tokens[name] = json.loads(added.output)["token"]
+    tokens = {name: add_user(name, role) for name, role in (("rhea", "responder"),
+                                                           ("cleo", "commander"))}
     token = "page-token-0123456789abcdef"
     scheduler = Scheduler(store, settings)
     app = create_app(token=token, store=store, data_dir=tmp_path / "data",

@@ -19,19 +19,13 @@ from pathlib import Path
 import pytest
 from chromium import browser, needs_chromium, sign_in
 from click.testing import CliRunner
+from people import TOKEN, add_user
 
 from gameday.cli.main import cli
 from gameday.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "shared-token-0123456789abcdef"
 DRAIN = {"params": {"service": "payments", "replica": "2"}, "confirm": True}
-
-
-def add_user(name: str, role: str) -> str:
-    result = CliRunner().invoke(cli, ["user", "add", name, "--role", role, "--json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)["token"]
 
 
 def call(base: str, path: str, token: str, body: dict | None = None) -> tuple[int, dict]:

@@ -5,25 +5,15 @@ browser must not come out signed in as them; the server's own page still signs i
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from chromium import browser, needs_chromium, sign_in
-from click.testing import CliRunner
+from people import TOKEN, add_user
 
-from gameday.cli.main import cli
 from gameday.store import Store
-
-TOKEN = "shared-token-0123456789abcdef"
-
-
-def add_user(name: str, role: str) -> str:
-    result = CliRunner().invoke(cli, ["user", "add", name, "--role", role, "--json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)["token"]
 
 
 def elsewhere(page: str) -> ThreadingHTTPServer:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import drillstate
 import pytest
-import yaml
 from starlette.testclient import TestClient
 
 from gameday.core import events
@@ -27,29 +27,10 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 def drill(tmp_path: Path):
     """A drill whose game day has declared its incident and paged ana: the store as the
     drill's process leaves it, with SLI windows in the store."""
-    raw = yaml.safe_load((ROOT / "scenarios/checkout-replica-crash.yaml").read_text())
-    raw["experiment"] = str(ROOT / "experiments/checkout-replica-crash.yaml")
-    scenario = tmp_path / "drill.yaml"
-    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
     store = Store(tmp_path / "gameday.db")
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    drill_id = store.create_drill(str(scenario), game_master="gm", difficulty="normal",
-                                  oncall=None)
-    inc = Incident.open(store, raw["title"], service="checkout", scenario=raw["name"],
-                        run_dir=str(run_dir), kind="drill")
-    store.update_drill(drill_id, incident_id=inc.id, run_dir=str(run_dir), state="running")
-    inc.record(events.drill_started(drill_id, "gm", "normal", None), "gm")
+    drill = drillstate.paged(store, tmp_path)
+    drill_id, inc, run_dir = drill.id, drill.incident, drill.run_dir
     at = inc.events()[0].at_monotonic_ns
-    inc.record(events.Entry(events.Kind.FAULT_INJECTED, {"activity": "kill-checkout-replica-2",
-                                                        "status": "succeeded",
-                                                        "provider": {}}), "chaos")
-    inc.record(events.Entry(events.Kind.ALERT_FIRED, {
-        "alertname": "CheckoutAvailabilityBurn", "labels": {"service": "checkout"},
-        "annotations": raw["alert"]["annotations"]}), "detector")
-    inc.declare("SEV-3", "gameday", alert="CheckoutAvailabilityBurn",
-                measured_severity="SEV-2")
-    inc.page("ana", "incident_commander", "CheckoutAvailabilityBurn fired")
     from gameday.game.detection import SliLog
 
     windows = SliLog(run_dir / "sli.jsonl",

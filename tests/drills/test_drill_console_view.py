@@ -11,12 +11,11 @@ import os
 import urllib.request
 from pathlib import Path
 
+import drillstate
 import pytest
-import yaml
 from chromium import browser, needs_chromium, sign_in
 
 from gameday.core import events
-from gameday.incidents.incident import Incident
 from gameday.store import Store
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -30,28 +29,10 @@ def drill(tmp_path: Path):
     """A drill as its game-day process leaves it once ana (incident commander) and fay
     (comms lead) are paged and nobody has answered: its incident titled as drills were
     before they had titles of their own, 90 s of SLI windows in the store."""
-    raw = yaml.safe_load((ROOT / "scenarios/checkout-replica-crash.yaml").read_text())
-    raw["experiment"] = str(ROOT / "experiments/checkout-replica-crash.yaml")
-    scenario = tmp_path / "drill.yaml"
-    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
     store = Store(tmp_path / "g.db")
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    drill_id = store.create_drill(str(scenario), game_master="gm", difficulty="normal",
-                                  oncall=None)
-    inc = Incident.open(store, "Game day: a checkout replica crashes", service="checkout",
-                        scenario=raw["name"], run_dir=str(run_dir), kind="drill")
-    store.update_drill(drill_id, incident_id=inc.id, run_dir=str(run_dir), state="running")
-    inc.record(events.drill_started(drill_id, "gm", "normal", None), "gm")
+    drill = drillstate.paged(store, tmp_path, title="Game day: a checkout replica crashes")
+    drill_id, inc = drill.id, drill.incident
     at = inc.events()[0].at_monotonic_ns
-    inc.record(events.Entry(events.Kind.FAULT_INJECTED, {
-        "activity": "kill-checkout-replica-2", "status": "succeeded", "provider": {}}), "chaos")
-    inc.record(events.Entry(events.Kind.ALERT_FIRED, {
-        "alertname": "CheckoutAvailabilityBurn", "labels": {"service": "checkout"},
-        "annotations": raw["alert"]["annotations"]}), "detector")
-    inc.declare("SEV-3", "gameday", alert="CheckoutAvailabilityBurn",
-                measured_severity="SEV-2")
-    inc.page("ana", "incident_commander", "CheckoutAvailabilityBurn fired")
     inc.page("fay", "comms_lead", "the shop-checkout roster's comms lead")
     store.add_sli_windows(inc.id, [
         {"at_ns": at + i * 10 * S, "total": 40, "success_ratio": ratio, "p99_ms": 20.0,

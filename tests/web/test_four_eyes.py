@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import drillstate
 import pytest
 from chromium import browser, needs_chromium, sign_in
 from click.testing import CliRunner
@@ -251,32 +252,11 @@ def test_the_shared_token_refused_a_personal_move_is_on_the_audit_log(served):
     assert store.run(asked["run_id"])["status"] == "awaiting_approval"
 
 
-def running_drill(tmp_path: Path, store: Store) -> int:
-    """A drill under way, as its game day's process leaves it in the store."""
-    import yaml
-
-    from gameday.core import events
-    from gameday.incidents.incident import Incident
-
-    raw = yaml.safe_load((ROOT / "scenarios/checkout-replica-crash.yaml").read_text())
-    raw["experiment"] = str(ROOT / "experiments/checkout-replica-crash.yaml")
-    scenario = tmp_path / "drill.yaml"
-    scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
-    drill_id = store.create_drill(str(scenario), game_master="cleo", difficulty="normal",
-                                  oncall=None)
-    inc = Incident.open(store, raw["title"], service="checkout", scenario=raw["name"],
-                        run_dir=str(tmp_path / "drill-run"), kind="drill")
-    store.update_drill(drill_id, incident_id=inc.id, run_dir=str(tmp_path / "drill-run"),
-                       state="running")
-    inc.record(events.drill_started(drill_id, "cleo", "normal", None), "cleo")
-    return drill_id
-
-
 def test_a_revoked_persons_open_drill_stream_ends(served, tmp_path):
     """``/drills/ID/events`` asks who is there as it goes on, as ``/runs/ID/events``
     does: a revoked viewer stops seeing the drill within seconds."""
     start, store, _, tokens = served
-    drill_id = running_drill(tmp_path, store)
+    drill_id = drillstate.running(store, tmp_path, game_master="cleo").id
     base = start()
     stream = urllib.request.urlopen(urllib.request.Request(
         f"{base}/drills/{drill_id}/events",

@@ -46,6 +46,27 @@ def kwok_cluster(name: str, *, nodes: int = 3) -> Iterator[k8s.Cluster]:
             k8s.down("kwok")
 
 
+def kwokctl(*args: str) -> subprocess.CompletedProcess[str]:
+    """The control plane's ``kwokctl`` with ``args``, its binaries first on PATH."""
+    bindir = k8s.k8s_bin()
+    return subprocess.run([str(bindir / "kwokctl"), *args], capture_output=True, text=True,
+                          timeout=120,
+                          env={**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"})
+
+
+def own_home(monkeypatch: pytest.MonkeyPatch, home: Path, cluster: str) -> Path:
+    """A home of its own for a test whose game day makes kwok cluster ``cluster``:
+    kwokctl keeps its clusters under ``~/.kwok`` and adds each to ``~/.kube/config``, so
+    it keeps them (and their contexts) from the user's and from other runs'. Where the
+    cluster's kubeconfig will be; there must be none yet."""
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GAMEDAY_CLUSTER", cluster)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    kubeconfig = k8s.existing("kwok").kubeconfig
+    assert not kubeconfig.parent.exists(), f"a cluster named {cluster} exists already"
+    return kubeconfig
+
+
 def kubectl_binary() -> str | None:
     """The control plane's kubectl (the version it serves), else one on PATH."""
     built = k8s.k8s_bin() / "kubectl"

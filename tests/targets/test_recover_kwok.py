@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from controlplane import needs_build
+from controlplane import kwokctl, needs_build, own_home
 
 from gameday.targets import cluster as k8s
 
@@ -37,13 +37,6 @@ def _kinds(db: Path) -> list[tuple[str, dict]]:
         return []
 
 
-def _kwokctl(*args: str) -> subprocess.CompletedProcess[str]:
-    bindir = k8s.k8s_bin()
-    return subprocess.run([str(bindir / "kwokctl"), *args], capture_output=True, text=True,
-                          timeout=120,
-                          env={**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"})
-
-
 def _kill(proc: subprocess.Popen[str]) -> None:
     """SIGKILL the game day and whatever shares its process group (it leads one)."""
     with contextlib.suppress(ProcessLookupError):
@@ -53,15 +46,9 @@ def _kill(proc: subprocess.Popen[str]) -> None:
 
 def test_sigkilled_kwok_game_day_is_rolled_back_and_its_cluster_stopped(tmp_path,
                                                                         monkeypatch):
-    # kwokctl keeps its clusters under ~/.kwok and adds each to ~/.kube/config: a home
-    # of its own keeps them from the user's and from other runs' (and their contexts).
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("GAMEDAY_CLUSTER", NAME)
-    monkeypatch.delenv("KUBECONFIG", raising=False)
+    kubeconfig = own_home(monkeypatch, tmp_path / "home", NAME)
     db = tmp_path / "gameday.db"
     env = {**os.environ, "GAMEDAY_DB": str(db), "GAMEDAY_RUNS": str(tmp_path / "runs")}
-    kubeconfig = k8s.existing("kwok").kubeconfig
-    assert not kubeconfig.parent.exists(), f"a cluster named {NAME} exists already"
     kubectl = [str(k8s.k8s_bin() / "kubectl"), "--kubeconfig", str(kubeconfig),
                "-n", k8s.NAMESPACE]
     log = (tmp_path / "run.log").open("w+")
@@ -124,7 +111,7 @@ def test_sigkilled_kwok_game_day_is_rolled_back_and_its_cluster_stopped(tmp_path
 
         # The cluster the game day created is gone.
         assert not kubeconfig.parent.exists()
-        assert NAME not in _kwokctl("get", "clusters").stdout.split()
+        assert NAME not in kwokctl("get", "clusters").stdout.split()
 
         again = subprocess.run([sys.executable, "-m", "gameday", "recover", "--json"],
                                cwd=ROOT, env=rec_env, capture_output=True, text=True,
@@ -137,5 +124,5 @@ def test_sigkilled_kwok_game_day_is_rolled_back_and_its_cluster_stopped(tmp_path
             watch.kill()
             watch.wait()
         log.close()
-        if kubeconfig.parent.exists() or NAME in _kwokctl("get", "clusters").stdout.split():
-            _kwokctl("delete", "cluster", "--name", NAME)
+        if kubeconfig.parent.exists() or NAME in kwokctl("get", "clusters").stdout.split():
+            kwokctl("delete", "cluster", "--name", NAME)

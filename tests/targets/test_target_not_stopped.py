@@ -16,9 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from controlplane import needs_build
-
-from gameday.targets import cluster as k8s
+from controlplane import kwokctl, needs_build, own_home
 
 pytestmark = [pytest.mark.slow, needs_build]
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,13 +36,6 @@ def _injected(db: Path) -> bool:
         return False
 
 
-def _kwokctl(*args: str) -> subprocess.CompletedProcess[str]:
-    bindir = k8s.k8s_bin()
-    return subprocess.run([str(bindir / "kwokctl"), *args], capture_output=True, text=True,
-                          timeout=120,
-                          env={**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"})
-
-
 def _recover(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
     done = subprocess.run([sys.executable, "-m", "gameday", "recover", "--json"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=180)
@@ -53,15 +44,10 @@ def _recover(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], lis
 
 
 def test_a_cluster_that_cannot_be_deleted_is_said_and_left_to_recover(tmp_path, monkeypatch):
-    # kwokctl keeps its clusters under ~/.kwok: a home of its own keeps them apart
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("GAMEDAY_CLUSTER", NAME)
-    monkeypatch.delenv("KUBECONFIG", raising=False)
+    kubeconfig = own_home(monkeypatch, tmp_path / "home", NAME)
     db = tmp_path / "gameday.db"
     env = {**os.environ, "GAMEDAY_DB": str(db), "GAMEDAY_RUNS": str(tmp_path / "runs")}
-    kubeconfig = k8s.existing("kwok").kubeconfig
     config = kubeconfig.parent / "kwok.yaml"
-    assert not kubeconfig.parent.exists(), f"a cluster named {NAME} exists already"
     proc = subprocess.Popen([sys.executable, "-m", "gameday", "run",
                              "scenarios/kwok-frontend-scaled-to-zero.yaml", "--json"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -119,7 +105,7 @@ def test_a_cluster_that_cannot_be_deleted_is_said_and_left_to_recover(tmp_path, 
         assert second["errors"] == [] and second["undone"], second
         assert store.running_leases() == []
         assert not kubeconfig.parent.exists()
-        assert NAME not in _kwokctl("get", "clusters").stdout.split()
+        assert NAME not in kwokctl("get", "clusters").stdout.split()
         rec, again = _recover(env)
         assert again == [] and rec.returncode == 0
     finally:
@@ -129,4 +115,4 @@ def test_a_cluster_that_cannot_be_deleted_is_said_and_left_to_recover(tmp_path, 
         if kubeconfig.parent.exists():
             if saved is not None:
                 config.write_text(saved)
-            _kwokctl("delete", "cluster", "--name", NAME)
+            kwokctl("delete", "cluster", "--name", NAME)

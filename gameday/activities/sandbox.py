@@ -41,26 +41,25 @@ def _client(state_dir: str | None, configuration: Configuration | None) -> Sandb
 
 
 # What each activity acts on (``faults``' ``acts_on``): a replica of a service, a
-# service's release or its added latency, one of its flags; in one sandbox. A rollback
-# that restarts another replica, or another service's, would report success and leave
-# the fault in.
+# service's release or its added latency, one of its flags. A rollback that restarts
+# another replica, or another service's, would report success and leave the fault in.
+# Which sandbox is left out: ``state_dir`` given on one side and found from the
+# configuration or the settings on the other can name the same one.
 Parts = list[tuple[tuple[str, Any], ...]]
 
 
 def _replica(arguments: Mapping[str, Any]) -> Parts | None:
     if arguments.get("replica") is None:
         return None  # every replica of the service: it undoes any one of them
-    return [(("service", arguments.get("service")), ("replica", arguments.get("replica")),
-             ("state_dir", arguments.get("state_dir")))]
+    return [(("service", arguments.get("service")), ("replica", arguments.get("replica")))]
 
 
 def _service(arguments: Mapping[str, Any]) -> Parts:
-    return [(("service", arguments.get("service")), ("state_dir", arguments.get("state_dir")))]
+    return [(("service", arguments.get("service")),)]
 
 
 def _flag(arguments: Mapping[str, Any]) -> Parts:
-    return [(("service", arguments.get("service")), ("name", arguments.get("name")),
-             ("state_dir", arguments.get("state_dir")))]
+    return [(("service", arguments.get("service")), ("name", arguments.get("name")))]
 
 
 # -- actions --------------------------------------------------------------------------

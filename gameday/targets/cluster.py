@@ -72,17 +72,28 @@ def _run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float =
     return proc.stdout
 
 
+def kwokctl_lock() -> Path:
+    return Path(tempfile.gettempdir()) / f"gameday-kwokctl-{os.getuid()}.lock"
+
+
 @contextmanager
-def kwokctl_turn(*, wait_s: float = KWOKCTL_TURN_WAIT_S) -> Iterator[None]:
-    """One ``kwokctl create`` or ``delete`` at a time on this machine, whoever's home it
-    runs in. kwokctl picks its components' ports by trying them one by one from 32767
-    down, skipping only ports that answer and those its own home's clusters record: two
+def kwokctl_turn(*, wait_s: float = KWOKCTL_TURN_WAIT_S,
+                 path: Path | None = None) -> Iterator[None]:
+    """One ``kwokctl create`` or ``delete`` at a time for this user on this machine,
+    whatever home it runs in (``path``: the lock, ``kwokctl_lock()`` unless given).
+    kwokctl picks its components' ports by trying them one by one from 32767 down,
+    skipping only ports that answer and those its own home's clusters record: two
     creating at once took the same ports, and the second cluster's API server stored its
     objects in the first one's etcd (its Deployments then never came up, or vanished
     with the other cluster). Each also rewrites ``~/.kube/config``."""
-    path = Path(tempfile.gettempdir()) / f"gameday-kwokctl-{os.getuid()}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    path = path or kwokctl_lock()
+    try:  # never through a link, and only a lock of this user's own
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        raise GamedayError(f"cannot open the kwokctl lock {path}: {e.strerror}") from None
     try:
+        if os.fstat(fd).st_uid != os.getuid():
+            raise GamedayError(f"the kwokctl lock {path} belongs to another user: remove it")
         deadline = time.monotonic() + wait_s
         while True:
             try:

@@ -30,18 +30,27 @@ def next_page(request: Request) -> str:
     return target if ok else HOME
 
 
-def from_elsewhere(request: Request) -> bool:
+def from_elsewhere(request: Request, ours: str | None) -> bool:
     """Whether a browser sent this from another site's or another server's page. Its
     ``Sec-Fetch-Site`` says so (``same-site`` too: another port on this host is another
-    server); a browser too old to send it sends ``Origin`` with a form's POST. A client
-    that sends neither is not a browser a page could drive."""
+    server), where it sends one: to HTTPS and to loopback. Otherwise (plain HTTP to a
+    name or an address on the network, an old browser) a form's POST carries ``Origin``:
+    this server as the request reached it (``Host``), or as people reach it (``ours``,
+    ``GAMEDAY_URL`` where set: behind a proxy that rewrites ``Host``). A client that
+    sends neither is not a browser a page could drive."""
     site = request.headers.get("sec-fetch-site")
     if site is not None:
         return site not in ("same-origin", "none")
     origin = request.headers.get("origin")
     if origin is None:
         return False
-    return origin == "null" or urlsplit(origin).netloc != request.headers.get("host")
+    given = urlsplit(origin.lower())
+    if given.netloc and given.netloc == request.headers.get("host", "").lower():
+        return False
+    if ours is None:
+        return True
+    public = urlsplit(ours.lower())
+    return (given.scheme, given.netloc) != (public.scheme, public.netloc)
 
 
 async def login(request: Request) -> Response:
@@ -51,7 +60,7 @@ async def login(request: Request) -> Response:
     if request.method == "GET":
         return page("login.html", who=None, next=nxt, error=None, personal=personal)
     form = await read_form(request)
-    if from_elsewhere(request):
+    if from_elsewhere(request, state.settings.url if state.settings.url_given else None):
         state.store.audit("?", Audit.LOGIN_FAILED, {
             "why": "sent from another site's page",
             "origin": request.headers.get("origin", "")[:200]})

@@ -166,8 +166,6 @@ FLAG = sandbox("flag-off", "set_flag", service="checkout", name="fraud_check", v
      "replica", "the rollback on replica '1'"),
     (KILL, sandbox("restart", "restart_replica", service="payments", replica=2),
      "service", "the rollback on service 'payments'"),
-    (KILL, sandbox("restart", "restart_replica", service="checkout", replica=2,
-                   state_dir="/srv/other-sandbox"), "state_dir", "'/srv/other-sandbox'"),
     (FREEZE, sandbox("thaw", "unfreeze_replica", service="payments", replica=3),
      "replica", "replica '3'"),
     (DEPLOY, sandbox("back", "rollback_release", service="fraud"), "service", "'fraud'"),
@@ -186,6 +184,8 @@ def test_a_sandbox_rollback_for_another_replica_or_service_is_refused(project, f
 @pytest.mark.parametrize("fault,rollback", [
     (KILL, sandbox("restart", "restart_replica", service="checkout", replica="2")),
     (KILL, sandbox("restart", "restart_replica", service="checkout")),  # every replica
+    (KILL, sandbox("restart", "restart_replica", service="checkout", replica=2,
+                   state_dir=".gameday/sandbox")),  # the sandbox named, the fault's found
     (FREEZE, sandbox("thaw", "unfreeze_replica", service="payments", replica=1)),
     (FREEZE, sandbox("restart", "restart_replica", service="payments", only_failed=False)),
     (DEPLOY, sandbox("back", "rollback_release", service="checkout")),

@@ -123,6 +123,31 @@ def test_only_this_servers_own_page_signs_a_browser_in(people, tmp_path, headers
     assert len(refused) == (0 if signed_in else 1)
 
 
+@pytest.mark.parametrize("origin, signed_in", [
+    ("https://gameday.example.com", True),   # as people reach it, through the proxy
+    ("HTTPS://GameDay.example.com", True),
+    ("http://gameday.example.com", False),   # not as they reach it
+    ("https://evil.example", False),
+    ("null", False),
+])
+def test_behind_a_proxy_that_rewrites_host_gameday_url_is_its_origin(people, tmp_path,
+                                                                    monkeypatch, origin,
+                                                                    signed_in):
+    """Plain HTTP to a name on the network gets no Sec-Fetch-Site from browsers, and a
+    proxy that rewrites Host makes Origin differ from it: GAMEDAY_URL says which origin
+    is this server's own."""
+    from gameday.core import settings
+
+    monkeypatch.setenv("GAMEDAY_URL", "https://gameday.example.com")
+    settings.use(None)  # resolved again, with it (adding the people resolved them)
+    store, tokens = people
+    with TestClient(app_for(store, tmp_path)) as client:  # Host: testserver
+        r = client.post("/login", data={"token": tokens["vic"]}, headers={"Origin": origin},
+                        follow_redirects=False)
+        assert (r.status_code, SESSION_COOKIE in r.cookies) == \
+            ((303, True) if signed_in else (403, False))
+
+
 def test_a_destructive_run_waits_for_a_second_person(people, tmp_path):
     store, tokens = people
     path = "/api/v1/runbooks/drain-replica/run"

@@ -65,9 +65,9 @@ def test_the_sampler_and_the_watch_outlive_an_api_server_that_stops_answering(tm
                     eventually(lambda: statuses(samples)[seen:].count(503) >= 10, 60,
                                "samples of replicas the API server no longer shows")
                     kwokctl("start", "cluster")
-                answered = len(statuses(samples))
-                eventually(lambda: 200 in statuses(samples)[answered:], 120,
-                           "samples of the replicas once it answers again")
+                    answered = len(statuses(samples))  # its ports taken again, in turn
+                    eventually(lambda: 200 in statuses(samples)[answered:], 120,
+                               "samples of the replicas once it answers again")
                 assert sampler._thread.is_alive() and watch._thread.is_alive()
             finally:
                 watch.stop()

@@ -18,26 +18,40 @@ from gameday.targets import cluster as k8s
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = ("import sys, time\n"
+        "from pathlib import Path\n"
         "from gameday.targets import cluster\n"
-        "with cluster.kwokctl_turn():\n"
+        "with cluster.kwokctl_turn(path=Path(sys.argv[2])):\n"
         "    print('held', flush=True)\n"
         "    time.sleep(float(sys.argv[1]))\n")
 
 
-def test_a_turn_waits_for_the_one_before_and_says_so_when_it_never_ends():
-    with subprocess.Popen([sys.executable, "-c", HOLD, "30"], stdout=subprocess.PIPE,
-                          text=True) as holder:
+def test_a_turn_waits_for_the_one_before_and_says_so_when_it_never_ends(tmp_path):
+    # a lock of the test's own: the machine's is other test processes' too
+    lock = tmp_path / "kwokctl.lock"
+    with subprocess.Popen([sys.executable, "-c", HOLD, "30", str(lock)],
+                          stdout=subprocess.PIPE, text=True) as holder:
         try:
             assert holder.stdout is not None and holder.stdout.readline() == "held\n"
             with pytest.raises(GamedayError, match=r"another kwokctl create or delete"), \
-                    k8s.kwokctl_turn(wait_s=0.3):
+                    k8s.kwokctl_turn(wait_s=0.3, path=lock):
                 pass
             holder.kill()  # a holder that dies lets its turn go with it
             holder.wait(timeout=10)
-            with k8s.kwokctl_turn(wait_s=5):
+            with k8s.kwokctl_turn(wait_s=5, path=lock):
                 pass
         finally:
             holder.kill()
+
+
+def test_a_lock_behind_a_link_or_of_another_user_is_refused(tmp_path):
+    """Another user who made the lock first (the temporary directory is everyone's)
+    would hold every kwok game day here, or point it at a file of theirs."""
+    link = tmp_path / "kwokctl.lock"
+    link.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(GamedayError, match="cannot open the kwokctl lock"), \
+            k8s.kwokctl_turn(path=link):
+        pass
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def _ports(home: Path, name: str) -> set[int]:
@@ -83,3 +97,13 @@ def test_two_kwok_clusters_made_at_once_have_ports_and_objects_of_their_own(tmp_
                            cwd=ROOT, capture_output=True, timeout=180,
                            env={**os.environ, "HOME": str(homes[name]),
                                 "GAMEDAY_CLUSTER": name})
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="making a file another user's takes root")
+def test_a_lock_another_user_made_is_refused(tmp_path):
+    theirs = tmp_path / "kwokctl.lock"
+    theirs.touch(mode=0o666)
+    os.chown(theirs, 65534, 65534)  # nobody's
+    with pytest.raises(GamedayError, match="belongs to another user"), \
+            k8s.kwokctl_turn(path=theirs):
+        pass

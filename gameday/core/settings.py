@@ -76,7 +76,8 @@ SETTINGS = (
             "the state directory the defaults above live in"),
     Setting("url", None, "GAMEDAY_URL", "serve", "url", DEFAULT_URL,
             "where people reach `gameday serve`: drill join links (notifications link to "
-            "the review only when it is set)"),
+            "the review only when it is set), and the origin a browser's sign-in may come "
+            "from besides the `Host` it reached (behind a proxy that rewrites it)"),
     Setting("name", None, None, "project", "name", "the project directory's name",
             "the project's name"),
 )

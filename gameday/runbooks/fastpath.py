@@ -52,7 +52,6 @@ TASKS = "GAMEDAY_EXECUTOR_TASKS"  # the file a fast run writes its task processe
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 UNSEEN = ("roles", *sorted(plays.PLAYBOOKS | plays.INCLUDES | plays.ROLES))
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where built in
-BLOCKS = plays.TASK_LISTS + plays.BLOCKS
 
 
 def available() -> str | None:
@@ -113,7 +112,7 @@ def _nodes(play: dict[str, Any]) -> Iterator[dict[str, Any]]:
     while todo:
         node = todo.pop()
         yield node
-        for key in BLOCKS:
+        for key in plays.TASK_KEYS:
             children = node.get(key)
             if isinstance(children, list):
                 todo.extend(c for c in children if isinstance(c, dict))

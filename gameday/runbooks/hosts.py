@@ -21,7 +21,6 @@ from gameday.runbooks.runbook import Runbook
 
 ADDS_HOSTS = plays.named("add_host", "group_by")
 INCLUDES = plays.INCLUDES | plays.ROLES
-TASK_LISTS = plays.TASK_LISTS + plays.BLOCKS
 LOCAL = frozenset({"localhost", "127.0.0.1"})
 
 
@@ -49,7 +48,7 @@ def tasks_within(runbook: Runbook, allowed: Collection[str]) -> None:
 
 
 def _within(node: dict[str, Any], hosts: set[str], file: str, where: str) -> None:
-    for key in TASK_LISTS:
+    for key in plays.TASK_KEYS:
         tasks = node.get(key)
         for i, task in enumerate(tasks if isinstance(tasks, list) else []):
             if not isinstance(task, dict):

@@ -36,6 +36,7 @@ from typing import Any
 from gameday.core.errors import ValidationError
 from gameday.core.spec import read_yaml
 from gameday.runbooks import plays
+from gameday.runbooks.plays import BLOCKS, TASK_LISTS
 from gameday.runbooks.runbook import Runbook
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # a namespace, a name
@@ -140,8 +141,6 @@ TASK_KEYWORDS = frozenset({
     "args", "notify", "listen", "timeout", "check_mode", "diff", "run_once", "throttle",
     "any_errors_fatal", "environment", "become", "become_user", "collections",
     "module_defaults", "debugger", "ignore_unreachable"})
-BLOCKS = plays.BLOCKS
-TASK_LISTS = plays.TASK_LISTS
 
 
 @dataclass(frozen=True)

@@ -19,3 +19,4 @@ ROLES = named("include_role", "import_role")
 PLAYBOOKS = named("import_playbook")
 TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")  # a play's
 BLOCKS = ("block", "rescue", "always")  # a block's
+TASK_KEYS = TASK_LISTS + BLOCKS  # every key that holds a list of tasks
